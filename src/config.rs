@@ -1,0 +1,567 @@
+//! Configuration: the defaults, then `config.json`, then `CLAUDE_CODEX_*` environment variables,
+//! then command-line flags, each layer overriding the one before. Every setting is one row of
+//! `KEYS`, which gives it a file key, an environment name and a flag at once. Values are
+//! validated here, once, and the resulting `Config` is passed in; the library reads no
+//! environment of its own.
+
+use crate::error::Error;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Prefix of every environment variable the relay reads.
+pub const ENV_PREFIX: &str = "CLAUDE_CODEX_";
+const MB: u64 = 1024 * 1024;
+
+/// Where messages live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// An append-only journal under `data_dir`, replayed at start (the default).
+    File,
+    /// Memory only, like the original relay: a restart forgets everything.
+    Memory,
+}
+
+/// When the journal is flushed to stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    /// Before a post is acknowledged; concurrent posts share one fsync (the default).
+    Always,
+    /// Never explicitly: the operating system writes the data back when it likes.
+    Never,
+}
+
+/// Every setting of the relay, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on. Default 127.0.0.1.
+    pub host: String,
+    /// Port to listen on; 0 picks a free one. Default 8010.
+    pub port: u16,
+    /// The tool log. Default `log/claude_codex.log`.
+    pub log_path: PathBuf,
+    /// Rotate the tool log after this many bytes. Default 25 MB.
+    pub log_max_bytes: u64,
+    /// Rotated tool logs to keep. Default 10.
+    pub log_backup_count: usize,
+    /// The channel archive, one JSON line per message. Default `log/channel_messages.log`.
+    pub channel_log_path: PathBuf,
+    /// Rotate the channel archive after this many bytes. Default 25 MB.
+    pub channel_log_max_bytes: u64,
+    /// Rotated channel archives to keep. Default 10.
+    pub channel_log_backup_count: usize,
+    /// Channels listed even before anything is posted to them. Default proj-x, codex, claude.
+    pub channels: Vec<String>,
+    /// Extra `Host` values accepted besides loopback: `name` (any port) or `name:port`.
+    pub allowed_hosts: Vec<String>,
+    /// Directory of the message journal and the session key. Default `data`.
+    pub data_dir: PathBuf,
+    /// Journal on disk or memory only. Default file.
+    pub store: StoreKind,
+    /// Journal durability. Default always.
+    pub fsync: Fsync,
+    /// Largest request body accepted. Default 4 MiB.
+    pub max_body_bytes: usize,
+    /// Largest message `text` accepted. Default 1 MiB.
+    pub max_message_bytes: usize,
+    /// Cap on open event streams plus waiting requests. Default 512.
+    pub max_streams: usize,
+    /// Keep at most this many messages per channel; 0 keeps all. Default 0.
+    pub retention_max_messages: usize,
+    /// Drop messages older than this many days; 0 keeps all. Default 0.
+    pub retention_max_age_days: f64,
+    /// Bearer token every route but `/healthz` requires, if set.
+    pub auth_token: Option<String>,
+    /// Per-agent tokens: a request with one may only post as that agent.
+    pub agents: BTreeMap<String, String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host: "127.0.0.1".into(),
+            port: 8010,
+            log_path: "log/claude_codex.log".into(),
+            log_max_bytes: 25 * MB,
+            log_backup_count: 10,
+            channel_log_path: "log/channel_messages.log".into(),
+            channel_log_max_bytes: 25 * MB,
+            channel_log_backup_count: 10,
+            channels: vec!["proj-x".into(), "codex".into(), "claude".into()],
+            allowed_hosts: Vec::new(),
+            data_dir: "data".into(),
+            store: StoreKind::File,
+            fsync: Fsync::Always,
+            max_body_bytes: 4 * MB as usize,
+            max_message_bytes: MB as usize,
+            max_streams: 512,
+            retention_max_messages: 0,
+            retention_max_age_days: 0.0,
+            auth_token: None,
+            agents: BTreeMap::new(),
+        }
+    }
+}
+
+/// The shape of a setting's value, which decides how a string from the environment or a flag
+/// is read and which JSON types the file may use.
+#[derive(Clone, Copy)]
+enum Kind {
+    Text,
+    Integer,
+    Number,
+    List,
+    Map,
+}
+
+/// Every key the relay knows, with its kind and a line of help.
+const KEYS: &[(&str, Kind, &str)] = &[
+    ("host", Kind::Text, "address to listen on [127.0.0.1]"),
+    (
+        "port",
+        Kind::Integer,
+        "port to listen on, 0 for any free port [8010]",
+    ),
+    (
+        "log_path",
+        Kind::Text,
+        "tool log file [log/claude_codex.log]",
+    ),
+    (
+        "log_max_mb",
+        Kind::Number,
+        "rotate the tool log after N MB [25]",
+    ),
+    (
+        "log_max_bytes",
+        Kind::Integer,
+        "rotate the tool log after N bytes (legacy)",
+    ),
+    (
+        "log_backup_count",
+        Kind::Integer,
+        "rotated tool logs to keep [10]",
+    ),
+    (
+        "channel_log_path",
+        Kind::Text,
+        "channel archive file [log/channel_messages.log]",
+    ),
+    (
+        "channel_log_max_mb",
+        Kind::Number,
+        "rotate the channel archive after N MB [25]",
+    ),
+    (
+        "channel_log_max_bytes",
+        Kind::Integer,
+        "rotate the channel archive after N bytes (legacy)",
+    ),
+    (
+        "channel_log_backup_count",
+        Kind::Integer,
+        "rotated channel archives to keep [10]",
+    ),
+    (
+        "channels",
+        Kind::List,
+        "channels listed from the start [proj-x,codex,claude]",
+    ),
+    (
+        "allowed_hosts",
+        Kind::List,
+        "extra Host values accepted, name or name:port []",
+    ),
+    (
+        "data_dir",
+        Kind::Text,
+        "directory of the journal and the session key [data]",
+    ),
+    (
+        "store",
+        Kind::Text,
+        "file (journal on disk) or memory [file]",
+    ),
+    (
+        "fsync",
+        Kind::Text,
+        "always (acknowledged means on disk) or never [always]",
+    ),
+    (
+        "max_body_bytes",
+        Kind::Integer,
+        "largest request body [4194304]",
+    ),
+    (
+        "max_message_bytes",
+        Kind::Integer,
+        "largest message text [1048576]",
+    ),
+    (
+        "max_streams",
+        Kind::Integer,
+        "open event streams plus waiting requests [512]",
+    ),
+    (
+        "retention_max_messages",
+        Kind::Integer,
+        "messages kept per channel, 0 = all [0]",
+    ),
+    (
+        "retention_max_age_days",
+        Kind::Number,
+        "drop messages older than N days, 0 = never [0]",
+    ),
+    (
+        "auth_token",
+        Kind::Text,
+        "bearer token required on every route but /healthz",
+    ),
+    (
+        "auth_token_file",
+        Kind::Text,
+        "file holding the bearer token",
+    ),
+    (
+        "agents",
+        Kind::Map,
+        "per-agent tokens, name -> token (env/flag: name=token,...)",
+    ),
+];
+
+/// One value from one layer, with the name of where it came from for error messages.
+struct Setting {
+    source: String,
+    key: &'static str,
+    value: Value,
+}
+
+/// The help text listing every setting as a flag and an environment variable.
+pub fn settings_help() -> String {
+    let mut out = String::new();
+    for (key, _, help) in KEYS {
+        let flag = format!("--{}", key.replace('_', "-"));
+        out.push_str(&format!("  {flag:<28} {help}\n"));
+        out.push_str(&format!(
+            "  {:<28} (env {ENV_PREFIX}{})\n",
+            "",
+            key.to_uppercase()
+        ));
+    }
+    out
+}
+
+impl Config {
+    /// Builds the configuration from its layers. `config_file` is an explicit `--config` path
+    /// (it must exist); without one, `config.json` in the working directory is read if present
+    /// (or the file named by `CLAUDE_CODEX_CONFIG`). `flags` are `(key, value)` pairs from the
+    /// command line, keys with underscores.
+    pub fn load(
+        config_file: Option<&Path>,
+        env: &BTreeMap<String, String>,
+        flags: &[(String, String)],
+    ) -> Result<Config, Error> {
+        let env_file = env.get(&format!("{ENV_PREFIX}CONFIG")).map(PathBuf::from);
+        let (path, required) = match (config_file, env_file) {
+            (Some(p), _) => (p.to_path_buf(), true),
+            (None, Some(p)) => (p, true),
+            (None, None) => (PathBuf::from("config.json"), false),
+        };
+        let mut settings = Vec::new();
+        if required || path.exists() {
+            settings.extend(read_file(&path)?);
+        }
+        for (key, _, _) in KEYS {
+            let var = format!("{ENV_PREFIX}{}", key.to_uppercase());
+            if let Some(raw) = env.get(&var) {
+                settings.push(from_text(&var, key, raw)?);
+            }
+        }
+        for (name, raw) in flags {
+            let flag = format!("--{}", name.replace('_', "-"));
+            let key = lookup(name).ok_or_else(|| Error::Config {
+                source: flag.clone(),
+                key: name.clone(),
+                message: "unknown option".into(),
+            })?;
+            settings.push(from_text(&flag, key, raw)?);
+        }
+        let mut config = Config::default();
+        for setting in settings {
+            config.apply(setting)?;
+        }
+        Ok(config)
+    }
+
+    /// The address to bind, as `host:port` (IPv6 hosts bracketed).
+    pub fn bind_address(&self) -> String {
+        if self.host.contains(':') && !self.host.starts_with('[') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    fn apply(&mut self, s: Setting) -> Result<(), Error> {
+        let bad = |message: String| Error::Config {
+            source: s.source.clone(),
+            key: s.key.to_string(),
+            message,
+        };
+        let v = &s.value;
+        match s.key {
+            "host" => self.host = nonempty_text(v).map_err(bad)?,
+            "port" => {
+                self.port = u16::try_from(integer(v).map_err(bad)?)
+                    .map_err(|_| bad("must be a port number from 0 to 65535".into()))?
+            }
+            "log_path" => self.log_path = nonempty_text(v).map_err(bad)?.into(),
+            "log_max_mb" => self.log_max_bytes = megabytes(v).map_err(bad)?,
+            "log_max_bytes" => self.log_max_bytes = positive(v).map_err(bad)?,
+            "log_backup_count" => self.log_backup_count = integer(v).map_err(bad)? as usize,
+            "channel_log_path" => self.channel_log_path = nonempty_text(v).map_err(bad)?.into(),
+            "channel_log_max_mb" => self.channel_log_max_bytes = megabytes(v).map_err(bad)?,
+            "channel_log_max_bytes" => self.channel_log_max_bytes = positive(v).map_err(bad)?,
+            "channel_log_backup_count" => {
+                self.channel_log_backup_count = integer(v).map_err(bad)? as usize
+            }
+            "channels" => self.channels = list(v).map_err(bad)?,
+            "allowed_hosts" => self.allowed_hosts = list(v).map_err(bad)?,
+            "data_dir" => self.data_dir = nonempty_text(v).map_err(bad)?.into(),
+            "store" => {
+                self.store = match nonempty_text(v).map_err(bad)?.as_str() {
+                    "file" => StoreKind::File,
+                    "memory" => StoreKind::Memory,
+                    other => return Err(bad(format!("{other:?} is not one of: file, memory"))),
+                }
+            }
+            "fsync" => {
+                self.fsync = match nonempty_text(v).map_err(bad)?.as_str() {
+                    "always" => Fsync::Always,
+                    "never" => Fsync::Never,
+                    other => return Err(bad(format!("{other:?} is not one of: always, never"))),
+                }
+            }
+            "max_body_bytes" => self.max_body_bytes = positive(v).map_err(bad)? as usize,
+            "max_message_bytes" => self.max_message_bytes = positive(v).map_err(bad)? as usize,
+            "max_streams" => self.max_streams = positive(v).map_err(bad)? as usize,
+            "retention_max_messages" => {
+                self.retention_max_messages = integer(v).map_err(bad)? as usize
+            }
+            "retention_max_age_days" => {
+                self.retention_max_age_days = number(v).map_err(bad)?;
+            }
+            "auth_token" => self.auth_token = optional_token(v).map_err(bad)?,
+            "auth_token_file" => {
+                let path = nonempty_text(v).map_err(bad)?;
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| bad(format!("cannot read {path}: {e}")))?;
+                let token = text.trim().to_string();
+                if token.is_empty() {
+                    return Err(bad(format!("{path} is empty")));
+                }
+                self.auth_token = Some(token);
+            }
+            "agents" => self.agents = agents(v).map_err(bad)?,
+            _ => unreachable!("every key of KEYS is applied"),
+        }
+        Ok(())
+    }
+}
+
+fn lookup(name: &str) -> Option<&'static str> {
+    KEYS.iter().find(|(k, _, _)| *k == name).map(|(k, _, _)| *k)
+}
+
+fn kind_of(key: &str) -> Kind {
+    KEYS.iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, kind, _)| *kind)
+        .unwrap_or(Kind::Text)
+}
+
+fn read_file(path: &Path) -> Result<Vec<Setting>, Error> {
+    let source = path.display().to_string();
+    let fail = |key: &str, message: String| Error::Config {
+        source: source.clone(),
+        key: key.to_string(),
+        message,
+    };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| fail("(file)", format!("cannot read: {e}")))?;
+    let value: Value =
+        serde_json::from_str(&text).map_err(|e| fail("(file)", format!("not valid JSON: {e}")))?;
+    let Value::Object(map) = value else {
+        return Err(fail("(file)", "must be a JSON object".into()));
+    };
+    let mut out = Vec::new();
+    for (key, value) in map {
+        let known = lookup(&key).ok_or_else(|| fail(&key, "unknown key".into()))?;
+        out.push(Setting {
+            source: source.clone(),
+            key: known,
+            value,
+        });
+    }
+    Ok(out)
+}
+
+/// Reads a string from the environment or the command line as the key's JSON value.
+fn from_text(source: &str, key: &'static str, raw: &str) -> Result<Setting, Error> {
+    let value = match kind_of(key) {
+        Kind::Text => Value::String(raw.to_string()),
+        Kind::Integer => match raw.trim().parse::<i64>() {
+            Ok(n) => Value::from(n),
+            Err(_) => {
+                return Err(Error::Config {
+                    source: source.into(),
+                    key: key.into(),
+                    message: format!("{raw:?} is not a whole number"),
+                })
+            }
+        },
+        Kind::Number => match raw.trim().parse::<f64>() {
+            Ok(n) if n.is_finite() => Value::from(n),
+            _ => {
+                return Err(Error::Config {
+                    source: source.into(),
+                    key: key.into(),
+                    message: format!("{raw:?} is not a number"),
+                })
+            }
+        },
+        Kind::List => Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.to_string()))
+                .collect(),
+        ),
+        Kind::Map => {
+            let mut map = Map::new();
+            for pair in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let Some((name, token)) = pair.split_once('=') else {
+                    return Err(Error::Config {
+                        source: source.into(),
+                        key: key.into(),
+                        message: format!("{pair:?} is not name=token"),
+                    });
+                };
+                map.insert(
+                    name.trim().to_string(),
+                    Value::String(token.trim().to_string()),
+                );
+            }
+            Value::Object(map)
+        }
+    };
+    Ok(Setting {
+        source: source.into(),
+        key,
+        value,
+    })
+}
+
+fn nonempty_text(v: &Value) -> Result<String, String> {
+    match v {
+        Value::String(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+        Value::String(_) => Err("must not be empty".into()),
+        other => Err(format!("must be a string, not {}", type_name(other))),
+    }
+}
+
+fn optional_token(v: &Value) -> Result<Option<String>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) if s.trim().is_empty() => Ok(None),
+        Value::String(s) => Ok(Some(s.trim().to_string())),
+        other => Err(format!(
+            "must be a string or null, not {}",
+            type_name(other)
+        )),
+    }
+}
+
+fn integer(v: &Value) -> Result<u64, String> {
+    v.as_u64().ok_or_else(|| match v {
+        Value::Number(_) => "must be a whole number, 0 or more".to_string(),
+        other => format!("must be a number, not {}", type_name(other)),
+    })
+}
+
+fn positive(v: &Value) -> Result<u64, String> {
+    match integer(v)? {
+        0 => Err("must be greater than 0".into()),
+        n => Ok(n),
+    }
+}
+
+fn number(v: &Value) -> Result<f64, String> {
+    match v.as_f64() {
+        Some(n) if n >= 0.0 && n.is_finite() => Ok(n),
+        Some(_) => Err("must be 0 or more".into()),
+        None => Err(format!("must be a number, not {}", type_name(v))),
+    }
+}
+
+fn megabytes(v: &Value) -> Result<u64, String> {
+    let mb = number(v)?;
+    let bytes = (mb * MB as f64) as u64;
+    if bytes == 0 {
+        return Err("must be greater than 0".into());
+    }
+    Ok(bytes)
+}
+
+fn list(v: &Value) -> Result<Vec<String>, String> {
+    match v {
+        Value::Array(items) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+                Value::String(_) => Err("entries must not be empty".to_string()),
+                other => Err(format!("entries must be strings, not {}", type_name(other))),
+            })
+            .collect(),
+        Value::String(s) => Ok(s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()),
+        other => Err(format!(
+            "must be a list of strings, not {}",
+            type_name(other)
+        )),
+    }
+}
+
+fn agents(v: &Value) -> Result<BTreeMap<String, String>, String> {
+    let Value::Object(map) = v else {
+        return Err(format!(
+            "must be an object of name -> token, not {}",
+            type_name(v)
+        ));
+    };
+    let mut out = BTreeMap::new();
+    for (name, token) in map {
+        match token {
+            Value::String(t) if !t.trim().is_empty() && !name.trim().is_empty() => {
+                out.insert(name.trim().to_string(), t.trim().to_string());
+            }
+            _ => return Err(format!("agent {name:?} needs a non-empty token string")),
+        }
+    }
+    Ok(out)
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}

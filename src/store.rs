@@ -1,0 +1,439 @@
+//! The message store: one global id sequence, a per-channel index, and the waiters parked on
+//! each channel. A post is made durable by the journal before anyone can see it; concurrent
+//! posts share one journal write (and one fsync) by group commit: whoever holds the commit lock
+//! writes every post queued so far. Knows nothing of HTTP or JSON-RPC.
+
+use crate::error::Error;
+use crate::journal::Journal;
+use crate::message::Message;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::mem;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Longest channel or sender name, in characters.
+pub const MAX_NAME_CHARS: usize = 128;
+
+/// A function told of every message once it is durable and visible, in id order.
+pub type Hook = Box<dyn Fn(&Arc<Message>) + Send + Sync>;
+
+/// What a caller asks to post, before validation.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub target: String,
+    pub sender: String,
+    pub text: String,
+}
+
+/// How the store treats posts: the size limit and retention.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest `text`, in bytes.
+    pub max_message_bytes: usize,
+    /// Messages kept per channel; 0 keeps all.
+    pub retention_max_messages: usize,
+    /// Age in seconds past which messages are dropped; 0 keeps all.
+    pub retention_max_age_secs: f64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 1024 * 1024,
+            retention_max_messages: 0,
+            retention_max_age_secs: 0.0,
+        }
+    }
+}
+
+pub struct Store {
+    state: Mutex<State>,
+    /// Held by the one poster that writes the queued batch; guards the journal and the sequence.
+    commit: Mutex<Committer>,
+    queue: Mutex<Vec<Arc<Slot>>>,
+    hooks: Mutex<Vec<Arc<Hook>>>,
+    limits: Limits,
+}
+
+struct State {
+    channels: BTreeMap<String, Channel>,
+    configured: BTreeSet<String>,
+    closed: bool,
+    count: usize,
+}
+
+#[derive(Default)]
+struct Channel {
+    messages: VecDeque<Arc<Message>>,
+    /// Woken when this channel gets a message (or the store closes).
+    changed: Arc<Condvar>,
+    /// Whether anything was ever posted here (listed even if retention emptied it).
+    seen: bool,
+}
+
+struct Committer {
+    journal: Option<Journal>,
+    last_id: u64,
+    /// Messages published since the journal was last compacted, for the retention check.
+    since_compaction: usize,
+}
+
+/// A queued post and, once its batch is written, its outcome.
+struct Slot {
+    draft: Draft,
+    outcome: Mutex<Option<Result<Arc<Message>, String>>>,
+}
+
+impl Store {
+    /// A store over `journal` (or memory only), holding `replayed` (ascending ids) and knowing
+    /// `channels` from the start. `last_id` continues the sequence.
+    pub fn new(
+        journal: Option<Journal>,
+        replayed: Vec<Message>,
+        last_id: u64,
+        channels: &[String],
+        limits: Limits,
+    ) -> Store {
+        let mut state = State {
+            channels: BTreeMap::new(),
+            configured: channels.iter().cloned().collect(),
+            closed: false,
+            count: 0,
+        };
+        let mut top = last_id;
+        for m in replayed {
+            top = top.max(m.id);
+            state.insert(Arc::new(m));
+        }
+        Store {
+            state: Mutex::new(state),
+            commit: Mutex::new(Committer {
+                journal,
+                last_id: top,
+                since_compaction: 0,
+            }),
+            queue: Mutex::new(Vec::new()),
+            hooks: Mutex::new(Vec::new()),
+            limits,
+        }
+    }
+
+    /// A memory-only store, as the original relay had.
+    pub fn in_memory(channels: &[String], limits: Limits) -> Store {
+        Store::new(None, Vec::new(), 0, channels, limits)
+    }
+
+    /// Registers a function told of every new message, after it is durable and visible.
+    pub fn on_publish(&self, hook: Hook) {
+        lock(&self.hooks).push(Arc::new(hook));
+    }
+
+    /// Checks a draft, makes it durable and visible, and returns the stored message. Fails with
+    /// 400 for a blank field, 413 for a text over the limit, 507 when it cannot be persisted.
+    pub fn post(&self, draft: Draft) -> Result<Arc<Message>, Error> {
+        let draft = self.validate(draft)?;
+        let slot = Arc::new(Slot {
+            draft,
+            outcome: Mutex::new(None),
+        });
+        lock(&self.queue).push(Arc::clone(&slot));
+        let mut committer = lock(&self.commit);
+        if let Some(outcome) = lock(&slot.outcome).take() {
+            return outcome.map_err(Error::Storage);
+        }
+        let batch = mem::take(&mut *lock(&self.queue));
+        self.commit_batch(&mut committer, &batch);
+        drop(committer);
+        let outcome = lock(&slot.outcome).take();
+        outcome
+            .unwrap_or_else(|| Err("the post was lost before it was written".into()))
+            .map_err(Error::Storage)
+    }
+
+    /// Writes a batch of queued posts as one journal append and publishes them in id order.
+    fn commit_batch(&self, committer: &mut Committer, batch: &[Arc<Slot>]) {
+        let ts = now();
+        let first = committer.last_id + 1;
+        let messages: Vec<Message> = batch
+            .iter()
+            .zip(first..)
+            .map(|(slot, id)| Message {
+                id,
+                ts,
+                target: slot.draft.target.clone(),
+                sender: slot.draft.sender.clone(),
+                text: slot.draft.text.clone(),
+            })
+            .collect();
+        let written = match committer.journal.as_mut() {
+            Some(journal) => journal.append(&messages),
+            None => Ok(()),
+        };
+        if let Err(e) = written {
+            let reason = format!("message not stored: {e}");
+            log::error!("{reason}");
+            for slot in batch {
+                *lock(&slot.outcome) = Some(Err(reason.clone()));
+            }
+            return;
+        }
+        committer.last_id += messages.len() as u64;
+        committer.since_compaction += messages.len();
+        let published: Vec<Arc<Message>> = messages.into_iter().map(Arc::new).collect();
+        {
+            let mut state = lock(&self.state);
+            for m in &published {
+                state.insert(Arc::clone(m));
+            }
+        }
+        for (slot, m) in batch.iter().zip(&published) {
+            *lock(&slot.outcome) = Some(Ok(Arc::clone(m)));
+        }
+        let hooks: Vec<Arc<Hook>> = lock(&self.hooks).clone();
+        for m in &published {
+            for hook in &hooks {
+                hook(m);
+            }
+        }
+        self.apply_retention(committer);
+    }
+
+    /// Drops messages past the retention limits and compacts the journal, at most once per
+    /// `retention_max_messages` (or 1,000) posts so the cost is spread thin.
+    fn apply_retention(&self, committer: &mut Committer) {
+        let Limits {
+            retention_max_messages: per_channel,
+            retention_max_age_secs: max_age,
+            ..
+        } = self.limits;
+        if per_channel == 0 && max_age <= 0.0 {
+            return;
+        }
+        let every = if per_channel > 0 {
+            per_channel.clamp(1, 1000)
+        } else {
+            1000
+        };
+        if committer.since_compaction < every {
+            return;
+        }
+        committer.since_compaction = 0;
+        self.compact(committer);
+    }
+
+    /// Applies retention now and rewrites the journal to hold exactly what is kept.
+    pub fn compact_now(&self) -> Result<usize, Error> {
+        let mut committer = lock(&self.commit);
+        Ok(self.compact(&mut committer))
+    }
+
+    fn compact(&self, committer: &mut Committer) -> usize {
+        let cutoff = if self.limits.retention_max_age_secs > 0.0 {
+            now() - self.limits.retention_max_age_secs
+        } else {
+            f64::NEG_INFINITY
+        };
+        let (dropped, kept) = {
+            let mut state = lock(&self.state);
+            let dropped = state.retain(self.limits.retention_max_messages, cutoff);
+            let mut kept: Vec<Arc<Message>> = state
+                .channels
+                .values()
+                .flat_map(|c| c.messages.iter().cloned())
+                .collect();
+            kept.sort_unstable_by_key(|m| m.id);
+            (dropped, kept)
+        };
+        if dropped > 0 {
+            if let Some(journal) = committer.journal.as_mut() {
+                let last_id = committer.last_id;
+                if let Err(e) = journal.rewrite(kept.iter().map(|m| m.as_ref()), last_id) {
+                    log::error!("journal compaction failed, the journal keeps every message: {e}");
+                }
+            }
+        }
+        dropped
+    }
+
+    fn validate(&self, draft: Draft) -> Result<Draft, Error> {
+        let target = name("target", &draft.target)?;
+        let sender = name("sender", &draft.sender)?;
+        if draft.text.trim().is_empty() {
+            return Err(Error::BadRequest("text must not be blank".into()));
+        }
+        if draft.text.len() > self.limits.max_message_bytes {
+            return Err(Error::TooLarge(format!(
+                "text is {} bytes; the limit is {} bytes",
+                draft.text.len(),
+                self.limits.max_message_bytes
+            )));
+        }
+        Ok(Draft {
+            target,
+            sender,
+            text: draft.text,
+        })
+    }
+
+    /// The oldest `limit` messages of `target` with an id above `since_id`, ascending.
+    pub fn after(&self, target: &str, since_id: u64, limit: usize) -> Vec<Arc<Message>> {
+        lock(&self.state).after(target, since_id, limit)
+    }
+
+    /// The newest `limit` messages of `target`, ascending.
+    pub fn latest(&self, target: &str, limit: usize) -> Vec<Arc<Message>> {
+        let state = lock(&self.state);
+        match state.channels.get(target) {
+            Some(c) => c
+                .messages
+                .range(c.messages.len().saturating_sub(limit)..)
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Like `after`, but when nothing is there yet, waits until a post to `target` brings
+    /// something or `deadline` passes. Only posts to `target` wake the waiter.
+    pub fn wait_after(
+        &self,
+        target: &str,
+        since_id: u64,
+        limit: usize,
+        deadline: Instant,
+    ) -> Vec<Arc<Message>> {
+        let mut state = lock(&self.state);
+        loop {
+            let found = state.after(target, since_id, limit);
+            let now = Instant::now();
+            if !found.is_empty() || state.closed || now >= deadline {
+                return found;
+            }
+            let changed = Arc::clone(&state.channel(target).changed);
+            state = changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// The configured channels and every channel posted to, sorted.
+    pub fn channels(&self) -> Vec<String> {
+        let state = lock(&self.state);
+        let mut all = state.configured.clone();
+        all.extend(
+            state
+                .channels
+                .iter()
+                .filter(|(_, c)| c.seen)
+                .map(|(name, _)| name.clone()),
+        );
+        all.into_iter().collect()
+    }
+
+    /// The highest id handed out so far (0 when nothing was ever posted).
+    pub fn last_id(&self) -> u64 {
+        lock(&self.commit).last_id
+    }
+
+    /// Number of messages held.
+    pub fn len(&self) -> usize {
+        lock(&self.state).count
+    }
+
+    /// Whether the store holds no message.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Wakes every waiter for good: waits return what they have, streams end.
+    pub fn close(&self) {
+        let mut state = lock(&self.state);
+        state.closed = true;
+        for c in state.channels.values() {
+            c.changed.notify_all();
+        }
+    }
+
+    /// Whether `close` was called.
+    pub fn is_closed(&self) -> bool {
+        lock(&self.state).closed
+    }
+}
+
+impl State {
+    fn channel(&mut self, name: &str) -> &mut Channel {
+        if !self.channels.contains_key(name) {
+            self.channels.insert(name.to_string(), Channel::default());
+        }
+        self.channels.get_mut(name).expect("inserted above")
+    }
+
+    fn insert(&mut self, m: Arc<Message>) {
+        let channel = self.channel(&m.target);
+        channel.messages.push_back(m);
+        channel.seen = true;
+        channel.changed.notify_all();
+        self.count += 1;
+    }
+
+    fn after(&self, target: &str, since_id: u64, limit: usize) -> Vec<Arc<Message>> {
+        let Some(c) = self.channels.get(target) else {
+            return Vec::new();
+        };
+        let start = c.messages.partition_point(|m| m.id <= since_id);
+        c.messages.range(start..).take(limit).cloned().collect()
+    }
+
+    /// Drops the oldest messages past `per_channel` and those older than `cutoff`.
+    fn retain(&mut self, per_channel: usize, cutoff: f64) -> usize {
+        let mut dropped = 0;
+        for c in self.channels.values_mut() {
+            let over = if per_channel > 0 {
+                c.messages.len().saturating_sub(per_channel)
+            } else {
+                0
+            };
+            let old = c.messages.partition_point(|m| m.ts < cutoff);
+            let n = over.max(old);
+            c.messages.drain(..n);
+            dropped += n;
+        }
+        self.count -= dropped;
+        dropped
+    }
+}
+
+/// Trims a channel or sender name and checks it: not empty, not too long, no control
+/// characters.
+pub fn name(field: &str, raw: &str) -> Result<String, Error> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(Error::BadRequest(format!("{field} must not be empty")));
+    }
+    if trimmed.chars().count() > MAX_NAME_CHARS {
+        return Err(Error::BadRequest(format!(
+            "{field} is longer than {MAX_NAME_CHARS} characters"
+        )));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(Error::BadRequest(format!(
+            "{field} must not contain control characters"
+        )));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// Now as Unix seconds with a fractional part.
+pub fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it: every critical
+/// section here leaves the data consistent before anything that can panic.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
