@@ -1,12 +1,147 @@
 //! claude-codex-relay: a message relay for coding agents. Agents and people post messages to
 //! named channels and read them back over MCP (Streamable HTTP and the legacy HTTP+SSE
 //! transport), a REST API, server-sent events and a web page. The layers point one way:
-//! `main` → `start` (this file) → `http` → {`mcp`, `ui`} → `store` → `journal`; `config`,
-//! `error` and `message` are shared vocabulary.
+//! `main` → `start` (this file) → `http` → {`mcp`, `ui`} → {`store`, `logs`, `capacity`} →
+//! `journal`; `config`, `error` and `message` are shared vocabulary, and `app` is the state
+//! the HTTP layer hands to every request.
 #![forbid(unsafe_code)]
 
+pub mod app;
+pub mod capacity;
 pub mod config;
 pub mod error;
+pub mod http;
 pub mod journal;
+pub mod logs;
+pub mod mcp;
 pub mod message;
 pub mod store;
+pub mod ui;
+
+use crate::app::App;
+use crate::capacity::LongRequests;
+use crate::config::{Config, StoreKind};
+use crate::error::Error;
+use crate::http::server::{bind, Pool};
+use crate::journal::Journal;
+use crate::logs::Logs;
+use crate::mcp::resources;
+use crate::mcp::session::Sessions;
+use crate::store::{Limits, Store};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+
+/// Workers beyond the long-request cap, for ordinary requests.
+const SHORT_REQUEST_WORKERS: usize = 256;
+
+/// A relay that is serving.
+pub struct Running {
+    addr: SocketAddr,
+    app: Arc<App>,
+    server: Arc<tiny_http::Server>,
+    acceptor: Option<JoinHandle<()>>,
+    pool: Arc<Pool>,
+}
+
+/// Opens the store (replaying the journal), binds the listener and starts serving.
+pub fn start(config: Config) -> Result<Running, Error> {
+    let logs = Logs::open(&config)?;
+    let limits = Limits {
+        max_message_bytes: config.max_message_bytes,
+        retention_max_messages: config.retention_max_messages,
+        retention_max_age_secs: config.retention_max_age_days * 86_400.0,
+    };
+    let (store, key_dir) = match config.store {
+        StoreKind::File => {
+            let (journal, replay) = Journal::open(&config.data_dir, config.fsync)?;
+            let store = Store::new(
+                Some(journal),
+                replay.messages,
+                replay.last_id,
+                &config.channels,
+                limits,
+            );
+            (store, Some(config.data_dir.as_path()))
+        }
+        StoreKind::Memory => (Store::in_memory(&config.channels, limits), None),
+    };
+    let store = Arc::new(store);
+    let sessions = Arc::new(Sessions::new(key_dir));
+    let notify = Arc::clone(&sessions);
+    store.on_publish(Box::new(move |m| {
+        notify.resource_updated(&resources::uri(&m.target))
+    }));
+    let listener = bind(&config.bind_address())?;
+    let addr = listener.local_addr()?;
+    let server = tiny_http::Server::from_listener(listener, None).map_err(|e| {
+        Error::Io(std::io::Error::other(format!(
+            "cannot serve on {addr}: {e}"
+        )))
+    })?;
+    let server = Arc::new(server);
+    let pool = Arc::new(Pool::new(config.max_streams + SHORT_REQUEST_WORKERS));
+    let app = Arc::new(App {
+        long_requests: LongRequests::new(config.max_streams),
+        config,
+        store,
+        sessions,
+        logs,
+    });
+    let acceptor = {
+        let (server, pool, app) = (Arc::clone(&server), Arc::clone(&pool), Arc::clone(&app));
+        thread::Builder::new()
+            .name("relay-accept".into())
+            .spawn(move || {
+                while let Ok(request) = server.recv() {
+                    if app.store.is_closed() {
+                        break;
+                    }
+                    let app = Arc::clone(&app);
+                    pool.run(Box::new(move || http::router::handle(&app, request)));
+                }
+            })?
+    };
+    Ok(Running {
+        addr,
+        app,
+        server,
+        acceptor: Some(acceptor),
+        pool,
+    })
+}
+
+impl Running {
+    /// The address the relay listens on (with the real port when 0 was asked for).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The shared state, for callers embedding the relay.
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+
+    /// Stops accepting, ends every stream and waiting request, releases the data directory and
+    /// closes the listener.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.app.store.close();
+        self.app.sessions.end_all();
+        self.server.unblock();
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+        self.pool.stop();
+        self.app.logs.flush();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,1 +1,124 @@
-fn main() {}
+//! The `claude-codex-relay` command: with no command (or `serve`) it starts the relay with the
+//! configuration from `config.json`, the environment and the flags; `post`, `fetch`,
+//! `channels` and `watch` are the built-in client. Errors become exit codes here: 2 for a
+//! configuration or usage error, 1 when the relay cannot start.
+
+use claude_codex_relay::config::{settings_help, Config, StoreKind};
+use claude_codex_relay::error::Error;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const USAGE: &str = "claude-codex-relay: a message relay for coding agents (MCP, REST, web page)
+
+Usage:
+  claude-codex-relay [serve] [--config PATH] [--host HOST] [--port PORT] [--SETTING VALUE ...]
+  claude-codex-relay --help | --version
+
+Settings come from config.json (or --config PATH, or CLAUDE_CODEX_CONFIG), then the
+environment, then flags; later wins. Every setting:
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    match args.first().map(String::as_str) {
+        Some("--help" | "-h" | "help") => {
+            print!("{USAGE}{}", settings_help());
+            ExitCode::SUCCESS
+        }
+        Some("--version" | "-V") => {
+            println!("claude-codex-relay {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Some("serve") => serve(&args[1..], &env),
+        _ => serve(&args, &env),
+    }
+}
+
+fn serve(args: &[String], env: &BTreeMap<String, String>) -> ExitCode {
+    let (config_file, flags) = match parse_flags(args) {
+        Ok(parsed) => parsed,
+        Err(message) => {
+            eprintln!("claude-codex-relay: {message}\nTry --help.");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match Config::load(config_file.as_deref(), env, &flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("claude-codex-relay: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) =
+        flexi_logger::Logger::try_with_env_or_str("info").and_then(|l| l.log_to_stderr().start())
+    {
+        eprintln!("claude-codex-relay: cannot start logging: {e}");
+    }
+    let loopback = ["127.0.0.1", "localhost", "::1", "[::1]"].contains(&config.host.as_str());
+    if !loopback && config.auth_token.is_none() && config.agents.is_empty() {
+        log::warn!(
+            "listening on {} without a token: anyone who can reach it can read and post; set auth_token",
+            config.host
+        );
+    }
+    let data = match config.store {
+        StoreKind::File => config.data_dir.join("messages.jsonl").display().to_string(),
+        StoreKind::Memory => "memory only".into(),
+    };
+    let logs = format!(
+        "{}, {}",
+        config.log_path.display(),
+        config.channel_log_path.display()
+    );
+    let running = match claude_codex_relay::start(config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("claude-codex-relay: cannot start: {e}");
+            return ExitCode::from(match e {
+                Error::Config { .. } => 2,
+                _ => 1,
+            });
+        }
+    };
+    let url = format!("http://{}", running.addr());
+    println!("claude-codex-relay listening on {url} (MCP {url}/mcp, web {url}/); logs: {logs}; data: {data}");
+    let _ = std::io::stdout().flush();
+    loop {
+        std::thread::park();
+    }
+}
+
+/// Settings given on the command line, as (key, value).
+type Flags = Vec<(String, String)>;
+
+/// Splits `--config PATH` from the settings flags (`--key value` or `--key=value`).
+fn parse_flags(args: &[String]) -> Result<(Option<PathBuf>, Flags), String> {
+    let mut config_file = None;
+    let mut flags = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let Some(flag) = args[i].strip_prefix("--") else {
+            return Err(format!("unexpected argument {:?}", args[i]));
+        };
+        let (name, value) = match flag.split_once('=') {
+            Some((n, v)) => (n.to_string(), v.to_string()),
+            None => {
+                i += 1;
+                let v = args
+                    .get(i)
+                    .ok_or_else(|| format!("--{flag} needs a value"))?;
+                (flag.to_string(), v.clone())
+            }
+        };
+        if name == "config" {
+            config_file = Some(PathBuf::from(value));
+        } else {
+            flags.push((name.replace('-', "_"), value));
+        }
+        i += 1;
+    }
+    Ok((config_file, flags))
+}

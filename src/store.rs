@@ -142,7 +142,13 @@ impl Store {
             return outcome.map_err(Error::Storage);
         }
         let batch = mem::take(&mut *lock(&self.queue));
-        self.commit_batch(&mut committer, &batch);
+        if self.is_closed() {
+            for slot in &batch {
+                *lock(&slot.outcome) = Some(Err("the relay is shutting down".into()));
+            }
+        } else {
+            self.commit_batch(&mut committer, &batch);
+        }
         drop(committer);
         let outcome = lock(&slot.outcome).take();
         outcome
@@ -346,13 +352,17 @@ impl Store {
         self.len() == 0
     }
 
-    /// Wakes every waiter for good: waits return what they have, streams end.
+    /// Wakes every waiter for good (waits return what they have, streams end), refuses later
+    /// posts and closes the journal, releasing the data directory's lock.
     pub fn close(&self) {
-        let mut state = lock(&self.state);
-        state.closed = true;
-        for c in state.channels.values() {
-            c.changed.notify_all();
+        {
+            let mut state = lock(&self.state);
+            state.closed = true;
+            for c in state.channels.values() {
+                c.changed.notify_all();
+            }
         }
+        lock(&self.commit).journal = None;
     }
 
     /// Whether `close` was called.

@@ -1,0 +1,90 @@
+//! The API's description: the OpenAPI 3.1 document served at `/openapi.json` (embedded from
+//! `assets/api/openapi.json`) and the human page at `/docs`, rendered from that same document
+//! so the two cannot disagree.
+
+use serde_json::Value;
+
+/// The OpenAPI document, as served.
+pub const OPENAPI: &str = include_str!("../../assets/api/openapi.json");
+
+/// The `/docs` page.
+pub fn page() -> String {
+    let doc: Value = serde_json::from_str(OPENAPI).unwrap_or(Value::Null);
+    let mut body = String::new();
+    body.push_str(&format!(
+        "<h1>{}</h1><p>{}</p><p>Machine-readable: <a href=\"/openapi.json\">/openapi.json</a>.</p>",
+        escape(doc["info"]["title"].as_str().unwrap_or("")),
+        escape(doc["info"]["description"].as_str().unwrap_or(""))
+    ));
+    if let Some(paths) = doc["paths"].as_object() {
+        for (path, ops) in paths {
+            for (method, op) in ops.as_object().into_iter().flatten() {
+                body.push_str(&format!(
+                    "<section><h2><code>{} {}</code></h2><p><b>{}</b></p>",
+                    method.to_uppercase(),
+                    escape(path),
+                    escape(op["summary"].as_str().unwrap_or(""))
+                ));
+                if let Some(d) = op["description"].as_str() {
+                    body.push_str(&format!("<p>{}</p>", escape(d)));
+                }
+                if let Some(params) = op["parameters"].as_array() {
+                    body.push_str("<table><tr><th>parameter</th><th>in</th><th>type</th><th>meaning</th></tr>");
+                    for p in params {
+                        body.push_str(&format!(
+                            "<tr><td><code>{}</code>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                            escape(p["name"].as_str().unwrap_or("")),
+                            if p["required"].as_bool() == Some(true) {
+                                " (required)"
+                            } else {
+                                ""
+                            },
+                            escape(p["in"].as_str().unwrap_or("")),
+                            escape(p["schema"]["type"].as_str().unwrap_or("")),
+                            escape(p["description"].as_str().unwrap_or(""))
+                        ));
+                    }
+                    body.push_str("</table>");
+                }
+                if let Some(responses) = op["responses"].as_object() {
+                    body.push_str("<ul>");
+                    for (status, r) in responses {
+                        body.push_str(&format!(
+                            "<li><code>{}</code> {}</li>",
+                            escape(status),
+                            escape(r["description"].as_str().unwrap_or(""))
+                        ));
+                    }
+                    body.push_str("</ul>");
+                }
+                body.push_str("</section>");
+            }
+        }
+    }
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>API · claude-codex-relay</title>\
+         <style>body{{font:15px/1.5 system-ui,sans-serif;max-width:860px;margin:2em auto;padding:0 1em;color:#1f2328}}\
+         code{{background:#f3f4f6;padding:0 .3em;border-radius:4px}}table{{border-collapse:collapse}}\
+         td,th{{border:1px solid #d0d7de;padding:.2em .5em;text-align:left}}section{{border-top:1px solid #d0d7de;margin-top:1.5em}}</style>\
+         </head><body>{body}</body></html>"
+    )
+}
+
+/// The route paths the document describes, for the check that it matches the router.
+pub fn documented_routes() -> Vec<(String, String)> {
+    let doc: Value = serde_json::from_str(OPENAPI).unwrap_or(Value::Null);
+    let mut out = Vec::new();
+    for (path, ops) in doc["paths"].as_object().into_iter().flatten() {
+        for method in ops.as_object().into_iter().flatten().map(|(m, _)| m) {
+            out.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    out
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

@@ -1,0 +1,92 @@
+//! Server-sent events: the framing every stream uses (events, keep-alive comments, a flush
+//! after each so nothing waits in a buffer) and the message stream at `GET /api/stream`, which
+//! sends a channel's backlog after `since_id` (or `Last-Event-ID`) and then each new message as
+//! it is posted.
+
+use crate::app::App;
+use crate::error::Error;
+use crate::http::exchange::{Incoming, Reply};
+use crate::mcp::session::KEEPALIVE;
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Headers of every event stream.
+pub const STREAM_HEADERS: [(&str, &str); 4] = [
+    ("Content-Type", "text/event-stream"),
+    ("Cache-Control", "no-cache"),
+    ("X-Accel-Buffering", "no"),
+    ("Connection", "close"),
+];
+
+/// Most messages written per wake-up of a stream.
+const BATCH: usize = 200;
+
+/// Writes one event and flushes it. `data` may span lines.
+pub fn event(
+    w: &mut dyn Write,
+    id: Option<&str>,
+    name: Option<&str>,
+    data: &str,
+) -> io::Result<()> {
+    let mut out = String::with_capacity(data.len() + 64);
+    if let Some(id) = id {
+        out.push_str(&format!("id: {id}\n"));
+    }
+    if let Some(name) = name {
+        out.push_str(&format!("event: {name}\n"));
+    }
+    for line in data.split('\n') {
+        out.push_str("data: ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push('\n');
+    w.write_all(out.as_bytes())?;
+    w.flush()
+}
+
+/// Writes a comment line, which clients ignore and proxies see as traffic.
+pub fn comment(w: &mut dyn Write, text: &str) -> io::Result<()> {
+    w.write_all(format!(": {text}\n\n").as_bytes())?;
+    w.flush()
+}
+
+/// `GET /api/stream?target=T[&since_id=N]`: the backlog after N, then live messages. Without
+/// `since_id` or `Last-Event-ID` the stream starts with the next message posted.
+pub fn message_stream(app: &Arc<App>, rq: &Incoming) -> Result<Reply, Error> {
+    let target = crate::store::name("target", rq.param("target").unwrap_or(""))?;
+    let resume = match rq.header("last-event-id") {
+        Some(raw) => Some(raw.trim().parse::<u64>().map_err(|_| {
+            Error::BadRequest(format!("Last-Event-ID must be a message id, not {raw:?}"))
+        })?),
+        None => None,
+    };
+    let since = resume
+        .or(rq.number_param("since_id")?)
+        .unwrap_or_else(|| app.store.last_id());
+    let place = app.long_requests.take()?;
+    let app = Arc::clone(app);
+    Ok(Reply::stream(Box::new(move |w| {
+        let _place = place;
+        comment(w, "stream open")?;
+        let mut last = since;
+        loop {
+            let batch = app
+                .store
+                .wait_after(&target, last, BATCH, Instant::now() + KEEPALIVE);
+            if app.store.is_closed() {
+                return Ok(());
+            }
+            if batch.is_empty() {
+                comment(w, "keepalive")?;
+                continue;
+            }
+            for m in &batch {
+                let data = serde_json::to_string(m.as_ref()).unwrap_or_default();
+                event(w, Some(&m.id.to_string()), Some("message"), &data)?;
+                last = m.id;
+            }
+        }
+    })))
+}

@@ -1,0 +1,191 @@
+//! The request a handler sees (`Incoming`: method, path, decoded query, headers, body) and the
+//! reply it gives back (`Reply`: a complete response, or a stream written straight to the socket
+//! because tiny_http buffers any response of unknown length).
+
+use crate::error::Error;
+use serde_json::Value;
+use std::io::{self, Write};
+
+/// A request, read and decoded: header names are lower-case.
+#[derive(Debug, Default, Clone)]
+pub struct Incoming {
+    pub method: String,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Incoming {
+    /// The first header named `name` (lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The first query parameter named `key`.
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A whole-number query parameter, or a 400 naming it.
+    pub fn number_param(&self, key: &str) -> Result<Option<u64>, Error> {
+        match self.param(key) {
+            None => Ok(None),
+            Some(raw) => raw.trim().parse::<u64>().map(Some).map_err(|_| {
+                Error::BadRequest(format!(
+                    "{key} must be a whole number 0 or more, not {raw:?}"
+                ))
+            }),
+        }
+    }
+}
+
+/// Writes one stream to its socket; returns when the stream ends or the peer goes away.
+pub type StreamBody = Box<dyn FnOnce(&mut dyn Write) -> io::Result<()> + Send>;
+
+/// What a handler answers.
+pub enum Reply {
+    /// A complete response.
+    Full {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    /// An event stream: the router writes the status line and `headers`, then runs `body`.
+    Stream {
+        headers: Vec<(String, String)>,
+        body: StreamBody,
+    },
+}
+
+impl Reply {
+    /// A JSON response.
+    pub fn json(status: u16, value: &Value) -> Reply {
+        Reply::Full {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: serde_json::to_vec(value).unwrap_or_default(),
+        }
+    }
+
+    /// A plain-text response.
+    pub fn text(status: u16, text: &str) -> Reply {
+        Reply::Full {
+            status,
+            headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
+            body: text.as_bytes().to_vec(),
+        }
+    }
+
+    /// A response with no body (`Content-Length: 0`).
+    pub fn empty(status: u16) -> Reply {
+        Reply::Full {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// A fixed body with its content type.
+    pub fn bytes(status: u16, content_type: &str, body: &[u8]) -> Reply {
+        Reply::Full {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: body.to_vec(),
+        }
+    }
+
+    /// An event stream whose events `body` writes.
+    pub fn stream(body: StreamBody) -> Reply {
+        Reply::Stream {
+            headers: Vec::new(),
+            body,
+        }
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: &str, value: &str) -> Reply {
+        match &mut self {
+            Reply::Full { headers, .. } | Reply::Stream { headers, .. } => {
+                headers.push((name.into(), value.into()))
+            }
+        }
+        self
+    }
+
+    /// The status of a complete response (200 for a stream).
+    pub fn status(&self) -> u16 {
+        match self {
+            Reply::Full { status, .. } => *status,
+            Reply::Stream { .. } => 200,
+        }
+    }
+}
+
+/// The REST error body: `{"ok": false, "error": "..."}`, with `Allow` or `Retry-After` when the
+/// error calls for one.
+pub fn error_reply(e: &Error) -> Reply {
+    let reply = Reply::json(
+        e.status(),
+        &serde_json::json!({"ok": false, "error": e.to_string()}),
+    );
+    match e {
+        Error::MethodNotAllowed { allow } => reply.with_header("Allow", allow),
+        Error::Unavailable { retry_after, .. } => {
+            reply.with_header("Retry-After", &retry_after.to_string())
+        }
+        _ => reply,
+    }
+}
+
+/// Splits a request target into its path and its percent-decoded query pairs.
+pub fn split_target(target: &str) -> Result<(String, Vec<(String, String)>), Error> {
+    let (raw_path, raw_query) = target.split_once('?').unwrap_or((target, ""));
+    let path = percent_decode(raw_path, false)?;
+    let mut query = Vec::new();
+    for pair in raw_query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        query.push((percent_decode(k, true)?, percent_decode(v, true)?));
+    }
+    Ok((path, query))
+}
+
+/// Decodes `%XX` escapes (and `+` as a space in a query), refusing text that is not UTF-8.
+fn percent_decode(s: &str, plus_is_space: bool) -> Result<String, Error> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    None => return Err(Error::BadRequest(format!("bad percent-escape in {s:?}"))),
+                }
+            }
+            b'%' => return Err(Error::BadRequest(format!("bad percent-escape in {s:?}"))),
+            b'+' if plus_is_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out)
+        .map_err(|_| Error::BadRequest(format!("{s:?} is not UTF-8 once decoded")))
+}

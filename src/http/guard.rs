@@ -1,0 +1,196 @@
+//! The checks every request passes before routing: `Host` must name this relay (loopback or an
+//! `allowed_hosts` entry) against DNS rebinding, a browser `Origin` must be one of those too,
+//! and when tokens are configured the bearer token decides who the caller is.
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::http::exchange::Incoming;
+
+/// Who is calling, as far as the token tells.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Caller {
+    /// The agent whose token was presented: it may only post under this name.
+    pub agent: Option<String>,
+}
+
+const LOOPBACK: [&str; 3] = ["127.0.0.1", "localhost", "[::1]"];
+
+/// Runs every check in order: Host (421), Origin (403), token (401).
+pub fn check(config: &Config, rq: &Incoming) -> Result<Caller, Error> {
+    if let Some(host) = rq.header("host") {
+        if !host_allowed(config, host) {
+            return Err(Error::MisdirectedRequest(format!(
+                "Host {host:?} is not served here; add it to allowed_hosts to accept it"
+            )));
+        }
+    }
+    if let Some(origin) = rq.header("origin") {
+        if !origin_allowed(config, origin) {
+            return Err(Error::Forbidden(format!(
+                "Origin {origin:?} is not allowed"
+            )));
+        }
+    }
+    authenticate(config, rq)
+}
+
+/// Whether a `Host` header value names this relay: a loopback name on any port, an
+/// `allowed_hosts` name on any port, or an `allowed_hosts` `name:port` exactly.
+pub fn host_allowed(config: &Config, host: &str) -> bool {
+    let host = host.trim().to_ascii_lowercase();
+    let name = host_name(&host);
+    LOOPBACK.contains(&name)
+        || config.allowed_hosts.iter().any(|entry| {
+            let entry = entry.trim().to_ascii_lowercase();
+            if has_port(&entry) {
+                entry == host
+            } else {
+                entry == name
+            }
+        })
+}
+
+/// Whether a browser `Origin` (`scheme://host[:port]`) belongs to an allowed host.
+fn origin_allowed(config: &Config, origin: &str) -> bool {
+    let Some((scheme, rest)) = origin.trim().split_once("://") else {
+        return false;
+    };
+    matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https")
+        && !rest.is_empty()
+        && !rest.contains('/')
+        && host_allowed(config, rest)
+}
+
+/// The host part of `name[:port]` or `[v6][:port]`.
+fn host_name(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map(|end| &host[..=end]).unwrap_or(host);
+    }
+    match host.rsplit_once(':') {
+        Some((name, _)) => name,
+        None => host,
+    }
+}
+
+fn has_port(entry: &str) -> bool {
+    if entry.starts_with('[') {
+        entry.contains("]:")
+    } else {
+        entry.contains(':')
+    }
+}
+
+/// Checks the bearer token when the relay has one (or per-agent tokens); `/healthz` is open.
+fn authenticate(config: &Config, rq: &Incoming) -> Result<Caller, Error> {
+    if config.auth_token.is_none() && config.agents.is_empty() || rq.path == "/healthz" {
+        return Ok(Caller::default());
+    }
+    let presented = rq
+        .header("authorization")
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .or_else(|| {
+            if rq.method == "GET" {
+                rq.param("token")
+            } else {
+                None
+            }
+        });
+    let Some(presented) = presented else {
+        return Err(Error::Unauthorized);
+    };
+    // Every candidate is compared, whatever matched first, so timing says nothing.
+    let mut caller = None;
+    if let Some(token) = &config.auth_token {
+        if constant_time_eq(token.as_bytes(), presented.as_bytes()) {
+            caller = Some(Caller::default());
+        }
+    }
+    for (name, token) in &config.agents {
+        if constant_time_eq(token.as_bytes(), presented.as_bytes()) {
+            caller = Some(Caller {
+                agent: Some(name.clone()),
+            });
+        }
+    }
+    caller.ok_or(Error::Unauthorized)
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= usize::from(x ^ y);
+    }
+    diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(allowed: &[&str]) -> Config {
+        Config {
+            allowed_hosts: allowed.iter().map(|s| s.to_string()).collect(),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn loopback_hosts_are_allowed_on_any_port() {
+        let c = config(&[]);
+        for h in [
+            "127.0.0.1:8010",
+            "localhost",
+            "LOCALHOST:1",
+            "[::1]:9",
+            "[::1]",
+        ] {
+            assert!(host_allowed(&c, h), "{h}");
+        }
+        for h in [
+            "evil.com",
+            "evil.com:8010",
+            "127.0.0.2:8010",
+            "localhost.evil.com",
+            "[::2]:1",
+        ] {
+            assert!(!host_allowed(&c, h), "{h}");
+        }
+    }
+
+    #[test]
+    fn allowed_hosts_follow_the_port_wildcard_rule() {
+        let c = config(&["192.168.2.3", "relay.lan:8010"]);
+        assert!(host_allowed(&c, "192.168.2.3:1234"));
+        assert!(host_allowed(&c, "192.168.2.3"));
+        assert!(host_allowed(&c, "relay.lan:8010"));
+        assert!(!host_allowed(&c, "relay.lan:8011"));
+        assert!(!host_allowed(&c, "relay.lan"));
+    }
+
+    #[test]
+    fn origins_must_be_http_urls_of_allowed_hosts() {
+        let c = config(&["192.168.2.3"]);
+        assert!(origin_allowed(&c, "http://localhost:3000"));
+        assert!(origin_allowed(&c, "https://127.0.0.1"));
+        assert!(origin_allowed(&c, "http://192.168.2.3:8010"));
+        assert!(!origin_allowed(&c, "null"));
+        assert!(!origin_allowed(&c, "http://evil.com"));
+        assert!(!origin_allowed(&c, "file://localhost"));
+        assert!(!origin_allowed(&c, "http://localhost/path"));
+    }
+
+    #[test]
+    fn constant_time_eq_compares_contents_and_lengths() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
+}

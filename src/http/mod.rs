@@ -1,0 +1,16 @@
+//! Everything that speaks HTTP: the accept loop and worker pool (`server`), the request and
+//! reply types (`exchange`), the Host/Origin/token checks (`guard`), one match from route to
+//! handler (`router`), the REST API (`rest`), server-sent event framing and the message stream
+//! (`events`), the MCP transports (`streamable` at `/mcp`, `legacy` at `/sse` + `/messages`),
+//! and the API description (`apidoc`). Handlers get the shared `App` and an `Incoming` request
+//! and return `Result<Reply, Error>`.
+
+pub mod apidoc;
+pub mod events;
+pub mod exchange;
+pub mod guard;
+pub mod legacy;
+pub mod rest;
+pub mod router;
+pub mod server;
+pub mod streamable;

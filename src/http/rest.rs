@@ -1,0 +1,125 @@
+//! The REST API of the original relay: `GET /api/messages` (newest page, or the oldest page
+//! after `since_id`, optionally waiting for one), `POST /api/messages`, `GET /api/channels` and
+//! `GET /healthz`. Shapes are the original's; every bad input is a 4xx naming the problem.
+
+use crate::app::App;
+use crate::error::Error;
+use crate::http::exchange::{Incoming, Reply};
+use crate::http::guard::Caller;
+use crate::store::Draft;
+use serde_json::{json, Map, Value};
+use std::time::{Duration, Instant};
+
+/// Default and largest page of `GET /api/messages`.
+pub const LIST_DEFAULT_LIMIT: u64 = 200;
+pub const LIST_MAX_LIMIT: u64 = 500;
+/// Longest `wait`, in seconds.
+pub const MAX_WAIT_SECONDS: f64 = 50.0;
+
+/// `GET /api/messages?target=T[&limit=N][&since_id=N][&wait=S]`.
+pub fn list_messages(app: &App, rq: &Incoming) -> Result<Reply, Error> {
+    let target = crate::store::name("target", rq.param("target").unwrap_or(""))?;
+    let limit = rq
+        .number_param("limit")?
+        .unwrap_or(LIST_DEFAULT_LIMIT)
+        .clamp(1, LIST_MAX_LIMIT) as usize;
+    let since_id = rq.number_param("since_id")?;
+    let wait = match rq.param("wait") {
+        None => 0.0,
+        Some(raw) => match raw.trim().parse::<f64>() {
+            Ok(s) if s >= 0.0 && s.is_finite() => s.min(MAX_WAIT_SECONDS),
+            _ => {
+                return Err(Error::BadRequest(format!(
+                    "wait must be a number of seconds, 0 or more, not {raw:?}"
+                )))
+            }
+        },
+    };
+    let messages = match since_id {
+        Some(since) if wait > 0.0 => {
+            let _place = app.long_requests.take()?;
+            app.store.wait_after(
+                &target,
+                since,
+                limit,
+                Instant::now() + Duration::from_secs_f64(wait),
+            )
+        }
+        Some(since) => app.store.after(&target, since, limit),
+        None if wait > 0.0 => {
+            return Err(Error::BadRequest(
+                "wait needs since_id: the id to wait beyond".into(),
+            ))
+        }
+        None => app.store.latest(&target, limit),
+    };
+    Ok(Reply::json(
+        200,
+        &json!({"target": target, "messages": messages}),
+    ))
+}
+
+/// `POST /api/messages` with a JSON object `{"target","sender","text"}` (and optionally
+/// `"source"`, which the archive records: `rest` by default, `web-ui` from the page).
+pub fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
+    let body: Value = serde_json::from_slice(&rq.body)
+        .map_err(|e| Error::BadRequest(format!("body is not valid JSON: {e}")))?;
+    let Value::Object(fields) = body else {
+        return Err(Error::BadRequest(
+            "body must be a JSON object with target, sender and text".into(),
+        ));
+    };
+    let sender = match (field(&fields, "sender")?, &caller.agent) {
+        (None, Some(agent)) => agent.clone(),
+        (Some(s), Some(agent)) if s.trim() != agent => {
+            return Err(Error::Forbidden(format!(
+                "this token may only post as {agent:?}"
+            )))
+        }
+        (Some(s), _) => s,
+        (None, None) => return Err(Error::BadRequest("sender is required".into())),
+    };
+    let draft = Draft {
+        target: field(&fields, "target")?
+            .ok_or_else(|| Error::BadRequest("target is required".into()))?,
+        sender,
+        text: field(&fields, "text")?
+            .ok_or_else(|| Error::BadRequest("text is required".into()))?,
+    };
+    let source = match field(&fields, "source")? {
+        Some(s)
+            if !s.is_empty()
+                && s.len() <= 32
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            s
+        }
+        Some(_) => {
+            return Err(Error::BadRequest(
+                "source must be 1 to 32 letters, digits, - or _".into(),
+            ))
+        }
+        None => "rest".into(),
+    };
+    let m = app.store.post(draft)?;
+    app.logs.posted(&m, &source);
+    Ok(Reply::json(
+        201,
+        &json!({"ok": true, "posted": m.id, "message": m.as_ref()}),
+    ))
+}
+
+/// `GET /api/channels`.
+pub fn channels(app: &App) -> Reply {
+    Reply::json(200, &json!({"channels": app.store.channels()}))
+}
+
+/// A string field of a JSON body: None if absent or null, 400 if another type.
+fn field(fields: &Map<String, Value>, key: &str) -> Result<Option<String>, Error> {
+    match fields.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(Error::BadRequest(format!("{key} must be a string"))),
+    }
+}

@@ -1,0 +1,155 @@
+//! The accept loop and the worker pool. The listener is bound here with `TCP_NODELAY` (inherited
+//! by every accepted connection, since tiny_http never sets it) and `SO_REUSEADDR`; one thread
+//! receives requests and hands them to a pool of reusable workers that grows when every worker
+//! is busy (streams and waiting fetches hold theirs) and shrinks when idle. A handler panic is
+//! caught, logged and answered with a 500; the relay keeps serving.
+
+use crate::error::Error;
+use crate::store::lock;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::collections::VecDeque;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::Duration;
+
+/// Workers kept alive when idle.
+const MIN_WORKERS: usize = 4;
+/// How long an idle worker above the minimum lingers before it exits.
+const IDLE_EXIT: Duration = Duration::from_secs(30);
+
+/// Binds `address` (host:port) for tiny_http with the socket options the relay needs.
+pub fn bind(address: &str) -> Result<TcpListener, Error> {
+    let addr: SocketAddr = address
+        .to_socket_addrs()
+        .map_err(|e| {
+            Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot resolve {address}: {e}"),
+            ))
+        })?
+        .next()
+        .ok_or_else(|| {
+            Error::Io(std::io::Error::other(format!(
+                "{address} resolves to nothing"
+            )))
+        })?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_tcp_nodelay(true)?;
+    socket.bind(&addr.into()).map_err(|e| {
+        Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("cannot listen on {address}: {e}"),
+        ))
+    })?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A pool of worker threads that grows on demand up to `max` and shrinks back when idle.
+pub struct Pool {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<PoolState>,
+    work: Condvar,
+    max: usize,
+}
+
+struct PoolState {
+    jobs: VecDeque<Job>,
+    idle: usize,
+    workers: usize,
+    stopping: bool,
+}
+
+impl Pool {
+    /// A pool of at most `max` workers.
+    pub fn new(max: usize) -> Pool {
+        Pool {
+            shared: Arc::new(Shared {
+                state: Mutex::new(PoolState {
+                    jobs: VecDeque::new(),
+                    idle: 0,
+                    workers: 0,
+                    stopping: false,
+                }),
+                work: Condvar::new(),
+                max: max.max(MIN_WORKERS),
+            }),
+        }
+    }
+
+    /// Runs `job` on a worker, starting a new one when every worker is busy.
+    pub fn run(&self, job: Job) {
+        let mut state = lock(&self.shared.state);
+        state.jobs.push_back(job);
+        if state.jobs.len() > state.idle && state.workers < self.shared.max {
+            state.workers += 1;
+            drop(state);
+            let shared = Arc::clone(&self.shared);
+            let spawned = thread::Builder::new()
+                .name("relay-worker".into())
+                .spawn(move || worker(shared));
+            if let Err(e) = spawned {
+                log::error!("cannot start a worker thread: {e}");
+                lock(&self.shared.state).workers -= 1;
+            }
+        } else {
+            drop(state);
+            self.shared.work.notify_one();
+        }
+    }
+
+    /// Lets every worker finish its job and exit.
+    pub fn stop(&self) {
+        lock(&self.shared.state).stopping = true;
+        self.shared.work.notify_all();
+    }
+
+    /// Workers alive now.
+    pub fn workers(&self) -> usize {
+        lock(&self.shared.state).workers
+    }
+}
+
+fn worker(shared: Arc<Shared>) {
+    loop {
+        let job = {
+            let mut state = lock(&shared.state);
+            loop {
+                if let Some(job) = state.jobs.pop_front() {
+                    break job;
+                }
+                if state.stopping {
+                    state.workers -= 1;
+                    return;
+                }
+                state.idle += 1;
+                let (next, timeout) = shared
+                    .work
+                    .wait_timeout(state, IDLE_EXIT)
+                    .unwrap_or_else(|p| p.into_inner());
+                state = next;
+                state.idle -= 1;
+                if timeout.timed_out() && state.jobs.is_empty() && state.workers > MIN_WORKERS {
+                    state.workers -= 1;
+                    return;
+                }
+            }
+        };
+        if let Err(cause) = panic::catch_unwind(AssertUnwindSafe(job)) {
+            let what = cause
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| cause.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown cause".into());
+            log::error!("a request handler panicked: {what}");
+        }
+    }
+}

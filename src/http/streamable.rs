@@ -1,0 +1,194 @@
+//! MCP Streamable HTTP at `/mcp`. `POST` carries client messages: `initialize` starts a session
+//! (its id goes out in `Mcp-Session-Id`), notifications and responses get 202, requests get one
+//! JSON reply (a batch only on 2025-03-26 sessions). `GET` opens the session's stream of server
+//! messages (resource updates), answered at once with 400 when there is no session. `DELETE`
+//! ends a session. The Accept header is read leniently and replies are always JSON.
+
+use crate::app::App;
+use crate::error::Error;
+use crate::http::events;
+use crate::http::exchange::{Incoming, Reply};
+use crate::http::guard::Caller;
+use crate::mcp::handler::{self, Services};
+use crate::mcp::jsonrpc::{self, Message, RpcError, INVALID_REQUEST, PARSE_ERROR};
+use crate::mcp::session::{Lookup, Session, Transport, KEEPALIVE};
+use crate::mcp::{is_supported, SUPPORTED_VERSIONS};
+use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A JSON-RPC error answered with an HTTP status (no id: the request could not be read).
+pub fn rpc_error(status: u16, code: i64, message: &str) -> Reply {
+    Reply::json(status, &jsonrpc::error(None, &RpcError::new(code, message)))
+}
+
+/// The `MCP-Protocol-Version` header, checked against every version this relay speaks (not the
+/// session's: clients are known to send another supported one).
+fn protocol_version(rq: &Incoming) -> Result<Option<&str>, Reply> {
+    match rq.header("mcp-protocol-version") {
+        None => Ok(None),
+        Some(v) if is_supported(v.trim()) => Ok(Some(v.trim())),
+        Some(v) => Err(rpc_error(
+            400,
+            INVALID_REQUEST,
+            &format!(
+                "Unsupported MCP-Protocol-Version: {v}; supported: {}",
+                SUPPORTED_VERSIONS.join(", ")
+            ),
+        )),
+    }
+}
+
+/// The session named by `Mcp-Session-Id`: 400 without one, 404 for an unknown or ended one.
+fn session(app: &App, rq: &Incoming, version: Option<&str>) -> Result<Arc<Session>, Reply> {
+    let Some(id) = rq.header("mcp-session-id") else {
+        return Err(rpc_error(
+            400,
+            INVALID_REQUEST,
+            "Bad Request: Mcp-Session-Id header is required",
+        ));
+    };
+    match app.sessions.find(id.trim(), Transport::Streamable, version) {
+        Lookup::Live(s) => Ok(s),
+        Lookup::Unknown | Lookup::Ended => {
+            Err(rpc_error(404, INVALID_REQUEST, "Session not found"))
+        }
+    }
+}
+
+fn services<'a>(app: &'a App, caller: &'a Caller) -> Services<'a> {
+    Services {
+        store: &app.store,
+        logs: &app.logs,
+        long_requests: &app.long_requests,
+        sessions: &app.sessions,
+        agent: caller.agent.as_deref(),
+    }
+}
+
+/// `POST /mcp`.
+pub fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
+    let content_type = rq.header("content-type").unwrap_or("");
+    if !content_type
+        .trim()
+        .to_ascii_lowercase()
+        .starts_with("application/json")
+    {
+        return Ok(rpc_error(
+            415,
+            INVALID_REQUEST,
+            "Unsupported Media Type: Content-Type must be application/json",
+        ));
+    }
+    let version = match protocol_version(rq) {
+        Ok(v) => v,
+        Err(reply) => return Ok(reply),
+    };
+    let body: Value = match serde_json::from_slice(&rq.body) {
+        Ok(v) => v,
+        Err(e) => return Ok(rpc_error(400, PARSE_ERROR, &format!("Parse error: {e}"))),
+    };
+    let services = services(app, caller);
+    if let Value::Array(items) = &body {
+        if items
+            .iter()
+            .any(|m| m.get("method").and_then(Value::as_str) == Some("initialize"))
+        {
+            return Ok(rpc_error(
+                400,
+                INVALID_REQUEST,
+                "initialize must not be part of a batch",
+            ));
+        }
+        let session = match session(app, rq, version) {
+            Ok(s) => s,
+            Err(reply) => return Ok(reply),
+        };
+        if session.version() != "2025-03-26" {
+            return Ok(rpc_error(
+                400,
+                INVALID_REQUEST,
+                "batches are only supported on 2025-03-26 sessions",
+            ));
+        }
+        if items.is_empty() {
+            return Ok(rpc_error(
+                400,
+                INVALID_REQUEST,
+                "an empty batch is not a valid request",
+            ));
+        }
+        let mut answers = Vec::new();
+        for item in items {
+            match Message::parse(item) {
+                Ok(m) => answers.extend(handler::handle(&services, &session, &m)),
+                Err((id, e)) => answers.push(jsonrpc::error(id.as_ref(), &e)),
+            }
+        }
+        return Ok(if answers.is_empty() {
+            Reply::empty(202)
+        } else {
+            Reply::json(200, &Value::Array(answers))
+        });
+    }
+    let message = match Message::parse(&body) {
+        Ok(m) => m,
+        Err((id, e)) => return Ok(Reply::json(400, &jsonrpc::error(id.as_ref(), &e))),
+    };
+    if let Message::Request { id, method, params } = &message {
+        if method == "initialize" {
+            let version = handler::negotiate(params.get("protocolVersion").and_then(Value::as_str));
+            let session = app.sessions.create(Transport::Streamable, version);
+            let result = jsonrpc::result(id, handler::initialize_result(version));
+            return Ok(Reply::json(200, &result).with_header("Mcp-Session-Id", &session.id));
+        }
+    }
+    let session = match session(app, rq, version) {
+        Ok(s) => s,
+        Err(reply) => return Ok(reply),
+    };
+    Ok(match handler::handle(&services, &session, &message) {
+        Some(answer) => Reply::json(200, &answer),
+        None => Reply::empty(202),
+    })
+}
+
+/// `GET /mcp`: the session's stream of server messages.
+pub fn get(app: &Arc<App>, rq: &Incoming) -> Result<Reply, Error> {
+    let version = match protocol_version(rq) {
+        Ok(v) => v,
+        Err(reply) => return Ok(reply),
+    };
+    let session = match session(app, rq, version) {
+        Ok(s) => s,
+        Err(reply) => return Ok(reply),
+    };
+    let place = app.long_requests.take()?;
+    static STREAMS: AtomicU64 = AtomicU64::new(0);
+    let n = STREAMS.fetch_add(1, Ordering::Relaxed) + 1;
+    let store = Arc::clone(&app.store);
+    Ok(Reply::stream(Box::new(move |w| {
+        let _place = place;
+        w.write_all(format!("id: {}-get-{n}\nretry: 3000\ndata: \n\n", session.id).as_bytes())?;
+        w.flush()?;
+        loop {
+            match session.next_message(Instant::now() + KEEPALIVE) {
+                Some(m) => events::event(w, None, Some("message"), &m.to_string())?,
+                None if session.has_ended() || store.is_closed() => return Ok(()),
+                None => events::comment(w, "keepalive")?,
+            }
+        }
+    })))
+}
+
+/// `DELETE /mcp`: ends the session; later requests with its id get 404.
+pub fn delete(app: &App, rq: &Incoming) -> Result<Reply, Error> {
+    match session(app, rq, None) {
+        Ok(s) => {
+            app.sessions.end(&s.id);
+            Ok(Reply::empty(204))
+        }
+        Err(reply) => Ok(reply),
+    }
+}

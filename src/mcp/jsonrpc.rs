@@ -1,0 +1,182 @@
+//! JSON-RPC 2.0 wire types as MCP uses them: a request id is a number or a string and is echoed
+//! back with its type; a message is a request, a notification or a response; an error carries a
+//! standard code. Parsing checks the envelope only; methods are dispatched by `handler`.
+
+use serde_json::{json, Map, Value};
+
+pub const PARSE_ERROR: i64 = -32700;
+pub const INVALID_REQUEST: i64 = -32600;
+pub const METHOD_NOT_FOUND: i64 = -32601;
+pub const INVALID_PARAMS: i64 = -32602;
+pub const INTERNAL_ERROR: i64 = -32603;
+/// MCP: the resource named by a URI does not exist.
+pub const RESOURCE_NOT_FOUND: i64 = -32002;
+
+/// A JSON-RPC error object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RpcError {
+    pub code: i64,
+    pub message: String,
+    pub data: Option<Value>,
+}
+
+impl RpcError {
+    pub fn new(code: i64, message: impl Into<String>) -> RpcError {
+        RpcError {
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    pub fn with_data(mut self, data: Value) -> RpcError {
+        self.data = Some(data);
+        self
+    }
+
+    fn to_value(&self) -> Value {
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let Some(data) = &self.data {
+            error["data"] = data.clone();
+        }
+        error
+    }
+}
+
+/// One incoming JSON-RPC message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// A call that wants an answer; `id` is a JSON number or string.
+    Request {
+        id: Value,
+        method: String,
+        params: Value,
+    },
+    /// A call that wants none.
+    Notification { method: String, params: Value },
+    /// An answer to a request the server sent; the relay sends none, so these are dropped.
+    Response,
+}
+
+impl Message {
+    /// Reads the envelope of one message. `params` that are missing or null become `{}`.
+    pub fn parse(value: &Value) -> Result<Message, (Option<Value>, RpcError)> {
+        let Value::Object(obj) = value else {
+            return Err((
+                None,
+                RpcError::new(INVALID_REQUEST, "a JSON-RPC message must be an object"),
+            ));
+        };
+        let id = obj.get("id").cloned();
+        let valid_id = matches!(&id, Some(Value::String(_)))
+            || id.as_ref().is_some_and(|v| v.is_i64() || v.is_u64());
+        let fail = |message: &str| {
+            Err((
+                id.clone().filter(|_| valid_id),
+                RpcError::new(INVALID_REQUEST, message),
+            ))
+        };
+        if obj.get("jsonrpc") != Some(&Value::String("2.0".into())) {
+            return fail("jsonrpc must be \"2.0\"");
+        }
+        match obj.get("method") {
+            Some(Value::String(method)) => {
+                let params = match obj.get("params") {
+                    None | Some(Value::Null) => Value::Object(Map::new()),
+                    Some(p @ Value::Object(_)) => p.clone(),
+                    Some(Value::Array(_)) => return fail("params must be an object"),
+                    Some(_) => return fail("params must be an object"),
+                };
+                match id {
+                    None => Ok(Message::Notification {
+                        method: method.clone(),
+                        params,
+                    }),
+                    Some(_) if valid_id => Ok(Message::Request {
+                        id: id.clone().unwrap_or(Value::Null),
+                        method: method.clone(),
+                        params,
+                    }),
+                    Some(_) => fail("id must be a string or an integer"),
+                }
+            }
+            Some(_) => fail("method must be a string"),
+            None if obj.contains_key("result") || obj.contains_key("error") => {
+                Ok(Message::Response)
+            }
+            None => fail("a request needs a method"),
+        }
+    }
+}
+
+/// A success response.
+pub fn result(id: &Value, result: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "result": result})
+}
+
+/// An error response; `id` is null when the request's id could not be read.
+pub fn error(id: Option<&Value>, e: &RpcError) -> Value {
+    json!({"jsonrpc": "2.0", "id": id.cloned().unwrap_or(Value::Null), "error": e.to_value()})
+}
+
+/// A notification the server sends.
+pub fn notification(method: &str, params: Value) -> Value {
+    json!({"jsonrpc": "2.0", "method": method, "params": params})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_keep_their_type_and_params_default_to_an_object() {
+        let m = Message::parse(&json!({"jsonrpc":"2.0","id":"a","method":"ping"})).unwrap();
+        assert_eq!(
+            m,
+            Message::Request {
+                id: json!("a"),
+                method: "ping".into(),
+                params: json!({})
+            }
+        );
+        let m =
+            Message::parse(&json!({"jsonrpc":"2.0","id":7,"method":"ping","params":null})).unwrap();
+        assert_eq!(
+            m,
+            Message::Request {
+                id: json!(7),
+                method: "ping".into(),
+                params: json!({})
+            }
+        );
+    }
+
+    #[test]
+    fn bad_envelopes_are_invalid_requests() {
+        for bad in [
+            json!([]),
+            json!({"id":1,"method":"ping"}),
+            json!({"jsonrpc":"1.0","id":1,"method":"ping"}),
+            json!({"jsonrpc":"2.0","id":null,"method":"ping"}),
+            json!({"jsonrpc":"2.0","id":1.5,"method":"ping"}),
+            json!({"jsonrpc":"2.0","id":1,"method":5}),
+            json!({"jsonrpc":"2.0","id":1,"method":"ping","params":[1]}),
+            json!({"jsonrpc":"2.0","id":1}),
+        ] {
+            let (_, e) = Message::parse(&bad).unwrap_err();
+            assert_eq!(e.code, INVALID_REQUEST, "{bad}");
+        }
+    }
+
+    #[test]
+    fn notifications_and_responses_are_told_apart() {
+        assert!(matches!(
+            Message::parse(&json!({"jsonrpc":"2.0","method":"notifications/initialized"})).unwrap(),
+            Message::Notification { .. }
+        ));
+        assert_eq!(
+            Message::parse(&json!({"jsonrpc":"2.0","id":1,"result":{}})).unwrap(),
+            Message::Response
+        );
+    }
+}

@@ -1,0 +1,22 @@
+//! The Model Context Protocol, apart from any transport: JSON-RPC wire types (`jsonrpc`),
+//! sessions and their outgoing queues (`session`, with ids from `session_id`), the three relay
+//! tools (`tools`), one resource per channel (`resources`), and the method dispatch
+//! (`handler`). The HTTP transports in `http::streamable` and `http::legacy` carry it.
+
+pub mod handler;
+pub mod jsonrpc;
+pub mod resources;
+pub mod session;
+pub mod session_id;
+pub mod tools;
+
+/// Protocol versions this relay speaks, newest first.
+pub const SUPPORTED_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+
+/// The version assumed when a request carries no `MCP-Protocol-Version` and no session says.
+pub const DEFAULT_VERSION: &str = "2025-03-26";
+
+/// Whether `version` is one this relay speaks.
+pub fn is_supported(version: &str) -> bool {
+    SUPPORTED_VERSIONS.contains(&version)
+}

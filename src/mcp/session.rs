@@ -1,0 +1,246 @@
+//! MCP sessions: what each client negotiated, which channel resources it subscribed to, and
+//! the queue of messages the server sends it on its stream (a `GET /mcp` stream, or the legacy
+//! `/sse` stream, which also carries responses). Streamable-HTTP sessions are never expired for
+//! idleness and are restored after a restart from their signed id; only a `DELETE` ends one.
+//! Legacy sessions live exactly as long as their stream.
+
+use crate::mcp::jsonrpc;
+use crate::mcp::session_id::SessionIds;
+use crate::mcp::DEFAULT_VERSION;
+use crate::store::lock;
+use serde_json::{json, Value};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Messages queued for a session with no stream open; the oldest are dropped past this.
+const OUTBOX_LIMIT: usize = 1000;
+
+/// Which transport a session belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Streamable,
+    Legacy,
+}
+
+/// One client's session.
+pub struct Session {
+    pub id: String,
+    pub transport: Transport,
+    state: Mutex<State>,
+    outbox: Mutex<VecDeque<Value>>,
+    queued: Condvar,
+}
+
+struct State {
+    version: String,
+    initialized: bool,
+    subscriptions: BTreeSet<String>,
+    log_level: String,
+    ended: bool,
+}
+
+impl Session {
+    fn new(id: String, transport: Transport, version: &str) -> Session {
+        Session {
+            id,
+            transport,
+            state: Mutex::new(State {
+                version: version.to_string(),
+                initialized: false,
+                subscriptions: BTreeSet::new(),
+                log_level: "info".into(),
+                ended: false,
+            }),
+            outbox: Mutex::new(VecDeque::new()),
+            queued: Condvar::new(),
+        }
+    }
+
+    /// The protocol version negotiated by `initialize`.
+    pub fn version(&self) -> String {
+        lock(&self.state).version.clone()
+    }
+
+    pub fn set_version(&self, version: &str) {
+        lock(&self.state).version = version.to_string();
+    }
+
+    /// Marks `notifications/initialized` as received.
+    pub fn set_initialized(&self) {
+        lock(&self.state).initialized = true;
+    }
+
+    pub fn is_initialized(&self) -> bool {
+        lock(&self.state).initialized
+    }
+
+    pub fn subscribe(&self, uri: &str) {
+        lock(&self.state).subscriptions.insert(uri.to_string());
+    }
+
+    pub fn unsubscribe(&self, uri: &str) {
+        lock(&self.state).subscriptions.remove(uri);
+    }
+
+    pub fn is_subscribed(&self, uri: &str) -> bool {
+        lock(&self.state).subscriptions.contains(uri)
+    }
+
+    pub fn set_log_level(&self, level: &str) {
+        lock(&self.state).log_level = level.to_string();
+    }
+
+    pub fn log_level(&self) -> String {
+        lock(&self.state).log_level.clone()
+    }
+
+    /// Queues a message for the session's stream.
+    pub fn send(&self, message: Value) {
+        let mut outbox = lock(&self.outbox);
+        if outbox.len() >= OUTBOX_LIMIT {
+            outbox.pop_front();
+        }
+        outbox.push_back(message);
+        drop(outbox);
+        self.queued.notify_one();
+    }
+
+    /// The next queued message, waiting until `deadline`; None at the deadline or once the
+    /// session has ended.
+    pub fn next_message(&self, deadline: Instant) -> Option<Value> {
+        let mut outbox = lock(&self.outbox);
+        loop {
+            if self.has_ended() {
+                return None;
+            }
+            if let Some(m) = outbox.pop_front() {
+                return Some(m);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            outbox = self
+                .queued
+                .wait_timeout(outbox, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Ends the session: its streams close.
+    pub fn end(&self) {
+        lock(&self.state).ended = true;
+        let _outbox = lock(&self.outbox);
+        self.queued.notify_all();
+    }
+
+    pub fn has_ended(&self) -> bool {
+        lock(&self.state).ended
+    }
+}
+
+/// What a session id refers to.
+pub enum Lookup {
+    Live(Arc<Session>),
+    /// Never minted here, or malformed.
+    Unknown,
+    /// Ended by `DELETE` (or its legacy stream closed).
+    Ended,
+}
+
+/// Every session of the relay.
+pub struct Sessions {
+    ids: SessionIds,
+    live: Mutex<HashMap<String, Arc<Session>>>,
+    ended: Mutex<HashSet<String>>,
+}
+
+impl Sessions {
+    /// Sessions whose ids are signed with the key kept in `key_dir` (memory only if None).
+    pub fn new(key_dir: Option<&Path>) -> Sessions {
+        Sessions {
+            ids: SessionIds::open(key_dir),
+            live: Mutex::new(HashMap::new()),
+            ended: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Starts a session.
+    pub fn create(&self, transport: Transport, version: &str) -> Arc<Session> {
+        let session = Arc::new(Session::new(self.ids.mint(), transport, version));
+        lock(&self.live).insert(session.id.clone(), Arc::clone(&session));
+        session
+    }
+
+    /// Finds a session of `transport`. A Streamable-HTTP id minted before a restart is
+    /// restored (as initialized, at `fallback_version`); a legacy one is not.
+    pub fn find(&self, id: &str, transport: Transport, fallback_version: Option<&str>) -> Lookup {
+        if lock(&self.ended).contains(id) {
+            return Lookup::Ended;
+        }
+        let mut live = lock(&self.live);
+        if let Some(s) = live.get(id) {
+            return if s.transport == transport {
+                Lookup::Live(Arc::clone(s))
+            } else {
+                Lookup::Unknown
+            };
+        }
+        if transport == Transport::Streamable && self.ids.verify(id) {
+            let session = Arc::new(Session::new(
+                id.to_string(),
+                transport,
+                fallback_version.unwrap_or(DEFAULT_VERSION),
+            ));
+            session.set_initialized();
+            live.insert(id.to_string(), Arc::clone(&session));
+            return Lookup::Live(session);
+        }
+        Lookup::Unknown
+    }
+
+    /// Ends a session for good: later requests with its id get 404.
+    pub fn end(&self, id: &str) {
+        if let Some(s) = lock(&self.live).remove(id) {
+            s.end();
+        }
+        lock(&self.ended).insert(id.to_string());
+    }
+
+    /// Tells every session subscribed to `uri` that the resource changed.
+    pub fn resource_updated(&self, uri: &str) {
+        let subscribed: Vec<Arc<Session>> = lock(&self.live)
+            .values()
+            .filter(|s| s.is_subscribed(uri))
+            .cloned()
+            .collect();
+        for s in subscribed {
+            s.send(jsonrpc::notification(
+                "notifications/resources/updated",
+                json!({ "uri": uri }),
+            ));
+        }
+    }
+
+    /// Ends every session (at shutdown): their streams close.
+    pub fn end_all(&self) {
+        for s in lock(&self.live).values() {
+            s.end();
+        }
+    }
+
+    /// Sessions alive now.
+    pub fn len(&self) -> usize {
+        lock(&self.live).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// How long a stream waits for a message before it sends a keep-alive comment.
+pub const KEEPALIVE: Duration = Duration::from_secs(15);

@@ -1,0 +1,218 @@
+//! The relay's three MCP tools, `post_message`, `fetch_messages` and `list_channels`: their
+//! descriptions and schemas for `tools/list`, and their execution for `tools/call`. A tool that
+//! fails on its input answers an `isError` result whose text says which field is wrong, so the
+//! model can correct itself; an unknown tool is a protocol error.
+
+use crate::error::Error;
+use crate::mcp::handler::Services;
+use crate::mcp::jsonrpc::{RpcError, INVALID_PARAMS};
+use crate::message::Message;
+use crate::store::Draft;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Default and largest page of `fetch_messages`.
+pub const FETCH_DEFAULT_LIMIT: u64 = 50;
+pub const FETCH_MAX_LIMIT: u64 = 200;
+/// Longest `wait_seconds`: below the 60 s tool timeout of common clients.
+pub const MAX_WAIT_SECONDS: f64 = 50.0;
+
+/// The `tools/list` result.
+pub fn list() -> Value {
+    let message = json!({
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "ts": {"type": "number", "description": "Unix time in seconds"},
+            "target": {"type": "string"},
+            "sender": {"type": "string"},
+            "text": {"type": "string"}
+        },
+        "required": ["id", "ts", "target", "sender", "text"]
+    });
+    json!({"tools": [
+        {
+            "name": "post_message",
+            "title": "Post a message",
+            "description": "Post a message to a channel (for example a review packet: summary, a ```diff block and questions; or review feedback). Returns the new message id.",
+            "inputSchema": {
+                "type": "object",
+                "properties": {
+                    "target": {"type": "string", "description": "Channel name, e.g. proj-x"},
+                    "sender": {"type": "string", "description": "Who is posting, e.g. claude or codex"},
+                    "text": {"type": "string", "description": "Message body (markdown)"}
+                },
+                "required": ["target", "sender", "text"]
+            },
+            "outputSchema": {
+                "type": "object",
+                "properties": {"ok": {"type": "boolean"}, "posted": {"type": "integer"}},
+                "required": ["ok", "posted"]
+            },
+            "annotations": {"title": "Post a message", "readOnlyHint": false, "destructiveHint": false, "idempotentHint": false, "openWorldHint": false}
+        },
+        {
+            "name": "fetch_messages",
+            "title": "Fetch messages",
+            "description": "Fetch the oldest messages of a channel with an id above since_id, in ascending order. Pass the returned latest_id as since_id next time to get only new messages. With wait_seconds (up to 50), waits until a new message arrives instead of returning an empty list at once.",
+            "inputSchema": {
+                "type": "object",
+                "properties": {
+                    "target": {"type": "string", "description": "Channel name"},
+                    "since_id": {"type": "integer", "minimum": 0, "default": 0, "description": "Only messages with a larger id"},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50, "description": "Most messages to return"},
+                    "wait_seconds": {"type": "number", "minimum": 0, "maximum": 50, "default": 0, "description": "Wait up to this long for a new message"}
+                },
+                "required": ["target"]
+            },
+            "outputSchema": {
+                "type": "object",
+                "properties": {"messages": {"type": "array", "items": message}, "latest_id": {"type": "integer"}},
+                "required": ["messages", "latest_id"]
+            },
+            "annotations": {"title": "Fetch messages", "readOnlyHint": true, "openWorldHint": false}
+        },
+        {
+            "name": "list_channels",
+            "title": "List channels",
+            "description": "List every channel: the configured ones and every channel that has been posted to.",
+            "inputSchema": {"type": "object", "properties": {}},
+            "outputSchema": {
+                "type": "object",
+                "properties": {"channels": {"type": "array", "items": {"type": "string"}}},
+                "required": ["channels"]
+            },
+            "annotations": {"title": "List channels", "readOnlyHint": true, "openWorldHint": false}
+        }
+    ]})
+}
+
+/// Runs `tools/call`: a result (possibly with `isError`), or -32602 for an unknown tool or
+/// malformed call.
+pub fn call(services: &Services, params: &Value) -> Result<Value, RpcError> {
+    let name = match params.get("name") {
+        Some(Value::String(name)) => name.as_str(),
+        _ => {
+            return Err(RpcError::new(
+                INVALID_PARAMS,
+                "tools/call needs a string name",
+            ))
+        }
+    };
+    let empty = Map::new();
+    let args = match params.get("arguments") {
+        None | Some(Value::Null) => &empty,
+        Some(Value::Object(args)) => args,
+        Some(_) => return Err(RpcError::new(INVALID_PARAMS, "arguments must be an object")),
+    };
+    let outcome = match name {
+        "post_message" => post_message(services, args),
+        "fetch_messages" => fetch_messages(services, args),
+        "list_channels" => Ok(json!({"channels": services.store.channels()})),
+        other => {
+            return Err(
+                RpcError::new(INVALID_PARAMS, format!("Unknown tool: {other}"))
+                    .with_data(json!({"name": other})),
+            )
+        }
+    };
+    Ok(match outcome {
+        Ok(structured) => json!({
+            "content": [{"type": "text", "text": structured.to_string()}],
+            "structuredContent": structured,
+            "isError": false
+        }),
+        Err(e) => json!({"content": [{"type": "text", "text": e.to_string()}], "isError": true}),
+    })
+}
+
+fn post_message(services: &Services, args: &Map<String, Value>) -> Result<Value, Error> {
+    let sender = match (args.get("sender"), services.agent) {
+        (None | Some(Value::Null), Some(agent)) => agent.to_string(),
+        (_, Some(agent)) if string(args, "sender")?.trim() != agent => {
+            return Err(Error::Forbidden(format!(
+                "this token may only post as {agent:?}"
+            )))
+        }
+        _ => string(args, "sender")?,
+    };
+    let draft = Draft {
+        target: string(args, "target")?,
+        sender,
+        text: string(args, "text")?,
+    };
+    let m = services.store.post(draft)?;
+    services.logs.posted(&m, "mcp");
+    Ok(json!({"ok": true, "posted": m.id}))
+}
+
+fn fetch_messages(services: &Services, args: &Map<String, Value>) -> Result<Value, Error> {
+    let target = crate::store::name("target", &string(args, "target")?)?;
+    let since_id = integer(args, "since_id")?.unwrap_or(0);
+    let limit = integer(args, "limit")?
+        .unwrap_or(FETCH_DEFAULT_LIMIT)
+        .clamp(1, FETCH_MAX_LIMIT) as usize;
+    let wait = number(args, "wait_seconds")?
+        .unwrap_or(0.0)
+        .clamp(0.0, MAX_WAIT_SECONDS);
+    let messages: Vec<Arc<Message>> = if wait > 0.0 {
+        let _place = services.long_requests.take()?;
+        services.store.wait_after(
+            &target,
+            since_id,
+            limit,
+            Instant::now() + Duration::from_secs_f64(wait),
+        )
+    } else {
+        services.store.after(&target, since_id, limit)
+    };
+    let latest_id = messages.last().map(|m| m.id).unwrap_or(since_id);
+    services.logs.tool(
+        "fetch_messages",
+        json!({"target": target, "since_id": since_id, "limit": limit, "returned": messages.len(), "latest_id": latest_id}),
+    );
+    Ok(json!({"messages": messages, "latest_id": latest_id}))
+}
+
+fn string(args: &Map<String, Value>, key: &str) -> Result<String, Error> {
+    match args.get(key) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        None | Some(Value::Null) => Err(Error::BadRequest(format!("{key} is required"))),
+        Some(_) => Err(Error::BadRequest(format!("{key} must be a string"))),
+    }
+}
+
+/// A whole number 0 or more; integral floats and digit strings are accepted too, since models
+/// often send numbers that way.
+fn integer(args: &Map<String, Value>, key: &str) -> Result<Option<u64>, Error> {
+    let bad = || Error::BadRequest(format!("{key} must be a whole number, 0 or more"));
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match (n.as_u64(), n.as_f64()) {
+            (Some(v), _) => Ok(Some(v)),
+            (None, Some(f)) if f >= 0.0 && f.fract() == 0.0 && f < u64::MAX as f64 => {
+                Ok(Some(f as u64))
+            }
+            _ => Err(bad()),
+        },
+        Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| bad()),
+        Some(_) => Err(bad()),
+    }
+}
+
+fn number(args: &Map<String, Value>, key: &str) -> Result<Option<f64>, Error> {
+    let bad = || Error::BadRequest(format!("{key} must be a number of seconds, 0 or more"));
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n.as_f64().filter(|f| *f >= 0.0).map(Some).ok_or_else(bad),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| *f >= 0.0 && f.is_finite())
+            .map(Some)
+            .ok_or_else(bad),
+        Some(_) => Err(bad()),
+    }
+}
