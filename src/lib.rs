@@ -40,6 +40,8 @@ pub struct Running {
     addr: SocketAddr,
     app: Arc<App>,
     server: Arc<tiny_http::Server>,
+    /// A handle on the listening socket, to release the port at once on shutdown.
+    listener: std::net::TcpListener,
     acceptor: Option<JoinHandle<()>>,
     pool: Arc<Pool>,
 }
@@ -74,6 +76,7 @@ pub fn start(config: Config) -> Result<Running, Error> {
     }));
     let listener = bind(&config.bind_address())?;
     let addr = listener.local_addr()?;
+    let handle = listener.try_clone()?;
     let server = tiny_http::Server::from_listener(listener, None).map_err(|e| {
         Error::Io(std::io::Error::other(format!(
             "cannot serve on {addr}: {e}"
@@ -106,6 +109,7 @@ pub fn start(config: Config) -> Result<Running, Error> {
         addr,
         app,
         server,
+        listener: handle,
         acceptor: Some(acceptor),
         pool,
     })
@@ -135,6 +139,9 @@ impl Running {
         if let Some(acceptor) = self.acceptor.take() {
             let _ = acceptor.join();
         }
+        // tiny_http's own accept thread closes the listener only when it next wakes; shutting
+        // the socket down takes it out of the listening state now, so the port can be reused.
+        let _ = socket2::SockRef::from(&self.listener).shutdown(std::net::Shutdown::Both);
         self.pool.stop();
         self.app.logs.flush();
     }

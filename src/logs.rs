@@ -1,7 +1,8 @@
 //! The two files the relay writes for people: the tool log (one line per tool call, post and
 //! fetch: timestamp, level, event name and a JSON payload) and the channel archive (one JSON line
 //! per message with where it came from). Both rotate by size through flexi_logger and keep a
-//! fixed number of backups. They are owned by the running relay, not installed as the process's
+//! fixed number of backups: the current file is `NAME_rCURRENT.log` with a symlink at the
+//! configured path, backups are `NAME_r00000.log` and up. They are owned by the running relay, not installed as the process's
 //! global logger, so several relays can live in one process (the tests do).
 
 use crate::config::Config;
@@ -98,6 +99,8 @@ fn writer(
             Naming::Numbers,
             Cleanup::KeepLogFiles(backups),
         )
+        .cleanup_in_background_thread(false)
+        .create_symlink(path)
         .append()
         .try_build()
         .map_err(|e| bad(&e))

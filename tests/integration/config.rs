@@ -1,0 +1,186 @@
+//! Configuration: the layers' precedence, the legacy keys, comma lists, and start-up errors that
+//! name the file (or variable) and the key, with exit code 2.
+
+use crate::common::TempDir;
+use claude_codex_relay::config::{Config, Fsync, StoreKind};
+use claude_codex_relay::error::Error;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn flags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn defaults_match_the_repository_config_json() {
+    let from_file = Config::load(
+        Some(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config.json"
+        ))),
+        &env(&[]),
+        &[],
+    )
+    .unwrap();
+    let defaults = Config::default();
+    assert_eq!(format!("{from_file:?}"), format!("{defaults:?}"));
+    assert_eq!((defaults.host.as_str(), defaults.port), ("127.0.0.1", 8010));
+    assert_eq!(defaults.log_max_bytes, 25 * 1024 * 1024);
+    assert_eq!(defaults.channels, ["proj-x", "codex", "claude"]);
+}
+
+#[test]
+fn flags_beat_the_environment_which_beats_the_file() {
+    let dir = TempDir::new("config");
+    let file = dir.path("c.json");
+    std::fs::write(&file, r#"{"port": 1111, "host": "0.0.0.0", "channels": ["a"], "log_max_mb": 2, "store": "memory"}"#).unwrap();
+    let c = Config::load(Some(&file), &env(&[]), &[]).unwrap();
+    assert_eq!(
+        (c.port, c.host.as_str(), c.log_max_bytes, c.store),
+        (1111, "0.0.0.0", 2 * 1024 * 1024, StoreKind::Memory)
+    );
+    let e = env(&[
+        ("CLAUDE_CODEX_PORT", "2222"),
+        ("CLAUDE_CODEX_CHANNELS", "x, y,,z"),
+        ("CLAUDE_CODEX_ALLOWED_HOSTS", "10.0.0.1"),
+    ]);
+    let c = Config::load(Some(&file), &e, &[]).unwrap();
+    assert_eq!(c.port, 2222);
+    assert_eq!(c.channels, ["x", "y", "z"]);
+    assert_eq!(c.allowed_hosts, ["10.0.0.1"]);
+    assert_eq!(
+        c.host, "0.0.0.0",
+        "the file still counts where nothing overrides it"
+    );
+    let c = Config::load(
+        Some(&file),
+        &e,
+        &flags(&[("port", "3333"), ("fsync", "never")]),
+    )
+    .unwrap();
+    assert_eq!((c.port, c.fsync), (3333, Fsync::Never));
+}
+
+#[test]
+fn legacy_byte_keys_still_work() {
+    let c = Config::load(
+        None,
+        &env(&[
+            ("CLAUDE_CODEX_LOG_MAX_BYTES", "5000"),
+            ("CLAUDE_CODEX_CHANNEL_LOG_MAX_BYTES", "7000"),
+        ]),
+        &[],
+    )
+    .unwrap();
+    assert_eq!((c.log_max_bytes, c.channel_log_max_bytes), (5000, 7000));
+    let dir = TempDir::new("config");
+    let file = dir.path("c.json");
+    std::fs::write(
+        &file,
+        r#"{"log_max_bytes": 1234, "channel_log_max_bytes": 4321}"#,
+    )
+    .unwrap();
+    let c = Config::load(Some(&file), &env(&[]), &[]).unwrap();
+    assert_eq!((c.log_max_bytes, c.channel_log_max_bytes), (1234, 4321));
+}
+
+#[test]
+fn every_mistake_names_its_source_and_key() {
+    let dir = TempDir::new("config");
+    let cases: Vec<(&str, &str, &str)> = vec![
+        (r#"{"prot": 1}"#, "prot", "unknown key"),
+        (r#"{"port": "8010"}"#, "port", "must be a number"),
+        (r#"{"port": 70000}"#, "port", "0 to 65535"),
+        (
+            r#"{"channels": "a,b", "allowed_hosts": 5}"#,
+            "allowed_hosts",
+            "list of strings",
+        ),
+        (r#"{"store": "disk"}"#, "store", "file, memory"),
+        (
+            r#"{"log_backup_count": -1}"#,
+            "log_backup_count",
+            "0 or more",
+        ),
+        (
+            r#"{"max_body_bytes": 0}"#,
+            "max_body_bytes",
+            "greater than 0",
+        ),
+        ("[1, 2]", "(file)", "JSON object"),
+        ("{port: 1}", "(file)", "not valid JSON"),
+    ];
+    for (text, key, needle) in cases {
+        let file = dir.path("bad.json");
+        std::fs::write(&file, text).unwrap();
+        match Config::load(Some(&file), &env(&[]), &[]) {
+            Err(Error::Config {
+                source,
+                key: k,
+                message,
+            }) => {
+                assert_eq!(source, file.display().to_string(), "{text}");
+                assert_eq!(k, key, "{text}");
+                assert!(message.contains(needle), "{text}: {message}");
+            }
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+    match Config::load(None, &env(&[("CLAUDE_CODEX_PORT", "eighty")]), &[]) {
+        Err(Error::Config { source, key, .. }) => assert_eq!(
+            (source.as_str(), key.as_str()),
+            ("CLAUDE_CODEX_PORT", "port")
+        ),
+        other => panic!("{other:?}"),
+    }
+    match Config::load(None, &env(&[]), &flags(&[("colour", "blue")])) {
+        Err(Error::Config { source, .. }) => assert_eq!(source, "--colour"),
+        other => panic!("{other:?}"),
+    }
+    let missing = dir.path("missing.json");
+    assert!(matches!(
+        Config::load(Some(&missing), &env(&[]), &[]),
+        Err(Error::Config { .. })
+    ));
+}
+
+#[test]
+fn the_binary_exits_2_on_a_configuration_error() {
+    let dir = TempDir::new("config");
+    let file = dir.path("bad.json");
+    std::fs::write(&file, r#"{"port": "x"}"#).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&file.display().to_string()) && err.contains("port"),
+        "{err}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .arg("--port")
+        .arg("x")
+        .current_dir(&dir.0)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("claude-codex-relay "));
+}

@@ -1,0 +1,452 @@
+//! MCP over Streamable HTTP: the handshake at every version, the tools, sessions, and the
+//! protocol errors, as protocol.md lists them.
+
+use crate::common::*;
+use serde_json::{json, Value};
+
+const VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+
+#[test]
+fn the_handshake_works_at_every_supported_version() {
+    let relay = Relay::memory();
+    for v in VERSIONS {
+        let mut mcp = Mcp::connect(&relay, v);
+        assert_eq!(mcp.session.len(), 32);
+        assert!(mcp.session.bytes().all(|b| (0x21..=0x7e).contains(&b)));
+        assert_eq!(mcp.request("ping", json!({}))["result"], json!({}));
+        let tools = mcp.request("tools/list", json!({}))["result"]["tools"].clone();
+        let names: Vec<&str> = tools
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["post_message", "fetch_messages", "list_channels"],
+            "at {v}"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_version_is_answered_with_the_newest() {
+    let relay = Relay::memory();
+    let r = post_raw(
+        &relay.url("/mcp"),
+        &[("Content-Type", "application/json")],
+        br#"{"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2026-07-28","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+    );
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["id"], "init", "string ids come back as strings");
+    assert_eq!(v["result"]["protocolVersion"], "2025-11-25");
+    let caps = &v["result"]["capabilities"];
+    assert_eq!(caps["tools"]["listChanged"], false);
+    assert_eq!(caps["resources"]["subscribe"], true);
+    assert!(caps["logging"].is_object());
+    assert_eq!(v["result"]["serverInfo"]["name"], "claude-codex-relay");
+}
+
+#[test]
+fn tools_describe_themselves_for_every_client() {
+    let relay = Relay::memory();
+    let mut mcp = Mcp::connect(&relay, "2025-11-25");
+    let tools = mcp.request("tools/list", json!({}))["result"]["tools"].clone();
+    for tool in tools.as_array().unwrap() {
+        let name = tool["name"].as_str().unwrap();
+        assert!(!tool["description"].as_str().unwrap().is_empty(), "{name}");
+        assert_eq!(tool["inputSchema"]["type"], "object", "{name}");
+        assert!(
+            tool["inputSchema"]["properties"].is_object(),
+            "{name} needs explicit properties"
+        );
+        for (prop, schema) in tool["inputSchema"]["properties"].as_object().unwrap() {
+            assert!(schema["type"].is_string(), "{name}.{prop} needs a type");
+        }
+        assert_eq!(tool["outputSchema"]["type"], "object", "{name}");
+        assert!(tool["annotations"]["readOnlyHint"].is_boolean(), "{name}");
+    }
+    assert_eq!(
+        tools[0]["inputSchema"]["required"],
+        json!(["target", "sender", "text"])
+    );
+    assert_eq!(tools[2]["inputSchema"]["properties"], json!({}));
+}
+
+#[test]
+fn tools_post_fetch_and_list_with_structured_content() {
+    let relay = Relay::memory();
+    let mut mcp = Mcp::connect(&relay, "2025-06-18");
+    let posted = mcp.call(
+        "post_message",
+        json!({"target": "proj-x", "sender": "claude", "text": "review packet"}),
+    );
+    assert_eq!(posted["isError"], false);
+    assert_eq!(
+        posted["structuredContent"],
+        json!({"ok": true, "posted": 1})
+    );
+    let text: Value = serde_json::from_str(posted["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        text, posted["structuredContent"],
+        "the text block holds the same JSON"
+    );
+    for i in 2..=5 {
+        mcp.call(
+            "post_message",
+            json!({"target": "proj-x", "sender": "codex", "text": format!("m{i}")}),
+        );
+    }
+    let fetched = mcp.call(
+        "fetch_messages",
+        json!({"target": "proj-x", "since_id": 1, "limit": 2}),
+    );
+    let s = &fetched["structuredContent"];
+    let ids: Vec<u64> = s["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![2, 3], "the oldest page after since_id");
+    assert_eq!(s["latest_id"], 3);
+    let empty = mcp.call(
+        "fetch_messages",
+        json!({"target": "proj-x", "since_id": 99}),
+    );
+    assert_eq!(
+        empty["structuredContent"],
+        json!({"messages": [], "latest_id": 99})
+    );
+    let all = mcp.call("fetch_messages", json!({"target": "proj-x", "limit": 1000}));
+    assert_eq!(
+        all["structuredContent"]["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5,
+        "limit clamps to 200, 5 exist"
+    );
+    let stringy = mcp.call(
+        "fetch_messages",
+        json!({"target": "proj-x", "since_id": "4"}),
+    );
+    assert_eq!(
+        stringy["structuredContent"]["latest_id"], 5,
+        "digit strings are read as numbers"
+    );
+    let channels = mcp.call("list_channels", json!({}));
+    assert_eq!(
+        channels["structuredContent"],
+        json!({"channels": ["claude", "codex", "proj-x"]})
+    );
+}
+
+#[test]
+fn invalid_arguments_are_tool_errors_that_name_the_field() {
+    let relay = Relay::memory();
+    let mut mcp = Mcp::connect(&relay, "2025-11-25");
+    for (tool, args, needle) in [
+        (
+            "post_message",
+            json!({"target": "t", "sender": "s"}),
+            "text is required",
+        ),
+        (
+            "post_message",
+            json!({"target": " ", "sender": "s", "text": "x"}),
+            "target must not be empty",
+        ),
+        (
+            "post_message",
+            json!({"target": "t", "sender": "", "text": "x"}),
+            "sender must not be empty",
+        ),
+        (
+            "post_message",
+            json!({"target": "t", "sender": "s", "text": "   "}),
+            "text must not be blank",
+        ),
+        (
+            "post_message",
+            json!({"target": 1, "sender": "s", "text": "x"}),
+            "target must be a string",
+        ),
+        ("fetch_messages", json!({}), "target is required"),
+        (
+            "fetch_messages",
+            json!({"target": "t", "since_id": -1}),
+            "since_id",
+        ),
+        (
+            "fetch_messages",
+            json!({"target": "t", "limit": "many"}),
+            "limit",
+        ),
+        (
+            "fetch_messages",
+            json!({"target": "t", "wait_seconds": -3}),
+            "wait_seconds",
+        ),
+    ] {
+        let r = mcp.call(tool, args.clone());
+        assert_eq!(r["isError"], true, "{tool} {args}");
+        assert!(r.get("structuredContent").is_none());
+        assert!(
+            r["content"][0]["text"].as_str().unwrap().contains(needle),
+            "{tool} {args}: {r}"
+        );
+    }
+    assert_eq!(
+        mcp.call("list_channels", json!({}))["structuredContent"]["channels"],
+        json!(["claude", "codex", "proj-x"]),
+        "nothing was posted"
+    );
+}
+
+#[test]
+fn protocol_errors_use_the_json_rpc_codes() {
+    let relay = Relay::memory();
+    let mut mcp = Mcp::connect(&relay, "2025-11-25");
+    let unknown_tool = mcp.request(
+        "tools/call",
+        json!({"name": "no_such_tool", "arguments": {}}),
+    );
+    assert_eq!(unknown_tool["error"]["code"], -32602);
+    let bad_name = mcp.request("tools/call", json!({"name": 5}));
+    assert_eq!(bad_name["error"]["code"], -32602);
+    assert_eq!(
+        mcp.request("prompts/list", json!({}))["error"]["code"],
+        -32601
+    );
+    assert_eq!(
+        mcp.request("logging/setLevel", json!({"level": "loud"}))["error"]["code"],
+        -32602
+    );
+    assert_eq!(
+        mcp.request("logging/setLevel", json!({"level": "warning"}))["result"],
+        json!({})
+    );
+    let parse = mcp.send_raw(b"{not json");
+    assert_eq!(parse.status, 400);
+    assert_eq!(parse.json()["error"]["code"], -32700);
+    assert_eq!(parse.json()["id"], Value::Null);
+    let null_id = mcp.send(&json!({"jsonrpc": "2.0", "id": null, "method": "ping"}));
+    assert_eq!(
+        (null_id.status, null_id.json()["error"]["code"].as_i64()),
+        (400, Some(-32600))
+    );
+    let batch = mcp.send(&json!([{"jsonrpc": "2.0", "id": 1, "method": "ping"}]));
+    assert_eq!(
+        (batch.status, batch.json()["error"]["code"].as_i64()),
+        (400, Some(-32600)),
+        "no batches after 2025-03-26"
+    );
+    let cancelled = mcp.send(
+        &json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 9}}),
+    );
+    assert_eq!((cancelled.status, cancelled.body.as_str()), (202, ""));
+    let response = mcp.send(&json!({"jsonrpc": "2.0", "id": 5, "result": {}}));
+    assert_eq!(response.status, 202);
+}
+
+#[test]
+fn batches_work_on_2025_03_26_sessions() {
+    let relay = Relay::memory();
+    let mcp = Mcp::connect(&relay, "2025-03-26");
+    let r = mcp.send(&json!([
+        {"jsonrpc": "2.0", "id": 1, "method": "ping"},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": "b", "method": "tools/call", "params": {"name": "list_channels"}}
+    ]));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let answers = r.json();
+    assert_eq!(answers.as_array().unwrap().len(), 2);
+    assert_eq!(answers[0]["id"], 1);
+    assert_eq!(answers[1]["id"], "b");
+    let only_notes = mcp.send(&json!([{"jsonrpc": "2.0", "method": "notifications/initialized"}]));
+    assert_eq!(only_notes.status, 202);
+    assert_eq!(mcp.send(&json!([])).status, 400);
+    let init_in_batch =
+        mcp.send(&json!([{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}]));
+    assert_eq!(init_in_batch.status, 400);
+}
+
+#[test]
+fn sessions_are_required_checked_and_ended_by_delete() {
+    let relay = Relay::memory();
+    let url = relay.url("/mcp");
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string();
+    let ct = ("Content-Type", "application/json");
+    let missing = post_raw(&url, &[ct], ping.as_bytes());
+    assert_eq!(missing.status, 400);
+    let unknown = post_raw(
+        &url,
+        &[ct, ("Mcp-Session-Id", "0123456789abcdef0123456789abcdef")],
+        ping.as_bytes(),
+    );
+    assert_eq!(unknown.status, 404);
+    let mcp = Mcp::connect(&relay, "2025-11-25");
+    assert_eq!(
+        mcp.send(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+            .status,
+        200
+    );
+    assert_eq!(delete(&url, &[]).status, 400, "DELETE without a session");
+    assert_eq!(delete(&url, &[("Mcp-Session-Id", "nope")]).status, 404);
+    let ended = delete(&url, &[("Mcp-Session-Id", &mcp.session)]);
+    assert!(ended.status == 200 || ended.status == 204);
+    assert_eq!(
+        mcp.send(&json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}))
+            .status,
+        404
+    );
+    assert_eq!(
+        delete(&url, &[("Mcp-Session-Id", &mcp.session)]).status,
+        404
+    );
+}
+
+#[test]
+fn sessions_survive_a_restart_of_the_relay() {
+    let mut relay = Relay::start();
+    let mut mcp = Mcp::connect(&relay, "2025-06-18");
+    mcp.call(
+        "post_message",
+        json!({"target": "proj-x", "sender": "claude", "text": "before"}),
+    );
+    let config = common_config(&relay);
+    relay.restart(config);
+    mcp.url = relay.url("/mcp");
+    let r = mcp.request("tools/call", json!({"name": "list_channels"}));
+    assert_eq!(
+        r["result"]["isError"], false,
+        "the old session id is still accepted: {r}"
+    );
+}
+
+fn common_config(relay: &Relay) -> claude_codex_relay::config::Config {
+    let mut c = config_in(&relay.dir);
+    c.port = relay.addr().port();
+    c
+}
+
+#[test]
+fn protocol_version_headers_are_checked_against_the_supported_set() {
+    let relay = Relay::memory();
+    let mcp = Mcp::connect(&relay, "2025-11-25");
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string();
+    for (version, status) in [
+        ("2025-03-26", 200),
+        ("2024-11-05", 200),
+        ("2026-07-28", 400),
+        ("banana", 400),
+    ] {
+        let r = post_raw(
+            &mcp.url,
+            &[
+                ("Content-Type", "application/json"),
+                ("Mcp-Session-Id", &mcp.session),
+                ("MCP-Protocol-Version", version),
+            ],
+            ping.as_bytes(),
+        );
+        assert_eq!(r.status, status, "{version}");
+    }
+    let no_header = post_raw(
+        &mcp.url,
+        &[
+            ("Content-Type", "application/json"),
+            ("Mcp-Session-Id", &mcp.session),
+        ],
+        ping.as_bytes(),
+    );
+    assert_eq!(no_header.status, 200, "the header is never required");
+}
+
+#[test]
+fn newer_clients_probing_with_server_discover_fall_back() {
+    let relay = Relay::memory();
+    let r = post_raw(
+        &relay.url("/mcp"),
+        &[("Content-Type", "application/json"), ("mcp-protocol-version", "2026-07-28"), ("mcp-method", "server/discover")],
+        br#"{"jsonrpc":"2.0","id":"server-discover-probe-1","method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
+    );
+    assert_eq!(r.status, 400);
+    let code = r.json()["error"]["code"].as_i64().unwrap();
+    assert_eq!(
+        code, -32600,
+        "a plain invalid-request, not a modern -3202x error"
+    );
+}
+
+#[test]
+fn accept_headers_are_read_leniently_and_replies_are_json() {
+    let relay = Relay::memory();
+    let init = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    for accept in [
+        None,
+        Some("*/*"),
+        Some("application/json"),
+        Some("text/event-stream"),
+        Some("text/event-stream, application/json"),
+    ] {
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(a) = accept {
+            headers.push(("Accept", a));
+        }
+        let r = post_raw(&relay.url("/mcp"), &headers, init);
+        assert_eq!(r.status, 200, "{accept:?}");
+        assert!(r
+            .header("content-type")
+            .unwrap()
+            .starts_with("application/json"));
+    }
+    let wrong_type = post_raw(&relay.url("/mcp"), &[("Content-Type", "text/plain")], init);
+    assert_eq!(wrong_type.status, 415);
+}
+
+#[test]
+fn get_without_a_session_answers_at_once() {
+    let relay = Relay::memory();
+    let r = get_with(
+        &relay.url("/mcp"),
+        &[("Accept", "*/*"), ("mcp-protocol-version", "2024-11-05")],
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.header("www-authenticate").is_none());
+}
+
+#[test]
+fn concurrent_requests_in_one_session_are_all_answered() {
+    let relay = Relay::memory();
+    let mcp = Mcp::connect(&relay, "2025-11-25");
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let (url, session) = (mcp.url.clone(), mcp.session.clone());
+            std::thread::spawn(move || {
+                let body = json!({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "post_message", "arguments": {"target": "c", "sender": "s", "text": format!("{i}")}}});
+                let r = post_raw(&url, &[("Content-Type", "application/json"), ("Mcp-Session-Id", &session)], body.to_string().as_bytes());
+                assert_eq!(r.json()["id"], i);
+                r.json()["result"]["structuredContent"]["posted"].as_u64().unwrap()
+            })
+        })
+        .collect();
+    let mut ids: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, (1..=8).collect::<Vec<_>>());
+}
+
+impl Mcp {
+    fn send_raw(&self, body: &[u8]) -> Reply {
+        post_raw(
+            &self.url,
+            &[
+                ("Content-Type", "application/json"),
+                ("Mcp-Session-Id", &self.session),
+            ],
+            body,
+        )
+    }
+}

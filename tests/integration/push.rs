@@ -1,0 +1,351 @@
+//! Delivery without polling: waiting fetches (MCP and REST), the `/api/stream` event stream,
+//! resource subscriptions on the `GET /mcp` stream, the legacy `/sse` transport, and the cap on
+//! long requests. Every wait is bounded by a deadline.
+
+use crate::common::*;
+use serde_json::{json, Value};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+#[test]
+fn a_post_wakes_a_waiting_mcp_fetch() {
+    let relay = Relay::memory();
+    let mut mcp = Mcp::connect(&relay, "2025-11-25");
+    let (tx, rx) = mpsc::channel();
+    let waiter = thread::spawn(move || {
+        let r = mcp.call(
+            "fetch_messages",
+            json!({"target": "proj-x", "since_id": 0, "wait_seconds": 30}),
+        );
+        tx.send(Instant::now()).unwrap();
+        r
+    });
+    // The waiter is parked once the relay counts it as a long request.
+    let app = relay.running.as_ref().unwrap().app().clone();
+    let deadline = within(10.0);
+    while app.long_requests.open() == 0 {
+        assert!(Instant::now() < deadline, "the fetch never started waiting");
+        thread::yield_now();
+    }
+    let posted_at = Instant::now();
+    relay.post("proj-x", "claude", "wake up");
+    let woke_at = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the waiter woke");
+    let r = waiter.join().unwrap();
+    assert_eq!(r["structuredContent"]["messages"][0]["text"], "wake up");
+    assert_eq!(r["structuredContent"]["latest_id"], 1);
+    assert!(woke_at - posted_at < Duration::from_secs(1));
+}
+
+#[test]
+fn a_post_to_another_channel_does_not_end_the_wait_and_the_deadline_does() {
+    let relay = Relay::memory();
+    let url = relay.url("/api/messages?target=quiet&since_id=0&wait=1");
+    let waiter = thread::spawn(move || {
+        let start = Instant::now();
+        (get(&url), start.elapsed())
+    });
+    let app = relay.running.as_ref().unwrap().app().clone();
+    let deadline = within(10.0);
+    while app.long_requests.open() == 0 {
+        assert!(Instant::now() < deadline);
+        thread::yield_now();
+    }
+    relay.post("noisy", "s", "not for you");
+    let (r, elapsed) = waiter.join().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["messages"], json!([]));
+    assert!(
+        elapsed >= Duration::from_millis(950),
+        "returned at its deadline, not early: {elapsed:?}"
+    );
+}
+
+#[test]
+fn a_post_wakes_a_waiting_rest_fetch() {
+    let relay = Relay::memory();
+    relay.post("proj-x", "s", "old");
+    let url = relay.url("/api/messages?target=proj-x&since_id=1&wait=30");
+    let waiter = thread::spawn(move || get(&url));
+    let app = relay.running.as_ref().unwrap().app().clone();
+    let deadline = within(10.0);
+    while app.long_requests.open() == 0 {
+        assert!(Instant::now() < deadline);
+        thread::yield_now();
+    }
+    relay.post("proj-x", "s", "new");
+    let r = waiter.join().unwrap();
+    let msgs = r.json()["messages"].clone();
+    assert_eq!(msgs.as_array().unwrap().len(), 1);
+    assert_eq!(msgs[0]["text"], "new");
+}
+
+#[test]
+fn the_event_stream_sends_the_backlog_then_live_messages_and_resumes() {
+    let relay = Relay::memory();
+    for i in 1..=3 {
+        relay.post("proj-x", "s", &format!("m{i}"));
+    }
+    let mut sse = Sse::open(relay.addr(), "/api/stream?target=proj-x&since_id=1", &[]);
+    assert_eq!(sse.status, 200);
+    assert_eq!(sse.header("content-type"), Some("text/event-stream"));
+    for want in [2, 3] {
+        let e = sse.next(within(5.0)).expect("backlog");
+        assert_eq!(e.id.as_deref(), Some(want.to_string().as_str()));
+        assert_eq!(e.event.as_deref(), Some("message"));
+        let m: Value = serde_json::from_str(&e.data).unwrap();
+        assert_eq!(m["id"], want);
+    }
+    relay.post("proj-x", "s", "live\nwith two lines");
+    let e = sse
+        .next(within(1.0))
+        .expect("a live message within a second");
+    let m: Value = serde_json::from_str(&e.data).unwrap();
+    assert_eq!(m["text"], "live\nwith two lines");
+    drop(sse);
+    relay.post("proj-x", "s", "while away");
+    let mut again = Sse::open(
+        relay.addr(),
+        "/api/stream?target=proj-x&since_id=0",
+        &[("Last-Event-ID", "4")],
+    );
+    let e = again.next(within(5.0)).unwrap();
+    assert_eq!(
+        e.id.as_deref(),
+        Some("5"),
+        "Last-Event-ID resumes with no gap and no duplicate"
+    );
+}
+
+#[test]
+fn a_thousand_posts_from_eight_threads_arrive_in_order_exactly_once() {
+    let relay = Relay::memory();
+    let mut sse = Sse::open(relay.addr(), "/api/stream?target=load&since_id=0", &[]);
+    assert_eq!(sse.status, 200);
+    let base = relay.base.clone();
+    let chain = {
+        let base = base.clone();
+        thread::spawn(move || {
+            let mut since = 0u64;
+            let mut seen = Vec::new();
+            while seen.len() < 1000 {
+                let r = get(&format!(
+                    "{base}/api/messages?target=load&since_id={since}&limit=500&wait=10"
+                ));
+                let msgs = r.json()["messages"].as_array().unwrap().clone();
+                assert!(
+                    !msgs.is_empty(),
+                    "a waiting fetch returned empty before all were seen"
+                );
+                for m in msgs {
+                    let id = m["id"].as_u64().unwrap();
+                    assert!(id > since);
+                    since = id;
+                    seen.push(id);
+                }
+            }
+            seen
+        })
+    };
+    let posters: Vec<_> = (0..8)
+        .map(|t| {
+            let url = format!("{base}/api/messages");
+            thread::spawn(move || {
+                let agent = agent();
+                for i in 0..125 {
+                    let body = json!({"target": "load", "sender": format!("t{t}"), "text": format!("{t}-{i}")});
+                    let r = agent.post(&url).header("Content-Type", "application/json").send(body.to_string()).unwrap();
+                    assert_eq!(r.status().as_u16(), 201);
+                }
+            })
+        })
+        .collect();
+    for p in posters {
+        p.join().unwrap();
+    }
+    let mut streamed = Vec::new();
+    let deadline = within(20.0);
+    while streamed.len() < 1000 {
+        let e = sse.next(deadline).expect("every message is streamed");
+        streamed.push(e.id.unwrap().parse::<u64>().unwrap());
+    }
+    assert_eq!(
+        streamed,
+        (1..=1000).collect::<Vec<_>>(),
+        "in order, exactly once"
+    );
+    assert_eq!(chain.join().unwrap(), (1..=1000).collect::<Vec<_>>());
+}
+
+#[test]
+fn subscribed_sessions_hear_of_updates_on_their_get_stream() {
+    let relay = Relay::memory();
+    let mut mcp = Mcp::connect(&relay, "2025-11-25");
+    assert_eq!(
+        mcp.request(
+            "resources/subscribe",
+            json!({"uri": "relay://channel/proj-x"})
+        )["result"],
+        json!({})
+    );
+    assert_eq!(
+        mcp.request(
+            "resources/subscribe",
+            json!({"uri": "test://watched-resource"})
+        )["result"],
+        json!({})
+    );
+    let mut stream = Sse::open(
+        relay.addr(),
+        "/mcp",
+        &[
+            ("Mcp-Session-Id", &mcp.session),
+            ("MCP-Protocol-Version", "2025-11-25"),
+        ],
+    );
+    assert_eq!(stream.status, 200);
+    let priming = stream.next(within(5.0)).expect("a priming event");
+    assert!(priming.id.unwrap().starts_with(&mcp.session));
+    relay.post("elsewhere", "s", "not subscribed");
+    relay.post("proj-x", "s", "subscribed");
+    let e = stream
+        .next_message(within(1.0))
+        .expect("an update within a second");
+    let n: Value = serde_json::from_str(&e.data).unwrap();
+    assert_eq!(n["method"], "notifications/resources/updated");
+    assert_eq!(n["params"]["uri"], "relay://channel/proj-x");
+    assert!(n.get("id").is_none());
+    mcp.request(
+        "resources/unsubscribe",
+        json!({"uri": "relay://channel/proj-x"}),
+    );
+    relay.post("proj-x", "s", "after unsubscribing");
+    assert!(
+        stream.next_message(within(0.3)).is_none(),
+        "no update after unsubscribe"
+    );
+}
+
+#[test]
+fn resources_list_read_and_templates() {
+    let relay = Relay::memory();
+    relay.post("a b", "s", "hello");
+    let mut mcp = Mcp::connect(&relay, "2025-11-25");
+    let list = mcp.request("resources/list", json!({}))["result"]["resources"].clone();
+    let uris: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["uri"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        uris,
+        [
+            "relay://channel/a%20b",
+            "relay://channel/claude",
+            "relay://channel/codex",
+            "relay://channel/proj-x"
+        ]
+    );
+    let read =
+        mcp.request("resources/read", json!({"uri": "relay://channel/a%20b"}))["result"].clone();
+    let content: Value =
+        serde_json::from_str(read["contents"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(content["messages"][0]["text"], "hello");
+    let missing = mcp.request("resources/read", json!({"uri": "relay://channel/nope"}));
+    assert_eq!(missing["error"]["code"], -32002);
+    let templates = mcp.request("resources/templates/list", json!({}));
+    assert_eq!(
+        templates["result"]["resourceTemplates"][0]["uriTemplate"],
+        "relay://channel/{name}"
+    );
+}
+
+#[test]
+fn the_legacy_sse_transport_carries_every_method() {
+    let relay = Relay::memory();
+    let mut sse = Sse::open(relay.addr(), "/sse", &[]);
+    assert_eq!(sse.status, 200);
+    let endpoint = sse.next(within(5.0)).unwrap();
+    assert_eq!(endpoint.event.as_deref(), Some("endpoint"));
+    assert!(endpoint.data.starts_with("/messages?sessionId="));
+    let url = relay.url(&endpoint.data);
+    let send = |v: Value| {
+        post_raw(
+            &url,
+            &[("Content-Type", "application/json")],
+            v.to_string().as_bytes(),
+        )
+    };
+    let r = send(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}),
+    );
+    assert_eq!(r.status, 202);
+    let init: Value = serde_json::from_str(&sse.next(within(5.0)).unwrap().data).unwrap();
+    assert_eq!(init["result"]["protocolVersion"], "2025-11-25");
+    assert_eq!(
+        send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).status,
+        202
+    );
+    send(
+        json!({"jsonrpc": "2.0", "id": 2, "method": "resources/subscribe", "params": {"uri": "relay://channel/proj-x"}}),
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&sse.next(within(5.0)).unwrap().data).unwrap()["id"],
+        2
+    );
+    send(
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "post_message", "arguments": {"target": "proj-x", "sender": "claude", "text": "via sse"}}}),
+    );
+    let mut got_result = false;
+    let mut got_update = false;
+    for _ in 0..2 {
+        let v: Value =
+            serde_json::from_str(&sse.next(within(1.0)).expect("within a second").data).unwrap();
+        got_result |= v["id"] == 3 && v["result"]["structuredContent"]["posted"] == 1;
+        got_update |= v["method"] == "notifications/resources/updated";
+    }
+    assert!(got_result && got_update);
+    let bad = post_raw(&url, &[("Content-Type", "application/json")], b"{oops");
+    assert_eq!(bad.status, 400);
+    assert_eq!(
+        post_raw(&relay.url("/messages"), &[], b"{}").status,
+        400,
+        "no session id"
+    );
+    assert_eq!(
+        post_raw(&relay.url("/messages?sessionId=abc"), &[], b"{}").status,
+        404
+    );
+    drop(sse);
+    // The session ends with its stream; the relay notices when it next writes (a keep-alive at
+    // the latest), so poll with a deadline.
+    let deadline = within(20.0);
+    loop {
+        let r = send(json!({"jsonrpc": "2.0", "id": 9, "method": "ping"}));
+        if r.status == 404 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the session outlived its stream");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn past_the_cap_long_requests_get_503_and_healthz_still_answers() {
+    let relay = Relay::with(|c| {
+        c.max_streams = 2;
+        c.store = claude_codex_relay::config::StoreKind::Memory;
+    });
+    let a = Sse::open(relay.addr(), "/api/stream?target=x", &[]);
+    let b = Sse::open(relay.addr(), "/api/stream?target=x", &[]);
+    assert_eq!((a.status, b.status), (200, 200));
+    let c = get(&relay.url("/api/stream?target=x"));
+    assert_eq!(c.status, 503);
+    assert!(c.header("retry-after").is_some());
+    let w = get(&relay.url("/api/messages?target=x&since_id=0&wait=5"));
+    assert_eq!(w.status, 503);
+    assert_eq!(get(&relay.url("/healthz")).status, 200);
+}

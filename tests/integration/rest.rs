@@ -1,0 +1,254 @@
+//! The REST API: shapes of the original relay, the since_id page, and every error case.
+
+use crate::common::*;
+use claude_codex_relay::http::apidoc;
+use claude_codex_relay::http::router::ROUTES;
+use serde_json::json;
+
+#[test]
+fn post_then_read_back_in_the_original_shapes() {
+    let relay = Relay::start();
+    let (status, body) = post_json(
+        &relay.url("/api/messages"),
+        &json!({"target": " proj-x ", "sender": "claude", "text": "  hi\n"}),
+    );
+    assert_eq!(status, 201);
+    assert_eq!(body["ok"], true);
+    assert_eq!(body["posted"], 1);
+    let m = &body["message"];
+    assert_eq!(
+        (
+            m["id"].as_u64(),
+            m["target"].as_str(),
+            m["sender"].as_str(),
+            m["text"].as_str()
+        ),
+        (Some(1), Some("proj-x"), Some("claude"), Some("  hi\n"))
+    );
+    assert!(m["ts"].as_f64().unwrap() > 1.7e9);
+    let page = get(&relay.url("/api/messages?target=proj-x")).json();
+    assert_eq!(page["target"], "proj-x");
+    assert_eq!(page["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(page["messages"][0], body["message"]);
+}
+
+#[test]
+fn ids_are_one_sequence_across_channels_and_pages_pick_the_right_end() {
+    let relay = Relay::memory();
+    for i in 1..=10 {
+        let target = if i % 2 == 0 { "even" } else { "odd" };
+        assert_eq!(relay.post(target, "s", &format!("m{i}")), i);
+    }
+    let ids = |url: &str| -> Vec<u64> {
+        get(&relay.url(url)).json()["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(
+        ids("/api/messages?target=even&limit=2"),
+        vec![8, 10],
+        "newest page, ascending"
+    );
+    assert_eq!(
+        ids("/api/messages?target=even&since_id=3&limit=2"),
+        vec![4, 6],
+        "oldest page after since_id"
+    );
+    assert_eq!(
+        ids("/api/messages?target=even&since_id=10"),
+        Vec::<u64>::new()
+    );
+    assert_eq!(
+        ids("/api/messages?target=even&limit=0"),
+        vec![10],
+        "limit clamps to 1"
+    );
+    assert_eq!(
+        ids("/api/messages?target=odd&limit=99999").len(),
+        5,
+        "limit clamps to 500"
+    );
+    assert_eq!(ids("/api/messages?target=nobody"), Vec::<u64>::new());
+}
+
+#[test]
+fn channels_are_the_sorted_union_of_configured_and_seen() {
+    let relay = Relay::memory();
+    assert_eq!(
+        get(&relay.url("/api/channels")).json(),
+        json!({"channels": ["claude", "codex", "proj-x"]})
+    );
+    relay.post("alpha", "s", "x");
+    relay.post("zeta", "s", "x");
+    relay.post("codex", "s", "x");
+    assert_eq!(
+        get(&relay.url("/api/channels")).json()["channels"],
+        json!(["alpha", "claude", "codex", "proj-x", "zeta"])
+    );
+}
+
+#[test]
+fn healthz_docs_openapi_and_page_answer() {
+    let relay = Relay::memory();
+    let h = get(&relay.url("/healthz"));
+    assert_eq!((h.status, h.body.as_str()), (200, "ok"));
+    assert!(h.header("content-type").unwrap().starts_with("text/plain"));
+    let docs = get(&relay.url("/docs"));
+    assert_eq!(docs.status, 200);
+    assert!(docs.body.contains("/api/messages") && docs.body.contains("since_id"));
+    let api = get(&relay.url("/openapi.json"));
+    assert_eq!(api.json()["openapi"], "3.1.0");
+    let page = get(&relay.url("/"));
+    assert_eq!(page.status, 200);
+    assert!(page
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(page
+        .header("content-security-policy")
+        .unwrap()
+        .contains("script-src 'self'"));
+}
+
+#[test]
+fn the_openapi_document_describes_exactly_the_routes_served() {
+    let mut documented = apidoc::documented_routes();
+    documented.sort();
+    let mut served: Vec<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    served.sort();
+    assert_eq!(documented, served);
+}
+
+#[test]
+fn bad_input_gets_a_4xx_that_names_the_problem() {
+    let relay = Relay::with(|c| {
+        c.max_body_bytes = 4096;
+        c.max_message_bytes = 1024;
+    });
+    let url = relay.url("/api/messages");
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        ("invalid JSON", b"{nope".to_vec(), 400, "not valid JSON"),
+        ("a list", b"[1,2]".to_vec(), 400, "JSON object"),
+        ("a string", b"\"hi\"".to_vec(), 400, "JSON object"),
+        (
+            "missing text",
+            br#"{"target":"t","sender":"s"}"#.to_vec(),
+            400,
+            "text is required",
+        ),
+        (
+            "blank text",
+            br#"{"target":"t","sender":"s","text":"  \n"}"#.to_vec(),
+            400,
+            "text must not be blank",
+        ),
+        (
+            "blank target",
+            br#"{"target":" ","sender":"s","text":"x"}"#.to_vec(),
+            400,
+            "target must not be empty",
+        ),
+        (
+            "numeric sender",
+            br#"{"target":"t","sender":5,"text":"x"}"#.to_vec(),
+            400,
+            "sender must be a string",
+        ),
+        (
+            "object text",
+            br#"{"target":"t","sender":"s","text":{}}"#.to_vec(),
+            400,
+            "text must be a string",
+        ),
+        (
+            "control character",
+            b"{\"target\":\"a\\u0007b\",\"sender\":\"s\",\"text\":\"x\"}".to_vec(),
+            400,
+            "control characters",
+        ),
+        (
+            "text too large",
+            format!(
+                r#"{{"target":"t","sender":"s","text":"{}"}}"#,
+                "x".repeat(2000)
+            )
+            .into_bytes(),
+            413,
+            "limit is 1024 bytes",
+        ),
+        ("body too large", vec![b' '; 5000], 413, "4096-byte limit"),
+        ("not UTF-8", vec![0xff, 0xfe, b'{'], 400, "not valid JSON"),
+    ];
+    for (what, body, status, needle) in cases {
+        let r = post_raw(&url, &[("Content-Type", "application/json")], &body);
+        assert_eq!(r.status, status, "{what}: {}", r.body);
+        let v = r.json();
+        assert_eq!(v["ok"], false, "{what}");
+        assert!(
+            v["error"].as_str().unwrap().contains(needle),
+            "{what}: {}",
+            v["error"]
+        );
+    }
+    for (query, needle) in [
+        ("target=t&limit=abc", "limit"),
+        ("target=t&limit=-1", "limit"),
+        ("target=t&since_id=1.5", "since_id"),
+        ("target=t&since_id=0&wait=soon", "wait"),
+        ("target=t&wait=5", "since_id"),
+        ("limit=5", "target"),
+        ("target=%ZZ", "percent"),
+        ("target=%FF", "UTF-8"),
+    ] {
+        let r = get(&relay.url(&format!("/api/messages?{query}")));
+        assert_eq!(r.status, 400, "{query}: {}", r.body);
+        assert!(
+            r.json()["error"].as_str().unwrap().contains(needle),
+            "{query}: {}",
+            r.body
+        );
+    }
+    assert_eq!(
+        get(&relay.url("/api/messages?target=t")).json()["messages"],
+        json!([]),
+        "nothing was stored"
+    );
+}
+
+#[test]
+fn wrong_methods_get_405_with_allow_and_unknown_paths_404() {
+    let relay = Relay::memory();
+    let r = delete(&relay.url("/api/messages"), &[]);
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, POST"));
+    let r = post_raw(&relay.url("/healthz"), &[], b"");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    let r = post_raw(
+        &relay.url("/sse"),
+        &[("Content-Type", "application/json")],
+        b"{}",
+    );
+    assert_eq!(
+        r.status, 405,
+        "clients falling back from Streamable HTTP need a quick 4xx"
+    );
+    for path in [
+        "/nope",
+        "/mcp/extra",
+        "/api",
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/oauth-protected-resource/mcp",
+        "/mcp/.well-known/openid-configuration",
+    ] {
+        let r = get(&relay.url(path));
+        assert_eq!(r.status, 404, "{path}");
+        assert!(r.header("www-authenticate").is_none());
+    }
+}
