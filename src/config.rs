@@ -66,6 +66,9 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// Cap on open event streams plus waiting requests. Default 512.
     pub max_streams: usize,
+    /// Seconds a connection may stay silent (or a client may not read) before it is closed.
+    /// Default 30.
+    pub idle_timeout_secs: u64,
     /// Keep at most this many messages per channel; 0 keeps all. Default 0.
     pub retention_max_messages: usize,
     /// Drop messages older than this many days; 0 keeps all. Default 0.
@@ -95,6 +98,7 @@ impl Default for Config {
             max_body_bytes: 4 * MB as usize,
             max_message_bytes: MB as usize,
             max_streams: 512,
+            idle_timeout_secs: 30,
             retention_max_messages: 0,
             retention_max_age_days: 0.0,
             auth_token: None,
@@ -345,6 +349,7 @@ impl Config {
             "max_body_bytes" => self.max_body_bytes = positive(v).map_err(bad)? as usize,
             "max_message_bytes" => self.max_message_bytes = positive(v).map_err(bad)? as usize,
             "max_streams" => self.max_streams = positive(v).map_err(bad)? as usize,
+            "idle_timeout_secs" => self.idle_timeout_secs = positive(v).map_err(bad)?,
             "retention_max_messages" => {
                 self.retention_max_messages = integer(v).map_err(bad)? as usize
             }

@@ -74,7 +74,8 @@ pub fn start(config: Config) -> Result<Running, Error> {
     store.on_publish(Box::new(move |m| {
         notify.resource_updated(&resources::uri(&m.target))
     }));
-    let listener = bind(&config.bind_address())?;
+    let idle = std::time::Duration::from_secs(config.idle_timeout_secs);
+    let listener = bind(&config.bind_address(), idle)?;
     let addr = listener.local_addr()?;
     let handle = listener.try_clone()?;
     let server = tiny_http::Server::from_listener(listener, None).map_err(|e| {

@@ -10,6 +10,7 @@ use crate::http::guard::{self, Caller};
 use crate::http::{apidoc, events, legacy, rest, streamable};
 use crate::ui;
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tiny_http::{Header, Request, Response};
 
@@ -46,6 +47,10 @@ pub fn handle(app: &Arc<App>, mut request: Request) {
             Err(e),
         ),
     };
+    if let Err(e @ Error::BodyStalled(_)) = &outcome {
+        quarantine(request, e);
+        return;
+    }
     let reply = outcome.unwrap_or_else(|e| {
         if e.status() >= 500 {
             log::error!("{} {}: {e}", rq.method, rq.path);
@@ -94,8 +99,18 @@ fn read(app: &App, request: &mut Request) -> Result<(Incoming, Caller), Error> {
 
 fn read_body(request: &mut Request, limit: usize) -> Result<Vec<u8>, Error> {
     let too_large = || Error::TooLarge(format!("request body is over the {limit}-byte limit"));
-    if request.body_length().is_some_and(|n| n > limit) {
-        return Err(too_large());
+    // tiny_http 0.12 discards an unread body (on drop, or as soon as a read meets the end of
+    // the stream) by allocating one buffer of the whole declared remainder: a request claiming
+    // terabytes would abort the process. Such a body is never touched (see `quarantine`); a
+    // merely oversized one is refused and discarded as usual.
+    match request.body_length() {
+        Some(declared) if declared > DROPPABLE_BODY => {
+            return Err(Error::BodyStalled(format!(
+                "request body is over the {limit}-byte limit"
+            )))
+        }
+        Some(declared) if declared > limit => return Err(too_large()),
+        _ => {}
     }
     let mut body = Vec::new();
     request
@@ -108,6 +123,9 @@ fn read_body(request: &mut Request, limit: usize) -> Result<Vec<u8>, Error> {
     }
     Ok(body)
 }
+
+/// Largest declared body that may ever be dropped unread (see `read_body`).
+const DROPPABLE_BODY: usize = 64 * 1024 * 1024;
 
 /// The one match from method and path to handler.
 fn route(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
@@ -157,6 +175,27 @@ fn route(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Error>
             None => Err(Error::NotFound(format!("no route {method} {path}"))),
         },
     }
+}
+
+/// Connections kept open for good because their request claimed a body it never sent.
+static QUARANTINED: AtomicUsize = AtomicUsize::new(0);
+
+/// Answers a request whose unread body must never be dropped (see `read_body`): the reply goes out
+/// through tiny_http's upgrade path, which hands over the body reader, and the reader is
+/// forgotten. This costs the connection (it stays open until the process ends) instead of the
+/// process.
+fn quarantine(request: Request, e: &Error) {
+    let n = QUARANTINED.fetch_add(1, Ordering::Relaxed) + 1;
+    log::warn!("a request declared a body of over {DROPPABLE_BODY} bytes; its connection is held open ({n} so far)");
+    let body = serde_json::json!({"ok": false, "error": e.to_string()}).to_string();
+    let response = Response::from_string(body)
+        .with_status_code(e.status())
+        .with_header(
+            Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..])
+                .expect("a valid header"),
+        );
+    let stream = request.upgrade("close", response);
+    std::mem::forget(stream);
 }
 
 /// Writes a reply; a stream is written straight to the socket, flushed event by event.

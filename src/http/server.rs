@@ -1,5 +1,7 @@
-//! The accept loop and the worker pool. The listener is bound here with `TCP_NODELAY` (inherited
-//! by every accepted connection, since tiny_http never sets it) and `SO_REUSEADDR`; one thread
+//! The accept loop and the worker pool. The listener is bound here with `TCP_NODELAY` and read
+//! and write timeouts, which every accepted connection inherits (tiny_http sets neither: without
+//! the first every response over 1 KiB waits ~40 ms for a delayed ACK, without the others a
+//! silent client holds its connection forever), and `SO_REUSEADDR`; one thread
 //! receives requests and hands them to a pool of reusable workers that grows when every worker
 //! is busy (streams and waiting fetches hold theirs) and shrinks when idle. A handler panic is
 //! caught, logged and answered with a 500; the relay keeps serving.
@@ -19,8 +21,9 @@ const MIN_WORKERS: usize = 4;
 /// How long an idle worker above the minimum lingers before it exits.
 const IDLE_EXIT: Duration = Duration::from_secs(30);
 
-/// Binds `address` (host:port) for tiny_http with the socket options the relay needs.
-pub fn bind(address: &str) -> Result<TcpListener, Error> {
+/// Binds `address` (host:port) for tiny_http with the socket options the relay needs;
+/// connections silent for `idle` (or not reading for as long) are closed.
+pub fn bind(address: &str, idle: Duration) -> Result<TcpListener, Error> {
     let addr: SocketAddr = address
         .to_socket_addrs()
         .map_err(|e| {
@@ -38,6 +41,8 @@ pub fn bind(address: &str) -> Result<TcpListener, Error> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_tcp_nodelay(true)?;
+    socket.set_read_timeout(Some(idle))?;
+    socket.set_write_timeout(Some(idle))?;
     socket.bind(&addr.into()).map_err(|e| {
         Error::Io(std::io::Error::new(
             e.kind(),

@@ -252,3 +252,27 @@ fn wrong_methods_get_405_with_allow_and_unknown_paths_404() {
         assert!(r.header("www-authenticate").is_none());
     }
 }
+
+#[test]
+fn a_body_claiming_terabytes_gets_413_and_the_relay_keeps_serving() {
+    let relay = Relay::memory();
+    for declared in ["1000000000000000", "5000000"] {
+        let mut s = std::net::TcpStream::connect(relay.addr()).unwrap();
+        use std::io::{Read, Write};
+        let head = format!("POST /api/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {declared}\r\n\r\n{{\"a\":");
+        s.write_all(head.as_bytes()).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        // Read the status line only: a connection whose body was never sent is not closed.
+        let mut out = Vec::new();
+        let mut byte = [0u8; 1];
+        while !out.ends_with(b"\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
+            out.push(byte[0]);
+        }
+        let line = String::from_utf8_lossy(&out);
+        assert!(line.starts_with("HTTP/1.1 413"), "{declared}: {line}");
+    }
+    assert_eq!(get(&relay.url("/healthz")).body, "ok");
+    relay.post("still", "here", "fine");
+}
