@@ -119,118 +119,32 @@ enum Kind {
 }
 
 /// Every key the relay knows, with its kind and a line of help.
+#[rustfmt::skip]
 const KEYS: &[(&str, Kind, &str)] = &[
     ("host", Kind::Text, "address to listen on [127.0.0.1]"),
-    (
-        "port",
-        Kind::Integer,
-        "port to listen on, 0 for any free port [8010]",
-    ),
-    (
-        "log_path",
-        Kind::Text,
-        "tool log file [log/claude_codex.log]",
-    ),
-    (
-        "log_max_mb",
-        Kind::Number,
-        "rotate the tool log after N MB [25]",
-    ),
-    (
-        "log_max_bytes",
-        Kind::Integer,
-        "rotate the tool log after N bytes (legacy)",
-    ),
-    (
-        "log_backup_count",
-        Kind::Integer,
-        "rotated tool logs to keep [10]",
-    ),
-    (
-        "channel_log_path",
-        Kind::Text,
-        "channel archive file [log/channel_messages.log]",
-    ),
-    (
-        "channel_log_max_mb",
-        Kind::Number,
-        "rotate the channel archive after N MB [25]",
-    ),
-    (
-        "channel_log_max_bytes",
-        Kind::Integer,
-        "rotate the channel archive after N bytes (legacy)",
-    ),
-    (
-        "channel_log_backup_count",
-        Kind::Integer,
-        "rotated channel archives to keep [10]",
-    ),
-    (
-        "channels",
-        Kind::List,
-        "channels listed from the start [proj-x,codex,claude]",
-    ),
-    (
-        "allowed_hosts",
-        Kind::List,
-        "extra Host values accepted, name or name:port []",
-    ),
-    (
-        "data_dir",
-        Kind::Text,
-        "directory of the journal and the session key [data]",
-    ),
-    (
-        "store",
-        Kind::Text,
-        "file (journal on disk) or memory [file]",
-    ),
-    (
-        "fsync",
-        Kind::Text,
-        "always (acknowledged means on disk) or never [always]",
-    ),
-    (
-        "max_body_bytes",
-        Kind::Integer,
-        "largest request body [4194304]",
-    ),
-    (
-        "max_message_bytes",
-        Kind::Integer,
-        "largest message text [1048576]",
-    ),
-    (
-        "max_streams",
-        Kind::Integer,
-        "open event streams plus waiting requests [512]",
-    ),
-    (
-        "retention_max_messages",
-        Kind::Integer,
-        "messages kept per channel, 0 = all [0]",
-    ),
-    (
-        "retention_max_age_days",
-        Kind::Number,
-        "drop messages older than N days, 0 = never [0]",
-    ),
-    (
-        "auth_token",
-        Kind::Text,
-        "bearer token required on every route but /healthz",
-    ),
-    (
-        "auth_token_file",
-        Kind::Text,
-        "file holding the bearer token",
-    ),
-    (
-        "agents",
-        Kind::Map,
-        "per-agent tokens, name -> token (env/flag: name=token,...)",
-    ),
+    ("port", Kind::Integer, "port to listen on, 0 for any free port [8010]"),
+    ("log_path", Kind::Text, "tool log file [log/claude_codex.log]"),
+    ("log_max_mb", Kind::Number, "rotate the tool log after N MB [25]"),
+    ("log_max_bytes", Kind::Integer, "rotate the tool log after N bytes (legacy)"),
+    ("log_backup_count", Kind::Integer, "rotated tool logs to keep [10]"),
+    ("channel_log_path", Kind::Text, "channel archive file [log/channel_messages.log]"),
+    ("channel_log_max_mb", Kind::Number, "rotate the channel archive after N MB [25]"),
+    ("channel_log_max_bytes", Kind::Integer, "rotate the channel archive after N bytes (legacy)"),
+    ("channel_log_backup_count", Kind::Integer, "rotated channel archives to keep [10]"),
+    ("channels", Kind::List, "channels listed from the start [proj-x,codex,claude]"),
+    ("allowed_hosts", Kind::List, "extra Host values accepted, name or name:port []"),
+    ("data_dir", Kind::Text, "directory of the journal and the session key [data]"),
+    ("store", Kind::Text, "file (journal on disk) or memory [file]"),
+    ("fsync", Kind::Text, "always (acknowledged means on disk) or never [always]"),
+    ("max_body_bytes", Kind::Integer, "largest request body [4194304]"),
+    ("max_message_bytes", Kind::Integer, "largest message text [1048576]"),
+    ("max_streams", Kind::Integer, "open event streams plus waiting requests [512]"),
+    ("idle_timeout_secs", Kind::Integer, "close connections silent this long [30]"),
+    ("retention_max_messages", Kind::Integer, "messages kept per channel, 0 = all [0]"),
+    ("retention_max_age_days", Kind::Number, "drop messages older than N days, 0 = never [0]"),
+    ("auth_token", Kind::Text, "bearer token required on every route but /healthz"),
+    ("auth_token_file", Kind::Text, "file holding the bearer token"),
+    ("agents", Kind::Map, "per-agent tokens, name -> token (env/flag: name=token,...)"),
 ];
 
 /// One value from one layer, with the name of where it came from for error messages.
