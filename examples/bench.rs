@@ -1,0 +1,604 @@
+//! The relay's benchmark: `cargo run --release --example bench [-- --quick]`. It builds and
+//! starts the release binary as a child process (so its memory and start-up are the relay's
+//! alone), drives it over keep-alive connections with a minimal HTTP/1.1 client, prints a table
+//! and writes the figures to `target/bench.json`. Stores of 1k to 1M messages are made by
+//! writing the journal directly, which also times start-up with a full journal.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// One keep-alive HTTP/1.1 connection that sends a request and reads one whole response.
+struct Conn {
+    reader: BufReader<TcpStream>,
+    host: String,
+}
+
+impl Conn {
+    fn open(addr: SocketAddr) -> Conn {
+        let s = TcpStream::connect(addr).expect("connect");
+        s.set_nodelay(true).ok();
+        Conn {
+            reader: BufReader::new(s),
+            host: format!("127.0.0.1:{}", addr.port()),
+        }
+    }
+
+    /// Sends a request and returns (status, body).
+    fn call(&mut self, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
+        let rq = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+            self.host,
+            body.len()
+        );
+        self.reader
+            .get_mut()
+            .write_all(rq.as_bytes())
+            .expect("send");
+        self.read_response()
+    }
+
+    fn read_response(&mut self) -> (u16, String) {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("status line");
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut length = 0usize;
+        let mut chunked = false;
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).expect("header");
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            let lower = l.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+                chunked = true;
+            }
+        }
+        let mut body = Vec::new();
+        if chunked {
+            loop {
+                line.clear();
+                self.reader.read_line(&mut line).expect("chunk size");
+                let n = usize::from_str_radix(line.trim(), 16).unwrap_or(0);
+                let mut chunk = vec![0; n + 2];
+                self.reader.read_exact(&mut chunk).expect("chunk");
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+        } else {
+            body.resize(length, 0);
+            self.reader.read_exact(&mut body).expect("body");
+        }
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+}
+
+/// The relay as a child process.
+struct Relay {
+    child: Child,
+    addr: SocketAddr,
+    started_in: Duration,
+}
+
+impl Relay {
+    fn start(binary: &Path, dir: &Path, extra: &[&str]) -> Relay {
+        let begun = Instant::now();
+        let mut child = Command::new(binary)
+            .args(["--port", "0", "--host", "127.0.0.1"])
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .arg("--log-path")
+            .arg(dir.join("log/tool.log"))
+            .arg("--channel-log-path")
+            .arg(dir.join("log/channel.log"))
+            .args(extra)
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the relay");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("the relay's first line");
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .expect("a URL on the first line");
+        let addr: SocketAddr = url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("an address");
+        let mut conn = Conn::open(addr);
+        while conn.call("GET", "/healthz", "", "").0 != 200 {}
+        Relay {
+            child,
+            addr,
+            started_in: begun.elapsed(),
+        }
+    }
+
+    /// Resident memory of the relay in MiB, from /proc.
+    fn rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(f64::NAN)
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Latencies of one load run.
+struct Load {
+    requests: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Load {
+    fn rate(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile(&mut self, p: f64) -> f64 {
+        percentile_ms(&mut self.latencies, p)
+    }
+}
+
+fn percentile_ms(latencies: &mut [Duration], p: f64) -> f64 {
+    if latencies.is_empty() {
+        return f64::NAN;
+    }
+    latencies.sort_unstable();
+    let i = ((latencies.len() - 1) as f64 * p).round() as usize;
+    latencies[i].as_secs_f64() * 1000.0
+}
+
+/// Runs `concurrency` threads, each on its own keep-alive connection, calling `request` for
+/// `duration`.
+fn load<F>(addr: SocketAddr, concurrency: usize, duration: Duration, request: F) -> Load
+where
+    F: Fn(&mut Conn, usize) + Send + Sync + 'static,
+{
+    let request = Arc::new(request);
+    let stop = Arc::new(AtomicBool::new(false));
+    let barrier = Arc::new(Barrier::new(concurrency + 1));
+    let workers: Vec<_> = (0..concurrency)
+        .map(|t| {
+            let (request, stop, barrier) = (
+                Arc::clone(&request),
+                Arc::clone(&stop),
+                Arc::clone(&barrier),
+            );
+            thread::spawn(move || {
+                let mut conn = Conn::open(addr);
+                let mut latencies = Vec::new();
+                barrier.wait();
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let t0 = Instant::now();
+                    request(&mut conn, t * 1_000_000 + i);
+                    latencies.push(t0.elapsed());
+                    i += 1;
+                }
+                latencies
+            })
+        })
+        .collect();
+    barrier.wait();
+    let begun = Instant::now();
+    thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    for w in workers {
+        latencies.extend(w.join().unwrap());
+    }
+    Load {
+        requests: latencies.len(),
+        elapsed: begun.elapsed(),
+        latencies,
+    }
+}
+
+/// Writes a journal of `n` messages, a quarter of them on `proj-x`, with ~200-byte texts.
+fn write_journal(dir: &Path, n: usize) {
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    let mut out =
+        std::io::BufWriter::new(std::fs::File::create(dir.join("data/messages.jsonl")).unwrap());
+    let channels = ["proj-x", "codex", "claude", "ops"];
+    let text = "x".repeat(180);
+    for id in 1..=n {
+        let m = json!({"id": id, "ts": 1.7e9 + id as f64, "target": channels[id % 4], "sender": "bench", "text": format!("{id} {text}")});
+        writeln!(out, "{m}").unwrap();
+    }
+    out.flush().unwrap();
+}
+
+fn fresh_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("relay-bench-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn binary() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--bin",
+            "claude-codex-relay",
+        ])
+        .status()
+        .expect("cargo build");
+    assert!(status.success(), "cargo build --release failed");
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("claude-codex-relay")
+}
+
+fn post_body(i: usize) -> String {
+    json!({"target": "bench", "sender": "bench", "text": format!("message {i} {}", "y".repeat(100))}).to_string()
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let run = if quick {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(4)
+    };
+    let sizes: &[usize] = if quick {
+        &[1_000, 10_000]
+    } else {
+        &[1_000, 10_000, 100_000, 1_000_000]
+    };
+    let binary = binary();
+    let mut results = serde_json::Map::new();
+    let mut table: Vec<(String, String)> = Vec::new();
+    let mut row = |name: String, value: String, key: &str, v: Value| {
+        println!("{name:<58} {value}");
+        table.push((name, value));
+        results.insert(key.to_string(), v);
+    };
+
+    let size = std::fs::metadata(&binary).map(|m| m.len()).unwrap_or(0);
+    row(
+        "release binary size".into(),
+        format!("{:.2} MB", size as f64 / 1e6),
+        "binary_bytes",
+        json!(size),
+    );
+
+    // Start-up and idle memory on an empty store.
+    let mut startups = Vec::new();
+    let mut idle_rss = 0.0;
+    for i in 0..5 {
+        let dir = fresh_dir(&format!("empty{i}"));
+        let relay = Relay::start(&binary, &dir, &[]);
+        startups.push(relay.started_in);
+        idle_rss = relay.rss_mib();
+        drop(relay);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let startup = percentile_ms(&mut startups, 0.5);
+    row(
+        "start-up to first /healthz 200, empty (median of 5)".into(),
+        format!("{startup:.1} ms"),
+        "startup_empty_ms",
+        json!(startup),
+    );
+    row(
+        "RSS idle".into(),
+        format!("{idle_rss:.1} MiB"),
+        "rss_idle_mib",
+        json!(idle_rss),
+    );
+
+    // Reads against growing stores.
+    let mut get_c16 = Vec::new();
+    for &n in sizes {
+        let dir = fresh_dir(&format!("store{n}"));
+        write_journal(&dir, n);
+        let relay = Relay::start(&binary, &dir, &["--fsync", "never"]);
+        row(
+            format!("start-up with {n} messages (journal replay)"),
+            format!("{:.1} ms", relay.started_in.as_secs_f64() * 1000.0),
+            &format!("startup_{n}_ms"),
+            json!(relay.started_in.as_secs_f64() * 1000.0),
+        );
+        row(
+            format!("RSS with {n} messages"),
+            format!("{:.1} MiB", relay.rss_mib()),
+            &format!("rss_{n}_mib"),
+            json!(relay.rss_mib()),
+        );
+        for c in [1usize, 16, 64] {
+            let mut l = load(relay.addr, c, run, |conn, _| {
+                let (status, _) = conn.call("GET", "/api/messages?target=proj-x&limit=50", "", "");
+                assert_eq!(status, 200);
+            });
+            let (rate, p50, p99) = (l.rate(), l.percentile(0.5), l.percentile(0.99));
+            if c == 16 {
+                get_c16.push(rate);
+            }
+            row(
+                format!("GET /api/messages limit=50, {n} stored, c={c}"),
+                format!("{rate:>9.0} req/s  p50 {p50:.2} ms  p99 {p99:.2} ms"),
+                &format!("get_{n}_c{c}"),
+                json!({"rps": rate, "p50_ms": p50, "p99_ms": p99}),
+            );
+        }
+        drop(relay);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    if let (Some(first), Some(last)) = (get_c16.first(), get_c16.last()) {
+        row(
+            "GET c=16: largest store vs 1k (ratio)".into(),
+            format!("{:.2}x", first / last),
+            "get_c16_ratio",
+            json!(first / last),
+        );
+    }
+
+    // Posts, with and without fsync.
+    for fsync in ["never", "always"] {
+        for c in [1usize, 16] {
+            let dir = fresh_dir(&format!("post-{fsync}-{c}"));
+            let relay = Relay::start(&binary, &dir, &["--fsync", fsync]);
+            let mut l = load(relay.addr, c, run, |conn, i| {
+                let (status, body) = conn.call("POST", "/api/messages", "", &post_body(i));
+                assert_eq!(status, 201, "{body}");
+            });
+            let (rate, p50, p99) = (l.rate(), l.percentile(0.5), l.percentile(0.99));
+            let journal = std::fs::metadata(dir.join("data/messages.jsonl"))
+                .map(|m| m.len())
+                .unwrap_or(0);
+            row(
+                format!("POST /api/messages fsync={fsync}, c={c}"),
+                format!("{rate:>9.0} req/s  p50 {p50:.2} ms  p99 {p99:.2} ms"),
+                &format!("post_{fsync}_c{c}"),
+                json!({"rps": rate, "p50_ms": p50, "p99_ms": p99, "journal_bytes_per_message": journal as f64 / l.requests.max(1) as f64}),
+            );
+            drop(relay);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
+    // MCP, sequential tool calls.
+    let dir = fresh_dir("mcp");
+    let relay = Relay::start(&binary, &dir, &["--fsync", "never"]);
+    {
+        let mut conn = Conn::open(relay.addr);
+        for i in 0..50 {
+            conn.call("POST", "/api/messages", "", &post_body(i));
+        }
+        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}});
+        conn.reader.get_mut().write_all(format!("POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{init}", init.to_string().len()).as_bytes()).unwrap();
+        // The session id is in a header; read it by hand.
+        let mut head = String::new();
+        let mut session = String::new();
+        let mut length = 0;
+        loop {
+            head.clear();
+            conn.reader.read_line(&mut head).unwrap();
+            let l = head.trim_end().to_ascii_lowercase();
+            if l.is_empty() {
+                break;
+            }
+            if let Some(v) = l.strip_prefix("mcp-session-id:") {
+                session = v.trim().to_string();
+            }
+            if let Some(v) = l.strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        conn.reader.read_exact(&mut body).unwrap();
+        let headers = Arc::new(format!(
+            "Mcp-Session-Id: {session}\r\nMCP-Protocol-Version: 2025-06-18\r\n"
+        ));
+        let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "fetch_messages", "arguments": {"target": "bench", "since_id": 0, "limit": 50}}}).to_string();
+        let mut l = load(relay.addr, 1, run, move |conn, _| {
+            let (status, body) = conn.call("POST", "/mcp", &headers, &call);
+            assert!(
+                status == 200 && body.contains("latest_id"),
+                "{status} {body}"
+            );
+        });
+        let (rate, p50) = (l.rate(), l.percentile(0.5));
+        row(
+            "MCP tools/call fetch_messages (50 msgs), sequential".into(),
+            format!("{rate:>9.0} calls/s  p50 {p50:.2} ms"),
+            "mcp_fetch_sequential",
+            json!({"cps": rate, "p50_ms": p50}),
+        );
+    }
+    drop(relay);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Post → delivery latency, to a waiting fetch and to a stream reader.
+    let dir = fresh_dir("latency");
+    let relay = Relay::start(
+        &binary,
+        &dir,
+        &["--fsync", "always", "--max-streams", "2000"],
+    );
+    let rounds = if quick { 50 } else { 300 };
+    let mut to_fetch = Vec::new();
+    let mut poster = Conn::open(relay.addr);
+    for i in 0..rounds {
+        let (_, body) = poster.call("GET", "/api/messages?target=lat&limit=1", "", "");
+        let since = serde_json::from_str::<Value>(&body).unwrap()["messages"][0]["id"]
+            .as_u64()
+            .unwrap_or(0);
+        let addr = relay.addr;
+        let waiter = thread::spawn(move || {
+            let mut c = Conn::open(addr);
+            let (_, body) = c.call(
+                "GET",
+                &format!("/api/messages?target=lat&since_id={since}&wait=10"),
+                "",
+                "",
+            );
+            (Instant::now(), body)
+        });
+        // Give the waiter time to park: the figure is post-to-delivery, not request set-up.
+        thread::sleep(Duration::from_millis(3));
+        let sent = Instant::now();
+        poster.call(
+            "POST",
+            "/api/messages",
+            "",
+            &json!({"target": "lat", "sender": "b", "text": format!("{i}")}).to_string(),
+        );
+        let (got, body) = waiter.join().unwrap();
+        assert!(body.contains(&format!("\"text\":\"{i}\"")), "{body}");
+        to_fetch.push(got.saturating_duration_since(sent));
+    }
+    let (p50, p99) = (
+        percentile_ms(&mut to_fetch, 0.5),
+        percentile_ms(&mut to_fetch, 0.99),
+    );
+    row(
+        "post -> delivery to a waiting fetch (fsync=always)".into(),
+        format!("p50 {p50:.2} ms  p99 {p99:.2} ms"),
+        "delivery_fetch",
+        json!({"p50_ms": p50, "p99_ms": p99}),
+    );
+
+    let mut stream = BufReader::new(TcpStream::connect(relay.addr).unwrap());
+    stream
+        .get_mut()
+        .write_all(b"GET /api/stream?target=live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if stream.read_line(&mut line).unwrap() == 0 || line.starts_with(": stream open") {
+            break;
+        }
+    }
+    let mut to_stream = Vec::new();
+    for i in 0..rounds {
+        let sent = Instant::now();
+        poster.call(
+            "POST",
+            "/api/messages",
+            "",
+            &json!({"target": "live", "sender": "b", "text": format!("{i}")}).to_string(),
+        );
+        loop {
+            line.clear();
+            stream.read_line(&mut line).unwrap();
+            if line.starts_with("data: ") {
+                break;
+            }
+        }
+        to_stream.push(sent.elapsed());
+    }
+    let (p50, p99) = (
+        percentile_ms(&mut to_stream, 0.5),
+        percentile_ms(&mut to_stream, 0.99),
+    );
+    row(
+        "post -> delivery to a stream reader (fsync=always)".into(),
+        format!("p50 {p50:.2} ms  p99 {p99:.2} ms"),
+        "delivery_stream",
+        json!({"p50_ms": p50, "p99_ms": p99}),
+    );
+
+    // 1,000 parked waiters, one post.
+    let waiters = 1000;
+    let (_, body) = poster.call("GET", "/api/messages?target=herd&limit=1", "", "");
+    let since = serde_json::from_str::<Value>(&body).unwrap()["messages"][0]["id"]
+        .as_u64()
+        .unwrap_or(0);
+    let barrier = Arc::new(Barrier::new(waiters + 1));
+    let handles: Vec<_> = (0..waiters)
+        .map(|_| {
+            let (addr, barrier) = (relay.addr, Arc::clone(&barrier));
+            thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn(move || {
+                    let mut c = Conn::open(addr);
+                    let rq = format!("GET /api/messages?target=herd&since_id={since}&wait=30 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+                    c.reader.get_mut().write_all(rq.as_bytes()).unwrap();
+                    barrier.wait();
+                    let (status, _) = c.read_response();
+                    assert_eq!(status, 200);
+                    Instant::now()
+                })
+                .unwrap()
+        })
+        .collect();
+    barrier.wait();
+    // Wait until the relay holds every waiter: its RSS then includes them.
+    thread::sleep(Duration::from_millis(if quick { 500 } else { 1500 }));
+    let rss_waiters = relay.rss_mib();
+    let sent = Instant::now();
+    poster.call(
+        "POST",
+        "/api/messages",
+        "",
+        &json!({"target": "herd", "sender": "b", "text": "wake"}).to_string(),
+    );
+    let last = handles
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .max()
+        .unwrap();
+    let wake = last.saturating_duration_since(sent).as_secs_f64() * 1000.0;
+    row(
+        format!("time for {waiters} parked waiters to all receive one post"),
+        format!("{wake:.1} ms"),
+        "wake_1000_ms",
+        json!(wake),
+    );
+    row(
+        format!("RSS with {waiters} parked waiters"),
+        format!("{rss_waiters:.1} MiB"),
+        "rss_1000_waiters_mib",
+        json!(rss_waiters),
+    );
+    drop(relay);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench.json");
+    let doc = json!({"quick": quick, "run_seconds": run.as_secs_f64(), "results": results});
+    std::fs::write(&out, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    println!("\nwritten to {}", out.display());
+}
