@@ -11,10 +11,11 @@ use crate::http::guard::Caller;
 use crate::http::streamable::rpc_error;
 use crate::mcp::handler::{self, Services};
 use crate::mcp::jsonrpc::{self, Message, INVALID_REQUEST, PARSE_ERROR};
-use crate::mcp::session::{Lookup, Transport, KEEPALIVE};
+use crate::mcp::session::{Lookup, Session, Transport, KEEPALIVE};
 use crate::mcp::DEFAULT_VERSION;
 use serde_json::Value;
 use std::sync::Arc;
+use std::thread;
 use std::time::Instant;
 
 /// `GET /sse`.
@@ -38,8 +39,10 @@ pub fn open(app: &Arc<App>) -> Result<Reply, Error> {
     })))
 }
 
-/// `POST /messages?sessionId=ID`: 202, with the answer sent on the session's stream.
-pub fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
+/// `POST /messages?sessionId=ID`: 202, with the answer sent on the session's stream. Tool calls
+/// run on their own thread, so a waiting `fetch_messages` does not hold back the 202 or the
+/// session's other requests.
+pub fn post(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
     let Some(id) = rq.param("sessionId").or_else(|| rq.param("session_id")) else {
         return Ok(rpc_error(400, INVALID_REQUEST, "sessionId is required"));
     };
@@ -53,13 +56,6 @@ pub fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
         Ok(v) => v,
         Err(e) => return Ok(rpc_error(400, PARSE_ERROR, &format!("Parse error: {e}"))),
     };
-    let services = Services {
-        store: &app.store,
-        logs: &app.logs,
-        long_requests: &app.long_requests,
-        sessions: &app.sessions,
-        agent: caller.agent.as_deref(),
-    };
     let items = match body {
         Value::Array(items) if !items.is_empty() => items,
         Value::Array(_) => {
@@ -72,13 +68,29 @@ pub fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
         single => vec![single],
     };
     for item in &items {
-        let answer = match Message::parse(item) {
-            Ok(m) => handler::handle(&services, &session, &m),
-            Err((id, e)) => Some(jsonrpc::error(id.as_ref(), &e)),
-        };
-        if let Some(answer) = answer {
-            session.send(answer);
+        match Message::parse(item) {
+            Ok(m @ Message::Request { .. }) if m.method() == Some("tools/call") => {
+                let (app, session, agent) =
+                    (Arc::clone(app), Arc::clone(&session), caller.agent.clone());
+                thread::spawn(move || answer(&app, &session, agent.as_deref(), &m));
+            }
+            Ok(m) => answer(app, &session, caller.agent.as_deref(), &m),
+            Err((id, e)) => session.send(jsonrpc::error(id.as_ref(), &e)),
         }
     }
     Ok(Reply::text(202, "Accepted"))
+}
+
+/// Handles one message and queues its answer, if any, on the session's stream.
+fn answer(app: &App, session: &Session, agent: Option<&str>, message: &Message) {
+    let services = Services {
+        store: &app.store,
+        logs: &app.logs,
+        long_requests: &app.long_requests,
+        sessions: &app.sessions,
+        agent,
+    };
+    if let Some(answer) = handler::handle(&services, session, message) {
+        session.send(answer);
+    }
 }

@@ -59,6 +59,14 @@ pub enum Message {
 }
 
 impl Message {
+    /// The method of a request or notification.
+    pub fn method(&self) -> Option<&str> {
+        match self {
+            Message::Request { method, .. } | Message::Notification { method, .. } => Some(method),
+            Message::Response => None,
+        }
+    }
+
     /// Reads the envelope of one message. `params` that are missing or null become `{}`.
     pub fn parse(value: &Value) -> Result<Message, (Option<Value>, RpcError)> {
         let Value::Object(obj) = value else {

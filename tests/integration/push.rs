@@ -349,3 +349,25 @@ fn past_the_cap_long_requests_get_503_and_healthz_still_answers() {
     assert_eq!(w.status, 503);
     assert_eq!(get(&relay.url("/healthz")).status, 200);
 }
+
+#[test]
+fn a_waiting_fetch_over_legacy_sse_does_not_hold_back_the_post() {
+    let relay = Relay::memory();
+    let mut sse = Sse::open(relay.addr(), "/sse", &[]);
+    let url = relay.url(&sse.next(within(5.0)).unwrap().data);
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "fetch_messages", "arguments": {"target": "later", "wait_seconds": 30}}});
+    let r = post_raw(
+        &url,
+        &[("Content-Type", "application/json")],
+        call.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 202, "answered before the fetch finished waiting");
+    relay.post("later", "s", "arrived");
+    let answer: Value =
+        serde_json::from_str(&sse.next(within(5.0)).expect("the fetch's answer").data).unwrap();
+    assert_eq!(answer["id"], 7);
+    assert_eq!(
+        answer["result"]["structuredContent"]["messages"][0]["text"],
+        "arrived"
+    );
+}
