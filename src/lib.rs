@@ -22,13 +22,14 @@ use crate::app::App;
 use crate::capacity::LongRequests;
 use crate::config::{Config, StoreKind};
 use crate::error::Error;
-use crate::http::server::{bind, Pool};
+use crate::http::server::{bind, nudge, Pool};
 use crate::journal::Journal;
 use crate::logs::Logs;
 use crate::mcp::resources;
 use crate::mcp::session::Sessions;
 use crate::store::{Limits, Store};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
@@ -43,6 +44,8 @@ pub struct Running {
     /// A handle on the listening socket, to release the port at once on shutdown.
     listener: std::net::TcpListener,
     acceptor: Option<JoinHandle<()>>,
+    nudger: Option<JoinHandle<()>>,
+    stopping: Arc<AtomicBool>,
     pool: Arc<Pool>,
 }
 
@@ -92,6 +95,7 @@ pub fn start(config: Config) -> Result<Running, Error> {
         sessions,
         logs,
     });
+    let stopping = Arc::new(AtomicBool::new(false));
     let acceptor = {
         let (server, pool, app) = (Arc::clone(&server), Arc::clone(&pool), Arc::clone(&app));
         thread::Builder::new()
@@ -112,6 +116,8 @@ pub fn start(config: Config) -> Result<Running, Error> {
         server,
         listener: handle,
         acceptor: Some(acceptor),
+        nudger: Some(nudge(addr, Arc::clone(&stopping))?),
+        stopping,
         pool,
     })
 }
@@ -134,6 +140,11 @@ impl Running {
     }
 
     fn stop(&mut self) {
+        self.stopping.store(true, Ordering::Release);
+        if let Some(nudger) = self.nudger.take() {
+            nudger.thread().unpark();
+            let _ = nudger.join();
+        }
         self.app.store.close();
         self.app.sessions.end_all();
         self.server.unblock();

@@ -69,6 +69,8 @@ pub fn message_stream(app: &Arc<App>, rq: &Incoming) -> Result<Reply, Error> {
     let app = Arc::clone(app);
     Ok(Reply::stream(Box::new(move |w| {
         let _place = place;
+        // Browsers reconnect after `retry` milliseconds (3 s by default).
+        w.write_all(b"retry: 1000\n\n")?;
         comment(w, "stream open")?;
         let mut last = since;
         loop {

@@ -5,6 +5,7 @@
 use crate::config::Config;
 use crate::error::Error;
 use crate::http::exchange::Incoming;
+use crate::ui;
 
 /// Who is calling, as far as the token tells.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -80,9 +81,13 @@ fn has_port(entry: &str) -> bool {
     }
 }
 
-/// Checks the bearer token when the relay has one (or per-agent tokens); `/healthz` is open.
+/// Checks the bearer token when the relay has one (or per-agent tokens). `/healthz` is open,
+/// and so are the web page's own files: they hold no data, and the page must load to ask for
+/// the token.
 fn authenticate(config: &Config, rq: &Incoming) -> Result<Caller, Error> {
-    if config.auth_token.is_none() && config.agents.is_empty() || rq.path == "/healthz" {
+    let public = rq.path == "/healthz"
+        || (matches!(rq.method.as_str(), "GET" | "HEAD") && ui::asset(&rq.path).is_some());
+    if config.auth_token.is_none() && config.agents.is_empty() || public {
         return Ok(Caller::default());
     }
     let presented = rq

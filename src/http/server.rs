@@ -4,14 +4,17 @@
 //! silent client holds its connection forever), and `SO_REUSEADDR`; one thread
 //! receives requests and hands them to a pool of reusable workers that grows when every worker
 //! is busy (streams and waiting fetches hold theirs) and shrinks when idle. A handler panic is
-//! caught, logged and answered with a 500; the relay keeps serving.
+//! caught, logged and answered with a 500; the relay keeps serving. A nudger thread works
+//! around a tiny_http flaw that can leave a new connection unserved (see `nudge`).
 
 use crate::error::Error;
 use crate::store::lock;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::collections::VecDeque;
+use std::net::TcpStream;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -157,4 +160,38 @@ fn worker(shared: Arc<Shared>) {
             log::error!("a request handler panicked: {what}");
         }
     }
+}
+
+/// How often the nudger connects; a connection stranded by tiny_http waits at most this long.
+const NUDGE_EVERY: Duration = Duration::from_millis(50);
+
+/// Keeps tiny_http's connection threads from stranding a connection, until `stop` is set.
+///
+/// tiny_http 0.12 runs each connection on a thread of its own pool for the connection's whole
+/// life, and queues a new connection instead of starting a thread when it believes one is
+/// idle; a burst of connections (a browser opens six at once) can queue more than there are
+/// idle threads, and the extra ones then wait until some keep-alive connection ends, up to the
+/// idle timeout. An empty connection that closes at once is a cheap remedy: when every thread
+/// is busy it makes the pool start a new one, which finishes the empty connection immediately
+/// and then takes the stranded one from the queue.
+pub fn nudge(addr: SocketAddr, stop: Arc<AtomicBool>) -> std::io::Result<thread::JoinHandle<()>> {
+    let target = match addr {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => {
+            SocketAddr::from(([127, 0, 0, 1], a.port()))
+        }
+        SocketAddr::V6(a) if a.ip().is_unspecified() => {
+            SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], a.port()))
+        }
+        other => other,
+    };
+    thread::Builder::new()
+        .name("relay-nudge".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Acquire) {
+                thread::park_timeout(NUDGE_EVERY);
+                if let Ok(s) = TcpStream::connect_timeout(&target, Duration::from_secs(1)) {
+                    drop(s);
+                }
+            }
+        })
 }

@@ -391,11 +391,11 @@ impl Sse {
             if l.starts_with(':') {
                 continue;
             }
-            has_field = true;
             let (field, value) = l
                 .split_once(':')
                 .map(|(f, v)| (f, v.strip_prefix(' ').unwrap_or(v)))
                 .unwrap_or((l, ""));
+            has_field |= matches!(field, "id" | "event" | "data");
             match field {
                 "id" => event.id = Some(value.to_string()),
                 "event" => event.event = Some(value.to_string()),

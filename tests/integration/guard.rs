@@ -86,9 +86,15 @@ fn a_configured_token_guards_every_route_but_healthz() {
     let relay = Relay::with(|c| c.auth_token = Some("s3cret".into()));
     let host = format!("Host: 127.0.0.1:{}\r\n", relay.addr().port());
     assert_eq!(request(&relay, "GET", "/healthz", &host).status, 200);
+    assert_eq!(
+        request(&relay, "GET", "/", &host).status,
+        200,
+        "the page loads to ask for the token"
+    );
     for (method, path) in [
-        ("GET", "/"),
         ("GET", "/api/channels"),
+        ("GET", "/api/stream?target=t"),
+        ("GET", "/openapi.json"),
         ("POST", "/api/messages"),
         ("POST", "/mcp"),
         ("GET", "/docs"),
@@ -113,4 +119,14 @@ fn a_configured_token_guards_every_route_but_healthz() {
         &format!("{host}Authorization: Bearer s3cret\r\n"),
     );
     assert_eq!(ok.status, 201);
+    let mut stream = Sse::open(
+        relay.addr(),
+        "/api/stream?target=t&since_id=0&token=s3cret",
+        &[],
+    );
+    assert_eq!(
+        stream.status, 200,
+        "EventSource passes the token in the query"
+    );
+    assert!(stream.next_message(within(5.0)).is_some());
 }
