@@ -1,10 +1,27 @@
-//! The durable message journal: an append-only file of JSON lines under the data directory,
-//! replayed at start. (Interface only; the durable implementation follows.)
+//! The durable message journal: `messages.jsonl` under the data directory, one JSON line per
+//! message in the `Message` wire shape, appended in whole batches and replayed at start. After
+//! a compaction the file opens with a `{"last_id":N}` marker so the id sequence continues even
+//! when retention dropped the newest messages. The directory is guarded by an exclusive lock
+//! on `relay.lock`, which names the pid holding it. Replay repairs exactly one kind of damage,
+//! a torn last line (a crash mid-write, never acknowledged); anything else stops start-up with
+//! the file and line, because silently dropping a message is worse than not starting.
 
 use crate::config::Fsync;
 use crate::error::Error;
 use crate::message::Message;
-use std::path::Path;
+use serde::Deserialize;
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// The journal's file name inside the data directory.
+pub const JOURNAL_FILE: &str = "messages.jsonl";
+/// The lock file's name inside the data directory.
+pub const LOCK_FILE: &str = "relay.lock";
+/// Replay reads in blocks this large, so a million lines cost a few hundred reads.
+const READ_BUFFER: usize = 4 * 1024 * 1024;
+/// An append buffer grown past this by a huge batch is given back afterwards.
+const KEEP_BUFFER: usize = 1024 * 1024;
 
 /// What replay found: the messages in id order and the highest id ever handed out.
 pub struct Replay {
@@ -14,34 +31,610 @@ pub struct Replay {
 
 /// The open journal, holding the data directory's lock.
 pub struct Journal {
-    _fsync: Fsync,
+    path: PathBuf,
+    dir: PathBuf,
+    /// Opened for appending: every write lands at the end of the file.
+    file: File,
+    /// Length of the file after the last successful append; a failed append is cut back to it.
+    len: u64,
+    /// A failed append could not be cut back: the file holds a partial batch past `len`, which
+    /// must be removed before anything else is written after it.
+    dirty: bool,
+    fsync: Fsync,
+    /// Reused serialisation buffer, so an append allocates nothing in the common case.
+    buf: Vec<u8>,
+    /// Held for as long as the journal is open; closing it releases the lock.
+    _lock: File,
+}
+
+/// The compaction marker, the only line that is not a message.
+#[derive(Deserialize)]
+struct Marker {
+    last_id: u64,
 }
 
 impl Journal {
     /// Opens (creating) the journal in `dir`, takes the directory's lock and replays it.
-    pub fn open(_dir: &Path, fsync: Fsync) -> Result<(Journal, Replay), Error> {
+    pub fn open(dir: &Path, fsync: Fsync) -> Result<(Journal, Replay), Error> {
+        fs::create_dir_all(dir).map_err(|e| io_context("cannot create", dir, e))?;
+        let lock = lock_dir(dir)?;
+        let path = dir.join(JOURNAL_FILE);
+        let existed = path.exists();
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(|e| io_context("cannot open", &path, e))?;
+        if !existed && fsync == Fsync::Always {
+            // The new file's directory entry must be durable too, or the first acknowledged
+            // messages could vanish with it after a power loss.
+            sync_dir(dir).map_err(|e| io_context("cannot sync", dir, e))?;
+        }
+        let (replay, len) = replay(&path, &file)?;
         Ok((
-            Journal { _fsync: fsync },
-            Replay {
-                messages: Vec::new(),
-                last_id: 0,
+            Journal {
+                path,
+                dir: dir.to_path_buf(),
+                file,
+                len,
+                dirty: false,
+                fsync,
+                buf: Vec::new(),
+                _lock: lock,
             },
+            replay,
         ))
     }
 
     /// Appends `batch` as one write (and one fsync with `Fsync::Always`). On failure nothing
     /// of the batch remains in the file.
-    pub fn append(&mut self, _batch: &[Message]) -> Result<(), Error> {
-        Ok(())
+    pub fn append(&mut self, batch: &[Message]) -> Result<(), Error> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if self.dirty {
+            // An earlier failed append left a partial batch behind; writing after it would
+            // put damage in the middle of the journal, which stops the next start.
+            self.file.set_len(self.len).map_err(|e| {
+                self.storage(
+                    "cannot remove a partial write from",
+                    &io::Error::new(e.kind(), format!("{e}; refusing to write after it")),
+                )
+            })?;
+            self.dirty = false;
+        }
+        self.buf.clear();
+        for m in batch {
+            serde_json::to_writer(&mut self.buf, m)
+                .map_err(|e| Error::Storage(format!("cannot encode message {}: {e}", m.id)))?;
+            self.buf.push(b'\n');
+        }
+        let mut written = self.file.write_all(&self.buf);
+        if written.is_ok() && self.fsync == Fsync::Always {
+            written = self.file.sync_data();
+        }
+        let added = self.buf.len() as u64;
+        if self.buf.capacity() > KEEP_BUFFER {
+            self.buf = Vec::new();
+        }
+        match written {
+            Ok(()) => {
+                self.len += added;
+                Ok(())
+            }
+            Err(e) => {
+                if let Err(cut) = self.file.set_len(self.len) {
+                    log::error!(
+                        "{}: cannot cut a failed write back to {} bytes: {cut}",
+                        self.path.display(),
+                        self.len
+                    );
+                    self.dirty = true;
+                }
+                Err(self.storage("cannot write", &e))
+            }
+        }
     }
 
     /// Atomically replaces the journal with `keep`, remembering `last_id` so the sequence
     /// continues even if the newest messages were dropped.
     pub fn rewrite<'a>(
         &mut self,
-        _keep: impl Iterator<Item = &'a Message>,
-        _last_id: u64,
+        keep: impl Iterator<Item = &'a Message>,
+        last_id: u64,
     ) -> Result<(), Error> {
+        let tmp = self.dir.join(format!("{JOURNAL_FILE}.tmp"));
+        let (file, len) = match write_compacted(&tmp, keep, last_id) {
+            Ok(done) => done,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(Error::Storage(format!(
+                    "cannot write {}: {e}",
+                    tmp.display()
+                )));
+            }
+        };
+        if let Err(e) = fs::rename(&tmp, &self.path) {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::Storage(format!(
+                "cannot rename {} to {}: {e}",
+                tmp.display(),
+                self.path.display()
+            )));
+        }
+        // The handle was opened on the temporary file, which is now the journal: there is no
+        // moment where appends could go to the unlinked old file.
+        self.file = file;
+        self.len = len;
+        self.dirty = false;
+        if let Err(e) = sync_dir(&self.dir) {
+            // The rename is done and visible; only its durability across a power loss is in
+            // doubt, and the old journal holds every kept message too.
+            log::warn!(
+                "{}: cannot sync the directory after compaction: {e}",
+                self.dir.display()
+            );
+        }
         Ok(())
+    }
+
+    /// The journal file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn storage(&self, what: &str, e: &io::Error) -> Error {
+        Error::Storage(format!("{what} {}: {e}", self.path.display()))
+    }
+}
+
+/// Takes the exclusive lock on `dir/relay.lock` and writes our pid into it.
+fn lock_dir(dir: &Path) -> Result<File, Error> {
+    let path = dir.join(LOCK_FILE);
+    // No truncation on open: until the lock is ours the file holds the holder's pid.
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| io_context("cannot open", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut held = String::new();
+            let _ = file.read_to_string(&mut held);
+            let holder = match held.trim() {
+                "" => "a process that has not written its pid yet".to_string(),
+                pid => format!("pid {pid}"),
+            };
+            return Err(Error::Locked {
+                path: path.display().to_string(),
+                holder,
+            });
+        }
+        Err(TryLockError::Error(e)) => return Err(io_context("cannot lock", &path, e)),
+    }
+    file.set_len(0)
+        .and_then(|()| file.write_all(format!("{}\n", std::process::id()).as_bytes()))
+        .map_err(|e| io_context("cannot write", &path, e))?;
+    Ok(file)
+}
+
+/// Reads every line of the journal, cutting a torn last line off the file. Returns what was
+/// found and the file's length afterwards.
+fn replay(path: &Path, file: &File) -> Result<(Replay, u64), Error> {
+    let shown = path.display().to_string();
+    let damage = |line: usize, message: String| Error::Journal {
+        path: shown.clone(),
+        line,
+        message,
+    };
+    // Read no more than the length at open: the lock keeps writers out, and a device such as
+    // /dev/full would otherwise never end.
+    let size = file
+        .metadata()
+        .map_err(|e| io_context("cannot read", path, e))?
+        .len();
+    let mut reader = BufReader::with_capacity(READ_BUFFER, file.take(size));
+    let mut messages = Vec::new();
+    let mut last_id = 0u64;
+    let mut prev_id = 0u64;
+    let mut line = Vec::with_capacity(1024);
+    let mut offset = 0u64;
+    let mut number = 0usize;
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| io_context("cannot read", path, e))?;
+        if n == 0 {
+            break;
+        }
+        number += 1;
+        if line.last() != Some(&b'\n') {
+            // A torn last line: the write that made it never completed, so no one was told
+            // it succeeded. Cut it so the next append starts on a line boundary.
+            log::warn!(
+                "{shown}: line {number}: cutting off a torn last line ({n} bytes) left by a \
+                 crash mid-write; it was never acknowledged"
+            );
+            file.set_len(offset)
+                .map_err(|e| io_context("cannot cut the torn last line of", path, e))?;
+            break;
+        }
+        offset += n as u64;
+        let body = &line[..n - 1];
+        match serde_json::from_slice::<Message>(body) {
+            Ok(m) => {
+                if m.id <= prev_id {
+                    return Err(damage(
+                        number,
+                        format!(
+                            "message id {} does not follow id {prev_id}: ids must increase",
+                            m.id
+                        ),
+                    ));
+                }
+                prev_id = m.id;
+                last_id = last_id.max(m.id);
+                messages.push(m);
+            }
+            Err(e) => match serde_json::from_slice::<Marker>(body) {
+                Ok(marker) if number == 1 => last_id = last_id.max(marker.last_id),
+                Ok(_) => {
+                    return Err(damage(
+                        number,
+                        "a {\"last_id\"} marker may only be the first line".into(),
+                    ))
+                }
+                Err(_) => return Err(damage(number, format!("not a message: {e}"))),
+            },
+        }
+    }
+    Ok((Replay { messages, last_id }, offset))
+}
+
+/// Writes a compacted journal to `tmp`, made durable, and returns an append handle on it.
+fn write_compacted<'a>(
+    tmp: &Path,
+    keep: impl Iterator<Item = &'a Message>,
+    last_id: u64,
+) -> io::Result<(File, u64)> {
+    let file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(tmp)?;
+    // A temporary file left by an earlier failed compaction starts over.
+    file.set_len(0)?;
+    let mut out = BufWriter::with_capacity(KEEP_BUFFER, &file);
+    writeln!(out, "{{\"last_id\":{last_id}}}")?;
+    for m in keep {
+        serde_json::to_writer(&mut out, m)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    drop(out);
+    file.sync_all()?;
+    let len = file.metadata()?.len();
+    Ok((file, len))
+}
+
+/// Makes renames and creations inside `dir` durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn io_context(what: &str, path: &Path, e: io::Error) -> Error {
+    Error::Io(io::Error::new(
+        e.kind(),
+        format!("{what} {}: {e}", path.display()),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A fresh directory per test, removed when the test ends.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new() -> TempDir {
+            static COUNTER: AtomicUsize = AtomicUsize::new(0);
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let path =
+                std::env::temp_dir().join(format!("relay-journal-test-{}-{n}", std::process::id()));
+            let _ = fs::remove_dir_all(&path);
+            TempDir(path)
+        }
+
+        fn journal(&self) -> PathBuf {
+            self.0.join(JOURNAL_FILE)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn msg(id: u64, target: &str) -> Message {
+        Message {
+            id,
+            ts: 1_700_000_000.25 + id as f64,
+            target: target.into(),
+            sender: "claude".into(),
+            text: format!("message {id}\nwith a \"quoted\" second line ✓"),
+        }
+    }
+
+    fn open(dir: &TempDir) -> (Journal, Replay) {
+        match Journal::open(&dir.0, Fsync::Always) {
+            Ok(opened) => opened,
+            Err(e) => panic!("open failed: {e}"),
+        }
+    }
+
+    fn open_err(dir: &TempDir) -> Error {
+        match Journal::open(&dir.0, Fsync::Never) {
+            Ok(_) => panic!("open succeeded on a damaged journal"),
+            Err(e) => e,
+        }
+    }
+
+    fn line_of(m: &Message) -> String {
+        serde_json::to_string(m).unwrap() + "\n"
+    }
+
+    #[test]
+    fn round_trip() {
+        let dir = TempDir::new();
+        let (mut j, replay) = open(&dir);
+        assert!(replay.messages.is_empty());
+        assert_eq!(replay.last_id, 0);
+        let first = vec![msg(1, "proj-x"), msg(2, "codex")];
+        j.append(&first).unwrap();
+        j.append(&[msg(3, "proj-x")]).unwrap();
+        j.append(&[]).unwrap();
+        drop(j);
+        let (_, replay) = open(&dir);
+        assert_eq!(
+            replay.messages,
+            vec![msg(1, "proj-x"), msg(2, "codex"), msg(3, "proj-x")]
+        );
+        assert_eq!(replay.last_id, 3);
+        // One line per message, exactly the wire shape.
+        let text = fs::read_to_string(dir.journal()).unwrap();
+        assert_eq!(text.lines().count(), 3);
+        let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(first["id"], 1);
+        assert_eq!(first["target"], "proj-x");
+    }
+
+    #[test]
+    fn ids_continue_after_reopen() {
+        let dir = TempDir::new();
+        let (mut j, _) = open(&dir);
+        j.append(&[msg(1, "a"), msg(2, "b")]).unwrap();
+        drop(j);
+        let (mut j, replay) = open(&dir);
+        assert_eq!(replay.last_id, 2);
+        j.append(&[msg(replay.last_id + 1, "a")]).unwrap();
+        drop(j);
+        let (_, replay) = open(&dir);
+        assert_eq!(replay.last_id, 3);
+        let ids: Vec<u64> = replay.messages.iter().map(|m| m.id).collect();
+        assert_eq!(ids, [1, 2, 3]);
+    }
+
+    #[test]
+    fn torn_tail_is_cut_and_complete_lines_kept() {
+        let dir = TempDir::new();
+        fs::create_dir_all(&dir.0).unwrap();
+        let complete = line_of(&msg(1, "a")) + &line_of(&msg(2, "b"));
+        let torn = &line_of(&msg(3, "a"))[..20];
+        fs::write(dir.journal(), format!("{complete}{torn}")).unwrap();
+        let (mut j, replay) = open(&dir);
+        let ids: Vec<u64> = replay.messages.iter().map(|m| m.id).collect();
+        assert_eq!(ids, [1, 2]);
+        assert_eq!(replay.last_id, 2);
+        assert_eq!(fs::read_to_string(dir.journal()).unwrap(), complete);
+        // The next append starts on a clean line boundary.
+        j.append(&[msg(3, "a")]).unwrap();
+        drop(j);
+        let (_, replay) = open(&dir);
+        assert_eq!(replay.messages.len(), 3);
+        assert_eq!(replay.messages[2], msg(3, "a"));
+    }
+
+    #[test]
+    fn torn_only_line_leaves_an_empty_journal() {
+        let dir = TempDir::new();
+        fs::create_dir_all(&dir.0).unwrap();
+        fs::write(dir.journal(), "{\"id\":1,\"ts\":1.5,\"tar").unwrap();
+        let (_, replay) = open(&dir);
+        assert!(replay.messages.is_empty());
+        assert_eq!(fs::metadata(dir.journal()).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn damaged_middle_line_stops_with_its_line_number() {
+        let dir = TempDir::new();
+        fs::create_dir_all(&dir.0).unwrap();
+        let text = line_of(&msg(1, "a"))
+            + &line_of(&msg(2, "a"))
+            + "{\"id\":3,\"ts\":1.0,\"target\":\"a\",\"sen\n"
+            + &line_of(&msg(4, "a"));
+        fs::write(dir.journal(), &text).unwrap();
+        match open_err(&dir) {
+            Error::Journal { path, line, .. } => {
+                assert_eq!(line, 3);
+                assert!(path.ends_with(JOURNAL_FILE), "{path}");
+            }
+            e => panic!("expected a journal error, got {e}"),
+        }
+        // Nothing was repaired or dropped behind the operator's back.
+        assert_eq!(fs::read_to_string(dir.journal()).unwrap(), text);
+    }
+
+    #[test]
+    fn damaged_last_complete_line_is_not_treated_as_torn() {
+        let dir = TempDir::new();
+        fs::create_dir_all(&dir.0).unwrap();
+        fs::write(dir.journal(), line_of(&msg(1, "a")) + "garbage\n").unwrap();
+        match open_err(&dir) {
+            Error::Journal { line, .. } => assert_eq!(line, 2),
+            e => panic!("expected a journal error, got {e}"),
+        }
+    }
+
+    #[test]
+    fn non_increasing_ids_stop_start_up() {
+        let dir = TempDir::new();
+        fs::create_dir_all(&dir.0).unwrap();
+        let text = line_of(&msg(1, "a")) + &line_of(&msg(3, "a")) + &line_of(&msg(3, "b"));
+        fs::write(dir.journal(), text).unwrap();
+        match open_err(&dir) {
+            Error::Journal { line, message, .. } => {
+                assert_eq!(line, 3);
+                assert!(message.contains("increase"), "{message}");
+            }
+            e => panic!("expected a journal error, got {e}"),
+        }
+        fs::write(dir.journal(), line_of(&msg(0, "a"))).unwrap();
+        match open_err(&dir) {
+            Error::Journal { line, .. } => assert_eq!(line, 1),
+            e => panic!("expected a journal error, got {e}"),
+        }
+    }
+
+    #[test]
+    fn marker_only_allowed_first() {
+        let dir = TempDir::new();
+        fs::create_dir_all(&dir.0).unwrap();
+        fs::write(
+            dir.journal(),
+            line_of(&msg(1, "a")) + "{\"last_id\":9}\n" + &line_of(&msg(2, "a")),
+        )
+        .unwrap();
+        match open_err(&dir) {
+            Error::Journal { line, message, .. } => {
+                assert_eq!(line, 2);
+                assert!(message.contains("marker"), "{message}");
+            }
+            e => panic!("expected a journal error, got {e}"),
+        }
+    }
+
+    #[test]
+    fn second_open_is_locked_and_names_our_pid() {
+        let dir = TempDir::new();
+        let (first, _) = open(&dir);
+        match Journal::open(&dir.0, Fsync::Always) {
+            Ok(_) => panic!("a second open of a locked directory succeeded"),
+            Err(Error::Locked { path, holder }) => {
+                assert_eq!(holder, format!("pid {}", std::process::id()));
+                assert!(path.ends_with(LOCK_FILE), "{path}");
+            }
+            Err(e) => panic!("expected a lock error, got {e}"),
+        }
+        drop(first);
+        // Closing the journal releases the lock.
+        open(&dir);
+    }
+
+    #[test]
+    fn rewrite_keeps_exactly_the_kept_messages_and_the_marker() {
+        let dir = TempDir::new();
+        let (mut j, _) = open(&dir);
+        let all: Vec<Message> = (1..=6)
+            .map(|id| msg(id, ["a", "b"][id as usize % 2]))
+            .collect();
+        j.append(&all).unwrap();
+        let keep: Vec<&Message> = all.iter().filter(|m| m.id % 2 == 0 && m.id < 6).collect();
+        j.rewrite(keep.iter().copied(), 6).unwrap();
+        assert!(!dir.0.join(format!("{JOURNAL_FILE}.tmp")).exists());
+        // Appends after the compaction go to the new journal.
+        j.append(&[msg(7, "a")]).unwrap();
+        drop(j);
+        let (mut j, replay) = open(&dir);
+        let ids: Vec<u64> = replay.messages.iter().map(|m| m.id).collect();
+        assert_eq!(ids, [2, 4, 7]);
+        assert_eq!(replay.messages[0], msg(2, "a"));
+        assert_eq!(replay.last_id, 7);
+        assert!(fs::read_to_string(dir.journal())
+            .unwrap()
+            .starts_with("{\"last_id\":6}\n"));
+
+        // Everything dropped: the marker alone carries the sequence.
+        j.rewrite(std::iter::empty(), 7).unwrap();
+        drop(j);
+        let (_, replay) = open(&dir);
+        assert!(replay.messages.is_empty());
+        assert_eq!(replay.last_id, 7);
+    }
+
+    #[test]
+    fn failed_rewrite_leaves_the_old_journal() {
+        let dir = TempDir::new();
+        let (mut j, _) = open(&dir);
+        j.append(&[msg(1, "a"), msg(2, "a")]).unwrap();
+        let before = fs::read(dir.journal()).unwrap();
+        // A directory where the temporary file should go makes its creation fail, even for root.
+        fs::create_dir(dir.0.join(format!("{JOURNAL_FILE}.tmp"))).unwrap();
+        match j.rewrite(std::iter::empty(), 2) {
+            Err(Error::Storage(reason)) => assert!(reason.contains(".tmp"), "{reason}"),
+            Err(e) => panic!("expected a storage error, got {e}"),
+            Ok(()) => panic!("rewrite over a directory succeeded"),
+        }
+        assert_eq!(fs::read(dir.journal()).unwrap(), before);
+        j.append(&[msg(3, "a")]).unwrap();
+        drop(j);
+        let (_, replay) = open(&dir);
+        assert_eq!(replay.messages.len(), 3);
+    }
+
+    #[test]
+    fn append_failure_is_a_storage_error_with_the_reason() {
+        let dir = TempDir::new();
+        fs::create_dir_all(&dir.0).unwrap();
+        // Writes to /dev/full fail with ENOSPC, for root too.
+        std::os::unix::fs::symlink("/dev/full", dir.journal()).unwrap();
+        let (mut j, replay) = open(&dir);
+        assert!(replay.messages.is_empty());
+        match j.append(&[msg(1, "a")]) {
+            Err(Error::Storage(reason)) => {
+                assert!(reason.contains("No space left on device"), "{reason}");
+                assert!(reason.contains(JOURNAL_FILE), "{reason}");
+            }
+            Err(e) => panic!("expected a storage error, got {e}"),
+            Ok(()) => panic!("an append to /dev/full succeeded"),
+        }
+        // It keeps failing cleanly rather than writing after a partial batch.
+        assert!(matches!(j.append(&[msg(1, "a")]), Err(Error::Storage(_))));
+    }
+
+    #[test]
+    fn failed_append_leaves_no_partial_batch() {
+        let dir = TempDir::new();
+        let (mut j, _) = open(&dir);
+        j.append(&[msg(1, "a")]).unwrap();
+        let before = fs::read(dir.journal()).unwrap();
+        // Swap in a read-only handle: the write fails and so does the cut-back, so the next
+        // append must first cut the file back to its last good length before writing.
+        let real = std::mem::replace(&mut j.file, File::open(dir.journal()).unwrap());
+        assert!(matches!(j.append(&[msg(2, "a")]), Err(Error::Storage(_))));
+        j.file = real;
+        assert_eq!(fs::read(dir.journal()).unwrap(), before);
+        j.append(&[msg(2, "a")]).unwrap();
+        drop(j);
+        let (_, replay) = open(&dir);
+        let ids: Vec<u64> = replay.messages.iter().map(|m| m.id).collect();
+        assert_eq!(ids, [1, 2]);
     }
 }

@@ -3,6 +3,7 @@
 
 mod common;
 mod config;
+mod durable;
 mod guard;
 mod logs;
 mod mcp;

@@ -1,0 +1,400 @@
+//! Durability as a user meets it: the relay binary runs as a child process on a data directory,
+//! is killed with SIGKILL while several threads post, and is started again on the same
+//! directory. Every message that got a 2xx must come back exactly once, ids must stay unique
+//! and increasing, and the sequence and the channels must survive. Also: the lock that keeps a
+//! second relay off a data directory, and a full disk answered with 507.
+
+use crate::common::TempDir;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long a relay may take to print its address.
+const START_DEADLINE: Duration = Duration::from_secs(30);
+/// Acknowledged posts to collect before the kill, so it lands mid-stream.
+const POSTS_BEFORE_KILL: usize = 400;
+const POSTERS: usize = 8;
+const TARGETS: [&str; 3] = ["crash-a", "crash-b", "crash-c"];
+
+/// A relay running as a child process; killed (SIGKILL) when dropped.
+struct Relay {
+    child: Child,
+    base: String,
+    stderr: Option<thread::JoinHandle<String>>,
+}
+
+impl Relay {
+    /// Starts the binary on `dir` with port 0 and waits for the address it prints.
+    fn start(dir: &TempDir) -> Relay {
+        match Relay::try_start(dir) {
+            Ok(relay) => relay,
+            Err(why) => panic!("the relay did not start: {why}"),
+        }
+    }
+
+    /// Starts the binary; on failure returns its exit status and standard error.
+    fn try_start(dir: &TempDir) -> Result<Relay, String> {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("CLAUDE_CODEX_") {
+                command.env_remove(key);
+            }
+        }
+        let mut child = command
+            .current_dir(&dir.0)
+            .arg("--port")
+            .arg("0")
+            .arg("--data-dir")
+            .arg(dir.path("data"))
+            .arg("--log-path")
+            .arg(dir.0.join("log/tool.log"))
+            .arg("--channel-log-path")
+            .arg(dir.0.join("log/channel.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the relay binary");
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        // Drained all along, so a chatty relay never blocks on a full pipe.
+        let stderr = thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (lines, first) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let line = match first.recv_timeout(START_DEADLINE) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait().expect("wait for the relay");
+                let stderr = stderr.join().unwrap_or_default();
+                return Err(format!("exited with {status}; stderr:\n{stderr}"));
+            }
+        };
+        let base = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no address in the relay's first line: {line:?}"))
+            .to_string();
+        Ok(Relay {
+            child,
+            base,
+            stderr: Some(stderr),
+        })
+    }
+
+    /// Kills the relay with SIGKILL, no chance to flush anything, and waits for it to die.
+    fn kill(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into()
+}
+
+/// Posts a message; returns the status and the JSON answer, or `None` if the connection failed.
+fn post(agent: &ureq::Agent, relay_base: &str, target: &str, text: &str) -> Option<(u16, Value)> {
+    let mut response = agent
+        .post(format!("{relay_base}/api/messages"))
+        .send_json(json!({"target": target, "sender": "durable-test", "text": text}))
+        .ok()?;
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_json::<Value>().ok()?;
+    Some((status, body))
+}
+
+fn get_json(agent: &ureq::Agent, url: &str) -> Value {
+    let mut response = agent
+        .get(url)
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    assert_eq!(response.status().as_u16(), 200, "GET {url}");
+    response
+        .body_mut()
+        .read_json()
+        .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
+}
+
+/// Every message of `target`, read page by page with `since_id`.
+fn all_messages(agent: &ureq::Agent, relay: &Relay, target: &str) -> Vec<Value> {
+    let mut all: Vec<Value> = Vec::new();
+    let mut since = 0;
+    loop {
+        let page = get_json(
+            agent,
+            &relay.url(&format!(
+                "/api/messages?target={target}&since_id={since}&limit=500"
+            )),
+        );
+        let messages = page["messages"]
+            .as_array()
+            .expect("a messages array")
+            .clone();
+        let Some(last) = messages.last() else {
+            return all;
+        };
+        since = last["id"].as_u64().expect("a numeric id");
+        all.extend(messages);
+    }
+}
+
+/// One acknowledged post: what the relay answered 201 to.
+#[derive(Debug, Clone)]
+struct Acked {
+    id: u64,
+    target: String,
+    text: String,
+}
+
+#[test]
+fn sigkill_mid_stream_keeps_every_acknowledged_message() {
+    let dir = TempDir::new("durable-crash");
+    let relay = Relay::start(&dir);
+    let (acks, acked) = mpsc::channel::<Acked>();
+    let posters: Vec<_> = (0..POSTERS)
+        .map(|poster| {
+            let acks = acks.clone();
+            let base = relay.base.clone();
+            thread::spawn(move || {
+                let agent = agent();
+                let mut errors = Vec::new();
+                for seq in 0.. {
+                    let target = TARGETS[(poster + seq) % TARGETS.len()];
+                    let text = format!("poster {poster} message {seq}");
+                    match post(&agent, &base, target, &text) {
+                        Some((201, body)) => {
+                            assert_eq!(body["ok"], true, "{body}");
+                            let id = body["posted"].as_u64().expect("a posted id");
+                            assert_eq!(body["message"]["id"], id, "{body}");
+                            assert_eq!(body["message"]["text"], text.as_str(), "{body}");
+                            let ack = Acked {
+                                id,
+                                target: target.to_string(),
+                                text,
+                            };
+                            if acks.send(ack).is_err() {
+                                break;
+                            }
+                        }
+                        // Anything but a 201 is not an acknowledgement; a relay being killed
+                        // may also answer a broken response. Only the dead socket stops us.
+                        Some((status, body)) => errors.push(format!("{status} {body}")),
+                        None => break,
+                    }
+                }
+                errors
+            })
+        })
+        .collect();
+    drop(acks);
+
+    let mut acknowledged: Vec<Acked> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acknowledged.len() < POSTS_BEFORE_KILL {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match acked.recv_timeout(left) {
+            Ok(ack) => acknowledged.push(ack),
+            Err(e) => panic!(
+                "only {} posts acknowledged before the deadline: {e}",
+                acknowledged.len()
+            ),
+        }
+    }
+    // The posters are still going: the kill lands mid-stream.
+    let stderr = relay.kill();
+    for poster in posters {
+        let errors = poster.join().expect("a poster panicked");
+        assert!(
+            errors.is_empty(),
+            "non-201 answers {errors:?}; stderr:\n{stderr}"
+        );
+    }
+    // Acknowledgements that arrived between the count and the kill count too.
+    acknowledged.extend(acked.try_iter());
+    assert!(acknowledged.len() >= POSTS_BEFORE_KILL);
+
+    let relay = Relay::start(&dir);
+    let agent = agent();
+    let mut seen_ids = BTreeSet::new();
+    let mut stored: BTreeMap<u64, (String, String)> = BTreeMap::new();
+    for target in TARGETS {
+        let messages = all_messages(&agent, &relay, target);
+        let mut previous = 0;
+        for m in &messages {
+            let id = m["id"].as_u64().expect("a numeric id");
+            assert!(id > previous, "{target}: id {id} after {previous}");
+            previous = id;
+            assert!(seen_ids.insert(id), "id {id} appears twice");
+            assert_eq!(m["target"], target);
+            stored.insert(
+                id,
+                (
+                    target.to_string(),
+                    m["text"].as_str().expect("a text").to_string(),
+                ),
+            );
+        }
+        // The newest page agrees with the paged history.
+        let newest = get_json(
+            &agent,
+            &relay.url(&format!("/api/messages?target={target}&limit=500")),
+        );
+        let newest = newest["messages"].as_array().expect("a messages array");
+        assert_eq!(
+            newest.as_slice(),
+            &messages[messages.len().saturating_sub(500)..],
+            "{target}: newest page"
+        );
+    }
+    let texts: BTreeSet<&(String, String)> = stored.values().collect();
+    assert_eq!(texts.len(), stored.len(), "a message was stored twice");
+    for ack in &acknowledged {
+        match stored.get(&ack.id) {
+            Some((target, text)) => {
+                assert_eq!((target, text), (&ack.target, &ack.text), "id {}", ack.id);
+            }
+            None => panic!(
+                "acknowledged message {} ({:?} on {}) is gone after the kill; {} of {} kept",
+                ack.id,
+                ack.text,
+                ack.target,
+                stored.len(),
+                acknowledged.len()
+            ),
+        }
+    }
+
+    // The sequence continues past everything ever written.
+    let top = *stored.keys().next_back().expect("messages");
+    let (status, body) = post(&agent, &relay.base, "crash-a", "after the restart").expect("post");
+    assert_eq!(status, 201, "{body}");
+    assert!(body["posted"].as_u64().expect("an id") > top, "{body}");
+}
+
+#[test]
+fn restart_keeps_ids_and_channels() {
+    let dir = TempDir::new("durable-restart");
+    let relay = Relay::start(&dir);
+    let agent = agent();
+    let mut ids = Vec::new();
+    for (i, target) in ["kept-one", "kept-two", "kept-one"].iter().enumerate() {
+        let (status, body) =
+            post(&agent, &relay.base, target, &format!("before {i}")).expect("post");
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["posted"].as_u64().expect("an id"));
+    }
+    assert_eq!(ids, [1, 2, 3]);
+    relay.kill();
+
+    let relay = Relay::start(&dir);
+    let channels = get_json(&agent, &relay.url("/api/channels"));
+    let channels: Vec<&str> = channels["channels"]
+        .as_array()
+        .expect("a channels array")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        channels.contains(&"kept-one") && channels.contains(&"kept-two"),
+        "{channels:?}"
+    );
+    let kept = get_json(&agent, &relay.url("/api/messages?target=kept-one"));
+    let texts: Vec<&str> = kept["messages"]
+        .as_array()
+        .expect("a messages array")
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert_eq!(texts, ["before 0", "before 2"]);
+    let (status, body) = post(&agent, &relay.base, "kept-two", "after").expect("post");
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["posted"], 4, "{body}");
+}
+
+#[test]
+fn second_relay_on_the_same_data_dir_refuses_to_start() {
+    let dir = TempDir::new("durable-lock");
+    let first = Relay::start(&dir);
+    let why = match Relay::try_start(&dir) {
+        Ok(_) => panic!("a second relay started on a locked data directory"),
+        Err(why) => why,
+    };
+    assert!(why.contains("locked"), "{why}");
+    assert!(
+        why.contains(&format!("pid {}", first.child.id())),
+        "the message does not name the holder: {why}"
+    );
+    // The first relay is unaffected.
+    let health = agent()
+        .get(first.url("/healthz"))
+        .call()
+        .expect("healthz")
+        .body_mut()
+        .read_to_string()
+        .expect("a body");
+    assert_eq!(health.trim(), "ok");
+}
+
+#[test]
+fn full_disk_answers_507_and_keeps_serving_reads() {
+    let dir = TempDir::new("durable-full");
+    fs::create_dir_all(dir.path("data")).expect("create the data directory");
+    // Every write to /dev/full fails with ENOSPC, for root too.
+    std::os::unix::fs::symlink("/dev/full", dir.path("data").join("messages.jsonl"))
+        .expect("symlink the journal to /dev/full");
+    let relay = Relay::start(&dir);
+    let agent = agent();
+    let (status, body) = post(&agent, &relay.base, "full-disk", "lost").expect("post");
+    assert_eq!(status, 507, "{body}");
+    assert_eq!(body["ok"], false, "{body}");
+    let error = body["error"].as_str().expect("an error message");
+    assert!(error.contains("No space left on device"), "{error}");
+    // Not acknowledged, so neither served nor listed.
+    let page = get_json(&agent, &relay.url("/api/messages?target=full-disk"));
+    assert_eq!(page["messages"], json!([]), "{page}");
+    let channels = get_json(&agent, &relay.url("/api/channels"));
+    assert!(
+        !channels["channels"]
+            .as_array()
+            .expect("a channels array")
+            .contains(&json!("full-disk")),
+        "{channels}"
+    );
+}
