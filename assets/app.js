@@ -171,14 +171,31 @@
     RETURN_DOM_FRAGMENT: true,
   };
 
-  function sameOriginOrData(url, allowData) {
-    if (allowData && /^data:image\/(png|gif|jpe?g|webp);/i.test(url)) return true;
-    try {
-      return new URL(url, location.href).origin === location.origin;
-    } catch (e) {
-      return false;
-    }
+  // Only images embedded in the message itself are shown. Anything else, even from the relay,
+  // would make the reader's browser fetch a URL chosen by whoever wrote the message.
+  function embeddedImage(url) {
+    return /^data:image\/(png|gif|jpe?g|webp);/i.test(url);
   }
+
+  // Raw HTML in a message goes through DOMPurify like everything else. Before that, event
+  // handler and style attributes and <style> elements are cut from the raw text: parsing
+  // them, even in DOMPurify's inert document, makes Chromium report a CSP violation on the
+  // console for each. This is noise reduction, not the defence: whatever it misses is still
+  // removed by DOMPurify and blocked by the CSP.
+  function scrubRawHtml(html) {
+    return String(html)
+      .replace(/<\/?style\b[^>]*>/gi, "")
+      .replace(/([\s\/"'])(?:on[a-z]+|style)\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>]+)/gi, "$1");
+  }
+
+  var md = new marked.Marked({
+    gfm: true,
+    breaks: true,
+    async: false,
+    renderer: {
+      html: function (token) { return scrubRawHtml(token.text); },
+    },
+  });
 
   if (window.DOMPurify && DOMPurify.addHook) {
     DOMPurify.addHook("afterSanitizeAttributes", function (node) {
@@ -188,10 +205,9 @@
         if (!/^#/.test(node.getAttribute("href"))) node.setAttribute("target", "_blank");
       }
       if (tag === "IMG" || tag === "VIDEO" || tag === "AUDIO" || tag === "SOURCE") {
-        // Images from elsewhere would be a request leaving the host (and blocked by the CSP):
-        // keep them as a link the reader may follow instead.
+        // A linked image or medium becomes a link the reader may follow instead.
         var src = node.getAttribute("src");
-        if (src && !sameOriginOrData(src, tag === "IMG")) {
+        if (src && !(tag === "IMG" && embeddedImage(src))) {
           node.removeAttribute("src");
           node.setAttribute("data-blocked-src", src);
         }
@@ -212,7 +228,7 @@
   function renderMarkdown(text) {
     var html;
     try {
-      html = marked.parse(String(text), { gfm: true, breaks: true, async: false });
+      html = md.parse(String(text));
     } catch (e) {
       html = "";
     }
