@@ -8,3 +8,4 @@ mod logs;
 mod mcp;
 mod push;
 mod rest;
+mod ui;
