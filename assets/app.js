@@ -270,9 +270,9 @@
 
   // ---------------------------------------------------------------- time
 
-  var timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  var timeFmt = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit", second: "2-digit" });
   var dateTimeFmt = new Intl.DateTimeFormat(undefined, {
-    month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+    month: "short", day: "numeric", hour: "numeric", minute: "2-digit",
   });
   var fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "long" });
 
@@ -304,7 +304,10 @@
     li.id = "m" + msg.id;
     li.setAttribute("data-id", String(msg.id));
 
-    var avatar = make("span", "avatar", (String(msg.sender).trim()[0] || "?").toUpperCase());
+    // Two letters, so claude and codex are told apart at a glance.
+    var letters = Array.from(String(msg.sender).trim().replace(/[^\p{L}\p{N}]/gu, ""));
+    var avatar = make("span", "avatar",
+      letters.length ? letters[0].toUpperCase() + (letters[1] || "").toLowerCase() : "?");
     avatar.setAttribute("aria-hidden", "true");
     li.appendChild(avatar);
 

@@ -2,7 +2,7 @@
 // ```diff block, questions) and Codex's feedback. Used by the screenshots and the tests.
 export const REVIEW_PACKET = `## Review packet: resume the event stream from \`Last-Event-ID\`
 
-**Summary.** A browser that loses its connection to \`/api/stream\` reconnects by itself and sends \`Last-Event-ID\`. The stream ignored it and started again from \`since_id\`, so the page drew duplicates (and the CLI's \`watch\` could skip a message posted during the gap).
+**Summary.** A browser that loses \`/api/stream\` reconnects with \`Last-Event-ID\`; the stream ignored it and replayed from \`since_id\`, so the page drew duplicates.
 
 \`\`\`diff
 --- a/src/http/events.rs
@@ -22,13 +22,13 @@ export const REVIEW_PACKET = `## Review packet: resume the event stream from \`L
      let place = app.long_requests.take()?;
 \`\`\`
 
-**Focus:** is a malformed \`Last-Event-ID\` better as a 400 or ignored? Tests: \`sse::resumes_after_last_event_id\`.`;
+**Focus:** a malformed \`Last-Event-ID\`: 400, or ignore it?`;
 
 export const FEEDBACK = `**Verdict: approve with one change.**
 
-1. *Major* — none. The resume order (header, then \`since_id\`, then "from now") matches the spec.
-2. *Minor* — keep the 400 for a malformed header: a proxy that mangles it should be loud, not silently replay from 0.
-3. *Minor* — \`trim()\` also accepts \`" 42 "\`; fine, but say so in the doc comment.
+1. *Major:* none. Header, then \`since_id\`, then "from now" is the right order.
+2. *Minor:* keep the 400. A proxy that mangles the header should be loud, not replay from 0.
+3. *Minor:* \`trim()\` also accepts \`" 42 "\`; say so in the doc comment.
 
 Tests to add:
 - [x] resume with \`Last-Event-ID: 3\` after posting 1..5 → events 4, 5

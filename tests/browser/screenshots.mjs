@@ -22,6 +22,8 @@ try {
     await page.waitForSelector("#live[data-state=live]");
     await page.waitForSelector("#messages .entry >> nth=2");
     await page.evaluate(() => document.fonts && document.fonts.ready);
+    // Read from the start of the round: the packet's header at the top.
+    await page.$eval("#scroller", (s) => { s.scrollTop = 0; });
     const file = join(REPO, "docs", `screenshot-${theme}.png`);
     await page.screenshot({ path: file });
     console.log(`wrote ${file}`);
