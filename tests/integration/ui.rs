@@ -22,7 +22,11 @@ fn every_asset_is_served_with_its_type_and_the_csp() {
             Some(ui::CONTENT_SECURITY_POLICY),
             "{path}"
         );
-        assert_eq!(r.header("x-content-type-options"), Some("nosniff"), "{path}");
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
         assert_eq!(r.body.as_bytes(), asset.body, "{path}");
     }
 }
