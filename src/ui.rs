@@ -1,26 +1,306 @@
-//! The web page's files, embedded in the binary so the page works with no network: an exact
-//! path lookup from URL path to file and content type.
+//! The web page's files, compiled into the binary: `assets/index.html` at `/`, everything else
+//! the page loads under `/assets/...`, and the favicon. The relay runs on air-gapped hosts, so
+//! the page and its markdown, highlighting and sanitizing libraries (vendored from npm under
+//! `assets/vendor/`, see `VERSIONS.md` there) are `include_bytes!`ed here and nothing is ever
+//! fetched from elsewhere. Lookup is by exact path: no directory walking, no path normalisation,
+//! so no request can reach a file that is not in the table. This file also owns the
+//! Content-Security-Policy the router sends with every page asset, and the tests that keep the
+//! assets from referring to anything outside the relay.
 
-/// One embedded file.
+/// One embedded file and the `Content-Type` it is served with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Asset {
     pub body: &'static [u8],
     pub content_type: &'static str,
 }
 
-/// The Content-Security-Policy sent with every page asset: only the relay's own scripts,
-/// styles and connections.
+/// The Content-Security-Policy header value sent with every page asset. Only the relay's own
+/// scripts, styles and connections; images also from `data:` URLs (message markdown may carry
+/// them); no plugins, no framing, no `<base>`.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
-const PLACEHOLDER: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>claude-codex-relay</title></head>\
-<body><h1>claude-codex-relay</h1><p>The relay is running. API: <a href=\"/docs\">/docs</a>.</p></body></html>";
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+const SVG: &str = "image/svg+xml";
 
-/// The embedded file served at `path` ("/" is the page), or None.
+/// Every served path with its file. The favicon is served at `/favicon.ico` too, although the
+/// page links the SVG, so that a browser or tool asking the conventional path gets an icon
+/// rather than a 404.
+const ASSETS: &[(&str, Asset)] = &[
+    (
+        "/",
+        Asset {
+            body: include_bytes!("../assets/index.html"),
+            content_type: HTML,
+        },
+    ),
+    (
+        "/assets/app.js",
+        Asset {
+            body: include_bytes!("../assets/app.js"),
+            content_type: JS,
+        },
+    ),
+    (
+        "/assets/theme.js",
+        Asset {
+            body: include_bytes!("../assets/theme.js"),
+            content_type: JS,
+        },
+    ),
+    (
+        "/assets/app.css",
+        Asset {
+            body: include_bytes!("../assets/app.css"),
+            content_type: CSS,
+        },
+    ),
+    (
+        "/assets/favicon.svg",
+        Asset {
+            body: include_bytes!("../assets/favicon.svg"),
+            content_type: SVG,
+        },
+    ),
+    (
+        "/favicon.ico",
+        Asset {
+            body: include_bytes!("../assets/favicon.svg"),
+            content_type: SVG,
+        },
+    ),
+    (
+        "/assets/vendor/marked.umd.js",
+        Asset {
+            body: include_bytes!("../assets/vendor/marked.umd.js"),
+            content_type: JS,
+        },
+    ),
+    (
+        "/assets/vendor/purify.min.js",
+        Asset {
+            body: include_bytes!("../assets/vendor/purify.min.js"),
+            content_type: JS,
+        },
+    ),
+    (
+        "/assets/vendor/highlight.min.js",
+        Asset {
+            body: include_bytes!("../assets/vendor/highlight.min.js"),
+            content_type: JS,
+        },
+    ),
+];
+
+/// The embedded file served at `path` ("/" is index.html), or None. Exact paths only.
 pub fn asset(path: &str) -> Option<Asset> {
-    match path {
-        "/" => Some(Asset {
-            body: PLACEHOLDER.as_bytes(),
-            content_type: "text/html; charset=utf-8",
-        }),
-        _ => None,
+    ASSETS
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map(|(_, asset)| *asset)
+}
+
+/// Every path [`asset`] answers, in table order (for tests and the API documentation).
+pub fn paths() -> impl Iterator<Item = &'static str> {
+    ASSETS.iter().map(|(p, _)| *p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(path: &str) -> &'static str {
+        std::str::from_utf8(asset(path).expect(path).body).expect("assets are UTF-8")
+    }
+
+    /// The files written for this project: held to the strict rule that they name no address
+    /// outside the relay at all.
+    const OWN: &[&str] = &[
+        "/",
+        "/assets/app.js",
+        "/assets/theme.js",
+        "/assets/app.css",
+        "/assets/favicon.svg",
+    ];
+
+    /// The one absolute URL an own file may contain: the SVG namespace, an identifier that no
+    /// browser ever loads (and without which an `image/svg+xml` file is not drawn).
+    const SVG_NAMESPACE: &str = r#"xmlns="http://www.w3.org/2000/svg""#;
+
+    /// Every `name="value"` / `name='value'` attribute value in an HTML text.
+    fn attribute_values<'a>(html: &'a str, name: &str) -> Vec<&'a str> {
+        let mut values = Vec::new();
+        for quote in ['"', '\''] {
+            let needle = format!("{name}={quote}");
+            let mut rest = html;
+            while let Some(at) = rest.find(&needle) {
+                // Only whole attribute names: `src=` but not `data-src=`.
+                let before = rest[..at].chars().next_back();
+                rest = &rest[at + needle.len()..];
+                let end = rest.find(quote).expect("attribute value is closed");
+                if before.is_none_or(|c| c.is_whitespace()) {
+                    values.push(&rest[..end]);
+                }
+                rest = &rest[end..];
+            }
+        }
+        values
+    }
+
+    #[test]
+    fn lookup_is_exact() {
+        assert_eq!(asset("/").unwrap().content_type, HTML);
+        assert_eq!(asset("/assets/app.js").unwrap().content_type, JS);
+        assert_eq!(asset("/assets/app.css").unwrap().content_type, CSS);
+        assert_eq!(asset("/favicon.ico").unwrap().content_type, SVG);
+        for miss in [
+            "",
+            "/index.html",
+            "/assets/",
+            "/assets/app.js/",
+            "/assets/../assets/app.js",
+            "/assets/app.js?x=1",
+            "/ASSETS/APP.JS",
+            "/assets/vendor/VERSIONS.md",
+            "/assets/vendor/licenses/marked.LICENSE.md",
+        ] {
+            assert!(asset(miss).is_none(), "{miss:?} must not be served");
+        }
+        assert!(paths().all(|p| asset(p).is_some()));
+    }
+
+    #[test]
+    fn own_files_name_no_outside_address() {
+        for path in OWN {
+            let body = text(path).replace(SVG_NAMESPACE, "");
+            let lower = body.to_ascii_lowercase();
+            for bad in [
+                "http:", "https:", "ws:", "wss:", "ftp:", "//cdn", "@import", "import(",
+            ] {
+                assert!(!lower.contains(bad), "{path} contains {bad:?}");
+            }
+            // A protocol-relative reference (`//host/...`) in an attribute or a CSS url().
+            for marker in ["src=\"//", "href=\"//", "src='//", "href='//", "url(//"] {
+                assert!(!lower.contains(marker), "{path} contains {marker:?}");
+            }
+            for quote in ["url(\"//", "url('//"] {
+                assert!(!lower.contains(quote), "{path} contains {quote:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn page_references_only_embedded_files() {
+        let html = text("/");
+        let mut refs: Vec<&str> = attribute_values(html, "src");
+        refs.extend(attribute_values(html, "href"));
+        assert!(
+            refs.len() >= 5,
+            "the page loads its scripts and styles: {refs:?}"
+        );
+        for r in refs {
+            if r.starts_with('#') {
+                continue;
+            }
+            // Links to other relay pages (the API documentation) are served by the router.
+            if r == "/docs" || r == "/openapi.json" {
+                continue;
+            }
+            assert!(
+                r.starts_with('/') && !r.starts_with("//"),
+                "{r:?} must be a same-origin absolute path"
+            );
+            assert!(asset(r).is_some(), "{r:?} is referenced but not embedded");
+        }
+        // No inline script or style: the CSP would block it, and it hides code from review.
+        let lower = html.to_ascii_lowercase();
+        assert!(!lower.contains("<style"), "inline <style> in index.html");
+        assert!(
+            !lower.contains(" style="),
+            "inline style attribute in index.html"
+        );
+        for (at, _) in lower.match_indices(" on") {
+            let name: String = lower[at + 1..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphabetic())
+                .collect();
+            assert!(
+                !lower[at + 1 + name.len()..].starts_with('='),
+                "inline event handler {name} in index.html"
+            );
+        }
+        for tag in lower.split("<script").skip(1) {
+            let open_end = tag.find('>').expect("script tag closes");
+            assert!(
+                tag[..open_end].contains("src="),
+                "inline <script> in index.html"
+            );
+            assert!(
+                tag[open_end + 1..].trim_start().starts_with("</script>"),
+                "<script src> with inline content"
+            );
+        }
+    }
+
+    #[test]
+    fn css_urls_are_data_or_embedded() {
+        let css = text("/assets/app.css");
+        for part in css.split("url(").skip(1) {
+            let value = part[..part.find(')').expect("url( closes")]
+                .trim_matches(|c| c == '"' || c == '\'');
+            assert!(
+                value.starts_with("data:") || asset(value).is_some(),
+                "app.css url({value}) is neither data: nor embedded"
+            );
+        }
+    }
+
+    /// The vendored libraries carry URLs in comments, licence headers, XML namespaces and
+    /// marked's `www.` autolink rule; none of those is loaded. What would make the browser (or
+    /// its developer tools) request something is a source map, a dynamic import, a worker or
+    /// a network call, so that is what is checked. (`@import` is not: the vendored files are
+    /// all scripts, and highlight.js lists it as an Objective-C keyword.)
+    #[test]
+    fn vendor_files_load_nothing() {
+        let vendored: Vec<&str> = paths()
+            .filter(|p| p.starts_with("/assets/vendor/"))
+            .collect();
+        assert_eq!(vendored.len(), 3);
+        for path in vendored {
+            let body = text(path);
+            for bad in [
+                "sourceMappingURL",
+                "sourceURL",
+                "import(",
+                "importScripts",
+                "new Worker",
+                "XMLHttpRequest",
+                "fetch(",
+                "sendBeacon",
+                "WebSocket",
+                "EventSource",
+            ] {
+                assert!(!body.contains(bad), "{path} contains {bad:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn csp_forbids_inline_and_foreign_code() {
+        let csp = CONTENT_SECURITY_POLICY;
+        assert!(!csp.contains("unsafe"));
+        assert!(!csp.contains("http"));
+        assert!(!csp.contains('*'));
+        for directive in [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(csp.contains(directive), "CSP lacks {directive}");
+        }
     }
 }

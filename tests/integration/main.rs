@@ -9,3 +9,4 @@ mod logs;
 mod mcp;
 mod push;
 mod rest;
+mod ui;
