@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::message::Message;
 use serde::Deserialize;
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// The journal's file name inside the data directory.
@@ -45,6 +45,16 @@ pub struct Journal {
     buf: Vec<u8>,
     /// Held for as long as the journal is open; closing it releases the lock.
     _lock: File,
+}
+
+/// A compacted journal written to a temporary file, waiting for `Journal::install`.
+pub struct Compaction {
+    tmp: PathBuf,
+    /// Append handle on the temporary file.
+    file: File,
+    len: u64,
+    /// The journal's length when the kept messages were taken.
+    mark: u64,
 }
 
 /// The compaction marker, the only line that is not a message.
@@ -138,35 +148,79 @@ impl Journal {
     }
 
     /// Atomically replaces the journal with `keep`, remembering `last_id` so the sequence
-    /// continues even if the newest messages were dropped.
+    /// continues even if the newest messages were dropped. Holds the caller (and so the posts
+    /// behind it) for the whole rewrite; `prepare` and `install` split it so they need not.
     pub fn rewrite<'a>(
         &mut self,
         keep: impl Iterator<Item = &'a Message>,
         last_id: u64,
     ) -> Result<(), Error> {
-        let tmp = self.dir.join(format!("{JOURNAL_FILE}.tmp"));
-        let (file, len) = match write_compacted(&tmp, keep, last_id) {
-            Ok(done) => done,
+        let compaction = Journal::prepare(&self.dir, keep, last_id, self.len)?;
+        self.install(compaction)
+    }
+
+    /// Where the journal ends now: a compaction prepared from the messages up to here takes
+    /// everything appended after it along when it is installed.
+    pub fn mark(&self) -> u64 {
+        self.len
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes a compacted journal (`keep`, everything up to `mark`) to a temporary file in
+    /// `dir`, made durable. Needs no access to the open journal, so posts go on meanwhile.
+    pub fn prepare<'a>(
+        dir: &Path,
+        keep: impl Iterator<Item = &'a Message>,
+        last_id: u64,
+        mark: u64,
+    ) -> Result<Compaction, Error> {
+        let tmp = dir.join(format!("{JOURNAL_FILE}.tmp"));
+        match write_compacted(&tmp, keep, last_id) {
+            Ok((file, len)) => Ok(Compaction {
+                tmp,
+                file,
+                len,
+                mark,
+            }),
             Err(e) => {
                 let _ = fs::remove_file(&tmp);
-                return Err(Error::Storage(format!(
+                Err(Error::Storage(format!(
                     "cannot write {}: {e}",
                     tmp.display()
+                )))
+            }
+        }
+    }
+
+    /// Finishes a compaction: copies what was appended since its mark, makes it durable and
+    /// renames it over the journal. On failure the journal stays as it was.
+    pub fn install(&mut self, mut c: Compaction) -> Result<(), Error> {
+        let copied = match self.copy_tail(&mut c) {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = fs::remove_file(&c.tmp);
+                return Err(Error::Storage(format!(
+                    "cannot finish {}: {e}",
+                    c.tmp.display()
                 )));
             }
         };
-        if let Err(e) = fs::rename(&tmp, &self.path) {
-            let _ = fs::remove_file(&tmp);
+        if let Err(e) = fs::rename(&c.tmp, &self.path) {
+            let _ = fs::remove_file(&c.tmp);
             return Err(Error::Storage(format!(
                 "cannot rename {} to {}: {e}",
-                tmp.display(),
+                c.tmp.display(),
                 self.path.display()
             )));
         }
         // The handle was opened on the temporary file, which is now the journal: there is no
         // moment where appends could go to the unlinked old file.
-        self.file = file;
-        self.len = len;
+        self.file = c.file;
+        self.len = c.len + copied;
         self.dirty = false;
         if let Err(e) = sync_dir(&self.dir) {
             // The rename is done and visible; only its durability across a power loss is in
@@ -177,6 +231,22 @@ impl Journal {
             );
         }
         Ok(())
+    }
+
+    /// Appends the journal's bytes from the compaction's mark to its end onto the compacted
+    /// file, durably; returns how many.
+    fn copy_tail(&self, c: &mut Compaction) -> io::Result<u64> {
+        let tail = self.len.saturating_sub(c.mark);
+        if tail > 0 {
+            let mut source = File::open(&self.path)?;
+            source.seek(SeekFrom::Start(c.mark))?;
+            let copied = io::copy(&mut source.take(tail), &mut c.file)?;
+            if copied != tail {
+                return Err(io::Error::other("the journal is shorter than recorded"));
+            }
+            c.file.sync_all()?;
+        }
+        Ok(tail)
     }
 
     /// The journal file's path.
@@ -546,6 +616,25 @@ mod tests {
         drop(first);
         // Closing the journal releases the lock.
         open(&dir);
+    }
+
+    #[test]
+    fn an_installed_compaction_carries_over_what_was_appended_after_its_mark() {
+        let dir = TempDir::new();
+        let (mut j, _) = open(&dir);
+        let first: Vec<Message> = (1..=4).map(|id| msg(id, "a")).collect();
+        j.append(&first).unwrap();
+        let mark = j.mark();
+        let keep = [&first[2], &first[3]];
+        let c = Journal::prepare(j.dir(), keep.into_iter(), 4, mark).unwrap();
+        j.append(&[msg(5, "b"), msg(6, "a")]).unwrap();
+        j.install(c).unwrap();
+        j.append(&[msg(7, "a")]).unwrap();
+        drop(j);
+        let (_, replay) = open(&dir);
+        let ids: Vec<u64> = replay.messages.iter().map(|m| m.id).collect();
+        assert_eq!(ids, [3, 4, 5, 6, 7]);
+        assert_eq!(replay.last_id, 7);
     }
 
     #[test]

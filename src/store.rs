@@ -4,11 +4,12 @@
 //! writes every post queued so far. Knows nothing of HTTP or JSON-RPC.
 
 use crate::error::Error;
-use crate::journal::Journal;
+use crate::journal::{Compaction, Journal};
 use crate::message::Message;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::mem;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Longest channel or sender name, in characters.
@@ -34,6 +35,17 @@ pub struct Limits {
     pub retention_max_messages: usize,
     /// Age in seconds past which messages are dropped; 0 keeps all.
     pub retention_max_age_secs: f64,
+}
+
+impl Limits {
+    /// Messages older than this Unix time are past the age limit.
+    fn age_cutoff(&self) -> f64 {
+        if self.retention_max_age_secs > 0.0 {
+            now() - self.retention_max_age_secs
+        } else {
+            f64::NEG_INFINITY
+        }
+    }
 }
 
 impl Default for Limits {
@@ -76,6 +88,10 @@ struct Committer {
     last_id: u64,
     /// Messages published since the journal was last compacted, for the retention check.
     since_compaction: usize,
+    /// Retention dropped messages that the journal still holds.
+    stale: bool,
+    /// A compacted journal being written in the background.
+    compaction: Option<JoinHandle<Result<Compaction, Error>>>,
 }
 
 /// A queued post and, once its batch is written, its outcome.
@@ -105,12 +121,16 @@ impl Store {
             top = top.max(m.id);
             state.insert(Arc::new(m));
         }
+        let stale = state.retain(limits.retention_max_messages, limits.age_cutoff()) > 0;
         Store {
             state: Mutex::new(state),
             commit: Mutex::new(Committer {
                 journal,
                 last_id: top,
-                since_compaction: 0,
+                // Retention looks at the replayed history with the first post.
+                since_compaction: usize::MAX / 2,
+                stale,
+                compaction: None,
             }),
             queue: Mutex::new(Vec::new()),
             hooks: Mutex::new(Vec::new()),
@@ -158,6 +178,7 @@ impl Store {
 
     /// Writes a batch of queued posts as one journal append and publishes them in id order.
     fn commit_batch(&self, committer: &mut Committer, batch: &[Arc<Slot>]) {
+        self.finish_compaction(committer, false);
         let ts = now();
         let first = committer.last_id + 1;
         let messages: Vec<Message> = batch
@@ -204,8 +225,8 @@ impl Store {
         self.apply_retention(committer);
     }
 
-    /// Drops messages past the retention limits and compacts the journal, at most once per
-    /// `retention_max_messages` (or 1,000) posts so the cost is spread thin.
+    /// Applies retention at most once per `retention_max_messages` (or 1,000) posts, so the
+    /// cost is spread thin; the journal is rewritten in the background (see `compact`).
     fn apply_retention(&self, committer: &mut Committer) {
         let Limits {
             retention_max_messages: per_channel,
@@ -224,41 +245,93 @@ impl Store {
             return;
         }
         committer.since_compaction = 0;
-        self.compact(committer);
+        self.compact(committer, false);
     }
 
-    /// Applies retention now and rewrites the journal to hold exactly what is kept.
+    /// Applies retention now and rewrites the journal to hold exactly what is kept, waiting
+    /// for the rewrite. Returns how many messages were dropped.
     pub fn compact_now(&self) -> Result<usize, Error> {
         let mut committer = lock(&self.commit);
-        Ok(self.compact(&mut committer))
+        self.finish_compaction(&mut committer, true);
+        Ok(self.compact(&mut committer, true))
     }
 
-    fn compact(&self, committer: &mut Committer) -> usize {
-        let cutoff = if self.limits.retention_max_age_secs > 0.0 {
-            now() - self.limits.retention_max_age_secs
-        } else {
-            f64::NEG_INFINITY
-        };
-        let (dropped, kept) = {
+    /// Drops what retention says from memory, then has the journal rewritten to match: the
+    /// kept messages go to a temporary file on a thread of their own while posts go on, and a
+    /// later commit installs it, carrying over what was appended meanwhile (`finish_compaction`).
+    fn compact(&self, committer: &mut Committer, wait: bool) -> usize {
+        if committer.compaction.is_some() {
+            return 0;
+        }
+        let (dropped, mut kept) = {
             let mut state = lock(&self.state);
-            let dropped = state.retain(self.limits.retention_max_messages, cutoff);
-            let mut kept: Vec<Arc<Message>> = state
-                .channels
-                .values()
-                .flat_map(|c| c.messages.iter().cloned())
-                .collect();
-            kept.sort_unstable_by_key(|m| m.id);
+            let dropped =
+                state.retain(self.limits.retention_max_messages, self.limits.age_cutoff());
+            committer.stale |= dropped > 0;
+            let kept: Vec<Arc<Message>> = if committer.stale {
+                state
+                    .channels
+                    .values()
+                    .flat_map(|c| c.messages.iter().cloned())
+                    .collect()
+            } else {
+                Vec::new()
+            };
             (dropped, kept)
         };
-        if dropped > 0 {
-            if let Some(journal) = committer.journal.as_mut() {
-                let last_id = committer.last_id;
-                if let Err(e) = journal.rewrite(kept.iter().map(|m| m.as_ref()), last_id) {
-                    log::error!("journal compaction failed, the journal keeps every message: {e}");
-                }
+        let Some(journal) = committer.journal.as_ref().filter(|_| committer.stale) else {
+            return dropped;
+        };
+        committer.stale = false;
+        let (dir, mark, last_id) = (
+            journal.dir().to_path_buf(),
+            journal.mark(),
+            committer.last_id,
+        );
+        let mut prepare = move || {
+            kept.sort_unstable_by_key(|m| m.id);
+            Journal::prepare(&dir, kept.iter().map(|m| m.as_ref()), last_id, mark)
+        };
+        if wait {
+            let prepared = prepare();
+            self.install(committer, prepared);
+        } else {
+            match thread::Builder::new()
+                .name("relay-compact".into())
+                .spawn(prepare)
+            {
+                Ok(handle) => committer.compaction = Some(handle),
+                Err(e) => log::error!("cannot start journal compaction: {e}"),
             }
         }
         dropped
+    }
+
+    /// Installs a compaction whose temporary file is written (or, with `wait`, waits for it).
+    fn finish_compaction(&self, committer: &mut Committer, wait: bool) {
+        let ready = committer
+            .compaction
+            .as_ref()
+            .is_some_and(|h| wait || h.is_finished());
+        if !ready {
+            return;
+        }
+        if let Some(handle) = committer.compaction.take() {
+            let prepared = handle
+                .join()
+                .unwrap_or_else(|_| Err(Error::Storage("journal compaction panicked".into())));
+            self.install(committer, prepared);
+        }
+    }
+
+    fn install(&self, committer: &mut Committer, prepared: Result<Compaction, Error>) {
+        let installed = prepared.and_then(|c| match committer.journal.as_mut() {
+            Some(journal) => journal.install(c),
+            None => Ok(()),
+        });
+        if let Err(e) = installed {
+            log::error!("journal compaction failed; the journal keeps every message: {e}");
+        }
     }
 
     fn validate(&self, draft: Draft) -> Result<Draft, Error> {
@@ -362,7 +435,9 @@ impl Store {
                 c.changed.notify_all();
             }
         }
-        lock(&self.commit).journal = None;
+        let mut committer = lock(&self.commit);
+        self.finish_compaction(&mut committer, true);
+        committer.journal = None;
     }
 
     /// Whether `close` was called.

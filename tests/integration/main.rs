@@ -9,4 +9,5 @@ mod logs;
 mod mcp;
 mod push;
 mod rest;
+mod retention;
 mod ui;

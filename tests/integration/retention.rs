@@ -1,0 +1,146 @@
+//! Retention and compaction: old messages leave memory at once and the journal in the
+//! background, posts made meanwhile are carried over, and the id sequence survives it all.
+
+use crate::common::*;
+use claude_codex_relay::config::Config;
+use serde_json::Value;
+use std::thread;
+
+fn ids(relay: &Relay, target: &str) -> Vec<u64> {
+    let page = get(&relay.url(&format!("/api/messages?target={target}&limit=500"))).json();
+    page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect()
+}
+
+fn journal_ids(relay: &Relay) -> Vec<u64> {
+    let text = std::fs::read_to_string(relay.dir.path("data/messages.jsonl")).unwrap();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["id"].as_u64())
+        .collect()
+}
+
+fn restart_config(relay: &Relay, change: impl Fn(&mut Config)) -> Config {
+    let mut c = config_in(&relay.dir);
+    c.port = relay.addr().port();
+    change(&mut c);
+    c
+}
+
+#[test]
+fn retention_keeps_the_newest_per_channel_across_a_restart() {
+    let keep5 = |c: &mut Config| c.retention_max_messages = 5;
+    let mut relay = Relay::with(keep5);
+    for i in 1..=20 {
+        relay.post(
+            if i % 2 == 0 { "even" } else { "odd" },
+            "s",
+            &format!("{i}"),
+        );
+    }
+    relay
+        .running
+        .as_ref()
+        .unwrap()
+        .app()
+        .store
+        .compact_now()
+        .unwrap();
+    assert_eq!(ids(&relay, "even"), vec![12, 14, 16, 18, 20]);
+    assert_eq!(ids(&relay, "odd"), vec![11, 13, 15, 17, 19]);
+    let mut on_disk = journal_ids(&relay);
+    on_disk.sort();
+    assert_eq!(
+        on_disk,
+        vec![11, 12, 13, 14, 15, 16, 17, 18, 19, 20],
+        "the journal was compacted"
+    );
+    let config = restart_config(&relay, keep5);
+    relay.restart(config);
+    assert_eq!(ids(&relay, "even"), vec![12, 14, 16, 18, 20]);
+    assert_eq!(relay.post("even", "s", "next"), 21, "ids continue");
+}
+
+#[test]
+fn posts_made_while_the_journal_is_rewritten_are_kept() {
+    let keep = |c: &mut Config| c.retention_max_messages = 50;
+    let mut relay = Relay::with(keep);
+    let base = relay.base.clone();
+    let posters: Vec<_> = (0..4)
+        .map(|t| {
+            let url = format!("{base}/api/messages");
+            thread::spawn(move || {
+                for i in 0..300 {
+                    let body = serde_json::json!({"target": format!("c{t}"), "sender": "s", "text": format!("{i}")});
+                    let (status, _) = post_json(&url, &body);
+                    assert_eq!(status, 201);
+                }
+            })
+        })
+        .collect();
+    for p in posters {
+        p.join().unwrap();
+    }
+    let config = restart_config(&relay, keep);
+    relay.restart(config);
+    let mut all = Vec::new();
+    for t in 0..4 {
+        let kept = ids(&relay, &format!("c{t}"));
+        assert_eq!(kept.len(), 50, "c{t} keeps its newest 50");
+        assert!(kept.windows(2).all(|w| w[0] < w[1]));
+        all.extend(kept);
+    }
+    let on_disk = journal_ids(&relay);
+    let unique: std::collections::BTreeSet<u64> = on_disk.iter().copied().collect();
+    assert_eq!(
+        unique.len(),
+        on_disk.len(),
+        "no message twice in the journal"
+    );
+    assert!(
+        all.iter().all(|id| unique.contains(id)),
+        "every kept message is on disk"
+    );
+    assert_eq!(relay.post("c0", "s", "after"), 1201);
+}
+
+#[test]
+fn age_retention_can_drop_everything_and_the_sequence_survives() {
+    let mut relay = Relay::start();
+    for i in 1..=3 {
+        relay.post("old", "s", &format!("{i}"));
+    }
+    let aged = |c: &mut Config| c.retention_max_age_days = 1e-12;
+    let config = restart_config(&relay, aged);
+    relay.restart(config);
+    relay
+        .running
+        .as_ref()
+        .unwrap()
+        .app()
+        .store
+        .compact_now()
+        .unwrap();
+    assert_eq!(ids(&relay, "old"), Vec::<u64>::new());
+    assert!(journal_ids(&relay).is_empty());
+    let channels = get(&relay.url("/api/channels")).json();
+    assert!(
+        channels["channels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "old"),
+        "a channel once seen stays listed"
+    );
+    let config = restart_config(&relay, |_| {});
+    relay.restart(config);
+    assert_eq!(
+        relay.post("new", "s", "x"),
+        4,
+        "the compaction marker carries the sequence"
+    );
+}
