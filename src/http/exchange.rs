@@ -3,7 +3,7 @@
 //! because tiny_http buffers any response of unknown length).
 
 use crate::error::Error;
-use serde_json::Value;
+use serde::Serialize;
 use std::io::{self, Write};
 
 /// A request, read and decoded: header names are lower-case.
@@ -66,7 +66,7 @@ pub enum Reply {
 
 impl Reply {
     /// A JSON response.
-    pub fn json(status: u16, value: &Value) -> Reply {
+    pub fn json(status: u16, value: &impl Serialize) -> Reply {
         Reply::Full {
             status,
             headers: vec![("Content-Type".into(), "application/json".into())],

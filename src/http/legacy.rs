@@ -29,7 +29,7 @@ pub fn open(app: &Arc<App>) -> Result<Reply, Error> {
         let mut outcome = events::event(w, None, Some("endpoint"), &endpoint);
         while outcome.is_ok() {
             outcome = match session.next_message(Instant::now() + KEEPALIVE) {
-                Some(m) => events::event(w, None, Some("message"), &m.to_string()),
+                Some(m) => events::event(w, None, Some("message"), m.get()),
                 None if session.has_ended() || app.store.is_closed() => break,
                 None => events::comment(w, "keepalive"),
             };

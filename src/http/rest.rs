@@ -6,8 +6,11 @@ use crate::app::App;
 use crate::error::Error;
 use crate::http::exchange::{Incoming, Reply};
 use crate::http::guard::Caller;
+use crate::message::Message;
 use crate::store::Draft;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Default and largest page of `GET /api/messages`.
@@ -53,9 +56,17 @@ pub fn list_messages(app: &App, rq: &Incoming) -> Result<Reply, Error> {
         }
         None => app.store.latest(&target, limit),
     };
+    #[derive(Serialize)]
+    struct Page<'a> {
+        target: &'a str,
+        messages: &'a [Arc<Message>],
+    }
     Ok(Reply::json(
         200,
-        &json!({"target": target, "messages": messages}),
+        &Page {
+            target: &target,
+            messages: &messages,
+        },
     ))
 }
 

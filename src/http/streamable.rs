@@ -129,7 +129,7 @@ pub fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
         return Ok(if answers.is_empty() {
             Reply::empty(202)
         } else {
-            Reply::json(200, &Value::Array(answers))
+            Reply::json(200, &answers)
         });
     }
     let message = match Message::parse(&body) {
@@ -140,7 +140,7 @@ pub fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
         if method == "initialize" {
             let version = handler::negotiate(params.get("protocolVersion").and_then(Value::as_str));
             let session = app.sessions.create(Transport::Streamable, version);
-            let result = jsonrpc::result(id, handler::initialize_result(version));
+            let result = jsonrpc::result(id, &handler::initialize_result(version));
             return Ok(Reply::json(200, &result).with_header("Mcp-Session-Id", &session.id));
         }
     }
@@ -174,7 +174,7 @@ pub fn get(app: &Arc<App>, rq: &Incoming) -> Result<Reply, Error> {
         w.flush()?;
         loop {
             match session.next_message(Instant::now() + KEEPALIVE) {
-                Some(m) => events::event(w, None, Some("message"), &m.to_string())?,
+                Some(m) => events::event(w, None, Some("message"), m.get())?,
                 None if session.has_ended() || store.is_closed() => return Ok(()),
                 None => events::comment(w, "keepalive")?,
             }

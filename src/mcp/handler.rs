@@ -5,7 +5,7 @@
 
 use crate::capacity::LongRequests;
 use crate::logs::Logs;
-use crate::mcp::jsonrpc::{self, Message, RpcError, INVALID_PARAMS, METHOD_NOT_FOUND};
+use crate::mcp::jsonrpc::{self, Message, Outgoing, RpcError, INVALID_PARAMS, METHOD_NOT_FOUND};
 use crate::mcp::session::{Session, Sessions};
 use crate::mcp::{resources, tools, SUPPORTED_VERSIONS};
 use crate::store::Store;
@@ -63,11 +63,18 @@ pub fn initialize_result(version: &str) -> Value {
 }
 
 /// Handles one message in `session`; the response for a request, None for anything else.
-pub fn handle(services: &Services, session: &Session, message: &Message) -> Option<Value> {
+pub fn handle(services: &Services, session: &Session, message: &Message) -> Option<Outgoing> {
     match message {
+        // A tool result arrives serialised: it carries its content twice, as JSON and as text.
+        Message::Request { id, method, params } if method == "tools/call" => {
+            Some(match tools::call(services, params) {
+                Ok(result) => jsonrpc::result(id, &result),
+                Err(e) => jsonrpc::error(Some(id), &e),
+            })
+        }
         Message::Request { id, method, params } => {
             Some(match answer(services, session, method, params) {
-                Ok(result) => jsonrpc::result(id, result),
+                Ok(result) => jsonrpc::result(id, &result),
                 Err(e) => jsonrpc::error(Some(id), &e),
             })
         }
@@ -95,7 +102,6 @@ fn answer(
         }
         "ping" => Ok(json!({})),
         "tools/list" => Ok(tools::list()),
-        "tools/call" => tools::call(services, params),
         "resources/list" => Ok(resources::list(services)),
         "resources/templates/list" => Ok(resources::templates()),
         "resources/read" => resources::read(services, params),

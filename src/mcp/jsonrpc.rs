@@ -2,6 +2,8 @@
 //! back with its type; a message is a request, a notification or a response; an error carries a
 //! standard code. Parsing checks the envelope only; methods are dispatched by `handler`.
 
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 pub const PARSE_ERROR: i64 = -32700;
@@ -117,19 +119,44 @@ impl Message {
     }
 }
 
+/// A message the server sends, already serialised: responses are built once and written as
+/// they are to a reply body or a stream.
+pub type Outgoing = Box<RawValue>;
+
+/// Serialises `value` as an outgoing message.
+pub fn outgoing(value: &impl Serialize) -> Outgoing {
+    serde_json::value::to_raw_value(value).unwrap_or_else(|e| {
+        // Only a map with non-string keys fails to serialise, and the relay builds none.
+        RawValue::from_string(json!({"jsonrpc": "2.0", "id": null, "error": {"code": INTERNAL_ERROR, "message": e.to_string()}}).to_string())
+            .expect("a JSON object is valid JSON")
+    })
+}
+
 /// A success response.
-pub fn result(id: &Value, result: Value) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "result": result})
+pub fn result(id: &Value, result: &impl Serialize) -> Outgoing {
+    #[derive(Serialize)]
+    struct Response<'a, R> {
+        jsonrpc: &'static str,
+        id: &'a Value,
+        result: &'a R,
+    }
+    outgoing(&Response {
+        jsonrpc: "2.0",
+        id,
+        result,
+    })
 }
 
 /// An error response; `id` is null when the request's id could not be read.
-pub fn error(id: Option<&Value>, e: &RpcError) -> Value {
-    json!({"jsonrpc": "2.0", "id": id.cloned().unwrap_or(Value::Null), "error": e.to_value()})
+pub fn error(id: Option<&Value>, e: &RpcError) -> Outgoing {
+    outgoing(
+        &json!({"jsonrpc": "2.0", "id": id.cloned().unwrap_or(Value::Null), "error": e.to_value()}),
+    )
 }
 
 /// A notification the server sends.
-pub fn notification(method: &str, params: Value) -> Value {
-    json!({"jsonrpc": "2.0", "method": method, "params": params})
+pub fn notification(method: &str, params: Value) -> Outgoing {
+    outgoing(&json!({"jsonrpc": "2.0", "method": method, "params": params}))
 }
 
 #[cfg(test)]

@@ -4,11 +4,11 @@
 //! idleness and are restored after a restart from their signed id; only a `DELETE` ends one.
 //! Legacy sessions live exactly as long as their stream.
 
-use crate::mcp::jsonrpc;
+use crate::mcp::jsonrpc::{self, Outgoing};
 use crate::mcp::session_id::SessionIds;
 use crate::mcp::DEFAULT_VERSION;
 use crate::store::lock;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
@@ -29,7 +29,7 @@ pub struct Session {
     pub id: String,
     pub transport: Transport,
     state: Mutex<State>,
-    outbox: Mutex<VecDeque<Value>>,
+    outbox: Mutex<VecDeque<Outgoing>>,
     queued: Condvar,
 }
 
@@ -97,7 +97,7 @@ impl Session {
     }
 
     /// Queues a message for the session's stream.
-    pub fn send(&self, message: Value) {
+    pub fn send(&self, message: Outgoing) {
         let mut outbox = lock(&self.outbox);
         if outbox.len() >= OUTBOX_LIMIT {
             outbox.pop_front();
@@ -109,7 +109,7 @@ impl Session {
 
     /// The next queued message, waiting until `deadline`; None at the deadline or once the
     /// session has ended.
-    pub fn next_message(&self, deadline: Instant) -> Option<Value> {
+    pub fn next_message(&self, deadline: Instant) -> Option<Outgoing> {
         let mut outbox = lock(&self.outbox);
         loop {
             if self.has_ended() {

@@ -5,9 +5,11 @@
 
 use crate::error::Error;
 use crate::mcp::handler::Services;
-use crate::mcp::jsonrpc::{RpcError, INVALID_PARAMS};
+use crate::mcp::jsonrpc::{self, Outgoing, RpcError, INVALID_PARAMS};
 use crate::message::Message;
 use crate::store::Draft;
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -90,7 +92,7 @@ pub fn list() -> Value {
 
 /// Runs `tools/call`: a result (possibly with `isError`), or -32602 for an unknown tool or
 /// malformed call.
-pub fn call(services: &Services, params: &Value) -> Result<Value, RpcError> {
+pub fn call(services: &Services, params: &Value) -> Result<Outgoing, RpcError> {
     let name = match params.get("name") {
         Some(Value::String(name)) => name.as_str(),
         _ => {
@@ -109,7 +111,9 @@ pub fn call(services: &Services, params: &Value) -> Result<Value, RpcError> {
     let outcome = match name {
         "post_message" => post_message(services, args),
         "fetch_messages" => fetch_messages(services, args),
-        "list_channels" => Ok(json!({"channels": services.store.channels()})),
+        "list_channels" => Ok(jsonrpc::outgoing(
+            &json!({"channels": services.store.channels()}),
+        )),
         other => {
             return Err(
                 RpcError::new(INVALID_PARAMS, format!("Unknown tool: {other}"))
@@ -118,16 +122,44 @@ pub fn call(services: &Services, params: &Value) -> Result<Value, RpcError> {
         }
     };
     Ok(match outcome {
-        Ok(structured) => json!({
-            "content": [{"type": "text", "text": structured.to_string()}],
-            "structuredContent": structured,
-            "isError": false
+        Ok(structured) => jsonrpc::outgoing(&ToolResult {
+            content: [Text {
+                kind: "text",
+                text: structured.get(),
+            }],
+            structured_content: Some(&structured),
+            is_error: false,
         }),
-        Err(e) => json!({"content": [{"type": "text", "text": e.to_string()}], "isError": true}),
+        Err(e) => jsonrpc::outgoing(&ToolResult {
+            content: [Text {
+                kind: "text",
+                text: &e.to_string(),
+            }],
+            structured_content: None,
+            is_error: true,
+        }),
     })
 }
 
-fn post_message(services: &Services, args: &Map<String, Value>) -> Result<Value, Error> {
+/// A `tools/call` result: the structured content, and the same JSON as a text block for
+/// clients that read only text.
+#[derive(Serialize)]
+struct ToolResult<'a> {
+    content: [Text<'a>; 1],
+    #[serde(rename = "structuredContent", skip_serializing_if = "Option::is_none")]
+    structured_content: Option<&'a RawValue>,
+    #[serde(rename = "isError")]
+    is_error: bool,
+}
+
+#[derive(Serialize)]
+struct Text<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: &'a str,
+}
+
+fn post_message(services: &Services, args: &Map<String, Value>) -> Result<Outgoing, Error> {
     let sender = match (args.get("sender"), services.agent) {
         (None | Some(Value::Null), Some(agent)) => agent.to_string(),
         (_, Some(agent)) if string(args, "sender")?.trim() != agent => {
@@ -144,10 +176,10 @@ fn post_message(services: &Services, args: &Map<String, Value>) -> Result<Value,
     };
     let m = services.store.post(draft)?;
     services.logs.posted(&m, "mcp");
-    Ok(json!({"ok": true, "posted": m.id}))
+    Ok(jsonrpc::outgoing(&json!({"ok": true, "posted": m.id})))
 }
 
-fn fetch_messages(services: &Services, args: &Map<String, Value>) -> Result<Value, Error> {
+fn fetch_messages(services: &Services, args: &Map<String, Value>) -> Result<Outgoing, Error> {
     let target = crate::store::name("target", &string(args, "target")?)?;
     let since_id = integer(args, "since_id")?.unwrap_or(0);
     let limit = integer(args, "limit")?
@@ -172,7 +204,15 @@ fn fetch_messages(services: &Services, args: &Map<String, Value>) -> Result<Valu
         "fetch_messages",
         json!({"target": target, "since_id": since_id, "limit": limit, "returned": messages.len(), "latest_id": latest_id}),
     );
-    Ok(json!({"messages": messages, "latest_id": latest_id}))
+    #[derive(Serialize)]
+    struct Page<'a> {
+        messages: &'a [Arc<Message>],
+        latest_id: u64,
+    }
+    Ok(jsonrpc::outgoing(&Page {
+        messages: &messages,
+        latest_id,
+    }))
 }
 
 fn string(args: &Map<String, Value>, key: &str) -> Result<String, Error> {
