@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod capacity;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod http;

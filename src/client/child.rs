@@ -1,0 +1,123 @@
+//! One run of `watch --exec CMD`: `sh -c CMD` with the message text on its standard input and
+//! the message's id, sender and target in its environment. Its output is copied to the
+//! watcher's own output as it comes (threads read the pipes; this thread writes), so it lands
+//! wherever the caller's `Io` points. The run is over when CMD has exited and its pipes are
+//! closed, or one second after it exited if something it started in the background still
+//! holds them: a leftover grandchild must not hold the watch loop.
+
+use super::error::Error;
+use super::message::Message;
+use super::Io;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long output is still copied after CMD exited while its pipes stay open.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(1);
+
+enum Event {
+    Out(Vec<u8>),
+    Err(Vec<u8>),
+    Closed,
+    Exited(std::io::Result<ExitStatus>),
+}
+
+/// Runs `cmd` for `message` with exactly `env` plus `extra` as its environment; returns its
+/// exit status once it has finished.
+pub fn run(
+    cmd: &str,
+    message: &Message,
+    env: &BTreeMap<String, String>,
+    extra: &[(&str, String)],
+    io: &mut Io,
+) -> Result<ExitStatus, Error> {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .env_clear()
+        .envs(env)
+        .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Local(format!("cannot start sh -c {cmd:?}: {e}")))?;
+    let (tx, rx) = mpsc::channel();
+    if let Some(mut stdin) = child.stdin.take() {
+        let text = message.text.clone();
+        // CMD may exit without reading its input: the write then fails, which is fine.
+        thread::spawn(move || {
+            let _ = stdin.write_all(text.as_bytes());
+        });
+    }
+    if let Some(out) = child.stdout.take() {
+        pump(out, tx.clone(), Event::Out);
+    }
+    if let Some(err) = child.stderr.take() {
+        pump(err, tx.clone(), Event::Err);
+    }
+    thread::spawn(move || {
+        let _ = tx.send(Event::Exited(child.wait()));
+    });
+    let (mut open, mut status) = (2, None);
+    let mut exited_at: Option<Instant> = None;
+    let mut failed_output = None;
+    loop {
+        let event = match exited_at {
+            None => rx.recv().ok(),
+            Some(at) => {
+                let left = (at + DRAIN_AFTER_EXIT).saturating_duration_since(Instant::now());
+                rx.recv_timeout(left).ok()
+            }
+        };
+        let Some(event) = event else { break };
+        let written = match event {
+            Event::Out(bytes) => io.stdout.write_all(&bytes).and_then(|()| io.stdout.flush()),
+            Event::Err(bytes) => io.stderr.write_all(&bytes).and_then(|()| io.stderr.flush()),
+            Event::Closed => {
+                open -= 1;
+                Ok(())
+            }
+            Event::Exited(s) => {
+                status = Some(s);
+                exited_at = Some(Instant::now());
+                Ok(())
+            }
+        };
+        if let Err(e) = written {
+            failed_output.get_or_insert(e);
+        }
+        if open == 0 && status.is_some() {
+            break;
+        }
+    }
+    if let Some(e) = failed_output {
+        return Err(Error::output(e));
+    }
+    match status {
+        Some(Ok(s)) => Ok(s),
+        Some(Err(e)) => Err(Error::Local(format!("cannot wait for sh -c {cmd:?}: {e}"))),
+        None => Err(Error::Local(format!("lost track of sh -c {cmd:?}"))),
+    }
+}
+
+/// Copies a pipe into the channel until it closes.
+fn pump(mut from: impl Read + Send + 'static, to: mpsc::Sender<Event>, wrap: fn(Vec<u8>) -> Event) {
+    thread::spawn(move || {
+        let mut buf = vec![0; 8192];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if to.send(wrap(buf[..n].to_vec())).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = to.send(Event::Closed);
+    });
+}

@@ -1,0 +1,126 @@
+//! A message as the relay returns it, and the three ways the client prints one: the human line
+//! `#id [sender] first line`, one JSON object per line for scripts, and the whole text under a
+//! header for readers that need all of it.
+
+use serde::{Deserialize, Serialize};
+
+/// One message of a channel, as in the relay's answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: u64,
+    pub ts: f64,
+    pub target: String,
+    pub sender: String,
+    pub text: String,
+}
+
+/// How messages are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `#id [sender] first line`.
+    Line,
+    /// The message object as one line of JSON.
+    Json,
+    /// `#id [sender] time`, then the text, then an empty line.
+    Full,
+}
+
+impl Message {
+    /// The first line of the text that is not blank, trimmed.
+    pub fn first_line(&self) -> &str {
+        self.text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("")
+    }
+
+    /// `#id [sender] first line`.
+    pub fn line(&self) -> String {
+        format!("#{} [{}] {}", self.id, self.sender, self.first_line())
+    }
+
+    /// The message printed in `format`, ending with a newline.
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Line => format!("{}\n", self.line()),
+            Format::Json => format!(
+                "{}\n",
+                serde_json::to_string(self).expect("a message serializes")
+            ),
+            Format::Full => format!(
+                "#{} [{}] {}\n{}\n\n",
+                self.id,
+                self.sender,
+                utc(self.ts),
+                self.text.trim_end_matches('\n')
+            ),
+        }
+    }
+}
+
+/// `secs` (Unix time) as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn utc(secs: f64) -> String {
+    let secs = secs.max(0.0) as i64;
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days to a civil date (Howard Hinnant's algorithm), valid for every date after 1970.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// The current time as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn now_utc() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    utc(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(text: &str) -> Message {
+        Message {
+            id: 7,
+            ts: 1_700_000_000.5,
+            target: "proj-x".into(),
+            sender: "claude".into(),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn the_line_shows_the_first_line_that_is_not_blank() {
+        assert_eq!(message("\n  hello \nworld").line(), "#7 [claude] hello");
+        assert_eq!(message("").line(), "#7 [claude] ");
+    }
+
+    #[test]
+    fn json_round_trips() {
+        let m = message("a\n\"b\"");
+        let back: Message = serde_json::from_str(m.render(Format::Json).trim_end()).unwrap();
+        assert_eq!(back, m);
+    }
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0.0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(1_700_000_000.5), "2023-11-14T22:13:20Z");
+        assert_eq!(utc(951_782_400.0), "2000-02-29T00:00:00Z");
+    }
+}

@@ -1,0 +1,316 @@
+//! The built-in client: `post`, `fetch`, `channels` and `watch`, so an agent on a host without
+//! curl or jq talks to a relay with this binary alone. `run` is the one entry point `main`
+//! calls; it reads nothing from the process itself (arguments, environment and standard
+//! streams are passed in), which is what lets the tests drive it in-process. Failures become
+//! exit codes in one place, `Error::exit_code`.
+
+mod args;
+mod child;
+mod error;
+mod guard;
+mod message;
+mod relay;
+mod state;
+mod watch;
+
+pub use error::Error;
+pub use message::{Format, Message};
+pub use relay::{Relay, DEFAULT_URL};
+
+use args::{many, switch, value, Parsed};
+use guard::{LoopGuard, DEFAULT_MAX_RUNS, DEFAULT_PER_SECS};
+use serde_json::Value;
+use state::StateFile;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+/// The standard streams a command reads and writes.
+pub struct Io<'a> {
+    pub stdin: &'a mut dyn Read,
+    pub stdout: &'a mut dyn Write,
+    pub stderr: &'a mut dyn Write,
+}
+
+const USAGE: &str = "\
+Client commands (talk to a running relay over HTTP; no curl or jq needed):
+  claude-codex-relay post --target T --sender S [--json] (TEXT... | -)
+  claude-codex-relay fetch --target T [--since-id N] [--limit N] [--wait S] [--json | --full]
+  claude-codex-relay channels [--json]
+  claude-codex-relay watch --target T [--from S]... [--ignore-sender S]... [--exec CMD]
+        [--state FILE] [--since-id N] [--count N] [--max-runs N] [--per S] [--json | --full]
+
+Every client command takes:
+  --url URL          the relay [env CLAUDE_CODEX_URL; default http://127.0.0.1:8010]
+  --token TOKEN      bearer token [env CLAUDE_CODEX_TOKEN]; --token-file FILE reads it from
+                     a file (neither shows it to `ps`)
+
+post      Posts TEXT (the words joined by spaces), or standard input with `-` (trailing
+          newlines removed). Prints `#id [sender] first line`; --json prints the relay's
+          answer {\"ok\",\"posted\",\"message\"}.
+fetch     Prints messages of channel T, one line each: `#id [sender] first line`. Without
+          --since-id: the newest --limit (default 200, at most 500). With --since-id N: the
+          oldest --limit after N; adding --wait S (up to 50) waits until one arrives or S
+          seconds pass. --json: one JSON object {id,ts,target,sender,text} per line;
+          --full: a header line, then the whole text, then an empty line.
+channels  Prints the channel names, one per line; --json prints {\"channels\": [...]}.
+watch     Follows channel T with the relay's blocking fetch and handles every new message
+          once, in order: prints it (like fetch), or with --exec runs `sh -c CMD` with the
+          text on standard input and RELAY_MESSAGE_ID, RELAY_SENDER, RELAY_TARGET, RELAY_URL
+          (and CLAUDE_CODEX_URL, CLAUDE_CODEX_TOKEN) in its environment; CMD's output passes
+          through and status lines go to standard error. A failing CMD is reported and its
+          message still counts as handled.
+            --from S           only messages from S (repeatable)
+            --ignore-sender S  never messages from S, e.g. your own (repeatable)
+            --state FILE       keeps the last handled id, replaced atomically after every
+                               message; a restart resumes right after it
+            --since-id N       where to start when FILE does not exist yet [default: after
+                               the newest message at start]
+            --count N          exit 0 after handling N messages (`--from codex --count 1`
+                               waits for one reply)
+            --max-runs N --per S
+                               loop guard: CMD runs at most N times in any S seconds
+                               [default 20 per 600]; the next one stops watch with exit 4
+                               before running it, so a restart handles that message first.
+                               --max-runs 0 turns the guard off.
+          A relay that is down, restarting or busy is retried with a delay doubling from
+          0.25 s to 10 s. SIGINT or SIGTERM ends watch at once (exit status 130 or 143 from
+          the shell); the state file is never torn, and a CMD run interrupted by the signal
+          is run again at the next start.
+
+Exit codes:
+  0  success
+  1  the relay answered an error (4xx/5xx: bad field, token refused, too large, disk full)
+     or something that is not the relay's API
+  2  usage error, or a state file that does not hold a message id
+  3  the relay is unreachable (connection refused, host not found, timed out)
+  4  watch: the loop guard stopped it
+  5  a local failure: reading standard input, writing the state file, starting CMD
+";
+
+/// The usage text of the client commands, for `--help`.
+pub fn usage() -> &'static str {
+    USAGE
+}
+
+/// Runs one client command (`post`, `fetch`, `channels`, `watch`) with its arguments (after
+/// the command name); `env` is the process environment. Returns the process exit code.
+pub fn run(command: &str, args: &[String], env: &BTreeMap<String, String>, io: &mut Io) -> i32 {
+    match dispatch(command, args, env, io) {
+        Ok(()) => 0,
+        Err(Error::Closed) => 0,
+        Err(e) => {
+            let hint = if matches!(e, Error::Usage(_)) {
+                "\nTry `claude-codex-relay --help`."
+            } else {
+                ""
+            };
+            let _ = writeln!(io.stderr, "claude-codex-relay {command}: {e}{hint}");
+            let _ = io.stderr.flush();
+            e.exit_code()
+        }
+    }
+}
+
+fn dispatch(
+    command: &str,
+    args: &[String],
+    env: &BTreeMap<String, String>,
+    io: &mut Io,
+) -> Result<(), Error> {
+    let flags = match command {
+        "post" => &[value("target"), value("sender"), switch("json")][..],
+        "fetch" => &[
+            value("target"),
+            value("since-id"),
+            value("limit"),
+            value("wait"),
+            switch("json"),
+            switch("full"),
+        ],
+        "channels" => &[switch("json")],
+        "watch" => &[
+            value("target"),
+            many("from"),
+            many("ignore-sender"),
+            value("exec"),
+            value("state"),
+            value("since-id"),
+            value("count"),
+            value("max-runs"),
+            value("per"),
+            switch("json"),
+            switch("full"),
+        ],
+        other => return Err(Error::Usage(format!("unknown command {other:?}"))),
+    };
+    let p = Parsed::new(args, flags)?;
+    if p.has("help") {
+        return out(io, USAGE);
+    }
+    let relay = connect(&p, env)?;
+    match command {
+        "post" => post(&relay, &p, io),
+        "fetch" => fetch(&relay, &p, io),
+        "channels" => channels(&relay, &p, io),
+        _ => watch(&relay, &p, env, io),
+    }
+}
+
+/// The relay named by `--url`/`CLAUDE_CODEX_URL`, with the token from `--token`,
+/// `--token-file` or `CLAUDE_CODEX_TOKEN`.
+fn connect(p: &Parsed, env: &BTreeMap<String, String>) -> Result<Relay, Error> {
+    let url = p
+        .get("url")
+        .or_else(|| env.get("CLAUDE_CODEX_URL").map(String::as_str))
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or(DEFAULT_URL);
+    let token = match (p.get("token"), p.get("token-file")) {
+        (Some(_), Some(_)) => {
+            return Err(Error::Usage(
+                "give --token or --token-file, not both".into(),
+            ))
+        }
+        (Some(t), None) => Some(t.to_string()),
+        (None, Some(file)) => Some(
+            std::fs::read_to_string(file)
+                .map_err(|e| Error::Usage(format!("cannot read --token-file {file}: {e}")))?,
+        ),
+        (None, None) => env.get("CLAUDE_CODEX_TOKEN").cloned(),
+    };
+    let token = token
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty());
+    Relay::new(url, token)
+}
+
+fn post(relay: &Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
+    let target = p.required("target")?;
+    let sender = p.required("sender")?;
+    let text = match p.words.as_slice() {
+        [] => {
+            return Err(Error::Usage(
+                "post needs the text: words, or `-` to read standard input".into(),
+            ))
+        }
+        [dash] if dash == "-" => {
+            let mut raw = Vec::new();
+            io.stdin
+                .read_to_end(&mut raw)
+                .map_err(|e| Error::Local(format!("cannot read standard input: {e}")))?;
+            let text = String::from_utf8(raw)
+                .map_err(|_| Error::Local("standard input is not UTF-8 text".into()))?;
+            text.trim_end_matches(['\n', '\r']).to_string()
+        }
+        words => words.join(" "),
+    };
+    let answer = relay.post(target, sender, &text)?;
+    if p.has("json") {
+        return out(io, &format!("{answer}\n"));
+    }
+    let line = serde_json::from_value::<Message>(answer["message"].clone())
+        .map(|m| m.line())
+        .unwrap_or_else(|_| format!("#{} [{sender}]", answer["posted"]));
+    out(io, &format!("{line}\n"))
+}
+
+fn fetch(relay: &Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
+    p.no_words()?;
+    let target = p.required("target")?;
+    let since_id = p.number::<u64>("since-id", "a message id (0 or more)")?;
+    let limit = p.number::<u64>("limit", "a number from 1 to 500")?;
+    if limit == Some(0) {
+        return Err(Error::Usage("--limit must be 1 or more".into()));
+    }
+    let wait = p.number::<f64>("wait", "seconds, 0 to 50")?;
+    if let Some(w) = wait {
+        if !(0.0..=50.0).contains(&w) {
+            return Err(Error::Usage(format!(
+                "--wait must be seconds from 0 to 50, not {w}"
+            )));
+        }
+        if since_id.is_none() {
+            return Err(Error::Usage(
+                "--wait needs --since-id: the id to wait beyond".into(),
+            ));
+        }
+    }
+    let format = format(p)?;
+    let messages = relay.messages(target, since_id, limit, wait)?;
+    let text: String = messages.iter().map(|m| m.render(format)).collect();
+    out(io, &text)
+}
+
+fn channels(relay: &Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
+    p.no_words()?;
+    let answer = relay.channels()?;
+    if p.has("json") {
+        return out(io, &format!("{answer}\n"));
+    }
+    let names: String = answer["channels"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|c| format!("{c}\n"))
+        .collect();
+    out(io, &names)
+}
+
+fn watch(
+    relay: &Relay,
+    p: &Parsed,
+    env: &BTreeMap<String, String>,
+    io: &mut Io,
+) -> Result<(), Error> {
+    p.no_words()?;
+    let max_runs = p
+        .number::<usize>("max-runs", "a number of runs (0 turns the guard off)")?
+        .unwrap_or(DEFAULT_MAX_RUNS);
+    let per = p
+        .number::<u64>("per", "a number of seconds")?
+        .unwrap_or(DEFAULT_PER_SECS);
+    if per == 0 && max_runs > 0 {
+        return Err(Error::Usage("--per must be 1 second or more".into()));
+    }
+    let count = p.number::<u64>("count", "a number of messages")?;
+    if count == Some(0) {
+        return Err(Error::Usage("--count must be 1 or more".into()));
+    }
+    let exec = match p.get("exec") {
+        Some(cmd) if cmd.trim().is_empty() => {
+            return Err(Error::Usage("--exec needs a command".into()))
+        }
+        other => other.map(str::to_string),
+    };
+    let opts = watch::Options {
+        target: p.required("target")?.to_string(),
+        from: p.all("from").to_vec(),
+        ignore: p.all("ignore-sender").to_vec(),
+        exec,
+        state: p.get("state").map(StateFile::new),
+        since_id: p.number("since-id", "a message id (0 or more)")?,
+        count,
+        guard: LoopGuard::new(max_runs, Duration::from_secs(per)),
+        format: format(p)?,
+    };
+    watch::watch(relay, opts, env, io)
+}
+
+/// The output format chosen by `--json` or `--full`.
+fn format(p: &Parsed) -> Result<Format, Error> {
+    match (p.has("json"), p.has("full")) {
+        (true, true) => Err(Error::Usage("give --json or --full, not both".into())),
+        (true, false) => Ok(Format::Json),
+        (false, true) => Ok(Format::Full),
+        (false, false) => Ok(Format::Line),
+    }
+}
+
+/// Writes `text` to standard output and flushes it.
+fn out(io: &mut Io, text: &str) -> Result<(), Error> {
+    io.stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| io.stdout.flush())
+        .map_err(Error::output)
+}

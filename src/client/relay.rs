@@ -1,0 +1,209 @@
+//! The HTTP side of the client: one `Relay` per command, holding the base URL, the bearer token
+//! and a ureq agent, with a method per REST route the commands use. Every transport failure
+//! becomes `Unreachable`, every error status `Refused` with the relay's own `error` text, and a
+//! 2xx answer that does not parse `Invalid`, so callers decide on retries by kind, not by text.
+
+use super::error::Error;
+use super::message::Message;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// The relay used when neither `--url` nor `CLAUDE_CODEX_URL` names one.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8010";
+/// How long an ordinary request may take, from connecting to the last byte of the answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connecting may take; a relay on the LAN answers in well under this.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The relay closes connections idle for 30 s by default; a pooled connection older than this
+/// is not reused, so a request after a long CMD run does not meet a socket closed under it.
+const MAX_IDLE_AGE: Duration = Duration::from_secs(10);
+/// The largest answer read (a page of 500 messages of 1 MiB each fits).
+const MAX_ANSWER_BYTES: u64 = 1 << 30;
+
+/// A relay, as seen by the client commands.
+pub struct Relay {
+    base: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+#[derive(Deserialize)]
+struct Page {
+    messages: Vec<Message>,
+}
+
+impl Relay {
+    /// A client for the relay at `url` (`http://host:port`, optionally with a path prefix).
+    pub fn new(url: &str, token: Option<String>) -> Result<Relay, Error> {
+        let base = url.trim().trim_end_matches('/').to_string();
+        if base.starts_with("https://") {
+            return Err(Error::Usage(format!(
+                "{base}: https is not built in; reach the relay over http (a TLS proxy in front of it can keep https for browsers)"
+            )));
+        }
+        if !base.starts_with("http://") || base.len() <= "http://".len() {
+            return Err(Error::Usage(format!(
+                "--url must look like http://127.0.0.1:8010, not {url:?}"
+            )));
+        }
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            // The relay is reached directly: a proxy from the environment would see the token
+            // and usually cannot reach a loopback or LAN address anyway.
+            .proxy(None)
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_global(Some(REQUEST_TIMEOUT))
+            .max_idle_age(MAX_IDLE_AGE)
+            .user_agent(concat!("claude-codex-relay/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Ok(Relay { base, token, agent })
+    }
+
+    /// The base URL, without a trailing slash.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    /// The token sent as `Authorization: Bearer`, if any.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// `POST /api/messages`; returns the relay's answer (`{"ok","posted","message"}`).
+    pub fn post(&self, target: &str, sender: &str, text: &str) -> Result<Value, Error> {
+        let body = json!({"target": target, "sender": sender, "text": text, "source": "cli"});
+        let rq = self.agent.post(format!("{}/api/messages", self.base));
+        let rq = match &self.token {
+            Some(t) => rq.header("Authorization", format!("Bearer {t}")),
+            None => rq,
+        };
+        let answer = self.answer(rq.send_json(&body))?;
+        match answer.get("posted").and_then(Value::as_u64) {
+            Some(_) => Ok(answer),
+            None => Err(Error::Invalid(format!(
+                "{}: the answer to a post has no id: {answer}",
+                self.base
+            ))),
+        }
+    }
+
+    /// `GET /api/messages`: the newest `limit` of `target` without `since_id`, the oldest
+    /// `limit` after it with one, waiting up to `wait` seconds for one to arrive.
+    pub fn messages(
+        &self,
+        target: &str,
+        since_id: Option<u64>,
+        limit: Option<u64>,
+        wait: Option<f64>,
+    ) -> Result<Vec<Message>, Error> {
+        let mut rq = self
+            .agent
+            .get(format!("{}/api/messages", self.base))
+            .query("target", target);
+        if let Some(since) = since_id {
+            rq = rq.query("since_id", since.to_string());
+        }
+        if let Some(limit) = limit {
+            rq = rq.query("limit", limit.to_string());
+        }
+        if let Some(wait) = wait.filter(|w| *w > 0.0) {
+            // The relay answers at the deadline at the latest; allow the ordinary request
+            // time on top of it.
+            rq = rq
+                .query("wait", wait.to_string())
+                .config()
+                .timeout_global(Some(REQUEST_TIMEOUT + Duration::from_secs_f64(wait)))
+                .build();
+        }
+        let rq = match &self.token {
+            Some(t) => rq.header("Authorization", format!("Bearer {t}")),
+            None => rq,
+        };
+        let answer = self.answer(rq.call())?;
+        serde_json::from_value::<Page>(answer)
+            .map(|p| p.messages)
+            .map_err(|e| Error::Invalid(format!("{}: not a page of messages: {e}", self.base)))
+    }
+
+    /// `GET /api/channels`; returns the relay's answer (`{"channels": [...]}`).
+    pub fn channels(&self) -> Result<Value, Error> {
+        let rq = self.agent.get(format!("{}/api/channels", self.base));
+        let rq = match &self.token {
+            Some(t) => rq.header("Authorization", format!("Bearer {t}")),
+            None => rq,
+        };
+        let answer = self.answer(rq.call())?;
+        match answer.get("channels") {
+            Some(Value::Array(_)) => Ok(answer),
+            _ => Err(Error::Invalid(format!(
+                "{}: not a list of channels: {answer}",
+                self.base
+            ))),
+        }
+    }
+
+    /// Reads an answer: the JSON body of a 2xx, or the error it stands for.
+    fn answer(
+        &self,
+        sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Value, Error> {
+        let mut response = sent.map_err(|e| self.transport(e))?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER_BYTES)
+            .read_to_string()
+            .map_err(|e| self.transport(e))?;
+        let json: Option<Value> = serde_json::from_str(&body).ok();
+        if (200..300).contains(&status) {
+            return json.ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{} answered {status} with something that is not JSON: {}",
+                    self.base,
+                    excerpt(&body)
+                ))
+            });
+        }
+        let said = json
+            .as_ref()
+            .and_then(|j| j.get("error"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| excerpt(&body));
+        let message = match (status, &self.token) {
+            (401, None) => {
+                format!("{said} (this relay needs a token: --token or CLAUDE_CODEX_TOKEN)")
+            }
+            _ => said,
+        };
+        Err(Error::Refused { status, message })
+    }
+
+    /// A failure before a whole answer arrived.
+    fn transport(&self, e: ureq::Error) -> Error {
+        match e {
+            ureq::Error::BadUri(m) => Error::Usage(format!("bad --url {}: {m}", self.base)),
+            ureq::Error::Timeout(_) => Error::Unreachable(format!("{}: timed out", self.base)),
+            ureq::Error::HostNotFound => {
+                Error::Unreachable(format!("{}: host not found", self.base))
+            }
+            ureq::Error::Protocol(p) => {
+                Error::Unreachable(format!("{}: not an HTTP answer ({p})", self.base))
+            }
+            other => Error::Unreachable(format!("{}: {other}", self.base)),
+        }
+    }
+}
+
+/// The start of a body that is not what was expected, for an error message.
+fn excerpt(body: &str) -> String {
+    let body = body.trim();
+    match body.char_indices().nth(200) {
+        Some((at, _)) => format!("{}...", &body[..at]),
+        None if body.is_empty() => "(empty body)".into(),
+        None => body.to_string(),
+    }
+}

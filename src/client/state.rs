@@ -1,0 +1,110 @@
+//! The watch state file: the id of the last message handled, as decimal text. It is replaced
+//! atomically (a temporary file in the same directory, flushed to disk, then renamed over it),
+//! so a watcher killed at any instant leaves either the old id or the new one, never a torn
+//! file, and a restart neither repeats a handled message nor skips an unhandled one.
+
+use super::error::Error;
+use std::fs;
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+/// Where `watch` keeps its place.
+pub struct StateFile {
+    path: PathBuf,
+}
+
+impl StateFile {
+    pub fn new(path: impl Into<PathBuf>) -> StateFile {
+        StateFile { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The last handled id, or None when the file does not exist or is empty. Anything else
+    /// that is not an id is an error: guessing 0 would replay the whole channel.
+    pub fn read(&self) -> Result<Option<u64>, Error> {
+        let text = match fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(Error::BadState(format!(
+                    "cannot read the state file {}: {e}",
+                    self.path.display()
+                )))
+            }
+        };
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(|_| {
+            Error::BadState(format!(
+                "the state file {} holds {text:?}, not a message id; fix or remove it",
+                self.path.display()
+            ))
+        })
+    }
+
+    /// Records `id` as the last handled message.
+    pub fn write(&self, id: u64) -> Result<(), Error> {
+        let fail = |e: std::io::Error| {
+            Error::Local(format!(
+                "cannot write the state file {}: {e}",
+                self.path.display()
+            ))
+        };
+        let name = self
+            .path
+            .file_name()
+            .ok_or_else(|| fail(ErrorKind::InvalidInput.into()))?;
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".{}.tmp", std::process::id()));
+        let tmp = self.path.with_file_name(tmp_name);
+        let written = fs::File::create(&tmp).and_then(|mut f| {
+            f.write_all(format!("{id}\n").as_bytes())?;
+            f.sync_all()
+        });
+        if let Err(e) = written.and_then(|()| fs::rename(&tmp, &self.path)) {
+            let _ = fs::remove_file(&tmp);
+            return Err(fail(e));
+        }
+        // Makes the rename itself durable; not every file system lets a directory be synced.
+        let dir = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_read_back_and_garbage_is_refused() {
+        let dir = std::env::temp_dir().join(format!("relay-state-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let state = StateFile::new(dir.join("last_id"));
+        assert_eq!(state.read().unwrap(), None);
+        state.write(41).unwrap();
+        state.write(42).unwrap();
+        assert_eq!(state.read().unwrap(), Some(42));
+        assert_eq!(
+            fs::read_dir(&dir).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
+        fs::write(state.path(), "").unwrap();
+        assert_eq!(state.read().unwrap(), None);
+        fs::write(state.path(), "forty\n").unwrap();
+        assert!(matches!(state.read(), Err(Error::BadState(_))));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
