@@ -15,9 +15,6 @@ pub const DEFAULT_URL: &str = "http://127.0.0.1:8010";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long connecting may take; a relay on the LAN answers in well under this.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// The relay closes connections idle for 30 s by default; a pooled connection older than this
-/// is not reused, so a request after a long CMD run does not meet a socket closed under it.
-const MAX_IDLE_AGE: Duration = Duration::from_secs(10);
 /// The largest answer read (a page of 500 messages of 1 MiB each fits).
 const MAX_ANSWER_BYTES: u64 = 1 << 30;
 
@@ -54,7 +51,11 @@ impl Relay {
             .proxy(None)
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_global(Some(REQUEST_TIMEOUT))
-            .max_idle_age(MAX_IDLE_AGE)
+            // Every request opens its own connection. A command makes one request, and watch
+            // one per message or per 50 s, so reuse saves nothing; and a kept connection can
+            // outlive the relay's idle timeout during a long CMD run, or (for a relay embedded
+            // in a process and restarted there) be one the old relay reads but never answers.
+            .max_idle_connections(0)
             .user_agent(concat!("claude-codex-relay/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();

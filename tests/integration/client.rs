@@ -1,0 +1,608 @@
+//! The built-in client against an in-process relay: `client::run` is called directly with
+//! in-memory standard streams (a channel-backed writer where a test must see output while a
+//! command is still running), and the real binary where signals matter. Covered: the post /
+//! fetch round trip, standard input, `--json` read back, exit codes for a refused connection,
+//! a 4xx and a usage error, the blocking fetch, and `watch --exec` across a relay restart, with
+//! its state file and its loop guard.
+
+use crate::common::{config_in, within, Relay};
+use claude_codex_relay::client::{self, Io};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Instant;
+
+/// What a finished command left behind.
+struct Done {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// The environment a command sees: only PATH (for `sh`), plus `extra`.
+fn env(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| k == "PATH").collect();
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+/// Runs a client command to completion with `stdin` as its input.
+fn run_with(command: &str, args: &[&str], stdin: &str, env: &BTreeMap<String, String>) -> Done {
+    let (mut input, mut out, mut err) = (stdin.as_bytes(), Vec::new(), Vec::new());
+    let code = client::run(
+        command,
+        &strings(args),
+        env,
+        &mut Io {
+            stdin: &mut input,
+            stdout: &mut out,
+            stderr: &mut err,
+        },
+    );
+    Done {
+        code,
+        stdout: String::from_utf8(out).unwrap(),
+        stderr: String::from_utf8(err).unwrap(),
+    }
+}
+
+fn run(command: &str, args: &[&str]) -> Done {
+    run_with(command, args, "", &env(&[]))
+}
+
+/// A writer that sends every complete line to a channel.
+struct Lines {
+    to: mpsc::Sender<String>,
+    partial: Vec<u8>,
+}
+
+impl Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.partial.extend_from_slice(buf);
+        while let Some(at) = self.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=at).collect();
+            let _ = self
+                .to
+                .send(String::from_utf8_lossy(&line[..at]).into_owned());
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A client command running on its own thread, its output read line by line with deadlines.
+struct Running {
+    stdout: mpsc::Receiver<String>,
+    stderr: mpsc::Receiver<String>,
+    code: mpsc::Receiver<i32>,
+}
+
+impl Running {
+    fn start(command: &'static str, args: &[&str]) -> Running {
+        let args = strings(args);
+        let (out_tx, stdout) = mpsc::channel();
+        let (err_tx, stderr) = mpsc::channel();
+        let (code_tx, code) = mpsc::channel();
+        thread::spawn(move || {
+            let mut out = Lines {
+                to: out_tx,
+                partial: Vec::new(),
+            };
+            let mut err = Lines {
+                to: err_tx,
+                partial: Vec::new(),
+            };
+            let code = client::run(
+                command,
+                &args,
+                &env(&[]),
+                &mut Io {
+                    stdin: &mut std::io::empty(),
+                    stdout: &mut out,
+                    stderr: &mut err,
+                },
+            );
+            let _ = code_tx.send(code);
+        });
+        Running {
+            stdout,
+            stderr,
+            code,
+        }
+    }
+
+    /// The next line of standard output.
+    fn line(&self, deadline: Instant) -> String {
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.stdout.recv_timeout(left).unwrap_or_else(|_| {
+            panic!(
+                "no output line in time; stderr so far:\n{}",
+                self.stderr.try_iter().collect::<Vec<_>>().join("\n")
+            )
+        })
+    }
+
+    /// The exit code, once the command has finished.
+    fn finish(&self, deadline: Instant) -> i32 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.code.recv_timeout(left).unwrap_or_else(|_| {
+            panic!(
+                "the command did not finish in time; stderr so far:\n{}",
+                self.stderr.try_iter().collect::<Vec<_>>().join("\n")
+            )
+        })
+    }
+
+    /// Waits for a line of standard error that contains `text`.
+    fn stderr_line_containing(&self, text: &str, deadline: Instant) -> String {
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("no {text:?} on stderr in time; got:\n{}", seen.join("\n")),
+            }
+        }
+    }
+
+    fn rest_of_stdout(&self) -> Vec<String> {
+        self.stdout.try_iter().collect()
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.try_iter().collect::<Vec<_>>().join("\n")
+    }
+}
+
+/// `--json` output: one message object per line.
+fn json_lines(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect()
+}
+
+#[test]
+fn post_and_fetch_round_trip() {
+    let relay = Relay::start();
+    let url = relay.base.as_str();
+    let posted = run(
+        "post",
+        &[
+            "--url", url, "--target", "proj-x", "--sender", "claude", "hello", "world",
+        ],
+    );
+    assert_eq!(posted.code, 0, "{}", posted.stderr);
+    assert_eq!(posted.stdout, "#1 [claude] hello world\n");
+    let second = run(
+        "post",
+        &[
+            "--url",
+            url,
+            "--target",
+            "proj-x",
+            "--sender",
+            "codex",
+            "--json",
+            "looks good",
+        ],
+    );
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let answer: Value = serde_json::from_str(second.stdout.trim()).unwrap();
+    assert_eq!(answer["ok"], true);
+    assert_eq!(answer["posted"], 2);
+    assert_eq!(answer["message"]["text"], "looks good");
+
+    let fetched = run("fetch", &["--url", url, "--target", "proj-x"]);
+    assert_eq!(fetched.code, 0, "{}", fetched.stderr);
+    assert_eq!(
+        fetched.stdout,
+        "#1 [claude] hello world\n#2 [codex] looks good\n"
+    );
+    let after = run(
+        "fetch",
+        &["--url", url, "--target", "proj-x", "--since-id", "1"],
+    );
+    assert_eq!(after.stdout, "#2 [codex] looks good\n");
+    let newest = run(
+        "fetch",
+        &["--url", url, "--target", "proj-x", "--limit", "1"],
+    );
+    assert_eq!(newest.stdout, "#2 [codex] looks good\n");
+    let other = run("fetch", &["--url", url, "--target", "elsewhere"]);
+    assert_eq!((other.code, other.stdout.as_str()), (0, ""));
+
+    let channels = run("channels", &["--url", url]);
+    assert_eq!(channels.code, 0, "{}", channels.stderr);
+    let names: Vec<&str> = channels.stdout.lines().collect();
+    for name in ["claude", "codex", "proj-x"] {
+        assert!(names.contains(&name), "{names:?}");
+    }
+    let json = run("channels", &["--url", url, "--json"]);
+    let parsed: Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(parsed["channels"].as_array().unwrap().len(), names.len());
+}
+
+#[test]
+fn post_reads_standard_input_and_json_reads_back_exactly() {
+    let relay = Relay::start();
+    let url = relay.base.as_str();
+    let packet = "## Review packet\n\n```diff\n-a \"quoted\"\n+b\ttab\n```\nüñí\n";
+    let posted = run_with(
+        "post",
+        &[
+            "--url", url, "--target", "proj-x", "--sender", "claude", "-",
+        ],
+        packet,
+        &env(&[]),
+    );
+    assert_eq!(posted.code, 0, "{}", posted.stderr);
+    assert_eq!(posted.stdout, "#1 [claude] ## Review packet\n");
+    run(
+        "post",
+        &[
+            "--url", url, "--target", "proj-x", "--sender", "codex", "ok",
+        ],
+    );
+    let fetched = run("fetch", &["--url", url, "--target", "proj-x", "--json"]);
+    assert_eq!(fetched.code, 0, "{}", fetched.stderr);
+    let messages = json_lines(&fetched.stdout);
+    assert_eq!(messages.len(), 2);
+    // Trailing newlines go, as with the shell's $(...); everything else is kept.
+    assert_eq!(messages[0]["text"], packet.trim_end_matches('\n'));
+    assert_eq!(messages[0]["sender"], "claude");
+    assert_eq!(messages[0]["target"], "proj-x");
+    assert_eq!(messages[0]["id"], 1);
+    assert!(messages[0]["ts"].as_f64().unwrap() > 1.6e9);
+    assert_eq!(messages[1]["text"], "ok");
+
+    let full = run(
+        "fetch",
+        &["--url", url, "--target", "proj-x", "--full", "--limit", "1"],
+    );
+    let (head, body) = full.stdout.split_once('\n').unwrap();
+    assert!(head.starts_with("#2 [codex] 20"), "{head}");
+    assert_eq!(body, "ok\n\n");
+}
+
+#[test]
+fn url_and_token_come_from_the_environment_and_a_refused_token_exits_1() {
+    let relay = Relay::with(|c| c.auth_token = Some("s3cret".into()));
+    let url = relay.base.as_str();
+    let args = ["--target", "proj-x", "--sender", "claude", "hi"];
+    let refused = run_with("post", &args, "", &env(&[("CLAUDE_CODEX_URL", url)]));
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("401"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("CLAUDE_CODEX_TOKEN"),
+        "{}",
+        refused.stderr
+    );
+    let wrong = run_with(
+        "post",
+        &args,
+        "",
+        &env(&[("CLAUDE_CODEX_URL", url), ("CLAUDE_CODEX_TOKEN", "guess")]),
+    );
+    assert_eq!(wrong.code, 1, "{}", wrong.stderr);
+    let accepted = run_with(
+        "post",
+        &args,
+        "",
+        &env(&[("CLAUDE_CODEX_URL", url), ("CLAUDE_CODEX_TOKEN", "s3cret")]),
+    );
+    assert_eq!(accepted.code, 0, "{}", accepted.stderr);
+    let token_file = relay.dir.path("token");
+    std::fs::write(&token_file, "s3cret\n").unwrap();
+    let from_file = run(
+        "fetch",
+        &[
+            "--url",
+            url,
+            "--token-file",
+            token_file.to_str().unwrap(),
+            "--target",
+            "proj-x",
+        ],
+    );
+    assert_eq!(from_file.code, 0, "{}", from_file.stderr);
+    assert_eq!(from_file.stdout, "#1 [claude] hi\n");
+}
+
+#[test]
+fn exit_codes_for_a_4xx_a_refused_connection_and_usage_errors() {
+    let relay = Relay::start();
+    let url = relay.base.as_str();
+    let blank = run(
+        "post",
+        &[
+            "--url", url, "--target", "proj-x", "--sender", "claude", "   ",
+        ],
+    );
+    assert_eq!(blank.code, 1, "{}", blank.stderr);
+    assert!(
+        blank.stderr.contains("400") && blank.stderr.contains("text"),
+        "{}",
+        blank.stderr
+    );
+    let too_large = run_with(
+        "post",
+        &[
+            "--url", url, "--target", "proj-x", "--sender", "claude", "-",
+        ],
+        &"x".repeat(2 << 20),
+        &env(&[]),
+    );
+    assert_eq!(too_large.code, 1, "{}", too_large.stderr);
+    assert!(too_large.stderr.contains("413"), "{}", too_large.stderr);
+
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    for (command, args) in [
+        ("fetch", &["--target", "proj-x"][..]),
+        ("post", &["--target", "proj-x", "--sender", "claude", "hi"]),
+        ("channels", &[]),
+    ] {
+        let mut all = vec!["--url", closed.as_str()];
+        all.extend_from_slice(args);
+        let down = run(command, &all);
+        assert_eq!(down.code, 3, "{command}: {}", down.stderr);
+        assert!(down.stderr.contains(&closed), "{}", down.stderr);
+    }
+
+    for (command, args) in [
+        ("post", &["--url", url, "--target", "proj-x", "hi"][..]),
+        (
+            "post",
+            &["--url", url, "--target", "proj-x", "--sender", "c"],
+        ),
+        ("fetch", &["--url", url]),
+        ("fetch", &["--url", url, "--target", "t", "--limit", "many"]),
+        ("fetch", &["--url", url, "--target", "t", "--wait", "5"]),
+        (
+            "fetch",
+            &["--url", url, "--target", "t", "--json", "--full"],
+        ),
+        ("fetch", &["--url", "ftp://x", "--target", "t"]),
+        ("watch", &["--url", url, "--target", "t", "--per", "0"]),
+        ("channels", &["--url", url, "--bogus"]),
+        ("teleport", &[]),
+    ] {
+        let bad = run(command, args);
+        assert_eq!(bad.code, 2, "{command} {args:?}: {}", bad.stderr);
+        assert!(bad.stderr.contains("--help"), "{}", bad.stderr);
+    }
+    let help = run("fetch", &["--help"]);
+    assert_eq!(help.code, 0);
+    assert_eq!(help.stdout, client::usage());
+    for code in ["0 ", "1 ", "2 ", "3 ", "4 ", "5 "] {
+        assert!(
+            client::usage().contains(&format!("\n  {code} ")),
+            "exit {code}"
+        );
+    }
+}
+
+#[test]
+fn fetch_wait_returns_as_soon_as_a_message_arrives() {
+    let relay = Relay::start();
+    let url = relay.base.clone();
+    let waiting = Running::start(
+        "fetch",
+        &[
+            "--url",
+            &url,
+            "--target",
+            "proj-x",
+            "--since-id",
+            "0",
+            "--wait",
+            "30",
+        ],
+    );
+    let id = relay.post("proj-x", "claude", "wake up\nsecond line");
+    assert_eq!(
+        waiting.line(within(10.0)),
+        format!("#{id} [claude] wake up")
+    );
+    assert_eq!(waiting.finish(within(10.0)), 0);
+    let empty = run(
+        "fetch",
+        &[
+            "--url",
+            &url,
+            "--target",
+            "proj-x",
+            "--since-id",
+            &id.to_string(),
+            "--wait",
+            "0.2",
+        ],
+    );
+    assert_eq!(
+        (empty.code, empty.stdout.as_str()),
+        (0, ""),
+        "{}",
+        empty.stderr
+    );
+}
+
+/// Prints one line per run with what CMD saw in its environment and on its standard input.
+const REPORT: &str = r#"printf 'ran id=%s sender=%s target=%s url=%s text=%s\n' "$RELAY_MESSAGE_ID" "$RELAY_SENDER" "$RELAY_TARGET" "$RELAY_URL" "$(head -n 1)""#;
+
+#[test]
+fn watch_runs_cmd_once_per_message_through_a_relay_restart_and_resumes_from_its_state() {
+    let mut relay = Relay::start();
+    let url = relay.base.clone();
+    let state = relay.dir.path("watch.last_id");
+    let state_arg = state.to_str().unwrap().to_string();
+    let first = relay.post("proj-x", "claude", "packet one\n```diff\n+x\n```");
+    relay.post("proj-x", "codex", "my own answer");
+    relay.post("elsewhere", "claude", "another channel");
+    let args = [
+        "--url",
+        &url,
+        "--target",
+        "proj-x",
+        "--ignore-sender",
+        "codex",
+        "--exec",
+        REPORT,
+        "--state",
+        &state_arg,
+        "--since-id",
+        "0",
+    ];
+    let ran = |id: u64, text: &str| {
+        format!("ran id={id} sender=claude target=proj-x url={url} text={text}")
+    };
+    let mut three = args.to_vec();
+    three.extend(["--count", "3"]);
+    let watcher = Running::start("watch", &three);
+    assert_eq!(watcher.line(within(10.0)), ran(first, "packet one"));
+
+    // The relay goes away, stays down until the watcher has noticed, and comes back on the
+    // same port and data directory.
+    let mut config = config_in(&relay.dir);
+    config.port = relay.addr().port();
+    relay.running.take().unwrap().shutdown();
+    watcher.stderr_line_containing("relay unavailable", within(10.0));
+    relay.running = Some(claude_codex_relay::start(config).expect("relay restarts"));
+    let second = relay.post("proj-x", "claude", "packet two");
+    assert_eq!(watcher.line(within(20.0)), ran(second, "packet two"));
+    relay.post("proj-x", "codex", "answer two");
+    let third = relay.post("proj-x", "claude", "packet three");
+    assert_eq!(watcher.line(within(10.0)), ran(third, "packet three"));
+    assert_eq!(watcher.finish(within(10.0)), 0, "{}", watcher.stderr());
+    assert_eq!(
+        watcher.rest_of_stdout(),
+        Vec::<String>::new(),
+        "one run per message"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&state).unwrap(),
+        format!("{third}\n")
+    );
+    watcher.stderr_line_containing("relay is back", within(1.0));
+
+    // Stopped, it misses nothing: a message posted meanwhile runs next, once; the handled
+    // ones do not run again (the state file wins over --since-id 0).
+    relay.post("proj-x", "codex", "answer three");
+    let fourth = relay.post("proj-x", "claude", "packet four");
+    let mut one = args.to_vec();
+    one.extend(["--count", "1"]);
+    let resumed = run("watch", &one);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!(resumed.stdout, format!("{}\n", ran(fourth, "packet four")));
+    assert_eq!(
+        std::fs::read_to_string(&state).unwrap(),
+        format!("{fourth}\n")
+    );
+}
+
+#[test]
+fn the_loop_guard_stops_watch_at_the_cap_and_a_restart_takes_up_the_next_message() {
+    let relay = Relay::start();
+    let url = relay.base.clone();
+    let state = relay.dir.path("guard.last_id");
+    let state_arg = state.to_str().unwrap().to_string();
+    let ids: Vec<u64> = (1..=3)
+        .map(|n| relay.post("proj-x", "claude", &format!("ping {n}")))
+        .collect();
+    let cmd = r#"echo "ran $RELAY_MESSAGE_ID""#;
+    let base = [
+        "--url",
+        &url,
+        "--target",
+        "proj-x",
+        "--exec",
+        cmd,
+        "--state",
+        &state_arg,
+        "--since-id",
+        "0",
+    ];
+    let mut capped = base.to_vec();
+    capped.extend(["--max-runs", "2", "--per", "600"]);
+    let tripped = run("watch", &capped);
+    assert_eq!(tripped.code, 4, "{}", tripped.stderr);
+    assert_eq!(tripped.stdout, format!("ran {}\nran {}\n", ids[0], ids[1]));
+    assert!(tripped.stderr.contains("loop guard"), "{}", tripped.stderr);
+    assert!(
+        tripped.stderr.contains(&format!("before #{}", ids[2])),
+        "{}",
+        tripped.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(&state).unwrap(),
+        format!("{}\n", ids[1])
+    );
+
+    let mut again = base.to_vec();
+    again.extend(["--max-runs", "0", "--count", "1"]);
+    let resumed = run("watch", &again);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!(resumed.stdout, format!("ran {}\n", ids[2]));
+}
+
+#[test]
+fn watch_prints_new_messages_from_the_newest_on_and_filters_by_sender() {
+    let relay = Relay::start();
+    let url = relay.base.clone();
+    relay.post("proj-x", "claude", "old news");
+    let watcher = Running::start(
+        "watch",
+        &[
+            "--url", &url, "--target", "proj-x", "--from", "codex", "--json", "--count", "2",
+        ],
+    );
+    // Until the watcher has said where it starts, a post could land before its starting point.
+    let started = watcher
+        .stderr
+        .recv_timeout(within(10.0) - Instant::now())
+        .unwrap();
+    assert!(started.contains("watch: watching proj-x"), "{started}");
+    relay.post("proj-x", "claude", "not from codex");
+    let a = relay.post("proj-x", "codex", "first verdict");
+    let b = relay.post("proj-x", "codex", "second verdict");
+    let lines: Vec<Value> = [watcher.line(within(10.0)), watcher.line(within(10.0))]
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["id"], a);
+    assert_eq!(lines[0]["text"], "first verdict");
+    assert_eq!(lines[1]["id"], b);
+    assert_eq!(watcher.finish(within(10.0)), 0);
+}
+
+#[test]
+fn a_garbled_state_file_is_a_usage_error_not_a_replay() {
+    let relay = Relay::start();
+    let state = relay.dir.path("bad.last_id");
+    std::fs::write(&state, "twelve\n").unwrap();
+    let done = run(
+        "watch",
+        &[
+            "--url",
+            &relay.base,
+            "--target",
+            "proj-x",
+            "--state",
+            state.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(done.code, 2, "{}", done.stderr);
+    assert!(done.stderr.contains("twelve"), "{}", done.stderr);
+}
