@@ -4,13 +4,21 @@
 //! wherever the caller's `Io` points. The run is over when CMD has exited and its pipes are
 //! closed, or one second after it exited if something it started in the background still
 //! holds them: a leftover grandchild must not hold the watch loop.
+//!
+//! CMD runs in a process group of its own, next to a guardian: a `sh` that ignores SIGINT,
+//! SIGTERM and SIGHUP and reads a pipe only the watcher writes to. If the watcher dies in the
+//! middle of a run (a signal it does not handle, SIGKILL, a crash), the kernel closes the pipe
+//! and the guardian sends SIGTERM to CMD's group, so no review carries on unseen after the
+//! watcher is gone and then runs a second time when it restarts. After a normal run the
+//! watcher kills the guardian itself. This needs no signal handler and no `unsafe`.
 
 use super::error::Error;
 use super::message::Message;
 use super::Io;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::process::{Command, ExitStatus, Stdio};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -43,8 +51,17 @@ pub fn run(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .map_err(|e| Error::Local(format!("cannot start sh -c {cmd:?}: {e}")))?;
+    let guardian = match guard(child.id()) {
+        Ok(g) => g,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+    };
     let (tx, rx) = mpsc::channel();
     if let Some(mut stdin) = child.stdin.take() {
         let text = message.text.clone();
@@ -94,6 +111,7 @@ pub fn run(
             break;
         }
     }
+    release(guardian);
     if let Some(e) = failed_output {
         return Err(Error::output(e));
     }
@@ -102,6 +120,27 @@ pub fn run(
         Some(Err(e)) => Err(Error::Local(format!("cannot wait for sh -c {cmd:?}: {e}"))),
         None => Err(Error::Local(format!("lost track of sh -c {cmd:?}"))),
     }
+}
+
+/// Starts the guardian of process group `group` (see the top of this file). Its stdin is the
+/// pipe; it is kept open by the returned `Child` until `release`.
+fn guard(group: u32) -> Result<Child, Error> {
+    Command::new("sh")
+        .arg("-c")
+        .arg(r#"trap '' INT TERM HUP; read -r _ignored; kill -TERM "-$1" 2>/dev/null"#)
+        .arg("relay-watch-guard")
+        .arg(group.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| Error::Local(format!("cannot start the guardian of CMD: {e}")))
+}
+
+/// Ends the guardian without letting it signal anything: CMD finished on its own.
+fn release(mut guardian: Child) {
+    let _ = guardian.kill();
+    let _ = guardian.wait();
 }
 
 /// Copies a pipe into the channel until it closes.

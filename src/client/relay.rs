@@ -194,7 +194,8 @@ impl Relay {
             ureq::Error::Protocol(p) => {
                 Error::Unreachable(format!("{}: not an HTTP answer ({p})", self.base))
             }
-            other => Error::Unreachable(format!("{}: {other}", self.base)),
+            ureq::Error::Io(e) => Error::Unreachable(format!("cannot reach {}: {e}", self.base)),
+            other => Error::Unreachable(format!("cannot reach {}: {other}", self.base)),
         }
     }
 }

@@ -606,3 +606,156 @@ fn a_garbled_state_file_is_a_usage_error_not_a_replay() {
     assert_eq!(done.code, 2, "{}", done.stderr);
     assert!(done.stderr.contains("twelve"), "{}", done.stderr);
 }
+
+/// The binary, with no CLAUDE_CODEX_* variables from the test's own environment.
+fn binary() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CLAUDE_CODEX_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// Fails with a clear message while `main` does not hand client commands to `client::run`.
+fn assert_dispatched(out: &std::process::Output) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("configuration error") && !stderr.contains("unexpected argument"),
+        "src/main.rs does not dispatch post/fetch/channels/watch to client::run yet: {stderr}"
+    );
+}
+
+#[test]
+fn the_binary_posts_from_stdin_and_fetches_json_with_the_url_from_the_environment() {
+    use std::process::Stdio;
+    let relay = Relay::start();
+    let mut post = binary()
+        .args(["post", "--target", "proj-x", "--sender", "claude", "-"])
+        .env("CLAUDE_CODEX_URL", &relay.base)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    post.stdin
+        .take()
+        .unwrap()
+        .write_all(b"Summary:\n- binary\n")
+        .unwrap();
+    let posted = post.wait_with_output().unwrap();
+    assert_dispatched(&posted);
+    assert_eq!(posted.status.code(), Some(0), "{posted:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&posted.stdout),
+        "#1 [claude] Summary:\n"
+    );
+    let fetched = binary()
+        .args(["fetch", "--target", "proj-x", "--json"])
+        .env("CLAUDE_CODEX_URL", &relay.base)
+        .output()
+        .unwrap();
+    assert_eq!(fetched.status.code(), Some(0), "{fetched:?}");
+    let messages = json_lines(&String::from_utf8_lossy(&fetched.stdout));
+    assert_eq!(messages[0]["text"], "Summary:\n- binary");
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let down = binary()
+        .args(["channels", "--url", &closed])
+        .output()
+        .unwrap();
+    assert_eq!(down.status.code(), Some(3), "{down:?}");
+}
+
+#[test]
+fn sigterm_ends_watch_and_the_cmd_it_is_running_and_the_message_runs_again_at_restart() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    let relay = Relay::start();
+    let state = relay.dir.path("sig.last_id");
+    let fifo = relay.dir.path("cmd.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let before = relay.post("proj-x", "codex", "before");
+    std::fs::write(&state, format!("{before}\n")).unwrap();
+    let id = relay.post("proj-x", "claude", "a long review");
+    // CMD reports on the FIFO (its stdout dies with the watcher) that it started, and whether
+    // it was asked to stop.
+    let cmd = r#"exec 3>"$FIFO"; echo "started $RELAY_MESSAGE_ID" >&3; trap 'echo terminated >&3; exit 0' TERM; sleep 60 & wait"#;
+    let mut watcher = binary()
+        .args(["watch", "--url", &relay.base, "--target", "proj-x"])
+        .args(["--state", state.to_str().unwrap(), "--exec", cmd])
+        .env("FIFO", &fifo)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, reports) = mpsc::channel();
+    let path = fifo.clone();
+    thread::spawn(move || {
+        // Opening a FIFO for reading blocks until CMD opens it for writing.
+        let reader = BufReader::new(std::fs::File::open(path).unwrap());
+        for line in reader.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let next = |deadline: Instant| {
+        reports
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .ok()
+    };
+    assert_eq!(
+        next(within(20.0)).as_deref(),
+        Some(format!("started {id}").as_str())
+    );
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &watcher.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let (done_tx, done) = mpsc::channel();
+    thread::spawn(move || {
+        let status = watcher.wait();
+        let _ = done_tx.send(status.map(|s| s.signal()));
+    });
+    let status = done
+        .recv_timeout(within(10.0) - Instant::now())
+        .expect("watch ends at once on SIGTERM");
+    assert_eq!(status.unwrap(), Some(15));
+    assert_eq!(
+        next(within(10.0)).as_deref(),
+        Some("terminated"),
+        "CMD is stopped too"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&state).unwrap(),
+        format!("{before}\n"),
+        "the interrupted message is not marked handled"
+    );
+    let again = binary()
+        .args([
+            "watch",
+            "--url",
+            &relay.base,
+            "--target",
+            "proj-x",
+            "--count",
+            "1",
+        ])
+        .args(["--state", state.to_str().unwrap()])
+        .args(["--exec", r#"echo "again $RELAY_MESSAGE_ID""#])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(0), "{again:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout),
+        format!("again {id}\n")
+    );
+}
