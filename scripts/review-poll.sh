@@ -16,7 +16,8 @@
 # `TIME poller_term` on SIGINT/SIGTERM/SIGHUP (it then exits).
 #
 # It talks to the relay with the claude-codex-relay binary when that is on PATH (or named by
-# RELAY_BIN), else with curl and jq. A relay that is down is retried every INTERVAL seconds.
+# RELAY_BIN), else with curl and jq. A poll that fails prints `TIME poll_failed ...` and is
+# retried after INTERVAL seconds.
 #
 #   BASE_URL=http://127.0.0.1:8010 LASTFILE=/tmp/last_id TARGET=proj-x bash scripts/review-poll.sh
 set -u -o pipefail
@@ -59,33 +60,11 @@ exec 3>&1
 stop() {
   echo "$(now) poller_term pid=$$" >&3
   if [ -n "$CHILD" ]; then kill "$CHILD" 2>/dev/null; fi
-  rm -f "$PAGE_FILE"
+  rm -f "$PAGE_FILE" "$PAGE_FILE.json"
   exit 0
 }
 trap stop TERM INT HUP
 echo "$(now) poller_start pid=$$ ppid=$PPID interval=${INTERVAL}s base=$BASE_URL target=$TARGET last=$LAST sender=${WATCH_SENDER:-*}"
-
-# Prints `#id [sender] first line` for each message after $LAST (the oldest 200), waiting up
-# to $WAIT seconds for the first; fails when the relay cannot be asked.
-fetch_lines() {
-  if [ "$VIA" = curl ]; then
-    local auth=()
-    if [ -n "${CLAUDE_CODEX_TOKEN:-}" ]; then
-      auth=(-H "Authorization: Bearer $CLAUDE_CODEX_TOKEN")
-    fi
-    curl -fsS -m $((WAIT + 15)) "${auth[@]}" -G "$BASE_URL/api/messages" \
-      --data-urlencode "target=$TARGET" -d "since_id=$LAST" -d limit=200 -d "wait=$WAIT" |
-      jq -r '.messages[] | "#\(.id) [\(.sender)] \(.text | split("\n")
-             | map(gsub("^\\s+|\\s+$"; "")) | map(select(length > 0)) | .[0] // "")"'
-  else
-    "$VIA" fetch --url "$BASE_URL" --target "$TARGET" --since-id "$LAST" --limit 200 --wait "$WAIT"
-  fi
-}
-
-# Replaces LASTFILE in one step, so a kill never leaves it half written.
-save_last() {
-  printf '%s\n' "$LAST" >"$LASTFILE.tmp.$$" && mv -f "$LASTFILE.tmp.$$" "$LASTFILE"
-}
 
 # Runs a command in the background and waits for it (see stop).
 in_background() {
@@ -97,10 +76,36 @@ in_background() {
   return "$status"
 }
 
+# Writes `#id [sender] first line` to PAGE_FILE for each message after $LAST (the oldest 200),
+# waiting up to $WAIT seconds for the first; fails when the relay cannot be asked. The program
+# that waits is the background job itself, so `stop` ends it rather than a subshell above it.
+fetch_page() {
+  if [ "$VIA" = curl ]; then
+    local auth=()
+    if [ -n "${CLAUDE_CODEX_TOKEN:-}" ]; then
+      auth=(-H "Authorization: Bearer $CLAUDE_CODEX_TOKEN")
+    fi
+    in_background curl -fsS -m $((WAIT + 15)) "${auth[@]}" -o "$PAGE_FILE.json" \
+      -G "$BASE_URL/api/messages" --data-urlencode "target=$TARGET" \
+      -d "since_id=$LAST" -d limit=200 -d "wait=$WAIT" &&
+      jq -r '.messages[] | "#\(.id) [\(.sender)] \(.text | split("\n")
+             | map(gsub("^\\s+|\\s+$"; "")) | map(select(length > 0)) | .[0] // "")"' \
+        "$PAGE_FILE.json" >"$PAGE_FILE"
+  else
+    in_background "$VIA" fetch --url "$BASE_URL" --target "$TARGET" --since-id "$LAST" \
+      --limit 200 --wait "$WAIT" >"$PAGE_FILE"
+  fi
+}
+
+# Replaces LASTFILE in one step, so a kill never leaves it half written.
+save_last() {
+  printf '%s\n' "$LAST" >"$LASTFILE.tmp.$$" && mv -f "$LASTFILE.tmp.$$" "$LASTFILE"
+}
+
 ITER=0
 while true; do
   STARTED=$SECONDS
-  if in_background fetch_lines >"$PAGE_FILE"; then
+  if fetch_page; then
     NOW="$(now)"
     SHOWN=0
     BEFORE=$LAST

@@ -75,8 +75,8 @@ watch     Follows channel T with the relay's blocking fetch and handles every ne
                                --max-runs 0 turns the guard off.
           A relay that is down, restarting or busy is retried with a delay doubling from
           0.25 s to 10 s. SIGINT or SIGTERM ends watch at once (exit status 130 or 143 from
-          the shell); the state file is never torn, and a CMD run interrupted by the signal
-          is run again at the next start.
+          the shell) and sends SIGTERM to a CMD that is running; the state file is never
+          torn, and the interrupted message is run again at the next start.
 
 Exit codes:
   0  success

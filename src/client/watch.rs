@@ -9,8 +9,8 @@
 //! SIGINT and SIGTERM end it with the default action wherever it is. That is clean by
 //! construction: between runs the only state is the state file, which is only ever replaced by
 //! a rename, and stdout is flushed after every line. A run in progress is not marked handled,
-//! so its message runs again at the next start; Ctrl-C in a terminal reaches CMD too, since it
-//! stays in the watcher's process group.
+//! so its message runs again at the next start, and CMD itself is ended by its guardian (see
+//! `child`) rather than left running unseen.
 
 use super::child;
 use super::error::Error;

@@ -759,3 +759,139 @@ fn sigterm_ends_watch_and_the_cmd_it_is_running_and_the_message_runs_again_at_re
         format!("again {id}\n")
     );
 }
+
+/// The lines a child process writes to stdout, as they come.
+fn stdout_lines(child: &mut std::process::Child) -> mpsc::Receiver<String> {
+    use std::io::{BufRead, BufReader};
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+fn script(name: &str) -> String {
+    format!("{}/scripts/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn review_poll_prints_the_original_lines_from_a_blocking_fetch_with_either_client() {
+    let has = |tool: &str| {
+        std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let curl_and_jq = has("curl") && has("jq");
+    for via in ["binary", "curl"] {
+        let relay = Relay::start();
+        let last = relay.dir.path("last_id");
+        relay.post("proj-x", "claude", "\n  packet one\nmore");
+        relay.post("proj-x", "codex", "my own");
+        relay.post("proj-x", "claude", "packet [three]");
+        let mut command = std::process::Command::new("bash");
+        command
+            .arg(script("review-poll.sh"))
+            .env("BASE_URL", &relay.base)
+            .env("LASTFILE", &last)
+            .env("INTERVAL", "1")
+            .env(
+                "RELAY_BIN",
+                if via == "binary" {
+                    env!("CARGO_BIN_EXE_claude-codex-relay")
+                } else {
+                    ""
+                },
+            )
+            .stdout(std::process::Stdio::piped());
+        if via == "curl" && !curl_and_jq {
+            // Without curl or jq (and with no binary named) the script says what it needs.
+            let out = command.env("PATH", "/nonexistent").output().unwrap();
+            assert_eq!(out.status.code(), Some(2), "{out:?}");
+            continue;
+        }
+        let mut poller = command.spawn().unwrap();
+        let lines = stdout_lines(&mut poller);
+        let next = || lines.recv_timeout(within(15.0) - Instant::now()).unwrap();
+        let start = next();
+        assert!(start.contains(" poller_start pid="), "{via}: {start}");
+        assert!(start.contains("target=proj-x last=0"), "{via}: {start}");
+        assert!(next().ends_with(" new_messages"), "{via}");
+        assert_eq!(next(), "#1 [claude] packet one", "{via}");
+        assert_eq!(next(), "#3 [claude] packet [three]", "{via}");
+        // Polls 2 and 3 wait a second each for nothing; the third poll brings the heartbeat.
+        assert!(next().ends_with(" heartbeat last=3"), "{via}");
+        assert_eq!(std::fs::read_to_string(&last).unwrap(), "3\n");
+        relay.post("proj-x", "claude", "packet four");
+        assert!(next().ends_with(" new_messages"), "{via}");
+        assert_eq!(next(), "#4 [claude] packet four", "{via}");
+        std::process::Command::new("kill")
+            .args(["-TERM", &poller.id().to_string()])
+            .status()
+            .unwrap();
+        let stop = loop {
+            let line = next();
+            if !line.ends_with("heartbeat last=4") {
+                break line;
+            }
+        };
+        assert!(stop.contains(" poller_term pid="), "{via}: {stop}");
+        assert!(poller.wait().unwrap().success());
+    }
+}
+
+#[test]
+fn the_auto_review_loop_runs_codex_exec_per_message_and_stops_at_its_guard() {
+    let relay = Relay::start();
+    let dir = &relay.dir;
+    let codex = dir.path("fake-codex");
+    std::fs::write(
+        &codex,
+        "#!/bin/sh\nprintf 'codex'; printf ' <%s>' \"$@\"; echo\n",
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .args(["+x", codex.to_str().unwrap()])
+        .status()
+        .unwrap();
+    let one = relay.post("proj-x", "claude", "packet one");
+    relay.post("proj-x", "codex", "review one");
+    let two = relay.post("proj-x", "claude", "packet two");
+    relay.post("proj-x", "claude", "packet three");
+    let out = std::process::Command::new("bash")
+        .arg(script("auto-review-loop.sh"))
+        .env("BASE_URL", &relay.base)
+        .env("LASTFILE", dir.path("codex/auto-loop.last_id"))
+        .env("SINCE_ID", "0")
+        .env("SESSION_ID", "abc123")
+        .env("MAX_RUNS", "2")
+        .env("CODEX_BIN", &codex)
+        .env("RELAY_BIN", env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .output()
+        .unwrap();
+    assert_dispatched(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stdout}\n{stderr}");
+    assert!(stderr.contains("loop guard"), "{stderr}");
+    let runs: Vec<&str> = stdout.lines().filter(|l| l.starts_with("codex")).collect();
+    assert_eq!(runs.len(), 2, "{stdout}");
+    for (run, id) in runs.iter().zip([one, two]) {
+        assert!(
+            run.starts_with(
+                "codex <exec> <--dangerously-bypass-approvals-and-sandbox> <resume> <abc123> <A new message"
+            ),
+            "{run}"
+        );
+        assert!(run.contains(&format!("#{id} from claude")), "{run}");
+        assert!(run.contains(&format!("since_id={}", id - 1)), "{run}");
+        assert!(run.contains("sender=\"codex\""), "{run}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.path("codex/auto-loop.last_id")).unwrap(),
+        format!("{two}\n")
+    );
+}
