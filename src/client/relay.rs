@@ -33,7 +33,11 @@ struct Page {
 impl Relay {
     /// A client for the relay at `url` (`http://host:port`, optionally with a path prefix).
     pub fn new(url: &str, token: Option<String>) -> Result<Relay, Error> {
-        let base = url.trim().trim_end_matches('/').to_string();
+        let mut base = url.trim().trim_end_matches('/').to_string();
+        if !base.contains("://") {
+            // `--url 127.0.0.1:8010` is what people type; the relay only speaks http.
+            base = format!("http://{base}");
+        }
         if base.starts_with("https://") {
             return Err(Error::Usage(format!(
                 "{base}: https is not built in; reach the relay over http (a TLS proxy in front of it can keep https for browsers)"
