@@ -209,9 +209,11 @@ fn post_and_fetch_round_trip() {
         fetched.stdout,
         "#1 [claude] hello world\n#2 [codex] looks good\n"
     );
+    // Without a scheme, the URL means http.
+    let bare = url.trim_start_matches("http://");
     let after = run(
         "fetch",
-        &["--url", url, "--target", "proj-x", "--since-id", "1"],
+        &["--url", bare, "--target", "proj-x", "--since-id", "1"],
     );
     assert_eq!(after.stdout, "#2 [codex] looks good\n");
     let newest = run(
