@@ -620,7 +620,16 @@ fn binary() -> std::process::Command {
     command
 }
 
-/// Fails with a clear message while `main` does not hand client commands to `client::run`.
+/// Fails at once, with a clear message, while `main` does not hand client commands to
+/// `client::run`.
+fn require_dispatch() {
+    let probe = binary()
+        .args(["channels", "--url", "http://127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert_dispatched(&probe);
+}
+
 fn assert_dispatched(out: &std::process::Output) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -631,6 +640,7 @@ fn assert_dispatched(out: &std::process::Output) {
 
 #[test]
 fn the_binary_posts_from_stdin_and_fetches_json_with_the_url_from_the_environment() {
+    require_dispatch();
     use std::process::Stdio;
     let relay = Relay::start();
     let mut post = binary()
@@ -674,6 +684,7 @@ fn the_binary_posts_from_stdin_and_fetches_json_with_the_url_from_the_environmen
 
 #[test]
 fn sigterm_ends_watch_and_the_cmd_it_is_running_and_the_message_runs_again_at_restart() {
+    require_dispatch();
     use std::io::{BufRead, BufReader};
     use std::os::unix::process::ExitStatusExt;
     let relay = Relay::start();
@@ -781,6 +792,7 @@ fn script(name: &str) -> String {
 
 #[test]
 fn review_poll_prints_the_original_lines_from_a_blocking_fetch_with_either_client() {
+    require_dispatch();
     let has = |tool: &str| {
         std::process::Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
@@ -847,6 +859,7 @@ fn review_poll_prints_the_original_lines_from_a_blocking_fetch_with_either_clien
 
 #[test]
 fn the_auto_review_loop_runs_codex_exec_per_message_and_stops_at_its_guard() {
+    require_dispatch();
     let relay = Relay::start();
     let dir = &relay.dir;
     let codex = dir.path("fake-codex");
