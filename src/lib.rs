@@ -104,11 +104,13 @@ pub fn start(config: Config) -> Result<Running, Error> {
             .spawn(move || {
                 while let Ok(request) = server.recv() {
                     if app.store.is_closed() {
+                        http::router::refuse_closing(request);
                         break;
                     }
                     let app = Arc::clone(&app);
                     pool.run(Box::new(move || http::router::handle(&app, request)));
                 }
+                drain(&server);
             })?
     };
     Ok(Running {
@@ -121,6 +123,24 @@ pub fn start(config: Config) -> Result<Running, Error> {
         stopping,
         pool,
     })
+}
+
+/// How long a stopped relay goes on answering requests that arrive on connections it had
+/// already accepted, once they fall silent.
+const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Answers 503 and closes the connection for every request still arriving on connections the
+/// stopped relay had accepted (tiny_http keeps reading them), so a client with a pooled
+/// connection learns at once to connect anew instead of waiting for an answer that never comes.
+fn drain(server: &tiny_http::Server) {
+    loop {
+        match server.recv_timeout(DRAIN_GRACE) {
+            Ok(Some(request)) => http::router::refuse_closing(request),
+            Ok(None) => return,
+            // The listener's shutdown reaches tiny_http's accept thread as an error.
+            Err(_) => continue,
+        }
+    }
 }
 
 impl Running {
@@ -148,10 +168,9 @@ impl Running {
         }
         self.app.store.close();
         self.app.sessions.end_all();
+        // The acceptor wakes, then drains stray requests by itself for a moment.
         self.server.unblock();
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = acceptor.join();
-        }
+        drop(self.acceptor.take());
         // tiny_http's own accept thread closes the listener only when it next wakes; shutting
         // the socket down takes it out of the listening state now, so the port can be reused.
         let _ = socket2::SockRef::from(&self.listener).shutdown(std::net::Shutdown::Both);

@@ -1,7 +1,8 @@
 //! The `claude-codex-relay` command: with no command (or `serve`) it starts the relay with the
 //! configuration from `config.json`, the environment and the flags; `post`, `fetch`,
-//! `channels` and `watch` are the built-in client. Errors become exit codes here: 2 for a
-//! configuration or usage error, 1 when the relay cannot start.
+//! `channels` and `watch` are the built-in client (`client::run`, whose exit codes its usage
+//! lists). Errors become exit codes here: 2 for a configuration or usage error, 1 when the
+//! relay cannot start.
 
 use claude_codex_relay::config::{settings_help, Config, StoreKind};
 use claude_codex_relay::error::Error;
@@ -14,6 +15,7 @@ const USAGE: &str = "claude-codex-relay: a message relay for coding agents (MCP,
 
 Usage:
   claude-codex-relay [serve] [--config PATH] [--host HOST] [--port PORT] [--SETTING VALUE ...]
+  claude-codex-relay post|fetch|channels|watch ...   (the built-in client, below)
   claude-codex-relay --help | --version
 
 Settings come from config.json (or --config PATH, or CLAUDE_CODEX_CONFIG), then the
@@ -25,7 +27,11 @@ fn main() -> ExitCode {
     let env: BTreeMap<String, String> = std::env::vars().collect();
     match args.first().map(String::as_str) {
         Some("--help" | "-h" | "help") => {
-            print!("{USAGE}{}", settings_help());
+            print!(
+                "{USAGE}{}\n{}",
+                settings_help(),
+                claude_codex_relay::client::usage()
+            );
             ExitCode::SUCCESS
         }
         Some("--version" | "-V") => {
@@ -33,6 +39,20 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("serve") => serve(&args[1..], &env),
+        Some(command @ ("post" | "fetch" | "channels" | "watch")) => {
+            let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+            let code = claude_codex_relay::client::run(
+                command,
+                &args[1..],
+                &env,
+                &mut claude_codex_relay::client::Io {
+                    stdin: &mut stdin.lock(),
+                    stdout: &mut stdout.lock(),
+                    stderr: &mut stderr.lock(),
+                },
+            );
+            ExitCode::from(code as u8)
+        }
         _ => serve(&args, &env),
     }
 }

@@ -177,6 +177,19 @@ fn route(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Error>
     }
 }
 
+/// Answers a request that arrived after the relay stopped: 503, and the connection closes.
+pub fn refuse_closing(request: Request) {
+    let response = Response::from_string("{\"ok\":false,\"error\":\"the relay is shutting down\"}")
+        .with_status_code(503)
+        .with_header(
+            Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..])
+                .expect("a valid header"),
+        )
+        .with_header(Header::from_bytes(&b"Connection"[..], &b"close"[..]).expect("a valid header"))
+        .with_header(Header::from_bytes(&b"Retry-After"[..], &b"1"[..]).expect("a valid header"));
+    let _ = request.respond(response);
+}
+
 /// Connections kept open for good because their request claimed a body it never sent.
 static QUARANTINED: AtomicUsize = AtomicUsize::new(0);
 
