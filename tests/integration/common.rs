@@ -106,6 +106,17 @@ impl Relay {
         self.running = Some(running);
     }
 
+    /// Returns once `n` streams or waiting fetches are open, i.e. a waiter has been admitted
+    /// (it then sees any message posted from here on, whether or not it is parked yet).
+    pub fn wait_for_long_requests(&self, n: usize) {
+        let app = self.running.as_ref().unwrap().app().clone();
+        let deadline = within(10.0);
+        while app.long_requests.open() < n {
+            assert!(Instant::now() < deadline, "{n} long requests never opened");
+            std::thread::yield_now();
+        }
+    }
+
     /// Posts a message over REST and returns its id.
     pub fn post(&self, target: &str, sender: &str, text: &str) -> u64 {
         let (status, body) = post_json(

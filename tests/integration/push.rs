@@ -21,13 +21,7 @@ fn a_post_wakes_a_waiting_mcp_fetch() {
         tx.send(Instant::now()).unwrap();
         r
     });
-    // The waiter is parked once the relay counts it as a long request.
-    let app = relay.running.as_ref().unwrap().app().clone();
-    let deadline = within(10.0);
-    while app.long_requests.open() == 0 {
-        assert!(Instant::now() < deadline, "the fetch never started waiting");
-        thread::yield_now();
-    }
+    relay.wait_for_long_requests(1);
     let posted_at = Instant::now();
     relay.post("proj-x", "claude", "wake up");
     let woke_at = rx
@@ -47,12 +41,7 @@ fn a_post_to_another_channel_does_not_end_the_wait_and_the_deadline_does() {
         let start = Instant::now();
         (get(&url), start.elapsed())
     });
-    let app = relay.running.as_ref().unwrap().app().clone();
-    let deadline = within(10.0);
-    while app.long_requests.open() == 0 {
-        assert!(Instant::now() < deadline);
-        thread::yield_now();
-    }
+    relay.wait_for_long_requests(1);
     relay.post("noisy", "s", "not for you");
     let (r, elapsed) = waiter.join().unwrap();
     assert_eq!(r.status, 200);
@@ -69,12 +58,7 @@ fn a_post_wakes_a_waiting_rest_fetch() {
     relay.post("proj-x", "s", "old");
     let url = relay.url("/api/messages?target=proj-x&since_id=1&wait=30");
     let waiter = thread::spawn(move || get(&url));
-    let app = relay.running.as_ref().unwrap().app().clone();
-    let deadline = within(10.0);
-    while app.long_requests.open() == 0 {
-        assert!(Instant::now() < deadline);
-        thread::yield_now();
-    }
+    relay.wait_for_long_requests(1);
     relay.post("proj-x", "s", "new");
     let r = waiter.join().unwrap();
     let msgs = r.json()["messages"].clone();
