@@ -30,7 +30,7 @@ use crate::mcp::resources;
 use crate::mcp::session::Sessions;
 use crate::store::{Limits, Store};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
@@ -97,12 +97,15 @@ pub fn start(config: Config) -> Result<Running, Error> {
         logs,
     });
     let stopping = Arc::new(AtomicBool::new(false));
+    let requests = Arc::new(AtomicU64::new(0));
     let acceptor = {
         let (server, pool, app) = (Arc::clone(&server), Arc::clone(&pool), Arc::clone(&app));
+        let requests = Arc::clone(&requests);
         thread::Builder::new()
             .name("relay-accept".into())
             .spawn(move || {
                 while let Ok(request) = server.recv() {
+                    requests.fetch_add(1, Ordering::Relaxed);
                     if app.store.is_closed() {
                         http::router::refuse_closing(request);
                         break;
@@ -119,7 +122,7 @@ pub fn start(config: Config) -> Result<Running, Error> {
         server,
         listener: handle,
         acceptor: Some(acceptor),
-        nudger: Some(nudge(addr, Arc::clone(&stopping))?),
+        nudger: Some(nudge(addr, Arc::clone(&stopping), requests)?),
         stopping,
         pool,
     })

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::net::TcpStream;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -162,10 +162,14 @@ fn worker(shared: Arc<Shared>) {
     }
 }
 
-/// How often the nudger connects; a connection stranded by tiny_http waits at most this long.
-const NUDGE_EVERY: Duration = Duration::from_millis(50);
+/// How often the nudger connects while requests are arriving, and how many connections it
+/// makes each time: each one frees at most one stranded connection.
+const NUDGE_ACTIVE: (Duration, usize) = (Duration::from_millis(50), 4);
+/// The same while no request has arrived since the last round.
+const NUDGE_IDLE: (Duration, usize) = (Duration::from_millis(250), 1);
 
-/// Keeps tiny_http's connection threads from stranding a connection, until `stop` is set.
+/// Keeps tiny_http's connection threads from stranding a connection, until `stop` is set;
+/// `requests` counts the requests received, so the nudger knows when the relay is busy.
 ///
 /// tiny_http 0.12 runs each connection on a thread of its own pool for the connection's whole
 /// life, and queues a new connection instead of starting a thread when it believes one is
@@ -173,8 +177,12 @@ const NUDGE_EVERY: Duration = Duration::from_millis(50);
 /// idle threads, and the extra ones then wait until some keep-alive connection ends, up to the
 /// idle timeout. An empty connection that closes at once is a cheap remedy: when every thread
 /// is busy it makes the pool start a new one, which finishes the empty connection immediately
-/// and then takes the stranded one from the queue.
-pub fn nudge(addr: SocketAddr, stop: Arc<AtomicBool>) -> std::io::Result<thread::JoinHandle<()>> {
+/// and then takes a stranded one from the queue.
+pub fn nudge(
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    requests: Arc<AtomicU64>,
+) -> std::io::Result<thread::JoinHandle<()>> {
     let target = match addr {
         SocketAddr::V4(a) if a.ip().is_unspecified() => {
             SocketAddr::from(([127, 0, 0, 1], a.port()))
@@ -187,11 +195,22 @@ pub fn nudge(addr: SocketAddr, stop: Arc<AtomicBool>) -> std::io::Result<thread:
     thread::Builder::new()
         .name("relay-nudge".into())
         .spawn(move || {
+            let mut seen = requests.load(Ordering::Relaxed);
+            let mut round = NUDGE_IDLE;
             while !stop.load(Ordering::Acquire) {
-                thread::park_timeout(NUDGE_EVERY);
-                if let Ok(s) = TcpStream::connect_timeout(&target, Duration::from_secs(1)) {
-                    drop(s);
+                thread::park_timeout(round.0);
+                for _ in 0..round.1 {
+                    if let Ok(s) = TcpStream::connect_timeout(&target, Duration::from_secs(1)) {
+                        drop(s);
+                    }
                 }
+                let now = requests.load(Ordering::Relaxed);
+                round = if now != seen {
+                    NUDGE_ACTIVE
+                } else {
+                    NUDGE_IDLE
+                };
+                seen = now;
             }
         })
 }

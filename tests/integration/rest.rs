@@ -276,3 +276,40 @@ fn a_body_claiming_terabytes_gets_413_and_the_relay_keeps_serving() {
     assert_eq!(get(&relay.url("/healthz")).body, "ok");
     relay.post("still", "here", "fine");
 }
+
+#[test]
+fn a_burst_of_new_connections_is_served_while_others_stay_open() {
+    // Browsers open several connections at once and keep them alive. Every one must be
+    // answered promptly, not left queued until another connection's idle timeout (30 s here).
+    use std::io::{BufRead, BufReader, Write};
+    let relay = Relay::memory();
+    let start = std::time::Instant::now();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(24));
+    let handles: Vec<_> = (0..24)
+        .map(|_| {
+            let (addr, barrier) = (relay.addr(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                barrier.wait();
+                s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                    .unwrap();
+                s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+                    .unwrap();
+                let mut line = String::new();
+                BufReader::new(&s).read_line(&mut line).unwrap();
+                (line, s)
+            })
+        })
+        .collect();
+    let mut kept = Vec::new();
+    for h in handles {
+        let (line, s) = h.join().unwrap();
+        assert!(line.starts_with("HTTP/1.1 200"), "{line:?}");
+        kept.push(s);
+    }
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed < std::time::Duration::from_secs(10),
+        "a connection waited {elapsed:?}"
+    );
+}
