@@ -1,4 +1,5 @@
-//! The relay's benchmark: `cargo run --release --example bench [-- --quick]`. It builds and
+//! The relay's benchmark: `cargo run --release --example bench [-- --quick]` (set
+//! `RELAY_BENCH_BINARY` to measure another build). It builds and
 //! starts the release binary as a child process (so its memory and start-up are the relay's
 //! alone), drives it over keep-alive connections with a minimal HTTP/1.1 client, prints a table
 //! and writes the figures to `target/bench.json`. Stores of 1k to 1M messages are made by
@@ -249,7 +250,12 @@ fn fresh_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// The relay binary: `RELAY_BENCH_BINARY` if set (to compare two builds), else this
+/// checkout's release build, built first.
 fn binary() -> PathBuf {
+    if let Ok(path) = std::env::var("RELAY_BENCH_BINARY") {
+        return PathBuf::from(path);
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .args([
