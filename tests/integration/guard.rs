@@ -130,3 +130,130 @@ fn a_configured_token_guards_every_route_but_healthz() {
     );
     assert!(stream.next_message(within(5.0)).is_some());
 }
+
+#[test]
+fn every_route_needs_the_token_and_accepts_it() {
+    let relay = Relay::with(|c| {
+        c.auth_token = Some("s3cret".into());
+        c.store = claude_codex_relay::config::StoreKind::Memory;
+    });
+    let host = format!("Host: 127.0.0.1:{}\r\n", relay.addr().port());
+    let bearer = format!("{host}Authorization: Bearer s3cret\r\n");
+    for (method, path) in claude_codex_relay::http::router::ROUTES {
+        if *path == "/healthz" || *path == "/" || ["/api/stream", "/sse"].contains(path) {
+            continue;
+        }
+        let without = request(&relay, method, path, &host);
+        assert_eq!(without.status, 401, "{method} {path}");
+        assert!(
+            without.header("www-authenticate").is_none(),
+            "{method} {path}"
+        );
+        let with = request(&relay, method, path, &bearer);
+        assert_ne!(with.status, 401, "{method} {path}");
+    }
+    for path in ["/api/stream?target=t", "/sse"] {
+        assert_eq!(Sse::open(relay.addr(), path, &[]).status, 401, "{path}");
+        assert_eq!(
+            Sse::open(relay.addr(), path, &[("Authorization", "Bearer s3cret")]).status,
+            200,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        request(&relay, "GET", "/healthz", &host).status,
+        200,
+        "/healthz stays open"
+    );
+}
+
+#[test]
+fn an_agent_token_posts_only_as_its_agent() {
+    let relay = Relay::with(|c| {
+        c.agents = [
+            ("claude".to_string(), "tok-claude".to_string()),
+            ("codex".to_string(), "tok-codex".to_string()),
+        ]
+        .into();
+        c.store = claude_codex_relay::config::StoreKind::Memory;
+    });
+    let url = relay.url("/api/messages");
+    let as_claude = [
+        ("Content-Type", "application/json"),
+        ("Authorization", "Bearer tok-claude"),
+    ];
+    let r = post_raw(
+        &url,
+        &as_claude,
+        br#"{"target":"proj-x","sender":"codex","text":"impersonation"}"#,
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.json()["error"].as_str().unwrap().contains("claude"));
+    let r = post_raw(
+        &url,
+        &as_claude,
+        br#"{"target":"proj-x","text":"sender filled in"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["message"]["sender"], "claude");
+    let r = post_raw(
+        &url,
+        &as_claude,
+        br#"{"target":"proj-x","sender":" claude ","text":"own name"}"#,
+    );
+    assert_eq!(r.status, 201);
+    let r = post_raw(
+        &url,
+        &[("Content-Type", "application/json")],
+        br#"{"target":"proj-x","sender":"claude","text":"no token"}"#,
+    );
+    assert_eq!(r.status, 401);
+
+    // The same rule over MCP: the post_message tool refuses another name as a tool error.
+    let mcp_post = |token: &str, args: serde_json::Value| {
+        let auth = format!("Bearer {token}");
+        let init = post_raw(
+            &relay.url("/mcp"),
+            &[("Content-Type", "application/json"), ("Authorization", &auth)],
+            br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+        );
+        let session = init.header("mcp-session-id").unwrap().to_string();
+        let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "post_message", "arguments": args}});
+        post_raw(
+            &relay.url("/mcp"),
+            &[
+                ("Content-Type", "application/json"),
+                ("Authorization", &auth),
+                ("Mcp-Session-Id", &session),
+            ],
+            call.to_string().as_bytes(),
+        )
+        .json()
+    };
+    let refused = mcp_post(
+        "tok-codex",
+        json!({"target": "proj-x", "sender": "claude", "text": "x"}),
+    );
+    assert_eq!(refused["result"]["isError"], true);
+    assert!(refused["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("codex"));
+    let filled = mcp_post(
+        "tok-codex",
+        json!({"target": "proj-x", "text": "from codex"}),
+    );
+    assert_eq!(filled["result"]["isError"], false, "{filled}");
+    let page = get_with(
+        &relay.url("/api/messages?target=proj-x"),
+        &[("Authorization", "Bearer tok-codex")],
+    )
+    .json();
+    let senders: Vec<&str> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["sender"].as_str().unwrap())
+        .collect();
+    assert_eq!(senders, ["claude", "claude", "codex"]);
+}

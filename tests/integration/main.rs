@@ -4,9 +4,11 @@
 mod client;
 mod common;
 mod config;
+mod connections;
 mod durable;
 mod guard;
 mod logs;
+mod malformed;
 mod mcp;
 mod push;
 mod rest;
