@@ -214,3 +214,28 @@ pub fn nudge(
             }
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    #[test]
+    fn a_panicking_job_leaves_the_pool_serving() {
+        let pool = Pool::new(4);
+        for _ in 0..8 {
+            pool.run(Box::new(|| panic!("a handler bug")));
+        }
+        let (tx, rx) = mpsc::channel();
+        for i in 0..8 {
+            let tx = tx.clone();
+            pool.run(Box::new(move || tx.send(i).unwrap()));
+        }
+        let mut got: Vec<i32> = (0..8)
+            .map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap())
+            .collect();
+        got.sort();
+        assert_eq!(got, (0..8).collect::<Vec<_>>());
+        pool.stop();
+    }
+}

@@ -184,3 +184,41 @@ fn the_binary_exits_2_on_a_configuration_error() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("claude-codex-relay "));
 }
+
+#[test]
+fn listening_beyond_loopback_without_a_token_warns() {
+    use std::io::{BufRead, BufReader, Read};
+    let dir = TempDir::new("config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .args([
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--store",
+            "memory",
+            "--log-path",
+        ])
+        .arg(dir.path("t.log"))
+        .arg("--channel-log-path")
+        .arg(dir.path("c.log"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("listening on http://0.0.0.0:"), "{line}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.contains("without a token"), "{err}");
+}
