@@ -24,73 +24,33 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 const SVG: &str = "image/svg+xml";
 
+/// One row of `ASSETS`: the served path, the file under `assets/`, its content type.
+macro_rules! embed {
+    ($path:literal, $file:literal, $content_type:expr) => {
+        (
+            $path,
+            Asset {
+                body: include_bytes!(concat!("../assets/", $file)),
+                content_type: $content_type,
+            },
+        )
+    };
+}
+
 /// Every served path with its file. The favicon is served at `/favicon.ico` too, although the
 /// page links the SVG, so that a browser or tool asking the conventional path gets an icon
 /// rather than a 404.
+#[rustfmt::skip]
 const ASSETS: &[(&str, Asset)] = &[
-    (
-        "/",
-        Asset {
-            body: include_bytes!("../assets/index.html"),
-            content_type: HTML,
-        },
-    ),
-    (
-        "/assets/app.js",
-        Asset {
-            body: include_bytes!("../assets/app.js"),
-            content_type: JS,
-        },
-    ),
-    (
-        "/assets/theme.js",
-        Asset {
-            body: include_bytes!("../assets/theme.js"),
-            content_type: JS,
-        },
-    ),
-    (
-        "/assets/app.css",
-        Asset {
-            body: include_bytes!("../assets/app.css"),
-            content_type: CSS,
-        },
-    ),
-    (
-        "/assets/favicon.svg",
-        Asset {
-            body: include_bytes!("../assets/favicon.svg"),
-            content_type: SVG,
-        },
-    ),
-    (
-        "/favicon.ico",
-        Asset {
-            body: include_bytes!("../assets/favicon.svg"),
-            content_type: SVG,
-        },
-    ),
-    (
-        "/assets/vendor/marked.umd.js",
-        Asset {
-            body: include_bytes!("../assets/vendor/marked.umd.js"),
-            content_type: JS,
-        },
-    ),
-    (
-        "/assets/vendor/purify.min.js",
-        Asset {
-            body: include_bytes!("../assets/vendor/purify.min.js"),
-            content_type: JS,
-        },
-    ),
-    (
-        "/assets/vendor/highlight.min.js",
-        Asset {
-            body: include_bytes!("../assets/vendor/highlight.min.js"),
-            content_type: JS,
-        },
-    ),
+    embed!("/", "index.html", HTML),
+    embed!("/assets/app.js", "app.js", JS),
+    embed!("/assets/theme.js", "theme.js", JS),
+    embed!("/assets/app.css", "app.css", CSS),
+    embed!("/assets/favicon.svg", "favicon.svg", SVG),
+    embed!("/favicon.ico", "favicon.svg", SVG),
+    embed!("/assets/vendor/marked.umd.js", "vendor/marked.umd.js", JS),
+    embed!("/assets/vendor/purify.min.js", "vendor/purify.min.js", JS),
+    embed!("/assets/vendor/highlight.min.js", "vendor/highlight.min.js", JS),
 ];
 
 /// The embedded file served at `path` ("/" is index.html), or None. Exact paths only.

@@ -2,17 +2,7 @@
 //! `#id [sender] first line`, one JSON object per line for scripts, and the whole text under a
 //! header for readers that need all of it.
 
-use serde::{Deserialize, Serialize};
-
-/// One message of a channel, as in the relay's answers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Message {
-    pub id: u64,
-    pub ts: f64,
-    pub target: String,
-    pub sender: String,
-    pub text: String,
-}
+pub use crate::message::Message;
 
 /// How messages are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
