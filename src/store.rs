@@ -19,7 +19,7 @@ pub const MAX_NAME_CHARS: usize = 128;
 pub type Hook = Box<dyn Fn(&Arc<Message>) + Send + Sync>;
 
 /// What a caller asks to post, before validation.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Draft {
     pub target: String,
     pub sender: String,
@@ -96,7 +96,8 @@ struct Committer {
 
 /// A queued post and, once its batch is written, its outcome.
 struct Slot {
-    draft: Draft,
+    /// Taken (not copied) into the message when the batch is written.
+    draft: Mutex<Option<Draft>>,
     outcome: Mutex<Option<Result<Arc<Message>, String>>>,
 }
 
@@ -153,7 +154,7 @@ impl Store {
     pub fn post(&self, draft: Draft) -> Result<Arc<Message>, Error> {
         let draft = self.validate(draft)?;
         let slot = Arc::new(Slot {
-            draft,
+            draft: Mutex::new(Some(draft)),
             outcome: Mutex::new(None),
         });
         lock(&self.queue).push(Arc::clone(&slot));
@@ -184,12 +185,19 @@ impl Store {
         let messages: Vec<Message> = batch
             .iter()
             .zip(first..)
-            .map(|(slot, id)| Message {
-                id,
-                ts,
-                target: slot.draft.target.clone(),
-                sender: slot.draft.sender.clone(),
-                text: slot.draft.text.clone(),
+            .map(|(slot, id)| {
+                let Draft {
+                    target,
+                    sender,
+                    text,
+                } = lock(&slot.draft).take().unwrap_or_default();
+                Message {
+                    id,
+                    ts,
+                    target,
+                    sender,
+                    text,
+                }
             })
             .collect();
         let written = match committer.journal.as_mut() {

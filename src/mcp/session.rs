@@ -31,6 +31,8 @@ pub struct Session {
     state: Mutex<State>,
     outbox: Mutex<VecDeque<Outgoing>>,
     queued: Condvar,
+    /// When a request last named this session.
+    last_used: Mutex<Instant>,
 }
 
 struct State {
@@ -55,6 +57,7 @@ impl Session {
             }),
             outbox: Mutex::new(VecDeque::new()),
             queued: Condvar::new(),
+            last_used: Mutex::new(Instant::now()),
         }
     }
 
@@ -155,8 +158,24 @@ pub enum Lookup {
 pub struct Sessions {
     ids: SessionIds,
     live: Mutex<HashMap<String, Arc<Session>>>,
-    ended: Mutex<HashSet<String>>,
+    ended: Mutex<Ended>,
 }
+
+/// Ids ended by `DELETE`, the newest `ENDED_LIMIT` of them (an older one, if it comes back, is
+/// taken for a session from before a restart).
+#[derive(Default)]
+struct Ended {
+    ids: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+/// Ended ids remembered.
+const ENDED_LIMIT: usize = 100_000;
+/// A session no request has named for this long, and that no stream holds, is dropped from
+/// memory; its signed id still restores it (without its subscriptions) if it comes back.
+const FORGET_AFTER: Duration = Duration::from_secs(3600);
+/// Sessions are swept for `FORGET_AFTER` once per this many new ones.
+const SWEEP_EVERY: usize = 64;
 
 impl Sessions {
     /// Sessions whose ids are signed with the key kept in `key_dir` (memory only if None).
@@ -164,25 +183,30 @@ impl Sessions {
         Sessions {
             ids: SessionIds::open(key_dir),
             live: Mutex::new(HashMap::new()),
-            ended: Mutex::new(HashSet::new()),
+            ended: Mutex::new(Ended::default()),
         }
     }
 
     /// Starts a session.
     pub fn create(&self, transport: Transport, version: &str) -> Arc<Session> {
         let session = Arc::new(Session::new(self.ids.mint(), transport, version));
-        lock(&self.live).insert(session.id.clone(), Arc::clone(&session));
+        let mut live = lock(&self.live);
+        if live.len().is_multiple_of(SWEEP_EVERY) {
+            forget_idle(&mut live, FORGET_AFTER);
+        }
+        live.insert(session.id.clone(), Arc::clone(&session));
         session
     }
 
     /// Finds a session of `transport`. A Streamable-HTTP id minted before a restart is
     /// restored (as initialized, at `fallback_version`); a legacy one is not.
     pub fn find(&self, id: &str, transport: Transport, fallback_version: Option<&str>) -> Lookup {
-        if lock(&self.ended).contains(id) {
+        if lock(&self.ended).ids.contains(id) {
             return Lookup::Ended;
         }
         let mut live = lock(&self.live);
         if let Some(s) = live.get(id) {
+            *lock(&s.last_used) = Instant::now();
             return if s.transport == transport {
                 Lookup::Live(Arc::clone(s))
             } else {
@@ -207,7 +231,15 @@ impl Sessions {
         if let Some(s) = lock(&self.live).remove(id) {
             s.end();
         }
-        lock(&self.ended).insert(id.to_string());
+        let mut ended = lock(&self.ended);
+        if ended.ids.insert(id.to_string()) {
+            ended.order.push_back(id.to_string());
+            if ended.order.len() > ENDED_LIMIT {
+                if let Some(oldest) = ended.order.pop_front() {
+                    ended.ids.remove(&oldest);
+                }
+            }
+        }
     }
 
     /// Tells every session subscribed to `uri` that the resource changed.
@@ -242,5 +274,43 @@ impl Sessions {
     }
 }
 
+/// Drops the sessions unused for `idle`: only the map holds a session that no request and no
+/// stream is using.
+fn forget_idle(live: &mut HashMap<String, Arc<Session>>, idle: Duration) {
+    live.retain(|_, s| Arc::strong_count(s) > 1 || lock(&s.last_used).elapsed() < idle);
+}
+
 /// How long a stream waits for a message before it sends a keep-alive comment.
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_sessions_leave_memory_and_come_back_by_their_signed_id() {
+        let sessions = Sessions::new(None);
+        let idle = sessions.create(Transport::Streamable, "2025-06-18");
+        let streaming = sessions.create(Transport::Streamable, "2025-06-18");
+        let id = idle.id.clone();
+        drop(idle);
+        forget_idle(&mut lock(&sessions.live), Duration::ZERO);
+        assert_eq!(sessions.len(), 1, "the session held by a stream stays");
+        assert!(matches!(
+            sessions.find(&streaming.id, Transport::Streamable, None),
+            Lookup::Live(_)
+        ));
+        assert!(
+            matches!(
+                sessions.find(&id, Transport::Streamable, None),
+                Lookup::Live(_)
+            ),
+            "restored"
+        );
+        sessions.end(&id);
+        assert!(matches!(
+            sessions.find(&id, Transport::Streamable, None),
+            Lookup::Ended
+        ));
+    }
+}
