@@ -3,7 +3,8 @@
 //! transport), a REST API, server-sent events and a web page. The layers point one way:
 //! `main` → `start` (this file) → `http` → {`mcp`, `ui`} → {`store`, `logs`, `capacity`} →
 //! `journal`; `config`, `error` and `message` are shared vocabulary, and `app` is the state
-//! the HTTP layer hands to every request.
+//! the HTTP layer hands to every request. `client` is the other side: the `post`, `fetch`,
+//! `channels` and `watch` commands, which talk to a relay over HTTP and share only `message`.
 #![forbid(unsafe_code)]
 
 pub mod app;

@@ -1,7 +1,8 @@
 //! The message store: one global id sequence, a per-channel index, and the waiters parked on
 //! each channel. A post is made durable by the journal before anyone can see it; concurrent
 //! posts share one journal write (and one fsync) by group commit: whoever holds the commit lock
-//! writes every post queued so far. Knows nothing of HTTP or JSON-RPC.
+//! writes every post queued so far. Retention drops old messages from memory at once and from
+//! the journal by a compaction written in the background. Knows nothing of HTTP or JSON-RPC.
 
 use crate::error::Error;
 use crate::journal::{Compaction, Journal};
