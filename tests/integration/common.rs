@@ -88,6 +88,11 @@ impl Relay {
         Relay::with(|c| c.store = StoreKind::Memory)
     }
 
+    /// The running relay's shared state.
+    pub fn app(&self) -> &std::sync::Arc<claude_codex_relay::app::App> {
+        self.running.as_ref().unwrap().app()
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.running.as_ref().unwrap().addr()
     }
@@ -109,7 +114,7 @@ impl Relay {
     /// Returns once `n` streams or waiting fetches are open, i.e. a waiter has been admitted
     /// (it then sees any message posted from here on, whether or not it is parked yet).
     pub fn wait_for_long_requests(&self, n: usize) {
-        let app = self.running.as_ref().unwrap().app().clone();
+        let app = self.app().clone();
         let deadline = within(10.0);
         while app.long_requests.open() < n {
             assert!(Instant::now() < deadline, "{n} long requests never opened");

@@ -36,7 +36,7 @@ fn posts_and_fetches_are_logged_in_the_original_formats() {
         "fetch_messages",
         json!({"target": "proj-x", "since_id": 0, "limit": 10}),
     );
-    relay.running.as_ref().unwrap().app().logs.flush();
+    relay.app().logs.flush();
     let archive = std::fs::read_to_string(relay.dir.path("log/channel_messages.log")).unwrap();
     let lines: Vec<Value> = archive
         .lines()
@@ -84,7 +84,7 @@ fn post_many(relay: &Relay, n: usize) {
     for i in 0..n {
         relay.post("rot", "s", &format!("message {i} {}", "x".repeat(60)));
     }
-    relay.running.as_ref().unwrap().app().logs.flush();
+    relay.app().logs.flush();
 }
 
 #[test]

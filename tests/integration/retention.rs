@@ -42,14 +42,7 @@ fn retention_keeps_the_newest_per_channel_across_a_restart() {
             &format!("{i}"),
         );
     }
-    relay
-        .running
-        .as_ref()
-        .unwrap()
-        .app()
-        .store
-        .compact_now()
-        .unwrap();
+    relay.app().store.compact_now().unwrap();
     assert_eq!(ids(&relay, "even"), vec![12, 14, 16, 18, 20]);
     assert_eq!(ids(&relay, "odd"), vec![11, 13, 15, 17, 19]);
     let mut on_disk = journal_ids(&relay);
@@ -117,14 +110,7 @@ fn age_retention_can_drop_everything_and_the_sequence_survives() {
     let aged = |c: &mut Config| c.retention_max_age_days = 1e-12;
     let config = restart_config(&relay, aged);
     relay.restart(config);
-    relay
-        .running
-        .as_ref()
-        .unwrap()
-        .app()
-        .store
-        .compact_now()
-        .unwrap();
+    relay.app().store.compact_now().unwrap();
     assert_eq!(ids(&relay, "old"), Vec::<u64>::new());
     assert!(journal_ids(&relay).is_empty());
     let channels = get(&relay.url("/api/channels")).json();
