@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::logs::Logs;
 use crate::mcp::session::Sessions;
 use crate::store::Store;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Everything a request handler may reach.
@@ -15,4 +16,13 @@ pub struct App {
     pub sessions: Arc<Sessions>,
     pub logs: Logs,
     pub long_requests: LongRequests,
+    /// Set when the relay begins to stop: new requests are refused with 503 from then on.
+    pub stopping: AtomicBool,
+}
+
+impl App {
+    /// Whether the relay is stopping.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
 }

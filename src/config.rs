@@ -69,6 +69,15 @@ pub struct Config {
     /// Seconds a connection may stay silent (or a client may not read) before it is closed.
     /// Default 30.
     pub idle_timeout_secs: u64,
+    /// Connections served at once; past it the connection that has waited longest for a request
+    /// makes room, or a new one is refused with 503. Lowered at start to what the open-file
+    /// limit allows. Default 1024.
+    pub max_connections: usize,
+    /// Seconds a request head may take to arrive, from its first byte (408 after). Default 10.
+    pub header_timeout_secs: u64,
+    /// Seconds a request body may take to arrive, plus one per 64 KiB it declares (408 after).
+    /// Default 10.
+    pub body_timeout_secs: u64,
     /// Keep at most this many messages per channel; 0 keeps all. Default 0.
     pub retention_max_messages: usize,
     /// Drop messages older than this many days; 0 keeps all. Default 0.
@@ -99,6 +108,9 @@ impl Default for Config {
             max_message_bytes: MB as usize,
             max_streams: 512,
             idle_timeout_secs: 30,
+            max_connections: 1024,
+            header_timeout_secs: 10,
+            body_timeout_secs: 10,
             retention_max_messages: 0,
             retention_max_age_days: 0.0,
             auth_token: None,
@@ -140,6 +152,9 @@ const KEYS: &[(&str, Kind, &str)] = &[
     ("max_message_bytes", Kind::Integer, "largest message text [1048576]"),
     ("max_streams", Kind::Integer, "open event streams plus waiting requests [512]"),
     ("idle_timeout_secs", Kind::Integer, "close connections silent this long [30]"),
+    ("max_connections", Kind::Integer, "connections served at once, within the open-file limit [1024]"),
+    ("header_timeout_secs", Kind::Integer, "seconds a request head may take (408) [10]"),
+    ("body_timeout_secs", Kind::Integer, "seconds a request body may take, +1 per 64 KiB (408) [10]"),
     ("retention_max_messages", Kind::Integer, "messages kept per channel, 0 = all [0]"),
     ("retention_max_age_days", Kind::Number, "drop messages older than N days, 0 = never [0]"),
     ("auth_token", Kind::Text, "bearer token required on every route but /healthz"),
@@ -264,6 +279,9 @@ impl Config {
             "max_message_bytes" => self.max_message_bytes = positive(v).map_err(bad)? as usize,
             "max_streams" => self.max_streams = positive(v).map_err(bad)? as usize,
             "idle_timeout_secs" => self.idle_timeout_secs = positive(v).map_err(bad)?,
+            "max_connections" => self.max_connections = positive(v).map_err(bad)? as usize,
+            "header_timeout_secs" => self.header_timeout_secs = positive(v).map_err(bad)?,
+            "body_timeout_secs" => self.body_timeout_secs = positive(v).map_err(bad)?,
             "retention_max_messages" => {
                 self.retention_max_messages = integer(v).map_err(bad)? as usize
             }

@@ -20,9 +20,8 @@ pub enum Error {
     MethodNotAllowed { allow: &'static str },
     /// The body or a field is larger than the configured limit (413).
     TooLarge(String),
-    /// The declared body is so large that it must not be read or dropped (413; the connection
-    /// cannot be reused).
-    BodyStalled(String),
+    /// The request body did not arrive within its deadline (408; the connection closes).
+    Timeout(String),
     /// The body is not of the media type the route reads (415).
     UnsupportedMediaType(String),
     /// The `Host` header names a host this relay does not serve (421).
@@ -58,7 +57,8 @@ impl Error {
             Error::Forbidden(_) => 403,
             Error::NotFound(_) => 404,
             Error::MethodNotAllowed { .. } => 405,
-            Error::TooLarge(_) | Error::BodyStalled(_) => 413,
+            Error::Timeout(_) => 408,
+            Error::TooLarge(_) => 413,
             Error::UnsupportedMediaType(_) => 415,
             Error::MisdirectedRequest(_) => 421,
             Error::Unavailable { .. } => 503,
@@ -77,7 +77,7 @@ impl fmt::Display for Error {
             | Error::Forbidden(m)
             | Error::NotFound(m)
             | Error::TooLarge(m)
-            | Error::BodyStalled(m)
+            | Error::Timeout(m)
             | Error::UnsupportedMediaType(m)
             | Error::MisdirectedRequest(m)
             | Error::Storage(m) => f.write_str(m),

@@ -17,6 +17,7 @@ pub mod journal;
 pub mod logs;
 pub mod mcp;
 pub mod message;
+pub mod open_files;
 pub mod store;
 pub mod ui;
 
@@ -24,35 +25,33 @@ use crate::app::App;
 use crate::capacity::LongRequests;
 use crate::config::{Config, StoreKind};
 use crate::error::Error;
-use crate::http::server::{bind, nudge, Pool};
+use crate::http::server::{bind, HttpServer};
 use crate::journal::Journal;
 use crate::logs::Logs;
 use crate::mcp::resources;
 use crate::mcp::session::Sessions;
 use crate::store::{Limits, Store};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
-/// Workers beyond the long-request cap, for ordinary requests.
-const SHORT_REQUEST_WORKERS: usize = 256;
+/// How long a stopping relay lets the requests in flight finish (open streams and waiting
+/// fetches are ended at once).
+pub const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
 /// A relay that is serving.
 pub struct Running {
     addr: SocketAddr,
     app: Arc<App>,
-    server: Arc<tiny_http::Server>,
+    http: Option<HttpServer>,
     /// A handle on the listening socket, to release the port at once on shutdown.
     listener: std::net::TcpListener,
-    acceptor: Option<JoinHandle<()>>,
-    nudger: Option<JoinHandle<()>>,
-    stopping: Arc<AtomicBool>,
-    pool: Arc<Pool>,
 }
 
 /// Opens the store (replaying the journal), binds the listener and starts serving.
-pub fn start(config: Config) -> Result<Running, Error> {
+pub fn start(mut config: Config) -> Result<Running, Error> {
+    open_files::fit(&mut config, open_files::raise());
     let logs = Logs::open(&config)?;
     let limits = Limits {
         max_message_bytes: config.max_message_bytes,
@@ -79,72 +78,25 @@ pub fn start(config: Config) -> Result<Running, Error> {
     store.on_publish(Box::new(move |m| {
         notify.resource_updated(&resources::uri(&m.target))
     }));
-    let idle = std::time::Duration::from_secs(config.idle_timeout_secs);
+    let idle = Duration::from_secs(config.idle_timeout_secs);
     let listener = bind(&config.bind_address(), idle)?;
     let addr = listener.local_addr()?;
     let handle = listener.try_clone()?;
-    let server = tiny_http::Server::from_listener(listener, None).map_err(|e| {
-        Error::Io(std::io::Error::other(format!(
-            "cannot serve on {addr}: {e}"
-        )))
-    })?;
-    let server = Arc::new(server);
-    let pool = Arc::new(Pool::new(config.max_streams + SHORT_REQUEST_WORKERS));
     let app = Arc::new(App {
         long_requests: LongRequests::new(config.max_streams),
         config,
         store,
         sessions,
         logs,
+        stopping: AtomicBool::new(false),
     });
-    let stopping = Arc::new(AtomicBool::new(false));
-    let requests = Arc::new(AtomicU64::new(0));
-    let acceptor = {
-        let (server, pool, app) = (Arc::clone(&server), Arc::clone(&pool), Arc::clone(&app));
-        let requests = Arc::clone(&requests);
-        thread::Builder::new()
-            .name("relay-accept".into())
-            .spawn(move || {
-                while let Ok(request) = server.recv() {
-                    requests.fetch_add(1, Ordering::Relaxed);
-                    if app.store.is_closed() {
-                        http::router::refuse_closing(request);
-                        break;
-                    }
-                    let app = Arc::clone(&app);
-                    pool.run(Box::new(move || http::router::handle(&app, request)));
-                }
-                drain(&server);
-            })?
-    };
+    let http = HttpServer::start(listener, &app)?;
     Ok(Running {
         addr,
         app,
-        server,
+        http: Some(http),
         listener: handle,
-        acceptor: Some(acceptor),
-        nudger: Some(nudge(addr, Arc::clone(&stopping), requests)?),
-        stopping,
-        pool,
     })
-}
-
-/// How long a stopped relay goes on answering requests that arrive on connections it had
-/// already accepted, once they fall silent.
-const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Answers 503 and closes the connection for every request still arriving on connections the
-/// stopped relay had accepted (tiny_http keeps reading them), so a client with a pooled
-/// connection learns at once to connect anew instead of waiting for an answer that never comes.
-fn drain(server: &tiny_http::Server) {
-    loop {
-        match server.recv_timeout(DRAIN_GRACE) {
-            Ok(Some(request)) => http::router::refuse_closing(request),
-            Ok(None) => return,
-            // The listener's shutdown reaches tiny_http's accept thread as an error.
-            Err(_) => continue,
-        }
-    }
 }
 
 impl Running {
@@ -158,27 +110,58 @@ impl Running {
         &self.app
     }
 
+    /// Connections open now.
+    pub fn connections(&self) -> usize {
+        self.http.as_ref().map_or(0, HttpServer::connections)
+    }
+
+    /// Stops the relay gently: no new connections, 503 for every new request, the requests in
+    /// flight (but not open streams or waiting fetches) finish for up to `grace`, then streams
+    /// and waits end and the data directory is released. True when nothing was cut short.
+    pub fn drain(mut self, grace: Duration) -> bool {
+        self.app.stopping.store(true, Ordering::Release);
+        self.close_listener();
+        let finished = match &self.http {
+            Some(http) => {
+                http.wait_for_requests(|| self.app.long_requests.open(), Instant::now() + grace)
+            }
+            None => true,
+        };
+        self.stop();
+        finished
+    }
+
+    /// Serves until SIGTERM or SIGINT, then drains (see `drain`).
+    pub fn serve_until_signalled(self) -> Result<(), Error> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+        if let Some(signal) = signals.forever().next() {
+            log::info!("signal {signal}: stopping (in-flight requests get up to {DRAIN_GRACE:?})");
+        }
+        if !self.drain(DRAIN_GRACE) {
+            log::warn!("some requests were still running when the relay stopped");
+        }
+        Ok(())
+    }
+
     /// Stops accepting, ends every stream and waiting request, releases the data directory and
     /// closes the listener.
     pub fn shutdown(mut self) {
         self.stop();
     }
 
+    /// Takes the listening socket out of the listening state, so the port is free at once and
+    /// new connections are refused by the system.
+    fn close_listener(&self) {
+        let _ = socket2::SockRef::from(&self.listener).shutdown(std::net::Shutdown::Both);
+    }
+
     fn stop(&mut self) {
-        self.stopping.store(true, Ordering::Release);
-        if let Some(nudger) = self.nudger.take() {
-            nudger.thread().unpark();
-            let _ = nudger.join();
-        }
+        self.app.stopping.store(true, Ordering::Release);
         self.app.store.close();
         self.app.sessions.end_all();
-        // The acceptor wakes, then drains stray requests by itself for a moment.
-        self.server.unblock();
-        drop(self.acceptor.take());
-        // tiny_http's own accept thread closes the listener only when it next wakes; shutting
-        // the socket down takes it out of the listening state now, so the port can be reused.
-        let _ = socket2::SockRef::from(&self.listener).shutdown(std::net::Shutdown::Both);
-        self.pool.stop();
+        self.close_listener();
+        drop(self.http.take());
         self.app.logs.flush();
     }
 }

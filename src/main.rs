@@ -106,8 +106,12 @@ fn serve(args: &[String], env: &BTreeMap<String, String>) -> ExitCode {
     let url = format!("http://{}", running.addr());
     println!("claude-codex-relay listening on {url} (MCP {url}/mcp, web {url}/); logs: {logs}; data: {data}");
     let _ = std::io::stdout().flush();
-    loop {
-        std::thread::park();
+    match running.serve_until_signalled() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("claude-codex-relay: cannot wait for signals: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

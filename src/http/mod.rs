@@ -1,4 +1,4 @@
-//! Everything that speaks HTTP: the accept loop and worker pool (`server`), the request and
+//! Everything that speaks HTTP: the HTTP library and its limits (`server`), the request and
 //! reply types (`exchange`), the Host/Origin/token checks (`guard`), one match from route to
 //! handler (`router`), the REST API (`rest`), server-sent event framing and the message stream
 //! (`events`), the MCP transports (`streamable` at `/mcp`, `legacy` at `/sse` + `/messages`),

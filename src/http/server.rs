@@ -1,31 +1,26 @@
-//! The accept loop and the worker pool. The listener is bound here with `TCP_NODELAY` and read
-//! and write timeouts, which every accepted connection inherits (tiny_http sets neither: without
-//! the first every response over 1 KiB waits ~40 ms for a delayed ACK, without the others a
-//! silent client holds its connection forever), and `SO_REUSEADDR`; one thread
-//! receives requests and hands them to a pool of reusable workers that grows when every worker
-//! is busy (streams and waiting fetches hold theirs) and shrinks when idle. A handler panic is
-//! caught, logged and answered with a 500; the relay keeps serving. A nudger thread works
-//! around a tiny_http flaw that can leave a new connection unserved (see `nudge`).
+//! The one file that knows the HTTP library. It binds the listener (with `TCP_NODELAY`, which
+//! every accepted connection inherits, so responses over 1 KiB do not wait for a delayed ACK),
+//! starts tiny_http with the relay's connection limits, and runs each request on its
+//! connection's own thread: the request is decoded into an `Incoming`, checked and routed by
+//! `router`, and the `Reply` is written back, a stream straight to the socket. A handler panic
+//! is caught and logged, and the client gets a 500. It also counts the requests in flight, so a
+//! stopping relay can let them finish.
 
+use crate::app::App;
+use crate::config::Config;
 use crate::error::Error;
-use crate::store::lock;
+use crate::http::exchange::{split_target, Incoming, Reply};
+use crate::http::{events, router};
 use socket2::{Domain, Protocol, Socket, Type};
-use std::collections::VecDeque;
-use std::net::TcpStream;
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tiny_http::{Header, Request, Response};
 
-/// Workers kept alive when idle.
-const MIN_WORKERS: usize = 4;
-/// How long an idle worker above the minimum lingers before it exits.
-const IDLE_EXIT: Duration = Duration::from_secs(30);
-
-/// Binds `address` (host:port) for tiny_http with the socket options the relay needs;
-/// connections silent for `idle` (or not reading for as long) are closed.
+/// Binds `address` (host:port) with the socket options the relay needs; connections silent for
+/// `idle` (or not reading for as long) are closed.
 pub fn bind(address: &str, idle: Duration) -> Result<TcpListener, Error> {
     let addr: SocketAddr = address
         .to_socket_addrs()
@@ -56,186 +51,235 @@ pub fn bind(address: &str, idle: Duration) -> Result<TcpListener, Error> {
     Ok(socket.into())
 }
 
-type Job = Box<dyn FnOnce() + Send>;
-
-/// A pool of worker threads that grows on demand up to `max` and shrinks back when idle.
-pub struct Pool {
-    shared: Arc<Shared>,
+/// The HTTP server of a running relay.
+pub struct HttpServer {
+    server: tiny_http::Server,
+    in_flight: Arc<InFlight>,
 }
 
-struct Shared {
-    state: Mutex<PoolState>,
-    work: Condvar,
-    max: usize,
+/// Requests being handled now, with a condition to wait for their number to fall.
+#[derive(Default)]
+struct InFlight {
+    count: Mutex<usize>,
+    fell: Condvar,
 }
 
-struct PoolState {
-    jobs: VecDeque<Job>,
-    idle: usize,
-    workers: usize,
-    stopping: bool,
-}
-
-impl Pool {
-    /// A pool of at most `max` workers.
-    pub fn new(max: usize) -> Pool {
-        Pool {
-            shared: Arc::new(Shared {
-                state: Mutex::new(PoolState {
-                    jobs: VecDeque::new(),
-                    idle: 0,
-                    workers: 0,
-                    stopping: false,
-                }),
-                work: Condvar::new(),
-                max: max.max(MIN_WORKERS),
-            }),
-        }
-    }
-
-    /// Runs `job` on a worker, starting a new one when every worker is busy.
-    pub fn run(&self, job: Job) {
-        let mut state = lock(&self.shared.state);
-        state.jobs.push_back(job);
-        if state.jobs.len() > state.idle && state.workers < self.shared.max {
-            state.workers += 1;
-            drop(state);
-            let shared = Arc::clone(&self.shared);
-            let spawned = thread::Builder::new()
-                .name("relay-worker".into())
-                .spawn(move || worker(shared));
-            if let Err(e) = spawned {
-                log::error!("cannot start a worker thread: {e}");
-                lock(&self.shared.state).workers -= 1;
-            }
-        } else {
-            drop(state);
-            self.shared.work.notify_one();
-        }
-    }
-
-    /// Lets every worker finish its job and exit.
-    pub fn stop(&self) {
-        lock(&self.shared.state).stopping = true;
-        self.shared.work.notify_all();
-    }
-
-    /// Workers alive now.
-    pub fn workers(&self) -> usize {
-        lock(&self.shared.state).workers
-    }
-}
-
-fn worker(shared: Arc<Shared>) {
-    loop {
-        let job = {
-            let mut state = lock(&shared.state);
-            loop {
-                if let Some(job) = state.jobs.pop_front() {
-                    break job;
-                }
-                if state.stopping {
-                    state.workers -= 1;
-                    return;
-                }
-                state.idle += 1;
-                let (next, timeout) = shared
-                    .work
-                    .wait_timeout(state, IDLE_EXIT)
-                    .unwrap_or_else(|p| p.into_inner());
-                state = next;
-                state.idle -= 1;
-                if timeout.timed_out() && state.jobs.is_empty() && state.workers > MIN_WORKERS {
-                    state.workers -= 1;
-                    return;
-                }
-            }
-        };
-        if let Err(cause) = panic::catch_unwind(AssertUnwindSafe(job)) {
-            let what = cause
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| cause.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown cause".into());
-            log::error!("a request handler panicked: {what}");
-        }
-    }
-}
-
-/// How often the nudger connects while requests are arriving, and how many connections it
-/// makes each time: each one frees at most one stranded connection.
-const NUDGE_ACTIVE: (Duration, usize) = (Duration::from_millis(50), 4);
-/// The same while no request has arrived since the last round.
-const NUDGE_IDLE: (Duration, usize) = (Duration::from_millis(250), 1);
-
-/// Keeps tiny_http's connection threads from stranding a connection, until `stop` is set;
-/// `requests` counts the requests received, so the nudger knows when the relay is busy.
-///
-/// tiny_http 0.12 runs each connection on a thread of its own pool for the connection's whole
-/// life, and queues a new connection instead of starting a thread when it believes one is
-/// idle; a burst of connections (a browser opens six at once) can queue more than there are
-/// idle threads, and the extra ones then wait until some keep-alive connection ends, up to the
-/// idle timeout. An empty connection that closes at once is a cheap remedy: when every thread
-/// is busy it makes the pool start a new one, which finishes the empty connection immediately
-/// and then takes a stranded one from the queue.
-pub fn nudge(
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    requests: Arc<AtomicU64>,
-) -> std::io::Result<thread::JoinHandle<()>> {
-    let target = match addr {
-        SocketAddr::V4(a) if a.ip().is_unspecified() => {
-            SocketAddr::from(([127, 0, 0, 1], a.port()))
-        }
-        SocketAddr::V6(a) if a.ip().is_unspecified() => {
-            SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], a.port()))
-        }
-        other => other,
-    };
-    thread::Builder::new()
-        .name("relay-nudge".into())
-        .spawn(move || {
-            let mut seen = requests.load(Ordering::Relaxed);
-            let mut round = NUDGE_IDLE;
-            while !stop.load(Ordering::Acquire) {
-                thread::park_timeout(round.0);
-                for _ in 0..round.1 {
-                    if let Ok(s) = TcpStream::connect_timeout(&target, Duration::from_secs(1)) {
-                        drop(s);
-                    }
-                }
-                let now = requests.load(Ordering::Relaxed);
-                round = if now != seen {
-                    NUDGE_ACTIVE
-                } else {
-                    NUDGE_IDLE
-                };
-                seen = now;
-            }
+impl HttpServer {
+    /// Serves `app` on `listener` within the configured connection limits.
+    pub fn start(listener: TcpListener, app: &Arc<App>) -> Result<HttpServer, Error> {
+        let addr = listener.local_addr()?;
+        let in_flight = Arc::new(InFlight::default());
+        let (app, counted) = (Arc::clone(app), Arc::clone(&in_flight));
+        let limits = limits(&app.config);
+        let server = tiny_http::Server::serve(listener, limits, move |request| {
+            *counted.count.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+            on_request(&app, request);
+            *counted.count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+            counted.fell.notify_all();
         })
+        .map_err(|e| {
+            Error::Io(std::io::Error::other(format!(
+                "cannot serve on {addr}: {e}"
+            )))
+        })?;
+        Ok(HttpServer { server, in_flight })
+    }
+
+    /// Connections open now.
+    pub fn connections(&self) -> usize {
+        self.server.num_connections()
+    }
+
+    /// Waits until at most `streams` requests are in flight (those are the open streams and
+    /// waiting fetches, which only the relay's stop ends), or until `deadline`.
+    pub fn wait_for_requests(&self, streams: impl Fn() -> usize, deadline: Instant) -> bool {
+        let mut count = self
+            .in_flight
+            .count
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        loop {
+            if *count <= streams() {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            // Streams end without a signal here, so look again at least every 50 ms.
+            let wait = (deadline - now).min(Duration::from_millis(50));
+            count = self
+                .in_flight
+                .fell
+                .wait_timeout(count, wait)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::mpsc;
+/// The connection limits the configuration asks for.
+fn limits(config: &Config) -> tiny_http::Limits {
+    tiny_http::Limits {
+        max_connections: config.max_connections,
+        idle_timeout: Some(Duration::from_secs(config.idle_timeout_secs)),
+        header_timeout: Duration::from_secs(config.header_timeout_secs),
+        body_timeout: Duration::from_secs(config.body_timeout_secs),
+        ..tiny_http::Limits::default()
+    }
+}
 
-    #[test]
-    fn a_panicking_job_leaves_the_pool_serving() {
-        let pool = Pool::new(4);
-        for _ in 0..8 {
-            pool.run(Box::new(|| panic!("a handler bug")));
+/// Answers one request on its connection's thread.
+fn on_request(app: &Arc<App>, request: Request) {
+    if app.is_stopping() {
+        refuse_stopping(request);
+        return;
+    }
+    // A panic drops the request unanswered, and tiny_http answers it with a 500.
+    let outcome = panic::catch_unwind(AssertUnwindSafe(move || {
+        let mut request = request;
+        let reply = answer(app, &mut request);
+        write(request, reply);
+    }));
+    if let Err(cause) = outcome {
+        let what = cause
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| cause.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown cause".into());
+        log::error!("a request handler panicked: {what}");
+    }
+}
+
+/// Decodes the request, checks it, reads its body and routes it.
+fn answer(app: &Arc<App>, request: &mut Request) -> Reply {
+    let mut rq = match decode(request) {
+        Ok(rq) => rq,
+        Err(e) => {
+            let raw = Incoming {
+                method: request.method().as_str().to_string(),
+                path: request.url().to_string(),
+                ..Incoming::default()
+            };
+            return router::failure(&raw, e);
         }
-        let (tx, rx) = mpsc::channel();
-        for i in 0..8 {
-            let tx = tx.clone();
-            pool.run(Box::new(move || tx.send(i).unwrap()));
+    };
+    let caller = match router::check(app, &rq) {
+        Ok(caller) => caller,
+        Err(e) => return router::failure(&rq, e),
+    };
+    if matches!(rq.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") {
+        match read_body(request, app.config.max_body_bytes) {
+            Ok(body) => rq.body = body,
+            Err(e) => return router::failure(&rq, e),
         }
-        let mut got: Vec<i32> = (0..8)
-            .map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap())
-            .collect();
-        got.sort();
-        assert_eq!(got, (0..8).collect::<Vec<_>>());
-        pool.stop();
+    }
+    router::route(app, &rq, &caller).unwrap_or_else(|e| router::failure(&rq, e))
+}
+
+/// The request's method, path, query and headers (names in lower case).
+fn decode(request: &Request) -> Result<Incoming, Error> {
+    let (path, query) = split_target(request.url())?;
+    let headers = request
+        .headers()
+        .iter()
+        .map(|h| {
+            (
+                h.field.as_str().as_str().to_ascii_lowercase(),
+                h.value.as_str().to_string(),
+            )
+        })
+        .collect();
+    Ok(Incoming {
+        method: request.method().as_str().to_ascii_uppercase(),
+        path,
+        query,
+        headers,
+        body: Vec::new(),
+    })
+}
+
+/// Reads the body, refusing one over `limit` bytes. The HTTP library bounds the time the body
+/// may take and discards (or, when long, closes the connection on) whatever is left unread.
+fn read_body(request: &mut Request, limit: usize) -> Result<Vec<u8>, Error> {
+    let too_large = || Error::TooLarge(format!("request body is over the {limit}-byte limit"));
+    if request
+        .body_length()
+        .is_some_and(|declared| declared > limit)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    request
+        .as_reader()
+        .take(limit as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| match e.kind() {
+            ErrorKind::TimedOut | ErrorKind::WouldBlock => {
+                Error::Timeout("the request body did not arrive in time".into())
+            }
+            _ => Error::BadRequest(format!("cannot read the request body: {e}")),
+        })?;
+    if body.len() > limit {
+        return Err(too_large());
+    }
+    Ok(body)
+}
+
+/// Answers a request that arrived while the relay stops: 503, and the connection closes.
+fn refuse_stopping(request: Request) {
+    let response = Response::from_string("{\"ok\":false,\"error\":\"the relay is shutting down\"}")
+        .with_status_code(503)
+        .with_header(header("Content-Type", "application/json"))
+        .with_header(header("Connection", "close"))
+        .with_header(header("Retry-After", "1"));
+    let _ = request.respond(response);
+}
+
+fn header(name: &str, value: &str) -> Header {
+    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("a valid header")
+}
+
+/// Writes a reply; a stream is written straight to the socket, flushed event by event.
+fn write(request: Request, reply: Reply) {
+    match reply {
+        Reply::Full {
+            status,
+            headers,
+            body,
+        } => {
+            let mut response = Response::from_data(body).with_status_code(status);
+            for (name, value) in headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .chain([("X-Content-Type-Options", "nosniff")])
+            {
+                if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+                    response.add_header(h);
+                }
+            }
+            if let Err(e) = request.respond(response) {
+                log::debug!("cannot send a response: {e}");
+            }
+        }
+        Reply::Stream { headers, body } => {
+            let mut head = String::from("HTTP/1.1 200 OK\r\n");
+            for (name, value) in events::STREAM_HEADERS
+                .iter()
+                .copied()
+                .chain(headers.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+            {
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+            head.push_str("\r\n");
+            let mut writer = request.into_writer();
+            let outcome = writer
+                .write_all(head.as_bytes())
+                .and_then(|_| writer.flush())
+                .and_then(|_| body(&mut *writer));
+            if let Err(e) = outcome {
+                log::debug!("stream ended: {e}");
+            }
+        }
     }
 }
