@@ -23,7 +23,7 @@ use serde_json::Value;
 use state::StateFile;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The standard streams a command reads and writes.
 pub struct Io<'a> {
@@ -34,11 +34,13 @@ pub struct Io<'a> {
 
 const USAGE: &str = "\
 Client commands (talk to a running relay over HTTP; no curl or jq needed):
-  claude-codex-relay post --target T --sender S [--json] (TEXT... | -)
+  claude-codex-relay post --target T --sender S [--json] [--await S2 [--timeout S]]
+        [--] (TEXT... | -)
   claude-codex-relay fetch --target T [--since-id N] [--limit N] [--wait S] [--json | --full]
   claude-codex-relay channels [--json]
   claude-codex-relay watch --target T [--from S]... [--ignore-sender S]... [--exec CMD]
-        [--state FILE] [--since-id N] [--count N] [--max-runs N] [--per S] [--json | --full]
+        [--state FILE] [--since-id N] [--count N] [--timeout S] [--max-runs N] [--per S]
+        [--json | --full]
 
 Every client command takes:
   --url URL          the relay [env CLAUDE_CODEX_URL; default http://127.0.0.1:8010]
@@ -46,8 +48,14 @@ Every client command takes:
                      a file (neither shows it to `ps`)
 
 post      Posts TEXT (the words joined by spaces), or standard input with `-` (trailing
-          newlines removed). Prints `#id [sender] first line`; --json prints the relay's
-          answer {\"ok\",\"posted\",\"message\"}.
+          newlines removed); after `--` every word is text, even one starting with `-`.
+          Prints `#id [sender] first line`; --json prints the relay's answer
+          {\"ok\",\"posted\",\"message\"} (`posted` is the new id).
+          --await S2 then waits for the first message from S2 on T after the posted one
+          and prints it whole (--json: as one JSON object); the posted line goes to
+          standard error. The wait starts from the posted id, so a reply that arrives
+          before the wait begins is not missed. --timeout S gives up after S seconds
+          (exit 6); without it the wait has no end.
 fetch     Prints messages of channel T, one line each: `#id [sender] first line`. Without
           --since-id: the newest --limit (default 200, at most 500). With --since-id N: the
           oldest --limit after N; adding --wait S (up to 50) waits until one arrives or S
@@ -66,8 +74,8 @@ watch     Follows channel T with the relay's blocking fetch and handles every ne
                                message; a restart resumes right after it
             --since-id N       where to start when FILE does not exist yet [default: after
                                the newest message at start]
-            --count N          exit 0 after handling N messages (`--from codex --count 1`
-                               waits for one reply)
+            --count N          exit 0 after handling N messages
+            --timeout S        exit 6 if --count messages were not handled within S s
             --max-runs N --per S
                                loop guard: CMD runs at most N times in any S seconds
                                [default 20 per 600]; the next one stops watch with exit 4
@@ -86,6 +94,7 @@ Exit codes:
   3  the relay is unreachable (connection refused, host not found, timed out)
   4  watch: the loop guard stopped it
   5  a local failure: reading standard input, writing the state file, starting CMD
+  6  post --await or watch --timeout: the time ran out before the message came
 ";
 
 /// The usage text of the client commands, for `--help`.
@@ -119,7 +128,13 @@ fn dispatch(
     io: &mut Io,
 ) -> Result<(), Error> {
     let flags = match command {
-        "post" => &[value("target"), value("sender"), switch("json")][..],
+        "post" => &[
+            value("target"),
+            value("sender"),
+            switch("json"),
+            value("await"),
+            value("timeout"),
+        ][..],
         "fetch" => &[
             value("target"),
             value("since-id"),
@@ -139,6 +154,7 @@ fn dispatch(
             value("count"),
             value("max-runs"),
             value("per"),
+            value("timeout"),
             switch("json"),
             switch("full"),
         ],
@@ -204,14 +220,60 @@ fn post(relay: &Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
         }
         words => words.join(" "),
     };
-    let answer = relay.post(target, sender, &text)?;
-    if p.has("json") {
-        return out(io, &format!("{answer}\n"));
+    let awaited = p.get("await").map(str::trim);
+    if awaited == Some("") {
+        return Err(Error::Usage("--await needs the sender to wait for".into()));
     }
+    if awaited.is_none() && p.has("timeout") {
+        return Err(Error::Usage("--timeout goes with --await".into()));
+    }
+    let deadline = deadline(p)?;
+    let answer = relay.post(target, sender, &text)?;
     let line = serde_json::from_value::<Message>(answer["message"].clone())
         .map(|m| m.line())
         .unwrap_or_else(|_| format!("#{} [{sender}]", answer["posted"]));
-    out(io, &format!("{line}\n"))
+    let Some(from) = awaited else {
+        if p.has("json") {
+            return out(io, &format!("{answer}\n"));
+        }
+        return out(io, &format!("{line}\n"));
+    };
+    // The wait starts from the posted id, so a reply that lands before the first fetch is
+    // still the first message after it: nothing can slip between the post and the wait.
+    let posted = answer["posted"].as_u64().unwrap_or_default();
+    writeln!(io.stderr, "posted {line}; waiting for {from}")
+        .and_then(|()| io.stderr.flush())
+        .map_err(Error::output)?;
+    let opts = watch::Options {
+        target: target.to_string(),
+        from: vec![from.to_string()],
+        ignore: Vec::new(),
+        exec: None,
+        state: None,
+        since_id: Some(posted),
+        count: Some(1),
+        guard: LoopGuard::new(0, Duration::from_secs(1)),
+        format: if p.has("json") {
+            Format::Json
+        } else {
+            Format::Full
+        },
+        deadline,
+    };
+    watch::watch(relay, opts, &BTreeMap::new(), io)
+}
+
+/// The deadline `--timeout S` sets, from now.
+fn deadline(p: &Parsed) -> Result<Option<Instant>, Error> {
+    match p.number::<f64>("timeout", "seconds, more than 0")? {
+        None => Ok(None),
+        Some(s) if s > 0.0 && s.is_finite() && s < 1e9 => {
+            Ok(Some(Instant::now() + Duration::from_secs_f64(s)))
+        }
+        Some(s) => Err(Error::Usage(format!(
+            "--timeout must be seconds, more than 0, not {s}"
+        ))),
+    }
 }
 
 fn fetch(relay: &Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
@@ -293,6 +355,7 @@ fn watch(
         count,
         guard: LoopGuard::new(max_runs, Duration::from_secs(per)),
         format: format(p)?,
+        deadline: deadline(p)?,
     };
     watch::watch(relay, opts, env, io)
 }

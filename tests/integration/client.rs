@@ -910,3 +910,128 @@ fn the_auto_review_loop_runs_codex_exec_per_message_and_stops_at_its_guard() {
         format!("{two}\n")
     );
 }
+
+/// Standard error for `post --await`: when the posted line appears (the post is answered and the
+/// wait has not begun), it posts `reply` to the relay and returns only once that is stored.
+struct ReplyOnPosted {
+    url: String,
+    reply: Option<(String, String)>,
+    seen: Vec<u8>,
+}
+
+impl Write for ReplyOnPosted {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.seen.extend_from_slice(buf);
+        if String::from_utf8_lossy(&self.seen).contains("posted #") {
+            if let Some((sender, text)) = self.reply.take() {
+                let (status, _) = crate::common::post_json(
+                    &format!("{}/api/messages", self.url),
+                    &serde_json::json!({"target": "proj-x", "sender": sender, "text": text}),
+                );
+                assert_eq!(status, 201);
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn post_await_receives_a_reply_posted_before_the_wait_begins() {
+    let relay = Relay::start();
+    let url = relay.base.clone();
+    // An older codex message must not count: only one after the posted packet does.
+    let earlier = run(
+        "post",
+        &[
+            "--url", &url, "--target", "proj-x", "--sender", "codex", "old",
+        ],
+    );
+    assert_eq!(earlier.code, 0, "{}", earlier.stderr);
+    let mut stderr = ReplyOnPosted {
+        url: url.clone(),
+        reply: Some(("codex".into(), "verdict: approve\nall good".into())),
+        seen: Vec::new(),
+    };
+    let mut stdout = Vec::new();
+    let code = client::run(
+        "post",
+        &strings(&[
+            "--url",
+            &url,
+            "--target",
+            "proj-x",
+            "--sender",
+            "claude",
+            "--await",
+            "codex",
+            "--timeout",
+            "30",
+            "--",
+            "- a markdown list item",
+        ]),
+        &env(&[]),
+        &mut Io {
+            stdin: &mut std::io::empty(),
+            stdout: &mut stdout,
+            stderr: &mut stderr,
+        },
+    );
+    let err = String::from_utf8_lossy(&stderr.seen).into_owned();
+    assert_eq!(code, 0, "{err}");
+    assert!(stderr.reply.is_none(), "the reply was posted: {err}");
+    let out = String::from_utf8(stdout).unwrap();
+    assert!(out.starts_with("#3 [codex] "), "{out}");
+    assert!(out.contains("verdict: approve\nall good"), "{out}");
+    assert!(
+        err.contains("posted #2 [claude] - a markdown list item"),
+        "{err}"
+    );
+}
+
+#[test]
+fn post_await_times_out_with_exit_6_and_json_gives_the_reply_as_an_object() {
+    let relay = Relay::start();
+    let url = relay.base.clone();
+    let late = run(
+        "post",
+        &[
+            "--url",
+            &url,
+            "--target",
+            "proj-x",
+            "--sender",
+            "claude",
+            "--await",
+            "codex",
+            "--timeout",
+            "0.2",
+            "hello",
+        ],
+    );
+    assert_eq!(late.code, 6, "{}", late.stderr);
+    assert!(late.stderr.contains("timed out"), "{}", late.stderr);
+    assert_eq!(late.stdout, "");
+    let waiter = Running::start(
+        "post",
+        &[
+            "--url", &url, "--target", "proj-x", "--sender", "claude", "--await", "codex",
+            "--json", "again",
+        ],
+    );
+    waiter.stderr_line_containing("posted #2", within(10.0));
+    let (status, _) = crate::common::post_json(
+        &format!("{url}/api/messages"),
+        &serde_json::json!({"target": "proj-x", "sender": "codex", "text": "ok"}),
+    );
+    assert_eq!(status, 201);
+    let line: Value = serde_json::from_str(&waiter.line(within(10.0))).unwrap();
+    assert_eq!(
+        (line["id"].as_u64(), line["text"].as_str()),
+        (Some(3), Some("ok"))
+    );
+    assert_eq!(waiter.finish(within(10.0)), 0);
+}
