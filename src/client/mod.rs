@@ -15,7 +15,7 @@ mod watch;
 
 pub use error::Error;
 pub use message::{Format, Message};
-pub use relay::{Relay, DEFAULT_URL};
+pub use relay::{Page, Query, Relay, DEFAULT_URL};
 
 use args::{many, switch, value, Parsed};
 use guard::{LoopGuard, DEFAULT_MAX_RUNS, DEFAULT_PER_SECS};
@@ -36,7 +36,8 @@ const USAGE: &str = "\
 Client commands (talk to a running relay over HTTP; no curl or jq needed):
   claude-codex-relay post --target T --sender S [--json] [--await S2 [--timeout S]]
         [--] (TEXT... | -)
-  claude-codex-relay fetch --target T [--since-id N] [--limit N] [--wait S] [--json | --full]
+  claude-codex-relay fetch --target T [--since-id N] [--limit N] [--newest] [--wait S]
+        [--json | --full]
   claude-codex-relay channels [--json]
   claude-codex-relay watch --target T [--from S]... [--ignore-sender S]... [--exec CMD]
         [--state FILE] [--since-id N] [--count N] [--timeout S] [--max-runs N] [--per S]
@@ -58,9 +59,11 @@ post      Posts TEXT (the words joined by spaces), or standard input with `-` (t
           (exit 6); without it the wait has no end.
 fetch     Prints messages of channel T, one line each: `#id [sender] first line`. Without
           --since-id: the newest --limit (default 200, at most 500). With --since-id N: the
-          oldest --limit after N; adding --wait S (up to 50) waits until one arrives or S
-          seconds pass. --json: one JSON object {id,ts,target,sender,text} per line;
-          --full: a header line, then the whole text, then an empty line.
+          oldest --limit after N (--newest: the newest --limit after N); adding --wait S
+          (up to 50) waits until one arrives or S seconds pass. --json: one JSON object
+          {id,ts,target,sender,text} per line; --full: a header line, then the whole text,
+          then an empty line. When messages after the page exist, a line on standard error
+          says so and names the --since-id to read on with.
 channels  Prints the channel names, one per line; --json prints {\"channels\": [...]}.
 watch     Follows channel T with the relay's blocking fetch and handles every new message
           once, in order: prints it (like fetch), or with --exec runs `sh -c CMD` with the
@@ -140,6 +143,7 @@ fn dispatch(
             value("since-id"),
             value("limit"),
             value("wait"),
+            switch("newest"),
             switch("json"),
             switch("full"),
         ],
@@ -298,9 +302,25 @@ fn fetch(relay: &Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
         }
     }
     let format = format(p)?;
-    let messages = relay.messages(target, since_id, limit, wait)?;
-    let text: String = messages.iter().map(|m| m.render(format)).collect();
-    out(io, &text)
+    let query = Query {
+        since_id,
+        limit,
+        wait,
+        newest: p.has("newest"),
+    };
+    let page = relay.page(target, &query)?;
+    let text: String = page.messages.iter().map(|m| m.render(format)).collect();
+    out(io, &text)?;
+    if let (true, Some(last), Some(head)) = (page.more, page.messages.last(), page.head_id) {
+        // On standard error, so the messages on standard output keep their format.
+        writeln!(
+            io.stderr,
+            "more after #{}: the channel's newest is #{head}; read on with --since-id {}",
+            last.id, last.id
+        )
+        .map_err(Error::output)?;
+    }
+    Ok(())
 }
 
 fn channels(relay: &Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {

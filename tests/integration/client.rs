@@ -1035,3 +1035,53 @@ fn post_await_times_out_with_exit_6_and_json_gives_the_reply_as_an_object() {
     );
     assert_eq!(waiter.finish(within(10.0)), 0);
 }
+
+#[test]
+fn fetch_newest_reads_the_end_and_says_when_more_follow() {
+    let relay = Relay::memory();
+    for i in 1..=5 {
+        relay.post("proj-x", "claude", &format!("m{i}"));
+    }
+    let url = relay.base.as_str();
+    let oldest = run(
+        "fetch",
+        &[
+            "--url",
+            url,
+            "--target",
+            "proj-x",
+            "--since-id",
+            "0",
+            "--limit",
+            "2",
+            "--json",
+        ],
+    );
+    assert_eq!(oldest.code, 0, "{}", oldest.stderr);
+    let ids: Vec<u64> = json_lines(&oldest.stdout)
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![1, 2]);
+    assert!(
+        oldest.stderr.contains("newest is #5") && oldest.stderr.contains("--since-id 2"),
+        "{}",
+        oldest.stderr
+    );
+    let newest = run(
+        "fetch",
+        &[
+            "--url",
+            url,
+            "--target",
+            "proj-x",
+            "--since-id",
+            "0",
+            "--limit",
+            "2",
+            "--newest",
+        ],
+    );
+    assert_eq!(newest.stdout, "#4 [claude] m4\n#5 [claude] m5\n");
+    assert_eq!(newest.stderr, "", "nothing follows the newest page");
+}
