@@ -8,6 +8,7 @@ mod args;
 mod child;
 mod error;
 mod guard;
+mod help;
 mod message;
 mod relay;
 mod state;
@@ -32,77 +33,9 @@ pub struct Io<'a> {
     pub stderr: &'a mut dyn Write,
 }
 
-const USAGE: &str = "\
-Client commands (talk to a running relay over HTTP; no curl or jq needed):
-  claude-codex-relay post --target T --sender S [--json] [--await S2 [--timeout S]]
-        [--] (TEXT... | -)
-  claude-codex-relay fetch --target T [--since-id N] [--limit N] [--newest] [--wait S]
-        [--json | --full]
-  claude-codex-relay channels [--json]
-  claude-codex-relay watch --target T [--from S]... [--ignore-sender S]... [--exec CMD]
-        [--state FILE] [--since-id N] [--count N] [--timeout S] [--max-runs N] [--per S]
-        [--json | --full]
-
-Every client command takes:
-  --url URL          the relay [env CLAUDE_CODEX_URL; default http://127.0.0.1:8010]
-  --token TOKEN      bearer token [env CLAUDE_CODEX_TOKEN]; --token-file FILE reads it from
-                     a file (neither shows it to `ps`)
-
-post      Posts TEXT (the words joined by spaces), or standard input with `-` (trailing
-          newlines removed); after `--` every word is text, even one starting with `-`.
-          Prints `#id [sender] first line`; --json prints the relay's answer
-          {\"ok\",\"posted\",\"message\"} (`posted` is the new id).
-          --await S2 then waits for the first message from S2 on T after the posted one
-          and prints it whole (--json: as one JSON object); the posted line goes to
-          standard error. The wait starts from the posted id, so a reply that arrives
-          before the wait begins is not missed. --timeout S gives up after S seconds
-          (exit 6); without it the wait has no end.
-fetch     Prints messages of channel T, one line each: `#id [sender] first line`. Without
-          --since-id: the newest --limit (default 200, at most 500). With --since-id N: the
-          oldest --limit after N (--newest: the newest --limit after N); adding --wait S
-          (up to 50) waits until one arrives or S seconds pass. --json: one JSON object
-          {id,ts,target,sender,text} per line; --full: a header line, then the whole text,
-          then an empty line. When messages after the page exist, a line on standard error
-          says so and names the --since-id to read on with.
-channels  Prints the channel names, one per line; --json prints {\"channels\": [...]}.
-watch     Follows channel T with the relay's blocking fetch and handles every new message
-          once, in order: prints it (like fetch), or with --exec runs `sh -c CMD` with the
-          text on standard input and RELAY_MESSAGE_ID, RELAY_SENDER, RELAY_TARGET, RELAY_URL
-          (and CLAUDE_CODEX_URL, CLAUDE_CODEX_TOKEN) in its environment; CMD's output passes
-          through and status lines go to standard error. A failing CMD is reported and its
-          message still counts as handled.
-            --from S           only messages from S (repeatable)
-            --ignore-sender S  never messages from S, e.g. your own (repeatable)
-            --state FILE       keeps the last handled id, replaced atomically after every
-                               message; a restart resumes right after it
-            --since-id N       where to start when FILE does not exist yet [default: after
-                               the newest message at start]
-            --count N          exit 0 after handling N messages
-            --timeout S        exit 6 if --count messages were not handled within S s
-            --max-runs N --per S
-                               loop guard: CMD runs at most N times in any S seconds
-                               [default 20 per 600]; the next one stops watch with exit 4
-                               before running it, so a restart handles that message first.
-                               --max-runs 0 turns the guard off.
-          A relay that is down, restarting or busy is retried with a delay doubling from
-          0.25 s to 10 s. SIGINT or SIGTERM ends watch at once (exit status 130 or 143 from
-          the shell) and sends SIGTERM to a CMD that is running; the state file is never
-          torn, and the interrupted message is run again at the next start.
-
-Exit codes:
-  0  success
-  1  the relay answered an error (4xx/5xx: bad field, token refused, too large, disk full)
-     or something that is not the relay's API
-  2  usage error, or a state file that does not hold a message id
-  3  the relay is unreachable (connection refused, host not found, timed out)
-  4  watch: the loop guard stopped it
-  5  a local failure: reading standard input, writing the state file, starting CMD
-  6  post --await or watch --timeout: the time ran out before the message came
-";
-
 /// The usage text of the client commands, for `--help`.
-pub fn usage() -> &'static str {
-    USAGE
+pub fn usage() -> String {
+    help::all()
 }
 
 /// Runs one client command (`post`, `fetch`, `channels`, `watch`) with its arguments (after
@@ -113,9 +46,9 @@ pub fn run(command: &str, args: &[String], env: &BTreeMap<String, String>, io: &
         Err(Error::Closed) => 0,
         Err(e) => {
             let hint = if matches!(e, Error::Usage(_)) {
-                "\nTry `claude-codex-relay --help`."
+                format!("\nTry `claude-codex-relay {command} --help`.")
             } else {
-                ""
+                String::new()
             };
             let _ = writeln!(io.stderr, "claude-codex-relay {command}: {e}{hint}");
             let _ = io.stderr.flush();
@@ -166,7 +99,7 @@ fn dispatch(
     };
     let p = Parsed::new(args, flags)?;
     if p.has("help") {
-        return out(io, USAGE);
+        return out(io, &help::command(command));
     }
     let relay = connect(&p, env)?;
     match command {

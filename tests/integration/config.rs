@@ -210,7 +210,7 @@ fn listening_beyond_loopback_without_a_token_warns() {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    assert!(line.contains("listening on http://0.0.0.0:"), "{line}");
+    assert!(line.contains("bound to 0.0.0.0:"), "{line}");
     child.kill().unwrap();
     child.wait().unwrap();
     let mut err = String::new();
