@@ -37,7 +37,9 @@ work=$(mktemp -d)
 daemons=()
 cleanup() {
   for pid in "${daemons[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
-  kill $(jobs -p) 2>/dev/null || true
+  local jobs_left
+  mapfile -t jobs_left < <(jobs -p)
+  ((${#jobs_left[@]} == 0)) || kill "${jobs_left[@]}" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$work"
 }
