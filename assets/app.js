@@ -9,6 +9,7 @@
   var PAGE_LIMIT = 200;
   var DEFAULT_SENDERS = ["web-ui", "codex", "claude", "user"];
   var COLLAPSED_PX = 320; // a long message shows about this much until "Show more"
+  var CODE_COLLAPSED_PX = 1400; // ...unless it holds code (a diff): then this much, to read it whole
   var COLLAPSE_SLACK_PX = 80; // ...but is not collapsed just to hide a couple of lines
   var AT_BOTTOM_PX = 48; // this close to the end counts as "reading the newest"
   var TOKEN_KEY = "relay.token";
@@ -20,6 +21,8 @@
     live: $("live"),
     liveText: $("live-text"),
     themeToggle: $("theme-toggle"),
+    expandAll: $("expand-all"),
+    senderList: $("sender-list"),
     scroller: $("scroller"),
     messages: $("messages"),
     empty: $("empty"),
@@ -47,6 +50,7 @@
     lastId: 0, // highest message id shown for the current channel
     shown: new Set(), // ids on screen, so a replayed event is never drawn twice
     expanded: new Set(), // ids the reader expanded; survives re-renders and channel switches
+    expandAll: false, // "Expand all" is on: every card, present and future, shows in full
     senders: new Set(DEFAULT_SENDERS),
     stream: null,
     retryTimer: null,
@@ -345,18 +349,22 @@
   // Decides, after layout, which of the new cards are long enough to fold. Reads every height
   // first and writes afterwards, so a page of 200 messages costs one layout, not 200.
   function foldLongCards(items) {
-    var tall = items.filter(function (li) {
-      return li.querySelector(".card-body").scrollHeight > COLLAPSED_PX + COLLAPSE_SLACK_PX;
+    var limits = items.map(function (li) {
+      return li.querySelector(".card-body pre") ? CODE_COLLAPSED_PX : COLLAPSED_PX;
+    });
+    var tall = items.filter(function (li, i) {
+      return li.querySelector(".card-body").scrollHeight > limits[i] + COLLAPSE_SLACK_PX;
     });
     tall.forEach(function (li) {
       var id = Number(li.getAttribute("data-id"));
       var body = li.querySelector(".card-body");
+      body.style.setProperty("--fold-px", limits[items.indexOf(li)] + "px");
       var toggle = make("button", "fold-toggle");
       toggle.type = "button";
       toggle.setAttribute("aria-controls", body.id = "m" + id + "-body");
       var card = li.querySelector(".card");
       card.appendChild(toggle);
-      setFolded(li, !state.expanded.has(id));
+      setFolded(li, !state.expandAll && !state.expanded.has(id));
       toggle.addEventListener("click", function () {
         var fold = !li.classList.contains("folded");
         if (fold) state.expanded.delete(id);
@@ -376,6 +384,18 @@
     toggle.textContent = folded ? "Show more" : "Show less";
     toggle.setAttribute("aria-expanded", folded ? "false" : "true");
   }
+
+  el.expandAll.addEventListener("click", function () {
+    state.expandAll = !state.expandAll;
+    el.expandAll.textContent = state.expandAll ? "Collapse all" : "Expand all";
+    el.expandAll.setAttribute("aria-pressed", state.expandAll ? "true" : "false");
+    el.messages.querySelectorAll(".fold-toggle").forEach(function (toggle) {
+      var li = toggle.closest(".entry");
+      var id = Number(li.getAttribute("data-id"));
+      if (!state.expandAll) state.expanded.delete(id);
+      setFolded(li, !state.expandAll);
+    });
+  });
 
   function isAtBottom() {
     var s = el.scroller;
@@ -466,7 +486,14 @@
       if (ia >= 0 || ib >= 0) return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib);
       return a.localeCompare(b);
     });
-    fillSelect(el.sender, list, el.sender.value || readStorage(SENDER_KEY) || "web-ui");
+    // From is typed or picked: the known senders are suggestions, any name is accepted.
+    el.senderList.textContent = "";
+    list.forEach(function (v) {
+      var opt = document.createElement("option");
+      opt.value = v;
+      el.senderList.appendChild(opt);
+    });
+    if (!el.sender.value) el.sender.value = readStorage(SENDER_KEY) || "web-ui";
   }
 
   function setChannels(channels) {

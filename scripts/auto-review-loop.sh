@@ -5,7 +5,7 @@
 # is down and the loop guard are `claude-codex-relay watch --exec`'s; this script only builds
 # the prompt and calls Codex. See docs/unattended.md.
 #
-#   BASE_URL      relay URL                                        [http://127.0.0.1:8010]
+#   BASE_URL      relay URL               [$CLAUDE_CODEX_URL, else http://127.0.0.1:8010]
 #   TARGET        channel                                          [proj-x]
 #   WATCH_SENDER  react to messages from this sender only          [claude]
 #   REVIEWER      the name Codex posts its feedback under          [codex]
@@ -45,7 +45,7 @@ Tests to add or run, Questions."
   fi
 fi
 
-BASE_URL="${BASE_URL:-http://127.0.0.1:8010}"
+BASE_URL="${BASE_URL:-${CLAUDE_CODEX_URL:-http://127.0.0.1:8010}}"
 TARGET="${TARGET:-proj-x}"
 WATCH_SENDER="${WATCH_SENDER:-claude}"
 LASTFILE="${LASTFILE:-.codex/auto-loop.last_id}"

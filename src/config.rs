@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 
 /// Prefix of every environment variable the relay reads.
 pub const ENV_PREFIX: &str = "CLAUDE_CODEX_";
+/// Variables with the prefix that are not settings: the configuration file, and the client
+/// commands' relay and token (often set in the same shell as a relay is started from).
+const ENV_NOT_SETTINGS: [&str; 3] = ["CONFIG", "URL", "TOKEN"];
 const MB: u64 = 1024 * 1024;
 
 /// Where messages live.
@@ -200,6 +203,7 @@ impl Config {
             (None, Some(p)) => (p, true),
             (None, None) => (PathBuf::from("config.json"), false),
         };
+        check_env_names(env)?;
         let mut settings = Vec::new();
         if required || path.exists() {
             settings.extend(read_file(&path)?);
@@ -304,6 +308,51 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Fails on a `CLAUDE_CODEX_*` variable that names no setting (a typo would otherwise be
+/// silently ignored), naming the closest one.
+fn check_env_names(env: &BTreeMap<String, String>) -> Result<(), Error> {
+    for var in env.keys() {
+        let Some(name) = var.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        if ENV_NOT_SETTINGS.contains(&name) || lookup(&name.to_lowercase()).is_some() {
+            continue;
+        }
+        let closest = KEYS
+            .iter()
+            .map(|(k, _, _)| k.to_uppercase())
+            .chain(ENV_NOT_SETTINGS.iter().map(|n| n.to_string()))
+            .min_by_key(|k| edit_distance(k, name))
+            .unwrap_or_default();
+        return Err(Error::Config {
+            source: "environment".into(),
+            key: var.clone(),
+            message: format!(
+                "unknown variable; did you mean {ENV_PREFIX}{closest}? (`--help` lists every setting)"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The Levenshtein distance between two names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != *cb))
+                .min(above + 1)
+                .min(row[j] + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 fn lookup(name: &str) -> Option<&'static str> {
@@ -426,10 +475,15 @@ fn integer(v: &Value) -> Result<u64, String> {
     })
 }
 
+/// One message for every number that is not a whole number above 0 (0, -5, 1.5), so that
+/// neither suggests another one that is also refused.
 fn positive(v: &Value) -> Result<u64, String> {
-    match integer(v)? {
-        0 => Err("must be greater than 0".into()),
-        n => Ok(n),
+    match v {
+        Value::Number(n) => n
+            .as_u64()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| "must be a whole number greater than 0".to_string()),
+        other => Err(format!("must be a number, not {}", type_name(other))),
     }
 }
 
@@ -441,11 +495,14 @@ fn number(v: &Value) -> Result<f64, String> {
     }
 }
 
+/// Like `positive`, one message for 0 and negative sizes alike.
 fn megabytes(v: &Value) -> Result<u64, String> {
-    let mb = number(v)?;
+    let mb = v
+        .as_f64()
+        .ok_or_else(|| format!("must be a number, not {}", type_name(v)))?;
     let bytes = (mb * MB as f64) as u64;
-    if bytes == 0 {
-        return Err("must be greater than 0".into());
+    if !mb.is_finite() || bytes == 0 {
+        return Err("must be a number of megabytes greater than 0".into());
     }
     Ok(bytes)
 }

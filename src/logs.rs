@@ -1,52 +1,57 @@
 //! The two files the relay writes for people: the tool log (one line per tool call, post and
 //! fetch: timestamp, level, event name and a JSON payload) and the channel archive (one JSON line
-//! per message with where it came from). Both rotate by size through flexi_logger and keep a
-//! fixed number of backups: the current file is `NAME_rCURRENT.log` with a symlink at the
-//! configured path, backups are `NAME_r00000.log` and up. They are owned by the running relay, not installed as the process's
-//! global logger, so several relays can live in one process (the tests do).
+//! per message with where it came from). Each is a plain file at exactly its configured path,
+//! written through flexi_logger and rotated by size here the way Python's
+//! `RotatingFileHandler` does it: the full file becomes `NAME.1`, older backups shift up to
+//! `NAME.N` and the oldest beyond the configured count is dropped. They are owned by the running
+//! relay, not installed as the process's global logger, so several relays can live in one
+//! process (the tests do).
 
 use crate::config::Config;
 use crate::error::Error;
 use crate::message::Message;
 use flexi_logger::writers::{FileLogWriter, LogWriter};
-use flexi_logger::{Cleanup, Criterion, DeferredNow, FileSpec, Naming};
+use flexi_logger::{DeferredNow, FileSpec};
 use serde_json::{json, Value};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// The tool log and the channel archive.
 pub struct Logs {
-    tool: FileLogWriter,
-    archive: FileLogWriter,
+    tool: RotatingFile,
+    archive: RotatingFile,
 }
 
 impl Logs {
-    /// Opens (creating directories as needed) both files as the configuration says.
+    /// Opens (creating directories as needed) both files as the configuration says. A file
+    /// that cannot be written is a configuration error naming its path.
     pub fn open(config: &Config) -> Result<Logs, Error> {
         Ok(Logs {
-            tool: writer(
+            tool: RotatingFile::open(
+                "log_path",
                 &config.log_path,
                 config.log_max_bytes,
                 config.log_backup_count,
-                tool_line,
             )?,
-            archive: writer(
+            archive: RotatingFile::open(
+                "channel_log_path",
                 &config.channel_log_path,
                 config.channel_log_max_bytes,
                 config.channel_log_backup_count,
-                archive_line,
             )?,
         })
     }
 
     /// Writes one tool-log line: `event` followed by its JSON payload.
     pub fn tool(&self, event: &str, payload: Value) {
-        self.write(&self.tool, log::Level::Info, &format!("{event} {payload}"));
+        self.tool
+            .write(&tool_line(log::Level::Info, &format!("{event} {payload}")));
     }
 
     /// Records a new message: its archive line and its `post_message` tool-log line.
     pub fn posted(&self, m: &Message, source: &str) {
         let line = json!({"id": m.id, "ts": m.ts, "target": m.target, "sender": m.sender, "text": m.text, "source": source});
-        self.write(&self.archive, log::Level::Info, &line.to_string());
+        self.archive.write(&line.to_string());
         self.tool(
             "post_message",
             json!({"id": m.id, "target": m.target, "sender": m.sender, "text_len": m.text.chars().count(), "source": source}),
@@ -55,74 +60,120 @@ impl Logs {
 
     /// Writes a warning to the tool log.
     pub fn warn(&self, text: &str) {
-        self.write(&self.tool, log::Level::Warn, text);
-    }
-
-    fn write(&self, writer: &FileLogWriter, level: log::Level, text: &str) {
-        let written = writer.write(
-            &mut DeferredNow::new(),
-            &log::Record::builder()
-                .args(format_args!("{text}"))
-                .level(level)
-                .target("relay")
-                .build(),
-        );
-        if let Err(e) = written {
-            log::warn!("cannot write a log line: {e}");
-        }
+        self.tool.write(&tool_line(log::Level::Warn, text));
     }
 
     /// Pushes buffered lines to the files.
     pub fn flush(&self) {
-        let _ = self.tool.flush();
-        let _ = self.archive.flush();
+        let _ = self.tool.writer.flush();
+        let _ = self.archive.writer.flush();
     }
 }
 
-fn writer(
-    path: &Path,
+/// One log file at a fixed path with numbered backups beside it.
+struct RotatingFile {
+    path: PathBuf,
     max_bytes: u64,
     backups: usize,
-    format: flexi_logger::FormatFunction,
-) -> Result<FileLogWriter, Error> {
-    let bad = |e: &dyn std::fmt::Display| {
-        Error::Io(std::io::Error::other(format!(
-            "cannot open log {}: {e}",
-            path.display()
-        )))
-    };
-    let spec = FileSpec::try_from(path).map_err(|e| bad(&e))?;
-    FileLogWriter::builder(spec)
-        .format(format)
-        .rotate(
-            Criterion::Size(max_bytes),
-            Naming::Numbers,
-            Cleanup::KeepLogFiles(backups),
-        )
-        .cleanup_in_background_thread(false)
-        .create_symlink(path)
-        .append()
-        .try_build()
-        .map_err(|e| bad(&e))
+    writer: FileLogWriter,
+    /// Bytes in the current file; the lock also keeps a rotation and a write from interleaving.
+    size: Mutex<u64>,
+}
+
+impl RotatingFile {
+    fn open(key: &str, path: &Path, max_bytes: u64, backups: usize) -> Result<RotatingFile, Error> {
+        let bad = |e: &dyn std::fmt::Display| Error::Config {
+            source: path.display().to_string(),
+            key: key.to_string(),
+            message: format!("cannot write the log file: {e}"),
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| bad(&e))?;
+        }
+        // Opening for append here, not at the first line, is what turns an unwritable folder
+        // into a start-up error instead of every later line being lost.
+        let size = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|f| f.metadata())
+            .map_err(|e| bad(&e))?
+            .len();
+        let spec = FileSpec::try_from(path).map_err(|e| bad(&e))?;
+        let writer = FileLogWriter::builder(spec)
+            .format(as_given)
+            .append()
+            .try_build()
+            .map_err(|e| bad(&e))?;
+        Ok(RotatingFile {
+            path: path.to_path_buf(),
+            max_bytes,
+            backups,
+            writer,
+            size: Mutex::new(size),
+        })
+    }
+
+    /// Appends one line, rotating first if it would take the file to its limit.
+    fn write(&self, line: &str) {
+        let mut size = self.size.lock().unwrap_or_else(|p| p.into_inner());
+        let len = line.len() as u64 + 1;
+        if *size > 0 && *size + len >= self.max_bytes {
+            match self.rotate() {
+                Ok(()) => *size = 0,
+                Err(e) => log::warn!("cannot rotate {}: {e}", self.path.display()),
+            }
+        }
+        let written = self.writer.write(
+            &mut DeferredNow::new(),
+            &log::Record::builder()
+                .args(format_args!("{line}"))
+                .level(log::Level::Info)
+                .target("relay")
+                .build(),
+        );
+        match written {
+            Ok(()) => *size += len,
+            Err(e) => log::warn!("cannot write a log line to {}: {e}", self.path.display()),
+        }
+    }
+
+    /// `NAME.(N-1)` → `NAME.N`, …, `NAME` → `NAME.1`, then a fresh `NAME`. With no backups the
+    /// file starts over empty.
+    fn rotate(&self) -> std::io::Result<()> {
+        self.writer.flush()?;
+        if self.backups == 0 {
+            std::fs::File::create(&self.path)?;
+        } else {
+            for n in (1..self.backups).rev() {
+                let from = backup(&self.path, n);
+                if from.exists() {
+                    std::fs::rename(&from, backup(&self.path, n + 1))?;
+                }
+            }
+            std::fs::rename(&self.path, backup(&self.path, 1))?;
+        }
+        self.writer
+            .reopen_outputfile()
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+}
+
+/// The path of backup `n`: the file's name with `.n` appended.
+fn backup(path: &Path, n: usize) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
 }
 
 /// `2026-11-24 18:00:00,123 INFO post_message {...}`: timestamp and level first.
-fn tool_line(
-    w: &mut dyn std::io::Write,
-    now: &mut DeferredNow,
-    record: &log::Record,
-) -> std::io::Result<()> {
-    write!(
-        w,
-        "{} {} {}",
-        now.format("%Y-%m-%d %H:%M:%S,%3f"),
-        record.level(),
-        record.args()
-    )
+fn tool_line(level: log::Level, text: &str) -> String {
+    let mut now = DeferredNow::new();
+    format!("{} {level} {text}", now.format("%Y-%m-%d %H:%M:%S,%3f"))
 }
 
-/// The archive line is the message's JSON alone.
-fn archive_line(
+/// Lines are formatted before they reach the writer, so their length is known for rotation.
+fn as_given(
     w: &mut dyn std::io::Write,
     _now: &mut DeferredNow,
     record: &log::Record,

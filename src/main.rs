@@ -2,13 +2,13 @@
 //! configuration from `config.json`, the environment and the flags; `post`, `fetch`,
 //! `channels` and `watch` are the built-in client (`client::run`, whose exit codes its usage
 //! lists). Errors become exit codes here: 2 for a configuration or usage error, 1 when the
-//! relay cannot start.
+//! relay cannot start. Every command has its own `--help`.
 
 use claude_codex_relay::config::{settings_help, Config, StoreKind};
 use claude_codex_relay::error::Error;
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const USAGE: &str = "claude-codex-relay: a message relay for coding agents (MCP, REST, web page)
@@ -16,10 +16,23 @@ const USAGE: &str = "claude-codex-relay: a message relay for coding agents (MCP,
 Usage:
   claude-codex-relay [serve] [--config PATH] [--host HOST] [--port PORT] [--SETTING VALUE ...]
   claude-codex-relay post|fetch|channels|watch ...   (the built-in client, below)
-  claude-codex-relay --help | --version
+  claude-codex-relay [COMMAND] --help | --version
+";
 
-Settings come from config.json (or --config PATH, or CLAUDE_CODEX_CONFIG), then the
-environment, then flags; later wins. Every setting:
+const SERVE_USAGE: &str = "\
+Usage: claude-codex-relay [serve] [--config PATH] [--SETTING VALUE ...]
+
+Starts the relay. Settings come from config.json in the working directory (or --config PATH,
+or CLAUDE_CODEX_CONFIG), then CLAUDE_CODEX_<SETTING> environment variables, then flags;
+later wins. Relative paths (logs, data) are resolved against the working directory; the
+start line shows them absolute. Exit code 2: a configuration error; 1: cannot start.
+
+Examples:
+  claude-codex-relay --port 8020 --data-dir ~/.local/share/claude-codex-relay/data \\
+    --log-path ~/.local/state/claude-codex-relay/claude_codex.log
+  CLAUDE_CODEX_HOST=0.0.0.0 CLAUDE_CODEX_AUTH_TOKEN=secret claude-codex-relay serve
+
+Every setting:
 ";
 
 fn main() -> ExitCode {
@@ -28,7 +41,7 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("--help" | "-h" | "help") => {
             print!(
-                "{USAGE}{}\n{}",
+                "{USAGE}\n{SERVE_USAGE}{}\n{}",
                 settings_help(),
                 claude_codex_relay::client::usage()
             );
@@ -58,10 +71,14 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: &[String], env: &BTreeMap<String, String>) -> ExitCode {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{SERVE_USAGE}{}", settings_help());
+        return ExitCode::SUCCESS;
+    }
     let (config_file, flags) = match parse_flags(args) {
         Ok(parsed) => parsed,
         Err(message) => {
-            eprintln!("claude-codex-relay: {message}\nTry --help.");
+            eprintln!("claude-codex-relay: {message}\nTry `claude-codex-relay serve --help`.");
             return ExitCode::from(2);
         }
     };
@@ -85,26 +102,45 @@ fn serve(args: &[String], env: &BTreeMap<String, String>) -> ExitCode {
         );
     }
     let data = match config.store {
-        StoreKind::File => config.data_dir.join("messages.jsonl").display().to_string(),
+        StoreKind::File => absolute(&config.data_dir.join("messages.jsonl")),
         StoreKind::Memory => "memory only".into(),
     };
     let logs = format!(
         "{}, {}",
-        config.log_path.display(),
-        config.channel_log_path.display()
+        absolute(&config.log_path),
+        absolute(&config.channel_log_path)
     );
+    let port = config.port;
     let running = match claude_codex_relay::start(config) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("claude-codex-relay: cannot start: {e}");
+            let hint = match &e {
+                Error::Io(io) if io.kind() == std::io::ErrorKind::AddrInUse => format!(
+                    "\nIs another relay already running there (try `claude-codex-relay channels --url http://127.0.0.1:{port}`)? \
+                     Or choose another port with --port (--port 0 picks a free one)."
+                ),
+                _ => String::new(),
+            };
+            eprintln!("claude-codex-relay: cannot start: {e}{hint}");
             return ExitCode::from(match e {
                 Error::Config { .. } => 2,
                 _ => 1,
             });
         }
     };
-    let url = format!("http://{}", running.addr());
-    println!("claude-codex-relay listening on {url} (MCP {url}/mcp, web {url}/); logs: {logs}; data: {data}");
+    let addr = running.addr();
+    let (url, bound) = if addr.ip().is_unspecified() {
+        // 0.0.0.0 (or ::) is where it listens, not an address a client can use: name the
+        // loopback one, which always works on this machine.
+        let local = if addr.is_ipv4() { "127.0.0.1" } else { "[::1]" };
+        (
+            format!("http://{local}:{}", addr.port()),
+            format!(" (bound to {addr}: also reachable at this machine's other addresses)"),
+        )
+    } else {
+        (format!("http://{addr}"), String::new())
+    };
+    println!("claude-codex-relay listening on {url}{bound} (MCP {url}/mcp, web {url}/); logs: {logs}; data: {data}");
     let _ = std::io::stdout().flush();
     match running.serve_until_signalled() {
         Ok(()) => ExitCode::SUCCESS,
@@ -113,6 +149,14 @@ fn serve(args: &[String], env: &BTreeMap<String, String>) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `path` made absolute against the working directory, for the start line.
+fn absolute(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
 }
 
 /// Settings given on the command line, as (key, value).

@@ -27,6 +27,29 @@ pub struct Draft {
     pub text: String,
 }
 
+/// What a fetch asks for. Every optional filter is a field with a default that changes nothing,
+/// so a new one is one field here and one condition in `State::page`.
+#[derive(Debug, Clone, Default)]
+pub struct Fetch {
+    pub target: String,
+    /// Only messages with a larger id.
+    pub since_id: u64,
+    /// Most messages returned.
+    pub limit: usize,
+    /// The newest `limit` messages after `since_id` instead of the oldest.
+    pub newest: bool,
+}
+
+/// One page of a channel, ascending, and where it stands against the channel's end.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub messages: Vec<Arc<Message>>,
+    /// The channel's newest id (0 when it holds nothing).
+    pub head_id: u64,
+    /// Whether messages after the last one returned exist: the page was cut by `limit`.
+    pub more: bool,
+}
+
 /// How the store treats posts: the size limit and retention.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -368,6 +391,26 @@ impl Store {
         lock(&self.state).after(target, since_id, limit)
     }
 
+    /// The page `query` asks for. With a `deadline`, when nothing is there yet, waits until a
+    /// post to the channel brings something or the deadline passes.
+    pub fn fetch(&self, query: &Fetch, deadline: Option<Instant>) -> Page {
+        let mut state = lock(&self.state);
+        loop {
+            let page = state.page(query);
+            let now = Instant::now();
+            match deadline {
+                Some(deadline) if page.messages.is_empty() && !state.closed && now < deadline => {
+                    let changed = Arc::clone(&state.channel(&query.target).changed);
+                    state = changed
+                        .wait_timeout(state, deadline - now)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+                _ => return page,
+            }
+        }
+    }
+
     /// The newest `limit` messages of `target`, ascending.
     pub fn latest(&self, target: &str, limit: usize) -> Vec<Arc<Message>> {
         let state = lock(&self.state);
@@ -477,6 +520,27 @@ impl State {
         };
         let start = c.messages.partition_point(|m| m.id <= since_id);
         c.messages.range(start..).take(limit).cloned().collect()
+    }
+
+    fn page(&self, q: &Fetch) -> Page {
+        let Some(c) = self.channels.get(&q.target) else {
+            return Page::default();
+        };
+        let head_id = c.messages.back().map_or(0, |m| m.id);
+        let start = c.messages.partition_point(|m| m.id <= q.since_id);
+        let start = if q.newest {
+            start.max(c.messages.len().saturating_sub(q.limit))
+        } else {
+            start
+        };
+        let messages: Vec<Arc<Message>> =
+            c.messages.range(start..).take(q.limit).cloned().collect();
+        let more = messages.last().is_some_and(|m| m.id < head_id);
+        Page {
+            messages,
+            head_id,
+            more,
+        }
     }
 
     /// Drops the oldest messages past `per_channel` and those older than `cutoff`.

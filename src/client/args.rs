@@ -69,11 +69,15 @@ impl Parsed {
                 parsed.words.extend(rest.cloned());
                 break;
             }
+            // `-h` is the one short option: what people try first for help.
+            let arg = if arg == "-h" { "--help" } else { arg.as_str() };
             let Some(body) = arg.strip_prefix("--") else {
                 if arg.len() > 1 && arg.starts_with('-') {
-                    return Err(Error::Usage(format!("unknown option {arg:?}")));
+                    return Err(Error::Usage(format!(
+                        "unknown option {arg:?} (text starting with `-` goes after `--`)"
+                    )));
                 }
-                parsed.words.push(arg.clone());
+                parsed.words.push(arg.to_string());
                 continue;
             };
             let (name, inline) = match body.split_once('=') {

@@ -22,6 +22,8 @@ pub enum Error {
     LoopGuard(String),
     /// A local operation failed: reading stdin, writing the state file, starting CMD (exit 5).
     Local(String),
+    /// `--timeout` passed before the awaited message arrived (exit 6).
+    TimedOut(String),
     /// Standard output was closed by its reader (`| head`): stop quietly (exit 0).
     Closed,
 }
@@ -36,6 +38,7 @@ impl Error {
             Error::Unreachable(_) => 3,
             Error::LoopGuard(_) => 4,
             Error::Local(_) => 5,
+            Error::TimedOut(_) => 6,
         }
     }
 
@@ -66,7 +69,8 @@ impl fmt::Display for Error {
             | Error::Invalid(m)
             | Error::Unreachable(m)
             | Error::LoopGuard(m)
-            | Error::Local(m) => f.write_str(m),
+            | Error::Local(m)
+            | Error::TimedOut(m) => f.write_str(m),
             Error::Refused { status, message } => {
                 write!(f, "the relay answered {status}: {message}")
             }

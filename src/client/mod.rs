@@ -8,6 +8,7 @@ mod args;
 mod child;
 mod error;
 mod guard;
+mod help;
 mod message;
 mod relay;
 mod state;
@@ -15,7 +16,7 @@ mod watch;
 
 pub use error::Error;
 pub use message::{Format, Message};
-pub use relay::{Relay, DEFAULT_URL};
+pub use relay::{Page, Query, Relay, DEFAULT_URL};
 
 use args::{many, switch, value, Parsed};
 use guard::{LoopGuard, DEFAULT_MAX_RUNS, DEFAULT_PER_SECS};
@@ -23,7 +24,7 @@ use serde_json::Value;
 use state::StateFile;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The standard streams a command reads and writes.
 pub struct Io<'a> {
@@ -32,65 +33,9 @@ pub struct Io<'a> {
     pub stderr: &'a mut dyn Write,
 }
 
-const USAGE: &str = "\
-Client commands (talk to a running relay over HTTP; no curl or jq needed):
-  claude-codex-relay post --target T --sender S [--json] (TEXT... | -)
-  claude-codex-relay fetch --target T [--since-id N] [--limit N] [--wait S] [--json | --full]
-  claude-codex-relay channels [--json]
-  claude-codex-relay watch --target T [--from S]... [--ignore-sender S]... [--exec CMD]
-        [--state FILE] [--since-id N] [--count N] [--max-runs N] [--per S] [--json | --full]
-
-Every client command takes:
-  --url URL          the relay [env CLAUDE_CODEX_URL; default http://127.0.0.1:8010]
-  --token TOKEN      bearer token [env CLAUDE_CODEX_TOKEN]; --token-file FILE reads it from
-                     a file (neither shows it to `ps`)
-
-post      Posts TEXT (the words joined by spaces), or standard input with `-` (trailing
-          newlines removed). Prints `#id [sender] first line`; --json prints the relay's
-          answer {\"ok\",\"posted\",\"message\"}.
-fetch     Prints messages of channel T, one line each: `#id [sender] first line`. Without
-          --since-id: the newest --limit (default 200, at most 500). With --since-id N: the
-          oldest --limit after N; adding --wait S (up to 50) waits until one arrives or S
-          seconds pass. --json: one JSON object {id,ts,target,sender,text} per line;
-          --full: a header line, then the whole text, then an empty line.
-channels  Prints the channel names, one per line; --json prints {\"channels\": [...]}.
-watch     Follows channel T with the relay's blocking fetch and handles every new message
-          once, in order: prints it (like fetch), or with --exec runs `sh -c CMD` with the
-          text on standard input and RELAY_MESSAGE_ID, RELAY_SENDER, RELAY_TARGET, RELAY_URL
-          (and CLAUDE_CODEX_URL, CLAUDE_CODEX_TOKEN) in its environment; CMD's output passes
-          through and status lines go to standard error. A failing CMD is reported and its
-          message still counts as handled.
-            --from S           only messages from S (repeatable)
-            --ignore-sender S  never messages from S, e.g. your own (repeatable)
-            --state FILE       keeps the last handled id, replaced atomically after every
-                               message; a restart resumes right after it
-            --since-id N       where to start when FILE does not exist yet [default: after
-                               the newest message at start]
-            --count N          exit 0 after handling N messages (`--from codex --count 1`
-                               waits for one reply)
-            --max-runs N --per S
-                               loop guard: CMD runs at most N times in any S seconds
-                               [default 20 per 600]; the next one stops watch with exit 4
-                               before running it, so a restart handles that message first.
-                               --max-runs 0 turns the guard off.
-          A relay that is down, restarting or busy is retried with a delay doubling from
-          0.25 s to 10 s. SIGINT or SIGTERM ends watch at once (exit status 130 or 143 from
-          the shell) and sends SIGTERM to a CMD that is running; the state file is never
-          torn, and the interrupted message is run again at the next start.
-
-Exit codes:
-  0  success
-  1  the relay answered an error (4xx/5xx: bad field, token refused, too large, disk full)
-     or something that is not the relay's API
-  2  usage error, or a state file that does not hold a message id
-  3  the relay is unreachable (connection refused, host not found, timed out)
-  4  watch: the loop guard stopped it
-  5  a local failure: reading standard input, writing the state file, starting CMD
-";
-
 /// The usage text of the client commands, for `--help`.
-pub fn usage() -> &'static str {
-    USAGE
+pub fn usage() -> String {
+    help::all()
 }
 
 /// Runs one client command (`post`, `fetch`, `channels`, `watch`) with its arguments (after
@@ -101,9 +46,9 @@ pub fn run(command: &str, args: &[String], env: &BTreeMap<String, String>, io: &
         Err(Error::Closed) => 0,
         Err(e) => {
             let hint = if matches!(e, Error::Usage(_)) {
-                "\nTry `claude-codex-relay --help`."
+                format!("\nTry `claude-codex-relay {command} --help`.")
             } else {
-                ""
+                String::new()
             };
             let _ = writeln!(io.stderr, "claude-codex-relay {command}: {e}{hint}");
             let _ = io.stderr.flush();
@@ -119,12 +64,19 @@ fn dispatch(
     io: &mut Io,
 ) -> Result<(), Error> {
     let flags = match command {
-        "post" => &[value("target"), value("sender"), switch("json")][..],
+        "post" => &[
+            value("target"),
+            value("sender"),
+            switch("json"),
+            value("await"),
+            value("timeout"),
+        ][..],
         "fetch" => &[
             value("target"),
             value("since-id"),
             value("limit"),
             value("wait"),
+            switch("newest"),
             switch("json"),
             switch("full"),
         ],
@@ -139,6 +91,7 @@ fn dispatch(
             value("count"),
             value("max-runs"),
             value("per"),
+            value("timeout"),
             switch("json"),
             switch("full"),
         ],
@@ -146,7 +99,7 @@ fn dispatch(
     };
     let p = Parsed::new(args, flags)?;
     if p.has("help") {
-        return out(io, USAGE);
+        return out(io, &help::command(command));
     }
     let relay = connect(&p, env)?;
     match command {
@@ -204,14 +157,60 @@ fn post(relay: &Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
         }
         words => words.join(" "),
     };
-    let answer = relay.post(target, sender, &text)?;
-    if p.has("json") {
-        return out(io, &format!("{answer}\n"));
+    let awaited = p.get("await").map(str::trim);
+    if awaited == Some("") {
+        return Err(Error::Usage("--await needs the sender to wait for".into()));
     }
+    if awaited.is_none() && p.has("timeout") {
+        return Err(Error::Usage("--timeout goes with --await".into()));
+    }
+    let deadline = deadline(p)?;
+    let answer = relay.post(target, sender, &text)?;
     let line = serde_json::from_value::<Message>(answer["message"].clone())
         .map(|m| m.line())
         .unwrap_or_else(|_| format!("#{} [{sender}]", answer["posted"]));
-    out(io, &format!("{line}\n"))
+    let Some(from) = awaited else {
+        if p.has("json") {
+            return out(io, &format!("{answer}\n"));
+        }
+        return out(io, &format!("{line}\n"));
+    };
+    // The wait starts from the posted id, so a reply that lands before the first fetch is
+    // still the first message after it: nothing can slip between the post and the wait.
+    let posted = answer["posted"].as_u64().unwrap_or_default();
+    writeln!(io.stderr, "posted {line}; waiting for {from}")
+        .and_then(|()| io.stderr.flush())
+        .map_err(Error::output)?;
+    let opts = watch::Options {
+        target: target.to_string(),
+        from: vec![from.to_string()],
+        ignore: Vec::new(),
+        exec: None,
+        state: None,
+        since_id: Some(posted),
+        count: Some(1),
+        guard: LoopGuard::new(0, Duration::from_secs(1)),
+        format: if p.has("json") {
+            Format::Json
+        } else {
+            Format::Full
+        },
+        deadline,
+    };
+    watch::watch(relay, opts, &BTreeMap::new(), io)
+}
+
+/// The deadline `--timeout S` sets, from now.
+fn deadline(p: &Parsed) -> Result<Option<Instant>, Error> {
+    match p.number::<f64>("timeout", "seconds, more than 0")? {
+        None => Ok(None),
+        Some(s) if s > 0.0 && s.is_finite() && s < 1e9 => {
+            Ok(Some(Instant::now() + Duration::from_secs_f64(s)))
+        }
+        Some(s) => Err(Error::Usage(format!(
+            "--timeout must be seconds, more than 0, not {s}"
+        ))),
+    }
 }
 
 fn fetch(relay: &Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
@@ -236,9 +235,25 @@ fn fetch(relay: &Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
         }
     }
     let format = format(p)?;
-    let messages = relay.messages(target, since_id, limit, wait)?;
-    let text: String = messages.iter().map(|m| m.render(format)).collect();
-    out(io, &text)
+    let query = Query {
+        since_id,
+        limit,
+        wait,
+        newest: p.has("newest"),
+    };
+    let page = relay.page(target, &query)?;
+    let text: String = page.messages.iter().map(|m| m.render(format)).collect();
+    out(io, &text)?;
+    if let (true, Some(last), Some(head)) = (page.more, page.messages.last(), page.head_id) {
+        // On standard error, so the messages on standard output keep their format.
+        writeln!(
+            io.stderr,
+            "more after #{}: the channel's newest is #{head}; read on with --since-id {}",
+            last.id, last.id
+        )
+        .map_err(Error::output)?;
+    }
+    Ok(())
 }
 
 fn channels(relay: &Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
@@ -293,6 +308,7 @@ fn watch(
         count,
         guard: LoopGuard::new(max_runs, Duration::from_secs(per)),
         format: format(p)?,
+        deadline: deadline(p)?,
     };
     watch::watch(relay, opts, env, io)
 }

@@ -25,9 +25,25 @@ pub struct Relay {
     agent: ureq::Agent,
 }
 
-#[derive(Deserialize)]
-struct Page {
-    messages: Vec<Message>,
+/// One `GET /api/messages` request; every field is an optional query parameter.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub since_id: Option<u64>,
+    pub limit: Option<u64>,
+    /// Seconds to wait for a message after `since_id`.
+    pub wait: Option<f64>,
+    /// The newest `limit` after `since_id` instead of the oldest.
+    pub newest: bool,
+}
+
+/// A page of messages and where the channel stands (absent from relays that predate them).
+#[derive(Debug, Deserialize)]
+pub struct Page {
+    pub messages: Vec<Message>,
+    #[serde(default)]
+    pub head_id: Option<u64>,
+    #[serde(default)]
+    pub more: bool,
 }
 
 impl Relay {
@@ -103,17 +119,31 @@ impl Relay {
         limit: Option<u64>,
         wait: Option<f64>,
     ) -> Result<Vec<Message>, Error> {
+        let query = Query {
+            since_id,
+            limit,
+            wait,
+            newest: false,
+        };
+        self.page(target, &query).map(|p| p.messages)
+    }
+
+    /// `GET /api/messages` with every parameter `query` sets.
+    pub fn page(&self, target: &str, query: &Query) -> Result<Page, Error> {
         let mut rq = self
             .agent
             .get(format!("{}/api/messages", self.base))
             .query("target", target);
-        if let Some(since) = since_id {
+        if let Some(since) = query.since_id {
             rq = rq.query("since_id", since.to_string());
         }
-        if let Some(limit) = limit {
+        if let Some(limit) = query.limit {
             rq = rq.query("limit", limit.to_string());
         }
-        if let Some(wait) = wait.filter(|w| *w > 0.0) {
+        if query.newest {
+            rq = rq.query("newest", "1");
+        }
+        if let Some(wait) = query.wait.filter(|w| *w > 0.0) {
             // The relay answers at the deadline at the latest; allow the ordinary request
             // time on top of it.
             rq = rq
@@ -128,7 +158,6 @@ impl Relay {
         };
         let answer = self.answer(rq.call())?;
         serde_json::from_value::<Page>(answer)
-            .map(|p| p.messages)
             .map_err(|e| Error::Invalid(format!("{}: not a page of messages: {e}", self.base)))
     }
 

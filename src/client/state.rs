@@ -63,6 +63,10 @@ impl StateFile {
         tmp_name.push(name);
         tmp_name.push(format!(".{}.tmp", std::process::id()));
         let tmp = self.path.with_file_name(tmp_name);
+        // `--state .codex/last_id` in a fresh checkout: the folder is made, not an error.
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(fail)?;
+        }
         let written = fs::File::create(&tmp).and_then(|mut f| {
             f.write_all(format!("{id}\n").as_bytes())?;
             f.sync_all()
@@ -105,6 +109,15 @@ mod tests {
         assert_eq!(state.read().unwrap(), None);
         fs::write(state.path(), "forty\n").unwrap();
         assert!(matches!(state.read(), Err(Error::BadState(_))));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_state_file_in_a_missing_folder_gets_its_folder() {
+        let dir = std::env::temp_dir().join(format!("relay-state-new-{}", std::process::id()));
+        let state = StateFile::new(dir.join(".codex").join("last_id"));
+        state.write(7).unwrap();
+        assert_eq!(state.read().unwrap(), Some(7));
         fs::remove_dir_all(&dir).unwrap();
     }
 }

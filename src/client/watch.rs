@@ -47,6 +47,8 @@ pub struct Options {
     pub count: Option<u64>,
     pub guard: LoopGuard,
     pub format: Format,
+    /// Give up with `TimedOut` if `count` messages were not handled by then.
+    pub deadline: Option<Instant>,
 }
 
 impl Options {
@@ -96,13 +98,28 @@ pub fn watch(
     let (mut last, mut kept, mut handled) = (start, start, 0u64);
     loop {
         let asked = Instant::now();
+        let wait = match opts.deadline {
+            None => WAIT_SECS,
+            Some(deadline) if deadline > asked => WAIT_SECS.min((deadline - asked).as_secs_f64()),
+            Some(_) => {
+                save(&opts.state, last)?;
+                return Err(Error::TimedOut(format!(
+                    "timed out: no message{} on {} after #{last} within --timeout",
+                    match opts.from.as_slice() {
+                        [] => String::new(),
+                        from => format!(" from {}", from.join(" or ")),
+                    },
+                    opts.target
+                )));
+            }
+        };
         let page = backoff.retry(io, || {
-            relay.messages(&opts.target, Some(last), Some(PAGE), Some(WAIT_SECS))
+            relay.messages(&opts.target, Some(last), Some(PAGE), Some(wait))
         })?;
         if page.is_empty() {
             // An empty answer long before the deadline comes from a relay that is shutting
             // down (or one that cannot wait): pause rather than spin.
-            if asked.elapsed() < Duration::from_secs_f64(WAIT_SECS / 2.0) {
+            if asked.elapsed() < Duration::from_secs_f64(wait / 2.0) {
                 backoff.pause();
             } else {
                 backoff.reset();

@@ -14,7 +14,7 @@ pub fn page() -> String {
     body.push_str(&format!(
         "<h1>{}</h1><p>{}</p><p>Machine-readable: <a href=\"/openapi.json\">/openapi.json</a>.</p>",
         escape(doc["info"]["title"].as_str().unwrap_or("")),
-        escape(doc["info"]["description"].as_str().unwrap_or(""))
+        prose(doc["info"]["description"].as_str().unwrap_or(""))
     ));
     if let Some(paths) = doc["paths"].as_object() {
         for (path, ops) in paths {
@@ -23,10 +23,10 @@ pub fn page() -> String {
                     "<section><h2><code>{} {}</code></h2><p><b>{}</b></p>",
                     method.to_uppercase(),
                     escape(path),
-                    escape(op["summary"].as_str().unwrap_or(""))
+                    prose(op["summary"].as_str().unwrap_or(""))
                 ));
                 if let Some(d) = op["description"].as_str() {
-                    body.push_str(&format!("<p>{}</p>", escape(d)));
+                    body.push_str(&format!("<p>{}</p>", prose(d)));
                 }
                 if let Some(params) = op["parameters"].as_array() {
                     body.push_str("<table><tr><th>parameter</th><th>in</th><th>type</th><th>meaning</th></tr>");
@@ -41,7 +41,7 @@ pub fn page() -> String {
                             },
                             escape(p["in"].as_str().unwrap_or("")),
                             escape(p["schema"]["type"].as_str().unwrap_or("")),
-                            escape(p["description"].as_str().unwrap_or(""))
+                            prose(p["description"].as_str().unwrap_or(""))
                         ));
                     }
                     body.push_str("</table>");
@@ -52,7 +52,7 @@ pub fn page() -> String {
                         body.push_str(&format!(
                             "<li><code>{}</code> {}</li>",
                             escape(status),
-                            escape(r["description"].as_str().unwrap_or(""))
+                            prose(r["description"].as_str().unwrap_or(""))
                         ));
                     }
                     body.push_str("</ul>");
@@ -82,9 +82,42 @@ pub fn documented_routes() -> Vec<(String, String)> {
     out
 }
 
+/// A description: escaped, with each `quoted` span shown as code, as the document means it.
+fn prose(s: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in s.split('`').enumerate() {
+        if i % 2 == 1 && s.split('`').count() > i + 1 {
+            out.push_str(&format!("<code>{}</code>", escape(part)));
+        } else if i % 2 == 1 {
+            // An unmatched backtick stays as written.
+            out.push('`');
+            out.push_str(&escape(part));
+        } else {
+            out.push_str(&escape(part));
+        }
+    }
+    out
+}
+
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docs_show_backticks_as_code_not_literally() {
+        assert_eq!(
+            prose("the newest `limit` <b>"),
+            "the newest <code>limit</code> &lt;b&gt;"
+        );
+        assert_eq!(prose("one ` alone"), "one ` alone");
+        assert!(!page().contains("`limit`"), "no literal backticks on /docs");
+        assert!(page().contains("<code>limit</code>"));
+    }
 }

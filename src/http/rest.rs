@@ -1,5 +1,6 @@
 //! The REST API of the original relay: `GET /api/messages` (newest page, or the oldest page
-//! after `since_id`, optionally waiting for one), `POST /api/messages`, `GET /api/channels` and
+//! after `since_id`, optionally waiting for one; `newest` picks either, and every page says the
+//! channel's `head_id` and whether `more` follows it), `POST /api/messages`, `GET /api/channels` and
 //! `GET /healthz`. Shapes are the original's; every bad input is a 4xx naming the problem.
 
 use crate::app::App;
@@ -7,7 +8,7 @@ use crate::error::Error;
 use crate::http::exchange::{Incoming, Reply};
 use crate::http::guard::Caller;
 use crate::message::Message;
-use crate::store::Draft;
+use crate::store::{Draft, Fetch};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -19,7 +20,7 @@ pub const LIST_MAX_LIMIT: u64 = 500;
 /// Longest `wait`, in seconds.
 pub const MAX_WAIT_SECONDS: f64 = 50.0;
 
-/// `GET /api/messages?target=T[&limit=N][&since_id=N][&wait=S]`.
+/// `GET /api/messages?target=T[&limit=N][&since_id=N][&wait=S][&newest=1]`.
 pub fn list_messages(app: &App, rq: &Incoming) -> Result<Reply, Error> {
     let target = crate::store::name("target", rq.param("target").unwrap_or(""))?;
     let limit = rq
@@ -38,36 +39,53 @@ pub fn list_messages(app: &App, rq: &Incoming) -> Result<Reply, Error> {
             }
         },
     };
-    let messages = match since_id {
-        Some(since) if wait > 0.0 => {
-            let _place = app.long_requests.take()?;
-            app.store.wait_after(
-                &target,
-                since,
-                limit,
-                Instant::now() + Duration::from_secs_f64(wait),
-            )
-        }
-        Some(since) => app.store.after(&target, since, limit),
-        None if wait > 0.0 => {
-            return Err(Error::BadRequest(
-                "wait needs since_id: the id to wait beyond".into(),
-            ))
-        }
-        None => app.store.latest(&target, limit),
+    if since_id.is_none() && wait > 0.0 {
+        return Err(Error::BadRequest(
+            "wait needs since_id: the id to wait beyond".into(),
+        ));
+    }
+    let query = Fetch {
+        target,
+        since_id: since_id.unwrap_or(0),
+        limit,
+        // Without since_id the newest page is the original's answer; with it, the oldest.
+        newest: flag(rq, "newest")?.unwrap_or(since_id.is_none()),
+    };
+    let page = if wait > 0.0 {
+        let _place = app.long_requests.take()?;
+        app.store
+            .fetch(&query, Some(Instant::now() + Duration::from_secs_f64(wait)))
+    } else {
+        app.store.fetch(&query, None)
     };
     #[derive(Serialize)]
-    struct Page<'a> {
+    struct Answer<'a> {
         target: &'a str,
         messages: &'a [Arc<Message>],
+        head_id: u64,
+        more: bool,
     }
     Ok(Reply::json(
         200,
-        &Page {
-            target: &target,
-            messages: &messages,
+        &Answer {
+            target: &query.target,
+            messages: &page.messages,
+            head_id: page.head_id,
+            more: page.more,
         },
     ))
+}
+
+/// A yes/no query parameter: `1`/`true` or `0`/`false`, or a 400 naming it.
+fn flag(rq: &Incoming, key: &str) -> Result<Option<bool>, Error> {
+    match rq.param(key).map(str::trim) {
+        None => Ok(None),
+        Some("1" | "true") => Ok(Some(true)),
+        Some("0" | "false") => Ok(Some(false)),
+        Some(raw) => Err(Error::BadRequest(format!(
+            "{key} must be 1, true, 0 or false, not {raw:?}"
+        ))),
+    }
 }
 
 /// `POST /api/messages` with a JSON object `{"target","sender","text"}` (and optionally

@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::mcp::handler::Services;
 use crate::mcp::jsonrpc::{self, Outgoing, RpcError, INVALID_PARAMS};
 use crate::message::Message;
-use crate::store::Draft;
+use crate::store::{Draft, Fetch};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
@@ -57,21 +57,27 @@ pub fn list() -> Value {
         {
             "name": "fetch_messages",
             "title": "Fetch messages",
-            "description": "Fetch the oldest messages of a channel with an id above since_id, in ascending order. Pass the returned latest_id as since_id next time to get only new messages. With wait_seconds (up to 50), waits until a new message arrives instead of returning an empty list at once.",
+            "description": "Read messages of a channel, in ascending id order. By default this returns the OLDEST `limit` messages with an id above since_id (since_id 0 = from the very beginning), so on a channel with history a first call shows old messages. To catch up on a channel, pass newest=true: you get the newest `limit` messages after since_id instead. Every result says where the channel stands: head_id is the channel's newest id, and more=true means messages after the returned page exist (call again with since_id=latest_id to read on). latest_id is the id of the last message returned (since_id if none): pass it as since_id next time to get only new messages. With wait_seconds (up to 50), when nothing is newer than since_id, the call waits until a message arrives instead of returning an empty list at once.",
             "inputSchema": {
                 "type": "object",
                 "properties": {
                     "target": {"type": "string", "description": "Channel name"},
                     "since_id": {"type": "integer", "minimum": 0, "default": 0, "description": "Only messages with a larger id"},
                     "limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50, "description": "Most messages to return"},
+                    "newest": {"type": "boolean", "default": false, "description": "true: the newest `limit` messages after since_id; false: the oldest"},
                     "wait_seconds": {"type": "number", "minimum": 0, "maximum": 50, "default": 0, "description": "Wait up to this long for a new message"}
                 },
                 "required": ["target"]
             },
             "outputSchema": {
                 "type": "object",
-                "properties": {"messages": {"type": "array", "items": message}, "latest_id": {"type": "integer"}},
-                "required": ["messages", "latest_id"]
+                "properties": {
+                    "messages": {"type": "array", "items": message},
+                    "latest_id": {"type": "integer", "description": "Id of the last message returned, or since_id; the since_id of the next call"},
+                    "head_id": {"type": "integer", "description": "The channel's newest id (0 when empty)"},
+                    "more": {"type": "boolean", "description": "Messages after the returned page exist"}
+                },
+                "required": ["messages", "latest_id", "head_id", "more"]
             },
             "annotations": {"title": "Fetch messages", "readOnlyHint": true, "openWorldHint": false}
         },
@@ -188,31 +194,49 @@ fn fetch_messages(services: &Services, args: &Map<String, Value>) -> Result<Outg
     let wait = number(args, "wait_seconds")?
         .unwrap_or(0.0)
         .clamp(0.0, MAX_WAIT_SECONDS);
-    let messages: Vec<Arc<Message>> = if wait > 0.0 {
-        let _place = services.long_requests.take()?;
-        services.store.wait_after(
-            &target,
-            since_id,
-            limit,
-            Instant::now() + Duration::from_secs_f64(wait),
-        )
-    } else {
-        services.store.after(&target, since_id, limit)
+    let query = Fetch {
+        target,
+        since_id,
+        limit,
+        newest: boolean(args, "newest")?.unwrap_or(false),
     };
-    let latest_id = messages.last().map(|m| m.id).unwrap_or(since_id);
+    let page = if wait > 0.0 {
+        let _place = services.long_requests.take()?;
+        services
+            .store
+            .fetch(&query, Some(Instant::now() + Duration::from_secs_f64(wait)))
+    } else {
+        services.store.fetch(&query, None)
+    };
+    let latest_id = page.messages.last().map(|m| m.id).unwrap_or(since_id);
     services.logs.tool(
         "fetch_messages",
-        json!({"target": target, "since_id": since_id, "limit": limit, "returned": messages.len(), "latest_id": latest_id}),
+        json!({"target": query.target, "since_id": since_id, "limit": limit, "returned": page.messages.len(), "latest_id": latest_id}),
     );
     #[derive(Serialize)]
-    struct Page<'a> {
+    struct Answer<'a> {
         messages: &'a [Arc<Message>],
         latest_id: u64,
+        head_id: u64,
+        more: bool,
     }
-    Ok(jsonrpc::outgoing(&Page {
-        messages: &messages,
+    Ok(jsonrpc::outgoing(&Answer {
+        messages: &page.messages,
         latest_id,
+        head_id: page.head_id,
+        more: page.more,
     }))
+}
+
+/// A yes/no argument; `"true"`/`"false"` strings are accepted too, since models send them.
+fn boolean(args: &Map<String, Value>, key: &str) -> Result<Option<bool>, Error> {
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::String(s)) if s.trim() == "true" => Ok(Some(true)),
+        Some(Value::String(s)) if s.trim() == "false" => Ok(Some(false)),
+        Some(_) => Err(Error::BadRequest(format!("{key} must be true or false"))),
+    }
 }
 
 fn string(args: &Map<String, Value>, key: &str) -> Result<String, Error> {

@@ -79,7 +79,7 @@ test("the page loads with no console error and no request leaving 127.0.0.1", as
     // Channel selector, composer and footer are there and labelled.
     const channels = await page.$$eval("#channel option", (os) => os.map((o) => o.value));
     for (const c of ["proj-x", "codex", "claude"]) assert.ok(channels.includes(c), `channel ${c}`);
-    const senders = await page.$$eval("#sender option", (os) => os.map((o) => o.value));
+    const senders = await page.$$eval("#sender-list option", (os) => os.map((o) => o.value));
     for (const s of ["web-ui", "codex", "claude", "user"]) assert.ok(senders.includes(s), `sender ${s}`);
     assert.equal(await page.inputValue("#target"), "proj-x");
     assert.equal(await page.textContent("#mcp-url"), `${relay.url}/mcp`);
@@ -152,7 +152,7 @@ test("the composer posts a message that MCP fetch_messages then returns", async 
       new MutationObserver(() => window.__disabled.push(b.disabled))
         .observe(b, { attributes: true, attributeFilter: ["disabled"] });
     });
-    await page.selectOption("#sender", "user");
+    await page.fill("#sender", "user");
     await page.selectOption("#target", "proj-x");
     const text = `From the browser ${Date.now()}\n\nwith **markdown**`;
     await page.fill("#text", text);
@@ -382,6 +382,40 @@ test("a long message is folded, Show more expands it, and that is remembered", a
     assert.ok(await page.$(`${card}.folded`), "Show less folds it again");
     assertQuiet(seen);
     assertStayedHome(seen, relay.url);
+  } finally {
+    await context.close();
+  }
+});
+
+test("a packet's diff shows in full, Expand all opens every long card, and From takes a typed name", async () => {
+  const diff = ["Summary: retry uploads", "", "```diff", ...Array.from({ length: 40 }, (_, i) => `+line ${i + 1} of the diff`), "```"].join("\n");
+  const packet = await postMessage(relay.url, "packets", "claude", diff);
+  const long = ["# Notes", ...Array.from({ length: 80 }, (_, i) => `note ${i + 1}`)].join("\n");
+  const notes = await postMessage(relay.url, "packets", "codex", long);
+  const { context, page, seen } = await open(relay.url, "packets");
+  try {
+    await page.waitForSelector(`#m${notes.id}.folded`);
+    assert.equal(await page.$(`#m${packet.id}.folded`), null, "a 40-line diff is not folded");
+    assert.ok(await page.isVisible(`#m${packet.id} >> text=+line 40 of the diff`));
+    assert.equal(await page.textContent("#expand-all"), "Expand all");
+    await page.click("#expand-all");
+    assert.equal(await page.$(`#m${notes.id}.folded`), null, "Expand all opens it");
+    assert.equal(await page.getAttribute("#expand-all", "aria-pressed"), "true");
+    const later = await postMessage(relay.url, "packets", "codex", long);
+    await page.waitForSelector(`#m${later.id} .fold-toggle`);
+    assert.equal(await page.$(`#m${later.id}.folded`), null, "and so it stays for new cards");
+    await page.click("#expand-all");
+    assert.ok(await page.$(`#m${notes.id}.folded`), "Collapse all folds them again");
+    assert.ok(await page.$(`#m${later.id}.folded`));
+
+    await page.fill("#sender", "reviewer-2");
+    await page.fill("#text", "typed sender");
+    await page.press("#text", "Control+Enter");
+    await page.waitForFunction(() => /^Sent #\d+/.test(document.getElementById("status").textContent));
+    const id = Number(/#(\d+)/.exec(await page.textContent("#status"))[1]);
+    await page.waitForSelector(`#m${id} .from`);
+    assert.equal(await page.textContent(`#m${id} .from`), "reviewer-2");
+    assertQuiet(seen);
   } finally {
     await context.close();
   }

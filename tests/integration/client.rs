@@ -388,7 +388,19 @@ fn exit_codes_for_a_4xx_a_refused_connection_and_usage_errors() {
     }
     let help = run("fetch", &["--help"]);
     assert_eq!(help.code, 0);
-    assert_eq!(help.stdout, client::usage());
+    assert!(
+        help.stdout.starts_with("Usage: claude-codex-relay fetch"),
+        "{}",
+        help.stdout
+    );
+    assert!(
+        client::usage().contains(&help.stdout[..200]),
+        "fetch's own section of the help"
+    );
+    assert!(
+        !help.stdout.contains("claude-codex-relay watch"),
+        "only fetch's help"
+    );
     for code in ["0 ", "1 ", "2 ", "3 ", "4 ", "5 "] {
         assert!(
             client::usage().contains(&format!("\n  {code} ")),
@@ -909,4 +921,179 @@ fn the_auto_review_loop_runs_codex_exec_per_message_and_stops_at_its_guard() {
         std::fs::read_to_string(dir.path("codex/auto-loop.last_id")).unwrap(),
         format!("{two}\n")
     );
+}
+
+/// Standard error for `post --await`: when the posted line appears (the post is answered and the
+/// wait has not begun), it posts `reply` to the relay and returns only once that is stored.
+struct ReplyOnPosted {
+    url: String,
+    reply: Option<(String, String)>,
+    seen: Vec<u8>,
+}
+
+impl Write for ReplyOnPosted {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.seen.extend_from_slice(buf);
+        if String::from_utf8_lossy(&self.seen).contains("posted #") {
+            if let Some((sender, text)) = self.reply.take() {
+                let (status, _) = crate::common::post_json(
+                    &format!("{}/api/messages", self.url),
+                    &serde_json::json!({"target": "proj-x", "sender": sender, "text": text}),
+                );
+                assert_eq!(status, 201);
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn post_await_receives_a_reply_posted_before_the_wait_begins() {
+    let relay = Relay::start();
+    let url = relay.base.clone();
+    // An older codex message must not count: only one after the posted packet does.
+    let earlier = run(
+        "post",
+        &[
+            "--url", &url, "--target", "proj-x", "--sender", "codex", "old",
+        ],
+    );
+    assert_eq!(earlier.code, 0, "{}", earlier.stderr);
+    let mut stderr = ReplyOnPosted {
+        url: url.clone(),
+        reply: Some(("codex".into(), "verdict: approve\nall good".into())),
+        seen: Vec::new(),
+    };
+    let mut stdout = Vec::new();
+    let code = client::run(
+        "post",
+        &strings(&[
+            "--url",
+            &url,
+            "--target",
+            "proj-x",
+            "--sender",
+            "claude",
+            "--await",
+            "codex",
+            "--timeout",
+            "30",
+            "--",
+            "- a markdown list item",
+        ]),
+        &env(&[]),
+        &mut Io {
+            stdin: &mut std::io::empty(),
+            stdout: &mut stdout,
+            stderr: &mut stderr,
+        },
+    );
+    let err = String::from_utf8_lossy(&stderr.seen).into_owned();
+    assert_eq!(code, 0, "{err}");
+    assert!(stderr.reply.is_none(), "the reply was posted: {err}");
+    let out = String::from_utf8(stdout).unwrap();
+    assert!(out.starts_with("#3 [codex] "), "{out}");
+    assert!(out.contains("verdict: approve\nall good"), "{out}");
+    assert!(
+        err.contains("posted #2 [claude] - a markdown list item"),
+        "{err}"
+    );
+}
+
+#[test]
+fn post_await_times_out_with_exit_6_and_json_gives_the_reply_as_an_object() {
+    let relay = Relay::start();
+    let url = relay.base.clone();
+    let late = run(
+        "post",
+        &[
+            "--url",
+            &url,
+            "--target",
+            "proj-x",
+            "--sender",
+            "claude",
+            "--await",
+            "codex",
+            "--timeout",
+            "0.2",
+            "hello",
+        ],
+    );
+    assert_eq!(late.code, 6, "{}", late.stderr);
+    assert!(late.stderr.contains("timed out"), "{}", late.stderr);
+    assert_eq!(late.stdout, "");
+    let waiter = Running::start(
+        "post",
+        &[
+            "--url", &url, "--target", "proj-x", "--sender", "claude", "--await", "codex",
+            "--json", "again",
+        ],
+    );
+    waiter.stderr_line_containing("posted #2", within(10.0));
+    let (status, _) = crate::common::post_json(
+        &format!("{url}/api/messages"),
+        &serde_json::json!({"target": "proj-x", "sender": "codex", "text": "ok"}),
+    );
+    assert_eq!(status, 201);
+    let line: Value = serde_json::from_str(&waiter.line(within(10.0))).unwrap();
+    assert_eq!(
+        (line["id"].as_u64(), line["text"].as_str()),
+        (Some(3), Some("ok"))
+    );
+    assert_eq!(waiter.finish(within(10.0)), 0);
+}
+
+#[test]
+fn fetch_newest_reads_the_end_and_says_when_more_follow() {
+    let relay = Relay::memory();
+    for i in 1..=5 {
+        relay.post("proj-x", "claude", &format!("m{i}"));
+    }
+    let url = relay.base.as_str();
+    let oldest = run(
+        "fetch",
+        &[
+            "--url",
+            url,
+            "--target",
+            "proj-x",
+            "--since-id",
+            "0",
+            "--limit",
+            "2",
+            "--json",
+        ],
+    );
+    assert_eq!(oldest.code, 0, "{}", oldest.stderr);
+    let ids: Vec<u64> = json_lines(&oldest.stdout)
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![1, 2]);
+    assert!(
+        oldest.stderr.contains("newest is #5") && oldest.stderr.contains("--since-id 2"),
+        "{}",
+        oldest.stderr
+    );
+    let newest = run(
+        "fetch",
+        &[
+            "--url",
+            url,
+            "--target",
+            "proj-x",
+            "--since-id",
+            "0",
+            "--limit",
+            "2",
+            "--newest",
+        ],
+    );
+    assert_eq!(newest.stdout, "#4 [claude] m4\n#5 [claude] m5\n");
+    assert_eq!(newest.stderr, "", "nothing follows the newest page");
 }

@@ -210,7 +210,7 @@ fn listening_beyond_loopback_without_a_token_warns() {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    assert!(line.contains("listening on http://0.0.0.0:"), "{line}");
+    assert!(line.contains("bound to 0.0.0.0:"), "{line}");
     child.kill().unwrap();
     child.wait().unwrap();
     let mut err = String::new();
@@ -221,4 +221,67 @@ fn listening_beyond_loopback_without_a_token_warns() {
         .read_to_string(&mut err)
         .unwrap();
     assert!(err.contains("without a token"), "{err}");
+}
+
+#[test]
+fn an_unknown_environment_variable_stops_start_up_naming_the_closest_key() {
+    match Config::load(None, &env(&[("CLAUDE_CODEX_PROT", "9000")]), &[]) {
+        Err(Error::Config { key, message, .. }) => {
+            assert_eq!(key, "CLAUDE_CODEX_PROT");
+            assert!(message.contains("CLAUDE_CODEX_PORT"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The client's variables and the file's are not settings, and not mistakes either.
+    let fine = env(&[
+        ("CLAUDE_CODEX_URL", "http://127.0.0.1:1"),
+        ("CLAUDE_CODEX_TOKEN", "t"),
+        ("CLAUDE_CODEX_IDLE_TIMEOUT_SECS", "5"),
+    ]);
+    assert_eq!(Config::load(None, &fine, &[]).unwrap().idle_timeout_secs, 5);
+    let dir = TempDir::new("config");
+    let out = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .env("CLAUDE_CODEX_LOG_MAX_MBS", "3")
+        .current_dir(&dir.0)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("CLAUDE_CODEX_LOG_MAX_MBS") && err.contains("CLAUDE_CODEX_LOG_MAX_MB?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn zero_and_negative_sizes_get_the_same_message() {
+    let message =
+        |key: &str, value: &str| match Config::load(None, &env(&[]), &flags(&[(key, value)])) {
+            Err(Error::Config { message, .. }) => message,
+            other => panic!("{key}={value}: {other:?}"),
+        };
+    for key in ["log_max_mb", "channel_log_max_mb"] {
+        assert_eq!(message(key, "0"), message(key, "-5"), "{key}");
+        assert!(message(key, "0").contains("greater than 0"));
+    }
+    for key in ["log_max_bytes", "max_body_bytes", "idle_timeout_secs"] {
+        assert_eq!(message(key, "0"), message(key, "-5"), "{key}");
+        assert!(message(key, "-5").contains("greater than 0"));
+    }
+}
+
+#[test]
+fn every_setting_is_in_the_readme_table() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let help = claude_codex_relay::config::settings_help();
+    let keys: Vec<String> = help
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("(env CLAUDE_CODEX_"))
+        .map(|k| k.trim_end_matches(')').to_lowercase())
+        .collect();
+    assert!(keys.len() > 20, "{help}");
+    for key in keys {
+        assert!(readme.contains(&format!("`{key}`")), "README lists `{key}`");
+    }
 }

@@ -7,19 +7,27 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-/// Every file of the rotation set behind the symlink `current` (`x_rCURRENT.log`, `x_r*.log`).
+/// The file at `current` and its backups `current.1`, `current.2`, ..., newest first.
 fn rotation_set(current: &Path) -> Vec<PathBuf> {
+    let mut files = vec![current.to_path_buf()];
+    for n in 1.. {
+        let mut name = current.as_os_str().to_owned();
+        name.push(format!(".{n}"));
+        let backup = PathBuf::from(name);
+        if !backup.exists() {
+            break;
+        }
+        files.push(backup);
+    }
     let dir = current.parent().unwrap();
-    let stem = current.file_stem().unwrap().to_string_lossy().to_string();
-    let mut files: Vec<_> = std::fs::read_dir(dir)
+    let stem = current.file_name().unwrap().to_string_lossy().to_string();
+    let strays: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().to_string();
-            name.starts_with(&format!("{stem}_r")) && name.ends_with(".log")
-        })
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&stem))
+        .filter(|p| !files.contains(p))
         .collect();
-    files.sort();
+    assert!(strays.is_empty(), "no other files: {strays:?}");
     files
 }
 
@@ -122,7 +130,108 @@ fn rotation_keeps_the_configured_number_of_backups() {
     post_many(&relay, 200);
     let files = rotation_set(&relay.dir.path("log/channel_messages.log"));
     assert_eq!(files.len(), 3, "the current file and 2 backups: {files:?}");
+    let oldest: Value = serde_json::from_str(
+        std::fs::read_to_string(&files[2])
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let newer: Value = serde_json::from_str(
+        std::fs::read_to_string(&files[1])
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        oldest["id"].as_u64() < newer["id"].as_u64(),
+        "NAME.2 is older than NAME.1"
+    );
     let current = std::fs::read_to_string(relay.dir.path("log/channel_messages.log")).unwrap();
     let newest: Value = serde_json::from_str(current.lines().last().unwrap()).unwrap();
     assert_eq!(newest["id"], 200, "the current file has the newest line");
+}
+
+/// A relay started from a folder with the default relative log paths, its output read line by
+/// line until the start line appears.
+fn relay_in(dir: &TempDir, extra: &[&str]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .args(["--port", "0", "--store", "memory"])
+        .args(extra)
+        .current_dir(&dir.0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the relay");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("a URL in {line:?}"))
+        .trim_end_matches(|c: char| !c.is_ascii_digit())
+        .to_string();
+    (child, url)
+}
+
+#[test]
+fn default_relative_log_paths_are_real_files_readable_after_rotation() {
+    let dir = TempDir::new("logs-relative");
+    let (mut child, url) = relay_in(&dir, &["--channel-log-max-bytes", "400"]);
+    for i in 1..=12 {
+        let (status, _) = post_json(
+            &format!("{url}/api/messages"),
+            &json!({"target": "rot", "sender": "s", "text": format!("line {i} {}", "y".repeat(40))}),
+        );
+        assert_eq!(status, 201);
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for name in ["log/claude_codex.log", "log/channel_messages.log"] {
+        let meta = std::fs::symlink_metadata(dir.path(name)).unwrap();
+        assert!(meta.file_type().is_file(), "{name} is a plain file");
+    }
+    let current = std::fs::read_to_string(dir.path("log/channel_messages.log")).unwrap();
+    let last: Value = serde_json::from_str(current.lines().last().unwrap()).unwrap();
+    assert_eq!(last["id"], 12, "the configured path has the newest line");
+    let backup = std::fs::read_to_string(dir.path("log/channel_messages.log.1")).unwrap();
+    assert!(
+        !backup.is_empty() && !backup.contains("\"id\":12,"),
+        "the rotated lines are in NAME.1: {backup}"
+    );
+    let tool = std::fs::read_to_string(dir.path("log/claude_codex.log")).unwrap();
+    assert_eq!(tool.matches(" post_message ").count(), 12, "{tool}");
+}
+
+#[test]
+fn an_unwritable_log_folder_stops_start_up_with_exit_2_naming_it() {
+    let dir = TempDir::new("logs-unwritable");
+    let log = dir.path("log");
+    std::fs::create_dir_all(&log).unwrap();
+    // The immutable attribute refuses writes even to root, where a mode of 0o555 would not.
+    let chattr = |flag: &str| {
+        let status = std::process::Command::new("chattr")
+            .arg(flag)
+            .arg(&log)
+            .status()
+            .expect("run chattr");
+        assert!(status.success(), "chattr {flag}");
+    };
+    chattr("+i");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .args(["--port", "0", "--store", "memory"])
+        .current_dir(&dir.0)
+        .output()
+        .expect("run the relay");
+    chattr("-i");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("log/claude_codex.log"), "{err}");
+    assert!(err.contains("log_path"), "{err}");
 }

@@ -117,7 +117,7 @@ fn tools_post_fetch_and_list_with_structured_content() {
     );
     assert_eq!(
         empty["structuredContent"],
-        json!({"messages": [], "latest_id": 99})
+        json!({"messages": [], "latest_id": 99, "head_id": 5, "more": false})
     );
     let all = mcp.call("fetch_messages", json!({"target": "proj-x", "limit": 1000}));
     assert_eq!(
@@ -449,4 +449,72 @@ impl Mcp {
             body,
         )
     }
+}
+
+#[test]
+fn fetch_says_how_far_behind_the_page_is_and_newest_reads_the_end() {
+    let relay = Relay::memory();
+    for i in 1..=7 {
+        relay.post("proj-x", "claude", &format!("m{i}"));
+    }
+    let mut mcp = Mcp::connect(&relay, "2025-06-18");
+    let ids = |s: &Value| -> Vec<u64> {
+        s["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_u64().unwrap())
+            .collect()
+    };
+    let oldest = mcp.call("fetch_messages", json!({"target": "proj-x", "limit": 3}));
+    let s = &oldest["structuredContent"];
+    assert_eq!(
+        ids(s),
+        vec![1, 2, 3],
+        "without newest: the original contract"
+    );
+    assert_eq!(
+        (s["head_id"].as_u64(), s["more"].as_bool()),
+        (Some(7), Some(true))
+    );
+    let newest = mcp.call(
+        "fetch_messages",
+        json!({"target": "proj-x", "limit": 3, "newest": true}),
+    );
+    let s = &newest["structuredContent"];
+    assert_eq!(ids(s), vec![5, 6, 7], "the newest page, ascending");
+    assert_eq!(
+        (s["latest_id"].as_u64(), s["more"].as_bool()),
+        (Some(7), Some(false))
+    );
+    let after = mcp.call(
+        "fetch_messages",
+        json!({"target": "proj-x", "since_id": 5, "limit": 3, "newest": "true"}),
+    );
+    assert_eq!(ids(&after["structuredContent"]), vec![6, 7]);
+    let bad = mcp.call("fetch_messages", json!({"target": "proj-x", "newest": 3}));
+    assert_eq!(bad["isError"], true, "{bad}");
+    assert!(bad["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("newest"));
+    let tools = mcp.request("tools/list", json!({}));
+    let fetch = tools["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "fetch_messages")
+        .unwrap()
+        .clone();
+    let description = fetch["description"].as_str().unwrap();
+    for word in ["OLDEST", "newest=true", "head_id", "more"] {
+        assert!(
+            description.contains(word),
+            "the description explains {word}"
+        );
+    }
+    assert_eq!(
+        fetch["inputSchema"]["properties"]["newest"]["type"],
+        "boolean"
+    );
 }

@@ -313,3 +313,53 @@ fn a_burst_of_new_connections_is_served_while_others_stay_open() {
         "a connection waited {elapsed:?}"
     );
 }
+
+#[test]
+fn pages_carry_head_id_and_more_and_newest_picks_the_end_after_since_id() {
+    let relay = Relay::memory();
+    for i in 1..=6 {
+        relay.post("proj-x", "s", &format!("m{i}"));
+    }
+    let page =
+        |query: &str| get(&relay.url(&format!("/api/messages?target=proj-x&{query}"))).json();
+    let ids = |v: &serde_json::Value| -> Vec<u64> {
+        v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_u64().unwrap())
+            .collect()
+    };
+    let newest = page("limit=2");
+    assert_eq!(
+        (
+            ids(&newest),
+            newest["head_id"].as_u64(),
+            newest["more"].as_bool()
+        ),
+        (vec![5, 6], Some(6), Some(false))
+    );
+    let oldest = page("since_id=1&limit=2");
+    assert_eq!(
+        (ids(&oldest), oldest["more"].as_bool()),
+        (vec![2, 3], Some(true))
+    );
+    let end = page("since_id=1&limit=2&newest=1");
+    assert_eq!(
+        (ids(&end), end["more"].as_bool()),
+        (vec![5, 6], Some(false))
+    );
+    assert_eq!(
+        ids(&page("limit=2&newest=false")),
+        vec![1, 2],
+        "newest=false from the start"
+    );
+    let empty = get(&relay.url("/api/messages?target=nobody")).json();
+    assert_eq!(
+        (empty["head_id"].as_u64(), empty["more"].as_bool()),
+        (Some(0), Some(false))
+    );
+    let bad = get(&relay.url("/api/messages?target=proj-x&newest=maybe"));
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("newest"), "{}", bad.body);
+}

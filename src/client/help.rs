@@ -1,0 +1,126 @@
+//! The help text of the client commands: one section per command, each with its synopsis, what
+//! it does and an example, shown alone by `COMMAND --help` (or `-h`) and all together by the
+//! binary's `--help`, followed by the options every command takes and the exit codes.
+
+const POST: &str = "\
+Usage: claude-codex-relay post --target T --sender S [--json] [--await S2 [--timeout S]]
+         [--] (TEXT... | -)
+
+Posts TEXT (the words joined by spaces), or standard input with `-` (trailing newlines
+removed). `--` ends the options: every word after it is text, even one starting with `-`
+(a markdown list item). Prints `#id [sender] first line`; --json prints the relay's answer
+{\"ok\",\"posted\",\"message\"} (`posted` is the new id).
+--await S2 then waits for the first message from S2 on T after the posted one and prints it
+whole (--json: as one JSON object); the posted line goes to standard error. The wait starts
+from the posted id, so a reply that arrives before the wait begins is not missed.
+--timeout S gives up after S seconds (exit 6); without it the wait has no end.
+
+Examples:
+  git diff | claude-codex-relay post --target proj-x --sender claude --await codex -
+  claude-codex-relay post --target proj-x --sender codex -- - fix the typo in README
+";
+
+const FETCH: &str = "\
+Usage: claude-codex-relay fetch --target T [--since-id N] [--limit N] [--newest] [--wait S]
+         [--json | --full]
+
+Prints messages of channel T, one line each: `#id [sender] first line`. Without
+--since-id: the newest --limit (default 200, at most 500). With --since-id N: the oldest
+--limit after N (--newest: the newest --limit after N); adding --wait S (up to 50) waits
+until one arrives or S seconds pass. --json: one JSON object {id,ts,target,sender,text} per
+line; --full: a header line, then the whole text, then an empty line. When messages after
+the page exist, a line on standard error says so and names the --since-id to read on with.
+
+Example:
+  claude-codex-relay fetch --target proj-x --since-id 41 --json
+";
+
+const CHANNELS: &str = "\
+Usage: claude-codex-relay channels [--json]
+
+Prints the channel names, one per line; --json prints {\"channels\": [...]}.
+
+Example:
+  claude-codex-relay channels --url http://127.0.0.1:8010
+";
+
+const WATCH: &str = "\
+Usage: claude-codex-relay watch --target T [--from S]... [--ignore-sender S]... [--exec CMD]
+         [--state FILE] [--since-id N] [--count N] [--timeout S] [--max-runs N] [--per S]
+         [--json | --full]
+
+Follows channel T with the relay's blocking fetch and handles every new message once, in
+order: prints it (like fetch), or with --exec runs `sh -c CMD` with the text on standard
+input and RELAY_MESSAGE_ID, RELAY_SENDER, RELAY_TARGET, RELAY_URL (and CLAUDE_CODEX_URL,
+CLAUDE_CODEX_TOKEN) in its environment; CMD's output passes through and status lines go to
+standard error. A failing CMD is reported and its message still counts as handled.
+  --from S           only messages from S (repeatable)
+  --ignore-sender S  never messages from S, e.g. your own (repeatable)
+  --state FILE       keeps the last handled id, replaced atomically after every message; a
+                     restart resumes right after it
+  --since-id N       where to start when FILE does not exist yet [default: after the newest
+                     message at start]
+  --count N          exit 0 after handling N messages
+  --timeout S        exit 6 if --count messages were not handled within S seconds
+  --max-runs N --per S
+                     loop guard: CMD runs at most N times in any S seconds [default 20 per
+                     600]; the next one stops watch with exit 4 before running it, so a
+                     restart handles that message first. --max-runs 0 turns the guard off.
+A relay that is down, restarting or busy is retried with a delay doubling from 0.25 s to
+10 s. SIGINT or SIGTERM ends watch at once (exit status 130 or 143 from the shell) and sends
+SIGTERM to a CMD that is running; the state file is never torn, and the interrupted message
+is run again at the next start.
+
+Example:
+  claude-codex-relay watch --target proj-x --from claude --state .codex/last_id \\
+    --exec 'codex exec \"Review the packet on standard input\"'
+";
+
+const COMMON: &str = "\
+Every client command takes:
+  --url URL          the relay [env CLAUDE_CODEX_URL; default http://127.0.0.1:8010]
+  --token TOKEN      bearer token [env CLAUDE_CODEX_TOKEN]; --token-file FILE reads it from
+                     a file (neither shows it to `ps`)
+  --help, -h         this help
+  --                 ends the options; what follows are words (post's text)
+
+Exit codes:
+  0  success
+  1  the relay answered an error (4xx/5xx: bad field, token refused, too large, disk full)
+     or something that is not the relay's API
+  2  usage error, or a state file that does not hold a message id
+  3  the relay is unreachable (connection refused, host not found, timed out)
+  4  watch: the loop guard stopped it
+  5  a local failure: reading standard input, writing the state file, starting CMD
+  6  post --await or watch --timeout: the time ran out before the message came
+";
+
+/// The sections of the commands, in the order `all` shows them.
+const COMMANDS: [(&str, &str); 4] = [
+    ("post", POST),
+    ("fetch", FETCH),
+    ("channels", CHANNELS),
+    ("watch", WATCH),
+];
+
+/// Help for one command, then the options every command takes and the exit codes.
+pub fn command(name: &str) -> String {
+    let section = COMMANDS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or("", |(_, text)| text);
+    format!("{section}\n{COMMON}")
+}
+
+/// Help for every command.
+pub fn all() -> String {
+    let mut text = String::from(
+        "Client commands (talk to a running relay over HTTP; no curl or jq needed):\n\n",
+    );
+    for (_, section) in COMMANDS {
+        text.push_str(section);
+        text.push('\n');
+    }
+    text.push_str(COMMON);
+    text
+}

@@ -1,0 +1,129 @@
+//! The binary's manners: a help of its own for every command, `--` before text that starts
+//! with `-`, a start line with absolute paths and an address a client can use, and advice when
+//! the port is taken.
+
+use crate::common::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+
+fn relay_binary(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .args(args)
+        .output()
+        .expect("run the binary")
+}
+
+#[test]
+fn every_command_has_its_own_help_with_an_example() {
+    let mut seen = Vec::new();
+    for (command, synopsis) in [
+        ("serve", "Usage: claude-codex-relay [serve]"),
+        ("post", "Usage: claude-codex-relay post"),
+        ("fetch", "Usage: claude-codex-relay fetch"),
+        ("channels", "Usage: claude-codex-relay channels"),
+        ("watch", "Usage: claude-codex-relay watch"),
+    ] {
+        for flag in ["--help", "-h"] {
+            let out = relay_binary(&[command, flag]);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{command} {flag}: {:?}",
+                out.stderr
+            );
+            assert!(text.starts_with(synopsis), "{command} {flag}:\n{text}");
+            assert!(text.contains("Example"), "{command} {flag} has an example");
+            if flag == "-h" {
+                seen.push(text);
+            }
+        }
+    }
+    seen.dedup();
+    assert_eq!(seen.len(), 5, "five different helps");
+    let all = relay_binary(&["--help"]);
+    let all = String::from_utf8_lossy(&all.stdout);
+    assert!(all.contains("--await") && all.contains("--port") && all.contains("ends the options"));
+}
+
+#[test]
+fn text_starting_with_a_dash_is_posted_after_double_dash_and_refused_before_it() {
+    let relay = Relay::memory();
+    let url = relay.base.as_str();
+    let refused = relay_binary(&["post", "--url", url, "--target", "t", "--sender", "s", "-x"]);
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("after `--`") && err.contains("post --help"),
+        "{err}"
+    );
+    let posted = relay_binary(&[
+        "post", "--url", url, "--target", "t", "--sender", "s", "--", "- item", "--json",
+    ]);
+    assert_eq!(posted.status.code(), Some(0), "{:?}", posted.stderr);
+    assert_eq!(
+        String::from_utf8_lossy(&posted.stdout),
+        "#1 [s] - item --json\n"
+    );
+}
+
+/// Starts the binary in `dir` and returns it with its start line.
+fn start_in(dir: &TempDir, args: &[&str]) -> (std::process::Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .args(args)
+        .current_dir(&dir.0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the relay");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, line)
+}
+
+#[test]
+fn the_start_line_shows_absolute_paths_and_a_usable_address_for_0_0_0_0() {
+    let dir = TempDir::new("cli-start");
+    let (mut child, line) = start_in(&dir, &["--port", "0", "--host", "0.0.0.0"]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let root = std::fs::canonicalize(&dir.0).unwrap();
+    for path in [
+        "log/claude_codex.log",
+        "log/channel_messages.log",
+        "data/messages.jsonl",
+    ] {
+        let shown = std::path::absolute(dir.path(path)).unwrap();
+        assert!(
+            line.contains(&shown.display().to_string())
+                || line.contains(&root.join(path).display().to_string()),
+            "{path} absolute in {line}"
+        );
+    }
+    assert!(
+        line.starts_with("claude-codex-relay listening on http://127.0.0.1:"),
+        "{line}"
+    );
+    assert!(line.contains("bound to 0.0.0.0:"), "{line}");
+    assert!(!line.contains("http://0.0.0.0"), "{line}");
+}
+
+#[test]
+fn a_port_in_use_suggests_another_port_and_a_running_relay() {
+    let relay = Relay::memory();
+    let dir = TempDir::new("cli-in-use");
+    let port = relay.addr().port().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .args(["--port", &port, "--store", "memory"])
+        .current_dir(&dir.0)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--port") && err.contains("already running"),
+        "{err}"
+    );
+}
