@@ -5,7 +5,7 @@
 
 use crate::app::App;
 use crate::error::Error;
-use crate::http::exchange::{error_reply, split_target, Incoming, Reply};
+use crate::http::exchange::{error_reply, redact_tokens, split_target, Incoming, Reply};
 use crate::http::guard::{self, Caller};
 use crate::http::{apidoc, events, legacy, rest, streamable};
 use crate::ui;
@@ -41,7 +41,7 @@ pub fn handle(app: &Arc<App>, mut request: Request) {
         Err(e) => (
             Incoming {
                 method: request.method().as_str().to_string(),
-                path: request.url().to_string(),
+                path: redact_tokens(request.url()),
                 ..Incoming::default()
             },
             Err(e),
@@ -58,11 +58,18 @@ pub fn handle(app: &Arc<App>, mut request: Request) {
             log::debug!("{} {}: {} {e}", rq.method, rq.path, e.status());
         }
         if rq.path == "/mcp" || rq.path == "/messages" {
-            streamable::rpc_error(
+            let reply = streamable::rpc_error(
                 e.status(),
                 crate::mcp::jsonrpc::INVALID_REQUEST,
                 &e.to_string(),
-            )
+            );
+            match &e {
+                Error::MethodNotAllowed { allow } => reply.with_header("Allow", allow),
+                Error::Unavailable { retry_after, .. } => {
+                    reply.with_header("Retry-After", &retry_after.to_string())
+                }
+                _ => reply,
+            }
         } else {
             error_reply(&e)
         }
@@ -85,6 +92,8 @@ fn read(app: &App, request: &mut Request) -> Result<(Incoming, Caller), Error> {
         .collect();
     let mut rq = Incoming {
         method: request.method().as_str().to_ascii_uppercase(),
+        http_version: (request.http_version().0, request.http_version().1),
+        peer: request.remote_addr().map(|a| a.ip()),
         path,
         query,
         headers,
@@ -135,18 +144,18 @@ fn route(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Error>
     match (method, path) {
         ("GET" | "HEAD", "/healthz") => Ok(Reply::text(200, "ok")),
         (_, "/healthz") => not_allowed("GET, HEAD"),
-        ("GET", "/api/messages") => rest::list_messages(app, rq),
+        ("GET", "/api/messages") => rest::list_messages(app, rq, caller),
         ("POST", "/api/messages") => rest::post_message(app, rq, caller),
         (_, "/api/messages") => not_allowed("GET, POST"),
-        ("GET" | "HEAD", "/api/channels") => Ok(rest::channels(app)),
+        ("GET" | "HEAD", "/api/channels") => rest::channels(app, rq),
         (_, "/api/channels") => not_allowed("GET, HEAD"),
-        ("GET", "/api/stream") => events::message_stream(app, rq),
+        ("GET", "/api/stream") => events::message_stream(app, rq, caller),
         (_, "/api/stream") => not_allowed("GET"),
         ("POST", "/mcp") => streamable::post(app, rq, caller),
-        ("GET", "/mcp") => streamable::get(app, rq),
-        ("DELETE", "/mcp") => streamable::delete(app, rq),
+        ("GET", "/mcp") => streamable::get(app, rq, caller),
+        ("DELETE", "/mcp") => streamable::delete(app, rq, caller),
         (_, "/mcp") => not_allowed("GET, POST, DELETE"),
-        ("GET", "/sse") => legacy::open(app),
+        ("GET", "/sse") => legacy::open(app, rq, caller),
         (_, "/sse") => not_allowed("GET"),
         ("POST", "/messages") => legacy::post(app, rq, caller),
         (_, "/messages") => not_allowed("POST"),

@@ -92,7 +92,7 @@ pub fn list() -> Value {
 
 /// Runs `tools/call`: a result (possibly with `isError`), or -32602 for an unknown tool or
 /// malformed call.
-pub fn call(services: &Services, params: &Value) -> Result<Outgoing, RpcError> {
+pub fn call(services: &Services, session: &str, params: &Value) -> Result<Outgoing, RpcError> {
     let name = match params.get("name") {
         Some(Value::String(name)) => name.as_str(),
         _ => {
@@ -110,7 +110,7 @@ pub fn call(services: &Services, params: &Value) -> Result<Outgoing, RpcError> {
     };
     let outcome = match name {
         "post_message" => post_message(services, args),
-        "fetch_messages" => fetch_messages(services, args),
+        "fetch_messages" => fetch_messages(services, session, args),
         "list_channels" => Ok(jsonrpc::outgoing(
             &json!({"channels": services.store.channels()}),
         )),
@@ -179,7 +179,11 @@ fn post_message(services: &Services, args: &Map<String, Value>) -> Result<Outgoi
     Ok(jsonrpc::outgoing(&json!({"ok": true, "posted": m.id})))
 }
 
-fn fetch_messages(services: &Services, args: &Map<String, Value>) -> Result<Outgoing, Error> {
+fn fetch_messages(
+    services: &Services,
+    session: &str,
+    args: &Map<String, Value>,
+) -> Result<Outgoing, Error> {
     let target = crate::store::name("target", &string(args, "target")?)?;
     let since_id = integer(args, "since_id")?.unwrap_or(0);
     let limit = integer(args, "limit")?
@@ -189,7 +193,9 @@ fn fetch_messages(services: &Services, args: &Map<String, Value>) -> Result<Outg
         .unwrap_or(0.0)
         .clamp(0.0, MAX_WAIT_SECONDS);
     let messages: Vec<Arc<Message>> = if wait > 0.0 {
-        let _place = services.long_requests.take()?;
+        let _place = services
+            .long_requests
+            .take(services.client, Some(session))?;
         services.store.wait_after(
             &target,
             since_id,
