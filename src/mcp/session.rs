@@ -201,18 +201,26 @@ pub struct Sessions {
 }
 
 /// The sessions in memory and their indexes, kept consistent under one lock.
-#[derive(Default)]
 struct Live {
     sessions: HashMap<String, Arc<Session>>,
     /// Resource URI → ids of the sessions subscribed to it.
     subscribers: HashMap<String, HashSet<String>>,
     /// Client address → ids of its sessions.
     by_client: HashMap<Option<IpAddr>, HashSet<String>>,
-    /// Sessions created since the last sweep for idleness.
-    created: usize,
+    /// When sessions were last swept for idleness.
+    swept: Instant,
 }
 
 impl Live {
+    fn new() -> Live {
+        Live {
+            sessions: HashMap::new(),
+            subscribers: HashMap::new(),
+            by_client: HashMap::new(),
+            swept: Instant::now(),
+        }
+    }
+
     fn insert(&mut self, session: Arc<Session>) {
         self.by_client
             .entry(session.client)
@@ -297,15 +305,16 @@ struct Ended {
 
 /// Ended ids remembered.
 const ENDED_LIMIT: usize = 100_000;
-/// Sessions are swept for idleness once per this many new ones.
-const SWEEP_EVERY: usize = 64;
+/// Sessions are swept for idleness at most this often, in fractions of the idle limit, so the
+/// cost of a sweep (a look at every session) is spread over many creations.
+const SWEEPS_PER_IDLE_LIMIT: u32 = 4;
 
 impl Sessions {
     /// Sessions whose ids are signed with the key kept in `key_dir` (memory only if None).
     pub fn new(key_dir: Option<&Path>, limits: SessionLimits) -> Sessions {
         Sessions {
             ids: SessionIds::open(key_dir),
-            live: Mutex::new(Live::default()),
+            live: Mutex::new(Live::new()),
             ended: Mutex::new(Ended::default()),
             limits,
         }
@@ -321,9 +330,8 @@ impl Sessions {
         let id = self.ids.mint(owner.credential);
         let session = Arc::new(Session::new(id, transport, version, &owner));
         let mut live = lock(&self.live);
-        live.created += 1;
-        if live.created >= SWEEP_EVERY {
-            live.created = 0;
+        if live.swept.elapsed() >= self.limits.forget_after / SWEEPS_PER_IDLE_LIMIT {
+            live.swept = Instant::now();
             live.forget_idle(self.limits.forget_after);
         }
         live.make_room(owner.address, self.limits.per_client)?;
