@@ -6,10 +6,9 @@
 //! calls, which run on threads of their own.
 
 use crate::error::Error;
-use crate::store::lock;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Legacy-transport tool calls running at once.
 pub const LEGACY_TOOL_CALLS: usize = 256;
@@ -92,6 +91,11 @@ impl LongRequests {
     pub fn open(&self) -> usize {
         lock(&self.counts).total
     }
+}
+
+/// Locks the counts; every update leaves them consistent, so a poisoned lock is still sound.
+fn lock(counts: &Mutex<Counts>) -> MutexGuard<'_, Counts> {
+    counts.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Takes one off `key`'s count, forgetting it at zero so the map holds only live holders.
