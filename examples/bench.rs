@@ -469,6 +469,10 @@ fn main() {
         &dir,
         &["--fsync", "never", "--max-sessions-per-client", "1000000"],
     );
+    // One relay gets the sessions, a twin gets none; short runs alternate between the two and
+    // the best of each counts, so load from other processes on a shared machine hits both alike.
+    let twin_dir = fresh_dir("sessions-twin");
+    let twin = Relay::start(&binary, &twin_dir, &["--fsync", "never"]);
     let post_rate = |relay: &Relay| {
         let mut l = load(relay.addr, 8, run, |conn, i| {
             let (status, body) = conn.call("POST", "/api/messages", "", &post_body(i));
@@ -476,7 +480,6 @@ fn main() {
         });
         (l.rate(), l.percentile(0.5))
     };
-    let (rate_before, p50_before) = post_rate(&relay);
     let rss_before = relay.rss_mib();
     spread(relay.addr, 8, idle_sessions, |conn, i| {
         let id = mcp_session(conn);
@@ -486,15 +489,23 @@ fn main() {
         assert_eq!(status, 200, "{body}");
     });
     let rss_sessions = relay.rss_mib();
-    let (rate_after, p50_after) = post_rate(&relay);
+    let best = |a: (f64, f64), b: (f64, f64)| if b.0 > a.0 { b } else { a };
+    let (mut without, mut with) = ((0.0, f64::NAN), (0.0, f64::NAN));
+    for _ in 0..3 {
+        without = best(without, post_rate(&twin));
+        with = best(with, post_rate(&relay));
+    }
+    drop(twin);
+    let _ = std::fs::remove_dir_all(&twin_dir);
+    let ((rate_before, p50_before), (rate_after, p50_after)) = (without, with);
     row(
-        "POST c=8 fsync=never, no MCP sessions".into(),
+        "POST c=8 fsync=never, no MCP sessions (best of 3)".into(),
         format!("{rate_before:>9.0} req/s  p50 {p50_before:.2} ms"),
         "post_c8_no_sessions",
         json!({"rps": rate_before, "p50_ms": p50_before}),
     );
     row(
-        format!("POST c=8 fsync=never, {idle_sessions} idle MCP sessions"),
+        format!("POST c=8 fsync=never, {idle_sessions} idle MCP sessions (best of 3)"),
         format!("{rate_after:>9.0} req/s  p50 {p50_after:.2} ms"),
         "post_c8_idle_sessions",
         json!({"rps": rate_after, "p50_ms": p50_after}),
@@ -512,6 +523,8 @@ fn main() {
         json!(rss_sessions),
     );
     let unknown_waits = 100_000;
+    // Measured from here: the posts above hold memory of their own.
+    let rss_before_waits = relay.rss_mib();
     spread(relay.addr, 16, unknown_waits, |conn, i| {
         let path = format!("/api/messages?target=ghost-{i}&since_id=0&wait=0.001");
         let (status, body) = conn.call("GET", &path, "", "");
@@ -520,7 +533,7 @@ fn main() {
     let rss_waits = relay.rss_mib();
     row(
         format!("RSS after {unknown_waits} waits on unknown channels"),
-        format!("{rss_waits:.1} MiB (+{:.1})", rss_waits - rss_sessions),
+        format!("{rss_waits:.1} MiB (+{:.1})", rss_waits - rss_before_waits),
         "rss_unknown_waits_mib",
         json!(rss_waits),
     );
