@@ -3,9 +3,9 @@
 //! a compaction the file opens with a `{"last_id":N}` marker so the id sequence continues even
 //! when retention dropped the newest messages. The directory itself is held under an exclusive
 //! lock, so no removal of a file inside it can let a second relay in; `relay.lock` only names
-//! the pid holding it. Replay repairs exactly one kind of damage,
-//! a torn last line (a crash mid-write, never acknowledged); anything else stops start-up with
-//! the file and line, because silently dropping a message is worse than not starting.
+//! the pid holding it. Replay repairs exactly one kind of damage, a torn last line (a crash
+//! mid-write, never acknowledged); anything else stops start-up with the file and line, because
+//! silently dropping a message is worse than not starting.
 
 use crate::config::Fsync;
 use crate::error::Error;

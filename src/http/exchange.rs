@@ -143,6 +143,11 @@ pub fn error_reply(e: &Error) -> Reply {
         e.status(),
         &serde_json::json!({"ok": false, "error": e.to_string()}),
     );
+    with_error_headers(reply, e)
+}
+
+/// Adds the header an error calls for, if any: `Allow` to a 405, `Retry-After` to a 503.
+pub fn with_error_headers(reply: Reply, e: &Error) -> Reply {
     match e {
         Error::MethodNotAllowed { allow } => reply.with_header("Allow", allow),
         Error::Unavailable { retry_after, .. } => {

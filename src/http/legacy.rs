@@ -92,8 +92,10 @@ pub fn post(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Err
                     session.send(jsonrpc::error(Some(&id), &busy));
                     continue;
                 };
+                let this_session = Arc::clone(&session);
                 let (app, session, caller) =
                     (Arc::clone(app), Arc::clone(&session), caller.clone());
+                let reply_to = id.clone();
                 let m = Message::Request { id, method, params };
                 let spawned = thread::Builder::new()
                     .name("relay-legacy-tool".into())
@@ -113,6 +115,8 @@ pub fn post(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Err
                     });
                 if let Err(e) = spawned {
                     log::error!("cannot start a thread for a tool call: {e}");
+                    let busy = RpcError::new(INTERNAL_ERROR, "the tool call could not start");
+                    this_session.send(jsonrpc::error(Some(&reply_to), &busy));
                 }
             }
             Ok(m) => answer(app, &session, caller, &m),

@@ -5,7 +5,9 @@
 
 use crate::app::App;
 use crate::error::Error;
-use crate::http::exchange::{error_reply, redact_tokens, split_target, Incoming, Reply};
+use crate::http::exchange::{
+    error_reply, redact_tokens, split_target, with_error_headers, Incoming, Reply,
+};
 use crate::http::guard::{self, Caller};
 use crate::http::{apidoc, events, legacy, rest, streamable};
 use crate::ui;
@@ -63,13 +65,7 @@ pub fn handle(app: &Arc<App>, mut request: Request) {
                 crate::mcp::jsonrpc::INVALID_REQUEST,
                 &e.to_string(),
             );
-            match &e {
-                Error::MethodNotAllowed { allow } => reply.with_header("Allow", allow),
-                Error::Unavailable { retry_after, .. } => {
-                    reply.with_header("Retry-After", &retry_after.to_string())
-                }
-                _ => reply,
-            }
+            with_error_headers(reply, &e)
         } else {
             error_reply(&e)
         }
