@@ -3,7 +3,9 @@
 //! starts the release binary as a child process (so its memory and start-up are the relay's
 //! alone), drives it over keep-alive connections with a minimal HTTP/1.1 client, prints a table
 //! and writes the figures to `target/bench.json`. Stores of 1k to 1M messages are made by
-//! writing the journal directly, which also times start-up with a full journal.
+//! writing the journal directly, which also times start-up with a full journal. Also measured:
+//! whether 100,000 idle MCP sessions slow posts down, and what they and 100,000 waits on
+//! channels that do not exist cost in memory.
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -276,6 +278,60 @@ fn binary() -> PathBuf {
         .join("claude-codex-relay")
 }
 
+/// Opens an MCP session on `conn` and returns its id (read from the response head by hand).
+fn mcp_session(conn: &mut Conn) -> String {
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}}).to_string();
+    let rq = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{init}",
+        conn.host,
+        init.len()
+    );
+    conn.reader.get_mut().write_all(rq.as_bytes()).unwrap();
+    let mut line = String::new();
+    let mut session = String::new();
+    let mut length = 0;
+    loop {
+        line.clear();
+        conn.reader.read_line(&mut line).unwrap();
+        let l = line.trim_end().to_ascii_lowercase();
+        if l.is_empty() {
+            break;
+        }
+        if let Some(v) = l.strip_prefix("mcp-session-id:") {
+            session = v.trim().to_string();
+        }
+        if let Some(v) = l.strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; length];
+    conn.reader.read_exact(&mut body).unwrap();
+    assert!(!session.is_empty(), "initialize gave no session id");
+    session
+}
+
+/// Runs `n` calls of `request(conn, i)` spread over `threads` keep-alive connections.
+fn spread<F>(addr: SocketAddr, threads: usize, n: usize, request: F)
+where
+    F: Fn(&mut Conn, usize) + Send + Sync + 'static,
+{
+    let request = Arc::new(request);
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let request = Arc::clone(&request);
+            thread::spawn(move || {
+                let mut conn = Conn::open(addr);
+                for i in (t..n).step_by(threads) {
+                    request(&mut conn, i);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+}
+
 fn post_body(i: usize) -> String {
     json!({"target": "bench", "sender": "bench", "text": format!("message {i} {}", "y".repeat(100))}).to_string()
 }
@@ -404,6 +460,86 @@ fn main() {
         }
     }
 
+    // Idle MCP sessions (each subscribed to some other channel, as a client's would be) and
+    // waits on channels that do not exist: neither may slow posts down or pile up memory.
+    let idle_sessions = 100_000;
+    let dir = fresh_dir("sessions");
+    let relay = Relay::start(
+        &binary,
+        &dir,
+        &["--fsync", "never", "--max-sessions-per-client", "1000000"],
+    );
+    // One relay gets the sessions, a twin gets none; short runs alternate between the two and
+    // the best of each counts, so load from other processes on a shared machine hits both alike.
+    let twin_dir = fresh_dir("sessions-twin");
+    let twin = Relay::start(&binary, &twin_dir, &["--fsync", "never"]);
+    let post_rate = |relay: &Relay| {
+        let mut l = load(relay.addr, 8, run, |conn, i| {
+            let (status, body) = conn.call("POST", "/api/messages", "", &post_body(i));
+            assert_eq!(status, 201, "{body}");
+        });
+        (l.rate(), l.percentile(0.5))
+    };
+    let rss_before = relay.rss_mib();
+    spread(relay.addr, 8, idle_sessions, |conn, i| {
+        let id = mcp_session(conn);
+        let subscribe = json!({"jsonrpc": "2.0", "id": 1, "method": "resources/subscribe", "params": {"uri": format!("relay://channel/idle-{}", i % 1000)}}).to_string();
+        let headers = format!("Mcp-Session-Id: {id}\r\nMCP-Protocol-Version: 2025-06-18\r\n");
+        let (status, body) = conn.call("POST", "/mcp", &headers, &subscribe);
+        assert_eq!(status, 200, "{body}");
+    });
+    let rss_sessions = relay.rss_mib();
+    let best = |a: (f64, f64), b: (f64, f64)| if b.0 > a.0 { b } else { a };
+    let (mut without, mut with) = ((0.0, f64::NAN), (0.0, f64::NAN));
+    for _ in 0..3 {
+        without = best(without, post_rate(&twin));
+        with = best(with, post_rate(&relay));
+    }
+    drop(twin);
+    let _ = std::fs::remove_dir_all(&twin_dir);
+    let ((rate_before, p50_before), (rate_after, p50_after)) = (without, with);
+    row(
+        "POST c=8 fsync=never, no MCP sessions (best of 3)".into(),
+        format!("{rate_before:>9.0} req/s  p50 {p50_before:.2} ms"),
+        "post_c8_no_sessions",
+        json!({"rps": rate_before, "p50_ms": p50_before}),
+    );
+    row(
+        format!("POST c=8 fsync=never, {idle_sessions} idle MCP sessions (best of 3)"),
+        format!("{rate_after:>9.0} req/s  p50 {p50_after:.2} ms"),
+        "post_c8_idle_sessions",
+        json!({"rps": rate_after, "p50_ms": p50_after}),
+    );
+    row(
+        "POST c=8: no sessions vs idle sessions (ratio, at most 1.5)".into(),
+        format!("{:.2}x", rate_before / rate_after),
+        "post_idle_sessions_ratio",
+        json!(rate_before / rate_after),
+    );
+    row(
+        format!("RSS with {idle_sessions} idle MCP sessions"),
+        format!("{rss_sessions:.1} MiB (+{:.1})", rss_sessions - rss_before),
+        "rss_idle_sessions_mib",
+        json!(rss_sessions),
+    );
+    let unknown_waits = 100_000;
+    // Measured from here: the posts above hold memory of their own.
+    let rss_before_waits = relay.rss_mib();
+    spread(relay.addr, 16, unknown_waits, |conn, i| {
+        let path = format!("/api/messages?target=ghost-{i}&since_id=0&wait=0.001");
+        let (status, body) = conn.call("GET", &path, "", "");
+        assert_eq!(status, 200, "{body}");
+    });
+    let rss_waits = relay.rss_mib();
+    row(
+        format!("RSS after {unknown_waits} waits on unknown channels"),
+        format!("{rss_waits:.1} MiB (+{:.1})", rss_waits - rss_before_waits),
+        "rss_unknown_waits_mib",
+        json!(rss_waits),
+    );
+    drop(relay);
+    let _ = std::fs::remove_dir_all(&dir);
+
     // MCP, sequential tool calls.
     let dir = fresh_dir("mcp");
     let relay = Relay::start(&binary, &dir, &["--fsync", "never"]);
@@ -461,7 +597,14 @@ fn main() {
     let relay = Relay::start(
         &binary,
         &dir,
-        &["--fsync", "always", "--max-streams", "2000"],
+        &[
+            "--fsync",
+            "always",
+            "--max-streams",
+            "2000",
+            "--max-streams-per-client",
+            "2000",
+        ],
     );
     let rounds = if quick { 50 } else { 300 };
     let mut to_fetch = Vec::new();

@@ -1,7 +1,8 @@
 //! The running relay's shared state, built once at start and handed to every request: the
-//! configuration, the store, the MCP sessions, the logs, and the cap on long requests.
+//! configuration, the store, the MCP sessions, the logs, the cap on long requests and the
+//! count of the legacy transport's running tool calls.
 
-use crate::capacity::LongRequests;
+use crate::capacity::{LongRequests, Slots};
 use crate::config::Config;
 use crate::logs::Logs;
 use crate::mcp::session::Sessions;
@@ -16,6 +17,7 @@ pub struct App {
     pub sessions: Arc<Sessions>,
     pub logs: Logs,
     pub long_requests: LongRequests,
+    pub legacy_tool_calls: Slots,
     /// Set when the relay begins to stop: new requests are refused with 503 from then on.
     pub stopping: AtomicBool,
 }

@@ -1,59 +1,193 @@
 //! The cap on requests that hold a thread for long: open event streams and waiting fetches.
 //! Past it a request is refused at once with 503 and `Retry-After`, so short requests such as
-//! `/healthz` always find a thread.
+//! `/healthz` always find a thread. Within the cap each client (an agent's token, else an
+//! address) and each MCP session has a quota of its own, so one client cannot take every place;
+//! the 503 says which limit was reached. Also here: the count of the legacy transport's tool
+//! calls, which run on threads of their own.
 
 use crate::error::Error;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-/// A counted cap on open event streams plus waiting fetches.
+/// Legacy-transport tool calls running at once.
+pub const LEGACY_TOOL_CALLS: usize = 256;
+
+/// Places one MCP session may hold at once.
+pub const PER_SESSION: usize = 16;
+
+/// A counted cap on open event streams plus waiting fetches, with per-client and per-session
+/// quotas.
 pub struct LongRequests {
-    open: Arc<AtomicUsize>,
+    counts: Arc<Mutex<Counts>>,
     max: usize,
+    per_client: usize,
+}
+
+#[derive(Default)]
+struct Counts {
+    total: usize,
+    clients: HashMap<String, usize>,
+    sessions: HashMap<String, usize>,
 }
 
 /// One place under the cap, given back when dropped.
 pub struct LongRequest {
-    open: Arc<AtomicUsize>,
+    counts: Arc<Mutex<Counts>>,
+    client: String,
+    session: Option<String>,
 }
 
 impl LongRequests {
-    pub fn new(max: usize) -> LongRequests {
+    /// `max` places in all, `per_client` of them for any one client.
+    pub fn new(max: usize, per_client: usize) -> LongRequests {
         LongRequests {
-            open: Arc::new(AtomicUsize::new(0)),
+            counts: Arc::new(Mutex::new(Counts::default())),
             max,
+            per_client,
         }
     }
 
-    /// Takes a place, or refuses with 503 and `Retry-After` when all are taken.
-    pub fn take(&self) -> Result<LongRequest, Error> {
-        let taken = self
-            .open
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.max).then_some(n + 1)
-            });
-        match taken {
-            Ok(_) => Ok(LongRequest {
-                open: Arc::clone(&self.open),
-            }),
-            Err(_) => Err(Error::Unavailable {
+    /// Takes a place for `client` (and `session`, if the request belongs to one), or refuses
+    /// with 503 and `Retry-After` naming the limit that is reached.
+    pub fn take(&self, client: &str, session: Option<&str>) -> Result<LongRequest, Error> {
+        let mut counts = lock(&self.counts);
+        let full = |message: String| {
+            Err(Error::Unavailable {
                 retry_after: 5,
-                message: format!(
-                    "too many open streams and waiting requests (limit {})",
-                    self.max
-                ),
-            }),
+                message,
+            })
+        };
+        if counts.total >= self.max {
+            return full(format!(
+                "too many open streams and waiting requests (limit {})",
+                self.max
+            ));
         }
+        if counts.clients.get(client).copied().unwrap_or(0) >= self.per_client {
+            return full(format!(
+                "this client has too many open streams and waiting requests (per-client limit {})",
+                self.per_client
+            ));
+        }
+        if let Some(id) = session {
+            if counts.sessions.get(id).copied().unwrap_or(0) >= PER_SESSION {
+                return full(format!(
+                    "this session has too many open streams and waiting requests (per-session limit {PER_SESSION})"
+                ));
+            }
+            *counts.sessions.entry(id.to_string()).or_default() += 1;
+        }
+        *counts.clients.entry(client.to_string()).or_default() += 1;
+        counts.total += 1;
+        Ok(LongRequest {
+            counts: Arc::clone(&self.counts),
+            client: client.to_string(),
+            session: session.map(str::to_string),
+        })
     }
 
     /// Places taken now.
     pub fn open(&self) -> usize {
-        self.open.load(Ordering::Acquire)
+        lock(&self.counts).total
+    }
+}
+
+/// Locks the counts; every update leaves them consistent, so a poisoned lock is still sound.
+fn lock(counts: &Mutex<Counts>) -> MutexGuard<'_, Counts> {
+    counts.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Takes one off `key`'s count, forgetting it at zero so the map holds only live holders.
+fn release(map: &mut HashMap<String, usize>, key: &str) {
+    if let Some(n) = map.get_mut(key) {
+        *n -= 1;
+        if *n == 0 {
+            map.remove(key);
+        }
     }
 }
 
 impl Drop for LongRequest {
     fn drop(&mut self) {
-        self.open.fetch_sub(1, Ordering::AcqRel);
+        let mut counts = lock(&self.counts);
+        counts.total -= 1;
+        release(&mut counts.clients, &self.client);
+        if let Some(id) = &self.session {
+            release(&mut counts.sessions, id);
+        }
+    }
+}
+
+/// A plain counted cap: `take` hands out at most `max` slots at once.
+pub struct Slots {
+    used: Arc<AtomicUsize>,
+    max: usize,
+}
+
+/// One slot, given back when dropped.
+pub struct Slot {
+    used: Arc<AtomicUsize>,
+}
+
+impl Slots {
+    pub fn new(max: usize) -> Slots {
+        Slots {
+            used: Arc::new(AtomicUsize::new(0)),
+            max,
+        }
+    }
+
+    /// A slot, or None when all are taken.
+    pub fn take(&self) -> Option<Slot> {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot {
+                used: Arc::clone(&self.used),
+            })
+    }
+
+    /// Slots taken now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.used.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotas_bound_each_client_and_session_and_places_come_back() {
+        let cap = LongRequests::new(4, 2);
+        let a1 = cap.take("a", None).unwrap();
+        let _a2 = cap.take("a", None).unwrap();
+        let e = cap.take("a", None).err().expect("a is at its quota");
+        assert!(e.to_string().contains("per-client"), "{e}");
+        let _b = cap.take("b", Some("s")).unwrap();
+        drop(a1);
+        let _a3 = cap.take("a", None).unwrap();
+        let _c = cap.take("c", None).unwrap();
+        let e = cap.take("d", None).err().expect("the cap is reached");
+        assert!(e.to_string().contains("(limit 4)"), "{e}");
+        assert_eq!(cap.open(), 4);
+        let many = LongRequests::new(100, 100);
+        let held: Vec<_> = (0..PER_SESSION)
+            .map(|_| many.take("x", Some("s")).unwrap())
+            .collect();
+        let e = many.take("x", Some("s")).err().expect("s is at its quota");
+        assert!(e.to_string().contains("per-session"), "{e}");
+        drop(held);
+        assert_eq!(many.open(), 0);
+        assert!(lock(&many.counts).clients.is_empty());
     }
 }

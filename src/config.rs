@@ -69,6 +69,13 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// Cap on open event streams plus waiting requests. Default 512.
     pub max_streams: usize,
+    /// Of those, the most one client (an agent's token, else an address) may hold. Default 128.
+    pub max_streams_per_client: usize,
+    /// MCP sessions one client address may keep in memory. Default 256.
+    pub max_sessions_per_client: usize,
+    /// Seconds after which an MCP session no request has named leaves memory (its id still
+    /// restores it). Default 600.
+    pub session_idle_secs: u64,
     /// Seconds a connection may stay silent (or a client may not read) before it is closed.
     /// Default 30.
     pub idle_timeout_secs: u64,
@@ -110,6 +117,9 @@ impl Default for Config {
             max_body_bytes: 4 * MB as usize,
             max_message_bytes: MB as usize,
             max_streams: 512,
+            max_streams_per_client: 128,
+            max_sessions_per_client: 256,
+            session_idle_secs: 600,
             idle_timeout_secs: 30,
             max_connections: 1024,
             header_timeout_secs: 10,
@@ -154,6 +164,9 @@ const KEYS: &[(&str, Kind, &str)] = &[
     ("max_body_bytes", Kind::Integer, "largest request body [4194304]"),
     ("max_message_bytes", Kind::Integer, "largest message text [1048576]"),
     ("max_streams", Kind::Integer, "open event streams plus waiting requests [512]"),
+    ("max_streams_per_client", Kind::Integer, "of those, the most one client may hold [128]"),
+    ("max_sessions_per_client", Kind::Integer, "MCP sessions one client address keeps in memory [256]"),
+    ("session_idle_secs", Kind::Integer, "an unused MCP session leaves memory after N s [600]"),
     ("idle_timeout_secs", Kind::Integer, "close connections silent this long [30]"),
     ("max_connections", Kind::Integer, "connections served at once, within the open-file limit [1024]"),
     ("header_timeout_secs", Kind::Integer, "seconds a request head may take (408) [10]"),
@@ -227,7 +240,29 @@ impl Config {
         for setting in settings {
             config.apply(setting)?;
         }
+        config.check_tokens()?;
         Ok(config)
+    }
+
+    /// Refuses a token shared by `auth_token` and an agent, or by two agents: a request with
+    /// it could not say who is calling.
+    fn check_tokens(&self) -> Result<(), Error> {
+        let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+        if let Some(token) = &self.auth_token {
+            seen.insert(token, "auth_token");
+        }
+        for (name, token) in &self.agents {
+            if let Some(other) = seen.insert(token, name) {
+                return Err(Error::Config {
+                    source: "configuration".into(),
+                    key: "agents".into(),
+                    message: format!(
+                        "agent {name:?} has the same token as {other}; every token must be distinct"
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The address to bind, as `host:port` (IPv6 hosts bracketed).
@@ -282,6 +317,13 @@ impl Config {
             "max_body_bytes" => self.max_body_bytes = positive(v).map_err(bad)? as usize,
             "max_message_bytes" => self.max_message_bytes = positive(v).map_err(bad)? as usize,
             "max_streams" => self.max_streams = positive(v).map_err(bad)? as usize,
+            "max_streams_per_client" => {
+                self.max_streams_per_client = positive(v).map_err(bad)? as usize
+            }
+            "max_sessions_per_client" => {
+                self.max_sessions_per_client = positive(v).map_err(bad)? as usize
+            }
+            "session_idle_secs" => self.session_idle_secs = positive(v).map_err(bad)?,
             "idle_timeout_secs" => self.idle_timeout_secs = positive(v).map_err(bad)?,
             "max_connections" => self.max_connections = positive(v).map_err(bad)? as usize,
             "header_timeout_secs" => self.header_timeout_secs = positive(v).map_err(bad)?,
@@ -456,10 +498,14 @@ fn nonempty_text(v: &Value) -> Result<String, String> {
     }
 }
 
+/// A token, or null for none. A blank string is refused: taken for "no token" it would leave
+/// the relay open while the operator believes it is protected.
 fn optional_token(v: &Value) -> Result<Option<String>, String> {
     match v {
         Value::Null => Ok(None),
-        Value::String(s) if s.trim().is_empty() => Ok(None),
+        Value::String(s) if s.trim().is_empty() => {
+            Err("must not be blank (use null, or leave it out, for no token)".into())
+        }
         Value::String(s) => Ok(Some(s.trim().to_string())),
         other => Err(format!(
             "must be a string or null, not {}",

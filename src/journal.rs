@@ -1,10 +1,11 @@
 //! The durable message journal: `messages.jsonl` under the data directory, one JSON line per
 //! message in the `Message` wire shape, appended in whole batches and replayed at start. After
 //! a compaction the file opens with a `{"last_id":N}` marker so the id sequence continues even
-//! when retention dropped the newest messages. The directory is guarded by an exclusive lock
-//! on `relay.lock`, which names the pid holding it. Replay repairs exactly one kind of damage,
-//! a torn last line (a crash mid-write, never acknowledged); anything else stops start-up with
-//! the file and line, because silently dropping a message is worse than not starting.
+//! when retention dropped the newest messages. The directory itself is held under an exclusive
+//! lock, so no removal of a file inside it can let a second relay in; `relay.lock` only names
+//! the pid holding it. Replay repairs exactly one kind of damage, a torn last line (a crash
+//! mid-write, never acknowledged); anything else stops start-up with the file and line, because
+//! silently dropping a message is worse than not starting.
 
 use crate::config::Fsync;
 use crate::error::Error;
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 /// The journal's file name inside the data directory.
 pub const JOURNAL_FILE: &str = "messages.jsonl";
-/// The lock file's name inside the data directory.
+/// The name of the file inside the data directory that names the pid holding its lock.
 pub const LOCK_FILE: &str = "relay.lock";
 /// Replay reads in blocks this large, so a million lines cost a few hundred reads.
 const READ_BUFFER: usize = 4 * 1024 * 1024;
@@ -43,7 +44,8 @@ pub struct Journal {
     fsync: Fsync,
     /// Reused serialisation buffer, so an append allocates nothing in the common case.
     buf: Vec<u8>,
-    /// Held for as long as the journal is open; closing it releases the lock.
+    /// The data directory, locked for as long as the journal is open; closing it releases the
+    /// lock.
     _lock: File,
 }
 
@@ -259,37 +261,29 @@ impl Journal {
     }
 }
 
-/// Takes the exclusive lock on `dir/relay.lock` and writes our pid into it.
+/// Takes the exclusive lock on the directory `dir` itself and writes our pid into
+/// `dir/relay.lock`. Returns the locked directory handle.
 fn lock_dir(dir: &Path) -> Result<File, Error> {
     let path = dir.join(LOCK_FILE);
-    // No truncation on open: until the lock is ours the file holds the holder's pid.
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| io_context("cannot open", &path, e))?;
-    match file.try_lock() {
+    let locked = File::open(dir).map_err(|e| io_context("cannot open", dir, e))?;
+    match locked.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
-            let mut held = String::new();
-            let _ = file.read_to_string(&mut held);
-            let holder = match held.trim() {
-                "" => "a process that has not written its pid yet".to_string(),
-                pid => format!("pid {pid}"),
+            let holder = match fs::read_to_string(&path) {
+                Ok(held) if !held.trim().is_empty() => format!("pid {}", held.trim()),
+                Ok(_) => "a process that has not written its pid yet".to_string(),
+                Err(_) => format!("a process whose {LOCK_FILE} is missing"),
             };
             return Err(Error::Locked {
                 path: path.display().to_string(),
                 holder,
             });
         }
-        Err(TryLockError::Error(e)) => return Err(io_context("cannot lock", &path, e)),
+        Err(TryLockError::Error(e)) => return Err(io_context("cannot lock", dir, e)),
     }
-    file.set_len(0)
-        .and_then(|()| file.write_all(format!("{}\n", std::process::id()).as_bytes()))
+    fs::write(&path, format!("{}\n", std::process::id()))
         .map_err(|e| io_context("cannot write", &path, e))?;
-    Ok(file)
+    Ok(locked)
 }
 
 /// Reads every line of the journal, cutting a torn last line off the file. Returns what was

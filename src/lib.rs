@@ -22,14 +22,14 @@ pub mod store;
 pub mod ui;
 
 use crate::app::App;
-use crate::capacity::LongRequests;
+use crate::capacity::{LongRequests, Slots, LEGACY_TOOL_CALLS};
 use crate::config::{Config, StoreKind};
 use crate::error::Error;
 use crate::http::server::{bind, HttpServer};
 use crate::journal::Journal;
 use crate::logs::Logs;
 use crate::mcp::resources;
-use crate::mcp::session::Sessions;
+use crate::mcp::session::{SessionLimits, Sessions};
 use crate::store::{Limits, Store};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,7 +73,13 @@ pub fn start(mut config: Config) -> Result<Running, Error> {
         StoreKind::Memory => (Store::in_memory(&config.channels, limits), None),
     };
     let store = Arc::new(store);
-    let sessions = Arc::new(Sessions::new(key_dir));
+    let sessions = Arc::new(Sessions::new(
+        key_dir,
+        SessionLimits {
+            forget_after: std::time::Duration::from_secs(config.session_idle_secs),
+            per_client: config.max_sessions_per_client,
+        },
+    ));
     let notify = Arc::clone(&sessions);
     store.on_publish(Box::new(move |m| {
         notify.resource_updated(&resources::uri(&m.target))
@@ -83,7 +89,8 @@ pub fn start(mut config: Config) -> Result<Running, Error> {
     let addr = listener.local_addr()?;
     let handle = listener.try_clone()?;
     let app = Arc::new(App {
-        long_requests: LongRequests::new(config.max_streams),
+        long_requests: LongRequests::new(config.max_streams, config.max_streams_per_client),
+        legacy_tool_calls: Slots::new(LEGACY_TOOL_CALLS),
         config,
         store,
         sessions,

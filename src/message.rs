@@ -1,6 +1,7 @@
 //! The message: the one record the relay stores, serves and archives. Its JSON shape is the
 //! original relay's wire contract (`id`, `ts`, `target`, `sender`, `text`), so it is shared by
-//! the store, the journal, REST, MCP and the event streams.
+//! the store, the journal, REST, MCP and the event streams. JSON sent out passes through
+//! `escape_separators`, since texts may hold characters that break JavaScript readers.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,4 +14,29 @@ pub struct Message {
     pub target: String,
     pub sender: String,
     pub text: String,
+}
+
+/// Writes U+2028 and U+2029 in serialised JSON as `\u2028` and `\u2029`. Both are legal
+/// unescaped in JSON strings, which is the only place they can occur, but they end a line in
+/// JavaScript source and in some line-oriented readers. Text without them is returned as it is.
+pub fn escape_separators(json: String) -> String {
+    if !json.contains(['\u{2028}', '\u{2029}']) {
+        return json;
+    }
+    json.replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn separators_are_escaped_and_read_back_the_same() {
+        let text = "a\u{2028}b\u{2029}c";
+        let json = escape_separators(serde_json::to_string(text).unwrap());
+        assert_eq!(json, r#""a\u2028b\u2029c""#);
+        assert_eq!(serde_json::from_str::<String>(&json).unwrap(), text);
+        assert_eq!(escape_separators("\"plain\"".into()), "\"plain\"");
+    }
 }

@@ -93,6 +93,9 @@ pub struct Store {
 
 struct State {
     channels: BTreeMap<String, Channel>,
+    /// Woken when a channel is created: waiters on a channel that does not exist yet park
+    /// here, so a read never creates a channel.
+    created: Arc<Condvar>,
     configured: BTreeSet<String>,
     closed: bool,
     count: usize,
@@ -137,6 +140,7 @@ impl Store {
     ) -> Store {
         let mut state = State {
             channels: BTreeMap::new(),
+            created: Arc::new(Condvar::new()),
             configured: channels.iter().cloned().collect(),
             closed: false,
             count: 0,
@@ -400,7 +404,12 @@ impl Store {
             let now = Instant::now();
             match deadline {
                 Some(deadline) if page.messages.is_empty() && !state.closed && now < deadline => {
-                    let changed = Arc::clone(&state.channel(&query.target).changed);
+                    // A wait on a channel nobody has posted to creates nothing: it wakes on the
+                    // creation of any channel and looks again.
+                    let changed = match state.channels.get(&query.target) {
+                        Some(c) => Arc::clone(&c.changed),
+                        None => Arc::clone(&state.created),
+                    };
                     state = changed
                         .wait_timeout(state, deadline - now)
                         .unwrap_or_else(|p| p.into_inner())
@@ -440,11 +449,51 @@ impl Store {
             if !found.is_empty() || state.closed || now >= deadline {
                 return found;
             }
-            let changed = Arc::clone(&state.channel(target).changed);
+            let changed = match state.channels.get(target) {
+                Some(c) => Arc::clone(&c.changed),
+                None => Arc::clone(&state.created),
+            };
             state = changed
                 .wait_timeout(state, deadline - now)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
+        }
+    }
+
+    /// A page of `channels()`: at most `limit` names after `after`, and whether more follow.
+    pub fn channels_page(&self, after: Option<&str>, limit: usize) -> (Vec<String>, bool) {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let state = lock(&self.state);
+        let from = || after.map_or(Unbounded, Excluded);
+        let mut configured = state
+            .configured
+            .range::<str, _>((from(), Unbounded))
+            .peekable();
+        let mut posted = state
+            .channels
+            .range::<str, _>((from(), Unbounded))
+            .filter(|(_, c)| c.seen)
+            .map(|(name, _)| name)
+            .peekable();
+        let mut page = Vec::new();
+        loop {
+            // Merge the two sorted sources, each name once.
+            let next = match (configured.peek(), posted.peek()) {
+                (Some(a), Some(b)) if a.as_str() == b.as_str() => {
+                    posted.next();
+                    configured.next()
+                }
+                (Some(a), Some(b)) if a.as_str() < b.as_str() => configured.next(),
+                (Some(_), Some(_)) | (None, Some(_)) => posted.next(),
+                (Some(_), None) => configured.next(),
+                (None, None) => return (page, false),
+            };
+            if page.len() == limit {
+                return (page, true);
+            }
+            if let Some(name) = next {
+                page.push(name.clone());
+            }
         }
     }
 
@@ -460,6 +509,11 @@ impl Store {
                 .map(|(name, _)| name.clone()),
         );
         all.into_iter().collect()
+    }
+
+    /// Channels held in memory, listed or not: only posts create them, never reads or waits.
+    pub fn channel_entries(&self) -> usize {
+        lock(&self.state).channels.len()
     }
 
     /// The highest id handed out so far (0 when nothing was ever posted).
@@ -486,6 +540,7 @@ impl Store {
             for c in state.channels.values() {
                 c.changed.notify_all();
             }
+            state.created.notify_all();
         }
         let mut committer = lock(&self.commit);
         self.finish_compaction(&mut committer, true);
@@ -507,6 +562,9 @@ impl State {
     }
 
     fn insert(&mut self, m: Arc<Message>) {
+        if !self.channels.contains_key(&m.target) {
+            self.created.notify_all();
+        }
         let channel = self.channel(&m.target);
         channel.messages.push_back(m);
         channel.seen = true;
@@ -563,7 +621,9 @@ impl State {
 }
 
 /// Trims a channel or sender name and checks it: not empty, not too long, no control
-/// characters.
+/// characters, and none of the invisible characters that make a name read as another on screen
+/// (Unicode format characters, such as bidi overrides and zero-width marks, and line and
+/// paragraph separators).
 pub fn name(field: &str, raw: &str) -> Result<String, Error> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
@@ -579,7 +639,48 @@ pub fn name(field: &str, raw: &str) -> Result<String, Error> {
             "{field} must not contain control characters"
         )));
     }
+    if let Some(c) = trimmed.chars().find(|c| is_invisible(*c)) {
+        return Err(Error::BadRequest(format!(
+            "{field} must not contain invisible format characters (found U+{:04X})",
+            u32::from(c)
+        )));
+    }
     Ok(trimmed.to_string())
+}
+
+/// The Unicode 15 characters of general category Cf (format), as inclusive ranges.
+const FORMAT_CHARACTERS: [(u32, u32); 21] = [
+    (0x00AD, 0x00AD),
+    (0x0600, 0x0605),
+    (0x061C, 0x061C),
+    (0x06DD, 0x06DD),
+    (0x070F, 0x070F),
+    (0x0890, 0x0891),
+    (0x08E2, 0x08E2),
+    (0x180E, 0x180E),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x2064),
+    (0x2066, 0x206F),
+    (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB),
+    (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD),
+    (0x13430, 0x1343F),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F),
+];
+
+/// Whether `c` is a format character (Cf) or a line or paragraph separator (Zl, Zp).
+fn is_invisible(c: char) -> bool {
+    let c = u32::from(c);
+    c == 0x2028
+        || c == 0x2029
+        || FORMAT_CHARACTERS
+            .iter()
+            .any(|&(low, high)| (low..=high).contains(&c))
 }
 
 /// Now as Unix seconds with a fractional part.

@@ -6,6 +6,7 @@
 use crate::app::App;
 use crate::error::Error;
 use crate::http::exchange::{Incoming, Reply};
+use crate::http::guard::Caller;
 use crate::mcp::session::KEEPALIVE;
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -54,7 +55,7 @@ pub fn comment(w: &mut dyn Write, text: &str) -> io::Result<()> {
 
 /// `GET /api/stream?target=T[&since_id=N]`: the backlog after N, then live messages. Without
 /// `since_id` or `Last-Event-ID` the stream starts with the next message posted.
-pub fn message_stream(app: &Arc<App>, rq: &Incoming) -> Result<Reply, Error> {
+pub fn message_stream(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
     let target = crate::store::name("target", rq.param("target").unwrap_or(""))?;
     let resume = match rq.header("last-event-id") {
         Some(raw) => Some(raw.trim().parse::<u64>().map_err(|_| {
@@ -65,7 +66,7 @@ pub fn message_stream(app: &Arc<App>, rq: &Incoming) -> Result<Reply, Error> {
     let since = resume
         .or(rq.number_param("since_id")?)
         .unwrap_or_else(|| app.store.last_id());
-    let place = app.long_requests.take()?;
+    let place = app.long_requests.take(&caller.client, None)?;
     let app = Arc::clone(app);
     Ok(Reply::stream(Box::new(move |w| {
         let _place = place;
@@ -85,7 +86,9 @@ pub fn message_stream(app: &Arc<App>, rq: &Incoming) -> Result<Reply, Error> {
                 continue;
             }
             for m in &batch {
-                let data = serde_json::to_string(m.as_ref()).unwrap_or_default();
+                let data = serde_json::to_string(m.as_ref())
+                    .map(crate::message::escape_separators)
+                    .unwrap_or_default();
                 event(w, Some(&m.id.to_string()), Some("message"), &data)?;
                 last = m.id;
             }

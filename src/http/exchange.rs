@@ -5,11 +5,16 @@
 use crate::error::Error;
 use serde::Serialize;
 use std::io::{self, Write};
+use std::net::IpAddr;
 
 /// A request, read and decoded: header names are lower-case.
 #[derive(Debug, Default, Clone)]
 pub struct Incoming {
     pub method: String,
+    /// (major, minor), e.g. (1, 1).
+    pub http_version: (u8, u8),
+    /// The client's address, when the connection has one.
+    pub peer: Option<IpAddr>,
     pub path: String,
     pub query: Vec<(String, String)>,
     pub headers: Vec<(String, String)>,
@@ -70,7 +75,10 @@ impl Reply {
         Reply::Full {
             status,
             headers: vec![("Content-Type".into(), "application/json".into())],
-            body: serde_json::to_vec(value).unwrap_or_default(),
+            body: serde_json::to_string(value)
+                .map(crate::message::escape_separators)
+                .unwrap_or_default()
+                .into_bytes(),
         }
     }
 
@@ -135,6 +143,11 @@ pub fn error_reply(e: &Error) -> Reply {
         e.status(),
         &serde_json::json!({"ok": false, "error": e.to_string()}),
     );
+    with_error_headers(reply, e)
+}
+
+/// Adds the header an error calls for, if any: `Allow` to a 405, `Retry-After` to a 503.
+pub fn with_error_headers(reply: Reply, e: &Error) -> Reply {
     match e {
         Error::MethodNotAllowed { allow } => reply.with_header("Allow", allow),
         Error::Unavailable { retry_after, .. } => {
@@ -142,6 +155,21 @@ pub fn error_reply(e: &Error) -> Reply {
         }
         _ => reply,
     }
+}
+
+/// A request target fit for a log: the value of every `token` query parameter is replaced.
+pub fn redact_tokens(target: &str) -> String {
+    let Some((path, query)) = target.split_once('?') else {
+        return target.to_string();
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("token") => format!("{key}=[redacted]"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{path}?{}", pairs.join("&"))
 }
 
 /// Splits a request target into its path and its percent-decoded query pairs.
@@ -164,8 +192,10 @@ fn percent_decode(s: &str, plus_is_space: bool) -> Result<String, Error> {
     while i < bytes.len() {
         match bytes[i] {
             b'%' if i + 2 < bytes.len() => {
+                // from_str_radix alone would take a sign: `%+F` is not an escape.
                 let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
                     .ok()
+                    .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
                     .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(b) => {

@@ -1,6 +1,7 @@
-//! The checks every request passes before routing: `Host` must name this relay (loopback or an
-//! `allowed_hosts` entry) against DNS rebinding, a browser `Origin` must be one of those too,
-//! and when tokens are configured the bearer token decides who the caller is.
+//! The checks every request passes before routing: `Host` must be one well-formed header naming
+//! this relay (loopback or an `allowed_hosts` entry) against DNS rebinding, a browser `Origin`
+//! must be one of those too, a cross-site request without `Origin` may not open a stream or an
+//! MCP exchange, and when tokens are configured the bearer token decides who the caller is.
 
 use crate::config::Config;
 use crate::error::Error;
@@ -12,13 +13,35 @@ use crate::ui;
 pub struct Caller {
     /// The agent whose token was presented: it may only post under this name.
     pub agent: Option<String>,
+    /// The name of the credential presented (empty when none is required): a session may only
+    /// be used with the credential that created it. Never the token itself.
+    pub owner: String,
+    /// Whom the per-client quotas count this request against: the agent when its token was
+    /// presented, else the client's address.
+    pub client: String,
 }
+
+/// Routes that open an event stream or an MCP exchange: a browser must say where it comes from.
+const CROSS_SITE_GUARDED: [&str; 3] = ["/sse", "/mcp", "/api/stream"];
 
 const LOOPBACK: [&str; 3] = ["127.0.0.1", "localhost", "[::1]"];
 
-/// Runs every check in order: Host (421), Origin (403), token (401).
+/// Runs every check in order: Host (400 when missing on HTTP/1.1, repeated or malformed; 421
+/// when foreign), Origin (403), cross-site fetch metadata (403), token (401).
 pub fn check(config: &Config, rq: &Incoming) -> Result<Caller, Error> {
+    let hosts = rq.headers.iter().filter(|(k, _)| k == "host").count();
+    if hosts > 1 {
+        return Err(Error::BadRequest("more than one Host header".into()));
+    }
+    if hosts == 0 && rq.http_version >= (1, 1) {
+        return Err(Error::BadRequest(
+            "an HTTP/1.1 request needs a Host header".into(),
+        ));
+    }
     if let Some(host) = rq.header("host") {
+        if parse_host(&host.trim().to_ascii_lowercase()).is_none() {
+            return Err(Error::BadRequest(format!("Host {host:?} is malformed")));
+        }
         if !host_allowed(config, host) {
             return Err(Error::MisdirectedRequest(format!(
                 "Host {host:?} is not served here; add it to allowed_hosts to accept it"
@@ -31,15 +54,32 @@ pub fn check(config: &Config, rq: &Incoming) -> Result<Caller, Error> {
                 "Origin {origin:?} is not allowed"
             )));
         }
+    } else if CROSS_SITE_GUARDED.contains(&rq.path.as_str())
+        && rq
+            .header("sec-fetch-site")
+            .is_some_and(|site| site.trim().eq_ignore_ascii_case("cross-site"))
+    {
+        // A no-cors request from another site carries no Origin but still reaches us.
+        return Err(Error::Forbidden(
+            "cross-site requests may not open streams or MCP sessions".into(),
+        ));
     }
-    authenticate(config, rq)
+    let mut caller = authenticate(config, rq)?;
+    caller.client = match (&caller.agent, rq.peer) {
+        (Some(agent), _) => format!("agent {agent}"),
+        (None, Some(peer)) => peer.to_string(),
+        (None, None) => String::new(),
+    };
+    Ok(caller)
 }
 
 /// Whether a `Host` header value names this relay: a loopback name on any port, an
 /// `allowed_hosts` name on any port, or an `allowed_hosts` `name:port` exactly.
 pub fn host_allowed(config: &Config, host: &str) -> bool {
     let host = host.trim().to_ascii_lowercase();
-    let name = host_name(&host);
+    let Some((name, _)) = parse_host(&host) else {
+        return false;
+    };
     LOOPBACK.contains(&name)
         || config.allowed_hosts.iter().any(|entry| {
             let entry = entry.trim().to_ascii_lowercase();
@@ -62,14 +102,42 @@ fn origin_allowed(config: &Config, origin: &str) -> bool {
         && host_allowed(config, rest)
 }
 
-/// The host part of `name[:port]` or `[v6][:port]`.
-fn host_name(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.find(']').map(|end| &host[..=end]).unwrap_or(host);
-    }
-    match host.rsplit_once(':') {
-        Some((name, _)) => name,
-        None => host,
+/// Splits `name[:port]` or `[v6][:port]` into the name and the port, or None when it is not
+/// exactly that shape: the port is digits, a name is letters, digits, `-`, `.` and `_`, and a
+/// bracketed address is hex digits, `:` and `.`.
+fn parse_host(host: &str) -> Option<(&str, Option<&str>)> {
+    let (name, port) = if host.starts_with('[') {
+        let end = host.find(']')?;
+        let (name, rest) = host.split_at(end + 1);
+        let inside = &name[1..name.len() - 1];
+        if inside.is_empty()
+            || !inside
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b":.".contains(&b))
+        {
+            return None;
+        }
+        match rest {
+            "" => (name, None),
+            _ => (name, Some(rest.strip_prefix(':')?)),
+        }
+    } else {
+        let (name, port) = match host.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (host, None),
+        };
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+        {
+            return None;
+        }
+        (name, port)
+    };
+    match port {
+        Some(p) if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) => None,
+        _ => Some((name, port)),
     }
 }
 
@@ -83,7 +151,9 @@ fn has_port(entry: &str) -> bool {
 
 /// Checks the bearer token when the relay has one (or per-agent tokens). `/healthz` is open,
 /// and so are the web page's own files: they hold no data, and the page must load to ask for
-/// the token.
+/// the token. The scheme is case-insensitive. A `token` query parameter is read only on
+/// `GET /api/stream`, whose browser client (`EventSource`) cannot send headers; anywhere else a
+/// token in the URL would only end up in logs and histories.
 fn authenticate(config: &Config, rq: &Incoming) -> Result<Caller, Error> {
     let public = rq.path == "/healthz"
         || (matches!(rq.method.as_str(), "GET" | "HEAD") && ui::asset(&rq.path).is_some());
@@ -92,13 +162,11 @@ fn authenticate(config: &Config, rq: &Incoming) -> Result<Caller, Error> {
     }
     let presented = rq
         .header("authorization")
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .map(str::trim)
+        .and_then(|h| h.trim().split_once(char::is_whitespace))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .or_else(|| {
-            if rq.method == "GET" {
+            if rq.method == "GET" && rq.path == "/api/stream" {
                 rq.param("token")
             } else {
                 None
@@ -111,13 +179,18 @@ fn authenticate(config: &Config, rq: &Incoming) -> Result<Caller, Error> {
     let mut caller = None;
     if let Some(token) = &config.auth_token {
         if constant_time_eq(token.as_bytes(), presented.as_bytes()) {
-            caller = Some(Caller::default());
+            caller = Some(Caller {
+                owner: "token".into(),
+                ..Caller::default()
+            });
         }
     }
     for (name, token) in &config.agents {
         if constant_time_eq(token.as_bytes(), presented.as_bytes()) {
             caller = Some(Caller {
                 agent: Some(name.clone()),
+                owner: format!("agent {name}"),
+                ..Caller::default()
             });
         }
     }
@@ -164,6 +237,11 @@ mod tests {
             "127.0.0.2:8010",
             "localhost.evil.com",
             "[::2]:1",
+            "[::1]evil.com",
+            "localhost:evil.com",
+            "127.0.0.1:1@evil.com",
+            "localhost:",
+            "[::1]:",
         ] {
             assert!(!host_allowed(&c, h), "{h}");
         }

@@ -1,27 +1,37 @@
 //! The legacy MCP HTTP+SSE transport (protocol 2024-11-05), for clients configured with
 //! `--transport sse`: `GET /sse` opens a session whose first event names the endpoint to POST
 //! to (`/messages?sessionId=...`); each POST there is answered 202 and its response travels on
-//! the stream, as do resource updates. The session ends when its stream closes.
+//! the stream, as do resource updates. The session ends when its stream closes. Tool calls run
+//! on threads of their own, counted under a cap.
 
 use crate::app::App;
 use crate::error::Error;
 use crate::http::events;
 use crate::http::exchange::{Incoming, Reply};
 use crate::http::guard::Caller;
-use crate::http::streamable::rpc_error;
+use crate::http::streamable::{owner, rpc_error};
 use crate::mcp::handler::{self, Services};
-use crate::mcp::jsonrpc::{self, Message, INVALID_REQUEST, PARSE_ERROR};
+use crate::mcp::jsonrpc::{self, Message, RpcError, INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR};
 use crate::mcp::session::{Lookup, Session, Transport, KEEPALIVE};
 use crate::mcp::DEFAULT_VERSION;
 use serde_json::Value;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
 /// `GET /sse`.
-pub fn open(app: &Arc<App>) -> Result<Reply, Error> {
-    let place = app.long_requests.take()?;
-    let session = app.sessions.create(Transport::Legacy, DEFAULT_VERSION);
+pub fn open(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
+    let session = app
+        .sessions
+        .create(Transport::Legacy, DEFAULT_VERSION, owner(rq, caller))?;
+    let place = match app.long_requests.take(&caller.client, Some(&session.id)) {
+        Ok(place) => place,
+        Err(e) => {
+            app.sessions.end(&session.id);
+            return Err(e);
+        }
+    };
     let app = Arc::clone(app);
     Ok(Reply::stream(Box::new(move |w| {
         let _place = place;
@@ -41,12 +51,16 @@ pub fn open(app: &Arc<App>) -> Result<Reply, Error> {
 
 /// `POST /messages?sessionId=ID`: 202, with the answer sent on the session's stream. Tool calls
 /// run on their own thread, so a waiting `fetch_messages` does not hold back the 202 or the
-/// session's other requests.
+/// session's other requests; past `capacity::LEGACY_TOOL_CALLS` running at once, a call is
+/// answered with an error at once.
 pub fn post(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
     let Some(id) = rq.param("sessionId").or_else(|| rq.param("session_id")) else {
         return Ok(rpc_error(400, INVALID_REQUEST, "sessionId is required"));
     };
-    let session = match app.sessions.find(id, Transport::Legacy, None) {
+    let session = match app
+        .sessions
+        .find(id, Transport::Legacy, owner(rq, caller), None)
+    {
         Lookup::Live(s) => s,
         Lookup::Unknown | Lookup::Ended => {
             return Ok(rpc_error(404, INVALID_REQUEST, "Session not found"))
@@ -69,12 +83,43 @@ pub fn post(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Err
     };
     for item in &items {
         match Message::parse(item) {
-            Ok(m @ Message::Request { .. }) if m.method() == Some("tools/call") => {
-                let (app, session, agent) =
-                    (Arc::clone(app), Arc::clone(&session), caller.agent.clone());
-                thread::spawn(move || answer(&app, &session, agent.as_deref(), &m));
+            Ok(Message::Request { id, method, params }) if method == "tools/call" => {
+                let Some(running) = app.legacy_tool_calls.take() else {
+                    let busy = RpcError::new(
+                        INTERNAL_ERROR,
+                        "too many tool calls running; try again shortly",
+                    );
+                    session.send(jsonrpc::error(Some(&id), &busy));
+                    continue;
+                };
+                let this_session = Arc::clone(&session);
+                let (app, session, caller) =
+                    (Arc::clone(app), Arc::clone(&session), caller.clone());
+                let reply_to = id.clone();
+                let m = Message::Request { id, method, params };
+                let spawned = thread::Builder::new()
+                    .name("relay-legacy-tool".into())
+                    .spawn(move || {
+                        let _running = running;
+                        // A panic would otherwise take the answer with it: the client hears an
+                        // error instead of waiting forever.
+                        let ran = panic::catch_unwind(AssertUnwindSafe(|| {
+                            answer(&app, &session, &caller, &m)
+                        }));
+                        if ran.is_err() {
+                            if let Message::Request { id, .. } = &m {
+                                let e = RpcError::new(INTERNAL_ERROR, "the tool call failed");
+                                session.send(jsonrpc::error(Some(id), &e));
+                            }
+                        }
+                    });
+                if let Err(e) = spawned {
+                    log::error!("cannot start a thread for a tool call: {e}");
+                    let busy = RpcError::new(INTERNAL_ERROR, "the tool call could not start");
+                    this_session.send(jsonrpc::error(Some(&reply_to), &busy));
+                }
             }
-            Ok(m) => answer(app, &session, caller.agent.as_deref(), &m),
+            Ok(m) => answer(app, &session, caller, &m),
             Err((id, e)) => session.send(jsonrpc::error(id.as_ref(), &e)),
         }
     }
@@ -82,13 +127,14 @@ pub fn post(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Err
 }
 
 /// Handles one message and queues its answer, if any, on the session's stream.
-fn answer(app: &App, session: &Session, agent: Option<&str>, message: &Message) {
+fn answer(app: &App, session: &Session, caller: &Caller, message: &Message) {
     let services = Services {
         store: &app.store,
         logs: &app.logs,
         long_requests: &app.long_requests,
         sessions: &app.sessions,
-        agent,
+        agent: caller.agent.as_deref(),
+        client: &caller.client,
     };
     if let Some(answer) = handler::handle(&services, session, message) {
         session.send(answer);

@@ -21,7 +21,7 @@ pub const LIST_MAX_LIMIT: u64 = 500;
 pub const MAX_WAIT_SECONDS: f64 = 50.0;
 
 /// `GET /api/messages?target=T[&limit=N][&since_id=N][&wait=S][&newest=1]`.
-pub fn list_messages(app: &App, rq: &Incoming) -> Result<Reply, Error> {
+pub fn list_messages(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
     let target = crate::store::name("target", rq.param("target").unwrap_or(""))?;
     let limit = rq
         .number_param("limit")?
@@ -52,7 +52,7 @@ pub fn list_messages(app: &App, rq: &Incoming) -> Result<Reply, Error> {
         newest: flag(rq, "newest")?.unwrap_or(since_id.is_none()),
     };
     let page = if wait > 0.0 {
-        let _place = app.long_requests.take()?;
+        let _place = app.long_requests.take(&caller.client, None)?;
         app.store
             .fetch(&query, Some(Instant::now() + Duration::from_secs_f64(wait)))
     } else {
@@ -139,9 +139,27 @@ pub fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, 
     ))
 }
 
-/// `GET /api/channels`.
-pub fn channels(app: &App) -> Reply {
-    Reply::json(200, &json!({"channels": app.store.channels()}))
+/// Largest page of `GET /api/channels`.
+pub const CHANNELS_MAX_LIMIT: u64 = 1000;
+
+/// `GET /api/channels[?limit=N][&after=NAME]`: every channel, as the original answered; with
+/// `limit` or `after`, one page of them (at most `limit`, default and largest 1000, after the
+/// name `after`), and `next` to pass as `after` when more follow.
+pub fn channels(app: &App, rq: &Incoming) -> Result<Reply, Error> {
+    let after = rq.param("after");
+    let limit = rq.number_param("limit")?;
+    if after.is_none() && limit.is_none() {
+        return Ok(Reply::json(200, &json!({"channels": app.store.channels()})));
+    }
+    let limit = limit
+        .unwrap_or(CHANNELS_MAX_LIMIT)
+        .clamp(1, CHANNELS_MAX_LIMIT) as usize;
+    let (page, more) = app.store.channels_page(after, limit);
+    let mut body = json!({"channels": page});
+    if more {
+        body["next"] = json!(page.last());
+    }
+    Ok(Reply::json(200, &body))
 }
 
 /// A string field of a JSON body: None if absent or null, 400 if another type.

@@ -5,7 +5,7 @@
 
 use crate::app::App;
 use crate::error::Error;
-use crate::http::exchange::{error_reply, Incoming, Reply};
+use crate::http::exchange::{error_reply, with_error_headers, Incoming, Reply};
 use crate::http::guard::{self, Caller};
 use crate::http::{apidoc, events, legacy, rest, streamable};
 use crate::ui;
@@ -42,11 +42,12 @@ pub fn failure(rq: &Incoming, e: Error) -> Reply {
         log::debug!("{} {}: {} {e}", rq.method, rq.path, e.status());
     }
     if rq.path == "/mcp" || rq.path == "/messages" {
-        streamable::rpc_error(
+        let reply = streamable::rpc_error(
             e.status(),
             crate::mcp::jsonrpc::INVALID_REQUEST,
             &e.to_string(),
-        )
+        );
+        with_error_headers(reply, &e)
     } else {
         error_reply(&e)
     }
@@ -60,18 +61,18 @@ pub fn route(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Er
     match (method, path) {
         ("GET" | "HEAD", "/healthz") => Ok(Reply::text(200, "ok")),
         (_, "/healthz") => not_allowed("GET, HEAD"),
-        ("GET", "/api/messages") => rest::list_messages(app, rq),
+        ("GET", "/api/messages") => rest::list_messages(app, rq, caller),
         ("POST", "/api/messages") => rest::post_message(app, rq, caller),
         (_, "/api/messages") => not_allowed("GET, POST"),
-        ("GET" | "HEAD", "/api/channels") => Ok(rest::channels(app)),
+        ("GET" | "HEAD", "/api/channels") => rest::channels(app, rq),
         (_, "/api/channels") => not_allowed("GET, HEAD"),
-        ("GET", "/api/stream") => events::message_stream(app, rq),
+        ("GET", "/api/stream") => events::message_stream(app, rq, caller),
         (_, "/api/stream") => not_allowed("GET"),
         ("POST", "/mcp") => streamable::post(app, rq, caller),
-        ("GET", "/mcp") => streamable::get(app, rq),
-        ("DELETE", "/mcp") => streamable::delete(app, rq),
+        ("GET", "/mcp") => streamable::get(app, rq, caller),
+        ("DELETE", "/mcp") => streamable::delete(app, rq, caller),
         (_, "/mcp") => not_allowed("GET, POST, DELETE"),
-        ("GET", "/sse") => legacy::open(app),
+        ("GET", "/sse") => legacy::open(app, rq, caller),
         (_, "/sse") => not_allowed("GET"),
         ("POST", "/messages") => legacy::post(app, rq, caller),
         (_, "/messages") => not_allowed("POST"),

@@ -9,7 +9,7 @@
 use crate::app::App;
 use crate::config::Config;
 use crate::error::Error;
-use crate::http::exchange::{split_target, Incoming, Reply};
+use crate::http::exchange::{redact_tokens, split_target, Incoming, Reply};
 use crate::http::{events, router};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io::{ErrorKind, Read, Write};
@@ -158,7 +158,7 @@ fn answer(app: &Arc<App>, request: &mut Request) -> Reply {
         Err(e) => {
             let raw = Incoming {
                 method: request.method().as_str().to_string(),
-                path: request.url().to_string(),
+                path: redact_tokens(request.url()),
                 ..Incoming::default()
             };
             return router::failure(&raw, e);
@@ -192,6 +192,8 @@ fn decode(request: &Request) -> Result<Incoming, Error> {
         .collect();
     Ok(Incoming {
         method: request.method().as_str().to_ascii_uppercase(),
+        http_version: (request.http_version().0, request.http_version().1),
+        peer: request.remote_addr().map(|a| a.ip()),
         path,
         query,
         headers,

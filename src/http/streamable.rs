@@ -11,7 +11,7 @@ use crate::http::exchange::{Incoming, Reply};
 use crate::http::guard::Caller;
 use crate::mcp::handler::{self, Services};
 use crate::mcp::jsonrpc::{self, Message, RpcError, INVALID_REQUEST, PARSE_ERROR};
-use crate::mcp::session::{Lookup, Session, Transport, KEEPALIVE};
+use crate::mcp::session::{Lookup, Owner, Session, Transport, KEEPALIVE};
 use crate::mcp::{is_supported, SUPPORTED_VERSIONS};
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,8 +40,22 @@ fn protocol_version(rq: &Incoming) -> Result<Option<&str>, Reply> {
     }
 }
 
-/// The session named by `Mcp-Session-Id`: 400 without one, 404 for an unknown or ended one.
-fn session(app: &App, rq: &Incoming, version: Option<&str>) -> Result<Arc<Session>, Reply> {
+/// Who is naming or opening a session.
+pub fn owner<'a>(rq: &Incoming, caller: &'a Caller) -> Owner<'a> {
+    Owner {
+        credential: &caller.owner,
+        address: rq.peer,
+    }
+}
+
+/// The session named by `Mcp-Session-Id`: 400 without one, 404 for an unknown or ended one, or
+/// one created with another credential.
+fn session(
+    app: &App,
+    rq: &Incoming,
+    caller: &Caller,
+    version: Option<&str>,
+) -> Result<Arc<Session>, Reply> {
     let Some(id) = rq.header("mcp-session-id") else {
         return Err(rpc_error(
             400,
@@ -49,7 +63,10 @@ fn session(app: &App, rq: &Incoming, version: Option<&str>) -> Result<Arc<Sessio
             "Bad Request: Mcp-Session-Id header is required",
         ));
     };
-    match app.sessions.find(id.trim(), Transport::Streamable, version) {
+    match app
+        .sessions
+        .find(id.trim(), Transport::Streamable, owner(rq, caller), version)
+    {
         Lookup::Live(s) => Ok(s),
         Lookup::Unknown | Lookup::Ended => {
             Err(rpc_error(404, INVALID_REQUEST, "Session not found"))
@@ -64,6 +81,7 @@ fn services<'a>(app: &'a App, caller: &'a Caller) -> Services<'a> {
         long_requests: &app.long_requests,
         sessions: &app.sessions,
         agent: caller.agent.as_deref(),
+        client: &caller.client,
     }
 }
 
@@ -101,7 +119,7 @@ pub fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
                 "initialize must not be part of a batch",
             ));
         }
-        let session = match session(app, rq, version) {
+        let session = match session(app, rq, caller, version) {
             Ok(s) => s,
             Err(reply) => return Ok(reply),
         };
@@ -139,12 +157,14 @@ pub fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
     if let Message::Request { id, method, params } = &message {
         if method == "initialize" {
             let version = handler::negotiate(params.get("protocolVersion").and_then(Value::as_str));
-            let session = app.sessions.create(Transport::Streamable, version);
+            let session = app
+                .sessions
+                .create(Transport::Streamable, version, owner(rq, caller))?;
             let result = jsonrpc::result(id, &handler::initialize_result(version));
             return Ok(Reply::json(200, &result).with_header("Mcp-Session-Id", &session.id));
         }
     }
-    let session = match session(app, rq, version) {
+    let session = match session(app, rq, caller, version) {
         Ok(s) => s,
         Err(reply) => return Ok(reply),
     };
@@ -155,16 +175,16 @@ pub fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
 }
 
 /// `GET /mcp`: the session's stream of server messages.
-pub fn get(app: &Arc<App>, rq: &Incoming) -> Result<Reply, Error> {
+pub fn get(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
     let version = match protocol_version(rq) {
         Ok(v) => v,
         Err(reply) => return Ok(reply),
     };
-    let session = match session(app, rq, version) {
+    let session = match session(app, rq, caller, version) {
         Ok(s) => s,
         Err(reply) => return Ok(reply),
     };
-    let place = app.long_requests.take()?;
+    let place = app.long_requests.take(&caller.client, Some(&session.id))?;
     static STREAMS: AtomicU64 = AtomicU64::new(0);
     let n = STREAMS.fetch_add(1, Ordering::Relaxed) + 1;
     let store = Arc::clone(&app.store);
@@ -183,8 +203,8 @@ pub fn get(app: &Arc<App>, rq: &Incoming) -> Result<Reply, Error> {
 }
 
 /// `DELETE /mcp`: ends the session; later requests with its id get 404.
-pub fn delete(app: &App, rq: &Incoming) -> Result<Reply, Error> {
-    match session(app, rq, None) {
+pub fn delete(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
+    match session(app, rq, caller, None) {
         Ok(s) => {
             app.sessions.end(&s.id);
             Ok(Reply::empty(204))

@@ -19,6 +19,8 @@ pub struct Services<'a> {
     pub sessions: &'a Sessions,
     /// The agent whose token made the call: it may only post under this name.
     pub agent: Option<&'a str>,
+    /// Whom the per-client quotas count the call against.
+    pub client: &'a str,
 }
 
 /// Log levels of `logging/setLevel`, least to most severe.
@@ -67,7 +69,7 @@ pub fn handle(services: &Services, session: &Session, message: &Message) -> Opti
     match message {
         // A tool result arrives serialised: it carries its content twice, as JSON and as text.
         Message::Request { id, method, params } if method == "tools/call" => {
-            Some(match tools::call(services, params) {
+            Some(match tools::call(services, &session.id, params) {
                 Ok(result) => jsonrpc::result(id, &result),
                 Err(e) => jsonrpc::error(Some(id), &e),
             })
@@ -102,15 +104,19 @@ fn answer(
         }
         "ping" => Ok(json!({})),
         "tools/list" => Ok(tools::list()),
-        "resources/list" => Ok(resources::list(services)),
+        "resources/list" => resources::list(services, params),
         "resources/templates/list" => Ok(resources::templates()),
         "resources/read" => resources::read(services, params),
         "resources/subscribe" => {
-            session.subscribe(resources::requested_uri(params)?);
+            if let Some(uri) = resources::subscription(resources::requested_uri(params)?)? {
+                services.sessions.subscribe(session, &uri)?;
+            }
             Ok(json!({}))
         }
         "resources/unsubscribe" => {
-            session.unsubscribe(resources::requested_uri(params)?);
+            if let Some(uri) = resources::subscription(resources::requested_uri(params)?)? {
+                services.sessions.unsubscribe(session, &uri);
+            }
             Ok(json!({}))
         }
         "logging/setLevel" => match params.get("level").and_then(Value::as_str) {

@@ -125,7 +125,10 @@ pub type Outgoing = Box<RawValue>;
 
 /// Serialises `value` as an outgoing message.
 pub fn outgoing(value: &impl Serialize) -> Outgoing {
-    serde_json::value::to_raw_value(value).unwrap_or_else(|e| {
+    serde_json::to_string(value)
+        .map(crate::message::escape_separators)
+        .and_then(RawValue::from_string)
+        .unwrap_or_else(|e| {
         // Only a map with non-string keys fails to serialise, and the relay builds none.
         RawValue::from_string(json!({"jsonrpc": "2.0", "id": null, "error": {"code": INTERNAL_ERROR, "message": e.to_string()}}).to_string())
             .expect("a JSON object is valid JSON")

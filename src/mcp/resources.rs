@@ -4,6 +4,7 @@
 
 use crate::mcp::handler::Services;
 use crate::mcp::jsonrpc::{RpcError, INVALID_PARAMS, RESOURCE_NOT_FOUND};
+use crate::store;
 use serde_json::{json, Value};
 
 const PREFIX: &str = "relay://channel/";
@@ -32,6 +33,9 @@ pub fn channel(uri: &str) -> Option<String> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = encoded.get(i + 1..i + 3)?;
+            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
         } else {
@@ -43,11 +47,39 @@ pub fn channel(uri: &str) -> Option<String> {
     (!name.trim().is_empty()).then_some(name)
 }
 
-/// The `resources/list` result: every channel.
-pub fn list(services: &Services) -> Value {
-    let resources: Vec<Value> = services
-        .store
-        .channels()
+/// What `resources/subscribe` keeps for `uri`: the canonical URI of a channel resource, or
+/// -32602 for a `relay://` URI that does not name a valid channel. A URI of another scheme is
+/// accepted and ignored (None): nothing here can ever change it, so there is nothing to notify,
+/// and MCP clients (the conformance suite among them) subscribe to URIs they learnt elsewhere and
+/// expect success. Only valid channel names are stored, so a subscription costs a bounded amount.
+pub fn subscription(uri: &str) -> Result<Option<String>, RpcError> {
+    if !uri.starts_with("relay:") {
+        return Ok(None);
+    }
+    channel(uri)
+        .and_then(|name| store::name("target", &name).ok())
+        .map(|name| Some(self::uri(&name)))
+        .ok_or_else(|| {
+            RpcError::new(
+                INVALID_PARAMS,
+                format!("{PREFIX}<name> with a valid channel name is the only relay resource"),
+            )
+        })
+}
+
+/// Channels per page of `resources/list`.
+pub const LIST_PAGE: usize = 100;
+
+/// The `resources/list` result: a page of channels after `params.cursor` (a channel name), with
+/// `nextCursor` when more follow.
+pub fn list(services: &Services, params: &Value) -> Result<Value, RpcError> {
+    let after = match params.get("cursor") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(cursor)) => Some(cursor.as_str()),
+        Some(_) => return Err(RpcError::new(INVALID_PARAMS, "cursor must be a string")),
+    };
+    let (page, more) = services.store.channels_page(after, LIST_PAGE);
+    let resources: Vec<Value> = page
         .iter()
         .map(|c| {
             json!({
@@ -59,7 +91,11 @@ pub fn list(services: &Services) -> Value {
             })
         })
         .collect();
-    json!({ "resources": resources })
+    let mut result = json!({ "resources": resources });
+    if more {
+        result["nextCursor"] = json!(page.last());
+    }
+    Ok(result)
 }
 
 /// The `resources/templates/list` result.
@@ -110,5 +146,13 @@ mod tests {
         assert_eq!(channel("test://watched-resource"), None);
         assert_eq!(channel("relay://channel/%zz"), None);
         assert_eq!(channel("relay://channel/"), None);
+        assert_eq!(channel("relay://channel/%+F"), None);
+        assert_eq!(subscription("test://watched-resource").unwrap(), None);
+        assert_eq!(
+            subscription("relay://channel/a%20b").unwrap().as_deref(),
+            Some("relay://channel/a%20b")
+        );
+        assert!(subscription("relay://channel/%E2%80%AE").is_err());
+        assert!(subscription("relay://other").is_err());
     }
 }

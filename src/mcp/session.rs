@@ -1,21 +1,28 @@
-//! MCP sessions: what each client negotiated, which channel resources it subscribed to, and
+//! MCP sessions: what each client negotiated, which channel resources it subscribed to (also
+//! indexed by channel, so a post reaches its subscribers without visiting anyone else), and
 //! the queue of messages the server sends it on its stream (a `GET /mcp` stream, or the legacy
-//! `/sse` stream, which also carries responses). Streamable-HTTP sessions are never expired for
-//! idleness and are restored after a restart from their signed id; only a `DELETE` ends one.
-//! Legacy sessions live exactly as long as their stream.
+//! `/sse` stream, which also carries responses). A session belongs to the credential that
+//! created it and answers to no other. Streamable-HTTP sessions idle for a while leave memory
+//! but are restored from their signed id (after a restart too); only a `DELETE` ends one.
+//! Legacy sessions live exactly as long as their stream. Each client address keeps a bounded
+//! number of sessions in memory.
 
-use crate::mcp::jsonrpc::{self, Outgoing};
+use crate::error::Error;
+use crate::mcp::jsonrpc::{self, Outgoing, RpcError, INVALID_PARAMS};
 use crate::mcp::session_id::SessionIds;
 use crate::mcp::DEFAULT_VERSION;
 use crate::store::lock;
 use serde_json::json;
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Messages queued for a session with no stream open; the oldest are dropped past this.
 const OUTBOX_LIMIT: usize = 1000;
+/// Channel resources one session may subscribe to.
+pub const MAX_SUBSCRIPTIONS: usize = 64;
 
 /// Which transport a session belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +35,10 @@ pub enum Transport {
 pub struct Session {
     pub id: String,
     pub transport: Transport,
+    /// The name of the credential that created it (empty without one).
+    owner: String,
+    /// The address of the client that created it, for the per-client cap.
+    client: Option<IpAddr>,
     state: Mutex<State>,
     outbox: Mutex<VecDeque<Outgoing>>,
     queued: Condvar,
@@ -38,20 +49,23 @@ pub struct Session {
 struct State {
     version: String,
     initialized: bool,
-    subscriptions: BTreeSet<String>,
+    /// At most `MAX_SUBSCRIPTIONS`, so a list is as quick as a set and far smaller.
+    subscriptions: Vec<String>,
     log_level: String,
     ended: bool,
 }
 
 impl Session {
-    fn new(id: String, transport: Transport, version: &str) -> Session {
+    fn new(id: String, transport: Transport, version: &str, owner: &Owner) -> Session {
         Session {
             id,
             transport,
+            owner: owner.credential.to_string(),
+            client: owner.address,
             state: Mutex::new(State {
                 version: version.to_string(),
                 initialized: false,
-                subscriptions: BTreeSet::new(),
+                subscriptions: Vec::new(),
                 log_level: "info".into(),
                 ended: false,
             }),
@@ -79,16 +93,13 @@ impl Session {
         lock(&self.state).initialized
     }
 
-    pub fn subscribe(&self, uri: &str) {
-        lock(&self.state).subscriptions.insert(uri.to_string());
-    }
-
-    pub fn unsubscribe(&self, uri: &str) {
-        lock(&self.state).subscriptions.remove(uri);
-    }
-
     pub fn is_subscribed(&self, uri: &str) -> bool {
-        lock(&self.state).subscriptions.contains(uri)
+        lock(&self.state).subscriptions.iter().any(|s| s == uri)
+    }
+
+    /// How many resources it is subscribed to.
+    pub fn subscription_count(&self) -> usize {
+        lock(&self.state).subscriptions.len()
     }
 
     pub fn set_log_level(&self, level: &str) {
@@ -154,11 +165,135 @@ pub enum Lookup {
     Ended,
 }
 
+/// Who is opening or naming a session: the credential's name (as `Caller::owner`) and the
+/// client's address.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Owner<'a> {
+    pub credential: &'a str,
+    pub address: Option<IpAddr>,
+}
+
+/// How long sessions stay in memory, and how many one client may keep there.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    /// A session no request has named for this long, and that no stream holds, leaves memory;
+    /// its signed id still restores it (without its subscriptions) if it comes back.
+    pub forget_after: Duration,
+    /// Sessions one client address may keep in memory. Past it the least recently used one
+    /// that no stream holds leaves memory (as if idle); if every one has a stream, 503.
+    pub per_client: usize,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits {
+            forget_after: Duration::from_secs(600),
+            per_client: 256,
+        }
+    }
+}
+
 /// Every session of the relay.
 pub struct Sessions {
     ids: SessionIds,
-    live: Mutex<HashMap<String, Arc<Session>>>,
+    live: Mutex<Live>,
     ended: Mutex<Ended>,
+    limits: SessionLimits,
+}
+
+/// The sessions in memory and their indexes, kept consistent under one lock.
+struct Live {
+    sessions: HashMap<String, Arc<Session>>,
+    /// Resource URI → ids of the sessions subscribed to it.
+    subscribers: HashMap<String, HashSet<String>>,
+    /// Client address → ids of its sessions.
+    by_client: HashMap<Option<IpAddr>, HashSet<String>>,
+    /// When sessions were last swept for idleness.
+    swept: Instant,
+}
+
+impl Live {
+    fn new() -> Live {
+        Live {
+            sessions: HashMap::new(),
+            subscribers: HashMap::new(),
+            by_client: HashMap::new(),
+            swept: Instant::now(),
+        }
+    }
+
+    fn insert(&mut self, session: Arc<Session>) {
+        self.by_client
+            .entry(session.client)
+            .or_default()
+            .insert(session.id.clone());
+        self.sessions.insert(session.id.clone(), session);
+    }
+
+    /// Takes a session out of memory with everything indexed under it.
+    fn remove(&mut self, id: &str) -> Option<Arc<Session>> {
+        let session = self.sessions.remove(id)?;
+        let subscriptions = std::mem::take(&mut lock(&session.state).subscriptions);
+        for uri in subscriptions {
+            if let Some(ids) = self.subscribers.get_mut(&uri) {
+                ids.remove(id);
+                if ids.is_empty() {
+                    self.subscribers.remove(&uri);
+                }
+            }
+        }
+        if let Some(ids) = self.by_client.get_mut(&session.client) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.by_client.remove(&session.client);
+            }
+        }
+        Some(session)
+    }
+
+    /// Drops the sessions unused for `idle`: only the map holds a session that no request and
+    /// no stream is using.
+    fn forget_idle(&mut self, idle: Duration) {
+        let idle: Vec<String> = self
+            .sessions
+            .values()
+            .filter(|s| Arc::strong_count(s) == 1 && lock(&s.last_used).elapsed() >= idle)
+            .map(|s| s.id.clone())
+            .collect();
+        for id in idle {
+            self.remove(&id);
+        }
+    }
+
+    /// Makes room for one more session of `client` under `per_client`, forgetting its least
+    /// recently used session that nothing holds; 503 when every one is in use.
+    fn make_room(&mut self, client: Option<IpAddr>, per_client: usize) -> Result<(), Error> {
+        let Some(ids) = self.by_client.get(&client) else {
+            return Ok(());
+        };
+        if ids.len() < per_client {
+            return Ok(());
+        }
+        let oldest = ids
+            .iter()
+            .filter_map(|id| self.sessions.get(id))
+            .filter(|s| Arc::strong_count(s) == 1)
+            .min_by_key(|s| *lock(&s.last_used))
+            .map(|s| s.id.clone());
+        match oldest {
+            Some(id) => {
+                self.remove(&id);
+                Ok(())
+            }
+            None => Err(Error::Unavailable {
+                retry_after: 5,
+                message: format!(
+                    "this client has {} sessions with open streams (per-client session limit {per_client})",
+                    ids.len()
+                ),
+            }),
+        }
+    }
 }
 
 /// Ids ended by `DELETE`, the newest `ENDED_LIMIT` of them (an older one, if it comes back, is
@@ -171,64 +306,129 @@ struct Ended {
 
 /// Ended ids remembered.
 const ENDED_LIMIT: usize = 100_000;
-/// A session no request has named for this long, and that no stream holds, is dropped from
-/// memory; its signed id still restores it (without its subscriptions) if it comes back.
-const FORGET_AFTER: Duration = Duration::from_secs(3600);
-/// Sessions are swept for `FORGET_AFTER` once per this many new ones.
-const SWEEP_EVERY: usize = 64;
+/// Sessions are swept for idleness at most this often, in fractions of the idle limit, so the
+/// cost of a sweep (a look at every session) is spread over many creations.
+const SWEEPS_PER_IDLE_LIMIT: u32 = 4;
 
 impl Sessions {
     /// Sessions whose ids are signed with the key kept in `key_dir` (memory only if None).
-    pub fn new(key_dir: Option<&Path>) -> Sessions {
+    pub fn new(key_dir: Option<&Path>, limits: SessionLimits) -> Sessions {
         Sessions {
             ids: SessionIds::open(key_dir),
-            live: Mutex::new(HashMap::new()),
+            live: Mutex::new(Live::new()),
             ended: Mutex::new(Ended::default()),
+            limits,
         }
     }
 
-    /// Starts a session.
-    pub fn create(&self, transport: Transport, version: &str) -> Arc<Session> {
-        let session = Arc::new(Session::new(self.ids.mint(), transport, version));
+    /// Starts a session for `owner`; 503 when its client holds too many sessions with streams.
+    pub fn create(
+        &self,
+        transport: Transport,
+        version: &str,
+        owner: Owner,
+    ) -> Result<Arc<Session>, Error> {
+        let id = self.ids.mint(owner.credential);
+        let session = Arc::new(Session::new(id, transport, version, &owner));
         let mut live = lock(&self.live);
-        if live.len().is_multiple_of(SWEEP_EVERY) {
-            forget_idle(&mut live, FORGET_AFTER);
+        if live.swept.elapsed() >= self.limits.forget_after / SWEEPS_PER_IDLE_LIMIT {
+            live.swept = Instant::now();
+            live.forget_idle(self.limits.forget_after);
         }
-        live.insert(session.id.clone(), Arc::clone(&session));
-        session
+        live.make_room(owner.address, self.limits.per_client)?;
+        live.insert(Arc::clone(&session));
+        Ok(session)
     }
 
-    /// Finds a session of `transport`. A Streamable-HTTP id minted before a restart is
-    /// restored (as initialized, at `fallback_version`); a legacy one is not.
-    pub fn find(&self, id: &str, transport: Transport, fallback_version: Option<&str>) -> Lookup {
+    /// Finds a session of `transport` created by `owner`'s credential (a session of another
+    /// credential is Unknown, as if it did not exist). A Streamable-HTTP id minted before a
+    /// restart, or forgotten for idleness, is restored (as initialized, at `fallback_version`);
+    /// a legacy one is not.
+    pub fn find(
+        &self,
+        id: &str,
+        transport: Transport,
+        owner: Owner,
+        fallback_version: Option<&str>,
+    ) -> Lookup {
         if lock(&self.ended).ids.contains(id) {
             return Lookup::Ended;
         }
         let mut live = lock(&self.live);
-        if let Some(s) = live.get(id) {
+        if let Some(s) = live.sessions.get(id) {
+            if s.transport != transport || s.owner != owner.credential {
+                return Lookup::Unknown;
+            }
             *lock(&s.last_used) = Instant::now();
-            return if s.transport == transport {
-                Lookup::Live(Arc::clone(s))
-            } else {
-                Lookup::Unknown
-            };
+            return Lookup::Live(Arc::clone(s));
         }
-        if transport == Transport::Streamable && self.ids.verify(id) {
+        if transport == Transport::Streamable && self.ids.verify(id, owner.credential) {
+            if live
+                .make_room(owner.address, self.limits.per_client)
+                .is_err()
+            {
+                return Lookup::Unknown;
+            }
             let session = Arc::new(Session::new(
                 id.to_string(),
                 transport,
                 fallback_version.unwrap_or(DEFAULT_VERSION),
+                &owner,
             ));
             session.set_initialized();
-            live.insert(id.to_string(), Arc::clone(&session));
+            live.insert(Arc::clone(&session));
             return Lookup::Live(session);
         }
         Lookup::Unknown
     }
 
+    /// Subscribes `session` to `uri`, up to `MAX_SUBSCRIPTIONS` (-32602 past it). A session no
+    /// longer in memory (ended meanwhile) keeps nothing.
+    pub fn subscribe(&self, session: &Session, uri: &str) -> Result<(), RpcError> {
+        let mut live = lock(&self.live);
+        if !live
+            .sessions
+            .get(&session.id)
+            .is_some_and(|s| std::ptr::eq(Arc::as_ptr(s), session))
+        {
+            return Ok(());
+        }
+        {
+            let mut state = lock(&session.state);
+            if state.subscriptions.iter().any(|s| s == uri) {
+                return Ok(());
+            }
+            if state.subscriptions.len() >= MAX_SUBSCRIPTIONS {
+                return Err(RpcError::new(
+                    INVALID_PARAMS,
+                    format!("a session may subscribe to at most {MAX_SUBSCRIPTIONS} resources"),
+                ));
+            }
+            state.subscriptions.push(uri.to_string());
+        }
+        live.subscribers
+            .entry(uri.to_string())
+            .or_default()
+            .insert(session.id.clone());
+        Ok(())
+    }
+
+    /// Ends `session`'s subscription to `uri`, if it had one.
+    pub fn unsubscribe(&self, session: &Session, uri: &str) {
+        let mut live = lock(&self.live);
+        lock(&session.state).subscriptions.retain(|s| s != uri);
+        if let Some(ids) = live.subscribers.get_mut(uri) {
+            ids.remove(&session.id);
+            if ids.is_empty() {
+                live.subscribers.remove(uri);
+            }
+        }
+    }
+
     /// Ends a session for good: later requests with its id get 404.
     pub fn end(&self, id: &str) {
-        if let Some(s) = lock(&self.live).remove(id) {
+        let removed = lock(&self.live).remove(id);
+        if let Some(s) = removed {
             s.end();
         }
         let mut ended = lock(&self.ended);
@@ -242,13 +442,20 @@ impl Sessions {
         }
     }
 
-    /// Tells every session subscribed to `uri` that the resource changed.
+    /// Tells every session subscribed to `uri` that the resource changed; no other session is
+    /// visited.
     pub fn resource_updated(&self, uri: &str) {
-        let subscribed: Vec<Arc<Session>> = lock(&self.live)
-            .values()
-            .filter(|s| s.is_subscribed(uri))
-            .cloned()
-            .collect();
+        let subscribed: Vec<Arc<Session>> = {
+            let live = lock(&self.live);
+            match live.subscribers.get(uri) {
+                Some(ids) => ids
+                    .iter()
+                    .filter_map(|id| live.sessions.get(id))
+                    .cloned()
+                    .collect(),
+                None => return,
+            }
+        };
         for s in subscribed {
             s.send(jsonrpc::notification(
                 "notifications/resources/updated",
@@ -259,25 +466,24 @@ impl Sessions {
 
     /// Ends every session (at shutdown): their streams close.
     pub fn end_all(&self) {
-        for s in lock(&self.live).values() {
+        for s in lock(&self.live).sessions.values() {
             s.end();
         }
     }
 
-    /// Sessions alive now.
+    /// Sessions in memory now.
     pub fn len(&self) -> usize {
-        lock(&self.live).len()
+        lock(&self.live).sessions.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
 
-/// Drops the sessions unused for `idle`: only the map holds a session that no request and no
-/// stream is using.
-fn forget_idle(live: &mut HashMap<String, Arc<Session>>, idle: Duration) {
-    live.retain(|_, s| Arc::strong_count(s) > 1 || lock(&s.last_used).elapsed() < idle);
+    /// Resource URIs with at least one subscriber, for tests and diagnostics.
+    pub fn subscribed_uris(&self) -> usize {
+        lock(&self.live).subscribers.len()
+    }
 }
 
 /// How long a stream waits for a message before it sends a keep-alive comment.
@@ -289,27 +495,40 @@ mod tests {
 
     #[test]
     fn idle_sessions_leave_memory_and_come_back_by_their_signed_id() {
-        let sessions = Sessions::new(None);
-        let idle = sessions.create(Transport::Streamable, "2025-06-18");
-        let streaming = sessions.create(Transport::Streamable, "2025-06-18");
+        let sessions = Sessions::new(None, SessionLimits::default());
+        let me = Owner::default();
+        let idle = sessions
+            .create(Transport::Streamable, "2025-06-18", me)
+            .unwrap();
+        let streaming = sessions
+            .create(Transport::Streamable, "2025-06-18", me)
+            .unwrap();
         let id = idle.id.clone();
+        sessions
+            .subscribe(&idle, "relay://channel/a")
+            .expect("subscribed");
         drop(idle);
-        forget_idle(&mut lock(&sessions.live), Duration::ZERO);
+        lock(&sessions.live).forget_idle(Duration::ZERO);
         assert_eq!(sessions.len(), 1, "the session held by a stream stays");
+        assert_eq!(
+            sessions.subscribed_uris(),
+            0,
+            "its subscriptions left with it"
+        );
         assert!(matches!(
-            sessions.find(&streaming.id, Transport::Streamable, None),
+            sessions.find(&streaming.id, Transport::Streamable, me, None),
             Lookup::Live(_)
         ));
         assert!(
             matches!(
-                sessions.find(&id, Transport::Streamable, None),
+                sessions.find(&id, Transport::Streamable, me, None),
                 Lookup::Live(_)
             ),
             "restored"
         );
         sessions.end(&id);
         assert!(matches!(
-            sessions.find(&id, Transport::Streamable, None),
+            sessions.find(&id, Transport::Streamable, me, None),
             Lookup::Ended
         ));
     }

@@ -1,7 +1,8 @@
 //! Session ids that survive a restart: 16 hex digits of random nonce followed by 16 hex digits
-//! of SipHash-2-4 tag over the nonce, under a 128-bit key kept in the data directory. Any id
-//! this relay ever minted verifies again after a restart (clients that do not re-initialize on
-//! 404 keep working), while a guessed or foreign id does not. SipHash is a keyed pseudo-random
+//! of SipHash-2-4 tag over the nonce and the credential that created the session, under a
+//! 128-bit key kept in the data directory. Any id this relay ever minted verifies again after a
+//! restart (clients that do not re-initialize on 404 keep working) for the same credential,
+//! while a guessed or foreign id, or one presented with another credential, does not. SipHash is a keyed pseudo-random
 //! function designed for exactly this size of input, and small enough to carry here.
 
 use std::fs;
@@ -36,17 +37,23 @@ impl SessionIds {
         }
     }
 
-    /// A new id: 32 lower-case hex digits, all visible ASCII.
-    pub fn mint(&self) -> String {
+    /// A new id for a session of `owner` (the credential's name, empty without one): 32
+    /// lower-case hex digits, all visible ASCII.
+    pub fn mint(&self, owner: &str) -> String {
         let nonce = u64::from_le_bytes(random16()[..8].try_into().unwrap_or_default());
-        format!(
-            "{nonce:016x}{:016x}",
-            siphash24(self.key, &nonce.to_le_bytes())
-        )
+        format!("{nonce:016x}{:016x}", self.tag(nonce, owner))
     }
 
-    /// Whether `id` was minted under this key.
-    pub fn verify(&self, id: &str) -> bool {
+    /// The tag of `nonce` for `owner`. Without an owner it is the tag of the nonce alone, as
+    /// ids were signed before sessions had owners.
+    fn tag(&self, nonce: u64, owner: &str) -> u64 {
+        let mut data = nonce.to_le_bytes().to_vec();
+        data.extend_from_slice(owner.as_bytes());
+        siphash24(self.key, &data)
+    }
+
+    /// Whether `id` was minted under this key for `owner`.
+    pub fn verify(&self, id: &str, owner: &str) -> bool {
         if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return false;
         }
@@ -56,7 +63,7 @@ impl SessionIds {
         ) else {
             return false;
         };
-        siphash24(self.key, &nonce.to_le_bytes()) == tag
+        self.tag(nonce, owner) == tag
     }
 }
 
@@ -167,27 +174,34 @@ mod tests {
     #[test]
     fn minted_ids_verify_and_others_do_not() {
         let ids = SessionIds::open(None);
-        let id = ids.mint();
+        let id = ids.mint("");
         assert_eq!(id.len(), 32);
         assert!(id.bytes().all(|b| (0x21..=0x7e).contains(&b)));
-        assert!(ids.verify(&id));
+        assert!(ids.verify(&id, ""));
         let mut forged = id.clone().into_bytes();
         forged[31] = if forged[31] == b'0' { b'1' } else { b'0' };
-        assert!(!ids.verify(&String::from_utf8(forged).unwrap()));
-        assert!(!ids.verify("not-an-id"));
+        assert!(!ids.verify(&String::from_utf8(forged).unwrap(), ""));
+        assert!(!ids.verify("not-an-id", ""));
         assert!(
-            !SessionIds::open(None).verify(&id),
+            !SessionIds::open(None).verify(&id, ""),
             "another key rejects it"
         );
+        let alice = ids.mint("agent alice");
+        assert!(ids.verify(&alice, "agent alice"));
+        assert!(
+            !ids.verify(&alice, "agent bob"),
+            "another credential rejects it"
+        );
+        assert!(!ids.verify(&alice, ""));
     }
 
     #[test]
     fn the_key_on_disk_keeps_ids_valid_across_restarts() {
         let dir = std::env::temp_dir().join(format!("relay-session-key-{}", std::process::id()));
         let first = SessionIds::open(Some(&dir));
-        let id = first.mint();
+        let id = first.mint("");
         let second = SessionIds::open(Some(&dir));
-        assert!(second.verify(&id));
+        assert!(second.verify(&id, ""));
         let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -98,7 +98,7 @@ pub fn list() -> Value {
 
 /// Runs `tools/call`: a result (possibly with `isError`), or -32602 for an unknown tool or
 /// malformed call.
-pub fn call(services: &Services, params: &Value) -> Result<Outgoing, RpcError> {
+pub fn call(services: &Services, session: &str, params: &Value) -> Result<Outgoing, RpcError> {
     let name = match params.get("name") {
         Some(Value::String(name)) => name.as_str(),
         _ => {
@@ -116,7 +116,7 @@ pub fn call(services: &Services, params: &Value) -> Result<Outgoing, RpcError> {
     };
     let outcome = match name {
         "post_message" => post_message(services, args),
-        "fetch_messages" => fetch_messages(services, args),
+        "fetch_messages" => fetch_messages(services, session, args),
         "list_channels" => Ok(jsonrpc::outgoing(
             &json!({"channels": services.store.channels()}),
         )),
@@ -185,7 +185,11 @@ fn post_message(services: &Services, args: &Map<String, Value>) -> Result<Outgoi
     Ok(jsonrpc::outgoing(&json!({"ok": true, "posted": m.id})))
 }
 
-fn fetch_messages(services: &Services, args: &Map<String, Value>) -> Result<Outgoing, Error> {
+fn fetch_messages(
+    services: &Services,
+    session: &str,
+    args: &Map<String, Value>,
+) -> Result<Outgoing, Error> {
     let target = crate::store::name("target", &string(args, "target")?)?;
     let since_id = integer(args, "since_id")?.unwrap_or(0);
     let limit = integer(args, "limit")?
@@ -201,7 +205,9 @@ fn fetch_messages(services: &Services, args: &Map<String, Value>) -> Result<Outg
         newest: boolean(args, "newest")?.unwrap_or(false),
     };
     let page = if wait > 0.0 {
-        let _place = services.long_requests.take()?;
+        let _place = services
+            .long_requests
+            .take(services.client, Some(session))?;
         services
             .store
             .fetch(&query, Some(Instant::now() + Duration::from_secs_f64(wait)))

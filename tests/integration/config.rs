@@ -285,3 +285,52 @@ fn every_setting_is_in_the_readme_table() {
         assert!(readme.contains(&format!("`{key}`")), "README lists `{key}`");
     }
 }
+
+#[test]
+fn blank_or_shared_tokens_are_refused_at_start_up() {
+    for (env_pairs, flag_pairs) in [
+        (vec![], vec![("auth_token", "")]),
+        (vec![("CLAUDE_CODEX_AUTH_TOKEN", " ")], vec![]),
+        (
+            vec![],
+            vec![("auth_token", "same"), ("agents", "alice=same")],
+        ),
+        (vec![], vec![("agents", "alice=same,bob=same")]),
+    ] {
+        match Config::load(None, &env(&env_pairs), &flags(&flag_pairs)) {
+            Err(Error::Config { key, message, .. }) => {
+                assert!(key == "auth_token" || key == "agents", "{key}: {message}");
+            }
+            other => panic!("{env_pairs:?} {flag_pairs:?}: expected a refusal, got {other:?}"),
+        }
+    }
+    let ok = Config::load(
+        None,
+        &env(&[]),
+        &flags(&[("auth_token", "t"), ("agents", "a=u")]),
+    );
+    assert!(ok.is_ok());
+}
+
+#[test]
+fn session_and_quota_limits_are_settings() {
+    let c = Config::load(
+        None,
+        &env(&[("CLAUDE_CODEX_SESSION_IDLE_SECS", "60")]),
+        &flags(&[
+            ("max_sessions_per_client", "7"),
+            ("max_streams_per_client", "3"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            c.session_idle_secs,
+            c.max_sessions_per_client,
+            c.max_streams_per_client
+        ),
+        (60, 7, 3)
+    );
+    let d = Config::default();
+    assert!(d.max_streams_per_client < d.max_streams);
+}

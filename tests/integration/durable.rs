@@ -373,6 +373,68 @@ fn second_relay_on_the_same_data_dir_refuses_to_start() {
 }
 
 #[test]
+fn deleting_the_lock_file_does_not_let_a_second_relay_in() {
+    let dir = TempDir::new("durable-lock-deleted");
+    let first = Relay::start(&dir);
+    fs::remove_file(dir.path("data/relay.lock")).expect("the lock file exists");
+    let why = match Relay::try_start(&dir) {
+        Ok(_) => panic!("a second relay started once the lock file was deleted"),
+        Err(why) => why,
+    };
+    assert!(why.contains("locked"), "{why}");
+    let (status, body) = post(&agent(), &first.base, "t", "still the only writer").expect("post");
+    assert_eq!(status, 201, "{body}");
+}
+
+#[test]
+fn timestamps_read_back_from_the_journal_exactly_as_written() {
+    let dir = TempDir::new("durable-ts");
+    fs::create_dir_all(dir.path("data")).unwrap();
+    // Timestamps like the relay's, written in Rust's shortest round-trip form: each must come
+    // back as the very same number (compared bit for bit, as read by Rust's exact parser).
+    let written: Vec<String> = (0..2000u64)
+        .map(|i| (1_764_000_000.0 + i as f64 * 0.000_123_457_1 + i as f64 * 7.31).to_string())
+        .collect();
+    let lines: String = written
+        .iter()
+        .enumerate()
+        .map(|(i, ts)| {
+            format!(
+                "{{\"id\":{},\"ts\":{ts},\"target\":\"t\",\"sender\":\"s\",\"text\":\"x\"}}\n",
+                i + 1
+            )
+        })
+        .collect();
+    fs::write(dir.path("data/messages.jsonl"), lines).unwrap();
+    let relay = Relay::start(&dir);
+    let agent = agent();
+    let mut read = Vec::new();
+    let mut since = 0;
+    loop {
+        let page = get_json(
+            &agent,
+            &relay.url(&format!(
+                "/api/messages?target=t&since_id={since}&limit=500"
+            )),
+        );
+        let messages = page["messages"].as_array().expect("messages").clone();
+        if messages.is_empty() {
+            break;
+        }
+        since = messages.last().unwrap()["id"].as_u64().unwrap();
+        read.extend(messages.into_iter().map(|m| m["ts"].as_f64().unwrap()));
+    }
+    assert_eq!(read.len(), written.len());
+    let changed: Vec<_> = written
+        .iter()
+        .zip(&read)
+        .filter(|(w, r)| w.parse::<f64>().unwrap().to_bits() != r.to_bits())
+        .take(3)
+        .collect();
+    assert!(changed.is_empty(), "written vs read back: {changed:?}");
+}
+
+#[test]
 fn full_disk_answers_507_and_keeps_serving_reads() {
     let dir = TempDir::new("durable-full");
     fs::create_dir_all(dir.path("data")).expect("create the data directory");

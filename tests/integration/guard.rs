@@ -257,3 +257,156 @@ fn an_agent_token_posts_only_as_its_agent() {
         .collect();
     assert_eq!(senders, ["claude", "claude", "codex"]);
 }
+
+#[test]
+fn missing_repeated_or_malformed_hosts_are_400() {
+    let relay = Relay::memory();
+    let port = relay.addr().port();
+    let cases = [
+        ("HTTP/1.1", String::new()),
+        (
+            "HTTP/1.1",
+            format!("Host: 127.0.0.1:{port}\r\nHost: evil.com\r\n"),
+        ),
+        ("HTTP/1.1", "Host: [::1]evil.com\r\n".to_string()),
+        ("HTTP/1.1", "Host: localhost:evil.com\r\n".to_string()),
+        ("HTTP/1.1", format!("Host: 127.0.0.1:{port}@evil.com\r\n")),
+    ];
+    for (version, hosts) in &cases {
+        let r = raw(
+            relay.addr(),
+            format!("GET /api/channels {version}\r\n{hosts}Connection: close\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(r.status, 400, "{hosts:?}: {}", r.body);
+    }
+    let old = raw(relay.addr(), b"GET /api/channels HTTP/1.0\r\n\r\n");
+    assert_eq!(old.status, 200, "HTTP/1.0 has no Host to require");
+}
+
+#[test]
+fn cross_site_requests_without_origin_cannot_open_streams_or_mcp() {
+    let relay = Relay::memory();
+    let host = format!("Host: 127.0.0.1:{}\r\n", relay.addr().port());
+    for (method, path) in [
+        ("GET", "/sse"),
+        ("POST", "/mcp"),
+        ("GET", "/api/stream?target=t"),
+    ] {
+        let r = request(
+            &relay,
+            method,
+            path,
+            &format!("{host}Sec-Fetch-Site: cross-site\r\n"),
+        );
+        assert_eq!(r.status, 403, "{method} {path}: {}", r.body);
+    }
+    let same = request(
+        &relay,
+        "GET",
+        "/api/channels",
+        &format!("{host}Sec-Fetch-Site: cross-site\r\n"),
+    );
+    assert_eq!(same.status, 200, "plain reads are not streams");
+}
+
+#[test]
+fn the_token_scheme_is_case_insensitive_and_the_query_token_works_only_for_streams() {
+    let relay = Relay::with(|c| {
+        c.auth_token = Some("s3cret".into());
+        c.store = claude_codex_relay::config::StoreKind::Memory;
+    });
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let r = get_with(
+            &relay.url("/api/channels"),
+            &[("Authorization", &format!("{scheme} s3cret"))],
+        );
+        assert_eq!(r.status, 200, "{scheme}");
+    }
+    assert_eq!(
+        get_with(
+            &relay.url("/api/channels"),
+            &[("Authorization", "Basic s3cret")]
+        )
+        .status,
+        401
+    );
+    for path in [
+        "/api/channels?token=s3cret",
+        "/api/messages?target=t&token=s3cret",
+        "/sse?token=s3cret",
+    ] {
+        assert_eq!(get(&relay.url(path)).status, 401, "{path}");
+    }
+    let stream = Sse::open(relay.addr(), "/api/stream?target=t&token=s3cret", &[]);
+    assert_eq!(stream.status, 200);
+}
+
+#[test]
+fn mcp_error_replies_keep_allow_like_rest_replies() {
+    let relay = Relay::memory();
+    let r = raw(
+        relay.addr(),
+        format!(
+            "PUT /mcp HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            relay.addr().port()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, POST, DELETE"));
+    assert_eq!(r.json()["error"]["code"], -32600, "still a JSON-RPC error");
+}
+
+#[test]
+fn percent_escapes_with_a_sign_are_refused() {
+    let relay = Relay::memory();
+    assert_eq!(get(&relay.url("/api/channels?x=%+F")).status, 400);
+    assert_eq!(get(&relay.url("/api/channels?x=%-1")).status, 400);
+    assert_eq!(get(&relay.url("/api/channels?x=%2F")).status, 200);
+}
+
+#[test]
+fn a_rejected_query_token_is_never_logged() {
+    use std::io::{BufRead, BufReader, Read};
+    let dir = TempDir::new("guard-log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .args(["--port", "0", "--store", "memory", "--auth-token", "s3cret"])
+        .arg("--log-path")
+        .arg(dir.path("t.log"))
+        .arg("--channel-log-path")
+        .arg(dir.path("c.log"))
+        .env("RUST_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line[line.find("http://").expect("an address")..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    for path in [
+        "/api/channels?token=wrong-but-near-secret",
+        "/api/stream?target=t&token=wrong-but-near-secret",
+    ] {
+        assert_eq!(get(&format!("{base}{path}")).status, 401, "{path}");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        err.contains("GET /api/stream: 401"),
+        "the rejection is logged: {err}"
+    );
+    assert!(!err.contains("wrong-but-near-secret"), "{err}");
+}

@@ -13,6 +13,8 @@ mod logs;
 mod malformed;
 mod mcp;
 mod push;
+mod quotas;
 mod rest;
 mod retention;
+mod sessions;
 mod ui;

@@ -355,3 +355,36 @@ fn a_waiting_fetch_over_legacy_sse_does_not_hold_back_the_post() {
         "arrived"
     );
 }
+
+#[test]
+fn resources_list_is_paginated_with_a_cursor() {
+    use claude_codex_relay::mcp::resources::LIST_PAGE;
+    let relay = Relay::with(|c| {
+        c.store = claude_codex_relay::config::StoreKind::Memory;
+        c.channels = Vec::new();
+    });
+    let total = LIST_PAGE + 20;
+    for i in 0..total {
+        relay.post(&format!("c{i:04}"), "s", "x");
+    }
+    let mut mcp = Mcp::connect(&relay, "2025-11-25");
+    let mut names = Vec::new();
+    let mut params = json!({});
+    let mut pages = 0;
+    loop {
+        let result = mcp.request("resources/list", params.clone())["result"].clone();
+        pages += 1;
+        let page = result["resources"].as_array().unwrap();
+        assert!(page.len() <= LIST_PAGE);
+        names.extend(page.iter().map(|r| r["name"].as_str().unwrap().to_string()));
+        match result.get("nextCursor") {
+            Some(cursor) => params = json!({ "cursor": cursor }),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 2);
+    let expected: Vec<String> = (0..total).map(|i| format!("c{i:04}")).collect();
+    assert_eq!(names, expected);
+    let bad = mcp.request("resources/list", json!({"cursor": 5}));
+    assert_eq!(bad["error"]["code"], -32602);
+}

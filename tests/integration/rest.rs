@@ -363,3 +363,118 @@ fn pages_carry_head_id_and_more_and_newest_picks_the_end_after_since_id() {
     assert_eq!(bad.status, 400);
     assert!(bad.body.contains("newest"), "{}", bad.body);
 }
+
+#[test]
+fn names_with_invisible_format_characters_are_refused() {
+    let relay = Relay::memory();
+    for (target, sender) in [
+        ("proj\u{202E}x", "claude"),
+        ("proj-x", "cla\u{200B}ude"),
+        ("\u{FEFF}proj-x", "claude"),
+        ("proj-x", "claude\u{2066}"),
+        ("proj\u{2028}x", "claude"),
+        ("proj-x", "a\u{2029}b"),
+        ("proj-x", "a\u{E0041}b"),
+    ] {
+        let (status, body) = post_json(
+            &relay.url("/api/messages"),
+            &json!({"target": target, "sender": sender, "text": "hi"}),
+        );
+        assert_eq!(status, 400, "{target:?} {sender:?}: {body}");
+    }
+    let mut mcp = Mcp::connect(&relay, "2025-06-18");
+    let r = mcp.call(
+        "post_message",
+        json!({"target": "proj-x", "sender": "b\u{202E}ob", "text": "hi"}),
+    );
+    assert_eq!(r["isError"], true, "{r}");
+    assert_eq!(relay.app().store.len(), 0);
+}
+
+#[test]
+fn texts_keep_line_separators_but_json_output_escapes_them() {
+    let relay = Relay::memory();
+    let text = "one\u{2028}two\u{2029}three \u{202E}kept";
+    relay.post("proj-x", "claude", text);
+    let r = get(&relay.url("/api/messages?target=proj-x"));
+    assert!(
+        !r.body.contains('\u{2028}') && !r.body.contains('\u{2029}'),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains(r"one\u2028two\u2029three"), "{}", r.body);
+    assert_eq!(r.json()["messages"][0]["text"], text);
+    let mcp = Mcp::connect(&relay, "2025-06-18");
+    let fetched = mcp.send(
+        &json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
+        "name": "fetch_messages", "arguments": {"target": "proj-x"}}}),
+    );
+    assert!(!fetched.body.contains('\u{2028}'), "{}", fetched.body);
+    let mut stream = Sse::open(relay.addr(), "/api/stream?target=proj-x&since_id=0", &[]);
+    let e = stream.next_message(within(5.0)).expect("the backlog");
+    assert!(
+        !e.data.contains('\u{2028}') && e.data.contains(r"\u2028"),
+        "{}",
+        e.data
+    );
+}
+
+#[test]
+fn waits_on_unknown_channels_create_no_channel() {
+    let relay = Relay::memory();
+    let before = relay.app().store.channel_entries();
+    for i in 0..50 {
+        let r = get(&relay.url(&format!(
+            "/api/messages?target=ghost-{i}&since_id=0&wait=0.001"
+        )));
+        assert_eq!(r.status, 200);
+    }
+    assert_eq!(relay.app().store.channel_entries(), before);
+    // A waiter on a channel that does not exist yet still hears its first message.
+    let url = relay.url("/api/messages?target=born-later&since_id=0&wait=30");
+    let waiter = std::thread::spawn(move || get(&url));
+    relay.wait_for_long_requests(1);
+    relay.post("born-later", "s", "first");
+    let r = waiter.join().unwrap();
+    assert_eq!(r.json()["messages"][0]["text"], "first");
+}
+
+#[test]
+fn channel_listings_are_paginated_on_request() {
+    let relay = Relay::with(|c| {
+        c.store = claude_codex_relay::config::StoreKind::Memory;
+        c.channels = vec!["b".into(), "d".into()];
+    });
+    for name in ["a", "c", "d", "e"] {
+        relay.post(name, "s", "x");
+    }
+    let all = get(&relay.url("/api/channels")).json();
+    assert_eq!(
+        all,
+        json!({"channels": ["a", "b", "c", "d", "e"]}),
+        "the original shape"
+    );
+    let mut seen = Vec::new();
+    let mut url = relay.url("/api/channels?limit=2");
+    loop {
+        let page = get(&url).json();
+        let names = page["channels"].as_array().unwrap().clone();
+        assert!(names.len() <= 2);
+        seen.extend(names.iter().map(|n| n.as_str().unwrap().to_string()));
+        match page.get("next") {
+            Some(next) => {
+                url = relay.url(&format!(
+                    "/api/channels?limit=2&after={}",
+                    next.as_str().unwrap()
+                ))
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["a", "b", "c", "d", "e"]);
+    assert_eq!(
+        get(&relay.url("/api/channels?after=c")).json(),
+        json!({"channels": ["d", "e"]})
+    );
+    assert_eq!(get(&relay.url("/api/channels?limit=x")).status, 400);
+}

@@ -1,0 +1,103 @@
+//! The long-request places (open streams and waiting fetches) are shared fairly: one client
+//! (an agent's token, else an address) and one MCP session each have a quota, the 503 says which
+//! limit was hit, and the legacy transport's tool calls are counted.
+
+use crate::common::*;
+use claude_codex_relay::capacity::PER_SESSION;
+use claude_codex_relay::config::StoreKind;
+use serde_json::{json, Value};
+
+#[test]
+fn one_agent_cannot_take_every_stream_place() {
+    let relay = Relay::with(|c| {
+        c.store = StoreKind::Memory;
+        c.max_streams = 4;
+        c.max_streams_per_client = 2;
+        c.agents = [("alice", "alice-token"), ("bob", "bob-token")]
+            .into_iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect();
+    });
+    let open = |token: &str| {
+        Sse::open(
+            relay.addr(),
+            "/api/stream?target=t",
+            &[("Authorization", &format!("Bearer {token}"))],
+        )
+    };
+    let alice: Vec<Sse> = (0..2).map(|_| open("alice-token")).collect();
+    assert!(alice.iter().all(|s| s.status == 200));
+    let refused = get_with(
+        &relay.url("/api/messages?target=t&since_id=0&wait=30"),
+        &[("Authorization", "Bearer alice-token")],
+    );
+    assert_eq!(refused.status, 503);
+    assert!(
+        refused.body.contains("per-client limit 2"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.header("retry-after"), Some("5"));
+    let bob = open("bob-token");
+    assert_eq!(bob.status, 200, "bob still finds a place");
+    drop(alice);
+}
+
+#[test]
+fn one_legacy_batch_of_waiting_fetches_takes_only_its_sessions_quota() {
+    let relay = Relay::memory();
+    let mut sse = Sse::open(relay.addr(), "/sse", &[]);
+    let endpoint = sse.next(within(5.0)).unwrap().data;
+    let batch: Vec<Value> = (0..20)
+        .map(|i| {
+            json!({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {
+                "name": "fetch_messages", "arguments": {"target": "q", "since_id": 0, "wait_seconds": 50}}})
+        })
+        .collect();
+    let r = post_raw(
+        &relay.url(&endpoint),
+        &[("Content-Type", "application/json")],
+        Value::Array(batch).to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 202);
+    // The stream holds one of the session's places; the fetches get the rest, and every other
+    // call is refused at once.
+    let admitted = PER_SESSION - 1;
+    let mut refused = 0;
+    while refused < 20 - admitted {
+        let e = sse.next(within(10.0)).expect("a refusal arrives");
+        let v: Value = serde_json::from_str(&e.data).unwrap();
+        assert_eq!(v["result"]["isError"], true, "{v}");
+        let text = v["result"]["content"][0]["text"].as_str().unwrap();
+        assert!(text.contains("per-session limit"), "{text}");
+        refused += 1;
+    }
+    relay.wait_for_long_requests(PER_SESSION);
+    let other = get(&relay.url("/api/messages?target=q&since_id=0&wait=0.01"));
+    assert_eq!(other.status, 200, "other requests still get places");
+    let deadline = within(10.0);
+    while relay.app().legacy_tool_calls.used() != admitted {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the refused calls never finished"
+        );
+        std::thread::yield_now();
+    }
+    relay.post("q", "s", "wake");
+    for _ in 0..admitted {
+        let e = sse.next(within(10.0)).expect("a result arrives");
+        let v: Value = serde_json::from_str(&e.data).unwrap();
+        assert_eq!(
+            v["result"]["structuredContent"]["messages"][0]["text"],
+            "wake"
+        );
+    }
+    let deadline = within(10.0);
+    while relay.app().legacy_tool_calls.used() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tool calls stay counted"
+        );
+        std::thread::yield_now();
+    }
+}
