@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod journal;
+pub mod listen;
 pub mod logs;
 pub mod mcp;
 pub mod message;

@@ -5,12 +5,15 @@
 //! exit codes in one place, `Error::exit_code`.
 
 mod args;
+mod bridge;
 mod child;
 mod error;
 mod guard;
+mod listener;
 mod message;
 mod relay;
 mod state;
+mod upstream;
 mod watch;
 
 pub use error::Error;
@@ -39,6 +42,7 @@ Client commands (talk to a running relay over HTTP; no curl or jq needed):
   claude-codex-relay channels [--json]
   claude-codex-relay watch --target T [--from S]... [--ignore-sender S]... [--exec CMD]
         [--state FILE] [--since-id N] [--count N] [--max-runs N] [--per S] [--json | --full]
+  claude-codex-relay mcp [--listen C[,C...] [--as NAME] [--from S]... [--since-id N]]
 
 Every client command takes:
   --url URL          the relay [env CLAUDE_CODEX_URL; default http://127.0.0.1:8010]
@@ -77,6 +81,18 @@ watch     Follows channel T with the relay's blocking fetch and handles every ne
           0.25 s to 10 s. SIGINT or SIGTERM ends watch at once (exit status 130 or 143 from
           the shell) and sends SIGTERM to a CMD that is running; the state file is never
           torn, and the interrupted message is run again at the next start.
+
+mcp       A stdio MCP server for clients that spawn a command: JSON-RPC lines on standard
+          input and output (notes on standard error), forwarded to the relay's /mcp with
+          the relay's tools and channel resources unchanged. It survives relay restarts
+          (tool calls answer isError meanwhile) and ends when standard input ends.
+            --listen C,...   push every new message on these channels as a
+                             notifications/claude/channel event (capability
+                             experimental[\"claude/channel\"]), once each, in order
+            --as NAME        your own name: your messages are not pushed back, and the
+                             relay lists NAME as listening on the channels
+            --from S         only messages from S (repeatable, or comma-separated)
+            --since-id N     push from after message N [default: the newest at start]
 
 Exit codes:
   0  success
@@ -142,6 +158,12 @@ fn dispatch(
             switch("json"),
             switch("full"),
         ],
+        "mcp" => &[
+            value("listen"),
+            value("as"),
+            many("from"),
+            value("since-id"),
+        ],
         other => return Err(Error::Usage(format!("unknown command {other:?}"))),
     };
     let p = Parsed::new(args, flags)?;
@@ -153,6 +175,7 @@ fn dispatch(
         "post" => post(&relay, &p, io),
         "fetch" => fetch(&relay, &p, io),
         "channels" => channels(&relay, &p, io),
+        "mcp" => mcp(relay, &p, io),
         _ => watch(&relay, &p, env, io),
     }
 }
@@ -313,4 +336,36 @@ fn out(io: &mut Io, text: &str) -> Result<(), Error> {
         .write_all(text.as_bytes())
         .and_then(|()| io.stdout.flush())
         .map_err(Error::output)
+}
+
+/// `mcp`: the stdio bridge, until standard input ends. Every thread of the bridge writes to
+/// standard output, through its own handle on the descriptor: `io.stdout` is the lock `main`
+/// holds for the whole command.
+fn mcp(relay: Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
+    p.no_words()?;
+    let since_id = p.number::<u64>("since-id", "a message id (0 or more)")?;
+    let listen = match p.get("listen") {
+        Some(channels) => Some(
+            crate::listen::Listen::parse(channels, p.get("as"), p.all("from"))
+                .ok_or_else(|| Error::Usage("--listen needs a channel name".into()))?,
+        ),
+        None if p.has("as") || p.has("from") || since_id.is_some() => {
+            return Err(Error::Usage(
+                "--as, --from and --since-id go with --listen".into(),
+            ))
+        }
+        None => None,
+    };
+    let relay = relay.named(p.get("as"));
+    let stdout = std::os::fd::AsFd::as_fd(&std::io::stdout())
+        .try_clone_to_owned()
+        .map_err(|e| Error::Local(format!("cannot use standard output: {e}")))?;
+    let out = std::sync::Arc::new(bridge::Out::new(Box::new(std::fs::File::from(stdout))));
+    bridge::run(
+        relay,
+        listen,
+        since_id,
+        &mut std::io::BufReader::new(&mut *io.stdin),
+        out,
+    )
 }

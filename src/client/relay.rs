@@ -23,6 +23,8 @@ pub struct Relay {
     base: String,
     token: Option<String>,
     agent: ureq::Agent,
+    /// Sent as `X-Relay-Agent` with blocking fetches, so the relay can say who is listening.
+    name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -63,7 +65,18 @@ impl Relay {
             .user_agent(concat!("claude-codex-relay/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        Ok(Relay { base, token, agent })
+        Ok(Relay {
+            base,
+            token,
+            agent,
+            name: None,
+        })
+    }
+
+    /// The same relay, telling it who waits in blocking fetches (opt-in presence).
+    pub fn named(mut self, name: Option<&str>) -> Relay {
+        self.name = name.map(str::to_string);
+        self
     }
 
     /// The base URL, without a trailing slash.
@@ -121,6 +134,9 @@ impl Relay {
                 .config()
                 .timeout_global(Some(REQUEST_TIMEOUT + Duration::from_secs_f64(wait)))
                 .build();
+            if let Some(name) = &self.name {
+                rq = rq.header("X-Relay-Agent", name);
+            }
         }
         let rq = match &self.token {
             Some(t) => rq.header("Authorization", format!("Bearer {t}")),

@@ -1,6 +1,7 @@
 //! The relay's integration tests: one binary, each module a subject. Every test starts a real
 //! relay in-process on 127.0.0.1:0 (or the release binary as a child) and talks HTTP to it.
 
+mod bridge;
 mod client;
 mod common;
 mod config;
