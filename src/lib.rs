@@ -28,7 +28,6 @@ use crate::error::Error;
 use crate::http::server::{bind, nudge, Pool};
 use crate::journal::Journal;
 use crate::logs::Logs;
-use crate::mcp::resources;
 use crate::mcp::session::Sessions;
 use crate::store::{Limits, Store};
 use std::net::SocketAddr;
@@ -77,9 +76,7 @@ pub fn start(config: Config) -> Result<Running, Error> {
     let store = Arc::new(store);
     let sessions = Arc::new(Sessions::new(key_dir));
     let notify = Arc::clone(&sessions);
-    store.on_publish(Box::new(move |m| {
-        notify.resource_updated(&resources::uri(&m.target))
-    }));
+    store.on_publish(Box::new(move |m| notify.published(m)));
     let idle = std::time::Duration::from_secs(config.idle_timeout_secs);
     let listener = bind(&config.bind_address(), idle)?;
     let addr = listener.local_addr()?;

@@ -50,8 +50,26 @@ impl Listen {
             && (self.from.is_empty() || self.from.contains(&m.sender))
     }
 
+    /// Adds to an `initialize` result what a listener's client needs: the channel capability,
+    /// and a sentence in the instructions saying what the events are.
+    pub fn declare(&self, result: &mut Value) {
+        if !result["capabilities"].is_object() {
+            result["capabilities"] = json!({});
+        }
+        let capabilities = &mut result["capabilities"];
+        if !capabilities["experimental"].is_object() {
+            capabilities["experimental"] = json!({});
+        }
+        capabilities["experimental"][CHANNEL_CAPABILITY] = json!({});
+        let instructions = match result["instructions"].as_str() {
+            Some(s) => format!("{s}\n\n{}", self.instructions()),
+            None => self.instructions(),
+        };
+        result["instructions"] = Value::String(instructions);
+    }
+
     /// The sentence added to the server's instructions so the model knows what the events are.
-    pub fn instructions(&self) -> String {
+    fn instructions(&self) -> String {
         let me = self.name.as_deref().unwrap_or("you");
         format!(
             "Messages that other agents post on {} arrive as <channel source=\"relay\" channel=\"...\" sender=\"...\" id=\"...\"> events. \
@@ -60,6 +78,11 @@ post_message(target=<channel>, sender=\"{me}\", text=...) when an answer is want
             self.channels.join(", ")
         )
     }
+}
+
+/// The whole `notifications/claude/channel` notification for `m`.
+pub fn channel_notification(m: &Message) -> Value {
+    json!({"jsonrpc": "2.0", "method": CHANNEL_METHOD, "params": channel_event(m)})
 }
 
 /// The `params` of the `notifications/claude/channel` event for `m`: `content` frames the

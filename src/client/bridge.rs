@@ -12,7 +12,7 @@ use super::error::Error;
 use super::listener;
 use super::relay::Relay;
 use super::upstream::{Down, Upstream};
-use crate::listen::{Listen, CHANNEL_CAPABILITY};
+use crate::listen::Listen;
 use serde_json::{json, Value};
 use std::io::{BufRead, Write};
 use std::os::fd::AsFd;
@@ -188,7 +188,10 @@ fn handle(
                     offline_initialize(&params)
                 }
             };
-            let result = with_listen(result, listen);
+            let mut result = result;
+            if let Some(listen) = listen {
+                listen.declare(&mut result);
+            }
             out.send(&json!({"jsonrpc": "2.0", "id": id, "result": result}));
         }
         // The bridge sends its own to the relay with every new session.
@@ -255,27 +258,6 @@ fn log_once(why: &str) {
         note(why);
         *last = why.to_string();
     }
-}
-
-/// Adds the channel capability and what the events are to an `initialize` result.
-fn with_listen(mut result: Value, listen: Option<&Listen>) -> Value {
-    let Some(listen) = listen else {
-        return result;
-    };
-    if !result["capabilities"].is_object() {
-        result["capabilities"] = json!({});
-    }
-    let capabilities = &mut result["capabilities"];
-    if !capabilities["experimental"].is_object() {
-        capabilities["experimental"] = json!({});
-    }
-    capabilities["experimental"][CHANNEL_CAPABILITY] = json!({});
-    let instructions = match result["instructions"].as_str() {
-        Some(s) => format!("{s}\n\n{}", listen.instructions()),
-        None => listen.instructions(),
-    };
-    result["instructions"] = Value::String(instructions);
-    result
 }
 
 /// The `initialize` result when the relay cannot be asked: what the relay itself declares, so

@@ -7,8 +7,7 @@
 
 use super::bridge::{note, Backoff, Gate, Out};
 use super::relay::Relay;
-use crate::listen::{channel_event, Listen, CHANNEL_METHOD};
-use serde_json::json;
+use crate::listen::{channel_notification, Listen};
 
 /// Seconds each blocking fetch waits (the relay's maximum).
 const WAIT_SECS: f64 = 50.0;
@@ -66,8 +65,7 @@ pub fn follow(
                 backoff.reset();
                 for m in page.iter().filter(|m| m.id > place) {
                     if listen.wants(m) {
-                        out.send(&json!({"jsonrpc": "2.0", "method": CHANNEL_METHOD,
-                            "params": channel_event(m)}));
+                        out.send(&channel_notification(m));
                     }
                     since = Some(m.id);
                 }

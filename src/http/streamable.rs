@@ -2,13 +2,16 @@
 //! (its id goes out in `Mcp-Session-Id`), notifications and responses get 202, requests get one
 //! JSON reply (a batch only on 2025-03-26 sessions). `GET` opens the session's stream of server
 //! messages (resource updates), answered at once with 400 when there is no session. `DELETE`
-//! ends a session. The Accept header is read leniently and replies are always JSON.
+//! ends a session. The Accept header is read leniently and replies are always JSON. With
+//! `?listen=proj-x&as=claude` on the URL, the session declares the `claude/channel` capability
+//! and its `GET` stream carries other agents' new messages there as channel events.
 
 use crate::app::App;
 use crate::error::Error;
 use crate::http::events;
 use crate::http::exchange::{Incoming, Reply};
 use crate::http::guard::Caller;
+use crate::listen::Listen;
 use crate::mcp::handler::{self, Services};
 use crate::mcp::jsonrpc::{self, Message, RpcError, INVALID_REQUEST, PARSE_ERROR};
 use crate::mcp::session::{Lookup, Session, Transport, KEEPALIVE};
@@ -65,6 +68,18 @@ fn services<'a>(app: &'a App, caller: &'a Caller) -> Services<'a> {
         sessions: &app.sessions,
         agent: caller.agent.as_deref(),
     }
+}
+
+/// What `?listen=C[,C...]&as=NAME[&from=S]` on the MCP URL asks for: channel events for new
+/// messages from others on those channels, on the session's `GET` stream.
+fn listen(rq: &Incoming) -> Option<Listen> {
+    let from: Vec<String> = rq
+        .query
+        .iter()
+        .filter(|(k, _)| k == "from")
+        .map(|(_, v)| v.clone())
+        .collect();
+    Listen::parse(rq.param("listen")?, rq.param("as"), &from)
 }
 
 /// `POST /mcp`.
@@ -140,7 +155,12 @@ pub fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
         if method == "initialize" {
             let version = handler::negotiate(params.get("protocolVersion").and_then(Value::as_str));
             let session = app.sessions.create(Transport::Streamable, version);
-            let result = jsonrpc::result(id, &handler::initialize_result(version));
+            let mut result = handler::initialize_result(version);
+            if let Some(listen) = listen(rq) {
+                listen.declare(&mut result);
+                session.set_listen(listen);
+            }
+            let result = jsonrpc::result(id, &result);
             return Ok(Reply::json(200, &result).with_header("Mcp-Session-Id", &session.id));
         }
     }
@@ -164,6 +184,12 @@ pub fn get(app: &Arc<App>, rq: &Incoming) -> Result<Reply, Error> {
         Ok(s) => s,
         Err(reply) => return Ok(reply),
     };
+    if session.listen().is_none() {
+        // A session restored after a restart: the URL still says what it listens to.
+        if let Some(listen) = listen(rq) {
+            session.set_listen(listen);
+        }
+    }
     let place = app.long_requests.take()?;
     static STREAMS: AtomicU64 = AtomicU64::new(0);
     let n = STREAMS.fetch_add(1, Ordering::Relaxed) + 1;

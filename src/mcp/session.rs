@@ -2,11 +2,15 @@
 //! the queue of messages the server sends it on its stream (a `GET /mcp` stream, or the legacy
 //! `/sse` stream, which also carries responses). Streamable-HTTP sessions are never expired for
 //! idleness and are restored after a restart from their signed id; only a `DELETE` ends one.
-//! Legacy sessions live exactly as long as their stream.
+//! Legacy sessions live exactly as long as their stream. A session opened with `?listen=`
+//! also hears every new message from others on those channels, as a channel event.
 
+use crate::listen::{channel_event, Listen, CHANNEL_METHOD};
 use crate::mcp::jsonrpc::{self, Outgoing};
+use crate::mcp::resources;
 use crate::mcp::session_id::SessionIds;
 use crate::mcp::DEFAULT_VERSION;
+use crate::message::Message;
 use crate::store::lock;
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
@@ -41,6 +45,8 @@ struct State {
     subscriptions: BTreeSet<String>,
     log_level: String,
     ended: bool,
+    /// Set by `?listen=` on the MCP URL: this session hears new messages as channel events.
+    listen: Option<Listen>,
 }
 
 impl Session {
@@ -54,6 +60,7 @@ impl Session {
                 subscriptions: BTreeSet::new(),
                 log_level: "info".into(),
                 ended: false,
+                listen: None,
             }),
             outbox: Mutex::new(VecDeque::new()),
             queued: Condvar::new(),
@@ -97,6 +104,15 @@ impl Session {
 
     pub fn log_level(&self) -> String {
         lock(&self.state).log_level.clone()
+    }
+
+    /// Makes the session a listener: it hears new messages `listen` wants as channel events.
+    pub fn set_listen(&self, listen: Listen) {
+        lock(&self.state).listen = Some(listen);
+    }
+
+    pub fn listen(&self) -> Option<Listen> {
+        lock(&self.state).listen.clone()
     }
 
     /// Queues a message for the session's stream.
@@ -240,6 +256,20 @@ impl Sessions {
                 }
             }
         }
+    }
+
+    /// Tells the sessions about a new message: listeners that want it get it as a channel
+    /// event, then subscribers of its channel hear that the resource changed.
+    pub fn published(&self, m: &Message) {
+        let listening: Vec<Arc<Session>> = lock(&self.live)
+            .values()
+            .filter(|s| lock(&s.state).listen.as_ref().is_some_and(|l| l.wants(m)))
+            .cloned()
+            .collect();
+        for s in listening {
+            s.send(jsonrpc::notification(CHANNEL_METHOD, channel_event(m)));
+        }
+        self.resource_updated(&resources::uri(&m.target));
     }
 
     /// Tells every session subscribed to `uri` that the resource changed.

@@ -8,6 +8,7 @@ mod config;
 mod connections;
 mod durable;
 mod guard;
+mod listening;
 mod logs;
 mod malformed;
 mod mcp;
