@@ -39,7 +39,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("serve") => serve(&args[1..], &env),
-        Some(command @ ("post" | "fetch" | "channels" | "watch" | "mcp")) => {
+        Some(command @ ("post" | "fetch" | "channels" | "watch" | "mcp" | "setup")) => {
             let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
             let code = claude_codex_relay::client::run(
                 command,

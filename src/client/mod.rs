@@ -12,6 +12,7 @@ mod guard;
 mod listener;
 mod message;
 mod relay;
+mod setup;
 mod state;
 mod upstream;
 mod watch;
@@ -43,6 +44,7 @@ Client commands (talk to a running relay over HTTP; no curl or jq needed):
   claude-codex-relay watch --target T [--from S]... [--ignore-sender S]... [--exec CMD]
         [--state FILE] [--since-id N] [--count N] [--max-runs N] [--per S] [--json | --full]
   claude-codex-relay mcp [--listen C[,C...] [--as NAME] [--from S]... [--since-id N]]
+  claude-codex-relay setup claude|codex|gemini [--listen C[,C...] [--as NAME]] [--apply]
 
 Every client command takes:
   --url URL          the relay [env CLAUDE_CODEX_URL; default http://127.0.0.1:8010]
@@ -93,6 +95,14 @@ mcp       A stdio MCP server for clients that spawn a command: JSON-RPC lines on
                              relay lists NAME as listening on the channels
             --from S         only messages from S (repeatable, or comma-separated)
             --since-id N     push from after message N [default: the newest at start]
+setup     Prints the exact configuration that connects a client to the relay (--url,
+          --token): the `claude mcp add` / `gemini mcp add` line, or for Codex the
+          `codex mcp add` line and its config.toml table. --listen C (Claude Code only)
+          configures the stdio bridge with `--listen C --as NAME` (default claude) and
+          prints the line that starts Claude Code with the channel. --apply puts it in
+          place and says what changed: runs `mcp remove` then `mcp add` for claude and
+          gemini; for codex adds or replaces [mcp_servers.relay] in $CODEX_HOME/config.toml
+          (default ~/.codex/config.toml), keeping the rest of the file.
 
 Exit codes:
   0  success
@@ -164,6 +174,7 @@ fn dispatch(
             many("from"),
             value("since-id"),
         ],
+        "setup" => &[value("listen"), value("as"), switch("apply")],
         other => return Err(Error::Usage(format!("unknown command {other:?}"))),
     };
     let p = Parsed::new(args, flags)?;
@@ -176,6 +187,7 @@ fn dispatch(
         "fetch" => fetch(&relay, &p, io),
         "channels" => channels(&relay, &p, io),
         "mcp" => mcp(relay, &p, io),
+        "setup" => setup::run(&relay, &p, env, io),
         _ => watch(&relay, &p, env, io),
     }
 }

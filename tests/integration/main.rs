@@ -15,4 +15,5 @@ mod mcp;
 mod push;
 mod rest;
 mod retention;
+mod setup;
 mod ui;
