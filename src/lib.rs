@@ -18,6 +18,7 @@ pub mod listen;
 pub mod logs;
 pub mod mcp;
 pub mod message;
+pub mod presence;
 pub mod store;
 pub mod ui;
 
@@ -94,6 +95,7 @@ pub fn start(config: Config) -> Result<Running, Error> {
         store,
         sessions,
         logs,
+        presence: Arc::default(),
     });
     let stopping = Arc::new(AtomicBool::new(false));
     let requests = Arc::new(AtomicU64::new(0));

@@ -42,7 +42,8 @@ Client commands (talk to a running relay over HTTP; no curl or jq needed):
   claude-codex-relay fetch --target T [--since-id N] [--limit N] [--wait S] [--json | --full]
   claude-codex-relay channels [--json]
   claude-codex-relay watch --target T [--from S]... [--ignore-sender S]... [--exec CMD]
-        [--state FILE] [--since-id N] [--count N] [--max-runs N] [--per S] [--json | --full]
+        [--state FILE] [--since-id N] [--count N] [--max-runs N] [--per S] [--as NAME]
+        [--json | --full]
   claude-codex-relay mcp [--listen C[,C...] [--as NAME] [--from S]... [--since-id N]]
   claude-codex-relay setup claude|codex|gemini [--listen C[,C...] [--as NAME]] [--apply]
 
@@ -60,6 +61,8 @@ fetch     Prints messages of channel T, one line each: `#id [sender] first line`
           seconds pass. --json: one JSON object {id,ts,target,sender,text} per line;
           --full: a header line, then the whole text, then an empty line.
 channels  Prints the channel names, one per line; --json prints {\"channels\": [...]}.
+          --detail: one line per channel with its newest id, message count and who is
+          listening now (by name where the listener gave one).
 watch     Follows channel T with the relay's blocking fetch and handles every new message
           once, in order: prints it (like fetch), or with --exec runs `sh -c CMD` with the
           text on standard input and RELAY_MESSAGE_ID, RELAY_SENDER, RELAY_TARGET, RELAY_URL
@@ -72,6 +75,8 @@ watch     Follows channel T with the relay's blocking fetch and handles every ne
                                message; a restart resumes right after it
             --since-id N       where to start when FILE does not exist yet [default: after
                                the newest message at start]
+            --as NAME          tell the relay that NAME is listening on T (shown by
+                               `channels --detail`, the web page and list_channels)
             --count N          exit 0 after handling N messages (`--from codex --count 1`
                                waits for one reply)
             --max-runs N --per S
@@ -154,7 +159,7 @@ fn dispatch(
             switch("json"),
             switch("full"),
         ],
-        "channels" => &[switch("json")],
+        "channels" => &[switch("json"), switch("detail")],
         "watch" => &[
             value("target"),
             many("from"),
@@ -165,6 +170,7 @@ fn dispatch(
             value("count"),
             value("max-runs"),
             value("per"),
+            value("as"),
             switch("json"),
             switch("full"),
         ],
@@ -181,7 +187,8 @@ fn dispatch(
     if p.has("help") {
         return out(io, USAGE);
     }
-    let relay = connect(&p, env)?;
+    // `--as NAME` (watch, mcp) names the client in the relay's list of listeners.
+    let relay = connect(&p, env)?.named(p.get("as"));
     match command {
         "post" => post(&relay, &p, io),
         "fetch" => fetch(&relay, &p, io),
@@ -278,9 +285,18 @@ fn fetch(relay: &Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
 
 fn channels(relay: &Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
     p.no_words()?;
-    let answer = relay.channels()?;
+    let answer = relay.channels(p.has("detail"))?;
     if p.has("json") {
         return out(io, &format!("{answer}\n"));
+    }
+    if p.has("detail") {
+        let lines: String = answer["detail"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| format!("{}\n", detail_line(c)))
+            .collect();
+        return out(io, &lines);
     }
     let names: String = answer["channels"]
         .as_array()
@@ -290,6 +306,33 @@ fn channels(relay: &Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
         .map(|c| format!("{c}\n"))
         .collect();
     out(io, &names)
+}
+
+/// `proj-x #42 (17 messages): listening codex (fetch), 1 stream`.
+fn detail_line(channel: &Value) -> String {
+    let listeners: Vec<String> = channel["listeners"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| {
+            let kind = l["kind"].as_str().unwrap_or("?");
+            match l["name"].as_str() {
+                Some(name) => format!("{name} ({kind})"),
+                None => format!("{} {kind}", l["count"]),
+            }
+        })
+        .collect();
+    let who = if listeners.is_empty() {
+        "nobody listening".to_string()
+    } else {
+        format!("listening: {}", listeners.join(", "))
+    };
+    format!(
+        "{} #{} ({} messages): {who}",
+        channel["name"].as_str().unwrap_or("?"),
+        channel["newest_id"],
+        channel["messages"]
+    )
 }
 
 fn watch(
@@ -368,7 +411,6 @@ fn mcp(relay: Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
         }
         None => None,
     };
-    let relay = relay.named(p.get("as"));
     let stdout = std::os::fd::AsFd::as_fd(&std::io::stdout())
         .try_clone_to_owned()
         .map_err(|e| Error::Local(format!("cannot use standard output: {e}")))?;

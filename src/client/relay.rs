@@ -148,9 +148,13 @@ impl Relay {
             .map_err(|e| Error::Invalid(format!("{}: not a page of messages: {e}", self.base)))
     }
 
-    /// `GET /api/channels`; returns the relay's answer (`{"channels": [...]}`).
-    pub fn channels(&self) -> Result<Value, Error> {
-        let rq = self.agent.get(format!("{}/api/channels", self.base));
+    /// `GET /api/channels` (with `?detail=1` when `detail`); returns the relay's answer
+    /// (`{"channels": [...]}`, plus `detail` when asked for).
+    pub fn channels(&self, detail: bool) -> Result<Value, Error> {
+        let mut rq = self.agent.get(format!("{}/api/channels", self.base));
+        if detail {
+            rq = rq.query("detail", "1");
+        }
         let rq = match &self.token {
             Some(t) => rq.header("Authorization", format!("Bearer {t}")),
             None => rq,

@@ -89,6 +89,8 @@ fn answer(app: &App, session: &Session, agent: Option<&str>, message: &Message) 
         long_requests: &app.long_requests,
         sessions: &app.sessions,
         agent,
+        presence: &app.presence,
+        name: agent.map(str::to_string),
     };
     if let Some(answer) = handler::handle(&services, session, message) {
         session.send(answer);

@@ -1,12 +1,15 @@
 //! The REST API of the original relay: `GET /api/messages` (newest page, or the oldest page
 //! after `since_id`, optionally waiting for one), `POST /api/messages`, `GET /api/channels` and
-//! `GET /healthz`. Shapes are the original's; every bad input is a 4xx naming the problem.
+//! `GET /healthz`. Shapes are the original's (`?detail=1` on channels adds a key); every bad
+//! input is a 4xx naming the problem. A client waiting in a blocking fetch is listed as
+//! listening on its channel meanwhile.
 
 use crate::app::App;
 use crate::error::Error;
 use crate::http::exchange::{Incoming, Reply};
 use crate::http::guard::Caller;
 use crate::message::Message;
+use crate::presence::{detail, Kind};
 use crate::store::Draft;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -20,7 +23,7 @@ pub const LIST_MAX_LIMIT: u64 = 500;
 pub const MAX_WAIT_SECONDS: f64 = 50.0;
 
 /// `GET /api/messages?target=T[&limit=N][&since_id=N][&wait=S]`.
-pub fn list_messages(app: &App, rq: &Incoming) -> Result<Reply, Error> {
+pub fn list_messages(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
     let target = crate::store::name("target", rq.param("target").unwrap_or(""))?;
     let limit = rq
         .number_param("limit")?
@@ -41,6 +44,11 @@ pub fn list_messages(app: &App, rq: &Incoming) -> Result<Reply, Error> {
     let messages = match since_id {
         Some(since) if wait > 0.0 => {
             let _place = app.long_requests.take()?;
+            let _here = app.presence.arrive(
+                std::slice::from_ref(&target),
+                Kind::Fetch,
+                listener_name(rq, caller).as_deref(),
+            );
             app.store.wait_after(
                 &target,
                 since,
@@ -121,9 +129,27 @@ pub fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, 
     ))
 }
 
-/// `GET /api/channels`.
-pub fn channels(app: &App) -> Reply {
-    Reply::json(200, &json!({"channels": app.store.channels()}))
+/// `GET /api/channels`; with `?detail=1` also each channel's newest id, message count and
+/// listeners under `detail`.
+pub fn channels(app: &App, rq: &Incoming) -> Reply {
+    match rq.param("detail") {
+        Some("1" | "true") => Reply::json(
+            200,
+            &json!({"channels": app.store.channels(), "detail": detail(&app.store, &app.presence)}),
+        ),
+        _ => Reply::json(200, &json!({"channels": app.store.channels()})),
+    }
+}
+
+/// The name a waiting client gives for presence: `X-Relay-Agent`, else `?as=`, else the agent
+/// its token belongs to.
+pub fn listener_name(rq: &Incoming, caller: &Caller) -> Option<String> {
+    rq.header("x-relay-agent")
+        .or_else(|| rq.param("as"))
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .or_else(|| caller.agent.clone())
 }
 
 /// A string field of a JSON body: None if absent or null, 400 if another type.

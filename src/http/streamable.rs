@@ -16,6 +16,7 @@ use crate::mcp::handler::{self, Services};
 use crate::mcp::jsonrpc::{self, Message, RpcError, INVALID_REQUEST, PARSE_ERROR};
 use crate::mcp::session::{Lookup, Session, Transport, KEEPALIVE};
 use crate::mcp::{is_supported, SUPPORTED_VERSIONS};
+use crate::presence::Kind;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -60,13 +61,15 @@ fn session(app: &App, rq: &Incoming, version: Option<&str>) -> Result<Arc<Sessio
     }
 }
 
-fn services<'a>(app: &'a App, caller: &'a Caller) -> Services<'a> {
+fn services<'a>(app: &'a App, rq: &Incoming, caller: &'a Caller) -> Services<'a> {
     Services {
         store: &app.store,
         logs: &app.logs,
         long_requests: &app.long_requests,
         sessions: &app.sessions,
         agent: caller.agent.as_deref(),
+        presence: &app.presence,
+        name: crate::http::rest::listener_name(rq, caller),
     }
 }
 
@@ -104,7 +107,7 @@ pub fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
         Ok(v) => v,
         Err(e) => return Ok(rpc_error(400, PARSE_ERROR, &format!("Parse error: {e}"))),
     };
-    let services = services(app, caller);
+    let services = services(app, rq, caller);
     if let Value::Array(items) = &body {
         if items
             .iter()
@@ -191,11 +194,15 @@ pub fn get(app: &Arc<App>, rq: &Incoming) -> Result<Reply, Error> {
         }
     }
     let place = app.long_requests.take()?;
+    let here = session.listen().map(|l| {
+        app.presence
+            .arrive(&l.channels, Kind::Session, l.name.as_deref())
+    });
     static STREAMS: AtomicU64 = AtomicU64::new(0);
     let n = STREAMS.fetch_add(1, Ordering::Relaxed) + 1;
     let store = Arc::clone(&app.store);
     Ok(Reply::stream(Box::new(move |w| {
-        let _place = place;
+        let (_place, _here) = (place, here);
         w.write_all(format!("id: {}-get-{n}\nretry: 3000\ndata: \n\n", session.id).as_bytes())?;
         w.flush()?;
         loop {

@@ -1,8 +1,10 @@
-//! Listening over HTTP: an MCP session opened with `?listen=` hears other agents' messages as
-//! channel events on its GET stream; one without hears none.
+//! Listening: an MCP session opened with `?listen=` hears other agents' messages as channel
+//! events on its GET stream (one without hears none), and the relay lists who is listening on
+//! each channel, by name, until they leave.
 
-use crate::common::{post_raw, within, Mcp, Relay, Sse};
+use crate::common::{get, get_with, post_raw, within, Mcp, Relay, Sse};
 use serde_json::{json, Value};
+use std::time::Instant;
 
 /// Initializes a session at `path` (with its query) and returns it with the result.
 fn connect_at(relay: &Relay, path: &str) -> (Mcp, Value) {
@@ -89,4 +91,100 @@ fn a_session_opened_with_listen_hears_others_messages_on_its_get_stream_and_othe
             "notifications/resources/updated"
         );
     }
+}
+
+/// The listeners of `channel` in `GET /api/channels?detail=1`, as (name, kind).
+fn listeners(relay: &Relay, channel: &str) -> Vec<(String, String)> {
+    let listing = get(&relay.url("/api/channels?detail=1")).json();
+    let detail = listing["detail"].as_array().expect("a detail list");
+    let Some(c) = detail.iter().find(|c| c["name"] == channel) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, String)> = c["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            assert!(l["since"].as_f64().unwrap() > 0.0);
+            (
+                l["name"].as_str().unwrap_or("-").to_string(),
+                l["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn presence_lists_each_waiter_stream_bridge_and_session_by_name_until_it_leaves() {
+    let relay = Relay::memory();
+    let last = relay.post("proj-x", "human", "start");
+    let plain = get(&relay.url("/api/channels")).json();
+    assert_eq!(
+        plain.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["channels"],
+        "the default shape is unchanged"
+    );
+
+    let waiter = {
+        let url = relay.url(&format!(
+            "/api/messages?target=proj-x&since_id={last}&wait=50"
+        ));
+        std::thread::spawn(move || get_with(&url, &[("X-Relay-Agent", "codex")]).status)
+    };
+    let viewer = Sse::open(
+        relay.addr(),
+        "/api/stream?target=proj-x",
+        &[("X-Relay-Agent", "viewer")],
+    );
+    assert_eq!(viewer.status, 200);
+    let bridge =
+        crate::bridge::Bridge::connected(&relay.base, &["--listen", "proj-x", "--as", "claude"]).0;
+    let path = "/mcp?listen=proj-x&as=gemini";
+    let (session, _) = connect_at(&relay, path);
+    let session_stream = stream(&relay, path, &session);
+
+    let everyone = [
+        ("claude", "fetch"),
+        ("codex", "fetch"),
+        ("gemini", "session"),
+        ("viewer", "stream"),
+    ]
+    .map(|(n, k)| (n.to_string(), k.to_string()));
+    let deadline = within(10.0);
+    while listeners(&relay, "proj-x") != everyone {
+        assert!(
+            Instant::now() < deadline,
+            "listed: {:?}",
+            listeners(&relay, "proj-x")
+        );
+        std::thread::yield_now();
+    }
+    let detail = get(&relay.url("/api/channels?detail=1")).json()["detail"].clone();
+    let proj = detail
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "proj-x")
+        .unwrap();
+    assert_eq!(proj["newest_id"], last);
+    assert_eq!(proj["messages"], 1);
+
+    // Leaving: the session ends, the bridge is killed, the stream is closed; each is noticed
+    // when its wait ends or its next write fails, which the posts below bring about.
+    crate::common::delete(&session.url, &[("Mcp-Session-Id", &session.session)]);
+    drop(session_stream);
+    drop(bridge);
+    drop(viewer);
+    let deadline = within(10.0);
+    while !listeners(&relay, "proj-x").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "still listed: {:?}",
+            listeners(&relay, "proj-x")
+        );
+        relay.post("proj-x", "human", "anyone there?");
+    }
+    assert_eq!(waiter.join().unwrap(), 200);
 }
