@@ -128,10 +128,11 @@ pub struct ChannelDetail {
     pub listeners: Vec<Listener>,
 }
 
-/// The detailed listing of every channel.
+/// The detailed listing of every channel, and of every channel someone listens on before
+/// anything was posted there, by name.
 pub fn detail(store: &Store, presence: &Presence) -> Vec<ChannelDetail> {
     let mut listening = presence.listeners();
-    store
+    let mut all: Vec<ChannelDetail> = store
         .summaries()
         .into_iter()
         .map(|(name, newest_id, messages)| ChannelDetail {
@@ -140,7 +141,19 @@ pub fn detail(store: &Store, presence: &Presence) -> Vec<ChannelDetail> {
             newest_id,
             messages,
         })
-        .collect()
+        .collect();
+    all.extend(
+        listening
+            .into_iter()
+            .map(|(name, listeners)| ChannelDetail {
+                name,
+                newest_id: 0,
+                messages: 0,
+                listeners,
+            }),
+    );
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    all
 }
 
 impl Drop for Here {

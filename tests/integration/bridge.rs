@@ -2,7 +2,7 @@
 //! standard input and output, a real relay behind it, restarts of that relay in the middle, and
 //! the channel events it pushes.
 
-use crate::common::{config_in, within, Relay};
+use crate::common::{get, post_json, within, Relay, TempDir};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -264,62 +264,6 @@ fn from_and_since_id_choose_which_messages_are_pushed() {
 }
 
 #[test]
-fn the_bridge_survives_a_relay_restart_and_resumes_the_push_with_nothing_missed_or_doubled() {
-    let mut relay = Relay::start();
-    let port = relay.addr().port();
-    let (mut bridge, _) = Bridge::connected(&relay.base, &["--listen", "proj-x", "--as", "claude"]);
-    relay.wait_for_long_requests(2);
-    let first = relay.post("proj-x", "codex", "before the restart");
-    assert_eq!(
-        bridge.events(1, within(10.0))[0]["meta"]["id"],
-        first.to_string()
-    );
-
-    relay.running.take().unwrap().shutdown();
-    let down = bridge.call("list_channels", json!({}));
-    assert_eq!(down["isError"], true, "{down}");
-    assert!(down["content"][0]["text"]
-        .as_str()
-        .unwrap()
-        .contains("unreachable"));
-    assert!(bridge.alive());
-
-    let mut config = config_in(&relay.dir);
-    config.port = port;
-    relay.restart(config);
-    let later: Vec<u64> = (0..3)
-        .map(|i| relay.post("proj-x", "codex", &format!("after {i}")))
-        .collect();
-    let ids: Vec<String> = bridge
-        .events(3, within(20.0))
-        .iter()
-        .map(|e| e["meta"]["id"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(ids, later.iter().map(u64::to_string).collect::<Vec<_>>());
-    // Tools work again, through a session opened anew.
-    let deadline = within(20.0);
-    loop {
-        let mut skipped = Vec::new();
-        let r = bridge.request_keeping(
-            "tools/call",
-            json!({"name": "list_channels", "arguments": {}}),
-            &mut skipped,
-        )["result"]
-            .clone();
-        assert!(skipped.is_empty(), "nothing pushed twice: {skipped:?}");
-        if r["isError"] == false {
-            assert!(r["structuredContent"]["channels"]
-                .as_array()
-                .unwrap()
-                .contains(&json!("proj-x")));
-            break;
-        }
-        assert!(Instant::now() < deadline, "tools never came back: {r}");
-    }
-    assert!(bridge.next(within(0.3)).is_none(), "no event repeated");
-}
-
-#[test]
 fn a_thousand_posts_from_another_thread_are_a_thousand_channel_events_in_order() {
     let relay = Relay::memory();
     let (bridge, _) = Bridge::connected(&relay.base, &["--listen", "proj-x", "--as", "claude"]);
@@ -348,4 +292,185 @@ fn a_thousand_posts_from_another_thread_are_a_thousand_channel_events_in_order()
         .iter()
         .enumerate()
         .all(|(i, e)| e["content"].as_str().unwrap().ends_with(&format!("n{i}"))));
+}
+
+/// A relay run as a child process, so a restart is the process ending (with `kill -9`) and
+/// another starting on the same port and directory.
+struct ChildRelay {
+    child: Child,
+    base: String,
+}
+
+impl ChildRelay {
+    fn start(dir: &TempDir, port: u16, store: &str) -> ChildRelay {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+            .args(["--port", &port.to_string(), "--store", store])
+            .arg("--data-dir")
+            .arg(dir.path("data"))
+            .arg("--log-path")
+            .arg(dir.path("log/tool.log"))
+            .arg("--channel-log-path")
+            .arg(dir.path("log/channel.log"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the relay starts");
+        let mut banner = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut banner)
+            .unwrap();
+        let base = banner
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {banner:?}"))
+            .to_string();
+        ChildRelay { child, base }
+    }
+
+    fn port(&self) -> u16 {
+        self.base.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    fn post(&self, target: &str, sender: &str, text: &str) -> u64 {
+        let (status, body) = post_json(
+            &format!("{}/api/messages", self.base),
+            &json!({"target": target, "sender": sender, "text": text}),
+        );
+        assert_eq!(status, 201, "{body}");
+        body["posted"].as_u64().unwrap()
+    }
+
+    /// Returns once `name` is listed as listening on `channel`.
+    fn wait_for_listener(&self, channel: &str, name: &str) {
+        let deadline = within(20.0);
+        loop {
+            let listing = get(&format!("{}/api/channels?detail=1", self.base)).json();
+            let listed = listing["detail"].as_array().unwrap().iter().any(|c| {
+                c["name"] == channel
+                    && c["listeners"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|l| l["name"] == name)
+            });
+            if listed {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} never listened on {channel}"
+            );
+            std::thread::yield_now();
+        }
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for ChildRelay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_bridge_survives_a_relay_restart_and_resumes_the_push_with_nothing_missed_or_doubled() {
+    let dir = TempDir::new("bridge-restart");
+    let relay = ChildRelay::start(&dir, 0, "file");
+    let port = relay.port();
+    let (mut bridge, _) = Bridge::connected(&relay.base, &["--listen", "proj-x", "--as", "claude"]);
+    relay.wait_for_listener("proj-x", "claude");
+    let first = relay.post("proj-x", "codex", "before the restart");
+    assert_eq!(
+        bridge.events(1, within(10.0))[0]["meta"]["id"],
+        first.to_string()
+    );
+
+    relay.kill();
+    let down = bridge.call("list_channels", json!({}));
+    assert_eq!(down["isError"], true, "{down}");
+    assert!(down["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("unreachable"));
+    assert!(bridge.alive());
+
+    let relay = ChildRelay::start(&dir, port, "file");
+    let later: Vec<u64> = (0..3)
+        .map(|i| relay.post("proj-x", "codex", &format!("after {i}")))
+        .collect();
+    let ids: Vec<String> = bridge
+        .events(3, within(20.0))
+        .iter()
+        .map(|e| e["meta"]["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, later.iter().map(u64::to_string).collect::<Vec<_>>());
+    let deadline = within(20.0);
+    loop {
+        let mut skipped = Vec::new();
+        let r = bridge.request_keeping(
+            "tools/call",
+            json!({"name": "list_channels", "arguments": {}}),
+            &mut skipped,
+        )["result"]
+            .clone();
+        assert!(skipped.is_empty(), "nothing pushed twice: {skipped:?}");
+        if r["isError"] == false {
+            assert!(r["structuredContent"]["channels"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("proj-x")));
+            break;
+        }
+        assert!(Instant::now() < deadline, "tools never came back: {r}");
+    }
+    relay.post("proj-x", "codex", "last");
+    let last = bridge.events(1, within(10.0));
+    assert_eq!(
+        last[0]["meta"]["id"],
+        (later[2] + 1).to_string(),
+        "no event repeated"
+    );
+}
+
+#[test]
+fn subscriptions_made_through_the_bridge_are_made_again_on_a_relay_that_forgot_the_session() {
+    // A memory relay signs session ids with a key it forgets: after a restart the bridge's
+    // session is unknown (404) and the bridge opens a new one, subscribing again.
+    let dir = TempDir::new("bridge-resubscribe");
+    let relay = ChildRelay::start(&dir, 0, "memory");
+    let port = relay.port();
+    let (mut bridge, _) = Bridge::connected(&relay.base, &[]);
+    let uri = "relay://channel/proj-x";
+    assert_eq!(
+        bridge.request("resources/subscribe", json!({"uri": uri}))["result"],
+        json!({})
+    );
+    let update_after_posting = |relay: &ChildRelay, bridge: &Bridge| {
+        // The stream may not be open yet: post until an update comes.
+        let deadline = within(20.0);
+        loop {
+            relay.post("proj-x", "codex", "ping");
+            if let Some(line) = bridge.next(within(0.2)) {
+                return line;
+            }
+            assert!(Instant::now() < deadline, "no update");
+        }
+    };
+    let update = update_after_posting(&relay, &bridge);
+    assert_eq!(update["method"], "notifications/resources/updated");
+    assert_eq!(update["params"]["uri"], uri);
+
+    relay.kill();
+    let relay = ChildRelay::start(&dir, port, "memory");
+    let update = update_after_posting(&relay, &bridge);
+    assert_eq!(update["method"], "notifications/resources/updated");
+    assert_eq!(update["params"]["uri"], uri);
+    while bridge.next(within(0.2)).is_some() {}
+    let fetched = bridge.call("fetch_messages", json!({"target": "proj-x"}));
+    assert_eq!(fetched["structuredContent"]["messages"][0]["text"], "ping");
 }

@@ -188,3 +188,24 @@ fn presence_lists_each_waiter_stream_bridge_and_session_by_name_until_it_leaves(
     }
     assert_eq!(waiter.join().unwrap(), 200);
 }
+
+#[test]
+fn a_listener_on_a_channel_nobody_posted_to_yet_is_listed() {
+    let relay = Relay::memory();
+    let waiter = {
+        let url = relay.url("/api/messages?target=fresh&since_id=0&wait=50");
+        std::thread::spawn(move || get_with(&url, &[("X-Relay-Agent", "codex")]).status)
+    };
+    let deadline = within(10.0);
+    while listeners(&relay, "fresh") != [("codex".to_string(), "fetch".to_string())] {
+        assert!(Instant::now() < deadline, "never listed");
+        std::thread::yield_now();
+    }
+    let channels = get(&relay.url("/api/channels")).json()["channels"].clone();
+    assert!(
+        !channels.as_array().unwrap().contains(&json!("fresh")),
+        "listening does not make a channel"
+    );
+    relay.post("fresh", "claude", "here");
+    assert_eq!(waiter.join().unwrap(), 200);
+}
