@@ -474,3 +474,36 @@ fn subscriptions_made_through_the_bridge_are_made_again_on_a_relay_that_forgot_t
     let fetched = bridge.call("fetch_messages", json!({"target": "proj-x"}));
     assert_eq!(fetched["structuredContent"]["messages"][0]["text"], "ping");
 }
+
+#[test]
+fn a_bridge_started_before_its_relay_answers_initialize_and_connects_when_the_relay_comes() {
+    let dir = TempDir::new("bridge-early");
+    let port = {
+        let relay = ChildRelay::start(&dir, 0, "memory");
+        let port = relay.port();
+        relay.kill();
+        port
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    let (mut bridge, init) = Bridge::connected(&url, &["--listen", "proj-x", "--as", "claude"]);
+    assert_eq!(init["serverInfo"]["name"], "claude-codex-relay");
+    assert!(init["capabilities"]["tools"].is_object());
+    assert_eq!(
+        init["capabilities"]["experimental"]["claude/channel"],
+        json!({})
+    );
+    let down = bridge.call("list_channels", json!({}));
+    assert_eq!(down["isError"], true, "{down}");
+    let listed = bridge.request("tools/list", json!({}));
+    assert_eq!(listed["error"]["code"], -32000, "{listed}");
+
+    let relay = ChildRelay::start(&dir, port, "memory");
+    relay.wait_for_listener("proj-x", "claude");
+    let id = relay.post("proj-x", "codex", "you were there first");
+    assert_eq!(
+        bridge.events(1, within(10.0))[0]["meta"]["id"],
+        id.to_string()
+    );
+    let up = bridge.call("list_channels", json!({}));
+    assert_eq!(up["isError"], false, "{up}");
+}
