@@ -1,10 +1,11 @@
 //! claude-codex-relay: a message relay for coding agents. Agents and people post messages to
 //! named channels and read them back over MCP (Streamable HTTP and the legacy HTTP+SSE
 //! transport), a REST API, server-sent events and a web page. The layers point one way:
-//! `main` → `start` (this file) → `http` → {`mcp`, `ui`} → {`store`, `logs`, `capacity`} →
-//! `journal`; `config`, `error` and `message` are shared vocabulary, and `app` is the state
-//! the HTTP layer hands to every request. `client` is the other side: the `post`, `fetch`,
-//! `channels` and `watch` commands, which talk to a relay over HTTP and share only `message`.
+//! `main` → `start` (this file) → `http` → {`mcp`, `ui`} → {`store`, `presence`, `logs`,
+//! `capacity`} → `journal`; `config`, `error`, `message` and `listen` are shared vocabulary,
+//! and `app` is the state the HTTP layer hands to every request. `client` is the other side:
+//! the `post`, `fetch`, `channels`, `watch`, `mcp` (the stdio bridge) and `setup` commands,
+//! which talk to a relay over HTTP and share only `message` and `listen`.
 #![forbid(unsafe_code)]
 
 pub mod app;

@@ -1,7 +1,9 @@
 //! The built-in client: `post`, `fetch`, `channels` and `watch`, so an agent on a host without
-//! curl or jq talks to a relay with this binary alone. `run` is the one entry point `main`
-//! calls; it reads nothing from the process itself (arguments, environment and standard
-//! streams are passed in), which is what lets the tests drive it in-process. Failures become
+//! curl or jq talks to a relay with this binary alone; `mcp`, the stdio MCP bridge; and
+//! `setup`, which configures an agent's client. `run` is the one entry point `main` calls; it
+//! reads nothing from the process itself (arguments, environment and standard streams are
+//! passed in), which is what lets the tests drive it in-process, except that the bridge's
+//! threads write to the standard output and error descriptors themselves. Failures become
 //! exit codes in one place, `Error::exit_code`.
 
 mod args;
