@@ -209,3 +209,31 @@ fn a_listener_on_a_channel_nobody_posted_to_yet_is_listed() {
     relay.post("fresh", "claude", "here");
     assert_eq!(waiter.join().unwrap(), 200);
 }
+
+#[test]
+fn watch_as_a_name_is_listed_while_it_waits_and_not_after_it_ends() {
+    let relay = Relay::memory();
+    let mut watch = std::process::Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .args([
+            "watch", "--target", "proj-x", "--as", "codex", "--count", "1",
+        ])
+        .args(["--url", &relay.base])
+        .env_remove("CLAUDE_CODEX_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let codex = vec![("codex".to_string(), "fetch".to_string())];
+    let deadline = within(10.0);
+    while listeners(&relay, "proj-x") != codex {
+        assert!(Instant::now() < deadline, "watch --as never listed");
+        std::thread::yield_now();
+    }
+    relay.post("proj-x", "claude", "review this");
+    assert!(watch.wait().unwrap().success());
+    let deadline = within(10.0);
+    while !listeners(&relay, "proj-x").is_empty() {
+        assert!(Instant::now() < deadline, "still listed after watch ended");
+        std::thread::yield_now();
+    }
+}
