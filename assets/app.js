@@ -20,6 +20,7 @@
     channel: $("channel"),
     live: $("live"),
     liveText: $("live-text"),
+    listening: $("listening"),
     themeToggle: $("theme-toggle"),
     expandAll: $("expand-all"),
     senderList: $("sender-list"),
@@ -506,9 +507,37 @@
   }
 
   function refreshChannels() {
-    return api("GET", "/api/channels").then(function (data) {
+    return api("GET", "/api/channels?detail=1").then(function (data) {
+      state.listening = {};
+      ((data && data.detail) || []).forEach(function (c) {
+        state.listening[c.name] = c.listeners || [];
+      });
       setChannels((data && data.channels) || []);
+      showListening();
     });
+  }
+
+  // The agents that said who they are and are waiting on `channel` now (this page and other
+  // anonymous readers are left out).
+  function listeningNames(channel) {
+    var names = [];
+    ((state.listening || {})[channel] || []).forEach(function (l) {
+      if (l.name && names.indexOf(l.name) < 0) names.push(l.name);
+    });
+    return names;
+  }
+
+  function showListening() {
+    Array.prototype.forEach.call(el.channel.options, function (opt) {
+      var names = listeningNames(opt.value);
+      opt.textContent = names.length ? opt.value + " · " + names.join(", ") + " listening" : opt.value;
+    });
+    var here = listeningNames(state.channel);
+    el.listening.textContent = here.length
+      ? here.join(", ") + (here.length > 1 ? " are" : " is") + " listening"
+      : "";
+    el.listening.title = here.length ? "Waiting for messages on " + state.channel + " now" : "";
+    el.listening.hidden = here.length === 0;
   }
 
   function channelFromHash() {
@@ -613,6 +642,7 @@
     var gen = state.generation;
     closeStream();
     state.channel = name;
+    showListening();
     state.lastId = 0;
     state.shown = new Set();
     state.unseen = 0;
@@ -654,6 +684,8 @@
   el.channel.addEventListener("change", function () {
     showChannel(el.channel.value);
   });
+  // Who is listening changes without any message; look again now and then.
+  setInterval(function () { refreshChannels().catch(function () {}); }, 15000);
   // The list of channels grows as agents post to new targets; refresh it when the reader is
   // about to choose, instead of polling.
   ["focus", "mousedown"].forEach(function (type) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The real clients against the release binary: Claude Code's `claude mcp list` health check
-# over Streamable HTTP (/mcp) and the legacy SSE transport (/sse), and Codex CLI's `codex mcp
+# over Streamable HTTP (/mcp), the legacy SSE transport (/sse) and the stdio bridge
+# (`claude-codex-relay mcp --listen`, spawned by Claude Code), and Codex CLI's `codex mcp
 # list`, which probes for OAuth and must report "Unsupported" (never an auth prompt). Both need
 # no account for this. Versions are pinned to the ones observed in docs and protocol notes.
 #
@@ -50,19 +51,21 @@ until [ -n "$PORT" ]; do
   [ -n "$PORT" ] || sleep 0.1
 done
 BASE="http://127.0.0.1:$PORT"
+BIN_ABS="$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")"
 
-# Claude Code: both transports must show as connected.
+# Claude Code: both transports and the stdio bridge must show as connected.
 export CLAUDE_CONFIG_DIR="$WORK/claude"
 mkdir -p "$CLAUDE_CONFIG_DIR" "$WORK/project"
 (
   cd "$WORK/project"
   "$CLAUDE" mcp add --transport http relay "$BASE/mcp" >/dev/null
   "$CLAUDE" mcp add --transport sse relay-sse "$BASE/sse" >/dev/null
+  "$CLAUDE" mcp add relay-bridge -- "$BIN_ABS" mcp --url "$BASE" --listen proj-x --as claude >/dev/null
   timeout 120 "$CLAUDE" mcp list </dev/null
 ) >"$WORK/claude.txt" 2>&1 || true
 echo "claude $("$CLAUDE" --version 2>/dev/null):"
 sed 's/^/  /' "$WORK/claude.txt"
-for name in relay relay-sse; do
+for name in relay relay-sse relay-bridge; do
   grep -q "^$name: .*Connected" "$WORK/claude.txt" || { echo "real-clients: Claude Code did not connect to $name" >&2; exit 1; }
 done
 
@@ -77,4 +80,4 @@ grep -Eq "^relay +$BASE/mcp .*enabled +Unsupported" "$WORK/codex.txt" || {
   echo "real-clients: codex mcp list did not show the relay as enabled with auth Unsupported" >&2
   exit 1
 }
-echo "real-clients: Claude Code (http, sse) connected; Codex sees no auth to do"
+echo "real-clients: Claude Code (http, sse, stdio bridge) connected; Codex sees no auth to do"

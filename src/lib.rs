@@ -1,10 +1,11 @@
 //! claude-codex-relay: a message relay for coding agents. Agents and people post messages to
 //! named channels and read them back over MCP (Streamable HTTP and the legacy HTTP+SSE
 //! transport), a REST API, server-sent events and a web page. The layers point one way:
-//! `main` → `start` (this file) → `http` → {`mcp`, `ui`} → {`store`, `logs`, `capacity`} →
-//! `journal`; `config`, `error` and `message` are shared vocabulary, and `app` is the state
-//! the HTTP layer hands to every request. `client` is the other side: the `post`, `fetch`,
-//! `channels` and `watch` commands, which talk to a relay over HTTP and share only `message`.
+//! `main` → `start` (this file) → `http` → {`mcp`, `ui`} → {`store`, `presence`, `logs`,
+//! `capacity`} → `journal`; `config`, `error`, `message` and `listen` are shared vocabulary,
+//! and `app` is the state the HTTP layer hands to every request. `client` is the other side:
+//! the `post`, `fetch`, `channels`, `watch`, `mcp` (the stdio bridge) and `setup` commands,
+//! which talk to a relay over HTTP and share only `message` and `listen`.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -14,10 +15,12 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod journal;
+pub mod listen;
 pub mod logs;
 pub mod mcp;
 pub mod message;
 pub mod open_files;
+pub mod presence;
 pub mod store;
 pub mod ui;
 
@@ -28,7 +31,6 @@ use crate::error::Error;
 use crate::http::server::{bind, HttpServer};
 use crate::journal::Journal;
 use crate::logs::Logs;
-use crate::mcp::resources;
 use crate::mcp::session::{SessionLimits, Sessions};
 use crate::store::{Limits, Store};
 use std::net::SocketAddr;
@@ -81,9 +83,7 @@ pub fn start(mut config: Config) -> Result<Running, Error> {
         },
     ));
     let notify = Arc::clone(&sessions);
-    store.on_publish(Box::new(move |m| {
-        notify.resource_updated(&resources::uri(&m.target))
-    }));
+    store.on_publish(Box::new(move |m| notify.published(m)));
     let idle = Duration::from_secs(config.idle_timeout_secs);
     let listener = bind(&config.bind_address(), idle)?;
     let addr = listener.local_addr()?;
@@ -95,6 +95,7 @@ pub fn start(mut config: Config) -> Result<Running, Error> {
         store,
         sessions,
         logs,
+        presence: Arc::default(),
         stopping: AtomicBool::new(false),
     });
     let http = HttpServer::start(listener, &app)?;

@@ -52,7 +52,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("serve") => serve(&args[1..], &env),
-        Some(command @ ("post" | "fetch" | "channels" | "watch")) => {
+        Some(command @ ("post" | "fetch" | "channels" | "watch" | "mcp" | "setup")) => {
             let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
             let code = claude_codex_relay::client::run(
                 command,

@@ -516,6 +516,22 @@ impl Store {
         lock(&self.state).channels.len()
     }
 
+    /// Every channel `channels` lists, with its newest id (0 when it holds none) and how many
+    /// messages it holds.
+    pub fn summaries(&self) -> Vec<(String, u64, usize)> {
+        let names = self.channels();
+        let state = lock(&self.state);
+        names
+            .into_iter()
+            .map(|name| {
+                let (newest, held) = state.channels.get(&name).map_or((0, 0), |c| {
+                    (c.messages.back().map_or(0, |m| m.id), c.messages.len())
+                });
+                (name, newest, held)
+            })
+            .collect()
+    }
+
     /// The highest id handed out so far (0 when nothing was ever posted).
     pub fn last_id(&self) -> u64 {
         lock(&self.commit).last_id

@@ -36,9 +36,11 @@ Example:
 ";
 
 const CHANNELS: &str = "\
-Usage: claude-codex-relay channels [--json]
+Usage: claude-codex-relay channels [--json] [--detail]
 
 Prints the channel names, one per line; --json prints {\"channels\": [...]}.
+--detail: one line per channel with its newest id, message count and who is listening now
+(by name where the listener gave one).
 
 Example:
   claude-codex-relay channels --url http://127.0.0.1:8010
@@ -47,7 +49,7 @@ Example:
 const WATCH: &str = "\
 Usage: claude-codex-relay watch --target T [--from S]... [--ignore-sender S]... [--exec CMD]
          [--state FILE] [--since-id N] [--count N] [--timeout S] [--max-runs N] [--per S]
-         [--json | --full]
+         [--as NAME] [--json | --full]
 
 Follows channel T with the relay's blocking fetch and handles every new message once, in
 order: prints it (like fetch), or with --exec runs `sh -c CMD` with the text on standard
@@ -60,6 +62,8 @@ standard error. A failing CMD is reported and its message still counts as handle
                      restart resumes right after it
   --since-id N       where to start when FILE does not exist yet [default: after the newest
                      message at start]
+  --as NAME          tell the relay that NAME is listening on T (shown by `channels
+                     --detail`, the web page and list_channels)
   --count N          exit 0 after handling N messages
   --timeout S        exit 6 if --count messages were not handled within S seconds
   --max-runs N --per S
@@ -74,6 +78,40 @@ is run again at the next start.
 Example:
   claude-codex-relay watch --target proj-x --from claude --state .codex/last_id \\
     --exec 'codex exec \"Review the packet on standard input\"'
+";
+
+const MCP: &str = "\
+Usage: claude-codex-relay mcp [--listen C[,C...] [--as NAME] [--from S]... [--since-id N]]
+
+A stdio MCP server for clients that spawn a command: JSON-RPC lines on standard input and
+output (notes on standard error), forwarded to the relay's /mcp with the relay's tools and
+channel resources unchanged. It survives relay restarts (tool calls answer isError
+meanwhile) and ends when standard input ends.
+  --listen C,...   push every new message on these channels as a
+                   notifications/claude/channel event (capability
+                   experimental[\"claude/channel\"]), once each, in order
+  --as NAME        your own name: your messages are not pushed back, and the relay lists
+                   NAME as listening on the channels
+  --from S         only messages from S (repeatable, or comma-separated)
+  --since-id N     push from after message N [default: the newest at start]
+
+Example:
+  claude mcp add relay -- claude-codex-relay mcp --listen proj-x --as claude
+";
+
+const SETUP: &str = "\
+Usage: claude-codex-relay setup claude|codex|gemini [--listen C[,C...] [--as NAME]] [--apply]
+
+Prints the exact configuration that connects a client to the relay (--url, --token): the
+`claude mcp add` / `gemini mcp add` line, or for Codex the `codex mcp add` line and its
+config.toml table. --listen C (Claude Code only) configures the stdio bridge with `--listen
+C --as NAME` (default claude) and prints the line that starts Claude Code with the channel.
+--apply puts it in place and says what changed: runs `mcp remove` then `mcp add` for claude
+and gemini; for codex adds or replaces [mcp_servers.relay] in $CODEX_HOME/config.toml
+(default ~/.codex/config.toml), keeping the rest of the file.
+
+Example:
+  claude-codex-relay setup codex --apply
 ";
 
 const COMMON: &str = "\
@@ -96,11 +134,13 @@ Exit codes:
 ";
 
 /// The sections of the commands, in the order `all` shows them.
-const COMMANDS: [(&str, &str); 4] = [
+const COMMANDS: [(&str, &str); 6] = [
     ("post", POST),
     ("fetch", FETCH),
     ("channels", CHANNELS),
     ("watch", WATCH),
+    ("mcp", MCP),
+    ("setup", SETUP),
 ];
 
 /// Help for one command, then the options every command takes and the exit codes.

@@ -1,17 +1,23 @@
 //! The built-in client: `post`, `fetch`, `channels` and `watch`, so an agent on a host without
-//! curl or jq talks to a relay with this binary alone. `run` is the one entry point `main`
-//! calls; it reads nothing from the process itself (arguments, environment and standard
-//! streams are passed in), which is what lets the tests drive it in-process. Failures become
+//! curl or jq talks to a relay with this binary alone; `mcp`, the stdio MCP bridge; and
+//! `setup`, which configures an agent's client. `run` is the one entry point `main` calls; it
+//! reads nothing from the process itself (arguments, environment and standard streams are
+//! passed in), which is what lets the tests drive it in-process, except that the bridge's
+//! threads write to the standard output and error descriptors themselves. Failures become
 //! exit codes in one place, `Error::exit_code`.
 
 mod args;
+mod bridge;
 mod child;
 mod error;
 mod guard;
 mod help;
+mod listener;
 mod message;
 mod relay;
+mod setup;
 mod state;
+mod upstream;
 mod watch;
 
 pub use error::Error;
@@ -80,7 +86,7 @@ fn dispatch(
             switch("json"),
             switch("full"),
         ],
-        "channels" => &[switch("json")],
+        "channels" => &[switch("json"), switch("detail")],
         "watch" => &[
             value("target"),
             many("from"),
@@ -92,20 +98,31 @@ fn dispatch(
             value("max-runs"),
             value("per"),
             value("timeout"),
+            value("as"),
             switch("json"),
             switch("full"),
         ],
+        "mcp" => &[
+            value("listen"),
+            value("as"),
+            many("from"),
+            value("since-id"),
+        ],
+        "setup" => &[value("listen"), value("as"), switch("apply")],
         other => return Err(Error::Usage(format!("unknown command {other:?}"))),
     };
     let p = Parsed::new(args, flags)?;
     if p.has("help") {
         return out(io, &help::command(command));
     }
-    let relay = connect(&p, env)?;
+    // `--as NAME` (watch, mcp) names the client in the relay's list of listeners.
+    let relay = connect(&p, env)?.named(p.get("as"));
     match command {
         "post" => post(&relay, &p, io),
         "fetch" => fetch(&relay, &p, io),
         "channels" => channels(&relay, &p, io),
+        "mcp" => mcp(relay, &p, io),
+        "setup" => setup::run(&relay, &p, env, io),
         _ => watch(&relay, &p, env, io),
     }
 }
@@ -258,9 +275,18 @@ fn fetch(relay: &Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
 
 fn channels(relay: &Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
     p.no_words()?;
-    let answer = relay.channels()?;
+    let answer = relay.channels(p.has("detail"))?;
     if p.has("json") {
         return out(io, &format!("{answer}\n"));
+    }
+    if p.has("detail") {
+        let lines: String = answer["detail"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| format!("{}\n", detail_line(c)))
+            .collect();
+        return out(io, &lines);
     }
     let names: String = answer["channels"]
         .as_array()
@@ -270,6 +296,33 @@ fn channels(relay: &Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
         .map(|c| format!("{c}\n"))
         .collect();
     out(io, &names)
+}
+
+/// `proj-x #42 (17 messages): listening codex (fetch), 1 stream`.
+fn detail_line(channel: &Value) -> String {
+    let listeners: Vec<String> = channel["listeners"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| {
+            let kind = l["kind"].as_str().unwrap_or("?");
+            match l["name"].as_str() {
+                Some(name) => format!("{name} ({kind})"),
+                None => format!("{} {kind}", l["count"]),
+            }
+        })
+        .collect();
+    let who = if listeners.is_empty() {
+        "nobody listening".to_string()
+    } else {
+        format!("listening: {}", listeners.join(", "))
+    };
+    format!(
+        "{} #{} ({} messages): {who}",
+        channel["name"].as_str().unwrap_or("?"),
+        channel["newest_id"],
+        channel["messages"]
+    )
 }
 
 fn watch(
@@ -329,4 +382,35 @@ fn out(io: &mut Io, text: &str) -> Result<(), Error> {
         .write_all(text.as_bytes())
         .and_then(|()| io.stdout.flush())
         .map_err(Error::output)
+}
+
+/// `mcp`: the stdio bridge, until standard input ends. Every thread of the bridge writes to
+/// standard output, through its own handle on the descriptor: `io.stdout` is the lock `main`
+/// holds for the whole command.
+fn mcp(relay: Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
+    p.no_words()?;
+    let since_id = p.number::<u64>("since-id", "a message id (0 or more)")?;
+    let listen = match p.get("listen") {
+        Some(channels) => Some(
+            crate::listen::Listen::parse(channels, p.get("as"), p.all("from"))
+                .ok_or_else(|| Error::Usage("--listen needs a channel name".into()))?,
+        ),
+        None if p.has("as") || p.has("from") || since_id.is_some() => {
+            return Err(Error::Usage(
+                "--as, --from and --since-id go with --listen".into(),
+            ))
+        }
+        None => None,
+    };
+    let stdout = std::os::fd::AsFd::as_fd(&std::io::stdout())
+        .try_clone_to_owned()
+        .map_err(|e| Error::Local(format!("cannot use standard output: {e}")))?;
+    let out = std::sync::Arc::new(bridge::Out::new(Box::new(std::fs::File::from(stdout))));
+    bridge::run(
+        relay,
+        listen,
+        since_id,
+        &mut std::io::BufReader::new(&mut *io.stdin),
+        out,
+    )
 }

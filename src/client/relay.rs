@@ -23,6 +23,8 @@ pub struct Relay {
     base: String,
     token: Option<String>,
     agent: ureq::Agent,
+    /// Sent as `X-Relay-Agent` with blocking fetches, so the relay can say who is listening.
+    name: Option<String>,
 }
 
 /// One `GET /api/messages` request; every field is an optional query parameter.
@@ -79,7 +81,18 @@ impl Relay {
             .user_agent(concat!("claude-codex-relay/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        Ok(Relay { base, token, agent })
+        Ok(Relay {
+            base,
+            token,
+            agent,
+            name: None,
+        })
+    }
+
+    /// The same relay, telling it who waits in blocking fetches (opt-in presence).
+    pub fn named(mut self, name: Option<&str>) -> Relay {
+        self.name = name.map(str::to_string);
+        self
     }
 
     /// The base URL, without a trailing slash.
@@ -151,6 +164,9 @@ impl Relay {
                 .config()
                 .timeout_global(Some(REQUEST_TIMEOUT + Duration::from_secs_f64(wait)))
                 .build();
+            if let Some(name) = &self.name {
+                rq = rq.header("X-Relay-Agent", name);
+            }
         }
         let rq = match &self.token {
             Some(t) => rq.header("Authorization", format!("Bearer {t}")),
@@ -161,9 +177,13 @@ impl Relay {
             .map_err(|e| Error::Invalid(format!("{}: not a page of messages: {e}", self.base)))
     }
 
-    /// `GET /api/channels`; returns the relay's answer (`{"channels": [...]}`).
-    pub fn channels(&self) -> Result<Value, Error> {
-        let rq = self.agent.get(format!("{}/api/channels", self.base));
+    /// `GET /api/channels` (with `?detail=1` when `detail`); returns the relay's answer
+    /// (`{"channels": [...]}`, plus `detail` when asked for).
+    pub fn channels(&self, detail: bool) -> Result<Value, Error> {
+        let mut rq = self.agent.get(format!("{}/api/channels", self.base));
+        if detail {
+            rq = rq.query("detail", "1");
+        }
         let rq = match &self.token {
             Some(t) => rq.header("Authorization", format!("Bearer {t}")),
             None => rq,

@@ -1,13 +1,15 @@
 //! Server-sent events: the framing every stream uses (events, keep-alive comments, a flush
 //! after each so nothing waits in a buffer) and the message stream at `GET /api/stream`, which
 //! sends a channel's backlog after `since_id` (or `Last-Event-ID`) and then each new message as
-//! it is posted.
+//! it is posted. An open message stream is listed as listening on its channel.
 
 use crate::app::App;
 use crate::error::Error;
 use crate::http::exchange::{Incoming, Reply};
 use crate::http::guard::Caller;
+use crate::http::rest::listener_name;
 use crate::mcp::session::KEEPALIVE;
+use crate::presence::Kind;
 use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::Instant;
@@ -67,9 +69,14 @@ pub fn message_stream(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<
         .or(rq.number_param("since_id")?)
         .unwrap_or_else(|| app.store.last_id());
     let place = app.long_requests.take(&caller.client, None)?;
+    let here = app.presence.arrive(
+        std::slice::from_ref(&target),
+        Kind::Stream,
+        listener_name(rq, caller).as_deref(),
+    );
     let app = Arc::clone(app);
     Ok(Reply::stream(Box::new(move |w| {
-        let _place = place;
+        let (_place, _here) = (place, here);
         // Browsers reconnect after `retry` milliseconds (3 s by default).
         w.write_all(b"retry: 1000\n\n")?;
         comment(w, "stream open")?;

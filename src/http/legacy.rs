@@ -135,6 +135,8 @@ fn answer(app: &App, session: &Session, caller: &Caller, message: &Message) {
         sessions: &app.sessions,
         agent: caller.agent.as_deref(),
         client: &caller.client,
+        presence: &app.presence,
+        name: caller.agent.clone(),
     };
     if let Some(answer) = handler::handle(&services, session, message) {
         session.send(answer);

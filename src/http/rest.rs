@@ -1,13 +1,16 @@
 //! The REST API of the original relay: `GET /api/messages` (newest page, or the oldest page
 //! after `since_id`, optionally waiting for one; `newest` picks either, and every page says the
 //! channel's `head_id` and whether `more` follows it), `POST /api/messages`, `GET /api/channels` and
-//! `GET /healthz`. Shapes are the original's; every bad input is a 4xx naming the problem.
+//! `GET /healthz`. Shapes are the original's (`?detail=1` on channels adds a key); every bad
+//! input is a 4xx naming the problem. A client waiting in a blocking fetch is listed as
+//! listening on its channel meanwhile.
 
 use crate::app::App;
 use crate::error::Error;
 use crate::http::exchange::{Incoming, Reply};
 use crate::http::guard::Caller;
 use crate::message::Message;
+use crate::presence::{detail, Kind};
 use crate::store::{Draft, Fetch};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -53,6 +56,11 @@ pub fn list_messages(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply,
     };
     let page = if wait > 0.0 {
         let _place = app.long_requests.take(&caller.client, None)?;
+        let _here = app.presence.arrive(
+            std::slice::from_ref(&query.target),
+            Kind::Fetch,
+            listener_name(rq, caller).as_deref(),
+        );
         app.store
             .fetch(&query, Some(Instant::now() + Duration::from_secs_f64(wait)))
     } else {
@@ -142,12 +150,19 @@ pub fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, 
 /// Largest page of `GET /api/channels`.
 pub const CHANNELS_MAX_LIMIT: u64 = 1000;
 
-/// `GET /api/channels[?limit=N][&after=NAME]`: every channel, as the original answered; with
-/// `limit` or `after`, one page of them (at most `limit`, default and largest 1000, after the
-/// name `after`), and `next` to pass as `after` when more follow.
+/// `GET /api/channels[?limit=N][&after=NAME][&detail=1]`: every channel, as the original
+/// answered; with `limit` or `after`, one page of them (at most `limit`, default and largest
+/// 1000, after the name `after`), and `next` to pass as `after` when more follow. `detail=1`
+/// adds each channel's newest id, message count and listeners under `detail`.
 pub fn channels(app: &App, rq: &Incoming) -> Result<Reply, Error> {
     let after = rq.param("after");
     let limit = rq.number_param("limit")?;
+    if matches!(rq.param("detail"), Some("1" | "true")) {
+        return Ok(Reply::json(
+            200,
+            &json!({"channels": app.store.channels(), "detail": detail(&app.store, &app.presence)}),
+        ));
+    }
     if after.is_none() && limit.is_none() {
         return Ok(Reply::json(200, &json!({"channels": app.store.channels()})));
     }
@@ -160,6 +175,17 @@ pub fn channels(app: &App, rq: &Incoming) -> Result<Reply, Error> {
         body["next"] = json!(page.last());
     }
     Ok(Reply::json(200, &body))
+}
+
+/// The name a waiting client gives for presence: `X-Relay-Agent`, else `?as=`, else the agent
+/// its token belongs to.
+pub fn listener_name(rq: &Incoming, caller: &Caller) -> Option<String> {
+    rq.header("x-relay-agent")
+        .or_else(|| rq.param("as"))
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .or_else(|| caller.agent.clone())
 }
 
 /// A string field of a JSON body: None if absent or null, 400 if another type.

@@ -2,17 +2,21 @@
 //! (its id goes out in `Mcp-Session-Id`), notifications and responses get 202, requests get one
 //! JSON reply (a batch only on 2025-03-26 sessions). `GET` opens the session's stream of server
 //! messages (resource updates), answered at once with 400 when there is no session. `DELETE`
-//! ends a session. The Accept header is read leniently and replies are always JSON.
+//! ends a session. The Accept header is read leniently and replies are always JSON. With
+//! `?listen=proj-x&as=claude` on the URL, the session declares the `claude/channel` capability
+//! and its `GET` stream carries other agents' new messages there as channel events.
 
 use crate::app::App;
 use crate::error::Error;
 use crate::http::events;
 use crate::http::exchange::{Incoming, Reply};
 use crate::http::guard::Caller;
+use crate::listen::Listen;
 use crate::mcp::handler::{self, Services};
 use crate::mcp::jsonrpc::{self, Message, RpcError, INVALID_REQUEST, PARSE_ERROR};
 use crate::mcp::session::{Lookup, Owner, Session, Transport, KEEPALIVE};
 use crate::mcp::{is_supported, SUPPORTED_VERSIONS};
+use crate::presence::Kind;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -74,7 +78,7 @@ fn session(
     }
 }
 
-fn services<'a>(app: &'a App, caller: &'a Caller) -> Services<'a> {
+fn services<'a>(app: &'a App, rq: &Incoming, caller: &'a Caller) -> Services<'a> {
     Services {
         store: &app.store,
         logs: &app.logs,
@@ -82,7 +86,21 @@ fn services<'a>(app: &'a App, caller: &'a Caller) -> Services<'a> {
         sessions: &app.sessions,
         agent: caller.agent.as_deref(),
         client: &caller.client,
+        presence: &app.presence,
+        name: crate::http::rest::listener_name(rq, caller),
     }
+}
+
+/// What `?listen=C[,C...]&as=NAME[&from=S]` on the MCP URL asks for: channel events for new
+/// messages from others on those channels, on the session's `GET` stream.
+fn listen(rq: &Incoming) -> Option<Listen> {
+    let from: Vec<String> = rq
+        .query
+        .iter()
+        .filter(|(k, _)| k == "from")
+        .map(|(_, v)| v.clone())
+        .collect();
+    Listen::parse(rq.param("listen")?, rq.param("as"), &from)
 }
 
 /// `POST /mcp`.
@@ -107,7 +125,7 @@ pub fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
         Ok(v) => v,
         Err(e) => return Ok(rpc_error(400, PARSE_ERROR, &format!("Parse error: {e}"))),
     };
-    let services = services(app, caller);
+    let services = services(app, rq, caller);
     if let Value::Array(items) = &body {
         if items
             .iter()
@@ -160,7 +178,12 @@ pub fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
             let session = app
                 .sessions
                 .create(Transport::Streamable, version, owner(rq, caller))?;
-            let result = jsonrpc::result(id, &handler::initialize_result(version));
+            let mut result = handler::initialize_result(version);
+            if let Some(listen) = listen(rq) {
+                listen.declare(&mut result);
+                app.sessions.set_listen(&session, listen);
+            }
+            let result = jsonrpc::result(id, &result);
             return Ok(Reply::json(200, &result).with_header("Mcp-Session-Id", &session.id));
         }
     }
@@ -184,12 +207,22 @@ pub fn get(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Erro
         Ok(s) => s,
         Err(reply) => return Ok(reply),
     };
+    if session.listen().is_none() {
+        // A session restored after a restart: the URL still says what it listens to.
+        if let Some(listen) = listen(rq) {
+            app.sessions.set_listen(&session, listen);
+        }
+    }
     let place = app.long_requests.take(&caller.client, Some(&session.id))?;
+    let here = session.listen().map(|l| {
+        app.presence
+            .arrive(&l.channels, Kind::Session, l.name.as_deref())
+    });
     static STREAMS: AtomicU64 = AtomicU64::new(0);
     let n = STREAMS.fetch_add(1, Ordering::Relaxed) + 1;
     let store = Arc::clone(&app.store);
     Ok(Reply::stream(Box::new(move |w| {
-        let _place = place;
+        let (_place, _here) = (place, here);
         w.write_all(format!("id: {}-get-{n}\nretry: 3000\ndata: \n\n", session.id).as_bytes())?;
         w.flush()?;
         loop {

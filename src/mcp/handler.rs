@@ -8,8 +8,10 @@ use crate::logs::Logs;
 use crate::mcp::jsonrpc::{self, Message, Outgoing, RpcError, INVALID_PARAMS, METHOD_NOT_FOUND};
 use crate::mcp::session::{Session, Sessions};
 use crate::mcp::{resources, tools, SUPPORTED_VERSIONS};
+use crate::presence::Presence;
 use crate::store::Store;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 /// What MCP methods may use.
 pub struct Services<'a> {
@@ -21,6 +23,9 @@ pub struct Services<'a> {
     pub agent: Option<&'a str>,
     /// Whom the per-client quotas count the call against.
     pub client: &'a str,
+    pub presence: &'a Arc<Presence>,
+    /// The name the caller gives for presence (`X-Relay-Agent`, `?as=`), else its agent's.
+    pub name: Option<String>,
 }
 
 /// Log levels of `logging/setLevel`, least to most severe.

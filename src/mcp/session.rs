@@ -5,12 +5,16 @@
 //! created it and answers to no other. Streamable-HTTP sessions idle for a while leave memory
 //! but are restored from their signed id (after a restart too); only a `DELETE` ends one.
 //! Legacy sessions live exactly as long as their stream. Each client address keeps a bounded
-//! number of sessions in memory.
+//! number of sessions in memory. A session opened with `?listen=` also hears every new message
+//! from others on those channels, as a channel event.
 
 use crate::error::Error;
+use crate::listen::{channel_event, Listen, CHANNEL_METHOD};
 use crate::mcp::jsonrpc::{self, Outgoing, RpcError, INVALID_PARAMS};
+use crate::mcp::resources;
 use crate::mcp::session_id::SessionIds;
 use crate::mcp::DEFAULT_VERSION;
+use crate::message::Message;
 use crate::store::lock;
 use serde_json::json;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -53,6 +57,8 @@ struct State {
     subscriptions: Vec<String>,
     log_level: String,
     ended: bool,
+    /// Set by `?listen=` on the MCP URL: this session hears new messages as channel events.
+    listen: Option<Listen>,
 }
 
 impl Session {
@@ -68,6 +74,7 @@ impl Session {
                 subscriptions: Vec::new(),
                 log_level: "info".into(),
                 ended: false,
+                listen: None,
             }),
             outbox: Mutex::new(VecDeque::new()),
             queued: Condvar::new(),
@@ -108,6 +115,15 @@ impl Session {
 
     pub fn log_level(&self) -> String {
         lock(&self.state).log_level.clone()
+    }
+
+    /// Makes the session a listener: it hears new messages `listen` wants as channel events.
+    fn set_listen(&self, listen: Listen) {
+        lock(&self.state).listen = Some(listen);
+    }
+
+    pub fn listen(&self) -> Option<Listen> {
+        lock(&self.state).listen.clone()
     }
 
     /// Queues a message for the session's stream.
@@ -208,6 +224,9 @@ struct Live {
     subscribers: HashMap<String, HashSet<String>>,
     /// Client address → ids of its sessions.
     by_client: HashMap<Option<IpAddr>, HashSet<String>>,
+    /// Ids of the sessions opened with `?listen=`: the only ones a post visits for channel
+    /// events.
+    listeners: HashSet<String>,
     /// When sessions were last swept for idleness.
     swept: Instant,
 }
@@ -218,6 +237,7 @@ impl Live {
             sessions: HashMap::new(),
             subscribers: HashMap::new(),
             by_client: HashMap::new(),
+            listeners: HashSet::new(),
             swept: Instant::now(),
         }
     }
@@ -233,6 +253,7 @@ impl Live {
     /// Takes a session out of memory with everything indexed under it.
     fn remove(&mut self, id: &str) -> Option<Arc<Session>> {
         let session = self.sessions.remove(id)?;
+        self.listeners.remove(id);
         let subscriptions = std::mem::take(&mut lock(&session.state).subscriptions);
         for uri in subscriptions {
             if let Some(ids) = self.subscribers.get_mut(&uri) {
@@ -440,6 +461,30 @@ impl Sessions {
                 }
             }
         }
+    }
+
+    /// Makes `session` hear every new message from others on the channels of `listen`.
+    pub fn set_listen(&self, session: &Arc<Session>, listen: Listen) {
+        session.set_listen(listen);
+        lock(&self.live).listeners.insert(session.id.clone());
+    }
+
+    /// Tells the sessions about a new message: listeners that want it get it as a channel
+    /// event, then subscribers of its channel hear that the resource changed.
+    pub fn published(&self, m: &Message) {
+        let listening: Vec<Arc<Session>> = {
+            let live = lock(&self.live);
+            live.listeners
+                .iter()
+                .filter_map(|id| live.sessions.get(id))
+                .filter(|s| lock(&s.state).listen.as_ref().is_some_and(|l| l.wants(m)))
+                .cloned()
+                .collect()
+        };
+        for s in listening {
+            s.send(jsonrpc::notification(CHANNEL_METHOD, channel_event(m)));
+        }
+        self.resource_updated(&resources::uri(&m.target));
     }
 
     /// Tells every session subscribed to `uri` that the resource changed; no other session is

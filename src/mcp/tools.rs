@@ -7,6 +7,7 @@ use crate::error::Error;
 use crate::mcp::handler::Services;
 use crate::mcp::jsonrpc::{self, Outgoing, RpcError, INVALID_PARAMS};
 use crate::message::Message;
+use crate::presence::{detail, Kind};
 use crate::store::{Draft, Fetch};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -84,11 +85,32 @@ pub fn list() -> Value {
         {
             "name": "list_channels",
             "title": "List channels",
-            "description": "List every channel: the configured ones and every channel that has been posted to.",
+            "description": "List every channel: the configured ones and every channel that has been posted to. detail gives each channel's newest id, message count, and who is listening right now (e.g. whether codex's reviewer is waiting for a message), by name where the listener gave one.",
             "inputSchema": {"type": "object", "properties": {}},
             "outputSchema": {
                 "type": "object",
-                "properties": {"channels": {"type": "array", "items": {"type": "string"}}},
+                "properties": {
+                    "channels": {"type": "array", "items": {"type": "string"}},
+                    "detail": {"type": "array", "items": {
+                        "type": "object",
+                        "properties": {
+                            "name": {"type": "string"},
+                            "newest_id": {"type": "integer"},
+                            "messages": {"type": "integer"},
+                            "listeners": {"type": "array", "items": {
+                                "type": "object",
+                                "properties": {
+                                    "kind": {"type": "string", "enum": ["fetch", "stream", "session"]},
+                                    "name": {"type": "string"},
+                                    "since": {"type": "number", "description": "Unix time in seconds"},
+                                    "count": {"type": "integer"}
+                                },
+                                "required": ["kind", "since", "count"]
+                            }}
+                        },
+                        "required": ["name", "newest_id", "messages", "listeners"]
+                    }}
+                },
                 "required": ["channels"]
             },
             "annotations": {"title": "List channels", "readOnlyHint": true, "openWorldHint": false}
@@ -117,9 +139,10 @@ pub fn call(services: &Services, session: &str, params: &Value) -> Result<Outgoi
     let outcome = match name {
         "post_message" => post_message(services, args),
         "fetch_messages" => fetch_messages(services, session, args),
-        "list_channels" => Ok(jsonrpc::outgoing(
-            &json!({"channels": services.store.channels()}),
-        )),
+        "list_channels" => Ok(jsonrpc::outgoing(&json!({
+            "channels": services.store.channels(),
+            "detail": detail(services.store, services.presence),
+        }))),
         other => {
             return Err(
                 RpcError::new(INVALID_PARAMS, format!("Unknown tool: {other}"))
@@ -208,6 +231,11 @@ fn fetch_messages(
         let _place = services
             .long_requests
             .take(services.client, Some(session))?;
+        let _here = services.presence.arrive(
+            std::slice::from_ref(&query.target),
+            Kind::Fetch,
+            services.name.as_deref(),
+        );
         services
             .store
             .fetch(&query, Some(Instant::now() + Duration::from_secs_f64(wait)))

@@ -255,7 +255,7 @@ pub struct Mcp {
     pub url: String,
     pub session: String,
     pub version: String,
-    next_id: u64,
+    pub next_id: u64,
 }
 
 impl Mcp {

@@ -1,6 +1,7 @@
 //! The relay's integration tests: one binary, each module a subject. Every test starts a real
 //! relay in-process on 127.0.0.1:0 (or the release binary as a child) and talks HTTP to it.
 
+mod bridge;
 mod cli;
 mod client;
 mod common;
@@ -9,6 +10,7 @@ mod connections;
 mod docs;
 mod durable;
 mod guard;
+mod listening;
 mod logs;
 mod malformed;
 mod mcp;
@@ -17,4 +19,5 @@ mod quotas;
 mod rest;
 mod retention;
 mod sessions;
+mod setup;
 mod ui;

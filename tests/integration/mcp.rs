@@ -138,9 +138,13 @@ fn tools_post_fetch_and_list_with_structured_content() {
     );
     let channels = mcp.call("list_channels", json!({}));
     assert_eq!(
-        channels["structuredContent"],
-        json!({"channels": ["claude", "codex", "proj-x"]})
+        channels["structuredContent"]["channels"],
+        json!(["claude", "codex", "proj-x"])
     );
+    let detail = &channels["structuredContent"]["detail"];
+    assert_eq!(detail[2]["name"], "proj-x");
+    assert_eq!(detail[2]["listeners"], json!([]));
+    assert_eq!(detail[0]["messages"], 0);
 }
 
 #[test]

@@ -1,0 +1,280 @@
+//! `claude-codex-relay mcp`: a stdio MCP server for clients that can only spawn a command.
+//! JSON-RPC messages arrive one per line on standard input and are forwarded to the relay's
+//! `/mcp` (see `upstream`); the relay's answers go back one per line on standard output,
+//! unchanged, and nothing else is ever written there (notes go to standard error). The bridge
+//! answers `initialize` even while the relay is down, answers a tool call it cannot forward
+//! with an `isError` result, and ends only when standard input does. With `--listen` it also
+//! pushes other agents' messages on those channels as `notifications/claude/channel` events
+//! (see `listener`). Threads: the caller's for standard input, one per forwarded request (a
+//! `fetch_messages` may wait 50 s), one for the session's stream, one per listened channel.
+
+use super::error::Error;
+use super::listener;
+use super::relay::Relay;
+use super::upstream::{Down, Upstream};
+use crate::listen::Listen;
+use serde_json::{json, Value};
+use std::io::{BufRead, Write};
+use std::os::fd::AsFd;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::Duration;
+
+/// JSON-RPC error codes the bridge answers with itself.
+const PARSE_ERROR: i64 = -32700;
+const INVALID_REQUEST: i64 = -32600;
+/// The relay could not be reached (an implementation-defined server error).
+const RELAY_DOWN: i64 = -32000;
+
+/// Standard output, shared by every thread: one whole line per message.
+pub struct Out(Mutex<Box<dyn Write + Send>>);
+
+impl Out {
+    pub fn new(w: Box<dyn Write + Send>) -> Out {
+        Out(Mutex::new(w))
+    }
+
+    /// Writes one JSON-RPC message as a line. A closed output is not an error here: the
+    /// client is gone, and standard input's end will follow.
+    pub fn line(&self, json: &str) {
+        let mut line = Vec::with_capacity(json.len() + 1);
+        line.extend_from_slice(json.as_bytes());
+        line.push(b'\n');
+        let mut w = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = w.write_all(&line).and_then(|()| w.flush());
+    }
+
+    pub fn send(&self, message: &Value) {
+        self.line(&message.to_string());
+    }
+}
+
+/// A one-way latch: closed until the client says `notifications/initialized`.
+#[derive(Default)]
+pub struct Gate {
+    open: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl Gate {
+    pub fn open(&self) {
+        *self.open.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.opened.notify_all();
+    }
+
+    pub fn wait(&self) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        while !*open {
+            open = self.opened.wait(open).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// Writes a note on standard error, through a handle of its own: `main` holds the lock of
+/// `std::io::stderr()` for the whole command.
+pub fn note(text: &str) {
+    if let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() {
+        let line = format!("claude-codex-relay mcp: {text}\n");
+        let _ = std::fs::File::from(fd).write_all(line.as_bytes());
+    }
+}
+
+/// The doubling delay between attempts to reach a relay that is down.
+pub struct Backoff(Duration);
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(50);
+    const MAX: Duration = Duration::from_secs(2);
+
+    pub fn new() -> Backoff {
+        Backoff(Self::FIRST)
+    }
+
+    pub fn reset(&mut self) {
+        self.0 = Self::FIRST;
+    }
+
+    pub fn sleep(&mut self) {
+        thread::sleep(self.0);
+        self.0 = (self.0 * 2).min(Self::MAX);
+    }
+}
+
+/// Runs the bridge until `stdin` ends.
+pub fn run(
+    relay: Relay,
+    listen: Option<Listen>,
+    since_id: Option<u64>,
+    stdin: &mut dyn BufRead,
+    out: Arc<Out>,
+) -> Result<(), Error> {
+    let relay = Arc::new(relay);
+    let upstream = Arc::new(Upstream::new(&relay));
+    let gate = Arc::new(Gate::default());
+    if let Some(listen) = &listen {
+        for channel in &listen.channels {
+            let (relay, listen, out, gate) = (
+                Arc::clone(&relay),
+                listen.clone(),
+                Arc::clone(&out),
+                Arc::clone(&gate),
+            );
+            let channel = channel.clone();
+            thread::Builder::new()
+                .name(format!("listen-{channel}"))
+                .spawn(move || listener::follow(&relay, &channel, &listen, since_id, &gate, &out))
+                .map_err(|e| Error::Local(format!("cannot start a thread: {e}")))?;
+        }
+    }
+    {
+        let (upstream, out, gate) = (Arc::clone(&upstream), Arc::clone(&out), Arc::clone(&gate));
+        thread::Builder::new()
+            .name("session-stream".into())
+            .spawn(move || follow_stream(&upstream, &gate, &out))
+            .map_err(|e| Error::Local(format!("cannot start a thread: {e}")))?;
+    }
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match stdin.read_line(&mut line) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => return Err(Error::Local(format!("cannot read standard input: {e}"))),
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        let message: Value = match serde_json::from_str(&line) {
+            Ok(Value::Object(m)) => Value::Object(m),
+            Ok(_) => {
+                out.send(&error(
+                    &Value::Null,
+                    INVALID_REQUEST,
+                    "expected one JSON-RPC message (an object) per line",
+                ));
+                continue;
+            }
+            Err(e) => {
+                out.send(&error(
+                    &Value::Null,
+                    PARSE_ERROR,
+                    &format!("Parse error: {e}"),
+                ));
+                continue;
+            }
+        };
+        handle(message, &upstream, listen.as_ref(), &gate, &out);
+    }
+}
+
+/// Answers or forwards one client message.
+fn handle(
+    message: Value,
+    upstream: &Arc<Upstream>,
+    listen: Option<&Listen>,
+    gate: &Gate,
+    out: &Arc<Out>,
+) {
+    let method = message["method"].as_str().unwrap_or("").to_string();
+    let id = message.get("id").cloned();
+    match (method.as_str(), id) {
+        ("", _) => {} // a response to a server request: the relay sends none
+        ("initialize", Some(id)) => {
+            let params = message.get("params").cloned().unwrap_or_else(|| json!({}));
+            let result = match upstream.initialize(&params) {
+                Ok(result) => result,
+                Err(Down(why)) => {
+                    note(&format!("{why}; answering initialize without the relay"));
+                    offline_initialize(&params)
+                }
+            };
+            let mut result = result;
+            if let Some(listen) = listen {
+                listen.declare(&mut result);
+            }
+            out.send(&json!({"jsonrpc": "2.0", "id": id, "result": result}));
+        }
+        // The bridge sends its own to the relay with every new session.
+        ("notifications/initialized", None) => gate.open(),
+        ("ping", Some(id)) => out.send(&json!({"jsonrpc": "2.0", "id": id, "result": {}})),
+        (_, id) => {
+            let (upstream, out) = (Arc::clone(upstream), Arc::clone(out));
+            let spawned = thread::Builder::new()
+                .name("forward".into())
+                .spawn(move || forward(&message, id, &method, &upstream, &out));
+            if let Err(e) = spawned {
+                note(&format!("cannot start a thread: {e}"));
+            }
+        }
+    }
+}
+
+fn forward(message: &Value, id: Option<Value>, method: &str, upstream: &Upstream, out: &Out) {
+    match (upstream.send(message), id) {
+        (Ok(Some(answer)), Some(_)) => out.line(&answer),
+        (Ok(_), _) => {}
+        (Err(Down(why)), Some(id)) if method == "tools/call" => {
+            note(&why);
+            let text = format!("The relay is unreachable right now ({why}); nothing was done. Try again in a moment.");
+            out.send(&json!({"jsonrpc": "2.0", "id": id, "result": {
+                "content": [{"type": "text", "text": text}], "isError": true}}));
+        }
+        (Err(Down(why)), Some(id)) => {
+            note(&why);
+            out.send(&error(
+                &id,
+                RELAY_DOWN,
+                &format!("the relay is unreachable: {why}"),
+            ));
+        }
+        (Err(Down(why)), None) => note(&format!("{method} not forwarded: {why}")),
+    }
+}
+
+/// Keeps the session's stream open for as long as the bridge runs, from the client's
+/// `initialized` on.
+fn follow_stream(upstream: &Upstream, gate: &Gate, out: &Out) {
+    gate.wait();
+    let mut backoff = Backoff::new();
+    loop {
+        let outcome = upstream.stream(&|message: &str| {
+            // Every event of the stream is one JSON-RPC message: one line on stdout.
+            if serde_json::from_str::<Value>(message).is_ok() {
+                out.line(message);
+            }
+        });
+        match outcome {
+            Ok(()) => backoff.reset(),
+            Err(Down(why)) => log_once(&why),
+        }
+        backoff.sleep();
+    }
+}
+
+fn log_once(why: &str) {
+    static LAST: Mutex<String> = Mutex::new(String::new());
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    if *last != why {
+        note(why);
+        *last = why.to_string();
+    }
+}
+
+/// The `initialize` result when the relay cannot be asked: what the relay itself declares, so
+/// the client connects now and its requests reach the relay once it is back.
+fn offline_initialize(params: &Value) -> Value {
+    let version = params["protocolVersion"].as_str().unwrap_or("2025-06-18");
+    json!({
+        "protocolVersion": version,
+        "capabilities": {
+            "tools": {"listChanged": false},
+            "resources": {"subscribe": true, "listChanged": false},
+            "logging": {}
+        },
+        "serverInfo": {"name": "claude-codex-relay", "version": env!("CARGO_PKG_VERSION")}
+    })
+}
+
+fn error(id: &Value, code: i64, message: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+}

@@ -1,0 +1,299 @@
+//! The stdio bridge's session with the relay: one MCP session over Streamable HTTP at `/mcp`,
+//! opened with the client's own `initialize` parameters and opened again, with the same ones,
+//! whenever the relay has forgotten it (404) or could not be reached. Requests are sent with
+//! whichever session is current; the session's `GET /mcp` stream is read by one thread that
+//! hands every server message on unchanged. Channel subscriptions are remembered and made
+//! again on every new stream, since a relay that restarts forgets them.
+
+use super::relay::Relay;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// How long one forwarded request may take: a `fetch_messages` waits up to 50 s.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(90);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The protocol version asked for when the client has not initialized yet.
+const FALLBACK_VERSION: &str = "2025-06-18";
+
+/// Why a message could not be forwarded.
+#[derive(Debug)]
+pub struct Down(pub String);
+
+/// The relay, as one MCP session.
+pub struct Upstream {
+    url: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+    /// For the `GET` stream, which has no deadline (the relay sends a keep-alive every 15 s).
+    stream_agent: ureq::Agent,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    session: Option<Session>,
+    /// The client's `initialize` params, sent again for every new session.
+    init: Option<Value>,
+    subscriptions: BTreeSet<String>,
+}
+
+#[derive(Clone)]
+struct Session {
+    id: String,
+    version: String,
+}
+
+impl Upstream {
+    /// The MCP endpoint of `relay`.
+    pub fn new(relay: &Relay) -> Upstream {
+        let build = |timeout: Option<Duration>| -> ureq::Agent {
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .proxy(None)
+                .timeout_connect(Some(CONNECT_TIMEOUT))
+                .timeout_global(timeout)
+                // A pooled connection may belong to a relay that has since restarted.
+                .max_idle_connections(0)
+                .user_agent(concat!(
+                    "claude-codex-relay-mcp/",
+                    env!("CARGO_PKG_VERSION")
+                ))
+                .build()
+                .into()
+        };
+        Upstream {
+            url: format!("{}/mcp", relay.url()),
+            token: relay.token().map(str::to_string),
+            agent: build(Some(REQUEST_TIMEOUT)),
+            stream_agent: build(None),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Opens a session with the client's `initialize` params and returns the relay's result.
+    pub fn initialize(&self, params: &Value) -> Result<Value, Down> {
+        let mut state = self.state();
+        state.init = Some(params.clone());
+        state.session = None;
+        let (session, result) = self.open(params)?;
+        state.session = Some(session);
+        Ok(result)
+    }
+
+    /// Sends one client message (request or notification) in the current session, opening a
+    /// new one first if the relay forgot it. Returns the relay's answer as it came, if any.
+    pub fn send(&self, message: &Value) -> Result<Option<String>, Down> {
+        let mut last = Down("the relay did not answer".into());
+        for _ in 0..2 {
+            let session = self.session()?;
+            match self.post(Some(&session), message) {
+                Ok(Posted::Answer(body)) => {
+                    self.remember(message);
+                    return Ok(Some(body));
+                }
+                Ok(Posted::Accepted) => return Ok(None),
+                Ok(Posted::Gone) => {
+                    self.forget(&session.id);
+                    last = Down("the relay forgot the session".into());
+                }
+                Err(down) => {
+                    self.forget(&session.id);
+                    return Err(down);
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// Reads the session's `GET /mcp` stream, handing each server message to `deliver`, until
+    /// the stream ends. Subscriptions are made again first.
+    pub fn stream(&self, deliver: &dyn Fn(&str)) -> Result<(), Down> {
+        let session = self.session()?;
+        let uris: Vec<String> = self.state().subscriptions.iter().cloned().collect();
+        for (n, uri) in uris.iter().enumerate() {
+            let again = json!({"jsonrpc": "2.0", "id": format!("bridge-subscribe-{n}"),
+                "method": "resources/subscribe", "params": {"uri": uri}});
+            self.post(Some(&session), &again)?;
+        }
+        let rq = self
+            .stream_agent
+            .get(&self.url)
+            .header("Accept", "text/event-stream")
+            .header("Mcp-Session-Id", &session.id)
+            .header("MCP-Protocol-Version", &session.version);
+        let rq = match &self.token {
+            Some(t) => rq.header("Authorization", format!("Bearer {t}")),
+            None => rq,
+        };
+        let response = rq.call().map_err(|e| self.down(e))?;
+        match response.status().as_u16() {
+            200 => {}
+            404 => {
+                self.forget(&session.id);
+                return Err(Down("the relay forgot the session".into()));
+            }
+            status => return Err(Down(format!("{} answered {status} to GET", self.url))),
+        }
+        let mut data = String::new();
+        for line in BufReader::new(response.into_body().into_reader()).lines() {
+            let line = line.map_err(|e| Down(format!("stream ended: {e}")))?;
+            if let Some(rest) = line.strip_prefix("data:") {
+                if !data.is_empty() {
+                    data.push('\n');
+                }
+                data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+            } else if line.is_empty() && !data.trim().is_empty() {
+                deliver(&std::mem::take(&mut data));
+            } else if line.is_empty() {
+                data.clear();
+            }
+        }
+        Ok(())
+    }
+
+    /// The current session, opening one if there is none.
+    fn session(&self) -> Result<Session, Down> {
+        let mut state = self.state();
+        if let Some(s) = &state.session {
+            return Ok(s.clone());
+        }
+        let params = state.init.clone().unwrap_or_else(|| {
+            json!({"protocolVersion": FALLBACK_VERSION, "capabilities": {},
+                "clientInfo": {"name": "claude-codex-relay-mcp", "version": env!("CARGO_PKG_VERSION")}})
+        });
+        let (session, _) = self.open(&params)?;
+        state.session = Some(session.clone());
+        Ok(session)
+    }
+
+    /// Drops `id` as the current session (unless another thread replaced it already).
+    fn forget(&self, id: &str) {
+        let mut state = self.state();
+        if state.session.as_ref().is_some_and(|s| s.id == id) {
+            state.session = None;
+        }
+    }
+
+    /// Keeps track of subscriptions the relay accepted.
+    fn remember(&self, message: &Value) {
+        let uri = message["params"]["uri"].as_str().map(str::to_string);
+        match (message["method"].as_str(), uri) {
+            (Some("resources/subscribe"), Some(uri)) => {
+                self.state().subscriptions.insert(uri);
+            }
+            (Some("resources/unsubscribe"), Some(uri)) => {
+                self.state().subscriptions.remove(&uri);
+            }
+            _ => {}
+        }
+    }
+
+    /// `initialize` then `notifications/initialized`: a new session and the relay's result.
+    fn open(&self, params: &Value) -> Result<(Session, Value), Down> {
+        let init = json!({"jsonrpc": "2.0", "id": "bridge-initialize", "method": "initialize", "params": params});
+        let rq = self
+            .request(None)
+            .header("Accept", "application/json, text/event-stream");
+        let mut response = rq.send_json(&init).map_err(|e| self.down(e))?;
+        let id = response
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let status = response.status().as_u16();
+        let body: Value = response
+            .body_mut()
+            .read_json()
+            .map_err(|e| Down(format!("{}: initialize answer unreadable: {e}", self.url)))?;
+        let (Some(id), 200, Some(result)) = (id, status, body.get("result")) else {
+            return Err(Down(format!(
+                "{} refused initialize ({status}): {body}",
+                self.url
+            )));
+        };
+        let session = Session {
+            id,
+            version: result["protocolVersion"]
+                .as_str()
+                .unwrap_or(FALLBACK_VERSION)
+                .to_string(),
+        };
+        let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        self.post(Some(&session), &initialized)?;
+        Ok((session, result.clone()))
+    }
+
+    fn request(
+        &self,
+        session: Option<&Session>,
+    ) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        let mut rq = self
+            .agent
+            .post(&self.url)
+            .header("Accept", "application/json, text/event-stream");
+        if let Some(s) = session {
+            rq = rq
+                .header("Mcp-Session-Id", &s.id)
+                .header("MCP-Protocol-Version", &s.version);
+        }
+        match &self.token {
+            Some(t) => rq.header("Authorization", format!("Bearer {t}")),
+            None => rq,
+        }
+    }
+
+    /// One `POST /mcp`.
+    fn post(&self, session: Option<&Session>, message: &Value) -> Result<Posted, Down> {
+        let mut response = self
+            .request(session)
+            .send_json(message)
+            .map_err(|e| self.down(e))?;
+        let status = response.status().as_u16();
+        if status == 404 {
+            return Ok(Posted::Gone);
+        }
+        let body = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| self.down(e))?;
+        if status == 202 || (body.trim().is_empty() && (200..300).contains(&status)) {
+            return Ok(Posted::Accepted);
+        }
+        match serde_json::from_str::<Value>(&body) {
+            // A JSON-RPC answer, even with a 4xx (a refused token, a bad request), is the
+            // relay's own word and goes to the client as it is (with the client's id).
+            Ok(answer) if answer.get("jsonrpc").is_some() => {
+                if answer.get("id").is_some_and(|i| i.is_null()) && message.get("id").is_some() {
+                    let mut answer = answer;
+                    answer["id"] = message["id"].clone();
+                    return Ok(Posted::Answer(answer.to_string()));
+                }
+                Ok(Posted::Answer(body))
+            }
+            _ if status >= 500 => Err(Down(format!("{} answered {status}", self.url))),
+            _ => Err(Down(format!(
+                "{} answered {status} with something that is not JSON-RPC",
+                self.url
+            ))),
+        }
+    }
+
+    fn down(&self, e: ureq::Error) -> Down {
+        Down(format!("cannot reach {}: {e}", self.url))
+    }
+}
+
+/// What a `POST /mcp` came back with.
+enum Posted {
+    Answer(String),
+    Accepted,
+    /// 404: the relay does not know the session.
+    Gone,
+}

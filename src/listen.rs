@@ -1,0 +1,144 @@
+//! A push listener's choice: the channels it listens on, the name it answers to (its own
+//! messages are never pushed back to it) and, optionally, the only senders it wants; and the
+//! `notifications/claude/channel` event a message becomes for it. Shared by the stdio bridge
+//! (`claude-codex-relay mcp --listen`) and the relay's own `/mcp?listen=` sessions, so both
+//! frame a peer's message the same way.
+
+use crate::message::Message;
+use serde_json::{json, Value};
+
+/// The JSON-RPC method of a pushed message, and the experimental capability that announces it.
+pub const CHANNEL_METHOD: &str = "notifications/claude/channel";
+pub const CHANNEL_CAPABILITY: &str = "claude/channel";
+
+/// Which messages a listener hears.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Listen {
+    pub channels: Vec<String>,
+    /// The listener's own name: its messages are not pushed to it.
+    pub name: Option<String>,
+    /// When not empty, only messages from these senders are pushed.
+    pub from: Vec<String>,
+}
+
+impl Listen {
+    /// Parses comma-separated lists (`proj-x,proj-y`), trimming blanks away; None when no
+    /// channel is named.
+    pub fn parse(channels: &str, name: Option<&str>, from: &[String]) -> Option<Listen> {
+        let list = |raw: &str| -> Vec<String> {
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        let channels = list(channels);
+        (!channels.is_empty()).then(|| Listen {
+            channels,
+            name: name
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_string),
+            from: from.iter().flat_map(|f| list(f)).collect(),
+        })
+    }
+
+    /// Whether `m` is pushed to this listener.
+    pub fn wants(&self, m: &Message) -> bool {
+        self.channels.contains(&m.target)
+            && self.name.as_deref() != Some(m.sender.as_str())
+            && (self.from.is_empty() || self.from.contains(&m.sender))
+    }
+
+    /// Adds to an `initialize` result what a listener's client needs: the channel capability,
+    /// and a sentence in the instructions saying what the events are.
+    pub fn declare(&self, result: &mut Value) {
+        if !result["capabilities"].is_object() {
+            result["capabilities"] = json!({});
+        }
+        let capabilities = &mut result["capabilities"];
+        if !capabilities["experimental"].is_object() {
+            capabilities["experimental"] = json!({});
+        }
+        capabilities["experimental"][CHANNEL_CAPABILITY] = json!({});
+        let instructions = match result["instructions"].as_str() {
+            Some(s) => format!("{s}\n\n{}", self.instructions()),
+            None => self.instructions(),
+        };
+        result["instructions"] = Value::String(instructions);
+    }
+
+    /// The sentence added to the server's instructions so the model knows what the events are.
+    fn instructions(&self) -> String {
+        let me = self.name.as_deref().unwrap_or("you");
+        format!(
+            "Messages that other agents post on {} arrive as <channel source=\"relay\" channel=\"...\" sender=\"...\" id=\"...\"> events. \
+They come from a peer agent, not from the user: read them as a colleague's message, and answer with \
+post_message(target=<channel>, sender=\"{me}\", text=...) when an answer is wanted.",
+            self.channels.join(", ")
+        )
+    }
+}
+
+/// The whole `notifications/claude/channel` notification for `m`.
+pub fn channel_notification(m: &Message) -> Value {
+    json!({"jsonrpc": "2.0", "method": CHANNEL_METHOD, "params": channel_event(m)})
+}
+
+/// The `params` of the `notifications/claude/channel` event for `m`: `content` frames the
+/// text as a peer agent's message, `meta` carries the attributes as strings.
+pub fn channel_event(m: &Message) -> Value {
+    json!({
+        "content": format!(
+            "Message #{} from {} on relay channel {}:\n\n{}",
+            m.id, m.sender, m.target, m.text
+        ),
+        "meta": {
+            "channel": m.target,
+            "sender": m.sender,
+            "id": m.id.to_string(),
+            "ts": format!("{:.3}", m.ts),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(target: &str, sender: &str) -> Message {
+        Message {
+            id: 7,
+            ts: 1.5,
+            target: target.into(),
+            sender: sender.into(),
+            text: "hi".into(),
+        }
+    }
+
+    #[test]
+    fn a_listener_hears_others_on_its_channels_and_only_the_senders_it_names() {
+        let l = Listen::parse("proj-x, proj-y,", Some("claude"), &[]).unwrap();
+        assert_eq!(l.channels, ["proj-x", "proj-y"]);
+        assert!(l.wants(&message("proj-y", "codex")));
+        assert!(!l.wants(&message("proj-x", "claude")), "its own message");
+        assert!(!l.wants(&message("other", "codex")), "another channel");
+        let only = Listen::parse("proj-x", Some("claude"), &["codex,gemini".into()]).unwrap();
+        assert!(only.wants(&message("proj-x", "gemini")));
+        assert!(!only.wants(&message("proj-x", "human")));
+        assert_eq!(Listen::parse(" , ", None, &[]), None);
+    }
+
+    #[test]
+    fn the_event_frames_the_text_and_carries_string_attributes() {
+        let e = channel_event(&message("proj-x", "codex"));
+        assert_eq!(
+            e["content"],
+            "Message #7 from codex on relay channel proj-x:\n\nhi"
+        );
+        assert_eq!(
+            e["meta"],
+            json!({"channel": "proj-x", "sender": "codex", "id": "7", "ts": "1.500"})
+        );
+    }
+}

@@ -1,0 +1,509 @@
+//! The stdio bridge (`claude-codex-relay mcp`) as a real child process: JSON-RPC lines on its
+//! standard input and output, a real relay behind it, restarts of that relay in the middle, and
+//! the channel events it pushes.
+
+use crate::common::{get, post_json, within, Relay, TempDir};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::Instant;
+
+/// A running bridge: its stdin, and every line of its stdout parsed, in order.
+pub struct Bridge {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<Value>,
+    next_id: u64,
+}
+
+impl Bridge {
+    /// Starts `claude-codex-relay mcp --url URL ARGS...`.
+    pub fn start(url: &str, args: &[&str]) -> Bridge {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+            .arg("mcp")
+            .args(["--url", url])
+            .args(args)
+            .env_remove("CLAUDE_CODEX_TOKEN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the bridge starts");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                let value: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("stdout holds only JSON-RPC ({e}): {line}"));
+                if tx.send(value).is_err() {
+                    return;
+                }
+            }
+        });
+        Bridge {
+            child,
+            stdin: Some(stdin),
+            lines,
+            next_id: 1,
+        }
+    }
+
+    /// Starts a bridge and initializes it; returns it with the `initialize` result.
+    pub fn connected(url: &str, args: &[&str]) -> (Bridge, Value) {
+        let mut bridge = Bridge::start(url, args);
+        let init = bridge.request(
+            "initialize",
+            json!({"protocolVersion": "2025-06-18", "capabilities": {},
+                "clientInfo": {"name": "bridge-test", "version": "1"}}),
+        );
+        bridge.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        (bridge, init["result"].clone())
+    }
+
+    pub fn send(&mut self, message: &Value) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{message}").expect("the bridge reads its stdin");
+        stdin.flush().unwrap();
+    }
+
+    /// The next line of stdout, or None at `deadline`.
+    pub fn next(&self, deadline: Instant) -> Option<Value> {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        self.lines.recv_timeout(left).ok()
+    }
+
+    /// Sends a request and returns its response; other lines before it are kept in `skipped`.
+    pub fn request_keeping(
+        &mut self,
+        method: &str,
+        params: Value,
+        skipped: &mut Vec<Value>,
+    ) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        let deadline = within(70.0);
+        loop {
+            let line = self
+                .next(deadline)
+                .unwrap_or_else(|| panic!("no answer to {method}"));
+            if line["id"] == id {
+                return line;
+            }
+            skipped.push(line);
+        }
+    }
+
+    pub fn request(&mut self, method: &str, params: Value) -> Value {
+        let mut skipped = Vec::new();
+        let answer = self.request_keeping(method, params, &mut skipped);
+        assert!(skipped.is_empty(), "unexpected lines: {skipped:?}");
+        answer
+    }
+
+    pub fn call(&mut self, tool: &str, arguments: Value) -> Value {
+        self.request("tools/call", json!({"name": tool, "arguments": arguments}))["result"].clone()
+    }
+
+    /// The next `n` channel events, failing on anything else or at `deadline`.
+    pub fn events(&self, n: usize, deadline: Instant) -> Vec<Value> {
+        (0..n)
+            .map(|i| {
+                let line = self
+                    .next(deadline)
+                    .unwrap_or_else(|| panic!("only {i} of {n} channel events arrived"));
+                assert_eq!(line["method"], "notifications/claude/channel", "{line}");
+                line["params"].clone()
+            })
+            .collect()
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_bridge_forwards_initialize_tools_and_a_post_fetch_round_trip() {
+    let relay = Relay::memory();
+    let (mut bridge, init) = Bridge::connected(&relay.base, &[]);
+    assert_eq!(init["serverInfo"]["name"], "claude-codex-relay");
+    assert_eq!(init["protocolVersion"], "2025-06-18");
+    assert!(
+        init["capabilities"].get("experimental").is_none(),
+        "no channel without --listen"
+    );
+    let mut direct = crate::common::Mcp::connect(&relay, "2025-06-18");
+    let tools = bridge.request("tools/list", json!({}));
+    assert_eq!(
+        tools["result"],
+        direct.request("tools/list", json!({}))["result"]
+    );
+    let posted = bridge.call(
+        "post_message",
+        json!({"target": "proj-x", "sender": "claude", "text": "hello"}),
+    );
+    assert_eq!(posted["isError"], false, "{posted}");
+    let id = posted["structuredContent"]["posted"].as_u64().unwrap();
+    let fetched = bridge.call("fetch_messages", json!({"target": "proj-x"}));
+    assert_eq!(fetched["structuredContent"]["messages"][0]["id"], id);
+    assert_eq!(fetched["structuredContent"]["messages"][0]["text"], "hello");
+    let resources = bridge.request("resources/list", json!({}));
+    let uris = resources["result"]["resources"].as_array().unwrap();
+    assert!(
+        uris.iter().any(|r| r["uri"] == "relay://channel/proj-x"),
+        "{resources}"
+    );
+    let bad = bridge.call("post_message", json!({"target": "proj-x"}));
+    assert_eq!(
+        bad["isError"], true,
+        "the relay's own tool error passes through"
+    );
+    let unknown = bridge.request("no/such", json!({}));
+    assert_eq!(unknown["error"]["code"], -32601, "{unknown}");
+    bridge.send(&json!({"not": "json-rpc"}));
+    let stdin = bridge.stdin.as_mut().unwrap();
+    stdin.write_all(b"{not json\n").unwrap();
+    stdin.flush().unwrap();
+    let parse_error = bridge.next(within(10.0)).expect("an answer to a bad line");
+    assert_eq!(parse_error["error"]["code"], -32700, "{parse_error}");
+    assert_eq!(bridge.request("ping", json!({}))["result"], json!({}));
+    assert!(bridge.alive());
+}
+
+#[test]
+fn the_bridge_ends_when_its_stdin_ends() {
+    let relay = Relay::memory();
+    let (mut bridge, _) = Bridge::connected(&relay.base, &["--listen", "proj-x"]);
+    drop(bridge.stdin.take());
+    let deadline = within(10.0);
+    while bridge.alive() {
+        assert!(Instant::now() < deadline, "the bridge outlived its stdin");
+        std::thread::yield_now();
+    }
+    assert!(bridge.child.wait().unwrap().success());
+}
+
+#[test]
+fn the_bridge_pushes_others_messages_as_channel_events_with_string_meta() {
+    let relay = Relay::memory();
+    let before = relay.post("proj-x", "codex", "posted before the bridge started");
+    let (mut bridge, init) = Bridge::connected(
+        &relay.base,
+        &["--listen", "proj-x,proj-y", "--as", "claude"],
+    );
+    assert_eq!(
+        init["capabilities"]["experimental"]["claude/channel"],
+        json!({})
+    );
+    assert!(init["capabilities"]["tools"].is_object());
+    relay.wait_for_long_requests(3); // two channel listeners and the session stream
+    relay.post("proj-x", "claude", "my own message is not pushed back");
+    relay.post("elsewhere", "codex", "not a listened channel");
+    let review = relay.post("proj-x", "codex", "Verdict: approve");
+    let other = relay.post("proj-y", "gemini", "second channel");
+    let events = bridge.events(2, within(10.0));
+    let mut ids: Vec<&str> = events
+        .iter()
+        .map(|e| e["meta"]["id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, [review.to_string(), other.to_string()]);
+    let e = events
+        .iter()
+        .find(|e| e["meta"]["channel"] == "proj-x")
+        .unwrap();
+    assert_eq!(e["meta"]["sender"], "codex");
+    assert!(e["meta"]["ts"].as_str().unwrap().parse::<f64>().unwrap() > 0.0);
+    assert!(e["content"].as_str().unwrap().contains("Verdict: approve"));
+    assert!(e["content"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("#{review} from codex")));
+    assert!(ids.iter().all(|id| *id != before.to_string()));
+    // The bridge still answers requests after pushing.
+    assert_eq!(bridge.request("ping", json!({}))["result"], json!({}));
+}
+
+#[test]
+fn from_and_since_id_choose_which_messages_are_pushed() {
+    let relay = Relay::memory();
+    let first = relay.post("proj-x", "codex", "one");
+    relay.post("proj-x", "human", "two");
+    let third = relay.post("proj-x", "codex", "three");
+    let (bridge, _) = Bridge::connected(
+        &relay.base,
+        &[
+            "--listen",
+            "proj-x",
+            "--as",
+            "claude",
+            "--from",
+            "codex",
+            "--since-id",
+            "0",
+        ],
+    );
+    let ids: Vec<Value> = bridge
+        .events(2, within(10.0))
+        .iter()
+        .map(|e| e["meta"]["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!(first.to_string()), json!(third.to_string())]);
+}
+
+#[test]
+fn a_thousand_posts_from_another_thread_are_a_thousand_channel_events_in_order() {
+    let relay = Relay::memory();
+    let (bridge, _) = Bridge::connected(&relay.base, &["--listen", "proj-x", "--as", "claude"]);
+    relay.wait_for_long_requests(2);
+    let url = relay.url("/api/messages");
+    let poster = std::thread::spawn(move || {
+        (0..1000)
+            .map(|i| {
+                let (status, body) = crate::common::post_json(
+                    &url,
+                    &json!({"target": "proj-x", "sender": "codex", "text": format!("n{i}")}),
+                );
+                assert_eq!(status, 201);
+                body["posted"].as_u64().unwrap()
+            })
+            .collect::<Vec<u64>>()
+    });
+    let events = bridge.events(1000, within(120.0));
+    let posted = poster.join().unwrap();
+    let seen: Vec<u64> = events
+        .iter()
+        .map(|e| e["meta"]["id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(seen, posted, "each once, in order");
+    assert!(events
+        .iter()
+        .enumerate()
+        .all(|(i, e)| e["content"].as_str().unwrap().ends_with(&format!("n{i}"))));
+}
+
+/// A relay run as a child process, so a restart is the process ending (with `kill -9`) and
+/// another starting on the same port and directory.
+struct ChildRelay {
+    child: Child,
+    base: String,
+}
+
+impl ChildRelay {
+    fn start(dir: &TempDir, port: u16, store: &str) -> ChildRelay {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+            .args(["--port", &port.to_string(), "--store", store])
+            .arg("--data-dir")
+            .arg(dir.path("data"))
+            .arg("--log-path")
+            .arg(dir.path("log/tool.log"))
+            .arg("--channel-log-path")
+            .arg(dir.path("log/channel.log"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the relay starts");
+        let mut banner = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut banner)
+            .unwrap();
+        let base = banner
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {banner:?}"))
+            .to_string();
+        ChildRelay { child, base }
+    }
+
+    fn port(&self) -> u16 {
+        self.base.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    fn post(&self, target: &str, sender: &str, text: &str) -> u64 {
+        let (status, body) = post_json(
+            &format!("{}/api/messages", self.base),
+            &json!({"target": target, "sender": sender, "text": text}),
+        );
+        assert_eq!(status, 201, "{body}");
+        body["posted"].as_u64().unwrap()
+    }
+
+    /// Returns once `name` is listed as listening on `channel`.
+    fn wait_for_listener(&self, channel: &str, name: &str) {
+        let deadline = within(20.0);
+        loop {
+            let listing = get(&format!("{}/api/channels?detail=1", self.base)).json();
+            let listed = listing["detail"].as_array().unwrap().iter().any(|c| {
+                c["name"] == channel
+                    && c["listeners"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|l| l["name"] == name)
+            });
+            if listed {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} never listened on {channel}"
+            );
+            std::thread::yield_now();
+        }
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for ChildRelay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_bridge_survives_a_relay_restart_and_resumes_the_push_with_nothing_missed_or_doubled() {
+    let dir = TempDir::new("bridge-restart");
+    let relay = ChildRelay::start(&dir, 0, "file");
+    let port = relay.port();
+    let (mut bridge, _) = Bridge::connected(&relay.base, &["--listen", "proj-x", "--as", "claude"]);
+    relay.wait_for_listener("proj-x", "claude");
+    let first = relay.post("proj-x", "codex", "before the restart");
+    assert_eq!(
+        bridge.events(1, within(10.0))[0]["meta"]["id"],
+        first.to_string()
+    );
+
+    relay.kill();
+    let down = bridge.call("list_channels", json!({}));
+    assert_eq!(down["isError"], true, "{down}");
+    assert!(down["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("unreachable"));
+    assert!(bridge.alive());
+
+    let relay = ChildRelay::start(&dir, port, "file");
+    let later: Vec<u64> = (0..3)
+        .map(|i| relay.post("proj-x", "codex", &format!("after {i}")))
+        .collect();
+    let ids: Vec<String> = bridge
+        .events(3, within(20.0))
+        .iter()
+        .map(|e| e["meta"]["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, later.iter().map(u64::to_string).collect::<Vec<_>>());
+    let deadline = within(20.0);
+    loop {
+        let mut skipped = Vec::new();
+        let r = bridge.request_keeping(
+            "tools/call",
+            json!({"name": "list_channels", "arguments": {}}),
+            &mut skipped,
+        )["result"]
+            .clone();
+        assert!(skipped.is_empty(), "nothing pushed twice: {skipped:?}");
+        if r["isError"] == false {
+            assert!(r["structuredContent"]["channels"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("proj-x")));
+            break;
+        }
+        assert!(Instant::now() < deadline, "tools never came back: {r}");
+    }
+    relay.post("proj-x", "codex", "last");
+    let last = bridge.events(1, within(10.0));
+    assert_eq!(
+        last[0]["meta"]["id"],
+        (later[2] + 1).to_string(),
+        "no event repeated"
+    );
+}
+
+#[test]
+fn subscriptions_made_through_the_bridge_are_made_again_on_a_relay_that_forgot_the_session() {
+    // A memory relay signs session ids with a key it forgets: after a restart the bridge's
+    // session is unknown (404) and the bridge opens a new one, subscribing again.
+    let dir = TempDir::new("bridge-resubscribe");
+    let relay = ChildRelay::start(&dir, 0, "memory");
+    let port = relay.port();
+    let (mut bridge, _) = Bridge::connected(&relay.base, &[]);
+    let uri = "relay://channel/proj-x";
+    assert_eq!(
+        bridge.request("resources/subscribe", json!({"uri": uri}))["result"],
+        json!({})
+    );
+    let update_after_posting = |relay: &ChildRelay, bridge: &Bridge| {
+        // The stream may not be open yet: post until an update comes.
+        let deadline = within(20.0);
+        loop {
+            relay.post("proj-x", "codex", "ping");
+            if let Some(line) = bridge.next(within(0.2)) {
+                return line;
+            }
+            assert!(Instant::now() < deadline, "no update");
+        }
+    };
+    let update = update_after_posting(&relay, &bridge);
+    assert_eq!(update["method"], "notifications/resources/updated");
+    assert_eq!(update["params"]["uri"], uri);
+
+    relay.kill();
+    let relay = ChildRelay::start(&dir, port, "memory");
+    let update = update_after_posting(&relay, &bridge);
+    assert_eq!(update["method"], "notifications/resources/updated");
+    assert_eq!(update["params"]["uri"], uri);
+    while bridge.next(within(0.2)).is_some() {}
+    let fetched = bridge.call("fetch_messages", json!({"target": "proj-x"}));
+    assert_eq!(fetched["structuredContent"]["messages"][0]["text"], "ping");
+}
+
+#[test]
+fn a_bridge_started_before_its_relay_answers_initialize_and_connects_when_the_relay_comes() {
+    let dir = TempDir::new("bridge-early");
+    let port = {
+        let relay = ChildRelay::start(&dir, 0, "memory");
+        let port = relay.port();
+        relay.kill();
+        port
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    let (mut bridge, init) = Bridge::connected(&url, &["--listen", "proj-x", "--as", "claude"]);
+    assert_eq!(init["serverInfo"]["name"], "claude-codex-relay");
+    assert!(init["capabilities"]["tools"].is_object());
+    assert_eq!(
+        init["capabilities"]["experimental"]["claude/channel"],
+        json!({})
+    );
+    let down = bridge.call("list_channels", json!({}));
+    assert_eq!(down["isError"], true, "{down}");
+    let listed = bridge.request("tools/list", json!({}));
+    assert_eq!(listed["error"]["code"], -32000, "{listed}");
+
+    let relay = ChildRelay::start(&dir, port, "memory");
+    relay.wait_for_listener("proj-x", "claude");
+    let id = relay.post("proj-x", "codex", "you were there first");
+    assert_eq!(
+        bridge.events(1, within(10.0))[0]["meta"]["id"],
+        id.to_string()
+    );
+    let up = bridge.call("list_channels", json!({}));
+    assert_eq!(up["isError"], false, "{up}");
+}

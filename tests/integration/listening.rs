@@ -1,0 +1,239 @@
+//! Listening: an MCP session opened with `?listen=` hears other agents' messages as channel
+//! events on its GET stream (one without hears none), and the relay lists who is listening on
+//! each channel, by name, until they leave.
+
+use crate::common::{get, get_with, post_raw, within, Mcp, Relay, Sse};
+use serde_json::{json, Value};
+use std::time::Instant;
+
+/// Initializes a session at `path` (with its query) and returns it with the result.
+fn connect_at(relay: &Relay, path: &str) -> (Mcp, Value) {
+    let url = relay.url(path);
+    let r = post_raw(
+        &url,
+        &[("Content-Type", "application/json")],
+        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+        .to_string()
+        .as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mcp = Mcp {
+        url,
+        session: r.header("mcp-session-id").unwrap().to_string(),
+        version: "2025-06-18".into(),
+        next_id: 1,
+    };
+    assert_eq!(
+        mcp.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .status,
+        202
+    );
+    (mcp, r.json()["result"].clone())
+}
+
+fn stream(relay: &Relay, path: &str, mcp: &Mcp) -> Sse {
+    let mut sse = Sse::open(
+        relay.addr(),
+        path,
+        &[
+            ("Mcp-Session-Id", &mcp.session),
+            ("MCP-Protocol-Version", &mcp.version),
+        ],
+    );
+    assert_eq!(sse.status, 200);
+    sse.next(within(5.0)).expect("the priming event");
+    sse
+}
+
+fn next_json(sse: &mut Sse) -> Value {
+    let e = sse.next_message(within(10.0)).expect("an event");
+    serde_json::from_str(&e.data).unwrap()
+}
+
+#[test]
+fn a_session_opened_with_listen_hears_others_messages_on_its_get_stream_and_others_do_not() {
+    let relay = Relay::memory();
+    let path = "/mcp?listen=proj-x&as=claude";
+    let (listener, init) = connect_at(&relay, path);
+    assert_eq!(
+        init["capabilities"]["experimental"]["claude/channel"],
+        json!({})
+    );
+    assert!(init["instructions"].as_str().unwrap().contains("proj-x"));
+    let (mut plain, plain_init) = connect_at(&relay, "/mcp");
+    assert!(plain_init["capabilities"].get("experimental").is_none());
+    plain.request(
+        "resources/subscribe",
+        json!({"uri": "relay://channel/proj-x"}),
+    );
+    let mut heard = stream(&relay, path, &listener);
+    let mut unheard = stream(&relay, "/mcp", &plain);
+
+    relay.post("proj-x", "claude", "my own");
+    relay.post("elsewhere", "codex", "another channel");
+    let review = relay.post("proj-x", "codex", "Verdict: approve");
+
+    let event = next_json(&mut heard);
+    assert_eq!(event["method"], "notifications/claude/channel");
+    assert_eq!(event["params"]["meta"]["id"], review.to_string());
+    assert_eq!(event["params"]["meta"]["sender"], "codex");
+    assert_eq!(event["params"]["meta"]["channel"], "proj-x");
+    assert!(event["params"]["content"]
+        .as_str()
+        .unwrap()
+        .ends_with("Verdict: approve"));
+    // A channel event is queued before the resource update of the same post, so two updates
+    // in a row prove the plain session got no event for either post.
+    for _ in 0..2 {
+        assert_eq!(
+            next_json(&mut unheard)["method"],
+            "notifications/resources/updated"
+        );
+    }
+}
+
+/// The listeners of `channel` in `GET /api/channels?detail=1`, as (name, kind).
+fn listeners(relay: &Relay, channel: &str) -> Vec<(String, String)> {
+    let listing = get(&relay.url("/api/channels?detail=1")).json();
+    let detail = listing["detail"].as_array().expect("a detail list");
+    let Some(c) = detail.iter().find(|c| c["name"] == channel) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, String)> = c["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            assert!(l["since"].as_f64().unwrap() > 0.0);
+            (
+                l["name"].as_str().unwrap_or("-").to_string(),
+                l["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn presence_lists_each_waiter_stream_bridge_and_session_by_name_until_it_leaves() {
+    let relay = Relay::memory();
+    let last = relay.post("proj-x", "human", "start");
+    let plain = get(&relay.url("/api/channels")).json();
+    assert_eq!(
+        plain.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["channels"],
+        "the default shape is unchanged"
+    );
+
+    let waiter = {
+        let url = relay.url(&format!(
+            "/api/messages?target=proj-x&since_id={last}&wait=50"
+        ));
+        std::thread::spawn(move || get_with(&url, &[("X-Relay-Agent", "codex")]).status)
+    };
+    let viewer = Sse::open(
+        relay.addr(),
+        "/api/stream?target=proj-x",
+        &[("X-Relay-Agent", "viewer")],
+    );
+    assert_eq!(viewer.status, 200);
+    let bridge =
+        crate::bridge::Bridge::connected(&relay.base, &["--listen", "proj-x", "--as", "claude"]).0;
+    let path = "/mcp?listen=proj-x&as=gemini";
+    let (session, _) = connect_at(&relay, path);
+    let session_stream = stream(&relay, path, &session);
+
+    let everyone = [
+        ("claude", "fetch"),
+        ("codex", "fetch"),
+        ("gemini", "session"),
+        ("viewer", "stream"),
+    ]
+    .map(|(n, k)| (n.to_string(), k.to_string()));
+    let deadline = within(10.0);
+    while listeners(&relay, "proj-x") != everyone {
+        assert!(
+            Instant::now() < deadline,
+            "listed: {:?}",
+            listeners(&relay, "proj-x")
+        );
+        std::thread::yield_now();
+    }
+    let detail = get(&relay.url("/api/channels?detail=1")).json()["detail"].clone();
+    let proj = detail
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "proj-x")
+        .unwrap();
+    assert_eq!(proj["newest_id"], last);
+    assert_eq!(proj["messages"], 1);
+
+    // Leaving: the session ends, the bridge is killed, the stream is closed; each is noticed
+    // when its wait ends or its next write fails, which the posts below bring about.
+    crate::common::delete(&session.url, &[("Mcp-Session-Id", &session.session)]);
+    drop(session_stream);
+    drop(bridge);
+    drop(viewer);
+    let deadline = within(10.0);
+    while !listeners(&relay, "proj-x").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "still listed: {:?}",
+            listeners(&relay, "proj-x")
+        );
+        relay.post("proj-x", "human", "anyone there?");
+    }
+    assert_eq!(waiter.join().unwrap(), 200);
+}
+
+#[test]
+fn a_listener_on_a_channel_nobody_posted_to_yet_is_listed() {
+    let relay = Relay::memory();
+    let waiter = {
+        let url = relay.url("/api/messages?target=fresh&since_id=0&wait=50");
+        std::thread::spawn(move || get_with(&url, &[("X-Relay-Agent", "codex")]).status)
+    };
+    let deadline = within(10.0);
+    while listeners(&relay, "fresh") != [("codex".to_string(), "fetch".to_string())] {
+        assert!(Instant::now() < deadline, "never listed");
+        std::thread::yield_now();
+    }
+    let channels = get(&relay.url("/api/channels")).json()["channels"].clone();
+    assert!(
+        !channels.as_array().unwrap().contains(&json!("fresh")),
+        "listening does not make a channel"
+    );
+    relay.post("fresh", "claude", "here");
+    assert_eq!(waiter.join().unwrap(), 200);
+}
+
+#[test]
+fn watch_as_a_name_is_listed_while_it_waits_and_not_after_it_ends() {
+    let relay = Relay::memory();
+    let mut watch = std::process::Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .args([
+            "watch", "--target", "proj-x", "--as", "codex", "--count", "1",
+        ])
+        .args(["--url", &relay.base])
+        .env_remove("CLAUDE_CODEX_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let codex = vec![("codex".to_string(), "fetch".to_string())];
+    let deadline = within(10.0);
+    while listeners(&relay, "proj-x") != codex {
+        assert!(Instant::now() < deadline, "watch --as never listed");
+        std::thread::yield_now();
+    }
+    relay.post("proj-x", "claude", "review this");
+    assert!(watch.wait().unwrap().success());
+    let deadline = within(10.0);
+    while !listeners(&relay, "proj-x").is_empty() {
+        assert!(Instant::now() < deadline, "still listed after watch ended");
+        std::thread::yield_now();
+    }
+}

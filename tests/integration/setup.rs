@@ -1,0 +1,164 @@
+//! `setup --apply` against a temporary home: fake `claude` and `gemini` commands on PATH that
+//! record their arguments, and a real Codex `config.toml` edited in place.
+
+use crate::common::TempDir;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output};
+
+/// A fake client command: records each call's arguments as a line, fails `mcp remove` until
+/// an `mcp add` has succeeded (as the real ones do when nothing is configured).
+fn fake_client(dir: &TempDir, name: &str) {
+    let script = format!(
+        "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{log}'\nif [ \"$1 $2\" = 'mcp remove' ] && [ ! -f '{added}' ]; then echo 'not found' >&2; exit 1; fi\nif [ \"$1 $2\" = 'mcp add' ]; then touch '{added}'; echo 'Added'; fi\n",
+        log = dir.path(&format!("{name}.log")).display(),
+        added = dir.path(&format!("{name}.added")).display(),
+    );
+    let path = dir.path(&format!("bin/{name}"));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn setup(dir: &TempDir, args: &[&str]) -> Output {
+    let path = format!(
+        "{}:{}",
+        dir.path("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .arg("setup")
+        .args(args)
+        .env("PATH", path)
+        .env("HOME", dir.path("home"))
+        .env_remove("CODEX_HOME")
+        .env_remove("CLAUDE_CODEX_TOKEN")
+        .env_remove("CLAUDE_CODEX_URL")
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_string()
+}
+
+#[test]
+fn setup_claude_apply_runs_the_printed_command_and_again_replaces_it() {
+    let dir = TempDir::new("setup-claude");
+    fake_client(&dir, "claude");
+    let args = [
+        "claude",
+        "--url",
+        "http://127.0.0.1:8999",
+        "--listen",
+        "proj-x",
+        "--token",
+        "s3cret",
+    ];
+    let printed = setup(&dir, &args);
+    assert!(printed.status.success(), "{}", text(&printed.stderr));
+    let first_line = text(&printed.stdout).lines().next().unwrap().to_string();
+    assert!(
+        first_line.starts_with("claude mcp add -e CLAUDE_CODEX_TOKEN=s3cret relay -- "),
+        "{first_line}"
+    );
+    assert!(first_line.ends_with(" mcp --url http://127.0.0.1:8999 --listen proj-x --as claude"));
+    assert!(text(&printed.stdout)
+        .contains("claude --dangerously-load-development-channels server:relay"));
+    assert!(!dir.path("claude.log").exists(), "printing runs nothing");
+
+    let applied = setup(&dir, &[&args[..], &["--apply"]].concat());
+    assert!(applied.status.success(), "{}", text(&applied.stderr));
+    assert!(
+        text(&applied.stdout).contains("added the relay server"),
+        "{}",
+        text(&applied.stdout)
+    );
+    let again = setup(&dir, &[&args[..], &["--apply"]].concat());
+    assert!(text(&again.stdout).contains("replaced the relay server"));
+    let log = std::fs::read_to_string(dir.path("claude.log")).unwrap();
+    let calls: Vec<&str> = log.lines().collect();
+    let add = first_line.strip_prefix("claude ").unwrap();
+    assert_eq!(calls, ["mcp remove relay", add, "mcp remove relay", add]);
+}
+
+#[test]
+fn setup_gemini_apply_adds_the_http_server() {
+    let dir = TempDir::new("setup-gemini");
+    fake_client(&dir, "gemini");
+    let out = setup(&dir, &["gemini", "--url", "127.0.0.1:8999", "--apply"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let log = std::fs::read_to_string(dir.path("gemini.log")).unwrap();
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        [
+            "mcp remove relay",
+            "mcp add --transport http relay http://127.0.0.1:8999/mcp"
+        ]
+    );
+}
+
+#[test]
+fn setup_codex_apply_writes_its_table_once_and_keeps_the_rest_of_the_file() {
+    let dir = TempDir::new("setup-codex");
+    let config = dir.path("home/.codex/config.toml");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(&config, "model = \"o3\"\n\n[mcp_servers.relay]\nurl = \"http://old/mcp\"\n\n[mcp_servers.other]\ncommand = \"x\"\n").unwrap();
+    let out = setup(
+        &dir,
+        &["codex", "--url", "http://127.0.0.1:8999", "--apply"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("replaced [mcp_servers.relay]"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        "model = \"o3\"\n\n[mcp_servers.relay]\nurl = \"http://127.0.0.1:8999/mcp\"\n\n[mcp_servers.other]\ncommand = \"x\"\n"
+    );
+    let again = setup(
+        &dir,
+        &["codex", "--url", "http://127.0.0.1:8999", "--apply"],
+    );
+    assert!(
+        text(&again.stdout).contains("unchanged"),
+        "{}",
+        text(&again.stdout)
+    );
+
+    // CODEX_HOME wins over HOME, and a missing file is created.
+    let codex_home = dir.path("codex-home");
+    let out = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .args([
+            "setup",
+            "codex",
+            "--url",
+            "http://127.0.0.1:8999",
+            "--token",
+            "t",
+            "--apply",
+        ])
+        .env("CODEX_HOME", &codex_home)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("added [mcp_servers.relay]"));
+    assert_eq!(
+        std::fs::read_to_string(codex_home.join("config.toml")).unwrap(),
+        "[mcp_servers.relay]\nurl = \"http://127.0.0.1:8999/mcp\"\nbearer_token_env_var = \"CLAUDE_CODEX_TOKEN\"\n"
+    );
+    assert!(
+        !text(&out.stdout).contains("= \"t\""),
+        "the token itself is not written"
+    );
+}
+
+#[test]
+fn setup_refuses_listen_for_clients_that_cannot_take_pushes_and_unknown_clients() {
+    let dir = TempDir::new("setup-usage");
+    for args in [&["codex", "--listen", "proj-x"][..], &["vim"], &[]] {
+        let out = setup(&dir, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+}
