@@ -406,6 +406,12 @@ impl Request {
     /// Therefore you should always destroy the `Writer` as soon as possible.
     #[inline]
     pub fn into_writer(mut self) -> Box<dyn Write + Send + 'static> {
+        // PATCH(close-after-raw): where a response written by hand ends is unknown here, so the
+        // connection closes once the writer is dropped (0.12.0 read on, and a client waiting for
+        // the end of an event stream never saw it).
+        if let Some(conn) = &self.conn {
+            conn.close_after_response();
+        }
         let writer = self.extract_writer_impl();
         if let Some(sender) = self.notify_when_responded.take() {
             let writer = NotifyOnDrop {
@@ -471,6 +477,13 @@ impl Request {
         let mut response = response;
         if let Some(conn) = &self.conn {
             if conn.unread_body() > conn.limits().drain_cap as u64 {
+                conn.close_after_response();
+            }
+            // PATCH(close-after-raw): a response that says `Connection: close` closes it too.
+            let says_close = response.headers().iter().any(|h| {
+                h.field.equiv("Connection") && h.value.as_str().eq_ignore_ascii_case("close")
+            });
+            if says_close {
                 conn.close_after_response();
             }
             if conn.is_closing()

@@ -255,7 +255,11 @@ where
         let header = header.into();
 
         // ignoring forbidden headers
-        if header.field.equiv("Connection")
+        // PATCH(close-after-raw): except `Connection: close`, which ends the connection after
+        // the response (0.12.0 dropped it silently, so no response could announce a close).
+        let close =
+            header.field.equiv("Connection") && header.value.as_str().eq_ignore_ascii_case("close");
+        if (header.field.equiv("Connection") && !close)
             || header.field.equiv("Trailer")
             || header.field.equiv("Transfer-Encoding")
             || header.field.equiv("Upgrade")

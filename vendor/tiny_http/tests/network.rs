@@ -216,3 +216,32 @@ fn chunked_threshold() {
     assert_eq!(resp.chunked_threshold(), 32768);
     assert_eq!(resp.with_chunked_threshold(42).chunked_threshold(), 42);
 }
+
+// PATCH(close-after-raw): a response written through `into_writer`, or one that says
+// `Connection: close`, ends the connection, so the client sees the end of the stream.
+#[test]
+fn a_response_written_by_hand_or_saying_close_ends_the_connection() {
+    for by_hand in [false, true] {
+        let (server, mut client) = support::new_one_server_one_client();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        (write!(client, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")).unwrap();
+        let rq = server.recv().unwrap();
+        if by_hand {
+            let mut writer = rq.into_writer();
+            writer
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")
+                .unwrap();
+        } else {
+            let close = tiny_http::Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap();
+            rq.respond(tiny_http::Response::from_string("hi").with_header(close))
+                .unwrap();
+        }
+        let mut content = String::new();
+        client
+            .read_to_string(&mut content)
+            .expect("the server closes the connection");
+        assert!(content.ends_with("hi"));
+    }
+}
