@@ -8,8 +8,8 @@ use crate::logs::Logs;
 use crate::mcp::session::Sessions;
 use crate::presence::Presence;
 use crate::store::Store;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 /// Everything a request handler may reach.
 pub struct App {
@@ -21,13 +21,19 @@ pub struct App {
     pub legacy_tool_calls: Slots,
     /// Who is waiting on which channel.
     pub presence: Arc<Presence>,
-    /// Set when the relay begins to stop: new requests are refused with 503 from then on.
-    pub stopping: AtomicBool,
+    /// When the relay began to stop: requests that begin later are refused with 503.
+    pub stopping: OnceLock<Instant>,
 }
 
 impl App {
-    /// Whether the relay is stopping.
-    pub fn is_stopping(&self) -> bool {
-        self.stopping.load(Ordering::Acquire)
+    /// Whether a request that began at `began` came too late to be served: after the relay
+    /// began to stop.
+    pub fn too_late(&self, began: Instant) -> bool {
+        self.stopping.get().is_some_and(|&stop| began >= stop)
+    }
+
+    /// Marks the relay as stopping (once; the first time counts).
+    pub fn begin_stopping(&self) {
+        let _ = self.stopping.set(Instant::now());
     }
 }

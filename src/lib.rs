@@ -34,8 +34,7 @@ use crate::logs::Logs;
 use crate::mcp::session::{SessionLimits, Sessions};
 use crate::store::{Limits, Store};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long a stopping relay lets the requests in flight finish (open streams and waiting
@@ -96,7 +95,7 @@ pub fn start(mut config: Config) -> Result<Running, Error> {
         sessions,
         logs,
         presence: Arc::default(),
-        stopping: AtomicBool::new(false),
+        stopping: OnceLock::new(),
     });
     let http = HttpServer::start(listener, &app)?;
     Ok(Running {
@@ -127,7 +126,7 @@ impl Running {
     /// flight (but not open streams or waiting fetches) finish for up to `grace`, then streams
     /// and waits end and the data directory is released. True when nothing was cut short.
     pub fn drain(mut self, grace: Duration) -> bool {
-        self.app.stopping.store(true, Ordering::Release);
+        self.app.begin_stopping();
         self.close_listener();
         let finished = match &self.http {
             Some(http) => {
@@ -165,7 +164,7 @@ impl Running {
     }
 
     fn stop(&mut self) {
-        self.app.stopping.store(true, Ordering::Release);
+        self.app.begin_stopping();
         self.app.store.close();
         self.app.sessions.end_all();
         self.close_listener();

@@ -89,9 +89,13 @@ fn serve(args: &[String], env: &BTreeMap<String, String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) =
-        flexi_logger::Logger::try_with_env_or_str("info").and_then(|l| l.log_to_stderr().start())
-    {
+    if let Err(e) = flexi_logger::Logger::try_with_env_or_str("info").and_then(|l| {
+        // A closed or full standard error must cost log lines, never requests: the
+        // logger's own complaints about it would panic the thread that logged.
+        l.log_to_stderr()
+            .error_channel(flexi_logger::ErrorChannel::DevNull)
+            .start()
+    }) {
         eprintln!("claude-codex-relay: cannot start logging: {e}");
     }
     let loopback = ["127.0.0.1", "localhost", "::1", "[::1]"].contains(&config.host.as_str());
@@ -140,8 +144,10 @@ fn serve(args: &[String], env: &BTreeMap<String, String>) -> ExitCode {
     } else {
         (format!("http://{addr}"), String::new())
     };
-    println!("claude-codex-relay listening on {url}{bound} (MCP {url}/mcp, web {url}/); logs: {logs}; data: {data}");
-    let _ = std::io::stdout().flush();
+    // Written, not printed: a closed standard output must not stop the relay.
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "claude-codex-relay listening on {url}{bound} (MCP {url}/mcp, web {url}/); logs: {logs}; data: {data}");
+    let _ = stdout.flush();
     match running.serve_until_signalled() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

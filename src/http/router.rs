@@ -36,7 +36,9 @@ pub fn check(app: &App, rq: &Incoming) -> Result<Caller, Error> {
 /// The reply to a failed request, logged here once: JSON-RPC on the MCP endpoints, the REST
 /// error body elsewhere.
 pub fn failure(rq: &Incoming, e: Error) -> Reply {
-    if e.status() >= 500 {
+    // A full relay says so to the client; logging every refusal would let a flood of them
+    // fill the log too.
+    if e.status() >= 500 && !matches!(e, Error::Unavailable { .. }) {
         log::error!("{} {}: {e}", rq.method, rq.path);
     } else {
         log::debug!("{} {}: {} {e}", rq.method, rq.path, e.status());

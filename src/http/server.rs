@@ -3,8 +3,8 @@
 //! starts tiny_http with the relay's connection limits, and runs each request on its
 //! connection's own thread: the request is decoded into an `Incoming`, checked and routed by
 //! `router`, and the `Reply` is written back, a stream straight to the socket. A handler panic
-//! is caught and logged, and the client gets a 500. It also counts the requests in flight, so a
-//! stopping relay can let them finish.
+//! is caught and logged, and the client gets a 500. A stopping relay asks it how many
+//! connections are still busy, to let their requests finish.
 
 use crate::app::App;
 use crate::config::Config;
@@ -15,7 +15,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tiny_http::{Header, Request, Response};
 
@@ -54,35 +54,22 @@ pub fn bind(address: &str, idle: Duration) -> Result<TcpListener, Error> {
 /// The HTTP server of a running relay.
 pub struct HttpServer {
     server: tiny_http::Server,
-    in_flight: Arc<InFlight>,
-}
-
-/// Requests being handled now, with a condition to wait for their number to fall.
-#[derive(Default)]
-struct InFlight {
-    count: Mutex<usize>,
-    fell: Condvar,
 }
 
 impl HttpServer {
     /// Serves `app` on `listener` within the configured connection limits.
     pub fn start(listener: TcpListener, app: &Arc<App>) -> Result<HttpServer, Error> {
         let addr = listener.local_addr()?;
-        let in_flight = Arc::new(InFlight::default());
-        let (app, counted) = (Arc::clone(app), Arc::clone(&in_flight));
+        let app = Arc::clone(app);
         let limits = limits(&app.config);
-        let server = tiny_http::Server::serve(listener, limits, move |request| {
-            *counted.count.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-            on_request(&app, request);
-            *counted.count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
-            counted.fell.notify_all();
-        })
-        .map_err(|e| {
-            Error::Io(std::io::Error::other(format!(
-                "cannot serve on {addr}: {e}"
-            )))
-        })?;
-        Ok(HttpServer { server, in_flight })
+        let server =
+            tiny_http::Server::serve(listener, limits, move |request| on_request(&app, request))
+                .map_err(|e| {
+                    Error::Io(std::io::Error::other(format!(
+                        "cannot serve on {addr}: {e}"
+                    )))
+                })?;
+        Ok(HttpServer { server })
     }
 
     /// Connections open now.
@@ -90,30 +77,18 @@ impl HttpServer {
         self.server.num_connections()
     }
 
-    /// Waits until at most `streams` requests are in flight (those are the open streams and
-    /// waiting fetches, which only the relay's stop ends), or until `deadline`.
+    /// Waits until at most `streams` connections are busy with a request (the open streams and
+    /// waiting fetches, which only the relay's stop ends), or until `deadline`. A request counts
+    /// from the first byte of its head, so one whose body is still arriving is waited for.
     pub fn wait_for_requests(&self, streams: impl Fn() -> usize, deadline: Instant) -> bool {
-        let mut count = self
-            .in_flight
-            .count
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
         loop {
-            if *count <= streams() {
+            if self.server.busy_connections() <= streams() {
                 return true;
             }
-            let now = Instant::now();
-            if now >= deadline {
+            if Instant::now() >= deadline {
                 return false;
             }
-            // Streams end without a signal here, so look again at least every 50 ms.
-            let wait = (deadline - now).min(Duration::from_millis(50));
-            count = self
-                .in_flight
-                .fell
-                .wait_timeout(count, wait)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }
@@ -131,7 +106,7 @@ fn limits(config: &Config) -> tiny_http::Limits {
 
 /// Answers one request on its connection's thread.
 fn on_request(app: &Arc<App>, request: Request) {
-    if app.is_stopping() {
+    if app.too_late(request.began()) {
         refuse_stopping(request);
         return;
     }

@@ -710,9 +710,9 @@ fn sigterm_ends_watch_and_the_cmd_it_is_running_and_the_message_runs_again_at_re
     let before = relay.post("proj-x", "codex", "before");
     std::fs::write(&state, format!("{before}\n")).unwrap();
     let id = relay.post("proj-x", "claude", "a long review");
-    // CMD reports on the FIFO (its stdout dies with the watcher) that it started, and whether
-    // it was asked to stop.
-    let cmd = r#"exec 3>"$FIFO"; echo "started $RELAY_MESSAGE_ID" >&3; trap 'echo terminated >&3; exit 0' TERM; sleep 60 & wait"#;
+    // CMD reports on the FIFO (its stdout dies with the watcher) that it started (once its trap
+    // is set, so a stop that follows at once is seen), and whether it was asked to stop.
+    let cmd = r#"exec 3>"$FIFO"; trap 'echo terminated >&3; exit 0' TERM; echo "started $RELAY_MESSAGE_ID" >&3; sleep 60 & wait"#;
     let mut watcher = binary()
         .args(["watch", "--url", &relay.base, "--target", "proj-x"])
         .args(["--state", state.to_str().unwrap(), "--exec", cmd])

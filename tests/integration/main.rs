@@ -10,6 +10,7 @@ mod connections;
 mod docs;
 mod durable;
 mod guard;
+mod hostile;
 mod listening;
 mod logs;
 mod malformed;

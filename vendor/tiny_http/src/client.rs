@@ -7,6 +7,7 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read};
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::common::{HTTPVersion, Method};
 use crate::util::{RefinedTcpStream, Ticket};
@@ -37,6 +38,8 @@ pub struct ClientConnection {
     // whether the next request is the connection's first.
     ticket: Ticket,
     first: bool,
+    // PATCH(handler): when the first byte of the request being read arrived.
+    began: Instant,
 }
 
 /// Error that can happen when reading a request.
@@ -74,6 +77,7 @@ impl ClientConnection {
             no_more_requests: false,
             ticket,
             first: true,
+            began: Instant::now(),
         }
     }
 
@@ -107,6 +111,7 @@ impl ClientConnection {
             };
 
             if !began {
+                self.began = Instant::now();
                 let conn = self.ticket.conn();
                 if conn.is_closing() || !conn.begin_request(self.first) {
                     return Err(ReadError::NoRequest);
@@ -205,7 +210,7 @@ impl ClientConnection {
         })?;
 
         // return the request
-        Ok(request)
+        Ok(request.with_began(self.began))
     }
 
     /// PATCH(bounded-heads): answers a request that cannot be served with `status` and

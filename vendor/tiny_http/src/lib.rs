@@ -325,6 +325,13 @@ impl Server {
         self.table.live()
     }
 
+    /// PATCH(connection-cap): the number of connections handling a request now, from the first
+    /// byte of its head to the end of its response; a server that stops can wait for it to
+    /// fall.
+    pub fn busy_connections(&self) -> usize {
+        self.table.busy()
+    }
+
     /// Blocks until an HTTP request has been submitted and returns it.
     pub fn recv(&self) -> IoResult<Request> {
         match self.messages.pop() {

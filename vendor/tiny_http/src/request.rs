@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::util::{Body, ChunkedDecoder, Conn, EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
@@ -78,6 +79,9 @@ pub struct Request {
     /// PATCH(bounded-drain): the connection the request came on, so a response can announce
     /// that the connection closes after it.
     conn: Option<Arc<Conn>>,
+
+    /// PATCH(handler): when the first byte of the request's head arrived.
+    began: Instant,
 }
 
 struct NotifyOnDrop<R> {
@@ -259,11 +263,24 @@ where
         must_send_continue: expects_continue,
         notify_when_responded: None,
         conn,
+        began: Instant::now(),
     })
 }
 
 impl Request {
     /// Returns true if the request was made through HTTPS.
+    /// PATCH(handler): when the first byte of this request arrived, so that a server that begins
+    /// to stop can still serve the requests that had begun before.
+    #[inline]
+    pub fn began(&self) -> Instant {
+        self.began
+    }
+
+    pub(crate) fn with_began(mut self, began: Instant) -> Self {
+        self.began = began;
+        self
+    }
+
     #[inline]
     pub fn secure(&self) -> bool {
         self.secure

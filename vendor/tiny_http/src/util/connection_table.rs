@@ -67,6 +67,17 @@ impl ConnectionTable {
         self.live.load(Ordering::Acquire)
     }
 
+    /// Connections handling a request now (from the first byte of its head to the end of its
+    /// response).
+    pub(crate) fn busy(&self) -> usize {
+        let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        conns
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|c| c.state.load(Ordering::Acquire) == BUSY)
+            .count()
+    }
+
     fn now_ms(&self) -> u64 {
         // Never 0 (`NO_DEADLINE`) nor one of the state markers.
         self.epoch.elapsed().as_millis() as u64 + 1

@@ -1,0 +1,488 @@
+//! A hostile peer on the network: requests built to make the relay allocate, wait or hold
+//! connections without bound, or to stop it answering. Each test sends the attack over a real
+//! socket and then checks that the relay answered it with the right refusal, let the
+//! connection go, and still serves everyone else.
+
+use crate::common::*;
+use claude_codex_relay::config::StoreKind;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What came back on a connection: the status (0 when none), the head's headers, and whether
+/// the server then closed the connection.
+struct Answer {
+    status: u16,
+    head: String,
+    closed: bool,
+}
+
+/// Sends `request` on a new connection (a write the server refuses midway is fine) and reads
+/// the answer's head, then whether the server closes the connection, within a hang guard.
+fn send(addr: SocketAddr, request: &[u8]) -> Answer {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let _ = s.write_all(request);
+    read_answer(&mut s)
+}
+
+fn read_answer(s: &mut TcpStream) -> Answer {
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut closed = false;
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => {
+                closed = true;
+                break;
+            }
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&got).to_string();
+    let head = text.split("\r\n\r\n").next().unwrap_or("").to_string();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    if !closed {
+        closed = loop {
+            match s.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(_) => continue,
+                Err(e) => break e.kind() == ErrorKind::ConnectionReset,
+            }
+        };
+    }
+    Answer {
+        status,
+        head,
+        closed,
+    }
+}
+
+fn healthz_ok(relay: &Relay) {
+    let r = get(&relay.url("/healthz"));
+    assert_eq!((r.status, r.body.as_str()), (200, "ok"));
+}
+
+/// Polls `check` until it holds, failing at a deadline.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = within(15.0);
+    while !check() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn connections(relay: &Relay) -> usize {
+    relay.running.as_ref().unwrap().connections()
+}
+
+#[test]
+fn a_declared_petabyte_body_on_any_route_leaves_the_relay_serving() {
+    let relay = Relay::memory();
+    let port = relay.addr().port();
+    let host = format!("Host: 127.0.0.1:{port}\r\n");
+    let petabyte = "Content-Length: 1000000000000000\r\n";
+    let heads = [
+        ("GET /healthz", host.clone(), 200),
+        ("HEAD /healthz", host.clone(), 200),
+        ("OPTIONS /healthz", host.clone(), 405),
+        ("GET /healthz", "Host: evil.example\r\n".to_string(), 421),
+        (
+            "GET /api/channels",
+            format!("{host}Origin: http://evil.example\r\n"),
+            403,
+        ),
+        ("GET /nowhere", host.clone(), 404),
+        ("GET /api/messages?target=%zz", host.clone(), 400),
+        (
+            "POST /api/messages",
+            format!("{host}Content-Type: application/json\r\n"),
+            413,
+        ),
+    ];
+    for (line, headers, status) in heads {
+        let a = send(
+            relay.addr(),
+            format!("{line} HTTP/1.1\r\n{headers}{petabyte}\r\n").as_bytes(),
+        );
+        assert_eq!(a.status, status, "{line}: {}", a.head);
+        assert!(a.closed, "{line}: the connection closes, its body unread");
+        assert!(a.head.contains("Connection: close"), "{line}: {}", a.head);
+        healthz_ok(&relay);
+    }
+    let guarded = Relay::with(|c| {
+        c.store = StoreKind::Memory;
+        c.auth_token = Some("secret".into());
+    });
+    let port = guarded.addr().port();
+    let a = send(
+        guarded.addr(),
+        format!("GET /api/channels HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{petabyte}\r\n")
+            .as_bytes(),
+    );
+    assert_eq!((a.status, a.closed), (401, true), "{}", a.head);
+    assert_eq!(get(&guarded.url("/healthz")).status, 200);
+}
+
+#[test]
+fn an_unread_small_body_is_drained_and_the_connection_reused() {
+    let relay = Relay::memory();
+    let port = relay.addr().port();
+    let mut s = TcpStream::connect(relay.addr()).unwrap();
+    let rq = format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 5000\r\n\r\n{}GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n", "x".repeat(5000));
+    s.write_all(rq.as_bytes()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    assert_eq!(all.matches("HTTP/1.1 200").count(), 2, "{all}");
+}
+
+#[test]
+fn an_endless_chunk_size_line_is_refused() {
+    let relay = Relay::memory();
+    let port = relay.addr().port();
+    let mut rq = format!("POST /api/messages HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n").into_bytes();
+    rq.extend(std::iter::repeat_n(b'f', 200_000));
+    let a = send(relay.addr(), &rq);
+    assert_eq!((a.status, a.closed), (400, true), "{}", a.head);
+    healthz_ok(&relay);
+}
+
+#[test]
+fn an_endless_request_line_is_414() {
+    let relay = Relay::memory();
+    let mut rq = b"GET /".to_vec();
+    rq.extend(std::iter::repeat_n(b'a', 1_000_000));
+    let a = send(relay.addr(), &rq);
+    assert_eq!((a.status, a.closed), (414, true), "{}", a.head);
+    healthz_ok(&relay);
+}
+
+#[test]
+fn an_endless_header_line_is_431() {
+    let relay = Relay::memory();
+    let mut rq = b"GET /healthz HTTP/1.1\r\nX-Endless: ".to_vec();
+    rq.extend(std::iter::repeat_n(b'a', 1_000_000));
+    let a = send(relay.addr(), &rq);
+    assert_eq!((a.status, a.closed), (431, true), "{}", a.head);
+    healthz_ok(&relay);
+}
+
+#[test]
+fn too_many_header_fields_are_431() {
+    let relay = Relay::memory();
+    let port = relay.addr().port();
+    let mut rq = format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n");
+    for i in 0..100 {
+        rq.push_str(&format!("X-Field-{i}: {i}\r\n"));
+    }
+    rq.push_str("\r\n");
+    let a = send(relay.addr(), rq.as_bytes());
+    assert_eq!((a.status, a.closed), (431, true), "{}", a.head);
+    // One field fewer is served.
+    let fine = rq.replacen("X-Field-0: 0\r\n", "", 1);
+    assert_eq!(send(relay.addr(), fine.as_bytes()).status, 200);
+}
+
+#[test]
+fn a_head_over_64_kib_is_431() {
+    let relay = Relay::memory();
+    let port = relay.addr().port();
+    let mut rq = format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n");
+    for i in 0..20 {
+        rq.push_str(&format!("X-Big-{i}: {}\r\n", "b".repeat(4000)));
+    }
+    rq.push_str("\r\n");
+    let a = send(relay.addr(), rq.as_bytes());
+    assert_eq!((a.status, a.closed), (431, true), "{}", a.head);
+    healthz_ok(&relay);
+}
+
+#[test]
+fn raw_utf8_in_a_header_is_400() {
+    let relay = Relay::memory();
+    let port = relay.addr().port();
+    let rq = format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Name: Zoë\r\n\r\n");
+    let a = send(relay.addr(), rq.as_bytes());
+    assert_eq!((a.status, a.closed), (400, true), "{}", a.head);
+    let rq = "GET /caf\u{e9} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    assert_eq!(send(relay.addr(), rq.as_bytes()).status, 400);
+    healthz_ok(&relay);
+}
+
+#[test]
+fn http_2_is_505_and_frees_the_connection() {
+    let relay = Relay::memory();
+    for _ in 0..20 {
+        let a = send(relay.addr(), b"GET /healthz HTTP/2.0\r\n\r\n");
+        assert_eq!((a.status, a.closed), (505, true), "{}", a.head);
+    }
+    // Every one of those connections is let go (0.12.0 kept each, with its thread, for good).
+    eventually("the refused connections are gone", || {
+        connections(&relay) == 0
+    });
+    healthz_ok(&relay);
+}
+
+#[test]
+fn a_dribbled_head_is_408_after_the_header_timeout() {
+    let relay = Relay::with(|c| {
+        c.store = StoreKind::Memory;
+        c.header_timeout_secs = 1;
+    });
+    let mut s = TcpStream::connect(relay.addr()).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHo").unwrap();
+    let a = read_answer(&mut s);
+    assert_eq!((a.status, a.closed), (408, true), "{}", a.head);
+    healthz_ok(&relay);
+}
+
+#[test]
+fn a_dribbled_body_is_408_after_the_body_timeout() {
+    let relay = Relay::with(|c| {
+        c.store = StoreKind::Memory;
+        c.body_timeout_secs = 1;
+    });
+    let port = relay.addr().port();
+    let mut s = TcpStream::connect(relay.addr()).unwrap();
+    s.write_all(format!("POST /api/messages HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: 2000\r\n\r\n{{\"target\":").as_bytes()).unwrap();
+    let a = read_answer(&mut s);
+    assert_eq!((a.status, a.closed), (408, true), "{}", a.head);
+    assert_eq!(
+        get(&relay.url("/api/messages?target=proj-x")).json()["messages"],
+        serde_json::json!([])
+    );
+    healthz_ok(&relay);
+}
+
+#[test]
+fn idle_sockets_beyond_the_cap_make_room_for_new_clients() {
+    let relay = Relay::with(|c| {
+        c.store = StoreKind::Memory;
+        c.max_connections = 16;
+    });
+    let idle: Vec<TcpStream> = (0..64)
+        .map(|_| TcpStream::connect(relay.addr()).unwrap())
+        .collect();
+    for _ in 0..20 {
+        healthz_ok(&relay);
+    }
+    assert!(connections(&relay) <= 16, "{}", connections(&relay));
+    drop(idle);
+}
+
+#[test]
+fn a_connection_beyond_the_cap_when_all_are_busy_gets_503() {
+    let relay = Relay::with(|c| {
+        c.store = StoreKind::Memory;
+        c.max_connections = 8;
+    });
+    // Streams may take all but the reserved place.
+    let streams = relay.app().long_requests.max();
+    assert!(streams < 8);
+    let open: Vec<Sse> = (0..streams)
+        .map(|i| Sse::open(relay.addr(), &format!("/api/stream?target=t{i}"), &[]))
+        .collect();
+    assert!(open.iter().all(|s| s.status == 200));
+    let refused = Sse::open(relay.addr(), "/api/stream?target=one-more", &[]);
+    assert_eq!(refused.status, 503);
+    healthz_ok(&relay);
+    // Now every place is busy: a head that is still arriving holds the last one.
+    let busy: Vec<TcpStream> = (streams..8)
+        .map(|_| {
+            let mut s = TcpStream::connect(relay.addr()).unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHo").unwrap();
+            s
+        })
+        .collect();
+    eventually("every place is taken", || connections(&relay) == 8);
+    let a = send(
+        relay.addr(),
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    );
+    assert_eq!((a.status, a.closed), (503, true), "{}", a.head);
+    assert!(a.head.contains("Retry-After: 1"), "{}", a.head);
+    drop(busy);
+    eventually("a place frees up", || connections(&relay) < 8);
+    healthz_ok(&relay);
+    drop(open);
+}
+
+#[test]
+fn a_client_that_pipelines_without_reading_is_held_in_its_socket() {
+    let relay = Relay::memory();
+    let port = relay.addr().port();
+    let one = format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+    let mut s = TcpStream::connect(relay.addr()).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    let chunk = one.repeat(10_000);
+    let mut written = 0usize;
+    // 400 MB of requests: far beyond every socket buffer, so the writes must stall once the
+    // relay stops reading (it reads a request only after answering the one before, and the
+    // answers are not being read).
+    let stalled = (0..1_000).any(|_| match s.write(chunk.as_bytes()) {
+        Ok(n) => {
+            written += n;
+            false
+        }
+        Err(e) => matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+    });
+    assert!(stalled, "the relay read {written} bytes of requests ahead");
+    healthz_ok(&relay);
+    drop(s);
+    eventually("the pipelining connection is gone", || {
+        connections(&relay) == 0
+    });
+}
+
+/// A relay binary started under `sh -c 'ulimit -n LIMIT; exec ...'` in `dir`, and its address.
+fn relay_with_open_file_limit(dir: &TempDir, limit: u32) -> (Child, SocketAddr, String) {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n {limit} && exec \"$0\" --port 0 --store memory"
+        ))
+        .arg(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .current_dir(&dir.0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line[line.find("http://").expect("an address")..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_end_matches(|c: char| !c.is_ascii_digit())
+        .to_string();
+    let addr = url.trim_start_matches("http://").parse().unwrap();
+    let mut err = String::new();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    while !err.contains("max_streams lowered") {
+        let mut l = String::new();
+        if stderr.read_line(&mut l).unwrap() == 0 {
+            break;
+        }
+        err.push_str(&l);
+    }
+    (child, addr, err)
+}
+
+#[test]
+fn a_relay_at_a_low_open_file_limit_keeps_serving_past_it() {
+    let dir = TempDir::new("fdlimit");
+    let (mut child, addr, warnings) = relay_with_open_file_limit(&dir, 160);
+    assert!(
+        warnings.contains("max_connections lowered"),
+        "the start says what fits: {warnings}"
+    );
+    let base = format!("http://{addr}");
+    // More idle sockets than the limit allows descriptors: the oldest make room.
+    let idle: Vec<TcpStream> = (0..300)
+        .map(|_| TcpStream::connect(addr).unwrap())
+        .collect();
+    assert_eq!(get(&format!("{base}/healthz")).status, 200);
+    // More streams than fit: the extra ones are refused, and short requests still find a place.
+    let streams: Vec<Sse> = (0..150)
+        .map(|i| Sse::open(addr, &format!("/api/stream?target=c{i}"), &[]))
+        .collect();
+    let open = streams.iter().filter(|s| s.status == 200).count();
+    let refused = streams.iter().filter(|s| s.status == 503).count();
+    let statuses: Vec<u16> = streams.iter().map(|s| s.status).collect();
+    assert_eq!(open + refused, 150, "{statuses:?}");
+    assert!(open > 0 && refused > 0, "{open} open, {refused} refused");
+    for _ in 0..10 {
+        assert_eq!(get(&format!("{base}/healthz")).status, 200);
+    }
+    drop((idle, streams));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn sigterm_lets_a_request_in_flight_finish_ends_streams_and_exits_0() {
+    let dir = TempDir::new("drain");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .args(["--port", "0"])
+        .current_dir(&dir.0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line[line.find("http://").unwrap()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_end_matches(|c: char| !c.is_ascii_digit())
+        .to_string();
+    let addr: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+    let mut stream = Sse::open(addr, "/api/stream?target=proj-x", &[]);
+    assert_eq!(stream.status, 200);
+    let body = br#"{"target":"proj-x","sender":"claude","text":"sent while the relay stops"}"#;
+    let mut post = TcpStream::connect(addr).unwrap();
+    post.write_all(format!("POST /api/messages HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", addr.port(), body.len()).as_bytes()).unwrap();
+    post.write_all(&body[..10]).unwrap();
+    // The relay must be reading that body before it is told to stop.
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    eventually("the relay stops accepting", || {
+        TcpStream::connect(addr).is_err()
+    });
+    post.write_all(&body[10..]).unwrap();
+    let a = read_answer(&mut post);
+    assert_eq!(a.status, 201, "the request in flight finishes: {}", a.head);
+    let deadline = within(15.0);
+    while stream.next(deadline).is_some() {}
+    assert!(Instant::now() < deadline, "the stream ends");
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(0));
+    let journal = std::fs::read_to_string(dir.path("data/messages.jsonl")).unwrap();
+    assert!(journal.contains("sent while the relay stops"));
+}
+
+#[test]
+fn a_closed_standard_error_costs_log_lines_not_requests() {
+    let dir = TempDir::new("stderr");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .args(["--port", "0", "--store", "memory"])
+        .env("RUST_LOG", "debug")
+        .current_dir(&dir.0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // Whoever started the relay goes away: every log line now fails to be written.
+    drop(child.stderr.take());
+    let url = line[line.find("http://").unwrap()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_end_matches(|c: char| !c.is_ascii_digit())
+        .to_string();
+    for _ in 0..3 {
+        // Each of these is logged at debug level.
+        assert_eq!(get(&format!("{url}/nowhere")).status, 404);
+    }
+    assert_eq!(get(&format!("{url}/healthz")).status, 200);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
