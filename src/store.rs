@@ -50,6 +50,26 @@ pub struct Page {
     pub more: bool,
 }
 
+impl Page {
+    /// Ends the page before the message that would bring its texts past `max_bytes` (the first
+    /// message always stays), and says in `more` that it was cut.
+    pub fn cap_text_bytes(&mut self, max_bytes: usize) {
+        let mut total = 0;
+        let keep = self
+            .messages
+            .iter()
+            .position(|m| {
+                total += m.text.len();
+                total > max_bytes
+            })
+            .map_or(self.messages.len(), |i| i.max(1));
+        if keep < self.messages.len() {
+            self.messages.truncate(keep);
+            self.more = true;
+        }
+    }
+}
+
 /// How the store treats posts: the size limit and retention.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {

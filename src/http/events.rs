@@ -14,14 +14,6 @@ use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Headers of every event stream.
-pub const STREAM_HEADERS: [(&str, &str); 4] = [
-    ("Content-Type", "text/event-stream"),
-    ("Cache-Control", "no-cache"),
-    ("X-Accel-Buffering", "no"),
-    ("Connection", "close"),
-];
-
 /// Most messages written per wake-up of a stream.
 const BATCH: usize = 200;
 

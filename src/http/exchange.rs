@@ -3,6 +3,7 @@
 //! because tiny_http buffers any response of unknown length).
 
 use crate::error::Error;
+use crate::message::EscapeSeparators;
 use serde::Serialize;
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -62,12 +63,22 @@ pub enum Reply {
         headers: Vec<(String, String)>,
         body: Vec<u8>,
     },
-    /// An event stream: the router writes the status line and `headers`, then runs `body`.
+    /// A body written as it is made (an event stream, or a page too large to hold whole): the
+    /// status line and `headers` go out first, then `body` writes to the socket until it is
+    /// done, and the connection closes, which marks the body's end.
     Stream {
+        status: u16,
         headers: Vec<(String, String)>,
         body: StreamBody,
     },
 }
+
+/// Headers of every event stream.
+const EVENT_STREAM_HEADERS: [(&str, &str); 3] = [
+    ("Content-Type", "text/event-stream"),
+    ("Cache-Control", "no-cache"),
+    ("X-Accel-Buffering", "no"),
+];
 
 impl Reply {
     /// A JSON response.
@@ -112,8 +123,27 @@ impl Reply {
     /// An event stream whose events `body` writes.
     pub fn stream(body: StreamBody) -> Reply {
         Reply::Stream {
-            headers: Vec::new(),
+            status: 200,
+            headers: EVENT_STREAM_HEADERS
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
             body,
+        }
+    }
+
+    /// A JSON body serialised straight to the socket (with U+2028 and U+2029 escaped as in
+    /// `json`), for a value too large to hold as bytes beside its parts: the memory a slow
+    /// reader costs stays the size of a buffer, not of the page.
+    pub fn json_streamed<T: Serialize + Send + 'static>(status: u16, value: T) -> Reply {
+        Reply::Stream {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: Box::new(move |w| {
+                let mut out = EscapeSeparators::new(w);
+                serde_json::to_writer(&mut out, &value)?;
+                out.finish()?.flush()
+            }),
         }
     }
 
@@ -131,7 +161,7 @@ impl Reply {
     pub fn status(&self) -> u16 {
         match self {
             Reply::Full { status, .. } => *status,
-            Reply::Stream { .. } => 200,
+            Reply::Stream { status, .. } => *status,
         }
     }
 }

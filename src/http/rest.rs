@@ -20,6 +20,10 @@ use std::time::{Duration, Instant};
 /// Default and largest page of `GET /api/messages`.
 pub const LIST_DEFAULT_LIMIT: u64 = 200;
 pub const LIST_MAX_LIMIT: u64 = 500;
+/// Pages whose texts add up to more than this are serialised straight to the socket instead of
+/// into memory first, so a slow reader of a large page costs a buffer, not the page.
+pub const STREAMED_PAGE_BYTES: usize = 1024 * 1024;
+
 /// Longest `wait`, in seconds.
 pub const MAX_WAIT_SECONDS: f64 = 50.0;
 
@@ -67,21 +71,24 @@ pub fn list_messages(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply,
         app.store.fetch(&query, None)
     };
     #[derive(Serialize)]
-    struct Answer<'a> {
-        target: &'a str,
-        messages: &'a [Arc<Message>],
+    struct Answer {
+        target: String,
+        messages: Vec<Arc<Message>>,
         head_id: u64,
         more: bool,
     }
-    Ok(Reply::json(
-        200,
-        &Answer {
-            target: &query.target,
-            messages: &page.messages,
-            head_id: page.head_id,
-            more: page.more,
-        },
-    ))
+    let large = page.messages.iter().map(|m| m.text.len()).sum::<usize>() > STREAMED_PAGE_BYTES;
+    let answer = Answer {
+        target: query.target,
+        messages: page.messages,
+        head_id: page.head_id,
+        more: page.more,
+    };
+    Ok(if large {
+        Reply::json_streamed(200, answer)
+    } else {
+        Reply::json(200, &answer)
+    })
 }
 
 /// A yes/no query parameter: `1`/`true` or `0`/`false`, or a 400 naming it.

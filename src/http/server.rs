@@ -10,7 +10,7 @@ use crate::app::App;
 use crate::config::Config;
 use crate::error::Error;
 use crate::http::exchange::{redact_tokens, split_target, Incoming, Reply};
-use crate::http::{events, router};
+use crate::http::router;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
@@ -217,6 +217,9 @@ fn header(name: &str, value: &str) -> Header {
     Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("a valid header")
 }
 
+/// Buffer between a streamed body and the socket.
+const STREAM_BUFFER: usize = 64 * 1024;
+
 /// Writes a reply; a stream is written straight to the socket, flushed event by event.
 fn write(request: Request, reply: Reply) {
     match reply {
@@ -239,21 +242,33 @@ fn write(request: Request, reply: Reply) {
                 log::debug!("cannot send a response: {e}");
             }
         }
-        Reply::Stream { headers, body } => {
-            let mut head = String::from("HTTP/1.1 200 OK\r\n");
-            for (name, value) in events::STREAM_HEADERS
+        Reply::Stream {
+            status,
+            headers,
+            body,
+        } => {
+            let reason = tiny_http::StatusCode(status).default_reason_phrase();
+            let mut head = format!("HTTP/1.1 {status} {reason}\r\n");
+            for (name, value) in headers
                 .iter()
-                .copied()
-                .chain(headers.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .chain([
+                    ("X-Content-Type-Options", "nosniff"),
+                    ("Connection", "close"),
+                ])
             {
                 head.push_str(&format!("{name}: {value}\r\n"));
             }
             head.push_str("\r\n");
-            let mut writer = request.into_writer();
+            // The library's writer passes each write to the socket in 1 KiB pieces; a page goes
+            // out in larger ones. Event writers flush after every event, which passes through.
+            let mut writer =
+                std::io::BufWriter::with_capacity(STREAM_BUFFER, request.into_writer());
             let outcome = writer
                 .write_all(head.as_bytes())
                 .and_then(|_| writer.flush())
-                .and_then(|_| body(&mut *writer));
+                .and_then(|_| body(&mut writer))
+                .and_then(|_| writer.flush());
             if let Err(e) = outcome {
                 log::debug!("stream ended: {e}");
             }

@@ -18,6 +18,10 @@ use std::time::{Duration, Instant};
 /// Default and largest page of `fetch_messages`.
 pub const FETCH_DEFAULT_LIMIT: u64 = 50;
 pub const FETCH_MAX_LIMIT: u64 = 200;
+/// Most text one `fetch_messages` result carries; a page is cut after the message that reaches
+/// it (`more` says so). A result holds its page twice (as structured content and as its text),
+/// so this bounds what one call, and one slow reader of it, can cost.
+pub const FETCH_MAX_TEXT_BYTES: usize = 4 * 1024 * 1024;
 /// Longest `wait_seconds`: below the 60 s tool timeout of common clients.
 pub const MAX_WAIT_SECONDS: f64 = 50.0;
 
@@ -58,7 +62,7 @@ pub fn list() -> Value {
         {
             "name": "fetch_messages",
             "title": "Fetch messages",
-            "description": "Read messages of a channel, in ascending id order. By default this returns the OLDEST `limit` messages with an id above since_id (since_id 0 = from the very beginning), so on a channel with history a first call shows old messages. To catch up on a channel, pass newest=true: you get the newest `limit` messages after since_id instead. Every result says where the channel stands: head_id is the channel's newest id, and more=true means messages after the returned page exist (call again with since_id=latest_id to read on). latest_id is the id of the last message returned (since_id if none): pass it as since_id next time to get only new messages. With wait_seconds (up to 50), when nothing is newer than since_id, the call waits until a message arrives instead of returning an empty list at once.",
+            "description": "Read messages of a channel, in ascending id order. By default this returns the OLDEST `limit` messages with an id above since_id (since_id 0 = from the very beginning), so on a channel with history a first call shows old messages. To catch up on a channel, pass newest=true: you get the newest `limit` messages after since_id instead. Every result says where the channel stands: head_id is the channel's newest id, and more=true means messages after the returned page exist (call again with since_id=latest_id to read on; a page also ends early once it holds about 4 MB of text). latest_id is the id of the last message returned (since_id if none): pass it as since_id next time to get only new messages. With wait_seconds (up to 50), when nothing is newer than since_id, the call waits until a message arrives instead of returning an empty list at once.",
             "inputSchema": {
                 "type": "object",
                 "properties": {
@@ -242,6 +246,8 @@ fn fetch_messages(
     } else {
         services.store.fetch(&query, None)
     };
+    let mut page = page;
+    page.cap_text_bytes(FETCH_MAX_TEXT_BYTES);
     let latest_id = page.messages.last().map(|m| m.id).unwrap_or(since_id);
     services.logs.tool(
         "fetch_messages",

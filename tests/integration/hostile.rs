@@ -486,3 +486,66 @@ fn a_closed_standard_error_costs_log_lines_not_requests() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn a_large_page_is_written_as_it_is_serialised_and_reads_back_whole() {
+    let relay = Relay::memory();
+    let big = format!("{}\u{2028}end", "d".repeat(600_000));
+    let ids: Vec<u64> = (0..3).map(|_| relay.post("big", "claude", &big)).collect();
+    let framed =
+        |r: &Reply| r.header("content-length").is_some() || r.header("transfer-encoding").is_some();
+    let small = get(&relay.url("/api/messages?target=big&limit=1"));
+    assert!(
+        framed(&small),
+        "a small page is framed: {:?}",
+        small.headers
+    );
+    let page = get(&relay.url("/api/messages?target=big"));
+    assert_eq!(page.status, 200);
+    // Past 1 MiB of text the page is streamed: it ends where the connection closes.
+    assert!(!framed(&page), "{:?}", page.headers);
+    assert_eq!(page.header("connection"), Some("close"));
+    assert!(page.body.contains("\\u2028end"), "separators stay escaped");
+    let v = page.json();
+    let got: Vec<u64> = v["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(got, ids);
+    assert_eq!(v["messages"][2]["text"], big);
+    assert_eq!(
+        (v["head_id"].as_u64(), v["more"].as_bool()),
+        (Some(ids[2]), Some(false))
+    );
+}
+
+#[test]
+fn an_mcp_fetch_stops_at_4_mb_of_text_and_says_more() {
+    let relay = Relay::memory();
+    let text = "m".repeat(1_000_000);
+    let ids: Vec<u64> = (0..6).map(|_| relay.post("big", "claude", &text)).collect();
+    let mut mcp = Mcp::connect(&relay, "2025-11-25");
+    let r = mcp.call(
+        "fetch_messages",
+        serde_json::json!({"target": "big", "limit": 200}),
+    );
+    let page = &r["structuredContent"];
+    let got = page["messages"].as_array().unwrap();
+    assert_eq!(got.len(), 4, "4 MB of text, then the page ends");
+    assert_eq!(page["latest_id"].as_u64(), Some(ids[3]));
+    assert_eq!(page["more"], true);
+    let rest = mcp.call(
+        "fetch_messages",
+        serde_json::json!({"target": "big", "since_id": ids[3]}),
+    );
+    assert_eq!(
+        rest["structuredContent"]["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(rest["structuredContent"]["more"], false);
+}
