@@ -336,6 +336,259 @@ fn post_body(i: usize) -> String {
     json!({"target": "bench", "sender": "bench", "text": format!("message {i} {}", "y".repeat(100))}).to_string()
 }
 
+/// Threads and open descriptors of the relay, from /proc.
+fn threads_and_fds(relay: &Relay) -> (usize, usize) {
+    let pid = relay.child.id();
+    let threads = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Threads:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    (threads, fds)
+}
+
+/// `/healthz` on a new connection each time, `n` times: (p50 ms, p99 ms, failures).
+fn healthz_latency(addr: SocketAddr, n: usize) -> (f64, f64, usize) {
+    let mut latencies = Vec::new();
+    let mut failures = 0;
+    for _ in 0..n {
+        let begun = Instant::now();
+        let ok = (|| -> std::io::Result<bool> {
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+            let mut answer = String::new();
+            s.read_to_string(&mut answer)?;
+            Ok(answer.starts_with("HTTP/1.1 200"))
+        })();
+        if ok.unwrap_or(false) {
+            latencies.push(begun.elapsed());
+        } else {
+            failures += 1;
+        }
+    }
+    if latencies.is_empty() {
+        return (f64::NAN, f64::NAN, failures);
+    }
+    (
+        percentile_ms(&mut latencies, 0.5),
+        percentile_ms(&mut latencies, 0.99),
+        failures,
+    )
+}
+
+/// One attack: `start` begins it (and returns what keeps it going), the relay's memory,
+/// threads and descriptors are read after `settle`, with `/healthz` latency meanwhile.
+fn attack<T>(
+    binary: &Path,
+    name: &str,
+    settle: Duration,
+    prepare: impl FnOnce(&Relay),
+    start: impl FnOnce(SocketAddr) -> T,
+) -> Value {
+    let dir = fresh_dir(&format!("abuse-{name}"));
+    let relay = Relay::start(binary, &dir, &["--store", "memory", "--fsync", "never"]);
+    prepare(&relay);
+    let before = relay.rss_mib();
+    let held = start(relay.addr);
+    thread::sleep(settle);
+    let alive = relay_alive(&relay);
+    let (p50, p99, failures) = if alive {
+        healthz_latency(relay.addr, 50)
+    } else {
+        (f64::NAN, f64::NAN, 50)
+    };
+    let rss = relay.rss_mib();
+    let (threads, fds) = threads_and_fds(&relay);
+    drop(held);
+    let alive = alive && relay_alive(&relay);
+    drop(relay);
+    let _ = std::fs::remove_dir_all(&dir);
+    json!({"rss_before_mib": before, "rss_mib": rss, "threads": threads, "fds": fds,
+           "healthz_p50_ms": p50, "healthz_p99_ms": p99, "healthz_failures": failures,
+           "alive": alive})
+}
+
+fn relay_alive(relay: &Relay) -> bool {
+    std::fs::metadata(format!("/proc/{}/status", relay.child.id())).is_ok()
+        && std::fs::read_to_string(format!("/proc/{}/status", relay.child.id()))
+            .map(|s| !s.contains("State:\tZ"))
+            .unwrap_or(false)
+}
+
+/// A thread that runs `work` on `addr` until the returned flag is dropped.
+struct Attackers {
+    stop: Arc<AtomicBool>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+impl Drop for Attackers {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn attackers(n: usize, addr: SocketAddr, work: fn(SocketAddr, &AtomicBool)) -> Attackers {
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads = (0..n)
+        .map(|_| {
+            let stop = Arc::clone(&stop);
+            thread::spawn(move || work(addr, &stop))
+        })
+        .collect();
+    Attackers { stop, threads }
+}
+
+/// Writes `chunk` again and again until stopped or refused.
+fn flood(addr: SocketAddr, stop: &AtomicBool, first: &[u8], chunk: &[u8]) {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return;
+    };
+    let _ = s.set_write_timeout(Some(Duration::from_millis(200)));
+    if s.write_all(first).is_err() {
+        return;
+    }
+    while !stop.load(Ordering::Relaxed) {
+        match s.write(chunk) {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// The abuse section: what hostile clients cost the relay, and whether `/healthz` still answers.
+fn abuse_section(binary: &Path, quick: bool, row: &mut dyn FnMut(String, String, &str, Value)) {
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let settle = Duration::from_secs(if quick { 2 } else { 5 });
+    let mut report = |what: &str, key: &str, v: Value| {
+        let figures = if v["alive"] == json!(false) {
+            "THE RELAY DIED".to_string()
+        } else {
+            format!(
+                "RSS {:.0} -> {:.0} MiB, {} threads, {} fds; /healthz p50 {:.2} ms p99 {:.2} ms, {} failed",
+                v["rss_before_mib"].as_f64().unwrap_or(f64::NAN),
+                v["rss_mib"].as_f64().unwrap_or(f64::NAN),
+                v["threads"],
+                v["fds"],
+                v["healthz_p50_ms"].as_f64().unwrap_or(f64::NAN),
+                v["healthz_p99_ms"].as_f64().unwrap_or(f64::NAN),
+                v["healthz_failures"]
+            )
+        };
+        row(format!("abuse: {what}"), figures, key, v);
+    };
+
+    let v = attack(
+        binary,
+        "idle",
+        settle,
+        |_| {},
+        |addr| {
+            (0..5000)
+                .filter_map(|_| TcpStream::connect(addr).ok())
+                .collect::<Vec<_>>()
+        },
+    );
+    report("5,000 idle sockets", "abuse_idle_5000", v);
+
+    let v = attack(
+        binary,
+        "headers",
+        settle,
+        |_| {},
+        |addr| {
+            attackers(50, addr, |addr, stop| {
+                flood(
+                    addr,
+                    stop,
+                    b"GET /healthz HTTP/1.1\r\nX-Endless: ",
+                    &[b'a'; 16 * 1024],
+                )
+            })
+        },
+    );
+    report(
+        "50 endless-header connections",
+        "abuse_endless_headers_50",
+        v,
+    );
+
+    let v = attack(
+        binary,
+        "pipeline",
+        settle,
+        |_| {},
+        |addr| {
+            attackers(1, addr, |addr, stop| {
+                let one = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".repeat(1000);
+                flood(addr, stop, b"", &one)
+            })
+        },
+    );
+    report(
+        "1 connection pipelining without reading",
+        "abuse_pipelining_1",
+        v,
+    );
+
+    let big_text = "b".repeat(1_000_000);
+    let pages = if quick { 50 } else { 100 };
+    let fill = |relay: &Relay| {
+        let mut c = Conn::open(relay.addr);
+        let body = json!({"target": "big", "sender": "s", "text": big_text}).to_string();
+        for _ in 0..pages {
+            assert_eq!(c.call("POST", "/api/messages", "", &body).0, 201);
+        }
+    };
+    let v = attack(binary, "readers", settle, fill, |addr| {
+        (0..12)
+            .filter_map(|_| {
+                let mut s = TcpStream::connect(addr).ok()?;
+                s.write_all(
+                    b"GET /api/messages?target=big&limit=500 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+                )
+                .ok()?;
+                Some(s)
+            })
+            .collect::<Vec<_>>()
+    });
+    report(
+        &format!("12 slow readers of a {pages} x 1 MB REST page"),
+        "abuse_slow_rest_readers_12",
+        v,
+    );
+    let v = attack(binary, "mcp-readers", settle, fill, |addr| {
+        (0..2)
+            .filter_map(|_| {
+                let mut c = Conn::open(addr);
+                let session = mcp_session(&mut c);
+                let call = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "fetch_messages", "arguments": {"target": "big", "limit": 200}}}).to_string();
+                let rq = format!("POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: {session}\r\nMcp-Protocol-Version: 2025-06-18\r\nContent-Length: {}\r\n\r\n{call}", call.len());
+                c.reader.get_mut().write_all(rq.as_bytes()).ok()?;
+                Some(c)
+            })
+            .collect::<Vec<_>>()
+    });
+    report(
+        &format!("2 slow MCP readers of the same {pages} x 1 MB channel"),
+        "abuse_slow_mcp_readers_2",
+        v,
+    );
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let run = if quick {
@@ -356,6 +609,13 @@ fn main() {
         table.push((name, value));
         results.insert(key.to_string(), v);
     };
+    if std::env::args().any(|a| a == "--abuse") {
+        abuse_section(&binary, quick, &mut row);
+        let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-abuse.json");
+        std::fs::write(&out, serde_json::to_string_pretty(&json!(results)).unwrap()).unwrap();
+        println!("\nwritten to {}", out.display());
+        return;
+    }
 
     let size = std::fs::metadata(&binary).map(|m| m.len()).unwrap_or(0);
     row(
