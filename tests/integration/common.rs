@@ -2,8 +2,6 @@
 //! ureq agent that returns 4xx/5xx as values, an MCP session helper, a raw HTTP exchange for
 //! inputs no client library would send, and a reader of server-sent events with deadlines.
 
-#![allow(dead_code)]
-
 use claude_codex_relay::config::{Config, StoreKind};
 use claude_codex_relay::Running;
 use serde_json::{json, Value};
@@ -114,12 +112,10 @@ impl Relay {
     /// Returns once `n` streams or waiting fetches are open, i.e. a waiter has been admitted
     /// (it then sees any message posted from here on, whether or not it is parked yet).
     pub fn wait_for_long_requests(&self, n: usize) {
-        let app = self.app().clone();
-        let deadline = within(10.0);
-        while app.long_requests.open() < n {
-            assert!(Instant::now() < deadline, "{n} long requests never opened");
-            std::thread::yield_now();
-        }
+        let app = self.app();
+        wait_until(&format!("{n} long requests open"), || {
+            app.long_requests.open() >= n
+        });
     }
 
     /// Posts a message over REST and returns its id.
@@ -437,7 +433,21 @@ impl Sse {
     }
 }
 
-/// A deadline `secs` from now.
-pub fn within(secs: f64) -> Instant {
-    Instant::now() + Duration::from_secs_f64(secs)
+/// How long a test waits for something that must happen before it calls it a hang: a guard
+/// against waiting forever on a loaded machine, never a measure of speed.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The deadline for something that must happen: `PATIENCE` from now.
+pub fn deadline() -> Instant {
+    Instant::now() + PATIENCE
+}
+
+/// Polls `done` (every few milliseconds, so a waiting test leaves the cores to the relay) until
+/// it holds; fails naming `what` at the deadline.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = deadline();
+    while !done() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }

@@ -461,73 +461,22 @@ fn full_disk_answers_507_and_keeps_serving_reads() {
     );
 }
 
-/// Sets or clears the immutable attribute, which refuses writes even to root (ext4, xfs, btrfs).
-fn immutable(path: &std::path::Path, on: bool) {
-    let flag = if on { "+i" } else { "-i" };
-    let status = std::process::Command::new("chattr")
-        .arg(flag)
-        .arg(path)
-        .status()
-        .expect("run chattr");
-    assert!(status.success(), "chattr {flag} {}", path.display());
-}
-
-#[test]
-fn a_read_only_journal_refuses_posts_with_507_and_recovers_when_writable() {
-    let dir = TempDir::new("durable-readonly");
-    let relay = Relay::start(&dir);
-    let agent = agent();
-    assert_eq!(
-        post(&agent, &relay.base, "ro", "before").expect("post").0,
-        201
-    );
-    let journal = dir.path("data").join("messages.jsonl");
-    immutable(&journal, true);
-    let refused = post(&agent, &relay.base, "ro", "refused");
-    immutable(&journal, false);
-    let (status, body) = refused.expect("post");
-    assert_eq!(status, 507, "{body}");
-    assert!(
-        body["error"]
-            .as_str()
-            .expect("an error")
-            .contains("not permitted"),
-        "{body}"
-    );
-    let page = get_json(&agent, &relay.url("/api/messages?target=ro"));
-    let texts: Vec<&str> = page["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["text"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        texts,
-        ["before"],
-        "the refused message is neither served nor half-stored"
-    );
-    let (status, body) = post(&agent, &relay.base, "ro", "after").expect("post");
-    assert_eq!(status, 201, "{body}");
-    assert_eq!(body["posted"], 2, "the refused post used no id");
-}
-
 #[test]
 fn a_read_only_data_directory_stops_start_up_naming_it() {
     let dir = TempDir::new("durable-readonly-dir");
-    let data = dir.path("data");
-    fs::create_dir_all(&data).expect("create the data directory");
-    immutable(&data, true);
+    // A directory no one may create files in, root included; the journal's own refusals while
+    // running are covered by the journal's unit tests, which inject the failing writes.
+    let data = std::path::Path::new("/proc/self");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
         .args(["--port", "0", "--data-dir"])
-        .arg(&data)
+        .arg(data)
         .arg("--log-path")
         .arg(dir.path("log/t.log"))
         .arg("--channel-log-path")
         .arg(dir.path("log/c.log"))
         .output()
         .expect("run the relay");
-    immutable(&data, false);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&data.display().to_string()), "{err}");
+    assert!(err.contains("cannot write /proc/self/relay.lock"), "{err}");
 }
