@@ -96,6 +96,9 @@ pub struct Config {
     pub auth_token: Option<String>,
     /// Per-agent tokens: a request with one may only post as that agent.
     pub agents: BTreeMap<String, String>,
+    /// A file the relay writes its URL (`http://HOST:PORT`) to once it is listening, for
+    /// scripts that start it on port 0. None by default.
+    pub addr_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -128,6 +131,7 @@ impl Default for Config {
             retention_max_age_days: 0.0,
             auth_token: None,
             agents: BTreeMap::new(),
+            addr_file: None,
         }
     }
 }
@@ -176,6 +180,7 @@ const KEYS: &[(&str, Kind, &str)] = &[
     ("auth_token", Kind::Text, "bearer token required on every route but /healthz"),
     ("auth_token_file", Kind::Text, "file holding the bearer token"),
     ("agents", Kind::Map, "per-agent tokens, name -> token (env/flag: name=token,...)"),
+    ("addr_file", Kind::Text, "once listening, write the relay's URL (http://HOST:PORT) here"),
 ];
 
 /// One value from one layer, with the name of where it came from for error messages.
@@ -346,6 +351,7 @@ impl Config {
                 self.auth_token = Some(token);
             }
             "agents" => self.agents = agents(v).map_err(bad)?,
+            "addr_file" => self.addr_file = Some(nonempty_text(v).map_err(bad)?.into()),
             _ => unreachable!("every key of KEYS is applied"),
         }
         Ok(())

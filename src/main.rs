@@ -111,6 +111,7 @@ fn serve(args: &[String], env: &BTreeMap<String, String>) -> ExitCode {
         absolute(&config.channel_log_path)
     );
     let port = config.port;
+    let addr_file = config.addr_file.clone();
     let running = match claude_codex_relay::start(config) {
         Ok(r) => r,
         Err(e) => {
@@ -140,6 +141,15 @@ fn serve(args: &[String], env: &BTreeMap<String, String>) -> ExitCode {
     } else {
         (format!("http://{addr}"), String::new())
     };
+    if let Some(path) = &addr_file {
+        if let Err(e) = write_addr_file(path, &url) {
+            eprintln!(
+                "claude-codex-relay: cannot start: {}: addr_file: cannot write: {e}",
+                path.display()
+            );
+            return ExitCode::from(2);
+        }
+    }
     println!("claude-codex-relay listening on {url}{bound} (MCP {url}/mcp, web {url}/); logs: {logs}; data: {data}");
     let _ = std::io::stdout().flush();
     match running.serve_until_signalled() {
@@ -157,6 +167,15 @@ fn absolute(path: &Path) -> String {
         .unwrap_or_else(|_| path.to_path_buf())
         .display()
         .to_string()
+}
+
+/// Writes `url` and a newline to `path` whole: written beside it and renamed into place, so a
+/// script polling for the file never reads half an address.
+fn write_addr_file(path: &Path, url: &str) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, format!("{url}\n"))?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Settings given on the command line, as (key, value).

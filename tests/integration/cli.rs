@@ -3,8 +3,7 @@
 //! the port is taken.
 
 use crate::common::*;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 fn relay_binary(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
@@ -67,28 +66,11 @@ fn text_starting_with_a_dash_is_posted_after_double_dash_and_refused_before_it()
     );
 }
 
-/// Starts the binary in `dir` and returns it with its start line.
-fn start_in(dir: &TempDir, args: &[&str]) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
-        .args(args)
-        .current_dir(&dir.0)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the relay");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (child, line)
-}
-
 #[test]
 fn the_start_line_shows_absolute_paths_and_a_usable_address_for_0_0_0_0() {
     let dir = TempDir::new("cli-start");
-    let (mut child, line) = start_in(&dir, &["--port", "0", "--host", "0.0.0.0"]);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let (out, _) = RelayChild::start(&dir, &["--host", "0.0.0.0"]).kill();
+    let line = out.lines().next().unwrap_or_default();
     let root = std::fs::canonicalize(&dir.0).unwrap();
     for path in [
         "log/claude_codex.log",

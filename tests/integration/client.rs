@@ -427,10 +427,7 @@ fn fetch_wait_returns_as_soon_as_a_message_arrives() {
         ],
     );
     let id = relay.post("proj-x", "claude", "wake up\nsecond line");
-    assert_eq!(
-        waiting.line(deadline()),
-        format!("#{id} [claude] wake up")
-    );
+    assert_eq!(waiting.line(deadline()), format!("#{id} [claude] wake up"));
     assert_eq!(waiting.finish(deadline()), 0);
     let empty = run(
         "fetch",
@@ -583,10 +580,7 @@ fn watch_prints_new_messages_from_the_newest_on_and_filters_by_sender() {
         ],
     );
     // Until the watcher has said where it starts, a post could land before its starting point.
-    let started = watcher
-        .stderr
-        .recv_timeout(PATIENCE)
-        .unwrap();
+    let started = watcher.stderr.recv_timeout(PATIENCE).unwrap();
     assert!(started.contains("watch: watching proj-x"), "{started}");
     relay.post("proj-x", "claude", "not from codex");
     let a = relay.post("proj-x", "codex", "first verdict");

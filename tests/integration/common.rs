@@ -451,3 +451,113 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(2));
     }
 }
+
+/// The relay binary running as a child process in a directory of its own, found at the
+/// address it writes to its `--addr-file`; killed (SIGKILL) when dropped. Its standard output
+/// and error are read all along, so a chatty relay never blocks on a full pipe.
+pub struct RelayChild {
+    child: std::process::Child,
+    pub base: String,
+    stdout: Option<std::thread::JoinHandle<String>>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl RelayChild {
+    /// Starts the binary in `dir` on port 0 with `args` and waits until it listens.
+    pub fn start(dir: &TempDir, args: &[&str]) -> RelayChild {
+        RelayChild::try_start(dir, args, &[])
+            .unwrap_or_else(|why| panic!("the relay did not start: {why}"))
+    }
+
+    /// Starts the binary with `args` and the environment variables `env` (and no
+    /// `CLAUDE_CODEX_*` variables of the test's own); if it exits before it listens, returns
+    /// its exit status and standard error.
+    pub fn try_start(
+        dir: &TempDir,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<RelayChild, String> {
+        use std::process::{Command, Stdio};
+        let addr_file = dir.path(&format!(
+            "relay-addr-{}",
+            N_CHILDREN.fetch_add(1, Ordering::Relaxed)
+        ));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("CLAUDE_CODEX_") {
+                command.env_remove(key);
+            }
+        }
+        let mut child = command
+            .envs(env.iter().copied())
+            .current_dir(&dir.0)
+            .args(["--port", "0"])
+            .args(args)
+            .arg("--addr-file")
+            .arg(&addr_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the relay binary");
+        let drain = |mut pipe: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = pipe.read_to_string(&mut text);
+                text
+            })
+        };
+        let stdout = Some(drain(Box::new(child.stdout.take().unwrap())));
+        let stderr = Some(drain(Box::new(child.stderr.take().unwrap())));
+        let mut started = RelayChild {
+            child,
+            base: String::new(),
+            stdout,
+            stderr,
+        };
+        let deadline = deadline();
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&addr_file) {
+                started.base = text.trim().to_string();
+                return Ok(started);
+            }
+            if let Some(status) = started.child.try_wait().expect("poll the relay") {
+                return Err(format!(
+                    "exited with {status}; stderr:\n{}",
+                    started.kill().1
+                ));
+            }
+            assert!(Instant::now() < deadline, "the relay never listened");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The relay's process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the relay with SIGKILL, no chance to flush anything, and returns what it wrote to
+    /// standard output and standard error.
+    pub fn kill(mut self) -> (String, String) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let join = |h: Option<std::thread::JoinHandle<String>>| {
+            h.map(|h| h.join().unwrap_or_default()).unwrap_or_default()
+        };
+        (join(self.stdout.take()), join(self.stderr.take()))
+    }
+}
+
+static N_CHILDREN: AtomicUsize = AtomicUsize::new(0);
+
+impl Drop for RelayChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

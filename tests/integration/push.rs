@@ -210,7 +210,9 @@ fn subscribed_sessions_hear_of_updates_on_their_get_stream() {
         json!({"uri": "relay://channel/marker"}),
     );
     relay.post("marker", "s", "after the unsubscribed post");
-    let e = stream.next_message(deadline()).expect("the marker's update");
+    let e = stream
+        .next_message(deadline())
+        .expect("the marker's update");
     let n: Value = serde_json::from_str(&e.data).unwrap();
     assert_eq!(
         n["params"]["uri"], "relay://channel/marker",
