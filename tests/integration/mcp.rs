@@ -1,5 +1,5 @@
 //! MCP over Streamable HTTP: the handshake at every version, the tools, sessions, and the
-//! protocol errors, as protocol.md lists them.
+//! protocol errors: JSON-RPC codes, version headers, batches and sessions ended by DELETE.
 
 use crate::common::*;
 use serde_json::{json, Value};
