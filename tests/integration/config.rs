@@ -259,14 +259,14 @@ fn every_setting_is_in_the_readme_table() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let help = claude_codex_relay::config::settings_help();
-    let keys: Vec<String> = help
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("(env CLAUDE_CODEX_"))
-        .map(|k| k.trim_end_matches(')').to_lowercase())
-        .collect();
-    assert!(keys.len() > 20, "{help}");
-    for key in keys {
-        assert!(readme.contains(&format!("`{key}`")), "README lists `{key}`");
+    for key in claude_codex_relay::config::KEYS {
+        assert!(
+            readme.contains(&format!("`{}`", key.name)),
+            "README lists `{}`",
+            key.name
+        );
+        assert!(help.contains(&key.flag()), "--help lists {}", key.flag());
+        assert!(help.contains(&key.env()), "--help lists {}", key.env());
     }
 }
 
