@@ -185,6 +185,13 @@ pub fn get(url: &str) -> Reply {
     reduce(agent().get(url).call().expect("GET"))
 }
 
+/// GETs `url`, which must answer 200 with JSON, and returns the JSON.
+pub fn get_json(url: &str) -> Value {
+    let r = get(url);
+    assert_eq!(r.status, 200, "GET {url}: {}", r.body);
+    r.json()
+}
+
 pub fn get_with(url: &str, headers: &[(&str, &str)]) -> Reply {
     let mut rq = agent().get(url);
     for (k, v) in headers {

@@ -4,7 +4,7 @@
 //! and increasing, and the sequence and the channels must survive. Also: the lock that keeps a
 //! second relay off a data directory, and a full disk answered with 507.
 
-use crate::common::{agent, RelayChild, TempDir};
+use crate::common::{agent, get_json, RelayChild, TempDir};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -51,29 +51,14 @@ fn post(agent: &ureq::Agent, relay_base: &str, target: &str, text: &str) -> Opti
     Some((status, body))
 }
 
-fn get_json(agent: &ureq::Agent, url: &str) -> Value {
-    let mut response = agent
-        .get(url)
-        .call()
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    assert_eq!(response.status().as_u16(), 200, "GET {url}");
-    response
-        .body_mut()
-        .read_json()
-        .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
-}
-
 /// Every message of `target`, read page by page with `since_id`.
-fn all_messages(agent: &ureq::Agent, relay: &RelayChild, target: &str) -> Vec<Value> {
+fn all_messages(relay: &RelayChild, target: &str) -> Vec<Value> {
     let mut all: Vec<Value> = Vec::new();
     let mut since = 0;
     loop {
-        let page = get_json(
-            agent,
-            &relay.url(&format!(
-                "/api/messages?target={target}&since_id={since}&limit=500"
-            )),
-        );
+        let page = get_json(&relay.url(&format!(
+            "/api/messages?target={target}&since_id={since}&limit=500"
+        )));
         let messages = page["messages"]
             .as_array()
             .expect("a messages array")
@@ -166,7 +151,7 @@ fn sigkill_mid_stream_keeps_every_acknowledged_message() {
     let mut seen_ids = BTreeSet::new();
     let mut stored: BTreeMap<u64, (String, String)> = BTreeMap::new();
     for target in TARGETS {
-        let messages = all_messages(&agent, &relay, target);
+        let messages = all_messages(&relay, target);
         let mut previous = 0;
         for m in &messages {
             let id = m["id"].as_u64().expect("a numeric id");
@@ -183,10 +168,7 @@ fn sigkill_mid_stream_keeps_every_acknowledged_message() {
             );
         }
         // The newest page agrees with the paged history.
-        let newest = get_json(
-            &agent,
-            &relay.url(&format!("/api/messages?target={target}&limit=500")),
-        );
+        let newest = get_json(&relay.url(&format!("/api/messages?target={target}&limit=500")));
         let newest = newest["messages"].as_array().expect("a messages array");
         assert_eq!(
             newest.as_slice(),
@@ -235,7 +217,7 @@ fn restart_keeps_ids_and_channels() {
     relay.kill();
 
     let relay = start(&dir);
-    let channels = get_json(&agent, &relay.url("/api/channels"));
+    let channels = get_json(&relay.url("/api/channels"));
     let channels: Vec<&str> = channels["channels"]
         .as_array()
         .expect("a channels array")
@@ -246,7 +228,7 @@ fn restart_keeps_ids_and_channels() {
         channels.contains(&"kept-one") && channels.contains(&"kept-two"),
         "{channels:?}"
     );
-    let kept = get_json(&agent, &relay.url("/api/messages?target=kept-one"));
+    let kept = get_json(&relay.url("/api/messages?target=kept-one"));
     let texts: Vec<&str> = kept["messages"]
         .as_array()
         .expect("a messages array")
@@ -318,16 +300,12 @@ fn timestamps_read_back_from_the_journal_exactly_as_written() {
         .collect();
     fs::write(dir.path("data/messages.jsonl"), lines).unwrap();
     let relay = start(&dir);
-    let agent = agent();
     let mut read = Vec::new();
     let mut since = 0;
     loop {
-        let page = get_json(
-            &agent,
-            &relay.url(&format!(
-                "/api/messages?target=t&since_id={since}&limit=500"
-            )),
-        );
+        let page = get_json(&relay.url(&format!(
+            "/api/messages?target=t&since_id={since}&limit=500"
+        )));
         let messages = page["messages"].as_array().expect("messages").clone();
         if messages.is_empty() {
             break;
@@ -360,9 +338,9 @@ fn full_disk_answers_507_and_keeps_serving_reads() {
     let error = body["error"].as_str().expect("an error message");
     assert!(error.contains("No space left on device"), "{error}");
     // Not acknowledged, so neither served nor listed.
-    let page = get_json(&agent, &relay.url("/api/messages?target=full-disk"));
+    let page = get_json(&relay.url("/api/messages?target=full-disk"));
     assert_eq!(page["messages"], json!([]), "{page}");
-    let channels = get_json(&agent, &relay.url("/api/channels"));
+    let channels = get_json(&relay.url("/api/channels"));
     assert!(
         !channels["channels"]
             .as_array()
