@@ -314,15 +314,9 @@ fn the_legacy_sse_transport_carries_every_method() {
     drop(sse);
     // The session ends with its stream; the relay notices when it next writes (a keep-alive at
     // the latest), so poll with a deadline.
-    let deadline = deadline();
-    loop {
-        let r = send(json!({"jsonrpc": "2.0", "id": 9, "method": "ping"}));
-        if r.status == 404 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the session outlived its stream");
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_until("the session ended with its stream", || {
+        send(json!({"jsonrpc": "2.0", "id": 9, "method": "ping"})).status == 404
+    });
 }
 
 #[test]
