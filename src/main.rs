@@ -141,6 +141,9 @@ fn serve(args: &[String], env: &BTreeMap<String, String>) -> ExitCode {
     } else {
         (format!("http://{addr}"), String::new())
     };
+    println!("claude-codex-relay listening on {url}{bound} (MCP {url}/mcp, web {url}/); logs: {logs}; data: {data}");
+    let _ = std::io::stdout().flush();
+    // After the start line, so whoever sees the file finds the line written too.
     if let Some(path) = &addr_file {
         if let Err(e) = write_addr_file(path, &url) {
             eprintln!(
@@ -150,8 +153,6 @@ fn serve(args: &[String], env: &BTreeMap<String, String>) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    println!("claude-codex-relay listening on {url}{bound} (MCP {url}/mcp, web {url}/); logs: {logs}; data: {data}");
-    let _ = std::io::stdout().flush();
     match running.serve_until_signalled() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

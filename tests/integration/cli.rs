@@ -109,3 +109,34 @@ fn a_port_in_use_suggests_another_port_and_a_running_relay() {
         "{err}"
     );
 }
+
+#[test]
+fn the_address_file_holds_the_url_of_the_start_line() {
+    let dir = TempDir::new("cli-addr");
+    let relay = RelayChild::start(&dir, &["--store", "memory"]);
+    assert_eq!(get(&relay.url("/healthz")).body, "ok");
+    let base = relay.base.clone();
+    let (out, _) = relay.kill();
+    assert!(
+        out.starts_with(&format!("claude-codex-relay listening on {base} ")),
+        "{base} vs {out}"
+    );
+}
+
+#[test]
+fn an_unwritable_address_file_stops_start_up_with_exit_2_naming_it() {
+    let dir = TempDir::new("cli-addr-unwritable");
+    let out = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .args(["--port", "0", "--store", "memory"])
+        // No one may create a file in /proc/self, root included.
+        .args(["--addr-file", "/proc/self/relay.addr"])
+        .current_dir(&dir.0)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/proc/self/relay.addr: addr_file: cannot write"),
+        "{err}"
+    );
+}
