@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# MCP conformance: runs the official suite (@modelcontextprotocol/conformance, protocol.md part 0)
+# MCP conformance: runs the official suite (@modelcontextprotocol/conformance)
 # against the release binary on a free port and fails if any scenario has a FAILURE: the
 # scenarios that apply to the relay one by one (0.1.16, and 0.2.0-alpha.12 at 2025-11-25), then
 # the whole alpha suite against scripts/conformance-baseline.yaml.
@@ -66,24 +66,22 @@ stop_relay() {
 trap stop_relay EXIT
 trap 'exit 130' INT TERM
 
+rm -f "$OUT/relay.addr"
 "$BIN" --port 0 --data-dir "$OUT/data" --log-path "$OUT/log/tool.log" \
-  --channel-log-path "$OUT/log/ch.log" >"$OUT/relay.stdout" 2>"$OUT/relay.stderr" </dev/null &
+  --channel-log-path "$OUT/log/ch.log" --addr-file "$OUT/relay.addr" \
+  >"$OUT/relay.stdout" 2>"$OUT/relay.stderr" </dev/null &
 RELAY_PID=$!
 
-PORT=
 deadline=$((SECONDS + 20))
-while [ -z "$PORT" ]; do
-  PORT=$(sed -n 's|^claude-codex-relay listening on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' \
-    "$OUT/relay.stdout" | head -n1)
-  [ -n "$PORT" ] && break
+until [ -s "$OUT/relay.addr" ]; do
   if ! kill -0 "$RELAY_PID" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
-    echo "conformance: the relay did not print its address" >&2
+    echo "conformance: the relay did not write its address" >&2
     cat "$OUT/relay.stdout" "$OUT/relay.stderr" >&2
     exit 1
   fi
   sleep 0.1
 done
-BASE="http://127.0.0.1:$PORT"
+BASE=$(cat "$OUT/relay.addr")
 until curl -fsS --max-time 2 "$BASE/healthz" >/dev/null 2>&1; do
   if ! kill -0 "$RELAY_PID" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
     echo "conformance: $BASE/healthz never answered" >&2

@@ -41,16 +41,14 @@ cleanup() {
 trap cleanup EXIT
 
 "$BIN" --port 0 --store memory --log-path "$WORK/tool.log" --channel-log-path "$WORK/ch.log" \
-  >"$WORK/relay.stdout" 2>"$WORK/relay.stderr" </dev/null &
+  --addr-file "$WORK/relay.addr" >"$WORK/relay.stdout" 2>"$WORK/relay.stderr" </dev/null &
 RELAY_PID=$!
-PORT=
 deadline=$((SECONDS + 20))
-until [ -n "$PORT" ]; do
-  PORT=$(sed -n 's|^claude-codex-relay listening on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' "$WORK/relay.stdout")
+until [ -s "$WORK/relay.addr" ]; do
   [ "$SECONDS" -lt "$deadline" ] || { echo "real-clients: the relay did not start" >&2; exit 1; }
-  [ -n "$PORT" ] || sleep 0.1
+  sleep 0.1
 done
-BASE="http://127.0.0.1:$PORT"
+BASE=$(cat "$WORK/relay.addr")
 BIN_ABS="$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")"
 
 # Claude Code: both transports and the stdio bridge must show as connected.

@@ -12,7 +12,7 @@ structuredContent:
 - Streamable HTTP at /mcp through ClientSession (the plain initialize handshake);
 - the legacy HTTP+SSE transport at /sse through ClientSession;
 - with mcp 2.x also `mcp.Client(url)`, whose default mode first probes `server/discover`
-  (protocol.md item 55) and must fall back to initialize.
+  (a method the relay does not have) and must fall back to initialize.
 
 Works with mcp 1.x and 2.x (their field names differ: structuredContent / structured_content).
 Exits non-zero on the first mismatch.
@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -142,18 +141,19 @@ def start_relay(binary: str, tmp: str) -> tuple[subprocess.Popen, str]:
     out_path = os.path.join(tmp, "relay.stdout")
     out = open(out_path, "w")
     err = open(os.path.join(tmp, "relay.stderr"), "w")
+    addr_path = os.path.join(tmp, "relay.addr")
     proc = subprocess.Popen(
         [binary, "--port", "0", "--data-dir", os.path.join(tmp, "data"),
          "--log-path", os.path.join(tmp, "log", "tool.log"),
-         "--channel-log-path", os.path.join(tmp, "log", "ch.log")],
+         "--channel-log-path", os.path.join(tmp, "log", "ch.log"),
+         "--addr-file", addr_path],
         stdin=subprocess.DEVNULL, stdout=out, stderr=err)
     deadline = time.monotonic() + 20
     base = None
     while time.monotonic() < deadline and proc.poll() is None:
-        with open(out_path) as f:
-            mo = re.search(r"^claude-codex-relay listening on (http://127\.0\.0\.1:\d+)", f.read(), re.M)
-        if mo:
-            base = mo.group(1)
+        if os.path.exists(addr_path):
+            with open(addr_path) as f:
+                base = f.read().strip()
             try:
                 with urllib.request.urlopen(f"{base}/healthz", timeout=2) as r:
                     if r.status == 200:

@@ -1,8 +1,9 @@
 //! Configuration: the defaults, then `config.json`, then `CLAUDE_CODEX_*` environment variables,
-//! then command-line flags, each layer overriding the one before. Every setting is one row of
-//! `KEYS`, which gives it a file key, an environment name and a flag at once. Values are
-//! validated here, once, and the resulting `Config` is passed in; the library reads no
-//! environment of its own.
+//! then command-line flags, each layer overriding the one before. Every setting is one `Key` in
+//! `KEYS`, which gives it a file key, an environment name, a flag, a default, a line of help
+//! and the check that stores it; loading, `--help` and the README's table come from it. The
+//! command line of `serve` is split into flags here too (`Args`). Values are validated here,
+//! once, and the resulting `Config` is passed in; the library reads no environment of its own.
 
 use crate::error::Error;
 use serde_json::{Map, Value};
@@ -96,6 +97,9 @@ pub struct Config {
     pub auth_token: Option<String>,
     /// Per-agent tokens: a request with one may only post as that agent.
     pub agents: BTreeMap<String, String>,
+    /// A file the relay writes its URL (`http://HOST:PORT`) to once it is listening, for
+    /// scripts that start it on port 0. None by default.
+    pub addr_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -128,14 +132,15 @@ impl Default for Config {
             retention_max_age_days: 0.0,
             auth_token: None,
             agents: BTreeMap::new(),
+            addr_file: None,
         }
     }
 }
 
 /// The shape of a setting's value, which decides how a string from the environment or a flag
 /// is read and which JSON types the file may use.
-#[derive(Clone, Copy)]
-enum Kind {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
     Text,
     Integer,
     Number,
@@ -143,61 +148,170 @@ enum Kind {
     Map,
 }
 
-/// Every key the relay knows, with its kind and a line of help.
+/// One setting, described once: its name in the file, the environment and the command line,
+/// the shape of its value, its default as one would type it, a line of help, and how a value
+/// is checked and stored. Loading, `--help` and the README's table all come from `KEYS`.
+pub struct Key {
+    /// The file key; the environment variable and the flag are made from it.
+    pub name: &'static str,
+    pub kind: Kind,
+    /// The default, written as a flag would give it; None where there is none to show.
+    pub default: Option<&'static str>,
+    pub help: &'static str,
+    apply: fn(&mut Config, &Value) -> Result<(), String>,
+}
+
+impl Key {
+    /// `CLAUDE_CODEX_<NAME>`.
+    pub fn env(&self) -> String {
+        format!("{ENV_PREFIX}{}", self.name.to_uppercase())
+    }
+
+    /// `--<name>`, dashes for underscores.
+    pub fn flag(&self) -> String {
+        format!("--{}", self.name.replace('_', "-"))
+    }
+}
+
+const fn key(
+    name: &'static str,
+    kind: Kind,
+    default: Option<&'static str>,
+    help: &'static str,
+    apply: fn(&mut Config, &Value) -> Result<(), String>,
+) -> Key {
+    Key {
+        name,
+        kind,
+        default,
+        help,
+        apply,
+    }
+}
+
+/// Every setting the relay knows.
 #[rustfmt::skip]
-const KEYS: &[(&str, Kind, &str)] = &[
-    ("host", Kind::Text, "address to listen on [127.0.0.1]"),
-    ("port", Kind::Integer, "port to listen on, 0 for any free port [8010]"),
-    ("log_path", Kind::Text, "tool log file [log/claude_codex.log]"),
-    ("log_max_mb", Kind::Number, "rotate the tool log after N MB [25]"),
-    ("log_max_bytes", Kind::Integer, "rotate the tool log after N bytes (legacy)"),
-    ("log_backup_count", Kind::Integer, "rotated tool logs to keep [10]"),
-    ("channel_log_path", Kind::Text, "channel archive file [log/channel_messages.log]"),
-    ("channel_log_max_mb", Kind::Number, "rotate the channel archive after N MB [25]"),
-    ("channel_log_max_bytes", Kind::Integer, "rotate the channel archive after N bytes (legacy)"),
-    ("channel_log_backup_count", Kind::Integer, "rotated channel archives to keep [10]"),
-    ("channels", Kind::List, "channels listed from the start [proj-x,codex,claude]"),
-    ("allowed_hosts", Kind::List, "extra Host values accepted, name or name:port []"),
-    ("data_dir", Kind::Text, "directory of the journal and the session key [data]"),
-    ("store", Kind::Text, "file (journal on disk) or memory [file]"),
-    ("fsync", Kind::Text, "always (acknowledged means on disk) or never [always]"),
-    ("max_body_bytes", Kind::Integer, "largest request body [4194304]"),
-    ("max_message_bytes", Kind::Integer, "largest message text [1048576]"),
-    ("max_streams", Kind::Integer, "open event streams plus waiting requests [512]"),
-    ("max_streams_per_client", Kind::Integer, "of those, the most one client may hold [128]"),
-    ("max_sessions_per_client", Kind::Integer, "MCP sessions one client address keeps in memory [256]"),
-    ("session_idle_secs", Kind::Integer, "an unused MCP session leaves memory after N s [600]"),
-    ("idle_timeout_secs", Kind::Integer, "close connections silent this long [30]"),
-    ("max_connections", Kind::Integer, "connections served at once, within the open-file limit [1024]"),
-    ("header_timeout_secs", Kind::Integer, "seconds a request head may take (408) [10]"),
-    ("body_timeout_secs", Kind::Integer, "seconds a request body may take, +1 per 64 KiB (408) [10]"),
-    ("retention_max_messages", Kind::Integer, "messages kept per channel, 0 = all [0]"),
-    ("retention_max_age_days", Kind::Number, "drop messages older than N days, 0 = never [0]"),
-    ("auth_token", Kind::Text, "bearer token required on every route but /healthz"),
-    ("auth_token_file", Kind::Text, "file holding the bearer token"),
-    ("agents", Kind::Map, "per-agent tokens, name -> token (env/flag: name=token,...)"),
+pub const KEYS: &[Key] = &[
+    key("host", Kind::Text, Some("127.0.0.1"), "address to listen on",
+        |c, v| { c.host = nonempty_text(v)?; Ok(()) }),
+    key("port", Kind::Integer, Some("8010"), "port to listen on, 0 for any free port",
+        |c, v| { c.port = port(v)?; Ok(()) }),
+    key("log_path", Kind::Text, Some("log/claude_codex.log"), "tool log file",
+        |c, v| { c.log_path = nonempty_text(v)?.into(); Ok(()) }),
+    key("log_max_mb", Kind::Number, Some("25"), "rotate the tool log after N MB",
+        |c, v| { c.log_max_bytes = megabytes(v)?; Ok(()) }),
+    key("log_max_bytes", Kind::Integer, None, "rotate the tool log after N bytes (legacy)",
+        |c, v| { c.log_max_bytes = positive(v)?; Ok(()) }),
+    key("log_backup_count", Kind::Integer, Some("10"), "rotated tool logs to keep",
+        |c, v| { c.log_backup_count = integer(v)? as usize; Ok(()) }),
+    key("channel_log_path", Kind::Text, Some("log/channel_messages.log"), "channel archive file",
+        |c, v| { c.channel_log_path = nonempty_text(v)?.into(); Ok(()) }),
+    key("channel_log_max_mb", Kind::Number, Some("25"), "rotate the channel archive after N MB",
+        |c, v| { c.channel_log_max_bytes = megabytes(v)?; Ok(()) }),
+    key("channel_log_max_bytes", Kind::Integer, None, "rotate the channel archive after N bytes (legacy)",
+        |c, v| { c.channel_log_max_bytes = positive(v)?; Ok(()) }),
+    key("channel_log_backup_count", Kind::Integer, Some("10"), "rotated channel archives to keep",
+        |c, v| { c.channel_log_backup_count = integer(v)? as usize; Ok(()) }),
+    key("channels", Kind::List, Some("proj-x,codex,claude"), "channels listed from the start",
+        |c, v| { c.channels = list(v)?; Ok(()) }),
+    key("allowed_hosts", Kind::List, Some(""), "extra Host values accepted, name or name:port",
+        |c, v| { c.allowed_hosts = list(v)?; Ok(()) }),
+    key("data_dir", Kind::Text, Some("data"), "directory of the journal and the session key",
+        |c, v| { c.data_dir = nonempty_text(v)?.into(); Ok(()) }),
+    key("store", Kind::Text, Some("file"), "file (journal on disk) or memory",
+        |c, v| { c.store = one_of(v, &[("file", StoreKind::File), ("memory", StoreKind::Memory)])?; Ok(()) }),
+    key("fsync", Kind::Text, Some("always"), "always (acknowledged means on disk) or never",
+        |c, v| { c.fsync = one_of(v, &[("always", Fsync::Always), ("never", Fsync::Never)])?; Ok(()) }),
+    key("max_body_bytes", Kind::Integer, Some("4194304"), "largest request body",
+        |c, v| { c.max_body_bytes = positive(v)? as usize; Ok(()) }),
+    key("max_message_bytes", Kind::Integer, Some("1048576"), "largest message text",
+        |c, v| { c.max_message_bytes = positive(v)? as usize; Ok(()) }),
+    key("max_streams", Kind::Integer, Some("512"), "open event streams plus waiting requests",
+        |c, v| { c.max_streams = positive(v)? as usize; Ok(()) }),
+    key("max_streams_per_client", Kind::Integer, Some("128"), "of those, the most one client may hold",
+        |c, v| { c.max_streams_per_client = positive(v)? as usize; Ok(()) }),
+    key("max_sessions_per_client", Kind::Integer, Some("256"), "MCP sessions one client address keeps in memory",
+        |c, v| { c.max_sessions_per_client = positive(v)? as usize; Ok(()) }),
+    key("session_idle_secs", Kind::Integer, Some("600"), "an unused MCP session leaves memory after N s",
+        |c, v| { c.session_idle_secs = positive(v)?; Ok(()) }),
+    key("idle_timeout_secs", Kind::Integer, Some("30"), "close connections silent this long",
+        |c, v| { c.idle_timeout_secs = positive(v)?; Ok(()) }),
+    key("max_connections", Kind::Integer, Some("1024"), "connections served at once, within the open-file limit",
+        |c, v| { c.max_connections = positive(v)? as usize; Ok(()) }),
+    key("header_timeout_secs", Kind::Integer, Some("10"), "seconds a request head may take (408)",
+        |c, v| { c.header_timeout_secs = positive(v)?; Ok(()) }),
+    key("body_timeout_secs", Kind::Integer, Some("10"), "seconds a request body may take, +1 per 64 KiB (408)",
+        |c, v| { c.body_timeout_secs = positive(v)?; Ok(()) }),
+    key("retention_max_messages", Kind::Integer, Some("0"), "messages kept per channel, 0 = all",
+        |c, v| { c.retention_max_messages = integer(v)? as usize; Ok(()) }),
+    key("retention_max_age_days", Kind::Number, Some("0"), "drop messages older than N days, 0 = never",
+        |c, v| { c.retention_max_age_days = number(v)?; Ok(()) }),
+    key("auth_token", Kind::Text, None, "bearer token required on every route but /healthz",
+        |c, v| { c.auth_token = optional_token(v)?; Ok(()) }),
+    key("auth_token_file", Kind::Text, None, "file holding the bearer token",
+        |c, v| { c.auth_token = Some(token_file(v)?); Ok(()) }),
+    key("agents", Kind::Map, None, "per-agent tokens, name -> token (env/flag: name=token,...)",
+        |c, v| { c.agents = agents(v)?; Ok(()) }),
+    key("addr_file", Kind::Text, None, "once listening, write the relay's URL (http://HOST:PORT) here",
+        |c, v| { c.addr_file = Some(nonempty_text(v)?.into()); Ok(()) }),
 ];
 
 /// One value from one layer, with the name of where it came from for error messages.
 struct Setting {
     source: String,
-    key: &'static str,
+    key: &'static Key,
     value: Value,
 }
 
 /// The help text listing every setting as a flag and an environment variable.
 pub fn settings_help() -> String {
     let mut out = String::new();
-    for (key, _, help) in KEYS {
-        let flag = format!("--{}", key.replace('_', "-"));
-        out.push_str(&format!("  {flag:<28} {help}\n"));
-        out.push_str(&format!(
-            "  {:<28} (env {ENV_PREFIX}{})\n",
-            "",
-            key.to_uppercase()
-        ));
+    for k in KEYS {
+        let help = match k.default {
+            Some(default) => format!("{} [{default}]", k.help),
+            None => k.help.to_string(),
+        };
+        out.push_str(&format!("  {:<28} {help}\n", k.flag()));
+        out.push_str(&format!("  {:<28} (env {})\n", "", k.env()));
     }
     out
+}
+
+/// The command line of `serve`: an explicit `--config PATH`, and the settings given as flags.
+#[derive(Debug, Default, PartialEq)]
+pub struct Args {
+    pub config_file: Option<PathBuf>,
+    /// `(key, value)` in the order given, keys with underscores.
+    pub flags: Vec<(String, String)>,
+}
+
+impl Args {
+    /// Reads `--key value` and `--key=value` pairs; `--config` names the file. The keys are
+    /// checked by `Config::load`, which knows them; here only the shape is.
+    pub fn parse(args: &[String]) -> Result<Args, String> {
+        let mut parsed = Args::default();
+        let mut rest = args.iter();
+        while let Some(arg) = rest.next() {
+            let Some(flag) = arg.strip_prefix("--") else {
+                return Err(format!("unexpected argument {arg:?}"));
+            };
+            let (name, value) = match flag.split_once('=') {
+                Some((n, v)) => (n, v.to_string()),
+                None => {
+                    let v = rest
+                        .next()
+                        .ok_or_else(|| format!("--{flag} needs a value"))?;
+                    (flag, v.clone())
+                }
+            };
+            if name == "config" {
+                parsed.config_file = Some(PathBuf::from(value));
+            } else {
+                parsed.flags.push((name.replace('-', "_"), value));
+            }
+        }
+        Ok(parsed)
+    }
 }
 
 impl Config {
@@ -221,8 +335,8 @@ impl Config {
         if required || path.exists() {
             settings.extend(read_file(&path)?);
         }
-        for (key, _, _) in KEYS {
-            let var = format!("{ENV_PREFIX}{}", key.to_uppercase());
+        for key in KEYS {
+            let var = key.env();
             if let Some(raw) = env.get(&var) {
                 settings.push(from_text(&var, key, raw)?);
             }
@@ -275,80 +389,11 @@ impl Config {
     }
 
     fn apply(&mut self, s: Setting) -> Result<(), Error> {
-        let bad = |message: String| Error::Config {
-            source: s.source.clone(),
-            key: s.key.to_string(),
+        (s.key.apply)(self, &s.value).map_err(|message| Error::Config {
+            source: s.source,
+            key: s.key.name.to_string(),
             message,
-        };
-        let v = &s.value;
-        match s.key {
-            "host" => self.host = nonempty_text(v).map_err(bad)?,
-            "port" => {
-                self.port = u16::try_from(integer(v).map_err(bad)?)
-                    .map_err(|_| bad("must be a port number from 0 to 65535".into()))?
-            }
-            "log_path" => self.log_path = nonempty_text(v).map_err(bad)?.into(),
-            "log_max_mb" => self.log_max_bytes = megabytes(v).map_err(bad)?,
-            "log_max_bytes" => self.log_max_bytes = positive(v).map_err(bad)?,
-            "log_backup_count" => self.log_backup_count = integer(v).map_err(bad)? as usize,
-            "channel_log_path" => self.channel_log_path = nonempty_text(v).map_err(bad)?.into(),
-            "channel_log_max_mb" => self.channel_log_max_bytes = megabytes(v).map_err(bad)?,
-            "channel_log_max_bytes" => self.channel_log_max_bytes = positive(v).map_err(bad)?,
-            "channel_log_backup_count" => {
-                self.channel_log_backup_count = integer(v).map_err(bad)? as usize
-            }
-            "channels" => self.channels = list(v).map_err(bad)?,
-            "allowed_hosts" => self.allowed_hosts = list(v).map_err(bad)?,
-            "data_dir" => self.data_dir = nonempty_text(v).map_err(bad)?.into(),
-            "store" => {
-                self.store = match nonempty_text(v).map_err(bad)?.as_str() {
-                    "file" => StoreKind::File,
-                    "memory" => StoreKind::Memory,
-                    other => return Err(bad(format!("{other:?} is not one of: file, memory"))),
-                }
-            }
-            "fsync" => {
-                self.fsync = match nonempty_text(v).map_err(bad)?.as_str() {
-                    "always" => Fsync::Always,
-                    "never" => Fsync::Never,
-                    other => return Err(bad(format!("{other:?} is not one of: always, never"))),
-                }
-            }
-            "max_body_bytes" => self.max_body_bytes = positive(v).map_err(bad)? as usize,
-            "max_message_bytes" => self.max_message_bytes = positive(v).map_err(bad)? as usize,
-            "max_streams" => self.max_streams = positive(v).map_err(bad)? as usize,
-            "max_streams_per_client" => {
-                self.max_streams_per_client = positive(v).map_err(bad)? as usize
-            }
-            "max_sessions_per_client" => {
-                self.max_sessions_per_client = positive(v).map_err(bad)? as usize
-            }
-            "session_idle_secs" => self.session_idle_secs = positive(v).map_err(bad)?,
-            "idle_timeout_secs" => self.idle_timeout_secs = positive(v).map_err(bad)?,
-            "max_connections" => self.max_connections = positive(v).map_err(bad)? as usize,
-            "header_timeout_secs" => self.header_timeout_secs = positive(v).map_err(bad)?,
-            "body_timeout_secs" => self.body_timeout_secs = positive(v).map_err(bad)?,
-            "retention_max_messages" => {
-                self.retention_max_messages = integer(v).map_err(bad)? as usize
-            }
-            "retention_max_age_days" => {
-                self.retention_max_age_days = number(v).map_err(bad)?;
-            }
-            "auth_token" => self.auth_token = optional_token(v).map_err(bad)?,
-            "auth_token_file" => {
-                let path = nonempty_text(v).map_err(bad)?;
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| bad(format!("cannot read {path}: {e}")))?;
-                let token = text.trim().to_string();
-                if token.is_empty() {
-                    return Err(bad(format!("{path} is empty")));
-                }
-                self.auth_token = Some(token);
-            }
-            "agents" => self.agents = agents(v).map_err(bad)?,
-            _ => unreachable!("every key of KEYS is applied"),
-        }
-        Ok(())
+        })
     }
 }
 
@@ -364,7 +409,7 @@ fn check_env_names(env: &BTreeMap<String, String>) -> Result<(), Error> {
         }
         let closest = KEYS
             .iter()
-            .map(|(k, _, _)| k.to_uppercase())
+            .map(|k| k.name.to_uppercase())
             .chain(ENV_NOT_SETTINGS.iter().map(|n| n.to_string()))
             .min_by_key(|k| edit_distance(k, name))
             .unwrap_or_default();
@@ -397,15 +442,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-fn lookup(name: &str) -> Option<&'static str> {
-    KEYS.iter().find(|(k, _, _)| *k == name).map(|(k, _, _)| *k)
-}
-
-fn kind_of(key: &str) -> Kind {
-    KEYS.iter()
-        .find(|(k, _, _)| *k == key)
-        .map(|(_, kind, _)| *kind)
-        .unwrap_or(Kind::Text)
+fn lookup(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.name == name)
 }
 
 fn read_file(path: &Path) -> Result<Vec<Setting>, Error> {
@@ -435,15 +473,15 @@ fn read_file(path: &Path) -> Result<Vec<Setting>, Error> {
 }
 
 /// Reads a string from the environment or the command line as the key's JSON value.
-fn from_text(source: &str, key: &'static str, raw: &str) -> Result<Setting, Error> {
-    let value = match kind_of(key) {
+fn from_text(source: &str, key: &'static Key, raw: &str) -> Result<Setting, Error> {
+    let value = match key.kind {
         Kind::Text => Value::String(raw.to_string()),
         Kind::Integer => match raw.trim().parse::<i64>() {
             Ok(n) => Value::from(n),
             Err(_) => {
                 return Err(Error::Config {
                     source: source.into(),
-                    key: key.into(),
+                    key: key.name.into(),
                     message: format!("{raw:?} is not a whole number"),
                 })
             }
@@ -453,7 +491,7 @@ fn from_text(source: &str, key: &'static str, raw: &str) -> Result<Setting, Erro
             _ => {
                 return Err(Error::Config {
                     source: source.into(),
-                    key: key.into(),
+                    key: key.name.into(),
                     message: format!("{raw:?} is not a number"),
                 })
             }
@@ -471,7 +509,7 @@ fn from_text(source: &str, key: &'static str, raw: &str) -> Result<Setting, Erro
                 let Some((name, token)) = pair.split_once('=') else {
                     return Err(Error::Config {
                         source: source.into(),
-                        key: key.into(),
+                        key: key.name.into(),
                         message: format!("{pair:?} is not name=token"),
                     });
                 };
@@ -496,6 +534,33 @@ fn nonempty_text(v: &Value) -> Result<String, String> {
         Value::String(_) => Err("must not be empty".into()),
         other => Err(format!("must be a string, not {}", type_name(other))),
     }
+}
+
+fn port(v: &Value) -> Result<u16, String> {
+    u16::try_from(integer(v)?).map_err(|_| "must be a port number from 0 to 65535".into())
+}
+
+/// One of the named choices.
+fn one_of<T: Copy>(v: &Value, choices: &[(&str, T)]) -> Result<T, String> {
+    let given = nonempty_text(v)?;
+    match choices.iter().find(|(name, _)| *name == given) {
+        Some((_, choice)) => Ok(*choice),
+        None => {
+            let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+            Err(format!("{given:?} is not one of: {}", names.join(", ")))
+        }
+    }
+}
+
+/// The token in the file the value names, trimmed; an empty file is refused like a blank token.
+fn token_file(v: &Value) -> Result<String, String> {
+    let path = nonempty_text(v)?;
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let token = text.trim().to_string();
+    if token.is_empty() {
+        return Err(format!("{path} is empty"));
+    }
+    Ok(token)
 }
 
 /// A token, or null for none. A blank string is refused: taken for "no token" it would leave
@@ -603,5 +668,243 @@ fn type_name(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A configuration file holding `json`, removed when dropped.
+    struct File(PathBuf);
+
+    impl File {
+        fn with(json: &str) -> File {
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "relay-config-test-{}-{}.json",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::write(&path, json).unwrap();
+            File(path)
+        }
+    }
+
+    impl Drop for File {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Loads from a file holding `json` (never the working directory's config.json), the
+    /// environment `env` and the flags `flags`.
+    fn load(json: &str, env: &[(&str, &str)], flags: &[(&str, &str)]) -> Result<Config, Error> {
+        let file = File::with(json);
+        Config::load(
+            Some(&file.0),
+            &pairs(env).into_iter().collect(),
+            &pairs(flags),
+        )
+    }
+
+    /// The message of a load that must fail, as the operator sees it.
+    fn refusal(json: &str, env: &[(&str, &str)], flags: &[(&str, &str)]) -> String {
+        match load(json, env, flags) {
+            Err(e @ Error::Config { .. }) => e.to_string(),
+            Err(e) => panic!("not a configuration error: {e}"),
+            Ok(c) => panic!("{json} {env:?} {flags:?} was accepted: {c:?}"),
+        }
+    }
+
+    #[test]
+    fn a_flag_beats_the_environment_which_beats_the_file_which_beats_the_default() {
+        let c = load(
+            r#"{"port": 1, "host": "file-host", "data_dir": "file-data"}"#,
+            &[
+                ("CLAUDE_CODEX_PORT", "2"),
+                ("CLAUDE_CODEX_HOST", "env-host"),
+            ],
+            &[("port", "3")],
+        )
+        .unwrap();
+        assert_eq!(c.port, 3, "flag over environment and file");
+        assert_eq!(c.host, "env-host", "environment over file");
+        assert_eq!(c.data_dir, PathBuf::from("file-data"), "file over default");
+        assert_eq!(c.log_path, Config::default().log_path, "the default");
+        // Within one layer the later value wins, and a legacy key is one more way to say it.
+        let c = load("{}", &[], &[("log_max_mb", "1"), ("log_max_bytes", "300")]).unwrap();
+        assert_eq!(c.log_max_bytes, 300);
+    }
+
+    #[test]
+    fn every_default_shown_in_help_is_the_default() {
+        let default = format!("{:?}", Config::default());
+        for k in KEYS {
+            let Some(shown) = k.default else { continue };
+            let c = load("{}", &[], &[(k.name, shown)]).unwrap();
+            assert_eq!(format!("{c:?}"), default, "{} [{shown}]", k.name);
+        }
+    }
+
+    #[test]
+    fn every_key_is_read_from_all_three_layers_and_named_once() {
+        let mut names: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), KEYS.len(), "no key twice");
+        let help = settings_help();
+        for k in KEYS {
+            assert!(help.contains(&format!("{} ", k.flag())), "{}", k.flag());
+            assert!(help.contains(&format!("(env {})", k.env())), "{}", k.env());
+        }
+        assert_eq!(KEYS[1].env(), "CLAUDE_CODEX_PORT");
+        assert_eq!(lookup("log_max_mb").unwrap().flag(), "--log-max-mb");
+    }
+
+    #[test]
+    fn the_command_line_splits_into_the_file_and_the_flags() {
+        let args: Vec<String> = ["--config", "c.json", "--port=9", "--log-max-mb", "2"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            Args::parse(&args).unwrap(),
+            Args {
+                config_file: Some(PathBuf::from("c.json")),
+                flags: pairs(&[("port", "9"), ("log_max_mb", "2")]),
+            }
+        );
+        let parse =
+            |args: &[&str]| Args::parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            parse(&["serve"]).unwrap_err(),
+            "unexpected argument \"serve\""
+        );
+        assert_eq!(parse(&["--port"]).unwrap_err(), "--port needs a value");
+    }
+
+    #[test]
+    fn every_error_message_names_where_and_which_key() {
+        let token = File::with("  \n");
+        let missing = std::env::temp_dir().join("relay-config-test-no-such-file");
+        let file_cases: &[(&str, &str)] = &[
+            ("[1]", "(file): must be a JSON object"),
+            (
+                "{",
+                "(file): not valid JSON: EOF while parsing an object at line 1 column 1",
+            ),
+            (r#"{"prot": 1}"#, "prot: unknown key"),
+            (r#"{"host": ""}"#, "host: must not be empty"),
+            (r#"{"host": 5}"#, "host: must be a string, not a number"),
+            (
+                r#"{"port": 70000}"#,
+                "port: must be a port number from 0 to 65535",
+            ),
+            (r#"{"port": -1}"#, "port: must be a whole number, 0 or more"),
+            (r#"{"port": "1"}"#, "port: must be a number, not a string"),
+            (
+                r#"{"log_max_mb": 0}"#,
+                "log_max_mb: must be a number of megabytes greater than 0",
+            ),
+            (
+                r#"{"log_max_mb": true}"#,
+                "log_max_mb: must be a number, not a boolean",
+            ),
+            (
+                r#"{"max_streams": 0}"#,
+                "max_streams: must be a whole number greater than 0",
+            ),
+            (
+                r#"{"max_streams": null}"#,
+                "max_streams: must be a number, not null",
+            ),
+            (
+                r#"{"retention_max_age_days": -1}"#,
+                "retention_max_age_days: must be 0 or more",
+            ),
+            (
+                r#"{"retention_max_age_days": []}"#,
+                "retention_max_age_days: must be a number, not a list",
+            ),
+            (
+                r#"{"store": "disk"}"#,
+                "store: \"disk\" is not one of: file, memory",
+            ),
+            (
+                r#"{"fsync": "sometimes"}"#,
+                "fsync: \"sometimes\" is not one of: always, never",
+            ),
+            (
+                r#"{"channels": [""]}"#,
+                "channels: entries must not be empty",
+            ),
+            (
+                r#"{"channels": [1]}"#,
+                "channels: entries must be strings, not a number",
+            ),
+            (
+                r#"{"channels": {}}"#,
+                "channels: must be a list of strings, not an object",
+            ),
+            (
+                r#"{"auth_token": " "}"#,
+                "auth_token: must not be blank (use null, or leave it out, for no token)",
+            ),
+            (
+                r#"{"auth_token": 1}"#,
+                "auth_token: must be a string or null, not a number",
+            ),
+            (
+                r#"{"agents": []}"#,
+                "agents: must be an object of name -> token, not a list",
+            ),
+            (
+                r#"{"agents": {"a": ""}}"#,
+                "agents: agent \"a\" needs a non-empty token string",
+            ),
+            (r#"{"addr_file": ""}"#, "addr_file: must not be empty"),
+        ];
+        for (json, want) in file_cases {
+            let got = refusal(json, &[], &[]);
+            let (source, message) = got.split_once(".json: ").unwrap_or(("", &got));
+            assert!(source.contains("relay-config-test-"), "{got}");
+            assert_eq!(message, *want, "{json}");
+        }
+        let token_path = token.0.display().to_string();
+        type Layer<'a> = &'a [(&'a str, &'a str)];
+        let layer_cases: &[(Layer, Layer, String)] = &[
+            (&[("CLAUDE_CODEX_PROT", "1")], &[], "environment: CLAUDE_CODEX_PROT: unknown variable; did you mean CLAUDE_CODEX_PORT? (`--help` lists every setting)".into()),
+            (&[("CLAUDE_CODEX_PORT", "x")], &[], "CLAUDE_CODEX_PORT: port: \"x\" is not a whole number".into()),
+            (&[("CLAUDE_CODEX_LOG_MAX_MB", "inf")], &[], "CLAUDE_CODEX_LOG_MAX_MB: log_max_mb: \"inf\" is not a number".into()),
+            (&[("CLAUDE_CODEX_AGENTS", "alice")], &[], "CLAUDE_CODEX_AGENTS: agents: \"alice\" is not name=token".into()),
+            (&[], &[("prot", "1")], "--prot: prot: unknown option".into()),
+            (&[], &[("idle_timeout_secs", "0")], "--idle-timeout-secs: idle_timeout_secs: must be a whole number greater than 0".into()),
+            (&[], &[("auth_token_file", &token_path)], format!("--auth-token-file: auth_token_file: {token_path} is empty")),
+            (&[], &[("auth_token_file", missing.to_str().unwrap())], format!("--auth-token-file: auth_token_file: cannot read {}: No such file or directory (os error 2)", missing.display())),
+            (&[], &[("auth_token", "t"), ("agents", "a=t")], "configuration: agents: agent \"a\" has the same token as auth_token; every token must be distinct".into()),
+        ];
+        for (env, flags, want) in layer_cases {
+            assert_eq!(&refusal("{}", env, flags), want);
+        }
+        assert_eq!(
+            refusal(r#"{"agents": {"a": "t", "b": "t"}}"#, &[], &[]),
+            "configuration: agents: agent \"b\" has the same token as a; every token must be distinct"
+        );
+        let unreadable = Config::load(Some(&missing), &BTreeMap::new(), &[]).unwrap_err();
+        assert_eq!(
+            unreadable.to_string(),
+            format!(
+                "{}: (file): cannot read: No such file or directory (os error 2)",
+                missing.display()
+            )
+        );
     }
 }

@@ -35,7 +35,7 @@ pub struct Journal {
     path: PathBuf,
     dir: PathBuf,
     /// Opened for appending: every write lands at the end of the file.
-    file: File,
+    file: Appender,
     /// Length of the file after the last successful append; a failed append is cut back to it.
     len: u64,
     /// A failed append could not be cut back: the file holds a partial batch past `len`, which
@@ -88,7 +88,7 @@ impl Journal {
             Journal {
                 path,
                 dir: dir.to_path_buf(),
-                file,
+                file: Appender::new(file),
                 len,
                 dirty: false,
                 fsync,
@@ -221,7 +221,7 @@ impl Journal {
         }
         // The handle was opened on the temporary file, which is now the journal: there is no
         // moment where appends could go to the unlinked old file.
-        self.file = c.file;
+        self.file.file = c.file;
         self.len = c.len + copied;
         self.dirty = false;
         if let Err(e) = sync_dir(&self.dir) {
@@ -258,6 +258,72 @@ impl Journal {
 
     fn storage(&self, what: &str, e: &io::Error) -> Error {
         Error::Storage(format!("{what} {}: {e}", self.path.display()))
+    }
+
+    /// Makes every later write, sync and cut-back of the journal fail while the returned flag
+    /// is set, the way a full or read-only disk does, without needing either (or root).
+    #[cfg(test)]
+    pub(crate) fn inject_faults(&mut self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        self.file.faults = Some(std::sync::Arc::clone(&flag));
+        flag
+    }
+}
+
+/// The file the journal appends to: the one place its writes go through, so unit tests can
+/// make them fail on demand.
+struct Appender {
+    file: File,
+    /// While set, a write stores only the first half of what it was given and then fails, and
+    /// syncs and cut-backs fail outright.
+    #[cfg(test)]
+    faults: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl Appender {
+    fn new(file: File) -> Appender {
+        Appender {
+            file,
+            #[cfg(test)]
+            faults: None,
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        #[cfg(test)]
+        if self.faulty() {
+            self.file.write_all(&buf[..buf.len() / 2])?;
+            return Err(Appender::fault());
+        }
+        self.file.write_all(buf)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        #[cfg(test)]
+        if self.faulty() {
+            return Err(Appender::fault());
+        }
+        self.file.sync_data()
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        #[cfg(test)]
+        if self.faulty() {
+            return Err(Appender::fault());
+        }
+        self.file.set_len(len)
+    }
+
+    #[cfg(test)]
+    fn faulty(&self) -> bool {
+        self.faults
+            .as_ref()
+            .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    #[cfg(test)]
+    fn fault() -> io::Error {
+        io::Error::from_raw_os_error(1) // EPERM, what a read-only (immutable) file answers
     }
 }
 
@@ -708,16 +774,70 @@ mod tests {
         let (mut j, _) = open(&dir);
         j.append(&[msg(1, "a")]).unwrap();
         let before = fs::read(dir.journal()).unwrap();
-        // Swap in a read-only handle: the write fails and so does the cut-back, so the next
-        // append must first cut the file back to its last good length before writing.
-        let real = std::mem::replace(&mut j.file, File::open(dir.journal()).unwrap());
+        // Half the batch is written, then the write fails and so does the cut-back, so the
+        // next append must first cut the file back to its last good length before writing.
+        let refuse = j.inject_faults();
+        refuse.store(true, Ordering::SeqCst);
         assert!(matches!(j.append(&[msg(2, "a")]), Err(Error::Storage(_))));
-        j.file = real;
-        assert_eq!(fs::read(dir.journal()).unwrap(), before);
+        assert!(
+            fs::read(dir.journal()).unwrap().len() > before.len(),
+            "the failed append left a partial batch behind"
+        );
+        assert!(matches!(j.append(&[msg(2, "a")]), Err(Error::Storage(_))));
+        refuse.store(false, Ordering::SeqCst);
         j.append(&[msg(2, "a")]).unwrap();
         drop(j);
         let (_, replay) = open(&dir);
         let ids: Vec<u64> = replay.messages.iter().map(|m| m.id).collect();
         assert_eq!(ids, [1, 2]);
+    }
+
+    /// A read-only or otherwise refusing disk under a running store: the post is refused with
+    /// 507 naming the reason, nothing of it is served or kept, and posts work again (without a
+    /// gap in the ids) once the disk takes writes.
+    #[test]
+    fn a_journal_refusing_writes_refuses_the_post_with_507_and_recovers() {
+        use crate::store::{Draft, Limits, Store};
+        let draft = |text: &str| Draft {
+            target: "ro".into(),
+            sender: "s".into(),
+            text: text.into(),
+        };
+        let dir = TempDir::new();
+        let (mut j, replay) = open(&dir);
+        let refuse = j.inject_faults();
+        let store = Store::new(
+            Some(j),
+            replay.messages,
+            replay.last_id,
+            &[],
+            Limits::default(),
+        );
+        assert_eq!(store.post(draft("before")).unwrap().id, 1);
+        refuse.store(true, Ordering::SeqCst);
+        let refused = store.post(draft("refused")).unwrap_err();
+        assert_eq!(refused.status(), 507);
+        let reason = refused.to_string();
+        assert!(reason.contains("Operation not permitted"), "{reason}");
+        assert!(reason.contains(JOURNAL_FILE), "{reason}");
+        let texts = |store: &Store| -> Vec<String> {
+            store
+                .after("ro", 0, 10)
+                .iter()
+                .map(|m| m.text.clone())
+                .collect()
+        };
+        assert_eq!(texts(&store), ["before"], "the refused post is not served");
+        refuse.store(false, Ordering::SeqCst);
+        assert_eq!(store.post(draft("after")).unwrap().id, 2, "it used no id");
+        assert_eq!(texts(&store), ["before", "after"]);
+        drop(store);
+        let (_, replay) = open(&dir);
+        let kept: Vec<(u64, &str)> = replay
+            .messages
+            .iter()
+            .map(|m| (m.id, m.text.as_str()))
+            .collect();
+        assert_eq!(kept, [(1, "before"), (2, "after")], "nothing half-stored");
     }
 }

@@ -122,6 +122,12 @@ impl Running {
         self.http.as_ref().map_or(0, HttpServer::connections)
     }
 
+    /// Connections handling a request now (from the first byte of its head to the end of its
+    /// response).
+    pub fn busy_connections(&self) -> usize {
+        self.http.as_ref().map_or(0, HttpServer::busy_connections)
+    }
+
     /// Stops the relay gently: no new connections, 503 for every new request, the requests in
     /// flight (but not open streams or waiting fetches) finish for up to `grace`, then streams
     /// and waits end and the data directory is released. True when nothing was cut short.

@@ -4,11 +4,11 @@
 //! lists). Errors become exit codes here: 2 for a configuration or usage error, 1 when the
 //! relay cannot start. Every command has its own `--help`.
 
-use claude_codex_relay::config::{settings_help, Config, StoreKind};
+use claude_codex_relay::config::{settings_help, Args, Config, StoreKind};
 use claude_codex_relay::error::Error;
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 const USAGE: &str = "claude-codex-relay: a message relay for coding agents (MCP, REST, web page)
@@ -75,14 +75,14 @@ fn serve(args: &[String], env: &BTreeMap<String, String>) -> ExitCode {
         print!("{SERVE_USAGE}{}", settings_help());
         return ExitCode::SUCCESS;
     }
-    let (config_file, flags) = match parse_flags(args) {
+    let args = match Args::parse(args) {
         Ok(parsed) => parsed,
         Err(message) => {
             eprintln!("claude-codex-relay: {message}\nTry `claude-codex-relay serve --help`.");
             return ExitCode::from(2);
         }
     };
-    let config = match Config::load(config_file.as_deref(), env, &flags) {
+    let config = match Config::load(args.config_file.as_deref(), env, &args.flags) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("claude-codex-relay: configuration error: {e}");
@@ -115,6 +115,7 @@ fn serve(args: &[String], env: &BTreeMap<String, String>) -> ExitCode {
         absolute(&config.channel_log_path)
     );
     let port = config.port;
+    let addr_file = config.addr_file.clone();
     let running = match claude_codex_relay::start(config) {
         Ok(r) => r,
         Err(e) => {
@@ -148,6 +149,16 @@ fn serve(args: &[String], env: &BTreeMap<String, String>) -> ExitCode {
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "claude-codex-relay listening on {url}{bound} (MCP {url}/mcp, web {url}/); logs: {logs}; data: {data}");
     let _ = stdout.flush();
+    // After the start line, so whoever sees the file finds the line written too.
+    if let Some(path) = &addr_file {
+        if let Err(e) = write_addr_file(path, &url) {
+            eprintln!(
+                "claude-codex-relay: cannot start: {}: addr_file: cannot write: {e}",
+                path.display()
+            );
+            return ExitCode::from(2);
+        }
+    }
     match running.serve_until_signalled() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -165,34 +176,11 @@ fn absolute(path: &Path) -> String {
         .to_string()
 }
 
-/// Settings given on the command line, as (key, value).
-type Flags = Vec<(String, String)>;
-
-/// Splits `--config PATH` from the settings flags (`--key value` or `--key=value`).
-fn parse_flags(args: &[String]) -> Result<(Option<PathBuf>, Flags), String> {
-    let mut config_file = None;
-    let mut flags = Vec::new();
-    let mut i = 0;
-    while i < args.len() {
-        let Some(flag) = args[i].strip_prefix("--") else {
-            return Err(format!("unexpected argument {:?}", args[i]));
-        };
-        let (name, value) = match flag.split_once('=') {
-            Some((n, v)) => (n.to_string(), v.to_string()),
-            None => {
-                i += 1;
-                let v = args
-                    .get(i)
-                    .ok_or_else(|| format!("--{flag} needs a value"))?;
-                (flag.to_string(), v.clone())
-            }
-        };
-        if name == "config" {
-            config_file = Some(PathBuf::from(value));
-        } else {
-            flags.push((name.replace('-', "_"), value));
-        }
-        i += 1;
-    }
-    Ok((config_file, flags))
+/// Writes `url` and a newline to `path` whole: written beside it and renamed into place, so a
+/// script polling for the file never reads half an address.
+fn write_addr_file(path: &Path, url: &str) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, format!("{url}\n"))?;
+    std::fs::rename(&tmp, path)
 }

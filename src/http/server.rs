@@ -77,6 +77,11 @@ impl HttpServer {
         self.server.num_connections()
     }
 
+    /// Connections handling a request now.
+    pub fn busy_connections(&self) -> usize {
+        self.server.busy_connections()
+    }
+
     /// Waits until at most `streams` connections are busy with a request (the open streams and
     /// waiting fetches, which only the relay's stop ends), or until `deadline`. A request counts
     /// from the first byte of its head, so one whose body is still arriving is waited for.

@@ -2,12 +2,12 @@
 //! standard input and output, a real relay behind it, restarts of that relay in the middle, and
 //! the channel events it pushes.
 
-use crate::common::{get, post_json, within, Relay, TempDir};
+use crate::common::{deadline, get, post_json, Relay, TempDir};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A running bridge: its stdin, and every line of its stdout parsed, in order.
 pub struct Bridge {
@@ -70,8 +70,8 @@ impl Bridge {
     }
 
     /// The next line of stdout, or None at `deadline`.
-    pub fn next(&self, deadline: Instant) -> Option<Value> {
-        let left = deadline.checked_duration_since(Instant::now())?;
+    pub fn next(&self, until: Instant) -> Option<Value> {
+        let left = until.checked_duration_since(Instant::now())?;
         self.lines.recv_timeout(left).ok()
     }
 
@@ -85,10 +85,10 @@ impl Bridge {
         let id = self.next_id;
         self.next_id += 1;
         self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
-        let deadline = within(70.0);
+        let until = deadline();
         loop {
             let line = self
-                .next(deadline)
+                .next(until)
                 .unwrap_or_else(|| panic!("no answer to {method}"));
             if line["id"] == id {
                 return line;
@@ -109,11 +109,11 @@ impl Bridge {
     }
 
     /// The next `n` channel events, failing on anything else or at `deadline`.
-    pub fn events(&self, n: usize, deadline: Instant) -> Vec<Value> {
+    pub fn events(&self, n: usize, until: Instant) -> Vec<Value> {
         (0..n)
             .map(|i| {
                 let line = self
-                    .next(deadline)
+                    .next(until)
                     .unwrap_or_else(|| panic!("only {i} of {n} channel events arrived"));
                 assert_eq!(line["method"], "notifications/claude/channel", "{line}");
                 line["params"].clone()
@@ -176,7 +176,7 @@ fn the_bridge_forwards_initialize_tools_and_a_post_fetch_round_trip() {
     let stdin = bridge.stdin.as_mut().unwrap();
     stdin.write_all(b"{not json\n").unwrap();
     stdin.flush().unwrap();
-    let parse_error = bridge.next(within(10.0)).expect("an answer to a bad line");
+    let parse_error = bridge.next(deadline()).expect("an answer to a bad line");
     assert_eq!(parse_error["error"]["code"], -32700, "{parse_error}");
     assert_eq!(bridge.request("ping", json!({}))["result"], json!({}));
     assert!(bridge.alive());
@@ -187,10 +187,10 @@ fn the_bridge_ends_when_its_stdin_ends() {
     let relay = Relay::memory();
     let (mut bridge, _) = Bridge::connected(&relay.base, &["--listen", "proj-x"]);
     drop(bridge.stdin.take());
-    let deadline = within(10.0);
+    let until = deadline();
     while bridge.alive() {
-        assert!(Instant::now() < deadline, "the bridge outlived its stdin");
-        std::thread::yield_now();
+        assert!(Instant::now() < until, "the bridge outlived its stdin");
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
     assert!(bridge.child.wait().unwrap().success());
 }
@@ -213,7 +213,7 @@ fn the_bridge_pushes_others_messages_as_channel_events_with_string_meta() {
     relay.post("elsewhere", "codex", "not a listened channel");
     let review = relay.post("proj-x", "codex", "Verdict: approve");
     let other = relay.post("proj-y", "gemini", "second channel");
-    let events = bridge.events(2, within(10.0));
+    let events = bridge.events(2, deadline());
     let mut ids: Vec<&str> = events
         .iter()
         .map(|e| e["meta"]["id"].as_str().unwrap())
@@ -256,7 +256,7 @@ fn from_and_since_id_choose_which_messages_are_pushed() {
         ],
     );
     let ids: Vec<Value> = bridge
-        .events(2, within(10.0))
+        .events(2, deadline())
         .iter()
         .map(|e| e["meta"]["id"].clone())
         .collect();
@@ -281,7 +281,7 @@ fn a_thousand_posts_from_another_thread_are_a_thousand_channel_events_in_order()
             })
             .collect::<Vec<u64>>()
     });
-    let events = bridge.events(1000, within(120.0));
+    let events = bridge.events(1000, deadline());
     let posted = poster.join().unwrap();
     let seen: Vec<u64> = events
         .iter()
@@ -342,7 +342,7 @@ impl ChildRelay {
 
     /// Returns once `name` is listed as listening on `channel`.
     fn wait_for_listener(&self, channel: &str, name: &str) {
-        let deadline = within(20.0);
+        let until = deadline();
         loop {
             let listing = get(&format!("{}/api/channels?detail=1", self.base)).json();
             let listed = listing["detail"].as_array().unwrap().iter().any(|c| {
@@ -356,11 +356,8 @@ impl ChildRelay {
             if listed {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "{name} never listened on {channel}"
-            );
-            std::thread::yield_now();
+            assert!(Instant::now() < until, "{name} never listened on {channel}");
+            std::thread::sleep(std::time::Duration::from_millis(2));
         }
     }
 
@@ -386,7 +383,7 @@ fn the_bridge_survives_a_relay_restart_and_resumes_the_push_with_nothing_missed_
     relay.wait_for_listener("proj-x", "claude");
     let first = relay.post("proj-x", "codex", "before the restart");
     assert_eq!(
-        bridge.events(1, within(10.0))[0]["meta"]["id"],
+        bridge.events(1, deadline())[0]["meta"]["id"],
         first.to_string()
     );
 
@@ -404,12 +401,12 @@ fn the_bridge_survives_a_relay_restart_and_resumes_the_push_with_nothing_missed_
         .map(|i| relay.post("proj-x", "codex", &format!("after {i}")))
         .collect();
     let ids: Vec<String> = bridge
-        .events(3, within(20.0))
+        .events(3, deadline())
         .iter()
         .map(|e| e["meta"]["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids, later.iter().map(u64::to_string).collect::<Vec<_>>());
-    let deadline = within(20.0);
+    let until = deadline();
     loop {
         let mut skipped = Vec::new();
         let r = bridge.request_keeping(
@@ -426,10 +423,10 @@ fn the_bridge_survives_a_relay_restart_and_resumes_the_push_with_nothing_missed_
                 .contains(&json!("proj-x")));
             break;
         }
-        assert!(Instant::now() < deadline, "tools never came back: {r}");
+        assert!(Instant::now() < until, "tools never came back: {r}");
     }
     relay.post("proj-x", "codex", "last");
-    let last = bridge.events(1, within(10.0));
+    let last = bridge.events(1, deadline());
     assert_eq!(
         last[0]["meta"]["id"],
         (later[2] + 1).to_string(),
@@ -452,13 +449,13 @@ fn subscriptions_made_through_the_bridge_are_made_again_on_a_relay_that_forgot_t
     );
     let update_after_posting = |relay: &ChildRelay, bridge: &Bridge| {
         // The stream may not be open yet: post until an update comes.
-        let deadline = within(20.0);
+        let until = deadline();
         loop {
             relay.post("proj-x", "codex", "ping");
-            if let Some(line) = bridge.next(within(0.2)) {
+            if let Some(line) = bridge.next(Instant::now() + Duration::from_millis(200)) {
                 return line;
             }
-            assert!(Instant::now() < deadline, "no update");
+            assert!(Instant::now() < until, "no update");
         }
     };
     let update = update_after_posting(&relay, &bridge);
@@ -470,7 +467,10 @@ fn subscriptions_made_through_the_bridge_are_made_again_on_a_relay_that_forgot_t
     let update = update_after_posting(&relay, &bridge);
     assert_eq!(update["method"], "notifications/resources/updated");
     assert_eq!(update["params"]["uri"], uri);
-    while bridge.next(within(0.2)).is_some() {}
+    while bridge
+        .next(Instant::now() + Duration::from_millis(200))
+        .is_some()
+    {}
     let fetched = bridge.call("fetch_messages", json!({"target": "proj-x"}));
     assert_eq!(fetched["structuredContent"]["messages"][0]["text"], "ping");
 }
@@ -501,7 +501,7 @@ fn a_bridge_started_before_its_relay_answers_initialize_and_connects_when_the_re
     relay.wait_for_listener("proj-x", "claude");
     let id = relay.post("proj-x", "codex", "you were there first");
     assert_eq!(
-        bridge.events(1, within(10.0))[0]["meta"]["id"],
+        bridge.events(1, deadline())[0]["meta"]["id"],
         id.to_string()
     );
     let up = bridge.call("list_channels", json!({}));

@@ -3,8 +3,7 @@
 //! the port is taken.
 
 use crate::common::*;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 fn relay_binary(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
@@ -67,28 +66,11 @@ fn text_starting_with_a_dash_is_posted_after_double_dash_and_refused_before_it()
     );
 }
 
-/// Starts the binary in `dir` and returns it with its start line.
-fn start_in(dir: &TempDir, args: &[&str]) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
-        .args(args)
-        .current_dir(&dir.0)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the relay");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (child, line)
-}
-
 #[test]
 fn the_start_line_shows_absolute_paths_and_a_usable_address_for_0_0_0_0() {
     let dir = TempDir::new("cli-start");
-    let (mut child, line) = start_in(&dir, &["--port", "0", "--host", "0.0.0.0"]);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let (out, _) = RelayChild::start(&dir, &["--host", "0.0.0.0"]).kill();
+    let line = out.lines().next().unwrap_or_default();
     let root = std::fs::canonicalize(&dir.0).unwrap();
     for path in [
         "log/claude_codex.log",
@@ -124,6 +106,37 @@ fn a_port_in_use_suggests_another_port_and_a_running_relay() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("--port") && err.contains("already running"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_address_file_holds_the_url_of_the_start_line() {
+    let dir = TempDir::new("cli-addr");
+    let relay = RelayChild::start(&dir, &["--store", "memory"]);
+    assert_eq!(get(&relay.url("/healthz")).body, "ok");
+    let base = relay.base.clone();
+    let (out, _) = relay.kill();
+    assert!(
+        out.starts_with(&format!("claude-codex-relay listening on {base} ")),
+        "{base} vs {out}"
+    );
+}
+
+#[test]
+fn an_unwritable_address_file_stops_start_up_with_exit_2_naming_it() {
+    let dir = TempDir::new("cli-addr-unwritable");
+    let out = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .args(["--port", "0", "--store", "memory"])
+        // No one may create a file in /proc/self, root included.
+        .args(["--addr-file", "/proc/self/relay.addr"])
+        .current_dir(&dir.0)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/proc/self/relay.addr: addr_file: cannot write"),
         "{err}"
     );
 }

@@ -5,7 +5,7 @@
 //! a 4xx and a usage error, the blocking fetch, and `watch --exec` across a relay restart, with
 //! its state file and its loop guard.
 
-use crate::common::{config_in, within, Relay};
+use crate::common::{config_in, deadline, Relay, PATIENCE};
 use claude_codex_relay::client::{self, Io};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -427,11 +427,8 @@ fn fetch_wait_returns_as_soon_as_a_message_arrives() {
         ],
     );
     let id = relay.post("proj-x", "claude", "wake up\nsecond line");
-    assert_eq!(
-        waiting.line(within(10.0)),
-        format!("#{id} [claude] wake up")
-    );
-    assert_eq!(waiting.finish(within(10.0)), 0);
+    assert_eq!(waiting.line(deadline()), format!("#{id} [claude] wake up"));
+    assert_eq!(waiting.finish(deadline()), 0);
     let empty = run(
         "fetch",
         &[
@@ -485,21 +482,21 @@ fn watch_runs_cmd_once_per_message_through_a_relay_restart_and_resumes_from_its_
     let mut three = args.to_vec();
     three.extend(["--count", "3"]);
     let watcher = Running::start("watch", &three);
-    assert_eq!(watcher.line(within(10.0)), ran(first, "packet one"));
+    assert_eq!(watcher.line(deadline()), ran(first, "packet one"));
 
     // The relay goes away, stays down until the watcher has noticed, and comes back on the
     // same port and data directory.
     let mut config = config_in(&relay.dir);
     config.port = relay.addr().port();
     relay.running.take().unwrap().shutdown();
-    watcher.stderr_line_containing("relay unavailable", within(10.0));
+    watcher.stderr_line_containing("relay unavailable", deadline());
     relay.running = Some(claude_codex_relay::start(config).expect("relay restarts"));
     let second = relay.post("proj-x", "claude", "packet two");
-    assert_eq!(watcher.line(within(20.0)), ran(second, "packet two"));
+    assert_eq!(watcher.line(deadline()), ran(second, "packet two"));
     relay.post("proj-x", "codex", "answer two");
     let third = relay.post("proj-x", "claude", "packet three");
-    assert_eq!(watcher.line(within(10.0)), ran(third, "packet three"));
-    assert_eq!(watcher.finish(within(10.0)), 0, "{}", watcher.stderr());
+    assert_eq!(watcher.line(deadline()), ran(third, "packet three"));
+    assert_eq!(watcher.finish(deadline()), 0, "{}", watcher.stderr());
     assert_eq!(
         watcher.rest_of_stdout(),
         Vec::<String>::new(),
@@ -509,7 +506,7 @@ fn watch_runs_cmd_once_per_message_through_a_relay_restart_and_resumes_from_its_
         std::fs::read_to_string(&state).unwrap(),
         format!("{third}\n")
     );
-    watcher.stderr_line_containing("relay is back", within(1.0));
+    watcher.stderr_line_containing("relay is back", deadline());
 
     // Stopped, it misses nothing: a message posted meanwhile runs next, once; the handled
     // ones do not run again (the state file wins over --since-id 0).
@@ -583,22 +580,19 @@ fn watch_prints_new_messages_from_the_newest_on_and_filters_by_sender() {
         ],
     );
     // Until the watcher has said where it starts, a post could land before its starting point.
-    let started = watcher
-        .stderr
-        .recv_timeout(within(10.0) - Instant::now())
-        .unwrap();
+    let started = watcher.stderr.recv_timeout(PATIENCE).unwrap();
     assert!(started.contains("watch: watching proj-x"), "{started}");
     relay.post("proj-x", "claude", "not from codex");
     let a = relay.post("proj-x", "codex", "first verdict");
     let b = relay.post("proj-x", "codex", "second verdict");
-    let lines: Vec<Value> = [watcher.line(within(10.0)), watcher.line(within(10.0))]
+    let lines: Vec<Value> = [watcher.line(deadline()), watcher.line(deadline())]
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines[0]["id"], a);
     assert_eq!(lines[0]["text"], "first verdict");
     assert_eq!(lines[1]["id"], b);
-    assert_eq!(watcher.finish(within(10.0)), 0);
+    assert_eq!(watcher.finish(deadline()), 0);
 }
 
 #[test]
@@ -737,7 +731,7 @@ fn sigterm_ends_watch_and_the_cmd_it_is_running_and_the_message_runs_again_at_re
             .ok()
     };
     assert_eq!(
-        next(within(20.0)).as_deref(),
+        next(deadline()).as_deref(),
         Some(format!("started {id}").as_str())
     );
     let killed = std::process::Command::new("kill")
@@ -751,11 +745,11 @@ fn sigterm_ends_watch_and_the_cmd_it_is_running_and_the_message_runs_again_at_re
         let _ = done_tx.send(status.map(|s| s.signal()));
     });
     let status = done
-        .recv_timeout(within(10.0) - Instant::now())
+        .recv_timeout(PATIENCE)
         .expect("watch ends at once on SIGTERM");
     assert_eq!(status.unwrap(), Some(15));
     assert_eq!(
-        next(within(10.0)).as_deref(),
+        next(deadline()).as_deref(),
         Some("terminated"),
         "CMD is stopped too"
     );
@@ -841,7 +835,7 @@ fn review_poll_prints_the_original_lines_from_a_blocking_fetch_with_either_clien
         }
         let mut poller = command.spawn().unwrap();
         let lines = stdout_lines(&mut poller);
-        let next = || lines.recv_timeout(within(15.0) - Instant::now()).unwrap();
+        let next = || lines.recv_timeout(PATIENCE).unwrap();
         let start = next();
         assert!(start.contains(" poller_start pid="), "{via}: {start}");
         assert!(start.contains("target=proj-x last=0"), "{via}: {start}");
@@ -1034,18 +1028,18 @@ fn post_await_times_out_with_exit_6_and_json_gives_the_reply_as_an_object() {
             "--json", "again",
         ],
     );
-    waiter.stderr_line_containing("posted #2", within(10.0));
+    waiter.stderr_line_containing("posted #2", deadline());
     let (status, _) = crate::common::post_json(
         &format!("{url}/api/messages"),
         &serde_json::json!({"target": "proj-x", "sender": "codex", "text": "ok"}),
     );
     assert_eq!(status, 201);
-    let line: Value = serde_json::from_str(&waiter.line(within(10.0))).unwrap();
+    let line: Value = serde_json::from_str(&waiter.line(deadline())).unwrap();
     assert_eq!(
         (line["id"].as_u64(), line["text"].as_str()),
         (Some(3), Some("ok"))
     );
-    assert_eq!(waiter.finish(within(10.0)), 0);
+    assert_eq!(waiter.finish(deadline()), 0);
 }
 
 #[test]

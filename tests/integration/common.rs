@@ -2,8 +2,6 @@
 //! ureq agent that returns 4xx/5xx as values, an MCP session helper, a raw HTTP exchange for
 //! inputs no client library would send, and a reader of server-sent events with deadlines.
 
-#![allow(dead_code)]
-
 use claude_codex_relay::config::{Config, StoreKind};
 use claude_codex_relay::Running;
 use serde_json::{json, Value};
@@ -114,12 +112,10 @@ impl Relay {
     /// Returns once `n` streams or waiting fetches are open, i.e. a waiter has been admitted
     /// (it then sees any message posted from here on, whether or not it is parked yet).
     pub fn wait_for_long_requests(&self, n: usize) {
-        let app = self.app().clone();
-        let deadline = within(10.0);
-        while app.long_requests.open() < n {
-            assert!(Instant::now() < deadline, "{n} long requests never opened");
-            std::thread::yield_now();
-        }
+        let app = self.app();
+        wait_until(&format!("{n} long requests open"), || {
+            app.long_requests.open() >= n
+        });
     }
 
     /// Posts a message over REST and returns its id.
@@ -187,6 +183,13 @@ fn reduce(resp: ureq::http::Response<ureq::Body>) -> Reply {
 
 pub fn get(url: &str) -> Reply {
     reduce(agent().get(url).call().expect("GET"))
+}
+
+/// GETs `url`, which must answer 200 with JSON, and returns the JSON.
+pub fn get_json(url: &str) -> Value {
+    let r = get(url);
+    assert_eq!(r.status, 200, "GET {url}: {}", r.body);
+    r.json()
 }
 
 pub fn get_with(url: &str, headers: &[(&str, &str)]) -> Reply {
@@ -437,7 +440,131 @@ impl Sse {
     }
 }
 
-/// A deadline `secs` from now.
-pub fn within(secs: f64) -> Instant {
-    Instant::now() + Duration::from_secs_f64(secs)
+/// How long a test waits for something that must happen before it calls it a hang: a guard
+/// against waiting forever on a loaded machine, never a measure of speed.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The deadline for something that must happen: `PATIENCE` from now.
+pub fn deadline() -> Instant {
+    Instant::now() + PATIENCE
+}
+
+/// Polls `done` (every few milliseconds, so a waiting test leaves the cores to the relay) until
+/// it holds; fails naming `what` at the deadline.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = deadline();
+    while !done() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The relay binary running as a child process in a directory of its own, found at the
+/// address it writes to its `--addr-file`; killed (SIGKILL) when dropped. Its standard output
+/// and error are read all along, so a chatty relay never blocks on a full pipe.
+pub struct RelayChild {
+    child: std::process::Child,
+    pub base: String,
+    stdout: Option<std::thread::JoinHandle<String>>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl RelayChild {
+    /// Starts the binary in `dir` on port 0 with `args` and waits until it listens.
+    pub fn start(dir: &TempDir, args: &[&str]) -> RelayChild {
+        RelayChild::try_start(dir, args, &[])
+            .unwrap_or_else(|why| panic!("the relay did not start: {why}"))
+    }
+
+    /// Starts the binary with `args` and the environment variables `env` (and no
+    /// `CLAUDE_CODEX_*` variables of the test's own); if it exits before it listens, returns
+    /// its exit status and standard error.
+    pub fn try_start(
+        dir: &TempDir,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<RelayChild, String> {
+        use std::process::{Command, Stdio};
+        let addr_file = dir.path(&format!(
+            "relay-addr-{}",
+            N_CHILDREN.fetch_add(1, Ordering::Relaxed)
+        ));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("CLAUDE_CODEX_") {
+                command.env_remove(key);
+            }
+        }
+        let mut child = command
+            .envs(env.iter().copied())
+            .current_dir(&dir.0)
+            .args(["--port", "0"])
+            .args(args)
+            .arg("--addr-file")
+            .arg(&addr_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the relay binary");
+        let drain = |mut pipe: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = pipe.read_to_string(&mut text);
+                text
+            })
+        };
+        let stdout = Some(drain(Box::new(child.stdout.take().unwrap())));
+        let stderr = Some(drain(Box::new(child.stderr.take().unwrap())));
+        let mut started = RelayChild {
+            child,
+            base: String::new(),
+            stdout,
+            stderr,
+        };
+        let deadline = deadline();
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&addr_file) {
+                started.base = text.trim().to_string();
+                return Ok(started);
+            }
+            if let Some(status) = started.child.try_wait().expect("poll the relay") {
+                return Err(format!(
+                    "exited with {status}; stderr:\n{}",
+                    started.kill().1
+                ));
+            }
+            assert!(Instant::now() < deadline, "the relay never listened");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The relay's process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the relay with SIGKILL, no chance to flush anything, and returns what it wrote to
+    /// standard output and standard error.
+    pub fn kill(mut self) -> (String, String) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let join = |h: Option<std::thread::JoinHandle<String>>| {
+            h.map(|h| h.join().unwrap_or_default()).unwrap_or_default()
+        };
+        (join(self.stdout.take()), join(self.stderr.take()))
+    }
+}
+
+static N_CHILDREN: AtomicUsize = AtomicUsize::new(0);
+
+impl Drop for RelayChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

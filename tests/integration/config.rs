@@ -1,7 +1,7 @@
 //! Configuration: the layers' precedence, the legacy keys, comma lists, and start-up errors that
 //! name the file (or variable) and the key, with exit code 2.
 
-use crate::common::TempDir;
+use crate::common::{RelayChild, TempDir};
 use claude_codex_relay::config::{Config, Fsync, StoreKind};
 use claude_codex_relay::error::Error;
 use std::collections::BTreeMap;
@@ -187,39 +187,23 @@ fn the_binary_exits_2_on_a_configuration_error() {
 
 #[test]
 fn listening_beyond_loopback_without_a_token_warns() {
-    use std::io::{BufRead, BufReader, Read};
     let dir = TempDir::new("config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
-        .args([
+    let (tool, channel) = (dir.path("t.log"), dir.path("c.log"));
+    let relay = RelayChild::start(
+        &dir,
+        &[
             "--host",
             "0.0.0.0",
-            "--port",
-            "0",
             "--store",
             "memory",
             "--log-path",
-        ])
-        .arg(dir.path("t.log"))
-        .arg("--channel-log-path")
-        .arg(dir.path("c.log"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("bound to 0.0.0.0:"), "{line}");
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+            tool.to_str().unwrap(),
+            "--channel-log-path",
+            channel.to_str().unwrap(),
+        ],
+    );
+    let (out, err) = relay.kill();
+    assert!(out.contains("bound to 0.0.0.0:"), "{out}");
     assert!(err.contains("without a token"), "{err}");
 }
 
@@ -275,14 +259,14 @@ fn every_setting_is_in_the_readme_table() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let help = claude_codex_relay::config::settings_help();
-    let keys: Vec<String> = help
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("(env CLAUDE_CODEX_"))
-        .map(|k| k.trim_end_matches(')').to_lowercase())
-        .collect();
-    assert!(keys.len() > 20, "{help}");
-    for key in keys {
-        assert!(readme.contains(&format!("`{key}`")), "README lists `{key}`");
+    for key in claude_codex_relay::config::KEYS {
+        assert!(
+            readme.contains(&format!("`{}`", key.name)),
+            "README lists `{}`",
+            key.name
+        );
+        assert!(help.contains(&key.flag()), "--help lists {}", key.flag());
+        assert!(help.contains(&key.env()), "--help lists {}", key.env());
     }
 }
 

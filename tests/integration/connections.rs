@@ -53,7 +53,6 @@ fn silent_and_stalled_connections_are_closed_after_the_idle_timeout() {
         c.idle_timeout_secs = 1;
         c.store = claude_codex_relay::config::StoreKind::Memory;
     });
-    let opened = Instant::now();
     let silent = TcpStream::connect(relay.addr()).unwrap();
     let mut stalled_head = TcpStream::connect(relay.addr()).unwrap();
     stalled_head
@@ -73,7 +72,7 @@ fn silent_and_stalled_connections_are_closed_after_the_idle_timeout() {
         ("stalled in the body", stalled_body),
         ("idle after a request", kept_alive),
     ] {
-        let closed = closed_by_server(s, opened + Duration::from_secs(15));
+        let closed = closed_by_server(s, deadline());
         assert!(closed.is_some(), "the {what} connection was never closed");
     }
     assert_eq!(get(&relay.url("/healthz")).status, 200);

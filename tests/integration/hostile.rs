@@ -68,15 +68,6 @@ fn healthz_ok(relay: &Relay) {
     assert_eq!((r.status, r.body.as_str()), (200, "ok"));
 }
 
-/// Polls `check` until it holds, failing at a deadline.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = within(15.0);
-    while !check() {
-        assert!(Instant::now() < deadline, "never: {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn connections(relay: &Relay) -> usize {
     relay.running.as_ref().unwrap().connections()
 }
@@ -223,7 +214,7 @@ fn http_2_is_505_and_frees_the_connection() {
         assert_eq!((a.status, a.closed), (505, true), "{}", a.head);
     }
     // Every one of those connections is let go (0.12.0 kept each, with its thread, for good).
-    eventually("the refused connections are gone", || {
+    wait_until("the refused connections are gone", || {
         connections(&relay) == 0
     });
     healthz_ok(&relay);
@@ -291,8 +282,13 @@ fn a_connection_beyond_the_cap_when_all_are_busy_gets_503() {
     assert!(open.iter().all(|s| s.status == 200));
     let refused = Sse::open(relay.addr(), "/api/stream?target=one-more", &[]);
     assert_eq!(refused.status, 503);
-    healthz_ok(&relay);
-    // Now every place is busy: a head that is still arriving holds the last one.
+    drop(refused);
+    let healthz = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    assert_eq!(send(relay.addr(), healthz).status, 200);
+    wait_until("only the streams are left", || {
+        connections(&relay) == streams
+    });
+    // Now every place gets busy: a head that is still arriving holds each of the others.
     let busy: Vec<TcpStream> = (streams..8)
         .map(|_| {
             let mut s = TcpStream::connect(relay.addr()).unwrap();
@@ -300,15 +296,13 @@ fn a_connection_beyond_the_cap_when_all_are_busy_gets_503() {
             s
         })
         .collect();
-    eventually("every place is taken", || connections(&relay) == 8);
-    let a = send(
-        relay.addr(),
-        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
-    );
+    let running = relay.running.as_ref().unwrap();
+    wait_until("every place is busy", || running.busy_connections() == 8);
+    let a = send(relay.addr(), healthz);
     assert_eq!((a.status, a.closed), (503, true), "{}", a.head);
     assert!(a.head.contains("Retry-After: 1"), "{}", a.head);
     drop(busy);
-    eventually("a place frees up", || connections(&relay) < 8);
+    wait_until("a place frees up", || connections(&relay) < 8);
     healthz_ok(&relay);
     drop(open);
 }
@@ -335,7 +329,7 @@ fn a_client_that_pipelines_without_reading_is_held_in_its_socket() {
     assert!(stalled, "the relay read {written} bytes of requests ahead");
     healthz_ok(&relay);
     drop(s);
-    eventually("the pipelining connection is gone", || {
+    wait_until("the pipelining connection is gone", || {
         connections(&relay) == 0
     });
 }
@@ -440,15 +434,15 @@ fn sigterm_lets_a_request_in_flight_finish_ends_streams_and_exits_0() {
         .status()
         .unwrap();
     assert!(status.success());
-    eventually("the relay stops accepting", || {
+    wait_until("the relay stops accepting", || {
         TcpStream::connect(addr).is_err()
     });
     post.write_all(&body[10..]).unwrap();
     let a = read_answer(&mut post);
     assert_eq!(a.status, 201, "the request in flight finishes: {}", a.head);
-    let deadline = within(15.0);
-    while stream.next(deadline).is_some() {}
-    assert!(Instant::now() < deadline, "the stream ends");
+    let until = deadline();
+    while stream.next(until).is_some() {}
+    assert!(Instant::now() < until, "the stream ends");
     let exit = child.wait().unwrap();
     assert_eq!(exit.code(), Some(0));
     let journal = std::fs::read_to_string(dir.path("data/messages.jsonl")).unwrap();

@@ -2,7 +2,7 @@
 //! events on its GET stream (one without hears none), and the relay lists who is listening on
 //! each channel, by name, until they leave.
 
-use crate::common::{get, get_with, post_raw, within, Mcp, Relay, Sse};
+use crate::common::{deadline, get, get_with, post_raw, Mcp, Relay, Sse};
 use serde_json::{json, Value};
 use std::time::Instant;
 
@@ -42,12 +42,12 @@ fn stream(relay: &Relay, path: &str, mcp: &Mcp) -> Sse {
         ],
     );
     assert_eq!(sse.status, 200);
-    sse.next(within(5.0)).expect("the priming event");
+    sse.next(deadline()).expect("the priming event");
     sse
 }
 
 fn next_json(sse: &mut Sse) -> Value {
-    let e = sse.next_message(within(10.0)).expect("an event");
+    let e = sse.next_message(deadline()).expect("an event");
     serde_json::from_str(&e.data).unwrap()
 }
 
@@ -152,14 +152,14 @@ fn presence_lists_each_waiter_stream_bridge_and_session_by_name_until_it_leaves(
         ("viewer", "stream"),
     ]
     .map(|(n, k)| (n.to_string(), k.to_string()));
-    let deadline = within(10.0);
+    let until = deadline();
     while listeners(&relay, "proj-x") != everyone {
         assert!(
-            Instant::now() < deadline,
+            Instant::now() < until,
             "listed: {:?}",
             listeners(&relay, "proj-x")
         );
-        std::thread::yield_now();
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
     let detail = get(&relay.url("/api/channels?detail=1")).json()["detail"].clone();
     let proj = detail
@@ -177,10 +177,10 @@ fn presence_lists_each_waiter_stream_bridge_and_session_by_name_until_it_leaves(
     drop(session_stream);
     drop(bridge);
     drop(viewer);
-    let deadline = within(10.0);
+    let until = deadline();
     while !listeners(&relay, "proj-x").is_empty() {
         assert!(
-            Instant::now() < deadline,
+            Instant::now() < until,
             "still listed: {:?}",
             listeners(&relay, "proj-x")
         );
@@ -196,10 +196,10 @@ fn a_listener_on_a_channel_nobody_posted_to_yet_is_listed() {
         let url = relay.url("/api/messages?target=fresh&since_id=0&wait=50");
         std::thread::spawn(move || get_with(&url, &[("X-Relay-Agent", "codex")]).status)
     };
-    let deadline = within(10.0);
+    let until = deadline();
     while listeners(&relay, "fresh") != [("codex".to_string(), "fetch".to_string())] {
-        assert!(Instant::now() < deadline, "never listed");
-        std::thread::yield_now();
+        assert!(Instant::now() < until, "never listed");
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
     let channels = get(&relay.url("/api/channels")).json()["channels"].clone();
     assert!(
@@ -224,16 +224,16 @@ fn watch_as_a_name_is_listed_while_it_waits_and_not_after_it_ends() {
         .spawn()
         .unwrap();
     let codex = vec![("codex".to_string(), "fetch".to_string())];
-    let deadline = within(10.0);
+    let until = deadline();
     while listeners(&relay, "proj-x") != codex {
-        assert!(Instant::now() < deadline, "watch --as never listed");
-        std::thread::yield_now();
+        assert!(Instant::now() < until, "watch --as never listed");
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
     relay.post("proj-x", "claude", "review this");
     assert!(watch.wait().unwrap().success());
-    let deadline = within(10.0);
+    let until = deadline();
     while !listeners(&relay, "proj-x").is_empty() {
-        assert!(Instant::now() < deadline, "still listed after watch ended");
-        std::thread::yield_now();
+        assert!(Instant::now() < until, "still listed after watch ended");
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }

@@ -6,7 +6,7 @@ use crate::common::*;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What a row checks besides the status.
 #[derive(Clone, Copy)]
@@ -345,10 +345,9 @@ fn thousands_of_mutated_requests_get_no_5xx() {
         json_post("/mcp", &h, &rpc(json!(3), "resources/read", json!({"uri": "relay://channel/fuzz"}))),
     ];
     let mut noise = Noise(0x5eed_1234_abcd_0001);
-    let deadline = Instant::now() + Duration::from_secs(15);
     let mut sent = 0;
     let mut statuses = std::collections::BTreeMap::new();
-    while sent < 3000 && Instant::now() < deadline {
+    while sent < 1000 {
         let base = &valid[noise.below(valid.len())];
         let input = mutate(&mut noise, base);
         let (status, body) = exchange(relay.addr(), &input);
@@ -363,7 +362,6 @@ fn thousands_of_mutated_requests_get_no_5xx() {
     // Status 0 means the connection closed unanswered: tiny_http does that for a request cut
     // short (the mutation can truncate it) or a header that is not ASCII.
     eprintln!("mutated requests: {sent}, by status: {statuses:?}");
-    assert!(sent >= 500, "only {sent} requests in the time");
     assert!(
         statuses.keys().any(|s| *s >= 400),
         "the mutations reached the validation: {statuses:?}"

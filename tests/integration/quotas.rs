@@ -47,7 +47,7 @@ fn one_agent_cannot_take_every_stream_place() {
 fn one_legacy_batch_of_waiting_fetches_takes_only_its_sessions_quota() {
     let relay = Relay::memory();
     let mut sse = Sse::open(relay.addr(), "/sse", &[]);
-    let endpoint = sse.next(within(5.0)).unwrap().data;
+    let endpoint = sse.next(deadline()).unwrap().data;
     let batch: Vec<Value> = (0..20)
         .map(|i| {
             json!({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {
@@ -65,7 +65,7 @@ fn one_legacy_batch_of_waiting_fetches_takes_only_its_sessions_quota() {
     let admitted = PER_SESSION - 1;
     let mut refused = 0;
     while refused < 20 - admitted {
-        let e = sse.next(within(10.0)).expect("a refusal arrives");
+        let e = sse.next(deadline()).expect("a refusal arrives");
         let v: Value = serde_json::from_str(&e.data).unwrap();
         assert_eq!(v["result"]["isError"], true, "{v}");
         let text = v["result"]["content"][0]["text"].as_str().unwrap();
@@ -75,29 +75,19 @@ fn one_legacy_batch_of_waiting_fetches_takes_only_its_sessions_quota() {
     relay.wait_for_long_requests(PER_SESSION);
     let other = get(&relay.url("/api/messages?target=q&since_id=0&wait=0.01"));
     assert_eq!(other.status, 200, "other requests still get places");
-    let deadline = within(10.0);
-    while relay.app().legacy_tool_calls.used() != admitted {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the refused calls never finished"
-        );
-        std::thread::yield_now();
-    }
+    wait_until("the refused calls finished", || {
+        relay.app().legacy_tool_calls.used() == admitted
+    });
     relay.post("q", "s", "wake");
     for _ in 0..admitted {
-        let e = sse.next(within(10.0)).expect("a result arrives");
+        let e = sse.next(deadline()).expect("a result arrives");
         let v: Value = serde_json::from_str(&e.data).unwrap();
         assert_eq!(
             v["result"]["structuredContent"]["messages"][0]["text"],
             "wake"
         );
     }
-    let deadline = within(10.0);
-    while relay.app().legacy_tool_calls.used() > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "tool calls stay counted"
-        );
-        std::thread::yield_now();
-    }
+    wait_until("every tool call uncounted", || {
+        relay.app().legacy_tool_calls.used() == 0
+    });
 }

@@ -280,10 +280,13 @@ fn a_body_claiming_terabytes_gets_413_and_the_relay_keeps_serving() {
 #[test]
 fn a_burst_of_new_connections_is_served_while_others_stay_open() {
     // Browsers open several connections at once and keep them alive. Every one must be
-    // answered promptly, not left queued until another connection's idle timeout (30 s here).
+    // answered while the others stay open, not left queued until another connection's idle
+    // timeout, which is set far beyond the test's patience.
     use std::io::{BufRead, BufReader, Write};
-    let relay = Relay::memory();
-    let start = std::time::Instant::now();
+    let relay = Relay::with(|c| {
+        c.idle_timeout_secs = 3600;
+        c.store = claude_codex_relay::config::StoreKind::Memory;
+    });
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(24));
     let handles: Vec<_> = (0..24)
         .map(|_| {
@@ -293,8 +296,7 @@ fn a_burst_of_new_connections_is_served_while_others_stay_open() {
                 barrier.wait();
                 s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
                     .unwrap();
-                s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
-                    .unwrap();
+                s.set_read_timeout(Some(PATIENCE)).unwrap();
                 let mut line = String::new();
                 BufReader::new(&s).read_line(&mut line).unwrap();
                 (line, s)
@@ -307,11 +309,7 @@ fn a_burst_of_new_connections_is_served_while_others_stay_open() {
         assert!(line.starts_with("HTTP/1.1 200"), "{line:?}");
         kept.push(s);
     }
-    let elapsed = start.elapsed();
-    assert!(
-        elapsed < std::time::Duration::from_secs(10),
-        "a connection waited {elapsed:?}"
-    );
+    drop(kept);
 }
 
 #[test]
@@ -411,7 +409,7 @@ fn texts_keep_line_separators_but_json_output_escapes_them() {
     );
     assert!(!fetched.body.contains('\u{2028}'), "{}", fetched.body);
     let mut stream = Sse::open(relay.addr(), "/api/stream?target=proj-x&since_id=0", &[]);
-    let e = stream.next_message(within(5.0)).expect("the backlog");
+    let e = stream.next_message(deadline()).expect("the backlog");
     assert!(
         !e.data.contains('\u{2028}') && e.data.contains(r"\u2028"),
         "{}",

@@ -4,7 +4,10 @@
 use crate::common::*;
 use claude_codex_relay::config::Config;
 use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Instant;
 
 fn ids(relay: &Relay, target: &str) -> Vec<u64> {
     let page = get(&relay.url(&format!("/api/messages?target={target}&limit=500"))).json();
@@ -58,26 +61,72 @@ fn retention_keeps_the_newest_per_channel_across_a_restart() {
     assert_eq!(relay.post("even", "s", "next"), 21, "ids continue");
 }
 
+/// Counts the messages installed compactions carried over: appended after the compaction took
+/// its copy and before it replaced the journal. A publish hook runs inside the commit, so when
+/// it first sees a new journal file, that file is exactly what the install left plus the batch
+/// being published: the marker's id, the kept messages up to it, the carried-over ones, then
+/// the batch.
+fn count_carried_over(relay: &Relay) -> Arc<AtomicU64> {
+    use std::os::unix::fs::MetadataExt;
+    let carried = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&carried);
+    let path = relay.dir.path("data/messages.jsonl");
+    let seen = Mutex::new(None);
+    relay.app().store.on_publish(Box::new(move |m| {
+        let Ok(inode) = std::fs::metadata(&path).map(|meta| meta.ino()) else {
+            return;
+        };
+        let mut seen = seen.lock().unwrap();
+        if *seen == Some(inode) {
+            return;
+        }
+        *seen = Some(inode);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut lines = text.lines();
+        let first: Value = serde_json::from_str(lines.next().unwrap_or("{}")).unwrap();
+        let Some(marker) = first["last_id"].as_u64() else {
+            return;
+        };
+        let n = lines
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|v| v["id"].as_u64())
+            .filter(|id| *id > marker && *id < m.id)
+            .count();
+        counter.fetch_add(n as u64, Ordering::SeqCst);
+    }));
+    carried
+}
+
 #[test]
 fn posts_made_while_the_journal_is_rewritten_are_kept() {
     let keep = |c: &mut Config| c.retention_max_messages = 50;
     let mut relay = Relay::with(keep);
+    let carried = count_carried_over(&relay);
     let base = relay.base.clone();
     let posters: Vec<_> = (0..4)
         .map(|t| {
             let url = format!("{base}/api/messages");
+            let carried = Arc::clone(&carried);
             thread::spawn(move || {
-                for i in 0..300 {
-                    let body = serde_json::json!({"target": format!("c{t}"), "sender": "s", "text": format!("{i}")});
+                // Until a compaction has run while posts went on, and past the retention limit.
+                let deadline = deadline();
+                let mut posted = 0;
+                while posted < 300 || carried.load(Ordering::SeqCst) == 0 {
+                    assert!(
+                        Instant::now() < deadline,
+                        "no compaction overlapped {posted} posts"
+                    );
+                    let body = serde_json::json!({"target": format!("c{t}"), "sender": "s", "text": format!("{posted}")});
                     let (status, _) = post_json(&url, &body);
                     assert_eq!(status, 201);
+                    posted += 1;
                 }
+                posted
             })
         })
         .collect();
-    for p in posters {
-        p.join().unwrap();
-    }
+    let total: u64 = posters.into_iter().map(|p| p.join().unwrap()).sum();
+    assert!(carried.load(Ordering::SeqCst) > 0);
     let config = restart_config(&relay, keep);
     relay.restart(config);
     let mut all = Vec::new();
@@ -98,7 +147,7 @@ fn posts_made_while_the_journal_is_rewritten_are_kept() {
         all.iter().all(|id| unique.contains(id)),
         "every kept message is on disk"
     );
-    assert_eq!(relay.post("c0", "s", "after"), 1201);
+    assert_eq!(relay.post("c0", "s", "after"), total + 1);
 }
 
 #[test]

@@ -89,7 +89,7 @@ fn idle_sessions_leave_memory_with_their_subscriptions_after_session_idle_secs()
     let mut idle = Mcp::connect(&relay, "2025-06-18");
     subscribe(&mut idle, "relay://channel/proj-x");
     // New sessions trigger the sweep; the idle one goes once it has been unused for a second.
-    let deadline = within(30.0);
+    let deadline = deadline();
     while relay.app().sessions.subscribed_uris() > 0 {
         assert!(
             std::time::Instant::now() < deadline,
@@ -209,7 +209,7 @@ fn another_agents_token_cannot_use_a_session() {
         &[("Authorization", "Bearer alice-token")],
     );
     assert_eq!(sse.status, 200);
-    let endpoint = sse.next(within(5.0)).unwrap().data;
+    let endpoint = sse.next(deadline()).unwrap().data;
     let as_bob = post_raw(
         &relay.url(&endpoint),
         &[
