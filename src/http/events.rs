@@ -1,7 +1,8 @@
 //! Server-sent events: the framing every stream uses (events, keep-alive comments, a flush
 //! after each so nothing waits in a buffer) and the message stream at `GET /api/stream`, which
 //! sends a channel's backlog after `since_id` (or `Last-Event-ID`) and then each new message as
-//! it is posted.
+//! it is posted, and a `deleted` event (`{"id":N}`, or `{"target":T,"through":N}` for a whole
+//! channel) for each deletion, so a page can drop what is gone.
 
 use crate::app::App;
 use crate::error::Error;
@@ -74,17 +75,24 @@ pub fn message_stream(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<
         w.write_all(b"retry: 1000\n\n")?;
         comment(w, "stream open")?;
         let mut last = since;
+        let mut deletions = app.store.deletions(&target);
         loop {
-            let batch = app
-                .store
-                .wait_after(&target, last, BATCH, Instant::now() + KEEPALIVE);
+            let changes =
+                app.store
+                    .wait_changes(&target, last, deletions, BATCH, Instant::now() + KEEPALIVE);
             if app.store.is_closed() {
                 return Ok(());
             }
-            if batch.is_empty() {
+            deletions = changes.deletions;
+            if changes.messages.is_empty() && changes.deleted.is_empty() {
                 comment(w, "keepalive")?;
                 continue;
             }
+            for d in &changes.deleted {
+                let data = serde_json::to_string(d).unwrap_or_default();
+                event(w, None, Some("deleted"), &data)?;
+            }
+            let batch = changes.messages;
             for m in &batch {
                 let data = serde_json::to_string(m.as_ref())
                     .map(crate::message::escape_separators)
