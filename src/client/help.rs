@@ -65,6 +65,19 @@ Example:
   claude-codex-relay delete --target scratch
 ";
 
+const EXPORT: &str = "\
+Usage: claude-codex-relay export --target T [--since-id N] [--format md|jsonl]
+
+Writes channel T (the messages after N, or all), oldest first, to standard output. md (the
+default): a Markdown transcript, a heading `#id · sender · time` per message, a line naming
+the message it replies to, and the text as written, code blocks intact. jsonl: one message
+per line in the relay's journal shape; saved as messages.jsonl in an empty data_dir, a relay
+starts with exactly these messages.
+
+Example:
+  claude-codex-relay export --target proj-x > proj-x.md
+";
+
 const WATCH: &str = "\
 Usage: claude-codex-relay watch --target T [--from S]... [--ignore-sender S]... [--exec CMD]
          [--state FILE] [--since-id N] [--count N] [--timeout S] [--max-runs N] [--per S]
@@ -117,12 +130,13 @@ Exit codes:
 ";
 
 /// The sections of the commands, in the order `all` shows them.
-const COMMANDS: [(&str, &str); 5] = [
+const COMMANDS: [(&str, &str); 6] = [
     ("post", POST),
     ("fetch", FETCH),
     ("channels", CHANNELS),
     ("watch", WATCH),
     ("delete", DELETE),
+    ("export", EXPORT),
 ];
 
 /// Help for one command, then the options every command takes and the exit codes.

@@ -1,4 +1,4 @@
-//! The built-in client: `post`, `fetch`, `channels`, `watch` and `delete`, so an agent on a host without
+//! The built-in client: `post`, `fetch`, `channels`, `watch`, `delete` and `export`, so an agent on a host without
 //! curl or jq talks to a relay with this binary alone. `run` is the one entry point `main`
 //! calls; it reads nothing from the process itself (arguments, environment and standard
 //! streams are passed in), which is what lets the tests drive it in-process. Failures become
@@ -7,6 +7,7 @@
 mod args;
 mod child;
 mod error;
+mod export;
 mod guard;
 mod help;
 mod message;
@@ -85,6 +86,7 @@ fn dispatch(
         ],
         "channels" => &[switch("json")],
         "delete" => &[value("target"), switch("json")],
+        "export" => &[value("target"), value("since-id"), value("format")],
         "watch" => &[
             value("target"),
             many("from"),
@@ -111,6 +113,14 @@ fn dispatch(
         "fetch" => fetch(&relay, &p, io),
         "channels" => channels(&relay, &p, io),
         "delete" => delete(&relay, &p, io),
+        "export" => {
+            p.no_words()?;
+            let format = export::Format::parse(p.get("format").unwrap_or("md"))?;
+            let since_id = p
+                .number::<u64>("since-id", "a message id (0 or more)")?
+                .unwrap_or(0);
+            export::export(&relay, p.required("target")?, since_id, format, io.stdout).map(|_| ())
+        }
         _ => watch(&relay, &p, env, io),
     }
 }

@@ -1267,3 +1267,83 @@ fn post_retries_a_lost_answer_with_its_idempotency_key_and_stores_the_message_on
     assert_eq!(answer["repeated"], true, "{answer}");
     assert_eq!(relay.app().store.len(), 1);
 }
+
+#[test]
+fn export_writes_a_markdown_transcript_and_jsonl_that_a_relay_starts_from_identically() {
+    let relay = Relay::start();
+    let url = relay.base.clone();
+    let packet = "Review packet\n\n```diff\n-old\n+new\n```\nU+2028 here:\u{2028}end";
+    let first = relay.post("proj-x", "claude", packet);
+    relay.post("other", "codex", "elsewhere");
+    let (status, _) = crate::common::post_json(
+        &format!("{url}/api/messages"),
+        &serde_json::json!({"target": "proj-x", "sender": "codex", "text": "approved", "reply_to": first}),
+    );
+    assert_eq!(status, 201);
+    for n in 0..600 {
+        relay.post("proj-x", "claude", &format!("filler {n}"));
+    }
+
+    let md = run("export", &["--url", &url, "--target", "proj-x"]);
+    assert_eq!(md.code, 0, "{}", md.stderr);
+    assert!(
+        md.stdout.starts_with("# proj-x\n\n## #1 · claude · "),
+        "{}",
+        &md.stdout[..80]
+    );
+    assert!(
+        md.stdout.contains("```diff\n-old\n+new\n```"),
+        "code block intact"
+    );
+    assert!(md.stdout.contains("## #3 · codex · "));
+    assert!(md.stdout.contains("*In reply to [#1](#1).*\n\napproved"));
+    assert!(!md.stdout.contains("elsewhere"));
+    assert!(md.stdout.contains("filler 599"), "every page was read");
+
+    let since = run(
+        "export",
+        &[
+            "--url",
+            &url,
+            "--target",
+            "proj-x",
+            "--since-id",
+            "600",
+            "--format",
+            "jsonl",
+        ],
+    );
+    assert_eq!(since.code, 0, "{}", since.stderr);
+    assert_eq!(json_lines(&since.stdout)[0]["id"], 601);
+
+    let jsonl = run(
+        "export",
+        &["--url", &url, "--target", "proj-x", "--format", "jsonl"],
+    );
+    assert_eq!(jsonl.code, 0, "{}", jsonl.stderr);
+    assert_eq!(jsonl.stdout.lines().count(), 602);
+    let dir = crate::common::TempDir::new("export");
+    let config = config_in(&dir);
+    std::fs::create_dir_all(&config.data_dir).unwrap();
+    std::fs::write(config.data_dir.join("messages.jsonl"), &jsonl.stdout).unwrap();
+    let copy = Relay::start_in(dir, config);
+    let all = |base: &str| {
+        let page = crate::common::get(&format!(
+            "{base}/api/messages?target=proj-x&since_id=0&limit=500"
+        ));
+        let more = crate::common::get(&format!(
+            "{base}/api/messages?target=proj-x&since_id=500&limit=500"
+        ));
+        let mut list = page.json()["messages"].as_array().unwrap().clone();
+        list.extend(more.json()["messages"].as_array().unwrap().iter().cloned());
+        list
+    };
+    assert_eq!(all(&copy.base), all(&url));
+    assert_eq!(all(&copy.base)[0]["text"], packet);
+
+    let bad = run(
+        "export",
+        &["--url", &url, "--target", "proj-x", "--format", "pdf"],
+    );
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+}
