@@ -899,6 +899,89 @@ mod tests {
     }
 
     #[test]
+    fn replies_keys_positions_and_deletions_replay_and_survive_a_compaction() {
+        let dir = TempDir::new();
+        let (mut j, _) = open(&dir);
+        let mut reply = msg(2, "a");
+        reply.reply_to = Some(1);
+        let (first, third) = (msg(1, "a"), msg(3, "b"));
+        let position = Position {
+            reader: "codex".into(),
+            target: "a".into(),
+            id: 2,
+        };
+        let moved = Position {
+            id: 3,
+            ..position.clone()
+        };
+        j.append_lines(&[
+            Line::Message(&first, Some("k1")),
+            Line::Message(&reply, None),
+            Line::Read(&position),
+            Line::Message(&third, Some("k3")),
+            Line::Delete(&Deletion::Message { id: 1 }),
+            Line::Read(&moved),
+        ])
+        .unwrap();
+        drop(j);
+        let text = fs::read_to_string(dir.journal()).unwrap();
+        assert!(text.contains("\"message 1\\nwith"), "{text}");
+        // The text comes last on a message line, after the key and the reply.
+        assert!(
+            text.lines()
+                .next()
+                .unwrap()
+                .contains("\"key\":\"k1\",\"text\":"),
+            "{text}"
+        );
+        let (mut j, replay) = open(&dir);
+        assert_eq!(replay.messages, vec![reply.clone(), third.clone()]);
+        assert_eq!(replay.positions, vec![position, moved.clone()]);
+        // Keys older than their window are not remembered: these messages are from 2023.
+        assert!(replay.keys.is_empty());
+        let extras = Extras {
+            keys: HashMap::from([(3, "k3".to_string())]),
+            positions: vec![moved.clone()],
+        };
+        let c = Journal::prepare(j.dir(), replay.messages.iter(), &extras, 3, j.mark()).unwrap();
+        j.install(c).unwrap();
+        j.append_lines(&[Line::Delete(&Deletion::Channel {
+            target: "b".into(),
+            through: 3,
+        })])
+        .unwrap();
+        drop(j);
+        let text = fs::read_to_string(dir.journal()).unwrap();
+        assert!(
+            !text.contains("\"message 1\\nwith"),
+            "the deleted text left the file: {text}"
+        );
+        assert!(text.contains("\"key\":\"k3\""), "{text}");
+        let (_, replay) = open(&dir);
+        assert_eq!(replay.messages, vec![reply]);
+        assert_eq!(replay.positions, vec![moved]);
+        assert_eq!(replay.last_id, 3);
+    }
+
+    #[test]
+    fn an_object_of_no_known_kind_stops_start_up() {
+        let dir = TempDir::new();
+        fs::create_dir_all(&dir.0).unwrap();
+        for bad in [
+            "{}",
+            "{\"read\":{\"reader\":\"x\"}}",
+            "{\"delete\":{}}",
+            "{\"other\":1}",
+        ] {
+            fs::write(dir.journal(), line_of(&msg(1, "a")) + bad + "\n").unwrap();
+            match open_err(&dir) {
+                Error::Journal { line, .. } => assert_eq!(line, 2, "{bad}"),
+                e => panic!("expected a journal error for {bad}, got {e}"),
+            }
+        }
+    }
+
+    #[test]
     fn failed_append_leaves_no_partial_batch() {
         let dir = TempDir::new();
         let (mut j, _) = open(&dir);
