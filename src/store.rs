@@ -561,6 +561,17 @@ impl Store {
         page
     }
 
+    /// Where `reader` stands on `target`: the last id it was given (0 if none).
+    pub fn position(&self, reader: &str, target: &str) -> u64 {
+        lock(&self.state).position(reader, target)
+    }
+
+    /// Moves `reader`'s position on `target` forward to `id` (never back) and makes it durable.
+    pub fn mark_read(&self, reader: &str, target: &str, id: u64) {
+        lock(&self.state).move_position(reader, target, id);
+        self.save_position(reader, target, id);
+    }
+
     /// Makes a reader's position durable: the latest one in memory, which a concurrent fetch
     /// may have moved further still.
     fn save_position(&self, reader: &str, target: &str, id: u64) {

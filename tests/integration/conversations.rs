@@ -293,6 +293,36 @@ fn a_reader_waits_for_its_next_unread_message() {
 }
 
 #[test]
+fn a_stream_with_a_reader_starts_at_its_position_and_moves_it() {
+    let relay = Relay::start();
+    for n in 1..=3 {
+        relay.post("t", "claude", &format!("m{n}"));
+    }
+    assert_eq!(ids(&page(&relay, "target=t&reader=codex&limit=1")), [1]);
+    let mut stream = Sse::open(relay.addr(), "/api/stream?target=t&reader=codex", &[]);
+    assert_eq!(stream.status, 200);
+    let got: Vec<String> = (0..2)
+        .map(|_| {
+            stream
+                .next_message(within(10.0))
+                .expect("a message")
+                .id
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(got, ["2", "3"]);
+    let deadline = within(10.0);
+    while relay.app().store.position("codex", "t") < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the position never moved"
+        );
+        std::thread::yield_now();
+    }
+    assert!(ids(&page(&relay, "target=t&reader=codex")).is_empty());
+}
+
+#[test]
 fn mcp_fetch_with_a_reader_moves_its_position_and_an_agent_token_moves_only_its_own() {
     let relay = Relay::with(|c| {
         c.agents = [
