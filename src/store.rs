@@ -170,6 +170,16 @@ struct Committer {
     purge: bool,
 }
 
+/// A post of the batch being committed that gets a new id.
+struct Fresh {
+    /// Its place in the batch.
+    at: usize,
+    message: Message,
+    key: Option<String>,
+    /// `idempotency::digest` of what was posted.
+    digest: u64,
+}
+
 /// A queued post and, once its batch is written, its outcome.
 struct Slot {
     /// Taken (not copied) into the message when the batch is written.
@@ -271,7 +281,7 @@ impl Store {
         let ts = now();
         committer.keys.expire(ts);
         let mut next = committer.last_id + 1;
-        let mut fresh: Vec<(usize, Message, Option<String>, u64)> = Vec::new();
+        let mut fresh: Vec<Fresh> = Vec::new();
         let mut repeats = Vec::new();
         for (at, slot) in batch.iter().enumerate() {
             let Draft {
@@ -284,13 +294,12 @@ impl Store {
             let digest = idempotency::digest(&target, reply_to, &text);
             if let Some(key) = &key {
                 let earlier = committer.keys.get(&sender, key).or_else(|| {
-                    fresh.iter().find_map(|(_, m, k, d)| {
-                        (k.as_deref() == Some(key.as_str()) && m.sender == sender).then_some(
-                            idempotency::Entry {
-                                id: m.id,
-                                digest: *d,
-                            },
-                        )
+                    fresh.iter().find_map(|f| {
+                        (f.key.as_deref() == Some(key.as_str()) && f.message.sender == sender)
+                            .then_some(idempotency::Entry {
+                                id: f.message.id,
+                                digest: f.digest,
+                            })
                     })
                 });
                 if let Some(entry) = earlier {
@@ -298,7 +307,7 @@ impl Store {
                     continue;
                 }
             }
-            let m = Message {
+            let message = Message {
                 id: next,
                 ts,
                 target,
@@ -307,13 +316,18 @@ impl Store {
                 text,
             };
             next += 1;
-            fresh.push((at, m, key, digest));
+            fresh.push(Fresh {
+                at,
+                message,
+                key,
+                digest,
+            });
         }
         let written = match committer.journal.as_mut() {
             Some(journal) => {
                 let lines: Vec<Line> = fresh
                     .iter()
-                    .map(|(_, m, key, _)| Line::Message(m, key.as_deref()))
+                    .map(|f| Line::Message(&f.message, f.key.as_deref()))
                     .collect();
                 journal.append_lines(&lines)
             }
@@ -322,8 +336,8 @@ impl Store {
         if let Err(e) = written {
             let reason = format!("message not stored: {e}");
             log::error!("{reason}");
-            for (at, ..) in &fresh {
-                *lock(&batch[*at].outcome) = Some(Err(Error::Storage(reason.clone())));
+            for f in &fresh {
+                *lock(&batch[f.at].outcome) = Some(Err(Error::Storage(reason.clone())));
             }
             for (at, ..) in &repeats {
                 *lock(&batch[*at].outcome) = Some(Err(Error::Storage(reason.clone())));
@@ -333,12 +347,17 @@ impl Store {
         committer.last_id += fresh.len() as u64;
         committer.since_compaction += fresh.len();
         let mut published = Vec::with_capacity(fresh.len());
-        for (at, m, key, digest) in fresh {
-            if let Some(key) = key {
-                let entry = idempotency::Entry { id: m.id, digest };
-                committer.keys.remember(&m.sender, &key, entry, m.ts, ts);
+        for f in fresh {
+            if let Some(key) = &f.key {
+                let entry = idempotency::Entry {
+                    id: f.message.id,
+                    digest: f.digest,
+                };
+                committer
+                    .keys
+                    .remember(&f.message.sender, key, entry, ts, ts);
             }
-            published.push((at, Arc::new(m)));
+            published.push((f.at, Arc::new(f.message)));
         }
         {
             let mut state = lock(&self.state);
