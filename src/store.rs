@@ -4,8 +4,8 @@
 //! writes every post queued so far; the idempotency keys are checked there too, so two retries
 //! racing each other still make one message. Retention and deletion drop messages from memory
 //! at once and from the journal by a compaction written in the background. Readers' positions
-//! (how far each named reader has read each channel) live here and in the journal. Knows
-//! nothing of HTTP or JSON-RPC.
+//! (how far each named reader has read each channel) live here and in the journal, and search
+//! scans the texts held here. Knows nothing of HTTP or JSON-RPC.
 
 use crate::error::Error;
 use crate::idempotency::{self, Keys};
