@@ -42,6 +42,15 @@
     tokenForm: $("token-form"),
     tokenInput: $("token-input"),
     tokenError: $("token-error"),
+    replying: $("replying"),
+    replyingText: $("replying-text"),
+    replyCancel: $("reply-cancel"),
+    searchForm: $("search-form"),
+    searchInput: $("search-input"),
+    searchResults: $("search-results"),
+    searchList: $("search-list"),
+    searchSummary: $("search-summary"),
+    searchClose: $("search-close"),
   };
 
   var state = {
@@ -58,6 +67,7 @@
     retryDelay: 1000,
     generation: 0, // bumps on channel switch so late answers for the old channel are dropped
     unseen: 0,
+    replyTo: null, // the message the composer answers: {id, target}, or null
   };
 
   // ---------------------------------------------------------------- storage and cookies
@@ -337,6 +347,19 @@
     var idTag = make("span", "msg-id", "#" + msg.id);
     idTag.title = "message id " + msg.id;
     head.appendChild(idTag);
+    if (typeof msg.reply_to === "number") {
+      // The answered card has id "m<id>", so the browser scrolls to it; such a hash is
+      // never read as a channel name.
+      var answered = make("a", "reply-link", "↩ #" + msg.reply_to);
+      answered.href = "#m" + msg.reply_to;
+      answered.title = "a reply to message " + msg.reply_to;
+      head.appendChild(answered);
+    }
+    var replyButton = make("button", "reply-button link-button", "Reply");
+    replyButton.type = "button";
+    replyButton.title = "Reply to message " + msg.id;
+    replyButton.addEventListener("click", function () { startReply(msg); });
+    head.appendChild(replyButton);
     card.appendChild(head);
 
     var body = make("div", "card-body markdown");
@@ -444,6 +467,25 @@
       state.unseen += fresh.length;
       el.jump.textContent = state.unseen === 1 ? "1 new message ↓" : state.unseen + " new messages ↓";
       el.jump.hidden = false;
+    }
+  }
+
+  // Drops what a `deleted` event names from the timeline.
+  function removeDeleted(deletion) {
+    if (!deletion) return;
+    var gone = [];
+    if (typeof deletion.id === "number") {
+      gone = [deletion.id];
+    } else if (deletion.target === state.channel && typeof deletion.through === "number") {
+      state.shown.forEach(function (id) { if (id <= deletion.through) gone.push(id); });
+    }
+    gone.forEach(function (id) {
+      var li = document.getElementById("m" + id);
+      if (li && li.parentNode === el.messages) li.remove();
+    });
+    if (!el.messages.firstElementChild) {
+      el.empty.textContent = "No messages on " + state.channel + ".";
+      el.empty.hidden = false;
     }
   }
 
@@ -589,6 +631,10 @@
       try { msg = JSON.parse(ev.data); } catch (e) { return; }
       addMessages([msg]);
     });
+    es.addEventListener("deleted", function (ev) {
+      if (gen !== state.generation) return;
+      try { removeDeleted(JSON.parse(ev.data)); } catch (e) { /* not ours to show */ }
+    });
     es.addEventListener("error", function () {
       if (gen !== state.generation) return;
       if (es.readyState === EventSource.CONNECTING) {
@@ -710,6 +756,24 @@
     el.status.className = "status" + (kind ? " " + kind : "");
   }
 
+  function startReply(msg) {
+    state.replyTo = { id: msg.id, target: msg.target };
+    el.target.value = msg.target;
+    el.replyingText.textContent = "Replying to #" + msg.id + " from " + msg.sender;
+    el.replying.hidden = false;
+    el.text.focus();
+  }
+
+  function stopReply() {
+    state.replyTo = null;
+    el.replying.hidden = true;
+  }
+
+  el.replyCancel.addEventListener("click", function () {
+    stopReply();
+    el.text.focus();
+  });
+
   var sending = false;
   function send() {
     if (sending) return;
@@ -730,9 +794,12 @@
     el.send.textContent = "Sending…";
     setStatus("Sending…", "");
     writeStorage(SENDER_KEY, sender);
-    api("POST", "/api/messages", { target: target, sender: sender, text: text, source: "web-ui" })
+    var body = { target: target, sender: sender, text: text, source: "web-ui" };
+    if (state.replyTo && state.replyTo.target === target) body.reply_to = state.replyTo.id;
+    api("POST", "/api/messages", body)
       .then(function (data) {
         el.text.value = "";
+        stopReply();
         var id = data && data.posted;
         setStatus("Sent #" + id + (target !== state.channel ? " to " + target : ""), "ok");
         if (data && data.message && target === state.channel) {
@@ -762,6 +829,61 @@
     }
   });
   el.sender.addEventListener("change", function () { writeStorage(SENDER_KEY, el.sender.value); });
+
+  // ---------------------------------------------------------------- search
+
+  function showSearch(query) {
+    var url = "/api/search?q=" + encodeURIComponent(query) + "&limit=50";
+    el.searchSummary.textContent = "Searching…";
+    el.searchList.textContent = "";
+    el.searchResults.hidden = false;
+    api("GET", url).then(function (data) {
+      var hits = (data && data.messages) || [];
+      el.searchSummary.textContent = hits.length
+        ? hits.length + (hits.length === 50 ? "+" : "") + " messages contain “" + query + "”, newest first"
+        : "No message contains “" + query + "”.";
+      hits.forEach(function (msg) {
+        var li = make("li", "search-hit");
+        var link = make("a", "search-link");
+        link.href = "#" + encodeURIComponent(msg.target);
+        link.appendChild(make("span", "msg-id", "#" + msg.id));
+        link.appendChild(make("span", "search-channel", msg.target));
+        link.appendChild(make("strong", "from", msg.sender));
+        var line = String(msg.text).split("\n").map(function (l) { return l.trim(); })
+          .filter(Boolean)[0] || "";
+        link.appendChild(make("span", "search-line", line));
+        link.addEventListener("click", function (ev) {
+          ev.preventDefault();
+          el.searchResults.hidden = true;
+          var reveal = function () {
+            var card = document.getElementById("m" + msg.id);
+            if (!card) return;
+            card.scrollIntoView({ block: "center" });
+            card.classList.add("flash");
+            setTimeout(function () { card.classList.remove("flash"); }, 1600);
+          };
+          if (msg.target === state.channel) {
+            reveal();
+          } else {
+            showChannel(msg.target).then(reveal);
+          }
+        });
+        li.appendChild(link);
+        el.searchList.appendChild(li);
+      });
+    }, function (err) {
+      el.searchSummary.textContent = "Search failed: " + err.message;
+    });
+  }
+
+  el.searchForm.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var query = el.searchInput.value.trim();
+    if (query) showSearch(query);
+  });
+  el.searchClose.addEventListener("click", function () {
+    el.searchResults.hidden = true;
+  });
 
   // ---------------------------------------------------------------- footer
 

@@ -27,6 +27,7 @@ fn message(id: u64) -> Message {
         ts: 1_760_000_000.0 + id as f64 * 0.001,
         target: TARGETS[id as usize % TARGETS.len()].to_string(),
         sender: ["claude", "codex"][(id % 2) as usize].to_string(),
+        reply_to: None,
         text,
     }
 }

@@ -18,6 +18,9 @@ pub enum Error {
     NotFound(String),
     /// The route exists but not with this method; `allow` lists the methods it has (405).
     MethodNotAllowed { allow: &'static str },
+    /// The request contradicts what an earlier one did: an idempotency key reused for another
+    /// message (409).
+    Conflict(String),
     /// The body or a field is larger than the configured limit (413).
     TooLarge(String),
     /// The request body did not arrive within its deadline (408; the connection closes).
@@ -57,6 +60,7 @@ impl Error {
             Error::Forbidden(_) => 403,
             Error::NotFound(_) => 404,
             Error::MethodNotAllowed { .. } => 405,
+            Error::Conflict(_) => 409,
             Error::Timeout(_) => 408,
             Error::TooLarge(_) => 413,
             Error::UnsupportedMediaType(_) => 415,
@@ -76,6 +80,7 @@ impl fmt::Display for Error {
             Error::BadRequest(m)
             | Error::Forbidden(m)
             | Error::NotFound(m)
+            | Error::Conflict(m)
             | Error::TooLarge(m)
             | Error::Timeout(m)
             | Error::UnsupportedMediaType(m)

@@ -1,7 +1,15 @@
-//! The durable message journal: `messages.jsonl` under the data directory, one JSON line per
-//! message in the `Message` wire shape, appended in whole batches and replayed at start. After
-//! a compaction the file opens with a `{"last_id":N}` marker so the id sequence continues even
-//! when retention dropped the newest messages. The directory itself is held under an exclusive
+//! The durable message journal: `messages.jsonl` under the data directory, one JSON object per
+//! line, appended in whole batches and replayed at start. Four kinds of line, told apart by
+//! their keys: a message (the `Message` wire shape, optionally with `reply_to` and the
+//! idempotency `key` it was posted with, the text always last); `{"read":{reader,target,id}}`,
+//! a reader's position (the latest line for a reader and channel wins); `{"delete":{"id":N}}`
+//! or `{"delete":{"target":T,"through":N}}`, a deletion, applied to the messages before it;
+//! and, after a compaction, a first line `{"last_id":N}` so the id sequence continues even when
+//! retention dropped the newest messages. Only message lines hold texts, so an index of
+//! messages with texts read back by offset needs nothing else from the file. A compaction
+//! writes the marker, the positions and the kept messages (with their keys), so deleted texts
+//! leave the disk. Journals written before replies, keys, positions and deletions existed are
+//! plain message lines and read the same. The directory itself is held under an exclusive
 //! lock, so no removal of a file inside it can let a second relay in; `relay.lock` only names
 //! the pid holding it. Replay repairs exactly one kind of damage, a torn last line (a crash
 //! mid-write, never acknowledged); anything else stops start-up with the file and line, because
@@ -9,8 +17,10 @@
 
 use crate::config::Fsync;
 use crate::error::Error;
+use crate::idempotency::{self, Keys};
 use crate::message::Message;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -24,10 +34,130 @@ const READ_BUFFER: usize = 4 * 1024 * 1024;
 /// An append buffer grown past this by a huge batch is given back afterwards.
 const KEEP_BUFFER: usize = 1024 * 1024;
 
-/// What replay found: the messages in id order and the highest id ever handed out.
+/// What replay found: the messages in id order (deletions applied), the highest id ever handed
+/// out, the idempotency keys still in their window and every reader's position.
+#[derive(Default)]
 pub struct Replay {
     pub messages: Vec<Message>,
     pub last_id: u64,
+    pub keys: Keys,
+    pub positions: Vec<Position>,
+}
+
+/// How far a reader has read a channel: every message up to `id` was returned to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    pub reader: String,
+    pub target: String,
+    pub id: u64,
+}
+
+/// What a deletion removes: one message, or a whole channel up to a message id (what is
+/// posted to it later is a new history).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Deletion {
+    Channel { target: String, through: u64 },
+    Message { id: u64 },
+}
+
+/// One line to append.
+pub enum Line<'a> {
+    /// A message, with the idempotency key it was posted with.
+    Message(&'a Message, Option<&'a str>),
+    Read(&'a Position),
+    Delete(&'a Deletion),
+}
+
+/// A message line as written: the message's own fields, the optional key, and the text last,
+/// so a reader can take everything else from the start of a line without the text.
+#[derive(Serialize)]
+struct MessageOut<'a> {
+    id: u64,
+    ts: f64,
+    target: &'a str,
+    sender: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply_to: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+    text: &'a str,
+}
+
+/// A message line as read: the wire shape plus the optional key.
+#[derive(Deserialize)]
+struct MessageIn {
+    id: u64,
+    ts: f64,
+    target: String,
+    sender: String,
+    #[serde(default)]
+    reply_to: Option<u64>,
+    #[serde(default)]
+    key: Option<String>,
+    text: String,
+}
+
+/// Every line that is not a message, as read: exactly one field is set.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordIn {
+    #[serde(default)]
+    last_id: Option<u64>,
+    #[serde(default)]
+    read: Option<Position>,
+    #[serde(default)]
+    delete: Option<Deletion>,
+}
+
+/// A reader's position or a deletion, as written.
+#[derive(Serialize)]
+struct RecordOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    read: Option<&'a Position>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delete: Option<&'a Deletion>,
+}
+
+impl Line<'_> {
+    fn write(&self, out: &mut impl Write) -> serde_json::Result<()> {
+        match *self {
+            Line::Message(m, key) => serde_json::to_writer(
+                out,
+                &MessageOut {
+                    id: m.id,
+                    ts: m.ts,
+                    target: &m.target,
+                    sender: &m.sender,
+                    reply_to: m.reply_to,
+                    key,
+                    text: &m.text,
+                },
+            ),
+            Line::Read(p) => serde_json::to_writer(
+                out,
+                &RecordOut {
+                    read: Some(p),
+                    delete: None,
+                },
+            ),
+            Line::Delete(d) => serde_json::to_writer(
+                out,
+                &RecordOut {
+                    read: None,
+                    delete: Some(d),
+                },
+            ),
+        }
+    }
+}
+
+/// What a compaction keeps besides the messages: the keys of kept messages (by id) and every
+/// reader's position.
+#[derive(Default)]
+pub struct Extras {
+    pub keys: HashMap<u64, String>,
+    pub positions: Vec<Position>,
 }
 
 /// The open journal, holding the data directory's lock.
@@ -57,12 +187,6 @@ pub struct Compaction {
     len: u64,
     /// The journal's length when the kept messages were taken.
     mark: u64,
-}
-
-/// The compaction marker, the only line that is not a message.
-#[derive(Deserialize)]
-struct Marker {
-    last_id: u64,
 }
 
 impl Journal {
@@ -102,6 +226,12 @@ impl Journal {
     /// Appends `batch` as one write (and one fsync with `Fsync::Always`). On failure nothing
     /// of the batch remains in the file.
     pub fn append(&mut self, batch: &[Message]) -> Result<(), Error> {
+        let lines: Vec<Line> = batch.iter().map(|m| Line::Message(m, None)).collect();
+        self.append_lines(&lines)
+    }
+
+    /// Appends `batch` (messages, positions, deletions) as one write, like `append`.
+    pub fn append_lines(&mut self, batch: &[Line]) -> Result<(), Error> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -117,9 +247,9 @@ impl Journal {
             self.dirty = false;
         }
         self.buf.clear();
-        for m in batch {
-            serde_json::to_writer(&mut self.buf, m)
-                .map_err(|e| Error::Storage(format!("cannot encode message {}: {e}", m.id)))?;
+        for line in batch {
+            line.write(&mut self.buf)
+                .map_err(|e| Error::Storage(format!("cannot encode a journal line: {e}")))?;
             self.buf.push(b'\n');
         }
         let mut written = self.file.write_all(&self.buf);
@@ -157,7 +287,7 @@ impl Journal {
         keep: impl Iterator<Item = &'a Message>,
         last_id: u64,
     ) -> Result<(), Error> {
-        let compaction = Journal::prepare(&self.dir, keep, last_id, self.len)?;
+        let compaction = Journal::prepare(&self.dir, keep, &Extras::default(), last_id, self.len)?;
         self.install(compaction)
     }
 
@@ -172,16 +302,18 @@ impl Journal {
         &self.dir
     }
 
-    /// Writes a compacted journal (`keep`, everything up to `mark`) to a temporary file in
-    /// `dir`, made durable. Needs no access to the open journal, so posts go on meanwhile.
+    /// Writes a compacted journal (`keep` and `extras`, everything up to `mark`) to a
+    /// temporary file in `dir`, made durable. Needs no access to the open journal, so posts go
+    /// on meanwhile. Deleted messages are simply not in `keep`: their texts leave the disk.
     pub fn prepare<'a>(
         dir: &Path,
         keep: impl Iterator<Item = &'a Message>,
+        extras: &Extras,
         last_id: u64,
         mark: u64,
     ) -> Result<Compaction, Error> {
         let tmp = dir.join(format!("{JOURNAL_FILE}.tmp"));
-        match write_compacted(&tmp, keep, last_id) {
+        match write_compacted(&tmp, keep, extras, last_id) {
             Ok((file, len)) => Ok(Compaction {
                 tmp,
                 file,
@@ -371,6 +503,11 @@ fn replay(path: &Path, file: &File) -> Result<(Replay, u64), Error> {
     let mut messages = Vec::new();
     let mut last_id = 0u64;
     let mut prev_id = 0u64;
+    let mut keys = Keys::default();
+    let mut positions = Vec::new();
+    let mut deleted = HashSet::new();
+    let mut cleared: HashMap<String, u64> = HashMap::new();
+    let now = crate::store::now();
     let mut line = Vec::with_capacity(1024);
     let mut offset = 0u64;
     let mut number = 0usize;
@@ -396,7 +533,7 @@ fn replay(path: &Path, file: &File) -> Result<(Replay, u64), Error> {
         }
         offset += n as u64;
         let body = &line[..n - 1];
-        match serde_json::from_slice::<Message>(body) {
+        match serde_json::from_slice::<MessageIn>(body) {
             Ok(m) => {
                 if m.id <= prev_id {
                     return Err(damage(
@@ -409,27 +546,81 @@ fn replay(path: &Path, file: &File) -> Result<(Replay, u64), Error> {
                 }
                 prev_id = m.id;
                 last_id = last_id.max(m.id);
-                messages.push(m);
+                if let Some(key) = &m.key {
+                    let entry = idempotency::Entry {
+                        id: m.id,
+                        digest: idempotency::digest(&m.target, m.reply_to, &m.text),
+                    };
+                    keys.remember(&m.sender, key, entry, m.ts, now);
+                }
+                messages.push(Message {
+                    id: m.id,
+                    ts: m.ts,
+                    target: m.target,
+                    sender: m.sender,
+                    reply_to: m.reply_to,
+                    text: m.text,
+                });
             }
-            Err(e) => match serde_json::from_slice::<Marker>(body) {
-                Ok(marker) if number == 1 => last_id = last_id.max(marker.last_id),
-                Ok(_) => {
+            Err(e) => match serde_json::from_slice::<RecordIn>(body) {
+                Ok(RecordIn {
+                    last_id: Some(marker),
+                    read: None,
+                    delete: None,
+                }) if number == 1 => last_id = last_id.max(marker),
+                Ok(RecordIn {
+                    last_id: Some(_), ..
+                }) => {
                     return Err(damage(
                         number,
                         "a {\"last_id\"} marker may only be the first line".into(),
                     ))
                 }
-                Err(_) => return Err(damage(number, format!("not a message: {e}"))),
+                Ok(RecordIn {
+                    last_id: None,
+                    read: Some(p),
+                    delete: None,
+                }) => positions.push(p),
+                Ok(RecordIn {
+                    last_id: None,
+                    read: None,
+                    delete: Some(Deletion::Message { id }),
+                }) => {
+                    deleted.insert(id);
+                }
+                Ok(RecordIn {
+                    last_id: None,
+                    read: None,
+                    delete: Some(Deletion::Channel { target, through }),
+                }) => {
+                    let upto = cleared.entry(target).or_insert(0);
+                    *upto = through.max(*upto);
+                }
+                _ => return Err(damage(number, format!("not a message: {e}"))),
             },
         }
     }
-    Ok((Replay { messages, last_id }, offset))
+    if !deleted.is_empty() || !cleared.is_empty() {
+        messages.retain(|m| {
+            !deleted.contains(&m.id) && cleared.get(&m.target).is_none_or(|upto| m.id > *upto)
+        });
+    }
+    Ok((
+        Replay {
+            messages,
+            last_id,
+            keys,
+            positions,
+        },
+        offset,
+    ))
 }
 
 /// Writes a compacted journal to `tmp`, made durable, and returns an append handle on it.
 fn write_compacted<'a>(
     tmp: &Path,
     keep: impl Iterator<Item = &'a Message>,
+    extras: &Extras,
     last_id: u64,
 ) -> io::Result<(File, u64)> {
     let file = OpenOptions::new()
@@ -441,8 +632,12 @@ fn write_compacted<'a>(
     file.set_len(0)?;
     let mut out = BufWriter::with_capacity(KEEP_BUFFER, &file);
     writeln!(out, "{{\"last_id\":{last_id}}}")?;
+    for p in &extras.positions {
+        Line::Read(p).write(&mut out)?;
+        out.write_all(b"\n")?;
+    }
     for m in keep {
-        serde_json::to_writer(&mut out, m)?;
+        Line::Message(m, extras.keys.get(&m.id).map(String::as_str)).write(&mut out)?;
         out.write_all(b"\n")?;
     }
     out.flush()?;
@@ -499,6 +694,7 @@ mod tests {
             ts: 1_700_000_000.25 + id as f64,
             target: target.into(),
             sender: "claude".into(),
+            reply_to: None,
             text: format!("message {id}\nwith a \"quoted\" second line ✓"),
         }
     }
@@ -686,7 +882,7 @@ mod tests {
         j.append(&first).unwrap();
         let mark = j.mark();
         let keep = [&first[2], &first[3]];
-        let c = Journal::prepare(j.dir(), keep.into_iter(), 4, mark).unwrap();
+        let c = Journal::prepare(j.dir(), keep.into_iter(), &Extras::default(), 4, mark).unwrap();
         j.append(&[msg(5, "b"), msg(6, "a")]).unwrap();
         j.install(c).unwrap();
         j.append(&[msg(7, "a")]).unwrap();
@@ -769,6 +965,89 @@ mod tests {
     }
 
     #[test]
+    fn replies_keys_positions_and_deletions_replay_and_survive_a_compaction() {
+        let dir = TempDir::new();
+        let (mut j, _) = open(&dir);
+        let mut reply = msg(2, "a");
+        reply.reply_to = Some(1);
+        let (first, third) = (msg(1, "a"), msg(3, "b"));
+        let position = Position {
+            reader: "codex".into(),
+            target: "a".into(),
+            id: 2,
+        };
+        let moved = Position {
+            id: 3,
+            ..position.clone()
+        };
+        j.append_lines(&[
+            Line::Message(&first, Some("k1")),
+            Line::Message(&reply, None),
+            Line::Read(&position),
+            Line::Message(&third, Some("k3")),
+            Line::Delete(&Deletion::Message { id: 1 }),
+            Line::Read(&moved),
+        ])
+        .unwrap();
+        drop(j);
+        let text = fs::read_to_string(dir.journal()).unwrap();
+        assert!(text.contains("\"message 1\\nwith"), "{text}");
+        // The text comes last on a message line, after the key and the reply.
+        assert!(
+            text.lines()
+                .next()
+                .unwrap()
+                .contains("\"key\":\"k1\",\"text\":"),
+            "{text}"
+        );
+        let (mut j, replay) = open(&dir);
+        assert_eq!(replay.messages, vec![reply.clone(), third.clone()]);
+        assert_eq!(replay.positions, vec![position, moved.clone()]);
+        // Keys older than their window are not remembered: these messages are from 2023.
+        assert!(replay.keys.is_empty());
+        let extras = Extras {
+            keys: HashMap::from([(3, "k3".to_string())]),
+            positions: vec![moved.clone()],
+        };
+        let c = Journal::prepare(j.dir(), replay.messages.iter(), &extras, 3, j.mark()).unwrap();
+        j.install(c).unwrap();
+        j.append_lines(&[Line::Delete(&Deletion::Channel {
+            target: "b".into(),
+            through: 3,
+        })])
+        .unwrap();
+        drop(j);
+        let text = fs::read_to_string(dir.journal()).unwrap();
+        assert!(
+            !text.contains("\"message 1\\nwith"),
+            "the deleted text left the file: {text}"
+        );
+        assert!(text.contains("\"key\":\"k3\""), "{text}");
+        let (_, replay) = open(&dir);
+        assert_eq!(replay.messages, vec![reply]);
+        assert_eq!(replay.positions, vec![moved]);
+        assert_eq!(replay.last_id, 3);
+    }
+
+    #[test]
+    fn an_object_of_no_known_kind_stops_start_up() {
+        let dir = TempDir::new();
+        fs::create_dir_all(&dir.0).unwrap();
+        for bad in [
+            "{}",
+            "{\"read\":{\"reader\":\"x\"}}",
+            "{\"delete\":{}}",
+            "{\"other\":1}",
+        ] {
+            fs::write(dir.journal(), line_of(&msg(1, "a")) + bad + "\n").unwrap();
+            match open_err(&dir) {
+                Error::Journal { line, .. } => assert_eq!(line, 2, "{bad}"),
+                e => panic!("expected a journal error for {bad}, got {e}"),
+            }
+        }
+    }
+
+    #[test]
     fn failed_append_leaves_no_partial_batch() {
         let dir = TempDir::new();
         let (mut j, _) = open(&dir);
@@ -802,18 +1081,14 @@ mod tests {
             target: "ro".into(),
             sender: "s".into(),
             text: text.into(),
+            reply_to: None,
+            idempotency_key: None,
         };
         let dir = TempDir::new();
         let (mut j, replay) = open(&dir);
         let refuse = j.inject_faults();
-        let store = Store::new(
-            Some(j),
-            replay.messages,
-            replay.last_id,
-            &[],
-            Limits::default(),
-        );
-        assert_eq!(store.post(draft("before")).unwrap().id, 1);
+        let store = Store::new(Some(j), replay, &[], Limits::default());
+        assert_eq!(store.post(draft("before")).unwrap().message.id, 1);
         refuse.store(true, Ordering::SeqCst);
         let refused = store.post(draft("refused")).unwrap_err();
         assert_eq!(refused.status(), 507);
@@ -829,7 +1104,11 @@ mod tests {
         };
         assert_eq!(texts(&store), ["before"], "the refused post is not served");
         refuse.store(false, Ordering::SeqCst);
-        assert_eq!(store.post(draft("after")).unwrap().id, 2, "it used no id");
+        assert_eq!(
+            store.post(draft("after")).unwrap().message.id,
+            2,
+            "it used no id"
+        );
         assert_eq!(texts(&store), ["before", "after"]);
         drop(store);
         let (_, replay) = open(&dir);

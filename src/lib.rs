@@ -14,6 +14,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod idempotency;
 pub mod journal;
 pub mod listen;
 pub mod logs;
@@ -62,13 +63,7 @@ pub fn start(mut config: Config) -> Result<Running, Error> {
     let (store, key_dir) = match config.store {
         StoreKind::File => {
             let (journal, replay) = Journal::open(&config.data_dir, config.fsync)?;
-            let store = Store::new(
-                Some(journal),
-                replay.messages,
-                replay.last_id,
-                &config.channels,
-                limits,
-            );
+            let store = Store::new(Some(journal), replay, &config.channels, limits);
             (store, Some(config.data_dir.as_path()))
         }
         StoreKind::Memory => (Store::in_memory(&config.channels, limits), None),

@@ -113,6 +113,7 @@ mod tests {
             target: target.into(),
             sender: sender.into(),
             text: "hi".into(),
+            reply_to: None,
         }
     }
 

@@ -1,8 +1,8 @@
 //! The `claude-codex-relay` command: with no command (or `serve`) it starts the relay with the
 //! configuration from `config.json`, the environment and the flags; `post`, `fetch`,
-//! `channels` and `watch` are the built-in client (`client::run`, whose exit codes its usage
-//! lists). Errors become exit codes here: 2 for a configuration or usage error, 1 when the
-//! relay cannot start. Every command has its own `--help`.
+//! `channels`, `watch`, `delete` and `export` are the built-in client (`client::run`, whose
+//! exit codes its usage lists). Errors become exit codes here: 2 for a configuration or usage
+//! error, 1 when the relay cannot start. Every command has its own `--help`.
 
 use claude_codex_relay::config::{settings_help, Args, Config, StoreKind};
 use claude_codex_relay::error::Error;
@@ -15,7 +15,7 @@ const USAGE: &str = "claude-codex-relay: a message relay for coding agents (MCP,
 
 Usage:
   claude-codex-relay [serve] [--config PATH] [--host HOST] [--port PORT] [--SETTING VALUE ...]
-  claude-codex-relay post|fetch|channels|watch ...   (the built-in client, below)
+  claude-codex-relay post|fetch|channels|watch|delete|export ...   (the built-in client, below)
   claude-codex-relay [COMMAND] --help | --version
 ";
 
@@ -52,7 +52,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("serve") => serve(&args[1..], &env),
-        Some(command @ ("post" | "fetch" | "channels" | "watch" | "mcp" | "setup")) => {
+        Some(
+            command @ ("post" | "fetch" | "channels" | "watch" | "mcp" | "setup" | "delete"
+            | "export"),
+        ) => {
             let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
             let code = claude_codex_relay::client::run(
                 command,

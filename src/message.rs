@@ -1,6 +1,7 @@
 //! The message: the one record the relay stores, serves and archives. Its JSON shape is the
 //! original relay's wire contract (`id`, `ts`, `target`, `sender`, `text`), so it is shared by
-//! the store, the journal, REST, MCP and the event streams. JSON sent out passes through
+//! the store, the journal, REST, MCP and the event streams; `reply_to` is the one optional
+//! addition, absent when unset, so readers of the original shape are not disturbed. JSON sent out passes through
 //! `escape_separators`, since texts may hold characters that break JavaScript readers.
 
 use serde::{Deserialize, Serialize};
@@ -14,6 +15,9 @@ pub struct Message {
     pub ts: f64,
     pub target: String,
     pub sender: String,
+    /// The id of the earlier message of the same channel this one answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<u64>,
     pub text: String,
 }
 

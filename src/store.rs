@@ -1,11 +1,15 @@
 //! The message store: one global id sequence, a per-channel index, and the waiters parked on
 //! each channel. A post is made durable by the journal before anyone can see it; concurrent
 //! posts share one journal write (and one fsync) by group commit: whoever holds the commit lock
-//! writes every post queued so far. Retention drops old messages from memory at once and from
-//! the journal by a compaction written in the background. Knows nothing of HTTP or JSON-RPC.
+//! writes every post queued so far; the idempotency keys are checked there too, so two retries
+//! racing each other still make one message. Retention and deletion drop messages from memory
+//! at once and from the journal by a compaction written in the background. Readers' positions
+//! (how far each named reader has read each channel) live here and in the journal, and search
+//! scans the texts held here. Knows nothing of HTTP or JSON-RPC.
 
 use crate::error::Error;
-use crate::journal::{Compaction, Journal};
+use crate::idempotency::{self, Keys};
+use crate::journal::{Compaction, Deletion, Extras, Journal, Line, Position, Replay};
 use crate::message::Message;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::mem;
@@ -25,6 +29,18 @@ pub struct Draft {
     pub target: String,
     pub sender: String,
     pub text: String,
+    /// The id of an earlier message of the same channel this one answers.
+    pub reply_to: Option<u64>,
+    /// A retry with the same key (from the same sender, within a day) is the same post.
+    pub idempotency_key: Option<String>,
+}
+
+/// What a post made: the message, and whether an earlier post with the same idempotency key
+/// had made it already.
+#[derive(Debug, Clone)]
+pub struct Posted {
+    pub message: Arc<Message>,
+    pub repeated: bool,
 }
 
 /// What a fetch asks for. Every optional filter is a field with a default that changes nothing,
@@ -38,6 +54,9 @@ pub struct Fetch {
     pub limit: usize,
     /// The newest `limit` messages after `since_id` instead of the oldest.
     pub newest: bool,
+    /// A reader whose position stands in for `since_id` (when that is 0) and is moved past
+    /// what the page returns.
+    pub reader: Option<String>,
 }
 
 /// One page of a channel, ascending, and where it stands against the channel's end.
@@ -119,15 +138,41 @@ struct State {
     configured: BTreeSet<String>,
     closed: bool,
     count: usize,
+    /// reader → channel → the id up to which the reader has been given messages.
+    positions: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 #[derive(Default)]
 struct Channel {
     messages: VecDeque<Arc<Message>>,
-    /// Woken when this channel gets a message (or the store closes).
+    /// Woken when this channel gets a message, loses one (or the store closes).
     changed: Arc<Condvar>,
     /// Whether anything was ever posted here (listed even if retention emptied it).
     seen: bool,
+    /// The latest deletions here, for open streams to pass on; `deletions` counts them all.
+    deleted: VecDeque<Deletion>,
+    deletions: usize,
+}
+
+/// Deletions remembered per channel for streams that are behind; one further behind reloads.
+const DELETIONS_KEPT: usize = 1000;
+
+/// What changed on a channel since a stream last looked.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub messages: Vec<Arc<Message>>,
+    pub deleted: Vec<Deletion>,
+    /// The channel's deletion count, to pass back next time.
+    pub deletions: usize,
+}
+
+/// One channel's unread count for a reader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unread {
+    pub target: String,
+    pub count: usize,
+    /// The reader's position there.
+    pub position: u64,
 }
 
 struct Committer {
@@ -139,22 +184,35 @@ struct Committer {
     stale: bool,
     /// A compacted journal being written in the background.
     compaction: Option<JoinHandle<Result<Compaction, Error>>>,
+    /// Idempotency keys of recent posts.
+    keys: Keys,
+    /// A deletion left a text on disk that a compaction has yet to remove.
+    purge: bool,
+}
+
+/// A post of the batch being committed that gets a new id.
+struct Fresh {
+    /// Its place in the batch.
+    at: usize,
+    message: Message,
+    key: Option<String>,
+    /// `idempotency::digest` of what was posted.
+    digest: u64,
 }
 
 /// A queued post and, once its batch is written, its outcome.
 struct Slot {
     /// Taken (not copied) into the message when the batch is written.
     draft: Mutex<Option<Draft>>,
-    outcome: Mutex<Option<Result<Arc<Message>, String>>>,
+    outcome: Mutex<Option<Result<Posted, Error>>>,
 }
 
 impl Store {
-    /// A store over `journal` (or memory only), holding `replayed` (ascending ids) and knowing
-    /// `channels` from the start. `last_id` continues the sequence.
+    /// A store over `journal` (or memory only), holding what `replay` found and knowing
+    /// `channels` from the start. Its `last_id` continues the sequence.
     pub fn new(
         journal: Option<Journal>,
-        replayed: Vec<Message>,
-        last_id: u64,
+        replay: Replay,
         channels: &[String],
         limits: Limits,
     ) -> Store {
@@ -164,11 +222,15 @@ impl Store {
             configured: channels.iter().cloned().collect(),
             closed: false,
             count: 0,
+            positions: BTreeMap::new(),
         };
-        let mut top = last_id;
-        for m in replayed {
+        let mut top = replay.last_id;
+        for m in replay.messages {
             top = top.max(m.id);
             state.insert(Arc::new(m));
+        }
+        for p in replay.positions {
+            state.move_position(&p.reader, &p.target, p.id);
         }
         let stale = state.retain(limits.retention_max_messages, limits.age_cutoff()) > 0;
         Store {
@@ -180,6 +242,8 @@ impl Store {
                 since_compaction: usize::MAX / 2,
                 stale,
                 compaction: None,
+                keys: replay.keys,
+                purge: false,
             }),
             queue: Mutex::new(Vec::new()),
             hooks: Mutex::new(Vec::new()),
@@ -189,7 +253,7 @@ impl Store {
 
     /// A memory-only store, as the original relay had.
     pub fn in_memory(channels: &[String], limits: Limits) -> Store {
-        Store::new(None, Vec::new(), 0, channels, limits)
+        Store::new(None, Replay::default(), channels, limits)
     }
 
     /// Registers a function told of every new message, after it is durable and visible.
@@ -198,8 +262,9 @@ impl Store {
     }
 
     /// Checks a draft, makes it durable and visible, and returns the stored message. Fails with
-    /// 400 for a blank field, 413 for a text over the limit, 507 when it cannot be persisted.
-    pub fn post(&self, draft: Draft) -> Result<Arc<Message>, Error> {
+    /// 400 for a blank field or an unknown `reply_to`, 413 for a text over the limit, 409 for
+    /// an idempotency key already used for another post, 507 when it cannot be persisted.
+    pub fn post(&self, draft: Draft) -> Result<Posted, Error> {
         let draft = self.validate(draft)?;
         let slot = Arc::new(Slot {
             draft: Mutex::new(Some(draft)),
@@ -208,77 +273,163 @@ impl Store {
         lock(&self.queue).push(Arc::clone(&slot));
         let mut committer = lock(&self.commit);
         if let Some(outcome) = lock(&slot.outcome).take() {
-            return outcome.map_err(Error::Storage);
+            return outcome;
         }
         let batch = mem::take(&mut *lock(&self.queue));
         if self.is_closed() {
             for slot in &batch {
-                *lock(&slot.outcome) = Some(Err("the relay is shutting down".into()));
+                *lock(&slot.outcome) =
+                    Some(Err(Error::Storage("the relay is shutting down".into())));
             }
         } else {
             self.commit_batch(&mut committer, &batch);
         }
         drop(committer);
         let outcome = lock(&slot.outcome).take();
-        outcome
-            .unwrap_or_else(|| Err("the post was lost before it was written".into()))
-            .map_err(Error::Storage)
+        outcome.unwrap_or_else(|| {
+            Err(Error::Storage(
+                "the post was lost before it was written".into(),
+            ))
+        })
     }
 
-    /// Writes a batch of queued posts as one journal append and publishes them in id order.
+    /// Writes a batch of queued posts as one journal append and publishes them in id order. A
+    /// post whose idempotency key is known (from before, or earlier in the batch) gets the
+    /// message that key made, or a conflict, and no id.
     fn commit_batch(&self, committer: &mut Committer, batch: &[Arc<Slot>]) {
         self.finish_compaction(committer, false);
         let ts = now();
-        let first = committer.last_id + 1;
-        let messages: Vec<Message> = batch
-            .iter()
-            .zip(first..)
-            .map(|(slot, id)| {
-                let Draft {
-                    target,
-                    sender,
-                    text,
-                } = lock(&slot.draft).take().unwrap_or_default();
-                Message {
-                    id,
-                    ts,
-                    target,
-                    sender,
-                    text,
+        committer.keys.expire(ts);
+        let mut next = committer.last_id + 1;
+        let mut fresh: Vec<Fresh> = Vec::new();
+        let mut repeats = Vec::new();
+        for (at, slot) in batch.iter().enumerate() {
+            let Draft {
+                target,
+                sender,
+                text,
+                reply_to,
+                idempotency_key: key,
+            } = lock(&slot.draft).take().unwrap_or_default();
+            let digest = idempotency::digest(&target, reply_to, &text);
+            if let Some(key) = &key {
+                let earlier = committer.keys.get(&sender, key).or_else(|| {
+                    fresh.iter().find_map(|f| {
+                        (f.key.as_deref() == Some(key.as_str()) && f.message.sender == sender)
+                            .then_some(idempotency::Entry {
+                                id: f.message.id,
+                                digest: f.digest,
+                            })
+                    })
+                });
+                if let Some(entry) = earlier {
+                    repeats.push((at, entry, digest, target));
+                    continue;
                 }
-            })
-            .collect();
+            }
+            let message = Message {
+                id: next,
+                ts,
+                target,
+                sender,
+                reply_to,
+                text,
+            };
+            next += 1;
+            fresh.push(Fresh {
+                at,
+                message,
+                key,
+                digest,
+            });
+        }
         let written = match committer.journal.as_mut() {
-            Some(journal) => journal.append(&messages),
+            Some(journal) => {
+                let lines: Vec<Line> = fresh
+                    .iter()
+                    .map(|f| Line::Message(&f.message, f.key.as_deref()))
+                    .collect();
+                journal.append_lines(&lines)
+            }
             None => Ok(()),
         };
         if let Err(e) = written {
             let reason = format!("message not stored: {e}");
             log::error!("{reason}");
-            for slot in batch {
-                *lock(&slot.outcome) = Some(Err(reason.clone()));
+            for f in &fresh {
+                *lock(&batch[f.at].outcome) = Some(Err(Error::Storage(reason.clone())));
+            }
+            for (at, ..) in &repeats {
+                *lock(&batch[*at].outcome) = Some(Err(Error::Storage(reason.clone())));
             }
             return;
         }
-        committer.last_id += messages.len() as u64;
-        committer.since_compaction += messages.len();
-        let published: Vec<Arc<Message>> = messages.into_iter().map(Arc::new).collect();
+        committer.last_id += fresh.len() as u64;
+        committer.since_compaction += fresh.len();
+        let mut published = Vec::with_capacity(fresh.len());
+        for f in fresh {
+            if let Some(key) = &f.key {
+                let entry = idempotency::Entry {
+                    id: f.message.id,
+                    digest: f.digest,
+                };
+                committer
+                    .keys
+                    .remember(&f.message.sender, key, entry, ts, ts);
+            }
+            published.push((f.at, Arc::new(f.message)));
+        }
         {
             let mut state = lock(&self.state);
-            for m in &published {
+            for (_, m) in &published {
                 state.insert(Arc::clone(m));
             }
         }
-        for (slot, m) in batch.iter().zip(&published) {
-            *lock(&slot.outcome) = Some(Ok(Arc::clone(m)));
+        for (at, m) in &published {
+            *lock(&batch[*at].outcome) = Some(Ok(Posted {
+                message: Arc::clone(m),
+                repeated: false,
+            }));
+        }
+        // Repeats are answered once the batch is visible, since one may repeat a post of it.
+        for (at, entry, digest, target) in repeats {
+            *lock(&batch[at].outcome) = Some(self.repeat(entry, digest, &target));
         }
         let hooks: Vec<Arc<Hook>> = lock(&self.hooks).clone();
-        for m in &published {
+        for (_, m) in &published {
             for hook in &hooks {
                 hook(m);
             }
         }
         self.apply_retention(committer);
+        self.purge(committer);
+    }
+
+    /// The outcome of a post whose key already named message `entry`: that message if the post
+    /// is the same, a conflict if not.
+    fn repeat(
+        &self,
+        entry: idempotency::Entry,
+        digest: u64,
+        target: &str,
+    ) -> Result<Posted, Error> {
+        if entry.digest != digest {
+            return Err(Error::Conflict(format!(
+                "this idempotency key was already used for message {} with a different channel, reply or text; use a new key for a new message",
+                entry.id
+            )));
+        }
+        let found = lock(&self.state).find(target, entry.id);
+        match found {
+            Some(message) => Ok(Posted {
+                message,
+                repeated: true,
+            }),
+            None => Err(Error::Conflict(format!(
+                "this idempotency key was already used for message {}, which is no longer kept",
+                entry.id
+            ))),
+        }
     }
 
     /// Applies retention at most once per `retention_max_messages` (or 1,000) posts, so the
@@ -319,7 +470,7 @@ impl Store {
         if committer.compaction.is_some() {
             return 0;
         }
-        let (dropped, mut kept) = {
+        let (dropped, mut kept, positions) = {
             let mut state = lock(&self.state);
             let dropped =
                 state.retain(self.limits.retention_max_messages, self.limits.age_cutoff());
@@ -333,12 +484,16 @@ impl Store {
             } else {
                 Vec::new()
             };
-            (dropped, kept)
+            (dropped, kept, state.position_list())
         };
         let Some(journal) = committer.journal.as_ref().filter(|_| committer.stale) else {
             return dropped;
         };
         committer.stale = false;
+        let extras = Extras {
+            keys: committer.keys.by_id(),
+            positions,
+        };
         let (dir, mark, last_id) = (
             journal.dir().to_path_buf(),
             journal.mark(),
@@ -346,7 +501,13 @@ impl Store {
         );
         let mut prepare = move || {
             kept.sort_unstable_by_key(|m| m.id);
-            Journal::prepare(&dir, kept.iter().map(|m| m.as_ref()), last_id, mark)
+            Journal::prepare(
+                &dir,
+                kept.iter().map(|m| m.as_ref()),
+                &extras,
+                last_id,
+                mark,
+            )
         };
         if wait {
             let prepared = prepare();
@@ -403,10 +564,23 @@ impl Store {
                 self.limits.max_message_bytes
             )));
         }
+        let idempotency_key = match draft.idempotency_key {
+            Some(key) => Some(idempotency_key(&key)?),
+            None => None,
+        };
+        if let Some(id) = draft.reply_to {
+            if lock(&self.state).find(&target, id).is_none() {
+                return Err(Error::BadRequest(format!(
+                    "reply_to: no message {id} in channel {target:?} to reply to"
+                )));
+            }
+        }
         Ok(Draft {
             target,
             sender,
             text: draft.text,
+            reply_to: draft.reply_to,
+            idempotency_key,
         })
     }
 
@@ -416,11 +590,61 @@ impl Store {
     }
 
     /// The page `query` asks for. With a `deadline`, when nothing is there yet, waits until a
-    /// post to the channel brings something or the deadline passes.
+    /// post to the channel brings something or the deadline passes. With a `reader`, the
+    /// reader's position stands in for a `since_id` of 0, and moves past the page returned.
     pub fn fetch(&self, query: &Fetch, deadline: Option<Instant>) -> Page {
+        let page = self.read(query, deadline);
+        if let (Some(reader), Some(last)) = (&query.reader, page.messages.last()) {
+            self.save_position(reader, &query.target, last.id);
+        }
+        page
+    }
+
+    /// Where `reader` stands on `target`: the last id it was given (0 if none).
+    pub fn position(&self, reader: &str, target: &str) -> u64 {
+        lock(&self.state).position(reader, target)
+    }
+
+    /// Moves `reader`'s position on `target` forward to `id` (never back) and makes it durable.
+    pub fn mark_read(&self, reader: &str, target: &str, id: u64) {
+        lock(&self.state).move_position(reader, target, id);
+        self.save_position(reader, target, id);
+    }
+
+    /// Makes a reader's position durable: the latest one in memory, which a concurrent fetch
+    /// may have moved further still.
+    fn save_position(&self, reader: &str, target: &str, id: u64) {
+        let mut committer = lock(&self.commit);
+        let id = lock(&self.state).position(reader, target).max(id);
+        let position = Position {
+            reader: reader.to_string(),
+            target: target.to_string(),
+            id,
+        };
+        if let Some(journal) = committer.journal.as_mut() {
+            if let Err(e) = journal.append_lines(&[Line::Read(&position)]) {
+                log::error!("reader {reader:?}'s position on {target:?} is not stored: {e}");
+            }
+        }
+    }
+
+    fn read(&self, query: &Fetch, deadline: Option<Instant>) -> Page {
         let mut state = lock(&self.state);
         loop {
-            let page = state.page(query);
+            let page = match &query.reader {
+                Some(reader) => {
+                    let mut q = query.clone();
+                    if q.since_id == 0 {
+                        q.since_id = state.position(reader, &q.target);
+                    }
+                    let page = state.page(&q);
+                    if let Some(last) = page.messages.last() {
+                        state.move_position(reader, &q.target, last.id);
+                    }
+                    page
+                }
+                None => state.page(query),
+            };
             let now = Instant::now();
             match deadline {
                 Some(deadline) if page.messages.is_empty() && !state.closed && now < deadline => {
@@ -567,6 +791,184 @@ impl Store {
         self.len() == 0
     }
 
+    /// What changed on `target` after message `since_id` and deletion number `deletions`;
+    /// when nothing has, waits until something does or `deadline` passes.
+    pub fn wait_changes(
+        &self,
+        target: &str,
+        since_id: u64,
+        deletions: usize,
+        limit: usize,
+        deadline: Instant,
+    ) -> Changes {
+        let mut state = lock(&self.state);
+        loop {
+            let mut changes = Changes {
+                messages: state.after(target, since_id, limit),
+                deleted: Vec::new(),
+                deletions,
+            };
+            if let Some(c) = state.channels.get(target) {
+                let missed = c.deletions.saturating_sub(deletions);
+                changes.deleted = c
+                    .deleted
+                    .iter()
+                    .skip(c.deleted.len().saturating_sub(missed))
+                    .cloned()
+                    .collect();
+                changes.deletions = c.deletions;
+            }
+            let now = Instant::now();
+            if !changes.messages.is_empty()
+                || !changes.deleted.is_empty()
+                || state.closed
+                || now >= deadline
+            {
+                return changes;
+            }
+            let changed = match state.channels.get(target) {
+                Some(c) => Arc::clone(&c.changed),
+                None => Arc::clone(&state.created),
+            };
+            state = changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// How many deletions `target` has seen, where a stream starts counting.
+    pub fn deletions(&self, target: &str) -> usize {
+        lock(&self.state)
+            .channels
+            .get(target)
+            .map_or(0, |c| c.deletions)
+    }
+
+    /// For each channel `reader` has read or could read, how many messages lie past its
+    /// position, sorted by channel.
+    pub fn unread(&self, reader: &str) -> Vec<Unread> {
+        let state = lock(&self.state);
+        state
+            .channels
+            .iter()
+            .filter(|(_, c)| c.seen)
+            .map(|(target, c)| {
+                let position = state.position(reader, target);
+                let count = c.messages.len() - c.messages.partition_point(|m| m.id <= position);
+                Unread {
+                    target: target.clone(),
+                    count,
+                    position,
+                }
+            })
+            .collect()
+    }
+
+    /// Up to `limit` messages whose text contains `query` (ignoring case), newest first,
+    /// optionally only of channel `target` and sender `sender`.
+    pub fn search(
+        &self,
+        query: &str,
+        target: Option<&str>,
+        sender: Option<&str>,
+        limit: usize,
+    ) -> Vec<Arc<Message>> {
+        let needle = Needle::new(query);
+        let state = lock(&self.state);
+        let channels: Vec<&Channel> = match target {
+            Some(t) => state.channels.get(t).into_iter().collect(),
+            None => state.channels.values().collect(),
+        };
+        // Walk every channel from its newest end at once, always taking the newest: the hits
+        // come out newest first without sorting everything.
+        let mut cursors: Vec<(usize, &Channel)> = channels
+            .into_iter()
+            .map(|c| (c.messages.len(), c))
+            .collect();
+        let mut hits = Vec::new();
+        while hits.len() < limit {
+            let Some((at, c)) = cursors
+                .iter_mut()
+                .filter(|(at, _)| *at > 0)
+                .max_by_key(|(at, c)| c.messages[*at - 1].id)
+            else {
+                break;
+            };
+            *at -= 1;
+            let m = &c.messages[*at];
+            if sender.is_none_or(|s| m.sender == s) && needle.found_in(&m.text) {
+                hits.push(Arc::clone(m));
+            }
+        }
+        hits
+    }
+
+    /// Deletes message `id`: recorded in the journal first, then gone from memory, readers'
+    /// pages and open streams; its text leaves the disk with the next compaction, started now.
+    pub fn delete_message(&self, id: u64) -> Result<Arc<Message>, Error> {
+        let mut committer = lock(&self.commit);
+        let found = {
+            let state = lock(&self.state);
+            state
+                .channels
+                .keys()
+                .find_map(|t| state.find(t, id))
+                .ok_or_else(|| Error::NotFound(format!("no message {id}")))?
+        };
+        self.delete(&mut committer, &found.target, Deletion::Message { id })?;
+        Ok(found)
+    }
+
+    /// Deletes every message of channel `target` and the channel itself (unless it is
+    /// configured); returns how many messages went. Recorded like `delete_message`.
+    pub fn delete_channel(&self, target: &str) -> Result<usize, Error> {
+        let mut committer = lock(&self.commit);
+        let held = lock(&self.state)
+            .channels
+            .get(target)
+            .filter(|c| c.seen || !c.messages.is_empty())
+            .map(|c| c.messages.len());
+        let Some(held) = held else {
+            return Err(Error::NotFound(format!("no channel {target:?}")));
+        };
+        let through = committer.last_id;
+        let deletion = Deletion::Channel {
+            target: target.to_string(),
+            through,
+        };
+        self.delete(&mut committer, target, deletion)?;
+        Ok(held)
+    }
+
+    fn delete(
+        &self,
+        committer: &mut Committer,
+        target: &str,
+        deletion: Deletion,
+    ) -> Result<(), Error> {
+        if self.is_closed() {
+            return Err(Error::Storage("the relay is shutting down".into()));
+        }
+        if let Some(journal) = committer.journal.as_mut() {
+            journal.append_lines(&[Line::Delete(&deletion)])?;
+        }
+        lock(&self.state).delete(target, deletion);
+        committer.stale = true;
+        committer.purge = true;
+        self.purge(committer);
+        Ok(())
+    }
+
+    /// Starts a compaction if a deletion left a text on disk and none is running.
+    fn purge(&self, committer: &mut Committer) {
+        self.finish_compaction(committer, false);
+        if committer.purge && committer.compaction.is_none() && committer.journal.is_some() {
+            committer.purge = false;
+            self.compact(committer, false);
+        }
+    }
+
     /// Wakes every waiter for good (waits return what they have, streams end), refuses later
     /// posts and closes the journal, releasing the data directory's lock.
     pub fn close(&self) {
@@ -580,6 +982,10 @@ impl Store {
         }
         let mut committer = lock(&self.commit);
         self.finish_compaction(&mut committer, true);
+        if committer.purge {
+            // A deletion's text is still on disk: remove it before letting go of the journal.
+            self.compact(&mut committer, true);
+        }
         committer.journal = None;
     }
 
@@ -606,6 +1012,50 @@ impl State {
         channel.seen = true;
         channel.changed.notify_all();
         self.count += 1;
+    }
+
+    /// The message `id` of channel `target`, if it is kept.
+    fn find(&self, target: &str, id: u64) -> Option<Arc<Message>> {
+        let c = self.channels.get(target)?;
+        let at = c.messages.partition_point(|m| m.id < id);
+        c.messages.get(at).filter(|m| m.id == id).cloned()
+    }
+
+    /// Where `reader` stands on `target` (0 if it never read it).
+    fn position(&self, reader: &str, target: &str) -> u64 {
+        self.positions
+            .get(reader)
+            .and_then(|p| p.get(target))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Moves `reader`'s position on `target` forward to `id` (never back).
+    fn move_position(&mut self, reader: &str, target: &str, id: u64) {
+        if !self.positions.contains_key(reader) {
+            self.positions.insert(reader.to_string(), BTreeMap::new());
+        }
+        let of_reader = self.positions.get_mut(reader).expect("inserted above");
+        match of_reader.get_mut(target) {
+            Some(at) => *at = (*at).max(id),
+            None => {
+                of_reader.insert(target.to_string(), id);
+            }
+        }
+    }
+
+    /// Every position, for a compacted journal.
+    fn position_list(&self) -> Vec<Position> {
+        self.positions
+            .iter()
+            .flat_map(|(reader, of)| {
+                of.iter().map(move |(target, id)| Position {
+                    reader: reader.clone(),
+                    target: target.clone(),
+                    id: *id,
+                })
+            })
+            .collect()
     }
 
     fn after(&self, target: &str, since_id: u64, limit: usize) -> Vec<Arc<Message>> {
@@ -635,6 +1085,28 @@ impl State {
             head_id,
             more,
         }
+    }
+
+    /// Removes what `deletion` names from `target` and tells its waiters.
+    fn delete(&mut self, target: &str, deletion: Deletion) {
+        let Some(c) = self.channels.get_mut(target) else {
+            return;
+        };
+        let before = c.messages.len();
+        match &deletion {
+            Deletion::Message { id } => c.messages.retain(|m| m.id != *id),
+            Deletion::Channel { through, .. } => {
+                c.messages.retain(|m| m.id > *through);
+                c.seen = !c.messages.is_empty();
+            }
+        }
+        self.count -= before - c.messages.len();
+        if c.deleted.len() == DELETIONS_KEPT {
+            c.deleted.pop_front();
+        }
+        c.deleted.push_back(deletion);
+        c.deletions += 1;
+        c.changed.notify_all();
     }
 
     /// Drops the oldest messages past `per_channel` and those older than `cutoff`.
@@ -731,4 +1203,61 @@ pub fn now() -> f64 {
 /// section here leaves the data consistent before anything that can panic.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A case-insensitive substring search. ASCII queries (the common case) compare bytes without
+/// allocating; others compare lowercased copies.
+struct Needle {
+    lower: String,
+    ascii: bool,
+}
+
+impl Needle {
+    fn new(query: &str) -> Needle {
+        Needle {
+            lower: query.to_lowercase(),
+            ascii: query.is_ascii(),
+        }
+    }
+
+    fn found_in(&self, text: &str) -> bool {
+        let needle = self.lower.as_bytes();
+        if needle.is_empty() {
+            return true;
+        }
+        if !self.ascii {
+            return text.to_lowercase().contains(&self.lower);
+        }
+        let hay = text.as_bytes();
+        let first = needle[0];
+        let other = first.to_ascii_uppercase();
+        let mut from = 0;
+        while let Some(at) = hay[from..].iter().position(|b| *b == first || *b == other) {
+            let start = from + at;
+            if hay.len() - start < needle.len() {
+                return false;
+            }
+            if hay[start..start + needle.len()].eq_ignore_ascii_case(needle) {
+                return true;
+            }
+            from = start + 1;
+        }
+        false
+    }
+}
+
+/// Checks an idempotency key: trimmed, 1 to `MAX_KEY_CHARS` characters, none of them control
+/// characters.
+pub fn idempotency_key(raw: &str) -> Result<String, Error> {
+    let key = raw.trim();
+    if key.is_empty()
+        || key.chars().count() > idempotency::MAX_KEY_CHARS
+        || key.chars().any(char::is_control)
+    {
+        return Err(Error::BadRequest(format!(
+            "idempotency_key must be 1 to {} characters, none of them control characters",
+            idempotency::MAX_KEY_CHARS
+        )));
+    }
+    Ok(key.to_string())
 }

@@ -3,16 +3,22 @@
 //! binary's `--help`, followed by the options every command takes and the exit codes.
 
 const POST: &str = "\
-Usage: claude-codex-relay post --target T --sender S [--json] [--await S2 [--timeout S]]
-         [--] (TEXT... | -)
+Usage: claude-codex-relay post --target T --sender S [--reply-to N] [--idempotency-key K]
+         [--json] [--await S2 [--timeout S]] [--] (TEXT... | -)
 
 Posts TEXT (the words joined by spaces), or standard input with `-` (trailing newlines
 removed). `--` ends the options: every word after it is text, even one starting with `-`
 (a markdown list item). Prints `#id [sender] first line`; --json prints the relay's answer
 {\"ok\",\"posted\",\"message\"} (`posted` is the new id).
+--reply-to N marks the message as the answer to message N of the same channel.
+A post the relay cannot be reached for, or that meets a passing server error, is retried
+(after 0.25, 1 and 4 s) with the same idempotency key, so it is stored once; the key is made
+up for each post unless --idempotency-key K gives one (the same K again within 24 hours
+answers with the first message; with another text the relay refuses it).
 --await S2 then waits for the first message from S2 on T after the posted one and prints it
 whole (--json: as one JSON object); the posted line goes to standard error. The wait starts
-from the posted id, so a reply that arrives before the wait begins is not missed.
+from the posted id, so a reply that arrives before the wait begins is not missed. A message
+of S2 that replies to another message than the posted one is passed over.
 --timeout S gives up after S seconds (exit 6); without it the wait has no end.
 
 Examples:
@@ -21,14 +27,16 @@ Examples:
 ";
 
 const FETCH: &str = "\
-Usage: claude-codex-relay fetch --target T [--since-id N] [--limit N] [--newest] [--wait S]
-         [--json | --full]
+Usage: claude-codex-relay fetch --target T [--since-id N | --reader R] [--limit N] [--newest]
+         [--wait S] [--json | --full]
 
 Prints messages of channel T, one line each: `#id [sender] first line`. Without
 --since-id: the newest --limit (default 200, at most 500). With --since-id N: the oldest
 --limit after N (--newest: the newest --limit after N); adding --wait S (up to 50) waits
-until one arrives or S seconds pass. --json: one JSON object {id,ts,target,sender,text} per
-line; --full: a header line, then the whole text, then an empty line. When messages after
+until one arrives or S seconds pass. --reader R (your own name) lets the relay remember
+where R is: each fetch gives the oldest --limit messages R has not been given yet (--wait
+works too), so nothing needs to be kept between calls. --json: one JSON object
+{id,ts,target,sender,text,reply_to?} per line; --full: a header line, then the whole text, then an empty line. When messages after
 the page exist, a line on standard error says so and names the --since-id to read on with.
 
 Example:
@@ -44,6 +52,32 @@ Prints the channel names, one per line; --json prints {\"channels\": [...]}.
 
 Example:
   claude-codex-relay channels --url http://127.0.0.1:8010
+";
+
+const DELETE: &str = "\
+Usage: claude-codex-relay delete [--json] (ID... | --target NAME)
+
+Deletes the messages ID..., or with --target the whole channel NAME. Deleted messages leave
+every page, search and open stream, and the relay's journal on disk; the channel archive log
+keeps them. Needs the relay's main token, or with no token configured, a relay on this
+machine. Prints `deleted #ID` (or the channel and how many messages went); --json prints the
+relay's answers.
+
+Example:
+  claude-codex-relay delete --target scratch
+";
+
+const EXPORT: &str = "\
+Usage: claude-codex-relay export --target T [--since-id N] [--format md|jsonl]
+
+Writes channel T (the messages after N, or all), oldest first, to standard output. md (the
+default): a Markdown transcript, a heading `#id · sender · time` per message, a line naming
+the message it replies to, and the text as written, code blocks intact. jsonl: one message
+per line in the relay's journal shape; saved as messages.jsonl in an empty data_dir, a relay
+starts with exactly these messages.
+
+Example:
+  claude-codex-relay export --target proj-x > proj-x.md
 ";
 
 const WATCH: &str = "\
@@ -134,13 +168,15 @@ Exit codes:
 ";
 
 /// The sections of the commands, in the order `all` shows them.
-const COMMANDS: [(&str, &str); 6] = [
+const COMMANDS: [(&str, &str); 8] = [
     ("post", POST),
     ("fetch", FETCH),
     ("channels", CHANNELS),
     ("watch", WATCH),
     ("mcp", MCP),
     ("setup", SETUP),
+    ("delete", DELETE),
+    ("export", EXPORT),
 ];
 
 /// Help for one command, then the options every command takes and the exit codes.

@@ -90,6 +90,7 @@ mod tests {
             ts: 1_700_000_000.5,
             target: "proj-x".into(),
             sender: "claude".into(),
+            reply_to: None,
             text: text.into(),
         }
     }

@@ -1,15 +1,16 @@
-//! The built-in client: `post`, `fetch`, `channels` and `watch`, so an agent on a host without
-//! curl or jq talks to a relay with this binary alone; `mcp`, the stdio MCP bridge; and
-//! `setup`, which configures an agent's client. `run` is the one entry point `main` calls; it
-//! reads nothing from the process itself (arguments, environment and standard streams are
-//! passed in), which is what lets the tests drive it in-process, except that the bridge's
-//! threads write to the standard output and error descriptors themselves. Failures become
+//! The built-in client: `post`, `fetch`, `channels`, `watch`, `delete` and `export`, so an
+//! agent on a host without curl or jq talks to a relay with this binary alone; `mcp`, the stdio
+//! MCP bridge; and `setup`, which configures an agent's client. `run` is the one entry point
+//! `main` calls; it reads nothing from the process itself (arguments, environment and standard
+//! streams are passed in), which is what lets the tests drive it in-process, except that the
+//! bridge's threads write to the standard output and error descriptors themselves. Failures become
 //! exit codes in one place, `Error::exit_code`.
 
 mod args;
 mod bridge;
 mod child;
 mod error;
+mod export;
 mod guard;
 mod help;
 mod listener;
@@ -22,7 +23,7 @@ mod watch;
 
 pub use error::Error;
 pub use message::{Format, Message};
-pub use relay::{Page, Query, Relay, DEFAULT_URL};
+pub use relay::{Page, Post, Query, Relay, DEFAULT_URL};
 
 use args::{many, switch, value, Parsed};
 use guard::{LoopGuard, DEFAULT_MAX_RUNS, DEFAULT_PER_SECS};
@@ -76,6 +77,8 @@ fn dispatch(
             switch("json"),
             value("await"),
             value("timeout"),
+            value("reply-to"),
+            value("idempotency-key"),
         ][..],
         "fetch" => &[
             value("target"),
@@ -83,10 +86,13 @@ fn dispatch(
             value("limit"),
             value("wait"),
             switch("newest"),
+            value("reader"),
             switch("json"),
             switch("full"),
         ],
         "channels" => &[switch("json"), switch("detail")],
+        "delete" => &[value("target"), switch("json")],
+        "export" => &[value("target"), value("since-id"), value("format")],
         "watch" => &[
             value("target"),
             many("from"),
@@ -123,6 +129,15 @@ fn dispatch(
         "channels" => channels(&relay, &p, io),
         "mcp" => mcp(relay, &p, io),
         "setup" => setup::run(&relay, &p, env, io),
+        "delete" => delete(&relay, &p, io),
+        "export" => {
+            p.no_words()?;
+            let format = export::Format::parse(p.get("format").unwrap_or("md"))?;
+            let since_id = p
+                .number::<u64>("since-id", "a message id (0 or more)")?
+                .unwrap_or(0);
+            export::export(&relay, p.required("target")?, since_id, format, io.stdout).map(|_| ())
+        }
         _ => watch(&relay, &p, env, io),
     }
 }
@@ -182,7 +197,21 @@ fn post(relay: &Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
         return Err(Error::Usage("--timeout goes with --await".into()));
     }
     let deadline = deadline(p)?;
-    let answer = relay.post(target, sender, &text)?;
+    let reply_to = p.number::<u64>("reply-to", "a message id")?;
+    // A key of our own makes our retries safe: the relay answers a retry of a post it already
+    // stored with that message instead of storing it twice.
+    let key = match p.get("idempotency-key") {
+        Some(key) => key.to_string(),
+        None => fresh_key(),
+    };
+    let post = Post {
+        target,
+        sender,
+        text: &text,
+        reply_to,
+        idempotency_key: Some(&key),
+    };
+    let answer = post_with_retries(relay, &post, io)?;
     let line = serde_json::from_value::<Message>(answer["message"].clone())
         .map(|m| m.line())
         .unwrap_or_else(|_| format!("#{} [{sender}]", answer["posted"]));
@@ -201,6 +230,7 @@ fn post(relay: &Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
     let opts = watch::Options {
         target: target.to_string(),
         from: vec![from.to_string()],
+        answering: Some(posted),
         ignore: Vec::new(),
         exec: None,
         state: None,
@@ -215,6 +245,44 @@ fn post(relay: &Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
         deadline,
     };
     watch::watch(relay, opts, &BTreeMap::new(), io)
+}
+
+/// Delays before the retries of a post that met a transient failure (unreachable relay, 5xx
+/// other than 507); each retry carries the same idempotency key.
+const POST_RETRIES: [Duration; 3] = [
+    Duration::from_millis(250),
+    Duration::from_secs(1),
+    Duration::from_secs(4),
+];
+
+fn post_with_retries(relay: &Relay, post: &Post, io: &mut Io) -> Result<Value, Error> {
+    let mut delays = POST_RETRIES.iter();
+    loop {
+        match relay.send(post) {
+            Err(e) if e.is_transient() => {
+                let Some(delay) = delays.next() else {
+                    return Err(e);
+                };
+                writeln!(io.stderr, "{e}; retrying in {:.2} s", delay.as_secs_f64())
+                    .map_err(Error::output)?;
+                std::thread::sleep(*delay);
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// An idempotency key unlikely to be anyone else's: this process, the time to the nanosecond
+/// and a counter.
+fn fresh_key() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("cli-{}-{nanos}-{n}", std::process::id())
 }
 
 /// The deadline `--timeout S` sets, from now.
@@ -245,18 +313,26 @@ fn fetch(relay: &Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
                 "--wait must be seconds from 0 to 50, not {w}"
             )));
         }
-        if since_id.is_none() {
+        if since_id.is_none() && !p.has("reader") {
             return Err(Error::Usage(
-                "--wait needs --since-id: the id to wait beyond".into(),
+                "--wait needs --since-id (the id to wait beyond) or --reader".into(),
             ));
         }
     }
     let format = format(p)?;
+    let reader = p.get("reader").map(str::to_string);
+    if reader.is_some() && since_id.is_some() {
+        return Err(Error::Usage(
+            "give --reader or --since-id, not both: the reader's position is where it starts"
+                .into(),
+        ));
+    }
     let query = Query {
         since_id,
         limit,
         wait,
         newest: p.has("newest"),
+        reader,
     };
     let page = relay.page(target, &query)?;
     let text: String = page.messages.iter().map(|m| m.render(format)).collect();
@@ -325,6 +401,45 @@ fn detail_line(channel: &Value) -> String {
     )
 }
 
+/// `delete ID...` deletes messages; `delete --target NAME` a whole channel.
+fn delete(relay: &Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
+    let answers = match (p.get("target"), p.words.as_slice()) {
+        (Some(target), []) => vec![relay.delete_channel(target)?],
+        (None, ids) if !ids.is_empty() => {
+            let mut answers = Vec::new();
+            for raw in ids {
+                let id = raw
+                    .trim()
+                    .parse::<u64>()
+                    .map_err(|_| Error::Usage(format!("{raw:?} is not a message id")))?;
+                answers.push(relay.delete_message(id)?);
+            }
+            answers
+        }
+        _ => {
+            return Err(Error::Usage(
+                "delete needs message ids, or --target NAME for a whole channel".into(),
+            ))
+        }
+    };
+    let text: String = answers
+        .iter()
+        .map(
+            |a| match (p.has("json"), a.get("deleted"), a.get("deleted_channel")) {
+                (true, ..) => format!("{a}\n"),
+                (false, Some(id), _) => format!("deleted #{id}\n"),
+                (false, _, Some(name)) => format!(
+                    "deleted channel {} ({} messages)\n",
+                    name.as_str().unwrap_or_default(),
+                    a["messages"]
+                ),
+                _ => format!("{a}\n"),
+            },
+        )
+        .collect();
+    out(io, &text)
+}
+
 fn watch(
     relay: &Relay,
     p: &Parsed,
@@ -354,6 +469,7 @@ fn watch(
     let opts = watch::Options {
         target: p.required("target")?.to_string(),
         from: p.all("from").to_vec(),
+        answering: None,
         ignore: p.all("ignore-sender").to_vec(),
         exec,
         state: p.get("state").map(StateFile::new),

@@ -36,6 +36,19 @@ pub struct Query {
     pub wait: Option<f64>,
     /// The newest `limit` after `since_id` instead of the oldest.
     pub newest: bool,
+    /// A reader whose position on the relay stands in for `since_id` and moves past the page.
+    pub reader: Option<String>,
+}
+
+/// One post: the text and where it goes, and optionally the message it answers and the
+/// idempotency key that makes a retry of it safe.
+#[derive(Debug, Clone, Default)]
+pub struct Post<'a> {
+    pub target: &'a str,
+    pub sender: &'a str,
+    pub text: &'a str,
+    pub reply_to: Option<u64>,
+    pub idempotency_key: Option<&'a str>,
 }
 
 /// A page of messages and where the channel stands (absent from relays that predate them).
@@ -107,7 +120,23 @@ impl Relay {
 
     /// `POST /api/messages`; returns the relay's answer (`{"ok","posted","message"}`).
     pub fn post(&self, target: &str, sender: &str, text: &str) -> Result<Value, Error> {
-        let body = json!({"target": target, "sender": sender, "text": text, "source": "cli"});
+        self.send(&Post {
+            target,
+            sender,
+            text,
+            ..Post::default()
+        })
+    }
+
+    /// `POST /api/messages` with every field `post` sets.
+    pub fn send(&self, post: &Post) -> Result<Value, Error> {
+        let mut body = json!({"target": post.target, "sender": post.sender, "text": post.text, "source": "cli"});
+        if let Some(id) = post.reply_to {
+            body["reply_to"] = json!(id);
+        }
+        if let Some(key) = post.idempotency_key {
+            body["idempotency_key"] = json!(key);
+        }
         let rq = self.agent.post(format!("{}/api/messages", self.base));
         let rq = match &self.token {
             Some(t) => rq.header("Authorization", format!("Bearer {t}")),
@@ -136,7 +165,7 @@ impl Relay {
             since_id,
             limit,
             wait,
-            newest: false,
+            ..Query::default()
         };
         self.page(target, &query).map(|p| p.messages)
     }
@@ -155,6 +184,9 @@ impl Relay {
         }
         if query.newest {
             rq = rq.query("newest", "1");
+        }
+        if let Some(reader) = &query.reader {
+            rq = rq.query("reader", reader);
         }
         if let Some(wait) = query.wait.filter(|w| *w > 0.0) {
             // The relay answers at the deadline at the latest; allow the ordinary request
@@ -196,6 +228,34 @@ impl Relay {
                 self.base
             ))),
         }
+    }
+
+    /// `DELETE /api/messages/{id}`; returns the relay's answer.
+    pub fn delete_message(&self, id: u64) -> Result<Value, Error> {
+        self.delete(&format!("/api/messages/{id}"))
+    }
+
+    /// `DELETE /api/channels/{name}`; returns the relay's answer.
+    pub fn delete_channel(&self, name: &str) -> Result<Value, Error> {
+        let encoded: String = name
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    char::from(b).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        self.delete(&format!("/api/channels/{encoded}"))
+    }
+
+    fn delete(&self, path: &str) -> Result<Value, Error> {
+        let rq = self.agent.delete(format!("{}{path}", self.base));
+        let rq = match &self.token {
+            Some(t) => rq.header("Authorization", format!("Bearer {t}")),
+            None => rq,
+        };
+        self.answer(rq.call())
     }
 
     /// Reads an answer: the JSON body of a 2xx, or the error it stands for.

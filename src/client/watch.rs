@@ -36,6 +36,9 @@ pub struct Options {
     pub target: String,
     /// Only messages from these senders (all when empty).
     pub from: Vec<String>,
+    /// Skip messages that reply to anything but this id: a message that answers another one
+    /// is not the answer awaited (one that answers nothing may be).
+    pub answering: Option<u64>,
     /// Never messages from these senders.
     pub ignore: Vec<String>,
     /// `sh -c` this for each message instead of printing it.
@@ -53,7 +56,12 @@ pub struct Options {
 
 impl Options {
     fn wanted(&self, m: &Message) -> bool {
-        (self.from.is_empty() || self.from.contains(&m.sender)) && !self.ignore.contains(&m.sender)
+        (self.from.is_empty() || self.from.contains(&m.sender))
+            && !self.ignore.contains(&m.sender)
+            && match (self.answering, m.reply_to) {
+                (Some(awaited), Some(answered)) => awaited == answered,
+                _ => true,
+            }
     }
 }
 

@@ -1,7 +1,10 @@
 //! Server-sent events: the framing every stream uses (events, keep-alive comments, a flush
 //! after each so nothing waits in a buffer) and the message stream at `GET /api/stream`, which
 //! sends a channel's backlog after `since_id` (or `Last-Event-ID`) and then each new message as
-//! it is posted. An open message stream is listed as listening on its channel.
+//! it is posted (with `reader`, the backlog starts at that reader's position, which moves past
+//! each message sent), and a `deleted` event (`{"id":N}`, or `{"target":T,"through":N}` for a whole
+//! channel) for each deletion, so a page can drop what is gone. An open message stream is listed as
+//! listening on its channel.
 
 use crate::app::App;
 use crate::error::Error;
@@ -47,10 +50,19 @@ pub fn comment(w: &mut dyn Write, text: &str) -> io::Result<()> {
     w.flush()
 }
 
-/// `GET /api/stream?target=T[&since_id=N]`: the backlog after N, then live messages. Without
-/// `since_id` or `Last-Event-ID` the stream starts with the next message posted.
+/// `GET /api/stream?target=T[&since_id=N][&reader=R]`: the backlog after N, then live
+/// messages. Without `since_id` or `Last-Event-ID` the stream starts after R's position, or
+/// without a reader with the next message posted.
 pub fn message_stream(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
     let target = crate::store::name("target", rq.param("target").unwrap_or(""))?;
+    let reader = match rq.param("reader") {
+        Some(raw) => {
+            let reader = crate::store::name("reader", raw)?;
+            crate::http::rest::own_reader(&reader, caller)?;
+            Some(reader)
+        }
+        None => None,
+    };
     let resume = match rq.header("last-event-id") {
         Some(raw) => Some(raw.trim().parse::<u64>().map_err(|_| {
             Error::BadRequest(format!("Last-Event-ID must be a message id, not {raw:?}"))
@@ -59,7 +71,10 @@ pub fn message_stream(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<
     };
     let since = resume
         .or(rq.number_param("since_id")?)
-        .unwrap_or_else(|| app.store.last_id());
+        .unwrap_or_else(|| match &reader {
+            Some(reader) => app.store.position(reader, &target),
+            None => app.store.last_id(),
+        });
     let place = app.long_requests.take(&caller.client, None)?;
     let here = app.presence.arrive(
         std::slice::from_ref(&target),
@@ -73,23 +88,34 @@ pub fn message_stream(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<
         w.write_all(b"retry: 1000\n\n")?;
         comment(w, "stream open")?;
         let mut last = since;
+        let mut deletions = app.store.deletions(&target);
         loop {
-            let batch = app
-                .store
-                .wait_after(&target, last, BATCH, Instant::now() + KEEPALIVE);
+            let changes =
+                app.store
+                    .wait_changes(&target, last, deletions, BATCH, Instant::now() + KEEPALIVE);
             if app.store.is_closed() {
                 return Ok(());
             }
-            if batch.is_empty() {
+            deletions = changes.deletions;
+            if changes.messages.is_empty() && changes.deleted.is_empty() {
                 comment(w, "keepalive")?;
                 continue;
             }
+            for d in &changes.deleted {
+                let data = serde_json::to_string(d).unwrap_or_default();
+                event(w, None, Some("deleted"), &data)?;
+            }
+            let batch = changes.messages;
             for m in &batch {
                 let data = serde_json::to_string(m.as_ref())
                     .map(crate::message::escape_separators)
                     .unwrap_or_default();
                 event(w, Some(&m.id.to_string()), Some("message"), &data)?;
                 last = m.id;
+            }
+            if let (Some(reader), Some(m)) = (&reader, batch.last()) {
+                // Written (and flushed) to the peer, so counted as read.
+                app.store.mark_read(reader, &target, m.id);
             }
         }
     })))

@@ -1,9 +1,12 @@
-//! The REST API of the original relay: `GET /api/messages` (newest page, or the oldest page
+//! The REST API: the original relay's `GET /api/messages` (newest page, or the oldest page
 //! after `since_id`, optionally waiting for one; `newest` picks either, and every page says the
-//! channel's `head_id` and whether `more` follows it), `POST /api/messages`, `GET /api/channels` and
-//! `GET /healthz`. Shapes are the original's (`?detail=1` on channels adds a key); every bad
-//! input is a 4xx naming the problem. A client waiting in a blocking fetch is listed as
-//! listening on its channel meanwhile.
+//! channel's `head_id` and whether `more` follows it; with `reader`, what that reader has not
+//! seen), `POST /api/messages` (optionally a reply, optionally with an idempotency key),
+//! `GET /api/channels` and `GET /healthz`; and the conversation routes `GET /api/unread`,
+//! `GET /api/search`, `DELETE /api/messages/{id}` and `DELETE /api/channels/{name}`. Shapes are
+//! the original's where it had them (`?detail=1` on channels adds a key); every bad input is a
+//! 4xx naming the problem. A client waiting in a blocking fetch is listed as listening on its
+//! channel meanwhile.
 
 use crate::app::App;
 use crate::error::Error;
@@ -14,6 +17,7 @@ use crate::presence::{detail, Kind};
 use crate::store::{Draft, Fetch};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,9 +31,10 @@ pub const STREAMED_PAGE_BYTES: usize = 1024 * 1024;
 /// Longest `wait`, in seconds.
 pub const MAX_WAIT_SECONDS: f64 = 50.0;
 
-/// `GET /api/messages?target=T[&limit=N][&since_id=N][&wait=S][&newest=1]`.
+/// `GET /api/messages?target=T[&limit=N][&since_id=N][&wait=S][&newest=1][&reader=R]`.
 pub fn list_messages(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
     let target = crate::store::name("target", rq.param("target").unwrap_or(""))?;
+    let reader = reader(rq, caller)?;
     let limit = rq
         .number_param("limit")?
         .unwrap_or(LIST_DEFAULT_LIMIT)
@@ -46,17 +51,19 @@ pub fn list_messages(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply,
             }
         },
     };
-    if since_id.is_none() && wait > 0.0 {
+    if since_id.is_none() && reader.is_none() && wait > 0.0 {
         return Err(Error::BadRequest(
-            "wait needs since_id: the id to wait beyond".into(),
+            "wait needs since_id (the id to wait beyond) or reader".into(),
         ));
     }
     let query = Fetch {
         target,
         since_id: since_id.unwrap_or(0),
         limit,
-        // Without since_id the newest page is the original's answer; with it, the oldest.
-        newest: flag(rq, "newest")?.unwrap_or(since_id.is_none()),
+        // Without since_id the newest page is the original's answer; with it, or for a
+        // reader catching up, the oldest.
+        newest: flag(rq, "newest")?.unwrap_or(since_id.is_none() && reader.is_none()),
+        reader,
     };
     let page = if wait > 0.0 {
         let _place = app.long_requests.take(&caller.client, None)?;
@@ -91,6 +98,26 @@ pub fn list_messages(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply,
     })
 }
 
+/// The `reader` parameter, checked: a name, and with an agent's token only that agent's own.
+fn reader(rq: &Incoming, caller: &Caller) -> Result<Option<String>, Error> {
+    let Some(raw) = rq.param("reader") else {
+        return Ok(None);
+    };
+    let reader = crate::store::name("reader", raw)?;
+    own_reader(&reader, caller)?;
+    Ok(Some(reader))
+}
+
+/// With an agent's token, only that agent's reading positions may be read or moved.
+pub fn own_reader(reader: &str, caller: &Caller) -> Result<(), Error> {
+    match &caller.agent {
+        Some(agent) if agent != reader => Err(Error::Forbidden(format!(
+            "this token may only use the reader name {agent:?}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// A yes/no query parameter: `1`/`true` or `0`/`false`, or a 400 naming it.
 fn flag(rq: &Incoming, key: &str) -> Result<Option<bool>, Error> {
     match rq.param(key).map(str::trim) {
@@ -104,7 +131,9 @@ fn flag(rq: &Incoming, key: &str) -> Result<Option<bool>, Error> {
 }
 
 /// `POST /api/messages` with a JSON object `{"target","sender","text"}` (and optionally
-/// `"source"`, which the archive records: `rest` by default, `web-ui` from the page).
+/// `"source"`, which the archive records: `rest` by default, `web-ui` from the page;
+/// `"reply_to"`, the id of the message answered; `"idempotency_key"`, also taken from the
+/// `Idempotency-Key` header). A retry of a post already made answers 200 with that message.
 pub fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
     let body: Value = serde_json::from_slice(&rq.body)
         .map_err(|e| Error::BadRequest(format!("body is not valid JSON: {e}")))?;
@@ -129,6 +158,24 @@ pub fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, 
         sender,
         text: field(&fields, "text")?
             .ok_or_else(|| Error::BadRequest("text is required".into()))?,
+        reply_to: match fields.get("reply_to") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_u64().filter(|id| *id > 0).ok_or_else(|| {
+                Error::BadRequest("reply_to must be the id of a message (a whole number)".into())
+            })?),
+        },
+        idempotency_key: match (
+            field(&fields, "idempotency_key")?,
+            rq.header("idempotency-key"),
+        ) {
+            (Some(body), Some(header)) if body.trim() != header.trim() => {
+                return Err(Error::BadRequest(
+                    "the Idempotency-Key header and the idempotency_key field differ".into(),
+                ))
+            }
+            (Some(key), _) => Some(key),
+            (None, header) => header.map(str::to_string),
+        },
     };
     let source = match field(&fields, "source")? {
         Some(s)
@@ -146,12 +193,148 @@ pub fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, 
         }
         None => "rest".into(),
     };
-    let m = app.store.post(draft)?;
-    app.logs.posted(&m, &source);
+    let posted = app.store.post(draft)?;
+    let m = posted.message;
+    if !posted.repeated {
+        app.logs.posted(&m, &source);
+    }
+    let mut body = json!({"ok": true, "posted": m.id, "message": m.as_ref()});
+    if posted.repeated {
+        body["repeated"] = json!(true);
+    }
+    Ok(Reply::json(if posted.repeated { 200 } else { 201 }, &body))
+}
+
+/// `GET /api/unread?reader=R`: for every channel, how many messages lie past R's position.
+pub fn unread(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
+    let reader =
+        reader(rq, caller)?.ok_or_else(|| Error::BadRequest("reader is required".into()))?;
+    let channels: Vec<Value> = app
+        .store
+        .unread(&reader)
+        .into_iter()
+        .map(|u| json!({"target": u.target, "unread": u.count, "position": u.position}))
+        .collect();
+    let total: usize = channels
+        .iter()
+        .filter_map(|c| c["unread"].as_u64())
+        .sum::<u64>() as usize;
     Ok(Reply::json(
-        201,
-        &json!({"ok": true, "posted": m.id, "message": m.as_ref()}),
+        200,
+        &json!({"reader": reader, "channels": channels, "total": total}),
     ))
+}
+
+/// Default and largest number of search hits.
+pub const SEARCH_DEFAULT_LIMIT: u64 = 50;
+pub const SEARCH_MAX_LIMIT: u64 = 500;
+
+/// `GET /api/search?q=Q[&target=T][&sender=S][&limit=N]`: messages whose text contains Q
+/// (ignoring case), newest first.
+pub fn search(app: &App, rq: &Incoming) -> Result<Reply, Error> {
+    let query = rq.param("q").unwrap_or("");
+    if query.trim().is_empty() {
+        return Err(Error::BadRequest(
+            "q (the text to search for) is required".into(),
+        ));
+    }
+    let target = rq
+        .param("target")
+        .map(|t| crate::store::name("target", t))
+        .transpose()?;
+    let sender = rq
+        .param("sender")
+        .map(|s| crate::store::name("sender", s))
+        .transpose()?;
+    let limit = rq
+        .number_param("limit")?
+        .unwrap_or(SEARCH_DEFAULT_LIMIT)
+        .clamp(1, SEARCH_MAX_LIMIT) as usize;
+    let hits = app
+        .store
+        .search(query, target.as_deref(), sender.as_deref(), limit);
+    Ok(Reply::json(200, &json!({"query": query, "messages": hits})))
+}
+
+/// `DELETE /api/messages/{id}`.
+pub fn delete_message(app: &App, rq: &Incoming, caller: &Caller, id: &str) -> Result<Reply, Error> {
+    may_delete(app, rq, caller)?;
+    let id = id
+        .parse::<u64>()
+        .map_err(|_| Error::BadRequest(format!("{id:?} is not a message id")))?;
+    let m = app.store.delete_message(id)?;
+    Ok(Reply::json(
+        200,
+        &json!({"ok": true, "deleted": m.id, "target": m.target}),
+    ))
+}
+
+/// `DELETE /api/channels/{name}`.
+pub fn delete_channel(
+    app: &App,
+    rq: &Incoming,
+    caller: &Caller,
+    name: &str,
+) -> Result<Reply, Error> {
+    may_delete(app, rq, caller)?;
+    let name = crate::store::name("channel", &percent_decode(name)?)?;
+    let n = app.store.delete_channel(&name)?;
+    Ok(Reply::json(
+        200,
+        &json!({"ok": true, "deleted_channel": name, "messages": n}),
+    ))
+}
+
+/// Deletion is for the operator: the main token, or with no token at all, a caller on this
+/// machine. An agent's token never deletes.
+fn may_delete(app: &App, rq: &Incoming, caller: &Caller) -> Result<(), Error> {
+    if caller.agent.is_some() {
+        return Err(Error::Forbidden(
+            "an agent's token may not delete; use the main auth_token".into(),
+        ));
+    }
+    if app.config.auth_token.is_some() {
+        return Ok(());
+    }
+    if !app.config.agents.is_empty() {
+        return Err(Error::Forbidden(
+            "deleting needs the main auth_token, which is not set".into(),
+        ));
+    }
+    match rq.peer {
+        Some(ip) if is_loopback(ip) => Ok(()),
+        _ => Err(Error::Forbidden(
+            "without an auth_token, deleting is only allowed from this machine (loopback)".into(),
+        )),
+    }
+}
+
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+/// Decodes `%XX` escapes in a path segment (a channel name may hold any printable character).
+fn percent_decode(raw: &str) -> Result<String, Error> {
+    let bad = || Error::BadRequest(format!("{raw:?} is not a well-formed path segment"));
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = raw.get(i + 1..i + 3).ok_or_else(bad)?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad())
 }
 
 /// Largest page of `GET /api/channels`.

@@ -18,6 +18,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/messages"),
     ("POST", "/api/messages"),
     ("GET", "/api/channels"),
+    ("DELETE", "/api/messages/{id}"),
+    ("DELETE", "/api/channels/{name}"),
+    ("GET", "/api/unread"),
+    ("GET", "/api/search"),
     ("GET", "/api/stream"),
     ("POST", "/mcp"),
     ("GET", "/mcp"),
@@ -68,6 +72,19 @@ pub fn route(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Er
         (_, "/api/messages") => not_allowed("GET, POST"),
         ("GET" | "HEAD", "/api/channels") => rest::channels(app, rq),
         (_, "/api/channels") => not_allowed("GET, HEAD"),
+        ("GET", "/api/unread") => rest::unread(app, rq, caller),
+        (_, "/api/unread") => not_allowed("GET"),
+        ("GET", "/api/search") => rest::search(app, rq),
+        (_, "/api/search") => not_allowed("GET"),
+        ("DELETE", _) if path.starts_with("/api/messages/") => {
+            rest::delete_message(app, rq, caller, &path["/api/messages/".len()..])
+        }
+        ("DELETE", _) if path.starts_with("/api/channels/") => {
+            rest::delete_channel(app, rq, caller, &path["/api/channels/".len()..])
+        }
+        (_, _) if path.starts_with("/api/messages/") || path.starts_with("/api/channels/") => {
+            not_allowed("DELETE")
+        }
         ("GET", "/api/stream") => events::message_stream(app, rq, caller),
         (_, "/api/stream") => not_allowed("GET"),
         ("POST", "/mcp") => streamable::post(app, rq, caller),

@@ -1,5 +1,7 @@
-//! The relay's three MCP tools, `post_message`, `fetch_messages` and `list_channels`: their
-//! descriptions and schemas for `tools/list`, and their execution for `tools/call`. A tool that
+//! The relay's MCP tools, `post_message`, `fetch_messages`, `list_channels` and
+//! `search_messages`: their descriptions and schemas for `tools/list`, and their execution for
+//! `tools/call`. Replies, idempotency keys and reading positions are optional arguments of the
+//! first two rather than tools of their own, since a model pays for every tool description. A tool that
 //! fails on its input answers an `isError` result whose text says which field is wrong, so the
 //! model can correct itself; an unknown tool is a protocol error.
 
@@ -34,6 +36,7 @@ pub fn list() -> Value {
             "ts": {"type": "number", "description": "Unix time in seconds"},
             "target": {"type": "string"},
             "sender": {"type": "string"},
+            "reply_to": {"type": "integer", "description": "Id of the message this one answers"},
             "text": {"type": "string"}
         },
         "required": ["id", "ts", "target", "sender", "text"]
@@ -42,19 +45,21 @@ pub fn list() -> Value {
         {
             "name": "post_message",
             "title": "Post a message",
-            "description": "Post a message to a channel (for example a review packet: summary, a ```diff block and questions; or review feedback). Returns the new message id.",
+            "description": "Post a message to a channel (for example a review packet: summary, a ```diff block and questions; or review feedback). Returns the new message id. To answer a message, pass its id as reply_to. If you may retry a post (after a timeout or error), pass an idempotency_key of your choosing: a retry with the same key returns the first message instead of posting twice.",
             "inputSchema": {
                 "type": "object",
                 "properties": {
                     "target": {"type": "string", "description": "Channel name, e.g. proj-x"},
                     "sender": {"type": "string", "description": "Who is posting, e.g. claude or codex"},
-                    "text": {"type": "string", "description": "Message body (markdown)"}
+                    "text": {"type": "string", "description": "Message body (markdown)"},
+                    "reply_to": {"type": "integer", "minimum": 1, "description": "Id of the message (in the same channel) this one answers"},
+                    "idempotency_key": {"type": "string", "description": "Any unique string; a retry with the same key and text within 24 h does not post again"}
                 },
                 "required": ["target", "sender", "text"]
             },
             "outputSchema": {
                 "type": "object",
-                "properties": {"ok": {"type": "boolean"}, "posted": {"type": "integer"}},
+                "properties": {"ok": {"type": "boolean"}, "posted": {"type": "integer"}, "repeated": {"type": "boolean", "description": "true when an earlier post with this idempotency_key made the message"}},
                 "required": ["ok", "posted"]
             },
             "annotations": {"title": "Post a message", "readOnlyHint": false, "destructiveHint": false, "idempotentHint": false, "openWorldHint": false}
@@ -62,7 +67,7 @@ pub fn list() -> Value {
         {
             "name": "fetch_messages",
             "title": "Fetch messages",
-            "description": "Read messages of a channel, in ascending id order. By default this returns the OLDEST `limit` messages with an id above since_id (since_id 0 = from the very beginning), so on a channel with history a first call shows old messages. To catch up on a channel, pass newest=true: you get the newest `limit` messages after since_id instead. Every result says where the channel stands: head_id is the channel's newest id, and more=true means messages after the returned page exist (call again with since_id=latest_id to read on; a page also ends early once it holds about 4 MB of text). latest_id is the id of the last message returned (since_id if none): pass it as since_id next time to get only new messages. With wait_seconds (up to 50), when nothing is newer than since_id, the call waits until a message arrives instead of returning an empty list at once.",
+            "description": "Read messages of a channel, in ascending id order. By default this returns the OLDEST `limit` messages with an id above since_id (since_id 0 = from the very beginning), so on a channel with history a first call shows old messages. To catch up on a channel, pass newest=true: you get the newest `limit` messages after since_id instead. Every result says where the channel stands: head_id is the channel's newest id, and more=true means messages after the returned page exist (call again with since_id=latest_id to read on; a page also ends early once it holds about 4 MB of text). latest_id is the id of the last message returned (since_id if none): pass it as since_id next time to get only new messages. With wait_seconds (up to 50), when nothing is newer than since_id, the call waits until a message arrives instead of returning an empty list at once. Easiest: pass reader=<your own name> and no since_id. The relay then remembers how far you have read: you get the oldest messages you have not seen yet, and the next call with the same reader continues after them, even after your context or session was reset. You need not carry any id.",
             "inputSchema": {
                 "type": "object",
                 "properties": {
@@ -70,7 +75,8 @@ pub fn list() -> Value {
                     "since_id": {"type": "integer", "minimum": 0, "default": 0, "description": "Only messages with a larger id"},
                     "limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50, "description": "Most messages to return"},
                     "newest": {"type": "boolean", "default": false, "description": "true: the newest `limit` messages after since_id; false: the oldest"},
-                    "wait_seconds": {"type": "number", "minimum": 0, "maximum": 50, "default": 0, "description": "Wait up to this long for a new message"}
+                    "wait_seconds": {"type": "number", "minimum": 0, "maximum": 50, "default": 0, "description": "Wait up to this long for a new message"},
+                    "reader": {"type": "string", "description": "Your own name, e.g. codex: returns what you have not read yet and remembers it as read"}
                 },
                 "required": ["target"]
             },
@@ -118,6 +124,27 @@ pub fn list() -> Value {
                 "required": ["channels"]
             },
             "annotations": {"title": "List channels", "readOnlyHint": true, "openWorldHint": false}
+        },
+        {
+            "name": "search_messages",
+            "title": "Search messages",
+            "description": "Find messages whose text contains query (ignoring case), newest first, in every channel or one. Each hit has its channel (target) and id.",
+            "inputSchema": {
+                "type": "object",
+                "properties": {
+                    "query": {"type": "string", "description": "Text to look for"},
+                    "target": {"type": "string", "description": "Only this channel"},
+                    "sender": {"type": "string", "description": "Only messages from this sender"},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": 20, "description": "Most hits to return"}
+                },
+                "required": ["query"]
+            },
+            "outputSchema": {
+                "type": "object",
+                "properties": {"messages": {"type": "array", "items": message}},
+                "required": ["messages"]
+            },
+            "annotations": {"title": "Search messages", "readOnlyHint": true, "openWorldHint": false}
         }
     ]})
 }
@@ -147,6 +174,7 @@ pub fn call(services: &Services, session: &str, params: &Value) -> Result<Outgoi
             "channels": services.store.channels(),
             "detail": detail(services.store, services.presence),
         }))),
+        "search_messages" => search_messages(services, args),
         other => {
             return Err(
                 RpcError::new(INVALID_PARAMS, format!("Unknown tool: {other}"))
@@ -206,10 +234,47 @@ fn post_message(services: &Services, args: &Map<String, Value>) -> Result<Outgoi
         target: string(args, "target")?,
         sender,
         text: string(args, "text")?,
+        reply_to: integer(args, "reply_to")?,
+        idempotency_key: optional_string(args, "idempotency_key")?,
     };
-    let m = services.store.post(draft)?;
-    services.logs.posted(&m, "mcp");
-    Ok(jsonrpc::outgoing(&json!({"ok": true, "posted": m.id})))
+    let posted = services.store.post(draft)?;
+    if posted.repeated {
+        return Ok(jsonrpc::outgoing(
+            &json!({"ok": true, "posted": posted.message.id, "repeated": true}),
+        ));
+    }
+    services.logs.posted(&posted.message, "mcp");
+    Ok(jsonrpc::outgoing(
+        &json!({"ok": true, "posted": posted.message.id}),
+    ))
+}
+
+/// Default and largest number of `search_messages` hits.
+pub const SEARCH_DEFAULT_LIMIT: u64 = 20;
+pub const SEARCH_MAX_LIMIT: u64 = 200;
+
+fn search_messages(services: &Services, args: &Map<String, Value>) -> Result<Outgoing, Error> {
+    let query = string(args, "query")?;
+    if query.trim().is_empty() {
+        return Err(Error::BadRequest("query must not be blank".into()));
+    }
+    let target = optional_string(args, "target")?
+        .map(|t| crate::store::name("target", &t))
+        .transpose()?;
+    let sender = optional_string(args, "sender")?
+        .map(|s| crate::store::name("sender", &s))
+        .transpose()?;
+    let limit = integer(args, "limit")?
+        .unwrap_or(SEARCH_DEFAULT_LIMIT)
+        .clamp(1, SEARCH_MAX_LIMIT) as usize;
+    let hits = services
+        .store
+        .search(&query, target.as_deref(), sender.as_deref(), limit);
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        messages: &'a [Arc<Message>],
+    }
+    Ok(jsonrpc::outgoing(&Answer { messages: &hits }))
 }
 
 fn fetch_messages(
@@ -218,6 +283,16 @@ fn fetch_messages(
     args: &Map<String, Value>,
 ) -> Result<Outgoing, Error> {
     let target = crate::store::name("target", &string(args, "target")?)?;
+    let reader = optional_string(args, "reader")?
+        .map(|r| crate::store::name("reader", &r))
+        .transpose()?;
+    if let (Some(reader), Some(agent)) = (&reader, services.agent) {
+        if reader != agent {
+            return Err(Error::Forbidden(format!(
+                "this token may only use the reader name {agent:?}"
+            )));
+        }
+    }
     let since_id = integer(args, "since_id")?.unwrap_or(0);
     let limit = integer(args, "limit")?
         .unwrap_or(FETCH_DEFAULT_LIMIT)
@@ -230,6 +305,7 @@ fn fetch_messages(
         since_id,
         limit,
         newest: boolean(args, "newest")?.unwrap_or(false),
+        reader,
     };
     let page = if wait > 0.0 {
         let _place = services
@@ -249,10 +325,11 @@ fn fetch_messages(
     let mut page = page;
     page.cap_text_bytes(FETCH_MAX_TEXT_BYTES);
     let latest_id = page.messages.last().map(|m| m.id).unwrap_or(since_id);
-    services.logs.tool(
-        "fetch_messages",
-        json!({"target": query.target, "since_id": since_id, "limit": limit, "returned": page.messages.len(), "latest_id": latest_id}),
-    );
+    let mut logged = json!({"target": query.target, "since_id": since_id, "limit": limit, "returned": page.messages.len(), "latest_id": latest_id});
+    if let Some(reader) = &query.reader {
+        logged["reader"] = json!(reader);
+    }
+    services.logs.tool("fetch_messages", logged);
     #[derive(Serialize)]
     struct Answer<'a> {
         messages: &'a [Arc<Message>],
@@ -276,6 +353,14 @@ fn boolean(args: &Map<String, Value>, key: &str) -> Result<Option<bool>, Error> 
         Some(Value::String(s)) if s.trim() == "true" => Ok(Some(true)),
         Some(Value::String(s)) if s.trim() == "false" => Ok(Some(false)),
         Some(_) => Err(Error::BadRequest(format!("{key} must be true or false"))),
+    }
+}
+
+/// A string argument that may be absent.
+fn optional_string(args: &Map<String, Value>, key: &str) -> Result<Option<String>, Error> {
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        _ => string(args, key).map(Some),
     }
 }
 

@@ -194,6 +194,50 @@ test("the composer posts a message that MCP fetch_messages then returns", async 
   }
 });
 
+test("Reply answers a message, links to it, search finds it, and a deletion drops it", async () => {
+  const channel = `threads-${Date.now()}`;
+  const packet = await postMessage(relay.url, channel, "claude", "Review packet: the tokenizer rewrite");
+  const { context, page, seen } = await open(relay.url, channel);
+  try {
+    await page.waitForSelector(`#m${packet.id}`);
+    await page.hover(`#m${packet.id} .card`);
+    await page.click(`#m${packet.id} .reply-button`);
+    assert.match(await page.textContent("#replying-text"), new RegExp(`Replying to #${packet.id}`));
+    await page.fill("#sender", "codex");
+    await page.fill("#text", "Approved, one nit");
+    await page.press("#text", "Control+Enter");
+    await page.waitForFunction(() => /^Sent #\d+/.test(document.getElementById("status").textContent));
+    const id = Number(/#(\d+)/.exec(await page.textContent("#status"))[1]);
+    assert.equal(await page.isHidden("#replying"), true, "the reply is done");
+    await page.waitForSelector(`#m${id} .reply-link`);
+    assert.equal(await page.getAttribute(`#m${id} .reply-link`, "href"), `#m${packet.id}`);
+    const fetched = await mcpCall(relay.url, "fetch_messages", { target: channel });
+    assert.equal(fetched.structuredContent.messages.find((m) => m.id === id).reply_to, packet.id);
+    // Following the link keeps the channel and marks the answered card.
+    await page.click(`#m${id} .reply-link`);
+    await page.waitForSelector(`#m${packet.id}:target`);
+    assert.equal(await page.inputValue("#channel"), channel);
+
+    await page.fill("#search-input", "TOKENIZER");
+    await page.press("#search-input", "Enter");
+    await page.waitForSelector(`#search-list .search-hit`);
+    const hits = await page.$$eval("#search-list .search-hit", (es) => es.map((e) => e.textContent));
+    assert.equal(hits.length, 1, JSON.stringify(hits));
+    assert.ok(hits[0].includes(`#${packet.id}`) && hits[0].includes(channel), hits[0]);
+    await page.click("#search-list .search-link");
+    assert.equal(await page.isHidden("#search-results"), true);
+
+    const res = await fetch(`${relay.url}/api/messages/${packet.id}`, { method: "DELETE" });
+    assert.equal(res.status, 200);
+    await page.waitForSelector(`#m${packet.id}`, { state: "detached", timeout: 2000 });
+    assert.ok(await page.$(`#m${id}`), "the reply stays");
+    assertQuiet(seen);
+    assertStayedHome(seen, relay.url);
+  } finally {
+    await context.close();
+  }
+});
+
 test("fenced code is highlighted, diffs included", async () => {
   const m = await postMessage(relay.url, "code", "claude", [
     "```rust",

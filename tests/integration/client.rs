@@ -1091,3 +1091,253 @@ fn fetch_newest_reads_the_end_and_says_when_more_follow() {
     assert_eq!(newest.stdout, "#4 [claude] m4\n#5 [claude] m5\n");
     assert_eq!(newest.stderr, "", "nothing follows the newest page");
 }
+
+#[test]
+fn post_await_prefers_the_reply_to_the_posted_message_over_one_answering_another() {
+    let relay = Relay::start();
+    let url = relay.base.clone();
+    let other = relay.post("proj-x", "claude", "an older packet");
+    let waiter = Running::start(
+        "post",
+        &[
+            "--url", &url, "--target", "proj-x", "--sender", "claude", "--await", "codex",
+            "--json", "packet",
+        ],
+    );
+    waiter.stderr_line_containing("posted #2", deadline());
+    let post = |body: Value| {
+        let (status, answer) = crate::common::post_json(&format!("{url}/api/messages"), &body);
+        assert_eq!(status, 201, "{answer}");
+    };
+    post(
+        serde_json::json!({"target": "proj-x", "sender": "codex", "text": "about the old one", "reply_to": other}),
+    );
+    post(
+        serde_json::json!({"target": "proj-x", "sender": "codex", "text": "about this one", "reply_to": 2}),
+    );
+    let line: Value = serde_json::from_str(&waiter.line(deadline())).unwrap();
+    assert_eq!(
+        (line["id"].as_u64(), line["reply_to"].as_u64()),
+        (Some(4), Some(2)),
+        "{line}"
+    );
+    assert_eq!(waiter.finish(deadline()), 0);
+}
+
+#[test]
+fn post_reply_to_fetch_reader_and_delete_from_the_command_line() {
+    let relay = Relay::start();
+    let url = relay.base.clone();
+    let first = run(
+        "post",
+        &[
+            "--url", &url, "--target", "t", "--sender", "claude", "packet",
+        ],
+    );
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let reply = run(
+        "post",
+        &[
+            "--url",
+            &url,
+            "--target",
+            "t",
+            "--sender",
+            "codex",
+            "--reply-to",
+            "1",
+            "--json",
+            "answer",
+        ],
+    );
+    assert_eq!(reply.code, 0, "{}", reply.stderr);
+    let answer: Value = serde_json::from_str(&reply.stdout).unwrap();
+    assert_eq!(answer["message"]["reply_to"], 1);
+    let unknown = run(
+        "post",
+        &[
+            "--url",
+            &url,
+            "--target",
+            "t",
+            "--sender",
+            "codex",
+            "--reply-to",
+            "99",
+            "x",
+        ],
+    );
+    assert_eq!(unknown.code, 1, "{}", unknown.stderr);
+    assert!(unknown.stderr.contains("reply_to"), "{}", unknown.stderr);
+
+    let read = |limit: &str| {
+        let done = run(
+            "fetch",
+            &[
+                "--url", &url, "--target", "t", "--reader", "codex", "--limit", limit, "--json",
+            ],
+        );
+        assert_eq!(done.code, 0, "{}", done.stderr);
+        json_lines(&done.stdout)
+            .iter()
+            .map(|m| m["id"].as_u64().unwrap())
+            .collect::<Vec<u64>>()
+    };
+    assert_eq!(read("1"), [1]);
+    assert_eq!(read("10"), [2]);
+    assert!(read("10").is_empty());
+
+    let deleted = run("delete", &["--url", &url, "2"]);
+    assert_eq!(deleted.code, 0, "{}", deleted.stderr);
+    assert_eq!(deleted.stdout, "deleted #2\n");
+    let channel = run("delete", &["--url", &url, "--target", "t"]);
+    assert_eq!(channel.code, 0, "{}", channel.stderr);
+    assert_eq!(channel.stdout, "deleted channel t (1 messages)\n");
+    assert!(relay.app().store.is_empty());
+    assert_eq!(run("delete", &["--url", &url]).code, 2);
+}
+
+/// A proxy in front of a relay that passes the first request on but drops its answer, as a
+/// connection lost after the post was stored would; later connections pass both ways.
+fn lossy_proxy(relay: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::io::Read;
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for (n, client) in listener.incoming().enumerate() {
+            let Ok(client) = client else { return };
+            let Ok(mut upstream) = TcpStream::connect(relay) else {
+                return;
+            };
+            if n == 0 {
+                // Forward the request, wait for the relay's first answer bytes, then hang up.
+                let mut up = upstream.try_clone().unwrap();
+                let mut down = client.try_clone().unwrap();
+                thread::spawn(move || {
+                    let _ = std::io::copy(&mut down, &mut up);
+                });
+                let mut byte = [0u8; 1];
+                let _ = upstream.read(&mut byte);
+                let _ = client.shutdown(Shutdown::Both);
+                continue;
+            }
+            let (mut up_r, mut up_w) = (upstream.try_clone().unwrap(), upstream);
+            let (mut down_r, mut down_w) = (client.try_clone().unwrap(), client);
+            thread::spawn(move || {
+                let _ = std::io::copy(&mut down_r, &mut up_w);
+                let _ = up_w.shutdown(Shutdown::Write);
+            });
+            thread::spawn(move || {
+                let _ = std::io::copy(&mut up_r, &mut down_w);
+                let _ = down_w.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn post_retries_a_lost_answer_with_its_idempotency_key_and_stores_the_message_once() {
+    let relay = Relay::start();
+    let proxy = lossy_proxy(relay.addr());
+    let done = run(
+        "post",
+        &[
+            "--url",
+            &format!("http://{proxy}"),
+            "--target",
+            "t",
+            "--sender",
+            "claude",
+            "--json",
+            "stored once",
+        ],
+    );
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert!(done.stderr.contains("retrying"), "{}", done.stderr);
+    let answer: Value = serde_json::from_str(&done.stdout).unwrap();
+    assert_eq!(answer["posted"], 1);
+    assert_eq!(answer["repeated"], true, "{answer}");
+    assert_eq!(relay.app().store.len(), 1);
+}
+
+#[test]
+fn export_writes_a_markdown_transcript_and_jsonl_that_a_relay_starts_from_identically() {
+    let relay = Relay::start();
+    let url = relay.base.clone();
+    let packet = "Review packet\n\n```diff\n-old\n+new\n```\nU+2028 here:\u{2028}end";
+    let first = relay.post("proj-x", "claude", packet);
+    relay.post("other", "codex", "elsewhere");
+    let (status, _) = crate::common::post_json(
+        &format!("{url}/api/messages"),
+        &serde_json::json!({"target": "proj-x", "sender": "codex", "text": "approved", "reply_to": first}),
+    );
+    assert_eq!(status, 201);
+    for n in 0..600 {
+        relay.post("proj-x", "claude", &format!("filler {n}"));
+    }
+
+    let md = run("export", &["--url", &url, "--target", "proj-x"]);
+    assert_eq!(md.code, 0, "{}", md.stderr);
+    assert!(
+        md.stdout.starts_with("# proj-x\n\n## #1 · claude · "),
+        "{}",
+        &md.stdout[..80]
+    );
+    assert!(
+        md.stdout.contains("```diff\n-old\n+new\n```"),
+        "code block intact"
+    );
+    assert!(md.stdout.contains("## #3 · codex · "));
+    assert!(md.stdout.contains("*In reply to [#1](#1).*\n\napproved"));
+    assert!(!md.stdout.contains("elsewhere"));
+    assert!(md.stdout.contains("filler 599"), "every page was read");
+
+    let since = run(
+        "export",
+        &[
+            "--url",
+            &url,
+            "--target",
+            "proj-x",
+            "--since-id",
+            "600",
+            "--format",
+            "jsonl",
+        ],
+    );
+    assert_eq!(since.code, 0, "{}", since.stderr);
+    assert_eq!(json_lines(&since.stdout)[0]["id"], 601);
+
+    let jsonl = run(
+        "export",
+        &["--url", &url, "--target", "proj-x", "--format", "jsonl"],
+    );
+    assert_eq!(jsonl.code, 0, "{}", jsonl.stderr);
+    assert_eq!(jsonl.stdout.lines().count(), 602);
+    let dir = crate::common::TempDir::new("export");
+    let config = config_in(&dir);
+    std::fs::create_dir_all(&config.data_dir).unwrap();
+    std::fs::write(config.data_dir.join("messages.jsonl"), &jsonl.stdout).unwrap();
+    let copy = Relay::start_in(dir, config);
+    let all = |base: &str| {
+        let page = crate::common::get(&format!(
+            "{base}/api/messages?target=proj-x&since_id=0&limit=500"
+        ));
+        let more = crate::common::get(&format!(
+            "{base}/api/messages?target=proj-x&since_id=500&limit=500"
+        ));
+        let mut list = page.json()["messages"].as_array().unwrap().clone();
+        list.extend(more.json()["messages"].as_array().unwrap().iter().cloned());
+        list
+    };
+    assert_eq!(all(&copy.base), all(&url));
+    assert_eq!(all(&copy.base)[0]["text"], packet);
+
+    let bad = run(
+        "export",
+        &["--url", &url, "--target", "proj-x", "--format", "pdf"],
+    );
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+}

@@ -7,6 +7,7 @@ mod client;
 mod common;
 mod config;
 mod connections;
+mod conversations;
 mod docs;
 mod durable;
 mod guard;

@@ -23,7 +23,12 @@ fn the_handshake_works_at_every_supported_version() {
             .collect();
         assert_eq!(
             names,
-            ["post_message", "fetch_messages", "list_channels"],
+            [
+                "post_message",
+                "fetch_messages",
+                "list_channels",
+                "search_messages"
+            ],
             "at {v}"
         );
     }

@@ -1,0 +1,92 @@
+//! `export`: a channel written out whole, oldest first, read from the relay a page at a time.
+//! As Markdown, a transcript for people: a heading per message with its id, sender and time, a
+//! line naming the message it answers, and the text as it was written (code blocks intact).
+//! As JSON lines, one message per line in the journal's own shape, so the file is a journal a
+//! relay starts from (`data_dir/messages.jsonl`) with the same ids, times and texts.
+
+use super::error::Error;
+use super::message::{utc, Message};
+use super::relay::{Query, Relay};
+use std::io::Write;
+
+/// Messages asked for per request: the relay's largest page.
+const PAGE: u64 = 500;
+
+/// The two ways a channel is written out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Markdown,
+    Jsonl,
+}
+
+impl Format {
+    pub fn parse(raw: &str) -> Result<Format, Error> {
+        match raw.trim() {
+            "md" | "markdown" => Ok(Format::Markdown),
+            "jsonl" | "json" => Ok(Format::Jsonl),
+            other => Err(Error::Usage(format!(
+                "--format must be md or jsonl, not {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Writes every message of `target` after `since_id` to `out` in `format`; returns how many.
+pub fn export(
+    relay: &Relay,
+    target: &str,
+    since_id: u64,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<usize, Error> {
+    if format == Format::Markdown {
+        write!(out, "# {target}\n\n").map_err(Error::output)?;
+    }
+    let mut last = since_id;
+    let mut written = 0;
+    loop {
+        let query = Query {
+            since_id: Some(last),
+            limit: Some(PAGE),
+            ..Query::default()
+        };
+        let page = relay.page(target, &query)?;
+        for m in &page.messages {
+            if m.id <= last {
+                return Err(Error::Invalid(format!(
+                    "{} answered message {} after {last}: ids must increase",
+                    relay.url(),
+                    m.id
+                )));
+            }
+            let text = match format {
+                Format::Markdown => markdown(m),
+                Format::Jsonl => {
+                    let mut line = serde_json::to_string(m).expect("a message serializes");
+                    line.push('\n');
+                    line
+                }
+            };
+            out.write_all(text.as_bytes()).map_err(Error::output)?;
+            last = m.id;
+            written += 1;
+        }
+        if !page.more || page.messages.is_empty() {
+            break;
+        }
+    }
+    out.flush().map_err(Error::output)?;
+    Ok(written)
+}
+
+/// One message of the transcript. The text is written as it is: a fence it opens is its own,
+/// and the rule after it closes the entry.
+fn markdown(m: &Message) -> String {
+    let mut entry = format!("## #{} · {} · {}\n\n", m.id, m.sender, utc(m.ts));
+    if let Some(answered) = m.reply_to {
+        entry.push_str(&format!("*In reply to [#{answered}](#{answered}).*\n\n"));
+    }
+    entry.push_str(m.text.trim_end_matches('\n'));
+    entry.push_str("\n\n---\n\n");
+    entry
+}

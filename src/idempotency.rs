@@ -1,0 +1,148 @@
+//! Idempotency keys: the table that lets a client retry a post safely. A key is scoped to its
+//! sender; the same key from the same sender within `WINDOW_SECS` names the message first
+//! posted with it, and a digest of what was posted tells a true retry (same channel, reply and
+//! text) from a reuse of the key for something else. The table is bounded twice, by age and by
+//! `MAX_KEYS` (the oldest go first), and holds no texts, only a 64-bit digest per key. The keys
+//! themselves are stored on the messages' journal lines, so the table is rebuilt at start.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+/// How long a key names its message: a retry later than this posts anew.
+pub const WINDOW_SECS: f64 = 24.0 * 3600.0;
+/// Most keys remembered; past this the oldest are forgotten before their window ends.
+pub const MAX_KEYS: usize = 100_000;
+/// Longest key, in characters.
+pub const MAX_KEY_CHARS: usize = 128;
+
+/// What a key names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    pub id: u64,
+    /// `digest` of what was posted with the key.
+    pub digest: u64,
+}
+
+/// The remembered keys, oldest first.
+#[derive(Default)]
+pub struct Keys {
+    by_key: HashMap<Arc<str>, Entry>,
+    /// (time posted, message id, key) in the order they were remembered, which is id order.
+    order: VecDeque<(f64, u64, Arc<str>)>,
+}
+
+impl Keys {
+    /// What `key` from `sender` names, if it is remembered.
+    pub fn get(&self, sender: &str, key: &str) -> Option<Entry> {
+        self.by_key.get(scoped(sender, key).as_str()).copied()
+    }
+
+    /// Remembers that `key` from `sender` named `entry` at `ts`, then forgets keys older than
+    /// `now - WINDOW_SECS` and the oldest past `MAX_KEYS`.
+    pub fn remember(&mut self, sender: &str, key: &str, entry: Entry, ts: f64, now: f64) {
+        let scoped: Arc<str> = scoped(sender, key).into();
+        if ts >= now - WINDOW_SECS {
+            self.by_key.insert(Arc::clone(&scoped), entry);
+            self.order.push_back((ts, entry.id, scoped));
+        }
+        self.expire(now);
+    }
+
+    /// Forgets keys past their window or past the bound.
+    pub fn expire(&mut self, now: f64) {
+        while let Some((ts, id, key)) = self.order.front() {
+            if *ts >= now - WINDOW_SECS && self.order.len() <= MAX_KEYS {
+                break;
+            }
+            // A key used again after it expired names a newer message: that entry stays.
+            if self.by_key.get(key).is_some_and(|e| e.id == *id) {
+                self.by_key.remove(key);
+            }
+            self.order.pop_front();
+        }
+    }
+
+    /// Number of keys remembered.
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    /// Whether no key is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+
+    /// Every remembered key as (message id, key), for writing them back to a compacted
+    /// journal; `sender` is not part of it since it is on the message's line.
+    pub fn by_id(&self) -> HashMap<u64, String> {
+        self.by_key
+            .iter()
+            .map(|(scoped, e)| {
+                let key = scoped.split_once('\n').map_or("", |(_, k)| k);
+                (e.id, key.to_string())
+            })
+            .collect()
+    }
+}
+
+/// The table's key: a sender cannot contain a line break, so the pair reads back unambiguously.
+fn scoped(sender: &str, key: &str) -> String {
+    format!("{sender}\n{key}")
+}
+
+/// A digest of what a post asked for: two posts with one key are the same post when it agrees.
+pub fn digest(target: &str, reply_to: Option<u64>, text: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    (target, reply_to, text).hash(&mut h);
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: u64) -> Entry {
+        Entry { id, digest: id * 7 }
+    }
+
+    #[test]
+    fn a_key_is_scoped_to_its_sender_and_expires_after_the_window() {
+        let mut keys = Keys::default();
+        keys.remember("claude", "k1", entry(1), 1000.0, 1000.0);
+        assert_eq!(keys.get("claude", "k1"), Some(entry(1)));
+        assert_eq!(keys.get("codex", "k1"), None);
+        keys.expire(1000.0 + WINDOW_SECS - 1.0);
+        assert_eq!(keys.get("claude", "k1"), Some(entry(1)));
+        keys.expire(1000.0 + WINDOW_SECS + 1.0);
+        assert_eq!(keys.get("claude", "k1"), None);
+        assert!(keys.is_empty());
+        // A key already past its window (seen at replay) is not remembered at all.
+        keys.remember("claude", "old", entry(2), 10.0, 10.0 + WINDOW_SECS + 1.0);
+        assert!(keys.is_empty());
+    }
+
+    #[test]
+    fn the_table_never_holds_more_than_max_keys_and_forgets_the_oldest() {
+        let mut keys = Keys::default();
+        for id in 1..=(MAX_KEYS as u64 + 10) {
+            keys.remember("claude", &format!("k{id}"), entry(id), 5.0, 5.0);
+        }
+        assert_eq!(keys.len(), MAX_KEYS);
+        assert_eq!(keys.get("claude", "k10"), None);
+        assert_eq!(keys.get("claude", "k11"), Some(entry(11)));
+        let last = MAX_KEYS as u64 + 10;
+        assert_eq!(keys.get("claude", &format!("k{last}")), Some(entry(last)));
+    }
+
+    #[test]
+    fn a_key_reused_after_expiry_keeps_its_newer_entry() {
+        let mut keys = Keys::default();
+        keys.remember("claude", "k", entry(1), 0.0, 0.0);
+        let later = WINDOW_SECS + 5.0;
+        keys.remember("claude", "k", entry(2), later, later);
+        assert_eq!(keys.get("claude", "k"), Some(entry(2)));
+        assert_eq!(keys.by_id(), HashMap::from([(2, "k".to_string())]));
+    }
+}
