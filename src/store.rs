@@ -57,6 +57,9 @@ pub struct Fetch {
     /// A reader whose position stands in for `since_id` (when that is 0) and is moved past
     /// what the page returns.
     pub reader: Option<String>,
+    /// Most text the page may hold: it ends before the message that would pass this (the first
+    /// message always comes), and says `more`. `None`: no bound but `limit`.
+    pub max_text_bytes: Option<usize>,
 }
 
 /// One page of a channel, ascending, and where it stands against the channel's end.
@@ -72,7 +75,7 @@ pub struct Page {
 impl Page {
     /// Ends the page before the message that would bring its texts past `max_bytes` (the first
     /// message always stays), and says in `more` that it was cut.
-    pub fn cap_text_bytes(&mut self, max_bytes: usize) {
+    fn cap_text_bytes(&mut self, max_bytes: usize) {
         let mut total = 0;
         let keep = self
             .messages
@@ -1080,11 +1083,15 @@ impl State {
         let messages: Vec<Arc<Message>> =
             c.messages.range(start..).take(q.limit).cloned().collect();
         let more = messages.last().is_some_and(|m| m.id < head_id);
-        Page {
+        let mut page = Page {
             messages,
             head_id,
             more,
+        };
+        if let Some(max) = q.max_text_bytes {
+            page.cap_text_bytes(max);
         }
+        page
     }
 
     /// Removes what `deletion` names from `target` and tells its waiters.

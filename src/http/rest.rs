@@ -64,6 +64,8 @@ pub fn list_messages(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply,
         // reader catching up, the oldest.
         newest: flag(rq, "newest")?.unwrap_or(since_id.is_none() && reader.is_none()),
         reader,
+        // REST pages are streamed when large, so only `limit` bounds them.
+        max_text_bytes: None,
     };
     let page = if wait > 0.0 {
         let _place = app.long_requests.take(&caller.client, None)?;

@@ -306,6 +306,8 @@ fn fetch_messages(
         limit,
         newest: boolean(args, "newest")?.unwrap_or(false),
         reader,
+        // Cut in the store, so a reader's position moves past only what is returned.
+        max_text_bytes: Some(FETCH_MAX_TEXT_BYTES),
     };
     let page = if wait > 0.0 {
         let _place = services
@@ -322,8 +324,6 @@ fn fetch_messages(
     } else {
         services.store.fetch(&query, None)
     };
-    let mut page = page;
-    page.cap_text_bytes(FETCH_MAX_TEXT_BYTES);
     let latest_id = page.messages.last().map(|m| m.id).unwrap_or(since_id);
     let mut logged = json!({"target": query.target, "since_id": since_id, "limit": limit, "returned": page.messages.len(), "latest_id": latest_id});
     if let Some(reader) = &query.reader {

@@ -426,9 +426,16 @@ fn sigterm_lets_a_request_in_flight_finish_ends_streams_and_exits_0() {
     assert_eq!(stream.status, 200);
     let body = br#"{"target":"proj-x","sender":"claude","text":"sent while the relay stops"}"#;
     let mut post = TcpStream::connect(addr).unwrap();
-    post.write_all(format!("POST /api/messages HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", addr.port(), body.len()).as_bytes()).unwrap();
-    post.write_all(&body[..10]).unwrap();
-    // The relay must be reading that body before it is told to stop.
+    post.write_all(format!("POST /api/messages HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n", addr.port(), body.len()).as_bytes()).unwrap();
+    // The relay asks for the body once its handler reads it: the request is in flight.
+    post.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut interim = Vec::new();
+    while !interim.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8];
+        post.read_exact(&mut byte).unwrap();
+        interim.push(byte[0]);
+    }
+    assert!(interim.starts_with(b"HTTP/1.1 100"), "{interim:?}");
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -437,7 +444,7 @@ fn sigterm_lets_a_request_in_flight_finish_ends_streams_and_exits_0() {
     wait_until("the relay stops accepting", || {
         TcpStream::connect(addr).is_err()
     });
-    post.write_all(&body[10..]).unwrap();
+    post.write_all(body).unwrap();
     let a = read_answer(&mut post);
     assert_eq!(a.status, 201, "the request in flight finishes: {}", a.head);
     let until = deadline();
@@ -542,4 +549,28 @@ fn an_mcp_fetch_stops_at_4_mb_of_text_and_says_more() {
         2
     );
     assert_eq!(rest["structuredContent"]["more"], false);
+}
+
+#[test]
+fn a_reader_cut_short_by_the_4_mb_bound_reads_on_from_where_the_page_ended() {
+    let relay = Relay::memory();
+    let text = "r".repeat(1_000_000);
+    let ids: Vec<u64> = (0..6).map(|_| relay.post("big", "claude", &text)).collect();
+    let mut mcp = Mcp::connect(&relay, "2025-11-25");
+    let read = |mcp: &mut Mcp| -> Vec<u64> {
+        let r = mcp.call(
+            "fetch_messages",
+            serde_json::json!({"target": "big", "reader": "codex", "limit": 200}),
+        );
+        r["structuredContent"]["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_u64().unwrap())
+            .collect()
+    };
+    let first = read(&mut mcp);
+    let second = read(&mut mcp);
+    assert_eq!(first.len(), 4);
+    assert_eq!([first, second].concat(), ids, "nothing skipped");
 }
