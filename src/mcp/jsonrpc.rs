@@ -2,6 +2,7 @@
 //! back with its type; a message is a request, a notification or a response; an error carries a
 //! standard code. Parsing checks the envelope only; methods are dispatched by `handler`.
 
+use crate::message::{escape_separators, has_separators};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
@@ -125,9 +126,13 @@ pub type Outgoing = Box<RawValue>;
 
 /// Serialises `value` as an outgoing message.
 pub fn outgoing(value: &impl Serialize) -> Outgoing {
-    serde_json::to_string(value)
-        .map(crate::message::escape_separators)
-        .and_then(RawValue::from_string)
+    // Serialised JSON is valid JSON, so it is parsed again only in the rare case that escaping
+    // the line separators changed it.
+    serde_json::value::to_raw_value(value)
+        .and_then(|raw| match has_separators(raw.get()) {
+            false => Ok(raw),
+            true => RawValue::from_string(escape_separators(raw.get().to_string())),
+        })
         .unwrap_or_else(|e| {
         // Only a map with non-string keys fails to serialise, and the relay builds none.
         RawValue::from_string(json!({"jsonrpc": "2.0", "id": null, "error": {"code": INTERNAL_ERROR, "message": e.to_string()}}).to_string())
