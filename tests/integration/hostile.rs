@@ -63,6 +63,22 @@ fn read_answer(s: &mut TcpStream) -> Answer {
     }
 }
 
+/// Sends `request` to a fresh relay and checks that it is refused with `status`, the connection
+/// closes, and the relay goes on serving.
+fn refused(request: &[u8], status: u16) {
+    let relay = Relay::memory();
+    let a = send(relay.addr(), request);
+    assert_eq!((a.status, a.closed), (status, true), "{}", a.head);
+    healthz_ok(&relay);
+}
+
+/// `line` and then `filler` a million times, with no end.
+fn endless(line: &str, filler: u8) -> Vec<u8> {
+    let mut rq = line.as_bytes().to_vec();
+    rq.extend(std::iter::repeat_n(filler, 1_000_000));
+    rq
+}
+
 fn healthz_ok(relay: &Relay) {
     let r = get(&relay.url("/healthz"));
     assert_eq!((r.status, r.body.as_str()), (200, "ok"));
@@ -135,33 +151,17 @@ fn an_unread_small_body_is_drained_and_the_connection_reused() {
 
 #[test]
 fn an_endless_chunk_size_line_is_refused() {
-    let relay = Relay::memory();
-    let port = relay.addr().port();
-    let mut rq = format!("POST /api/messages HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n").into_bytes();
-    rq.extend(std::iter::repeat_n(b'f', 200_000));
-    let a = send(relay.addr(), &rq);
-    assert_eq!((a.status, a.closed), (400, true), "{}", a.head);
-    healthz_ok(&relay);
+    refused(&endless("POST /api/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n", b'f'), 400);
 }
 
 #[test]
 fn an_endless_request_line_is_414() {
-    let relay = Relay::memory();
-    let mut rq = b"GET /".to_vec();
-    rq.extend(std::iter::repeat_n(b'a', 1_000_000));
-    let a = send(relay.addr(), &rq);
-    assert_eq!((a.status, a.closed), (414, true), "{}", a.head);
-    healthz_ok(&relay);
+    refused(&endless("GET /", b'a'), 414);
 }
 
 #[test]
 fn an_endless_header_line_is_431() {
-    let relay = Relay::memory();
-    let mut rq = b"GET /healthz HTTP/1.1\r\nX-Endless: ".to_vec();
-    rq.extend(std::iter::repeat_n(b'a', 1_000_000));
-    let a = send(relay.addr(), &rq);
-    assert_eq!((a.status, a.closed), (431, true), "{}", a.head);
-    healthz_ok(&relay);
+    refused(&endless("GET /healthz HTTP/1.1\r\nX-Endless: ", b'a'), 431);
 }
 
 #[test]
@@ -182,16 +182,12 @@ fn too_many_header_fields_are_431() {
 
 #[test]
 fn a_head_over_64_kib_is_431() {
-    let relay = Relay::memory();
-    let port = relay.addr().port();
-    let mut rq = format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n");
+    let mut rq = String::from("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n");
     for i in 0..20 {
         rq.push_str(&format!("X-Big-{i}: {}\r\n", "b".repeat(4000)));
     }
     rq.push_str("\r\n");
-    let a = send(relay.addr(), rq.as_bytes());
-    assert_eq!((a.status, a.closed), (431, true), "{}", a.head);
-    healthz_ok(&relay);
+    refused(rq.as_bytes(), 431);
 }
 
 #[test]
