@@ -103,6 +103,16 @@ wait_for_line() {
   return 1
 }
 
+# Waits up to 20 s until state file $1 holds an id of at least $2.
+state_saved() {
+  local i
+  for ((i = 0; i < 200; i++)); do
+    [[ -f $1 && $(cat "$1") -ge $2 ]] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # Waits up to 30 s for a message from codex after id $1 that mentions "#$1".
 reply_after() {
   "$bin" watch --url "$url" --target proj-x --since-id "$1" --from codex --count 1 --timeout 30 \
@@ -135,7 +145,7 @@ run_one() {
   if [[ $bare == *"&" ]]; then
     as_reader "$cmd"
     local i
-    for ((i = 0; i < 100; i++)); do
+    for ((i = 0; i < 300; i++)); do
       "$bin" channels --url "$url" >/dev/null 2>&1 && break
       sleep 0.1
     done
@@ -166,6 +176,12 @@ run_one() {
       local id
       id=$(trigger "$ran")
       reply_after "$id" || fail "$where: no review of #$id: $(cat "$log")"
+      # The watcher records a message as handled after its CMD ends; stopping it before then
+      # would (rightly) have the next watcher on the same state file handle it again.
+      if [[ $cmd == *"auto-loop.last_id"* || $cmd == *"auto-review-loop.sh"* ]]; then
+        state_saved .codex/auto-loop.last_id "$id" ||
+          fail "$where: #$id was never recorded as handled: $(cat "$log")"
+      fi
     fi
     kill -TERM -- "-$pid"
     wait "$pid" 2>/dev/null || true

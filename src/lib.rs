@@ -128,6 +128,9 @@ impl Running {
     /// and waits end and the data directory is released. True when nothing was cut short.
     pub fn drain(mut self, grace: Duration) -> bool {
         self.app.begin_stopping();
+        if let Some(http) = &self.http {
+            http.stop_accepting();
+        }
         self.close_listener();
         let finished = match &self.http {
             Some(http) => {

@@ -77,6 +77,11 @@ impl HttpServer {
         self.server.num_connections()
     }
 
+    /// Stops accepting connections; those already open are served on.
+    pub fn stop_accepting(&self) {
+        self.server.stop_accepting();
+    }
+
     /// Connections handling a request now.
     pub fn busy_connections(&self) -> usize {
         self.server.busy_connections()
