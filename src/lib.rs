@@ -42,6 +42,19 @@ use std::time::{Duration, Instant};
 /// fetches are ended at once).
 pub const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
+/// SIGTERM and SIGINT, caught from the moment this is made: made before the relay announces
+/// itself, so that no signal can arrive while the default action would still kill it.
+pub struct StopSignals(signal_hook::iterator::Signals);
+
+impl StopSignals {
+    pub fn catch() -> Result<StopSignals, Error> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        Ok(StopSignals(signal_hook::iterator::Signals::new([
+            SIGTERM, SIGINT,
+        ])?))
+    }
+}
+
 /// A relay that is serving.
 pub struct Running {
     addr: SocketAddr,
@@ -142,17 +155,14 @@ impl Running {
         finished
     }
 
-    /// Serves until SIGTERM or SIGINT, then drains (see `drain`).
-    pub fn serve_until_signalled(self) -> Result<(), Error> {
-        use signal_hook::consts::{SIGINT, SIGTERM};
-        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
-        if let Some(signal) = signals.forever().next() {
+    /// Serves until one of `signals` arrives, then drains (see `drain`).
+    pub fn serve_until(self, mut signals: StopSignals) {
+        if let Some(signal) = signals.0.forever().next() {
             log::info!("signal {signal}: stopping (in-flight requests get up to {DRAIN_GRACE:?})");
         }
         if !self.drain(DRAIN_GRACE) {
             log::warn!("some requests were still running when the relay stopped");
         }
-        Ok(())
     }
 
     /// Stops accepting, ends every stream and waiting request, releases the data directory and

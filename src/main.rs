@@ -119,6 +119,13 @@ fn serve(args: &[String], env: &BTreeMap<String, String>) -> ExitCode {
     );
     let port = config.port;
     let addr_file = config.addr_file.clone();
+    let signals = match claude_codex_relay::StopSignals::catch() {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("claude-codex-relay: cannot catch SIGTERM and SIGINT: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let running = match claude_codex_relay::start(config) {
         Ok(r) => r,
         Err(e) => {
@@ -162,13 +169,8 @@ fn serve(args: &[String], env: &BTreeMap<String, String>) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    match running.serve_until_signalled() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("claude-codex-relay: cannot wait for signals: {e}");
-            ExitCode::from(1)
-        }
-    }
+    running.serve_until(signals);
+    ExitCode::SUCCESS
 }
 
 /// `path` made absolute against the working directory, for the start line.

@@ -402,11 +402,18 @@ fn sigterm_lets_a_request_in_flight_finish_ends_streams_and_exits_0() {
     let dir = TempDir::new("drain");
     let mut child = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
         .args(["--port", "0"])
+        .env("RUST_LOG", "debug")
         .current_dir(&dir.0)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut all = String::new();
+        let _ = BufReader::new(stderr).read_to_string(&mut all);
+        all
+    });
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -442,7 +449,14 @@ fn sigterm_lets_a_request_in_flight_finish_ends_streams_and_exits_0() {
     });
     post.write_all(body).unwrap();
     let a = read_answer(&mut post);
-    assert_eq!(a.status, 201, "the request in flight finishes: {}", a.head);
+    if a.status != 201 {
+        let _ = child.wait();
+        panic!(
+            "the request in flight did not finish: {}\nrelay log:\n{}",
+            a.head,
+            log.join().unwrap()
+        );
+    }
     let until = deadline();
     while stream.next(until).is_some() {}
     assert!(Instant::now() < until, "the stream ends");
