@@ -279,11 +279,16 @@ fn a_connection_beyond_the_cap_when_all_are_busy_gets_503() {
     let refused = Sse::open(relay.addr(), "/api/stream?target=one-more", &[]);
     assert_eq!(refused.status, 503);
     drop(refused);
+    let only_streams = || {
+        wait_until("only the streams are left", || {
+            connections(&relay) == streams
+        })
+    };
+    only_streams();
+    // The place the streams leave free serves short requests.
     let healthz = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
     assert_eq!(send(relay.addr(), healthz).status, 200);
-    wait_until("only the streams are left", || {
-        connections(&relay) == streams
-    });
+    only_streams();
     // Now every place gets busy: a head that is still arriving holds each of the others.
     let busy: Vec<TcpStream> = (streams..8)
         .map(|_| {
