@@ -11,11 +11,13 @@ use crate::error::Error;
 use crate::http::exchange::{Incoming, Reply};
 use crate::http::guard::Caller;
 use crate::http::rest::listener_name;
-use crate::mcp::session::KEEPALIVE;
 use crate::presence::Kind;
 use std::io::{self, Write};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long a stream waits for something to send before it sends a keep-alive comment.
+pub const KEEPALIVE: Duration = Duration::from_secs(15);
 
 /// Most messages written per wake-up of a stream.
 const BATCH: usize = 200;

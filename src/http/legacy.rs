@@ -6,13 +6,13 @@
 
 use crate::app::App;
 use crate::error::Error;
-use crate::http::events;
+use crate::http::events::{self, KEEPALIVE};
 use crate::http::exchange::{Incoming, Reply};
 use crate::http::guard::Caller;
-use crate::http::streamable::{owner, rpc_error};
-use crate::mcp::handler::{self, Services};
+use crate::http::streamable::{context, owner, rpc_error};
+use crate::mcp::handler;
 use crate::mcp::jsonrpc::{self, Message, RpcError, INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR};
-use crate::mcp::session::{Lookup, Session, Transport, KEEPALIVE};
+use crate::mcp::session::{Lookup, Session, Transport};
 use crate::mcp::DEFAULT_VERSION;
 use serde_json::Value;
 use std::panic::{self, AssertUnwindSafe};
@@ -128,17 +128,8 @@ pub fn post(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Err
 
 /// Handles one message and queues its answer, if any, on the session's stream.
 fn answer(app: &App, session: &Session, caller: &Caller, message: &Message) {
-    let services = Services {
-        store: &app.store,
-        logs: &app.logs,
-        long_requests: &app.long_requests,
-        sessions: &app.sessions,
-        agent: caller.agent.as_deref(),
-        client: &caller.client,
-        presence: &app.presence,
-        name: caller.agent.clone(),
-    };
-    if let Some(answer) = handler::handle(&services, session, message) {
+    let cx = context(app, caller, caller.agent.clone());
+    if let Some(answer) = handler::handle(&cx, session, message) {
         session.send(answer);
     }
 }

@@ -8,13 +8,14 @@
 
 use crate::app::App;
 use crate::error::Error;
-use crate::http::events;
+use crate::http::events::{self, KEEPALIVE};
 use crate::http::exchange::{Incoming, Reply};
 use crate::http::guard::Caller;
 use crate::listen::Listen;
-use crate::mcp::handler::{self, Services};
+use crate::mcp::context::Context;
+use crate::mcp::handler;
 use crate::mcp::jsonrpc::{self, Message, RpcError, INVALID_REQUEST, PARSE_ERROR};
-use crate::mcp::session::{Lookup, Owner, Session, Transport, KEEPALIVE};
+use crate::mcp::session::{Lookup, Owner, Session, Transport};
 use crate::mcp::{is_supported, SUPPORTED_VERSIONS};
 use crate::presence::Kind;
 use serde_json::Value;
@@ -78,8 +79,10 @@ fn session(
     }
 }
 
-fn services<'a>(app: &'a App, rq: &Incoming, caller: &'a Caller) -> Services<'a> {
-    Services {
+/// What an MCP call by `caller` may use; `name` is how presence lists the caller. Both
+/// transports build their calls' context here.
+pub fn context<'a>(app: &'a App, caller: &'a Caller, name: Option<String>) -> Context<'a> {
+    Context {
         store: &app.store,
         logs: &app.logs,
         long_requests: &app.long_requests,
@@ -87,7 +90,7 @@ fn services<'a>(app: &'a App, rq: &Incoming, caller: &'a Caller) -> Services<'a>
         agent: caller.agent.as_deref(),
         client: &caller.client,
         presence: &app.presence,
-        name: crate::http::rest::listener_name(rq, caller),
+        name,
     }
 }
 
@@ -125,7 +128,7 @@ pub fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
         Ok(v) => v,
         Err(e) => return Ok(rpc_error(400, PARSE_ERROR, &format!("Parse error: {e}"))),
     };
-    let services = services(app, rq, caller);
+    let cx = context(app, caller, crate::http::rest::listener_name(rq, caller));
     if let Value::Array(items) = &body {
         if items
             .iter()
@@ -158,7 +161,7 @@ pub fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
         let mut answers = Vec::new();
         for item in items {
             match Message::parse(item) {
-                Ok(m) => answers.extend(handler::handle(&services, &session, &m)),
+                Ok(m) => answers.extend(handler::handle(&cx, &session, &m)),
                 Err((id, e)) => answers.push(jsonrpc::error(id.as_ref(), &e)),
             }
         }
@@ -191,7 +194,7 @@ pub fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
         Ok(s) => s,
         Err(reply) => return Ok(reply),
     };
-    Ok(match handler::handle(&services, &session, &message) {
+    Ok(match handler::handle(&cx, &session, &message) {
         Some(answer) => Reply::json(200, &answer),
         None => Reply::empty(202),
     })

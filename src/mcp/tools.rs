@@ -6,7 +6,7 @@
 //! model can correct itself; an unknown tool is a protocol error.
 
 use crate::error::Error;
-use crate::mcp::handler::Services;
+use crate::mcp::context::Context;
 use crate::mcp::jsonrpc::{self, Outgoing, RpcError, INVALID_PARAMS};
 use crate::message::Message;
 use crate::presence::{detail, Kind};
@@ -151,7 +151,7 @@ pub fn list() -> Value {
 
 /// Runs `tools/call`: a result (possibly with `isError`), or -32602 for an unknown tool or
 /// malformed call.
-pub fn call(services: &Services, session: &str, params: &Value) -> Result<Outgoing, RpcError> {
+pub fn call(cx: &Context, session: &str, params: &Value) -> Result<Outgoing, RpcError> {
     let name = match params.get("name") {
         Some(Value::String(name)) => name.as_str(),
         _ => {
@@ -168,13 +168,13 @@ pub fn call(services: &Services, session: &str, params: &Value) -> Result<Outgoi
         Some(_) => return Err(RpcError::new(INVALID_PARAMS, "arguments must be an object")),
     };
     let outcome = match name {
-        "post_message" => post_message(services, args),
-        "fetch_messages" => fetch_messages(services, session, args),
+        "post_message" => post_message(cx, args),
+        "fetch_messages" => fetch_messages(cx, session, args),
         "list_channels" => Ok(jsonrpc::outgoing(&json!({
-            "channels": services.store.channels(),
-            "detail": detail(services.store, services.presence),
+            "channels": cx.store.channels(),
+            "detail": detail(cx.store, cx.presence),
         }))),
-        "search_messages" => search_messages(services, args),
+        "search_messages" => search_messages(cx, args),
         other => {
             return Err(
                 RpcError::new(INVALID_PARAMS, format!("Unknown tool: {other}"))
@@ -220,8 +220,8 @@ struct Text<'a> {
     text: &'a str,
 }
 
-fn post_message(services: &Services, args: &Map<String, Value>) -> Result<Outgoing, Error> {
-    let sender = match (args.get("sender"), services.agent) {
+fn post_message(cx: &Context, args: &Map<String, Value>) -> Result<Outgoing, Error> {
+    let sender = match (args.get("sender"), cx.agent) {
         (None | Some(Value::Null), Some(agent)) => agent.to_string(),
         (_, Some(agent)) if string(args, "sender")?.trim() != agent => {
             return Err(Error::Forbidden(format!(
@@ -237,13 +237,13 @@ fn post_message(services: &Services, args: &Map<String, Value>) -> Result<Outgoi
         reply_to: integer(args, "reply_to")?,
         idempotency_key: optional_string(args, "idempotency_key")?,
     };
-    let posted = services.store.post(draft)?;
+    let posted = cx.store.post(draft)?;
     if posted.repeated {
         return Ok(jsonrpc::outgoing(
             &json!({"ok": true, "posted": posted.message.id, "repeated": true}),
         ));
     }
-    services.logs.posted(&posted.message, "mcp");
+    cx.logs.posted(&posted.message, "mcp");
     Ok(jsonrpc::outgoing(
         &json!({"ok": true, "posted": posted.message.id}),
     ))
@@ -253,7 +253,7 @@ fn post_message(services: &Services, args: &Map<String, Value>) -> Result<Outgoi
 pub const SEARCH_DEFAULT_LIMIT: u64 = 20;
 pub const SEARCH_MAX_LIMIT: u64 = 200;
 
-fn search_messages(services: &Services, args: &Map<String, Value>) -> Result<Outgoing, Error> {
+fn search_messages(cx: &Context, args: &Map<String, Value>) -> Result<Outgoing, Error> {
     let query = string(args, "query")?;
     if query.trim().is_empty() {
         return Err(Error::BadRequest("query must not be blank".into()));
@@ -267,7 +267,7 @@ fn search_messages(services: &Services, args: &Map<String, Value>) -> Result<Out
     let limit = integer(args, "limit")?
         .unwrap_or(SEARCH_DEFAULT_LIMIT)
         .clamp(1, SEARCH_MAX_LIMIT) as usize;
-    let hits = services
+    let hits = cx
         .store
         .search(&query, target.as_deref(), sender.as_deref(), limit);
     #[derive(Serialize)]
@@ -278,7 +278,7 @@ fn search_messages(services: &Services, args: &Map<String, Value>) -> Result<Out
 }
 
 fn fetch_messages(
-    services: &Services,
+    cx: &Context,
     session: &str,
     args: &Map<String, Value>,
 ) -> Result<Outgoing, Error> {
@@ -286,7 +286,7 @@ fn fetch_messages(
     let reader = optional_string(args, "reader")?
         .map(|r| crate::store::name("reader", &r))
         .transpose()?;
-    if let (Some(reader), Some(agent)) = (&reader, services.agent) {
+    if let (Some(reader), Some(agent)) = (&reader, cx.agent) {
         if reader != agent {
             return Err(Error::Forbidden(format!(
                 "this token may only use the reader name {agent:?}"
@@ -310,26 +310,23 @@ fn fetch_messages(
         max_text_bytes: Some(FETCH_MAX_TEXT_BYTES),
     };
     let page = if wait > 0.0 {
-        let _place = services
-            .long_requests
-            .take(services.client, Some(session))?;
-        let _here = services.presence.arrive(
+        let _place = cx.long_requests.take(cx.client, Some(session))?;
+        let _here = cx.presence.arrive(
             std::slice::from_ref(&query.target),
             Kind::Fetch,
-            services.name.as_deref(),
+            cx.name.as_deref(),
         );
-        services
-            .store
+        cx.store
             .fetch(&query, Some(Instant::now() + Duration::from_secs_f64(wait)))
     } else {
-        services.store.fetch(&query, None)
+        cx.store.fetch(&query, None)
     };
     let latest_id = page.messages.last().map(|m| m.id).unwrap_or(since_id);
     let mut logged = json!({"target": query.target, "since_id": since_id, "limit": limit, "returned": page.messages.len(), "latest_id": latest_id});
     if let Some(reader) = &query.reader {
         logged["reader"] = json!(reader);
     }
-    services.logs.tool("fetch_messages", logged);
+    cx.logs.tool("fetch_messages", logged);
     #[derive(Serialize)]
     struct Answer<'a> {
         messages: &'a [Arc<Message>],
