@@ -11,7 +11,9 @@ use crate::http::exchange::{Incoming, Reply};
 use crate::http::guard::Caller;
 use crate::http::streamable::{context, owner, rpc_error};
 use crate::mcp::handler;
-use crate::mcp::jsonrpc::{self, Message, RpcError, INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR};
+use crate::mcp::jsonrpc::{
+    self, RpcError, RpcMessage, INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR,
+};
 use crate::mcp::session::{Lookup, Session, Transport};
 use crate::mcp::DEFAULT_VERSION;
 use serde_json::Value;
@@ -82,8 +84,8 @@ pub fn post(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Err
         single => vec![single],
     };
     for item in &items {
-        match Message::parse(item) {
-            Ok(Message::Request { id, method, params }) if method == "tools/call" => {
+        match RpcMessage::parse(item) {
+            Ok(RpcMessage::Request { id, method, params }) if method == "tools/call" => {
                 let Some(running) = app.legacy_tool_calls.take() else {
                     let busy = RpcError::new(
                         INTERNAL_ERROR,
@@ -96,7 +98,7 @@ pub fn post(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Err
                 let (app, session, caller) =
                     (Arc::clone(app), Arc::clone(&session), caller.clone());
                 let reply_to = id.clone();
-                let m = Message::Request { id, method, params };
+                let m = RpcMessage::Request { id, method, params };
                 let spawned = thread::Builder::new()
                     .name("relay-legacy-tool".into())
                     .spawn(move || {
@@ -107,7 +109,7 @@ pub fn post(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Err
                             answer(&app, &session, &caller, &m)
                         }));
                         if ran.is_err() {
-                            if let Message::Request { id, .. } = &m {
+                            if let RpcMessage::Request { id, .. } = &m {
                                 let e = RpcError::new(INTERNAL_ERROR, "the tool call failed");
                                 session.send(jsonrpc::error(Some(id), &e));
                             }
@@ -127,7 +129,7 @@ pub fn post(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Err
 }
 
 /// Handles one message and queues its answer, if any, on the session's stream.
-fn answer(app: &App, session: &Session, caller: &Caller, message: &Message) {
+fn answer(app: &App, session: &Session, caller: &Caller, message: &RpcMessage) {
     let cx = context(app, caller, caller.agent.clone());
     if let Some(answer) = handler::handle(&cx, session, message) {
         session.send(answer);

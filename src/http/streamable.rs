@@ -14,7 +14,7 @@ use crate::http::guard::Caller;
 use crate::listen::Listen;
 use crate::mcp::context::Context;
 use crate::mcp::handler;
-use crate::mcp::jsonrpc::{self, Message, RpcError, INVALID_REQUEST, PARSE_ERROR};
+use crate::mcp::jsonrpc::{self, RpcError, RpcMessage, INVALID_REQUEST, PARSE_ERROR};
 use crate::mcp::session::{Lookup, Owner, Session, Transport};
 use crate::mcp::{is_supported, SUPPORTED_VERSIONS};
 use crate::presence::Kind;
@@ -160,7 +160,7 @@ pub fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
         }
         let mut answers = Vec::new();
         for item in items {
-            match Message::parse(item) {
+            match RpcMessage::parse(item) {
                 Ok(m) => answers.extend(handler::handle(&cx, &session, &m)),
                 Err((id, e)) => answers.push(jsonrpc::error(id.as_ref(), &e)),
             }
@@ -171,11 +171,11 @@ pub fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
             Reply::json(200, &answers)
         });
     }
-    let message = match Message::parse(&body) {
+    let message = match RpcMessage::parse(&body) {
         Ok(m) => m,
         Err((id, e)) => return Ok(Reply::json(400, &jsonrpc::error(id.as_ref(), &e))),
     };
-    if let Message::Request { id, method, params } = &message {
+    if let RpcMessage::Request { id, method, params } = &message {
         if method == "initialize" {
             let version = handler::negotiate(params.get("protocolVersion").and_then(Value::as_str));
             let session = app

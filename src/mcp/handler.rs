@@ -4,7 +4,7 @@
 //! never get an answer.
 
 use crate::mcp::context::Context;
-use crate::mcp::jsonrpc::{self, Message, Outgoing, RpcError, INVALID_PARAMS, METHOD_NOT_FOUND};
+use crate::mcp::jsonrpc::{self, Outgoing, RpcError, RpcMessage, INVALID_PARAMS, METHOD_NOT_FOUND};
 use crate::mcp::session::Session;
 use crate::mcp::{resources, tools, SUPPORTED_VERSIONS};
 use serde_json::{json, Value};
@@ -51,21 +51,21 @@ pub fn initialize_result(version: &str) -> Value {
 }
 
 /// Handles one message in `session`; the response for a request, None for anything else.
-pub fn handle(cx: &Context, session: &Session, message: &Message) -> Option<Outgoing> {
+pub fn handle(cx: &Context, session: &Session, message: &RpcMessage) -> Option<Outgoing> {
     match message {
-        Message::Request { id, method, params } => {
+        RpcMessage::Request { id, method, params } => {
             Some(match answer(cx, session, method, params) {
                 Ok(result) => jsonrpc::result(id, &result),
                 Err(e) => jsonrpc::error(Some(id), &e),
             })
         }
-        Message::Notification { method, .. } => {
+        RpcMessage::Notification { method, .. } => {
             if method == "notifications/initialized" {
                 session.set_initialized();
             }
             None
         }
-        Message::Response => None,
+        RpcMessage::Response => None,
     }
 }
 

@@ -48,7 +48,7 @@ impl RpcError {
 
 /// One incoming JSON-RPC message.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Message {
+pub enum RpcMessage {
     /// A call that wants an answer; `id` is a JSON number or string.
     Request {
         id: Value,
@@ -61,17 +61,19 @@ pub enum Message {
     Response,
 }
 
-impl Message {
+impl RpcMessage {
     /// The method of a request or notification.
     pub fn method(&self) -> Option<&str> {
         match self {
-            Message::Request { method, .. } | Message::Notification { method, .. } => Some(method),
-            Message::Response => None,
+            RpcMessage::Request { method, .. } | RpcMessage::Notification { method, .. } => {
+                Some(method)
+            }
+            RpcMessage::Response => None,
         }
     }
 
     /// Reads the envelope of one message. `params` that are missing or null become `{}`.
-    pub fn parse(value: &Value) -> Result<Message, (Option<Value>, RpcError)> {
+    pub fn parse(value: &Value) -> Result<RpcMessage, (Option<Value>, RpcError)> {
         let Value::Object(obj) = value else {
             return Err((
                 None,
@@ -99,11 +101,11 @@ impl Message {
                     Some(_) => return fail("params must be an object"),
                 };
                 match id {
-                    None => Ok(Message::Notification {
+                    None => Ok(RpcMessage::Notification {
                         method: method.clone(),
                         params,
                     }),
-                    Some(_) if valid_id => Ok(Message::Request {
+                    Some(_) if valid_id => Ok(RpcMessage::Request {
                         id: id.clone().unwrap_or(Value::Null),
                         method: method.clone(),
                         params,
@@ -113,7 +115,7 @@ impl Message {
             }
             Some(_) => fail("method must be a string"),
             None if obj.contains_key("result") || obj.contains_key("error") => {
-                Ok(Message::Response)
+                Ok(RpcMessage::Response)
             }
             None => fail("a request needs a method"),
         }
@@ -173,20 +175,20 @@ mod tests {
 
     #[test]
     fn ids_keep_their_type_and_params_default_to_an_object() {
-        let m = Message::parse(&json!({"jsonrpc":"2.0","id":"a","method":"ping"})).unwrap();
+        let m = RpcMessage::parse(&json!({"jsonrpc":"2.0","id":"a","method":"ping"})).unwrap();
         assert_eq!(
             m,
-            Message::Request {
+            RpcMessage::Request {
                 id: json!("a"),
                 method: "ping".into(),
                 params: json!({})
             }
         );
-        let m =
-            Message::parse(&json!({"jsonrpc":"2.0","id":7,"method":"ping","params":null})).unwrap();
+        let m = RpcMessage::parse(&json!({"jsonrpc":"2.0","id":7,"method":"ping","params":null}))
+            .unwrap();
         assert_eq!(
             m,
-            Message::Request {
+            RpcMessage::Request {
                 id: json!(7),
                 method: "ping".into(),
                 params: json!({})
@@ -206,7 +208,7 @@ mod tests {
             json!({"jsonrpc":"2.0","id":1,"method":"ping","params":[1]}),
             json!({"jsonrpc":"2.0","id":1}),
         ] {
-            let (_, e) = Message::parse(&bad).unwrap_err();
+            let (_, e) = RpcMessage::parse(&bad).unwrap_err();
             assert_eq!(e.code, INVALID_REQUEST, "{bad}");
         }
     }
@@ -214,12 +216,13 @@ mod tests {
     #[test]
     fn notifications_and_responses_are_told_apart() {
         assert!(matches!(
-            Message::parse(&json!({"jsonrpc":"2.0","method":"notifications/initialized"})).unwrap(),
-            Message::Notification { .. }
+            RpcMessage::parse(&json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
+                .unwrap(),
+            RpcMessage::Notification { .. }
         ));
         assert_eq!(
-            Message::parse(&json!({"jsonrpc":"2.0","id":1,"result":{}})).unwrap(),
-            Message::Response
+            RpcMessage::parse(&json!({"jsonrpc":"2.0","id":1,"result":{}})).unwrap(),
+            RpcMessage::Response
         );
     }
 }

@@ -5,7 +5,10 @@
 //! fails on its input answers an `isError` result whose text says which field is wrong, so the
 //! model can correct itself; an unknown tool is a protocol error.
 
+use crate::agent;
+use crate::capacity::MAX_WAIT_SECONDS;
 use crate::error::Error;
+use crate::fields::{boolean, integer, number, optional_string, string};
 use crate::mcp::context::Context;
 use crate::mcp::jsonrpc::{self, Outgoing, RpcError, INVALID_PARAMS};
 use crate::message::Message;
@@ -24,8 +27,6 @@ pub const FETCH_MAX_LIMIT: u64 = 200;
 /// it (`more` says so). A result holds its page twice (as structured content and as its text),
 /// so this bounds what one call, and one slow reader of it, can cost.
 pub const FETCH_MAX_TEXT_BYTES: usize = 4 * 1024 * 1024;
-/// Longest `wait_seconds`: below the 60 s tool timeout of common clients.
-pub const MAX_WAIT_SECONDS: f64 = 50.0;
 
 /// The `tools/list` result.
 pub fn list() -> Value {
@@ -221,15 +222,7 @@ struct Text<'a> {
 }
 
 fn post_message(cx: &Context, args: &Map<String, Value>) -> Result<Outgoing, Error> {
-    let sender = match (args.get("sender"), cx.agent) {
-        (None | Some(Value::Null), Some(agent)) => agent.to_string(),
-        (_, Some(agent)) if string(args, "sender")?.trim() != agent => {
-            return Err(Error::Forbidden(format!(
-                "this token may only post as {agent:?}"
-            )))
-        }
-        _ => string(args, "sender")?,
-    };
+    let sender = agent::sender(optional_string(args, "sender")?, cx.agent)?;
     let draft = Draft {
         target: string(args, "target")?,
         sender,
@@ -286,12 +279,8 @@ fn fetch_messages(
     let reader = optional_string(args, "reader")?
         .map(|r| crate::store::name("reader", &r))
         .transpose()?;
-    if let (Some(reader), Some(agent)) = (&reader, cx.agent) {
-        if reader != agent {
-            return Err(Error::Forbidden(format!(
-                "this token may only use the reader name {agent:?}"
-            )));
-        }
+    if let Some(reader) = &reader {
+        agent::own_reader(reader, cx.agent)?;
     }
     let since_id = integer(args, "since_id")?.unwrap_or(0);
     let limit = integer(args, "limit")?
@@ -340,65 +329,4 @@ fn fetch_messages(
         head_id: page.head_id,
         more: page.more,
     }))
-}
-
-/// A yes/no argument; `"true"`/`"false"` strings are accepted too, since models send them.
-fn boolean(args: &Map<String, Value>, key: &str) -> Result<Option<bool>, Error> {
-    match args.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(Value::String(s)) if s.trim() == "true" => Ok(Some(true)),
-        Some(Value::String(s)) if s.trim() == "false" => Ok(Some(false)),
-        Some(_) => Err(Error::BadRequest(format!("{key} must be true or false"))),
-    }
-}
-
-/// A string argument that may be absent.
-fn optional_string(args: &Map<String, Value>, key: &str) -> Result<Option<String>, Error> {
-    match args.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        _ => string(args, key).map(Some),
-    }
-}
-
-fn string(args: &Map<String, Value>, key: &str) -> Result<String, Error> {
-    match args.get(key) {
-        Some(Value::String(s)) => Ok(s.clone()),
-        None | Some(Value::Null) => Err(Error::BadRequest(format!("{key} is required"))),
-        Some(_) => Err(Error::BadRequest(format!("{key} must be a string"))),
-    }
-}
-
-/// A whole number 0 or more; integral floats and digit strings are accepted too, since models
-/// often send numbers that way.
-fn integer(args: &Map<String, Value>, key: &str) -> Result<Option<u64>, Error> {
-    let bad = || Error::BadRequest(format!("{key} must be a whole number, 0 or more"));
-    match args.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => match (n.as_u64(), n.as_f64()) {
-            (Some(v), _) => Ok(Some(v)),
-            (None, Some(f)) if f >= 0.0 && f.fract() == 0.0 && f < u64::MAX as f64 => {
-                Ok(Some(f as u64))
-            }
-            _ => Err(bad()),
-        },
-        Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| bad()),
-        Some(_) => Err(bad()),
-    }
-}
-
-fn number(args: &Map<String, Value>, key: &str) -> Result<Option<f64>, Error> {
-    let bad = || Error::BadRequest(format!("{key} must be a number of seconds, 0 or more"));
-    match args.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_f64().filter(|f| *f >= 0.0).map(Some).ok_or_else(bad),
-        Some(Value::String(s)) => s
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|f| *f >= 0.0 && f.is_finite())
-            .map(Some)
-            .ok_or_else(bad),
-        Some(_) => Err(bad()),
-    }
 }
