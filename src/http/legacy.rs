@@ -9,11 +9,9 @@ use crate::error::Error;
 use crate::http::events::{self, KEEPALIVE};
 use crate::http::exchange::{Incoming, Reply};
 use crate::http::guard::Caller;
-use crate::http::streamable::{context, owner, rpc_error};
+use crate::http::streamable::{context, owner, parse};
 use crate::mcp::handler;
-use crate::mcp::jsonrpc::{
-    self, RpcError, RpcMessage, INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR,
-};
+use crate::mcp::jsonrpc::{self, RpcError, RpcMessage, INTERNAL_ERROR};
 use crate::mcp::session::{Lookup, Session, Transport};
 use crate::mcp::DEFAULT_VERSION;
 use serde_json::Value;
@@ -57,28 +55,20 @@ pub fn open(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Err
 /// answered with an error at once.
 pub fn post(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
     let Some(id) = rq.param("sessionId").or_else(|| rq.param("session_id")) else {
-        return Ok(rpc_error(400, INVALID_REQUEST, "sessionId is required"));
+        return Err(Error::BadRequest("sessionId is required".into()));
     };
     let session = match app
         .sessions
         .find(id, Transport::Legacy, owner(rq, caller), None)
     {
         Lookup::Live(s) => s,
-        Lookup::Unknown | Lookup::Ended => {
-            return Ok(rpc_error(404, INVALID_REQUEST, "Session not found"))
-        }
+        Lookup::Unknown | Lookup::Ended => return Err(Error::NotFound("Session not found".into())),
     };
-    let body: Value = match serde_json::from_slice(&rq.body) {
-        Ok(v) => v,
-        Err(e) => return Ok(rpc_error(400, PARSE_ERROR, &format!("Parse error: {e}"))),
-    };
-    let items = match body {
+    let items = match parse(&rq.body)? {
         Value::Array(items) if !items.is_empty() => items,
         Value::Array(_) => {
-            return Ok(rpc_error(
-                400,
-                INVALID_REQUEST,
-                "an empty batch is not a valid request",
+            return Err(Error::BadRequest(
+                "an empty batch is not a valid request".into(),
             ))
         }
         single => vec![single],

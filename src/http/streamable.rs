@@ -14,7 +14,7 @@ use crate::http::guard::Caller;
 use crate::listen::Listen;
 use crate::mcp::context::Context;
 use crate::mcp::handler;
-use crate::mcp::jsonrpc::{self, RpcError, RpcMessage, INVALID_REQUEST, PARSE_ERROR};
+use crate::mcp::jsonrpc::{self, RpcMessage};
 use crate::mcp::session::{Lookup, Owner, Session, Transport};
 use crate::mcp::{is_supported, SUPPORTED_VERSIONS};
 use crate::presence::Kind;
@@ -23,25 +23,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// A JSON-RPC error answered with an HTTP status (no id: the request could not be read).
-pub fn rpc_error(status: u16, code: i64, message: &str) -> Reply {
-    Reply::json(status, &jsonrpc::error(None, &RpcError::new(code, message)))
-}
-
 /// The `MCP-Protocol-Version` header, checked against every version this relay speaks (not the
 /// session's: clients are known to send another supported one).
-fn protocol_version(rq: &Incoming) -> Result<Option<&str>, Reply> {
+fn protocol_version(rq: &Incoming) -> Result<Option<&str>, Error> {
     match rq.header("mcp-protocol-version") {
         None => Ok(None),
         Some(v) if is_supported(v.trim()) => Ok(Some(v.trim())),
-        Some(v) => Err(rpc_error(
-            400,
-            INVALID_REQUEST,
-            &format!(
-                "Unsupported MCP-Protocol-Version: {v}; supported: {}",
-                SUPPORTED_VERSIONS.join(", ")
-            ),
-        )),
+        Some(v) => Err(Error::BadRequest(format!(
+            "Unsupported MCP-Protocol-Version: {v}; supported: {}",
+            SUPPORTED_VERSIONS.join(", ")
+        ))),
     }
 }
 
@@ -60,12 +51,10 @@ fn session(
     rq: &Incoming,
     caller: &Caller,
     version: Option<&str>,
-) -> Result<Arc<Session>, Reply> {
+) -> Result<Arc<Session>, Error> {
     let Some(id) = rq.header("mcp-session-id") else {
-        return Err(rpc_error(
-            400,
-            INVALID_REQUEST,
-            "Bad Request: Mcp-Session-Id header is required",
+        return Err(Error::BadRequest(
+            "Bad Request: Mcp-Session-Id header is required".into(),
         ));
     };
     match app
@@ -73,9 +62,7 @@ fn session(
         .find(id.trim(), Transport::Streamable, owner(rq, caller), version)
     {
         Lookup::Live(s) => Ok(s),
-        Lookup::Unknown | Lookup::Ended => {
-            Err(rpc_error(404, INVALID_REQUEST, "Session not found"))
-        }
+        Lookup::Unknown | Lookup::Ended => Err(Error::NotFound("Session not found".into())),
     }
 }
 
@@ -106,6 +93,11 @@ fn listen(rq: &Incoming) -> Option<Listen> {
     Listen::parse(rq.param("listen")?, rq.param("as"), &from)
 }
 
+/// A request body as JSON, or a parse error.
+pub fn parse(body: &[u8]) -> Result<Value, Error> {
+    serde_json::from_slice(body).map_err(|e| Error::Parse(format!("Parse error: {e}")))
+}
+
 /// `POST /mcp`.
 pub fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
     let content_type = rq.header("content-type").unwrap_or("");
@@ -114,48 +106,31 @@ pub fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
         .to_ascii_lowercase()
         .starts_with("application/json")
     {
-        return Ok(rpc_error(
-            415,
-            INVALID_REQUEST,
-            "Unsupported Media Type: Content-Type must be application/json",
+        return Err(Error::UnsupportedMediaType(
+            "Unsupported Media Type: Content-Type must be application/json".into(),
         ));
     }
-    let version = match protocol_version(rq) {
-        Ok(v) => v,
-        Err(reply) => return Ok(reply),
-    };
-    let body: Value = match serde_json::from_slice(&rq.body) {
-        Ok(v) => v,
-        Err(e) => return Ok(rpc_error(400, PARSE_ERROR, &format!("Parse error: {e}"))),
-    };
+    let version = protocol_version(rq)?;
+    let body = parse(&rq.body)?;
     let cx = context(app, caller, crate::http::rest::listener_name(rq, caller));
     if let Value::Array(items) = &body {
         if items
             .iter()
             .any(|m| m.get("method").and_then(Value::as_str) == Some("initialize"))
         {
-            return Ok(rpc_error(
-                400,
-                INVALID_REQUEST,
-                "initialize must not be part of a batch",
+            return Err(Error::BadRequest(
+                "initialize must not be part of a batch".into(),
             ));
         }
-        let session = match session(app, rq, caller, version) {
-            Ok(s) => s,
-            Err(reply) => return Ok(reply),
-        };
+        let session = session(app, rq, caller, version)?;
         if session.version() != "2025-03-26" {
-            return Ok(rpc_error(
-                400,
-                INVALID_REQUEST,
-                "batches are only supported on 2025-03-26 sessions",
+            return Err(Error::BadRequest(
+                "batches are only supported on 2025-03-26 sessions".into(),
             ));
         }
         if items.is_empty() {
-            return Ok(rpc_error(
-                400,
-                INVALID_REQUEST,
-                "an empty batch is not a valid request",
+            return Err(Error::BadRequest(
+                "an empty batch is not a valid request".into(),
             ));
         }
         let mut answers = Vec::new();
@@ -190,10 +165,7 @@ pub fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
             return Ok(Reply::json(200, &result).with_header("Mcp-Session-Id", &session.id));
         }
     }
-    let session = match session(app, rq, caller, version) {
-        Ok(s) => s,
-        Err(reply) => return Ok(reply),
-    };
+    let session = session(app, rq, caller, version)?;
     Ok(match handler::handle(&cx, &session, &message) {
         Some(answer) => Reply::json(200, &answer),
         None => Reply::empty(202),
@@ -202,14 +174,7 @@ pub fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
 
 /// `GET /mcp`: the session's stream of server messages.
 pub fn get(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
-    let version = match protocol_version(rq) {
-        Ok(v) => v,
-        Err(reply) => return Ok(reply),
-    };
-    let session = match session(app, rq, caller, version) {
-        Ok(s) => s,
-        Err(reply) => return Ok(reply),
-    };
+    let session = session(app, rq, caller, protocol_version(rq)?)?;
     if session.listen().is_none() {
         // A session restored after a restart: the URL still says what it listens to.
         if let Some(listen) = listen(rq) {
@@ -240,11 +205,7 @@ pub fn get(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Erro
 
 /// `DELETE /mcp`: ends the session; later requests with its id get 404.
 pub fn delete(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
-    match session(app, rq, caller, None) {
-        Ok(s) => {
-            app.sessions.end(&s.id);
-            Ok(Reply::empty(204))
-        }
-        Err(reply) => Ok(reply),
-    }
+    let session = session(app, rq, caller, None)?;
+    app.sessions.end(&session.id);
+    Ok(Reply::empty(204))
 }

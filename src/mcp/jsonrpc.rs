@@ -2,6 +2,7 @@
 //! back with its type; a message is a request, a notification or a response; an error carries a
 //! standard code. Parsing checks the envelope only; methods are dispatched by `handler`.
 
+use crate::error::Error;
 use crate::message::{escape_separators, has_separators};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -43,6 +44,19 @@ impl RpcError {
             error["data"] = data.clone();
         }
         error
+    }
+}
+
+/// The one mapping from the relay's `Error` to a JSON-RPC error, for a request to an MCP
+/// endpoint that failed as a whole (its HTTP status stays `Error::status`): a body that is not
+/// JSON is a parse error, anything else an invalid request, and the message is the error's.
+impl From<&Error> for RpcError {
+    fn from(e: &Error) -> RpcError {
+        let code = match e {
+            Error::Parse(_) => PARSE_ERROR,
+            _ => INVALID_REQUEST,
+        };
+        RpcError::new(code, e.to_string())
     }
 }
 
@@ -194,6 +208,24 @@ mod tests {
                 params: json!({})
             }
         );
+    }
+
+    #[test]
+    fn a_failed_request_is_a_parse_error_only_when_its_body_is_not_json() {
+        let parse = RpcError::from(&Error::Parse("Parse error: eof".into()));
+        assert_eq!(
+            (parse.code, parse.message.as_str()),
+            (PARSE_ERROR, "Parse error: eof")
+        );
+        for e in [
+            Error::BadRequest("an empty batch is not a valid request".into()),
+            Error::NotFound("Session not found".into()),
+            Error::Unauthorized,
+            Error::MethodNotAllowed { allow: "POST" },
+        ] {
+            let rpc = RpcError::from(&e);
+            assert_eq!((rpc.code, rpc.message), (INVALID_REQUEST, e.to_string()));
+        }
     }
 
     #[test]
