@@ -60,7 +60,7 @@ pub fn message_stream(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<
     let reader = match rq.param("reader") {
         Some(raw) => {
             let reader = crate::store::name("reader", raw)?;
-            crate::http::rest::own_reader(&reader, caller)?;
+            crate::agent::own_reader(&reader, caller.agent.as_deref())?;
             Some(reader)
         }
         None => None,
