@@ -2,13 +2,17 @@
 //! Past it a request is refused at once with 503 and `Retry-After`, so short requests such as
 //! `/healthz` always find a thread. Within the cap each client (an agent's token, else an
 //! address) and each MCP session has a quota of its own, so one client cannot take every place;
-//! the 503 says which limit was reached. Also here: the count of the legacy transport's tool
+//! the 503 says which limit was reached, and a wait lasts at most `MAX_WAIT_SECONDS`. Also here: the count of the legacy transport's tool
 //! calls, which run on threads of their own.
 
 use crate::error::Error;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Longest wait of a blocking fetch, in seconds (REST `wait`, MCP `wait_seconds`): below the
+/// 60 s tool timeout of common MCP clients, so a waiting call ends before its client gives up.
+pub const MAX_WAIT_SECONDS: f64 = 50.0;
 
 /// Legacy-transport tool calls running at once.
 pub const LEGACY_TOOL_CALLS: usize = 256;

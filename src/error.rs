@@ -10,6 +10,8 @@ use std::io;
 pub enum Error {
     /// The request is malformed or a field is invalid (400).
     BadRequest(String),
+    /// The body is not valid JSON (400; JSON-RPC tells it apart as a parse error).
+    Parse(String),
     /// A bearer token is required and was missing or wrong (401).
     Unauthorized,
     /// The request is understood but not allowed: a foreign `Origin`, another agent's name (403).
@@ -55,7 +57,7 @@ impl Error {
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> u16 {
         match self {
-            Error::BadRequest(_) => 400,
+            Error::BadRequest(_) | Error::Parse(_) => 400,
             Error::Unauthorized => 401,
             Error::Forbidden(_) => 403,
             Error::NotFound(_) => 404,
@@ -78,6 +80,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::BadRequest(m)
+            | Error::Parse(m)
             | Error::Forbidden(m)
             | Error::NotFound(m)
             | Error::Conflict(m)

@@ -2,17 +2,20 @@
 //! named channels and read them back over MCP (Streamable HTTP and the legacy HTTP+SSE
 //! transport), a REST API, server-sent events and a web page. The layers point one way:
 //! `main` → `start` (this file) → `http` → {`mcp`, `ui`} → {`store`, `presence`, `logs`,
-//! `capacity`} → `journal`; `config`, `error`, `message` and `listen` are shared vocabulary,
-//! and `app` is the state the HTTP layer hands to every request. `client` is the other side:
-//! the `post`, `fetch`, `channels`, `watch`, `mcp` (the stdio bridge) and `setup` commands,
-//! which talk to a relay over HTTP and share only `message` and `listen`.
+//! `capacity`} → `journal`; `config`, `error`, `message`, `listen`, `fields` (a caller's JSON
+//! fields) and `agent` (what an agent's token binds) are shared vocabulary, and `app` is the
+//! state the HTTP layer hands to every request. `client` is the other side: the `post`,
+//! `fetch`, `channels`, `watch`, `mcp` (the stdio bridge) and `setup` commands, which talk to a
+//! relay over HTTP and share only `message` and `listen`.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod app;
 pub mod capacity;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod fields;
 pub mod http;
 pub mod idempotency;
 pub mod journal;

@@ -1,5 +1,6 @@
 //! The web page's files, compiled into the binary: `assets/index.html` at `/`, everything else
-//! the page loads under `/assets/...`, and the favicon. The relay runs on air-gapped hosts, so
+//! the page loads under `/assets/...` (its script is ES modules under `/assets/app/`, entered
+//! at `/assets/app.js`), and the favicon. The relay runs on air-gapped hosts, so
 //! the page and its markdown, highlighting and sanitizing libraries (vendored from npm under
 //! `assets/vendor/`, see `VERSIONS.md` there) are `include_bytes!`ed here and nothing is ever
 //! fetched from elsewhere. Lookup is by exact path: no directory walking, no path normalisation,
@@ -44,6 +45,25 @@ macro_rules! embed {
 const ASSETS: &[(&str, Asset)] = &[
     embed!("/", "index.html", HTML),
     embed!("/assets/app.js", "app.js", JS),
+    embed!("/assets/app/api.js", "app/api.js", JS),
+    embed!("/assets/app/card.js", "app/card.js", JS),
+    embed!("/assets/app/channels.js", "app/channels.js", JS),
+    embed!("/assets/app/composer.js", "app/composer.js", JS),
+    embed!("/assets/app/conversation.js", "app/conversation.js", JS),
+    embed!("/assets/app/dom.js", "app/dom.js", JS),
+    embed!("/assets/app/footer.js", "app/footer.js", JS),
+    embed!("/assets/app/live.js", "app/live.js", JS),
+    embed!("/assets/app/markdown.js", "app/markdown.js", JS),
+    embed!("/assets/app/presence.js", "app/presence.js", JS),
+    embed!("/assets/app/replies.js", "app/replies.js", JS),
+    embed!("/assets/app/search.js", "app/search.js", JS),
+    embed!("/assets/app/senders.js", "app/senders.js", JS),
+    embed!("/assets/app/state.js", "app/state.js", JS),
+    embed!("/assets/app/storage.js", "app/storage.js", JS),
+    embed!("/assets/app/stream.js", "app/stream.js", JS),
+    embed!("/assets/app/theme-toggle.js", "app/theme-toggle.js", JS),
+    embed!("/assets/app/timeline.js", "app/timeline.js", JS),
+    embed!("/assets/app/token.js", "app/token.js", JS),
     embed!("/assets/theme.js", "theme.js", JS),
     embed!("/assets/app.css", "app.css", CSS),
     embed!("/assets/favicon.svg", "favicon.svg", SVG),
@@ -79,6 +99,25 @@ mod tests {
     const OWN: &[&str] = &[
         "/",
         "/assets/app.js",
+        "/assets/app/api.js",
+        "/assets/app/card.js",
+        "/assets/app/channels.js",
+        "/assets/app/composer.js",
+        "/assets/app/conversation.js",
+        "/assets/app/dom.js",
+        "/assets/app/footer.js",
+        "/assets/app/live.js",
+        "/assets/app/markdown.js",
+        "/assets/app/presence.js",
+        "/assets/app/replies.js",
+        "/assets/app/search.js",
+        "/assets/app/senders.js",
+        "/assets/app/state.js",
+        "/assets/app/storage.js",
+        "/assets/app/stream.js",
+        "/assets/app/theme-toggle.js",
+        "/assets/app/timeline.js",
+        "/assets/app/token.js",
         "/assets/theme.js",
         "/assets/app.css",
         "/assets/favicon.svg",
@@ -201,6 +240,60 @@ mod tests {
                 "<script src> with inline content"
             );
         }
+    }
+
+    /// The paths a script module imports (`import ... from "./x.js"` and `import "./x.js"`),
+    /// resolved against the module's own path. Only relative specifiers are allowed.
+    fn imports(path: &str) -> Vec<String> {
+        let dir = &path[..path.rfind('/').expect("module path has a directory") + 1];
+        let mut found = Vec::new();
+        for line in text(path).lines() {
+            let line = line.trim_start();
+            if !line.starts_with("import ") && !line.starts_with("} from ") {
+                continue;
+            }
+            let Some(open) = line.find('"') else { continue };
+            let spec = &line[open + 1..];
+            let spec = &spec[..spec.find('"').expect("specifier is closed")];
+            let rest = spec
+                .strip_prefix("./")
+                .unwrap_or_else(|| panic!("{path} imports {spec:?}, not a relative path"));
+            found.push(format!("{dir}{rest}"));
+        }
+        found
+    }
+
+    /// The page's script is ES modules reached from `/assets/app.js`: every import names an
+    /// embedded file, every embedded module is imported by someone, and no two modules import
+    /// each other, however indirectly.
+    #[test]
+    fn script_modules_form_an_embedded_acyclic_graph() {
+        fn visit(path: &str, stack: &mut Vec<String>, done: &mut Vec<String>) {
+            if done.iter().any(|d| d == path) {
+                return;
+            }
+            assert!(
+                !stack.iter().any(|s| s == path),
+                "import cycle: {stack:?} -> {path}"
+            );
+            assert_eq!(asset(path).map(|a| a.content_type), Some(JS), "{path}");
+            stack.push(path.to_string());
+            for next in imports(path) {
+                visit(&next, stack, done);
+            }
+            stack.pop();
+            done.push(path.to_string());
+        }
+        let mut done = Vec::new();
+        visit("/assets/app.js", &mut Vec::new(), &mut done);
+        for path in paths().filter(|p| p.starts_with("/assets/app/")) {
+            assert!(done.iter().any(|d| d == path), "{path} is never imported");
+        }
+        assert!(done.len() > 10, "the page is split into modules: {done:?}");
+        // The transport knows nothing of the page: what a 401 means is the caller's business.
+        assert_eq!(imports("/assets/app/api.js"), Vec::<String>::new());
+        let html = text("/");
+        assert!(html.contains(r#"<script type="module" src="/assets/app.js"></script>"#));
     }
 
     #[test]

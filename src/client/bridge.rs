@@ -10,7 +10,7 @@
 
 use super::error::Error;
 use super::listener;
-use super::relay::Relay;
+use super::relay_client::RelayClient;
 use super::upstream::{Down, Upstream};
 use crate::listen::Listen;
 use serde_json::{json, Value};
@@ -102,7 +102,7 @@ impl Backoff {
 
 /// Runs the bridge until `stdin` ends.
 pub fn run(
-    relay: Relay,
+    relay: RelayClient,
     listen: Option<Listen>,
     since_id: Option<u64>,
     stdin: &mut dyn BufRead,

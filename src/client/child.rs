@@ -13,8 +13,8 @@
 //! watcher kills the guardian itself. This needs no signal handler and no `unsafe`.
 
 use super::error::Error;
-use super::message::Message;
 use super::Io;
+use crate::message::Message;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;

@@ -5,8 +5,9 @@
 //! relay starts from (`data_dir/messages.jsonl`) with the same ids, times and texts.
 
 use super::error::Error;
-use super::message::{utc, Message};
-use super::relay::{Query, Relay};
+use super::format::utc;
+use super::relay_client::{Query, RelayClient};
+use crate::message::Message;
 use std::io::Write;
 
 /// Messages asked for per request: the relay's largest page.
@@ -33,7 +34,7 @@ impl Format {
 
 /// Writes every message of `target` after `since_id` to `out` in `format`; returns how many.
 pub fn export(
-    relay: &Relay,
+    relay: &RelayClient,
     target: &str,
     since_id: u64,
     format: Format,

@@ -6,7 +6,7 @@
 //! store) is followed from its first message.
 
 use super::bridge::{note, Backoff, Gate, Out};
-use super::relay::Relay;
+use super::relay_client::RelayClient;
 use crate::listen::{channel_notification, Listen};
 
 /// Seconds each blocking fetch waits (the relay's maximum).
@@ -17,7 +17,7 @@ const PAGE: u64 = 500;
 /// Follows `channel` for ever: from `since_id`, or else from the newest message when the relay
 /// is first reached. Events start once `gate` opens (the client is initialized).
 pub fn follow(
-    relay: &Relay,
+    relay: &RelayClient,
     channel: &str,
     listen: &Listen,
     since_id: Option<u64>,

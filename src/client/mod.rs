@@ -11,22 +11,23 @@ mod bridge;
 mod child;
 mod error;
 mod export;
-mod guard;
+mod format;
 mod help;
 mod listener;
-mod message;
-mod relay;
+mod loop_guard;
+mod relay_client;
 mod setup;
 mod state;
 mod upstream;
 mod watch;
 
 pub use error::Error;
-pub use message::{Format, Message};
-pub use relay::{Page, Post, Query, Relay, DEFAULT_URL};
+pub use format::Format;
+pub use relay_client::{Page, Post, Query, RelayClient, DEFAULT_URL};
 
+use crate::message::Message;
 use args::{many, switch, value, Parsed};
-use guard::{LoopGuard, DEFAULT_MAX_RUNS, DEFAULT_PER_SECS};
+use loop_guard::{LoopGuard, DEFAULT_MAX_RUNS, DEFAULT_PER_SECS};
 use serde_json::Value;
 use state::StateFile;
 use std::collections::BTreeMap;
@@ -144,7 +145,7 @@ fn dispatch(
 
 /// The relay named by `--url`/`CLAUDE_CODEX_URL`, with the token from `--token`,
 /// `--token-file` or `CLAUDE_CODEX_TOKEN`.
-fn connect(p: &Parsed, env: &BTreeMap<String, String>) -> Result<Relay, Error> {
+fn connect(p: &Parsed, env: &BTreeMap<String, String>) -> Result<RelayClient, Error> {
     let url = p
         .get("url")
         .or_else(|| env.get("CLAUDE_CODEX_URL").map(String::as_str))
@@ -166,10 +167,10 @@ fn connect(p: &Parsed, env: &BTreeMap<String, String>) -> Result<Relay, Error> {
     let token = token
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty());
-    Relay::new(url, token)
+    RelayClient::new(url, token)
 }
 
-fn post(relay: &Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
+fn post(relay: &RelayClient, p: &Parsed, io: &mut Io) -> Result<(), Error> {
     let target = p.required("target")?;
     let sender = p.required("sender")?;
     let text = match p.words.as_slice() {
@@ -255,7 +256,7 @@ const POST_RETRIES: [Duration; 3] = [
     Duration::from_secs(4),
 ];
 
-fn post_with_retries(relay: &Relay, post: &Post, io: &mut Io) -> Result<Value, Error> {
+fn post_with_retries(relay: &RelayClient, post: &Post, io: &mut Io) -> Result<Value, Error> {
     let mut delays = POST_RETRIES.iter();
     loop {
         match relay.send(post) {
@@ -298,7 +299,7 @@ fn deadline(p: &Parsed) -> Result<Option<Instant>, Error> {
     }
 }
 
-fn fetch(relay: &Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
+fn fetch(relay: &RelayClient, p: &Parsed, io: &mut Io) -> Result<(), Error> {
     p.no_words()?;
     let target = p.required("target")?;
     let since_id = p.number::<u64>("since-id", "a message id (0 or more)")?;
@@ -349,7 +350,7 @@ fn fetch(relay: &Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
     Ok(())
 }
 
-fn channels(relay: &Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
+fn channels(relay: &RelayClient, p: &Parsed, io: &mut Io) -> Result<(), Error> {
     p.no_words()?;
     let answer = relay.channels(p.has("detail"))?;
     if p.has("json") {
@@ -402,7 +403,7 @@ fn detail_line(channel: &Value) -> String {
 }
 
 /// `delete ID...` deletes messages; `delete --target NAME` a whole channel.
-fn delete(relay: &Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
+fn delete(relay: &RelayClient, p: &Parsed, io: &mut Io) -> Result<(), Error> {
     let answers = match (p.get("target"), p.words.as_slice()) {
         (Some(target), []) => vec![relay.delete_channel(target)?],
         (None, ids) if !ids.is_empty() => {
@@ -441,7 +442,7 @@ fn delete(relay: &Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
 }
 
 fn watch(
-    relay: &Relay,
+    relay: &RelayClient,
     p: &Parsed,
     env: &BTreeMap<String, String>,
     io: &mut Io,
@@ -503,7 +504,7 @@ fn out(io: &mut Io, text: &str) -> Result<(), Error> {
 /// `mcp`: the stdio bridge, until standard input ends. Every thread of the bridge writes to
 /// standard output, through its own handle on the descriptor: `io.stdout` is the lock `main`
 /// holds for the whole command.
-fn mcp(relay: Relay, p: &Parsed, io: &mut Io) -> Result<(), Error> {
+fn mcp(relay: RelayClient, p: &Parsed, io: &mut Io) -> Result<(), Error> {
     p.no_words()?;
     let since_id = p.number::<u64>("since-id", "a message id (0 or more)")?;
     let listen = match p.get("listen") {

@@ -7,7 +7,7 @@
 
 use super::args::Parsed;
 use super::error::Error;
-use super::relay::Relay;
+use super::relay_client::RelayClient;
 use super::Io;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,7 +18,7 @@ const SERVER: &str = "relay";
 
 /// Runs `setup` for the client named by the first word.
 pub fn run(
-    relay: &Relay,
+    relay: &RelayClient,
     p: &Parsed,
     env: &BTreeMap<String, String>,
     io: &mut Io,
@@ -66,7 +66,7 @@ pub fn run(
 /// A `remove` that clears the way and the `add` that configures: argument lists.
 type Commands = Vec<(Vec<String>, Vec<String>)>;
 
-fn claude(relay: &Relay, p: &Parsed) -> Result<Commands, Error> {
+fn claude(relay: &RelayClient, p: &Parsed) -> Result<Commands, Error> {
     let remove = words(&["claude", "mcp", "remove", SERVER]);
     let add = match p.get("listen") {
         Some(listen) => {
@@ -108,7 +108,7 @@ fn claude(relay: &Relay, p: &Parsed) -> Result<Commands, Error> {
     Ok(vec![(remove, add)])
 }
 
-fn gemini(relay: &Relay) -> Commands {
+fn gemini(relay: &RelayClient) -> Commands {
     let remove = words(&["gemini", "mcp", "remove", SERVER]);
     let mut add = words(&["gemini", "mcp", "add", "--transport", "http"]);
     if let Some(token) = relay.token() {
@@ -123,7 +123,7 @@ fn gemini(relay: &Relay) -> Commands {
 
 /// Codex: the `codex mcp add` line, and the table it writes, which `--apply` writes itself.
 fn codex(
-    relay: &Relay,
+    relay: &RelayClient,
     p: &Parsed,
     env: &BTreeMap<String, String>,
     io: &mut Io,

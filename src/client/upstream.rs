@@ -5,7 +5,7 @@
 //! hands every server message on unchanged. Channel subscriptions are remembered and made
 //! again on every new stream, since a relay that restarts forgets them.
 
-use super::relay::Relay;
+use super::relay_client::RelayClient;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -48,7 +48,7 @@ struct Session {
 
 impl Upstream {
     /// The MCP endpoint of `relay`.
-    pub fn new(relay: &Relay) -> Upstream {
+    pub fn new(relay: &RelayClient) -> Upstream {
         let build = |timeout: Option<Duration>| -> ureq::Agent {
             ureq::Agent::config_builder()
                 .http_status_as_error(false)

@@ -14,11 +14,12 @@
 
 use super::child;
 use super::error::Error;
-use super::guard::LoopGuard;
-use super::message::{now_utc, Format, Message};
-use super::relay::Relay;
+use super::format::{now_utc, Format};
+use super::loop_guard::LoopGuard;
+use super::relay_client::RelayClient;
 use super::state::StateFile;
 use super::Io;
+use crate::message::Message;
 use std::collections::BTreeMap;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -67,7 +68,7 @@ impl Options {
 
 /// Runs the watch until `count` messages were handled or an error ends it.
 pub fn watch(
-    relay: &Relay,
+    relay: &RelayClient,
     mut opts: Options,
     env: &BTreeMap<String, String>,
     io: &mut Io,
@@ -190,7 +191,7 @@ pub fn watch(
 fn run(
     cmd: &str,
     m: &Message,
-    relay: &Relay,
+    relay: &RelayClient,
     env: &BTreeMap<String, String>,
     io: &mut Io,
 ) -> Result<(), Error> {

@@ -11,11 +11,13 @@ use crate::error::Error;
 use crate::http::exchange::{Incoming, Reply};
 use crate::http::guard::Caller;
 use crate::http::rest::listener_name;
-use crate::mcp::session::KEEPALIVE;
 use crate::presence::Kind;
 use std::io::{self, Write};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long a stream waits for something to send before it sends a keep-alive comment.
+pub const KEEPALIVE: Duration = Duration::from_secs(15);
 
 /// Most messages written per wake-up of a stream.
 const BATCH: usize = 200;
@@ -58,7 +60,7 @@ pub fn message_stream(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<
     let reader = match rq.param("reader") {
         Some(raw) => {
             let reader = crate::store::name("reader", raw)?;
-            crate::http::rest::own_reader(&reader, caller)?;
+            crate::agent::own_reader(&reader, caller.agent.as_deref())?;
             Some(reader)
         }
         None => None,

@@ -6,13 +6,13 @@
 
 use crate::app::App;
 use crate::error::Error;
-use crate::http::events;
+use crate::http::events::{self, KEEPALIVE};
 use crate::http::exchange::{Incoming, Reply};
 use crate::http::guard::Caller;
-use crate::http::streamable::{owner, rpc_error};
-use crate::mcp::handler::{self, Services};
-use crate::mcp::jsonrpc::{self, Message, RpcError, INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR};
-use crate::mcp::session::{Lookup, Session, Transport, KEEPALIVE};
+use crate::http::streamable::{context, owner, parse};
+use crate::mcp::handler;
+use crate::mcp::jsonrpc::{self, RpcError, RpcMessage, INTERNAL_ERROR};
+use crate::mcp::session::{Lookup, Session, Transport};
 use crate::mcp::DEFAULT_VERSION;
 use serde_json::Value;
 use std::panic::{self, AssertUnwindSafe};
@@ -55,35 +55,27 @@ pub fn open(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Err
 /// answered with an error at once.
 pub fn post(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
     let Some(id) = rq.param("sessionId").or_else(|| rq.param("session_id")) else {
-        return Ok(rpc_error(400, INVALID_REQUEST, "sessionId is required"));
+        return Err(Error::BadRequest("sessionId is required".into()));
     };
     let session = match app
         .sessions
         .find(id, Transport::Legacy, owner(rq, caller), None)
     {
         Lookup::Live(s) => s,
-        Lookup::Unknown | Lookup::Ended => {
-            return Ok(rpc_error(404, INVALID_REQUEST, "Session not found"))
-        }
+        Lookup::Unknown | Lookup::Ended => return Err(Error::NotFound("Session not found".into())),
     };
-    let body: Value = match serde_json::from_slice(&rq.body) {
-        Ok(v) => v,
-        Err(e) => return Ok(rpc_error(400, PARSE_ERROR, &format!("Parse error: {e}"))),
-    };
-    let items = match body {
+    let items = match parse(&rq.body)? {
         Value::Array(items) if !items.is_empty() => items,
         Value::Array(_) => {
-            return Ok(rpc_error(
-                400,
-                INVALID_REQUEST,
-                "an empty batch is not a valid request",
+            return Err(Error::BadRequest(
+                "an empty batch is not a valid request".into(),
             ))
         }
         single => vec![single],
     };
     for item in &items {
-        match Message::parse(item) {
-            Ok(Message::Request { id, method, params }) if method == "tools/call" => {
+        match RpcMessage::parse(item) {
+            Ok(RpcMessage::Request { id, method, params }) if method == "tools/call" => {
                 let Some(running) = app.legacy_tool_calls.take() else {
                     let busy = RpcError::new(
                         INTERNAL_ERROR,
@@ -96,7 +88,7 @@ pub fn post(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Err
                 let (app, session, caller) =
                     (Arc::clone(app), Arc::clone(&session), caller.clone());
                 let reply_to = id.clone();
-                let m = Message::Request { id, method, params };
+                let m = RpcMessage::Request { id, method, params };
                 let spawned = thread::Builder::new()
                     .name("relay-legacy-tool".into())
                     .spawn(move || {
@@ -107,7 +99,7 @@ pub fn post(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Err
                             answer(&app, &session, &caller, &m)
                         }));
                         if ran.is_err() {
-                            if let Message::Request { id, .. } = &m {
+                            if let RpcMessage::Request { id, .. } = &m {
                                 let e = RpcError::new(INTERNAL_ERROR, "the tool call failed");
                                 session.send(jsonrpc::error(Some(id), &e));
                             }
@@ -127,18 +119,9 @@ pub fn post(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Err
 }
 
 /// Handles one message and queues its answer, if any, on the session's stream.
-fn answer(app: &App, session: &Session, caller: &Caller, message: &Message) {
-    let services = Services {
-        store: &app.store,
-        logs: &app.logs,
-        long_requests: &app.long_requests,
-        sessions: &app.sessions,
-        agent: caller.agent.as_deref(),
-        client: &caller.client,
-        presence: &app.presence,
-        name: caller.agent.clone(),
-    };
-    if let Some(answer) = handler::handle(&services, session, message) {
+fn answer(app: &App, session: &Session, caller: &Caller, message: &RpcMessage) {
+    let cx = context(app, caller, caller.agent.clone());
+    if let Some(answer) = handler::handle(&cx, session, message) {
         session.send(answer);
     }
 }

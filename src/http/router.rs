@@ -1,5 +1,6 @@
 //! From a decoded request to a reply: the guard (Host, Origin, token) runs first, then one match
-//! on method and path finds the handler. Errors become replies here, and are logged here, once.
+//! on method and path finds the handler. Errors become replies here, and are logged here, once,
+//! in the body their route speaks (the route table says which: REST or JSON-RPC).
 //! Reading requests and writing replies belongs to `server`, the one file that knows the HTTP
 //! library.
 
@@ -8,29 +9,50 @@ use crate::error::Error;
 use crate::http::exchange::{error_reply, with_error_headers, Incoming, Reply};
 use crate::http::guard::{self, Caller};
 use crate::http::{apidoc, events, legacy, rest, streamable};
+use crate::mcp::jsonrpc::{self, RpcError};
 use crate::ui;
 use std::sync::Arc;
 
-/// Every route served, as (method, path); the web page's assets come on top.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/"),
-    ("GET", "/healthz"),
-    ("GET", "/api/messages"),
-    ("POST", "/api/messages"),
-    ("GET", "/api/channels"),
-    ("DELETE", "/api/messages/{id}"),
-    ("DELETE", "/api/channels/{name}"),
-    ("GET", "/api/unread"),
-    ("GET", "/api/search"),
-    ("GET", "/api/stream"),
-    ("POST", "/mcp"),
-    ("GET", "/mcp"),
-    ("DELETE", "/mcp"),
-    ("GET", "/sse"),
-    ("POST", "/messages"),
-    ("GET", "/docs"),
-    ("GET", "/openapi.json"),
+/// What a route's failures are written as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// `{"ok": false, "error": "..."}`.
+    Rest,
+    /// A JSON-RPC error response without an id, as MCP clients read it.
+    JsonRpc,
+}
+
+/// Every route served, as (method, path, what its failures are written as); the web page's
+/// assets come on top.
+#[rustfmt::skip]
+pub const ROUTES: &[(&str, &str, Body)] = &[
+    ("GET", "/", Body::Rest),
+    ("GET", "/healthz", Body::Rest),
+    ("GET", "/api/messages", Body::Rest),
+    ("POST", "/api/messages", Body::Rest),
+    ("GET", "/api/channels", Body::Rest),
+    ("DELETE", "/api/messages/{id}", Body::Rest),
+    ("DELETE", "/api/channels/{name}", Body::Rest),
+    ("GET", "/api/unread", Body::Rest),
+    ("GET", "/api/search", Body::Rest),
+    ("GET", "/api/stream", Body::Rest),
+    ("POST", "/mcp", Body::JsonRpc),
+    ("GET", "/mcp", Body::JsonRpc),
+    ("DELETE", "/mcp", Body::JsonRpc),
+    ("GET", "/sse", Body::Rest),
+    ("POST", "/messages", Body::JsonRpc),
+    ("GET", "/docs", Body::Rest),
+    ("GET", "/openapi.json", Body::Rest),
 ];
+
+/// What failures at `path` are written as, whatever the method (a wrong method on an MCP
+/// endpoint is still answered as JSON-RPC); REST for a path no route serves.
+fn body(path: &str) -> Body {
+    ROUTES
+        .iter()
+        .find(|(_, route, _)| *route == path)
+        .map_or(Body::Rest, |(_, _, body)| *body)
+}
 
 /// Checks Host, Origin and token before anything else is read.
 pub fn check(app: &App, rq: &Incoming) -> Result<Caller, Error> {
@@ -47,15 +69,12 @@ pub fn failure(rq: &Incoming, e: Error) -> Reply {
     } else {
         log::debug!("{} {}: {} {e}", rq.method, rq.path, e.status());
     }
-    if rq.path == "/mcp" || rq.path == "/messages" {
-        let reply = streamable::rpc_error(
-            e.status(),
-            crate::mcp::jsonrpc::INVALID_REQUEST,
-            &e.to_string(),
-        );
-        with_error_headers(reply, &e)
-    } else {
-        error_reply(&e)
+    match body(&rq.path) {
+        Body::JsonRpc => {
+            let error = jsonrpc::error(None, &RpcError::from(&e));
+            with_error_headers(Reply::json(e.status(), &error), &e)
+        }
+        Body::Rest => error_reply(&e),
     }
 }
 

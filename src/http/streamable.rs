@@ -8,13 +8,14 @@
 
 use crate::app::App;
 use crate::error::Error;
-use crate::http::events;
+use crate::http::events::{self, KEEPALIVE};
 use crate::http::exchange::{Incoming, Reply};
 use crate::http::guard::Caller;
 use crate::listen::Listen;
-use crate::mcp::handler::{self, Services};
-use crate::mcp::jsonrpc::{self, Message, RpcError, INVALID_REQUEST, PARSE_ERROR};
-use crate::mcp::session::{Lookup, Owner, Session, Transport, KEEPALIVE};
+use crate::mcp::context::Context;
+use crate::mcp::handler;
+use crate::mcp::jsonrpc::{self, RpcMessage};
+use crate::mcp::session::{Lookup, Owner, Session, Transport};
 use crate::mcp::{is_supported, SUPPORTED_VERSIONS};
 use crate::presence::Kind;
 use serde_json::Value;
@@ -22,25 +23,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// A JSON-RPC error answered with an HTTP status (no id: the request could not be read).
-pub fn rpc_error(status: u16, code: i64, message: &str) -> Reply {
-    Reply::json(status, &jsonrpc::error(None, &RpcError::new(code, message)))
-}
-
 /// The `MCP-Protocol-Version` header, checked against every version this relay speaks (not the
 /// session's: clients are known to send another supported one).
-fn protocol_version(rq: &Incoming) -> Result<Option<&str>, Reply> {
+fn protocol_version(rq: &Incoming) -> Result<Option<&str>, Error> {
     match rq.header("mcp-protocol-version") {
         None => Ok(None),
         Some(v) if is_supported(v.trim()) => Ok(Some(v.trim())),
-        Some(v) => Err(rpc_error(
-            400,
-            INVALID_REQUEST,
-            &format!(
-                "Unsupported MCP-Protocol-Version: {v}; supported: {}",
-                SUPPORTED_VERSIONS.join(", ")
-            ),
-        )),
+        Some(v) => Err(Error::BadRequest(format!(
+            "Unsupported MCP-Protocol-Version: {v}; supported: {}",
+            SUPPORTED_VERSIONS.join(", ")
+        ))),
     }
 }
 
@@ -59,12 +51,10 @@ fn session(
     rq: &Incoming,
     caller: &Caller,
     version: Option<&str>,
-) -> Result<Arc<Session>, Reply> {
+) -> Result<Arc<Session>, Error> {
     let Some(id) = rq.header("mcp-session-id") else {
-        return Err(rpc_error(
-            400,
-            INVALID_REQUEST,
-            "Bad Request: Mcp-Session-Id header is required",
+        return Err(Error::BadRequest(
+            "Bad Request: Mcp-Session-Id header is required".into(),
         ));
     };
     match app
@@ -72,14 +62,14 @@ fn session(
         .find(id.trim(), Transport::Streamable, owner(rq, caller), version)
     {
         Lookup::Live(s) => Ok(s),
-        Lookup::Unknown | Lookup::Ended => {
-            Err(rpc_error(404, INVALID_REQUEST, "Session not found"))
-        }
+        Lookup::Unknown | Lookup::Ended => Err(Error::NotFound("Session not found".into())),
     }
 }
 
-fn services<'a>(app: &'a App, rq: &Incoming, caller: &'a Caller) -> Services<'a> {
-    Services {
+/// What an MCP call by `caller` may use; `name` is how presence lists the caller. Both
+/// transports build their calls' context here.
+pub fn context<'a>(app: &'a App, caller: &'a Caller, name: Option<String>) -> Context<'a> {
+    Context {
         store: &app.store,
         logs: &app.logs,
         long_requests: &app.long_requests,
@@ -87,7 +77,7 @@ fn services<'a>(app: &'a App, rq: &Incoming, caller: &'a Caller) -> Services<'a>
         agent: caller.agent.as_deref(),
         client: &caller.client,
         presence: &app.presence,
-        name: crate::http::rest::listener_name(rq, caller),
+        name,
     }
 }
 
@@ -103,6 +93,11 @@ fn listen(rq: &Incoming) -> Option<Listen> {
     Listen::parse(rq.param("listen")?, rq.param("as"), &from)
 }
 
+/// A request body as JSON, or a parse error.
+pub fn parse(body: &[u8]) -> Result<Value, Error> {
+    serde_json::from_slice(body).map_err(|e| Error::Parse(format!("Parse error: {e}")))
+}
+
 /// `POST /mcp`.
 pub fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
     let content_type = rq.header("content-type").unwrap_or("");
@@ -111,54 +106,37 @@ pub fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
         .to_ascii_lowercase()
         .starts_with("application/json")
     {
-        return Ok(rpc_error(
-            415,
-            INVALID_REQUEST,
-            "Unsupported Media Type: Content-Type must be application/json",
+        return Err(Error::UnsupportedMediaType(
+            "Unsupported Media Type: Content-Type must be application/json".into(),
         ));
     }
-    let version = match protocol_version(rq) {
-        Ok(v) => v,
-        Err(reply) => return Ok(reply),
-    };
-    let body: Value = match serde_json::from_slice(&rq.body) {
-        Ok(v) => v,
-        Err(e) => return Ok(rpc_error(400, PARSE_ERROR, &format!("Parse error: {e}"))),
-    };
-    let services = services(app, rq, caller);
+    let version = protocol_version(rq)?;
+    let body = parse(&rq.body)?;
+    let cx = context(app, caller, crate::http::rest::listener_name(rq, caller));
     if let Value::Array(items) = &body {
         if items
             .iter()
             .any(|m| m.get("method").and_then(Value::as_str) == Some("initialize"))
         {
-            return Ok(rpc_error(
-                400,
-                INVALID_REQUEST,
-                "initialize must not be part of a batch",
+            return Err(Error::BadRequest(
+                "initialize must not be part of a batch".into(),
             ));
         }
-        let session = match session(app, rq, caller, version) {
-            Ok(s) => s,
-            Err(reply) => return Ok(reply),
-        };
+        let session = session(app, rq, caller, version)?;
         if session.version() != "2025-03-26" {
-            return Ok(rpc_error(
-                400,
-                INVALID_REQUEST,
-                "batches are only supported on 2025-03-26 sessions",
+            return Err(Error::BadRequest(
+                "batches are only supported on 2025-03-26 sessions".into(),
             ));
         }
         if items.is_empty() {
-            return Ok(rpc_error(
-                400,
-                INVALID_REQUEST,
-                "an empty batch is not a valid request",
+            return Err(Error::BadRequest(
+                "an empty batch is not a valid request".into(),
             ));
         }
         let mut answers = Vec::new();
         for item in items {
-            match Message::parse(item) {
-                Ok(m) => answers.extend(handler::handle(&services, &session, &m)),
+            match RpcMessage::parse(item) {
+                Ok(m) => answers.extend(handler::handle(&cx, &session, &m)),
                 Err((id, e)) => answers.push(jsonrpc::error(id.as_ref(), &e)),
             }
         }
@@ -168,11 +146,11 @@ pub fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
             Reply::json(200, &answers)
         });
     }
-    let message = match Message::parse(&body) {
+    let message = match RpcMessage::parse(&body) {
         Ok(m) => m,
         Err((id, e)) => return Ok(Reply::json(400, &jsonrpc::error(id.as_ref(), &e))),
     };
-    if let Message::Request { id, method, params } = &message {
+    if let RpcMessage::Request { id, method, params } = &message {
         if method == "initialize" {
             let version = handler::negotiate(params.get("protocolVersion").and_then(Value::as_str));
             let session = app
@@ -187,11 +165,8 @@ pub fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
             return Ok(Reply::json(200, &result).with_header("Mcp-Session-Id", &session.id));
         }
     }
-    let session = match session(app, rq, caller, version) {
-        Ok(s) => s,
-        Err(reply) => return Ok(reply),
-    };
-    Ok(match handler::handle(&services, &session, &message) {
+    let session = session(app, rq, caller, version)?;
+    Ok(match handler::handle(&cx, &session, &message) {
         Some(answer) => Reply::json(200, &answer),
         None => Reply::empty(202),
     })
@@ -199,14 +174,7 @@ pub fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
 
 /// `GET /mcp`: the session's stream of server messages.
 pub fn get(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
-    let version = match protocol_version(rq) {
-        Ok(v) => v,
-        Err(reply) => return Ok(reply),
-    };
-    let session = match session(app, rq, caller, version) {
-        Ok(s) => s,
-        Err(reply) => return Ok(reply),
-    };
+    let session = session(app, rq, caller, protocol_version(rq)?)?;
     if session.listen().is_none() {
         // A session restored after a restart: the URL still says what it listens to.
         if let Some(listen) = listen(rq) {
@@ -237,11 +205,7 @@ pub fn get(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Erro
 
 /// `DELETE /mcp`: ends the session; later requests with its id get 404.
 pub fn delete(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
-    match session(app, rq, caller, None) {
-        Ok(s) => {
-            app.sessions.end(&s.id);
-            Ok(Reply::empty(204))
-        }
-        Err(reply) => Ok(reply),
-    }
+    let session = session(app, rq, caller, None)?;
+    app.sessions.end(&session.id);
+    Ok(Reply::empty(204))
 }

@@ -3,30 +3,11 @@
 //! subscriptions, logging); every other request is answered within its session. Notifications
 //! never get an answer.
 
-use crate::capacity::LongRequests;
-use crate::logs::Logs;
-use crate::mcp::jsonrpc::{self, Message, Outgoing, RpcError, INVALID_PARAMS, METHOD_NOT_FOUND};
-use crate::mcp::session::{Session, Sessions};
+use crate::mcp::context::Context;
+use crate::mcp::jsonrpc::{self, Outgoing, RpcError, RpcMessage, INVALID_PARAMS, METHOD_NOT_FOUND};
+use crate::mcp::session::Session;
 use crate::mcp::{resources, tools, SUPPORTED_VERSIONS};
-use crate::presence::Presence;
-use crate::store::Store;
 use serde_json::{json, Value};
-use std::sync::Arc;
-
-/// What MCP methods may use.
-pub struct Services<'a> {
-    pub store: &'a Store,
-    pub logs: &'a Logs,
-    pub long_requests: &'a LongRequests,
-    pub sessions: &'a Sessions,
-    /// The agent whose token made the call: it may only post under this name.
-    pub agent: Option<&'a str>,
-    /// Whom the per-client quotas count the call against.
-    pub client: &'a str,
-    pub presence: &'a Arc<Presence>,
-    /// The name the caller gives for presence (`X-Relay-Agent`, `?as=`), else its agent's.
-    pub name: Option<String>,
-}
 
 /// Log levels of `logging/setLevel`, least to most severe.
 const LOG_LEVELS: [&str; 8] = [
@@ -70,75 +51,77 @@ pub fn initialize_result(version: &str) -> Value {
 }
 
 /// Handles one message in `session`; the response for a request, None for anything else.
-pub fn handle(services: &Services, session: &Session, message: &Message) -> Option<Outgoing> {
+pub fn handle(cx: &Context, session: &Session, message: &RpcMessage) -> Option<Outgoing> {
     match message {
-        // A tool result arrives serialised: it carries its content twice, as JSON and as text.
-        Message::Request { id, method, params } if method == "tools/call" => {
-            Some(match tools::call(services, &session.id, params) {
+        RpcMessage::Request { id, method, params } => {
+            Some(match answer(cx, session, method, params) {
                 Ok(result) => jsonrpc::result(id, &result),
                 Err(e) => jsonrpc::error(Some(id), &e),
             })
         }
-        Message::Request { id, method, params } => {
-            Some(match answer(services, session, method, params) {
-                Ok(result) => jsonrpc::result(id, &result),
-                Err(e) => jsonrpc::error(Some(id), &e),
-            })
-        }
-        Message::Notification { method, .. } => {
+        RpcMessage::Notification { method, .. } => {
             if method == "notifications/initialized" {
                 session.set_initialized();
             }
             None
         }
-        Message::Response => None,
+        RpcMessage::Response => None,
     }
 }
 
+/// The serialised result of request `method`, or the JSON-RPC error answering it.
 fn answer(
-    services: &Services,
+    cx: &Context,
     session: &Session,
     method: &str,
     params: &Value,
-) -> Result<Value, RpcError> {
-    match method {
+) -> Result<Outgoing, RpcError> {
+    let result = match method {
+        // A tool result arrives serialised: it carries its content twice, as JSON and as
+        // text, and is not made a `Value` again.
+        "tools/call" => return tools::call(cx, &session.id, params),
         "initialize" => {
             let version = negotiate(params.get("protocolVersion").and_then(Value::as_str));
             session.set_version(version);
-            Ok(initialize_result(version))
+            initialize_result(version)
         }
-        "ping" => Ok(json!({})),
-        "tools/list" => Ok(tools::list()),
-        "resources/list" => resources::list(services, params),
-        "resources/templates/list" => Ok(resources::templates()),
-        "resources/read" => resources::read(services, params),
+        "ping" => json!({}),
+        "tools/list" => tools::list(),
+        "resources/list" => resources::list(cx, params)?,
+        "resources/templates/list" => resources::templates(),
+        "resources/read" => resources::read(cx, params)?,
         "resources/subscribe" => {
             if let Some(uri) = resources::subscription(resources::requested_uri(params)?)? {
-                services.sessions.subscribe(session, &uri)?;
+                cx.sessions.subscribe(session, &uri)?;
             }
-            Ok(json!({}))
+            json!({})
         }
         "resources/unsubscribe" => {
             if let Some(uri) = resources::subscription(resources::requested_uri(params)?)? {
-                services.sessions.unsubscribe(session, &uri);
+                cx.sessions.unsubscribe(session, &uri);
             }
-            Ok(json!({}))
+            json!({})
         }
         "logging/setLevel" => match params.get("level").and_then(Value::as_str) {
             Some(level) if LOG_LEVELS.contains(&level) => {
                 session.set_log_level(level);
-                Ok(json!({}))
+                json!({})
             }
-            _ => Err(RpcError::new(
-                INVALID_PARAMS,
-                format!("level must be one of: {}", LOG_LEVELS.join(", ")),
-            )),
+            _ => {
+                return Err(RpcError::new(
+                    INVALID_PARAMS,
+                    format!("level must be one of: {}", LOG_LEVELS.join(", ")),
+                ))
+            }
         },
-        other => Err(RpcError::new(
-            METHOD_NOT_FOUND,
-            format!("Method not found: {other}"),
-        )),
-    }
+        other => {
+            return Err(RpcError::new(
+                METHOD_NOT_FOUND,
+                format!("Method not found: {other}"),
+            ))
+        }
+    };
+    Ok(jsonrpc::outgoing(&result))
 }
 
 #[cfg(test)]

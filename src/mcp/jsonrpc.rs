@@ -2,6 +2,7 @@
 //! back with its type; a message is a request, a notification or a response; an error carries a
 //! standard code. Parsing checks the envelope only; methods are dispatched by `handler`.
 
+use crate::error::Error;
 use crate::message::{escape_separators, has_separators};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -46,9 +47,22 @@ impl RpcError {
     }
 }
 
+/// The one mapping from the relay's `Error` to a JSON-RPC error, for a request to an MCP
+/// endpoint that failed as a whole (its HTTP status stays `Error::status`): a body that is not
+/// JSON is a parse error, anything else an invalid request, and the message is the error's.
+impl From<&Error> for RpcError {
+    fn from(e: &Error) -> RpcError {
+        let code = match e {
+            Error::Parse(_) => PARSE_ERROR,
+            _ => INVALID_REQUEST,
+        };
+        RpcError::new(code, e.to_string())
+    }
+}
+
 /// One incoming JSON-RPC message.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Message {
+pub enum RpcMessage {
     /// A call that wants an answer; `id` is a JSON number or string.
     Request {
         id: Value,
@@ -61,17 +75,19 @@ pub enum Message {
     Response,
 }
 
-impl Message {
+impl RpcMessage {
     /// The method of a request or notification.
     pub fn method(&self) -> Option<&str> {
         match self {
-            Message::Request { method, .. } | Message::Notification { method, .. } => Some(method),
-            Message::Response => None,
+            RpcMessage::Request { method, .. } | RpcMessage::Notification { method, .. } => {
+                Some(method)
+            }
+            RpcMessage::Response => None,
         }
     }
 
     /// Reads the envelope of one message. `params` that are missing or null become `{}`.
-    pub fn parse(value: &Value) -> Result<Message, (Option<Value>, RpcError)> {
+    pub fn parse(value: &Value) -> Result<RpcMessage, (Option<Value>, RpcError)> {
         let Value::Object(obj) = value else {
             return Err((
                 None,
@@ -99,11 +115,11 @@ impl Message {
                     Some(_) => return fail("params must be an object"),
                 };
                 match id {
-                    None => Ok(Message::Notification {
+                    None => Ok(RpcMessage::Notification {
                         method: method.clone(),
                         params,
                     }),
-                    Some(_) if valid_id => Ok(Message::Request {
+                    Some(_) if valid_id => Ok(RpcMessage::Request {
                         id: id.clone().unwrap_or(Value::Null),
                         method: method.clone(),
                         params,
@@ -113,7 +129,7 @@ impl Message {
             }
             Some(_) => fail("method must be a string"),
             None if obj.contains_key("result") || obj.contains_key("error") => {
-                Ok(Message::Response)
+                Ok(RpcMessage::Response)
             }
             None => fail("a request needs a method"),
         }
@@ -173,25 +189,43 @@ mod tests {
 
     #[test]
     fn ids_keep_their_type_and_params_default_to_an_object() {
-        let m = Message::parse(&json!({"jsonrpc":"2.0","id":"a","method":"ping"})).unwrap();
+        let m = RpcMessage::parse(&json!({"jsonrpc":"2.0","id":"a","method":"ping"})).unwrap();
         assert_eq!(
             m,
-            Message::Request {
+            RpcMessage::Request {
                 id: json!("a"),
                 method: "ping".into(),
                 params: json!({})
             }
         );
-        let m =
-            Message::parse(&json!({"jsonrpc":"2.0","id":7,"method":"ping","params":null})).unwrap();
+        let m = RpcMessage::parse(&json!({"jsonrpc":"2.0","id":7,"method":"ping","params":null}))
+            .unwrap();
         assert_eq!(
             m,
-            Message::Request {
+            RpcMessage::Request {
                 id: json!(7),
                 method: "ping".into(),
                 params: json!({})
             }
         );
+    }
+
+    #[test]
+    fn a_failed_request_is_a_parse_error_only_when_its_body_is_not_json() {
+        let parse = RpcError::from(&Error::Parse("Parse error: eof".into()));
+        assert_eq!(
+            (parse.code, parse.message.as_str()),
+            (PARSE_ERROR, "Parse error: eof")
+        );
+        for e in [
+            Error::BadRequest("an empty batch is not a valid request".into()),
+            Error::NotFound("Session not found".into()),
+            Error::Unauthorized,
+            Error::MethodNotAllowed { allow: "POST" },
+        ] {
+            let rpc = RpcError::from(&e);
+            assert_eq!((rpc.code, rpc.message), (INVALID_REQUEST, e.to_string()));
+        }
     }
 
     #[test]
@@ -206,7 +240,7 @@ mod tests {
             json!({"jsonrpc":"2.0","id":1,"method":"ping","params":[1]}),
             json!({"jsonrpc":"2.0","id":1}),
         ] {
-            let (_, e) = Message::parse(&bad).unwrap_err();
+            let (_, e) = RpcMessage::parse(&bad).unwrap_err();
             assert_eq!(e.code, INVALID_REQUEST, "{bad}");
         }
     }
@@ -214,12 +248,13 @@ mod tests {
     #[test]
     fn notifications_and_responses_are_told_apart() {
         assert!(matches!(
-            Message::parse(&json!({"jsonrpc":"2.0","method":"notifications/initialized"})).unwrap(),
-            Message::Notification { .. }
+            RpcMessage::parse(&json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
+                .unwrap(),
+            RpcMessage::Notification { .. }
         ));
         assert_eq!(
-            Message::parse(&json!({"jsonrpc":"2.0","id":1,"result":{}})).unwrap(),
-            Message::Response
+            RpcMessage::parse(&json!({"jsonrpc":"2.0","id":1,"result":{}})).unwrap(),
+            RpcMessage::Response
         );
     }
 }

@@ -2,7 +2,7 @@
 //! read as the channel's recent messages in JSON, and subscribable so a client hears
 //! `notifications/resources/updated` when the channel gets a message.
 
-use crate::mcp::handler::Services;
+use crate::mcp::context::Context;
 use crate::mcp::jsonrpc::{RpcError, INVALID_PARAMS, RESOURCE_NOT_FOUND};
 use crate::store;
 use serde_json::{json, Value};
@@ -72,13 +72,13 @@ pub const LIST_PAGE: usize = 100;
 
 /// The `resources/list` result: a page of channels after `params.cursor` (a channel name), with
 /// `nextCursor` when more follow.
-pub fn list(services: &Services, params: &Value) -> Result<Value, RpcError> {
+pub fn list(cx: &Context, params: &Value) -> Result<Value, RpcError> {
     let after = match params.get("cursor") {
         None | Some(Value::Null) => None,
         Some(Value::String(cursor)) => Some(cursor.as_str()),
         Some(_) => return Err(RpcError::new(INVALID_PARAMS, "cursor must be a string")),
     };
-    let (page, more) = services.store.channels_page(after, LIST_PAGE);
+    let (page, more) = cx.store.channels_page(after, LIST_PAGE);
     let resources: Vec<Value> = page
         .iter()
         .map(|c| {
@@ -110,14 +110,14 @@ pub fn templates() -> Value {
 }
 
 /// The `resources/read` result, or -32002 for a URI that is not a known channel.
-pub fn read(services: &Services, params: &Value) -> Result<Value, RpcError> {
+pub fn read(cx: &Context, params: &Value) -> Result<Value, RpcError> {
     let uri = requested_uri(params)?;
-    let known = channel(uri).filter(|c| services.store.channels().contains(c));
+    let known = channel(uri).filter(|c| cx.store.channels().contains(c));
     let Some(name) = known else {
         return Err(RpcError::new(RESOURCE_NOT_FOUND, "Resource not found")
             .with_data(json!({ "uri": uri })));
     };
-    let messages = services.store.latest(&name, READ_LIMIT);
+    let messages = cx.store.latest(&name, READ_LIMIT);
     let text = json!({"target": name, "messages": messages}).to_string();
     Ok(json!({"contents": [{"uri": uri, "mimeType": "application/json", "text": text}]}))
 }

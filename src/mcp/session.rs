@@ -531,9 +531,6 @@ impl Sessions {
     }
 }
 
-/// How long a stream waits for a message before it sends a keep-alive comment.
-pub const KEEPALIVE: Duration = Duration::from_secs(15);
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,8 +5,11 @@
 //! fails on its input answers an `isError` result whose text says which field is wrong, so the
 //! model can correct itself; an unknown tool is a protocol error.
 
+use crate::agent;
+use crate::capacity::MAX_WAIT_SECONDS;
 use crate::error::Error;
-use crate::mcp::handler::Services;
+use crate::fields::{boolean, integer, number, optional_string, string};
+use crate::mcp::context::Context;
 use crate::mcp::jsonrpc::{self, Outgoing, RpcError, INVALID_PARAMS};
 use crate::message::Message;
 use crate::presence::{detail, Kind};
@@ -24,8 +27,6 @@ pub const FETCH_MAX_LIMIT: u64 = 200;
 /// it (`more` says so). A result holds its page twice (as structured content and as its text),
 /// so this bounds what one call, and one slow reader of it, can cost.
 pub const FETCH_MAX_TEXT_BYTES: usize = 4 * 1024 * 1024;
-/// Longest `wait_seconds`: below the 60 s tool timeout of common clients.
-pub const MAX_WAIT_SECONDS: f64 = 50.0;
 
 /// The `tools/list` result.
 pub fn list() -> Value {
@@ -151,7 +152,7 @@ pub fn list() -> Value {
 
 /// Runs `tools/call`: a result (possibly with `isError`), or -32602 for an unknown tool or
 /// malformed call.
-pub fn call(services: &Services, session: &str, params: &Value) -> Result<Outgoing, RpcError> {
+pub fn call(cx: &Context, session: &str, params: &Value) -> Result<Outgoing, RpcError> {
     let name = match params.get("name") {
         Some(Value::String(name)) => name.as_str(),
         _ => {
@@ -168,13 +169,13 @@ pub fn call(services: &Services, session: &str, params: &Value) -> Result<Outgoi
         Some(_) => return Err(RpcError::new(INVALID_PARAMS, "arguments must be an object")),
     };
     let outcome = match name {
-        "post_message" => post_message(services, args),
-        "fetch_messages" => fetch_messages(services, session, args),
+        "post_message" => post_message(cx, args),
+        "fetch_messages" => fetch_messages(cx, session, args),
         "list_channels" => Ok(jsonrpc::outgoing(&json!({
-            "channels": services.store.channels(),
-            "detail": detail(services.store, services.presence),
+            "channels": cx.store.channels(),
+            "detail": detail(cx.store, cx.presence),
         }))),
-        "search_messages" => search_messages(services, args),
+        "search_messages" => search_messages(cx, args),
         other => {
             return Err(
                 RpcError::new(INVALID_PARAMS, format!("Unknown tool: {other}"))
@@ -220,16 +221,8 @@ struct Text<'a> {
     text: &'a str,
 }
 
-fn post_message(services: &Services, args: &Map<String, Value>) -> Result<Outgoing, Error> {
-    let sender = match (args.get("sender"), services.agent) {
-        (None | Some(Value::Null), Some(agent)) => agent.to_string(),
-        (_, Some(agent)) if string(args, "sender")?.trim() != agent => {
-            return Err(Error::Forbidden(format!(
-                "this token may only post as {agent:?}"
-            )))
-        }
-        _ => string(args, "sender")?,
-    };
+fn post_message(cx: &Context, args: &Map<String, Value>) -> Result<Outgoing, Error> {
+    let sender = agent::sender(optional_string(args, "sender")?, cx.agent)?;
     let draft = Draft {
         target: string(args, "target")?,
         sender,
@@ -237,13 +230,13 @@ fn post_message(services: &Services, args: &Map<String, Value>) -> Result<Outgoi
         reply_to: integer(args, "reply_to")?,
         idempotency_key: optional_string(args, "idempotency_key")?,
     };
-    let posted = services.store.post(draft)?;
+    let posted = cx.store.post(draft)?;
     if posted.repeated {
         return Ok(jsonrpc::outgoing(
             &json!({"ok": true, "posted": posted.message.id, "repeated": true}),
         ));
     }
-    services.logs.posted(&posted.message, "mcp");
+    cx.logs.posted(&posted.message, "mcp");
     Ok(jsonrpc::outgoing(
         &json!({"ok": true, "posted": posted.message.id}),
     ))
@@ -253,7 +246,7 @@ fn post_message(services: &Services, args: &Map<String, Value>) -> Result<Outgoi
 pub const SEARCH_DEFAULT_LIMIT: u64 = 20;
 pub const SEARCH_MAX_LIMIT: u64 = 200;
 
-fn search_messages(services: &Services, args: &Map<String, Value>) -> Result<Outgoing, Error> {
+fn search_messages(cx: &Context, args: &Map<String, Value>) -> Result<Outgoing, Error> {
     let query = string(args, "query")?;
     if query.trim().is_empty() {
         return Err(Error::BadRequest("query must not be blank".into()));
@@ -267,7 +260,7 @@ fn search_messages(services: &Services, args: &Map<String, Value>) -> Result<Out
     let limit = integer(args, "limit")?
         .unwrap_or(SEARCH_DEFAULT_LIMIT)
         .clamp(1, SEARCH_MAX_LIMIT) as usize;
-    let hits = services
+    let hits = cx
         .store
         .search(&query, target.as_deref(), sender.as_deref(), limit);
     #[derive(Serialize)]
@@ -278,7 +271,7 @@ fn search_messages(services: &Services, args: &Map<String, Value>) -> Result<Out
 }
 
 fn fetch_messages(
-    services: &Services,
+    cx: &Context,
     session: &str,
     args: &Map<String, Value>,
 ) -> Result<Outgoing, Error> {
@@ -286,12 +279,8 @@ fn fetch_messages(
     let reader = optional_string(args, "reader")?
         .map(|r| crate::store::name("reader", &r))
         .transpose()?;
-    if let (Some(reader), Some(agent)) = (&reader, services.agent) {
-        if reader != agent {
-            return Err(Error::Forbidden(format!(
-                "this token may only use the reader name {agent:?}"
-            )));
-        }
+    if let Some(reader) = &reader {
+        agent::own_reader(reader, cx.agent)?;
     }
     let since_id = integer(args, "since_id")?.unwrap_or(0);
     let limit = integer(args, "limit")?
@@ -310,26 +299,23 @@ fn fetch_messages(
         max_text_bytes: Some(FETCH_MAX_TEXT_BYTES),
     };
     let page = if wait > 0.0 {
-        let _place = services
-            .long_requests
-            .take(services.client, Some(session))?;
-        let _here = services.presence.arrive(
+        let _place = cx.long_requests.take(cx.client, Some(session))?;
+        let _here = cx.presence.arrive(
             std::slice::from_ref(&query.target),
             Kind::Fetch,
-            services.name.as_deref(),
+            cx.name.as_deref(),
         );
-        services
-            .store
+        cx.store
             .fetch(&query, Some(Instant::now() + Duration::from_secs_f64(wait)))
     } else {
-        services.store.fetch(&query, None)
+        cx.store.fetch(&query, None)
     };
     let latest_id = page.messages.last().map(|m| m.id).unwrap_or(since_id);
     let mut logged = json!({"target": query.target, "since_id": since_id, "limit": limit, "returned": page.messages.len(), "latest_id": latest_id});
     if let Some(reader) = &query.reader {
         logged["reader"] = json!(reader);
     }
-    services.logs.tool("fetch_messages", logged);
+    cx.logs.tool("fetch_messages", logged);
     #[derive(Serialize)]
     struct Answer<'a> {
         messages: &'a [Arc<Message>],
@@ -343,65 +329,4 @@ fn fetch_messages(
         head_id: page.head_id,
         more: page.more,
     }))
-}
-
-/// A yes/no argument; `"true"`/`"false"` strings are accepted too, since models send them.
-fn boolean(args: &Map<String, Value>, key: &str) -> Result<Option<bool>, Error> {
-    match args.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(Value::String(s)) if s.trim() == "true" => Ok(Some(true)),
-        Some(Value::String(s)) if s.trim() == "false" => Ok(Some(false)),
-        Some(_) => Err(Error::BadRequest(format!("{key} must be true or false"))),
-    }
-}
-
-/// A string argument that may be absent.
-fn optional_string(args: &Map<String, Value>, key: &str) -> Result<Option<String>, Error> {
-    match args.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        _ => string(args, key).map(Some),
-    }
-}
-
-fn string(args: &Map<String, Value>, key: &str) -> Result<String, Error> {
-    match args.get(key) {
-        Some(Value::String(s)) => Ok(s.clone()),
-        None | Some(Value::Null) => Err(Error::BadRequest(format!("{key} is required"))),
-        Some(_) => Err(Error::BadRequest(format!("{key} must be a string"))),
-    }
-}
-
-/// A whole number 0 or more; integral floats and digit strings are accepted too, since models
-/// often send numbers that way.
-fn integer(args: &Map<String, Value>, key: &str) -> Result<Option<u64>, Error> {
-    let bad = || Error::BadRequest(format!("{key} must be a whole number, 0 or more"));
-    match args.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => match (n.as_u64(), n.as_f64()) {
-            (Some(v), _) => Ok(Some(v)),
-            (None, Some(f)) if f >= 0.0 && f.fract() == 0.0 && f < u64::MAX as f64 => {
-                Ok(Some(f as u64))
-            }
-            _ => Err(bad()),
-        },
-        Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| bad()),
-        Some(_) => Err(bad()),
-    }
-}
-
-fn number(args: &Map<String, Value>, key: &str) -> Result<Option<f64>, Error> {
-    let bad = || Error::BadRequest(format!("{key} must be a number of seconds, 0 or more"));
-    match args.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_f64().filter(|f| *f >= 0.0).map(Some).ok_or_else(bad),
-        Some(Value::String(s)) => s
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|f| *f >= 0.0 && f.is_finite())
-            .map(Some)
-            .ok_or_else(bad),
-        Some(_) => Err(bad()),
-    }
 }

@@ -105,7 +105,8 @@ test("the page loads with no console error and no request leaving 127.0.0.1", as
     assertStayedHome(seen, relay.url);
     // The page asked for its own files, the API and the stream, and nothing else.
     const paths = new Set(seen.requests.map((u) => new URL(u).pathname));
-    for (const p of ["/", "/assets/app.js", "/assets/app.css", "/assets/vendor/marked.umd.js",
+    for (const p of ["/", "/assets/app.js", "/assets/app/api.js", "/assets/app/markdown.js",
+      "/assets/app/stream.js", "/assets/app.css", "/assets/vendor/marked.umd.js",
       "/assets/vendor/purify.min.js", "/assets/vendor/highlight.min.js", "/api/channels",
       "/api/messages", "/api/stream"]) {
       assert.ok(paths.has(p), `requested ${p}`);

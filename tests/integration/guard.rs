@@ -139,7 +139,7 @@ fn every_route_needs_the_token_and_accepts_it() {
     });
     let host = format!("Host: 127.0.0.1:{}\r\n", relay.addr().port());
     let bearer = format!("{host}Authorization: Bearer s3cret\r\n");
-    for (method, path) in claude_codex_relay::http::router::ROUTES {
+    for (method, path, _) in claude_codex_relay::http::router::ROUTES {
         if *path == "/healthz" || *path == "/" || ["/api/stream", "/sse"].contains(path) {
             continue;
         }

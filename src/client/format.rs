@@ -1,8 +1,8 @@
-//! A message as the relay returns it, and the three ways the client prints one: the human line
+//! The three ways the client prints a message (the relay's `Message`): the human line
 //! `#id [sender] first line`, one JSON object per line for scripts, and the whole text under a
 //! header for readers that need all of it.
 
-pub use crate::message::Message;
+use crate::message::Message;
 
 /// How messages are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,10 +1,10 @@
-//! The HTTP side of the client: one `Relay` per command, holding the base URL, the bearer token
-//! and a ureq agent, with a method per REST route the commands use. Every transport failure
+//! The HTTP side of the client: one `RelayClient` per command, holding the base URL, the bearer
+//! token and a ureq agent, with a method per REST route the commands use. Every transport failure
 //! becomes `Unreachable`, every error status `Refused` with the relay's own `error` text, and a
 //! 2xx answer that does not parse `Invalid`, so callers decide on retries by kind, not by text.
 
 use super::error::Error;
-use super::message::Message;
+use crate::message::Message;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -19,7 +19,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_ANSWER_BYTES: u64 = 1 << 30;
 
 /// A relay, as seen by the client commands.
-pub struct Relay {
+pub struct RelayClient {
     base: String,
     token: Option<String>,
     agent: ureq::Agent,
@@ -61,9 +61,9 @@ pub struct Page {
     pub more: bool,
 }
 
-impl Relay {
+impl RelayClient {
     /// A client for the relay at `url` (`http://host:port`, optionally with a path prefix).
-    pub fn new(url: &str, token: Option<String>) -> Result<Relay, Error> {
+    pub fn new(url: &str, token: Option<String>) -> Result<RelayClient, Error> {
         let mut base = url.trim().trim_end_matches('/').to_string();
         if !base.contains("://") {
             // `--url 127.0.0.1:8010` is what people type; the relay only speaks http.
@@ -94,7 +94,7 @@ impl Relay {
             .user_agent(concat!("claude-codex-relay/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        Ok(Relay {
+        Ok(RelayClient {
             base,
             token,
             agent,
@@ -103,7 +103,7 @@ impl Relay {
     }
 
     /// The same relay, telling it who waits in blocking fetches (opt-in presence).
-    pub fn named(mut self, name: Option<&str>) -> Relay {
+    pub fn named(mut self, name: Option<&str>) -> RelayClient {
         self.name = name.map(str::to_string);
         self
     }

@@ -1,0 +1,130 @@
+//! The fields of a JSON object a caller sends (an MCP tool's arguments, a REST body) read as the
+//! values the relay takes, each failure a 400 naming the field. Numbers and yes/no values are
+//! also accepted as strings, since models often send them that way.
+
+use crate::error::Error;
+use serde_json::{Map, Value};
+
+/// A yes/no field; `"true"`/`"false"` strings are accepted too, since models send them.
+pub fn boolean(args: &Map<String, Value>, key: &str) -> Result<Option<bool>, Error> {
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::String(s)) if s.trim() == "true" => Ok(Some(true)),
+        Some(Value::String(s)) if s.trim() == "false" => Ok(Some(false)),
+        Some(_) => Err(Error::BadRequest(format!("{key} must be true or false"))),
+    }
+}
+
+/// A string field that may be absent (or null).
+pub fn optional_string(args: &Map<String, Value>, key: &str) -> Result<Option<String>, Error> {
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        _ => string(args, key).map(Some),
+    }
+}
+
+/// A string field that must be there.
+pub fn string(args: &Map<String, Value>, key: &str) -> Result<String, Error> {
+    match args.get(key) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        None | Some(Value::Null) => Err(Error::BadRequest(format!("{key} is required"))),
+        Some(_) => Err(Error::BadRequest(format!("{key} must be a string"))),
+    }
+}
+
+/// A whole number 0 or more; integral floats and digit strings are accepted too, since models
+/// often send numbers that way.
+pub fn integer(args: &Map<String, Value>, key: &str) -> Result<Option<u64>, Error> {
+    let bad = || Error::BadRequest(format!("{key} must be a whole number, 0 or more"));
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match (n.as_u64(), n.as_f64()) {
+            (Some(v), _) => Ok(Some(v)),
+            (None, Some(f)) if f >= 0.0 && f.fract() == 0.0 && f < u64::MAX as f64 => {
+                Ok(Some(f as u64))
+            }
+            _ => Err(bad()),
+        },
+        Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| bad()),
+        Some(_) => Err(bad()),
+    }
+}
+
+/// A number of seconds, 0 or more.
+pub fn number(args: &Map<String, Value>, key: &str) -> Result<Option<f64>, Error> {
+    let bad = || Error::BadRequest(format!("{key} must be a number of seconds, 0 or more"));
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n.as_f64().filter(|f| *f >= 0.0).map(Some).ok_or_else(bad),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| *f >= 0.0 && f.is_finite())
+            .map(Some)
+            .ok_or_else(bad),
+        Some(_) => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!("the tests pass objects"),
+        }
+    }
+
+    fn message(e: Error) -> String {
+        e.to_string()
+    }
+
+    #[test]
+    fn each_parser_takes_its_forms_and_names_the_field_it_refuses() {
+        let f = object(json!({
+            "s": "x", "n": 3, "nf": 3.0, "ns": " 4 ", "neg": -1, "frac": 1.5,
+            "t": "true", "b": false, "secs": "2.5", "null": null, "list": [1]
+        }));
+        assert_eq!(string(&f, "s").unwrap(), "x");
+        assert_eq!(
+            message(string(&f, "missing").unwrap_err()),
+            "missing is required"
+        );
+        assert_eq!(message(string(&f, "null").unwrap_err()), "null is required");
+        assert_eq!(message(string(&f, "n").unwrap_err()), "n must be a string");
+        assert_eq!(optional_string(&f, "missing").unwrap(), None);
+        assert_eq!(optional_string(&f, "null").unwrap(), None);
+        assert_eq!(
+            message(optional_string(&f, "list").unwrap_err()),
+            "list must be a string"
+        );
+        assert_eq!(integer(&f, "n").unwrap(), Some(3));
+        assert_eq!(integer(&f, "nf").unwrap(), Some(3));
+        assert_eq!(integer(&f, "ns").unwrap(), Some(4));
+        assert_eq!(integer(&f, "missing").unwrap(), None);
+        for bad in ["neg", "frac", "list", "s"] {
+            assert_eq!(
+                message(integer(&f, bad).unwrap_err()),
+                format!("{bad} must be a whole number, 0 or more")
+            );
+        }
+        assert_eq!(number(&f, "secs").unwrap(), Some(2.5));
+        assert_eq!(number(&f, "n").unwrap(), Some(3.0));
+        assert_eq!(
+            message(number(&f, "neg").unwrap_err()),
+            "neg must be a number of seconds, 0 or more"
+        );
+        assert_eq!(boolean(&f, "t").unwrap(), Some(true));
+        assert_eq!(boolean(&f, "b").unwrap(), Some(false));
+        assert_eq!(boolean(&f, "null").unwrap(), None);
+        assert_eq!(
+            message(boolean(&f, "s").unwrap_err()),
+            "s must be true or false"
+        );
+    }
+}

@@ -1,0 +1,26 @@
+//! What an MCP method may use while it runs: the relay's store, logs, sessions, cap on long
+//! requests and presence, and who is calling. The HTTP transport that carried the call builds
+//! one per call; the dispatch (`handler`), the tools and the resources only read it, so they
+//! depend on this type and never on each other's.
+
+use crate::capacity::LongRequests;
+use crate::logs::Logs;
+use crate::mcp::session::Sessions;
+use crate::presence::Presence;
+use crate::store::Store;
+use std::sync::Arc;
+
+/// The relay's parts and the caller, for one MCP call.
+pub struct Context<'a> {
+    pub store: &'a Store,
+    pub logs: &'a Logs,
+    pub long_requests: &'a LongRequests,
+    pub sessions: &'a Sessions,
+    /// The agent whose token made the call: it may only post under this name.
+    pub agent: Option<&'a str>,
+    /// Whom the per-client quotas count the call against.
+    pub client: &'a str,
+    pub presence: &'a Arc<Presence>,
+    /// The name the caller gives for presence (`X-Relay-Agent`, `?as=`), else its agent's.
+    pub name: Option<String>,
+}
