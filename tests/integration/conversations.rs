@@ -538,3 +538,20 @@ fn a_journal_written_before_replies_keys_and_positions_existed_reads_the_same() 
     // What was there is left byte for byte; the new message is appended after it.
     assert!(journal_text(&relay).starts_with(old));
 }
+
+#[test]
+fn an_agent_token_streams_only_with_its_own_reader_name() {
+    let relay = Relay::with(|c| {
+        c.agents = [("codex".to_string(), "tok-codex".to_string())].into();
+        c.store = claude_codex_relay::config::StoreKind::Memory;
+    });
+    let as_codex = [("Authorization", "Bearer tok-codex")];
+    let foreign = Sse::open(
+        relay.addr(),
+        "/api/stream?target=t&reader=claude",
+        &as_codex,
+    );
+    assert_eq!(foreign.status, 403);
+    let own = Sse::open(relay.addr(), "/api/stream?target=t&reader=codex", &as_codex);
+    assert_eq!(own.status, 200);
+}
