@@ -8,15 +8,18 @@
 //! 4xx naming the problem. A client waiting in a blocking fetch is listed as listening on its
 //! channel meanwhile.
 
+use crate::agent;
 use crate::app::App;
+use crate::capacity::MAX_WAIT_SECONDS;
 use crate::error::Error;
+use crate::fields::optional_string;
 use crate::http::exchange::{Incoming, Reply};
 use crate::http::guard::Caller;
 use crate::message::Message;
 use crate::presence::{detail, Kind};
 use crate::store::{Draft, Fetch};
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,9 +30,6 @@ pub const LIST_MAX_LIMIT: u64 = 500;
 /// Pages whose texts add up to more than this are serialised straight to the socket instead of
 /// into memory first, so a slow reader of a large page costs a buffer, not the page.
 pub const STREAMED_PAGE_BYTES: usize = 1024 * 1024;
-
-/// Longest `wait`, in seconds.
-pub const MAX_WAIT_SECONDS: f64 = 50.0;
 
 /// `GET /api/messages?target=T[&limit=N][&since_id=N][&wait=S][&newest=1][&reader=R]`.
 pub fn list_messages(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
@@ -106,18 +106,8 @@ fn reader(rq: &Incoming, caller: &Caller) -> Result<Option<String>, Error> {
         return Ok(None);
     };
     let reader = crate::store::name("reader", raw)?;
-    own_reader(&reader, caller)?;
+    agent::own_reader(&reader, caller.agent.as_deref())?;
     Ok(Some(reader))
-}
-
-/// With an agent's token, only that agent's reading positions may be read or moved.
-pub fn own_reader(reader: &str, caller: &Caller) -> Result<(), Error> {
-    match &caller.agent {
-        Some(agent) if agent != reader => Err(Error::Forbidden(format!(
-            "this token may only use the reader name {agent:?}"
-        ))),
-        _ => Ok(()),
-    }
 }
 
 /// A yes/no query parameter: `1`/`true` or `0`/`false`, or a 400 naming it.
@@ -144,21 +134,12 @@ pub fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, 
             "body must be a JSON object with target, sender and text".into(),
         ));
     };
-    let sender = match (field(&fields, "sender")?, &caller.agent) {
-        (None, Some(agent)) => agent.clone(),
-        (Some(s), Some(agent)) if s.trim() != agent => {
-            return Err(Error::Forbidden(format!(
-                "this token may only post as {agent:?}"
-            )))
-        }
-        (Some(s), _) => s,
-        (None, None) => return Err(Error::BadRequest("sender is required".into())),
-    };
+    let sender = agent::sender(optional_string(&fields, "sender")?, caller.agent.as_deref())?;
     let draft = Draft {
-        target: field(&fields, "target")?
+        target: optional_string(&fields, "target")?
             .ok_or_else(|| Error::BadRequest("target is required".into()))?,
         sender,
-        text: field(&fields, "text")?
+        text: optional_string(&fields, "text")?
             .ok_or_else(|| Error::BadRequest("text is required".into()))?,
         reply_to: match fields.get("reply_to") {
             None | Some(Value::Null) => None,
@@ -167,7 +148,7 @@ pub fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, 
             })?),
         },
         idempotency_key: match (
-            field(&fields, "idempotency_key")?,
+            optional_string(&fields, "idempotency_key")?,
             rq.header("idempotency-key"),
         ) {
             (Some(body), Some(header)) if body.trim() != header.trim() => {
@@ -179,7 +160,7 @@ pub fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, 
             (None, header) => header.map(str::to_string),
         },
     };
-    let source = match field(&fields, "source")? {
+    let source = match optional_string(&fields, "source")? {
         Some(s)
             if !s.is_empty()
                 && s.len() <= 32
@@ -378,13 +359,4 @@ pub fn listener_name(rq: &Incoming, caller: &Caller) -> Option<String> {
         .filter(|n| !n.is_empty())
         .map(str::to_string)
         .or_else(|| caller.agent.clone())
-}
-
-/// A string field of a JSON body: None if absent or null, 400 if another type.
-fn field(fields: &Map<String, Value>, key: &str) -> Result<Option<String>, Error> {
-    match fields.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(Error::BadRequest(format!("{key} must be a string"))),
-    }
 }
