@@ -7,7 +7,7 @@
 //! whether 100,000 idle MCP sessions slow posts down, and what they and 100,000 waits on
 //! channels that do not exist cost in memory, and the memory held after 744 posts of 1 MiB.
 //! `-- --memory` measures only what grows with history: start-up, RSS and reads at 1k, 100k
-//! and 1M stored, and the 1 MiB posts.
+//! and 1M stored (and reads at 1M against 1k in alternating rounds), and the 1 MiB posts.
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -650,6 +650,48 @@ fn stores_section(binary: &Path, sizes: &[usize], run: Duration, row: &mut Row) 
     }
 }
 
+/// GET at `large` stored against `small` stored, paired: both relays run at once and are
+/// loaded in alternating one-second rounds, so what other processes do to the machine hits
+/// both alike; the median round of each counts.
+fn paired_get_section(binary: &Path, small: usize, large: usize, rounds: usize, row: &mut Row) {
+    let (small_dir, large_dir) = (fresh_dir("paired-small"), fresh_dir("paired-large"));
+    write_journal(&small_dir, small);
+    write_journal(&large_dir, large);
+    let relays = [
+        Relay::start(binary, &small_dir, &["--fsync", "never"]),
+        Relay::start(binary, &large_dir, &["--fsync", "never"]),
+    ];
+    for c in [1usize, 16] {
+        let mut rates = [Vec::new(), Vec::new()];
+        for _ in 0..rounds {
+            for (relay, rates) in relays.iter().zip(rates.iter_mut()) {
+                let l = load(relay.addr, c, Duration::from_secs(1), |conn, _| {
+                    let (status, _) =
+                        conn.call("GET", "/api/messages?target=proj-x&limit=50", "", "");
+                    assert_eq!(status, 200);
+                });
+                rates.push(l.rate());
+            }
+        }
+        let [small_rate, large_rate] = rates.map(|mut r| {
+            r.sort_by(|a, b| a.total_cmp(b));
+            r[r.len() / 2]
+        });
+        row(
+            format!("GET c={c} paired: {large} stored / {small} stored"),
+            format!(
+                "{:.2}x  ({large_rate:.0} / {small_rate:.0} req/s, median of {rounds} rounds)",
+                large_rate / small_rate
+            ),
+            &format!("get_paired_c{c}_{large}_over_{small}"),
+            json!({"ratio": large_rate / small_rate, "large_rps": large_rate, "small_rps": small_rate}),
+        );
+    }
+    drop(relays);
+    let _ = std::fs::remove_dir_all(&small_dir);
+    let _ = std::fs::remove_dir_all(&large_dir);
+}
+
 /// Memory held after 744 posts of a 1 MiB text each (fsync never): with texts read back from
 /// the journal it stays near the idle figure; one such message read back at c=16.
 fn big_posts_section(binary: &Path, row: &mut Row) {
@@ -709,6 +751,7 @@ fn main() {
     };
     if std::env::args().any(|a| a == "--memory") {
         stores_section(&binary, &[1_000, 100_000, 1_000_000], run, &mut row);
+        paired_get_section(&binary, 1_000, 1_000_000, 9, &mut row);
         big_posts_section(&binary, &mut row);
         let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-memory.json");
         std::fs::write(&out, serde_json::to_string_pretty(&json!(results)).unwrap()).unwrap();

@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::idempotency::{self, Keys};
 use crate::message::Message;
 use serde::{Deserialize, Serialize};
-use std::borrow::Borrow;
+use std::borrow::{Borrow, Cow};
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
@@ -110,18 +110,22 @@ struct MessageOut<'a> {
     text: &'a str,
 }
 
-/// A message line as read: the wire shape plus the optional key.
+/// A message line as read: the wire shape plus the optional key. Strings without escapes are
+/// borrowed from the line, so replay allocates nothing for most of them.
 #[derive(Deserialize)]
-struct MessageIn {
+struct MessageIn<'a> {
     id: u64,
     ts: f64,
-    target: String,
-    sender: String,
+    #[serde(borrow)]
+    target: Cow<'a, str>,
+    #[serde(borrow)]
+    sender: Cow<'a, str>,
     #[serde(default)]
     reply_to: Option<u64>,
-    #[serde(default)]
-    key: Option<String>,
-    text: String,
+    #[serde(default, borrow)]
+    key: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    text: Cow<'a, str>,
 }
 
 /// Every line that is not a message, as read: exactly one field is set.
@@ -636,13 +640,13 @@ fn replay(path: &Path, file: &File) -> Result<(Replay, u64), Error> {
                     };
                     keys.remember(&m.sender, key, entry, m.ts, now);
                 }
-                let channel = match channel_of.get(&m.target) {
+                let channel = match channel_of.get(m.target.as_ref()) {
                     Some(c) => *c,
                     None => {
                         let c = u32::try_from(channels.len())
                             .map_err(|_| damage(number, "more than 2^32 channels".into()))?;
-                        channels.push(m.target.clone());
-                        channel_of.insert(m.target, c);
+                        channels.push(m.target.to_string());
+                        channel_of.insert(m.target.into_owned(), c);
                         c
                     }
                 };
@@ -811,10 +815,10 @@ pub fn read_message(file: &File, place: Place) -> io::Result<Message> {
     Ok(Message {
         id: m.id,
         ts: m.ts,
-        target: m.target,
-        sender: m.sender,
+        target: m.target.into_owned(),
+        sender: m.sender.into_owned(),
         reply_to: m.reply_to,
-        text: m.text,
+        text: m.text.into_owned(),
     })
 }
 

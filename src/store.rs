@@ -421,7 +421,6 @@ impl Store {
                 })
                 .collect()),
         };
-
         let places = match written {
             Ok(places) => places,
             Err(e) => {
@@ -679,7 +678,9 @@ impl Store {
                 continue;
             }
             let Some(file) = file.as_deref() else {
-                log::error!("message {} is in the index but not in memory", e.id);
+                // Without a journal a message missing from memory was deleted or dropped by
+                // retention since it was taken from the index: it is left out, as it would
+                // be a moment later.
                 continue;
             };
             match read_message(file, e.place) {
