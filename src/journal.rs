@@ -26,6 +26,7 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The journal's file name inside the data directory.
 pub const JOURNAL_FILE: &str = "messages.jsonl";
@@ -47,8 +48,6 @@ pub struct Replay {
     pub last_id: u64,
     pub keys: Keys,
     pub positions: Vec<Position>,
-    /// A read handle on the journal the places point into (none without a journal).
-    pub file: Option<File>,
 }
 
 /// Where a message's line lies in the journal file (without its newline), and how long its
@@ -205,6 +204,8 @@ pub struct Journal {
     dir: PathBuf,
     /// Opened for appending: every write lands at the end of the file.
     file: Appender,
+    /// A read handle on the same file, for positional reads at the places appends report.
+    reader: Arc<File>,
     /// Length of the file after the last successful append; a failed append is cut back to it.
     len: u64,
     /// A failed append could not be cut back: the file holds a partial batch past `len`, which
@@ -234,7 +235,7 @@ pub struct Compaction {
 pub struct Relocation {
     /// A read handle on the new journal, which the new places point into (the old handle
     /// still reads the replaced file, whose places stay right in it).
-    pub file: File,
+    pub file: Arc<File>,
     places: Vec<(u64, Place)>,
     mark: u64,
     /// Where the lines appended after `mark` start in the new file.
@@ -274,16 +275,16 @@ impl Journal {
             // messages could vanish with it after a power loss.
             sync_dir(dir).map_err(|e| io_context("cannot sync", dir, e))?;
         }
-        let (mut replay, len) = replay(&path, &file)?;
-        replay.file = Some(
-            file.try_clone()
-                .map_err(|e| io_context("cannot open a reader on", &path, e))?,
-        );
+        let (replay, len) = replay(&path, &file)?;
+        let reader = file
+            .try_clone()
+            .map_err(|e| io_context("cannot open a reader on", &path, e))?;
         Ok((
             Journal {
                 path,
                 dir: dir.to_path_buf(),
                 file: Appender::new(file),
+                reader: Arc::new(reader),
                 len,
                 dirty: false,
                 fsync,
@@ -433,8 +434,9 @@ impl Journal {
         // moment where appends could go to the unlinked old file.
         self.file.file = c.file;
         self.len = c.len + copied;
+        self.reader = Arc::new(reader);
         let relocation = Relocation {
-            file: reader,
+            file: Arc::clone(&self.reader),
             places: c.places,
             mark: c.mark,
             base: c.len,
@@ -465,6 +467,12 @@ impl Journal {
             c.file.sync_all()?;
         }
         Ok(tail)
+    }
+
+    /// A read handle on the journal file as it is now: the places appends report (and replay
+    /// found) are right in it, even after a compaction replaces the file under its name.
+    pub fn reader(&self) -> Arc<File> {
+        Arc::clone(&self.reader)
     }
 
     /// The journal file's path.
@@ -716,7 +724,6 @@ fn replay(path: &Path, file: &File) -> Result<(Replay, u64), Error> {
             last_id,
             keys,
             positions,
-            file: None,
         },
         offset,
     ))
@@ -889,15 +896,12 @@ mod tests {
     }
 
     /// The replayed messages with their texts, read back from the journal at their places.
-    fn messages(replay: &Replay) -> Vec<Message> {
-        let file = replay
-            .file
-            .as_ref()
-            .expect("a replayed journal has a reader");
+    fn messages(j: &Journal, replay: &Replay) -> Vec<Message> {
+        let file = j.reader();
         replay
             .messages
             .iter()
-            .map(|m| read_message(file, m.place).unwrap())
+            .map(|m| read_message(&file, m.place).unwrap())
             .collect()
     }
 
@@ -916,9 +920,9 @@ mod tests {
         j.append(&[msg(3, "proj-x")]).unwrap();
         j.append(&[]).unwrap();
         drop(j);
-        let (_, replay) = open(&dir);
+        let (j, replay) = open(&dir);
         assert_eq!(
-            messages(&replay),
+            messages(&j, &replay),
             vec![msg(1, "proj-x"), msg(2, "codex"), msg(3, "proj-x")]
         );
         assert_eq!(replay.last_id, 3);
@@ -961,9 +965,9 @@ mod tests {
         // The next append starts on a clean line boundary.
         j.append(&[msg(3, "a")]).unwrap();
         drop(j);
-        let (_, replay) = open(&dir);
+        let (j, replay) = open(&dir);
         assert_eq!(replay.messages.len(), 3);
-        assert_eq!(messages(&replay)[2], msg(3, "a"));
+        assert_eq!(messages(&j, &replay)[2], msg(3, "a"));
     }
 
     #[test]
@@ -1099,7 +1103,7 @@ mod tests {
         let (mut j, replay) = open(&dir);
         let ids: Vec<u64> = replay.messages.iter().map(|m| m.id).collect();
         assert_eq!(ids, [2, 4, 7]);
-        assert_eq!(messages(&replay)[0], msg(2, "a"));
+        assert_eq!(messages(&j, &replay)[0], msg(2, "a"));
         assert_eq!(replay.last_id, 7);
         assert!(fs::read_to_string(dir.journal())
             .unwrap()
@@ -1190,7 +1194,7 @@ mod tests {
             "{text}"
         );
         let (mut j, replay) = open(&dir);
-        assert_eq!(messages(&replay), vec![reply.clone(), third.clone()]);
+        assert_eq!(messages(&j, &replay), vec![reply.clone(), third.clone()]);
         assert_eq!(replay.positions, vec![position, moved.clone()]);
         // Keys older than their window are not remembered: these messages are from 2023.
         assert!(replay.keys.is_empty());
@@ -1198,7 +1202,7 @@ mod tests {
             keys: HashMap::from([(3, "k3".to_string())]),
             positions: vec![moved.clone()],
         };
-        let kept = messages(&replay).into_iter().map(Ok);
+        let kept = messages(&j, &replay).into_iter().map(Ok);
         let c = Journal::prepare(j.dir(), kept, &extras, 3, j.mark()).unwrap();
         j.install(c).unwrap();
         j.append_lines(&[Line::Delete(&Deletion::Channel {
@@ -1213,8 +1217,8 @@ mod tests {
             "the deleted text left the file: {text}"
         );
         assert!(text.contains("\"key\":\"k3\""), "{text}");
-        let (_, replay) = open(&dir);
-        assert_eq!(messages(&replay), vec![reply]);
+        let (j, replay) = open(&dir);
+        assert_eq!(messages(&j, &replay), vec![reply]);
         assert_eq!(replay.positions, vec![moved]);
         assert_eq!(replay.last_id, 3);
     }
@@ -1301,8 +1305,8 @@ mod tests {
         );
         assert_eq!(texts(&store), ["before", "after"]);
         drop(store);
-        let (_, replay) = open(&dir);
-        let kept: Vec<(u64, String)> = messages(&replay)
+        let (j, replay) = open(&dir);
+        let kept: Vec<(u64, String)> = messages(&j, &replay)
             .into_iter()
             .map(|m| (m.id, m.text))
             .collect();

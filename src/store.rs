@@ -268,7 +268,7 @@ impl Store {
             closed: false,
             count: 0,
             positions: BTreeMap::new(),
-            file: replay.file.map(Arc::new),
+            file: journal.as_ref().map(Journal::reader),
         };
         let mut top = replay.last_id;
         for m in replay.messages {
@@ -1259,7 +1259,7 @@ impl State {
             // those older than its start are looked up in it.
             log::error!("{lost} kept messages were not in the compacted journal");
         }
-        self.file = Some(Arc::new(relocation.file));
+        self.file = Some(relocation.file);
     }
 
     /// Where `reader` stands on `target` (0 if it never read it).
