@@ -650,16 +650,23 @@ fn stores_section(binary: &Path, sizes: &[usize], run: Duration, row: &mut Row) 
     }
 }
 
-/// GET at `large` stored against `small` stored, paired: both relays run at once and are
-/// loaded in alternating one-second rounds, so what other processes do to the machine hits
-/// both alike; the median round of each counts.
-fn paired_get_section(binary: &Path, small: usize, large: usize, rounds: usize, row: &mut Row) {
-    let (small_dir, large_dir) = (fresh_dir("paired-small"), fresh_dir("paired-large"));
-    write_journal(&small_dir, small);
-    write_journal(&large_dir, large);
+/// One side of a paired comparison: a build and the messages its store holds.
+struct Side<'a> {
+    label: String,
+    binary: &'a Path,
+    stored: usize,
+}
+
+/// GET on side `b` against side `a`, paired: both relays run at once and are loaded in
+/// alternating one-second rounds, so what other processes do to the machine hits both alike;
+/// the median round of each counts.
+fn paired_get_section(a: Side, b: Side, key: &str, rounds: usize, row: &mut Row) {
+    let dirs = [fresh_dir("paired-a"), fresh_dir("paired-b")];
+    write_journal(&dirs[0], a.stored);
+    write_journal(&dirs[1], b.stored);
     let relays = [
-        Relay::start(binary, &small_dir, &["--fsync", "never"]),
-        Relay::start(binary, &large_dir, &["--fsync", "never"]),
+        Relay::start(a.binary, &dirs[0], &["--fsync", "never"]),
+        Relay::start(b.binary, &dirs[1], &["--fsync", "never"]),
     ];
     for c in [1usize, 16] {
         let mut rates = [Vec::new(), Vec::new()];
@@ -673,23 +680,24 @@ fn paired_get_section(binary: &Path, small: usize, large: usize, rounds: usize, 
                 rates.push(l.rate());
             }
         }
-        let [small_rate, large_rate] = rates.map(|mut r| {
+        let [a_rate, b_rate] = rates.map(|mut r| {
             r.sort_by(|a, b| a.total_cmp(b));
             r[r.len() / 2]
         });
         row(
-            format!("GET c={c} paired: {large} stored / {small} stored"),
+            format!("GET c={c} paired: {} / {}", b.label, a.label),
             format!(
-                "{:.2}x  ({large_rate:.0} / {small_rate:.0} req/s, median of {rounds} rounds)",
-                large_rate / small_rate
+                "{:.2}x  ({b_rate:.0} / {a_rate:.0} req/s, median of {rounds} rounds)",
+                b_rate / a_rate
             ),
-            &format!("get_paired_c{c}_{large}_over_{small}"),
-            json!({"ratio": large_rate / small_rate, "large_rps": large_rate, "small_rps": small_rate}),
+            &format!("get_paired_c{c}_{key}"),
+            json!({"ratio": b_rate / a_rate, "b_rps": b_rate, "a_rps": a_rate}),
         );
     }
     drop(relays);
-    let _ = std::fs::remove_dir_all(&small_dir);
-    let _ = std::fs::remove_dir_all(&large_dir);
+    for dir in dirs {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 /// Memory held after 744 posts of a 1 MiB text each (fsync never): with texts read back from
@@ -751,7 +759,28 @@ fn main() {
     };
     if std::env::args().any(|a| a == "--memory") {
         stores_section(&binary, &[1_000, 100_000, 1_000_000], run, &mut row);
-        paired_get_section(&binary, 1_000, 1_000_000, 9, &mut row);
+        let side = |label: &str, binary, stored| Side {
+            label: label.to_string(),
+            binary,
+            stored,
+        };
+        paired_get_section(
+            side("1k stored", &binary, 1_000),
+            side("1M stored", &binary, 1_000_000),
+            "1m_over_1k",
+            9,
+            &mut row,
+        );
+        // `RELAY_BENCH_BASELINE`: another build to compare this one with, at 1M stored.
+        if let Ok(baseline) = std::env::var("RELAY_BENCH_BASELINE") {
+            paired_get_section(
+                side("baseline, 1M stored", Path::new(&baseline), 1_000_000),
+                side("this build, 1M stored", &binary, 1_000_000),
+                "1m_this_over_baseline",
+                9,
+                &mut row,
+            );
+        }
         big_posts_section(&binary, &mut row);
         let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-memory.json");
         std::fs::write(&out, serde_json::to_string_pretty(&json!(results)).unwrap()).unwrap();
