@@ -118,10 +118,11 @@ struct Entry {
     place: Place,
 }
 
-/// Entries taken from the index with the journal file their places point into, to be read
-/// after the index is let go.
+/// Entries taken from the index with what the cache had of them and the journal file their
+/// places point into, to read the rest after the index is let go.
 struct Taken {
     entries: Vec<Entry>,
+    cached: Vec<Option<Arc<Message>>>,
     file: Option<Arc<File>>,
 }
 
@@ -167,8 +168,6 @@ pub struct Store {
     queue: Mutex<Vec<Arc<Slot>>>,
     hooks: Mutex<Vec<Arc<Hook>>>,
     limits: Limits,
-    /// Recently read messages; without a journal, every message.
-    texts: Mutex<Cache>,
 }
 
 struct State {
@@ -183,6 +182,9 @@ struct State {
     positions: BTreeMap<String, BTreeMap<String, u64>>,
     /// The journal file the entries' places point into; replaced with them by a compaction.
     file: Option<Arc<File>>,
+    /// Recently read messages; without a journal, every message. Under the index's lock, so
+    /// a page served from it takes no other lock.
+    texts: Cache,
 }
 
 #[derive(Default)]
@@ -269,6 +271,11 @@ impl Store {
             count: 0,
             positions: BTreeMap::new(),
             file: journal.as_ref().map(Journal::reader),
+            texts: if journal.is_some() {
+                Cache::new(limits.cache_bytes)
+            } else {
+                Cache::unbounded()
+            },
         };
         let mut top = replay.last_id;
         for m in replay.messages {
@@ -283,17 +290,10 @@ impl Store {
         for c in state.channels.values_mut() {
             c.messages.shrink_to_fit();
         }
-        let texts = if journal.is_some() {
-            Cache::new(limits.cache_bytes)
-        } else {
-            Cache::unbounded()
-        };
         for p in replay.positions {
             state.move_position(&p.reader, &p.target, p.id);
         }
-        let stale = !state
-            .retain(limits.retention_max_messages, limits.age_cutoff())
-            .is_empty();
+        let stale = state.retain(limits.retention_max_messages, limits.age_cutoff()) > 0;
         Store {
             state: Mutex::new(state),
             commit: Mutex::new(Committer {
@@ -309,7 +309,6 @@ impl Store {
             queue: Mutex::new(Vec::new()),
             hooks: Mutex::new(Vec::new()),
             limits,
-            texts: Mutex::new(texts),
         }
     }
 
@@ -450,15 +449,10 @@ impl Store {
             published.push((f.at, Arc::new(f.message)));
         }
         {
-            // Into the cache first: without a journal it is the only place the text is.
-            let mut texts = lock(&self.texts);
-            for (_, m) in &published {
-                texts.put(Arc::clone(m));
-            }
-        }
-        {
             let mut state = lock(&self.state);
             for ((_, m), entry) in published.iter().zip(entries) {
+                // Without a journal the cache is the only place the text is.
+                state.texts.put(Arc::clone(m));
                 state.insert(&m.target, entry);
             }
         }
@@ -569,7 +563,7 @@ impl Store {
             let mut state = lock(&self.state);
             let dropped =
                 state.retain(self.limits.retention_max_messages, self.limits.age_cutoff());
-            committer.stale |= !dropped.is_empty();
+            committer.stale |= dropped > 0;
             let kept: Vec<Entry> = if committer.stale && committer.journal.is_some() {
                 state
                     .channels
@@ -581,8 +575,6 @@ impl Store {
             };
             (dropped, kept, state.file.clone(), state.position_list())
         };
-        self.forget(&dropped);
-        let dropped = dropped.len();
         let Some(journal) = committer.journal.as_ref().filter(|_| committer.stale) else {
             return dropped;
         };
@@ -653,25 +645,17 @@ impl Store {
         }
     }
 
-    /// Forgets the texts of messages dropped from the index.
-    fn forget(&self, ids: &[u64]) {
-        if ids.is_empty() {
-            return;
-        }
-        let mut texts = lock(&self.texts);
-        for id in ids {
-            texts.remove(*id);
-        }
-    }
-
     /// The messages `taken` names, from the cache or else read from its file; read ones are
     /// cached when `remember` says so. A message that cannot be read is logged and left out.
     fn resolve(&self, taken: Taken, remember: bool) -> Vec<Arc<Message>> {
-        let Taken { entries, file } = taken;
-        let mut found: Vec<Option<Arc<Message>>> = {
-            let mut texts = lock(&self.texts);
-            entries.iter().map(|e| texts.get(e.id)).collect()
-        };
+        let Taken {
+            entries,
+            cached: mut found,
+            file,
+        } = taken;
+        if found.iter().all(Option::is_some) {
+            return found.into_iter().flatten().collect();
+        }
         let mut read = Vec::new();
         for (slot, e) in found.iter_mut().zip(&entries) {
             if slot.is_some() {
@@ -698,9 +682,12 @@ impl Store {
             }
         }
         if remember && !read.is_empty() {
-            let mut texts = lock(&self.texts);
+            let mut state = lock(&self.state);
             for m in read {
-                texts.put(m);
+                // Not if it was dropped meanwhile: its text would linger in memory.
+                if state.find(&m.target, m.id).is_some() {
+                    state.texts.put(m);
+                }
             }
         }
         found.into_iter().flatten().collect()
@@ -709,8 +696,9 @@ impl Store {
     /// Message `id` of channel `target`, if it is kept.
     fn find(&self, target: &str, id: u64) -> Option<Arc<Message>> {
         let taken = {
-            let state = lock(&self.state);
-            state.take(state.find(target, id).into_iter().collect())
+            let mut state = lock(&self.state);
+            let found = state.find(target, id).into_iter().collect();
+            state.take(found)
         };
         self.resolve(taken, true).pop()
     }
@@ -751,8 +739,9 @@ impl Store {
     /// The oldest `limit` messages of `target` with an id above `since_id`, ascending.
     pub fn after(&self, target: &str, since_id: u64, limit: usize) -> Vec<Arc<Message>> {
         let taken = {
-            let state = lock(&self.state);
-            state.take(state.after(target, since_id, limit))
+            let mut state = lock(&self.state);
+            let found = state.after(target, since_id, limit);
+            state.take(found)
         };
         self.resolve(taken, true)
     }
@@ -848,7 +837,7 @@ impl Store {
     /// The newest `limit` messages of `target`, ascending.
     pub fn latest(&self, target: &str, limit: usize) -> Vec<Arc<Message>> {
         let taken = {
-            let state = lock(&self.state);
+            let mut state = lock(&self.state);
             let entries = match state.channels.get(target) {
                 Some(c) => c
                     .messages
@@ -1068,8 +1057,9 @@ impl Store {
         let mut below = u64::MAX;
         while hits.len() < limit {
             let taken = {
-                let state = lock(&self.state);
-                state.take(state.newest_below(target, below, SEARCH_CHUNK))
+                let mut state = lock(&self.state);
+                let found = state.newest_below(target, below, SEARCH_CHUNK);
+                state.take(found)
             };
             let Some(last) = taken.entries.last() else {
                 break;
@@ -1138,8 +1128,7 @@ impl Store {
         if let Some(journal) = committer.journal.as_mut() {
             journal.append_lines(&[Line::Delete(&deletion)])?;
         }
-        let removed = lock(&self.state).delete(target, deletion);
-        self.forget(&removed);
+        lock(&self.state).delete(target, deletion);
         committer.stale = true;
         committer.purge = true;
         self.purge(committer);
@@ -1208,8 +1197,9 @@ impl State {
     }
 
     /// `entries` with the file their places point into, to read once the lock is let go.
-    fn take(&self, entries: Vec<Entry>) -> Taken {
+    fn take(&mut self, entries: Vec<Entry>) -> Taken {
         Taken {
+            cached: entries.iter().map(|e| self.texts.get(e.id)).collect(),
             entries,
             file: self.file.clone(),
         }
@@ -1331,21 +1321,21 @@ impl State {
         slice
     }
 
-    /// Removes what `deletion` names from `target` and tells its waiters; returns the ids
-    /// removed.
-    fn delete(&mut self, target: &str, deletion: Deletion) -> Vec<u64> {
+    /// Removes what `deletion` names from `target` (texts from the cache too) and tells its
+    /// waiters.
+    fn delete(&mut self, target: &str, deletion: Deletion) {
         let Some(c) = self.channels.get_mut(target) else {
-            return Vec::new();
+            return;
         };
-        let removed: Vec<u64> = match &deletion {
-            Deletion::Message { id } => vec![*id],
-            Deletion::Channel { through, .. } => c
-                .messages
-                .iter()
-                .map(|m| m.id)
-                .take_while(|id| id <= through)
-                .collect(),
-        };
+        match &deletion {
+            Deletion::Message { id } => self.texts.remove(*id),
+            Deletion::Channel { through, .. } => {
+                let upto = c.messages.partition_point(|m| m.id <= *through);
+                for m in c.messages.range(..upto) {
+                    self.texts.remove(m.id);
+                }
+            }
+        }
         let before = c.messages.len();
         match &deletion {
             Deletion::Message { id } => c.messages.retain(|m| m.id != *id),
@@ -1361,13 +1351,12 @@ impl State {
         c.deleted.push_back(deletion);
         c.deletions += 1;
         c.changed.notify_all();
-        removed
     }
 
-    /// Drops the oldest messages past `per_channel` and those older than `cutoff`; returns
-    /// the ids dropped.
-    fn retain(&mut self, per_channel: usize, cutoff: f64) -> Vec<u64> {
-        let mut dropped = Vec::new();
+    /// Drops the oldest messages past `per_channel` and those older than `cutoff` (texts from
+    /// the cache too); returns how many.
+    fn retain(&mut self, per_channel: usize, cutoff: f64) -> usize {
+        let mut dropped = 0;
         for c in self.channels.values_mut() {
             let over = if per_channel > 0 {
                 c.messages.len().saturating_sub(per_channel)
@@ -1376,9 +1365,12 @@ impl State {
             };
             let old = c.messages.partition_point(|m| m.ts < cutoff);
             let n = over.max(old);
-            dropped.extend(c.messages.drain(..n).map(|m| m.id));
+            for m in c.messages.drain(..n) {
+                self.texts.remove(m.id);
+            }
+            dropped += n;
         }
-        self.count -= dropped.len();
+        self.count -= dropped;
         dropped
     }
 }
