@@ -5,7 +5,9 @@
 //! and writes the figures to `target/bench.json`. Stores of 1k to 1M messages are made by
 //! writing the journal directly, which also times start-up with a full journal. Also measured:
 //! whether 100,000 idle MCP sessions slow posts down, and what they and 100,000 waits on
-//! channels that do not exist cost in memory.
+//! channels that do not exist cost in memory, and the memory held after 744 posts of 1 MiB.
+//! `-- --memory` measures only what grows with history: start-up, RSS and reads at 1k, 100k
+//! and 1M stored (and reads at 1M against 1k in alternating rounds), and the 1 MiB posts.
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -589,6 +591,152 @@ fn abuse_section(binary: &Path, quick: bool, row: &mut dyn FnMut(String, String,
     );
 }
 
+/// A row of the table: its name, the value shown, the JSON key and the value kept.
+type Row<'a> = dyn FnMut(String, String, &str, Value) + 'a;
+
+/// Start-up, memory and reads against stores of `sizes` messages, made by writing the journal.
+fn stores_section(binary: &Path, sizes: &[usize], run: Duration, row: &mut Row) {
+    let mut get_c16 = Vec::new();
+    for &n in sizes {
+        let dir = fresh_dir(&format!("store{n}"));
+        write_journal(&dir, n);
+        let relay = Relay::start(binary, &dir, &["--fsync", "never"]);
+        row(
+            format!("start-up with {n} messages (journal replay)"),
+            format!("{:.1} ms", relay.started_in.as_secs_f64() * 1000.0),
+            &format!("startup_{n}_ms"),
+            json!(relay.started_in.as_secs_f64() * 1000.0),
+        );
+        row(
+            format!("RSS with {n} messages"),
+            format!("{:.1} MiB", relay.rss_mib()),
+            &format!("rss_{n}_mib"),
+            json!(relay.rss_mib()),
+        );
+        for c in [1usize, 16, 64] {
+            let mut l = load(relay.addr, c, run, |conn, _| {
+                let (status, _) = conn.call("GET", "/api/messages?target=proj-x&limit=50", "", "");
+                assert_eq!(status, 200);
+            });
+            let (rate, p50, p99) = (l.rate(), l.percentile(0.5), l.percentile(0.99));
+            if c == 16 {
+                get_c16.push(rate);
+            }
+            row(
+                format!("GET /api/messages limit=50, {n} stored, c={c}"),
+                format!("{rate:>9.0} req/s  p50 {p50:.2} ms  p99 {p99:.2} ms"),
+                &format!("get_{n}_c{c}"),
+                json!({"rps": rate, "p50_ms": p50, "p99_ms": p99}),
+            );
+        }
+        drop(relay);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    if let (Some(first), Some(last)) = (get_c16.first(), get_c16.last()) {
+        row(
+            "GET c=16: largest store vs 1k (ratio)".into(),
+            format!("{:.2}x", first / last),
+            "get_c16_ratio",
+            json!(first / last),
+        );
+    }
+    if let (Some(first), Some(last)) = (get_c16.first(), get_c16.last()) {
+        row(
+            "GET c=16: largest store's rate / 1k's (ratio)".into(),
+            format!("{:.2}x", last / first),
+            "get_c16_largest_over_1k",
+            json!(last / first),
+        );
+    }
+}
+
+/// One side of a paired comparison: a build and the messages its store holds.
+struct Side<'a> {
+    label: String,
+    binary: &'a Path,
+    stored: usize,
+}
+
+/// GET on side `b` against side `a`, paired: both relays run at once and are loaded in
+/// alternating one-second rounds, so what other processes do to the machine hits both alike;
+/// the median round of each counts.
+fn paired_get_section(a: Side, b: Side, key: &str, rounds: usize, row: &mut Row) {
+    let dirs = [fresh_dir("paired-a"), fresh_dir("paired-b")];
+    write_journal(&dirs[0], a.stored);
+    write_journal(&dirs[1], b.stored);
+    let relays = [
+        Relay::start(a.binary, &dirs[0], &["--fsync", "never"]),
+        Relay::start(b.binary, &dirs[1], &["--fsync", "never"]),
+    ];
+    for c in [1usize, 16] {
+        let mut rates = [Vec::new(), Vec::new()];
+        for _ in 0..rounds {
+            for (relay, rates) in relays.iter().zip(rates.iter_mut()) {
+                let l = load(relay.addr, c, Duration::from_secs(1), |conn, _| {
+                    let (status, _) =
+                        conn.call("GET", "/api/messages?target=proj-x&limit=50", "", "");
+                    assert_eq!(status, 200);
+                });
+                rates.push(l.rate());
+            }
+        }
+        let [a_rate, b_rate] = rates.map(|mut r| {
+            r.sort_by(|a, b| a.total_cmp(b));
+            r[r.len() / 2]
+        });
+        row(
+            format!("GET c={c} paired: {} / {}", b.label, a.label),
+            format!(
+                "{:.2}x  ({b_rate:.0} / {a_rate:.0} req/s, median of {rounds} rounds)",
+                b_rate / a_rate
+            ),
+            &format!("get_paired_c{c}_{key}"),
+            json!({"ratio": b_rate / a_rate, "b_rps": b_rate, "a_rps": a_rate}),
+        );
+    }
+    drop(relays);
+    for dir in dirs {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// Memory held after 744 posts of a 1 MiB text each (fsync never): with texts read back from
+/// the journal it stays near the idle figure; one such message read back at c=16.
+fn big_posts_section(binary: &Path, row: &mut Row) {
+    let dir = fresh_dir("big-posts");
+    let relay = Relay::start(binary, &dir, &["--fsync", "never"]);
+    let text = "x".repeat(1024 * 1024);
+    let body = json!({"target": "big", "sender": "bench", "text": text}).to_string();
+    spread(relay.addr, 4, 744, move |conn, _| {
+        let (status, reply) = conn.call("POST", "/api/messages", "", &body);
+        assert_eq!(status, 201, "{reply}");
+    });
+    let rss = relay.rss_mib();
+    row(
+        "RSS after 744 posts of 1 MiB".into(),
+        format!("{rss:.1} MiB"),
+        "rss_after_744_1mib_posts_mib",
+        json!(rss),
+    );
+    let mut l = load(relay.addr, 16, Duration::from_secs(2), |conn, i| {
+        let path = format!("/api/messages?target=big&since_id={}&limit=1", i % 744);
+        let (status, _) = conn.call("GET", &path, "", "");
+        assert_eq!(status, 200);
+    });
+    let (rate, p99) = (l.rate(), l.percentile(0.99));
+    row(
+        "GET one of 744 1 MiB messages, c=16".into(),
+        format!(
+            "{rate:>9.0} req/s  p99 {p99:.2} ms  (RSS after: {:.1} MiB)",
+            relay.rss_mib()
+        ),
+        "get_1mib_c16",
+        json!({"rps": rate, "p99_ms": p99, "rss_mib": relay.rss_mib()}),
+    );
+    drop(relay);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let run = if quick {
@@ -609,6 +757,36 @@ fn main() {
         table.push((name, value));
         results.insert(key.to_string(), v);
     };
+    if std::env::args().any(|a| a == "--memory") {
+        stores_section(&binary, &[1_000, 100_000, 1_000_000], run, &mut row);
+        let side = |label: &str, binary, stored| Side {
+            label: label.to_string(),
+            binary,
+            stored,
+        };
+        paired_get_section(
+            side("1k stored", &binary, 1_000),
+            side("1M stored", &binary, 1_000_000),
+            "1m_over_1k",
+            9,
+            &mut row,
+        );
+        // `RELAY_BENCH_BASELINE`: another build to compare this one with, at 1M stored.
+        if let Ok(baseline) = std::env::var("RELAY_BENCH_BASELINE") {
+            paired_get_section(
+                side("baseline, 1M stored", Path::new(&baseline), 1_000_000),
+                side("this build, 1M stored", &binary, 1_000_000),
+                "1m_this_over_baseline",
+                9,
+                &mut row,
+            );
+        }
+        big_posts_section(&binary, &mut row);
+        let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-memory.json");
+        std::fs::write(&out, serde_json::to_string_pretty(&json!(results)).unwrap()).unwrap();
+        println!("\nwritten to {}", out.display());
+        return;
+    }
     if std::env::args().any(|a| a == "--abuse") {
         abuse_section(&binary, quick, &mut row);
         let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-abuse.json");
@@ -650,51 +828,8 @@ fn main() {
         json!(idle_rss),
     );
 
-    // Reads against growing stores.
-    let mut get_c16 = Vec::new();
-    for &n in sizes {
-        let dir = fresh_dir(&format!("store{n}"));
-        write_journal(&dir, n);
-        let relay = Relay::start(&binary, &dir, &["--fsync", "never"]);
-        row(
-            format!("start-up with {n} messages (journal replay)"),
-            format!("{:.1} ms", relay.started_in.as_secs_f64() * 1000.0),
-            &format!("startup_{n}_ms"),
-            json!(relay.started_in.as_secs_f64() * 1000.0),
-        );
-        row(
-            format!("RSS with {n} messages"),
-            format!("{:.1} MiB", relay.rss_mib()),
-            &format!("rss_{n}_mib"),
-            json!(relay.rss_mib()),
-        );
-        for c in [1usize, 16, 64] {
-            let mut l = load(relay.addr, c, run, |conn, _| {
-                let (status, _) = conn.call("GET", "/api/messages?target=proj-x&limit=50", "", "");
-                assert_eq!(status, 200);
-            });
-            let (rate, p50, p99) = (l.rate(), l.percentile(0.5), l.percentile(0.99));
-            if c == 16 {
-                get_c16.push(rate);
-            }
-            row(
-                format!("GET /api/messages limit=50, {n} stored, c={c}"),
-                format!("{rate:>9.0} req/s  p50 {p50:.2} ms  p99 {p99:.2} ms"),
-                &format!("get_{n}_c{c}"),
-                json!({"rps": rate, "p50_ms": p50, "p99_ms": p99}),
-            );
-        }
-        drop(relay);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    if let (Some(first), Some(last)) = (get_c16.first(), get_c16.last()) {
-        row(
-            "GET c=16: largest store vs 1k (ratio)".into(),
-            format!("{:.2}x", first / last),
-            "get_c16_ratio",
-            json!(first / last),
-        );
-    }
+    stores_section(&binary, sizes, run, &mut row);
+    big_posts_section(&binary, &mut row);
 
     // Posts, with and without fsync.
     for fsync in ["never", "always"] {

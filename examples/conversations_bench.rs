@@ -1,13 +1,13 @@
 //! Figures for the conversation features: `cargo run --release --example conversations_bench`.
 //! Search latency over an in-process store of 1k, 100k and 1M messages (~100-byte texts in
-//! eight channels), for a query that matches nothing (every text is read) and one whose hits
-//! fill the page early; and, measured first while the heap is fresh, the memory (RSS growth) of
+//! eight channels, kept in a journal and read back from it), for a query that matches nothing
+//! (every text is read) and one whose hits fill the page early; and, measured first while the heap is fresh, the memory (RSS growth) of
 //! the idempotency-key table for 100k posts with keys and of 10,000 reader positions kept in
 //! the journal and replayed.
 
 use claude_codex_relay::config::Fsync;
 use claude_codex_relay::idempotency::{digest, Entry, Keys};
-use claude_codex_relay::journal::{Journal, Line, Position, Replay};
+use claude_codex_relay::journal::{Journal, Line, Position};
 use claude_codex_relay::message::Message;
 use claude_codex_relay::store::{Limits, Store};
 use std::time::Instant;
@@ -110,18 +110,23 @@ fn main() {
     store.close();
     let _ = std::fs::remove_dir_all(&dir);
 
-    println!("search (in-process store, limit 50)");
+    println!("search (in-process store over a journal, limit 50; texts are read from the file)");
     println!(
         "{:>9}  {:>28}  {:>28}  {:>28}",
         "stored", "miss: median / max ms", "hit: median / max ms", "miss in one channel"
     );
     for n in [1_000u64, 100_000, 1_000_000] {
-        let replay = Replay {
-            messages: (1..=n).map(message).collect(),
-            last_id: n,
-            ..Replay::default()
-        };
-        let store = Store::new(None, replay, &[], Limits::default());
+        let dir = std::env::temp_dir().join(format!("relay-search-bench-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        {
+            let (mut journal, _) = Journal::open(&dir, Fsync::Never).expect("journal");
+            let all: Vec<Message> = (1..=n).map(message).collect();
+            for batch in all.chunks(10_000) {
+                journal.append(batch).expect("append");
+            }
+        }
+        let (journal, replay) = Journal::open(&dir, Fsync::Never).expect("journal");
+        let store = Store::new(Some(journal), replay, &[], Limits::default());
         let runs = if n >= 1_000_000 { 7 } else { 21 };
         let miss = time(runs, || store.search("no such words", None, None, 50).len());
         let hit = time(runs, || store.search("PARSER change", None, None, 50).len());
@@ -134,5 +139,7 @@ fn main() {
             "{n:>9}  {:>12.2} / {:>8.2} ({} hits)  {:>12.2} / {:>8.2} ({} hits)  {:>12.2} / {:>8.2}",
             miss.0, miss.1, miss.2, hit.0, hit.1, hit.2, one.0, one.1
         );
+        store.close();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -93,6 +93,9 @@ pub struct Config {
     pub retention_max_messages: usize,
     /// Drop messages older than this many days; 0 keeps all. Default 0.
     pub retention_max_age_days: f64,
+    /// Bytes of messages read back from the journal kept in memory for the next reads. Default
+    /// 8 MiB.
+    pub cache_bytes: u64,
     /// Bearer token every route but `/healthz` requires, if set.
     pub auth_token: Option<String>,
     /// Per-agent tokens: a request with one may only post as that agent.
@@ -130,6 +133,7 @@ impl Default for Config {
             body_timeout_secs: 10,
             retention_max_messages: 0,
             retention_max_age_days: 0.0,
+            cache_bytes: 8 * MB,
             auth_token: None,
             agents: BTreeMap::new(),
             addr_file: None,
@@ -242,6 +246,8 @@ pub const KEYS: &[Key] = &[
         |c, v| { c.header_timeout_secs = positive(v)?; Ok(()) }),
     key("body_timeout_secs", Kind::Integer, Some("10"), "seconds a request body may take, +1 per 64 KiB (408)",
         |c, v| { c.body_timeout_secs = positive(v)?; Ok(()) }),
+    key("cache_mb", Kind::Number, Some("8"), "messages read from the journal kept in memory, in MB",
+        |c, v| { c.cache_bytes = megabytes(v)?; Ok(()) }),
     key("retention_max_messages", Kind::Integer, Some("0"), "messages kept per channel, 0 = all",
         |c, v| { c.retention_max_messages = integer(v)? as usize; Ok(()) }),
     key("retention_max_age_days", Kind::Number, Some("0"), "drop messages older than N days, 0 = never",

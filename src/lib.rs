@@ -11,6 +11,7 @@
 
 pub mod agent;
 pub mod app;
+pub mod cache;
 pub mod capacity;
 pub mod client;
 pub mod config;
@@ -75,6 +76,7 @@ pub fn start(mut config: Config) -> Result<Running, Error> {
         max_message_bytes: config.max_message_bytes,
         retention_max_messages: config.retention_max_messages,
         retention_max_age_secs: config.retention_max_age_days * 86_400.0,
+        cache_bytes: usize::try_from(config.cache_bytes).unwrap_or(usize::MAX),
     };
     let (store, key_dir) = match config.store {
         StoreKind::File => {

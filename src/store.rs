@@ -4,14 +4,23 @@
 //! writes every post queued so far; the idempotency keys are checked there too, so two retries
 //! racing each other still make one message. Retention and deletion drop messages from memory
 //! at once and from the journal by a compaction written in the background. Readers' positions
-//! (how far each named reader has read each channel) live here and in the journal, and search
-//! scans the texts held here. Knows nothing of HTTP or JSON-RPC.
+//! (how far each named reader has read each channel) live here and in the journal. With a
+//! journal, memory holds only an index of the kept messages (id, time, where the line is) and
+//! texts are read back from the file on demand through a cache bounded in bytes, so memory does
+//! not grow with history; the index and the file handle its places point into are swapped
+//! together when a compaction replaces the file. Without a journal the cache is unbounded and
+//! is where the messages live. Search scans the texts the same way. Knows nothing of HTTP or
+//! JSON-RPC.
 
+use crate::cache::Cache;
 use crate::error::Error;
 use crate::idempotency::{self, Keys};
-use crate::journal::{Compaction, Deletion, Extras, Journal, Line, Position, Replay};
+use crate::journal::{
+    read_message, Compaction, Deletion, Extras, Journal, Line, Place, Position, Relocation, Replay,
+};
 use crate::message::Message;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fs::File;
 use std::mem;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
@@ -72,24 +81,49 @@ pub struct Page {
     pub more: bool,
 }
 
-impl Page {
+/// A page as the index gives it, before its texts are read.
+#[derive(Default)]
+struct Slice {
+    entries: Vec<Entry>,
+    head_id: u64,
+    more: bool,
+}
+
+impl Slice {
     /// Ends the page before the message that would bring its texts past `max_bytes` (the first
     /// message always stays), and says in `more` that it was cut.
     fn cap_text_bytes(&mut self, max_bytes: usize) {
         let mut total = 0;
         let keep = self
-            .messages
+            .entries
             .iter()
-            .position(|m| {
-                total += m.text.len();
+            .position(|e| {
+                total += e.place.text_len as usize;
                 total > max_bytes
             })
-            .map_or(self.messages.len(), |i| i.max(1));
-        if keep < self.messages.len() {
-            self.messages.truncate(keep);
+            .map_or(self.entries.len(), |i| i.max(1));
+        if keep < self.entries.len() {
+            self.entries.truncate(keep);
             self.more = true;
         }
     }
+}
+
+/// A kept message as the index holds it: its text is at `place` in the journal (and perhaps
+/// in the cache), or, without a journal, only in the cache.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    id: u64,
+    ts: f64,
+    place: Place,
+}
+
+/// Entries taken from the index with what the cache had of them and the journal file their
+/// places point into, to read the rest after the index is let go.
+struct Taken {
+    entries: Vec<Entry>,
+    cached: Vec<Option<Arc<Message>>>,
+    file: Option<Arc<File>>,
 }
 
 /// How the store treats posts: the size limit and retention.
@@ -101,6 +135,8 @@ pub struct Limits {
     pub retention_max_messages: usize,
     /// Age in seconds past which messages are dropped; 0 keeps all.
     pub retention_max_age_secs: f64,
+    /// Most bytes of recently read messages kept in memory when texts live in the journal.
+    pub cache_bytes: usize,
 }
 
 impl Limits {
@@ -120,6 +156,7 @@ impl Default for Limits {
             max_message_bytes: 1024 * 1024,
             retention_max_messages: 0,
             retention_max_age_secs: 0.0,
+            cache_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -143,11 +180,16 @@ struct State {
     count: usize,
     /// reader → channel → the id up to which the reader has been given messages.
     positions: BTreeMap<String, BTreeMap<String, u64>>,
+    /// The journal file the entries' places point into; replaced with them by a compaction.
+    file: Option<Arc<File>>,
+    /// Recently read messages; without a journal, every message. Under the index's lock, so
+    /// a page served from it takes no other lock.
+    texts: Cache,
 }
 
 #[derive(Default)]
 struct Channel {
-    messages: VecDeque<Arc<Message>>,
+    messages: VecDeque<Entry>,
     /// Woken when this channel gets a message, loses one (or the store closes).
     changed: Arc<Condvar>,
     /// Whether anything was ever posted here (listed even if retention emptied it).
@@ -159,6 +201,8 @@ struct Channel {
 
 /// Deletions remembered per channel for streams that are behind; one further behind reloads.
 const DELETIONS_KEPT: usize = 1000;
+/// Messages a search takes from the index at a time.
+const SEARCH_CHUNK: usize = 512;
 
 /// What changed on a channel since a stream last looked.
 #[derive(Debug, Default)]
@@ -226,11 +270,25 @@ impl Store {
             closed: false,
             count: 0,
             positions: BTreeMap::new(),
+            file: journal.as_ref().map(Journal::reader),
+            texts: if journal.is_some() {
+                Cache::new(limits.cache_bytes)
+            } else {
+                Cache::unbounded()
+            },
         };
         let mut top = replay.last_id;
         for m in replay.messages {
             top = top.max(m.id);
-            state.insert(Arc::new(m));
+            let entry = Entry {
+                id: m.id,
+                ts: m.ts,
+                place: m.place,
+            };
+            state.insert(&replay.channels[m.channel as usize], entry);
+        }
+        for c in state.channels.values_mut() {
+            c.messages.shrink_to_fit();
         }
         for p in replay.positions {
             state.move_position(&p.reader, &p.target, p.id);
@@ -354,23 +412,26 @@ impl Store {
                     .collect();
                 journal.append_lines(&lines)
             }
-            None => Ok(()),
+            None => Ok(fresh
+                .iter()
+                .map(|f| Place {
+                    text_len: u32::try_from(f.message.text.len()).unwrap_or(u32::MAX),
+                    ..Place::default()
+                })
+                .collect()),
         };
-        if let Err(e) = written {
-            let reason = format!("message not stored: {e}");
-            log::error!("{reason}");
-            for f in &fresh {
-                *lock(&batch[f.at].outcome) = Some(Err(Error::Storage(reason.clone())));
+        let places = match written {
+            Ok(places) => places,
+            Err(e) => {
+                self.refuse(batch, &fresh, &repeats, &e);
+                return;
             }
-            for (at, ..) in &repeats {
-                *lock(&batch[*at].outcome) = Some(Err(Error::Storage(reason.clone())));
-            }
-            return;
-        }
+        };
         committer.last_id += fresh.len() as u64;
         committer.since_compaction += fresh.len();
         let mut published = Vec::with_capacity(fresh.len());
-        for f in fresh {
+        let mut entries = Vec::with_capacity(fresh.len());
+        for (f, place) in fresh.into_iter().zip(places) {
             if let Some(key) = &f.key {
                 let entry = idempotency::Entry {
                     id: f.message.id,
@@ -380,12 +441,19 @@ impl Store {
                     .keys
                     .remember(&f.message.sender, key, entry, ts, ts);
             }
+            entries.push(Entry {
+                id: f.message.id,
+                ts: f.message.ts,
+                place,
+            });
             published.push((f.at, Arc::new(f.message)));
         }
         {
             let mut state = lock(&self.state);
-            for (_, m) in &published {
-                state.insert(Arc::clone(m));
+            for ((_, m), entry) in published.iter().zip(entries) {
+                // Without a journal the cache is the only place the text is.
+                state.texts.put(Arc::clone(m));
+                state.insert(&m.target, entry);
             }
         }
         for (at, m) in &published {
@@ -408,6 +476,24 @@ impl Store {
         self.purge(committer);
     }
 
+    /// Answers every post of a batch the journal refused with the reason.
+    fn refuse(
+        &self,
+        batch: &[Arc<Slot>],
+        fresh: &[Fresh],
+        repeats: &[(usize, idempotency::Entry, u64, String)],
+        e: &Error,
+    ) {
+        let reason = format!("message not stored: {e}");
+        log::error!("{reason}");
+        for f in fresh {
+            *lock(&batch[f.at].outcome) = Some(Err(Error::Storage(reason.clone())));
+        }
+        for (at, ..) in repeats {
+            *lock(&batch[*at].outcome) = Some(Err(Error::Storage(reason.clone())));
+        }
+    }
+
     /// The outcome of a post whose key already named message `entry`: that message if the post
     /// is the same, a conflict if not.
     fn repeat(
@@ -422,7 +508,7 @@ impl Store {
                 entry.id
             )));
         }
-        let found = lock(&self.state).find(target, entry.id);
+        let found = self.find(target, entry.id);
         match found {
             Some(message) => Ok(Posted {
                 message,
@@ -473,23 +559,26 @@ impl Store {
         if committer.compaction.is_some() {
             return 0;
         }
-        let (dropped, mut kept, positions) = {
+        let (dropped, mut kept, file, positions) = {
             let mut state = lock(&self.state);
             let dropped =
                 state.retain(self.limits.retention_max_messages, self.limits.age_cutoff());
             committer.stale |= dropped > 0;
-            let kept: Vec<Arc<Message>> = if committer.stale {
+            let kept: Vec<Entry> = if committer.stale && committer.journal.is_some() {
                 state
                     .channels
                     .values()
-                    .flat_map(|c| c.messages.iter().cloned())
+                    .flat_map(|c| c.messages.iter().copied())
                     .collect()
             } else {
                 Vec::new()
             };
-            (dropped, kept, state.position_list())
+            (dropped, kept, state.file.clone(), state.position_list())
         };
         let Some(journal) = committer.journal.as_ref().filter(|_| committer.stale) else {
+            return dropped;
+        };
+        let Some(file) = file else {
             return dropped;
         };
         committer.stale = false;
@@ -503,14 +592,9 @@ impl Store {
             committer.last_id,
         );
         let mut prepare = move || {
-            kept.sort_unstable_by_key(|m| m.id);
-            Journal::prepare(
-                &dir,
-                kept.iter().map(|m| m.as_ref()),
-                &extras,
-                last_id,
-                mark,
-            )
+            kept.sort_unstable_by_key(|e| e.id);
+            let texts = kept.iter().map(|e| read_message(&file, e.place));
+            Journal::prepare(&dir, texts, &extras, last_id, mark)
         };
         if wait {
             let prepared = prepare();
@@ -544,14 +628,79 @@ impl Store {
         }
     }
 
+    /// Installs a written compaction and moves the index to the new file with it, under the
+    /// index's lock: a reader takes places and the file they point into together, so it never
+    /// reads one file at the other's places.
     fn install(&self, committer: &mut Committer, prepared: Result<Compaction, Error>) {
         let installed = prepared.and_then(|c| match committer.journal.as_mut() {
-            Some(journal) => journal.install(c),
-            None => Ok(()),
+            Some(journal) => journal.install(c).map(Some),
+            None => Ok(None),
         });
-        if let Err(e) = installed {
-            log::error!("journal compaction failed; the journal keeps every message: {e}");
+        match installed {
+            Ok(Some(relocation)) => lock(&self.state).relocate(relocation),
+            Ok(None) => {}
+            Err(e) => {
+                log::error!("journal compaction failed; the journal keeps every message: {e}")
+            }
         }
+    }
+
+    /// The messages `taken` names, from the cache or else read from its file; read ones are
+    /// cached when `remember` says so. A message that cannot be read is logged and left out.
+    fn resolve(&self, taken: Taken, remember: bool) -> Vec<Arc<Message>> {
+        let Taken {
+            entries,
+            cached: mut found,
+            file,
+        } = taken;
+        if found.iter().all(Option::is_some) {
+            return found.into_iter().flatten().collect();
+        }
+        let mut read = Vec::new();
+        for (slot, e) in found.iter_mut().zip(&entries) {
+            if slot.is_some() {
+                continue;
+            }
+            let Some(file) = file.as_deref() else {
+                // Without a journal a message missing from memory was deleted or dropped by
+                // retention since it was taken from the index: it is left out, as it would
+                // be a moment later.
+                continue;
+            };
+            match read_message(file, e.place) {
+                Ok(m) if m.id == e.id => {
+                    let m = Arc::new(m);
+                    read.push(Arc::clone(&m));
+                    *slot = Some(m);
+                }
+                Ok(m) => log::error!(
+                    "the journal holds message {} where message {} was expected",
+                    m.id,
+                    e.id
+                ),
+                Err(err) => log::error!("cannot read message {} from the journal: {err}", e.id),
+            }
+        }
+        if remember && !read.is_empty() {
+            let mut state = lock(&self.state);
+            for m in read {
+                // Not if it was dropped meanwhile: its text would linger in memory.
+                if state.find(&m.target, m.id).is_some() {
+                    state.texts.put(m);
+                }
+            }
+        }
+        found.into_iter().flatten().collect()
+    }
+
+    /// Message `id` of channel `target`, if it is kept.
+    fn find(&self, target: &str, id: u64) -> Option<Arc<Message>> {
+        let taken = {
+            let mut state = lock(&self.state);
+            let found = state.find(target, id).into_iter().collect();
+            state.take(found)
+        };
+        self.resolve(taken, true).pop()
     }
 
     fn validate(&self, draft: Draft) -> Result<Draft, Error> {
@@ -589,7 +738,12 @@ impl Store {
 
     /// The oldest `limit` messages of `target` with an id above `since_id`, ascending.
     pub fn after(&self, target: &str, since_id: u64, limit: usize) -> Vec<Arc<Message>> {
-        lock(&self.state).after(target, since_id, limit)
+        let taken = {
+            let mut state = lock(&self.state);
+            let found = state.after(target, since_id, limit);
+            state.take(found)
+        };
+        self.resolve(taken, true)
     }
 
     /// The page `query` asks for. With a `deadline`, when nothing is there yet, waits until a
@@ -634,23 +788,23 @@ impl Store {
     fn read(&self, query: &Fetch, deadline: Option<Instant>) -> Page {
         let mut state = lock(&self.state);
         loop {
-            let page = match &query.reader {
+            let slice = match &query.reader {
                 Some(reader) => {
                     let mut q = query.clone();
                     if q.since_id == 0 {
                         q.since_id = state.position(reader, &q.target);
                     }
-                    let page = state.page(&q);
-                    if let Some(last) = page.messages.last() {
+                    let slice = state.page(&q);
+                    if let Some(last) = slice.entries.last() {
                         state.move_position(reader, &q.target, last.id);
                     }
-                    page
+                    slice
                 }
                 None => state.page(query),
             };
             let now = Instant::now();
             match deadline {
-                Some(deadline) if page.messages.is_empty() && !state.closed && now < deadline => {
+                Some(deadline) if slice.entries.is_empty() && !state.closed && now < deadline => {
                     // A wait on a channel nobody has posted to creates nothing: it wakes on the
                     // creation of any channel and looks again.
                     let changed = match state.channels.get(&query.target) {
@@ -662,22 +816,39 @@ impl Store {
                         .unwrap_or_else(|p| p.into_inner())
                         .0;
                 }
-                _ => return page,
+                _ => {
+                    let Slice {
+                        entries,
+                        head_id,
+                        more,
+                    } = slice;
+                    let taken = state.take(entries);
+                    drop(state);
+                    return Page {
+                        messages: self.resolve(taken, true),
+                        head_id,
+                        more,
+                    };
+                }
             }
         }
     }
 
     /// The newest `limit` messages of `target`, ascending.
     pub fn latest(&self, target: &str, limit: usize) -> Vec<Arc<Message>> {
-        let state = lock(&self.state);
-        match state.channels.get(target) {
-            Some(c) => c
-                .messages
-                .range(c.messages.len().saturating_sub(limit)..)
-                .cloned()
-                .collect(),
-            None => Vec::new(),
-        }
+        let taken = {
+            let mut state = lock(&self.state);
+            let entries = match state.channels.get(target) {
+                Some(c) => c
+                    .messages
+                    .range(c.messages.len().saturating_sub(limit)..)
+                    .copied()
+                    .collect(),
+                None => Vec::new(),
+            };
+            state.take(entries)
+        };
+        self.resolve(taken, true)
     }
 
     /// Like `after`, but when nothing is there yet, waits until a post to `target` brings
@@ -694,7 +865,9 @@ impl Store {
             let found = state.after(target, since_id, limit);
             let now = Instant::now();
             if !found.is_empty() || state.closed || now >= deadline {
-                return found;
+                let taken = state.take(found);
+                drop(state);
+                return self.resolve(taken, true);
             }
             let changed = match state.channels.get(target) {
                 Some(c) => Arc::clone(&c.changed),
@@ -806,8 +979,9 @@ impl Store {
     ) -> Changes {
         let mut state = lock(&self.state);
         loop {
+            let found = state.after(target, since_id, limit);
             let mut changes = Changes {
-                messages: state.after(target, since_id, limit),
+                messages: Vec::new(),
                 deleted: Vec::new(),
                 deletions,
             };
@@ -822,11 +996,10 @@ impl Store {
                 changes.deletions = c.deletions;
             }
             let now = Instant::now();
-            if !changes.messages.is_empty()
-                || !changes.deleted.is_empty()
-                || state.closed
-                || now >= deadline
-            {
+            if !found.is_empty() || !changes.deleted.is_empty() || state.closed || now >= deadline {
+                let taken = state.take(found);
+                drop(state);
+                changes.messages = self.resolve(taken, true);
                 return changes;
             }
             let changed = match state.channels.get(target) {
@@ -878,30 +1051,27 @@ impl Store {
         limit: usize,
     ) -> Vec<Arc<Message>> {
         let needle = Needle::new(query);
-        let state = lock(&self.state);
-        let channels: Vec<&Channel> = match target {
-            Some(t) => state.channels.get(t).into_iter().collect(),
-            None => state.channels.values().collect(),
-        };
-        // Walk every channel from its newest end at once, always taking the newest: the hits
-        // come out newest first without sorting everything.
-        let mut cursors: Vec<(usize, &Channel)> = channels
-            .into_iter()
-            .map(|c| (c.messages.len(), c))
-            .collect();
         let mut hits = Vec::new();
+        // The index is taken a chunk at a time, newest first, and let go while the texts are
+        // read and scanned, so a search of a long history holds up no post.
+        let mut below = u64::MAX;
         while hits.len() < limit {
-            let Some((at, c)) = cursors
-                .iter_mut()
-                .filter(|(at, _)| *at > 0)
-                .max_by_key(|(at, c)| c.messages[*at - 1].id)
-            else {
+            let taken = {
+                let mut state = lock(&self.state);
+                let found = state.newest_below(target, below, SEARCH_CHUNK);
+                state.take(found)
+            };
+            let Some(last) = taken.entries.last() else {
                 break;
             };
-            *at -= 1;
-            let m = &c.messages[*at];
-            if sender.is_none_or(|s| m.sender == s) && needle.found_in(&m.text) {
-                hits.push(Arc::clone(m));
+            below = last.id;
+            for m in self.resolve(taken, false) {
+                if hits.len() < limit
+                    && sender.is_none_or(|s| m.sender == s)
+                    && needle.found_in(&m.text)
+                {
+                    hits.push(m);
+                }
             }
         }
         hits
@@ -911,14 +1081,16 @@ impl Store {
     /// pages and open streams; its text leaves the disk with the next compaction, started now.
     pub fn delete_message(&self, id: u64) -> Result<Arc<Message>, Error> {
         let mut committer = lock(&self.commit);
-        let found = {
+        let target = {
             let state = lock(&self.state);
             state
                 .channels
-                .keys()
-                .find_map(|t| state.find(t, id))
-                .ok_or_else(|| Error::NotFound(format!("no message {id}")))?
+                .iter()
+                .find_map(|(t, _)| state.find(t, id).map(|_| t.clone()))
         };
+        let found = target
+            .and_then(|t| self.find(&t, id))
+            .ok_or_else(|| Error::NotFound(format!("no message {id}")))?;
         self.delete(&mut committer, &found.target, Deletion::Message { id })?;
         Ok(found)
     }
@@ -1006,22 +1178,78 @@ impl State {
         self.channels.get_mut(name).expect("inserted above")
     }
 
-    fn insert(&mut self, m: Arc<Message>) {
-        if !self.channels.contains_key(&m.target) {
+    fn insert(&mut self, target: &str, entry: Entry) {
+        if !self.channels.contains_key(target) {
             self.created.notify_all();
         }
-        let channel = self.channel(&m.target);
-        channel.messages.push_back(m);
+        let channel = self.channel(target);
+        channel.messages.push_back(entry);
         channel.seen = true;
         channel.changed.notify_all();
         self.count += 1;
     }
 
     /// The message `id` of channel `target`, if it is kept.
-    fn find(&self, target: &str, id: u64) -> Option<Arc<Message>> {
+    fn find(&self, target: &str, id: u64) -> Option<Entry> {
         let c = self.channels.get(target)?;
         let at = c.messages.partition_point(|m| m.id < id);
-        c.messages.get(at).filter(|m| m.id == id).cloned()
+        c.messages.get(at).filter(|m| m.id == id).copied()
+    }
+
+    /// `entries` with the file their places point into, to read once the lock is let go.
+    fn take(&mut self, entries: Vec<Entry>) -> Taken {
+        Taken {
+            cached: entries.iter().map(|e| self.texts.get(e.id)).collect(),
+            entries,
+            file: self.file.clone(),
+        }
+    }
+
+    /// Up to `limit` entries with an id below `below`, newest first, of channel `target` or
+    /// of every channel.
+    fn newest_below(&self, target: Option<&str>, below: u64, limit: usize) -> Vec<Entry> {
+        let channels: Vec<&Channel> = match target {
+            Some(t) => self.channels.get(t).into_iter().collect(),
+            None => self.channels.values().collect(),
+        };
+        // Walk every channel from its newest end at once, always taking the newest: the
+        // entries come out newest first without sorting everything.
+        let mut cursors: Vec<(usize, &Channel)> = channels
+            .into_iter()
+            .map(|c| (c.messages.partition_point(|m| m.id < below), c))
+            .collect();
+        let mut found = Vec::new();
+        while found.len() < limit {
+            let Some((at, c)) = cursors
+                .iter_mut()
+                .filter(|(at, _)| *at > 0)
+                .max_by_key(|(at, c)| c.messages[*at - 1].id)
+            else {
+                break;
+            };
+            *at -= 1;
+            found.push(c.messages[*at]);
+        }
+        found
+    }
+
+    /// Moves every entry to where a compaction put its line, with the file it is in now.
+    fn relocate(&mut self, relocation: Relocation) {
+        let mut lost = 0;
+        for c in self.channels.values_mut() {
+            for e in c.messages.iter_mut() {
+                match relocation.place(e.id, e.place) {
+                    Some(place) => e.place = place,
+                    None => lost += 1,
+                }
+            }
+        }
+        if lost > 0 {
+            // Cannot happen: a compaction keeps every message kept when it started, and only
+            // those older than its start are looked up in it.
+            log::error!("{lost} kept messages were not in the compacted journal");
+        }
+        self.file = Some(relocation.file);
     }
 
     /// Where `reader` stands on `target` (0 if it never read it).
@@ -1061,17 +1289,17 @@ impl State {
             .collect()
     }
 
-    fn after(&self, target: &str, since_id: u64, limit: usize) -> Vec<Arc<Message>> {
+    fn after(&self, target: &str, since_id: u64, limit: usize) -> Vec<Entry> {
         let Some(c) = self.channels.get(target) else {
             return Vec::new();
         };
         let start = c.messages.partition_point(|m| m.id <= since_id);
-        c.messages.range(start..).take(limit).cloned().collect()
+        c.messages.range(start..).take(limit).copied().collect()
     }
 
-    fn page(&self, q: &Fetch) -> Page {
+    fn page(&self, q: &Fetch) -> Slice {
         let Some(c) = self.channels.get(&q.target) else {
-            return Page::default();
+            return Slice::default();
         };
         let head_id = c.messages.back().map_or(0, |m| m.id);
         let start = c.messages.partition_point(|m| m.id <= q.since_id);
@@ -1080,25 +1308,34 @@ impl State {
         } else {
             start
         };
-        let messages: Vec<Arc<Message>> =
-            c.messages.range(start..).take(q.limit).cloned().collect();
-        let more = messages.last().is_some_and(|m| m.id < head_id);
-        let mut page = Page {
-            messages,
+        let entries: Vec<Entry> = c.messages.range(start..).take(q.limit).copied().collect();
+        let more = entries.last().is_some_and(|m| m.id < head_id);
+        let mut slice = Slice {
+            entries,
             head_id,
             more,
         };
         if let Some(max) = q.max_text_bytes {
-            page.cap_text_bytes(max);
+            slice.cap_text_bytes(max);
         }
-        page
+        slice
     }
 
-    /// Removes what `deletion` names from `target` and tells its waiters.
+    /// Removes what `deletion` names from `target` (texts from the cache too) and tells its
+    /// waiters.
     fn delete(&mut self, target: &str, deletion: Deletion) {
         let Some(c) = self.channels.get_mut(target) else {
             return;
         };
+        match &deletion {
+            Deletion::Message { id } => self.texts.remove(*id),
+            Deletion::Channel { through, .. } => {
+                let upto = c.messages.partition_point(|m| m.id <= *through);
+                for m in c.messages.range(..upto) {
+                    self.texts.remove(m.id);
+                }
+            }
+        }
         let before = c.messages.len();
         match &deletion {
             Deletion::Message { id } => c.messages.retain(|m| m.id != *id),
@@ -1116,7 +1353,8 @@ impl State {
         c.changed.notify_all();
     }
 
-    /// Drops the oldest messages past `per_channel` and those older than `cutoff`.
+    /// Drops the oldest messages past `per_channel` and those older than `cutoff` (texts from
+    /// the cache too); returns how many.
     fn retain(&mut self, per_channel: usize, cutoff: f64) -> usize {
         let mut dropped = 0;
         for c in self.channels.values_mut() {
@@ -1127,7 +1365,9 @@ impl State {
             };
             let old = c.messages.partition_point(|m| m.ts < cutoff);
             let n = over.max(old);
-            c.messages.drain(..n);
+            for m in c.messages.drain(..n) {
+                self.texts.remove(m.id);
+            }
             dropped += n;
         }
         self.count -= dropped;

@@ -22,4 +22,5 @@ mod rest;
 mod retention;
 mod sessions;
 mod setup;
+mod texts_on_disk;
 mod ui;

@@ -1,0 +1,210 @@
+//! The text cache: messages recently read from (or written to) the journal, by id, so hot pages
+//! are served without reading the file. It is bounded in bytes and forgets by the clock
+//! algorithm (a message used since the hand last passed it gets another round), so a hit costs
+//! one hash lookup and no reordering; a store without a journal makes it unbounded, and then it
+//! is where the messages live. Ids are never reused, so an entry never goes stale: a deleted
+//! message is removed only so its text leaves memory.
+
+use crate::message::Message;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+/// What a cached message is counted as besides its strings: the `Message`, its `Arc`, its map
+/// entry and its place in the ring.
+const OVERHEAD: usize = 160;
+
+pub struct Cache {
+    /// Most bytes held; `usize::MAX` holds everything and keeps no ring.
+    limit: usize,
+    used: usize,
+    /// id → (message, used since the hand last passed it).
+    held: HashMap<u64, (Arc<Message>, bool)>,
+    /// Ids in the order the hand visits them; ids removed since are skipped when met.
+    ring: VecDeque<u64>,
+}
+
+impl Cache {
+    /// A cache holding at most `limit` bytes of messages.
+    pub fn new(limit: usize) -> Cache {
+        Cache {
+            limit,
+            used: 0,
+            held: HashMap::new(),
+            ring: VecDeque::new(),
+        }
+    }
+
+    /// A cache that never forgets.
+    pub fn unbounded() -> Cache {
+        Cache::new(usize::MAX)
+    }
+
+    fn bounded(&self) -> bool {
+        self.limit != usize::MAX
+    }
+
+    /// What `m` counts as against the limit.
+    pub fn cost(m: &Message) -> usize {
+        m.text.len() + m.target.len() + m.sender.len() + OVERHEAD
+    }
+
+    /// Bytes held now.
+    pub fn used(&self) -> usize {
+        self.used
+    }
+
+    /// Messages held now.
+    pub fn len(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+
+    /// Message `id`, if held; it is marked used, so the hand spares it once.
+    pub fn get(&mut self, id: u64) -> Option<Arc<Message>> {
+        let (m, used) = self.held.get_mut(&id)?;
+        *used = true;
+        Some(Arc::clone(m))
+    }
+
+    /// Holds `m`, forgetting others to stay within the limit. A message larger than the whole
+    /// limit is not held.
+    pub fn put(&mut self, m: Arc<Message>) {
+        let cost = Cache::cost(&m);
+        if cost > self.limit {
+            return;
+        }
+        if let Some((old, _)) = self.held.remove(&m.id) {
+            self.used -= Cache::cost(&old);
+        } else if self.bounded() {
+            self.ring.push_back(m.id);
+        }
+        while self.used + cost > self.limit {
+            let Some(id) = self.ring.pop_front() else {
+                break;
+            };
+            match self.held.get_mut(&id) {
+                Some((_, used)) if *used => {
+                    *used = false;
+                    self.ring.push_back(id);
+                }
+                Some(_) => {
+                    if let Some((gone, _)) = self.held.remove(&id) {
+                        self.used -= Cache::cost(&gone);
+                    }
+                }
+                // The message being put: its place in the ring stays.
+                None if id == m.id => self.ring.push_back(id),
+                None => {}
+            }
+        }
+        self.used += cost;
+        self.held.insert(m.id, (m, false));
+    }
+
+    /// Forgets message `id`.
+    pub fn remove(&mut self, id: u64) {
+        if let Some((m, _)) = self.held.remove(&id) {
+            self.used -= Cache::cost(&m);
+            // The ring keeps the id until the hand meets it; it is swept when most of it is
+            // such ids, so it stays within twice what is held.
+            if self.ring.len() > 2 * self.held.len() + 64 {
+                let held = &self.held;
+                self.ring.retain(|id| held.contains_key(id));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(id: u64, text_bytes: usize) -> Arc<Message> {
+        Arc::new(Message {
+            id,
+            ts: 1.5,
+            target: "proj-x".into(),
+            sender: "codex".into(),
+            reply_to: None,
+            text: "t".repeat(text_bytes),
+        })
+    }
+
+    /// What the cache holds, counted from scratch.
+    fn counted(cache: &Cache) -> usize {
+        cache.held.values().map(|(m, _)| Cache::cost(m)).sum()
+    }
+
+    #[test]
+    fn the_cache_never_holds_more_than_its_limit_and_spares_what_was_used() {
+        let one = Cache::cost(&message(0, 1000));
+        let limit = one * 3 + one / 2;
+        let mut cache = Cache::new(limit);
+        for id in 1..=3 {
+            cache.put(message(id, 1000));
+        }
+        assert_eq!(cache.len(), 3);
+        assert_eq!(cache.used(), one * 3);
+        // 1 was used since it was put, so the hand passes it and takes 2.
+        assert!(cache.get(1).is_some());
+        cache.put(message(4, 1000));
+        assert_eq!(cache.len(), 3);
+        assert!(cache.held.contains_key(&1) && !cache.held.contains_key(&2));
+        // A bigger message takes as many as it needs.
+        cache.put(message(5, 2500));
+        assert!(cache.used() <= limit, "{}", cache.used());
+        assert!(cache.get(5).is_some());
+        for id in 6..500 {
+            cache.put(message(id, (id as usize * 37) % 3000));
+            if id % 3 == 0 {
+                cache.get(id - 1);
+            }
+            if id % 7 == 0 {
+                cache.remove(id - 2);
+            }
+            assert!(cache.used() <= limit, "{}", cache.used());
+            assert_eq!(cache.used(), counted(&cache), "the accounting matches");
+            assert!(cache.ring.len() <= 2 * cache.held.len() + 65);
+            assert!(cache.held.keys().all(|id| cache.ring.contains(id)));
+        }
+    }
+
+    #[test]
+    fn a_message_larger_than_the_limit_is_not_held_and_removal_gives_its_bytes_back() {
+        let mut cache = Cache::new(10_000);
+        cache.put(message(1, 20_000));
+        assert!(cache.is_empty());
+        assert_eq!(cache.used(), 0);
+        cache.put(message(2, 100));
+        cache.put(message(2, 100));
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.ring.len(), 1);
+        assert_eq!(cache.used(), Cache::cost(&message(2, 100)));
+        cache.remove(2);
+        assert_eq!(cache.used(), 0);
+        // Posting and dropping many messages that never fill the cache leaves no trail.
+        for id in 3..10_000 {
+            cache.put(message(id, 10));
+            cache.remove(id);
+        }
+        assert!(cache.ring.len() <= 65, "{}", cache.ring.len());
+    }
+
+    #[test]
+    fn an_unbounded_cache_keeps_everything() {
+        let mut cache = Cache::unbounded();
+        for id in 1..=1000 {
+            cache.put(message(id, 10_000));
+        }
+        assert_eq!(cache.len(), 1000);
+        assert!(
+            cache.ring.is_empty(),
+            "no ring is kept when nothing is forgotten"
+        );
+        assert_eq!(cache.get(1).unwrap().id, 1);
+    }
+}
