@@ -335,15 +335,10 @@ fn a_client_that_pipelines_without_reading_is_held_in_its_socket() {
     });
 }
 
-/// A relay binary started under `sh -c 'ulimit -n LIMIT; exec ...'` in `dir`, and its address.
-fn relay_with_open_file_limit(dir: &TempDir, limit: u32) -> (Child, SocketAddr, String) {
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "ulimit -n {limit} && exec \"$0\" --port 0 --store memory"
-        ))
-        .arg(env!("CARGO_BIN_EXE_claude-codex-relay"))
-        .current_dir(&dir.0)
+/// Starts `command` (a relay binary, its stdout and stderr piped) and returns it with the
+/// address its start line announces.
+fn spawn_relay(command: &mut Command) -> (Child, SocketAddr) {
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -356,9 +351,22 @@ fn relay_with_open_file_limit(dir: &TempDir, limit: u32) -> (Child, SocketAddr, 
         .split_whitespace()
         .next()
         .unwrap()
-        .trim_end_matches(|c: char| !c.is_ascii_digit())
-        .to_string();
+        .trim_end_matches(|c: char| !c.is_ascii_digit());
     let addr = url.trim_start_matches("http://").parse().unwrap();
+    (child, addr)
+}
+
+/// A relay binary started under `sh -c 'ulimit -n LIMIT; exec ...'` in `dir`, and its address.
+fn relay_with_open_file_limit(dir: &TempDir, limit: u32) -> (Child, SocketAddr, String) {
+    let (mut child, addr) = spawn_relay(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -n {limit} && exec \"$0\" --port 0 --store memory"
+            ))
+            .arg(env!("CARGO_BIN_EXE_claude-codex-relay"))
+            .current_dir(&dir.0),
+    );
     let mut err = String::new();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     while !err.contains("max_streams lowered") {
@@ -405,31 +413,18 @@ fn a_relay_at_a_low_open_file_limit_keeps_serving_past_it() {
 #[test]
 fn sigterm_lets_a_request_in_flight_finish_ends_streams_and_exits_0() {
     let dir = TempDir::new("drain");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
-        .args(["--port", "0"])
-        .env("RUST_LOG", "debug")
-        .current_dir(&dir.0)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut child, addr) = spawn_relay(
+        Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+            .args(["--port", "0"])
+            .env("RUST_LOG", "debug")
+            .current_dir(&dir.0),
+    );
     let stderr = child.stderr.take().unwrap();
     let log = std::thread::spawn(move || {
         let mut all = String::new();
         let _ = BufReader::new(stderr).read_to_string(&mut all);
         all
     });
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line[line.find("http://").unwrap()..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .trim_end_matches(|c: char| !c.is_ascii_digit())
-        .to_string();
-    let addr: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
     let mut stream = Sse::open(addr, "/api/stream?target=proj-x", &[]);
     assert_eq!(stream.status, 200);
     let body = br#"{"target":"proj-x","sender":"claude","text":"sent while the relay stops"}"#;
@@ -474,26 +469,15 @@ fn sigterm_lets_a_request_in_flight_finish_ends_streams_and_exits_0() {
 #[test]
 fn a_closed_standard_error_costs_log_lines_not_requests() {
     let dir = TempDir::new("stderr");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
-        .args(["--port", "0", "--store", "memory"])
-        .env("RUST_LOG", "debug")
-        .current_dir(&dir.0)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut child, addr) = spawn_relay(
+        Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+            .args(["--port", "0", "--store", "memory"])
+            .env("RUST_LOG", "debug")
+            .current_dir(&dir.0),
+    );
     // Whoever started the relay goes away: every log line now fails to be written.
     drop(child.stderr.take());
-    let url = line[line.find("http://").unwrap()..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .trim_end_matches(|c: char| !c.is_ascii_digit())
-        .to_string();
+    let url = format!("http://{addr}");
     for _ in 0..3 {
         // Each of these is logged at debug level.
         assert_eq!(get(&format!("{url}/nowhere")).status, 404);
