@@ -5,8 +5,8 @@
 //! closed, or one second after it exited if something it started in the background still
 //! holds them: a leftover grandchild must not hold the watch loop.
 //!
-//! CMD runs in a process group of its own, next to a guardian: a `sh` that ignores SIGINT,
-//! SIGTERM and SIGHUP and reads a pipe only the watcher writes to. If the watcher dies in the
+//! CMD runs in a process group of its own, led by a guardian started before it: a `sh` that
+//! ignores SIGINT, SIGTERM and SIGHUP and reads a pipe only the watcher writes to. If the watcher dies in the
 //! middle of a run (a signal it does not handle, SIGKILL, a crash), the kernel closes the pipe
 //! and the guardian sends SIGTERM to CMD's group, so no review carries on unseen after the
 //! watcher is gone and then runs a second time when it restarts. After a normal run the
@@ -42,7 +42,11 @@ pub fn run(
     extra: &[(&str, String)],
     io: &mut Io,
 ) -> Result<ExitStatus, Error> {
-    let mut child = Command::new("sh")
+    // The guardian starts first and leads the process group CMD then joins, so there is no
+    // moment in which CMD runs unguarded: a watcher that dies right after CMD started (even
+    // before it learnt CMD's pid) still leaves a guardian to stop it.
+    let guardian = guard()?;
+    let spawned = Command::new("sh")
         .arg("-c")
         .arg(cmd)
         .env_clear()
@@ -51,15 +55,13 @@ pub fn run(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| Error::Local(format!("cannot start sh -c {cmd:?}: {e}")))?;
-    let guardian = match guard(child.id()) {
-        Ok(g) => g,
+        .process_group(guardian.id() as i32)
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
         Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(e);
+            release(guardian);
+            return Err(Error::Local(format!("cannot start sh -c {cmd:?}: {e}")));
         }
     };
     let (tx, rx) = mpsc::channel();
@@ -122,17 +124,19 @@ pub fn run(
     }
 }
 
-/// Starts the guardian of process group `group` (see the top of this file). Its stdin is the
-/// pipe; it is kept open by the returned `Child` until `release`.
-fn guard(group: u32) -> Result<Child, Error> {
+/// Starts the guardian (see the top of this file) as the leader of a new process group, which
+/// CMD joins. Its stdin is the pipe; it is kept open by the returned `Child` until `release`.
+/// `kill -TERM 0` signals the guardian's own group: CMD and whatever CMD started, and the
+/// guardian itself, which ignores it.
+fn guard() -> Result<Child, Error> {
     Command::new("sh")
         .arg("-c")
-        .arg(r#"trap '' INT TERM HUP; read -r _ignored; kill -TERM "-$1" 2>/dev/null"#)
+        .arg(r#"trap '' INT TERM HUP; read -r _ignored; kill -TERM 0 2>/dev/null"#)
         .arg("relay-watch-guard")
-        .arg(group.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .map_err(|e| Error::Local(format!("cannot start the guardian of CMD: {e}")))
 }
