@@ -1683,6 +1683,31 @@ mod tests {
     }
 
     #[test]
+    fn racing_retries_with_one_idempotency_key_make_one_message() {
+        let store = Arc::new(Store::in_memory(&[], Limits::default()));
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                thread::spawn(move || {
+                    let retry = Draft {
+                        idempotency_key: Some("key-1".into()),
+                        ..draft("a", "once")
+                    };
+                    store.post(retry).expect("a retry is answered")
+                })
+            })
+            .collect();
+        let posted: Vec<Posted> = handles
+            .into_iter()
+            .map(|h| h.join().expect("a posting thread panicked"))
+            .collect();
+        assert!(posted.iter().all(|p| p.message.id == 1));
+        assert_eq!(posted.iter().filter(|p| !p.repeated).count(), 1);
+        assert_eq!(store.last_id(), 1);
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
     fn retention_keeps_the_newest_messages_of_each_channel() {
         let limits = Limits {
             retention_max_messages: 3,
