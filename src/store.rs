@@ -1997,4 +1997,44 @@ mod tests {
         assert_eq!(read(4), (vec![], false));
         assert_eq!(store.position("codex", "a"), head);
     }
+
+    #[test]
+    fn text_byte_cuts_count_texts_not_journal_lines_across_compaction_and_restart() {
+        let dir = TempDir::new();
+        let limits = Limits {
+            cache_bytes: 0,
+            ..Limits::default()
+        };
+        let store = dir.store(limits);
+        // Quotes, newlines and non-ASCII make a journal line longer than its text.
+        let texts = ["\"é\"\n\\", "x\ty", "✓✓✓✓", "\"\"\"\"", "plain text"];
+        let posted: Vec<u64> = texts.iter().map(|t| post(&store, "a", t)).collect();
+        let doomed = post(&store, "a", "deleted to force a compaction");
+        let bound = texts[..3].iter().map(|t| t.len()).sum::<usize>();
+        let cut = |store: &Store| {
+            let q = Fetch {
+                target: "a".into(),
+                limit: 10,
+                max_text_bytes: Some(bound),
+                ..Fetch::default()
+            };
+            let page = store.fetch(&q, None);
+            let texts: Vec<String> = page.messages.iter().map(|m| m.text.clone()).collect();
+            (ids(&page.messages), texts, page.more)
+        };
+        let expected = (
+            posted[..3].to_vec(),
+            texts[..3].iter().map(|t| t.to_string()).collect(),
+            true,
+        );
+        assert_eq!(cut(&store), expected, "as posted");
+        store
+            .delete_message(doomed)
+            .expect("the message is deleted");
+        store.compact_now().expect("the compaction installs");
+        assert_eq!(cut(&store), expected, "after the compaction");
+        store.close();
+        drop(store);
+        assert_eq!(cut(&dir.store(limits)), expected, "after a restart");
+    }
 }
