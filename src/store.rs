@@ -1508,3 +1508,533 @@ pub fn idempotency_key(raw: &str) -> Result<String, Error> {
     }
     Ok(key.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Fsync;
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// How long a test waits for something that should happen at once before it fails.
+    const PATIENCE: Duration = Duration::from_secs(60);
+
+    /// A fresh data directory per test, removed when the test ends.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new() -> TempDir {
+            static COUNTER: AtomicUsize = AtomicUsize::new(0);
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let path =
+                std::env::temp_dir().join(format!("relay-store-test-{}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&path);
+            TempDir(path)
+        }
+
+        /// The store over this directory's journal, with what the journal holds.
+        fn store(&self, limits: Limits) -> Store {
+            let (journal, replay) = self.journal();
+            Store::new(Some(journal), replay, &[], limits)
+        }
+
+        fn journal(&self) -> (Journal, Replay) {
+            match Journal::open(&self.0, Fsync::Always) {
+                Ok(opened) => opened,
+                Err(e) => panic!("cannot open the journal: {e}"),
+            }
+        }
+
+        /// The journal file's bytes as text.
+        fn journal_text(&self) -> String {
+            std::fs::read_to_string(self.0.join(crate::journal::JOURNAL_FILE))
+                .expect("the journal file is readable")
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn draft(target: &str, text: &str) -> Draft {
+        Draft {
+            target: target.into(),
+            sender: "claude".into(),
+            text: text.into(),
+            ..Draft::default()
+        }
+    }
+
+    fn post(store: &Store, target: &str, text: &str) -> u64 {
+        match store.post(draft(target, text)) {
+            Ok(posted) => posted.message.id,
+            Err(e) => panic!("post to {target} failed: {e}"),
+        }
+    }
+
+    fn ids(messages: &[Arc<Message>]) -> Vec<u64> {
+        messages.iter().map(|m| m.id).collect()
+    }
+
+    /// Every message of `target`, ascending.
+    fn all(store: &Store, target: &str) -> Vec<Arc<Message>> {
+        store.after(target, 0, usize::MAX)
+    }
+
+    /// Posts `per_thread` messages from each of `threads` threads at once, thread `t` to
+    /// channel `c{t % channels}`; returns what each thread posted, in the order it posted:
+    /// the id it got, the channel and the text.
+    fn post_from_threads(
+        store: &Arc<Store>,
+        threads: usize,
+        per_thread: usize,
+        channels: usize,
+    ) -> Vec<Vec<(u64, String, String)>> {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let store = Arc::clone(store);
+                thread::spawn(move || {
+                    let target = format!("c{}", t % channels);
+                    (0..per_thread)
+                        .map(|i| {
+                            let text = format!("thread {t} post {i}");
+                            (post(&store, &target, &text), target.clone(), text)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a posting thread panicked"))
+            .collect()
+    }
+
+    #[test]
+    fn concurrent_posts_get_dense_unique_ids_published_in_order() {
+        let store = Arc::new(Store::in_memory(&[], Limits::default()));
+        let published = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&published);
+        store.on_publish(Box::new(move |m| lock(&seen).push(m.id)));
+
+        let got = post_from_threads(&store, 8, 500, 3);
+
+        for own in &got {
+            let own: Vec<u64> = own.iter().map(|(id, ..)| *id).collect();
+            assert!(
+                own.windows(2).all(|w| w[0] < w[1]),
+                "one thread's ids go up"
+            );
+        }
+        let mut every: Vec<u64> = got.iter().flatten().map(|(id, ..)| *id).collect();
+        every.sort_unstable();
+        assert_eq!(every, (1..=4000).collect::<Vec<u64>>());
+        assert_eq!(store.last_id(), 4000);
+        assert_eq!(store.len(), 4000);
+        assert_eq!(*lock(&published), (1..=4000).collect::<Vec<u64>>());
+
+        let mut held = 0;
+        for c in 0..3 {
+            let target = format!("c{c}");
+            let messages = all(&store, &target);
+            assert!(messages.windows(2).all(|w| w[0].id < w[1].id), "{target}");
+            assert!(messages.iter().all(|m| m.target == target));
+            held += messages.len();
+        }
+        assert_eq!(held, 4000);
+        // Each post is the message its poster got the id of.
+        for (id, target, text) in got.iter().flatten() {
+            let m = store.find(target, *id).expect("every posted id is held");
+            assert_eq!(&m.text, text);
+        }
+    }
+
+    #[test]
+    fn concurrent_posts_over_a_journal_are_durable_and_replay_in_id_order() {
+        let dir = TempDir::new();
+        let store = Arc::new(dir.store(Limits::default()));
+        let got = post_from_threads(&store, 8, 100, 4);
+        store.close();
+        drop(store);
+
+        let (journal, replay) = dir.journal();
+        assert_eq!(replay.last_id, 800);
+        let replayed: Vec<u64> = replay.messages.iter().map(|m| m.id).collect();
+        assert_eq!(replayed, (1..=800).collect::<Vec<u64>>());
+        assert!(
+            replay
+                .messages
+                .windows(2)
+                .all(|w| w[0].place.offset < w[1].place.offset),
+            "lines lie in the file in id order"
+        );
+        let store = Store::new(Some(journal), replay, &[], Limits::default());
+        for (id, target, text) in got.iter().flatten() {
+            let m = store
+                .find(target, *id)
+                .expect("every acknowledged post replays");
+            assert_eq!(&m.text, text);
+        }
+        assert_eq!(post(&store, "c0", "after the restart"), 801);
+    }
+
+    #[test]
+    fn racing_retries_with_one_idempotency_key_make_one_message() {
+        let store = Arc::new(Store::in_memory(&[], Limits::default()));
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                thread::spawn(move || {
+                    let retry = Draft {
+                        idempotency_key: Some("key-1".into()),
+                        ..draft("a", "once")
+                    };
+                    store.post(retry).expect("a retry is answered")
+                })
+            })
+            .collect();
+        let posted: Vec<Posted> = handles
+            .into_iter()
+            .map(|h| h.join().expect("a posting thread panicked"))
+            .collect();
+        assert!(posted.iter().all(|p| p.message.id == 1));
+        assert_eq!(posted.iter().filter(|p| !p.repeated).count(), 1);
+        assert_eq!(store.last_id(), 1);
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_messages_of_each_channel() {
+        let limits = Limits {
+            retention_max_messages: 3,
+            ..Limits::default()
+        };
+        let store = Store::in_memory(&[], limits);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for i in 0..10 {
+            a.push(post(&store, "a", &format!("a{i}")));
+            if i < 2 {
+                b.push(post(&store, "b", &format!("b{i}")));
+            }
+            // Retention runs every 3 posts, so a channel never holds more than twice its limit.
+            assert!(all(&store, "a").len() <= 6, "after post {i}");
+        }
+        store.compact_now().expect("retention applies");
+        assert_eq!(ids(&all(&store, "a")), a[7..]);
+        assert_eq!(
+            ids(&all(&store, "b")),
+            b,
+            "a quiet channel keeps its messages"
+        );
+        assert!(store.find("a", a[0]).is_none());
+        assert_eq!(store.len(), 5);
+        assert_eq!(
+            store.summaries(),
+            vec![("a".to_string(), a[9], 3), ("b".to_string(), b[1], 2)]
+        );
+        assert_eq!(post(&store, "a", "next"), 13, "ids go on past dropped ones");
+    }
+
+    #[test]
+    fn retention_by_age_drops_old_messages_from_memory_and_the_journal() {
+        let dir = TempDir::new();
+        {
+            let (mut journal, _) = dir.journal();
+            let m = |id, age: f64, text: &str| Message {
+                id,
+                ts: now() - age,
+                target: "a".into(),
+                sender: "claude".into(),
+                reply_to: None,
+                text: text.into(),
+            };
+            journal
+                .append(&[
+                    m(1, 7200.0, "old one"),
+                    m(2, 7200.0, "old two"),
+                    m(3, 60.0, "recent three"),
+                ])
+                .expect("the journal takes the messages");
+        }
+        let limits = Limits {
+            retention_max_age_secs: 3600.0,
+            ..Limits::default()
+        };
+        let store = dir.store(limits);
+        assert_eq!(ids(&all(&store, "a")), vec![3]);
+        assert_eq!(store.len(), 1);
+        assert_eq!(post(&store, "a", "new four"), 4);
+        store.compact_now().expect("the journal is rewritten");
+        store.close();
+        drop(store);
+
+        let text = dir.journal_text();
+        assert!(
+            !text.contains("old one") && !text.contains("old two"),
+            "{text}"
+        );
+        let (_, replay) = dir.journal();
+        let replayed: Vec<u64> = replay.messages.iter().map(|m| m.id).collect();
+        assert_eq!(replayed, vec![3, 4]);
+        assert_eq!(replay.last_id, 4);
+    }
+
+    #[test]
+    fn posts_made_while_a_compaction_runs_survive_it() {
+        let dir = TempDir::new();
+        // No cache: every text is read back from the journal at its (relocated) place.
+        let limits = Limits {
+            cache_bytes: 0,
+            ..Limits::default()
+        };
+        let store = Arc::new(dir.store(limits));
+        let before: Vec<u64> = (0..5)
+            .map(|i| post(&store, "a", &format!("before {i}")))
+            .collect();
+        store
+            .delete_message(before[0])
+            .expect("the message is deleted");
+        // The deletion started a compaction of what was kept then. Holding its handle keeps
+        // the posts below from installing it, as they do not while it is still writing.
+        let running = lock(&store.commit)
+            .compaction
+            .take()
+            .expect("the deletion started a compaction");
+        let during = post_from_threads(&store, 4, 25, 2);
+        assert!(
+            dir.journal_text().contains("before 0"),
+            "the compaction is not installed yet"
+        );
+        lock(&store.commit).compaction = Some(running);
+        store.compact_now().expect("the compaction installs");
+        assert!(!dir.journal_text().contains("before 0"), "it was compacted");
+
+        let check = |store: &Store| {
+            let kept = all(store, "a");
+            assert_eq!(ids(&kept), before[1..]);
+            for (m, i) in kept.iter().zip(1..) {
+                assert_eq!(m.text, format!("before {i}"));
+            }
+            for (id, target, text) in during.iter().flatten() {
+                let m = store
+                    .find(target, *id)
+                    .expect("a post made meanwhile is kept");
+                assert_eq!(&m.text, text);
+            }
+            assert_eq!(store.len(), 104);
+        };
+        check(&store);
+        store.close();
+        drop(store);
+
+        let (journal, replay) = dir.journal();
+        let replayed: Vec<u64> = replay.messages.iter().map(|m| m.id).collect();
+        assert_eq!(replayed, (2..=105).collect::<Vec<u64>>());
+        check(&Store::new(Some(journal), replay, &[], limits));
+    }
+
+    #[test]
+    fn close_wakes_every_waiter() {
+        let store = Arc::new(Store::in_memory(&[], Limits::default()));
+        let head = post(&store, "a", "one");
+        let far = Instant::now() + Duration::from_secs(3600);
+        let (tx, rx) = mpsc::channel();
+        type Wait = fn(&Store, u64, Instant) -> usize;
+        let waits: [(&str, Wait); 4] = [
+            ("fetch a", |s, head, far| {
+                let q = Fetch {
+                    target: "a".into(),
+                    since_id: head,
+                    limit: 10,
+                    ..Fetch::default()
+                };
+                s.fetch(&q, Some(far)).messages.len()
+            }),
+            ("fetch nowhere", |s, _, far| {
+                let q = Fetch {
+                    target: "nowhere".into(),
+                    limit: 10,
+                    ..Fetch::default()
+                };
+                s.fetch(&q, Some(far)).messages.len()
+            }),
+            ("wait_after nowhere", |s, _, far| {
+                s.wait_after("nowhere", 0, 10, far).len()
+            }),
+            ("wait_changes a", |s, head, far| {
+                s.wait_changes("a", head, 0, 10, far).messages.len()
+            }),
+        ];
+        for (name, wait) in waits {
+            let (store, tx) = (Arc::clone(&store), tx.clone());
+            thread::spawn(move || tx.send((name, wait(&store, head, far))));
+        }
+        // A parked waiter holds a clone of the condition variable it waits on, and parks
+        // before it lets go of the index's lock: seen under that lock, it is waiting.
+        let parked = Instant::now() + PATIENCE;
+        loop {
+            {
+                let state = lock(&store.state);
+                let on_a = Arc::strong_count(&state.channels["a"].changed) - 1;
+                let on_created = Arc::strong_count(&state.created) - 1;
+                if on_a == 2 && on_created == 2 {
+                    break;
+                }
+            }
+            assert!(Instant::now() < parked, "the waiters did not park");
+            thread::sleep(Duration::from_millis(5));
+        }
+        store.close();
+        let mut woken: Vec<&str> = (0..4)
+            .map(|_| {
+                let (name, got) = rx.recv_timeout(PATIENCE).expect("a waiter woke on close");
+                assert_eq!(got, 0, "{name} returned nothing new");
+                name
+            })
+            .collect();
+        woken.sort_unstable();
+        assert_eq!(
+            woken,
+            [
+                "fetch a",
+                "fetch nowhere",
+                "wait_after nowhere",
+                "wait_changes a"
+            ]
+        );
+        assert!(matches!(
+            store.post(draft("a", "late")),
+            Err(Error::Storage(_))
+        ));
+        assert_eq!(store.channel_entries(), 1, "waits created no channel");
+    }
+
+    #[test]
+    fn pages_keep_ids_head_id_and_more_right() {
+        let store = Store::in_memory(&[], Limits::default());
+        let mut a = Vec::new();
+        for i in 0..10 {
+            // Every text of "a" is 9 bytes; "b" interleaves so ids of "a" are not contiguous.
+            a.push(post(&store, "a", &format!("a-text-{i:02}")));
+            post(&store, "b", "interleaved");
+        }
+        let head = a[9];
+        let fetch = |target: &str, since_id, limit, newest, max_text_bytes| {
+            let q = Fetch {
+                target: target.into(),
+                since_id,
+                limit,
+                newest,
+                reader: None,
+                max_text_bytes,
+            };
+            let page = store.fetch(&q, None);
+            (ids(&page.messages), page.head_id, page.more)
+        };
+        // Oldest first, a page at a time.
+        assert_eq!(fetch("a", 0, 4, false, None), (a[..4].to_vec(), head, true));
+        assert_eq!(
+            fetch("a", a[3], 4, false, None),
+            (a[4..8].to_vec(), head, true)
+        );
+        assert_eq!(
+            fetch("a", a[7], 4, false, None),
+            (a[8..].to_vec(), head, false)
+        );
+        assert_eq!(fetch("a", head, 4, false, None), (vec![], head, false));
+        // Newest: the last `limit` after `since_id`, ascending.
+        assert_eq!(fetch("a", 0, 3, true, None), (a[7..].to_vec(), head, false));
+        assert_eq!(
+            fetch("a", a[8], 3, true, None),
+            (a[9..].to_vec(), head, false)
+        );
+        assert_eq!(fetch("a", 0, 20, true, None), (a.clone(), head, false));
+        // Cut by text bytes: ends before the message that would pass the bound.
+        assert_eq!(
+            fetch("a", 0, 10, false, Some(27)),
+            (a[..3].to_vec(), head, true)
+        );
+        assert_eq!(
+            fetch("a", 0, 10, false, Some(26)),
+            (a[..2].to_vec(), head, true)
+        );
+        assert_eq!(
+            fetch("a", 0, 10, false, Some(1)),
+            (a[..1].to_vec(), head, true),
+            "the first message always comes"
+        );
+        assert_eq!(
+            fetch("a", a[6], 10, false, Some(27)),
+            (a[7..].to_vec(), head, false),
+            "a bound the rest fits exactly cuts nothing"
+        );
+        assert_eq!(
+            fetch("a", 0, 3, true, Some(18)),
+            (a[7..9].to_vec(), head, true),
+            "a cut newest page keeps its oldest part"
+        );
+        assert_eq!(fetch("nowhere", 0, 10, false, None), (vec![], 0, false));
+
+        // A reader's position stands in for `since_id` and moves past each page.
+        let read = |limit| {
+            let q = Fetch {
+                target: "a".into(),
+                limit,
+                reader: Some("codex".into()),
+                ..Fetch::default()
+            };
+            let page = store.fetch(&q, None);
+            (ids(&page.messages), page.more)
+        };
+        assert_eq!(read(4), (a[..4].to_vec(), true));
+        assert_eq!(read(4), (a[4..8].to_vec(), true));
+        assert_eq!(store.position("codex", "a"), a[7]);
+        assert_eq!(read(4), (a[8..].to_vec(), false));
+        assert_eq!(read(4), (vec![], false));
+        assert_eq!(store.position("codex", "a"), head);
+    }
+
+    #[test]
+    fn text_byte_cuts_count_texts_not_journal_lines_across_compaction_and_restart() {
+        let dir = TempDir::new();
+        let limits = Limits {
+            cache_bytes: 0,
+            ..Limits::default()
+        };
+        let store = dir.store(limits);
+        // Quotes, newlines and non-ASCII make a journal line longer than its text.
+        let texts = ["\"é\"\n\\", "x\ty", "✓✓✓✓", "\"\"\"\"", "plain text"];
+        let posted: Vec<u64> = texts.iter().map(|t| post(&store, "a", t)).collect();
+        let doomed = post(&store, "a", "deleted to force a compaction");
+        let bound = texts[..3].iter().map(|t| t.len()).sum::<usize>();
+        let cut = |store: &Store| {
+            let q = Fetch {
+                target: "a".into(),
+                limit: 10,
+                max_text_bytes: Some(bound),
+                ..Fetch::default()
+            };
+            let page = store.fetch(&q, None);
+            let texts: Vec<String> = page.messages.iter().map(|m| m.text.clone()).collect();
+            (ids(&page.messages), texts, page.more)
+        };
+        let expected = (
+            posted[..3].to_vec(),
+            texts[..3].iter().map(|t| t.to_string()).collect(),
+            true,
+        );
+        assert_eq!(cut(&store), expected, "as posted");
+        store
+            .delete_message(doomed)
+            .expect("the message is deleted");
+        store.compact_now().expect("the compaction installs");
+        assert_eq!(cut(&store), expected, "after the compaction");
+        store.close();
+        drop(store);
+        assert_eq!(cut(&dir.store(limits)), expected, "after a restart");
+    }
+}
