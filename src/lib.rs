@@ -15,6 +15,7 @@ pub mod agent;
 pub mod app;
 pub mod cache;
 pub mod capacity;
+pub mod checkpoint;
 pub mod client;
 pub mod config;
 pub mod error;

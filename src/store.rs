@@ -1161,6 +1161,12 @@ impl Store {
             // A deletion's text is still on disk: remove it before letting go of the journal.
             self.compact(&mut committer, true);
         }
+        if let Some(journal) = &committer.journal {
+            // The next start then reads the index instead of replaying the whole history.
+            if let Err(e) = journal.checkpoint() {
+                log::warn!("{e}; the next start replays the whole journal");
+            }
+        }
         committer.journal = None;
     }
 
