@@ -6,9 +6,10 @@
 //! `error`, `message`, `listen`, `fields` (a caller's JSON fields) and `agent` (what an
 //! agent's token binds) are shared vocabulary, `open_files` fits the connection limits to the
 //! process's open-file limit at start, and `app` is the state the HTTP layer hands to every
-//! request. The HTTP library itself is `vendor/tiny_http`, reached only from `http::server`. `client` is the other side: the
-//! `post`, `fetch`, `channels`, `watch`, `delete`, `export`, `mcp` (the stdio bridge) and
-//! `setup` commands, which talk to a relay over HTTP and share only `message` and `listen`.
+//! request. The HTTP library itself is `vendor/tiny_http`, reached only from `http::server`.
+//! `client` is the other side: the `post`, `fetch`, `channels`, `watch`, `delete`, `export`,
+//! `mcp` (the stdio bridge) and `setup` commands, which talk to a relay over HTTP and share
+//! only `message` and `listen`.
 #![forbid(unsafe_code)]
 
 pub mod agent;
