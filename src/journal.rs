@@ -617,7 +617,8 @@ fn replay(path: &Path, file: &File) -> Result<(Replay, u64), Error> {
     let progress = match checkpoint::load(dir, file, size, now) {
         Ok(Some(progress)) => {
             log::info!(
-                "{}: starting from the checkpoint of its first {} bytes ({} messages);                  replaying the {} bytes after it",
+                "{}: starting from the checkpoint of its first {} bytes ({} messages); \
+                 replaying the {} bytes after it",
                 path.display(),
                 progress.offset,
                 progress.messages.len(),
