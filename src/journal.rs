@@ -474,25 +474,16 @@ impl Journal {
     /// instead of the whole journal: from the checkpoint already there, if it still matches,
     /// plus the lines appended since; else from a replay of the whole file.
     pub fn checkpoint(&self) -> Result<(), Error> {
-        let now = crate::store::now();
-        let progress = match checkpoint::load(&self.dir, &self.reader, self.len, now) {
-            Ok(Some(progress)) => progress,
-            Ok(None) => Progress::default(),
-            Err(why) => {
-                log::info!(
-                    "{}: replacing {CHECKPOINT_FILE} ({why})",
-                    self.dir.display()
-                );
-                Progress::default()
-            }
-        };
-        let progress = scan(&self.path, &self.reader, self.len, progress)?;
-        checkpoint::save(&self.dir, &self.reader, &progress).map_err(|e| {
-            Error::Storage(format!(
-                "cannot write {}: {e}",
-                self.dir.join(CHECKPOINT_FILE).display()
-            ))
-        })
+        (self.checkpoint_job())()
+    }
+
+    /// `checkpoint` as a job that needs no access to the journal, to run off the commit path:
+    /// it checkpoints the file and length of now, even if a compaction replaces the file
+    /// meanwhile (the next start then finds the checkpoint stale).
+    pub fn checkpoint_job(&self) -> impl FnOnce() -> Result<(), Error> + Send + 'static {
+        let (dir, path) = (self.dir.clone(), self.path.clone());
+        let (file, len) = (Arc::clone(&self.reader), self.len);
+        move || write_checkpoint(&dir, &path, &file, len)
     }
 
     /// A read handle on the journal file as it is now: the places appends report (and replay
@@ -575,6 +566,26 @@ impl Appender {
     fn fault() -> io::Error {
         io::Error::from_raw_os_error(1) // EPERM, what a read-only (immutable) file answers
     }
+}
+
+/// Writes the checkpoint of the first `len` bytes of the journal `file` at `path` in `dir`.
+fn write_checkpoint(dir: &Path, path: &Path, file: &File, len: u64) -> Result<(), Error> {
+    let now = crate::store::now();
+    let progress = match checkpoint::load(dir, file, len, now) {
+        Ok(Some(progress)) => progress,
+        Ok(None) => Progress::default(),
+        Err(why) => {
+            log::info!("{}: replacing {CHECKPOINT_FILE} ({why})", dir.display());
+            Progress::default()
+        }
+    };
+    let progress = scan(path, file, len, progress)?;
+    checkpoint::save(dir, file, &progress).map_err(|e| {
+        Error::Storage(format!(
+            "cannot write {}: {e}",
+            dir.join(CHECKPOINT_FILE).display()
+        ))
+    })
 }
 
 /// Takes the exclusive lock on the directory `dir` itself and writes our pid into
@@ -1640,5 +1651,40 @@ mod tests {
         let (with, without) = with_and_without_checkpoint(&dir);
         assert_eq!(with, without);
         assert_eq!(with.3.len(), 2, "both keys are remembered");
+    }
+
+    #[test]
+    fn a_compaction_leaves_a_checkpoint_of_the_new_journal_for_a_start_after_a_crash() {
+        use crate::store::{Draft, Limits, Store};
+        let dir = TempDir::new();
+        let (j, replay) = open(&dir);
+        let store = Store::new(Some(j), replay, &[], Limits::default());
+        for text in ["one", "two", "three"] {
+            let draft = Draft {
+                target: "cp".into(),
+                sender: "s".into(),
+                text: text.into(),
+                reply_to: None,
+                idempotency_key: None,
+            };
+            store.post(draft).unwrap();
+        }
+        store.delete_message(2).unwrap();
+        store.compact_now().unwrap();
+        let len = fs::metadata(dir.journal()).unwrap().len();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !matches!(load_checkpoint(&dir), Ok(Some(p)) if p.offset == len) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint of the compacted journal"
+            );
+            std::thread::yield_now();
+        }
+        // Dropped without `close`, as a crash would: the compaction's checkpoint is what is left.
+        drop(store);
+        let (with, without) = with_and_without_checkpoint(&dir);
+        assert_eq!(with, without);
+        let texts: Vec<&str> = with.0.iter().map(|m| m.4.text.as_str()).collect();
+        assert_eq!(texts, ["one", "three"]);
     }
 }
