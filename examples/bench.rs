@@ -140,6 +140,19 @@ impl Relay {
         }
     }
 
+    /// Stops the relay the way an operator does (SIGTERM) and waits for it to exit; says how
+    /// long that took (it writes the replay checkpoint on the way out).
+    fn stop(&mut self) -> Duration {
+        let begun = Instant::now();
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        self.child.wait().expect("wait for the relay");
+        begun.elapsed()
+    }
+
     /// Resident memory of the relay in MiB, from /proc.
     fn rss_mib(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -629,6 +642,21 @@ fn stores_section(binary: &Path, sizes: &[usize], run: Duration, row: &mut Row) 
                 json!({"rps": rate, "p50_ms": p50, "p99_ms": p99}),
             );
         }
+        let mut relay = relay;
+        let stopped_in = relay.stop();
+        row(
+            format!("shutdown with {n} messages (writes the replay checkpoint)"),
+            format!("{:.1} ms", stopped_in.as_secs_f64() * 1000.0),
+            &format!("shutdown_{n}_ms"),
+            json!(stopped_in.as_secs_f64() * 1000.0),
+        );
+        let relay = Relay::start(binary, &dir, &["--fsync", "never"]);
+        row(
+            format!("start-up with {n} messages (from the checkpoint)"),
+            format!("{:.1} ms", relay.started_in.as_secs_f64() * 1000.0),
+            &format!("startup_checkpoint_{n}_ms"),
+            json!(relay.started_in.as_secs_f64() * 1000.0),
+        );
         drop(relay);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -74,6 +74,32 @@ impl Keys {
         self.by_key.is_empty()
     }
 
+    /// The table as (time, message id, sender and key, digest if the key still names that
+    /// message), oldest first, for a checkpoint to carry; `restore` makes the same table.
+    pub fn export(&self) -> Vec<(f64, u64, String, Option<u64>)> {
+        self.order
+            .iter()
+            .map(|(ts, id, key)| {
+                let live = self.by_key.get(key).filter(|e| e.id == *id);
+                (*ts, *id, key.to_string(), live.map(|e| e.digest))
+            })
+            .collect()
+    }
+
+    /// The table `export` gave, then forgetting what `now` puts past the window.
+    pub fn restore(exported: Vec<(f64, u64, String, Option<u64>)>, now: f64) -> Keys {
+        let mut keys = Keys::default();
+        for (ts, id, key, digest) in exported {
+            let key: Arc<str> = key.into();
+            if let Some(digest) = digest {
+                keys.by_key.insert(Arc::clone(&key), Entry { id, digest });
+            }
+            keys.order.push_back((ts, id, key));
+        }
+        keys.expire(now);
+        keys
+    }
+
     /// Every remembered key as (message id, key), for writing them back to a compacted
     /// journal; `sender` is not part of it since it is on the message's line.
     pub fn by_id(&self) -> HashMap<u64, String> {

@@ -15,13 +15,14 @@
 //! mid-write, never acknowledged); anything else stops start-up with the file and line, because
 //! silently dropping a message is worse than not starting.
 
+use crate::checkpoint::{self, Progress, CHECKPOINT_FILE};
 use crate::config::Fsync;
 use crate::error::Error;
 use crate::idempotency::{self, Keys};
 use crate::message::Message;
 use serde::{Deserialize, Serialize};
 use std::borrow::{Borrow, Cow};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
@@ -469,6 +470,22 @@ impl Journal {
         Ok(tail)
     }
 
+    /// Writes the replay checkpoint for the journal as it is now, so the next start reads it
+    /// instead of the whole journal: from the checkpoint already there, if it still matches,
+    /// plus the lines appended since; else from a replay of the whole file.
+    pub fn checkpoint(&self) -> Result<(), Error> {
+        (self.checkpoint_job())()
+    }
+
+    /// `checkpoint` as a job that needs no access to the journal, to run off the commit path:
+    /// it checkpoints the file and length of now, even if a compaction replaces the file
+    /// meanwhile (the next start then finds the checkpoint stale).
+    pub fn checkpoint_job(&self) -> impl FnOnce() -> Result<(), Error> + Send + 'static {
+        let (dir, path) = (self.dir.clone(), self.path.clone());
+        let (file, len) = (Arc::clone(&self.reader), self.len);
+        move || write_checkpoint(&dir, &path, &file, len)
+    }
+
     /// A read handle on the journal file as it is now: the places appends report (and replay
     /// found) are right in it, even after a compaction replaces the file under its name.
     pub fn reader(&self) -> Arc<File> {
@@ -551,6 +568,26 @@ impl Appender {
     }
 }
 
+/// Writes the checkpoint of the first `len` bytes of the journal `file` at `path` in `dir`.
+fn write_checkpoint(dir: &Path, path: &Path, file: &File, len: u64) -> Result<(), Error> {
+    let now = crate::store::now();
+    let progress = match checkpoint::load(dir, file, len, now) {
+        Ok(Some(progress)) => progress,
+        Ok(None) => Progress::default(),
+        Err(why) => {
+            log::info!("{}: replacing {CHECKPOINT_FILE} ({why})", dir.display());
+            Progress::default()
+        }
+    };
+    let progress = scan(path, file, len, progress)?;
+    checkpoint::save(dir, file, &progress).map_err(|e| {
+        Error::Storage(format!(
+            "cannot write {}: {e}",
+            dir.join(CHECKPOINT_FILE).display()
+        ))
+    })
+}
+
 /// Takes the exclusive lock on the directory `dir` itself and writes our pid into
 /// `dir/relay.lock`. Returns the locked directory handle.
 fn lock_dir(dir: &Path) -> Result<File, Error> {
@@ -576,35 +613,79 @@ fn lock_dir(dir: &Path) -> Result<File, Error> {
     Ok(locked)
 }
 
-/// Reads every line of the journal, cutting a torn last line off the file. Returns what was
-/// found and the file's length afterwards.
+/// Reads the journal, cutting a torn last line off the file: from the end of a checkpoint
+/// that matches it, or else from the start. Returns what was found and the file's length
+/// afterwards.
 fn replay(path: &Path, file: &File) -> Result<(Replay, u64), Error> {
-    let shown = path.display().to_string();
-    let damage = |line: usize, message: String| Error::Journal {
-        path: shown.clone(),
-        line,
-        message,
-    };
     // Read no more than the length at open: the lock keeps writers out, and a device such as
     // /dev/full would otherwise never end.
     let size = file
         .metadata()
         .map_err(|e| io_context("cannot read", path, e))?
         .len();
-    let mut reader = BufReader::with_capacity(READ_BUFFER, file.take(size));
-    let mut messages: Vec<Indexed> = Vec::new();
-    let mut channels: Vec<String> = Vec::new();
-    let mut channel_of: HashMap<String, u32> = HashMap::new();
-    let mut last_id = 0u64;
-    let mut prev_id = 0u64;
-    let mut keys = Keys::default();
-    let mut positions = Vec::new();
-    let mut deleted = HashSet::new();
-    let mut cleared: HashMap<String, u64> = HashMap::new();
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let now = crate::store::now();
+    let progress = match checkpoint::load(dir, file, size, now) {
+        Ok(Some(progress)) => {
+            log::info!(
+                "{}: starting from the checkpoint of its first {} bytes ({} messages); \
+                 replaying the {} bytes after it",
+                path.display(),
+                progress.offset,
+                progress.messages.len(),
+                size - progress.offset
+            );
+            progress
+        }
+        Ok(None) => Progress::default(),
+        Err(why) => {
+            log::warn!(
+                "{}: not using {CHECKPOINT_FILE}: {why}; replaying the whole journal",
+                path.display()
+            );
+            Progress::default()
+        }
+    };
+    let progress = scan(path, file, size, progress)?;
+    let offset = progress.offset;
+    Ok((finish(progress), offset))
+}
+
+/// Reads the journal's lines from `progress.offset` up to `size` into `progress`, cutting a
+/// torn last line off the file.
+fn scan(path: &Path, file: &File, size: u64, mut progress: Progress) -> Result<Progress, Error> {
+    let shown = path.display().to_string();
+    let damage = |line: usize, message: String| Error::Journal {
+        path: shown.clone(),
+        line,
+        message,
+    };
+    let mut source = file;
+    source
+        .seek(SeekFrom::Start(progress.offset))
+        .map_err(|e| io_context("cannot read", path, e))?;
+    let rest = size.saturating_sub(progress.offset);
+    let mut reader = BufReader::with_capacity(READ_BUFFER, source.take(rest));
+    let mut channel_of: HashMap<String, u32> = progress
+        .channels
+        .iter()
+        .enumerate()
+        .map(|(at, name)| (name.clone(), at as u32))
+        .collect();
     let now = crate::store::now();
     let mut line = Vec::with_capacity(1024);
-    let mut offset = 0u64;
-    let mut number = 0usize;
+    let Progress {
+        offset,
+        lines: number,
+        messages,
+        channels,
+        last_id,
+        prev_id,
+        keys,
+        positions,
+        deleted,
+        cleared,
+    } = &mut progress;
     loop {
         line.clear();
         let n = reader
@@ -613,7 +694,8 @@ fn replay(path: &Path, file: &File) -> Result<(Replay, u64), Error> {
         if n == 0 {
             break;
         }
-        number += 1;
+        *number += 1;
+        let number = *number;
         if line.last() != Some(&b'\n') {
             // A torn last line: the write that made it never completed, so no one was told
             // it succeeded. Cut it so the next append starts on a line boundary.
@@ -621,16 +703,16 @@ fn replay(path: &Path, file: &File) -> Result<(Replay, u64), Error> {
                 "{shown}: line {number}: cutting off a torn last line ({n} bytes) left by a \
                  crash mid-write; it was never acknowledged"
             );
-            file.set_len(offset)
+            file.set_len(*offset)
                 .map_err(|e| io_context("cannot cut the torn last line of", path, e))?;
             break;
         }
-        let start = offset;
-        offset += n as u64;
+        let start = *offset;
+        *offset += n as u64;
         let body = &line[..n - 1];
         match serde_json::from_slice::<MessageIn>(body) {
             Ok(m) => {
-                if m.id <= prev_id {
+                if m.id <= *prev_id {
                     return Err(damage(
                         number,
                         format!(
@@ -639,8 +721,8 @@ fn replay(path: &Path, file: &File) -> Result<(Replay, u64), Error> {
                         ),
                     ));
                 }
-                prev_id = m.id;
-                last_id = last_id.max(m.id);
+                *prev_id = m.id;
+                *last_id = (*last_id).max(m.id);
                 if let Some(key) = &m.key {
                     let entry = idempotency::Entry {
                         id: m.id,
@@ -674,7 +756,7 @@ fn replay(path: &Path, file: &File) -> Result<(Replay, u64), Error> {
                     last_id: Some(marker),
                     read: None,
                     delete: None,
-                }) if number == 1 => last_id = last_id.max(marker),
+                }) if number == 1 => *last_id = (*last_id).max(marker),
                 Ok(RecordIn {
                     last_id: Some(_), ..
                 }) => {
@@ -707,26 +789,43 @@ fn replay(path: &Path, file: &File) -> Result<(Replay, u64), Error> {
             },
         }
     }
+    Ok(progress)
+}
+
+/// What replay found once every line is read: the deletions applied to the messages.
+fn finish(progress: Progress) -> Replay {
+    let Progress {
+        mut messages,
+        channels,
+        last_id,
+        keys,
+        positions,
+        deleted,
+        cleared,
+        ..
+    } = progress;
     if !deleted.is_empty() || !cleared.is_empty() {
+        let channel_of: HashMap<&str, u32> = channels
+            .iter()
+            .enumerate()
+            .map(|(at, name)| (name.as_str(), at as u32))
+            .collect();
         let cleared: HashMap<u32, u64> = cleared
-            .into_iter()
-            .filter_map(|(target, upto)| Some((*channel_of.get(&target)?, upto)))
+            .iter()
+            .filter_map(|(target, upto)| Some((*channel_of.get(target.as_str())?, *upto)))
             .collect();
         messages.retain(|m| {
             !deleted.contains(&m.id) && cleared.get(&m.channel).is_none_or(|upto| m.id > *upto)
         });
     }
     messages.shrink_to_fit();
-    Ok((
-        Replay {
-            messages,
-            channels,
-            last_id,
-            keys,
-            positions,
-        },
-        offset,
-    ))
+    Replay {
+        messages,
+        channels,
+        last_id,
+        keys,
+        positions,
+    }
 }
 
 /// Writes a compacted journal to `tmp`, made durable, with an append handle on it and where
@@ -1312,5 +1411,280 @@ mod tests {
             .collect();
         let expected = [(1, "before".to_string()), (2, "after".to_string())];
         assert_eq!(kept, expected, "nothing half-stored");
+    }
+
+    /// Everything a replay restores, with channels by name and texts read back, to compare a
+    /// start from a checkpoint with a full replay.
+    type Restored = (
+        Vec<(u64, u64, String, Place, Message)>,
+        u64,
+        Vec<Position>,
+        Vec<(f64, u64, String, Option<u64>)>,
+    );
+
+    fn restored(j: &Journal, replay: &Replay) -> Restored {
+        let texts = messages(j, replay);
+        let messages = replay
+            .messages
+            .iter()
+            .zip(texts)
+            .map(|(m, text)| {
+                let channel = replay.channels[m.channel as usize].clone();
+                (m.id, m.ts.to_bits(), channel, m.place, text)
+            })
+            .collect();
+        let keys = replay.keys.export();
+        (messages, replay.last_id, replay.positions.clone(), keys)
+    }
+
+    /// What a start with the checkpoint in `dir` restores, and what a full replay restores.
+    fn with_and_without_checkpoint(dir: &TempDir) -> (Restored, Restored) {
+        let (j, replay) = open(dir);
+        let with = restored(&j, &replay);
+        drop(j);
+        let saved = dir.0.join("saved.checkpoint");
+        fs::rename(dir.0.join(CHECKPOINT_FILE), &saved).unwrap();
+        let (j, replay) = open(dir);
+        let without = restored(&j, &replay);
+        drop(j);
+        fs::rename(saved, dir.0.join(CHECKPOINT_FILE)).unwrap();
+        (with, without)
+    }
+
+    /// The checkpoint in `dir`, checked against the journal there as it is now.
+    fn load_checkpoint(dir: &TempDir) -> Result<Option<Progress>, String> {
+        let journal = File::open(dir.journal()).unwrap();
+        let size = journal.metadata().unwrap().len();
+        checkpoint::load(&dir.0, &journal, size, crate::store::now())
+    }
+
+    /// A message posted now (so its key is inside the window) with a key.
+    fn recent(id: u64, target: &str) -> Message {
+        Message {
+            ts: crate::store::now() - 60.0 + id as f64,
+            ..msg(id, target)
+        }
+    }
+
+    /// A journal with a marker, messages in three channels, keys, positions and both kinds of
+    /// deletion, checkpointed after message 6.
+    fn checkpointed_history(dir: &TempDir) -> (Journal, u64) {
+        let (mut j, _) = open(dir);
+        j.append(&[msg(1, "a")]).unwrap();
+        j.rewrite(std::iter::empty(), 1).unwrap();
+        let ms: Vec<Message> = (2..=6)
+            .map(|id| recent(id, ["a", "b", "c"][id as usize % 3]))
+            .collect();
+        let read = Position {
+            reader: "codex".into(),
+            target: "a".into(),
+            id: 3,
+        };
+        j.append_lines(&[
+            Line::Message(&ms[0], Some("k2")),
+            Line::Message(&ms[1], Some("k3")),
+            Line::Read(&read),
+            Line::Message(&ms[2], None),
+            Line::Delete(&Deletion::Message { id: 3 }),
+            Line::Message(&ms[3], Some("k5")),
+            Line::Message(&ms[4], None),
+        ])
+        .unwrap();
+        j.checkpoint().unwrap();
+        let mark = j.mark();
+        (j, mark)
+    }
+
+    #[test]
+    fn a_start_from_a_checkpoint_restores_what_a_full_replay_restores() {
+        let dir = TempDir::new();
+        let (mut j, mark) = checkpointed_history(&dir);
+        // After the checkpoint: new messages, a deletion of a checkpointed message and of a
+        // channel, a moved position and a reused key.
+        let (m7, m8) = (recent(7, "a"), recent(8, "c"));
+        let moved = Position {
+            reader: "codex".into(),
+            target: "a".into(),
+            id: 7,
+        };
+        j.append_lines(&[
+            Line::Message(&m7, Some("k2")),
+            Line::Delete(&Deletion::Message { id: 2 }),
+            Line::Delete(&Deletion::Channel {
+                target: "b".into(),
+                through: 7,
+            }),
+            Line::Read(&moved),
+            Line::Message(&m8, Some("k8")),
+        ])
+        .unwrap();
+        drop(j);
+        let loaded = load_checkpoint(&dir).unwrap().expect("a checkpoint");
+        assert_eq!(
+            loaded.offset, mark,
+            "it covers the journal up to where it was taken"
+        );
+        let (with, without) = with_and_without_checkpoint(&dir);
+        assert_eq!(with, without);
+        let ids: Vec<u64> = with.0.iter().map(|m| m.0).collect();
+        assert_eq!(ids, [5, 6, 7, 8], "lines after the checkpoint are replayed");
+        assert_eq!(with.1, 8);
+        assert_eq!(with.2.last(), Some(&moved));
+        let live: Vec<u64> = with
+            .3
+            .iter()
+            .filter(|k| k.3.is_some())
+            .map(|k| k.1)
+            .collect();
+        assert_eq!(
+            live,
+            [3, 5, 7, 8],
+            "keys of the checkpoint and after it (k2 now names 7)"
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_of_the_whole_journal_restores_what_a_full_replay_restores() {
+        let dir = TempDir::new();
+        let (j, _) = checkpointed_history(&dir);
+        drop(j);
+        let (with, without) = with_and_without_checkpoint(&dir);
+        assert_eq!(with, without);
+        let ids: Vec<u64> = with.0.iter().map(|m| m.0).collect();
+        assert_eq!(ids, [2, 4, 5, 6]);
+    }
+
+    #[test]
+    fn a_damaged_checkpoint_is_refused_and_replaced() {
+        let dir = TempDir::new();
+        let (j, _) = checkpointed_history(&dir);
+        drop(j);
+        let path = dir.0.join(CHECKPOINT_FILE);
+        let good = fs::read(&path).unwrap();
+        let (expected, _) = with_and_without_checkpoint(&dir);
+        let mut flipped = good.clone();
+        let middle = flipped.len() / 2;
+        flipped[middle] ^= 0x10;
+        let mut last = good.clone();
+        *last.last_mut().unwrap() ^= 1;
+        let damaged = [
+            flipped,
+            last,
+            good[..good.len() - 1].to_vec(),
+            good[..good.len() / 3].to_vec(),
+            Vec::new(),
+        ];
+        for bad in damaged {
+            fs::write(&path, &bad).unwrap();
+            let refused = load_checkpoint(&dir);
+            assert!(refused.is_err(), "{} bytes were accepted", bad.len());
+            let (j, replay) = open(&dir);
+            assert_eq!(restored(&j, &replay), expected);
+            j.checkpoint().unwrap();
+            drop(j);
+            assert!(
+                matches!(load_checkpoint(&dir), Ok(Some(_))),
+                "it was replaced"
+            );
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_of_a_journal_since_rewritten_is_refused_and_replaced() {
+        let dir = TempDir::new();
+        let (mut j, _) = checkpointed_history(&dir);
+        // A compaction rewrites the journal: every place the checkpoint holds is wrong now.
+        j.rewrite([msg(6, "c")].iter(), 6).unwrap();
+        j.append(&[msg(7, "a")]).unwrap();
+        drop(j);
+        let refused = load_checkpoint(&dir)
+            .err()
+            .expect("a stale checkpoint is refused");
+        assert!(refused.contains("stale"), "{refused}");
+        let (j, replay) = open(&dir);
+        let ids: Vec<u64> = replay.messages.iter().map(|m| m.id).collect();
+        assert_eq!(ids, [6, 7]);
+        assert_eq!(messages(&j, &replay), [msg(6, "c"), msg(7, "a")]);
+        j.checkpoint().unwrap();
+        drop(j);
+        assert!(
+            matches!(load_checkpoint(&dir), Ok(Some(_))),
+            "it was replaced"
+        );
+        let (with, without) = with_and_without_checkpoint(&dir);
+        assert_eq!(with, without);
+
+        // A journal cut shorter than the checkpoint covers is stale too.
+        let (mut j, _) = open(&dir);
+        j.append(&[msg(8, "a")]).unwrap();
+        j.checkpoint().unwrap();
+        drop(j);
+        let text = fs::read_to_string(dir.journal()).unwrap();
+        let cut = text.trim_end_matches('\n').rfind('\n').unwrap() + 1;
+        fs::write(dir.journal(), &text[..cut]).unwrap();
+        assert!(load_checkpoint(&dir).is_err());
+        let (_, replay) = open(&dir);
+        assert_eq!(replay.last_id, 7);
+    }
+
+    #[test]
+    fn a_closed_store_leaves_a_checkpoint_the_next_start_uses() {
+        use crate::store::{Draft, Limits, Store};
+        let dir = TempDir::new();
+        let (j, replay) = open(&dir);
+        let store = Store::new(Some(j), replay, &[], Limits::default());
+        for text in ["one", "two"] {
+            let draft = Draft {
+                target: "cp".into(),
+                sender: "s".into(),
+                text: text.into(),
+                reply_to: None,
+                idempotency_key: Some(format!("key-{text}")),
+            };
+            store.post(draft).unwrap();
+        }
+        store.close();
+        let loaded = load_checkpoint(&dir)
+            .unwrap()
+            .expect("close wrote a checkpoint");
+        assert_eq!(loaded.offset, fs::metadata(dir.journal()).unwrap().len());
+        let (with, without) = with_and_without_checkpoint(&dir);
+        assert_eq!(with, without);
+        assert_eq!(with.3.len(), 2, "both keys are remembered");
+    }
+
+    #[test]
+    fn a_compaction_leaves_a_checkpoint_of_the_new_journal_for_a_start_after_a_crash() {
+        use crate::store::{Draft, Limits, Store};
+        let dir = TempDir::new();
+        let (j, replay) = open(&dir);
+        let store = Store::new(Some(j), replay, &[], Limits::default());
+        for text in ["one", "two", "three"] {
+            let draft = Draft {
+                target: "cp".into(),
+                sender: "s".into(),
+                text: text.into(),
+                reply_to: None,
+                idempotency_key: None,
+            };
+            store.post(draft).unwrap();
+        }
+        store.delete_message(2).unwrap();
+        store.compact_now().unwrap();
+        let len = fs::metadata(dir.journal()).unwrap().len();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !matches!(load_checkpoint(&dir), Ok(Some(p)) if p.offset == len) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint of the compacted journal"
+            );
+            std::thread::yield_now();
+        }
+        // Dropped without `close`, as a crash would: the compaction's checkpoint is what is left.
+        drop(store);
+        let (with, without) = with_and_without_checkpoint(&dir);
+        assert_eq!(with, without);
+        let texts: Vec<&str> = with.0.iter().map(|m| m.4.text.as_str()).collect();
+        assert_eq!(texts, ["one", "three"]);
     }
 }

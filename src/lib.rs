@@ -2,19 +2,21 @@
 //! named channels and read them back over MCP (Streamable HTTP and the legacy HTTP+SSE
 //! transport), a REST API, server-sent events and a web page. The layers point one way:
 //! `main` → `start` (this file) → `http` → {`mcp`, `ui`} → {`store`, `presence`, `logs`,
-//! `capacity`} → {`journal`, `cache`, `idempotency`}; `config`, `error`, `message`, `listen`,
-//! `fields` (a caller's JSON fields) and `agent` (what an agent's token binds) are shared
-//! vocabulary, `open_files` fits the connection limits to the process's open-file limit at
-//! start, and `app` is the state the HTTP layer hands to every request. The HTTP library itself
-//! is `vendor/tiny_http`, reached only from `http::server`. `client` is the other side: the
-//! `post`, `fetch`, `channels`, `watch`, `delete`, `export`, `mcp` (the stdio bridge) and
-//! `setup` commands, which talk to a relay over HTTP and share only `message` and `listen`.
+//! `capacity`} → {`journal` (and its replay `checkpoint`), `cache`, `idempotency`}; `config`,
+//! `error`, `message`, `listen`, `fields` (a caller's JSON fields) and `agent` (what an
+//! agent's token binds) are shared vocabulary, `open_files` fits the connection limits to the
+//! process's open-file limit at start, and `app` is the state the HTTP layer hands to every
+//! request. The HTTP library itself is `vendor/tiny_http`, reached only from `http::server`.
+//! `client` is the other side: the `post`, `fetch`, `channels`, `watch`, `delete`, `export`,
+//! `mcp` (the stdio bridge) and `setup` commands, which talk to a relay over HTTP and share
+//! only `message` and `listen`.
 #![forbid(unsafe_code)]
 
 pub mod agent;
 pub mod app;
 pub mod cache;
 pub mod capacity;
+pub mod checkpoint;
 pub mod client;
 pub mod config;
 pub mod error;

@@ -235,6 +235,8 @@ struct Committer {
     keys: Keys,
     /// A deletion left a text on disk that a compaction has yet to remove.
     purge: bool,
+    /// The replay checkpoint of the last compacted journal being written in the background.
+    checkpointing: Option<JoinHandle<()>>,
 }
 
 /// A post of the batch being committed that gets a new id.
@@ -285,7 +287,12 @@ impl Store {
                 ts: m.ts,
                 place: m.place,
             };
-            state.insert(&replay.channels[m.channel as usize], entry);
+            // Not `State::insert`: nobody waits yet, and waking a channel's waiters is a
+            // system call, which a million replayed messages would pay a million times.
+            let channel = state.channel(&replay.channels[m.channel as usize]);
+            channel.messages.push_back(entry);
+            channel.seen = true;
+            state.count += 1;
         }
         for c in state.channels.values_mut() {
             c.messages.shrink_to_fit();
@@ -305,6 +312,7 @@ impl Store {
                 compaction: None,
                 keys: replay.keys,
                 purge: false,
+                checkpointing: None,
             }),
             queue: Mutex::new(Vec::new()),
             hooks: Mutex::new(Vec::new()),
@@ -637,11 +645,41 @@ impl Store {
             None => Ok(None),
         });
         match installed {
-            Ok(Some(relocation)) => lock(&self.state).relocate(relocation),
+            Ok(Some(relocation)) => {
+                lock(&self.state).relocate(relocation);
+                Store::start_checkpoint(committer);
+            }
             Ok(None) => {}
             Err(e) => {
                 log::error!("journal compaction failed; the journal keeps every message: {e}")
             }
+        }
+    }
+
+    /// Starts writing the replay checkpoint of the journal just compacted, in the background
+    /// (it reads the whole new file), unless one is still being written.
+    fn start_checkpoint(committer: &mut Committer) {
+        if committer
+            .checkpointing
+            .as_ref()
+            .is_some_and(|h| !h.is_finished())
+        {
+            return;
+        }
+        let Some(journal) = committer.journal.as_ref() else {
+            return;
+        };
+        let job = journal.checkpoint_job();
+        let spawned = thread::Builder::new()
+            .name("relay-checkpoint".into())
+            .spawn(move || {
+                if let Err(e) = job() {
+                    log::warn!("{e}; a start after a crash replays the whole journal");
+                }
+            });
+        match spawned {
+            Ok(handle) => committer.checkpointing = Some(handle),
+            Err(e) => log::warn!("cannot start writing the replay checkpoint: {e}"),
         }
     }
 
@@ -1160,6 +1198,16 @@ impl Store {
         if committer.purge {
             // A deletion's text is still on disk: remove it before letting go of the journal.
             self.compact(&mut committer, true);
+        }
+        if let Some(handle) = committer.checkpointing.take() {
+            // Its rename must not land after (and over) the one written here.
+            let _ = handle.join();
+        }
+        if let Some(journal) = &committer.journal {
+            // The next start then reads the index instead of replaying the whole history.
+            if let Err(e) = journal.checkpoint() {
+                log::warn!("{e}; the next start replays the whole journal");
+            }
         }
         committer.journal = None;
     }

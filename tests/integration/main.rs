@@ -2,6 +2,7 @@
 //! relay in-process on 127.0.0.1:0 (or the release binary as a child) and talks HTTP to it.
 
 mod bridge;
+mod checkpoint;
 mod cli;
 mod client;
 mod common;
