@@ -335,9 +335,32 @@ fn a_client_that_pipelines_without_reading_is_held_in_its_socket() {
     });
 }
 
+/// A relay child process, killed when the test ends, even by a failed assertion.
+struct RelayProcess(Child);
+
+impl std::ops::Deref for RelayProcess {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for RelayProcess {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `command` (a relay binary, its stdout and stderr piped) and returns it with the
 /// address its start line announces.
-fn spawn_relay(command: &mut Command) -> (Child, SocketAddr) {
+fn spawn_relay(command: &mut Command) -> (RelayProcess, SocketAddr) {
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -353,11 +376,11 @@ fn spawn_relay(command: &mut Command) -> (Child, SocketAddr) {
         .unwrap()
         .trim_end_matches(|c: char| !c.is_ascii_digit());
     let addr = url.trim_start_matches("http://").parse().unwrap();
-    (child, addr)
+    (RelayProcess(child), addr)
 }
 
 /// A relay binary started under `sh -c 'ulimit -n LIMIT; exec ...'` in `dir`, and its address.
-fn relay_with_open_file_limit(dir: &TempDir, limit: u32) -> (Child, SocketAddr, String) {
+fn relay_with_open_file_limit(dir: &TempDir, limit: u32) -> (RelayProcess, SocketAddr, String) {
     let (mut child, addr) = spawn_relay(
         Command::new("sh")
             .arg("-c")
