@@ -24,7 +24,7 @@ use std::fs::File;
 use std::mem;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Longest channel or sender name, in characters.
 pub const MAX_NAME_CHARS: usize = 128;
@@ -843,16 +843,7 @@ impl Store {
             let now = Instant::now();
             match deadline {
                 Some(deadline) if slice.entries.is_empty() && !state.closed && now < deadline => {
-                    // A wait on a channel nobody has posted to creates nothing: it wakes on the
-                    // creation of any channel and looks again.
-                    let changed = match state.channels.get(&query.target) {
-                        Some(c) => Arc::clone(&c.changed),
-                        None => Arc::clone(&state.created),
-                    };
-                    state = changed
-                        .wait_timeout(state, deadline - now)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0;
+                    state = wait_for_change(state, &query.target, deadline - now);
                 }
                 _ => {
                     let Slice {
@@ -907,14 +898,7 @@ impl Store {
                 drop(state);
                 return self.resolve(taken, true);
             }
-            let changed = match state.channels.get(target) {
-                Some(c) => Arc::clone(&c.changed),
-                None => Arc::clone(&state.created),
-            };
-            state = changed
-                .wait_timeout(state, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            state = wait_for_change(state, target, deadline - now);
         }
     }
 
@@ -1040,14 +1024,7 @@ impl Store {
                 changes.messages = self.resolve(taken, true);
                 return changes;
             }
-            let changed = match state.channels.get(target) {
-                Some(c) => Arc::clone(&c.changed),
-                None => Arc::clone(&state.created),
-            };
-            state = changed
-                .wait_timeout(state, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            state = wait_for_change(state, target, deadline - now);
         }
     }
 
@@ -1496,6 +1473,23 @@ pub fn now() -> f64 {
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it: every critical
 /// section here leaves the data consistent before anything that can panic.
+/// Waits, for `at_most`, until `target` changes. A wait on a channel nobody has posted to
+/// creates nothing: it wakes on the creation of any channel, and its caller looks again.
+fn wait_for_change<'a>(
+    state: MutexGuard<'a, State>,
+    target: &str,
+    at_most: Duration,
+) -> MutexGuard<'a, State> {
+    let changed = match state.channels.get(target) {
+        Some(c) => Arc::clone(&c.changed),
+        None => Arc::clone(&state.created),
+    };
+    changed
+        .wait_timeout(state, at_most)
+        .unwrap_or_else(|p| p.into_inner())
+        .0
+}
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
