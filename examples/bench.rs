@@ -9,6 +9,9 @@
 //! `-- --memory` measures only what grows with history: start-up, RSS and reads at 1k, 100k
 //! and 1M stored (and reads at 1M against 1k in alternating rounds), and the 1 MiB posts.
 
+#[path = "support/relay_binary.rs"]
+mod relay_binary;
+use relay_binary::binary;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -265,32 +268,6 @@ fn fresh_dir(tag: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// The relay binary: `RELAY_BENCH_BINARY` if set (to compare two builds), else this
-/// checkout's release build, built first.
-fn binary() -> PathBuf {
-    if let Ok(path) = std::env::var("RELAY_BENCH_BINARY") {
-        return PathBuf::from(path);
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "--bin",
-            "claude-codex-relay",
-        ])
-        .status()
-        .expect("cargo build");
-    assert!(status.success(), "cargo build --release failed");
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("claude-codex-relay")
 }
 
 /// Opens an MCP session on `conn` and returns its id (read from the response head by hand).
@@ -971,28 +948,7 @@ fn main() {
         for i in 0..50 {
             conn.call("POST", "/api/messages", "", &post_body(i));
         }
-        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}});
-        conn.reader.get_mut().write_all(format!("POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{init}", init.to_string().len()).as_bytes()).unwrap();
-        // The session id is in a header; read it by hand.
-        let mut head = String::new();
-        let mut session = String::new();
-        let mut length = 0;
-        loop {
-            head.clear();
-            conn.reader.read_line(&mut head).unwrap();
-            let l = head.trim_end().to_ascii_lowercase();
-            if l.is_empty() {
-                break;
-            }
-            if let Some(v) = l.strip_prefix("mcp-session-id:") {
-                session = v.trim().to_string();
-            }
-            if let Some(v) = l.strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap();
-            }
-        }
-        let mut body = vec![0; length];
-        conn.reader.read_exact(&mut body).unwrap();
+        let session = mcp_session(&mut conn);
         let headers = Arc::new(format!(
             "Mcp-Session-Id: {session}\r\nMCP-Protocol-Version: 2025-06-18\r\n"
         ));

@@ -5,36 +5,14 @@
 //! `POST` to the moment its `notifications/claude/channel` line is read from the bridge's
 //! standard output. Prints p50, p90, p99 and the maximum.
 
+#[path = "support/relay_binary.rs"]
+mod relay_binary;
+use relay_binary::binary;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-fn binary() -> PathBuf {
-    if let Ok(path) = std::env::var("RELAY_BENCH_BINARY") {
-        return PathBuf::from(path);
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "--bin",
-            "claude-codex-relay",
-        ])
-        .status()
-        .expect("cargo build");
-    assert!(status.success(), "cargo build --release failed");
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("claude-codex-relay")
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
