@@ -118,6 +118,83 @@ struct Entry {
     place: Place,
 }
 
+/// A page taken from the index whose texts are still to be read.
+struct TextsToRead {
+    taken: Taken,
+    head_id: u64,
+    more: bool,
+}
+
+/// A page whose texts are read as it is written out (see `Store::fetch_unread`).
+pub struct UnreadPage(TextsToRead);
+
+/// Most text read at a time when an `UnreadPage` is written out.
+const UNREAD_BATCH: u64 = 256 * 1024;
+
+impl UnreadPage {
+    /// The channel's newest id, as in `Page`.
+    pub fn head_id(&self) -> u64 {
+        self.0.head_id
+    }
+
+    /// Whether messages follow the page, as in `Page`.
+    pub fn more(&self) -> bool {
+        self.0.more
+    }
+
+    /// The bytes of text the page holds, known without reading any.
+    pub fn text_bytes(&self) -> u64 {
+        self.0
+            .taken
+            .entries
+            .iter()
+            .map(|e| u64::from(e.place.text_len))
+            .sum()
+    }
+
+    /// Reads every text now: the page as `fetch` would have given it.
+    pub fn read(self) -> Page {
+        let TextsToRead {
+            taken,
+            head_id,
+            more,
+        } = self.0;
+        Page {
+            messages: read_texts(taken).0,
+            head_id,
+            more,
+        }
+    }
+
+    /// The messages in order, their texts read a few at a time (at most `UNREAD_BATCH` of
+    /// text, and at least one message), each batch handed to `each`.
+    pub fn for_each_batch<E>(
+        &self,
+        mut each: impl FnMut(&[Arc<Message>]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let t = &self.0.taken;
+        let mut start = 0;
+        while start < t.entries.len() {
+            let mut end = start + 1;
+            let mut bytes = u64::from(t.entries[start].place.text_len);
+            while end < t.entries.len()
+                && bytes + u64::from(t.entries[end].place.text_len) <= UNREAD_BATCH
+            {
+                bytes += u64::from(t.entries[end].place.text_len);
+                end += 1;
+            }
+            let (batch, _) = read_texts(Taken {
+                entries: t.entries[start..end].to_vec(),
+                cached: t.cached[start..end].to_vec(),
+                file: t.file.clone(),
+            });
+            each(&batch)?;
+            start = end;
+        }
+        Ok(())
+    }
+}
+
 /// Entries taken from the index with what the cache had of them and the journal file their
 /// places point into, to read the rest after the index is let go.
 struct Taken {
@@ -686,39 +763,7 @@ impl Store {
     /// The messages `taken` names, from the cache or else read from its file; read ones are
     /// cached when `remember` says so. A message that cannot be read is logged and left out.
     fn resolve(&self, taken: Taken, remember: bool) -> Vec<Arc<Message>> {
-        let Taken {
-            entries,
-            cached: mut found,
-            file,
-        } = taken;
-        if found.iter().all(Option::is_some) {
-            return found.into_iter().flatten().collect();
-        }
-        let mut read = Vec::new();
-        for (slot, e) in found.iter_mut().zip(&entries) {
-            if slot.is_some() {
-                continue;
-            }
-            let Some(file) = file.as_deref() else {
-                // Without a journal a message missing from memory was deleted or dropped by
-                // retention since it was taken from the index: it is left out, as it would
-                // be a moment later.
-                continue;
-            };
-            match read_message(file, e.place) {
-                Ok(m) if m.id == e.id => {
-                    let m = Arc::new(m);
-                    read.push(Arc::clone(&m));
-                    *slot = Some(m);
-                }
-                Ok(m) => log::error!(
-                    "the journal holds message {} where message {} was expected",
-                    m.id,
-                    e.id
-                ),
-                Err(err) => log::error!("cannot read message {} from the journal: {err}", e.id),
-            }
-        }
+        let (found, read) = read_texts(taken);
         if remember && !read.is_empty() {
             let mut state = lock(&self.state);
             for m in read {
@@ -728,7 +773,7 @@ impl Store {
                 }
             }
         }
-        found.into_iter().flatten().collect()
+        found
     }
 
     /// Message `id` of channel `target`, if it is kept.
@@ -788,11 +833,28 @@ impl Store {
     /// post to the channel brings something or the deadline passes. With a `reader`, the
     /// reader's position stands in for a `since_id` of 0, and moves past the page returned.
     pub fn fetch(&self, query: &Fetch, deadline: Option<Instant>) -> Page {
-        let page = self.read(query, deadline);
-        if let (Some(reader), Some(last)) = (&query.reader, page.messages.last()) {
+        let page = self.take_page(query, deadline);
+        self.save_reader(query, &page);
+        Page {
+            messages: self.resolve(page.taken, true),
+            head_id: page.head_id,
+            more: page.more,
+        }
+    }
+
+    /// Like `fetch`, but the texts are read only when the page is written out, a few at a time
+    /// and past the cache, so that holding a large page for a slow reader costs its index
+    /// entries, not its texts.
+    pub fn fetch_unread(&self, query: &Fetch, deadline: Option<Instant>) -> UnreadPage {
+        let page = self.take_page(query, deadline);
+        self.save_reader(query, &page);
+        UnreadPage(page)
+    }
+
+    fn save_reader(&self, query: &Fetch, page: &TextsToRead) {
+        if let (Some(reader), Some(last)) = (&query.reader, page.taken.entries.last()) {
             self.save_position(reader, &query.target, last.id);
         }
-        page
     }
 
     /// Where `reader` stands on `target`: the last id it was given (0 if none).
@@ -823,7 +885,9 @@ impl Store {
         }
     }
 
-    fn read(&self, query: &Fetch, deadline: Option<Instant>) -> Page {
+    /// The entries of the page `query` asks for (waiting as `fetch` does), with what the cache
+    /// had of them; their texts are not read yet.
+    fn take_page(&self, query: &Fetch, deadline: Option<Instant>) -> TextsToRead {
         let mut state = lock(&self.state);
         loop {
             let slice = match &query.reader {
@@ -851,10 +915,8 @@ impl Store {
                         head_id,
                         more,
                     } = slice;
-                    let taken = state.take(entries);
-                    drop(state);
-                    return Page {
-                        messages: self.resolve(taken, true),
+                    return TextsToRead {
+                        taken: state.take(entries),
                         head_id,
                         more,
                     };
@@ -1473,6 +1535,45 @@ pub fn now() -> f64 {
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it: every critical
 /// section here leaves the data consistent before anything that can panic.
+/// Reads the texts `taken` did not find in the cache: the messages, and those of them read
+/// from the journal. A message that cannot be read is logged and left out.
+fn read_texts(taken: Taken) -> (Vec<Arc<Message>>, Vec<Arc<Message>>) {
+    let Taken {
+        entries,
+        cached: mut found,
+        file,
+    } = taken;
+    if found.iter().all(Option::is_some) {
+        return (found.into_iter().flatten().collect(), Vec::new());
+    }
+    let mut read = Vec::new();
+    for (slot, e) in found.iter_mut().zip(&entries) {
+        if slot.is_some() {
+            continue;
+        }
+        let Some(file) = file.as_deref() else {
+            // Without a journal a message missing from memory was deleted or dropped by
+            // retention since it was taken from the index: it is left out, as it would
+            // be a moment later.
+            continue;
+        };
+        match read_message(file, e.place) {
+            Ok(m) if m.id == e.id => {
+                let m = Arc::new(m);
+                read.push(Arc::clone(&m));
+                *slot = Some(m);
+            }
+            Ok(m) => log::error!(
+                "the journal holds message {} where message {} was expected",
+                m.id,
+                e.id
+            ),
+            Err(err) => log::error!("cannot read message {} from the journal: {err}", e.id),
+        }
+    }
+    (found.into_iter().flatten().collect(), read)
+}
+
 /// Waits, for `at_most`, until `target` changes. A wait on a channel nobody has posted to
 /// creates nothing: it wakes on the creation of any channel, and its caller looks again.
 fn wait_for_change<'a>(

@@ -17,7 +17,8 @@ use crate::http::exchange::{Incoming, Reply};
 use crate::http::guard::Caller;
 use crate::message::Message;
 use crate::presence::{detail, Kind};
-use crate::store::{Draft, Fetch};
+use crate::store::{Draft, Fetch, UnreadPage};
+use serde::ser::{SerializeSeq, SerializeStruct, Serializer};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::net::IpAddr;
@@ -75,10 +76,21 @@ pub fn list_messages(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply,
             listener_name(rq, caller).as_deref(),
         );
         app.store
-            .fetch(&query, Some(Instant::now() + Duration::from_secs_f64(wait)))
+            .fetch_unread(&query, Some(Instant::now() + Duration::from_secs_f64(wait)))
     } else {
-        app.store.fetch(&query, None)
+        app.store.fetch_unread(&query, None)
     };
+    // A large page is written as its texts are read, a few at a time; a small one is read and
+    // serialised whole.
+    if page.text_bytes() > STREAMED_PAGE_BYTES as u64 {
+        return Ok(Reply::json_streamed(
+            200,
+            StreamedPage {
+                target: query.target,
+                page,
+            },
+        ));
+    }
     #[derive(Serialize)]
     struct Answer {
         target: String,
@@ -86,18 +98,44 @@ pub fn list_messages(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply,
         head_id: u64,
         more: bool,
     }
-    let large = page.messages.iter().map(|m| m.text.len()).sum::<usize>() > STREAMED_PAGE_BYTES;
-    let answer = Answer {
-        target: query.target,
-        messages: page.messages,
-        head_id: page.head_id,
-        more: page.more,
-    };
-    Ok(if large {
-        Reply::json_streamed(200, answer)
-    } else {
-        Reply::json(200, &answer)
-    })
+    let page = page.read();
+    Ok(Reply::json(
+        200,
+        &Answer {
+            target: query.target,
+            messages: page.messages,
+            head_id: page.head_id,
+            more: page.more,
+        },
+    ))
+}
+
+/// A page of `GET /api/messages` in the same shape as a small one, its texts read as the JSON
+/// is written.
+struct StreamedPage {
+    target: String,
+    page: UnreadPage,
+}
+
+impl Serialize for StreamedPage {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Messages<'a>(&'a UnreadPage);
+        impl Serialize for Messages<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut seq = s.serialize_seq(None)?;
+                self.0.for_each_batch(|batch| {
+                    batch.iter().try_for_each(|m| seq.serialize_element(m))
+                })?;
+                seq.end()
+            }
+        }
+        let mut answer = s.serialize_struct("Answer", 4)?;
+        answer.serialize_field("target", &self.target)?;
+        answer.serialize_field("messages", &Messages(&self.page))?;
+        answer.serialize_field("head_id", &self.page.head_id())?;
+        answer.serialize_field("more", &self.page.more())?;
+        answer.end()
+    }
 }
 
 /// The `reader` parameter, checked: a name, and with an agent's token only that agent's own.
