@@ -22,6 +22,7 @@ use crate::message::Message;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs::File;
 use std::mem;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -243,7 +244,12 @@ pub struct Store {
     /// Held by the one poster that writes the queued batch; guards the journal and the sequence.
     commit: Mutex<Committer>,
     queue: Mutex<Vec<Arc<Slot>>>,
-    hooks: Mutex<Vec<Arc<Hook>>>,
+    /// The functions told of new messages. A committer takes this lock before it lets go of the
+    /// commit lock and calls them after, so the next batch is written meanwhile and yet every
+    /// hook hears of messages in id order.
+    hooks: Mutex<Vec<Hook>>,
+    /// The highest id published, readable without waiting for a batch being written.
+    published_id: AtomicU64,
     limits: Limits,
 }
 
@@ -304,6 +310,8 @@ struct Committer {
     last_id: u64,
     /// Messages published since the journal was last compacted, for the retention check.
     since_compaction: usize,
+    /// Retention is yet to look at the replayed history, which it does with the first post.
+    retention_due: bool,
     /// Retention dropped messages that the journal still holds.
     stale: bool,
     /// A compacted journal being written in the background.
@@ -383,8 +391,8 @@ impl Store {
             commit: Mutex::new(Committer {
                 journal,
                 last_id: top,
-                // Retention looks at the replayed history with the first post.
-                since_compaction: usize::MAX / 2,
+                since_compaction: 0,
+                retention_due: true,
                 stale,
                 compaction: None,
                 keys: replay.keys,
@@ -393,6 +401,7 @@ impl Store {
             }),
             queue: Mutex::new(Vec::new()),
             hooks: Mutex::new(Vec::new()),
+            published_id: AtomicU64::new(top),
             limits,
         }
     }
@@ -404,7 +413,7 @@ impl Store {
 
     /// Registers a function told of every new message, after it is durable and visible.
     pub fn on_publish(&self, hook: Hook) {
-        lock(&self.hooks).push(Arc::new(hook));
+        lock(&self.hooks).push(hook);
     }
 
     /// Checks a draft, makes it durable and visible, and returns the stored message. Fails with
@@ -422,15 +431,23 @@ impl Store {
             return outcome;
         }
         let batch = mem::take(&mut *lock(&self.queue));
-        if self.is_closed() {
+        let published = if self.is_closed() {
             for slot in &batch {
                 *lock(&slot.outcome) =
                     Some(Err(Error::Storage("the relay is shutting down".into())));
             }
+            Vec::new()
         } else {
-            self.commit_batch(&mut committer, &batch);
-        }
+            self.commit_batch(&mut committer, &batch)
+        };
+        let hooks = lock(&self.hooks);
         drop(committer);
+        for m in &published {
+            for hook in hooks.iter() {
+                hook(m);
+            }
+        }
+        drop(hooks);
         let outcome = lock(&slot.outcome).take();
         outcome.unwrap_or_else(|| {
             Err(Error::Storage(
@@ -441,8 +458,8 @@ impl Store {
 
     /// Writes a batch of queued posts as one journal append and publishes them in id order. A
     /// post whose idempotency key is known (from before, or earlier in the batch) gets the
-    /// message that key made, or a conflict, and no id.
-    fn commit_batch(&self, committer: &mut Committer, batch: &[Arc<Slot>]) {
+    /// message that key made, or a conflict, and no id. Returns the new messages, for the hooks.
+    fn commit_batch(&self, committer: &mut Committer, batch: &[Arc<Slot>]) -> Vec<Arc<Message>> {
         self.finish_compaction(committer, false);
         let ts = now();
         committer.keys.expire(ts);
@@ -509,7 +526,7 @@ impl Store {
             Ok(places) => places,
             Err(e) => {
                 self.refuse(batch, &fresh, &repeats, &e);
-                return;
+                return Vec::new();
             }
         };
         committer.last_id += fresh.len() as u64;
@@ -541,6 +558,8 @@ impl Store {
                 state.insert(&m.target, entry);
             }
         }
+        self.published_id
+            .store(committer.last_id, Ordering::Release);
         for (at, m) in &published {
             *lock(&batch[*at].outcome) = Some(Ok(Posted {
                 message: Arc::clone(m),
@@ -551,14 +570,9 @@ impl Store {
         for (at, entry, digest, target) in repeats {
             *lock(&batch[at].outcome) = Some(self.repeat(entry, digest, &target));
         }
-        let hooks: Vec<Arc<Hook>> = lock(&self.hooks).clone();
-        for (_, m) in &published {
-            for hook in &hooks {
-                hook(m);
-            }
-        }
         self.apply_retention(committer);
         self.purge(committer);
+        published.into_iter().map(|(_, m)| m).collect()
     }
 
     /// Answers every post of a batch the journal refused with the reason.
@@ -622,10 +636,11 @@ impl Store {
         } else {
             1000
         };
-        if committer.since_compaction < every {
+        if committer.since_compaction < every && !committer.retention_due {
             return;
         }
         committer.since_compaction = 0;
+        committer.retention_due = false;
         self.compact(committer, false);
     }
 
@@ -1036,9 +1051,10 @@ impl Store {
             .collect()
     }
 
-    /// The highest id handed out so far (0 when nothing was ever posted).
+    /// The highest id published so far (0 when nothing was ever posted). A batch being written
+    /// is not waited for: its ids are not readable yet.
     pub fn last_id(&self) -> u64 {
-        lock(&self.commit).last_id
+        self.published_id.load(Ordering::Acquire)
     }
 
     /// Number of messages held.
@@ -1657,7 +1673,7 @@ mod tests {
     use super::*;
     use crate::config::Fsync;
     use std::path::PathBuf;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
     use std::sync::mpsc;
     use std::time::Duration;
 
@@ -2179,5 +2195,106 @@ mod tests {
         store.close();
         drop(store);
         assert_eq!(cut(&dir.store(limits)), expected, "after a restart");
+    }
+
+    #[test]
+    fn hooks_are_told_after_the_commit_lock_is_released_and_still_in_id_order() {
+        let store = Arc::new(Store::in_memory(&[], Limits::default()));
+        let told = Arc::new(Mutex::new(Vec::new()));
+        let saw_the_next_post = Arc::new(AtomicBool::new(false));
+        let (began, hook_began) = mpsc::channel();
+        let began = Mutex::new(began);
+        let (weak, order, saw) = (
+            Arc::downgrade(&store),
+            Arc::clone(&told),
+            Arc::clone(&saw_the_next_post),
+        );
+        store.on_publish(Box::new(move |m| {
+            lock(&order).push(m.id);
+            if m.id != 1 {
+                return;
+            }
+            // While message 1's hook runs, message 2 can be written and made visible.
+            let _ = lock(&began).send(());
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                let store = weak.upgrade().expect("the store outlives its posts");
+                if !store.after("c", 1, 10).is_empty() {
+                    saw.store(true, Ordering::SeqCst);
+                    return;
+                }
+                thread::sleep(Duration::from_millis(1));
+            }
+        }));
+        let first = {
+            let store = Arc::clone(&store);
+            thread::spawn(move || post(&store, "c", "one"))
+        };
+        hook_began
+            .recv_timeout(Duration::from_secs(10))
+            .expect("message 1's hook runs");
+        assert_eq!(post(&store, "c", "two"), 2);
+        assert_eq!(first.join().expect("the first poster finishes"), 1);
+        assert!(
+            saw_the_next_post.load(Ordering::SeqCst),
+            "message 2 was committed while message 1's hook ran"
+        );
+        assert_eq!(
+            *lock(&told),
+            vec![1, 2],
+            "hooks hear of messages in id order"
+        );
+    }
+
+    #[test]
+    fn last_id_does_not_wait_for_a_batch_being_written() {
+        let store = Arc::new(Store::in_memory(&[], Limits::default()));
+        post(&store, "c", "one");
+        let writing = lock(&store.commit);
+        let (sent, got) = mpsc::channel();
+        let reader = {
+            let store = Arc::clone(&store);
+            thread::spawn(move || sent.send(store.last_id()))
+        };
+        let last = got.recv_timeout(Duration::from_secs(10));
+        drop(writing);
+        reader.join().expect("the reader finishes").ok();
+        assert_eq!(last, Ok(1), "read while the commit lock was held");
+    }
+
+    #[test]
+    fn retention_looks_at_the_replayed_history_with_the_first_post() {
+        let dir = TempDir::new();
+        {
+            let store = dir.store(Limits::default());
+            for i in 0..6 {
+                post(&store, "a", &format!("a{i}"));
+            }
+            store.close();
+        }
+        let limits = Limits {
+            retention_max_messages: 2,
+            ..Limits::default()
+        };
+        let store = dir.store(limits);
+        assert_eq!(
+            ids(&all(&store, "a")),
+            vec![5, 6],
+            "replay applies retention"
+        );
+        assert_eq!(dir.journal_text().lines().count(), 6);
+        post(&store, "a", "next");
+        store.close();
+        let kept: Vec<u64> = dir
+            .journal_text()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Message>(l).ok())
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(
+            kept,
+            vec![6, 7],
+            "the first post compacted the replayed history"
+        );
     }
 }
