@@ -682,6 +682,22 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    #[test]
+    fn every_setting_is_in_the_readme_table_and_the_help() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let help = settings_help();
+        for key in KEYS {
+            assert!(
+                readme.contains(&format!("`{}`", key.name)),
+                "README lists `{}`",
+                key.name
+            );
+            assert!(help.contains(&key.flag()), "--help lists {}", key.flag());
+            assert!(help.contains(&key.env()), "--help lists {}", key.env());
+        }
+    }
+
     /// A configuration file holding `json`, removed when dropped.
     struct File(PathBuf);
 

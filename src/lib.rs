@@ -33,6 +33,9 @@ pub mod presence;
 pub mod store;
 pub mod ui;
 
+#[cfg(test)]
+mod compaction_tests;
+
 use crate::app::App;
 use crate::capacity::{LongRequests, Slots, LEGACY_TOOL_CALLS};
 use crate::config::{Config, StoreKind};
@@ -61,6 +64,21 @@ impl StopSignals {
             SIGTERM, SIGINT,
         ])?))
     }
+}
+
+/// What a running relay holds now, of the resources its configuration bounds: for whoever
+/// embeds the relay to watch it, and to wait on it (a waiter admitted, a session gone) without
+/// guessing with sleeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Load {
+    /// Streams and waiting fetches open (at most `max_streams`).
+    pub long_requests: usize,
+    /// Tool calls running on the legacy transport.
+    pub legacy_tool_calls: usize,
+    /// MCP sessions in memory (at most `max_sessions_per_client` per client address).
+    pub sessions: usize,
+    /// Channel subscriptions those sessions hold.
+    pub subscriptions: usize,
 }
 
 /// A relay that is serving.
@@ -129,9 +147,14 @@ impl Running {
         self.addr
     }
 
-    /// The shared state, for callers embedding the relay.
-    pub fn app(&self) -> &Arc<App> {
-        &self.app
+    /// What the relay holds now of the resources its configuration bounds.
+    pub fn load(&self) -> Load {
+        Load {
+            long_requests: self.app.long_requests.open(),
+            legacy_tool_calls: self.app.legacy_tool_calls.used(),
+            sessions: self.app.sessions.len(),
+            subscriptions: self.app.sessions.subscribed_uris(),
+        }
     }
 
     /// Connections open now.
