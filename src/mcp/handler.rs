@@ -59,13 +59,8 @@ pub fn handle(cx: &Context, session: &Session, message: &RpcMessage) -> Option<O
                 Err(e) => jsonrpc::error(Some(id), &e),
             })
         }
-        RpcMessage::Notification { method, .. } => {
-            if method == "notifications/initialized" {
-                session.set_initialized();
-            }
-            None
-        }
-        RpcMessage::Response => None,
+        // `notifications/initialized` included: nothing the relay sends waits for it.
+        RpcMessage::Notification { .. } | RpcMessage::Response => None,
     }
 }
 
@@ -102,11 +97,10 @@ fn answer(
             }
             json!({})
         }
+        // The relay sends no `notifications/message`, so a valid level is acknowledged and
+        // there is nothing for it to filter: it is not kept.
         "logging/setLevel" => match params.get("level").and_then(Value::as_str) {
-            Some(level) if LOG_LEVELS.contains(&level) => {
-                session.set_log_level(level);
-                json!({})
-            }
+            Some(level) if LOG_LEVELS.contains(&level) => json!({}),
             _ => {
                 return Err(RpcError::new(
                     INVALID_PARAMS,

@@ -52,10 +52,8 @@ pub struct Session {
 
 struct State {
     version: String,
-    initialized: bool,
     /// At most `MAX_SUBSCRIPTIONS`, so a list is as quick as a set and far smaller.
     subscriptions: Vec<String>,
-    log_level: String,
     ended: bool,
     /// Set by `?listen=` on the MCP URL: this session hears new messages as channel events.
     listen: Option<Listen>,
@@ -70,9 +68,7 @@ impl Session {
             client: owner.address,
             state: Mutex::new(State {
                 version: version.to_string(),
-                initialized: false,
                 subscriptions: Vec::new(),
-                log_level: "info".into(),
                 ended: false,
                 listen: None,
             }),
@@ -91,15 +87,6 @@ impl Session {
         lock(&self.state).version = version.to_string();
     }
 
-    /// Marks `notifications/initialized` as received.
-    pub fn set_initialized(&self) {
-        lock(&self.state).initialized = true;
-    }
-
-    pub fn is_initialized(&self) -> bool {
-        lock(&self.state).initialized
-    }
-
     pub fn is_subscribed(&self, uri: &str) -> bool {
         lock(&self.state).subscriptions.iter().any(|s| s == uri)
     }
@@ -107,14 +94,6 @@ impl Session {
     /// How many resources it is subscribed to.
     pub fn subscription_count(&self) -> usize {
         lock(&self.state).subscriptions.len()
-    }
-
-    pub fn set_log_level(&self, level: &str) {
-        lock(&self.state).log_level = level.to_string();
-    }
-
-    pub fn log_level(&self) -> String {
-        lock(&self.state).log_level.clone()
     }
 
     /// Makes the session a listener: it hears new messages `listen` wants as channel events.
@@ -363,7 +342,7 @@ impl Sessions {
 
     /// Finds a session of `transport` created by `owner`'s credential (a session of another
     /// credential is Unknown, as if it did not exist). A Streamable-HTTP id minted before a
-    /// restart, or forgotten for idleness, is restored (as initialized, at `fallback_version`);
+    /// restart, or forgotten for idleness, is restored (at `fallback_version`);
     /// a legacy one is not.
     pub fn find(
         &self,
@@ -396,7 +375,6 @@ impl Sessions {
                 fallback_version.unwrap_or(DEFAULT_VERSION),
                 &owner,
             ));
-            session.set_initialized();
             live.insert(Arc::clone(&session));
             return Lookup::Live(session);
         }
