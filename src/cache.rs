@@ -49,16 +49,19 @@ impl Cache {
     }
 
     /// Bytes held now.
+    #[cfg(test)]
     pub fn used(&self) -> usize {
         self.used
     }
 
     /// Messages held now.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.held.len()
     }
 
     /// Whether nothing is held.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.held.is_empty()
     }

@@ -52,11 +52,6 @@ impl LongRequests {
         }
     }
 
-    /// Places in all.
-    pub fn max(&self) -> usize {
-        self.max
-    }
-
     /// Takes a place for `client` (and `session`, if the request belongs to one), or refuses
     /// with 503 and `Retry-After` naming the limit that is reached.
     pub fn take(&self, client: &str, session: Option<&str>) -> Result<LongRequest, Error> {

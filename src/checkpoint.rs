@@ -192,14 +192,6 @@ pub fn save(dir: &Path, journal: &File, progress: &Progress) -> io::Result<()> {
     written
 }
 
-/// Removes the checkpoint in `dir`, if any.
-pub fn remove(dir: &Path) -> io::Result<()> {
-    match fs::remove_file(dir.join(CHECKPOINT_FILE)) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
-}
-
 /// A digest of the journal's first `len` bytes by their length and the `DIGESTED` bytes at
 /// each end: a compaction or a replaced file changes them.
 fn prefix_digest(journal: &File, len: u64) -> io::Result<u64> {

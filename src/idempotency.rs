@@ -65,11 +65,13 @@ impl Keys {
     }
 
     /// Number of keys remembered.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.by_key.len()
     }
 
     /// Whether no key is remembered.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.by_key.is_empty()
     }

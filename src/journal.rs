@@ -298,6 +298,7 @@ impl Journal {
 
     /// Appends `batch` as one write (and one fsync with `Fsync::Always`). On failure nothing
     /// of the batch remains in the file.
+    #[cfg(test)]
     pub fn append(&mut self, batch: &[Message]) -> Result<(), Error> {
         let lines: Vec<Line> = batch.iter().map(|m| Line::Message(m, None)).collect();
         self.append_lines(&lines).map(drop)
@@ -363,6 +364,7 @@ impl Journal {
     /// Atomically replaces the journal with `keep`, remembering `last_id` so the sequence
     /// continues even if the newest messages were dropped. Holds the caller (and so the posts
     /// behind it) for the whole rewrite; `prepare` and `install` split it so they need not.
+    #[cfg(test)]
     pub fn rewrite<'a>(
         &mut self,
         keep: impl Iterator<Item = &'a Message>,
@@ -490,11 +492,6 @@ impl Journal {
     /// found) are right in it, even after a compaction replaces the file under its name.
     pub fn reader(&self) -> Arc<File> {
         Arc::clone(&self.reader)
-    }
-
-    /// The journal file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn storage(&self, what: &str, e: &io::Error) -> Error {

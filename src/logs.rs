@@ -58,11 +58,6 @@ impl Logs {
         );
     }
 
-    /// Writes a warning to the tool log.
-    pub fn warn(&self, text: &str) {
-        self.tool.write(&tool_line(log::Level::Warn, text));
-    }
-
     /// Pushes buffered lines to the files.
     pub fn flush(&self) {
         let _ = self.tool.writer.flush();

@@ -631,6 +631,7 @@ impl Store {
 
     /// Applies retention now and rewrites the journal to hold exactly what is kept, waiting
     /// for the rewrite. Returns how many messages were dropped.
+    #[cfg(test)]
     pub fn compact_now(&self) -> Result<usize, Error> {
         let mut committer = lock(&self.commit);
         self.finish_compaction(&mut committer, true);
@@ -820,6 +821,7 @@ impl Store {
     }
 
     /// The oldest `limit` messages of `target` with an id above `since_id`, ascending.
+    #[cfg(test)]
     pub fn after(&self, target: &str, since_id: u64, limit: usize) -> Vec<Arc<Message>> {
         let taken = {
             let mut state = lock(&self.state);
@@ -944,6 +946,7 @@ impl Store {
 
     /// Like `after`, but when nothing is there yet, waits until a post to `target` brings
     /// something or `deadline` passes. Only posts to `target` wake the waiter.
+    #[cfg(test)]
     pub fn wait_after(
         &self,
         target: &str,
@@ -1016,6 +1019,7 @@ impl Store {
     }
 
     /// Channels held in memory, listed or not: only posts create them, never reads or waits.
+    #[cfg(test)]
     pub fn channel_entries(&self) -> usize {
         lock(&self.state).channels.len()
     }
@@ -1042,13 +1046,9 @@ impl Store {
     }
 
     /// Number of messages held.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         lock(&self.state).count
-    }
-
-    /// Whether the store holds no message.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// What changed on `target` after message `since_id` and deletion number `deletions`;

@@ -81,7 +81,8 @@ pub fn asset(path: &str) -> Option<Asset> {
         .map(|(_, asset)| *asset)
 }
 
-/// Every path [`asset`] answers, in table order (for tests and the API documentation).
+/// Every path [`asset`] answers, in table order.
+#[cfg(test)]
 pub fn paths() -> impl Iterator<Item = &'static str> {
     ASSETS.iter().map(|(p, _)| *p)
 }

@@ -118,16 +118,6 @@ impl RelayClient {
         self.token.as_deref()
     }
 
-    /// `POST /api/messages`; returns the relay's answer (`{"ok","posted","message"}`).
-    pub fn post(&self, target: &str, sender: &str, text: &str) -> Result<Value, Error> {
-        self.send(&Post {
-            target,
-            sender,
-            text,
-            ..Post::default()
-        })
-    }
-
     /// `POST /api/messages` with every field `post` sets.
     pub fn send(&self, post: &Post) -> Result<Value, Error> {
         let mut body = json!({"target": post.target, "sender": post.sender, "text": post.text, "source": "cli"});

@@ -156,14 +156,6 @@ impl Reply {
         }
         self
     }
-
-    /// The status of a complete response (200 for a stream).
-    pub fn status(&self) -> u16 {
-        match self {
-            Reply::Full { status, .. } => *status,
-            Reply::Stream { status, .. } => *status,
-        }
-    }
 }
 
 /// The REST error body: `{"ok": false, "error": "..."}`, with `Allow` or `Retry-After` when the

@@ -76,16 +76,6 @@ pub enum RpcMessage {
 }
 
 impl RpcMessage {
-    /// The method of a request or notification.
-    pub fn method(&self) -> Option<&str> {
-        match self {
-            RpcMessage::Request { method, .. } | RpcMessage::Notification { method, .. } => {
-                Some(method)
-            }
-            RpcMessage::Response => None,
-        }
-    }
-
     /// Reads the envelope of one message. `params` that are missing or null become `{}`.
     pub fn parse(value: &Value) -> Result<RpcMessage, (Option<Value>, RpcError)> {
         let Value::Object(obj) = value else {

@@ -87,15 +87,6 @@ impl Session {
         lock(&self.state).version = version.to_string();
     }
 
-    pub fn is_subscribed(&self, uri: &str) -> bool {
-        lock(&self.state).subscriptions.iter().any(|s| s == uri)
-    }
-
-    /// How many resources it is subscribed to.
-    pub fn subscription_count(&self) -> usize {
-        lock(&self.state).subscriptions.len()
-    }
-
     /// Makes the session a listener: it hears new messages `listen` wants as channel events.
     fn set_listen(&self, listen: Listen) {
         lock(&self.state).listen = Some(listen);
@@ -495,15 +486,11 @@ impl Sessions {
     }
 
     /// Sessions in memory now.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         lock(&self.live).sessions.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Resource URIs with at least one subscriber, for tests and diagnostics.
+    /// Resource URIs with at least one subscriber.
     pub fn subscribed_uris(&self) -> usize {
         lock(&self.live).subscribers.len()
     }
