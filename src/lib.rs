@@ -10,28 +10,37 @@
 //! `client` is the other side: the `post`, `fetch`, `channels`, `watch`, `delete`, `export`,
 //! `mcp` (the stdio bridge) and `setup` commands, which talk to a relay over HTTP and share
 //! only `message` and `listen`.
+//!
+//! The public surface is what a program embedding the relay needs, and all that the binary,
+//! the integration tests and the benchmarks use: `start` a relay from a `config::Config` (its
+//! `StoreKind` and `Fsync`; `Config::load` reads it from a file, the environment and the
+//! `config::Args` of a command line, `config::settings_help` describes it), hold the
+//! `Running` relay (its address and `Load`; `drain`, `serve_until` with `StopSignals`, or
+//! `shutdown`), `error::Error`, and the client commands `client::run` with its `client::Io`
+//! and `client::usage`. Every other module is private to the crate.
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
-pub mod agent;
-pub mod app;
-pub mod cache;
-pub mod capacity;
-pub mod checkpoint;
+mod agent;
+mod app;
+mod cache;
+mod capacity;
+mod checkpoint;
 pub mod client;
 pub mod config;
 pub mod error;
-pub mod fields;
-pub mod http;
-pub mod idempotency;
-pub mod journal;
-pub mod listen;
-pub mod logs;
-pub mod mcp;
-pub mod message;
-pub mod open_files;
-pub mod presence;
-pub mod store;
-pub mod ui;
+mod fields;
+mod http;
+mod idempotency;
+mod journal;
+mod listen;
+mod logs;
+mod mcp;
+mod message;
+mod open_files;
+mod presence;
+mod store;
+mod ui;
 
 #[cfg(test)]
 mod compaction_tests;
@@ -51,7 +60,7 @@ use std::time::{Duration, Instant};
 
 /// How long a stopping relay lets the requests in flight finish (open streams and waiting
 /// fetches are ended at once).
-pub const DRAIN_GRACE: Duration = Duration::from_secs(5);
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
 /// SIGTERM and SIGINT, caught from the moment this is made: made before the relay announces
 /// itself, so that no signal can arrive while the default action would still kill it.
@@ -187,7 +196,7 @@ impl Running {
         finished
     }
 
-    /// Serves until one of `signals` arrives, then drains (see `drain`).
+    /// Serves until one of `signals` arrives, then drains (see `drain`) with 5 seconds' grace.
     pub fn serve_until(self, mut signals: StopSignals) {
         if let Some(signal) = signals.0.forever().next() {
             log::info!("signal {signal}: stopping (in-flight requests get up to {DRAIN_GRACE:?})");

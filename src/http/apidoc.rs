@@ -5,10 +5,10 @@
 use serde_json::Value;
 
 /// The OpenAPI document, as served.
-pub const OPENAPI: &str = include_str!("../../assets/api/openapi.json");
+pub(crate) const OPENAPI: &str = include_str!("../../assets/api/openapi.json");
 
 /// The `/docs` page.
-pub fn page() -> String {
+pub(crate) fn page() -> String {
     let doc: Value = serde_json::from_str(OPENAPI).unwrap_or(Value::Null);
     let mut body = String::new();
     body.push_str(&format!(

@@ -28,7 +28,7 @@ instead of polling. list_channels shows every channel.";
 
 /// The version to answer an `initialize` asking for `requested`: the same if supported, else
 /// the newest.
-pub fn negotiate(requested: Option<&str>) -> &'static str {
+pub(crate) fn negotiate(requested: Option<&str>) -> &'static str {
     SUPPORTED_VERSIONS
         .iter()
         .find(|v| Some(**v) == requested)
@@ -37,7 +37,7 @@ pub fn negotiate(requested: Option<&str>) -> &'static str {
 }
 
 /// The `initialize` result at `version`.
-pub fn initialize_result(version: &str) -> Value {
+pub(crate) fn initialize_result(version: &str) -> Value {
     json!({
         "protocolVersion": version,
         "capabilities": {
@@ -51,7 +51,7 @@ pub fn initialize_result(version: &str) -> Value {
 }
 
 /// Handles one message in `session`; the response for a request, None for anything else.
-pub fn handle(cx: &Context, session: &Session, message: &RpcMessage) -> Option<Outgoing> {
+pub(crate) fn handle(cx: &Context, session: &Session, message: &RpcMessage) -> Option<Outgoing> {
     match message {
         RpcMessage::Request { id, method, params } => {
             Some(match answer(cx, session, method, params) {
