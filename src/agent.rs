@@ -6,7 +6,7 @@ use crate::error::Error;
 
 /// The sender a post is made under: the name given, which an agent's token must match (up to
 /// surrounding spaces), or the agent's own name when none is given.
-pub fn sender(given: Option<String>, agent: Option<&str>) -> Result<String, Error> {
+pub(crate) fn sender(given: Option<String>, agent: Option<&str>) -> Result<String, Error> {
     match (given, agent) {
         (None, Some(agent)) => Ok(agent.to_string()),
         (Some(given), Some(agent)) if given.trim() != agent => Err(Error::Forbidden(format!(
@@ -18,7 +18,7 @@ pub fn sender(given: Option<String>, agent: Option<&str>) -> Result<String, Erro
 }
 
 /// Whether `reader`'s positions may be used: always, unless an agent's token names another.
-pub fn own_reader(reader: &str, agent: Option<&str>) -> Result<(), Error> {
+pub(crate) fn own_reader(reader: &str, agent: Option<&str>) -> Result<(), Error> {
     match agent {
         Some(agent) if agent != reader => Err(Error::Forbidden(format!(
             "this token may only use the reader name {agent:?}"

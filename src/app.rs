@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 /// Everything a request handler may reach.
-pub struct App {
+pub(crate) struct App {
     pub config: Config,
     pub store: Arc<Store>,
     pub sessions: Arc<Sessions>,
@@ -28,12 +28,12 @@ pub struct App {
 impl App {
     /// Whether a request that began at `began` came too late to be served: after the relay
     /// began to stop.
-    pub fn too_late(&self, began: Instant) -> bool {
+    pub(crate) fn too_late(&self, began: Instant) -> bool {
         self.stopping.get().is_some_and(|&stop| began >= stop)
     }
 
     /// Marks the relay as stopping (once; the first time counts).
-    pub fn begin_stopping(&self) {
+    pub(crate) fn begin_stopping(&self) {
         let _ = self.stopping.set(Instant::now());
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 /// entry and its place in the ring.
 const OVERHEAD: usize = 160;
 
-pub struct Cache {
+pub(crate) struct Cache {
     /// Most bytes held; `usize::MAX` holds everything and keeps no ring.
     limit: usize,
     used: usize,
@@ -25,7 +25,7 @@ pub struct Cache {
 
 impl Cache {
     /// A cache holding at most `limit` bytes of messages.
-    pub fn new(limit: usize) -> Cache {
+    pub(crate) fn new(limit: usize) -> Cache {
         Cache {
             limit,
             used: 0,
@@ -35,7 +35,7 @@ impl Cache {
     }
 
     /// A cache that never forgets.
-    pub fn unbounded() -> Cache {
+    pub(crate) fn unbounded() -> Cache {
         Cache::new(usize::MAX)
     }
 
@@ -44,27 +44,30 @@ impl Cache {
     }
 
     /// What `m` counts as against the limit.
-    pub fn cost(m: &Message) -> usize {
+    pub(crate) fn cost(m: &Message) -> usize {
         m.text.len() + m.target.len() + m.sender.len() + OVERHEAD
     }
 
     /// Bytes held now.
-    pub fn used(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn used(&self) -> usize {
         self.used
     }
 
     /// Messages held now.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.held.len()
     }
 
     /// Whether nothing is held.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.held.is_empty()
     }
 
     /// Message `id`, if held; it is marked used, so the hand spares it once.
-    pub fn get(&mut self, id: u64) -> Option<Arc<Message>> {
+    pub(crate) fn get(&mut self, id: u64) -> Option<Arc<Message>> {
         let (m, used) = self.held.get_mut(&id)?;
         *used = true;
         Some(Arc::clone(m))
@@ -72,7 +75,7 @@ impl Cache {
 
     /// Holds `m`, forgetting others to stay within the limit. A message larger than the whole
     /// limit is not held.
-    pub fn put(&mut self, m: Arc<Message>) {
+    pub(crate) fn put(&mut self, m: Arc<Message>) {
         let cost = Cache::cost(&m);
         if cost > self.limit {
             return;
@@ -106,7 +109,7 @@ impl Cache {
     }
 
     /// Forgets message `id`.
-    pub fn remove(&mut self, id: u64) {
+    pub(crate) fn remove(&mut self, id: u64) {
         if let Some((m, _)) = self.held.remove(&id) {
             self.used -= Cache::cost(&m);
             // The ring keeps the id until the hand meets it; it is swept when most of it is

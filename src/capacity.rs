@@ -12,17 +12,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Longest wait of a blocking fetch, in seconds (REST `wait`, MCP `wait_seconds`): below the
 /// 60 s tool timeout of common MCP clients, so a waiting call ends before its client gives up.
-pub const MAX_WAIT_SECONDS: f64 = 50.0;
+pub(crate) const MAX_WAIT_SECONDS: f64 = 50.0;
 
 /// Legacy-transport tool calls running at once.
-pub const LEGACY_TOOL_CALLS: usize = 256;
+pub(crate) const LEGACY_TOOL_CALLS: usize = 256;
 
 /// Places one MCP session may hold at once.
-pub const PER_SESSION: usize = 16;
+pub(crate) const PER_SESSION: usize = 16;
 
 /// A counted cap on open event streams plus waiting fetches, with per-client and per-session
 /// quotas.
-pub struct LongRequests {
+pub(crate) struct LongRequests {
     counts: Arc<Mutex<Counts>>,
     max: usize,
     per_client: usize,
@@ -36,7 +36,7 @@ struct Counts {
 }
 
 /// One place under the cap, given back when dropped.
-pub struct LongRequest {
+pub(crate) struct LongRequest {
     counts: Arc<Mutex<Counts>>,
     client: String,
     session: Option<String>,
@@ -44,7 +44,7 @@ pub struct LongRequest {
 
 impl LongRequests {
     /// `max` places in all, `per_client` of them for any one client.
-    pub fn new(max: usize, per_client: usize) -> LongRequests {
+    pub(crate) fn new(max: usize, per_client: usize) -> LongRequests {
         LongRequests {
             counts: Arc::new(Mutex::new(Counts::default())),
             max,
@@ -52,14 +52,9 @@ impl LongRequests {
         }
     }
 
-    /// Places in all.
-    pub fn max(&self) -> usize {
-        self.max
-    }
-
     /// Takes a place for `client` (and `session`, if the request belongs to one), or refuses
     /// with 503 and `Retry-After` naming the limit that is reached.
-    pub fn take(&self, client: &str, session: Option<&str>) -> Result<LongRequest, Error> {
+    pub(crate) fn take(&self, client: &str, session: Option<&str>) -> Result<LongRequest, Error> {
         let mut counts = lock(&self.counts);
         let full = |message: String| {
             Err(Error::Unavailable {
@@ -97,7 +92,7 @@ impl LongRequests {
     }
 
     /// Places taken now.
-    pub fn open(&self) -> usize {
+    pub(crate) fn open(&self) -> usize {
         lock(&self.counts).total
     }
 }
@@ -129,18 +124,18 @@ impl Drop for LongRequest {
 }
 
 /// A plain counted cap: `take` hands out at most `max` slots at once.
-pub struct Slots {
+pub(crate) struct Slots {
     used: Arc<AtomicUsize>,
     max: usize,
 }
 
 /// One slot, given back when dropped.
-pub struct Slot {
+pub(crate) struct Slot {
     used: Arc<AtomicUsize>,
 }
 
 impl Slots {
-    pub fn new(max: usize) -> Slots {
+    pub(crate) fn new(max: usize) -> Slots {
         Slots {
             used: Arc::new(AtomicUsize::new(0)),
             max,
@@ -148,7 +143,7 @@ impl Slots {
     }
 
     /// A slot, or None when all are taken.
-    pub fn take(&self) -> Option<Slot> {
+    pub(crate) fn take(&self) -> Option<Slot> {
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < self.max).then_some(n + 1)
@@ -160,7 +155,7 @@ impl Slots {
     }
 
     /// Slots taken now.
-    pub fn used(&self) -> usize {
+    pub(crate) fn used(&self) -> usize {
         self.used.load(Ordering::Acquire)
     }
 }

@@ -17,7 +17,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 /// The checkpoint's file name inside the data directory.
-pub const CHECKPOINT_FILE: &str = "messages.checkpoint";
+pub(crate) const CHECKPOINT_FILE: &str = "messages.checkpoint";
 /// The first bytes of a checkpoint; a new layout gets a new one.
 const MAGIC: &[u8; 8] = b"RLYCKPT1";
 /// How many bytes at each end of the journal prefix the digest covers: enough that a rewritten
@@ -29,7 +29,7 @@ const MESSAGE_BYTES: usize = 8 + 8 + 4 + 8 + 4 + 4;
 /// What replay has gathered after reading the journal up to `offset` (line `lines`): the
 /// messages before deletions are applied, and the deletions, positions and keys seen so far.
 #[derive(Default)]
-pub struct Progress {
+pub(crate) struct Progress {
     pub offset: u64,
     pub lines: usize,
     pub messages: Vec<Indexed>,
@@ -63,7 +63,12 @@ struct Header {
 
 /// Reads the checkpoint in `dir` and checks it against `journal` (`size` bytes long now).
 /// `Ok(None)` if there is none; `Err` names why one that is there cannot be used.
-pub fn load(dir: &Path, journal: &File, size: u64, now: f64) -> Result<Option<Progress>, String> {
+pub(crate) fn load(
+    dir: &Path,
+    journal: &File,
+    size: u64,
+    now: f64,
+) -> Result<Option<Progress>, String> {
     let bytes = match fs::read(dir.join(CHECKPOINT_FILE)) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -139,7 +144,7 @@ pub fn load(dir: &Path, journal: &File, size: u64, now: f64) -> Result<Option<Pr
 
 /// Writes `progress`, made from the first `progress.offset` bytes of `journal`, as the
 /// checkpoint in `dir`: to a temporary file, synced, then renamed over the old one.
-pub fn save(dir: &Path, journal: &File, progress: &Progress) -> io::Result<()> {
+pub(crate) fn save(dir: &Path, journal: &File, progress: &Progress) -> io::Result<()> {
     let header = Header {
         journal_len: progress.offset,
         journal_digest: prefix_digest(journal, progress.offset)?,
@@ -190,14 +195,6 @@ pub fn save(dir: &Path, journal: &File, progress: &Progress) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     written
-}
-
-/// Removes the checkpoint in `dir`, if any.
-pub fn remove(dir: &Path) -> io::Result<()> {
-    match fs::remove_file(dir.join(CHECKPOINT_FILE)) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
 }
 
 /// A digest of the journal's first `len` bytes by their length and the `DIGESTED` bytes at

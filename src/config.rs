@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Prefix of every environment variable the relay reads.
-pub const ENV_PREFIX: &str = "CLAUDE_CODEX_";
+pub(crate) const ENV_PREFIX: &str = "CLAUDE_CODEX_";
 /// Variables with the prefix that are not settings: the configuration file, and the client
 /// commands' relay and token (often set in the same shell as a relay is started from).
 const ENV_NOT_SETTINGS: [&str; 3] = ["CONFIG", "URL", "TOKEN"];
@@ -144,7 +144,7 @@ impl Default for Config {
 /// The shape of a setting's value, which decides how a string from the environment or a flag
 /// is read and which JSON types the file may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Text,
     Integer,
     Number,
@@ -155,7 +155,7 @@ pub enum Kind {
 /// One setting, described once: its name in the file, the environment and the command line,
 /// the shape of its value, its default as one would type it, a line of help, and how a value
 /// is checked and stored. Loading, `--help` and the README's table all come from `KEYS`.
-pub struct Key {
+pub(crate) struct Key {
     /// The file key; the environment variable and the flag are made from it.
     pub name: &'static str,
     pub kind: Kind,
@@ -167,12 +167,12 @@ pub struct Key {
 
 impl Key {
     /// `CLAUDE_CODEX_<NAME>`.
-    pub fn env(&self) -> String {
+    pub(crate) fn env(&self) -> String {
         format!("{ENV_PREFIX}{}", self.name.to_uppercase())
     }
 
     /// `--<name>`, dashes for underscores.
-    pub fn flag(&self) -> String {
+    pub(crate) fn flag(&self) -> String {
         format!("--{}", self.name.replace('_', "-"))
     }
 }
@@ -195,7 +195,7 @@ const fn key(
 
 /// Every setting the relay knows.
 #[rustfmt::skip]
-pub const KEYS: &[Key] = &[
+pub(crate) const KEYS: &[Key] = &[
     key("host", Kind::Text, Some("127.0.0.1"), "address to listen on",
         |c, v| { c.host = nonempty_text(v)?; Ok(()) }),
     key("port", Kind::Integer, Some("8010"), "port to listen on, 0 for any free port",
@@ -386,7 +386,7 @@ impl Config {
     }
 
     /// The address to bind, as `host:port` (IPv6 hosts bracketed).
-    pub fn bind_address(&self) -> String {
+    pub(crate) fn bind_address(&self) -> String {
         if self.host.contains(':') && !self.host.starts_with('[') {
             format!("[{}]:{}", self.host, self.port)
         } else {
@@ -681,6 +681,22 @@ fn type_name(v: &Value) -> &'static str {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn every_setting_is_in_the_readme_table_and_the_help() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let help = settings_help();
+        for key in KEYS {
+            assert!(
+                readme.contains(&format!("`{}`", key.name)),
+                "README lists `{}`",
+                key.name
+            );
+            assert!(help.contains(&key.flag()), "--help lists {}", key.flag());
+            assert!(help.contains(&key.env()), "--help lists {}", key.env());
+        }
+    }
 
     /// A configuration file holding `json`, removed when dropped.
     struct File(PathBuf);

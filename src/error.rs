@@ -55,7 +55,7 @@ pub enum Error {
 
 impl Error {
     /// The HTTP status this error is answered with.
-    pub fn status(&self) -> u16 {
+    pub(crate) fn status(&self) -> u16 {
         match self {
             Error::BadRequest(_) | Error::Parse(_) => 400,
             Error::Unauthorized => 401,

@@ -6,7 +6,7 @@ use crate::error::Error;
 use serde_json::{Map, Value};
 
 /// A yes/no field; `"true"`/`"false"` strings are accepted too, since models send them.
-pub fn boolean(args: &Map<String, Value>, key: &str) -> Result<Option<bool>, Error> {
+pub(crate) fn boolean(args: &Map<String, Value>, key: &str) -> Result<Option<bool>, Error> {
     match args.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -17,7 +17,10 @@ pub fn boolean(args: &Map<String, Value>, key: &str) -> Result<Option<bool>, Err
 }
 
 /// A string field that may be absent (or null).
-pub fn optional_string(args: &Map<String, Value>, key: &str) -> Result<Option<String>, Error> {
+pub(crate) fn optional_string(
+    args: &Map<String, Value>,
+    key: &str,
+) -> Result<Option<String>, Error> {
     match args.get(key) {
         None | Some(Value::Null) => Ok(None),
         _ => string(args, key).map(Some),
@@ -25,7 +28,7 @@ pub fn optional_string(args: &Map<String, Value>, key: &str) -> Result<Option<St
 }
 
 /// A string field that must be there.
-pub fn string(args: &Map<String, Value>, key: &str) -> Result<String, Error> {
+pub(crate) fn string(args: &Map<String, Value>, key: &str) -> Result<String, Error> {
     match args.get(key) {
         Some(Value::String(s)) => Ok(s.clone()),
         None | Some(Value::Null) => Err(Error::BadRequest(format!("{key} is required"))),
@@ -35,7 +38,7 @@ pub fn string(args: &Map<String, Value>, key: &str) -> Result<String, Error> {
 
 /// A whole number 0 or more; integral floats and digit strings are accepted too, since models
 /// often send numbers that way.
-pub fn integer(args: &Map<String, Value>, key: &str) -> Result<Option<u64>, Error> {
+pub(crate) fn integer(args: &Map<String, Value>, key: &str) -> Result<Option<u64>, Error> {
     let bad = || Error::BadRequest(format!("{key} must be a whole number, 0 or more"));
     match args.get(key) {
         None | Some(Value::Null) => Ok(None),
@@ -52,7 +55,7 @@ pub fn integer(args: &Map<String, Value>, key: &str) -> Result<Option<u64>, Erro
 }
 
 /// A number of seconds, 0 or more.
-pub fn number(args: &Map<String, Value>, key: &str) -> Result<Option<f64>, Error> {
+pub(crate) fn number(args: &Map<String, Value>, key: &str) -> Result<Option<f64>, Error> {
     let bad = || Error::BadRequest(format!("{key} must be a number of seconds, 0 or more"));
     match args.get(key) {
         None | Some(Value::Null) => Ok(None),

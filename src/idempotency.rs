@@ -11,15 +11,15 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 /// How long a key names its message: a retry later than this posts anew.
-pub const WINDOW_SECS: f64 = 24.0 * 3600.0;
+pub(crate) const WINDOW_SECS: f64 = 24.0 * 3600.0;
 /// Most keys remembered; past this the oldest are forgotten before their window ends.
-pub const MAX_KEYS: usize = 100_000;
+pub(crate) const MAX_KEYS: usize = 100_000;
 /// Longest key, in characters.
-pub const MAX_KEY_CHARS: usize = 128;
+pub(crate) const MAX_KEY_CHARS: usize = 128;
 
 /// What a key names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub id: u64,
     /// `digest` of what was posted with the key.
     pub digest: u64,
@@ -27,7 +27,7 @@ pub struct Entry {
 
 /// The remembered keys, oldest first.
 #[derive(Default)]
-pub struct Keys {
+pub(crate) struct Keys {
     by_key: HashMap<Arc<str>, Entry>,
     /// (time posted, message id, key) in the order they were remembered, which is id order.
     order: VecDeque<(f64, u64, Arc<str>)>,
@@ -35,13 +35,13 @@ pub struct Keys {
 
 impl Keys {
     /// What `key` from `sender` names, if it is remembered.
-    pub fn get(&self, sender: &str, key: &str) -> Option<Entry> {
+    pub(crate) fn get(&self, sender: &str, key: &str) -> Option<Entry> {
         self.by_key.get(scoped(sender, key).as_str()).copied()
     }
 
     /// Remembers that `key` from `sender` named `entry` at `ts`, then forgets keys older than
     /// `now - WINDOW_SECS` and the oldest past `MAX_KEYS`.
-    pub fn remember(&mut self, sender: &str, key: &str, entry: Entry, ts: f64, now: f64) {
+    pub(crate) fn remember(&mut self, sender: &str, key: &str, entry: Entry, ts: f64, now: f64) {
         let scoped: Arc<str> = scoped(sender, key).into();
         if ts >= now - WINDOW_SECS {
             self.by_key.insert(Arc::clone(&scoped), entry);
@@ -51,7 +51,7 @@ impl Keys {
     }
 
     /// Forgets keys past their window or past the bound.
-    pub fn expire(&mut self, now: f64) {
+    pub(crate) fn expire(&mut self, now: f64) {
         while let Some((ts, id, key)) = self.order.front() {
             if *ts >= now - WINDOW_SECS && self.order.len() <= MAX_KEYS {
                 break;
@@ -65,18 +65,20 @@ impl Keys {
     }
 
     /// Number of keys remembered.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.by_key.len()
     }
 
     /// Whether no key is remembered.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.by_key.is_empty()
     }
 
     /// The table as (time, message id, sender and key, digest if the key still names that
     /// message), oldest first, for a checkpoint to carry; `restore` makes the same table.
-    pub fn export(&self) -> Vec<(f64, u64, String, Option<u64>)> {
+    pub(crate) fn export(&self) -> Vec<(f64, u64, String, Option<u64>)> {
         self.order
             .iter()
             .map(|(ts, id, key)| {
@@ -87,7 +89,7 @@ impl Keys {
     }
 
     /// The table `export` gave, then forgetting what `now` puts past the window.
-    pub fn restore(exported: Vec<(f64, u64, String, Option<u64>)>, now: f64) -> Keys {
+    pub(crate) fn restore(exported: Vec<(f64, u64, String, Option<u64>)>, now: f64) -> Keys {
         let mut keys = Keys::default();
         for (ts, id, key, digest) in exported {
             let key: Arc<str> = key.into();
@@ -102,7 +104,7 @@ impl Keys {
 
     /// Every remembered key as (message id, key), for writing them back to a compacted
     /// journal; `sender` is not part of it since it is on the message's line.
-    pub fn by_id(&self) -> HashMap<u64, String> {
+    pub(crate) fn by_id(&self) -> HashMap<u64, String> {
         self.by_key
             .iter()
             .map(|(scoped, e)| {
@@ -119,7 +121,7 @@ fn scoped(sender: &str, key: &str) -> String {
 }
 
 /// A digest of what a post asked for: two posts with one key are the same post when it agrees.
-pub fn digest(target: &str, reply_to: Option<u64>, text: &str) -> u64 {
+pub(crate) fn digest(target: &str, reply_to: Option<u64>, text: &str) -> u64 {
     let mut h = DefaultHasher::new();
     (target, reply_to, text).hash(&mut h);
     h.finish()

@@ -30,9 +30,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The journal's file name inside the data directory.
-pub const JOURNAL_FILE: &str = "messages.jsonl";
+pub(crate) const JOURNAL_FILE: &str = "messages.jsonl";
 /// The name of the file inside the data directory that names the pid holding its lock.
-pub const LOCK_FILE: &str = "relay.lock";
+pub(crate) const LOCK_FILE: &str = "relay.lock";
 /// Replay reads in blocks this large, so a million lines cost a few hundred reads.
 const READ_BUFFER: usize = 4 * 1024 * 1024;
 /// An append buffer grown past this by a huge batch is given back afterwards.
@@ -42,7 +42,7 @@ const KEEP_BUFFER: usize = 1024 * 1024;
 /// channels they name, the highest id ever handed out, the idempotency keys still in their
 /// window and every reader's position.
 #[derive(Default)]
-pub struct Replay {
+pub(crate) struct Replay {
     pub messages: Vec<Indexed>,
     /// The channel names `Indexed::channel` points into.
     pub channels: Vec<String>,
@@ -54,7 +54,7 @@ pub struct Replay {
 /// Where a message's line lies in the journal file (without its newline), and how long its
 /// text is, so a page can be cut by text size without reading it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Place {
+pub(crate) struct Place {
     pub offset: u64,
     pub line_len: u32,
     pub text_len: u32,
@@ -63,7 +63,7 @@ pub struct Place {
 /// A replayed message without its text: its id, time, channel (an index into
 /// `Replay::channels`) and where its line is.
 #[derive(Debug, Clone, Copy)]
-pub struct Indexed {
+pub(crate) struct Indexed {
     pub id: u64,
     pub ts: f64,
     pub channel: u32,
@@ -72,7 +72,7 @@ pub struct Indexed {
 
 /// How far a reader has read a channel: every message up to `id` was returned to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Position {
+pub(crate) struct Position {
     pub reader: String,
     pub target: String,
     pub id: u64,
@@ -82,13 +82,13 @@ pub struct Position {
 /// posted to it later is a new history).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
-pub enum Deletion {
+pub(crate) enum Deletion {
     Channel { target: String, through: u64 },
     Message { id: u64 },
 }
 
 /// One line to append.
-pub enum Line<'a> {
+pub(crate) enum Line<'a> {
     /// A message, with the idempotency key it was posted with.
     Message(&'a Message, Option<&'a str>),
     Read(&'a Position),
@@ -194,13 +194,13 @@ impl Line<'_> {
 /// What a compaction keeps besides the messages: the keys of kept messages (by id) and every
 /// reader's position.
 #[derive(Default)]
-pub struct Extras {
+pub(crate) struct Extras {
     pub keys: HashMap<u64, String>,
     pub positions: Vec<Position>,
 }
 
 /// The open journal, holding the data directory's lock.
-pub struct Journal {
+pub(crate) struct Journal {
     path: PathBuf,
     dir: PathBuf,
     /// Opened for appending: every write lands at the end of the file.
@@ -221,7 +221,7 @@ pub struct Journal {
 }
 
 /// A compacted journal written to a temporary file, waiting for `Journal::install`.
-pub struct Compaction {
+pub(crate) struct Compaction {
     tmp: PathBuf,
     /// Append handle on the temporary file.
     file: File,
@@ -233,7 +233,7 @@ pub struct Compaction {
 }
 
 /// Where the messages of a journal are after a compaction was installed.
-pub struct Relocation {
+pub(crate) struct Relocation {
     /// A read handle on the new journal, which the new places point into (the old handle
     /// still reads the replaced file, whose places stay right in it).
     pub file: Arc<File>,
@@ -246,7 +246,7 @@ pub struct Relocation {
 impl Relocation {
     /// Where message `id`, at `old` in the replaced file, is now; `None` if the compaction did
     /// not keep it.
-    pub fn place(&self, id: u64, old: Place) -> Option<Place> {
+    pub(crate) fn place(&self, id: u64, old: Place) -> Option<Place> {
         if old.offset >= self.mark {
             return Some(Place {
                 offset: old.offset - self.mark + self.base,
@@ -260,7 +260,7 @@ impl Relocation {
 
 impl Journal {
     /// Opens (creating) the journal in `dir`, takes the directory's lock and replays it.
-    pub fn open(dir: &Path, fsync: Fsync) -> Result<(Journal, Replay), Error> {
+    pub(crate) fn open(dir: &Path, fsync: Fsync) -> Result<(Journal, Replay), Error> {
         fs::create_dir_all(dir).map_err(|e| io_context("cannot create", dir, e))?;
         let lock = lock_dir(dir)?;
         let path = dir.join(JOURNAL_FILE);
@@ -298,14 +298,15 @@ impl Journal {
 
     /// Appends `batch` as one write (and one fsync with `Fsync::Always`). On failure nothing
     /// of the batch remains in the file.
-    pub fn append(&mut self, batch: &[Message]) -> Result<(), Error> {
+    #[cfg(test)]
+    pub(crate) fn append(&mut self, batch: &[Message]) -> Result<(), Error> {
         let lines: Vec<Line> = batch.iter().map(|m| Line::Message(m, None)).collect();
         self.append_lines(&lines).map(drop)
     }
 
     /// Appends `batch` (messages, positions, deletions) as one write, like `append`, and says
     /// where each line went.
-    pub fn append_lines(&mut self, batch: &[Line]) -> Result<Vec<Place>, Error> {
+    pub(crate) fn append_lines(&mut self, batch: &[Line]) -> Result<Vec<Place>, Error> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -363,7 +364,8 @@ impl Journal {
     /// Atomically replaces the journal with `keep`, remembering `last_id` so the sequence
     /// continues even if the newest messages were dropped. Holds the caller (and so the posts
     /// behind it) for the whole rewrite; `prepare` and `install` split it so they need not.
-    pub fn rewrite<'a>(
+    #[cfg(test)]
+    pub(crate) fn rewrite<'a>(
         &mut self,
         keep: impl Iterator<Item = &'a Message>,
         last_id: u64,
@@ -375,12 +377,12 @@ impl Journal {
 
     /// Where the journal ends now: a compaction prepared from the messages up to here takes
     /// everything appended after it along when it is installed.
-    pub fn mark(&self) -> u64 {
+    pub(crate) fn mark(&self) -> u64 {
         self.len
     }
 
     /// The data directory.
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
@@ -388,7 +390,7 @@ impl Journal {
     /// temporary file in `dir`, made durable. Needs no access to the open journal, so posts go
     /// on meanwhile. Deleted messages are simply not in `keep`: their texts leave the disk.
     /// `keep` yields the messages in id order; a message it cannot give fails the compaction.
-    pub fn prepare<M: Borrow<Message>>(
+    pub(crate) fn prepare<M: Borrow<Message>>(
         dir: &Path,
         keep: impl Iterator<Item = io::Result<M>>,
         extras: &Extras,
@@ -411,7 +413,7 @@ impl Journal {
     /// Finishes a compaction: copies what was appended since its mark, makes it durable and
     /// renames it over the journal, and says where every message now is. On failure the
     /// journal stays as it was.
-    pub fn install(&mut self, mut c: Compaction) -> Result<Relocation, Error> {
+    pub(crate) fn install(&mut self, mut c: Compaction) -> Result<Relocation, Error> {
         let tail = self.copy_tail(&mut c);
         let (copied, reader) = match tail.and_then(|n| Ok((n, c.file.try_clone()?))) {
             Ok(done) => done,
@@ -473,14 +475,14 @@ impl Journal {
     /// Writes the replay checkpoint for the journal as it is now, so the next start reads it
     /// instead of the whole journal: from the checkpoint already there, if it still matches,
     /// plus the lines appended since; else from a replay of the whole file.
-    pub fn checkpoint(&self) -> Result<(), Error> {
+    pub(crate) fn checkpoint(&self) -> Result<(), Error> {
         (self.checkpoint_job())()
     }
 
     /// `checkpoint` as a job that needs no access to the journal, to run off the commit path:
     /// it checkpoints the file and length of now, even if a compaction replaces the file
     /// meanwhile (the next start then finds the checkpoint stale).
-    pub fn checkpoint_job(&self) -> impl FnOnce() -> Result<(), Error> + Send + 'static {
+    pub(crate) fn checkpoint_job(&self) -> impl FnOnce() -> Result<(), Error> + Send + 'static {
         let (dir, path) = (self.dir.clone(), self.path.clone());
         let (file, len) = (Arc::clone(&self.reader), self.len);
         move || write_checkpoint(&dir, &path, &file, len)
@@ -488,13 +490,8 @@ impl Journal {
 
     /// A read handle on the journal file as it is now: the places appends report (and replay
     /// found) are right in it, even after a compaction replaces the file under its name.
-    pub fn reader(&self) -> Arc<File> {
+    pub(crate) fn reader(&self) -> Arc<File> {
         Arc::clone(&self.reader)
-    }
-
-    /// The journal file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn storage(&self, what: &str, e: &io::Error) -> Error {
@@ -909,7 +906,7 @@ fn line_len(len: usize) -> Result<u32, Error> {
 }
 
 /// Reads the message whose line is at `place` in `file` (a handle from `Journal::reader`).
-pub fn read_message(file: &File, place: Place) -> io::Result<Message> {
+pub(crate) fn read_message(file: &File, place: Place) -> io::Result<Message> {
     let mut line = vec![0; place.line_len as usize];
     file.read_exact_at(&mut line, place.offset)?;
     let m: MessageIn = serde_json::from_slice(&line).map_err(|e| {

@@ -10,28 +10,40 @@
 //! `client` is the other side: the `post`, `fetch`, `channels`, `watch`, `delete`, `export`,
 //! `mcp` (the stdio bridge) and `setup` commands, which talk to a relay over HTTP and share
 //! only `message` and `listen`.
+//!
+//! The public surface is what a program embedding the relay needs, and all that the binary,
+//! the integration tests and the benchmarks use: `start` a relay from a `config::Config` (its
+//! `StoreKind` and `Fsync`; `Config::load` reads it from a file, the environment and the
+//! `config::Args` of a command line, `config::settings_help` describes it), hold the
+//! `Running` relay (its address and `Load`; `drain`, `serve_until` with `StopSignals`, or
+//! `shutdown`), `error::Error`, and the client commands `client::run` with its `client::Io`
+//! and `client::usage`. Every other module is private to the crate.
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
-pub mod agent;
-pub mod app;
-pub mod cache;
-pub mod capacity;
-pub mod checkpoint;
+mod agent;
+mod app;
+mod cache;
+mod capacity;
+mod checkpoint;
 pub mod client;
 pub mod config;
 pub mod error;
-pub mod fields;
-pub mod http;
-pub mod idempotency;
-pub mod journal;
-pub mod listen;
-pub mod logs;
-pub mod mcp;
-pub mod message;
-pub mod open_files;
-pub mod presence;
-pub mod store;
-pub mod ui;
+mod fields;
+mod http;
+mod idempotency;
+mod journal;
+mod listen;
+mod logs;
+mod mcp;
+mod message;
+mod open_files;
+mod presence;
+mod store;
+mod ui;
+
+#[cfg(test)]
+mod compaction_tests;
 
 use crate::app::App;
 use crate::capacity::{LongRequests, Slots, LEGACY_TOOL_CALLS};
@@ -48,7 +60,7 @@ use std::time::{Duration, Instant};
 
 /// How long a stopping relay lets the requests in flight finish (open streams and waiting
 /// fetches are ended at once).
-pub const DRAIN_GRACE: Duration = Duration::from_secs(5);
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
 /// SIGTERM and SIGINT, caught from the moment this is made: made before the relay announces
 /// itself, so that no signal can arrive while the default action would still kill it.
@@ -61,6 +73,21 @@ impl StopSignals {
             SIGTERM, SIGINT,
         ])?))
     }
+}
+
+/// What a running relay holds now, of the resources its configuration bounds: for whoever
+/// embeds the relay to watch it, and to wait on it (a waiter admitted, a session gone) without
+/// guessing with sleeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Load {
+    /// Streams and waiting fetches open (at most `max_streams`).
+    pub long_requests: usize,
+    /// Tool calls running on the legacy transport.
+    pub legacy_tool_calls: usize,
+    /// MCP sessions in memory (at most `max_sessions_per_client` per client address).
+    pub sessions: usize,
+    /// Channel subscriptions those sessions hold.
+    pub subscriptions: usize,
 }
 
 /// A relay that is serving.
@@ -129,9 +156,14 @@ impl Running {
         self.addr
     }
 
-    /// The shared state, for callers embedding the relay.
-    pub fn app(&self) -> &Arc<App> {
-        &self.app
+    /// What the relay holds now of the resources its configuration bounds.
+    pub fn load(&self) -> Load {
+        Load {
+            long_requests: self.app.long_requests.open(),
+            legacy_tool_calls: self.app.legacy_tool_calls.used(),
+            sessions: self.app.sessions.len(),
+            subscriptions: self.app.sessions.subscribed_uris(),
+        }
     }
 
     /// Connections open now.
@@ -164,7 +196,7 @@ impl Running {
         finished
     }
 
-    /// Serves until one of `signals` arrives, then drains (see `drain`).
+    /// Serves until one of `signals` arrives, then drains (see `drain`) with 5 seconds' grace.
     pub fn serve_until(self, mut signals: StopSignals) {
         if let Some(signal) = signals.0.forever().next() {
             log::info!("signal {signal}: stopping (in-flight requests get up to {DRAIN_GRACE:?})");

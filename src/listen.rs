@@ -8,12 +8,12 @@ use crate::message::Message;
 use serde_json::{json, Value};
 
 /// The JSON-RPC method of a pushed message, and the experimental capability that announces it.
-pub const CHANNEL_METHOD: &str = "notifications/claude/channel";
-pub const CHANNEL_CAPABILITY: &str = "claude/channel";
+pub(crate) const CHANNEL_METHOD: &str = "notifications/claude/channel";
+pub(crate) const CHANNEL_CAPABILITY: &str = "claude/channel";
 
 /// Which messages a listener hears.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Listen {
+pub(crate) struct Listen {
     pub channels: Vec<String>,
     /// The listener's own name: its messages are not pushed to it.
     pub name: Option<String>,
@@ -24,7 +24,7 @@ pub struct Listen {
 impl Listen {
     /// Parses comma-separated lists (`proj-x,proj-y`), trimming blanks away; None when no
     /// channel is named.
-    pub fn parse(channels: &str, name: Option<&str>, from: &[String]) -> Option<Listen> {
+    pub(crate) fn parse(channels: &str, name: Option<&str>, from: &[String]) -> Option<Listen> {
         let list = |raw: &str| -> Vec<String> {
             raw.split(',')
                 .map(str::trim)
@@ -44,7 +44,7 @@ impl Listen {
     }
 
     /// Whether `m` is pushed to this listener.
-    pub fn wants(&self, m: &Message) -> bool {
+    pub(crate) fn wants(&self, m: &Message) -> bool {
         self.channels.contains(&m.target)
             && self.name.as_deref() != Some(m.sender.as_str())
             && (self.from.is_empty() || self.from.contains(&m.sender))
@@ -52,7 +52,7 @@ impl Listen {
 
     /// Adds to an `initialize` result what a listener's client needs: the channel capability,
     /// and a sentence in the instructions saying what the events are.
-    pub fn declare(&self, result: &mut Value) {
+    pub(crate) fn declare(&self, result: &mut Value) {
         if !result["capabilities"].is_object() {
             result["capabilities"] = json!({});
         }
@@ -81,13 +81,13 @@ post_message(target=<channel>, sender=\"{me}\", text=...) when an answer is want
 }
 
 /// The whole `notifications/claude/channel` notification for `m`.
-pub fn channel_notification(m: &Message) -> Value {
+pub(crate) fn channel_notification(m: &Message) -> Value {
     json!({"jsonrpc": "2.0", "method": CHANNEL_METHOD, "params": channel_event(m)})
 }
 
 /// The `params` of the `notifications/claude/channel` event for `m`: `content` frames the
 /// text as a peer agent's message, `meta` carries the attributes as strings.
-pub fn channel_event(m: &Message) -> Value {
+pub(crate) fn channel_event(m: &Message) -> Value {
     json!({
         "content": format!(
             "Message #{} from {} on relay channel {}:\n\n{}",

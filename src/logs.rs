@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// The tool log and the channel archive.
-pub struct Logs {
+pub(crate) struct Logs {
     tool: RotatingFile,
     archive: RotatingFile,
 }
@@ -25,7 +25,7 @@ pub struct Logs {
 impl Logs {
     /// Opens (creating directories as needed) both files as the configuration says. A file
     /// that cannot be written is a configuration error naming its path.
-    pub fn open(config: &Config) -> Result<Logs, Error> {
+    pub(crate) fn open(config: &Config) -> Result<Logs, Error> {
         Ok(Logs {
             tool: RotatingFile::open(
                 "log_path",
@@ -43,13 +43,13 @@ impl Logs {
     }
 
     /// Writes one tool-log line: `event` followed by its JSON payload.
-    pub fn tool(&self, event: &str, payload: Value) {
+    pub(crate) fn tool(&self, event: &str, payload: Value) {
         self.tool
             .write(&tool_line(log::Level::Info, &format!("{event} {payload}")));
     }
 
     /// Records a new message: its archive line and its `post_message` tool-log line.
-    pub fn posted(&self, m: &Message, source: &str) {
+    pub(crate) fn posted(&self, m: &Message, source: &str) {
         let line = json!({"id": m.id, "ts": m.ts, "target": m.target, "sender": m.sender, "text": m.text, "source": source});
         self.archive.write(&line.to_string());
         self.tool(
@@ -58,13 +58,8 @@ impl Logs {
         );
     }
 
-    /// Writes a warning to the tool log.
-    pub fn warn(&self, text: &str) {
-        self.tool.write(&tool_line(log::Level::Warn, text));
-    }
-
     /// Pushes buffered lines to the files.
-    pub fn flush(&self) {
+    pub(crate) fn flush(&self) {
         let _ = self.tool.writer.flush();
         let _ = self.archive.writer.flush();
     }

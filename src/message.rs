@@ -9,7 +9,7 @@ use std::io::{self, Write};
 
 /// One posted message. `id` is a single sequence shared by every channel, starting at 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Message {
+pub(crate) struct Message {
     pub id: u64,
     /// Unix time in seconds, with a fractional part.
     pub ts: f64,
@@ -24,7 +24,7 @@ pub struct Message {
 /// Writes U+2028 and U+2029 in serialised JSON as `\u2028` and `\u2029`. Both are legal
 /// unescaped in JSON strings, which is the only place they can occur, but they end a line in
 /// JavaScript source and in some line-oriented readers. Text without them is returned as it is.
-pub fn escape_separators(json: String) -> String {
+pub(crate) fn escape_separators(json: String) -> String {
     if !has_separators(&json) {
         return json;
     }
@@ -35,13 +35,13 @@ pub fn escape_separators(json: String) -> String {
 /// Whether `json` holds U+2028 or U+2029. Both start with the byte 0xE2, which a byte search
 /// (memchr) rules out quickly; searching for the characters themselves decodes every one, and
 /// cost a fifth of a fetch's CPU.
-pub fn has_separators(json: &str) -> bool {
+pub(crate) fn has_separators(json: &str) -> bool {
     json.as_bytes().contains(&SEPARATOR_PREFIX[0]) && json.contains(['\u{2028}', '\u{2029}'])
 }
 
 /// A writer that does what `escape_separators` does to JSON written through it, for JSON too
 /// large to hold whole: a separator split across two writes is still found.
-pub struct EscapeSeparators<W: Write> {
+pub(crate) struct EscapeSeparators<W: Write> {
     inner: W,
     /// The start of a separator that the last write ended with (at most two bytes).
     held: Vec<u8>,
@@ -51,7 +51,7 @@ pub struct EscapeSeparators<W: Write> {
 const SEPARATOR_PREFIX: [u8; 2] = [0xE2, 0x80];
 
 impl<W: Write> EscapeSeparators<W> {
-    pub fn new(inner: W) -> EscapeSeparators<W> {
+    pub(crate) fn new(inner: W) -> EscapeSeparators<W> {
         EscapeSeparators {
             inner,
             held: Vec::new(),
@@ -59,7 +59,7 @@ impl<W: Write> EscapeSeparators<W> {
     }
 
     /// Writes what is held back and returns the inner writer.
-    pub fn finish(mut self) -> io::Result<W> {
+    pub(crate) fn finish(mut self) -> io::Result<W> {
         let held = std::mem::take(&mut self.held);
         self.inner.write_all(&held)?;
         Ok(self.inner)

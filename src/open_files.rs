@@ -8,11 +8,11 @@ use crate::config::Config;
 
 /// Descriptors kept for everything but connections: the listener, the journal and its lock, the
 /// logs and their rotation, the session key, standard streams, and a margin.
-pub const RESERVED: u64 = 64;
+pub(crate) const RESERVED: u64 = 64;
 
 /// Raises the soft open-file limit to the hard limit; returns the soft limit now in force
 /// (`None` where it cannot be read).
-pub fn raise() -> Option<u64> {
+pub(crate) fn raise() -> Option<u64> {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => Some(limit),
         Err(e) => {
@@ -25,12 +25,12 @@ pub fn raise() -> Option<u64> {
 }
 
 /// Connection places kept free of streams and waiting fetches, out of `max_connections`.
-pub fn headroom(max_connections: usize) -> usize {
+pub(crate) fn headroom(max_connections: usize) -> usize {
     (max_connections / 8).clamp(1, 64)
 }
 
 /// Lowers `max_connections` and `max_streams` to what `limit` open files allow, saying so.
-pub fn fit(config: &mut Config, limit: Option<u64>) {
+pub(crate) fn fit(config: &mut Config, limit: Option<u64>) {
     if let Some(limit) = limit {
         let room = limit.saturating_sub(RESERVED).max(1);
         if config.max_connections as u64 > room {

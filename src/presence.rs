@@ -14,12 +14,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a listener stays listed after its last wait ended.
-pub const LINGER: Duration = Duration::from_millis(500);
+pub(crate) const LINGER: Duration = Duration::from_millis(500);
 
 /// What kind of waiting a listener does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Kind {
+pub(crate) enum Kind {
     /// A blocking fetch (REST `wait`, MCP `wait_seconds`), as `watch` and the stdio bridge use.
     Fetch,
     /// `GET /api/stream`, as the web page uses.
@@ -30,7 +30,7 @@ pub enum Kind {
 
 /// One listener as listed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Listener {
+pub(crate) struct Listener {
     pub kind: Kind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -55,19 +55,24 @@ struct Entry {
 
 /// The listeners of every channel.
 #[derive(Default)]
-pub struct Presence {
+pub(crate) struct Presence {
     entries: Mutex<BTreeMap<Key, Entry>>,
 }
 
 /// Held while a listener waits; dropping it marks the wait over.
-pub struct Here {
+pub(crate) struct Here {
     presence: Arc<Presence>,
     keys: Vec<Key>,
 }
 
 impl Presence {
     /// Registers a listener on `channels` until the returned guard is dropped.
-    pub fn arrive(self: &Arc<Self>, channels: &[String], kind: Kind, name: Option<&str>) -> Here {
+    pub(crate) fn arrive(
+        self: &Arc<Self>,
+        channels: &[String],
+        kind: Kind,
+        name: Option<&str>,
+    ) -> Here {
         let name = name
             .map(str::trim)
             .filter(|n| !n.is_empty())
@@ -100,7 +105,7 @@ impl Presence {
     }
 
     /// The listeners of every channel that has any, by channel.
-    pub fn listeners(&self) -> BTreeMap<String, Vec<Listener>> {
+    pub(crate) fn listeners(&self) -> BTreeMap<String, Vec<Listener>> {
         let mut out: BTreeMap<String, Vec<Listener>> = BTreeMap::new();
         let entries = lock(&self.entries);
         for (key, e) in entries.iter() {
@@ -121,7 +126,7 @@ impl Presence {
 /// One channel in the detailed listing: its newest id, how many messages it holds, and who is
 /// listening now.
 #[derive(Debug, Serialize)]
-pub struct ChannelDetail {
+pub(crate) struct ChannelDetail {
     pub name: String,
     pub newest_id: u64,
     pub messages: usize,
@@ -130,7 +135,7 @@ pub struct ChannelDetail {
 
 /// The detailed listing of every channel, and of every channel someone listens on before
 /// anything was posted there, by name.
-pub fn detail(store: &Store, presence: &Presence) -> Vec<ChannelDetail> {
+pub(crate) fn detail(store: &Store, presence: &Presence) -> Vec<ChannelDetail> {
     let mut listening = presence.listeners();
     let mut all: Vec<ChannelDetail> = store
         .summaries()

@@ -28,14 +28,14 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Longest channel or sender name, in characters.
-pub const MAX_NAME_CHARS: usize = 128;
+pub(crate) const MAX_NAME_CHARS: usize = 128;
 
 /// A function told of every message once it is durable and visible, in id order.
-pub type Hook = Box<dyn Fn(&Arc<Message>) + Send + Sync>;
+pub(crate) type Hook = Box<dyn Fn(&Arc<Message>) + Send + Sync>;
 
 /// What a caller asks to post, before validation.
 #[derive(Debug, Clone, Default)]
-pub struct Draft {
+pub(crate) struct Draft {
     pub target: String,
     pub sender: String,
     pub text: String,
@@ -48,7 +48,7 @@ pub struct Draft {
 /// What a post made: the message, and whether an earlier post with the same idempotency key
 /// had made it already.
 #[derive(Debug, Clone)]
-pub struct Posted {
+pub(crate) struct Posted {
     pub message: Arc<Message>,
     pub repeated: bool,
 }
@@ -56,7 +56,7 @@ pub struct Posted {
 /// What a fetch asks for. Every optional filter is a field with a default that changes nothing,
 /// so a new one is one field here and one condition in `State::page`.
 #[derive(Debug, Clone, Default)]
-pub struct Fetch {
+pub(crate) struct Fetch {
     pub target: String,
     /// Only messages with a larger id.
     pub since_id: u64,
@@ -74,7 +74,7 @@ pub struct Fetch {
 
 /// One page of a channel, ascending, and where it stands against the channel's end.
 #[derive(Debug, Clone, Default)]
-pub struct Page {
+pub(crate) struct Page {
     pub messages: Vec<Arc<Message>>,
     /// The channel's newest id (0 when it holds nothing).
     pub head_id: u64,
@@ -127,24 +127,24 @@ struct TextsToRead {
 }
 
 /// A page whose texts are read as it is written out (see `Store::fetch_unread`).
-pub struct UnreadPage(TextsToRead);
+pub(crate) struct UnreadPage(TextsToRead);
 
 /// Most text read at a time when an `UnreadPage` is written out.
 const UNREAD_BATCH: u64 = 256 * 1024;
 
 impl UnreadPage {
     /// The channel's newest id, as in `Page`.
-    pub fn head_id(&self) -> u64 {
+    pub(crate) fn head_id(&self) -> u64 {
         self.0.head_id
     }
 
     /// Whether messages follow the page, as in `Page`.
-    pub fn more(&self) -> bool {
+    pub(crate) fn more(&self) -> bool {
         self.0.more
     }
 
     /// The bytes of text the page holds, known without reading any.
-    pub fn text_bytes(&self) -> u64 {
+    pub(crate) fn text_bytes(&self) -> u64 {
         self.0
             .taken
             .entries
@@ -154,7 +154,7 @@ impl UnreadPage {
     }
 
     /// Reads every text now: the page as `fetch` would have given it.
-    pub fn read(self) -> Page {
+    pub(crate) fn read(self) -> Page {
         let TextsToRead {
             taken,
             head_id,
@@ -169,7 +169,7 @@ impl UnreadPage {
 
     /// The messages in order, their texts read a few at a time (at most `UNREAD_BATCH` of
     /// text, and at least one message), each batch handed to `each`.
-    pub fn for_each_batch<E>(
+    pub(crate) fn for_each_batch<E>(
         &self,
         mut each: impl FnMut(&[Arc<Message>]) -> Result<(), E>,
     ) -> Result<(), E> {
@@ -206,7 +206,7 @@ struct Taken {
 
 /// How the store treats posts: the size limit and retention.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Largest `text`, in bytes.
     pub max_message_bytes: usize,
     /// Messages kept per channel; 0 keeps all.
@@ -239,7 +239,7 @@ impl Default for Limits {
     }
 }
 
-pub struct Store {
+pub(crate) struct Store {
     state: Mutex<State>,
     /// Held by the one poster that writes the queued batch; guards the journal and the sequence.
     commit: Mutex<Committer>,
@@ -289,7 +289,7 @@ const SEARCH_CHUNK: usize = 512;
 
 /// What changed on a channel since a stream last looked.
 #[derive(Debug, Default)]
-pub struct Changes {
+pub(crate) struct Changes {
     pub messages: Vec<Arc<Message>>,
     pub deleted: Vec<Deletion>,
     /// The channel's deletion count, to pass back next time.
@@ -298,7 +298,7 @@ pub struct Changes {
 
 /// One channel's unread count for a reader.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unread {
+pub(crate) struct Unread {
     pub target: String,
     pub count: usize,
     /// The reader's position there.
@@ -344,7 +344,7 @@ struct Slot {
 impl Store {
     /// A store over `journal` (or memory only), holding what `replay` found and knowing
     /// `channels` from the start. Its `last_id` continues the sequence.
-    pub fn new(
+    pub(crate) fn new(
         journal: Option<Journal>,
         replay: Replay,
         channels: &[String],
@@ -407,19 +407,19 @@ impl Store {
     }
 
     /// A memory-only store, as the original relay had.
-    pub fn in_memory(channels: &[String], limits: Limits) -> Store {
+    pub(crate) fn in_memory(channels: &[String], limits: Limits) -> Store {
         Store::new(None, Replay::default(), channels, limits)
     }
 
     /// Registers a function told of every new message, after it is durable and visible.
-    pub fn on_publish(&self, hook: Hook) {
+    pub(crate) fn on_publish(&self, hook: Hook) {
         lock(&self.hooks).push(hook);
     }
 
     /// Checks a draft, makes it durable and visible, and returns the stored message. Fails with
     /// 400 for a blank field or an unknown `reply_to`, 413 for a text over the limit, 409 for
     /// an idempotency key already used for another post, 507 when it cannot be persisted.
-    pub fn post(&self, draft: Draft) -> Result<Posted, Error> {
+    pub(crate) fn post(&self, draft: Draft) -> Result<Posted, Error> {
         let draft = self.validate(draft)?;
         let slot = Arc::new(Slot {
             draft: Mutex::new(Some(draft)),
@@ -646,7 +646,8 @@ impl Store {
 
     /// Applies retention now and rewrites the journal to hold exactly what is kept, waiting
     /// for the rewrite. Returns how many messages were dropped.
-    pub fn compact_now(&self) -> Result<usize, Error> {
+    #[cfg(test)]
+    pub(crate) fn compact_now(&self) -> Result<usize, Error> {
         let mut committer = lock(&self.commit);
         self.finish_compaction(&mut committer, true);
         Ok(self.compact(&mut committer, true))
@@ -835,7 +836,8 @@ impl Store {
     }
 
     /// The oldest `limit` messages of `target` with an id above `since_id`, ascending.
-    pub fn after(&self, target: &str, since_id: u64, limit: usize) -> Vec<Arc<Message>> {
+    #[cfg(test)]
+    pub(crate) fn after(&self, target: &str, since_id: u64, limit: usize) -> Vec<Arc<Message>> {
         let taken = {
             let mut state = lock(&self.state);
             let found = state.after(target, since_id, limit);
@@ -847,7 +849,7 @@ impl Store {
     /// The page `query` asks for. With a `deadline`, when nothing is there yet, waits until a
     /// post to the channel brings something or the deadline passes. With a `reader`, the
     /// reader's position stands in for a `since_id` of 0, and moves past the page returned.
-    pub fn fetch(&self, query: &Fetch, deadline: Option<Instant>) -> Page {
+    pub(crate) fn fetch(&self, query: &Fetch, deadline: Option<Instant>) -> Page {
         let page = self.take_page(query, deadline);
         self.save_reader(query, &page);
         Page {
@@ -860,7 +862,7 @@ impl Store {
     /// Like `fetch`, but the texts are read only when the page is written out, a few at a time
     /// and past the cache, so that holding a large page for a slow reader costs its index
     /// entries, not its texts.
-    pub fn fetch_unread(&self, query: &Fetch, deadline: Option<Instant>) -> UnreadPage {
+    pub(crate) fn fetch_unread(&self, query: &Fetch, deadline: Option<Instant>) -> UnreadPage {
         let page = self.take_page(query, deadline);
         self.save_reader(query, &page);
         UnreadPage(page)
@@ -873,12 +875,12 @@ impl Store {
     }
 
     /// Where `reader` stands on `target`: the last id it was given (0 if none).
-    pub fn position(&self, reader: &str, target: &str) -> u64 {
+    pub(crate) fn position(&self, reader: &str, target: &str) -> u64 {
         lock(&self.state).position(reader, target)
     }
 
     /// Moves `reader`'s position on `target` forward to `id` (never back) and makes it durable.
-    pub fn mark_read(&self, reader: &str, target: &str, id: u64) {
+    pub(crate) fn mark_read(&self, reader: &str, target: &str, id: u64) {
         lock(&self.state).move_position(reader, target, id);
         self.save_position(reader, target, id);
     }
@@ -941,7 +943,7 @@ impl Store {
     }
 
     /// The newest `limit` messages of `target`, ascending.
-    pub fn latest(&self, target: &str, limit: usize) -> Vec<Arc<Message>> {
+    pub(crate) fn latest(&self, target: &str, limit: usize) -> Vec<Arc<Message>> {
         let taken = {
             let mut state = lock(&self.state);
             let entries = match state.channels.get(target) {
@@ -959,7 +961,8 @@ impl Store {
 
     /// Like `after`, but when nothing is there yet, waits until a post to `target` brings
     /// something or `deadline` passes. Only posts to `target` wake the waiter.
-    pub fn wait_after(
+    #[cfg(test)]
+    pub(crate) fn wait_after(
         &self,
         target: &str,
         since_id: u64,
@@ -980,7 +983,7 @@ impl Store {
     }
 
     /// A page of `channels()`: at most `limit` names after `after`, and whether more follow.
-    pub fn channels_page(&self, after: Option<&str>, limit: usize) -> (Vec<String>, bool) {
+    pub(crate) fn channels_page(&self, after: Option<&str>, limit: usize) -> (Vec<String>, bool) {
         use std::ops::Bound::{Excluded, Unbounded};
         let state = lock(&self.state);
         let from = || after.map_or(Unbounded, Excluded);
@@ -1017,7 +1020,7 @@ impl Store {
     }
 
     /// The configured channels and every channel posted to, sorted.
-    pub fn channels(&self) -> Vec<String> {
+    pub(crate) fn channels(&self) -> Vec<String> {
         let state = lock(&self.state);
         let mut all = state.configured.clone();
         all.extend(
@@ -1031,13 +1034,14 @@ impl Store {
     }
 
     /// Channels held in memory, listed or not: only posts create them, never reads or waits.
-    pub fn channel_entries(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn channel_entries(&self) -> usize {
         lock(&self.state).channels.len()
     }
 
     /// Every channel `channels` lists, with its newest id (0 when it holds none) and how many
     /// messages it holds.
-    pub fn summaries(&self) -> Vec<(String, u64, usize)> {
+    pub(crate) fn summaries(&self) -> Vec<(String, u64, usize)> {
         let names = self.channels();
         let state = lock(&self.state);
         names
@@ -1053,23 +1057,19 @@ impl Store {
 
     /// The highest id published so far (0 when nothing was ever posted). A batch being written
     /// is not waited for: its ids are not readable yet.
-    pub fn last_id(&self) -> u64 {
+    pub(crate) fn last_id(&self) -> u64 {
         self.published_id.load(Ordering::Acquire)
     }
 
     /// Number of messages held.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         lock(&self.state).count
-    }
-
-    /// Whether the store holds no message.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// What changed on `target` after message `since_id` and deletion number `deletions`;
     /// when nothing has, waits until something does or `deadline` passes.
-    pub fn wait_changes(
+    pub(crate) fn wait_changes(
         &self,
         target: &str,
         since_id: u64,
@@ -1107,7 +1107,7 @@ impl Store {
     }
 
     /// How many deletions `target` has seen, where a stream starts counting.
-    pub fn deletions(&self, target: &str) -> usize {
+    pub(crate) fn deletions(&self, target: &str) -> usize {
         lock(&self.state)
             .channels
             .get(target)
@@ -1116,7 +1116,7 @@ impl Store {
 
     /// For each channel `reader` has read or could read, how many messages lie past its
     /// position, sorted by channel.
-    pub fn unread(&self, reader: &str) -> Vec<Unread> {
+    pub(crate) fn unread(&self, reader: &str) -> Vec<Unread> {
         let state = lock(&self.state);
         state
             .channels
@@ -1136,7 +1136,7 @@ impl Store {
 
     /// Up to `limit` messages whose text contains `query` (ignoring case), newest first,
     /// optionally only of channel `target` and sender `sender`.
-    pub fn search(
+    pub(crate) fn search(
         &self,
         query: &str,
         target: Option<&str>,
@@ -1172,7 +1172,7 @@ impl Store {
 
     /// Deletes message `id`: recorded in the journal first, then gone from memory, readers'
     /// pages and open streams; its text leaves the disk with the next compaction, started now.
-    pub fn delete_message(&self, id: u64) -> Result<Arc<Message>, Error> {
+    pub(crate) fn delete_message(&self, id: u64) -> Result<Arc<Message>, Error> {
         let mut committer = lock(&self.commit);
         let target = {
             let state = lock(&self.state);
@@ -1190,7 +1190,7 @@ impl Store {
 
     /// Deletes every message of channel `target` and the channel itself (unless it is
     /// configured); returns how many messages went. Recorded like `delete_message`.
-    pub fn delete_channel(&self, target: &str) -> Result<usize, Error> {
+    pub(crate) fn delete_channel(&self, target: &str) -> Result<usize, Error> {
         let mut committer = lock(&self.commit);
         let held = lock(&self.state)
             .channels
@@ -1239,7 +1239,7 @@ impl Store {
 
     /// Wakes every waiter for good (waits return what they have, streams end), refuses later
     /// posts and closes the journal, releasing the data directory's lock.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         {
             let mut state = lock(&self.state);
             state.closed = true;
@@ -1268,7 +1268,7 @@ impl Store {
     }
 
     /// Whether `close` was called.
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         lock(&self.state).closed
     }
 }
@@ -1482,7 +1482,7 @@ impl State {
 /// characters, and none of the invisible characters that make a name read as another on screen
 /// (Unicode format characters, such as bidi overrides and zero-width marks, and line and
 /// paragraph separators).
-pub fn name(field: &str, raw: &str) -> Result<String, Error> {
+pub(crate) fn name(field: &str, raw: &str) -> Result<String, Error> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
         return Err(Error::BadRequest(format!("{field} must not be empty")));
@@ -1542,7 +1542,7 @@ fn is_invisible(c: char) -> bool {
 }
 
 /// Now as Unix seconds with a fractional part.
-pub fn now() -> f64 {
+pub(crate) fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -1654,7 +1654,7 @@ impl Needle {
 
 /// Checks an idempotency key: trimmed, 1 to `MAX_KEY_CHARS` characters, none of them control
 /// characters.
-pub fn idempotency_key(raw: &str) -> Result<String, Error> {
+pub(crate) fn idempotency_key(raw: &str) -> Result<String, Error> {
     let key = raw.trim();
     if key.is_empty()
         || key.chars().count() > idempotency::MAX_KEY_CHARS

@@ -10,7 +10,7 @@
 
 /// One embedded file and the `Content-Type` it is served with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Asset {
+pub(crate) struct Asset {
     pub body: &'static [u8],
     pub content_type: &'static str,
 }
@@ -18,7 +18,7 @@ pub struct Asset {
 /// The Content-Security-Policy header value sent with every page asset. Only the relay's own
 /// scripts, styles and connections; images also from `data:` URLs (message markdown may carry
 /// them); no plugins, no framing, no `<base>`.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
 const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
@@ -74,15 +74,16 @@ const ASSETS: &[(&str, Asset)] = &[
 ];
 
 /// The embedded file served at `path` ("/" is index.html), or None. Exact paths only.
-pub fn asset(path: &str) -> Option<Asset> {
+pub(crate) fn asset(path: &str) -> Option<Asset> {
     ASSETS
         .iter()
         .find(|(p, _)| *p == path)
         .map(|(_, asset)| *asset)
 }
 
-/// Every path [`asset`] answers, in table order (for tests and the API documentation).
-pub fn paths() -> impl Iterator<Item = &'static str> {
+/// Every path [`asset`] answers, in table order.
+#[cfg(test)]
+pub(crate) fn paths() -> impl Iterator<Item = &'static str> {
     ASSETS.iter().map(|(p, _)| *p)
 }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 /// One flag a command accepts.
-pub struct Flag {
+pub(super) struct Flag {
     /// The name without the leading `--`.
     pub name: &'static str,
     /// Whether it takes a value (`--limit 5`) or is a switch (`--json`).
@@ -17,7 +17,7 @@ pub struct Flag {
 }
 
 /// A flag that takes one value.
-pub const fn value(name: &'static str) -> Flag {
+pub(super) const fn value(name: &'static str) -> Flag {
     Flag {
         name,
         value: true,
@@ -26,7 +26,7 @@ pub const fn value(name: &'static str) -> Flag {
 }
 
 /// A flag that takes a value and may be repeated.
-pub const fn many(name: &'static str) -> Flag {
+pub(super) const fn many(name: &'static str) -> Flag {
     Flag {
         name,
         value: true,
@@ -35,7 +35,7 @@ pub const fn many(name: &'static str) -> Flag {
 }
 
 /// A flag without a value.
-pub const fn switch(name: &'static str) -> Flag {
+pub(super) const fn switch(name: &'static str) -> Flag {
     Flag {
         name,
         value: false,
@@ -44,7 +44,7 @@ pub const fn switch(name: &'static str) -> Flag {
 }
 
 /// Flags every client command accepts.
-pub const COMMON: [Flag; 4] = [
+pub(super) const COMMON: [Flag; 4] = [
     value("url"),
     value("token"),
     value("token-file"),
@@ -53,7 +53,7 @@ pub const COMMON: [Flag; 4] = [
 
 /// A parsed command line.
 #[derive(Debug, Default)]
-pub struct Parsed {
+pub(super) struct Parsed {
     values: BTreeMap<&'static str, Vec<String>>,
     /// The words that are not flags, in order.
     pub words: Vec<String>,
@@ -61,7 +61,7 @@ pub struct Parsed {
 
 impl Parsed {
     /// Parses `args` against `flags` (plus [`COMMON`]).
-    pub fn new(args: &[String], flags: &[Flag]) -> Result<Parsed, Error> {
+    pub(super) fn new(args: &[String], flags: &[Flag]) -> Result<Parsed, Error> {
         let mut parsed = Parsed::default();
         let mut rest = args.iter();
         while let Some(arg) = rest.next() {
@@ -110,7 +110,7 @@ impl Parsed {
     }
 
     /// The value of a single-valued flag.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
         self.values
             .get(name)
             .and_then(|v| v.last())
@@ -118,17 +118,17 @@ impl Parsed {
     }
 
     /// Every value of a repeatable flag.
-    pub fn all(&self, name: &str) -> &[String] {
+    pub(super) fn all(&self, name: &str) -> &[String] {
         self.values.get(name).map(Vec::as_slice).unwrap_or(&[])
     }
 
     /// Whether a switch (or any flag) was given.
-    pub fn has(&self, name: &str) -> bool {
+    pub(super) fn has(&self, name: &str) -> bool {
         self.values.contains_key(name)
     }
 
     /// A required, non-blank value.
-    pub fn required(&self, name: &str) -> Result<&str, Error> {
+    pub(super) fn required(&self, name: &str) -> Result<&str, Error> {
         match self.get(name) {
             Some(v) if !v.trim().is_empty() => Ok(v),
             Some(_) => Err(Error::Usage(format!("--{name} must not be blank"))),
@@ -137,7 +137,7 @@ impl Parsed {
     }
 
     /// A number, if given; `what` describes the accepted range for the message.
-    pub fn number<T: FromStr>(&self, name: &str, what: &str) -> Result<Option<T>, Error> {
+    pub(super) fn number<T: FromStr>(&self, name: &str, what: &str) -> Result<Option<T>, Error> {
         self.get(name)
             .map(|raw| {
                 raw.trim()
@@ -148,7 +148,7 @@ impl Parsed {
     }
 
     /// Fails if any word was given (for commands that take none).
-    pub fn no_words(&self) -> Result<(), Error> {
+    pub(super) fn no_words(&self) -> Result<(), Error> {
         match self.words.first() {
             Some(w) => Err(Error::Usage(format!("unexpected argument {w:?}"))),
             None => Ok(()),

@@ -27,16 +27,16 @@ const INVALID_REQUEST: i64 = -32600;
 const RELAY_DOWN: i64 = -32000;
 
 /// Standard output, shared by every thread: one whole line per message.
-pub struct Out(Mutex<Box<dyn Write + Send>>);
+pub(super) struct Out(Mutex<Box<dyn Write + Send>>);
 
 impl Out {
-    pub fn new(w: Box<dyn Write + Send>) -> Out {
+    pub(super) fn new(w: Box<dyn Write + Send>) -> Out {
         Out(Mutex::new(w))
     }
 
     /// Writes one JSON-RPC message as a line. A closed output is not an error here: the
     /// client is gone, and standard input's end will follow.
-    pub fn line(&self, json: &str) {
+    pub(super) fn line(&self, json: &str) {
         let mut line = Vec::with_capacity(json.len() + 1);
         line.extend_from_slice(json.as_bytes());
         line.push(b'\n');
@@ -44,25 +44,25 @@ impl Out {
         let _ = w.write_all(&line).and_then(|()| w.flush());
     }
 
-    pub fn send(&self, message: &Value) {
+    pub(super) fn send(&self, message: &Value) {
         self.line(&message.to_string());
     }
 }
 
 /// A one-way latch: closed until the client says `notifications/initialized`.
 #[derive(Default)]
-pub struct Gate {
+pub(super) struct Gate {
     open: Mutex<bool>,
     opened: Condvar,
 }
 
 impl Gate {
-    pub fn open(&self) {
+    pub(super) fn open(&self) {
         *self.open.lock().unwrap_or_else(|p| p.into_inner()) = true;
         self.opened.notify_all();
     }
 
-    pub fn wait(&self) {
+    pub(super) fn wait(&self) {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         while !*open {
             open = self.opened.wait(open).unwrap_or_else(|p| p.into_inner());
@@ -72,7 +72,7 @@ impl Gate {
 
 /// Writes a note on standard error, through a handle of its own: `main` holds the lock of
 /// `std::io::stderr()` for the whole command.
-pub fn note(text: &str) {
+pub(super) fn note(text: &str) {
     if let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() {
         let line = format!("claude-codex-relay mcp: {text}\n");
         let _ = std::fs::File::from(fd).write_all(line.as_bytes());
@@ -80,28 +80,28 @@ pub fn note(text: &str) {
 }
 
 /// The doubling delay between attempts to reach a relay that is down.
-pub struct Backoff(Duration);
+pub(super) struct Backoff(Duration);
 
 impl Backoff {
     const FIRST: Duration = Duration::from_millis(50);
     const MAX: Duration = Duration::from_secs(2);
 
-    pub fn new() -> Backoff {
+    pub(super) fn new() -> Backoff {
         Backoff(Self::FIRST)
     }
 
-    pub fn reset(&mut self) {
+    pub(super) fn reset(&mut self) {
         self.0 = Self::FIRST;
     }
 
-    pub fn sleep(&mut self) {
+    pub(super) fn sleep(&mut self) {
         thread::sleep(self.0);
         self.0 = (self.0 * 2).min(Self::MAX);
     }
 }
 
 /// Runs the bridge until `stdin` ends.
-pub fn run(
+pub(super) fn run(
     relay: RelayClient,
     listen: Option<Listen>,
     since_id: Option<u64>,

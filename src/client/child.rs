@@ -35,7 +35,7 @@ enum Event {
 
 /// Runs `cmd` for `message` with exactly `env` plus `extra` as its environment; returns its
 /// exit status once it has finished.
-pub fn run(
+pub(super) fn run(
     cmd: &str,
     message: &Message,
     env: &BTreeMap<String, String>,

@@ -6,7 +6,7 @@ use std::io;
 
 /// Everything a client command can fail with.
 #[derive(Debug)]
-pub enum Error {
+pub(crate) enum Error {
     /// The command line is wrong: an unknown flag, a missing value, a bad number (exit 2).
     Usage(String),
     /// The state file exists but does not hold a message id (exit 2: the operator must look).
@@ -30,7 +30,7 @@ pub enum Error {
 
 impl Error {
     /// The process exit code for this error.
-    pub fn exit_code(&self) -> i32 {
+    pub(crate) fn exit_code(&self) -> i32 {
         match self {
             Error::Closed => 0,
             Error::Refused { .. } | Error::Invalid(_) => 1,
@@ -43,7 +43,7 @@ impl Error {
     }
 
     /// True when trying again later may succeed: the relay is down, restarting or busy.
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         match self {
             Error::Unreachable(_) => true,
             Error::Refused { status, .. } => *status >= 500 && *status != 507,
@@ -52,7 +52,7 @@ impl Error {
     }
 
     /// Wraps a failed write to standard output or standard error.
-    pub fn output(e: io::Error) -> Error {
+    pub(crate) fn output(e: io::Error) -> Error {
         if e.kind() == io::ErrorKind::BrokenPipe {
             Error::Closed
         } else {

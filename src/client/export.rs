@@ -15,13 +15,13 @@ const PAGE: u64 = 500;
 
 /// The two ways a channel is written out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(super) enum Format {
     Markdown,
     Jsonl,
 }
 
 impl Format {
-    pub fn parse(raw: &str) -> Result<Format, Error> {
+    pub(super) fn parse(raw: &str) -> Result<Format, Error> {
         match raw.trim() {
             "md" | "markdown" => Ok(Format::Markdown),
             "jsonl" | "json" => Ok(Format::Jsonl),
@@ -33,7 +33,7 @@ impl Format {
 }
 
 /// Writes every message of `target` after `since_id` to `out` in `format`; returns how many.
-pub fn export(
+pub(super) fn export(
     relay: &RelayClient,
     target: &str,
     since_id: u64,

@@ -6,7 +6,7 @@ use crate::message::Message;
 
 /// How messages are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// `#id [sender] first line`.
     Line,
     /// The message object as one line of JSON.
@@ -17,7 +17,7 @@ pub enum Format {
 
 impl Message {
     /// The first line of the text that is not blank, trimmed.
-    pub fn first_line(&self) -> &str {
+    pub(crate) fn first_line(&self) -> &str {
         self.text
             .lines()
             .map(str::trim)
@@ -26,12 +26,12 @@ impl Message {
     }
 
     /// `#id [sender] first line`.
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         format!("#{} [{}] {}", self.id, self.sender, self.first_line())
     }
 
     /// The message printed in `format`, ending with a newline.
-    pub fn render(&self, format: Format) -> String {
+    pub(crate) fn render(&self, format: Format) -> String {
         match format {
             Format::Line => format!("{}\n", self.line()),
             Format::Json => format!(
@@ -50,7 +50,7 @@ impl Message {
 }
 
 /// `secs` (Unix time) as `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn utc(secs: f64) -> String {
+pub(super) fn utc(secs: f64) -> String {
     let secs = secs.max(0.0) as i64;
     let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Days to a civil date (Howard Hinnant's algorithm), valid for every date after 1970.
@@ -72,7 +72,7 @@ pub fn utc(secs: f64) -> String {
 }
 
 /// The current time as `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn now_utc() -> String {
+pub(super) fn now_utc() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())

@@ -180,7 +180,7 @@ const COMMANDS: [(&str, &str); 8] = [
 ];
 
 /// Help for one command, then the options every command takes and the exit codes.
-pub fn command(name: &str) -> String {
+pub(super) fn command(name: &str) -> String {
     let section = COMMANDS
         .iter()
         .find(|(n, _)| *n == name)
@@ -189,7 +189,7 @@ pub fn command(name: &str) -> String {
 }
 
 /// Help for every command.
-pub fn all() -> String {
+pub(super) fn all() -> String {
     let mut text = String::from(
         "Client commands (talk to a running relay over HTTP; no curl or jq needed):\n\n",
     );

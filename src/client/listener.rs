@@ -16,7 +16,7 @@ const PAGE: u64 = 500;
 
 /// Follows `channel` for ever: from `since_id`, or else from the newest message when the relay
 /// is first reached. Events start once `gate` opens (the client is initialized).
-pub fn follow(
+pub(super) fn follow(
     relay: &RelayClient,
     channel: &str,
     listen: &Listen,

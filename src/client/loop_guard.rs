@@ -7,12 +7,12 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// Runs allowed per window when `--max-runs` is not given.
-pub const DEFAULT_MAX_RUNS: usize = 20;
+pub(super) const DEFAULT_MAX_RUNS: usize = 20;
 /// The window when `--per` is not given: 10 minutes.
-pub const DEFAULT_PER_SECS: u64 = 600;
+pub(super) const DEFAULT_PER_SECS: u64 = 600;
 
 /// A sliding-window counter of CMD runs.
-pub struct LoopGuard {
+pub(super) struct LoopGuard {
     max: usize,
     per: Duration,
     runs: VecDeque<Instant>,
@@ -20,7 +20,7 @@ pub struct LoopGuard {
 
 impl LoopGuard {
     /// A guard allowing `max` runs per `per`; `max` 0 allows any number.
-    pub fn new(max: usize, per: Duration) -> LoopGuard {
+    pub(super) fn new(max: usize, per: Duration) -> LoopGuard {
         LoopGuard {
             max,
             per,
@@ -30,7 +30,7 @@ impl LoopGuard {
 
     /// Records a run starting at `now`, or returns false (recording nothing) if the window
     /// already holds `max` runs.
-    pub fn admit(&mut self, now: Instant) -> bool {
+    pub(super) fn admit(&mut self, now: Instant) -> bool {
         if self.max == 0 {
             return true;
         }
@@ -49,7 +49,7 @@ impl LoopGuard {
     }
 
     /// `N runs per S s`, for messages.
-    pub fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         format!("{} runs per {} s", self.max, self.per.as_secs())
     }
 }

@@ -21,9 +21,9 @@ mod state;
 mod upstream;
 mod watch;
 
-pub use error::Error;
-pub use format::Format;
-pub use relay_client::{Page, Post, Query, RelayClient, DEFAULT_URL};
+pub(crate) use error::Error;
+pub(crate) use format::Format;
+pub(crate) use relay_client::{Post, Query, RelayClient, DEFAULT_URL};
 
 use crate::message::Message;
 use args::{many, switch, value, Parsed};

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 /// The relay used when neither `--url` nor `CLAUDE_CODEX_URL` names one.
-pub const DEFAULT_URL: &str = "http://127.0.0.1:8010";
+pub(crate) const DEFAULT_URL: &str = "http://127.0.0.1:8010";
 /// How long an ordinary request may take, from connecting to the last byte of the answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long connecting may take; a relay on the LAN answers in well under this.
@@ -19,7 +19,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_ANSWER_BYTES: u64 = 1 << 30;
 
 /// A relay, as seen by the client commands.
-pub struct RelayClient {
+pub(crate) struct RelayClient {
     base: String,
     token: Option<String>,
     agent: ureq::Agent,
@@ -29,7 +29,7 @@ pub struct RelayClient {
 
 /// One `GET /api/messages` request; every field is an optional query parameter.
 #[derive(Debug, Clone, Default)]
-pub struct Query {
+pub(crate) struct Query {
     pub since_id: Option<u64>,
     pub limit: Option<u64>,
     /// Seconds to wait for a message after `since_id`.
@@ -43,7 +43,7 @@ pub struct Query {
 /// One post: the text and where it goes, and optionally the message it answers and the
 /// idempotency key that makes a retry of it safe.
 #[derive(Debug, Clone, Default)]
-pub struct Post<'a> {
+pub(crate) struct Post<'a> {
     pub target: &'a str,
     pub sender: &'a str,
     pub text: &'a str,
@@ -53,7 +53,7 @@ pub struct Post<'a> {
 
 /// A page of messages and where the channel stands (absent from relays that predate them).
 #[derive(Debug, Deserialize)]
-pub struct Page {
+pub(crate) struct Page {
     pub messages: Vec<Message>,
     #[serde(default)]
     pub head_id: Option<u64>,
@@ -63,7 +63,7 @@ pub struct Page {
 
 impl RelayClient {
     /// A client for the relay at `url` (`http://host:port`, optionally with a path prefix).
-    pub fn new(url: &str, token: Option<String>) -> Result<RelayClient, Error> {
+    pub(crate) fn new(url: &str, token: Option<String>) -> Result<RelayClient, Error> {
         let mut base = url.trim().trim_end_matches('/').to_string();
         if !base.contains("://") {
             // `--url 127.0.0.1:8010` is what people type; the relay only speaks http.
@@ -103,33 +103,23 @@ impl RelayClient {
     }
 
     /// The same relay, telling it who waits in blocking fetches (opt-in presence).
-    pub fn named(mut self, name: Option<&str>) -> RelayClient {
+    pub(crate) fn named(mut self, name: Option<&str>) -> RelayClient {
         self.name = name.map(str::to_string);
         self
     }
 
     /// The base URL, without a trailing slash.
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         &self.base
     }
 
     /// The token sent as `Authorization: Bearer`, if any.
-    pub fn token(&self) -> Option<&str> {
+    pub(crate) fn token(&self) -> Option<&str> {
         self.token.as_deref()
     }
 
-    /// `POST /api/messages`; returns the relay's answer (`{"ok","posted","message"}`).
-    pub fn post(&self, target: &str, sender: &str, text: &str) -> Result<Value, Error> {
-        self.send(&Post {
-            target,
-            sender,
-            text,
-            ..Post::default()
-        })
-    }
-
     /// `POST /api/messages` with every field `post` sets.
-    pub fn send(&self, post: &Post) -> Result<Value, Error> {
+    pub(crate) fn send(&self, post: &Post) -> Result<Value, Error> {
         let mut body = json!({"target": post.target, "sender": post.sender, "text": post.text, "source": "cli"});
         if let Some(id) = post.reply_to {
             body["reply_to"] = json!(id);
@@ -154,7 +144,7 @@ impl RelayClient {
 
     /// `GET /api/messages`: the newest `limit` of `target` without `since_id`, the oldest
     /// `limit` after it with one, waiting up to `wait` seconds for one to arrive.
-    pub fn messages(
+    pub(crate) fn messages(
         &self,
         target: &str,
         since_id: Option<u64>,
@@ -171,7 +161,7 @@ impl RelayClient {
     }
 
     /// `GET /api/messages` with every parameter `query` sets.
-    pub fn page(&self, target: &str, query: &Query) -> Result<Page, Error> {
+    pub(crate) fn page(&self, target: &str, query: &Query) -> Result<Page, Error> {
         let mut rq = self
             .agent
             .get(format!("{}/api/messages", self.base))
@@ -211,7 +201,7 @@ impl RelayClient {
 
     /// `GET /api/channels` (with `?detail=1` when `detail`); returns the relay's answer
     /// (`{"channels": [...]}`, plus `detail` when asked for).
-    pub fn channels(&self, detail: bool) -> Result<Value, Error> {
+    pub(crate) fn channels(&self, detail: bool) -> Result<Value, Error> {
         let mut rq = self.agent.get(format!("{}/api/channels", self.base));
         if detail {
             rq = rq.query("detail", "1");
@@ -231,12 +221,12 @@ impl RelayClient {
     }
 
     /// `DELETE /api/messages/{id}`; returns the relay's answer.
-    pub fn delete_message(&self, id: u64) -> Result<Value, Error> {
+    pub(crate) fn delete_message(&self, id: u64) -> Result<Value, Error> {
         self.delete(&format!("/api/messages/{id}"))
     }
 
     /// `DELETE /api/channels/{name}`; returns the relay's answer.
-    pub fn delete_channel(&self, name: &str) -> Result<Value, Error> {
+    pub(crate) fn delete_channel(&self, name: &str) -> Result<Value, Error> {
         let encoded: String = name
             .bytes()
             .map(|b| match b {

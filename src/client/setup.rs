@@ -17,7 +17,7 @@ use std::process::Command;
 const SERVER: &str = "relay";
 
 /// Runs `setup` for the client named by the first word.
-pub fn run(
+pub(super) fn run(
     relay: &RelayClient,
     p: &Parsed,
     env: &BTreeMap<String, String>,

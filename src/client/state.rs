@@ -9,22 +9,22 @@ use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
 /// Where `watch` keeps its place.
-pub struct StateFile {
+pub(super) struct StateFile {
     path: PathBuf,
 }
 
 impl StateFile {
-    pub fn new(path: impl Into<PathBuf>) -> StateFile {
+    pub(super) fn new(path: impl Into<PathBuf>) -> StateFile {
         StateFile { path: path.into() }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The last handled id, or None when the file does not exist or is empty. Anything else
     /// that is not an id is an error: guessing 0 would replay the whole channel.
-    pub fn read(&self) -> Result<Option<u64>, Error> {
+    pub(super) fn read(&self) -> Result<Option<u64>, Error> {
         let text = match fs::read_to_string(&self.path) {
             Ok(t) => t,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
@@ -48,7 +48,7 @@ impl StateFile {
     }
 
     /// Records `id` as the last handled message.
-    pub fn write(&self, id: u64) -> Result<(), Error> {
+    pub(super) fn write(&self, id: u64) -> Result<(), Error> {
         let fail = |e: std::io::Error| {
             Error::Local(format!(
                 "cannot write the state file {}: {e}",

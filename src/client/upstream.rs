@@ -20,10 +20,10 @@ const FALLBACK_VERSION: &str = "2025-06-18";
 
 /// Why a message could not be forwarded.
 #[derive(Debug)]
-pub struct Down(pub String);
+pub(super) struct Down(pub String);
 
 /// The relay, as one MCP session.
-pub struct Upstream {
+pub(super) struct Upstream {
     url: String,
     token: Option<String>,
     agent: ureq::Agent,
@@ -48,7 +48,7 @@ struct Session {
 
 impl Upstream {
     /// The MCP endpoint of `relay`.
-    pub fn new(relay: &RelayClient) -> Upstream {
+    pub(super) fn new(relay: &RelayClient) -> Upstream {
         let build = |timeout: Option<Duration>| -> ureq::Agent {
             ureq::Agent::config_builder()
                 .http_status_as_error(false)
@@ -78,7 +78,7 @@ impl Upstream {
     }
 
     /// Opens a session with the client's `initialize` params and returns the relay's result.
-    pub fn initialize(&self, params: &Value) -> Result<Value, Down> {
+    pub(super) fn initialize(&self, params: &Value) -> Result<Value, Down> {
         let mut state = self.state();
         state.init = Some(params.clone());
         state.session = None;
@@ -89,7 +89,7 @@ impl Upstream {
 
     /// Sends one client message (request or notification) in the current session, opening a
     /// new one first if the relay forgot it. Returns the relay's answer as it came, if any.
-    pub fn send(&self, message: &Value) -> Result<Option<String>, Down> {
+    pub(super) fn send(&self, message: &Value) -> Result<Option<String>, Down> {
         let mut last = Down("the relay did not answer".into());
         for _ in 0..2 {
             let session = self.session()?;
@@ -114,7 +114,7 @@ impl Upstream {
 
     /// Reads the session's `GET /mcp` stream, handing each server message to `deliver`, until
     /// the stream ends. Subscriptions are made again first.
-    pub fn stream(&self, deliver: &dyn Fn(&str)) -> Result<(), Down> {
+    pub(super) fn stream(&self, deliver: &dyn Fn(&str)) -> Result<(), Down> {
         let session = self.session()?;
         let uris: Vec<String> = self.state().subscriptions.iter().cloned().collect();
         for (n, uri) in uris.iter().enumerate() {

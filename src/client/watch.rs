@@ -25,15 +25,15 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// Seconds each blocking fetch waits: the relay's maximum.
-pub const WAIT_SECS: f64 = 50.0;
+pub(super) const WAIT_SECS: f64 = 50.0;
 /// Messages asked for per fetch.
 const PAGE: u64 = 100;
 /// The first delay after a failed request, and the longest.
-pub const BACKOFF_FIRST: Duration = Duration::from_millis(250);
-pub const BACKOFF_MAX: Duration = Duration::from_secs(10);
+pub(super) const BACKOFF_FIRST: Duration = Duration::from_millis(250);
+pub(super) const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 /// What `watch` was asked to do.
-pub struct Options {
+pub(super) struct Options {
     pub target: String,
     /// Only messages from these senders (all when empty).
     pub from: Vec<String>,
@@ -67,7 +67,7 @@ impl Options {
 }
 
 /// Runs the watch until `count` messages were handled or an error ends it.
-pub fn watch(
+pub(super) fn watch(
     relay: &RelayClient,
     mut opts: Options,
     env: &BTreeMap<String, String>,

@@ -5,10 +5,10 @@
 use serde_json::Value;
 
 /// The OpenAPI document, as served.
-pub const OPENAPI: &str = include_str!("../../assets/api/openapi.json");
+pub(crate) const OPENAPI: &str = include_str!("../../assets/api/openapi.json");
 
 /// The `/docs` page.
-pub fn page() -> String {
+pub(crate) fn page() -> String {
     let doc: Value = serde_json::from_str(OPENAPI).unwrap_or(Value::Null);
     let mut body = String::new();
     body.push_str(&format!(
@@ -70,18 +70,6 @@ pub fn page() -> String {
     )
 }
 
-/// The route paths the document describes, for the check that it matches the router.
-pub fn documented_routes() -> Vec<(String, String)> {
-    let doc: Value = serde_json::from_str(OPENAPI).unwrap_or(Value::Null);
-    let mut out = Vec::new();
-    for (path, ops) in doc["paths"].as_object().into_iter().flatten() {
-        for method in ops.as_object().into_iter().flatten().map(|(m, _)| m) {
-            out.push((method.to_uppercase(), path.clone()));
-        }
-    }
-    out
-}
-
 /// A description: escaped, with each `quoted` span shown as code, as the document means it.
 fn prose(s: &str) -> String {
     let mut out = String::new();
@@ -109,6 +97,30 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The route paths the document describes, as (method, path).
+    fn documented_routes() -> Vec<(String, String)> {
+        let doc: Value = serde_json::from_str(OPENAPI).unwrap_or(Value::Null);
+        let mut out = Vec::new();
+        for (path, ops) in doc["paths"].as_object().into_iter().flatten() {
+            for method in ops.as_object().into_iter().flatten().map(|(m, _)| m) {
+                out.push((method.to_uppercase(), path.clone()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_openapi_document_describes_exactly_the_routes_served() {
+        let mut documented = documented_routes();
+        documented.sort();
+        let mut served: Vec<(String, String)> = crate::http::router::ROUTES
+            .iter()
+            .map(|(m, p, _)| (m.to_string(), p.to_string()))
+            .collect();
+        served.sort();
+        assert_eq!(documented, served);
+    }
 
     #[test]
     fn docs_show_backticks_as_code_not_literally() {

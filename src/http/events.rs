@@ -17,13 +17,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a stream waits for something to send before it sends a keep-alive comment.
-pub const KEEPALIVE: Duration = Duration::from_secs(15);
+pub(crate) const KEEPALIVE: Duration = Duration::from_secs(15);
 
 /// Most messages written per wake-up of a stream.
 const BATCH: usize = 200;
 
 /// Writes one event and flushes it. `data` may span lines.
-pub fn event(
+pub(crate) fn event(
     w: &mut dyn Write,
     id: Option<&str>,
     name: Option<&str>,
@@ -47,7 +47,7 @@ pub fn event(
 }
 
 /// Writes a comment line, which clients ignore and proxies see as traffic.
-pub fn comment(w: &mut dyn Write, text: &str) -> io::Result<()> {
+pub(crate) fn comment(w: &mut dyn Write, text: &str) -> io::Result<()> {
     w.write_all(format!(": {text}\n\n").as_bytes())?;
     w.flush()
 }
@@ -55,7 +55,11 @@ pub fn comment(w: &mut dyn Write, text: &str) -> io::Result<()> {
 /// `GET /api/stream?target=T[&since_id=N][&reader=R]`: the backlog after N, then live
 /// messages. Without `since_id` or `Last-Event-ID` the stream starts after R's position, or
 /// without a reader with the next message posted.
-pub fn message_stream(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
+pub(crate) fn message_stream(
+    app: &Arc<App>,
+    rq: &Incoming,
+    caller: &Caller,
+) -> Result<Reply, Error> {
     let target = crate::store::name("target", rq.param("target").unwrap_or(""))?;
     let reader = match rq.param("reader") {
         Some(raw) => {

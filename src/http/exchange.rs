@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 /// A request, read and decoded: header names are lower-case.
 #[derive(Debug, Default, Clone)]
-pub struct Incoming {
+pub(crate) struct Incoming {
     pub method: String,
     /// (major, minor), e.g. (1, 1).
     pub http_version: (u8, u8),
@@ -24,7 +24,7 @@ pub struct Incoming {
 
 impl Incoming {
     /// The first header named `name` (lower-case).
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k == name)
@@ -32,7 +32,7 @@ impl Incoming {
     }
 
     /// The first query parameter named `key`.
-    pub fn param(&self, key: &str) -> Option<&str> {
+    pub(crate) fn param(&self, key: &str) -> Option<&str> {
         self.query
             .iter()
             .find(|(k, _)| k == key)
@@ -40,7 +40,7 @@ impl Incoming {
     }
 
     /// A whole-number query parameter, or a 400 naming it.
-    pub fn number_param(&self, key: &str) -> Result<Option<u64>, Error> {
+    pub(crate) fn number_param(&self, key: &str) -> Result<Option<u64>, Error> {
         match self.param(key) {
             None => Ok(None),
             Some(raw) => raw.trim().parse::<u64>().map(Some).map_err(|_| {
@@ -53,10 +53,10 @@ impl Incoming {
 }
 
 /// Writes one stream to its socket; returns when the stream ends or the peer goes away.
-pub type StreamBody = Box<dyn FnOnce(&mut dyn Write) -> io::Result<()> + Send>;
+pub(crate) type StreamBody = Box<dyn FnOnce(&mut dyn Write) -> io::Result<()> + Send>;
 
 /// What a handler answers.
-pub enum Reply {
+pub(crate) enum Reply {
     /// A complete response.
     Full {
         status: u16,
@@ -82,7 +82,7 @@ const EVENT_STREAM_HEADERS: [(&str, &str); 3] = [
 
 impl Reply {
     /// A JSON response.
-    pub fn json(status: u16, value: &impl Serialize) -> Reply {
+    pub(crate) fn json(status: u16, value: &impl Serialize) -> Reply {
         Reply::Full {
             status,
             headers: vec![("Content-Type".into(), "application/json".into())],
@@ -94,7 +94,7 @@ impl Reply {
     }
 
     /// A plain-text response.
-    pub fn text(status: u16, text: &str) -> Reply {
+    pub(crate) fn text(status: u16, text: &str) -> Reply {
         Reply::Full {
             status,
             headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
@@ -103,7 +103,7 @@ impl Reply {
     }
 
     /// A response with no body (`Content-Length: 0`).
-    pub fn empty(status: u16) -> Reply {
+    pub(crate) fn empty(status: u16) -> Reply {
         Reply::Full {
             status,
             headers: Vec::new(),
@@ -112,7 +112,7 @@ impl Reply {
     }
 
     /// A fixed body with its content type.
-    pub fn bytes(status: u16, content_type: &str, body: &[u8]) -> Reply {
+    pub(crate) fn bytes(status: u16, content_type: &str, body: &[u8]) -> Reply {
         Reply::Full {
             status,
             headers: vec![("Content-Type".into(), content_type.into())],
@@ -121,7 +121,7 @@ impl Reply {
     }
 
     /// An event stream whose events `body` writes.
-    pub fn stream(body: StreamBody) -> Reply {
+    pub(crate) fn stream(body: StreamBody) -> Reply {
         Reply::Stream {
             status: 200,
             headers: EVENT_STREAM_HEADERS
@@ -135,7 +135,7 @@ impl Reply {
     /// A JSON body serialised straight to the socket (with U+2028 and U+2029 escaped as in
     /// `json`), for a value too large to hold as bytes beside its parts: the memory a slow
     /// reader costs stays the size of a buffer, not of the page.
-    pub fn json_streamed<T: Serialize + Send + 'static>(status: u16, value: T) -> Reply {
+    pub(crate) fn json_streamed<T: Serialize + Send + 'static>(status: u16, value: T) -> Reply {
         Reply::Stream {
             status,
             headers: vec![("Content-Type".into(), "application/json".into())],
@@ -148,7 +148,7 @@ impl Reply {
     }
 
     /// Adds a header.
-    pub fn with_header(mut self, name: &str, value: &str) -> Reply {
+    pub(crate) fn with_header(mut self, name: &str, value: &str) -> Reply {
         match &mut self {
             Reply::Full { headers, .. } | Reply::Stream { headers, .. } => {
                 headers.push((name.into(), value.into()))
@@ -156,19 +156,11 @@ impl Reply {
         }
         self
     }
-
-    /// The status of a complete response (200 for a stream).
-    pub fn status(&self) -> u16 {
-        match self {
-            Reply::Full { status, .. } => *status,
-            Reply::Stream { status, .. } => *status,
-        }
-    }
 }
 
 /// The REST error body: `{"ok": false, "error": "..."}`, with `Allow` or `Retry-After` when the
 /// error calls for one.
-pub fn error_reply(e: &Error) -> Reply {
+pub(crate) fn error_reply(e: &Error) -> Reply {
     let reply = Reply::json(
         e.status(),
         &serde_json::json!({"ok": false, "error": e.to_string()}),
@@ -177,7 +169,7 @@ pub fn error_reply(e: &Error) -> Reply {
 }
 
 /// Adds the header an error calls for, if any: `Allow` to a 405, `Retry-After` to a 503.
-pub fn with_error_headers(reply: Reply, e: &Error) -> Reply {
+pub(crate) fn with_error_headers(reply: Reply, e: &Error) -> Reply {
     match e {
         Error::MethodNotAllowed { allow } => reply.with_header("Allow", allow),
         Error::Unavailable { retry_after, .. } => {
@@ -188,7 +180,7 @@ pub fn with_error_headers(reply: Reply, e: &Error) -> Reply {
 }
 
 /// A request target fit for a log: the value of every `token` query parameter is replaced.
-pub fn redact_tokens(target: &str) -> String {
+pub(crate) fn redact_tokens(target: &str) -> String {
     let Some((path, query)) = target.split_once('?') else {
         return target.to_string();
     };
@@ -203,7 +195,7 @@ pub fn redact_tokens(target: &str) -> String {
 }
 
 /// Splits a request target into its path and its percent-decoded query pairs.
-pub fn split_target(target: &str) -> Result<(String, Vec<(String, String)>), Error> {
+pub(crate) fn split_target(target: &str) -> Result<(String, Vec<(String, String)>), Error> {
     let (raw_path, raw_query) = target.split_once('?').unwrap_or((target, ""));
     let path = percent_decode(raw_path, false)?;
     let mut query = Vec::new();

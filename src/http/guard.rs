@@ -10,7 +10,7 @@ use crate::ui;
 
 /// Who is calling, as far as the token tells.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Caller {
+pub(crate) struct Caller {
     /// The agent whose token was presented: it may only post under this name.
     pub agent: Option<String>,
     /// The name of the credential presented (empty when none is required): a session may only
@@ -28,7 +28,7 @@ const LOOPBACK: [&str; 3] = ["127.0.0.1", "localhost", "[::1]"];
 
 /// Runs every check in order: Host (400 when missing on HTTP/1.1, repeated or malformed; 421
 /// when foreign), Origin (403), cross-site fetch metadata (403), token (401).
-pub fn check(config: &Config, rq: &Incoming) -> Result<Caller, Error> {
+pub(crate) fn check(config: &Config, rq: &Incoming) -> Result<Caller, Error> {
     let hosts = rq.headers.iter().filter(|(k, _)| k == "host").count();
     if hosts > 1 {
         return Err(Error::BadRequest("more than one Host header".into()));
@@ -75,7 +75,7 @@ pub fn check(config: &Config, rq: &Incoming) -> Result<Caller, Error> {
 
 /// Whether a `Host` header value names this relay: a loopback name on any port, an
 /// `allowed_hosts` name on any port, or an `allowed_hosts` `name:port` exactly.
-pub fn host_allowed(config: &Config, host: &str) -> bool {
+pub(crate) fn host_allowed(config: &Config, host: &str) -> bool {
     let host = host.trim().to_ascii_lowercase();
     let Some((name, _)) = parse_host(&host) else {
         return false;

@@ -21,7 +21,7 @@ use std::thread;
 use std::time::Instant;
 
 /// `GET /sse`.
-pub fn open(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
+pub(crate) fn open(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
     let session = app
         .sessions
         .create(Transport::Legacy, DEFAULT_VERSION, owner(rq, caller))?;
@@ -53,7 +53,7 @@ pub fn open(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Err
 /// run on their own thread, so a waiting `fetch_messages` does not hold back the 202 or the
 /// session's other requests; past `capacity::LEGACY_TOOL_CALLS` running at once, a call is
 /// answered with an error at once.
-pub fn post(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
+pub(crate) fn post(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
     let Some(id) = rq.param("sessionId").or_else(|| rq.param("session_id")) else {
         return Err(Error::BadRequest("sessionId is required".into()));
     };

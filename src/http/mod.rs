@@ -5,12 +5,12 @@
 //! and the API description (`apidoc`). Handlers get the shared `App` and an `Incoming` request
 //! and return `Result<Reply, Error>`.
 
-pub mod apidoc;
-pub mod events;
-pub mod exchange;
-pub mod guard;
-pub mod legacy;
-pub mod rest;
-pub mod router;
-pub mod server;
-pub mod streamable;
+pub(crate) mod apidoc;
+pub(crate) mod events;
+pub(crate) mod exchange;
+pub(crate) mod guard;
+pub(crate) mod legacy;
+pub(crate) mod rest;
+pub(crate) mod router;
+pub(crate) mod server;
+pub(crate) mod streamable;

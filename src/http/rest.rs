@@ -26,14 +26,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Default and largest page of `GET /api/messages`.
-pub const LIST_DEFAULT_LIMIT: u64 = 200;
-pub const LIST_MAX_LIMIT: u64 = 500;
+pub(crate) const LIST_DEFAULT_LIMIT: u64 = 200;
+pub(crate) const LIST_MAX_LIMIT: u64 = 500;
 /// Pages whose texts add up to more than this are serialised straight to the socket instead of
 /// into memory first, so a slow reader of a large page costs a buffer, not the page.
-pub const STREAMED_PAGE_BYTES: usize = 1024 * 1024;
+pub(crate) const STREAMED_PAGE_BYTES: usize = 1024 * 1024;
 
 /// `GET /api/messages?target=T[&limit=N][&since_id=N][&wait=S][&newest=1][&reader=R]`.
-pub fn list_messages(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
+pub(crate) fn list_messages(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
     let target = crate::store::name("target", rq.param("target").unwrap_or(""))?;
     let reader = reader(rq, caller)?;
     let limit = rq
@@ -164,7 +164,7 @@ fn flag(rq: &Incoming, key: &str) -> Result<Option<bool>, Error> {
 /// `"source"`, which the archive records: `rest` by default, `web-ui` from the page;
 /// `"reply_to"`, the id of the message answered; `"idempotency_key"`, also taken from the
 /// `Idempotency-Key` header). A retry of a post already made answers 200 with that message.
-pub fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
+pub(crate) fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
     let body: Value = serde_json::from_slice(&rq.body)
         .map_err(|e| Error::BadRequest(format!("body is not valid JSON: {e}")))?;
     let Value::Object(fields) = body else {
@@ -227,7 +227,7 @@ pub fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, 
 }
 
 /// `GET /api/unread?reader=R`: for every channel, how many messages lie past R's position.
-pub fn unread(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
+pub(crate) fn unread(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
     let reader =
         reader(rq, caller)?.ok_or_else(|| Error::BadRequest("reader is required".into()))?;
     let channels: Vec<Value> = app
@@ -247,12 +247,12 @@ pub fn unread(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error>
 }
 
 /// Default and largest number of search hits.
-pub const SEARCH_DEFAULT_LIMIT: u64 = 50;
-pub const SEARCH_MAX_LIMIT: u64 = 500;
+pub(crate) const SEARCH_DEFAULT_LIMIT: u64 = 50;
+pub(crate) const SEARCH_MAX_LIMIT: u64 = 500;
 
 /// `GET /api/search?q=Q[&target=T][&sender=S][&limit=N]`: messages whose text contains Q
 /// (ignoring case), newest first.
-pub fn search(app: &App, rq: &Incoming) -> Result<Reply, Error> {
+pub(crate) fn search(app: &App, rq: &Incoming) -> Result<Reply, Error> {
     let query = rq.param("q").unwrap_or("");
     if query.trim().is_empty() {
         return Err(Error::BadRequest(
@@ -278,7 +278,12 @@ pub fn search(app: &App, rq: &Incoming) -> Result<Reply, Error> {
 }
 
 /// `DELETE /api/messages/{id}`.
-pub fn delete_message(app: &App, rq: &Incoming, caller: &Caller, id: &str) -> Result<Reply, Error> {
+pub(crate) fn delete_message(
+    app: &App,
+    rq: &Incoming,
+    caller: &Caller,
+    id: &str,
+) -> Result<Reply, Error> {
     may_delete(app, rq, caller)?;
     let id = id
         .parse::<u64>()
@@ -291,7 +296,7 @@ pub fn delete_message(app: &App, rq: &Incoming, caller: &Caller, id: &str) -> Re
 }
 
 /// `DELETE /api/channels/{name}`.
-pub fn delete_channel(
+pub(crate) fn delete_channel(
     app: &App,
     rq: &Incoming,
     caller: &Caller,
@@ -359,13 +364,13 @@ fn percent_decode(raw: &str) -> Result<String, Error> {
 }
 
 /// Largest page of `GET /api/channels`.
-pub const CHANNELS_MAX_LIMIT: u64 = 1000;
+pub(crate) const CHANNELS_MAX_LIMIT: u64 = 1000;
 
 /// `GET /api/channels[?limit=N][&after=NAME][&detail=1]`: every channel, as the original
 /// answered; with `limit` or `after`, one page of them (at most `limit`, default and largest
 /// 1000, after the name `after`), and `next` to pass as `after` when more follow. `detail=1`
 /// adds each channel's newest id, message count and listeners under `detail`.
-pub fn channels(app: &App, rq: &Incoming) -> Result<Reply, Error> {
+pub(crate) fn channels(app: &App, rq: &Incoming) -> Result<Reply, Error> {
     let after = rq.param("after");
     let limit = rq.number_param("limit")?;
     if matches!(rq.param("detail"), Some("1" | "true")) {
@@ -390,7 +395,7 @@ pub fn channels(app: &App, rq: &Incoming) -> Result<Reply, Error> {
 
 /// The name a waiting client gives for presence: `X-Relay-Agent`, else `?as=`, else the agent
 /// its token belongs to.
-pub fn listener_name(rq: &Incoming, caller: &Caller) -> Option<String> {
+pub(crate) fn listener_name(rq: &Incoming, caller: &Caller) -> Option<String> {
     rq.header("x-relay-agent")
         .or_else(|| rq.param("as"))
         .map(str::trim)

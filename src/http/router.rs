@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 /// What a route's failures are written as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Body {
+pub(crate) enum Body {
     /// `{"ok": false, "error": "..."}`.
     Rest,
     /// A JSON-RPC error response without an id, as MCP clients read it.
@@ -25,7 +25,7 @@ pub enum Body {
 /// Every route served, as (method, path, what its failures are written as); the web page's
 /// assets come on top.
 #[rustfmt::skip]
-pub const ROUTES: &[(&str, &str, Body)] = &[
+pub(crate) const ROUTES: &[(&str, &str, Body)] = &[
     ("GET", "/", Body::Rest),
     ("GET", "/healthz", Body::Rest),
     ("GET", "/api/messages", Body::Rest),
@@ -55,13 +55,13 @@ fn body(path: &str) -> Body {
 }
 
 /// Checks Host, Origin and token before anything else is read.
-pub fn check(app: &App, rq: &Incoming) -> Result<Caller, Error> {
+pub(crate) fn check(app: &App, rq: &Incoming) -> Result<Caller, Error> {
     guard::check(&app.config, rq)
 }
 
 /// The reply to a failed request, logged here once: JSON-RPC on the MCP endpoints, the REST
 /// error body elsewhere.
-pub fn failure(rq: &Incoming, e: Error) -> Reply {
+pub(crate) fn failure(rq: &Incoming, e: Error) -> Reply {
     // A full relay says so to the client; logging every refusal would let a flood of them
     // fill the log too.
     if e.status() >= 500 && !matches!(e, Error::Unavailable { .. }) {
@@ -79,7 +79,7 @@ pub fn failure(rq: &Incoming, e: Error) -> Reply {
 }
 
 /// The one match from method and path to handler.
-pub fn route(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
+pub(crate) fn route(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
     let method = rq.method.as_str();
     let path = rq.path.as_str();
     let not_allowed = |allow: &'static str| Err(Error::MethodNotAllowed { allow });

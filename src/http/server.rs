@@ -21,7 +21,7 @@ use tiny_http::{Header, Request, Response};
 
 /// Binds `address` (host:port) with the socket options the relay needs; connections silent for
 /// `idle` (or not reading for as long) are closed.
-pub fn bind(address: &str, idle: Duration) -> Result<TcpListener, Error> {
+pub(crate) fn bind(address: &str, idle: Duration) -> Result<TcpListener, Error> {
     let addr: SocketAddr = address
         .to_socket_addrs()
         .map_err(|e| {
@@ -52,13 +52,13 @@ pub fn bind(address: &str, idle: Duration) -> Result<TcpListener, Error> {
 }
 
 /// The HTTP server of a running relay.
-pub struct HttpServer {
+pub(crate) struct HttpServer {
     server: tiny_http::Server,
 }
 
 impl HttpServer {
     /// Serves `app` on `listener` within the configured connection limits.
-    pub fn start(listener: TcpListener, app: &Arc<App>) -> Result<HttpServer, Error> {
+    pub(crate) fn start(listener: TcpListener, app: &Arc<App>) -> Result<HttpServer, Error> {
         let addr = listener.local_addr()?;
         let app = Arc::clone(app);
         let limits = limits(&app.config);
@@ -73,24 +73,24 @@ impl HttpServer {
     }
 
     /// Connections open now.
-    pub fn connections(&self) -> usize {
+    pub(crate) fn connections(&self) -> usize {
         self.server.num_connections()
     }
 
     /// Stops accepting connections; those already open are served on.
-    pub fn stop_accepting(&self) {
+    pub(crate) fn stop_accepting(&self) {
         self.server.stop_accepting();
     }
 
     /// Connections handling a request now.
-    pub fn busy_connections(&self) -> usize {
+    pub(crate) fn busy_connections(&self) -> usize {
         self.server.busy_connections()
     }
 
     /// Waits until at most `streams` connections are busy with a request (the open streams and
     /// waiting fetches, which only the relay's stop ends), or until `deadline`. A request counts
     /// from the first byte of its head, so one whose body is still arriving is waited for.
-    pub fn wait_for_requests(&self, streams: impl Fn() -> usize, deadline: Instant) -> bool {
+    pub(crate) fn wait_for_requests(&self, streams: impl Fn() -> usize, deadline: Instant) -> bool {
         loop {
             if self.server.busy_connections() <= streams() {
                 return true;

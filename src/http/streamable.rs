@@ -37,7 +37,7 @@ fn protocol_version(rq: &Incoming) -> Result<Option<&str>, Error> {
 }
 
 /// Who is naming or opening a session.
-pub fn owner<'a>(rq: &Incoming, caller: &'a Caller) -> Owner<'a> {
+pub(crate) fn owner<'a>(rq: &Incoming, caller: &'a Caller) -> Owner<'a> {
     Owner {
         credential: &caller.owner,
         address: rq.peer,
@@ -68,7 +68,7 @@ fn session(
 
 /// What an MCP call by `caller` may use; `name` is how presence lists the caller. Both
 /// transports build their calls' context here.
-pub fn context<'a>(app: &'a App, caller: &'a Caller, name: Option<String>) -> Context<'a> {
+pub(crate) fn context<'a>(app: &'a App, caller: &'a Caller, name: Option<String>) -> Context<'a> {
     Context {
         store: &app.store,
         logs: &app.logs,
@@ -94,12 +94,12 @@ fn listen(rq: &Incoming) -> Option<Listen> {
 }
 
 /// A request body as JSON, or a parse error.
-pub fn parse(body: &[u8]) -> Result<Value, Error> {
+pub(crate) fn parse(body: &[u8]) -> Result<Value, Error> {
     serde_json::from_slice(body).map_err(|e| Error::Parse(format!("Parse error: {e}")))
 }
 
 /// `POST /mcp`.
-pub fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
+pub(crate) fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
     let content_type = rq.header("content-type").unwrap_or("");
     if !content_type
         .trim()
@@ -173,7 +173,7 @@ pub fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
 }
 
 /// `GET /mcp`: the session's stream of server messages.
-pub fn get(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
+pub(crate) fn get(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
     let session = session(app, rq, caller, protocol_version(rq)?)?;
     if session.listen().is_none() {
         // A session restored after a restart: the URL still says what it listens to.
@@ -204,7 +204,7 @@ pub fn get(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Erro
 }
 
 /// `DELETE /mcp`: ends the session; later requests with its id get 404.
-pub fn delete(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
+pub(crate) fn delete(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
     let session = session(app, rq, caller, None)?;
     app.sessions.end(&session.id);
     Ok(Reply::empty(204))

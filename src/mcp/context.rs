@@ -11,7 +11,7 @@ use crate::store::Store;
 use std::sync::Arc;
 
 /// The relay's parts and the caller, for one MCP call.
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     pub store: &'a Store,
     pub logs: &'a Logs,
     pub long_requests: &'a LongRequests,

@@ -28,7 +28,7 @@ instead of polling. list_channels shows every channel.";
 
 /// The version to answer an `initialize` asking for `requested`: the same if supported, else
 /// the newest.
-pub fn negotiate(requested: Option<&str>) -> &'static str {
+pub(crate) fn negotiate(requested: Option<&str>) -> &'static str {
     SUPPORTED_VERSIONS
         .iter()
         .find(|v| Some(**v) == requested)
@@ -37,7 +37,7 @@ pub fn negotiate(requested: Option<&str>) -> &'static str {
 }
 
 /// The `initialize` result at `version`.
-pub fn initialize_result(version: &str) -> Value {
+pub(crate) fn initialize_result(version: &str) -> Value {
     json!({
         "protocolVersion": version,
         "capabilities": {
@@ -51,7 +51,7 @@ pub fn initialize_result(version: &str) -> Value {
 }
 
 /// Handles one message in `session`; the response for a request, None for anything else.
-pub fn handle(cx: &Context, session: &Session, message: &RpcMessage) -> Option<Outgoing> {
+pub(crate) fn handle(cx: &Context, session: &Session, message: &RpcMessage) -> Option<Outgoing> {
     match message {
         RpcMessage::Request { id, method, params } => {
             Some(match answer(cx, session, method, params) {
@@ -59,13 +59,8 @@ pub fn handle(cx: &Context, session: &Session, message: &RpcMessage) -> Option<O
                 Err(e) => jsonrpc::error(Some(id), &e),
             })
         }
-        RpcMessage::Notification { method, .. } => {
-            if method == "notifications/initialized" {
-                session.set_initialized();
-            }
-            None
-        }
-        RpcMessage::Response => None,
+        // `notifications/initialized` included: nothing the relay sends waits for it.
+        RpcMessage::Notification { .. } | RpcMessage::Response => None,
     }
 }
 
@@ -102,11 +97,10 @@ fn answer(
             }
             json!({})
         }
+        // The relay sends no `notifications/message`, so a valid level is acknowledged and
+        // there is nothing for it to filter: it is not kept.
         "logging/setLevel" => match params.get("level").and_then(Value::as_str) {
-            Some(level) if LOG_LEVELS.contains(&level) => {
-                session.set_log_level(level);
-                json!({})
-            }
+            Some(level) if LOG_LEVELS.contains(&level) => json!({}),
             _ => {
                 return Err(RpcError::new(
                     INVALID_PARAMS,

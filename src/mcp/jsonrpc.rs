@@ -8,24 +8,24 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
-pub const PARSE_ERROR: i64 = -32700;
-pub const INVALID_REQUEST: i64 = -32600;
-pub const METHOD_NOT_FOUND: i64 = -32601;
-pub const INVALID_PARAMS: i64 = -32602;
-pub const INTERNAL_ERROR: i64 = -32603;
+pub(crate) const PARSE_ERROR: i64 = -32700;
+pub(crate) const INVALID_REQUEST: i64 = -32600;
+pub(crate) const METHOD_NOT_FOUND: i64 = -32601;
+pub(crate) const INVALID_PARAMS: i64 = -32602;
+pub(crate) const INTERNAL_ERROR: i64 = -32603;
 /// MCP: the resource named by a URI does not exist.
-pub const RESOURCE_NOT_FOUND: i64 = -32002;
+pub(crate) const RESOURCE_NOT_FOUND: i64 = -32002;
 
 /// A JSON-RPC error object.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RpcError {
+pub(crate) struct RpcError {
     pub code: i64,
     pub message: String,
     pub data: Option<Value>,
 }
 
 impl RpcError {
-    pub fn new(code: i64, message: impl Into<String>) -> RpcError {
+    pub(crate) fn new(code: i64, message: impl Into<String>) -> RpcError {
         RpcError {
             code,
             message: message.into(),
@@ -33,7 +33,7 @@ impl RpcError {
         }
     }
 
-    pub fn with_data(mut self, data: Value) -> RpcError {
+    pub(crate) fn with_data(mut self, data: Value) -> RpcError {
         self.data = Some(data);
         self
     }
@@ -62,7 +62,7 @@ impl From<&Error> for RpcError {
 
 /// One incoming JSON-RPC message.
 #[derive(Debug, Clone, PartialEq)]
-pub enum RpcMessage {
+pub(crate) enum RpcMessage {
     /// A call that wants an answer; `id` is a JSON number or string.
     Request {
         id: Value,
@@ -76,18 +76,8 @@ pub enum RpcMessage {
 }
 
 impl RpcMessage {
-    /// The method of a request or notification.
-    pub fn method(&self) -> Option<&str> {
-        match self {
-            RpcMessage::Request { method, .. } | RpcMessage::Notification { method, .. } => {
-                Some(method)
-            }
-            RpcMessage::Response => None,
-        }
-    }
-
     /// Reads the envelope of one message. `params` that are missing or null become `{}`.
-    pub fn parse(value: &Value) -> Result<RpcMessage, (Option<Value>, RpcError)> {
+    pub(crate) fn parse(value: &Value) -> Result<RpcMessage, (Option<Value>, RpcError)> {
         let Value::Object(obj) = value else {
             return Err((
                 None,
@@ -138,10 +128,10 @@ impl RpcMessage {
 
 /// A message the server sends, already serialised: responses are built once and written as
 /// they are to a reply body or a stream.
-pub type Outgoing = Box<RawValue>;
+pub(crate) type Outgoing = Box<RawValue>;
 
 /// Serialises `value` as an outgoing message.
-pub fn outgoing(value: &impl Serialize) -> Outgoing {
+pub(crate) fn outgoing(value: &impl Serialize) -> Outgoing {
     // Serialised JSON is valid JSON, so it is parsed again only in the rare case that escaping
     // the line separators changed it.
     serde_json::value::to_raw_value(value)
@@ -157,7 +147,7 @@ pub fn outgoing(value: &impl Serialize) -> Outgoing {
 }
 
 /// A success response.
-pub fn result(id: &Value, result: &impl Serialize) -> Outgoing {
+pub(crate) fn result(id: &Value, result: &impl Serialize) -> Outgoing {
     #[derive(Serialize)]
     struct Response<'a, R> {
         jsonrpc: &'static str,
@@ -172,14 +162,14 @@ pub fn result(id: &Value, result: &impl Serialize) -> Outgoing {
 }
 
 /// An error response; `id` is null when the request's id could not be read.
-pub fn error(id: Option<&Value>, e: &RpcError) -> Outgoing {
+pub(crate) fn error(id: Option<&Value>, e: &RpcError) -> Outgoing {
     outgoing(
         &json!({"jsonrpc": "2.0", "id": id.cloned().unwrap_or(Value::Null), "error": e.to_value()}),
     )
 }
 
 /// A notification the server sends.
-pub fn notification(method: &str, params: Value) -> Outgoing {
+pub(crate) fn notification(method: &str, params: Value) -> Outgoing {
     outgoing(&json!({"jsonrpc": "2.0", "method": method, "params": params}))
 }
 

@@ -3,21 +3,22 @@
 //! use (`context`), the relay's tools (`tools`), one resource per channel (`resources`), and
 //! the method dispatch (`handler`), which alone imports the tools and the resources. The HTTP transports in `http::streamable` and `http::legacy` carry it.
 
-pub mod context;
-pub mod handler;
-pub mod jsonrpc;
-pub mod resources;
-pub mod session;
-pub mod session_id;
-pub mod tools;
+pub(crate) mod context;
+pub(crate) mod handler;
+pub(crate) mod jsonrpc;
+pub(crate) mod resources;
+pub(crate) mod session;
+pub(crate) mod session_id;
+pub(crate) mod tools;
 
 /// Protocol versions this relay speaks, newest first.
-pub const SUPPORTED_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+pub(crate) const SUPPORTED_VERSIONS: [&str; 4] =
+    ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 
 /// The version assumed when a request carries no `MCP-Protocol-Version` and no session says.
-pub const DEFAULT_VERSION: &str = "2025-03-26";
+pub(crate) const DEFAULT_VERSION: &str = "2025-03-26";
 
 /// Whether `version` is one this relay speaks.
-pub fn is_supported(version: &str) -> bool {
+pub(crate) fn is_supported(version: &str) -> bool {
     SUPPORTED_VERSIONS.contains(&version)
 }

@@ -9,10 +9,10 @@ use serde_json::{json, Value};
 
 const PREFIX: &str = "relay://channel/";
 /// Messages returned by `resources/read`: the newest this many.
-pub const READ_LIMIT: usize = 50;
+pub(crate) const READ_LIMIT: usize = 50;
 
 /// The URI of a channel's resource.
-pub fn uri(channel: &str) -> String {
+pub(crate) fn uri(channel: &str) -> String {
     let mut out = String::from(PREFIX);
     for b in channel.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -25,7 +25,7 @@ pub fn uri(channel: &str) -> String {
 }
 
 /// The channel a resource URI names, if it is one of ours and well-formed.
-pub fn channel(uri: &str) -> Option<String> {
+pub(crate) fn channel(uri: &str) -> Option<String> {
     let encoded = uri.strip_prefix(PREFIX)?;
     let bytes = encoded.as_bytes();
     let mut out = Vec::new();
@@ -52,7 +52,7 @@ pub fn channel(uri: &str) -> Option<String> {
 /// accepted and ignored (None): nothing here can ever change it, so there is nothing to notify,
 /// and MCP clients (the conformance suite among them) subscribe to URIs they learnt elsewhere and
 /// expect success. Only valid channel names are stored, so a subscription costs a bounded amount.
-pub fn subscription(uri: &str) -> Result<Option<String>, RpcError> {
+pub(crate) fn subscription(uri: &str) -> Result<Option<String>, RpcError> {
     if !uri.starts_with("relay:") {
         return Ok(None);
     }
@@ -68,11 +68,11 @@ pub fn subscription(uri: &str) -> Result<Option<String>, RpcError> {
 }
 
 /// Channels per page of `resources/list`.
-pub const LIST_PAGE: usize = 100;
+pub(crate) const LIST_PAGE: usize = 100;
 
 /// The `resources/list` result: a page of channels after `params.cursor` (a channel name), with
 /// `nextCursor` when more follow.
-pub fn list(cx: &Context, params: &Value) -> Result<Value, RpcError> {
+pub(crate) fn list(cx: &Context, params: &Value) -> Result<Value, RpcError> {
     let after = match params.get("cursor") {
         None | Some(Value::Null) => None,
         Some(Value::String(cursor)) => Some(cursor.as_str()),
@@ -99,7 +99,7 @@ pub fn list(cx: &Context, params: &Value) -> Result<Value, RpcError> {
 }
 
 /// The `resources/templates/list` result.
-pub fn templates() -> Value {
+pub(crate) fn templates() -> Value {
     json!({"resourceTemplates": [{
         "uriTemplate": format!("{PREFIX}{{name}}"),
         "name": "channel",
@@ -110,7 +110,7 @@ pub fn templates() -> Value {
 }
 
 /// The `resources/read` result, or -32002 for a URI that is not a known channel.
-pub fn read(cx: &Context, params: &Value) -> Result<Value, RpcError> {
+pub(crate) fn read(cx: &Context, params: &Value) -> Result<Value, RpcError> {
     let uri = requested_uri(params)?;
     let known = channel(uri).filter(|c| cx.store.channels().contains(c));
     let Some(name) = known else {
@@ -123,7 +123,7 @@ pub fn read(cx: &Context, params: &Value) -> Result<Value, RpcError> {
 }
 
 /// The `uri` parameter of a resources request, or -32602.
-pub fn requested_uri(params: &Value) -> Result<&str, RpcError> {
+pub(crate) fn requested_uri(params: &Value) -> Result<&str, RpcError> {
     match params.get("uri") {
         Some(Value::String(uri)) if !uri.is_empty() => Ok(uri),
         _ => Err(RpcError::new(

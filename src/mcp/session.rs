@@ -26,17 +26,17 @@ use std::time::{Duration, Instant};
 /// Messages queued for a session with no stream open; the oldest are dropped past this.
 const OUTBOX_LIMIT: usize = 1000;
 /// Channel resources one session may subscribe to.
-pub const MAX_SUBSCRIPTIONS: usize = 64;
+pub(crate) const MAX_SUBSCRIPTIONS: usize = 64;
 
 /// Which transport a session belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
+pub(crate) enum Transport {
     Streamable,
     Legacy,
 }
 
 /// One client's session.
-pub struct Session {
+pub(crate) struct Session {
     pub id: String,
     pub transport: Transport,
     /// The name of the credential that created it (empty without one).
@@ -52,10 +52,8 @@ pub struct Session {
 
 struct State {
     version: String,
-    initialized: bool,
     /// At most `MAX_SUBSCRIPTIONS`, so a list is as quick as a set and far smaller.
     subscriptions: Vec<String>,
-    log_level: String,
     ended: bool,
     /// Set by `?listen=` on the MCP URL: this session hears new messages as channel events.
     listen: Option<Listen>,
@@ -70,9 +68,7 @@ impl Session {
             client: owner.address,
             state: Mutex::new(State {
                 version: version.to_string(),
-                initialized: false,
                 subscriptions: Vec::new(),
-                log_level: "info".into(),
                 ended: false,
                 listen: None,
             }),
@@ -83,38 +79,12 @@ impl Session {
     }
 
     /// The protocol version negotiated by `initialize`.
-    pub fn version(&self) -> String {
+    pub(crate) fn version(&self) -> String {
         lock(&self.state).version.clone()
     }
 
-    pub fn set_version(&self, version: &str) {
+    pub(crate) fn set_version(&self, version: &str) {
         lock(&self.state).version = version.to_string();
-    }
-
-    /// Marks `notifications/initialized` as received.
-    pub fn set_initialized(&self) {
-        lock(&self.state).initialized = true;
-    }
-
-    pub fn is_initialized(&self) -> bool {
-        lock(&self.state).initialized
-    }
-
-    pub fn is_subscribed(&self, uri: &str) -> bool {
-        lock(&self.state).subscriptions.iter().any(|s| s == uri)
-    }
-
-    /// How many resources it is subscribed to.
-    pub fn subscription_count(&self) -> usize {
-        lock(&self.state).subscriptions.len()
-    }
-
-    pub fn set_log_level(&self, level: &str) {
-        lock(&self.state).log_level = level.to_string();
-    }
-
-    pub fn log_level(&self) -> String {
-        lock(&self.state).log_level.clone()
     }
 
     /// Makes the session a listener: it hears new messages `listen` wants as channel events.
@@ -122,12 +92,12 @@ impl Session {
         lock(&self.state).listen = Some(listen);
     }
 
-    pub fn listen(&self) -> Option<Listen> {
+    pub(crate) fn listen(&self) -> Option<Listen> {
         lock(&self.state).listen.clone()
     }
 
     /// Queues a message for the session's stream.
-    pub fn send(&self, message: Outgoing) {
+    pub(crate) fn send(&self, message: Outgoing) {
         let mut outbox = lock(&self.outbox);
         if outbox.len() >= OUTBOX_LIMIT {
             outbox.pop_front();
@@ -139,7 +109,7 @@ impl Session {
 
     /// The next queued message, waiting until `deadline`; None at the deadline or once the
     /// session has ended.
-    pub fn next_message(&self, deadline: Instant) -> Option<Outgoing> {
+    pub(crate) fn next_message(&self, deadline: Instant) -> Option<Outgoing> {
         let mut outbox = lock(&self.outbox);
         loop {
             if self.has_ended() {
@@ -161,19 +131,19 @@ impl Session {
     }
 
     /// Ends the session: its streams close.
-    pub fn end(&self) {
+    pub(crate) fn end(&self) {
         lock(&self.state).ended = true;
         let _outbox = lock(&self.outbox);
         self.queued.notify_all();
     }
 
-    pub fn has_ended(&self) -> bool {
+    pub(crate) fn has_ended(&self) -> bool {
         lock(&self.state).ended
     }
 }
 
 /// What a session id refers to.
-pub enum Lookup {
+pub(crate) enum Lookup {
     Live(Arc<Session>),
     /// Never minted here, or malformed.
     Unknown,
@@ -184,14 +154,14 @@ pub enum Lookup {
 /// Who is opening or naming a session: the credential's name (as `Caller::owner`) and the
 /// client's address.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Owner<'a> {
+pub(crate) struct Owner<'a> {
     pub credential: &'a str,
     pub address: Option<IpAddr>,
 }
 
 /// How long sessions stay in memory, and how many one client may keep there.
 #[derive(Debug, Clone, Copy)]
-pub struct SessionLimits {
+pub(crate) struct SessionLimits {
     /// A session no request has named for this long, and that no stream holds, leaves memory;
     /// its signed id still restores it (without its subscriptions) if it comes back.
     pub forget_after: Duration,
@@ -210,7 +180,7 @@ impl Default for SessionLimits {
 }
 
 /// Every session of the relay.
-pub struct Sessions {
+pub(crate) struct Sessions {
     ids: SessionIds,
     live: Mutex<Live>,
     ended: Mutex<Ended>,
@@ -333,7 +303,7 @@ const SWEEPS_PER_IDLE_LIMIT: u32 = 4;
 
 impl Sessions {
     /// Sessions whose ids are signed with the key kept in `key_dir` (memory only if None).
-    pub fn new(key_dir: Option<&Path>, limits: SessionLimits) -> Sessions {
+    pub(crate) fn new(key_dir: Option<&Path>, limits: SessionLimits) -> Sessions {
         Sessions {
             ids: SessionIds::open(key_dir),
             live: Mutex::new(Live::new()),
@@ -343,7 +313,7 @@ impl Sessions {
     }
 
     /// Starts a session for `owner`; 503 when its client holds too many sessions with streams.
-    pub fn create(
+    pub(crate) fn create(
         &self,
         transport: Transport,
         version: &str,
@@ -363,9 +333,9 @@ impl Sessions {
 
     /// Finds a session of `transport` created by `owner`'s credential (a session of another
     /// credential is Unknown, as if it did not exist). A Streamable-HTTP id minted before a
-    /// restart, or forgotten for idleness, is restored (as initialized, at `fallback_version`);
+    /// restart, or forgotten for idleness, is restored (at `fallback_version`);
     /// a legacy one is not.
-    pub fn find(
+    pub(crate) fn find(
         &self,
         id: &str,
         transport: Transport,
@@ -396,7 +366,6 @@ impl Sessions {
                 fallback_version.unwrap_or(DEFAULT_VERSION),
                 &owner,
             ));
-            session.set_initialized();
             live.insert(Arc::clone(&session));
             return Lookup::Live(session);
         }
@@ -405,7 +374,7 @@ impl Sessions {
 
     /// Subscribes `session` to `uri`, up to `MAX_SUBSCRIPTIONS` (-32602 past it). A session no
     /// longer in memory (ended meanwhile) keeps nothing.
-    pub fn subscribe(&self, session: &Session, uri: &str) -> Result<(), RpcError> {
+    pub(crate) fn subscribe(&self, session: &Session, uri: &str) -> Result<(), RpcError> {
         let mut live = lock(&self.live);
         if !live
             .sessions
@@ -435,7 +404,7 @@ impl Sessions {
     }
 
     /// Ends `session`'s subscription to `uri`, if it had one.
-    pub fn unsubscribe(&self, session: &Session, uri: &str) {
+    pub(crate) fn unsubscribe(&self, session: &Session, uri: &str) {
         let mut live = lock(&self.live);
         lock(&session.state).subscriptions.retain(|s| s != uri);
         if let Some(ids) = live.subscribers.get_mut(uri) {
@@ -447,7 +416,7 @@ impl Sessions {
     }
 
     /// Ends a session for good: later requests with its id get 404.
-    pub fn end(&self, id: &str) {
+    pub(crate) fn end(&self, id: &str) {
         let removed = lock(&self.live).remove(id);
         if let Some(s) = removed {
             s.end();
@@ -464,14 +433,14 @@ impl Sessions {
     }
 
     /// Makes `session` hear every new message from others on the channels of `listen`.
-    pub fn set_listen(&self, session: &Arc<Session>, listen: Listen) {
+    pub(crate) fn set_listen(&self, session: &Arc<Session>, listen: Listen) {
         session.set_listen(listen);
         lock(&self.live).listeners.insert(session.id.clone());
     }
 
     /// Tells the sessions about a new message: listeners that want it get it as a channel
     /// event, then subscribers of its channel hear that the resource changed.
-    pub fn published(&self, m: &Message) {
+    pub(crate) fn published(&self, m: &Message) {
         let listening: Vec<Arc<Session>> = {
             let live = lock(&self.live);
             live.listeners
@@ -489,7 +458,7 @@ impl Sessions {
 
     /// Tells every session subscribed to `uri` that the resource changed; no other session is
     /// visited.
-    pub fn resource_updated(&self, uri: &str) {
+    pub(crate) fn resource_updated(&self, uri: &str) {
         let subscribed: Vec<Arc<Session>> = {
             let live = lock(&self.live);
             match live.subscribers.get(uri) {
@@ -510,23 +479,19 @@ impl Sessions {
     }
 
     /// Ends every session (at shutdown): their streams close.
-    pub fn end_all(&self) {
+    pub(crate) fn end_all(&self) {
         for s in lock(&self.live).sessions.values() {
             s.end();
         }
     }
 
     /// Sessions in memory now.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         lock(&self.live).sessions.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Resource URIs with at least one subscriber, for tests and diagnostics.
-    pub fn subscribed_uris(&self) -> usize {
+    /// Resource URIs with at least one subscriber.
+    pub(crate) fn subscribed_uris(&self) -> usize {
         lock(&self.live).subscribers.len()
     }
 }

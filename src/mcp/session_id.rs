@@ -10,14 +10,14 @@ use std::io::Read;
 use std::path::Path;
 
 /// Mints and verifies session ids under one key.
-pub struct SessionIds {
+pub(crate) struct SessionIds {
     key: [u64; 2],
 }
 
 impl SessionIds {
     /// Uses the key in `dir/session.key`, creating it if absent; without a usable directory the
     /// key lives only as long as the process.
-    pub fn open(dir: Option<&Path>) -> SessionIds {
+    pub(crate) fn open(dir: Option<&Path>) -> SessionIds {
         let key = dir.and_then(|d| {
             load_or_create_key(d)
                 .map_err(|e| {
@@ -39,7 +39,7 @@ impl SessionIds {
 
     /// A new id for a session of `owner` (the credential's name, empty without one): 32
     /// lower-case hex digits, all visible ASCII.
-    pub fn mint(&self, owner: &str) -> String {
+    pub(crate) fn mint(&self, owner: &str) -> String {
         let nonce = u64::from_le_bytes(random16()[..8].try_into().unwrap_or_default());
         format!("{nonce:016x}{:016x}", self.tag(nonce, owner))
     }
@@ -53,7 +53,7 @@ impl SessionIds {
     }
 
     /// Whether `id` was minted under this key for `owner`.
-    pub fn verify(&self, id: &str, owner: &str) -> bool {
+    pub(crate) fn verify(&self, id: &str, owner: &str) -> bool {
         if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return false;
         }
@@ -90,7 +90,7 @@ fn load_or_create_key(dir: &Path) -> std::io::Result<[u8; 16]> {
 
 /// 16 bytes from the operating system's random source. Where `/dev/urandom` is missing, std's
 /// randomly keyed hasher (seeded by the OS) stands in.
-pub fn random16() -> [u8; 16] {
+pub(crate) fn random16() -> [u8; 16] {
     let mut out = [0u8; 16];
     if fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut out))

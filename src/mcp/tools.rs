@@ -21,15 +21,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Default and largest page of `fetch_messages`.
-pub const FETCH_DEFAULT_LIMIT: u64 = 50;
-pub const FETCH_MAX_LIMIT: u64 = 200;
+pub(crate) const FETCH_DEFAULT_LIMIT: u64 = 50;
+pub(crate) const FETCH_MAX_LIMIT: u64 = 200;
 /// Most text one `fetch_messages` result carries; a page is cut after the message that reaches
 /// it (`more` says so). A result holds its page twice (as structured content and as its text),
 /// so this bounds what one call, and one slow reader of it, can cost.
-pub const FETCH_MAX_TEXT_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const FETCH_MAX_TEXT_BYTES: usize = 4 * 1024 * 1024;
 
 /// The `tools/list` result.
-pub fn list() -> Value {
+pub(crate) fn list() -> Value {
     let message = json!({
         "type": "object",
         "properties": {
@@ -152,7 +152,7 @@ pub fn list() -> Value {
 
 /// Runs `tools/call`: a result (possibly with `isError`), or -32602 for an unknown tool or
 /// malformed call.
-pub fn call(cx: &Context, session: &str, params: &Value) -> Result<Outgoing, RpcError> {
+pub(crate) fn call(cx: &Context, session: &str, params: &Value) -> Result<Outgoing, RpcError> {
     let name = match params.get("name") {
         Some(Value::String(name)) => name.as_str(),
         _ => {
@@ -243,8 +243,8 @@ fn post_message(cx: &Context, args: &Map<String, Value>) -> Result<Outgoing, Err
 }
 
 /// Default and largest number of `search_messages` hits.
-pub const SEARCH_DEFAULT_LIMIT: u64 = 20;
-pub const SEARCH_MAX_LIMIT: u64 = 200;
+pub(crate) const SEARCH_DEFAULT_LIMIT: u64 = 20;
+pub(crate) const SEARCH_MAX_LIMIT: u64 = 200;
 
 fn search_messages(cx: &Context, args: &Map<String, Value>) -> Result<Outgoing, Error> {
     let query = string(args, "query")?;

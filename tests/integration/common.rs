@@ -3,7 +3,7 @@
 //! inputs no client library would send, and a reader of server-sent events with deadlines.
 
 use claude_codex_relay::config::{Config, StoreKind};
-use claude_codex_relay::Running;
+use claude_codex_relay::{Load, Running};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -86,9 +86,28 @@ impl Relay {
         Relay::with(|c| c.store = StoreKind::Memory)
     }
 
-    /// The running relay's shared state.
-    pub fn app(&self) -> &std::sync::Arc<claude_codex_relay::app::App> {
-        self.running.as_ref().unwrap().app()
+    /// What the running relay holds now.
+    pub fn load(&self) -> Load {
+        self.running.as_ref().unwrap().load()
+    }
+
+    /// How many messages the relay holds, over every channel, as `GET /api/channels?detail=1`
+    /// counts them.
+    pub fn held_messages(&self) -> u64 {
+        let listing = get_json(&self.url("/api/channels?detail=1"));
+        listing["detail"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["messages"].as_u64().unwrap())
+            .sum()
+    }
+
+    /// Stops the relay for good, leaving its files (logs written out, journal closed) to read.
+    pub fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown();
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -112,9 +131,8 @@ impl Relay {
     /// Returns once `n` streams or waiting fetches are open, i.e. a waiter has been admitted
     /// (it then sees any message posted from here on, whether or not it is parked yet).
     pub fn wait_for_long_requests(&self, n: usize) {
-        let app = self.app();
         wait_until(&format!("{n} long requests open"), || {
-            app.long_requests.open() >= n
+            self.load().long_requests >= n
         });
     }
 

@@ -139,8 +139,25 @@ fn every_route_needs_the_token_and_accepts_it() {
     });
     let host = format!("Host: 127.0.0.1:{}\r\n", relay.addr().port());
     let bearer = format!("{host}Authorization: Bearer s3cret\r\n");
-    for (method, path, _) in claude_codex_relay::http::router::ROUTES {
-        if *path == "/healthz" || *path == "/" || ["/api/stream", "/sse"].contains(path) {
+    // Every route, as the published document lists them (a unit test pins it to the router).
+    let doc = get_with(
+        &relay.url("/openapi.json"),
+        &[("Authorization", "Bearer s3cret")],
+    )
+    .json();
+    let routes: Vec<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            let methods = ops.as_object().unwrap().keys();
+            methods.map(|m| (m.to_uppercase(), path.clone()))
+        })
+        .collect();
+    assert!(routes.len() > 10, "{routes:?}");
+    for (method, path) in &routes {
+        let (method, path) = (method.as_str(), path.as_str());
+        if path == "/healthz" || path == "/" || ["/api/stream", "/sse"].contains(&path) {
             continue;
         }
         let without = request(&relay, method, path, &host);

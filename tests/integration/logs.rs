@@ -33,7 +33,7 @@ fn rotation_set(current: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn posts_and_fetches_are_logged_in_the_original_formats() {
-    let relay = Relay::memory();
+    let mut relay = Relay::memory();
     relay.post("proj-x", "claude", "héllo");
     let mut mcp = Mcp::connect(&relay, "2025-06-18");
     mcp.call(
@@ -44,7 +44,7 @@ fn posts_and_fetches_are_logged_in_the_original_formats() {
         "fetch_messages",
         json!({"target": "proj-x", "since_id": 0, "limit": 10}),
     );
-    relay.app().logs.flush();
+    relay.stop();
     let archive = std::fs::read_to_string(relay.dir.path("log/channel_messages.log")).unwrap();
     let lines: Vec<Value> = archive
         .lines()
@@ -84,21 +84,22 @@ fn posts_and_fetches_are_logged_in_the_original_formats() {
     );
 }
 
-fn post_many(relay: &Relay, n: usize) {
+/// Posts `n` messages, then stops the relay so that every line is written out.
+fn post_many(relay: &mut Relay, n: usize) {
     for i in 0..n {
         relay.post("rot", "s", &format!("message {i} {}", "x".repeat(60)));
     }
-    relay.app().logs.flush();
+    relay.stop();
 }
 
 #[test]
 fn rotation_loses_no_line() {
-    let relay = Relay::with(|c| {
+    let mut relay = Relay::with(|c| {
         c.channel_log_max_bytes = 2000;
         c.channel_log_backup_count = 1000;
         c.store = StoreKind::Memory;
     });
-    post_many(&relay, 200);
+    post_many(&mut relay, 200);
     let files = rotation_set(&relay.dir.path("log/channel_messages.log"));
     assert!(files.len() > 5, "it rotated: {files:?}");
     let mut ids = BTreeSet::new();
@@ -118,12 +119,12 @@ fn rotation_loses_no_line() {
 
 #[test]
 fn rotation_keeps_the_configured_number_of_backups() {
-    let relay = Relay::with(|c| {
+    let mut relay = Relay::with(|c| {
         c.channel_log_max_bytes = 2000;
         c.channel_log_backup_count = 2;
         c.store = StoreKind::Memory;
     });
-    post_many(&relay, 200);
+    post_many(&mut relay, 200);
     let files = rotation_set(&relay.dir.path("log/channel_messages.log"));
     assert_eq!(files.len(), 3, "the current file and 2 backups: {files:?}");
     let oldest: Value = serde_json::from_str(

@@ -20,7 +20,6 @@ mod mcp;
 mod push;
 mod quotas;
 mod rest;
-mod retention;
 mod sessions;
 mod setup;
 mod texts_on_disk;

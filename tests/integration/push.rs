@@ -360,16 +360,30 @@ fn a_waiting_fetch_over_legacy_sse_does_not_hold_back_the_post() {
 
 #[test]
 fn resources_list_is_paginated_with_a_cursor() {
-    use claude_codex_relay::mcp::resources::LIST_PAGE;
     let relay = Relay::with(|c| {
         c.store = claude_codex_relay::config::StoreKind::Memory;
         c.channels = Vec::new();
     });
-    let total = LIST_PAGE + 20;
-    for i in 0..total {
-        relay.post(&format!("c{i:04}"), "s", "x");
-    }
     let mut mcp = Mcp::connect(&relay, "2025-11-25");
+    // Channels are added until the list needs a second page; its first page's length is the
+    // page size. Then a part of a page more.
+    let mut total: usize = 0;
+    let page_size = loop {
+        for _ in 0..50 {
+            relay.post(&format!("c{total:04}"), "s", "x");
+            total += 1;
+        }
+        let first = mcp.request("resources/list", json!({}))["result"].clone();
+        if first.get("nextCursor").is_some() {
+            break first["resources"].as_array().unwrap().len();
+        }
+        assert!(total < 5000, "resources/list never pages");
+    };
+    assert!(page_size > 20, "{page_size}");
+    for _ in 0..20 {
+        relay.post(&format!("c{total:04}"), "s", "x");
+        total += 1;
+    }
     let mut names = Vec::new();
     let mut params = json!({});
     let mut pages = 0;
@@ -377,14 +391,14 @@ fn resources_list_is_paginated_with_a_cursor() {
         let result = mcp.request("resources/list", params.clone())["result"].clone();
         pages += 1;
         let page = result["resources"].as_array().unwrap();
-        assert!(page.len() <= LIST_PAGE);
+        assert!(page.len() <= page_size);
         names.extend(page.iter().map(|r| r["name"].as_str().unwrap().to_string()));
         match result.get("nextCursor") {
             Some(cursor) => params = json!({ "cursor": cursor }),
             None => break,
         }
     }
-    assert_eq!(pages, 2);
+    assert_eq!(pages, total.div_ceil(page_size));
     let expected: Vec<String> = (0..total).map(|i| format!("c{i:04}")).collect();
     assert_eq!(names, expected);
     let bad = mcp.request("resources/list", json!({"cursor": 5}));

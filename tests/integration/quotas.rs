@@ -3,7 +3,6 @@
 //! limit was hit, and the legacy transport's tool calls are counted.
 
 use crate::common::*;
-use claude_codex_relay::capacity::PER_SESSION;
 use claude_codex_relay::config::StoreKind;
 use serde_json::{json, Value};
 
@@ -61,22 +60,35 @@ fn one_legacy_batch_of_waiting_fetches_takes_only_its_sessions_quota() {
     );
     assert_eq!(r.status, 202);
     // The stream holds one of the session's places; the fetches get the rest, and every other
-    // call is refused at once.
-    let admitted = PER_SESSION - 1;
-    let mut refused = 0;
-    while refused < 20 - admitted {
+    // call is refused at once, naming the session's quota.
+    let mut refusal = || {
         let e = sse.next(deadline()).expect("a refusal arrives");
         let v: Value = serde_json::from_str(&e.data).unwrap();
         assert_eq!(v["result"]["isError"], true, "{v}");
         let text = v["result"]["content"][0]["text"].as_str().unwrap();
-        assert!(text.contains("per-session limit"), "{text}");
+        let quota = text
+            .split_once("per-session limit ")
+            .map(|(_, rest)| {
+                rest.chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect::<String>()
+            })
+            .and_then(|digits| digits.parse::<usize>().ok());
+        quota.unwrap_or_else(|| panic!("the refusal names the per-session limit: {text}"))
+    };
+    let per_session = refusal();
+    assert!(per_session > 1 && per_session < 20, "{per_session}");
+    let admitted = per_session - 1;
+    let mut refused = 1;
+    while refused < 20 - admitted {
+        assert_eq!(refusal(), per_session);
         refused += 1;
     }
-    relay.wait_for_long_requests(PER_SESSION);
+    relay.wait_for_long_requests(per_session);
     let other = get(&relay.url("/api/messages?target=q&since_id=0&wait=0.01"));
     assert_eq!(other.status, 200, "other requests still get places");
     wait_until("the refused calls finished", || {
-        relay.app().legacy_tool_calls.used() == admitted
+        relay.load().legacy_tool_calls == admitted
     });
     relay.post("q", "s", "wake");
     for _ in 0..admitted {
@@ -88,6 +100,6 @@ fn one_legacy_batch_of_waiting_fetches_takes_only_its_sessions_quota() {
         );
     }
     wait_until("every tool call uncounted", || {
-        relay.app().legacy_tool_calls.used() == 0
+        relay.load().legacy_tool_calls == 0
     });
 }

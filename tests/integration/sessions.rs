@@ -4,7 +4,6 @@
 //! created it.
 
 use crate::common::*;
-use claude_codex_relay::mcp::session::MAX_SUBSCRIPTIONS;
 use serde_json::{json, Value};
 
 fn subscribe(mcp: &mut Mcp, uri: &str) -> Value {
@@ -20,7 +19,7 @@ fn subscriptions_accept_only_valid_channel_uris_and_store_nothing_else() {
     assert_eq!(foreign["result"], json!({}), "{foreign}");
     let huge = format!("test://{}", "x".repeat(1 << 20));
     assert_eq!(subscribe(&mut mcp, &huge)["result"], json!({}));
-    assert_eq!(relay.app().sessions.subscribed_uris(), 0);
+    assert_eq!(relay.load().subscriptions, 0);
     let long_name = format!("relay://channel/{}", "n".repeat(4096));
     for bad in [
         "relay://channel/",
@@ -32,22 +31,38 @@ fn subscriptions_accept_only_valid_channel_uris_and_store_nothing_else() {
         let r = subscribe(&mut mcp, bad);
         assert_eq!(r["error"]["code"], -32602, "{bad}: {r}");
     }
-    assert_eq!(relay.app().sessions.subscribed_uris(), 0);
+    assert_eq!(relay.load().subscriptions, 0);
     assert_eq!(
         subscribe(&mut mcp, "relay://channel/proj-x")["result"],
         json!({})
     );
-    assert_eq!(relay.app().sessions.subscribed_uris(), 1);
+    assert_eq!(relay.load().subscriptions, 1);
 }
 
 #[test]
 fn subscriptions_per_session_are_capped() {
     let relay = Relay::memory();
     let mut mcp = Mcp::connect(&relay, "2025-06-18");
-    for i in 0..MAX_SUBSCRIPTIONS {
-        let r = subscribe(&mut mcp, &format!("relay://channel/c{i}"));
+    // Subscriptions are taken until one is refused; the refusal names the cap.
+    let mut taken = 0;
+    let over = loop {
+        let r = subscribe(&mut mcp, &format!("relay://channel/c{taken}"));
+        if r.get("error").is_some() {
+            break r;
+        }
         assert_eq!(r["result"], json!({}), "{r}");
-    }
+        taken += 1;
+        assert!(taken <= 10_000, "subscriptions are not capped");
+    };
+    assert_eq!(over["error"]["code"], -32602, "{over}");
+    let message = over["error"]["message"].as_str().unwrap();
+    let cap = message
+        .split_once("at most ")
+        .and_then(|(_, rest)| rest.split(' ').next())
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or_else(|| panic!("the refusal names the cap: {message}"));
+    assert_eq!(taken, cap);
+    assert_eq!(relay.load().subscriptions, cap);
     let again = subscribe(&mut mcp, "relay://channel/c0");
     assert_eq!(again["result"], json!({}), "a repeat costs nothing");
     let over = subscribe(&mut mcp, "relay://channel/one-too-many");
@@ -63,10 +78,10 @@ fn subscriptions_per_session_are_capped() {
 #[test]
 fn a_deleted_session_frees_its_subscriptions() {
     let relay = Relay::memory();
-    let before = relay.app().sessions.len();
+    let before = relay.load().sessions;
     let mut mcp = Mcp::connect(&relay, "2025-06-18");
     subscribe(&mut mcp, "relay://channel/proj-x");
-    assert_eq!(relay.app().sessions.subscribed_uris(), 1);
+    assert_eq!(relay.load().subscriptions, 1);
     let r = delete(
         &mcp.url,
         &[
@@ -75,8 +90,8 @@ fn a_deleted_session_frees_its_subscriptions() {
         ],
     );
     assert_eq!(r.status, 204);
-    assert_eq!(relay.app().sessions.len(), before);
-    assert_eq!(relay.app().sessions.subscribed_uris(), 0);
+    assert_eq!(relay.load().sessions, before);
+    assert_eq!(relay.load().subscriptions, 0);
 }
 
 #[test]
@@ -90,7 +105,7 @@ fn idle_sessions_leave_memory_with_their_subscriptions_after_session_idle_secs()
     subscribe(&mut idle, "relay://channel/proj-x");
     // New sessions trigger the sweep; the idle one goes once it has been unused for a second.
     let deadline = deadline();
-    while relay.app().sessions.subscribed_uris() > 0 {
+    while relay.load().subscriptions > 0 {
         assert!(
             std::time::Instant::now() < deadline,
             "the idle session never left memory"
@@ -112,7 +127,7 @@ fn sessions_per_client_address_are_capped_oldest_idle_first() {
     for _ in 0..5 {
         Mcp::connect(&relay, "2025-06-18");
     }
-    assert_eq!(relay.app().sessions.len(), 3, "only the newest three stay");
+    assert_eq!(relay.load().sessions, 3, "only the newest three stay");
     drop(first);
     // Sessions holding streams are never pushed out: with all three streaming, a fourth is 503.
     let streams: Vec<Sse> = (0..3)
