@@ -2297,4 +2297,25 @@ mod tests {
             "the first post compacted the replayed history"
         );
     }
+
+    #[test]
+    fn waits_on_unknown_channels_create_no_channel_entry() {
+        let store = Store::in_memory(&[], Limits::default());
+        let soon = || Instant::now() + Duration::from_millis(1);
+        for i in 0..20 {
+            let target = format!("ghost-{i}");
+            let query = Fetch {
+                target: target.clone(),
+                limit: 10,
+                ..Fetch::default()
+            };
+            assert!(store.fetch(&query, Some(soon())).messages.is_empty());
+            assert!(store.wait_after(&target, 0, 10, soon()).is_empty());
+            let changes = store.wait_changes(&target, 0, 0, 10, soon());
+            assert!(changes.messages.is_empty());
+        }
+        assert_eq!(store.channel_entries(), 0, "a read never creates a channel");
+        post(&store, "real", "x");
+        assert_eq!(store.channel_entries(), 1);
+    }
 }

@@ -405,8 +405,8 @@ fn texts_keep_line_separators_but_json_output_escapes_them() {
 
 #[test]
 fn waits_on_unknown_channels_create_no_channel() {
-    // That they leave no entry in memory either is the store's own unit test
-    // (`close_wakes_every_waiter`); here, nothing is listed.
+    // That they leave no entry in memory either is the store's unit test
+    // `waits_on_unknown_channels_create_no_channel_entry`; here, nothing is listed.
     let relay = Relay::memory();
     let before = get_json(&relay.url("/api/channels"));
     for i in 0..50 {
