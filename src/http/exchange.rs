@@ -3,7 +3,6 @@
 //! because tiny_http buffers any response of unknown length).
 
 use crate::error::Error;
-use crate::message::EscapeSeparators;
 use serde::Serialize;
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -111,6 +110,15 @@ impl Reply {
         }
     }
 
+    /// A JSON response already serialised (with U+2028 and U+2029 escaped as in `json`).
+    pub fn json_bytes(status: u16, body: Vec<u8>) -> Reply {
+        Reply::Full {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body,
+        }
+    }
+
     /// A fixed body with its content type.
     pub fn bytes(status: u16, content_type: &str, body: &[u8]) -> Reply {
         Reply::Full {
@@ -132,18 +140,14 @@ impl Reply {
         }
     }
 
-    /// A JSON body serialised straight to the socket (with U+2028 and U+2029 escaped as in
-    /// `json`), for a value too large to hold as bytes beside its parts: the memory a slow
-    /// reader costs stays the size of a buffer, not of the page.
-    pub fn json_streamed<T: Serialize + Send + 'static>(status: u16, value: T) -> Reply {
+    /// A JSON body that `body` writes straight to the socket (escaping U+2028 and U+2029 as
+    /// `json` does), for a value too large to hold as bytes beside its parts: the memory a slow
+    /// reader costs stays the size of a buffer, not of the value.
+    pub fn json_stream(status: u16, body: StreamBody) -> Reply {
         Reply::Stream {
             status,
             headers: vec![("Content-Type".into(), "application/json".into())],
-            body: Box::new(move |w| {
-                let mut out = EscapeSeparators::new(w);
-                serde_json::to_writer(&mut out, &value)?;
-                out.finish()?.flush()
-            }),
+            body,
         }
     }
 
