@@ -6,6 +6,7 @@
 //! `--baseline`, both builds run at once and are loaded in alternating two-second rounds, and
 //! the median round of each counts; server CPU per request is read from /proc. `--hold` runs
 //! one load on this build for SECS seconds after printing the relay's pid, for a profiler.
+//! Resident memory is printed after the loads.
 
 #[path = "support/relay_binary.rs"]
 mod relay_binary;
@@ -122,6 +123,18 @@ impl Relay {
         Relay { child, addr }
     }
 
+    /// Resident memory of the relay in MiB, from /proc.
+    fn rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kb = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .unwrap();
+        kb / 1024.0
+    }
+
     /// User and system CPU time the relay has used, in seconds.
     fn cpu_secs(&self) -> f64 {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
@@ -236,8 +249,12 @@ fn main() {
         println!("pid {} ready; {name} for {secs} s", relay.child.id());
         std::io::stdout().flush().unwrap();
         thread::sleep(Duration::from_secs(2));
+        let before = relay.rss_mib();
         let (rate, cpu) = load(&relay, path, secs.parse().unwrap());
-        println!("{name}: {rate:.0} req/s, {cpu:.0} µs CPU per request");
+        println!(
+            "{name}: {rate:.0} req/s, {cpu:.0} µs CPU per request; RSS {before:.1} MiB before, {:.1} after",
+            relay.rss_mib()
+        );
         drop(relay);
         let _ = std::fs::remove_dir_all(dir);
         return;
@@ -274,7 +291,11 @@ fn main() {
             );
         }
     }
-    for (_, (relay, dir)) in sides {
+    for (label, (relay, dir)) in sides {
+        println!(
+            "RSS of {label} after every load: {:.1} MiB",
+            relay.rss_mib()
+        );
         drop(relay);
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -1788,4 +1788,63 @@ mod tests {
         let texts: Vec<&str> = with.0.iter().map(|m| m.4.text.as_str()).collect();
         assert_eq!(texts, ["one", "three"]);
     }
+
+    #[test]
+    fn a_message_line_reads_back_as_the_wire_json_of_its_message() {
+        let dir = TempDir::new();
+        let (mut journal, _) = open(&dir);
+        // Every character below U+0100 and a few beyond, alone and among others, with and
+        // without a key and a reply.
+        let mut texts: Vec<String> = (0u32..0x100)
+            .chain([0x2028, 0x2029, 0xfeff, 0x1f389])
+            .filter_map(char::from_u32)
+            .map(|c| format!("{c}"))
+            .collect();
+        texts.push((0u32..0x100).filter_map(char::from_u32).collect());
+        texts.push("a \\u2028 that is text, \\\" and \u{2028}".to_string());
+        let messages: Vec<Message> = texts
+            .into_iter()
+            .zip(1..)
+            .map(|(text, id)| Message {
+                reply_to: (id % 3 == 0).then_some(id - 1),
+                text,
+                ..msg(id, "proj-x")
+            })
+            .collect();
+        let lines: Vec<Line> = messages
+            .iter()
+            .map(|m| Line::Message(m, (m.id % 2 == 0).then_some("key-\"")))
+            .collect();
+        let places = journal.append_lines(&lines).unwrap();
+        let file = journal.reader();
+        for (m, place) in messages.iter().zip(places) {
+            let (id, json) = read_wire_json(&file, place).unwrap();
+            assert_eq!(id, m.id);
+            assert_eq!(json, wire_json(m), "message {}", m.id);
+        }
+    }
+
+    #[test]
+    fn only_the_escapes_serde_json_writes_count_as_written() {
+        let written: String = (0u32..0x100).filter_map(char::from_u32).collect();
+        for c in written.chars() {
+            let raw = serde_json::to_string(&c.to_string()).unwrap();
+            assert!(escaped_as_written(&raw), "{raw}");
+        }
+        assert!(escaped_as_written(
+            &serde_json::to_string(&written).unwrap()
+        ));
+        for raw in [
+            r#""\/""#,
+            r#""caf\u00e9""#,
+            r#""\u000a""#,
+            r#""\u0008""#,
+            r#""\u001F""#,
+            r#""\u0041""#,
+            r#""\ud83c\udf89""#,
+            r#""\u2028""#,
+        ] {
+            assert!(!escaped_as_written(raw), "{raw}");
+        }
+    }
 }
