@@ -13,7 +13,7 @@ use crate::app::App;
 use crate::capacity::MAX_WAIT_SECONDS;
 use crate::error::Error;
 use crate::fields::optional_string;
-use crate::http::exchange::{Incoming, Reply};
+use crate::http::exchange::{Incoming, JsonParts, Reply};
 use crate::http::guard::Caller;
 use crate::message::escape_separators;
 use crate::presence::{detail, Kind};
@@ -102,19 +102,8 @@ pub fn list_messages(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply,
             }),
         ));
     }
-    let messages = app.store.page_json(page);
-    let mut body = Vec::with_capacity(
-        head.len() + tail.len() + messages.iter().map(|j| j.len() + 1).sum::<usize>(),
-    );
-    body.extend_from_slice(head.as_bytes());
-    for (at, json) in messages.iter().enumerate() {
-        if at > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(json.as_bytes());
-    }
-    body.extend_from_slice(tail.as_bytes());
-    Ok(Reply::json_bytes(200, body))
+    let items = app.store.page_json(page);
+    Ok(Reply::json_parts(200, JsonParts { head, items, tail }))
 }
 
 /// What a page of `GET /api/messages` holds before and after its messages:
