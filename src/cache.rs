@@ -253,4 +253,31 @@ mod tests {
         );
         assert_eq!(cache.get(1).unwrap().id, 1);
     }
+
+    #[test]
+    fn a_message_s_json_counts_against_the_limit_beside_its_message() {
+        let m = message(1, 1000);
+        let json = crate::message::wire_json(&m);
+        let mut cache = Cache::new(Cache::cost(&m) + json.len() + 10);
+        cache.put_json(1, Arc::clone(&json));
+        assert_eq!(cache.used(), OVERHEAD + json.len());
+        assert!(cache.get(1).is_none(), "only the JSON is held");
+        cache.put(Arc::clone(&m));
+        assert_eq!(cache.used(), Cache::cost(&m) + json.len());
+        let held = cache.get_held(1).unwrap();
+        assert_eq!(held.json.as_deref(), Some(&*json));
+        assert_eq!(held.message.as_deref(), Some(&*m));
+        // Another message's JSON pushes the first out whole: both of its forms go.
+        let other = crate::message::wire_json(&message(2, 1000));
+        cache.put_json(2, other);
+        assert!(cache.get_held(1).is_none());
+        assert_eq!(cache.used(), counted(&cache));
+        // A JSON that would take a message past the limit is not held, and the message stays.
+        let mut small = Cache::new(Cache::cost(&m) + 10);
+        small.put(Arc::clone(&m));
+        small.put_json(1, json);
+        let held = small.get_held(1).unwrap();
+        assert!(held.json.is_none() && held.message.is_some());
+        assert_eq!(small.used(), Cache::cost(&m));
+    }
 }

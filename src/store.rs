@@ -2242,4 +2242,39 @@ mod tests {
         drop(store);
         assert_eq!(cut(&dir.store(limits)), expected, "after a restart");
     }
+
+    #[test]
+    fn rest_pages_fill_the_cache_so_a_hot_message_is_read_from_the_journal_once() {
+        let dir = TempDir::new();
+        let ids: Vec<u64> = {
+            let store = dir.store(Limits::default());
+            let ids = (0..3)
+                .map(|i| post(&store, "a", &format!("text {i}")))
+                .collect();
+            store.close();
+            ids
+        };
+        // After a restart nothing is cached; reading the page as JSON caches every message.
+        let store = dir.store(Limits::default());
+        let q = Fetch {
+            target: "a".into(),
+            limit: 10,
+            ..Fetch::default()
+        };
+        assert!(ids
+            .iter()
+            .all(|id| lock(&store.state).texts.get_held(*id).is_none()));
+        let first = store.page_json(store.fetch_unread(&q, None));
+        assert_eq!(first.len(), 3);
+        for (id, json) in ids.iter().zip(&first) {
+            let held = lock(&store.state).texts.get_held(*id);
+            assert_eq!(held.and_then(|h| h.json).as_deref(), Some(&**json));
+        }
+        // The next read is served from those same strings, not made again.
+        let again = store.page_json(store.fetch_unread(&q, None));
+        assert!(first.iter().zip(&again).all(|(a, b)| Arc::ptr_eq(a, b)));
+        // Readers of messages find them in the cached JSON.
+        let texts: Vec<String> = all(&store, "a").iter().map(|m| m.text.clone()).collect();
+        assert_eq!(texts, ["text 0", "text 1", "text 2"]);
+    }
 }
