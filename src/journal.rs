@@ -960,6 +960,7 @@ pub fn read_wire_json(file: &File, place: Place) -> io::Result<(u64, WireJson)> 
         && line.get(written.len()..).map(<[u8]>::as_ptr) == Some(text.as_ptr())
         && written.len() + text.len() + 1 == line.len()
         && line.ends_with(b"}")
+        && text.starts_with('"')
         && escaped_as_written(text);
     if !as_written {
         return Ok((m.id, wire_json(&parse_message(&line, place)?)));
@@ -1822,6 +1823,23 @@ mod tests {
             assert_eq!(id, m.id);
             assert_eq!(json, wire_json(m), "message {}", m.id);
         }
+    }
+
+    #[test]
+    fn a_line_whose_text_is_not_a_string_is_no_message_read_either_way() {
+        let dir = TempDir::new();
+        fs::create_dir_all(&dir.0).unwrap();
+        let line = br#"{"id":1,"ts":1.5,"target":"a","sender":"s","text":5}"#;
+        fs::write(dir.journal(), line).unwrap();
+        let file = File::open(dir.journal()).unwrap();
+        let place = Place {
+            offset: 0,
+            line_len: line.len() as u32,
+            text_len: 1,
+        };
+        assert!(read_message(&file, place).is_err());
+        let wire = read_wire_json(&file, place);
+        assert!(wire.is_err(), "{:?}", wire.map(|(_, json)| json));
     }
 
     #[test]
