@@ -1,11 +1,13 @@
 //! The text cache: messages recently read from (or written to) the journal, by id, so hot pages
-//! are served without reading the file. It is bounded in bytes and forgets by the clock
-//! algorithm (a message used since the hand last passed it gets another round), so a hit costs
-//! one hash lookup and no reordering; a store without a journal makes it unbounded, and then it
-//! is where the messages live. Ids are never reused, so an entry never goes stale: a deleted
-//! message is removed only so its text leaves memory.
+//! are served without reading the file. A message is held as the `Message` (for whoever reads
+//! its fields), as its wire JSON (for replies that send it as it is), or both, each form counted
+//! when held. It is bounded in bytes and forgets by the clock algorithm (a message used since
+//! the hand last passed it gets another round), so a hit costs one hash lookup and no
+//! reordering; a store without a journal makes it unbounded, and then it is where the messages
+//! live. Ids are never reused, so an entry never goes stale: a deleted message is removed only
+//! so its text leaves memory.
 
-use crate::message::Message;
+use crate::message::{Message, WireJson};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -13,12 +15,33 @@ use std::sync::Arc;
 /// entry and its place in the ring.
 const OVERHEAD: usize = 160;
 
+/// What the cache holds of one message: at least one of its forms.
+#[derive(Clone, Default)]
+pub(crate) struct Held {
+    pub message: Option<Arc<Message>>,
+    pub json: Option<WireJson>,
+}
+
+impl Held {
+    /// What this counts as against the limit.
+    fn cost(&self) -> usize {
+        OVERHEAD
+            + self.message.as_deref().map_or(0, strings)
+            + self.json.as_ref().map_or(0, |j| j.len())
+    }
+}
+
+/// The bytes of a `Message`'s strings.
+fn strings(m: &Message) -> usize {
+    m.text.len() + m.target.len() + m.sender.len()
+}
+
 pub(crate) struct Cache {
     /// Most bytes held; `usize::MAX` holds everything and keeps no ring.
     limit: usize,
     used: usize,
-    /// id → (message, used since the hand last passed it).
-    held: HashMap<u64, (Arc<Message>, bool)>,
+    /// id → (what is held, used since the hand last passed it).
+    held: HashMap<u64, (Held, bool)>,
     /// Ids in the order the hand visits them; ids removed since are skipped when met.
     ring: VecDeque<u64>,
 }
@@ -43,9 +66,10 @@ impl Cache {
         self.limit != usize::MAX
     }
 
-    /// What `m` counts as against the limit.
+    /// What `m` counts as against the limit, held as a `Message` alone.
+    #[cfg(test)]
     pub(crate) fn cost(m: &Message) -> usize {
-        m.text.len() + m.target.len() + m.sender.len() + OVERHEAD
+        OVERHEAD + strings(m)
     }
 
     /// Bytes held now.
@@ -66,52 +90,76 @@ impl Cache {
         self.held.is_empty()
     }
 
-    /// Message `id`, if held; it is marked used, so the hand spares it once.
+    /// Message `id`, if held as a `Message`; it is marked used, so the hand spares it once.
+    #[cfg(test)]
     pub(crate) fn get(&mut self, id: u64) -> Option<Arc<Message>> {
-        let (m, used) = self.held.get_mut(&id)?;
-        *used = true;
-        Some(Arc::clone(m))
+        self.get_held(id).and_then(|h| h.message)
     }
 
-    /// Holds `m`, forgetting others to stay within the limit. A message larger than the whole
-    /// limit is not held.
+    /// Whatever is held of message `id`, marked used like `get`.
+    pub(crate) fn get_held(&mut self, id: u64) -> Option<Held> {
+        let (held, used) = self.held.get_mut(&id)?;
+        *used = true;
+        Some(held.clone())
+    }
+
+    /// Holds `m` as a `Message` (beside its JSON, if held), forgetting others to stay within
+    /// the limit.
     pub(crate) fn put(&mut self, m: Arc<Message>) {
-        let cost = Cache::cost(&m);
+        let id = m.id;
+        self.add(id, |h| h.message = Some(m));
+    }
+
+    /// Holds the wire JSON of message `id` (beside its `Message`, if held), like `put`.
+    pub(crate) fn put_json(&mut self, id: u64, json: WireJson) {
+        self.add(id, |h| h.json = Some(json));
+    }
+
+    /// Holds what `change` makes of what is held of `id`. A message whose forms together are
+    /// larger than the whole limit is not held (what was held of it stays).
+    fn add(&mut self, id: u64, change: impl FnOnce(&mut Held)) {
+        let old = self.held.get(&id).map(|(h, _)| h.clone());
+        let mut held = old.clone().unwrap_or_default();
+        change(&mut held);
+        let cost = held.cost();
         if cost > self.limit {
             return;
         }
-        if let Some((old, _)) = self.held.remove(&m.id) {
-            self.used -= Cache::cost(&old);
-        } else if self.bounded() {
-            self.ring.push_back(m.id);
+        match &old {
+            Some(old) => {
+                self.used -= old.cost();
+                self.held.remove(&id);
+            }
+            None if self.bounded() => self.ring.push_back(id),
+            None => {}
         }
         while self.used + cost > self.limit {
-            let Some(id) = self.ring.pop_front() else {
+            let Some(at) = self.ring.pop_front() else {
                 break;
             };
-            match self.held.get_mut(&id) {
+            match self.held.get_mut(&at) {
                 Some((_, used)) if *used => {
                     *used = false;
-                    self.ring.push_back(id);
+                    self.ring.push_back(at);
                 }
                 Some(_) => {
-                    if let Some((gone, _)) = self.held.remove(&id) {
-                        self.used -= Cache::cost(&gone);
+                    if let Some((gone, _)) = self.held.remove(&at) {
+                        self.used -= gone.cost();
                     }
                 }
                 // The message being put: its place in the ring stays.
-                None if id == m.id => self.ring.push_back(id),
+                None if at == id => self.ring.push_back(at),
                 None => {}
             }
         }
         self.used += cost;
-        self.held.insert(m.id, (m, false));
+        self.held.insert(id, (held, false));
     }
 
     /// Forgets message `id`.
     pub(crate) fn remove(&mut self, id: u64) {
-        if let Some((m, _)) = self.held.remove(&id) {
-            self.used -= Cache::cost(&m);
+        if let Some((held, _)) = self.held.remove(&id) {
+            self.used -= held.cost();
             // The ring keeps the id until the hand meets it; it is swept when most of it is
             // such ids, so it stays within twice what is held.
             if self.ring.len() > 2 * self.held.len() + 64 {
@@ -139,7 +187,7 @@ mod tests {
 
     /// What the cache holds, counted from scratch.
     fn counted(cache: &Cache) -> usize {
-        cache.held.values().map(|(m, _)| Cache::cost(m)).sum()
+        cache.held.values().map(|(h, _)| h.cost()).sum()
     }
 
     #[test]
@@ -209,5 +257,32 @@ mod tests {
             "no ring is kept when nothing is forgotten"
         );
         assert_eq!(cache.get(1).unwrap().id, 1);
+    }
+
+    #[test]
+    fn a_message_s_json_counts_against_the_limit_beside_its_message() {
+        let m = message(1, 1000);
+        let json = crate::message::wire_json(&m);
+        let mut cache = Cache::new(Cache::cost(&m) + json.len() + 10);
+        cache.put_json(1, Arc::clone(&json));
+        assert_eq!(cache.used(), OVERHEAD + json.len());
+        assert!(cache.get(1).is_none(), "only the JSON is held");
+        cache.put(Arc::clone(&m));
+        assert_eq!(cache.used(), Cache::cost(&m) + json.len());
+        let held = cache.get_held(1).unwrap();
+        assert_eq!(held.json.as_deref(), Some(&*json));
+        assert_eq!(held.message.as_deref(), Some(&*m));
+        // Another message's JSON pushes the first out whole: both of its forms go.
+        let other = crate::message::wire_json(&message(2, 1000));
+        cache.put_json(2, other);
+        assert!(cache.get_held(1).is_none());
+        assert_eq!(cache.used(), counted(&cache));
+        // A JSON that would take a message past the limit is not held, and the message stays.
+        let mut small = Cache::new(Cache::cost(&m) + 10);
+        small.put(Arc::clone(&m));
+        small.put_json(1, json);
+        let held = small.get_held(1).unwrap();
+        assert!(held.json.is_none() && held.message.is_some());
+        assert_eq!(small.used(), Cache::cost(&m));
     }
 }

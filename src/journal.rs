@@ -19,8 +19,9 @@ use crate::checkpoint::{self, Progress, CHECKPOINT_FILE};
 use crate::config::Fsync;
 use crate::error::Error;
 use crate::idempotency::{self, Keys};
-use crate::message::Message;
+use crate::message::{escape_separators, wire_json, Message, WireJson};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use std::borrow::{Borrow, Cow};
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions, TryLockError};
@@ -126,6 +127,23 @@ struct MessageIn<'a> {
     key: Option<Cow<'a, str>>,
     #[serde(borrow)]
     text: Cow<'a, str>,
+}
+
+/// A message line as read for its wire JSON: the text stays as the line writes it.
+#[derive(Deserialize)]
+struct MessageRaw<'a> {
+    id: u64,
+    ts: f64,
+    #[serde(borrow)]
+    target: Cow<'a, str>,
+    #[serde(borrow)]
+    sender: Cow<'a, str>,
+    #[serde(default)]
+    reply_to: Option<u64>,
+    #[serde(default, borrow)]
+    key: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    text: &'a RawValue,
 }
 
 /// Every line that is not a message, as read: exactly one field is set.
@@ -907,14 +925,91 @@ fn line_len(len: usize) -> Result<u32, Error> {
 
 /// Reads the message whose line is at `place` in `file` (a handle from `Journal::reader`).
 pub(crate) fn read_message(file: &File, place: Place) -> io::Result<Message> {
+    parse_message(&read_line(file, place)?, place)
+}
+
+/// Reads the message whose line is at `place` in `file` as its wire JSON (see
+/// `message::wire_json`), with its id. A line this journal writes is the wire JSON already but
+/// for the idempotency key, with the text last and escaped as replies escape it; such a line
+/// is passed on with its text as it lies in the file, never unescaped or escaped again. Any
+/// other line (an older writer's field order or escaping) is parsed and serialised again.
+pub(crate) fn read_wire_json(file: &File, place: Place) -> io::Result<(u64, WireJson)> {
+    let line = read_line(file, place)?;
+    let m: MessageRaw = serde_json::from_slice(&line).map_err(|e| not_a_message(place, &e))?;
+    let head = |key| {
+        let out = MessageOut {
+            id: m.id,
+            ts: m.ts,
+            target: &m.target,
+            sender: &m.sender,
+            reply_to: m.reply_to,
+            key,
+            text: "",
+        };
+        // `{...,"text":""}` without its last three bytes: all that comes before the text.
+        let mut head = serde_json::to_string(&out).unwrap_or_default();
+        head.truncate(head.len().saturating_sub(3));
+        head
+    };
+    let written = head(m.key.as_deref());
+    let text = m.text.get();
+    let as_written = line.starts_with(written.as_bytes())
+        && line.get(written.len()..).map(<[u8]>::as_ptr) == Some(text.as_ptr())
+        && written.len() + text.len() + 1 == line.len()
+        && line.ends_with(b"}")
+        && text.starts_with('"')
+        && escaped_as_written(text);
+    if !as_written {
+        return Ok((m.id, wire_json(&parse_message(&line, place)?)));
+    }
+    let id = m.id;
+    let json = if m.key.is_none() {
+        // Valid UTF-8: it parsed as JSON.
+        String::from_utf8(line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
+    } else {
+        let mut json = head(None);
+        json.reserve(text.len() + 1);
+        json.push_str(text);
+        json.push('}');
+        json
+    };
+    Ok((id, Arc::new(escape_separators(json))))
+}
+
+/// Whether every escape in the JSON string `raw` is the one `serde_json` writes: `\"`, `\\`,
+/// the short forms of five control characters and `\u00xx` (lower-case) for the other ones
+/// below U+0020. Another writer may escape `/` or any character as `\uXXXX`, which reads the
+/// same but is not the bytes a reply sends.
+fn escaped_as_written(raw: &str) -> bool {
+    let mut rest = raw;
+    // `find` of one ASCII character is a memchr: a text without escapes costs one pass.
+    while let Some(at) = rest.find('\\') {
+        let escape = &rest.as_bytes()[at + 1..];
+        let len = match escape {
+            [b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't', ..] => 1,
+            [b'u', b'0', b'0', hi @ (b'0' | b'1'), lo, ..] => {
+                let short = matches!((*hi, *lo), (b'0', b'8' | b'9' | b'a' | b'c' | b'd'));
+                if short || !matches!(lo, b'0'..=b'9' | b'a'..=b'f') {
+                    return false;
+                }
+                5
+            }
+            _ => return false,
+        };
+        rest = &rest[at + 1 + len..];
+    }
+    true
+}
+
+/// The line at `place`, without its newline.
+fn read_line(file: &File, place: Place) -> io::Result<Vec<u8>> {
     let mut line = vec![0; place.line_len as usize];
     file.read_exact_at(&mut line, place.offset)?;
-    let m: MessageIn = serde_json::from_slice(&line).map_err(|e| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("no message line at byte {}: {e}", place.offset),
-        )
-    })?;
+    Ok(line)
+}
+
+fn parse_message(line: &[u8], place: Place) -> io::Result<Message> {
+    let m: MessageIn = serde_json::from_slice(line).map_err(|e| not_a_message(place, &e))?;
     Ok(Message {
         id: m.id,
         ts: m.ts,
@@ -923,6 +1018,13 @@ pub(crate) fn read_message(file: &File, place: Place) -> io::Result<Message> {
         reply_to: m.reply_to,
         text: m.text.into_owned(),
     })
+}
+
+fn not_a_message(place: Place, e: &serde_json::Error) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("no message line at byte {}: {e}", place.offset),
+    )
 }
 
 /// Makes renames and creations inside `dir` durable.
@@ -1683,5 +1785,81 @@ mod tests {
         assert_eq!(with, without);
         let texts: Vec<&str> = with.0.iter().map(|m| m.4.text.as_str()).collect();
         assert_eq!(texts, ["one", "three"]);
+    }
+
+    #[test]
+    fn a_message_line_reads_back_as_the_wire_json_of_its_message() {
+        let dir = TempDir::new();
+        let (mut journal, _) = open(&dir);
+        // Every character below U+0100 and a few beyond, alone and among others, with and
+        // without a key and a reply.
+        let mut texts: Vec<String> = (0u32..0x100)
+            .chain([0x2028, 0x2029, 0xfeff, 0x1f389])
+            .filter_map(char::from_u32)
+            .map(|c| format!("{c}"))
+            .collect();
+        texts.push((0u32..0x100).filter_map(char::from_u32).collect());
+        texts.push("a \\u2028 that is text, \\\" and \u{2028}".to_string());
+        let messages: Vec<Message> = texts
+            .into_iter()
+            .zip(1..)
+            .map(|(text, id)| Message {
+                reply_to: (id % 3 == 0).then_some(id - 1),
+                text,
+                ..msg(id, "proj-x")
+            })
+            .collect();
+        let lines: Vec<Line> = messages
+            .iter()
+            .map(|m| Line::Message(m, (m.id % 2 == 0).then_some("key-\"")))
+            .collect();
+        let places = journal.append_lines(&lines).unwrap();
+        let file = journal.reader();
+        for (m, place) in messages.iter().zip(places) {
+            let (id, json) = read_wire_json(&file, place).unwrap();
+            assert_eq!(id, m.id);
+            assert_eq!(json, wire_json(m), "message {}", m.id);
+        }
+    }
+
+    #[test]
+    fn a_line_whose_text_is_not_a_string_is_no_message_read_either_way() {
+        let dir = TempDir::new();
+        fs::create_dir_all(&dir.0).unwrap();
+        let line = br#"{"id":1,"ts":1.5,"target":"a","sender":"s","text":5}"#;
+        fs::write(dir.journal(), line).unwrap();
+        let file = File::open(dir.journal()).unwrap();
+        let place = Place {
+            offset: 0,
+            line_len: line.len() as u32,
+            text_len: 1,
+        };
+        assert!(read_message(&file, place).is_err());
+        let wire = read_wire_json(&file, place);
+        assert!(wire.is_err(), "{:?}", wire.map(|(_, json)| json));
+    }
+
+    #[test]
+    fn only_the_escapes_serde_json_writes_count_as_written() {
+        let written: String = (0u32..0x100).filter_map(char::from_u32).collect();
+        for c in written.chars() {
+            let raw = serde_json::to_string(&c.to_string()).unwrap();
+            assert!(escaped_as_written(&raw), "{raw}");
+        }
+        assert!(escaped_as_written(
+            &serde_json::to_string(&written).unwrap()
+        ));
+        for raw in [
+            r#""\/""#,
+            r#""caf\u00e9""#,
+            r#""\u000a""#,
+            r#""\u0008""#,
+            r#""\u001F""#,
+            r#""\u0041""#,
+            r#""\ud83c\udf89""#,
+            r#""\u2028""#,
+        ] {
+            assert!(!escaped_as_written(raw), "{raw}");
+        }
     }
 }

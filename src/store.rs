@@ -7,18 +7,20 @@
 //! (how far each named reader has read each channel) live here and in the journal. With a
 //! journal, memory holds only an index of the kept messages (id, time, where the line is) and
 //! texts are read back from the file on demand through a cache bounded in bytes, so memory does
-//! not grow with history; the index and the file handle its places point into are swapped
-//! together when a compaction replaces the file. Without a journal the cache is unbounded and
-//! is where the messages live. Search scans the texts the same way. Knows nothing of HTTP or
+//! not grow with history (a page sent as JSON takes each message's wire JSON from there, made
+//! once); the index and the file handle its places point into are swapped together when a
+//! compaction replaces the file. Without a journal the cache is unbounded and is where the
+//! messages live. Search scans the texts the same way. Knows nothing of HTTP or
 //! JSON-RPC.
 
-use crate::cache::Cache;
+use crate::cache::{Cache, Held};
 use crate::error::Error;
 use crate::idempotency::{self, Keys};
 use crate::journal::{
-    read_message, Compaction, Deletion, Extras, Journal, Line, Place, Position, Relocation, Replay,
+    read_message, read_wire_json, Compaction, Deletion, Extras, Journal, Line, Place, Position,
+    Relocation, Replay,
 };
-use crate::message::Message;
+use crate::message::{wire_json, Message, WireJson};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs::File;
 use std::mem;
@@ -119,9 +121,10 @@ struct Entry {
     place: Place,
 }
 
-/// A page taken from the index whose texts are still to be read.
+/// A page of channel `target` taken from the index whose texts are still to be read.
 struct TextsToRead {
     taken: Taken,
+    target: String,
     head_id: u64,
     more: bool,
 }
@@ -153,25 +156,11 @@ impl UnreadPage {
             .sum()
     }
 
-    /// Reads every text now: the page as `fetch` would have given it.
-    pub(crate) fn read(self) -> Page {
-        let TextsToRead {
-            taken,
-            head_id,
-            more,
-        } = self.0;
-        Page {
-            messages: read_texts(taken).0,
-            head_id,
-            more,
-        }
-    }
-
-    /// The messages in order, their texts read a few at a time (at most `UNREAD_BATCH` of
-    /// text, and at least one message), each batch handed to `each`.
+    /// The messages' wire JSON in order, read a few at a time (at most `UNREAD_BATCH` of text,
+    /// and at least one message) past the cache, each batch handed to `each`.
     pub(crate) fn for_each_batch<E>(
         &self,
-        mut each: impl FnMut(&[Arc<Message>]) -> Result<(), E>,
+        mut each: impl FnMut(&[WireJson]) -> Result<(), E>,
     ) -> Result<(), E> {
         let t = &self.0.taken;
         let mut start = 0;
@@ -184,7 +173,7 @@ impl UnreadPage {
                 bytes += u64::from(t.entries[end].place.text_len);
                 end += 1;
             }
-            let (batch, _) = read_texts(Taken {
+            let (batch, _) = read_json(&Taken {
                 entries: t.entries[start..end].to_vec(),
                 cached: t.cached[start..end].to_vec(),
                 file: t.file.clone(),
@@ -200,7 +189,7 @@ impl UnreadPage {
 /// places point into, to read the rest after the index is let go.
 struct Taken {
     entries: Vec<Entry>,
-    cached: Vec<Option<Arc<Message>>>,
+    cached: Vec<Held>,
     file: Option<Arc<File>>,
 }
 
@@ -792,6 +781,24 @@ impl Store {
         found
     }
 
+    /// The wire JSON of every message of `page`, from the cache or else made once (from the
+    /// `Message` held, or from its journal line) and cached. A message that cannot be read is
+    /// logged and left out.
+    pub(crate) fn page_json(&self, page: UnreadPage) -> Vec<WireJson> {
+        let TextsToRead { taken, target, .. } = page.0;
+        let (found, made) = read_json(&taken);
+        if !made.is_empty() {
+            let mut state = lock(&self.state);
+            for (id, json) in made {
+                // Not if it was dropped meanwhile: its text would linger in memory.
+                if state.find(&target, id).is_some() {
+                    state.texts.put_json(id, json);
+                }
+            }
+        }
+        found
+    }
+
     /// Message `id` of channel `target`, if it is kept.
     fn find(&self, target: &str, id: u64) -> Option<Arc<Message>> {
         let taken = {
@@ -934,6 +941,7 @@ impl Store {
                     } = slice;
                     return TextsToRead {
                         taken: state.take(entries),
+                        target: query.target.clone(),
                         head_id,
                         more,
                     };
@@ -1302,7 +1310,10 @@ impl State {
     /// `entries` with the file their places point into, to read once the lock is let go.
     fn take(&mut self, entries: Vec<Entry>) -> Taken {
         Taken {
-            cached: entries.iter().map(|e| self.texts.get(e.id)).collect(),
+            cached: entries
+                .iter()
+                .map(|e| self.texts.get_held(e.id).unwrap_or_default())
+                .collect(),
             entries,
             file: self.file.clone(),
         }
@@ -1556,15 +1567,22 @@ pub(crate) fn now() -> f64 {
 fn read_texts(taken: Taken) -> (Vec<Arc<Message>>, Vec<Arc<Message>>) {
     let Taken {
         entries,
-        cached: mut found,
+        cached,
         file,
     } = taken;
+    let mut found: Vec<Option<Arc<Message>>> = cached.iter().map(|h| h.message.clone()).collect();
     if found.iter().all(Option::is_some) {
         return (found.into_iter().flatten().collect(), Vec::new());
     }
     let mut read = Vec::new();
-    for (slot, e) in found.iter_mut().zip(&entries) {
+    for ((slot, e), held) in found.iter_mut().zip(&entries).zip(&cached) {
         if slot.is_some() {
+            continue;
+        }
+        if let Some(m) = held.json.as_deref().and_then(|j| parse_wire_json(j, e.id)) {
+            let m = Arc::new(m);
+            read.push(Arc::clone(&m));
+            *slot = Some(m);
             continue;
         }
         let Some(file) = file.as_deref() else {
@@ -1588,6 +1606,51 @@ fn read_texts(taken: Taken) -> (Vec<Arc<Message>>, Vec<Arc<Message>>) {
         }
     }
     (found.into_iter().flatten().collect(), read)
+}
+
+/// The wire JSON of the messages `taken` names, from the cache or else made from the `Message`
+/// held or read from the file; with those made, by id, to cache. A message that cannot be read
+/// is logged and left out.
+fn read_json(taken: &Taken) -> (Vec<WireJson>, Vec<(u64, WireJson)>) {
+    let mut found = Vec::with_capacity(taken.entries.len());
+    let mut made = Vec::new();
+    for (e, held) in taken.entries.iter().zip(&taken.cached) {
+        let json = match (&held.json, &held.message, taken.file.as_deref()) {
+            (Some(json), ..) => {
+                found.push(Arc::clone(json));
+                continue;
+            }
+            (None, Some(m), _) => wire_json(m),
+            // Without a journal, a message missing from memory was deleted or dropped by
+            // retention since it was taken from the index: it is left out, as it would be a
+            // moment later.
+            (None, None, None) => continue,
+            (None, None, Some(file)) => match read_wire_json(file, e.place) {
+                Ok((id, json)) if id == e.id => json,
+                Ok((id, _)) => {
+                    log::error!(
+                        "the journal holds message {id} where message {} was expected",
+                        e.id
+                    );
+                    continue;
+                }
+                Err(err) => {
+                    log::error!("cannot read message {} from the journal: {err}", e.id);
+                    continue;
+                }
+            },
+        };
+        made.push((e.id, Arc::clone(&json)));
+        found.push(json);
+    }
+    (found, made)
+}
+
+/// The message whose wire JSON the cache holds, if it is message `id`.
+fn parse_wire_json(json: &str, id: u64) -> Option<Message> {
+    serde_json::from_str::<Message>(json)
+        .ok()
+        .filter(|m| m.id == id)
 }
 
 /// Waits, for `at_most`, until `target` changes. A wait on a channel nobody has posted to
@@ -2317,5 +2380,40 @@ mod tests {
         assert_eq!(store.channel_entries(), 0, "a read never creates a channel");
         post(&store, "real", "x");
         assert_eq!(store.channel_entries(), 1);
+    }
+
+    #[test]
+    fn rest_pages_fill_the_cache_so_a_hot_message_is_read_from_the_journal_once() {
+        let dir = TempDir::new();
+        let ids: Vec<u64> = {
+            let store = dir.store(Limits::default());
+            let ids = (0..3)
+                .map(|i| post(&store, "a", &format!("text {i}")))
+                .collect();
+            store.close();
+            ids
+        };
+        // After a restart nothing is cached; reading the page as JSON caches every message.
+        let store = dir.store(Limits::default());
+        let q = Fetch {
+            target: "a".into(),
+            limit: 10,
+            ..Fetch::default()
+        };
+        assert!(ids
+            .iter()
+            .all(|id| lock(&store.state).texts.get_held(*id).is_none()));
+        let first = store.page_json(store.fetch_unread(&q, None));
+        assert_eq!(first.len(), 3);
+        for (id, json) in ids.iter().zip(&first) {
+            let held = lock(&store.state).texts.get_held(*id);
+            assert_eq!(held.and_then(|h| h.json).as_deref(), Some(&**json));
+        }
+        // The next read is served from those same strings, not made again.
+        let again = store.page_json(store.fetch_unread(&q, None));
+        assert!(first.iter().zip(&again).all(|(a, b)| Arc::ptr_eq(a, b)));
+        // Readers of messages find them in the cached JSON.
+        let texts: Vec<String> = all(&store, "a").iter().map(|m| m.text.clone()).collect();
+        assert_eq!(texts, ["text 0", "text 1", "text 2"]);
     }
 }

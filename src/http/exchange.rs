@@ -3,9 +3,9 @@
 //! because tiny_http buffers any response of unknown length).
 
 use crate::error::Error;
-use crate::message::EscapeSeparators;
+use crate::message::WireJson;
 use serde::Serialize;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::IpAddr;
 
 /// A request, read and decoded: header names are lower-case.
@@ -63,6 +63,13 @@ pub(crate) enum Reply {
         headers: Vec<(String, String)>,
         body: Vec<u8>,
     },
+    /// A complete JSON response made of parts serialised before, sent without being copied into
+    /// one buffer first.
+    Parts {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: JsonParts,
+    },
     /// A body written as it is made (an event stream, or a page too large to hold whole): the
     /// status line and `headers` go out first, then `body` writes to the socket until it is
     /// done, and the connection closes, which marks the body's end.
@@ -71,6 +78,77 @@ pub(crate) enum Reply {
         headers: Vec<(String, String)>,
         body: StreamBody,
     },
+}
+
+/// A JSON body made of parts serialised before: `head`, the `items` separated by commas, and
+/// `tail`. Items are shared (a message's JSON is made once for every reply that sends it), so
+/// the body is read from them as it is sent.
+pub(crate) struct JsonParts {
+    pub head: String,
+    pub items: Vec<WireJson>,
+    pub tail: String,
+}
+
+impl JsonParts {
+    /// The body's length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        let items: usize = self.items.iter().map(|j| j.len()).sum();
+        self.head.len() + items + self.items.len().saturating_sub(1) + self.tail.len()
+    }
+
+    /// The body's `n`-th piece: the head, then a comma before every item but the first and
+    /// the item, then the tail.
+    fn piece(&self, n: usize) -> Option<&[u8]> {
+        if n == 0 {
+            return Some(self.head.as_bytes());
+        }
+        let item = (n - 1) / 2;
+        match (item < self.items.len(), n % 2) {
+            (true, 1) if item == 0 => Some(b""),
+            (true, 1) => Some(b","),
+            (true, _) => Some(self.items[item].as_bytes()),
+            (false, _) if n == 2 * self.items.len() + 1 => Some(self.tail.as_bytes()),
+            (false, _) => None,
+        }
+    }
+
+    /// A reader of the body.
+    pub(crate) fn into_reader(self) -> PartsReader {
+        PartsReader {
+            parts: self,
+            piece: 0,
+            offset: 0,
+        }
+    }
+}
+
+/// Reads a `JsonParts` body piece by piece.
+pub(crate) struct PartsReader {
+    parts: JsonParts,
+    piece: usize,
+    /// Bytes of the current piece already read.
+    offset: usize,
+}
+
+impl Read for PartsReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            let Some(piece) = self.parts.piece(self.piece) else {
+                break;
+            };
+            let rest = &piece[self.offset..];
+            let n = rest.len().min(buf.len() - filled);
+            buf[filled..filled + n].copy_from_slice(&rest[..n]);
+            filled += n;
+            self.offset += n;
+            if self.offset == piece.len() {
+                self.piece += 1;
+                self.offset = 0;
+            }
+        }
+        Ok(filled)
+    }
 }
 
 /// Headers of every event stream.
@@ -111,6 +189,16 @@ impl Reply {
         }
     }
 
+    /// A JSON response made of parts already serialised (with U+2028 and U+2029 escaped as in
+    /// `json`).
+    pub(crate) fn json_parts(status: u16, body: JsonParts) -> Reply {
+        Reply::Parts {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body,
+        }
+    }
+
     /// A fixed body with its content type.
     pub(crate) fn bytes(status: u16, content_type: &str, body: &[u8]) -> Reply {
         Reply::Full {
@@ -132,27 +220,23 @@ impl Reply {
         }
     }
 
-    /// A JSON body serialised straight to the socket (with U+2028 and U+2029 escaped as in
-    /// `json`), for a value too large to hold as bytes beside its parts: the memory a slow
-    /// reader costs stays the size of a buffer, not of the page.
-    pub(crate) fn json_streamed<T: Serialize + Send + 'static>(status: u16, value: T) -> Reply {
+    /// A JSON body that `body` writes straight to the socket (escaping U+2028 and U+2029 as
+    /// `json` does), for a value too large to hold as bytes beside its parts: the memory a slow
+    /// reader costs stays the size of a buffer, not of the value.
+    pub(crate) fn json_stream(status: u16, body: StreamBody) -> Reply {
         Reply::Stream {
             status,
             headers: vec![("Content-Type".into(), "application/json".into())],
-            body: Box::new(move |w| {
-                let mut out = EscapeSeparators::new(w);
-                serde_json::to_writer(&mut out, &value)?;
-                out.finish()?.flush()
-            }),
+            body,
         }
     }
 
     /// Adds a header.
     pub(crate) fn with_header(mut self, name: &str, value: &str) -> Reply {
         match &mut self {
-            Reply::Full { headers, .. } | Reply::Stream { headers, .. } => {
-                headers.push((name.into(), value.into()))
-            }
+            Reply::Full { headers, .. }
+            | Reply::Parts { headers, .. }
+            | Reply::Stream { headers, .. } => headers.push((name.into(), value.into())),
         }
         self
     }
@@ -240,4 +324,40 @@ fn percent_decode(s: &str, plus_is_space: bool) -> Result<String, Error> {
     }
     String::from_utf8(out)
         .map_err(|_| Error::BadRequest(format!("{s:?} is not UTF-8 once decoded")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_body_of_parts_reads_as_its_parts_joined_by_commas_in_reads_of_any_size() {
+        let parts = |items: &[&str]| JsonParts {
+            head: "{\"messages\":[".into(),
+            items: items.iter().map(|i| Arc::new(i.to_string())).collect(),
+            tail: "],\"more\":false}".into(),
+        };
+        for items in [
+            &[][..],
+            &["{\"id\":1}"],
+            &["{\"id\":1}", "{}", "{\"id\":3}"],
+        ] {
+            let whole = format!("{{\"messages\":[{}],\"more\":false}}", items.join(","));
+            assert_eq!(parts(items).len(), whole.len());
+            for size in [1, 2, 7, 8192] {
+                let mut reader = parts(items).into_reader();
+                let mut read = Vec::new();
+                let mut buf = vec![0; size];
+                loop {
+                    let n = reader.read(&mut buf).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    read.extend_from_slice(&buf[..n]);
+                }
+                assert_eq!(String::from_utf8(read).unwrap(), whole, "reads of {size}");
+            }
+        }
+    }
 }

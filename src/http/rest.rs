@@ -13,16 +13,15 @@ use crate::app::App;
 use crate::capacity::MAX_WAIT_SECONDS;
 use crate::error::Error;
 use crate::fields::optional_string;
-use crate::http::exchange::{Incoming, Reply};
+use crate::http::exchange::{Incoming, JsonParts, Reply};
 use crate::http::guard::Caller;
-use crate::message::Message;
+use crate::message::escape_separators;
 use crate::presence::{detail, Kind};
-use crate::store::{Draft, Fetch, UnreadPage};
-use serde::ser::{SerializeSeq, SerializeStruct, Serializer};
-use serde::Serialize;
+use crate::store::{Draft, Fetch};
 use serde_json::{json, Value};
+use std::io;
+use std::mem;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Default and largest page of `GET /api/messages`.
@@ -80,62 +79,42 @@ pub(crate) fn list_messages(app: &App, rq: &Incoming, caller: &Caller) -> Result
     } else {
         app.store.fetch_unread(&query, None)
     };
-    // A large page is written as its texts are read, a few at a time; a small one is read and
-    // serialised whole.
+    // A page is written from its messages' wire JSON, each made once and cached; a large one
+    // is written as its texts are read, a few at a time and past the cache.
+    let (head, tail) = page_ends(&query.target, page.head_id(), page.more());
     if page.text_bytes() > STREAMED_PAGE_BYTES as u64 {
-        return Ok(Reply::json_streamed(
+        return Ok(Reply::json_stream(
             200,
-            StreamedPage {
-                target: query.target,
-                page,
-            },
+            Box::new(move |w| {
+                w.write_all(head.as_bytes())?;
+                let mut first = true;
+                page.for_each_batch(|batch| {
+                    for json in batch {
+                        if !mem::take(&mut first) {
+                            w.write_all(b",")?;
+                        }
+                        w.write_all(json.as_bytes())?;
+                    }
+                    Ok::<(), io::Error>(())
+                })?;
+                w.write_all(tail.as_bytes())?;
+                w.flush()
+            }),
         ));
     }
-    #[derive(Serialize)]
-    struct Answer {
-        target: String,
-        messages: Vec<Arc<Message>>,
-        head_id: u64,
-        more: bool,
-    }
-    let page = page.read();
-    Ok(Reply::json(
-        200,
-        &Answer {
-            target: query.target,
-            messages: page.messages,
-            head_id: page.head_id,
-            more: page.more,
-        },
-    ))
+    let items = app.store.page_json(page);
+    Ok(Reply::json_parts(200, JsonParts { head, items, tail }))
 }
 
-/// A page of `GET /api/messages` in the same shape as a small one, its texts read as the JSON
-/// is written.
-struct StreamedPage {
-    target: String,
-    page: UnreadPage,
-}
-
-impl Serialize for StreamedPage {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        struct Messages<'a>(&'a UnreadPage);
-        impl Serialize for Messages<'_> {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let mut seq = s.serialize_seq(None)?;
-                self.0.for_each_batch(|batch| {
-                    batch.iter().try_for_each(|m| seq.serialize_element(m))
-                })?;
-                seq.end()
-            }
-        }
-        let mut answer = s.serialize_struct("Answer", 4)?;
-        answer.serialize_field("target", &self.target)?;
-        answer.serialize_field("messages", &Messages(&self.page))?;
-        answer.serialize_field("head_id", &self.page.head_id())?;
-        answer.serialize_field("more", &self.page.more())?;
-        answer.end()
-    }
+/// What a page of `GET /api/messages` holds before and after its messages:
+/// `{"target":T,"messages":[` and `],"head_id":N,"more":B}`, the bytes serde gives the struct
+/// `{target, messages, head_id, more}`.
+fn page_ends(target: &str, head_id: u64, more: bool) -> (String, String) {
+    let target = escape_separators(serde_json::to_string(target).unwrap_or_default());
+    (
+        format!("{{\"target\":{target},\"messages\":["),
+        format!("],\"head_id\":{head_id},\"more\":{more}}}"),
+    )
 }
 
 /// The `reader` parameter, checked: a name, and with an agent's token only that agent's own.

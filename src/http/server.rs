@@ -227,6 +227,22 @@ fn header(name: &str, value: &str) -> Header {
     Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("a valid header")
 }
 
+/// Sends a complete response with `headers`.
+fn respond<R: Read>(request: Request, mut response: Response<R>, headers: &[(String, String)]) {
+    for (name, value) in headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .chain([("X-Content-Type-Options", "nosniff")])
+    {
+        if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            response.add_header(h);
+        }
+    }
+    if let Err(e) = request.respond(response) {
+        log::debug!("cannot send a response: {e}");
+    }
+}
+
 /// Buffer between a streamed body and the socket.
 const STREAM_BUFFER: usize = 64 * 1024;
 
@@ -238,19 +254,23 @@ fn write(request: Request, reply: Reply) {
             headers,
             body,
         } => {
-            let mut response = Response::from_data(body).with_status_code(status);
-            for (name, value) in headers
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_str()))
-                .chain([("X-Content-Type-Options", "nosniff")])
-            {
-                if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-                    response.add_header(h);
-                }
-            }
-            if let Err(e) = request.respond(response) {
-                log::debug!("cannot send a response: {e}");
-            }
+            let response = Response::from_data(body).with_status_code(status);
+            respond(request, response, &headers);
+        }
+        Reply::Parts {
+            status,
+            headers,
+            body,
+        } => {
+            let len = body.len();
+            let response = Response::new(
+                status.into(),
+                Vec::new(),
+                body.into_reader(),
+                Some(len),
+                None,
+            );
+            respond(request, response, &headers);
         }
         Reply::Stream {
             status,
