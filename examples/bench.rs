@@ -1,22 +1,28 @@
 //! The relay's benchmark: `cargo run --release --example bench [-- --quick]` (set
-//! `RELAY_BENCH_BINARY` to measure another build). It builds and
-//! starts the release binary as a child process (so its memory and start-up are the relay's
-//! alone), drives it over keep-alive connections with a minimal HTTP/1.1 client, prints a table
-//! and writes the figures to `target/bench.json`. Stores of 1k to 1M messages are made by
-//! writing the journal directly, which also times start-up with a full journal. Also measured:
-//! whether 100,000 idle MCP sessions slow posts down, and what they and 100,000 waits on
-//! channels that do not exist cost in memory, and the memory held after 744 posts of 1 MiB.
-//! `-- --memory` measures only what grows with history: start-up, RSS and reads at 1k, 100k
-//! and 1M stored (and reads at 1M against 1k in alternating rounds), and the 1 MiB posts.
+//! `RELAY_BENCH_BINARY` to measure another build). It builds and starts the release binary as a
+//! child process (so its memory and start-up are the relay's alone), drives it over keep-alive
+//! connections with a minimal HTTP/1.1 client, prints a table and writes the figures to
+//! `target/bench.json`. First the relay is held against its ceilings: the `ceiling` example
+//! (the same HTTP library serving the relay's own recorded responses) and nginx where installed,
+//! loaded in alternating rounds, each figure printed with the ratio and its goal. Stores of 1k
+//! to 10M messages are made by writing the journal directly, which also times start-up with a
+//! full journal. Also measured: whether 100,000 idle MCP sessions slow posts down, and what they
+//! and 100,000 waits on channels that do not exist cost in memory, and the memory held after
+//! 744 posts of 1 MiB. `-- --ceiling` runs only the ceiling section (`target/bench-ceiling.json`);
+//! `-- --memory` only what grows with history: start-up, RSS and reads at 1k, 100k, 1M and 10M
+//! stored (and reads at 1M against 1k in alternating rounds), and the 1 MiB posts.
 
 #[path = "support/canned.rs"]
 mod canned;
 #[path = "support/ceilings.rs"]
 mod ceilings;
+#[path = "support/client.rs"]
+mod client;
 #[path = "support/relay_binary.rs"]
 mod relay_binary;
 use canned::Canned;
 use ceilings::{cpu_seconds, start_ceiling, start_nginx, Ceiling};
+use client::{load, percentile_ms, request_bytes, spread, Conn};
 use relay_binary::binary;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -27,167 +33,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// One keep-alive HTTP/1.1 connection that sends a request and reads one whole response.
-struct Conn {
-    reader: BufReader<TcpStream>,
-    host: String,
-    /// The last body `exchange` read, its buffer kept for the next.
-    body: Vec<u8>,
-}
-
-impl Conn {
-    fn open(addr: SocketAddr) -> Conn {
-        let s = TcpStream::connect(addr).expect("connect");
-        s.set_nodelay(true).ok();
-        Conn {
-            reader: BufReader::new(s),
-            host: format!("127.0.0.1:{}", addr.port()),
-            body: Vec::new(),
-        }
-    }
-
-    /// Sends a request and returns (status, body).
-    fn call(&mut self, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
-        let rq = request_bytes(&self.host, method, path, headers, body);
-        self.reader.get_mut().write_all(&rq).expect("send");
-        self.read_response()
-    }
-
-    fn read_response(&mut self) -> (u16, String) {
-        let answer = self.read_answer();
-        (
-            answer.status,
-            String::from_utf8_lossy(&answer.body).into_owned(),
-        )
-    }
-
-    /// Sends a request and returns the whole response, head fields included.
-    fn call_full(&mut self, method: &str, path: &str, headers: &str, body: &str) -> Answer {
-        let rq = request_bytes(&self.host, method, path, headers, body);
-        self.reader.get_mut().write_all(&rq).expect("send");
-        self.read_answer()
-    }
-
-    /// Sends prepared request bytes and returns the response's status; the body is read into a
-    /// buffer kept for the next response, so the client spends little of the machine's CPU.
-    fn exchange(&mut self, request: &[u8]) -> u16 {
-        self.reader.get_mut().write_all(request).expect("send");
-        let mut line = String::new();
-        self.reader.read_line(&mut line).expect("status line");
-        let status = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let mut length = 0usize;
-        let mut chunked = false;
-        loop {
-            line.clear();
-            self.reader.read_line(&mut line).expect("header");
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            let (name, coding) = ("content-length:", "transfer-encoding:");
-            if l.len() > name.len() && l[..name.len()].eq_ignore_ascii_case(name) {
-                length = l[name.len()..].trim().parse().unwrap_or(0);
-            }
-            if l.len() > coding.len() && l[..coding.len()].eq_ignore_ascii_case(coding) {
-                chunked = true;
-            }
-        }
-        self.body.clear();
-        if chunked {
-            loop {
-                line.clear();
-                self.reader.read_line(&mut line).expect("chunk size");
-                let n = usize::from_str_radix(line.trim(), 16).unwrap_or(0);
-                let start = self.body.len();
-                self.body.resize(start + n + 2, 0);
-                self.reader
-                    .read_exact(&mut self.body[start..])
-                    .expect("chunk");
-                self.body.truncate(start + n);
-                if n == 0 {
-                    return status;
-                }
-            }
-        }
-        self.body.resize(length, 0);
-        self.reader.read_exact(&mut self.body).expect("body");
-        status
-    }
-
-    fn read_answer(&mut self) -> Answer {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).expect("status line");
-        let status = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let mut headers = Vec::new();
-        let mut length = 0usize;
-        let mut chunked = false;
-        loop {
-            line.clear();
-            self.reader.read_line(&mut line).expect("header");
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = l.split_once(':') {
-                headers.push((name.trim().to_string(), value.trim().to_string()));
-            }
-            let lower = l.to_ascii_lowercase();
-            if let Some(v) = lower.strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-            if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
-                chunked = true;
-            }
-        }
-        let mut body = Vec::new();
-        if chunked {
-            loop {
-                line.clear();
-                self.reader.read_line(&mut line).expect("chunk size");
-                let n = usize::from_str_radix(line.trim(), 16).unwrap_or(0);
-                let mut chunk = vec![0; n + 2];
-                self.reader.read_exact(&mut chunk).expect("chunk");
-                if n == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..n]);
-            }
-        } else {
-            body.resize(length, 0);
-            self.reader.read_exact(&mut body).expect("body");
-        }
-        Answer {
-            status,
-            headers,
-            body,
-        }
-    }
-}
-
-/// A whole response.
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-/// The bytes of one request with a JSON body.
-fn request_bytes(host: &str, method: &str, path: &str, headers: &str, body: &str) -> Vec<u8> {
-    format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
 
 /// The relay as a child process.
 struct Relay {
@@ -268,78 +113,6 @@ impl Drop for Relay {
     }
 }
 
-/// Latencies of one load run.
-struct Load {
-    requests: usize,
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-}
-
-impl Load {
-    fn rate(&self) -> f64 {
-        self.requests as f64 / self.elapsed.as_secs_f64()
-    }
-
-    fn percentile(&mut self, p: f64) -> f64 {
-        percentile_ms(&mut self.latencies, p)
-    }
-}
-
-fn percentile_ms(latencies: &mut [Duration], p: f64) -> f64 {
-    if latencies.is_empty() {
-        return f64::NAN;
-    }
-    latencies.sort_unstable();
-    let i = ((latencies.len() - 1) as f64 * p).round() as usize;
-    latencies[i].as_secs_f64() * 1000.0
-}
-
-/// Runs `concurrency` threads, each on its own keep-alive connection, calling `request` for
-/// `duration`.
-fn load<F>(addr: SocketAddr, concurrency: usize, duration: Duration, request: F) -> Load
-where
-    F: Fn(&mut Conn, usize) + Send + Sync + 'static,
-{
-    let request = Arc::new(request);
-    let stop = Arc::new(AtomicBool::new(false));
-    let barrier = Arc::new(Barrier::new(concurrency + 1));
-    let workers: Vec<_> = (0..concurrency)
-        .map(|t| {
-            let (request, stop, barrier) = (
-                Arc::clone(&request),
-                Arc::clone(&stop),
-                Arc::clone(&barrier),
-            );
-            thread::spawn(move || {
-                let mut conn = Conn::open(addr);
-                let mut latencies = Vec::new();
-                barrier.wait();
-                let mut i = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    let t0 = Instant::now();
-                    request(&mut conn, t * 1_000_000 + i);
-                    latencies.push(t0.elapsed());
-                    i += 1;
-                }
-                latencies
-            })
-        })
-        .collect();
-    barrier.wait();
-    let begun = Instant::now();
-    thread::sleep(duration);
-    stop.store(true, Ordering::Relaxed);
-    let mut latencies = Vec::new();
-    for w in workers {
-        latencies.extend(w.join().unwrap());
-    }
-    Load {
-        requests: latencies.len(),
-        elapsed: begun.elapsed(),
-        latencies,
-    }
-}
-
 /// Writes a journal of `n` messages, a quarter of them on `proj-x`, with ~200-byte texts.
 fn write_journal(dir: &Path, n: usize) {
     std::fs::create_dir_all(dir.join("data")).unwrap();
@@ -391,28 +164,6 @@ fn mcp_session(conn: &mut Conn) -> String {
     conn.reader.read_exact(&mut body).unwrap();
     assert!(!session.is_empty(), "initialize gave no session id");
     session
-}
-
-/// Runs `n` calls of `request(conn, i)` spread over `threads` keep-alive connections.
-fn spread<F>(addr: SocketAddr, threads: usize, n: usize, request: F)
-where
-    F: Fn(&mut Conn, usize) + Send + Sync + 'static,
-{
-    let request = Arc::new(request);
-    let workers: Vec<_> = (0..threads)
-        .map(|t| {
-            let request = Arc::clone(&request);
-            thread::spawn(move || {
-                let mut conn = Conn::open(addr);
-                for i in (t..n).step_by(threads) {
-                    request(&mut conn, i);
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.join().unwrap();
-    }
 }
 
 fn post_body(i: usize) -> String {
