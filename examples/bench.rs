@@ -862,8 +862,9 @@ fn ceiling_section(binary: &Path, quick: bool, row: &mut Row) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Records `perf record -g` of `server` under `figure`'s load for five seconds, into
-/// `DIR/<figure>-<server>.data`.
+/// Records `perf record -g` of `server` for four seconds in the middle of six seconds of
+/// `figure`'s load, into `DIR/<figure>-<server>.data`. perf attaches once the load runs, so the
+/// threads serving its connections exist by then and are recorded.
 fn profile(server: &Loaded, figure: &Figure, dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     let out = dir.join(format!("{}-{}.data", figure.key, server.label));
@@ -873,17 +874,23 @@ fn profile(server: &Loaded, figure: &Figure, dir: &Path) {
         .map(|p| p.to_string())
         .collect::<Vec<_>>()
         .join(",");
-    let mut perf = Command::new("perf")
-        .args(["record", "-g", "-p", &pids, "-o"])
-        .arg(&out)
-        .args(["--", "sleep", "5"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run perf");
-    round(server, figure, Duration::from_secs(6));
-    let _ = perf.wait();
-    println!("    perf profile written to {}", out.display());
+    thread::scope(|s| {
+        let loaded = s.spawn(|| round(server, figure, Duration::from_secs(6)));
+        thread::sleep(Duration::from_secs(1));
+        let recorded = Command::new("perf")
+            .args(["record", "-g", "-p", &pids, "-o"])
+            .arg(&out)
+            .args(["--", "sleep", "4"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        loaded.join().unwrap();
+        match recorded {
+            true => println!("    perf profile written to {}", out.display()),
+            false => println!("    perf record failed for {}", out.display()),
+        }
+    });
 }
 
 /// Memory held after 744 posts of a 1 MiB text each (fsync never): with texts read back from
