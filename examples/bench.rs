@@ -1198,6 +1198,9 @@ fn main() {
             "2000",
             "--max-streams-per-client",
             "2000",
+            // Streams must leave an eighth of the connections free for short requests.
+            "--max-connections",
+            "2400",
         ],
     );
     let rounds = if quick { 50 } else { 300 };
