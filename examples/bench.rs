@@ -446,7 +446,7 @@ fn stores_section(binary: &Path, sizes: &[usize], run: Duration, row: &mut Row) 
         row(
             format!("RSS with {n} messages"),
             format!(
-                "{rss:.1} MiB  (journal {journal:.0} MiB: {:.2}x the data)",
+                "{rss:.1} MiB  (journal {journal:.1} MiB: {:.2}x the data)",
                 rss / journal
             ),
             &format!("rss_{n}_mib"),
