@@ -656,38 +656,49 @@ fn ceiling_section(binary: &Path, quick: bool, row: &mut Row) {
     let read_big = |id: u64| format!("/api/messages?target=big&since_id={}&limit=1", id - 1);
 
     // The relay's own answers, most specific first.
-    let mut record = |method: &str, target: &str, prefix: &str, headers: &str, body: &str| {
-        let answer = conn.call_full(method, target, headers, body);
-        Canned {
-            method: method.into(),
-            target_prefix: prefix.into(),
-            min_body: if body.len() >= 1_000_000 {
-                1_000_000
-            } else {
-                0
-            },
-            status: answer.status,
-            headers: answer
-                .headers
-                .into_iter()
-                .filter(|(name, _)| canned::kept_header(name))
-                .collect(),
-            body: String::from_utf8(answer.body).expect("a UTF-8 body"),
-        }
-    };
-    let canned = vec![
-        record(
+    let read_first_big = read_big(big_ids[0]);
+    // (method, target, prefix it stands for, headers, body), most specific first.
+    let exchanges = [
+        (
             "GET",
-            &read_big(big_ids[0]),
+            &read_first_big[..],
             "/api/messages?target=big",
             "",
             "",
         ),
-        record("GET", page, "/api/messages?target=proj-x", "", ""),
-        record("POST", "/mcp", "/mcp", &mcp_headers, &mcp_call),
-        record("POST", "/api/messages", "/api/messages", "", &upload),
-        record("POST", "/api/messages", "/api/messages", "", &small_post),
+        ("GET", page, "/api/messages?target=proj-x", "", ""),
+        ("POST", "/mcp", "/mcp", &mcp_headers[..], &mcp_call[..]),
+        ("POST", "/api/messages", "/api/messages", "", &upload[..]),
+        (
+            "POST",
+            "/api/messages",
+            "/api/messages",
+            "",
+            &small_post[..],
+        ),
     ];
+    let canned: Vec<Canned> = exchanges
+        .iter()
+        .map(|&(method, target, prefix, headers, body)| {
+            let answer = conn.call_full(method, target, headers, body);
+            Canned {
+                method: method.into(),
+                target_prefix: prefix.into(),
+                min_body: if body.len() >= 1_000_000 {
+                    1_000_000
+                } else {
+                    0
+                },
+                status: answer.status,
+                headers: answer
+                    .headers
+                    .into_iter()
+                    .filter(|(name, _)| canned::kept_header(name))
+                    .collect(),
+                body: String::from_utf8(answer.body).expect("a UTF-8 body"),
+            }
+        })
+        .collect();
     drop(conn);
     let page_kb = canned[1].body.len() as f64 / 1000.0;
     let mcp_kb = canned[2].body.len() as f64 / 1000.0;
@@ -790,6 +801,26 @@ fn ceiling_section(binary: &Path, quick: bool, row: &mut Row) {
         pids: c.pids.clone(),
     }))
     .collect();
+    // Each ceiling answers each request with the relay's status, Content-Type and body bytes.
+    for ceiling in &ceilings {
+        let mut conn = Conn::open(ceiling.addr);
+        for (&(method, target, _, headers, body), recorded) in exchanges.iter().zip(&canned) {
+            let answer = conn.call_full(method, target, headers, body);
+            let content_type = |headers: &[(String, String)]| {
+                headers
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+                    .map(|(_, value)| value.clone())
+            };
+            assert!(
+                answer.status == recorded.status
+                    && answer.body == recorded.body.as_bytes()
+                    && content_type(&answer.headers) == content_type(&recorded.headers),
+                "{} does not answer {method} {target} as the relay did",
+                ceiling.label
+            );
+        }
+    }
     let perf_dir = std::env::var_os("RELAY_BENCH_PERF").map(PathBuf::from);
 
     for figure in &figures {
