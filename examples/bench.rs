@@ -784,7 +784,7 @@ fn ceiling_section(binary: &Path, quick: bool, row: &mut Row) {
     match start_nginx(&ceiling_dir, &canned) {
         Some(nginx) => ceilings.push(nginx),
         None => row(
-            "nginx".into(),
+            "nginx:".into(),
             "not installed".into(),
             "nginx",
             json!("not installed"),
