@@ -616,8 +616,8 @@ fn median(mut values: Vec<f64>) -> f64 {
 /// measure the relay's own work. Rounds alternate relay, ceiling, nginx, so what other
 /// processes do to the machine hits all alike; each side's median round and the median of the
 /// per-round ratios count, and CPU per request is each side's CPU time over its requests.
-/// `RELAY_BENCH_PERF=DIR` also records `perf record -g` of the relay and the ceiling under the
-/// GET and POST c=16 loads into DIR.
+/// `RELAY_BENCH_PERF=DIR` also records `perf record -g` of the relay and the ceiling under each
+/// c=16 load into DIR.
 fn ceiling_section(binary: &Path, quick: bool, row: &mut Row) {
     let (rounds, duration) = if quick {
         (3, Duration::from_millis(500))
@@ -881,10 +881,8 @@ fn ceiling_section(binary: &Path, quick: bool, row: &mut Row) {
             }
         }
         if let (Some(perf_dir), 16) = (&perf_dir, figure.concurrency) {
-            if figure.mib_per_request.is_none() && figure.key != "get_1mib_c16" {
-                for server in servers.iter().take(2) {
-                    profile(server, figure, perf_dir);
-                }
+            for server in servers.iter().take(2) {
+                profile(server, figure, perf_dir);
             }
         }
     }
