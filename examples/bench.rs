@@ -1,16 +1,28 @@
 //! The relay's benchmark: `cargo run --release --example bench [-- --quick]` (set
-//! `RELAY_BENCH_BINARY` to measure another build). It builds and
-//! starts the release binary as a child process (so its memory and start-up are the relay's
-//! alone), drives it over keep-alive connections with a minimal HTTP/1.1 client, prints a table
-//! and writes the figures to `target/bench.json`. Stores of 1k to 1M messages are made by
-//! writing the journal directly, which also times start-up with a full journal. Also measured:
-//! whether 100,000 idle MCP sessions slow posts down, and what they and 100,000 waits on
-//! channels that do not exist cost in memory, and the memory held after 744 posts of 1 MiB.
-//! `-- --memory` measures only what grows with history: start-up, RSS and reads at 1k, 100k
-//! and 1M stored (and reads at 1M against 1k in alternating rounds), and the 1 MiB posts.
+//! `RELAY_BENCH_BINARY` to measure another build). It builds and starts the release binary as a
+//! child process (so its memory and start-up are the relay's alone), drives it over keep-alive
+//! connections with a minimal HTTP/1.1 client, prints a table and writes the figures to
+//! `target/bench.json`. First the relay is held against its ceilings: the `ceiling` example
+//! (the same HTTP library serving the relay's own recorded responses) and nginx where installed,
+//! loaded in alternating rounds, each figure printed with the ratio and its goal. Stores of 1k
+//! to 10M messages are made by writing the journal directly, which also times start-up with a
+//! full journal. Also measured: whether 100,000 idle MCP sessions slow posts down, and what they
+//! and 100,000 waits on channels that do not exist cost in memory, and the memory held after
+//! 744 posts of 1 MiB. `-- --ceiling` runs only the ceiling section (`target/bench-ceiling.json`);
+//! `-- --memory` only what grows with history: start-up, RSS and reads at 1k, 100k, 1M and 10M
+//! stored (and reads at 1M against 1k in alternating rounds), and the 1 MiB posts.
 
+#[path = "support/canned.rs"]
+mod canned;
+#[path = "support/ceilings.rs"]
+mod ceilings;
+#[path = "support/client.rs"]
+mod client;
 #[path = "support/relay_binary.rs"]
 mod relay_binary;
+use canned::Canned;
+use ceilings::{cpu_seconds, start_ceiling, start_nginx, Ceiling};
+use client::{load, percentile_ms, request_bytes, spread, Conn};
 use relay_binary::binary;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -21,82 +33,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// One keep-alive HTTP/1.1 connection that sends a request and reads one whole response.
-struct Conn {
-    reader: BufReader<TcpStream>,
-    host: String,
-}
-
-impl Conn {
-    fn open(addr: SocketAddr) -> Conn {
-        let s = TcpStream::connect(addr).expect("connect");
-        s.set_nodelay(true).ok();
-        Conn {
-            reader: BufReader::new(s),
-            host: format!("127.0.0.1:{}", addr.port()),
-        }
-    }
-
-    /// Sends a request and returns (status, body).
-    fn call(&mut self, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
-        let rq = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\n\r\n{body}",
-            self.host,
-            body.len()
-        );
-        self.reader
-            .get_mut()
-            .write_all(rq.as_bytes())
-            .expect("send");
-        self.read_response()
-    }
-
-    fn read_response(&mut self) -> (u16, String) {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).expect("status line");
-        let status = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let mut length = 0usize;
-        let mut chunked = false;
-        loop {
-            line.clear();
-            self.reader.read_line(&mut line).expect("header");
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            let lower = l.to_ascii_lowercase();
-            if let Some(v) = lower.strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-            if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
-                chunked = true;
-            }
-        }
-        let mut body = Vec::new();
-        if chunked {
-            loop {
-                line.clear();
-                self.reader.read_line(&mut line).expect("chunk size");
-                let n = usize::from_str_radix(line.trim(), 16).unwrap_or(0);
-                let mut chunk = vec![0; n + 2];
-                self.reader.read_exact(&mut chunk).expect("chunk");
-                if n == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..n]);
-            }
-        } else {
-            body.resize(length, 0);
-            self.reader.read_exact(&mut body).expect("body");
-        }
-        (status, String::from_utf8_lossy(&body).into_owned())
-    }
-}
 
 /// The relay as a child process.
 struct Relay {
@@ -177,78 +113,6 @@ impl Drop for Relay {
     }
 }
 
-/// Latencies of one load run.
-struct Load {
-    requests: usize,
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-}
-
-impl Load {
-    fn rate(&self) -> f64 {
-        self.requests as f64 / self.elapsed.as_secs_f64()
-    }
-
-    fn percentile(&mut self, p: f64) -> f64 {
-        percentile_ms(&mut self.latencies, p)
-    }
-}
-
-fn percentile_ms(latencies: &mut [Duration], p: f64) -> f64 {
-    if latencies.is_empty() {
-        return f64::NAN;
-    }
-    latencies.sort_unstable();
-    let i = ((latencies.len() - 1) as f64 * p).round() as usize;
-    latencies[i].as_secs_f64() * 1000.0
-}
-
-/// Runs `concurrency` threads, each on its own keep-alive connection, calling `request` for
-/// `duration`.
-fn load<F>(addr: SocketAddr, concurrency: usize, duration: Duration, request: F) -> Load
-where
-    F: Fn(&mut Conn, usize) + Send + Sync + 'static,
-{
-    let request = Arc::new(request);
-    let stop = Arc::new(AtomicBool::new(false));
-    let barrier = Arc::new(Barrier::new(concurrency + 1));
-    let workers: Vec<_> = (0..concurrency)
-        .map(|t| {
-            let (request, stop, barrier) = (
-                Arc::clone(&request),
-                Arc::clone(&stop),
-                Arc::clone(&barrier),
-            );
-            thread::spawn(move || {
-                let mut conn = Conn::open(addr);
-                let mut latencies = Vec::new();
-                barrier.wait();
-                let mut i = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    let t0 = Instant::now();
-                    request(&mut conn, t * 1_000_000 + i);
-                    latencies.push(t0.elapsed());
-                    i += 1;
-                }
-                latencies
-            })
-        })
-        .collect();
-    barrier.wait();
-    let begun = Instant::now();
-    thread::sleep(duration);
-    stop.store(true, Ordering::Relaxed);
-    let mut latencies = Vec::new();
-    for w in workers {
-        latencies.extend(w.join().unwrap());
-    }
-    Load {
-        requests: latencies.len(),
-        elapsed: begun.elapsed(),
-        latencies,
-    }
-}
-
 /// Writes a journal of `n` messages, a quarter of them on `proj-x`, with ~200-byte texts.
 fn write_journal(dir: &Path, n: usize) {
     std::fs::create_dir_all(dir.join("data")).unwrap();
@@ -300,28 +164,6 @@ fn mcp_session(conn: &mut Conn) -> String {
     conn.reader.read_exact(&mut body).unwrap();
     assert!(!session.is_empty(), "initialize gave no session id");
     session
-}
-
-/// Runs `n` calls of `request(conn, i)` spread over `threads` keep-alive connections.
-fn spread<F>(addr: SocketAddr, threads: usize, n: usize, request: F)
-where
-    F: Fn(&mut Conn, usize) + Send + Sync + 'static,
-{
-    let request = Arc::new(request);
-    let workers: Vec<_> = (0..threads)
-        .map(|t| {
-            let request = Arc::clone(&request);
-            thread::spawn(move || {
-                let mut conn = Conn::open(addr);
-                for i in (t..n).step_by(threads) {
-                    request(&mut conn, i);
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.join().unwrap();
-    }
 }
 
 fn post_body(i: usize) -> String {
@@ -597,11 +439,24 @@ fn stores_section(binary: &Path, sizes: &[usize], run: Duration, row: &mut Row) 
             &format!("startup_{n}_ms"),
             json!(relay.started_in.as_secs_f64() * 1000.0),
         );
+        let rss = relay.rss_mib();
+        let journal = std::fs::metadata(dir.join("data/messages.jsonl"))
+            .map(|m| m.len() as f64 / (1024.0 * 1024.0))
+            .unwrap_or(f64::NAN);
         row(
             format!("RSS with {n} messages"),
-            format!("{:.1} MiB", relay.rss_mib()),
+            format!(
+                "{rss:.1} MiB  (journal {journal:.1} MiB: {:.2}x the data)",
+                rss / journal
+            ),
             &format!("rss_{n}_mib"),
-            json!(relay.rss_mib()),
+            json!(rss),
+        );
+        row(
+            format!("journal with {n} messages"),
+            format!("{journal:.1} MiB"),
+            &format!("journal_{n}_mib"),
+            json!(journal),
         );
         for c in [1usize, 16, 64] {
             let mut l = load(relay.addr, c, run, |conn, _| {
@@ -705,6 +560,368 @@ fn paired_get_section(a: Side, b: Side, key: &str, rounds: usize, row: &mut Row)
     }
 }
 
+/// One figure of the ceiling section: the same requests, sent to the relay and to each ceiling.
+struct Figure {
+    name: String,
+    key: &'static str,
+    concurrency: usize,
+    /// Prepared requests, taken in turn.
+    requests: Vec<Vec<u8>>,
+    status: u16,
+    /// MiB a request uploads, when the figure is a rate in MiB/s rather than requests/s.
+    mib_per_request: Option<f64>,
+    /// The least relay/ceiling throughput the relay aims at.
+    goal: f64,
+    /// The most relay/ceiling CPU per request it aims at, where that is a goal too.
+    cpu_goal: Option<f64>,
+}
+
+/// One server loaded in the ceiling section: the relay or a ceiling.
+struct Loaded {
+    label: &'static str,
+    addr: SocketAddr,
+    pids: Vec<u32>,
+}
+
+/// What one server did in one round.
+struct Round {
+    rate: f64,
+    requests: usize,
+    cpu_seconds: f64,
+}
+
+/// Runs `figure` on `server` for `duration`, measuring its CPU time.
+fn round(server: &Loaded, figure: &Figure, duration: Duration) -> Round {
+    let requests = Arc::new(figure.requests.clone());
+    let status = figure.status;
+    let before = cpu_seconds(&server.pids);
+    let l = load(server.addr, figure.concurrency, duration, move |conn, i| {
+        let got = conn.exchange(&requests[i % requests.len()]);
+        assert_eq!(got, status, "{}", String::from_utf8_lossy(&conn.body));
+    });
+    Round {
+        rate: l.rate(),
+        requests: l.requests,
+        cpu_seconds: cpu_seconds(&server.pids) - before,
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// The relay against its ceilings. The relay is asked once for each response a figure needs;
+/// the `ceiling` example (and nginx, where installed) then serve those bytes, so the ratios
+/// measure the relay's own work. Rounds alternate relay, ceiling, nginx, so what other
+/// processes do to the machine hits all alike; each side's median round and the median of the
+/// per-round ratios count, and CPU per request is each side's CPU time over its requests.
+/// `RELAY_BENCH_PERF=DIR` also records `perf record -g` of the relay and the ceiling under each
+/// c=16 load into DIR.
+fn ceiling_section(binary: &Path, quick: bool, row: &mut Row) {
+    let (rounds, duration) = if quick {
+        (3, Duration::from_millis(500))
+    } else {
+        (9, Duration::from_secs(1))
+    };
+    let dir = fresh_dir("ceiling");
+    write_journal(&dir, 1_000);
+    let relay = Relay::start(binary, &dir, &["--fsync", "never"]);
+    let mut conn = Conn::open(relay.addr);
+    for i in 0..50 {
+        let body = json!({"target": "mcp", "sender": "bench", "text": format!("message {i} {}", "y".repeat(100))});
+        assert_eq!(
+            conn.call("POST", "/api/messages", "", &body.to_string()).0,
+            201
+        );
+    }
+    let mib = "x".repeat(1024 * 1024);
+    let big = json!({"target": "big", "sender": "bench", "text": mib}).to_string();
+    let big_ids: Vec<u64> = (0..32)
+        .map(|_| {
+            let (status, body) = conn.call("POST", "/api/messages", "", &big);
+            assert_eq!(status, 201, "{body}");
+            serde_json::from_str::<Value>(&body).unwrap()["posted"]
+                .as_u64()
+                .expect("the id posted")
+        })
+        .collect();
+    let session = mcp_session(&mut conn);
+    let mcp_headers = format!("Mcp-Session-Id: {session}\r\nMCP-Protocol-Version: 2025-06-18\r\n");
+    let mcp_call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "fetch_messages", "arguments": {"target": "mcp", "since_id": 0, "limit": 50}}}).to_string();
+    let upload = json!({"target": "upload", "sender": "bench", "text": mib}).to_string();
+    // About 9 KB, the page the figures the relay aims at were first measured with.
+    let page = "/api/messages?target=proj-x&limit=35";
+    let small_post = post_body(0);
+    let read_big = |id: u64| format!("/api/messages?target=big&since_id={}&limit=1", id - 1);
+
+    // The relay's own answers, most specific first.
+    let read_first_big = read_big(big_ids[0]);
+    // (method, target, prefix it stands for, headers, body), most specific first.
+    let exchanges = [
+        (
+            "GET",
+            &read_first_big[..],
+            "/api/messages?target=big",
+            "",
+            "",
+        ),
+        ("GET", page, "/api/messages?target=proj-x", "", ""),
+        ("POST", "/mcp", "/mcp", &mcp_headers[..], &mcp_call[..]),
+        ("POST", "/api/messages", "/api/messages", "", &upload[..]),
+        (
+            "POST",
+            "/api/messages",
+            "/api/messages",
+            "",
+            &small_post[..],
+        ),
+    ];
+    let canned: Vec<Canned> = exchanges
+        .iter()
+        .map(|&(method, target, prefix, headers, body)| {
+            let answer = conn.call_full(method, target, headers, body);
+            Canned {
+                method: method.into(),
+                target_prefix: prefix.into(),
+                min_body: if body.len() >= 1_000_000 {
+                    1_000_000
+                } else {
+                    0
+                },
+                status: answer.status,
+                headers: answer
+                    .headers
+                    .into_iter()
+                    .filter(|(name, _)| canned::kept_header(name))
+                    .collect(),
+                body: String::from_utf8(answer.body).expect("a UTF-8 body"),
+            }
+        })
+        .collect();
+    drop(conn);
+    let page_kb = canned[1].body.len() as f64 / 1000.0;
+    let mcp_kb = canned[2].body.len() as f64 / 1000.0;
+    let rq = |method: &str, target: &str, headers: &str, body: &str| {
+        request_bytes("127.0.0.1", method, target, headers, body)
+    };
+    let figure = |name: String, key, concurrency, requests, status, goal, cpu_goal| Figure {
+        name,
+        key,
+        concurrency,
+        requests,
+        status,
+        mib_per_request: None,
+        goal,
+        cpu_goal,
+    };
+    let figures = [
+        figure(
+            format!("GET {page_kb:.1} KB page, c=1"),
+            "get_page_c1",
+            1,
+            vec![rq("GET", page, "", "")],
+            200,
+            0.95,
+            Some(1.5),
+        ),
+        figure(
+            format!("GET {page_kb:.1} KB page, c=16"),
+            "get_page_c16",
+            16,
+            vec![rq("GET", page, "", "")],
+            200,
+            0.8,
+            Some(1.5),
+        ),
+        figure(
+            format!("MCP fetch_messages ({mcp_kb:.1} KB), sequential"),
+            "mcp_fetch_c1",
+            1,
+            vec![rq("POST", "/mcp", &mcp_headers, &mcp_call)],
+            200,
+            0.9,
+            None,
+        ),
+        figure(
+            "POST fsync=never, c=16".into(),
+            "post_c16",
+            16,
+            vec![rq("POST", "/api/messages", "", &small_post)],
+            201,
+            0.5,
+            None,
+        ),
+        Figure {
+            mib_per_request: Some(upload.len() as f64 / (1024.0 * 1024.0)),
+            ..figure(
+                "POST 1 MiB messages, c=16".into(),
+                "post_1mib_c16",
+                16,
+                vec![rq("POST", "/api/messages", "", &upload)],
+                201,
+                0.3,
+                None,
+            )
+        },
+        figure(
+            "GET one 1 MiB message, c=16".into(),
+            "get_1mib_c16",
+            16,
+            big_ids
+                .iter()
+                .map(|id| rq("GET", &read_big(*id), "", ""))
+                .collect(),
+            200,
+            0.7,
+            None,
+        ),
+    ];
+
+    let ceiling_dir = dir.join("ceiling");
+    std::fs::create_dir_all(&ceiling_dir).unwrap();
+    let mut ceilings: Vec<Ceiling> = vec![start_ceiling(&ceiling_dir, &canned)];
+    match start_nginx(&ceiling_dir, &canned) {
+        Some(nginx) => ceilings.push(nginx),
+        None => row(
+            "nginx:".into(),
+            "not installed".into(),
+            "nginx",
+            json!("not installed"),
+        ),
+    }
+    let servers: Vec<Loaded> = std::iter::once(Loaded {
+        label: "relay",
+        addr: relay.addr,
+        pids: vec![relay.child.id()],
+    })
+    .chain(ceilings.iter().map(|c| Loaded {
+        label: c.label,
+        addr: c.addr,
+        pids: c.pids.clone(),
+    }))
+    .collect();
+    // Each ceiling answers each request with the relay's status, Content-Type and body bytes.
+    for ceiling in &ceilings {
+        let mut conn = Conn::open(ceiling.addr);
+        for (&(method, target, _, headers, body), recorded) in exchanges.iter().zip(&canned) {
+            let answer = conn.call_full(method, target, headers, body);
+            let content_type = |headers: &[(String, String)]| {
+                headers
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+                    .map(|(_, value)| value.clone())
+            };
+            assert!(
+                answer.status == recorded.status
+                    && answer.body == recorded.body.as_bytes()
+                    && content_type(&answer.headers) == content_type(&recorded.headers),
+                "{} does not answer {method} {target} as the relay did",
+                ceiling.label
+            );
+        }
+    }
+    let perf_dir = std::env::var_os("RELAY_BENCH_PERF").map(PathBuf::from);
+
+    for figure in &figures {
+        let mut results: Vec<Vec<Round>> = servers.iter().map(|_| Vec::new()).collect();
+        for _ in 0..rounds {
+            for (server, results) in servers.iter().zip(results.iter_mut()) {
+                results.push(round(server, figure, duration));
+            }
+        }
+        let (unit, scale) = match figure.mib_per_request {
+            Some(mib) => ("MiB/s", mib),
+            None => ("req/s", 1.0),
+        };
+        let rate = |rounds: &[Round]| median(rounds.iter().map(|r| r.rate * scale).collect());
+        let cpu_us = |rounds: &[Round]| {
+            rounds.iter().map(|r| r.cpu_seconds).sum::<f64>() * 1e6
+                / rounds.iter().map(|r| r.requests).sum::<usize>().max(1) as f64
+        };
+        let relay_rate = rate(&results[0]);
+        let relay_cpu = cpu_us(&results[0]);
+        for (server, theirs) in servers.iter().zip(&results).skip(1) {
+            let label = server.label;
+            let ratio = median(
+                results[0]
+                    .iter()
+                    .zip(theirs)
+                    .map(|(a, b)| a.rate / b.rate)
+                    .collect(),
+            );
+            let their_rate = rate(theirs);
+            let met = |ok: bool| if ok { "met" } else { "NOT met" };
+            row(
+                format!("{}: relay / {label}", figure.name),
+                format!(
+                    "{ratio:.2}x (goal >= {}x: {})  relay {relay_rate:.0}, {label} {their_rate:.0} {unit}",
+                    figure.goal,
+                    met(ratio >= figure.goal)
+                ),
+                &format!("ceiling_{}_vs_{label}", figure.key),
+                json!({"ratio": ratio, "goal": figure.goal, "met": ratio >= figure.goal,
+                       "relay": relay_rate, label: their_rate, "unit": unit, "rounds": rounds,
+                       "relay_cpu_us_per_request": relay_cpu,
+                       format!("{label}_cpu_us_per_request"): cpu_us(theirs)}),
+            );
+            if let Some(goal) = figure.cpu_goal {
+                let their_cpu = cpu_us(theirs);
+                let cpu_ratio = relay_cpu / their_cpu;
+                row(
+                    format!("server CPU per request, {}: relay / {label}", figure.name),
+                    format!(
+                        "{cpu_ratio:.2}x (goal <= {goal}x: {})  relay {relay_cpu:.1} us, {label} {their_cpu:.1} us",
+                        met(cpu_ratio <= goal)
+                    ),
+                    &format!("ceiling_cpu_{}_vs_{label}", figure.key),
+                    json!({"ratio": cpu_ratio, "goal": goal, "met": cpu_ratio <= goal,
+                           "relay_us": relay_cpu, format!("{label}_us"): their_cpu}),
+                );
+            }
+        }
+        if let (Some(perf_dir), 16) = (&perf_dir, figure.concurrency) {
+            for server in servers.iter().take(2) {
+                profile(server, figure, perf_dir);
+            }
+        }
+    }
+    drop(ceilings);
+    drop(relay);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Records `perf record -g` of `server` for four seconds in the middle of six seconds of
+/// `figure`'s load, into `DIR/<figure>-<server>.data`. perf attaches once the load runs, so the
+/// threads serving its connections exist by then and are recorded.
+fn profile(server: &Loaded, figure: &Figure, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let out = dir.join(format!("{}-{}.data", figure.key, server.label));
+    let pids = server
+        .pids
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    thread::scope(|s| {
+        let loaded = s.spawn(|| round(server, figure, Duration::from_secs(6)));
+        thread::sleep(Duration::from_secs(1));
+        let recorded = Command::new("perf")
+            .args(["record", "-g", "-p", &pids, "-o"])
+            .arg(&out)
+            .args(["--", "sleep", "4"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        loaded.join().unwrap();
+        match recorded {
+            true => println!("    perf profile written to {}", out.display()),
+            false => println!("    perf record failed for {}", out.display()),
+        }
+    });
+}
+
 /// Memory held after 744 posts of a 1 MiB text each (fsync never): with texts read back from
 /// the journal it stays near the idle figure; one such message read back at c=16.
 fn big_posts_section(binary: &Path, row: &mut Row) {
@@ -752,7 +969,7 @@ fn main() {
     let sizes: &[usize] = if quick {
         &[1_000, 10_000]
     } else {
-        &[1_000, 10_000, 100_000, 1_000_000]
+        &[1_000, 10_000, 100_000, 1_000_000, 10_000_000]
     };
     let binary = binary();
     let mut results = serde_json::Map::new();
@@ -763,7 +980,12 @@ fn main() {
         results.insert(key.to_string(), v);
     };
     if std::env::args().any(|a| a == "--memory") {
-        stores_section(&binary, &[1_000, 100_000, 1_000_000], run, &mut row);
+        stores_section(
+            &binary,
+            &[1_000, 100_000, 1_000_000, 10_000_000],
+            run,
+            &mut row,
+        );
         let side = |label: &str, binary, stored| Side {
             label: label.to_string(),
             binary,
@@ -788,6 +1010,13 @@ fn main() {
         }
         big_posts_section(&binary, &mut row);
         let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-memory.json");
+        std::fs::write(&out, serde_json::to_string_pretty(&json!(results)).unwrap()).unwrap();
+        println!("\nwritten to {}", out.display());
+        return;
+    }
+    if std::env::args().any(|a| a == "--ceiling") {
+        ceiling_section(&binary, quick, &mut row);
+        let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-ceiling.json");
         std::fs::write(&out, serde_json::to_string_pretty(&json!(results)).unwrap()).unwrap();
         println!("\nwritten to {}", out.display());
         return;
@@ -833,7 +1062,22 @@ fn main() {
         json!(idle_rss),
     );
 
+    ceiling_section(&binary, quick, &mut row);
     stores_section(&binary, sizes, run, &mut row);
+    if !quick {
+        let side = |label: &str, stored| Side {
+            label: label.to_string(),
+            binary: &binary,
+            stored,
+        };
+        paired_get_section(
+            side("1k stored", 1_000),
+            side("1M stored", 1_000_000),
+            "1m_over_1k",
+            9,
+            &mut row,
+        );
+    }
     big_posts_section(&binary, &mut row);
 
     // Posts, with and without fsync.
@@ -983,6 +1227,9 @@ fn main() {
             "2000",
             "--max-streams-per-client",
             "2000",
+            // Streams must leave an eighth of the connections free for short requests.
+            "--max-connections",
+            "2400",
         ],
     );
     let rounds = if quick { 50 } else { 300 };

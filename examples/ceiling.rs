@@ -1,0 +1,97 @@
+//! The ceiling the benchmark holds the relay against: `ceiling <responses.json>` serves the
+//! relay's own recorded responses (see `support/canned.rs`) on a loopback port, with the same
+//! HTTP library used the same way (the patched tiny_http, `Server::serve` with the handler on
+//! the connection's thread, `TCP_NODELAY` on the listener). Each request's body is read in full
+//! and dropped, then the canned answer is written. It does no other work, so the relay's
+//! throughput over the ceiling's is the share the relay's own work leaves. It prints
+//! `ceiling listening on http://ADDR` first and serves until it is killed.
+
+#[path = "support/canned.rs"]
+mod canned;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io::{Cursor, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tiny_http::{Header, Limits, Request, Response, Server, StatusCode};
+
+/// A canned response ready to send: parsed headers and a body shared by every answer.
+struct Prepared {
+    canned: canned::Canned,
+    headers: Vec<Header>,
+    body: Arc<[u8]>,
+}
+
+/// The relay's idle timeout, so both servers treat connections alike.
+const IDLE: Duration = Duration::from_secs(30);
+
+fn main() {
+    let path = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .expect("usage: ceiling <canned responses.json>"),
+    );
+    let responses: Arc<Vec<Prepared>> = Arc::new(
+        canned::load(&path)
+            .into_iter()
+            .map(|c| Prepared {
+                headers: c
+                    .headers
+                    .iter()
+                    .filter_map(|(n, v)| Header::from_bytes(n.as_bytes(), v.as_bytes()).ok())
+                    .collect(),
+                body: Arc::from(c.body.as_bytes()),
+                canned: c,
+            })
+            .collect(),
+    );
+    let listener = bind();
+    let addr = listener.local_addr().expect("a local address");
+    let limits = Limits {
+        idle_timeout: Some(IDLE),
+        ..Limits::default()
+    };
+    let _server = Server::serve(listener, limits, move |rq| answer(&responses, rq))
+        .expect("serve on the listener");
+    println!("ceiling listening on http://{addr}");
+    std::io::stdout().flush().ok();
+    loop {
+        std::thread::park();
+    }
+}
+
+/// A loopback listener with the relay's socket options.
+fn bind() -> TcpListener {
+    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("a socket");
+    socket.set_reuse_address(true).expect("SO_REUSEADDR");
+    socket.set_tcp_nodelay(true).expect("TCP_NODELAY");
+    socket.set_read_timeout(Some(IDLE)).expect("a read timeout");
+    socket
+        .set_write_timeout(Some(IDLE))
+        .expect("a write timeout");
+    socket.bind(&addr.into()).expect("bind 127.0.0.1:0");
+    socket.listen(1024).expect("listen");
+    socket.into()
+}
+
+/// Reads and drops the body, then writes the first canned response that answers the request.
+fn answer(responses: &[Prepared], mut rq: Request) {
+    let declared = rq.body_length().unwrap_or(0);
+    let _ = std::io::copy(rq.as_reader(), &mut std::io::sink());
+    let found = responses
+        .iter()
+        .find(|r| r.canned.answers(rq.method().as_str(), rq.url(), declared));
+    let _ = match found {
+        Some(r) => rq.respond(Response::new(
+            StatusCode(r.canned.status),
+            r.headers.clone(),
+            Cursor::new(Arc::clone(&r.body)),
+            Some(r.body.len()),
+            None,
+        )),
+        None => rq.respond(Response::from_string("no canned response").with_status_code(404)),
+    };
+}
