@@ -8,7 +8,7 @@
 //! synced and renamed into place, so a crash leaves the old checkpoint or the new one.
 
 use crate::idempotency::Keys;
-use crate::journal::{Indexed, Place, Position};
+use crate::index::{Indexed, Place, Position};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};

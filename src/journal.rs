@@ -19,7 +19,8 @@ use crate::checkpoint::{self, Progress, CHECKPOINT_FILE};
 use crate::config::Fsync;
 use crate::error::Error;
 use crate::idempotency::{self, Keys};
-use crate::message::{escape_separators, wire_json, Message, WireJson};
+use crate::index::{Indexed, Place, Position};
+use crate::message::{escape_separators, now, wire_json, Message, WireJson};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::borrow::{Borrow, Cow};
@@ -50,33 +51,6 @@ pub(crate) struct Replay {
     pub last_id: u64,
     pub keys: Keys,
     pub positions: Vec<Position>,
-}
-
-/// Where a message's line lies in the journal file (without its newline), and how long its
-/// text is, so a page can be cut by text size without reading it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Place {
-    pub offset: u64,
-    pub line_len: u32,
-    pub text_len: u32,
-}
-
-/// A replayed message without its text: its id, time, channel (an index into
-/// `Replay::channels`) and where its line is.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Indexed {
-    pub id: u64,
-    pub ts: f64,
-    pub channel: u32,
-    pub place: Place,
-}
-
-/// How far a reader has read a channel: every message up to `id` was returned to it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Position {
-    pub reader: String,
-    pub target: String,
-    pub id: u64,
 }
 
 /// What a deletion removes: one message, or a whole channel up to a message id (what is
@@ -585,7 +559,7 @@ impl Appender {
 
 /// Writes the checkpoint of the first `len` bytes of the journal `file` at `path` in `dir`.
 fn write_checkpoint(dir: &Path, path: &Path, file: &File, len: u64) -> Result<(), Error> {
-    let now = crate::store::now();
+    let now = now();
     let progress = match checkpoint::load(dir, file, len, now) {
         Ok(Some(progress)) => progress,
         Ok(None) => Progress::default(),
@@ -639,7 +613,7 @@ fn replay(path: &Path, file: &File) -> Result<(Replay, u64), Error> {
         .map_err(|e| io_context("cannot read", path, e))?
         .len();
     let dir = path.parent().unwrap_or(Path::new("."));
-    let now = crate::store::now();
+    let now = now();
     let progress = match checkpoint::load(dir, file, size, now) {
         Ok(Some(progress)) => {
             log::info!(
@@ -687,7 +661,7 @@ fn scan(path: &Path, file: &File, size: u64, mut progress: Progress) -> Result<P
         .enumerate()
         .map(|(at, name)| (name.clone(), at as u32))
         .collect();
-    let now = crate::store::now();
+    let now = now();
     let mut line = Vec::with_capacity(1024);
     let Progress {
         offset,
@@ -1554,13 +1528,13 @@ mod tests {
     fn load_checkpoint(dir: &TempDir) -> Result<Option<Progress>, String> {
         let journal = File::open(dir.journal()).unwrap();
         let size = journal.metadata().unwrap().len();
-        checkpoint::load(&dir.0, &journal, size, crate::store::now())
+        checkpoint::load(&dir.0, &journal, size, now())
     }
 
     /// A message posted now (so its key is inside the window) with a key.
     fn recent(id: u64, target: &str) -> Message {
         Message {
-            ts: crate::store::now() - 60.0 + id as f64,
+            ts: now() - 60.0 + id as f64,
             ..msg(id, target)
         }
     }

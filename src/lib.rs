@@ -2,7 +2,8 @@
 //! named channels and read them back over MCP (Streamable HTTP and the legacy HTTP+SSE
 //! transport), a REST API, server-sent events and a web page. The layers point one way:
 //! `main` → `start` (this file) → `http` → {`mcp`, `ui`} → {`store`, `presence`, `logs`,
-//! `capacity`} → {`journal` (and its replay `checkpoint`), `cache`, `idempotency`}; `config`,
+//! `capacity`} → {`journal` (and its replay `checkpoint`), `cache`, `idempotency`} → `index`
+//! (where each message's line lies, shared by replay, checkpoint and store); `config`,
 //! `error`, `message`, `listen`, `fields` (a caller's JSON fields) and `agent` (what an
 //! agent's token binds) are shared vocabulary, `open_files` fits the connection limits to the
 //! process's open-file limit at start, and `app` is the state the HTTP layer hands to every
@@ -32,6 +33,7 @@ pub mod error;
 mod fields;
 mod http;
 mod idempotency;
+mod index;
 mod journal;
 mod listen;
 mod logs;

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// One posted message. `id` is a single sequence shared by every channel, starting at 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,6 +54,14 @@ const SEPARATOR_LEAD: u8 = 0xE2;
 /// cost a fifth of a fetch's CPU.
 pub(crate) fn has_separators(json: &str) -> bool {
     json.as_bytes().contains(&SEPARATOR_LEAD) && json.contains(['\u{2028}', '\u{2029}'])
+}
+
+/// Now as Unix seconds with a fractional part.
+pub(crate) fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 #[cfg(test)]

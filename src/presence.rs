@@ -7,7 +7,8 @@
 //! ends (a message arrives or its time is up) or a stream's next write fails (a message or the
 //! keep-alive), since a waiting request does not read its socket.
 
-use crate::store::{lock, now, Store};
+use crate::message::now;
+use crate::store::{lock, Store};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

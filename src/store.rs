@@ -16,18 +16,18 @@
 use crate::cache::{Cache, Held};
 use crate::error::Error;
 use crate::idempotency::{self, Keys};
+use crate::index::{Place, Position};
 use crate::journal::{
-    read_message, read_wire_json, Compaction, Deletion, Extras, Journal, Line, Place, Position,
-    Relocation, Replay,
+    read_message, read_wire_json, Compaction, Deletion, Extras, Journal, Line, Relocation, Replay,
 };
-use crate::message::{wire_json, Message, WireJson};
+use crate::message::{now, wire_json, Message, WireJson};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs::File;
 use std::mem;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Longest channel or sender name, in characters.
 pub(crate) const MAX_NAME_CHARS: usize = 128;
@@ -1552,16 +1552,6 @@ fn is_invisible(c: char) -> bool {
             .any(|&(low, high)| (low..=high).contains(&c))
 }
 
-/// Now as Unix seconds with a fractional part.
-pub(crate) fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
-/// Locks a mutex, recovering the data if a panicking thread poisoned it: every critical
-/// section here leaves the data consistent before anything that can panic.
 /// Reads the texts `taken` did not find in the cache: the messages, and those of them read
 /// from the journal. A message that cannot be read is logged and left out.
 fn read_texts(taken: Taken) -> (Vec<Arc<Message>>, Vec<Arc<Message>>) {
@@ -1670,6 +1660,8 @@ fn wait_for_change<'a>(
         .0
 }
 
+/// Locks a mutex, recovering the data if a panicking thread poisoned it: every critical
+/// section here leaves the data consistent before anything that can panic.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }

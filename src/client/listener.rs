@@ -5,7 +5,7 @@
 //! so nothing is missed or repeated. A relay that comes back without its history (a memory
 //! store) is followed from its first message.
 
-use super::bridge::{note, Backoff, Gate, Out};
+use super::bridge_io::{note, Backoff, Gate, Out};
 use super::relay_client::RelayClient;
 use crate::listen::{channel_notification, Listen};
 

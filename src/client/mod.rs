@@ -8,6 +8,7 @@
 
 mod args;
 mod bridge;
+mod bridge_io;
 mod child;
 mod error;
 mod export;
@@ -522,7 +523,7 @@ fn mcp(relay: RelayClient, p: &Parsed, io: &mut Io) -> Result<(), Error> {
     let stdout = std::os::fd::AsFd::as_fd(&std::io::stdout())
         .try_clone_to_owned()
         .map_err(|e| Error::Local(format!("cannot use standard output: {e}")))?;
-    let out = std::sync::Arc::new(bridge::Out::new(Box::new(std::fs::File::from(stdout))));
+    let out = std::sync::Arc::new(bridge_io::Out::new(Box::new(std::fs::File::from(stdout))));
     bridge::run(
         relay,
         listen,

@@ -10,8 +10,8 @@
 
 use crate::error::Error;
 use crate::listen::{channel_event, Listen, CHANNEL_METHOD};
+use crate::mcp::channel_uri;
 use crate::mcp::jsonrpc::{self, Outgoing, RpcError, INVALID_PARAMS};
-use crate::mcp::resources;
 use crate::mcp::session_id::SessionIds;
 use crate::mcp::DEFAULT_VERSION;
 use crate::message::Message;
@@ -453,7 +453,7 @@ impl Sessions {
         for s in listening {
             s.send(jsonrpc::notification(CHANNEL_METHOD, channel_event(m)));
         }
-        self.resource_updated(&resources::uri(&m.target));
+        self.resource_updated(&channel_uri::uri(&m.target));
     }
 
     /// Tells every session subscribed to `uri` that the resource changed; no other session is
