@@ -9,7 +9,7 @@
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::message::Message;
+use crate::message::{Encoded, Message};
 use flexi_logger::writers::{FileLogWriter, LogWriter};
 use flexi_logger::{DeferredNow, FileSpec};
 use serde_json::{json, Value};
@@ -50,8 +50,22 @@ impl Logs {
 
     /// Records a new message: its archive line and its `post_message` tool-log line.
     pub(crate) fn posted(&self, m: &Message, source: &str) {
-        let line = json!({"id": m.id, "ts": m.ts, "target": m.target, "sender": m.sender, "text": m.text, "source": source});
-        self.archive.write(&line.to_string());
+        let text = serde_json::to_string(&m.text).unwrap_or_default();
+        self.record(m, &text, source);
+    }
+
+    /// Records a new message like `posted`, copying its text's JSON string from `encoded`
+    /// rather than escaping the text again.
+    pub(crate) fn posted_encoded(&self, m: &Message, encoded: &Encoded, source: &str) {
+        match encoded.raw_text() {
+            Some(text) => self.record(m, text, source),
+            None => self.posted(m, source),
+        }
+    }
+
+    /// Writes the lines of `posted`, given the text's JSON string as `serde_json` writes it.
+    fn record(&self, m: &Message, text: &str, source: &str) {
+        self.archive.write(&archive_line(m, text, source));
         self.tool(
             "post_message",
             json!({"id": m.id, "target": m.target, "sender": m.sender, "text_len": m.text.chars().count(), "source": source}),
@@ -161,6 +175,26 @@ fn backup(path: &Path, n: usize) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// `{"id":…,"sender":…,"source":…,"target":…,"text":…,"ts":…}`: the bytes serde gives the object
+/// of those fields (keys sorted, as in a `Value`; separators not escaped), with `text`, the
+/// text's JSON string, copied in.
+fn archive_line(m: &Message, text: &str, source: &str) -> String {
+    let string = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let mut line = String::with_capacity(text.len() + m.target.len() + m.sender.len() + 96);
+    line.push_str(&format!("{{\"id\":{},\"sender\":", m.id));
+    line.push_str(&string(&m.sender));
+    line.push_str(",\"source\":");
+    line.push_str(&string(source));
+    line.push_str(",\"target\":");
+    line.push_str(&string(&m.target));
+    line.push_str(",\"text\":");
+    line.push_str(text);
+    line.push_str(",\"ts\":");
+    line.push_str(&serde_json::to_string(&m.ts).unwrap_or_default());
+    line.push('}');
+    line
+}
+
 /// `2026-11-24 18:00:00,123 INFO post_message {...}`: timestamp and level first.
 fn tool_line(level: log::Level, text: &str) -> String {
     let mut now = DeferredNow::new();
@@ -174,4 +208,28 @@ fn as_given(
     record: &log::Record,
 ) -> std::io::Result<()> {
     write!(w, "{}", record.args())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_archive_line_is_the_bytes_of_the_serde_tree() {
+        for text in ["plain", "q \" b \\ \u{1} é 😀", "sep\u{2028}and\u{2029}"] {
+            let m = Message {
+                id: 9,
+                ts: 1_764_000_000.5,
+                target: "chan\u{2029}\"x\"".into(),
+                sender: "codex".into(),
+                reply_to: Some(3),
+                text: text.into(),
+            };
+            let tree = json!({"id": m.id, "ts": m.ts, "target": m.target, "sender": m.sender, "text": m.text, "source": "web-ui"});
+            let encoded = Encoded::new(&m);
+            let text_json = serde_json::to_string(&m.text).unwrap();
+            let raw = encoded.raw_text().unwrap_or(&text_json);
+            assert_eq!(archive_line(&m, raw, "web-ui"), tree.to_string());
+        }
+    }
 }

@@ -20,7 +20,7 @@ use crate::journal::{
     read_message, read_wire_json, Compaction, Deletion, Extras, Journal, Line, Place, Position,
     Relocation, Replay,
 };
-use crate::message::{wire_json, Message, WireJson};
+use crate::message::{wire_json, Encoded, Message, WireJson};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs::File;
 use std::mem;
@@ -52,6 +52,8 @@ pub(crate) struct Draft {
 #[derive(Debug, Clone)]
 pub(crate) struct Posted {
     pub message: Arc<Message>,
+    /// Its wire JSON, with the text's place in it.
+    pub encoded: Encoded,
     pub repeated: bool,
 }
 
@@ -318,8 +320,10 @@ struct Fresh {
     /// Its place in the batch.
     at: usize,
     message: Message,
+    /// Its JSON, made once for the journal line, the cache and the reply.
+    encoded: Encoded,
     key: Option<String>,
-    /// `idempotency::digest` of what was posted.
+    /// `idempotency::digest` of what was posted, with a key (0 without: never compared).
     digest: u64,
 }
 
@@ -463,7 +467,11 @@ impl Store {
                 reply_to,
                 idempotency_key: key,
             } = lock(&slot.draft).take().unwrap_or_default();
-            let digest = idempotency::digest(&target, reply_to, &text);
+            // Only a post with a key is ever compared, and hashing a large text is not free.
+            let digest = match &key {
+                Some(_) => idempotency::digest(&target, reply_to, &text),
+                None => 0,
+            };
             if let Some(key) = &key {
                 let earlier = committer.keys.get(&sender, key).or_else(|| {
                     fresh.iter().find_map(|f| {
@@ -490,6 +498,7 @@ impl Store {
             next += 1;
             fresh.push(Fresh {
                 at,
+                encoded: Encoded::new(&message),
                 message,
                 key,
                 digest,
@@ -499,7 +508,10 @@ impl Store {
             Some(journal) => {
                 let lines: Vec<Line> = fresh
                     .iter()
-                    .map(|f| Line::Message(&f.message, f.key.as_deref()))
+                    .map(|f| match f.encoded.raw_text() {
+                        Some(text) => Line::Encoded(&f.message, f.key.as_deref(), text),
+                        None => Line::Message(&f.message, f.key.as_deref()),
+                    })
                     .collect();
                 journal.append_lines(&lines)
             }
@@ -537,21 +549,30 @@ impl Store {
                 ts: f.message.ts,
                 place,
             });
-            published.push((f.at, Arc::new(f.message)));
+            published.push((f.at, Arc::new(f.message), f.encoded));
         }
         {
+            let journaled = committer.journal.is_some();
             let mut state = lock(&self.state);
-            for ((_, m), entry) in published.iter().zip(entries) {
+            for ((_, m, encoded), entry) in published.iter().zip(entries) {
                 // Without a journal the cache is the only place the text is.
                 state.texts.put(Arc::clone(m));
+                // With one, the cache is bounded and a fresh message is the likeliest read
+                // next; without, holding every JSON too would double what memory holds.
+                if journaled {
+                    state.texts.put_json(m.id, Arc::clone(&encoded.json));
+                }
                 state.insert(&m.target, entry);
             }
         }
         self.published_id
             .store(committer.last_id, Ordering::Release);
-        for (at, m) in &published {
-            *lock(&batch[*at].outcome) = Some(Ok(Posted {
-                message: Arc::clone(m),
+        let mut new = Vec::with_capacity(published.len());
+        for (at, message, encoded) in published {
+            new.push(Arc::clone(&message));
+            *lock(&batch[at].outcome) = Some(Ok(Posted {
+                message,
+                encoded,
                 repeated: false,
             }));
         }
@@ -561,7 +582,7 @@ impl Store {
         }
         self.apply_retention(committer);
         self.purge(committer);
-        published.into_iter().map(|(_, m)| m).collect()
+        new
     }
 
     /// Answers every post of a batch the journal refused with the reason.
@@ -599,6 +620,7 @@ impl Store {
         let found = self.find(target, entry.id);
         match found {
             Some(message) => Ok(Posted {
+                encoded: Encoded::new(&message),
                 message,
                 repeated: true,
             }),
