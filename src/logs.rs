@@ -179,9 +179,10 @@ fn backup(path: &Path, n: usize) -> PathBuf {
 /// of those fields (keys sorted, as in a `Value`; separators not escaped), with `text`, the
 /// text's JSON string, copied in.
 fn archive_line(m: &Message, text: &str, source: &str) -> String {
+    use std::fmt::Write as _;
     let string = |s: &str| serde_json::to_string(s).unwrap_or_default();
     let mut line = String::with_capacity(text.len() + m.target.len() + m.sender.len() + 96);
-    line.push_str(&format!("{{\"id\":{},\"sender\":", m.id));
+    let _ = write!(line, "{{\"id\":{},\"sender\":", m.id);
     line.push_str(&string(&m.sender));
     line.push_str(",\"source\":");
     line.push_str(&string(source));

@@ -209,13 +209,14 @@ pub(crate) fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<
 /// retry, the bytes serde gives that object (keys sorted, as in a `Value`, also within the
 /// message; separators escaped), with the text copied from the message's JSON, not made again.
 fn posted_body(posted: &Posted) -> String {
+    use std::fmt::Write as _;
     let m = &posted.message;
     let string = |s: &str| escape_separators(serde_json::to_string(s).unwrap_or_default());
     let text = posted.encoded.text();
     let mut body = String::with_capacity(text.len() + m.target.len() + m.sender.len() + 160);
-    body.push_str(&format!("{{\"message\":{{\"id\":{}", m.id));
+    let _ = write!(body, "{{\"message\":{{\"id\":{}", m.id);
     if let Some(reply_to) = m.reply_to {
-        body.push_str(&format!(",\"reply_to\":{reply_to}"));
+        let _ = write!(body, ",\"reply_to\":{reply_to}");
     }
     body.push_str(",\"sender\":");
     body.push_str(&string(&m.sender));
@@ -225,7 +226,7 @@ fn posted_body(posted: &Posted) -> String {
     body.push_str(text);
     body.push_str(",\"ts\":");
     body.push_str(&serde_json::to_string(&m.ts).unwrap_or_default());
-    body.push_str(&format!("}},\"ok\":true,\"posted\":{}", m.id));
+    let _ = write!(body, "}},\"ok\":true,\"posted\":{}", m.id);
     if posted.repeated {
         body.push_str(",\"repeated\":true");
     }
