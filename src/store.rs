@@ -8,10 +8,11 @@
 //! journal, memory holds only an index of the kept messages (id, time, where the line is) and
 //! texts are read back from the file on demand through a cache bounded in bytes, so memory does
 //! not grow with history (a page sent as JSON takes each message's wire JSON from there, made
-//! once); the index and the file handle its places point into are swapped together when a
-//! compaction replaces the file. Without a journal the cache is unbounded and is where the
-//! messages live. Search scans the texts the same way. Knows nothing of HTTP or
-//! JSON-RPC.
+//! once; a new message's is made at commit, with the one pass over its text that its journal
+//! line and the poster's reply copy from); the index and the file handle its places point into
+//! are swapped together when a compaction replaces the file. Without a journal the cache is
+//! unbounded and is where the messages live. Search scans the texts the same way. Knows
+//! nothing of HTTP or JSON-RPC.
 
 use crate::cache::{Cache, Held};
 use crate::error::Error;
