@@ -65,7 +65,8 @@ impl Logs {
 
     /// Writes the lines of `posted`, given the text's JSON string as `serde_json` writes it.
     fn record(&self, m: &Message, text: &str, source: &str) {
-        self.archive.write(&archive_line(m, text, source));
+        let [head, tail] = archive_line(m, source);
+        self.archive.write_pieces(&[&head, text, &tail]);
         self.tool(
             "post_message",
             json!({"id": m.id, "target": m.target, "sender": m.sender, "text_len": m.text.chars().count(), "source": source}),
@@ -125,8 +126,14 @@ impl RotatingFile {
 
     /// Appends one line, rotating first if it would take the file to its limit.
     fn write(&self, line: &str) {
+        self.write_pieces(&[line]);
+    }
+
+    /// Appends one line given in pieces, like `write`: a large piece (a message's text) goes
+    /// to the file without being copied into a whole line first.
+    fn write_pieces(&self, pieces: &[&str]) {
         let mut size = self.size.lock().unwrap_or_else(|p| p.into_inner());
-        let len = line.len() as u64 + 1;
+        let len = pieces.iter().map(|p| p.len() as u64).sum::<u64>() + 1;
         if *size > 0 && *size + len >= self.max_bytes {
             match self.rotate() {
                 Ok(()) => *size = 0,
@@ -136,7 +143,7 @@ impl RotatingFile {
         let written = self.writer.write(
             &mut DeferredNow::new(),
             &log::Record::builder()
-                .args(format_args!("{line}"))
+                .args(format_args!("{}", Pieces(pieces)))
                 .level(log::Level::Info)
                 .target("relay")
                 .build(),
@@ -176,24 +183,30 @@ fn backup(path: &Path, n: usize) -> PathBuf {
 }
 
 /// `{"id":…,"sender":…,"source":…,"target":…,"text":…,"ts":…}`: the bytes serde gives the object
-/// of those fields (keys sorted, as in a `Value`; separators not escaped), with `text`, the
-/// text's JSON string, copied in.
-fn archive_line(m: &Message, text: &str, source: &str) -> String {
+/// of those fields (keys sorted, as in a `Value`; separators not escaped), as what comes before
+/// the text's JSON string and what comes after it.
+fn archive_line(m: &Message, source: &str) -> [String; 2] {
     use std::fmt::Write as _;
     let string = |s: &str| serde_json::to_string(s).unwrap_or_default();
-    let mut line = String::with_capacity(text.len() + m.target.len() + m.sender.len() + 96);
-    let _ = write!(line, "{{\"id\":{},\"sender\":", m.id);
-    line.push_str(&string(&m.sender));
-    line.push_str(",\"source\":");
-    line.push_str(&string(source));
-    line.push_str(",\"target\":");
-    line.push_str(&string(&m.target));
-    line.push_str(",\"text\":");
-    line.push_str(text);
-    line.push_str(",\"ts\":");
-    line.push_str(&serde_json::to_string(&m.ts).unwrap_or_default());
-    line.push('}');
-    line
+    let mut head = String::with_capacity(m.target.len() + m.sender.len() + 80);
+    let _ = write!(head, "{{\"id\":{},\"sender\":", m.id);
+    head.push_str(&string(&m.sender));
+    head.push_str(",\"source\":");
+    head.push_str(&string(source));
+    head.push_str(",\"target\":");
+    head.push_str(&string(&m.target));
+    head.push_str(",\"text\":");
+    let ts = serde_json::to_string(&m.ts).unwrap_or_default();
+    [head, format!(",\"ts\":{ts}}}")]
+}
+
+/// A line's pieces, written one after another.
+struct Pieces<'a>(&'a [&'a str]);
+
+impl std::fmt::Display for Pieces<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        self.0.iter().try_for_each(|piece| f.write_str(piece))
+    }
 }
 
 /// `2026-11-24 18:00:00,123 INFO post_message {...}`: timestamp and level first.
@@ -230,7 +243,8 @@ mod tests {
             let encoded = Encoded::new(&m);
             let text_json = serde_json::to_string(&m.text).unwrap();
             let raw = encoded.raw_text().unwrap_or(&text_json);
-            assert_eq!(archive_line(&m, raw, "web-ui"), tree.to_string());
+            let [head, tail] = archive_line(&m, "web-ui");
+            assert_eq!(format!("{head}{raw}{tail}"), tree.to_string());
         }
     }
 }

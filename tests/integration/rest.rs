@@ -356,7 +356,7 @@ fn names_with_invisible_format_characters_are_refused() {
         ("proj-x", "cla\u{200B}ude"),
         ("\u{FEFF}proj-x", "claude"),
         ("proj-x", "claude\u{2066}"),
-        ("proj-x", "claude"),
+        ("proj\u{2028}x", "claude"),
         ("proj-x", "a\u{2029}b"),
         ("proj-x", "a\u{E0041}b"),
     ] {
