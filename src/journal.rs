@@ -1017,7 +1017,7 @@ pub(crate) fn read_wire_json(file: &File, place: Place) -> io::Result<(u64, Wire
 /// the short forms of five control characters and `\u00xx` (lower-case) for the other ones
 /// below U+0020. Another writer may escape `/` or any character as `\uXXXX`, which reads the
 /// same but is not the bytes a reply sends.
-fn escaped_as_written(raw: &str) -> bool {
+pub(crate) fn escaped_as_written(raw: &str) -> bool {
     let mut rest = raw;
     // `find` of one ASCII character is a memchr: a text without escapes costs one pass.
     while let Some(at) = rest.find('\\') {

@@ -60,6 +60,13 @@ struct Borrowed<'a> {
 impl Encoded {
     /// Makes the wire JSON of `m` (the bytes `wire_json` makes) and remembers where its text is.
     pub(crate) fn new(m: &Message) -> Encoded {
+        Encoded::with_text(m, None)
+    }
+
+    /// Like `new`, taking the text's JSON string from `text_json` when given: it must be the
+    /// bytes `serde_json` writes for `m.text` (as a post's body often holds them), which are
+    /// then copied instead of made.
+    pub(crate) fn with_text(m: &Message, text_json: Option<&str>) -> Encoded {
         let head = Borrowed {
             id: m.id,
             ts: m.ts,
@@ -68,19 +75,28 @@ impl Encoded {
             reply_to: m.reply_to,
             text: "",
         };
-        // `{...,"text":""}` without its last three bytes: all that comes before the text.
         // A `Message` always serialises: every field is a number or a string.
+        // `{...,"text":""}` without its last three bytes: all that comes before the text.
         let mut head = serde_json::to_string(&head).unwrap_or_default();
         head.truncate(head.len().saturating_sub(3));
-        let mut json = escape_separators(head).into_bytes();
+        let mut json = escape_separators(head);
         let text_at = json.len();
-        // Written straight after the head, into room made once: no second copy of the text.
-        json.reserve(m.text.len() + 3);
-        let _ = serde_json::to_writer(&mut json, &m.text);
-        json.push(b'}');
-        // serde_json writes UTF-8; the check is one quick pass, with no copy.
-        let mut json = String::from_utf8(json).unwrap_or_default();
-        let separators = has_separators(&json[text_at..]);
+        match text_json {
+            Some(text) => {
+                json.reserve(text.len() + 1);
+                json.push_str(text);
+            }
+            None => {
+                let mut bytes = json.into_bytes();
+                // Written straight after the head, into room made once: no second copy.
+                bytes.reserve(m.text.len() + 3);
+                let _ = serde_json::to_writer(&mut bytes, &m.text);
+                // serde_json writes UTF-8; the check is one quick pass, with no copy.
+                json = String::from_utf8(bytes).unwrap_or_default();
+            }
+        }
+        json.push('}');
+        let separators = json.get(text_at..).is_some_and(has_separators);
         if separators {
             let text = json.split_off(text_at);
             json.push_str(&escape_separators(text));
@@ -162,6 +178,12 @@ mod tests {
                 let whole = escape_separators(serde_json::to_string(&m).unwrap());
                 assert_eq!(*encoded.json, whole);
                 let text_json = serde_json::to_string(&m.text).unwrap();
+                let given = Encoded::with_text(&m, Some(&text_json));
+                assert_eq!(*given.json, whole);
+                assert_eq!(
+                    (given.text(), given.raw_text()),
+                    (encoded.text(), encoded.raw_text())
+                );
                 assert_eq!(encoded.text(), escape_separators(text_json.clone()));
                 let raw = encoded.raw_text();
                 assert_eq!(raw.is_none(), has_separators(&m.text));

@@ -18,8 +18,8 @@ use crate::cache::{Cache, Held};
 use crate::error::Error;
 use crate::idempotency::{self, Keys};
 use crate::journal::{
-    read_message, read_wire_json, Compaction, Deletion, Extras, Journal, Line, Place, Position,
-    Relocation, Replay,
+    escaped_as_written, read_message, read_wire_json, Compaction, Deletion, Extras, Journal, Line,
+    Place, Position, Relocation, Replay,
 };
 use crate::message::{wire_json, Encoded, Message, WireJson};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -330,8 +330,9 @@ struct Fresh {
 
 /// A queued post and, once its batch is written, its outcome.
 struct Slot {
-    /// Taken (not copied) into the message when the batch is written.
-    draft: Mutex<Option<Draft>>,
+    /// Taken (not copied) into the message when the batch is written, with the text's JSON
+    /// string as the poster received it, if it gave one.
+    draft: Mutex<Option<(Draft, Option<String>)>>,
     outcome: Mutex<Option<Result<Posted, Error>>>,
 }
 
@@ -414,9 +415,20 @@ impl Store {
     /// 400 for a blank field or an unknown `reply_to`, 413 for a text over the limit, 409 for
     /// an idempotency key already used for another post, 507 when it cannot be persisted.
     pub(crate) fn post(&self, draft: Draft) -> Result<Posted, Error> {
+        self.post_with_text_json(draft, None)
+    }
+
+    /// Posts like `post`, given the text's JSON string as the caller received it (a post's
+    /// body holds one): when it is in the form `serde_json` writes, the message's JSON copies
+    /// it instead of escaping the text again.
+    pub(crate) fn post_with_text_json(
+        &self,
+        draft: Draft,
+        text_json: Option<String>,
+    ) -> Result<Posted, Error> {
         let draft = self.validate(draft)?;
         let slot = Arc::new(Slot {
-            draft: Mutex::new(Some(draft)),
+            draft: Mutex::new(Some((draft, text_json))),
             outcome: Mutex::new(None),
         });
         lock(&self.queue).push(Arc::clone(&slot));
@@ -461,13 +473,16 @@ impl Store {
         let mut fresh: Vec<Fresh> = Vec::new();
         let mut repeats = Vec::new();
         for (at, slot) in batch.iter().enumerate() {
-            let Draft {
-                target,
-                sender,
-                text,
-                reply_to,
-                idempotency_key: key,
-            } = lock(&slot.draft).take().unwrap_or_default();
+            let (
+                Draft {
+                    target,
+                    sender,
+                    text,
+                    reply_to,
+                    idempotency_key: key,
+                },
+                text_json,
+            ) = lock(&slot.draft).take().unwrap_or_default();
             // Only a post with a key is ever compared, and hashing a large text is not free.
             let digest = match &key {
                 Some(_) => idempotency::digest(&target, reply_to, &text),
@@ -497,9 +512,14 @@ impl Store {
                 text,
             };
             next += 1;
+            // Another writer's escapes (`\/`, `\u0041`) read the same but are not the bytes
+            // this relay writes: such a text is escaped here instead.
+            let text_json = text_json
+                .as_deref()
+                .filter(|raw| raw.starts_with('"') && escaped_as_written(raw));
             fresh.push(Fresh {
                 at,
-                encoded: Encoded::new(&message),
+                encoded: Encoded::with_text(&message, text_json),
                 message,
                 key,
                 digest,

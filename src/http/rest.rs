@@ -18,6 +18,7 @@ use crate::http::guard::Caller;
 use crate::message::escape_separators;
 use crate::presence::{detail, Kind};
 use crate::store::{Draft, Fetch, Posted};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::io;
 use std::mem;
@@ -193,7 +194,7 @@ pub(crate) fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<
         }
         None => "rest".into(),
     };
-    let posted = app.store.post(draft)?;
+    let posted = app.store.post_with_text_json(draft, text_json(&rq.body))?;
     if !posted.repeated {
         app.logs
             .posted_encoded(&posted.message, &posted.encoded, &source);
@@ -203,6 +204,19 @@ pub(crate) fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<
         headers: vec![("Content-Type".into(), "application/json".into())],
         body: posted_body(&posted).into_bytes(),
     })
+}
+
+/// The text's JSON string as the body holds it (quoted, escapes as sent), for the message's
+/// JSON to copy if it is in the form the relay writes. A second look at the body, which only
+/// finds where the text lies; `None` when it cannot say (say, for a duplicate key).
+fn text_json(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Text<'a> {
+        #[serde(borrow)]
+        text: Option<&'a RawValue>,
+    }
+    let found: Text = serde_json::from_slice(body).ok()?;
+    found.text.map(|raw| raw.get().to_string())
 }
 
 /// The answer to a post: `{"message":M,"ok":true,"posted":ID}` and `"repeated":true` for a

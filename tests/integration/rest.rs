@@ -547,3 +547,56 @@ fn a_text_escaped_once_gives_the_201_journal_and_archive_bytes_of_a_serialisatio
         assert_eq!(archive[n], archived.to_string(), "archive line {n}");
     }
 }
+
+#[test]
+fn a_text_sent_with_other_escapes_or_twice_is_written_as_the_relay_escapes_it() {
+    let mut relay = Relay::start();
+    let bodies = [
+        (
+            r#"{"target":"proj-x","sender":"codex","text":"a\/b \u0041 \u00E9 \ud83d\ude00 \u001F \u2028 \n"}"#,
+            "a/b A é 😀 \u{1f} \u{2028} \n",
+        ),
+        (
+            r#"{"target":"proj-x","sender":"codex","text":"first","text":"second \"q\""}"#,
+            "second \"q\"",
+        ),
+        (
+            r#"{"text" : "spaced\tout" , "target":"proj-x","sender":"codex"}"#,
+            "spaced\tout",
+        ),
+    ];
+    let mut posted = Vec::new();
+    for (body, text) in bodies {
+        let reply = post_raw(
+            &relay.url("/api/messages"),
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        );
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        let m = reply.json()["message"].clone();
+        let (id, ts) = (m["id"].as_u64().unwrap(), m["ts"].as_f64().unwrap());
+        let message =
+            json!({"id": id, "ts": ts, "target": "proj-x", "sender": "codex", "text": text});
+        let expected = json!({"ok": true, "posted": id, "message": message})
+            .to_string()
+            .replace('\u{2028}', "\\u2028");
+        assert_eq!(reply.body, expected, "the 201 of {body}");
+        posted.push((id, ts, text));
+    }
+    relay.stop();
+    let journal = std::fs::read_to_string(relay.dir.path("data/messages.jsonl")).unwrap();
+    let lines: Vec<&str> = journal.lines().collect();
+    assert_eq!(lines.len(), posted.len());
+    for (line, (id, ts, text)) in lines.iter().zip(posted) {
+        let expected = JournalLine {
+            id,
+            ts,
+            target: "proj-x",
+            sender: "codex",
+            reply_to: None,
+            key: None,
+            text,
+        };
+        assert_eq!(*line, serde_json::to_string(&expected).unwrap());
+    }
+}
