@@ -576,12 +576,15 @@ impl Store {
             let journaled = committer.journal.is_some();
             let mut state = lock(&self.state);
             for ((_, m, encoded), entry) in published.iter().zip(entries) {
-                // Without a journal the cache is the only place the text is.
-                state.texts.put(Arc::clone(m));
-                // With one, the cache is bounded and a fresh message is the likeliest read
-                // next; without, holding every JSON too would double what memory holds.
+                // Without a journal the cache is the only place the text is, and holding every
+                // JSON too would double what memory holds; with one, the cache is bounded and a
+                // fresh message is the likeliest read next.
                 if journaled {
-                    state.texts.put_json(m.id, Arc::clone(&encoded.json));
+                    state
+                        .texts
+                        .put_with_json(Arc::clone(m), Arc::clone(&encoded.json));
+                } else {
+                    state.texts.put(Arc::clone(m));
                 }
                 state.insert(&m.target, entry);
             }

@@ -194,7 +194,12 @@ pub(crate) fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<
         }
         None => "rest".into(),
     };
-    let posted = app.store.post_with_text_json(draft, text_json(&rq.body))?;
+    // A short text is escaped faster than the body can be looked at again.
+    let text_json = match rq.body.len() {
+        len if len >= TEXT_JSON_MIN_BODY => text_json(&rq.body),
+        _ => None,
+    };
+    let posted = app.store.post_with_text_json(draft, text_json)?;
     if !posted.repeated {
         app.logs
             .posted_encoded(&posted.message, &posted.encoded, &source);
@@ -205,6 +210,9 @@ pub(crate) fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<
         body: posted_body(&posted).into_bytes(),
     })
 }
+
+/// The smallest body whose text's JSON string is taken from it rather than made again.
+const TEXT_JSON_MIN_BODY: usize = 4096;
 
 /// The text's JSON string as the body holds it (quoted, escapes as sent), for the message's
 /// JSON to copy if it is in the form the relay writes. A second look at the body, which only

@@ -551,20 +551,24 @@ fn a_text_escaped_once_gives_the_201_journal_and_archive_bytes_of_a_serialisatio
 #[test]
 fn a_text_sent_with_other_escapes_or_twice_is_written_as_the_relay_escapes_it() {
     let mut relay = Relay::start();
-    let bodies = [
-        (
-            r#"{"target":"proj-x","sender":"codex","text":"a\/b \u0041 \u00E9 \ud83d\ude00 \u001F \u2028 \n"}"#,
-            "a/b A é 😀 \u{1f} \u{2028} \n",
-        ),
-        (
-            r#"{"target":"proj-x","sender":"codex","text":"first","text":"second \"q\""}"#,
-            "second \"q\"",
-        ),
-        (
-            r#"{"text" : "spaced\tout" , "target":"proj-x","sender":"codex"}"#,
-            "spaced\tout",
-        ),
-    ];
+    // Long enough for the relay to look for the text's JSON in the body, and short.
+    let bodies = [5000, 0].into_iter().flat_map(|pad| {
+        let z = "z".repeat(pad);
+        [
+            (
+                format!(r#"{{"target":"proj-x","sender":"codex","text":"a\/b \u0041 \u00E9 \ud83d\ude00 \u001F \u2028 \n{z}"}}"#),
+                format!("a/b A é 😀 \u{1f} \u{2028} \n{z}"),
+            ),
+            (
+                format!(r#"{{"target":"proj-x","sender":"codex","text":"first{z}","text":"second \"q\"{z}"}}"#),
+                format!("second \"q\"{z}"),
+            ),
+            (
+                format!(r#"{{"text" : "spaced\tout{z}" , "target":"proj-x","sender":"codex"}}"#),
+                format!("spaced\tout{z}"),
+            ),
+        ]
+    });
     let mut posted = Vec::new();
     for (body, text) in bodies {
         let reply = post_raw(
@@ -576,7 +580,7 @@ fn a_text_sent_with_other_escapes_or_twice_is_written_as_the_relay_escapes_it() 
         let m = reply.json()["message"].clone();
         let (id, ts) = (m["id"].as_u64().unwrap(), m["ts"].as_f64().unwrap());
         let message =
-            json!({"id": id, "ts": ts, "target": "proj-x", "sender": "codex", "text": text});
+            json!({"id": id, "ts": ts, "target": "proj-x", "sender": "codex", "text": &text});
         let expected = json!({"ok": true, "posted": id, "message": message})
             .to_string()
             .replace('\u{2028}', "\\u2028");
@@ -595,7 +599,7 @@ fn a_text_sent_with_other_escapes_or_twice_is_written_as_the_relay_escapes_it() 
             sender: "codex",
             reply_to: None,
             key: None,
-            text,
+            text: &text,
         };
         assert_eq!(*line, serde_json::to_string(&expected).unwrap());
     }
