@@ -194,8 +194,9 @@ fn read_body(request: &mut Request, limit: usize) -> Result<Vec<u8>, Error> {
     if declared.is_some_and(|declared| declared > limit) {
         return Err(too_large());
     }
-    // Room for the declared length at once, so a large body is read into place rather than
-    // copied each time a growing buffer moves; a body sent in chunks grows as it comes.
+    // Room for the declared length (within the limit) at once, so a large body is read into
+    // place rather than copied each time a growing buffer moves; a large allocation's pages
+    // take memory only as the bytes arrive. A body sent in chunks grows as it comes.
     let mut body = Vec::with_capacity(declared.unwrap_or(0));
     request
         .as_reader()
