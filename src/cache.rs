@@ -115,6 +115,15 @@ impl Cache {
         self.add(id, |h| h.json = Some(json));
     }
 
+    /// Holds `m` both as a `Message` and as its wire JSON, like `put` and `put_json` together.
+    pub(crate) fn put_with_json(&mut self, m: Arc<Message>, json: WireJson) {
+        let id = m.id;
+        self.add(id, |h| {
+            h.message = Some(m);
+            h.json = Some(json);
+        });
+    }
+
     /// Holds what `change` makes of what is held of `id`. A message whose forms together are
     /// larger than the whole limit is not held (what was held of it stays).
     fn add(&mut self, id: u64, change: impl FnOnce(&mut Held)) {
@@ -284,5 +293,26 @@ mod tests {
         let held = small.get_held(1).unwrap();
         assert!(held.json.is_none() && held.message.is_some());
         assert_eq!(small.used(), Cache::cost(&m));
+    }
+
+    #[test]
+    fn a_message_put_with_its_json_is_held_and_counted_as_both() {
+        let m = message(1, 1000);
+        let json = crate::message::wire_json(&m);
+        let mut cache = Cache::new(2 * (Cache::cost(&m) + json.len()));
+        cache.put_with_json(Arc::clone(&m), Arc::clone(&json));
+        assert_eq!(cache.used(), Cache::cost(&m) + json.len());
+        let held = cache.get_held(1).unwrap();
+        assert_eq!(held.json.as_deref(), Some(&*json));
+        assert_eq!(held.message.as_deref(), Some(&*m));
+        // Two more push one out whole; what is held stays within the limit.
+        for id in 2..=3 {
+            let m = message(id, 1000);
+            let json = crate::message::wire_json(&m);
+            cache.put_with_json(m, json);
+        }
+        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.used(), counted(&cache));
+        assert!(cache.used() <= 2 * (Cache::cost(&m) + json.len()));
     }
 }

@@ -27,6 +27,19 @@ pub(crate) fn optional_string(
     }
 }
 
+/// A string field that may be absent (or null), taken out of `args` rather than copied, for
+/// fields as large as a message's text.
+pub(crate) fn take_string(
+    args: &mut Map<String, Value>,
+    key: &str,
+) -> Result<Option<String>, Error> {
+    match args.remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(Error::BadRequest(format!("{key} must be a string"))),
+    }
+}
+
 /// A string field that must be there.
 pub(crate) fn string(args: &Map<String, Value>, key: &str) -> Result<String, Error> {
     match args.get(key) {

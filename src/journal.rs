@@ -66,6 +66,9 @@ pub(crate) enum Deletion {
 pub(crate) enum Line<'a> {
     /// A message, with the idempotency key it was posted with.
     Message(&'a Message, Option<&'a str>),
+    /// A message as `Message` writes it, with its text's JSON string already made (as
+    /// `serde_json` writes it), so the text is copied rather than escaped again.
+    Encoded(&'a Message, Option<&'a str>, &'a str),
     Read(&'a Position),
     Delete(&'a Deletion),
 }
@@ -146,8 +149,23 @@ impl Line<'_> {
     fn text_len(&self) -> u32 {
         match self {
             // Texts are bounded far below 4 GiB by `max_message_bytes`.
-            Line::Message(m, _) => u32::try_from(m.text.len()).unwrap_or(u32::MAX),
+            Line::Message(m, _) | Line::Encoded(m, _, _) => {
+                u32::try_from(m.text.len()).unwrap_or(u32::MAX)
+            }
             _ => 0,
+        }
+    }
+
+    /// About how many bytes the line takes, so a batch's buffer is sized once.
+    fn size_hint(&self) -> usize {
+        match self {
+            Line::Encoded(m, key, text) => {
+                text.len() + m.target.len() + m.sender.len() + key.map_or(0, str::len) + 96
+            }
+            Line::Message(m, key) => {
+                m.text.len() + m.target.len() + m.sender.len() + key.map_or(0, str::len) + 96
+            }
+            _ => 96,
         }
     }
 
@@ -165,6 +183,24 @@ impl Line<'_> {
                     text: &m.text,
                 },
             ),
+            Line::Encoded(m, key, text) => {
+                let head = MessageOut {
+                    id: m.id,
+                    ts: m.ts,
+                    target: &m.target,
+                    sender: &m.sender,
+                    reply_to: m.reply_to,
+                    key,
+                    text: "",
+                };
+                // `{...,"text":""}` without its last three bytes: all that comes before the text.
+                let head = serde_json::to_string(&head)?;
+                let head = &head[..head.len().saturating_sub(3)];
+                out.write_all(head.as_bytes())
+                    .and_then(|()| out.write_all(text.as_bytes()))
+                    .and_then(|()| out.write_all(b"}"))
+                    .map_err(serde_json::Error::io)
+            }
             Line::Read(p) => serde_json::to_writer(
                 out,
                 &RecordOut {
@@ -314,6 +350,7 @@ impl Journal {
             self.dirty = false;
         }
         self.buf.clear();
+        self.buf.reserve(batch.iter().map(Line::size_hint).sum());
         let mut places = Vec::with_capacity(batch.len());
         for line in batch {
             let start = self.buf.len();
@@ -954,7 +991,7 @@ pub(crate) fn read_wire_json(file: &File, place: Place) -> io::Result<(u64, Wire
 /// the short forms of five control characters and `\u00xx` (lower-case) for the other ones
 /// below U+0020. Another writer may escape `/` or any character as `\uXXXX`, which reads the
 /// same but is not the bytes a reply sends.
-fn escaped_as_written(raw: &str) -> bool {
+pub(crate) fn escaped_as_written(raw: &str) -> bool {
     let mut rest = raw;
     // `find` of one ASCII character is a memchr: a text without escapes costs one pass.
     while let Some(at) = rest.find('\\') {
@@ -1327,6 +1364,39 @@ mod tests {
         }
         // It keeps failing cleanly rather than writing after a partial batch.
         assert!(matches!(j.append(&[msg(1, "a")]), Err(Error::Storage(_))));
+    }
+
+    #[test]
+    fn a_line_from_an_encoded_text_is_the_bytes_of_the_message_line() {
+        let mut reply = msg(2, "a");
+        reply.reply_to = Some(1);
+        reply.text = format!("{} \u{1} \\ {}", reply.text, "y".repeat(3000));
+        let plain = msg(1, "a");
+        let mut lines = Vec::new();
+        for (m, key) in [(&plain, None), (&reply, Some("k\"2")), (&plain, Some("k3"))] {
+            let text = serde_json::to_string(&m.text).unwrap();
+            let (mut by_message, mut by_encoded) = (Vec::new(), Vec::new());
+            Line::Message(m, key).write(&mut by_message).unwrap();
+            Line::Encoded(m, key, &text).write(&mut by_encoded).unwrap();
+            assert_eq!(
+                String::from_utf8(by_encoded).unwrap(),
+                String::from_utf8(by_message).unwrap()
+            );
+            lines.push((m, key, text));
+        }
+        // Appended, they read back as the messages they were made from, where the places say.
+        let dir = TempDir::new();
+        let (mut j, _) = open(&dir);
+        let batch: Vec<Line> = lines
+            .iter()
+            .map(|(m, key, text)| Line::Encoded(m, *key, text))
+            .collect();
+        let places = j.append_lines(&batch).unwrap();
+        let file = File::open(dir.journal()).unwrap();
+        for ((m, ..), place) in lines.iter().zip(places) {
+            assert_eq!(place.text_len as usize, m.text.len());
+            assert_eq!(read_message(&file, place).unwrap(), **m);
+        }
     }
 
     #[test]

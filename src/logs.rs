@@ -9,7 +9,7 @@
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::message::Message;
+use crate::message::{Encoded, Message};
 use flexi_logger::writers::{FileLogWriter, LogWriter};
 use flexi_logger::{DeferredNow, FileSpec};
 use serde_json::{json, Value};
@@ -50,8 +50,23 @@ impl Logs {
 
     /// Records a new message: its archive line and its `post_message` tool-log line.
     pub(crate) fn posted(&self, m: &Message, source: &str) {
-        let line = json!({"id": m.id, "ts": m.ts, "target": m.target, "sender": m.sender, "text": m.text, "source": source});
-        self.archive.write(&line.to_string());
+        let text = serde_json::to_string(&m.text).unwrap_or_default();
+        self.record(m, &text, source);
+    }
+
+    /// Records a new message like `posted`, copying its text's JSON string from `encoded`
+    /// rather than escaping the text again.
+    pub(crate) fn posted_encoded(&self, m: &Message, encoded: &Encoded, source: &str) {
+        match encoded.raw_text() {
+            Some(text) => self.record(m, text, source),
+            None => self.posted(m, source),
+        }
+    }
+
+    /// Writes the lines of `posted`, given the text's JSON string as `serde_json` writes it.
+    fn record(&self, m: &Message, text: &str, source: &str) {
+        let [head, tail] = archive_line(m, source);
+        self.archive.write_pieces(&[&head, text, &tail]);
         self.tool(
             "post_message",
             json!({"id": m.id, "target": m.target, "sender": m.sender, "text_len": m.text.chars().count(), "source": source}),
@@ -111,8 +126,14 @@ impl RotatingFile {
 
     /// Appends one line, rotating first if it would take the file to its limit.
     fn write(&self, line: &str) {
+        self.write_pieces(&[line]);
+    }
+
+    /// Appends one line given in pieces, like `write`: a large piece (a message's text) goes
+    /// to the file without being copied into a whole line first.
+    fn write_pieces(&self, pieces: &[&str]) {
         let mut size = self.size.lock().unwrap_or_else(|p| p.into_inner());
-        let len = line.len() as u64 + 1;
+        let len = pieces.iter().map(|p| p.len() as u64).sum::<u64>() + 1;
         if *size > 0 && *size + len >= self.max_bytes {
             match self.rotate() {
                 Ok(()) => *size = 0,
@@ -122,7 +143,7 @@ impl RotatingFile {
         let written = self.writer.write(
             &mut DeferredNow::new(),
             &log::Record::builder()
-                .args(format_args!("{line}"))
+                .args(format_args!("{}", Pieces(pieces)))
                 .level(log::Level::Info)
                 .target("relay")
                 .build(),
@@ -161,6 +182,33 @@ fn backup(path: &Path, n: usize) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// `{"id":…,"sender":…,"source":…,"target":…,"text":…,"ts":…}`: the bytes serde gives the object
+/// of those fields (keys sorted, as in a `Value`; separators not escaped), as what comes before
+/// the text's JSON string and what comes after it.
+fn archive_line(m: &Message, source: &str) -> [String; 2] {
+    use std::fmt::Write as _;
+    let string = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let mut head = String::with_capacity(m.target.len() + m.sender.len() + 80);
+    let _ = write!(head, "{{\"id\":{},\"sender\":", m.id);
+    head.push_str(&string(&m.sender));
+    head.push_str(",\"source\":");
+    head.push_str(&string(source));
+    head.push_str(",\"target\":");
+    head.push_str(&string(&m.target));
+    head.push_str(",\"text\":");
+    let ts = serde_json::to_string(&m.ts).unwrap_or_default();
+    [head, format!(",\"ts\":{ts}}}")]
+}
+
+/// A line's pieces, written one after another.
+struct Pieces<'a>(&'a [&'a str]);
+
+impl std::fmt::Display for Pieces<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        self.0.iter().try_for_each(|piece| f.write_str(piece))
+    }
+}
+
 /// `2026-11-24 18:00:00,123 INFO post_message {...}`: timestamp and level first.
 fn tool_line(level: log::Level, text: &str) -> String {
     let mut now = DeferredNow::new();
@@ -174,4 +222,29 @@ fn as_given(
     record: &log::Record,
 ) -> std::io::Result<()> {
     write!(w, "{}", record.args())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_archive_line_is_the_bytes_of_the_serde_tree() {
+        for text in ["plain", "q \" b \\ \u{1} é 😀", "sep\u{2028}and\u{2029}"] {
+            let m = Message {
+                id: 9,
+                ts: 1_764_000_000.5,
+                target: "chan\u{2029}\"x\"".into(),
+                sender: "codex".into(),
+                reply_to: Some(3),
+                text: text.into(),
+            };
+            let tree = json!({"id": m.id, "ts": m.ts, "target": m.target, "sender": m.sender, "text": m.text, "source": "web-ui"});
+            let encoded = Encoded::new(&m);
+            let text_json = serde_json::to_string(&m.text).unwrap();
+            let raw = encoded.raw_text().unwrap_or(&text_json);
+            let [head, tail] = archive_line(&m, "web-ui");
+            assert_eq!(format!("{head}{raw}{tail}"), tree.to_string());
+        }
+    }
 }

@@ -29,10 +29,97 @@ pub(crate) type WireJson = Arc<String>;
 
 /// Makes the wire JSON of `m`.
 pub(crate) fn wire_json(m: &Message) -> WireJson {
-    // A `Message` always serialises: every field is a number or a string.
-    Arc::new(escape_separators(
-        serde_json::to_string(m).unwrap_or_default(),
-    ))
+    Encoded::new(m).json
+}
+
+/// A new message's wire JSON and where its text's JSON string lies in it, made at commit with
+/// one pass over the text. Every other JSON that holds the text (the journal line, the archive
+/// line, the 201) copies that string from here instead of escaping the text again, which for a
+/// large text is most of a post's work.
+#[derive(Debug, Clone)]
+pub(crate) struct Encoded {
+    pub json: WireJson,
+    /// Where the text's JSON string starts: it runs to the closing `}`.
+    text_at: usize,
+    /// Whether the text holds U+2028 or U+2029, escaped here but not in the journal's lines.
+    separators: bool,
+}
+
+/// The fields of a `Message` in its own order, borrowed, to serialise its head without
+/// copying the text.
+#[derive(Serialize)]
+struct Borrowed<'a> {
+    id: u64,
+    ts: f64,
+    target: &'a str,
+    sender: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply_to: Option<u64>,
+    text: &'a str,
+}
+
+impl Encoded {
+    /// Makes the wire JSON of `m` (the bytes `wire_json` makes) and remembers where its text is.
+    pub(crate) fn new(m: &Message) -> Encoded {
+        Encoded::with_text(m, None)
+    }
+
+    /// Like `new`, taking the text's JSON string from `text_json` when given: it must be the
+    /// bytes `serde_json` writes for `m.text` (as a post's body often holds them), which are
+    /// then copied instead of made.
+    pub(crate) fn with_text(m: &Message, text_json: Option<&str>) -> Encoded {
+        let head = Borrowed {
+            id: m.id,
+            ts: m.ts,
+            target: &m.target,
+            sender: &m.sender,
+            reply_to: m.reply_to,
+            text: "",
+        };
+        // A `Message` always serialises: every field is a number or a string.
+        // `{...,"text":""}` without its last three bytes: all that comes before the text.
+        let mut head = serde_json::to_string(&head).unwrap_or_default();
+        head.truncate(head.len().saturating_sub(3));
+        let mut json = escape_separators(head);
+        let text_at = json.len();
+        match text_json {
+            Some(text) => {
+                json.reserve(text.len() + 1);
+                json.push_str(text);
+            }
+            None => {
+                let mut bytes = json.into_bytes();
+                // Written straight after the head, into room made once: no second copy.
+                bytes.reserve(m.text.len() + 3);
+                let _ = serde_json::to_writer(&mut bytes, &m.text);
+                // serde_json writes UTF-8; the check is one quick pass, with no copy.
+                json = String::from_utf8(bytes).unwrap_or_default();
+            }
+        }
+        json.push('}');
+        let separators = json.get(text_at..).is_some_and(has_separators);
+        if separators {
+            let text = json.split_off(text_at);
+            json.push_str(&escape_separators(text));
+        }
+        Encoded {
+            json: Arc::new(json),
+            text_at,
+            separators,
+        }
+    }
+
+    /// The text's JSON string as replies send it (separators escaped).
+    pub(crate) fn text(&self) -> &str {
+        let end = self.json.len().saturating_sub(1);
+        self.json.get(self.text_at..end).unwrap_or_default()
+    }
+
+    /// The text's JSON string exactly as `serde_json` writes it (separators not escaped), when
+    /// that is the same as `text`: the form the journal and the archive write.
+    pub(crate) fn raw_text(&self) -> Option<&str> {
+        (!self.separators).then(|| self.text())
+    }
 }
 
 /// Writes U+2028 and U+2029 in serialised JSON as `\u2028` and `\u2029`. Both are legal
@@ -75,5 +162,44 @@ mod tests {
         assert_eq!(json, r#""a\u2028b\u2029c""#);
         assert_eq!(serde_json::from_str::<String>(&json).unwrap(), text);
         assert_eq!(escape_separators("\"plain\"".into()), "\"plain\"");
+    }
+
+    #[test]
+    fn encoded_json_is_the_wire_json_and_finds_its_text() {
+        let texts = [
+            "",
+            "plain",
+            "quote \" backslash \\ tab \t nul \u{0} é 😀",
+            "line\u{2028}para\u{2029}end",
+            &"x".repeat(10_000),
+        ];
+        for (n, text) in texts.iter().enumerate() {
+            for reply_to in [None, Some(3)] {
+                let m = Message {
+                    id: n as u64 + 1,
+                    ts: 1_764_000_000.123_456_7,
+                    target: "chan\u{2028}\"x\"".into(),
+                    sender: "codex".into(),
+                    reply_to,
+                    text: text.to_string(),
+                };
+                let encoded = Encoded::new(&m);
+                let whole = escape_separators(serde_json::to_string(&m).unwrap());
+                assert_eq!(*encoded.json, whole);
+                let text_json = serde_json::to_string(&m.text).unwrap();
+                let given = Encoded::with_text(&m, Some(&text_json));
+                assert_eq!(*given.json, whole);
+                assert_eq!(
+                    (given.text(), given.raw_text()),
+                    (encoded.text(), encoded.raw_text())
+                );
+                assert_eq!(encoded.text(), escape_separators(text_json.clone()));
+                let raw = encoded.raw_text();
+                assert_eq!(raw.is_none(), has_separators(&m.text));
+                if let Some(raw) = raw {
+                    assert_eq!(raw, text_json);
+                }
+            }
+        }
     }
 }

@@ -8,19 +8,21 @@
 //! journal, memory holds only an index of the kept messages (id, time, where the line is) and
 //! texts are read back from the file on demand through a cache bounded in bytes, so memory does
 //! not grow with history (a page sent as JSON takes each message's wire JSON from there, made
-//! once); the index and the file handle its places point into are swapped together when a
-//! compaction replaces the file. Without a journal the cache is unbounded and is where the
-//! messages live. Search scans the texts the same way. Knows nothing of HTTP or
-//! JSON-RPC.
+//! once; a new message's is made at commit, with the one pass over its text that its journal
+//! line and the poster's reply copy from); the index and the file handle its places point into
+//! are swapped together when a compaction replaces the file. Without a journal the cache is
+//! unbounded and is where the messages live. Search scans the texts the same way. Knows
+//! nothing of HTTP or JSON-RPC.
 
 use crate::cache::{Cache, Held};
 use crate::error::Error;
 use crate::idempotency::{self, Keys};
 use crate::index::{Place, Position};
 use crate::journal::{
-    read_message, read_wire_json, Compaction, Deletion, Extras, Journal, Line, Relocation, Replay,
+    escaped_as_written, read_message, read_wire_json, Compaction, Deletion, Extras, Journal, Line,
+    Relocation, Replay,
 };
-use crate::message::{now, wire_json, Message, WireJson};
+use crate::message::{now, wire_json, Encoded, Message, WireJson};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs::File;
 use std::mem;
@@ -52,6 +54,8 @@ pub(crate) struct Draft {
 #[derive(Debug, Clone)]
 pub(crate) struct Posted {
     pub message: Arc<Message>,
+    /// Its wire JSON, with the text's place in it.
+    pub encoded: Encoded,
     pub repeated: bool,
 }
 
@@ -318,15 +322,18 @@ struct Fresh {
     /// Its place in the batch.
     at: usize,
     message: Message,
+    /// Its JSON, made once for the journal line, the cache and the reply.
+    encoded: Encoded,
     key: Option<String>,
-    /// `idempotency::digest` of what was posted.
+    /// `idempotency::digest` of what was posted, with a key (0 without: never compared).
     digest: u64,
 }
 
 /// A queued post and, once its batch is written, its outcome.
 struct Slot {
-    /// Taken (not copied) into the message when the batch is written.
-    draft: Mutex<Option<Draft>>,
+    /// Taken (not copied) into the message when the batch is written, with the text's JSON
+    /// string as the poster received it, if it gave one.
+    draft: Mutex<Option<(Draft, Option<String>)>>,
     outcome: Mutex<Option<Result<Posted, Error>>>,
 }
 
@@ -409,9 +416,20 @@ impl Store {
     /// 400 for a blank field or an unknown `reply_to`, 413 for a text over the limit, 409 for
     /// an idempotency key already used for another post, 507 when it cannot be persisted.
     pub(crate) fn post(&self, draft: Draft) -> Result<Posted, Error> {
+        self.post_with_text_json(draft, None)
+    }
+
+    /// Posts like `post`, given the text's JSON string as the caller received it (a post's
+    /// body holds one): when it is in the form `serde_json` writes, the message's JSON copies
+    /// it instead of escaping the text again.
+    pub(crate) fn post_with_text_json(
+        &self,
+        draft: Draft,
+        text_json: Option<String>,
+    ) -> Result<Posted, Error> {
         let draft = self.validate(draft)?;
         let slot = Arc::new(Slot {
-            draft: Mutex::new(Some(draft)),
+            draft: Mutex::new(Some((draft, text_json))),
             outcome: Mutex::new(None),
         });
         lock(&self.queue).push(Arc::clone(&slot));
@@ -456,14 +474,21 @@ impl Store {
         let mut fresh: Vec<Fresh> = Vec::new();
         let mut repeats = Vec::new();
         for (at, slot) in batch.iter().enumerate() {
-            let Draft {
-                target,
-                sender,
-                text,
-                reply_to,
-                idempotency_key: key,
-            } = lock(&slot.draft).take().unwrap_or_default();
-            let digest = idempotency::digest(&target, reply_to, &text);
+            let (
+                Draft {
+                    target,
+                    sender,
+                    text,
+                    reply_to,
+                    idempotency_key: key,
+                },
+                text_json,
+            ) = lock(&slot.draft).take().unwrap_or_default();
+            // Only a post with a key is ever compared, and hashing a large text is not free.
+            let digest = match &key {
+                Some(_) => idempotency::digest(&target, reply_to, &text),
+                None => 0,
+            };
             if let Some(key) = &key {
                 let earlier = committer.keys.get(&sender, key).or_else(|| {
                     fresh.iter().find_map(|f| {
@@ -488,8 +513,14 @@ impl Store {
                 text,
             };
             next += 1;
+            // Another writer's escapes (`\/`, `\u0041`) read the same but are not the bytes
+            // this relay writes: such a text is escaped here instead.
+            let text_json = text_json
+                .as_deref()
+                .filter(|raw| raw.starts_with('"') && escaped_as_written(raw));
             fresh.push(Fresh {
                 at,
+                encoded: Encoded::with_text(&message, text_json),
                 message,
                 key,
                 digest,
@@ -499,7 +530,10 @@ impl Store {
             Some(journal) => {
                 let lines: Vec<Line> = fresh
                     .iter()
-                    .map(|f| Line::Message(&f.message, f.key.as_deref()))
+                    .map(|f| match f.encoded.raw_text() {
+                        Some(text) => Line::Encoded(&f.message, f.key.as_deref(), text),
+                        None => Line::Message(&f.message, f.key.as_deref()),
+                    })
                     .collect();
                 journal.append_lines(&lines)
             }
@@ -537,21 +571,33 @@ impl Store {
                 ts: f.message.ts,
                 place,
             });
-            published.push((f.at, Arc::new(f.message)));
+            published.push((f.at, Arc::new(f.message), f.encoded));
         }
         {
+            let journaled = committer.journal.is_some();
             let mut state = lock(&self.state);
-            for ((_, m), entry) in published.iter().zip(entries) {
-                // Without a journal the cache is the only place the text is.
-                state.texts.put(Arc::clone(m));
+            for ((_, m, encoded), entry) in published.iter().zip(entries) {
+                // Without a journal the cache is the only place the text is, and holding every
+                // JSON too would double what memory holds; with one, the cache is bounded and a
+                // fresh message is the likeliest read next.
+                if journaled {
+                    state
+                        .texts
+                        .put_with_json(Arc::clone(m), Arc::clone(&encoded.json));
+                } else {
+                    state.texts.put(Arc::clone(m));
+                }
                 state.insert(&m.target, entry);
             }
         }
         self.published_id
             .store(committer.last_id, Ordering::Release);
-        for (at, m) in &published {
-            *lock(&batch[*at].outcome) = Some(Ok(Posted {
-                message: Arc::clone(m),
+        let mut new = Vec::with_capacity(published.len());
+        for (at, message, encoded) in published {
+            new.push(Arc::clone(&message));
+            *lock(&batch[at].outcome) = Some(Ok(Posted {
+                message,
+                encoded,
                 repeated: false,
             }));
         }
@@ -561,7 +607,7 @@ impl Store {
         }
         self.apply_retention(committer);
         self.purge(committer);
-        published.into_iter().map(|(_, m)| m).collect()
+        new
     }
 
     /// Answers every post of a batch the journal refused with the reason.
@@ -599,6 +645,7 @@ impl Store {
         let found = self.find(target, entry.id);
         match found {
             Some(message) => Ok(Posted {
+                encoded: Encoded::new(&message),
                 message,
                 repeated: true,
             }),

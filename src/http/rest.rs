@@ -12,12 +12,13 @@ use crate::agent;
 use crate::app::App;
 use crate::capacity::MAX_WAIT_SECONDS;
 use crate::error::Error;
-use crate::fields::optional_string;
+use crate::fields::{optional_string, take_string};
 use crate::http::exchange::{Incoming, JsonParts, Reply};
 use crate::http::guard::Caller;
 use crate::message::escape_separators;
 use crate::presence::{detail, Kind};
-use crate::store::{Draft, Fetch};
+use crate::store::{Draft, Fetch, Posted};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::io;
 use std::mem;
@@ -146,7 +147,7 @@ fn flag(rq: &Incoming, key: &str) -> Result<Option<bool>, Error> {
 pub(crate) fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
     let body: Value = serde_json::from_slice(&rq.body)
         .map_err(|e| Error::BadRequest(format!("body is not valid JSON: {e}")))?;
-    let Value::Object(fields) = body else {
+    let Value::Object(mut fields) = body else {
         return Err(Error::BadRequest(
             "body must be a JSON object with target, sender and text".into(),
         ));
@@ -156,7 +157,7 @@ pub(crate) fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<
         target: optional_string(&fields, "target")?
             .ok_or_else(|| Error::BadRequest("target is required".into()))?,
         sender,
-        text: optional_string(&fields, "text")?
+        text: take_string(&mut fields, "text")?
             .ok_or_else(|| Error::BadRequest("text is required".into()))?,
         reply_to: match fields.get("reply_to") {
             None | Some(Value::Null) => None,
@@ -193,16 +194,66 @@ pub(crate) fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<
         }
         None => "rest".into(),
     };
-    let posted = app.store.post(draft)?;
-    let m = posted.message;
+    // A short text is escaped faster than the body can be looked at again.
+    let text_json = match rq.body.len() {
+        len if len >= TEXT_JSON_MIN_BODY => text_json(&rq.body),
+        _ => None,
+    };
+    let posted = app.store.post_with_text_json(draft, text_json)?;
     if !posted.repeated {
-        app.logs.posted(&m, &source);
+        app.logs
+            .posted_encoded(&posted.message, &posted.encoded, &source);
     }
-    let mut body = json!({"ok": true, "posted": m.id, "message": m.as_ref()});
+    Ok(Reply::Full {
+        status: if posted.repeated { 200 } else { 201 },
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: posted_body(&posted).into_bytes(),
+    })
+}
+
+/// The smallest body whose text's JSON string is taken from it rather than made again.
+const TEXT_JSON_MIN_BODY: usize = 4096;
+
+/// The text's JSON string as the body holds it (quoted, escapes as sent), for the message's
+/// JSON to copy if it is in the form the relay writes. A second look at the body, which only
+/// finds where the text lies; `None` when it cannot say (say, for a duplicate key).
+fn text_json(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Text<'a> {
+        #[serde(borrow)]
+        text: Option<&'a RawValue>,
+    }
+    let found: Text = serde_json::from_slice(body).ok()?;
+    found.text.map(|raw| raw.get().to_string())
+}
+
+/// The answer to a post: `{"message":M,"ok":true,"posted":ID}` and `"repeated":true` for a
+/// retry, the bytes serde gives that object (keys sorted, as in a `Value`, also within the
+/// message; separators escaped), with the text copied from the message's JSON, not made again.
+fn posted_body(posted: &Posted) -> String {
+    use std::fmt::Write as _;
+    let m = &posted.message;
+    let string = |s: &str| escape_separators(serde_json::to_string(s).unwrap_or_default());
+    let text = posted.encoded.text();
+    let mut body = String::with_capacity(text.len() + m.target.len() + m.sender.len() + 160);
+    let _ = write!(body, "{{\"message\":{{\"id\":{}", m.id);
+    if let Some(reply_to) = m.reply_to {
+        let _ = write!(body, ",\"reply_to\":{reply_to}");
+    }
+    body.push_str(",\"sender\":");
+    body.push_str(&string(&m.sender));
+    body.push_str(",\"target\":");
+    body.push_str(&string(&m.target));
+    body.push_str(",\"text\":");
+    body.push_str(text);
+    body.push_str(",\"ts\":");
+    body.push_str(&serde_json::to_string(&m.ts).unwrap_or_default());
+    let _ = write!(body, "}},\"ok\":true,\"posted\":{}", m.id);
     if posted.repeated {
-        body["repeated"] = json!(true);
+        body.push_str(",\"repeated\":true");
     }
-    Ok(Reply::json(if posted.repeated { 200 } else { 201 }, &body))
+    body.push('}');
+    body
 }
 
 /// `GET /api/unread?reader=R`: for every channel, how many messages lie past R's position.
@@ -381,4 +432,41 @@ pub(crate) fn listener_name(rq: &Incoming, caller: &Caller) -> Option<String> {
         .filter(|n| !n.is_empty())
         .map(str::to_string)
         .or_else(|| caller.agent.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{Encoded, Message};
+    use std::sync::Arc;
+
+    #[test]
+    fn the_posted_body_is_the_bytes_of_the_serde_tree() {
+        for text in ["plain", "q \" b \\ \u{1} é 😀", "sep\u{2028}and\u{2029}"] {
+            for reply_to in [None, Some(7)] {
+                for repeated in [false, true] {
+                    let message = Arc::new(Message {
+                        id: 42,
+                        ts: 1_764_000_000.000_001,
+                        target: "chan\u{2029}\"x\"".into(),
+                        sender: "codex\u{2028}".into(),
+                        reply_to,
+                        text: text.into(),
+                    });
+                    let mut tree =
+                        json!({"ok": true, "posted": message.id, "message": message.as_ref()});
+                    if repeated {
+                        tree["repeated"] = json!(true);
+                    }
+                    let expected = escape_separators(serde_json::to_string(&tree).unwrap());
+                    let posted = Posted {
+                        encoded: Encoded::new(&message),
+                        message,
+                        repeated,
+                    };
+                    assert_eq!(posted_body(&posted), expected);
+                }
+            }
+        }
+    }
 }

@@ -190,13 +190,14 @@ fn decode(request: &Request) -> Result<Incoming, Error> {
 /// may take and discards (or, when long, closes the connection on) whatever is left unread.
 fn read_body(request: &mut Request, limit: usize) -> Result<Vec<u8>, Error> {
     let too_large = || Error::TooLarge(format!("request body is over the {limit}-byte limit"));
-    if request
-        .body_length()
-        .is_some_and(|declared| declared > limit)
-    {
+    let declared = request.body_length();
+    if declared.is_some_and(|declared| declared > limit) {
         return Err(too_large());
     }
-    let mut body = Vec::new();
+    // Room for the declared length (within the limit) at once, so a large body is read into
+    // place rather than copied each time a growing buffer moves; a large allocation's pages
+    // take memory only as the bytes arrive. A body sent in chunks grows as it comes.
+    let mut body = Vec::with_capacity(declared.unwrap_or(0));
     request
         .as_reader()
         .take(limit as u64 + 1)

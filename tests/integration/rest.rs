@@ -464,3 +464,143 @@ fn channel_listings_are_paginated_on_request() {
     );
     assert_eq!(get(&relay.url("/api/channels?limit=x")).status, 400);
 }
+
+/// A message line of the journal as it has always been written: the message's fields, the
+/// idempotency key, and the text last.
+#[derive(serde::Serialize)]
+struct JournalLine<'a> {
+    id: u64,
+    ts: f64,
+    target: &'a str,
+    sender: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply_to: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+    text: &'a str,
+}
+
+#[test]
+fn a_text_escaped_once_gives_the_201_journal_and_archive_bytes_of_a_serialisation_each() {
+    let mut relay = Relay::start();
+    let texts = [
+        "plain".to_string(),
+        "quote \" backslash \\ tab \t nul \u{0} é 😀 <&>".to_string(),
+        "line\u{2028}para\u{2029}end".to_string(),
+        "y".repeat(300_000),
+    ];
+    let mut posted = Vec::new();
+    for (n, text) in texts.iter().enumerate() {
+        let reply_to = (n > 0).then_some(1);
+        let key = (n % 2 == 1).then(|| format!("key-{n}"));
+        let mut body = json!({"target": "proj-x", "sender": "codex", "text": text});
+        if let Some(reply_to) = reply_to {
+            body["reply_to"] = json!(reply_to);
+        }
+        if let Some(key) = &key {
+            body["idempotency_key"] = json!(key);
+        }
+        let reply = post_raw(
+            &relay.url("/api/messages"),
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        let m = reply.json()["message"].clone();
+        assert_eq!(m["text"], json!(text));
+        let ts = m["ts"].as_f64().unwrap();
+        let id = m["id"].as_u64().unwrap();
+        let mut message =
+            json!({"id": id, "ts": ts, "target": "proj-x", "sender": "codex", "text": text});
+        if let Some(reply_to) = reply_to {
+            message["reply_to"] = json!(reply_to);
+        }
+        let expected = json!({"ok": true, "posted": id, "message": message}).to_string();
+        let expected = expected
+            .replace('\u{2028}', "\\u2028")
+            .replace('\u{2029}', "\\u2029");
+        assert_eq!(reply.body, expected, "the 201 of text {n}");
+        posted.push((id, ts, reply_to, key));
+    }
+    relay.stop();
+    let journal = std::fs::read_to_string(relay.dir.path("data/messages.jsonl")).unwrap();
+    let archive = std::fs::read_to_string(relay.dir.path("log/channel_messages.log")).unwrap();
+    let (journal, archive): (Vec<&str>, Vec<&str>) =
+        (journal.lines().collect(), archive.lines().collect());
+    assert_eq!((journal.len(), archive.len()), (texts.len(), texts.len()));
+    for (n, (text, (id, ts, reply_to, key))) in texts.iter().zip(&posted).enumerate() {
+        let line = JournalLine {
+            id: *id,
+            ts: *ts,
+            target: "proj-x",
+            sender: "codex",
+            reply_to: *reply_to,
+            key: key.as_deref(),
+            text,
+        };
+        assert_eq!(
+            journal[n],
+            serde_json::to_string(&line).unwrap(),
+            "journal line {n}"
+        );
+        let archived = json!({"id": id, "ts": ts, "target": "proj-x", "sender": "codex", "text": text, "source": "rest"});
+        assert_eq!(archive[n], archived.to_string(), "archive line {n}");
+    }
+}
+
+#[test]
+fn a_text_sent_with_other_escapes_or_twice_is_written_as_the_relay_escapes_it() {
+    let mut relay = Relay::start();
+    // Long enough for the relay to look for the text's JSON in the body, and short.
+    let bodies = [5000, 0].into_iter().flat_map(|pad| {
+        let z = "z".repeat(pad);
+        [
+            (
+                format!(r#"{{"target":"proj-x","sender":"codex","text":"a\/b \u0041 \u00E9 \ud83d\ude00 \u001F \u2028 \n{z}"}}"#),
+                format!("a/b A é 😀 \u{1f} \u{2028} \n{z}"),
+            ),
+            (
+                format!(r#"{{"target":"proj-x","sender":"codex","text":"first{z}","text":"second \"q\"{z}"}}"#),
+                format!("second \"q\"{z}"),
+            ),
+            (
+                format!(r#"{{"text" : "spaced\tout{z}" , "target":"proj-x","sender":"codex"}}"#),
+                format!("spaced\tout{z}"),
+            ),
+        ]
+    });
+    let mut posted = Vec::new();
+    for (body, text) in bodies {
+        let reply = post_raw(
+            &relay.url("/api/messages"),
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        );
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        let m = reply.json()["message"].clone();
+        let (id, ts) = (m["id"].as_u64().unwrap(), m["ts"].as_f64().unwrap());
+        let message =
+            json!({"id": id, "ts": ts, "target": "proj-x", "sender": "codex", "text": &text});
+        let expected = json!({"ok": true, "posted": id, "message": message})
+            .to_string()
+            .replace('\u{2028}', "\\u2028");
+        assert_eq!(reply.body, expected, "the 201 of {body}");
+        posted.push((id, ts, text));
+    }
+    relay.stop();
+    let journal = std::fs::read_to_string(relay.dir.path("data/messages.jsonl")).unwrap();
+    let lines: Vec<&str> = journal.lines().collect();
+    assert_eq!(lines.len(), posted.len());
+    for (line, (id, ts, text)) in lines.iter().zip(posted) {
+        let expected = JournalLine {
+            id,
+            ts,
+            target: "proj-x",
+            sender: "codex",
+            reply_to: None,
+            key: None,
+            text: &text,
+        };
+        assert_eq!(*line, serde_json::to_string(&expected).unwrap());
+    }
+}
