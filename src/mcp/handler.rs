@@ -55,7 +55,7 @@ pub(crate) fn handle(cx: &Context, session: &Session, message: &RpcMessage) -> O
     match message {
         RpcMessage::Request { id, method, params } => {
             Some(match answer(cx, session, method, params) {
-                Ok(result) => jsonrpc::result(id, &result),
+                Ok(result) => jsonrpc::result(id, result),
                 Err(e) => jsonrpc::error(Some(id), &e),
             })
         }

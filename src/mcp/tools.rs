@@ -11,11 +11,10 @@ use crate::error::Error;
 use crate::fields::{boolean, integer, number, optional_string, string};
 use crate::mcp::context::Context;
 use crate::mcp::jsonrpc::{self, Outgoing, RpcError, INVALID_PARAMS};
-use crate::message::Message;
+use crate::message::{wire_id, Message};
 use crate::presence::{detail, Kind};
 use crate::store::{Draft, Fetch};
 use serde::Serialize;
-use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -184,41 +183,31 @@ pub(crate) fn call(cx: &Context, session: &str, params: &Value) -> Result<Outgoi
         }
     };
     Ok(match outcome {
-        Ok(structured) => jsonrpc::outgoing(&ToolResult {
-            content: [Text {
-                kind: "text",
-                text: structured.get(),
-            }],
-            structured_content: Some(&structured),
-            is_error: false,
-        }),
-        Err(e) => jsonrpc::outgoing(&ToolResult {
-            content: [Text {
-                kind: "text",
-                text: &e.to_string(),
-            }],
-            structured_content: None,
-            is_error: true,
-        }),
+        Ok(structured) => tool_result(structured.get(), Some(&structured)),
+        Err(e) => tool_result(&e.to_string(), None),
     })
 }
 
 /// A `tools/call` result: the structured content, and the same JSON as a text block for
-/// clients that read only text.
-#[derive(Serialize)]
-struct ToolResult<'a> {
-    content: [Text<'a>; 1],
-    #[serde(rename = "structuredContent", skip_serializing_if = "Option::is_none")]
-    structured_content: Option<&'a RawValue>,
-    #[serde(rename = "isError")]
-    is_error: bool,
-}
-
-#[derive(Serialize)]
-struct Text<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    text: &'a str,
+/// clients that read only text; without structured content, an `isError` result whose text
+/// says what went wrong. Written around the structured content, whose JSON is escaped once
+/// into the text, rather than serialised again: this is what a page of messages costs.
+fn tool_result(text: &str, structured: Option<&Outgoing>) -> Outgoing {
+    let structured_len = structured.map_or(0, |s| s.get().len());
+    // The text, escaped, is a little longer than itself.
+    let mut json = String::with_capacity(text.len() + text.len() / 4 + structured_len + 96);
+    json.push_str(r#"{"content":[{"type":"text","text":"#);
+    jsonrpc::push_string(&mut json, text);
+    json.push_str("}]");
+    if let Some(structured) = structured {
+        json.push_str(r#","structuredContent":"#);
+        json.push_str(structured.get());
+    }
+    json.push_str(match structured {
+        Some(_) => r#","isError":false}"#,
+        None => r#","isError":true}"#,
+    });
+    Outgoing::from_serialised(json)
 }
 
 fn post_message(cx: &Context, args: &Map<String, Value>) -> Result<Outgoing, Error> {
@@ -306,27 +295,33 @@ fn fetch_messages(
             cx.name.as_deref(),
         );
         cx.store
-            .fetch(&query, Some(Instant::now() + Duration::from_secs_f64(wait)))
+            .fetch_unread(&query, Some(Instant::now() + Duration::from_secs_f64(wait)))
     } else {
-        cx.store.fetch(&query, None)
+        cx.store.fetch_unread(&query, None)
     };
-    let latest_id = page.messages.last().map(|m| m.id).unwrap_or(since_id);
-    let mut logged = json!({"target": query.target, "since_id": since_id, "limit": limit, "returned": page.messages.len(), "latest_id": latest_id});
+    let (head_id, more) = (page.head_id(), page.more());
+    // Each message's wire JSON is made once and cached, and shared with every other reply.
+    let messages = cx.store.page_json(page);
+    let latest_id = messages
+        .last()
+        .and_then(|json| wire_id(json))
+        .unwrap_or(since_id);
+    let mut logged = json!({"target": query.target, "since_id": since_id, "limit": limit, "returned": messages.len(), "latest_id": latest_id});
     if let Some(reader) = &query.reader {
         logged["reader"] = json!(reader);
     }
     cx.logs.tool("fetch_messages", logged);
-    #[derive(Serialize)]
-    struct Answer<'a> {
-        messages: &'a [Arc<Message>],
-        latest_id: u64,
-        head_id: u64,
-        more: bool,
+    // `{"messages":[...],"latest_id":N,"head_id":N,"more":B}`, as serde writes the fields.
+    let mut json = String::with_capacity(messages.iter().map(|m| m.len() + 1).sum::<usize>() + 96);
+    json.push_str(r#"{"messages":["#);
+    for (i, message) in messages.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        json.push_str(message);
     }
-    Ok(jsonrpc::outgoing(&Answer {
-        messages: &page.messages,
-        latest_id,
-        head_id: page.head_id,
-        more: page.more,
-    }))
+    json.push_str(&format!(
+        r#"],"latest_id":{latest_id},"head_id":{head_id},"more":{more}}}"#
+    ));
+    Ok(Outgoing::from_serialised(json))
 }
