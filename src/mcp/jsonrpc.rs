@@ -152,6 +152,10 @@ impl Outgoing {
     pub(crate) fn into_bytes(self) -> Vec<u8> {
         self.0.into_bytes()
     }
+
+    pub(crate) fn into_string(self) -> String {
+        self.0
+    }
 }
 
 /// Serialises `value` as an outgoing message.
@@ -167,53 +171,60 @@ pub(crate) fn outgoing(value: &impl Serialize) -> Outgoing {
 }
 
 /// Appends `text` to `out` as a JSON string, quoted and escaped exactly as `serde_json` writes
-/// it, with U+2028 and U+2029 escaped as well. Runs of bytes that need no escape (all but `"`,
+/// it, with U+2028 and U+2029 escaped as well.
+pub(crate) fn push_string(out: &mut String, text: &str) {
+    out.reserve(text.len() + 2);
+    out.push('"');
+    push_escaped(out, text);
+    out.push('"');
+}
+
+/// Appends `text` to `out` escaped as inside a JSON string (see `push_string`); a string cut
+/// into `str` pieces escapes piece by piece to the same bytes as whole. Runs of bytes that need no escape (all but `"`,
 /// `\`, control characters and the separators) are found eight bytes at a time and copied
 /// whole, so a page of messages is written as the text of a content item at little more than
 /// the cost of copying it.
-pub(crate) fn push_string(out: &mut String, text: &str) {
+pub(crate) fn push_escaped(out: &mut String, text: &str) {
     let bytes = text.as_bytes();
-    out.reserve(bytes.len() + 2);
-    out.push('"');
+    out.reserve(bytes.len());
     // `text[run..i]` is copied as it is when the next escape (or the end) is reached; escapes
     // start at ASCII bytes or a separator's lead byte, so both ends are character boundaries.
     let mut run = 0;
     let mut i = 0;
     while i < bytes.len() {
-        let word = bytes
-            .get(i..i + 8)
-            .map(|w| u64::from_le_bytes(w.try_into().expect("eight bytes")));
-        if word.is_some_and(|w| !may_need_escape(w)) {
-            i += 8;
-            continue;
-        }
-        // This byte, and the rest of its word, one at a time.
-        let end = i + 8;
-        while i < end.min(bytes.len()) {
-            let Some((escape, width)) = escape_at(bytes, i) else {
-                i += 1;
+        if let Some(word) = bytes.get(i..i + 8) {
+            // Skip to the first byte of the word that may need an escape, if any.
+            let mask = escape_mask(u64::from_le_bytes(word.try_into().expect("eight bytes")));
+            if mask == 0 {
+                i += 8;
                 continue;
-            };
-            out.push_str(&text[run..i]);
-            match escape {
-                Escape::Short(e) => out.push_str(e),
-                Escape::Control(c) => {
-                    out.push_str("\\u00");
-                    out.push(char::from(HEX[usize::from(c >> 4)]));
-                    out.push(char::from(HEX[usize::from(c & 0xf)]));
-                }
             }
-            i += width;
-            run = i;
+            i += mask.trailing_zeros() as usize / 8;
         }
+        let Some((escape, width)) = escape_at(bytes, i) else {
+            i += 1;
+            continue;
+        };
+        out.push_str(&text[run..i]);
+        match escape {
+            Escape::Short(e) => out.push_str(e),
+            Escape::Control(c) => {
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(c >> 4)]));
+                out.push(char::from(HEX[usize::from(c & 0xf)]));
+            }
+        }
+        i += width;
+        run = i;
     }
     out.push_str(&text[run..]);
-    out.push('"');
 }
 
-/// Whether any of the eight bytes of `word` is a control character, `"`, `\` or the lead byte
-/// of U+2028 and U+2029 (bit tricks that find a zero or small byte without a branch each).
-fn may_need_escape(word: u64) -> bool {
+/// The high bit set in each byte of `word` (read little-endian) that is a control character,
+/// `"`, `\` or the lead byte of U+2028 and U+2029, found without a branch per byte. Bytes above
+/// the first such byte may be marked wrongly (a borrow carries into them), so only the lowest
+/// mark is exact; zero when no byte is.
+fn escape_mask(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
@@ -222,7 +233,6 @@ fn may_need_escape(word: u64) -> bool {
         | zero_byte(word ^ (ONES * u64::from(b'"')))
         | zero_byte(word ^ (ONES * u64::from(b'\\')))
         | zero_byte(word ^ (ONES * u64::from(SEPARATOR_LEAD)))
-        != 0
 }
 
 /// How a string byte is escaped.
@@ -260,14 +270,20 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// A success response carrying `result`, written around it without copying it again into
 /// another serialiser.
 pub(crate) fn result(id: &Value, result: Outgoing) -> Outgoing {
+    result_with(id, result.0.len(), |out| out.push_str(&result.0))
+}
+
+/// A success response whose result `write` appends (about `len` bytes of JSON, with U+2028 and
+/// U+2029 escaped) to the buffer that becomes the response, so a large one is written once.
+pub(crate) fn result_with(id: &Value, len: usize, write: impl FnOnce(&mut String)) -> Outgoing {
     let id = outgoing(id);
-    let mut json = String::with_capacity(result.0.len() + id.0.len() + 32);
+    let mut json = String::with_capacity(len + id.0.len() + 32);
     json.push_str(r#"{"jsonrpc":"2.0","id":"#);
     json.push_str(&id.0);
     json.push_str(r#","result":"#);
-    json.push_str(&result.0);
+    write(&mut json);
     json.push('}');
-    Outgoing(json)
+    Outgoing::from_serialised(json)
 }
 
 /// The answers to a batch, as one JSON array.
@@ -329,18 +345,26 @@ mod tests {
     }
 
     #[test]
-    fn every_escape_is_found_at_every_place_in_a_word() {
-        for special in [
+    fn every_escape_is_found_at_every_place_in_a_word_and_beside_another() {
+        let specials = [
             "\"", "\\", "\n", "\u{1}", "\u{1f}", "\u{2028}", "\u{2029}", "\u{2027}", "€", "é",
-            "\u{7f}",
-        ] {
-            for before in 0..17 {
-                for after in [0, 1, 7, 8, 9] {
-                    let text = format!("{}{special}{}", "a".repeat(before), "b".repeat(after));
-                    let mut ours = String::new();
-                    push_string(&mut ours, &text);
-                    let serde = escape_separators(serde_json::to_string(&text).unwrap());
-                    assert_eq!(ours, serde, "{text:?}");
+            "\u{7f}", "a",
+        ];
+        for first in specials {
+            for second in specials {
+                for before in 0..17 {
+                    for gap in [0, 1, 3, 7, 8] {
+                        let text = format!(
+                            "{}{first}{}{second}{}",
+                            "a".repeat(before),
+                            "b".repeat(gap),
+                            "c".repeat(before % 9)
+                        );
+                        let mut ours = String::new();
+                        push_string(&mut ours, &text);
+                        let serde = escape_separators(serde_json::to_string(&text).unwrap());
+                        assert_eq!(ours, serde, "{text:?}");
+                    }
                 }
             }
         }

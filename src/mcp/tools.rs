@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::fields::{boolean, integer, number, optional_string, string};
 use crate::mcp::context::Context;
 use crate::mcp::jsonrpc::{self, Outgoing, RpcError, INVALID_PARAMS};
-use crate::message::{wire_id, Message};
+use crate::message::{wire_id, Message, WireJson};
 use crate::presence::{detail, Kind};
 use crate::store::{Draft, Fetch};
 use serde::Serialize;
@@ -149,9 +149,14 @@ pub(crate) fn list() -> Value {
     ]})
 }
 
-/// Runs `tools/call`: a result (possibly with `isError`), or -32602 for an unknown tool or
-/// malformed call.
-pub(crate) fn call(cx: &Context, session: &str, params: &Value) -> Result<Outgoing, RpcError> {
+/// Runs `tools/call` request `id`: the whole response, a result (possibly with `isError`), or
+/// -32602 for an unknown tool or malformed call.
+pub(crate) fn call(
+    cx: &Context,
+    session: &str,
+    id: &Value,
+    params: &Value,
+) -> Result<Outgoing, RpcError> {
     let name = match params.get("name") {
         Some(Value::String(name)) => name.as_str(),
         _ => {
@@ -168,13 +173,13 @@ pub(crate) fn call(cx: &Context, session: &str, params: &Value) -> Result<Outgoi
         Some(_) => return Err(RpcError::new(INVALID_PARAMS, "arguments must be an object")),
     };
     let outcome = match name {
-        "post_message" => post_message(cx, args),
+        "post_message" => post_message(cx, args).map(Structured::from),
         "fetch_messages" => fetch_messages(cx, session, args),
-        "list_channels" => Ok(jsonrpc::outgoing(&json!({
+        "list_channels" => Ok(Structured::from(jsonrpc::outgoing(&json!({
             "channels": cx.store.channels(),
             "detail": detail(cx.store, cx.presence),
-        }))),
-        "search_messages" => search_messages(cx, args),
+        })))),
+        "search_messages" => search_messages(cx, args).map(Structured::from),
         other => {
             return Err(
                 RpcError::new(INVALID_PARAMS, format!("Unknown tool: {other}"))
@@ -183,31 +188,69 @@ pub(crate) fn call(cx: &Context, session: &str, params: &Value) -> Result<Outgoi
         }
     };
     Ok(match outcome {
-        Ok(structured) => tool_result(structured.get(), Some(&structured)),
-        Err(e) => tool_result(&e.to_string(), None),
+        Ok(structured) => jsonrpc::result_with(id, 2 * structured.len() + 96, |out| {
+            write_result(out, &structured)
+        }),
+        Err(e) => jsonrpc::result_with(id, 96, |out| write_error(out, &e.to_string())),
     })
 }
 
-/// A `tools/call` result: the structured content, and the same JSON as a text block for
-/// clients that read only text; without structured content, an `isError` result whose text
-/// says what went wrong. Written around the structured content, whose JSON is escaped once
-/// into the text, rather than serialised again: this is what a page of messages costs.
-fn tool_result(text: &str, structured: Option<&Outgoing>) -> Outgoing {
-    let structured_len = structured.map_or(0, |s| s.get().len());
-    // The text, escaped, is a little longer than itself.
-    let mut json = String::with_capacity(text.len() + text.len() / 4 + structured_len + 96);
-    json.push_str(r#"{"content":[{"type":"text","text":"#);
-    jsonrpc::push_string(&mut json, text);
-    json.push_str("}]");
-    if let Some(structured) = structured {
-        json.push_str(r#","structuredContent":"#);
-        json.push_str(structured.get());
+/// A tool's structured content, serialised: `head`, the `items` separated by commas, and
+/// `tail`. A page of messages is its messages' cached JSON between the page's ends, so it is
+/// written out without being put together first.
+struct Structured {
+    head: &'static str,
+    items: Vec<WireJson>,
+    tail: String,
+}
+
+impl From<Outgoing> for Structured {
+    fn from(json: Outgoing) -> Structured {
+        Structured {
+            head: "",
+            items: Vec::new(),
+            tail: json.into_string(),
+        }
     }
-    json.push_str(match structured {
-        Some(_) => r#","isError":false}"#,
-        None => r#","isError":true}"#,
-    });
-    Outgoing::from_serialised(json)
+}
+
+impl Structured {
+    fn len(&self) -> usize {
+        self.pieces().map(str::len).sum()
+    }
+
+    /// The JSON, piece by piece.
+    fn pieces(&self) -> impl Iterator<Item = &str> {
+        let items = self.items.iter().enumerate().flat_map(|(i, item)| {
+            let comma = if i == 0 { "" } else { "," };
+            [comma, item.as_str()]
+        });
+        std::iter::once(self.head)
+            .chain(items)
+            .chain(std::iter::once(self.tail.as_str()))
+    }
+}
+
+/// A `tools/call` result: the structured content, and the same JSON as a text block for
+/// clients that read only text. The JSON is escaped piece by piece into the text and copied as
+/// it is beside it, rather than serialised again: this is what a page of messages costs.
+fn write_result(out: &mut String, structured: &Structured) {
+    out.push_str(r#"{"content":[{"type":"text","text":""#);
+    for piece in structured.pieces() {
+        jsonrpc::push_escaped(out, piece);
+    }
+    out.push_str(r#""}],"structuredContent":"#);
+    for piece in structured.pieces() {
+        out.push_str(piece);
+    }
+    out.push_str(r#","isError":false}"#);
+}
+
+/// An `isError` result whose text says what went wrong.
+fn write_error(out: &mut String, text: &str) {
+    out.push_str(r#"{"content":[{"type":"text","text":"#);
+    jsonrpc::push_string(out, text);
+    out.push_str(r#"}],"isError":true}"#);
 }
 
 fn post_message(cx: &Context, args: &Map<String, Value>) -> Result<Outgoing, Error> {
@@ -263,7 +306,7 @@ fn fetch_messages(
     cx: &Context,
     session: &str,
     args: &Map<String, Value>,
-) -> Result<Outgoing, Error> {
+) -> Result<Structured, Error> {
     let target = crate::store::name("target", &string(args, "target")?)?;
     let reader = optional_string(args, "reader")?
         .map(|r| crate::store::name("reader", &r))
@@ -312,16 +355,9 @@ fn fetch_messages(
     }
     cx.logs.tool("fetch_messages", logged);
     // `{"messages":[...],"latest_id":N,"head_id":N,"more":B}`, as serde writes the fields.
-    let mut json = String::with_capacity(messages.iter().map(|m| m.len() + 1).sum::<usize>() + 96);
-    json.push_str(r#"{"messages":["#);
-    for (i, message) in messages.iter().enumerate() {
-        if i > 0 {
-            json.push(',');
-        }
-        json.push_str(message);
-    }
-    json.push_str(&format!(
-        r#"],"latest_id":{latest_id},"head_id":{head_id},"more":{more}}}"#
-    ));
-    Ok(Outgoing::from_serialised(json))
+    Ok(Structured {
+        head: r#"{"messages":["#,
+        items: messages,
+        tail: format!(r#"],"latest_id":{latest_id},"head_id":{head_id},"more":{more}}}"#),
+    })
 }
