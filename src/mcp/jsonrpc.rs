@@ -1,6 +1,8 @@
 //! JSON-RPC 2.0 wire types as MCP uses them: a request id is a number or a string and is echoed
 //! back with its type; a message is a request, a notification or a response; an error carries a
-//! standard code. Parsing checks the envelope only; methods are dispatched by `handler`.
+//! standard code. Parsing checks the envelope only; methods are dispatched by `handler`. What
+//! the server sends is written once as text (`Outgoing`), a large result straight into its
+//! response around parts serialised before, with strings escaped as `serde_json` escapes them.
 
 use crate::error::Error;
 use crate::message::{escape_separators, has_separators, SEPARATOR_LEAD};
@@ -127,15 +129,15 @@ impl RpcMessage {
 
 /// A message the server sends, already serialised: responses are built once and written as
 /// they are to a reply body or a stream. It always holds one JSON value as `serde_json` writes
-/// it, with U+2028 and U+2029 escaped: it is made by `outgoing`, or by `from_serialised` from
-/// parts that are such JSON already.
+/// it, with U+2028 and U+2029 escaped: it is made by `outgoing`, or written here around parts
+/// that are such JSON already.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Outgoing(String);
 
 impl Outgoing {
-    /// Wraps `json`, which the caller wrote from parts already serialised (and separators
-    /// escaped), so it is not parsed again. Test builds check that it is JSON.
-    pub(crate) fn from_serialised(json: String) -> Outgoing {
+    /// Wraps `json`, written from parts already serialised (and separators escaped), so it is
+    /// not parsed again. Test builds check that it is JSON.
+    fn from_serialised(json: String) -> Outgoing {
         debug_assert!(
             serde_json::from_str::<serde::de::IgnoredAny>(&json).is_ok() && !has_separators(&json),
             "not serialised JSON: {json}"
@@ -153,6 +155,7 @@ impl Outgoing {
         self.0.into_bytes()
     }
 
+    /// The JSON text, to be written into a larger message.
     pub(crate) fn into_string(self) -> String {
         self.0
     }
@@ -180,10 +183,10 @@ pub(crate) fn push_string(out: &mut String, text: &str) {
 }
 
 /// Appends `text` to `out` escaped as inside a JSON string (see `push_string`); a string cut
-/// into `str` pieces escapes piece by piece to the same bytes as whole. Runs of bytes that need no escape (all but `"`,
-/// `\`, control characters and the separators) are found eight bytes at a time and copied
-/// whole, so a page of messages is written as the text of a content item at little more than
-/// the cost of copying it.
+/// into `str` pieces escapes piece by piece to the same bytes as whole. Runs of bytes that need
+/// no escape (all but `"`, `\`, control characters and the separators) are found eight bytes
+/// at a time and copied whole, so a page of messages is written as the text of a content item
+/// at little more than the cost of copying it.
 pub(crate) fn push_escaped(out: &mut String, text: &str) {
     let bytes = text.as_bytes();
     out.reserve(bytes.len());
