@@ -122,6 +122,16 @@ impl Encoded {
     }
 }
 
+/// The id of the message whose wire JSON is `json`: it is the first field, so it is read
+/// without parsing the rest.
+pub(crate) fn wire_id(json: &str) -> Option<u64> {
+    let rest = json.strip_prefix(r#"{"id":"#)?;
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..digits].parse().ok()
+}
+
 /// Writes U+2028 and U+2029 in serialised JSON as `\u2028` and `\u2029`. Both are legal
 /// unescaped in JSON strings, which is the only place they can occur, but they end a line in
 /// JavaScript source and in some line-oriented readers. Text without them is returned as it is.
@@ -134,7 +144,7 @@ pub(crate) fn escape_separators(json: String) -> String {
 }
 
 /// The first byte of U+2028 and U+2029 in UTF-8.
-const SEPARATOR_LEAD: u8 = 0xE2;
+pub(crate) const SEPARATOR_LEAD: u8 = 0xE2;
 
 /// Whether `json` holds U+2028 or U+2029. Both start with the byte 0xE2, which a byte search
 /// (memchr) rules out quickly; searching for the characters themselves decodes every one, and
@@ -154,6 +164,22 @@ pub(crate) fn now() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_id_is_read_from_the_front_of_the_wire_json() {
+        for (id, reply_to) in [(1, None), (18_446_744_073_709_551_615, Some(7))] {
+            let m = Message {
+                id,
+                ts: 1.5,
+                target: "t".into(),
+                sender: "s".into(),
+                reply_to,
+                text: r#"{"id":99}"#.into(),
+            };
+            assert_eq!(wire_id(&wire_json(&m)), Some(id));
+        }
+        assert_eq!(wire_id(r#"{"ts":1,"id":2}"#), None);
+    }
 
     #[test]
     fn separators_are_escaped_and_read_back_the_same() {

@@ -79,6 +79,7 @@ pub(crate) struct Fetch {
 }
 
 /// One page of a channel, ascending, and where it stands against the channel's end.
+#[cfg(test)]
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Page {
     pub messages: Vec<Arc<Message>>,
@@ -903,6 +904,7 @@ impl Store {
     /// The page `query` asks for. With a `deadline`, when nothing is there yet, waits until a
     /// post to the channel brings something or the deadline passes. With a `reader`, the
     /// reader's position stands in for a `since_id` of 0, and moves past the page returned.
+    #[cfg(test)]
     pub(crate) fn fetch(&self, query: &Fetch, deadline: Option<Instant>) -> Page {
         let page = self.take_page(query, deadline);
         self.save_reader(query, &page);

@@ -72,7 +72,7 @@ pub(crate) fn failure(rq: &Incoming, e: Error) -> Reply {
     match body(&rq.path) {
         Body::JsonRpc => {
             let error = jsonrpc::error(None, &RpcError::from(&e));
-            with_error_headers(Reply::json(e.status(), &error), &e)
+            with_error_headers(streamable::json_reply(e.status(), error), &e)
         }
         Body::Rest => error_reply(&e),
     }

@@ -14,7 +14,7 @@ use crate::http::guard::Caller;
 use crate::listen::Listen;
 use crate::mcp::context::Context;
 use crate::mcp::handler;
-use crate::mcp::jsonrpc::{self, RpcMessage};
+use crate::mcp::jsonrpc::{self, Outgoing, RpcMessage};
 use crate::mcp::session::{Lookup, Owner, Session, Transport};
 use crate::mcp::{is_supported, SUPPORTED_VERSIONS};
 use crate::presence::Kind;
@@ -143,12 +143,12 @@ pub(crate) fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, E
         return Ok(if answers.is_empty() {
             Reply::empty(202)
         } else {
-            Reply::json(200, &answers)
+            json_reply(200, jsonrpc::batch(&answers))
         });
     }
     let message = match RpcMessage::parse(&body) {
         Ok(m) => m,
-        Err((id, e)) => return Ok(Reply::json(400, &jsonrpc::error(id.as_ref(), &e))),
+        Err((id, e)) => return Ok(json_reply(400, jsonrpc::error(id.as_ref(), &e))),
     };
     if let RpcMessage::Request { id, method, params } = &message {
         if method == "initialize" {
@@ -161,15 +161,24 @@ pub(crate) fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, E
                 listen.declare(&mut result);
                 app.sessions.set_listen(&session, listen);
             }
-            let result = jsonrpc::result(id, &result);
-            return Ok(Reply::json(200, &result).with_header("Mcp-Session-Id", &session.id));
+            let result = jsonrpc::result(id, jsonrpc::outgoing(&result));
+            return Ok(json_reply(200, result).with_header("Mcp-Session-Id", &session.id));
         }
     }
     let session = session(app, rq, caller, version)?;
     Ok(match handler::handle(&cx, &session, &message) {
-        Some(answer) => Reply::json(200, &answer),
+        Some(answer) => json_reply(200, answer),
         None => Reply::empty(202),
     })
+}
+
+/// A reply whose body is `answer` as it was serialised.
+pub(crate) fn json_reply(status: u16, answer: Outgoing) -> Reply {
+    Reply::Full {
+        status,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: answer.into_bytes(),
+    }
 }
 
 /// `GET /mcp`: the session's stream of server messages.

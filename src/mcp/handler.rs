@@ -53,9 +53,15 @@ pub(crate) fn initialize_result(version: &str) -> Value {
 /// Handles one message in `session`; the response for a request, None for anything else.
 pub(crate) fn handle(cx: &Context, session: &Session, message: &RpcMessage) -> Option<Outgoing> {
     match message {
+        // A tool result is written whole, envelope and all: it carries its content twice, as
+        // JSON and as text, and may be large.
+        RpcMessage::Request { id, method, params } if method == "tools/call" => Some(
+            tools::call(cx, &session.id, id, params)
+                .unwrap_or_else(|e| jsonrpc::error(Some(id), &e)),
+        ),
         RpcMessage::Request { id, method, params } => {
             Some(match answer(cx, session, method, params) {
-                Ok(result) => jsonrpc::result(id, &result),
+                Ok(result) => jsonrpc::result(id, result),
                 Err(e) => jsonrpc::error(Some(id), &e),
             })
         }
@@ -72,9 +78,6 @@ fn answer(
     params: &Value,
 ) -> Result<Outgoing, RpcError> {
     let result = match method {
-        // A tool result arrives serialised: it carries its content twice, as JSON and as
-        // text, and is not made a `Value` again.
-        "tools/call" => return tools::call(cx, &session.id, params),
         "initialize" => {
             let version = negotiate(params.get("protocolVersion").and_then(Value::as_str));
             session.set_version(version);

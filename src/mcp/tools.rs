@@ -11,11 +11,10 @@ use crate::error::Error;
 use crate::fields::{boolean, integer, number, optional_string, string};
 use crate::mcp::context::Context;
 use crate::mcp::jsonrpc::{self, Outgoing, RpcError, INVALID_PARAMS};
-use crate::message::Message;
+use crate::message::{wire_id, Message, WireJson};
 use crate::presence::{detail, Kind};
 use crate::store::{Draft, Fetch};
 use serde::Serialize;
-use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -150,9 +149,14 @@ pub(crate) fn list() -> Value {
     ]})
 }
 
-/// Runs `tools/call`: a result (possibly with `isError`), or -32602 for an unknown tool or
-/// malformed call.
-pub(crate) fn call(cx: &Context, session: &str, params: &Value) -> Result<Outgoing, RpcError> {
+/// Runs `tools/call` request `id`: the whole response, a result (possibly with `isError`), or
+/// -32602 for an unknown tool or malformed call.
+pub(crate) fn call(
+    cx: &Context,
+    session: &str,
+    id: &Value,
+    params: &Value,
+) -> Result<Outgoing, RpcError> {
     let name = match params.get("name") {
         Some(Value::String(name)) => name.as_str(),
         _ => {
@@ -169,13 +173,13 @@ pub(crate) fn call(cx: &Context, session: &str, params: &Value) -> Result<Outgoi
         Some(_) => return Err(RpcError::new(INVALID_PARAMS, "arguments must be an object")),
     };
     let outcome = match name {
-        "post_message" => post_message(cx, args),
+        "post_message" => post_message(cx, args).map(Structured::from),
         "fetch_messages" => fetch_messages(cx, session, args),
-        "list_channels" => Ok(jsonrpc::outgoing(&json!({
+        "list_channels" => Ok(Structured::from(jsonrpc::outgoing(&json!({
             "channels": cx.store.channels(),
             "detail": detail(cx.store, cx.presence),
-        }))),
-        "search_messages" => search_messages(cx, args),
+        })))),
+        "search_messages" => search_messages(cx, args).map(Structured::from),
         other => {
             return Err(
                 RpcError::new(INVALID_PARAMS, format!("Unknown tool: {other}"))
@@ -184,41 +188,69 @@ pub(crate) fn call(cx: &Context, session: &str, params: &Value) -> Result<Outgoi
         }
     };
     Ok(match outcome {
-        Ok(structured) => jsonrpc::outgoing(&ToolResult {
-            content: [Text {
-                kind: "text",
-                text: structured.get(),
-            }],
-            structured_content: Some(&structured),
-            is_error: false,
+        Ok(structured) => jsonrpc::result_with(id, 2 * structured.len() + 96, |out| {
+            write_result(out, &structured)
         }),
-        Err(e) => jsonrpc::outgoing(&ToolResult {
-            content: [Text {
-                kind: "text",
-                text: &e.to_string(),
-            }],
-            structured_content: None,
-            is_error: true,
-        }),
+        Err(e) => jsonrpc::result_with(id, 96, |out| write_error(out, &e.to_string())),
     })
 }
 
-/// A `tools/call` result: the structured content, and the same JSON as a text block for
-/// clients that read only text.
-#[derive(Serialize)]
-struct ToolResult<'a> {
-    content: [Text<'a>; 1],
-    #[serde(rename = "structuredContent", skip_serializing_if = "Option::is_none")]
-    structured_content: Option<&'a RawValue>,
-    #[serde(rename = "isError")]
-    is_error: bool,
+/// A tool's structured content, serialised: `head`, the `items` separated by commas, and
+/// `tail`. A page of messages is its messages' cached JSON between the page's ends, so it is
+/// written out without being put together first.
+struct Structured {
+    head: &'static str,
+    items: Vec<WireJson>,
+    tail: String,
 }
 
-#[derive(Serialize)]
-struct Text<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    text: &'a str,
+impl From<Outgoing> for Structured {
+    fn from(json: Outgoing) -> Structured {
+        Structured {
+            head: "",
+            items: Vec::new(),
+            tail: json.into_string(),
+        }
+    }
+}
+
+impl Structured {
+    fn len(&self) -> usize {
+        self.pieces().map(str::len).sum()
+    }
+
+    /// The JSON, piece by piece.
+    fn pieces(&self) -> impl Iterator<Item = &str> {
+        let items = self.items.iter().enumerate().flat_map(|(i, item)| {
+            let comma = if i == 0 { "" } else { "," };
+            [comma, item.as_str()]
+        });
+        std::iter::once(self.head)
+            .chain(items)
+            .chain(std::iter::once(self.tail.as_str()))
+    }
+}
+
+/// A `tools/call` result: the structured content, and the same JSON as a text block for
+/// clients that read only text. The JSON is escaped piece by piece into the text and copied as
+/// it is beside it, rather than serialised again: this is what a page of messages costs.
+fn write_result(out: &mut String, structured: &Structured) {
+    out.push_str(r#"{"content":[{"type":"text","text":""#);
+    for piece in structured.pieces() {
+        jsonrpc::push_escaped(out, piece);
+    }
+    out.push_str(r#""}],"structuredContent":"#);
+    for piece in structured.pieces() {
+        out.push_str(piece);
+    }
+    out.push_str(r#","isError":false}"#);
+}
+
+/// An `isError` result whose text says what went wrong.
+fn write_error(out: &mut String, text: &str) {
+    out.push_str(r#"{"content":[{"type":"text","text":"#);
+    jsonrpc::push_string(out, text);
+    out.push_str(r#"}],"isError":true}"#);
 }
 
 fn post_message(cx: &Context, args: &Map<String, Value>) -> Result<Outgoing, Error> {
@@ -274,7 +306,7 @@ fn fetch_messages(
     cx: &Context,
     session: &str,
     args: &Map<String, Value>,
-) -> Result<Outgoing, Error> {
+) -> Result<Structured, Error> {
     let target = crate::store::name("target", &string(args, "target")?)?;
     let reader = optional_string(args, "reader")?
         .map(|r| crate::store::name("reader", &r))
@@ -306,27 +338,26 @@ fn fetch_messages(
             cx.name.as_deref(),
         );
         cx.store
-            .fetch(&query, Some(Instant::now() + Duration::from_secs_f64(wait)))
+            .fetch_unread(&query, Some(Instant::now() + Duration::from_secs_f64(wait)))
     } else {
-        cx.store.fetch(&query, None)
+        cx.store.fetch_unread(&query, None)
     };
-    let latest_id = page.messages.last().map(|m| m.id).unwrap_or(since_id);
-    let mut logged = json!({"target": query.target, "since_id": since_id, "limit": limit, "returned": page.messages.len(), "latest_id": latest_id});
+    let (head_id, more) = (page.head_id(), page.more());
+    // Each message's wire JSON is made once and cached, and shared with every other reply.
+    let messages = cx.store.page_json(page);
+    let latest_id = messages
+        .last()
+        .and_then(|json| wire_id(json))
+        .unwrap_or(since_id);
+    let mut logged = json!({"target": query.target, "since_id": since_id, "limit": limit, "returned": messages.len(), "latest_id": latest_id});
     if let Some(reader) = &query.reader {
         logged["reader"] = json!(reader);
     }
     cx.logs.tool("fetch_messages", logged);
-    #[derive(Serialize)]
-    struct Answer<'a> {
-        messages: &'a [Arc<Message>],
-        latest_id: u64,
-        head_id: u64,
-        more: bool,
-    }
-    Ok(jsonrpc::outgoing(&Answer {
-        messages: &page.messages,
-        latest_id,
-        head_id: page.head_id,
-        more: page.more,
-    }))
+    // `{"messages":[...],"latest_id":N,"head_id":N,"more":B}`, as serde writes the fields.
+    Ok(Structured {
+        head: r#"{"messages":["#,
+        items: messages,
+        tail: format!(r#"],"latest_id":{latest_id},"head_id":{head_id},"more":{more}}}"#),
+    })
 }

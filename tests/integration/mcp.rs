@@ -527,3 +527,157 @@ fn fetch_says_how_far_behind_the_page_is_and_newest_reads_the_end() {
         "boolean"
     );
 }
+
+/// Texts whose escaping differs between the forms a result carries them in: quotes,
+/// backslashes, CRLF, emoji, the line separators U+2028/U+2029, control characters, JSON and
+/// an escape sequence written out literally.
+const TRICKY_TEXTS: [&str; 8] = [
+    "a \"quoted\" word and a \\ backslash",
+    "two lines\r\nof CRLF\r\n",
+    "emoji 🦀👍🏽, accents é ü, 漢字",
+    "line\u{2028}and paragraph\u{2029}separators",
+    "controls \u{0}\u{1}\u{8}\t\u{b}\u{c}\u{1b}\u{1f}\u{7f} end",
+    "{\"id\":1,\"text\":\"json inside\"}",
+    "not a separator: \\u2028, \\n",
+    "a closing backslash \\",
+];
+
+/// The bytes serde writes for a `fetch_messages` response: the JSON-RPC envelope, the tool
+/// result, and the page as structured content and again as the text of a content item, with
+/// U+2028 and U+2029 escaped.
+fn fetch_response_as_serde_writes_it(id: u64, page: &Value) -> String {
+    #[derive(serde::Serialize)]
+    struct Message<'a> {
+        id: u64,
+        ts: f64,
+        target: &'a str,
+        sender: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
+        text: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct Page<'a> {
+        messages: Vec<Message<'a>>,
+        latest_id: u64,
+        head_id: u64,
+        more: bool,
+    }
+    let messages = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| Message {
+            id: m["id"].as_u64().unwrap(),
+            ts: m["ts"].as_f64().unwrap(),
+            target: m["target"].as_str().unwrap(),
+            sender: m["sender"].as_str().unwrap(),
+            reply_to: m.get("reply_to").map(|r| r.as_u64().unwrap()),
+            text: m["text"].as_str().unwrap(),
+        });
+    let escape = |json: String| {
+        json.replace('\u{2028}', "\\u2028")
+            .replace('\u{2029}', "\\u2029")
+    };
+    let structured = escape(
+        serde_json::to_string(&Page {
+            messages: messages.collect(),
+            latest_id: page["latest_id"].as_u64().unwrap(),
+            head_id: page["head_id"].as_u64().unwrap(),
+            more: page["more"].as_bool().unwrap(),
+        })
+        .unwrap(),
+    );
+    let structured: &serde_json::value::RawValue = serde_json::from_str(&structured).unwrap();
+    #[derive(serde::Serialize)]
+    struct Text<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        text: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct ToolResult<'a> {
+        content: [Text<'a>; 1],
+        #[serde(rename = "structuredContent")]
+        structured_content: &'a serde_json::value::RawValue,
+        #[serde(rename = "isError")]
+        is_error: bool,
+    }
+    #[derive(serde::Serialize)]
+    struct Response<'a> {
+        jsonrpc: &'a str,
+        id: u64,
+        result: ToolResult<'a>,
+    }
+    escape(
+        serde_json::to_string(&Response {
+            jsonrpc: "2.0",
+            id,
+            result: ToolResult {
+                content: [Text {
+                    kind: "text",
+                    text: structured.get(),
+                }],
+                structured_content: structured,
+                is_error: false,
+            },
+        })
+        .unwrap(),
+    )
+}
+
+#[test]
+fn fetch_results_of_tricky_texts_are_the_same_bytes_from_the_cache_and_from_the_journal() {
+    let mut relay = Relay::start();
+    let first = relay.post("tricky", "claude", TRICKY_TEXTS[0]);
+    for (i, text) in TRICKY_TEXTS.iter().enumerate().skip(1) {
+        let mut body = json!({"target": "tricky", "sender": "codex", "text": text});
+        if i == 3 {
+            body["reply_to"] = json!(first);
+        }
+        let (status, answer) = post_json(&relay.url("/api/messages"), &body);
+        assert_eq!(status, 201, "{answer}");
+    }
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+        "name": "fetch_messages", "arguments": {"target": "tricky", "limit": 5, "since_id": 1}}});
+    let fetch = |relay: &Relay| {
+        let mcp = Mcp::connect(relay, "2025-06-18");
+        let r = mcp.send(&call);
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body
+    };
+    // Posted just now, then made from the cached message and cached as wire JSON.
+    let fresh = fetch(&relay);
+    let cached = fetch(&relay);
+    assert_eq!(cached, fresh);
+    let result = serde_json::from_str::<Value>(&fresh).unwrap()["result"].clone();
+    let page = &result["structuredContent"];
+    let texts: Vec<&str> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, TRICKY_TEXTS[1..6]);
+    assert_eq!(page["messages"][2]["reply_to"], first);
+    assert_eq!(
+        (&page["latest_id"], &page["more"]),
+        (&json!(first + 5), &json!(true))
+    );
+    let text = result["content"][0]["text"].as_str().unwrap();
+    assert_eq!(&serde_json::from_str::<Value>(text).unwrap(), page);
+    assert!(!fresh.contains(['\u{2028}', '\u{2029}']), "{fresh}");
+    assert_eq!(fresh, fetch_response_as_serde_writes_it(7, page));
+
+    // After a restart with no cache, every text is read from the journal.
+    let mut config = common_config(&relay);
+    config.cache_bytes = 0;
+    relay.restart(config);
+    assert_eq!(fetch(&relay), fresh);
+    let mut config = common_config(&relay);
+    config.cache_bytes = 8 << 20;
+    relay.restart(config);
+    let from_journal = fetch(&relay);
+    assert_eq!(from_journal, fresh);
+    assert_eq!(fetch(&relay), fresh);
+}
