@@ -20,6 +20,8 @@ mod ceilings;
 mod client;
 #[path = "support/relay_binary.rs"]
 mod relay_binary;
+#[path = "support/relay_process.rs"]
+mod relay_process;
 use canned::Canned;
 use ceilings::{cpu_seconds, start_ceiling, start_nginx, Ceiling};
 use client::{load, percentile_ms, request_bytes, spread, Conn};
@@ -44,32 +46,7 @@ struct Relay {
 impl Relay {
     fn start(binary: &Path, dir: &Path, extra: &[&str]) -> Relay {
         let begun = Instant::now();
-        let mut child = Command::new(binary)
-            .args(["--port", "0", "--host", "127.0.0.1"])
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .arg("--log-path")
-            .arg(dir.join("log/tool.log"))
-            .arg("--channel-log-path")
-            .arg(dir.join("log/channel.log"))
-            .args(extra)
-            .current_dir(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the relay");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("the relay's first line");
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .expect("a URL on the first line");
-        let addr: SocketAddr = url
-            .trim_start_matches("http://")
-            .parse()
-            .expect("an address");
+        let (child, addr) = relay_process::spawn(binary, dir, extra);
         let mut conn = Conn::open(addr);
         while conn.call("GET", "/healthz", "", "").0 != 200 {}
         Relay {

@@ -7,6 +7,8 @@
 
 #[path = "support/relay_binary.rs"]
 mod relay_binary;
+#[path = "support/relay_process.rs"]
+mod relay_process;
 use relay_binary::binary;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -29,27 +31,8 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
 
-    let mut relay = Command::new(&binary)
-        .args(["--port", "0", "--store", "memory"])
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--log-path")
-        .arg(dir.join("tool.log"))
-        .arg("--channel-log-path")
-        .arg(dir.join("channel.log"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the relay starts");
-    let mut banner = String::new();
-    BufReader::new(relay.stdout.take().unwrap())
-        .read_line(&mut banner)
-        .unwrap();
-    let base = banner
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("the relay says where it listens")
-        .to_string();
+    let (mut relay, addr) = relay_process::spawn(&binary, &dir, &["--store", "memory"]);
+    let base = format!("http://{addr}");
 
     let mut bridge = Command::new(&binary)
         .args(["mcp", "--url", &base, "--listen", "bench", "--as", "reader"])

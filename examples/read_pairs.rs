@@ -8,87 +8,25 @@
 //! one load on this build for SECS seconds after printing the relay's pid, for a profiler.
 //! Resident memory is printed after the loads.
 
+// This example uses the shared client's connections, not its load runs.
+#[allow(dead_code)]
+#[path = "support/client.rs"]
+mod client;
 #[path = "support/relay_binary.rs"]
 mod relay_binary;
+#[path = "support/relay_process.rs"]
+mod relay_process;
+use client::Conn;
 use relay_binary::binary;
 use serde_json::json;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// A keep-alive connection that sends a GET or POST and reads the whole response.
-struct Conn {
-    reader: BufReader<TcpStream>,
-    body: Vec<u8>,
-}
-
-impl Conn {
-    fn open(addr: SocketAddr) -> Conn {
-        let s = TcpStream::connect(addr).expect("connect");
-        s.set_nodelay(true).ok();
-        Conn {
-            reader: BufReader::with_capacity(256 * 1024, s),
-            body: Vec::new(),
-        }
-    }
-
-    fn call(&mut self, method: &str, path: &str, body: &str) -> u16 {
-        let rq = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        self.reader
-            .get_mut()
-            .write_all(rq.as_bytes())
-            .expect("send");
-        let mut line = String::new();
-        self.reader.read_line(&mut line).expect("status line");
-        let status = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let mut length = 0usize;
-        let mut chunked = false;
-        loop {
-            line.clear();
-            self.reader.read_line(&mut line).expect("header");
-            let l = line.trim_end().to_ascii_lowercase();
-            if l.is_empty() {
-                break;
-            }
-            if let Some(v) = l.strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-            chunked |= l.starts_with("transfer-encoding:") && l.contains("chunked");
-        }
-        if !chunked {
-            self.body.resize(length, 0);
-            self.reader.read_exact(&mut self.body).expect("body");
-            return status;
-        }
-        self.body.clear();
-        loop {
-            line.clear();
-            self.reader.read_line(&mut line).expect("chunk size");
-            let n = usize::from_str_radix(line.trim(), 16).expect("a chunk size");
-            let start = self.body.len();
-            self.body.resize(start + n + 2, 0);
-            self.reader
-                .read_exact(&mut self.body[start..])
-                .expect("chunk");
-            self.body.truncate(start + n);
-            if n == 0 {
-                return status;
-            }
-        }
-    }
-}
 
 struct Relay {
     child: Child,
@@ -97,29 +35,9 @@ struct Relay {
 
 impl Relay {
     fn start(binary: &Path, dir: &Path) -> Relay {
-        let mut child = Command::new(binary)
-            .args(["--port", "0", "--host", "127.0.0.1", "--fsync", "never"])
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .arg("--log-path")
-            .arg(dir.join("log/tool.log"))
-            .arg("--channel-log-path")
-            .arg(dir.join("log/channel.log"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the relay");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("the relay's first line");
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .expect("a URL on the first line");
-        let addr: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+        let (child, addr) = relay_process::spawn(binary, dir, &["--fsync", "never"]);
         let mut conn = Conn::open(addr);
-        while conn.call("GET", "/healthz", "") != 200 {}
+        while conn.call("GET", "/healthz", "", "").0 != 200 {}
         Relay { child, addr }
     }
 
@@ -172,7 +90,7 @@ fn prepare(binary: &Path, tag: &str) -> (Relay, PathBuf) {
         json!({"target": "big", "sender": "bench", "text": "x".repeat(1024 * 1024)}).to_string();
     let mut conn = Conn::open(relay.addr);
     for _ in 0..744 {
-        assert_eq!(conn.call("POST", "/api/messages", &body), 201);
+        assert_eq!(conn.call("POST", "/api/messages", "", &body).0, 201);
     }
     (relay, dir)
 }
@@ -209,7 +127,8 @@ fn load(relay: &Relay, path: PathOf, secs: f64) -> (f64, f64) {
                 let mut conn = Conn::open(addr);
                 let mut i = t * 1_000_000;
                 while !stop.load(Ordering::Relaxed) {
-                    assert_eq!(conn.call("GET", &path(i), ""), 200);
+                    let request = client::request_bytes(&conn.host, "GET", &path(i), "", "");
+                    assert_eq!(conn.exchange(&request), 200);
                     done.fetch_add(1, Ordering::Relaxed);
                     i += 1;
                 }
