@@ -75,7 +75,7 @@ pub(crate) enum Line<'a> {
 
 /// A message line as written: the message's own fields, the optional key, and the text last,
 /// so a reader can take everything else from the start of a line without the text.
-#[derive(Serialize)]
+#[derive(Serialize, Clone, Copy)]
 struct MessageOut<'a> {
     id: u64,
     ts: f64,
@@ -86,6 +86,17 @@ struct MessageOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<&'a str>,
     text: &'a str,
+}
+
+impl MessageOut<'_> {
+    /// All of the line before its text: `{...,"text":""}` without its last three bytes, the
+    /// same whatever the text.
+    fn before_text(self) -> String {
+        // Every field is a number or a string: this always serialises.
+        let mut head = serde_json::to_string(&MessageOut { text: "", ..self }).unwrap_or_default();
+        head.truncate(head.len().saturating_sub(3));
+        head
+    }
 }
 
 /// A message line as read: the wire shape plus the optional key. Strings without escapes are
@@ -192,10 +203,8 @@ impl Line<'_> {
                     reply_to: m.reply_to,
                     key,
                     text: "",
-                };
-                // `{...,"text":""}` without its last three bytes: all that comes before the text.
-                let head = serde_json::to_string(&head)?;
-                let head = &head[..head.len().saturating_sub(3)];
+                }
+                .before_text();
                 out.write_all(head.as_bytes())
                     .and_then(|()| out.write_all(text.as_bytes()))
                     .and_then(|()| out.write_all(b"}"))
@@ -948,7 +957,7 @@ pub(crate) fn read_wire_json(file: &File, place: Place) -> io::Result<(u64, Wire
     let line = read_line(file, place)?;
     let m: MessageRaw = serde_json::from_slice(&line).map_err(|e| not_a_message(place, &e))?;
     let head = |key| {
-        let out = MessageOut {
+        MessageOut {
             id: m.id,
             ts: m.ts,
             target: &m.target,
@@ -956,11 +965,8 @@ pub(crate) fn read_wire_json(file: &File, place: Place) -> io::Result<(u64, Wire
             reply_to: m.reply_to,
             key,
             text: "",
-        };
-        // `{...,"text":""}` without its last three bytes: all that comes before the text.
-        let mut head = serde_json::to_string(&out).unwrap_or_default();
-        head.truncate(head.len().saturating_sub(3));
-        head
+        }
+        .before_text()
     };
     let written = head(m.key.as_deref());
     let text = m.text.get();
