@@ -253,35 +253,49 @@ fn count_carried_over(relay: &Relay) -> Arc<AtomicU64> {
     carried
 }
 
-#[test]
-fn posts_made_while_the_journal_is_rewritten_are_kept() {
-    let keep = |c: &mut Config| c.retention_max_messages = 50;
-    let mut relay = Relay::with(keep);
-    let carried = count_carried_over(&relay);
+/// Posts from four threads, each to its own channel `c0`..`c3` with the text `text(thread, n)`,
+/// until each has made 300 posts and a compaction has carried over messages posted while it ran.
+/// Returns each thread's posts, by id.
+fn post_until_a_compaction_overlaps(
+    relay: &Relay,
+    text: fn(usize, usize) -> String,
+) -> Vec<BTreeMap<u64, String>> {
+    let carried = count_carried_over(relay);
     let posters: Vec<_> = (0..4)
         .map(|t| {
             let url = relay.url("/api/messages");
             let carried = Arc::clone(&carried);
             thread::spawn(move || {
-                // Until a compaction has run while posts went on, and past the retention limit.
                 let deadline = deadline();
-                let mut posted = 0;
-                while posted < 300 || carried.load(Ordering::SeqCst) == 0 {
+                let mut texts = BTreeMap::new();
+                while texts.len() < 300 || carried.load(Ordering::SeqCst) == 0 {
                     assert!(
                         Instant::now() < deadline,
-                        "no compaction overlapped {posted} posts"
+                        "no compaction overlapped {} posts",
+                        texts.len()
                     );
-                    let body = json!({"target": format!("c{t}"), "sender": "s", "text": format!("{posted}")});
-                    let (status, _) = post_json(&url, &body);
+                    let text = text(t, texts.len());
+                    let body = json!({"target": format!("c{t}"), "sender": "s", "text": text});
+                    let (status, reply) = post_json(&url, &body);
                     assert_eq!(status, 201);
-                    posted += 1;
+                    texts.insert(reply["posted"].as_u64().unwrap(), text);
                 }
-                posted
+                texts
             })
         })
         .collect();
-    let total: u64 = posters.into_iter().map(|p| p.join().unwrap()).sum();
+    let texts = posters.into_iter().map(|p| p.join().unwrap()).collect();
     assert!(carried.load(Ordering::SeqCst) > 0);
+    texts
+}
+
+#[test]
+fn posts_made_while_the_journal_is_rewritten_are_kept() {
+    let keep = |c: &mut Config| c.retention_max_messages = 50;
+    let mut relay = Relay::with(keep);
+    // Past the retention limit, and until a compaction has run while posts went on.
+    let posted = post_until_a_compaction_overlaps(&relay, |_, n| format!("{n}"));
+    let total = posted.iter().map(BTreeMap::len).sum::<usize>() as u64;
     let config = relay.config(keep);
     relay.restart(config);
     let mut all = Vec::new();
@@ -343,27 +357,9 @@ fn a_message_posted_while_a_compaction_runs_is_readable_after_it() {
         c.retention_max_messages = 50;
         c.cache_bytes = 1;
     });
-    let carried = count_carried_over(&relay);
-    let posters: Vec<_> = (0..4)
-        .map(|t| {
-            let url = relay.url("/api/messages");
-            let carried = Arc::clone(&carried);
-            thread::spawn(move || {
-                let deadline = deadline();
-                let mut texts = BTreeMap::new();
-                while texts.len() < 300 || carried.load(Ordering::SeqCst) == 0 {
-                    assert!(Instant::now() < deadline, "no compaction overlapped a post");
-                    let text = format!("c{t} post {} \u{2028} \"{}\"", texts.len(), "x".repeat(t));
-                    let body = json!({"target": format!("c{t}"), "sender": "s", "text": text});
-                    let (status, reply) = post_json(&url, &body);
-                    assert_eq!(status, 201);
-                    texts.insert(reply["posted"].as_u64().unwrap(), text);
-                }
-                texts
-            })
-        })
-        .collect();
-    let texts: Vec<_> = posters.into_iter().map(|p| p.join().unwrap()).collect();
+    let texts = post_until_a_compaction_overlaps(&relay, |t, n| {
+        format!("c{t} post {n} \u{2028} \"{}\"", "x".repeat(t))
+    });
     for (t, texts) in texts.iter().enumerate() {
         let page = relay.get(&format!("/api/messages?target=c{t}&limit=500"));
         let messages = page["messages"].as_array().unwrap();
