@@ -53,6 +53,28 @@ impl Conn {
     /// buffer kept for the next response, so the client spends little of the machine's CPU.
     pub fn exchange(&mut self, request: &[u8]) -> u16 {
         self.reader.get_mut().write_all(request).expect("send");
+        let (status, length, chunked) = self.read_head(None);
+        let mut body = std::mem::take(&mut self.body);
+        self.read_body(length, chunked, &mut body);
+        self.body = body;
+        status
+    }
+
+    pub fn read_answer(&mut self) -> Answer {
+        let mut headers = Vec::new();
+        let (status, length, chunked) = self.read_head(Some(&mut headers));
+        let mut body = Vec::new();
+        self.read_body(length, chunked, &mut body);
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Reads a response's head: its status, `Content-Length` and whether it is chunked, and
+    /// every field into `headers` when asked.
+    fn read_head(&mut self, mut headers: Option<&mut Vec<(String, String)>>) -> (u16, usize, bool) {
         let mut line = String::new();
         self.reader.read_line(&mut line).expect("status line");
         let status = line
@@ -67,88 +89,46 @@ impl Conn {
             self.reader.read_line(&mut line).expect("header");
             let l = line.trim_end();
             if l.is_empty() {
-                break;
+                return (status, length, chunked);
             }
             let (name, coding) = ("content-length:", "transfer-encoding:");
             if l.len() > name.len() && l[..name.len()].eq_ignore_ascii_case(name) {
                 length = l[name.len()..].trim().parse().unwrap_or(0);
             }
-            if l.len() > coding.len() && l[..coding.len()].eq_ignore_ascii_case(coding) {
+            if l.len() > coding.len()
+                && l[..coding.len()].eq_ignore_ascii_case(coding)
+                && l.to_ascii_lowercase().contains("chunked")
+            {
                 chunked = true;
             }
-        }
-        self.body.clear();
-        if chunked {
-            loop {
-                line.clear();
-                self.reader.read_line(&mut line).expect("chunk size");
-                let n = usize::from_str_radix(line.trim(), 16).unwrap_or(0);
-                let start = self.body.len();
-                self.body.resize(start + n + 2, 0);
-                self.reader
-                    .read_exact(&mut self.body[start..])
-                    .expect("chunk");
-                self.body.truncate(start + n);
-                if n == 0 {
-                    return status;
-                }
-            }
-        }
-        self.body.resize(length, 0);
-        self.reader.read_exact(&mut self.body).expect("body");
-        status
-    }
-
-    pub fn read_answer(&mut self) -> Answer {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).expect("status line");
-        let status = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let mut headers = Vec::new();
-        let mut length = 0usize;
-        let mut chunked = false;
-        loop {
-            line.clear();
-            self.reader.read_line(&mut line).expect("header");
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = l.split_once(':') {
+            if let (Some(headers), Some((name, value))) =
+                (headers.as_deref_mut(), l.split_once(':'))
+            {
                 headers.push((name.trim().to_string(), value.trim().to_string()));
             }
-            let lower = l.to_ascii_lowercase();
-            if let Some(v) = lower.strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-            if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
-                chunked = true;
-            }
         }
-        let mut body = Vec::new();
-        if chunked {
-            loop {
-                line.clear();
-                self.reader.read_line(&mut line).expect("chunk size");
-                let n = usize::from_str_radix(line.trim(), 16).unwrap_or(0);
-                let mut chunk = vec![0; n + 2];
-                self.reader.read_exact(&mut chunk).expect("chunk");
-                if n == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..n]);
-            }
-        } else {
+    }
+
+    /// Reads a body of `length` bytes, or chunked, into `body` (emptied first).
+    fn read_body(&mut self, length: usize, chunked: bool, body: &mut Vec<u8>) {
+        body.clear();
+        if !chunked {
             body.resize(length, 0);
-            self.reader.read_exact(&mut body).expect("body");
+            self.reader.read_exact(body).expect("body");
+            return;
         }
-        Answer {
-            status,
-            headers,
-            body,
+        let mut line = String::new();
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).expect("chunk size");
+            let n = usize::from_str_radix(line.trim(), 16).unwrap_or(0);
+            let start = body.len();
+            body.resize(start + n + 2, 0);
+            self.reader.read_exact(&mut body[start..]).expect("chunk");
+            body.truncate(start + n);
+            if n == 0 {
+                return;
+            }
         }
     }
 }
