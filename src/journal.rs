@@ -88,7 +88,20 @@ struct MessageOut<'a> {
     text: &'a str,
 }
 
-impl MessageOut<'_> {
+impl<'a> MessageOut<'a> {
+    /// The line of message `m`, posted with `key`.
+    fn of(m: &'a Message, key: Option<&'a str>) -> MessageOut<'a> {
+        MessageOut {
+            id: m.id,
+            ts: m.ts,
+            target: &m.target,
+            sender: &m.sender,
+            reply_to: m.reply_to,
+            key,
+            text: &m.text,
+        }
+    }
+
     /// All of the line before its text: `{...,"text":""}` without its last three bytes, the
     /// same whatever the text.
     fn before_text(self) -> String {
@@ -182,29 +195,9 @@ impl Line<'_> {
 
     fn write(&self, out: &mut impl Write) -> serde_json::Result<()> {
         match *self {
-            Line::Message(m, key) => serde_json::to_writer(
-                out,
-                &MessageOut {
-                    id: m.id,
-                    ts: m.ts,
-                    target: &m.target,
-                    sender: &m.sender,
-                    reply_to: m.reply_to,
-                    key,
-                    text: &m.text,
-                },
-            ),
+            Line::Message(m, key) => serde_json::to_writer(out, &MessageOut::of(m, key)),
             Line::Encoded(m, key, text) => {
-                let head = MessageOut {
-                    id: m.id,
-                    ts: m.ts,
-                    target: &m.target,
-                    sender: &m.sender,
-                    reply_to: m.reply_to,
-                    key,
-                    text: "",
-                }
-                .before_text();
+                let head = MessageOut::of(m, key).before_text();
                 out.write_all(head.as_bytes())
                     .and_then(|()| out.write_all(text.as_bytes()))
                     .and_then(|()| out.write_all(b"}"))
