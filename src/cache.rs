@@ -20,6 +20,8 @@ const OVERHEAD: usize = 160;
 pub(crate) struct Held {
     pub message: Option<Arc<Message>>,
     pub json: Option<WireJson>,
+    /// The wire JSON escaped as the inside of a JSON string; held only beside `json`.
+    pub escaped: Option<WireJson>,
 }
 
 impl Held {
@@ -28,6 +30,7 @@ impl Held {
         OVERHEAD
             + self.message.as_deref().map_or(0, strings)
             + self.json.as_ref().map_or(0, |j| j.len())
+            + self.escaped.as_ref().map_or(0, |j| j.len())
     }
 }
 
@@ -113,6 +116,14 @@ impl Cache {
     /// Holds the wire JSON of message `id` (beside its `Message`, if held), like `put`.
     pub(crate) fn put_json(&mut self, id: u64, json: WireJson) {
         self.add(id, |h| h.json = Some(json));
+    }
+
+    /// Holds the wire JSON of message `id` and that JSON escaped, like `put_json`.
+    pub(crate) fn put_escaped(&mut self, id: u64, json: WireJson, escaped: WireJson) {
+        self.add(id, |h| {
+            h.json = Some(json);
+            h.escaped = Some(escaped);
+        });
     }
 
     /// Holds `m` both as a `Message` and as its wire JSON, like `put` and `put_json` together.

@@ -4,10 +4,10 @@
 //! `main` → `start` (this file) → `http` → {`mcp`, `ui`} → {`store`, `presence`, `logs`,
 //! `capacity`} → {`journal` (and its replay `checkpoint`), `cache`, `idempotency`} → `index`
 //! (where each message's line lies, shared by replay, checkpoint and store); `config`,
-//! `error`, `message`, `listen`, `fields` (a caller's JSON fields) and `agent` (what an
-//! agent's token binds) are shared vocabulary, `open_files` fits the connection limits to the
-//! process's open-file limit at start, and `app` is the state the HTTP layer hands to every
-//! request. The HTTP library itself is `vendor/tiny_http`, reached only from `http::server`.
+//! `error`, `message`, `json_string` (strings written into JSON by hand), `listen`, `fields` (a
+//! caller's JSON fields) and `agent` (what an agent's token binds) are shared vocabulary,
+//! `open_files` fits the connection limits to the process's open-file limit at start, and
+//! `app` is the state the HTTP layer hands to every request. The HTTP library itself is `vendor/tiny_http`, reached only from `http::server`.
 //! `client` is the other side: the `post`, `fetch`, `channels`, `watch`, `delete`, `export`,
 //! `mcp` (the stdio bridge) and `setup` commands, which talk to a relay over HTTP and share
 //! only `message` and `listen`.
@@ -35,6 +35,7 @@ mod http;
 mod idempotency;
 mod index;
 mod journal;
+mod json_string;
 mod listen;
 mod logs;
 mod mcp;

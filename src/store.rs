@@ -22,6 +22,7 @@ use crate::journal::{
     escaped_as_written, read_message, read_wire_json, Compaction, Deletion, Extras, Journal, Line,
     Relocation, Replay,
 };
+use crate::json_string;
 use crate::message::{now, wire_json, Encoded, Message, WireJson};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs::File;
@@ -178,11 +179,15 @@ impl UnreadPage {
                 bytes += u64::from(t.entries[end].place.text_len);
                 end += 1;
             }
-            let (batch, _) = read_json(&Taken {
-                entries: t.entries[start..end].to_vec(),
-                cached: t.cached[start..end].to_vec(),
-                file: t.file.clone(),
-            });
+            let (batch, _) = read_json(
+                &Taken {
+                    entries: t.entries[start..end].to_vec(),
+                    cached: t.cached[start..end].to_vec(),
+                    file: t.file.clone(),
+                },
+                false,
+            );
+            let batch: Vec<WireJson> = batch.into_iter().map(|w| w.json).collect();
             each(&batch)?;
             start = end;
         }
@@ -833,14 +838,44 @@ impl Store {
     /// `Message` held, or from its journal line) and cached. A message that cannot be read is
     /// logged and left out.
     pub(crate) fn page_json(&self, page: UnreadPage) -> Vec<WireJson> {
+        self.page_wire(page, false)
+            .into_iter()
+            .map(|w| w.json)
+            .collect()
+    }
+
+    /// Like `page_json`, with each message's wire JSON also escaped as the inside of a JSON
+    /// string (what an MCP tool result's text block holds), that too made once and cached
+    /// beside the JSON when the cache is bounded. An unbounded cache is where a store without
+    /// a journal keeps every message, and a second copy of each would double its memory, so
+    /// there the escaped form is made for each read.
+    pub(crate) fn page_json_escaped(&self, page: UnreadPage) -> Vec<(WireJson, WireJson)> {
+        self.page_wire(page, true)
+            .into_iter()
+            .map(|w| {
+                let escaped = w
+                    .escaped
+                    .unwrap_or_else(|| Arc::new(json_string::escaped(&w.json)));
+                (w.json, escaped)
+            })
+            .collect()
+    }
+
+    /// What `page_json` and `page_json_escaped` read: the escaped forms only when `escape`,
+    /// and those only when they may be cached.
+    fn page_wire(&self, page: UnreadPage, escape: bool) -> Vec<Wire> {
         let TextsToRead { taken, target, .. } = page.0;
-        let (found, made) = read_json(&taken);
+        let escape = escape && taken.file.is_some();
+        let (found, made) = read_json(&taken, escape);
         if !made.is_empty() {
             let mut state = lock(&self.state);
-            for (id, json) in made {
+            for (id, wire) in made {
                 // Not if it was dropped meanwhile: its text would linger in memory.
                 if state.find(&target, id).is_some() {
-                    state.texts.put_json(id, json);
+                    match wire.escaped {
+                        Some(escaped) => state.texts.put_escaped(id, wire.json, escaped),
+                        None => state.texts.put_json(id, wire.json),
+                    }
                 }
             }
         }
@@ -1647,18 +1682,22 @@ fn read_texts(taken: Taken) -> (Vec<Arc<Message>>, Vec<Arc<Message>>) {
     (found.into_iter().flatten().collect(), read)
 }
 
-/// The wire JSON of the messages `taken` names, from the cache or else made from the `Message`
-/// held or read from the file; with those made, by id, to cache. A message that cannot be read
-/// is logged and left out.
-fn read_json(taken: &Taken) -> (Vec<WireJson>, Vec<(u64, WireJson)>) {
+/// A message's wire JSON and, when asked for, that JSON escaped as a string.
+#[derive(Clone)]
+struct Wire {
+    json: WireJson,
+    escaped: Option<WireJson>,
+}
+
+/// The wire JSON of the messages `taken` names (escaped too, when `escape`), from the cache or
+/// else made from the `Message` held or read from the file; with those made (or completed), by
+/// id, to cache. A message that cannot be read is logged and left out.
+fn read_json(taken: &Taken, escape: bool) -> (Vec<Wire>, Vec<(u64, Wire)>) {
     let mut found = Vec::with_capacity(taken.entries.len());
     let mut made = Vec::new();
     for (e, held) in taken.entries.iter().zip(&taken.cached) {
         let json = match (&held.json, &held.message, taken.file.as_deref()) {
-            (Some(json), ..) => {
-                found.push(Arc::clone(json));
-                continue;
-            }
+            (Some(json), ..) => Arc::clone(json),
             (None, Some(m), _) => wire_json(m),
             // Without a journal, a message missing from memory was deleted or dropped by
             // retention since it was taken from the index: it is left out, as it would be a
@@ -1679,8 +1718,16 @@ fn read_json(taken: &Taken) -> (Vec<WireJson>, Vec<(u64, WireJson)>) {
                 }
             },
         };
-        made.push((e.id, Arc::clone(&json)));
-        found.push(json);
+        let escaped = match &held.escaped {
+            Some(escaped) => Some(Arc::clone(escaped)),
+            None if escape => Some(Arc::new(json_string::escaped(&json))),
+            None => None,
+        };
+        let wire = Wire { json, escaped };
+        if held.json.is_none() || (escape && held.escaped.is_none()) {
+            made.push((e.id, wire.clone()));
+        }
+        found.push(wire);
     }
     (found, made)
 }
@@ -2456,5 +2503,49 @@ mod tests {
         // Readers of messages find them in the cached JSON.
         let texts: Vec<String> = all(&store, "a").iter().map(|m| m.text.clone()).collect();
         assert_eq!(texts, ["text 0", "text 1", "text 2"]);
+    }
+
+    #[test]
+    fn escaped_pages_are_made_once_with_a_journal_and_for_each_read_without() {
+        let dir = TempDir::new();
+        let q = Fetch {
+            target: "a".into(),
+            limit: 10,
+            ..Fetch::default()
+        };
+        let texts = ["plain", "quote \" and \\ and \n", "sep \u{2028} é"];
+        let journaled = dir.store(Limits::default());
+        let memory = Store::in_memory(&[], Limits::default());
+        for store in [&journaled, &memory] {
+            for text in texts {
+                post(store, "a", text);
+            }
+            let first = store.page_json_escaped(store.fetch_unread(&q, None));
+            assert_eq!(first.len(), 3);
+            for (json, escaped) in &first {
+                // The escaped form is the wire JSON as a string's inside: quoted, it reads back
+                // as that JSON.
+                assert_eq!(**escaped, json_string::escaped(json));
+                let quoted: String = serde_json::from_str(&format!("\"{escaped}\"")).unwrap();
+                assert_eq!(&quoted, &**json);
+            }
+            let again = store.page_json_escaped(store.fetch_unread(&q, None));
+            let same = first
+                .iter()
+                .zip(&again)
+                .map(|((_, a), (_, b))| Arc::ptr_eq(a, b))
+                .collect::<Vec<_>>();
+            if std::ptr::eq(store, &journaled) {
+                assert_eq!(same, [true; 3], "made once and cached");
+            } else {
+                assert_eq!(same, [false; 3], "an unbounded cache keeps no second copy");
+            }
+            // Plain pages share the same wire JSON.
+            let plain = store.page_json(store.fetch_unread(&q, None));
+            assert!(plain
+                .iter()
+                .zip(&first)
+                .all(|(a, (b, _))| Arc::ptr_eq(a, b)));
+        }
     }
 }

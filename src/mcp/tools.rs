@@ -9,6 +9,7 @@ use crate::agent;
 use crate::capacity::MAX_WAIT_SECONDS;
 use crate::error::Error;
 use crate::fields::{boolean, integer, number, optional_string, string};
+use crate::json_string;
 use crate::mcp::context::Context;
 use crate::mcp::jsonrpc::{self, Outgoing, RpcError, INVALID_PARAMS};
 use crate::message::{wire_id, Message, WireJson};
@@ -188,7 +189,7 @@ pub(crate) fn call(
         }
     };
     Ok(match outcome {
-        Ok(structured) => jsonrpc::result_with(id, 2 * structured.len() + 96, |out| {
+        Ok(structured) => jsonrpc::result_with(id, structured.result_len() + 96, |out| {
             write_result(out, &structured)
         }),
         Err(e) => jsonrpc::result_with(id, 96, |out| write_error(out, &e.to_string())),
@@ -197,10 +198,11 @@ pub(crate) fn call(
 
 /// A tool's structured content, serialised: `head`, the `items` separated by commas, and
 /// `tail`. A page of messages is its messages' cached JSON between the page's ends, so it is
-/// written out without being put together first.
+/// written out without being put together first; each item comes with its JSON escaped as a
+/// string, also cached, for the result's text block.
 struct Structured {
     head: &'static str,
-    items: Vec<WireJson>,
+    items: Vec<(WireJson, WireJson)>,
     tail: String,
 }
 
@@ -215,15 +217,19 @@ impl From<Outgoing> for Structured {
 }
 
 impl Structured {
-    fn len(&self) -> usize {
-        self.pieces().map(str::len).sum()
+    /// About the bytes `write_result` writes of it: the JSON, the escaped items, and the
+    /// head and tail again with room for their escapes.
+    fn result_len(&self) -> usize {
+        let json: usize = self.pieces().map(str::len).sum();
+        let escaped: usize = self.items.iter().map(|(_, e)| e.len()).sum();
+        json + escaped + 2 * (self.head.len() + self.tail.len())
     }
 
     /// The JSON, piece by piece.
     fn pieces(&self) -> impl Iterator<Item = &str> {
-        let items = self.items.iter().enumerate().flat_map(|(i, item)| {
+        let items = self.items.iter().enumerate().flat_map(|(i, (json, _))| {
             let comma = if i == 0 { "" } else { "," };
-            [comma, item.as_str()]
+            [comma, json.as_str()]
         });
         std::iter::once(self.head)
             .chain(items)
@@ -232,13 +238,18 @@ impl Structured {
 }
 
 /// A `tools/call` result: the structured content, and the same JSON as a text block for
-/// clients that read only text. The JSON is escaped piece by piece into the text and copied as
-/// it is beside it, rather than serialised again: this is what a page of messages costs.
+/// clients that read only text. The items are copied into the text already escaped and the
+/// rest is escaped here, so a page of messages is copied twice, not serialised again.
 fn write_result(out: &mut String, structured: &Structured) {
     out.push_str(r#"{"content":[{"type":"text","text":""#);
-    for piece in structured.pieces() {
-        jsonrpc::push_escaped(out, piece);
+    json_string::push_escaped(out, structured.head);
+    for (i, (_, escaped)) in structured.items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(escaped);
     }
+    json_string::push_escaped(out, &structured.tail);
     out.push_str(r#""}],"structuredContent":"#);
     for piece in structured.pieces() {
         out.push_str(piece);
@@ -249,7 +260,7 @@ fn write_result(out: &mut String, structured: &Structured) {
 /// An `isError` result whose text says what went wrong.
 fn write_error(out: &mut String, text: &str) {
     out.push_str(r#"{"content":[{"type":"text","text":"#);
-    jsonrpc::push_string(out, text);
+    json_string::push_string(out, text);
     out.push_str(r#"}],"isError":true}"#);
 }
 
@@ -343,11 +354,12 @@ fn fetch_messages(
         cx.store.fetch_unread(&query, None)
     };
     let (head_id, more) = (page.head_id(), page.more());
-    // Each message's wire JSON is made once and cached, and shared with every other reply.
-    let messages = cx.store.page_json(page);
+    // Each message's wire JSON (and its escaped copy) is made once and cached, and shared
+    // with every other reply.
+    let messages = cx.store.page_json_escaped(page);
     let latest_id = messages
         .last()
-        .and_then(|json| wire_id(json))
+        .and_then(|(json, _)| wire_id(json))
         .unwrap_or(since_id);
     let mut logged = json!({"target": query.target, "since_id": since_id, "limit": limit, "returned": messages.len(), "latest_id": latest_id});
     if let Some(reader) = &query.reader {

@@ -1,0 +1,170 @@
+//! How the relay writes a string into JSON by hand: quoted and escaped exactly as `serde_json`
+//! escapes it, with U+2028 and U+2029 escaped as well (see `message::escape_separators`). Used
+//! where a reply is put together from parts serialised before (a tool result's text block, an
+//! error's text), and for the escaped copy of a message's wire JSON that such a text block holds.
+
+use crate::message::SEPARATOR_LEAD;
+
+/// Appends `text` to `out` as a JSON string, quoted and escaped exactly as `serde_json` writes
+/// it, with U+2028 and U+2029 escaped as well.
+pub(crate) fn push_string(out: &mut String, text: &str) {
+    out.reserve(text.len() + 2);
+    out.push('"');
+    push_escaped(out, text);
+    out.push('"');
+}
+
+/// Appends `text` to `out` escaped as inside a JSON string (see `push_string`); a string cut
+/// into `str` pieces escapes piece by piece to the same bytes as whole. Runs of bytes that need
+/// no escape (all but `"`, `\`, control characters and the separators) are found eight bytes
+/// at a time and copied whole, so a page of messages is written as the text of a content item
+/// at little more than the cost of copying it.
+pub(crate) fn push_escaped(out: &mut String, text: &str) {
+    let bytes = text.as_bytes();
+    out.reserve(bytes.len());
+    // `text[run..i]` is copied as it is when the next escape (or the end) is reached; escapes
+    // start at ASCII bytes or a separator's lead byte, so both ends are character boundaries.
+    let mut run = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(word) = bytes.get(i..i + 8) {
+            // Skip to the first byte of the word that may need an escape, if any.
+            let mask = escape_mask(u64::from_le_bytes(word.try_into().expect("eight bytes")));
+            if mask == 0 {
+                i += 8;
+                continue;
+            }
+            i += mask.trailing_zeros() as usize / 8;
+        }
+        let Some((escape, width)) = escape_at(bytes, i) else {
+            i += 1;
+            continue;
+        };
+        out.push_str(&text[run..i]);
+        match escape {
+            Escape::Short(e) => out.push_str(e),
+            Escape::Control(c) => {
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(c >> 4)]));
+                out.push(char::from(HEX[usize::from(c & 0xf)]));
+            }
+        }
+        i += width;
+        run = i;
+    }
+    out.push_str(&text[run..]);
+}
+
+/// The high bit set in each byte of `word` (read little-endian) that is a control character,
+/// `"`, `\` or the lead byte of U+2028 and U+2029, found without a branch per byte. Bytes above
+/// the first such byte may be marked wrongly (a borrow carries into them), so only the lowest
+/// mark is exact; zero when no byte is.
+fn escape_mask(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+    control
+        | zero_byte(word ^ (ONES * u64::from(b'"')))
+        | zero_byte(word ^ (ONES * u64::from(b'\\')))
+        | zero_byte(word ^ (ONES * u64::from(SEPARATOR_LEAD)))
+}
+
+/// How a string byte is escaped.
+enum Escape {
+    Short(&'static str),
+    /// `\u00XX`, lowercase hex.
+    Control(u8),
+}
+
+/// The escape for the character at `bytes[i]` and how many bytes it replaces; None when it is
+/// written as it is.
+fn escape_at(bytes: &[u8], i: usize) -> Option<(Escape, usize)> {
+    let short = |e| Some((Escape::Short(e), 1));
+    match bytes[i] {
+        b'"' => short("\\\""),
+        b'\\' => short("\\\\"),
+        b'\n' => short("\\n"),
+        b'\r' => short("\\r"),
+        b'\t' => short("\\t"),
+        0x08 => short("\\b"),
+        0x0c => short("\\f"),
+        control @ 0..=0x1f => Some((Escape::Control(control), 1)),
+        // U+2028 and U+2029 are E2 80 A8 and E2 80 A9.
+        SEPARATOR_LEAD => match bytes.get(i + 1..i + 3)? {
+            [0x80, 0xa8] => Some((Escape::Short("\\u2028"), 3)),
+            [0x80, 0xa9] => Some((Escape::Short("\\u2029"), 3)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// `json` escaped as the inside of a JSON string, as `push_escaped` writes it.
+pub(crate) fn escaped(json: &str) -> String {
+    let mut out = String::with_capacity(json.len() + json.len() / 8 + 16);
+    push_escaped(&mut out, json);
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::message::escape_separators;
+
+    /// Every character class `push_string` treats apart: all of ASCII, the separators and
+    /// their neighbours, a lone lead byte's character, other multi-byte characters.
+    pub(crate) fn tricky_texts() -> Vec<String> {
+        let ascii: String = (0u8..0x80).map(char::from).collect();
+        vec![
+            String::new(),
+            ascii.clone(),
+            ascii.chars().rev().collect(),
+            "quote \" backslash \\ crlf\r\n tab\t".into(),
+            "\u{2028}\u{2029}\u{2027}\u{202a}\u{2000}\u{20ac} \u{e000}x".into(),
+            "emoji 🦀👍🏽 é ü 漢字 \u{0}\u{1f}\u{7f}\u{80}\u{ffff}".into(),
+            r#"{"id":1,"text":"a \"b\" \\u2028 \n"}"#.into(),
+            "\u{2028}".into(),
+            "ends with lead \u{2000}".into(),
+        ]
+    }
+
+    #[test]
+    fn strings_are_written_as_serde_writes_them_with_separators_escaped() {
+        for text in tricky_texts() {
+            let mut ours = String::from("prefix ");
+            push_string(&mut ours, &text);
+            let serde = escape_separators(serde_json::to_string(&text).unwrap());
+            assert_eq!(ours, format!("prefix {serde}"), "{text:?}");
+            assert_eq!(serde_json::from_str::<String>(&ours[7..]).unwrap(), text);
+        }
+    }
+
+    #[test]
+    fn every_escape_is_found_at_every_place_in_a_word_and_beside_another() {
+        let specials = [
+            "\"", "\\", "\n", "\u{1}", "\u{1f}", "\u{2028}", "\u{2029}", "\u{2027}", "€", "é",
+            "\u{7f}", "a",
+        ];
+        for first in specials {
+            for second in specials {
+                for before in 0..17 {
+                    for gap in [0, 1, 3, 7, 8] {
+                        let text = format!(
+                            "{}{first}{}{second}{}",
+                            "a".repeat(before),
+                            "b".repeat(gap),
+                            "c".repeat(before % 9)
+                        );
+                        let mut ours = String::new();
+                        push_string(&mut ours, &text);
+                        let serde = escape_separators(serde_json::to_string(&text).unwrap());
+                        assert_eq!(ours, serde, "{text:?}");
+                    }
+                }
+            }
+        }
+    }
+}
