@@ -2,17 +2,53 @@
 //! the page loads under `/assets/...` (its script is ES modules under `/assets/app/`, entered
 //! at `/assets/app.js`), and the favicon. The relay runs on air-gapped hosts, so
 //! the page and its markdown, highlighting and sanitizing libraries (vendored from npm under
-//! `assets/vendor/`, see `VERSIONS.md` there) are `include_bytes!`ed here and nothing is ever
-//! fetched from elsewhere. Lookup is by exact path: no directory walking, no path normalisation,
-//! so no request can reach a file that is not in the table. This file also owns the
-//! Content-Security-Policy the router sends with every page asset, and the tests that keep the
-//! assets from referring to anything outside the relay.
+//! `assets/vendor/`, see `VERSIONS.md` there) are embedded here and nothing is ever fetched
+//! from elsewhere. Each is embedded gzip-compressed (`build.rs` compresses them), sent so to a
+//! browser that takes gzip and inflated for a client that does not. Lookup is by exact path: no
+//! directory walking, no path normalisation, so no request can reach a file that is not in the
+//! table. This file also owns the Content-Security-Policy the router sends with every page
+//! asset, and the tests that keep the assets from referring to anything outside the relay.
 
-/// One embedded file and the `Content-Type` it is served with.
+/// One embedded file, gzip-compressed, and the `Content-Type` it is served with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Asset {
-    pub body: &'static [u8],
+    pub gzip: &'static [u8],
     pub content_type: &'static str,
+}
+
+impl Asset {
+    /// The file as it is under `assets/`.
+    pub(crate) fn inflated(&self) -> Vec<u8> {
+        // `build.rs` writes a ten-byte header and an eight-byte trailer around the deflate data.
+        let deflated = &self.gzip[10..self.gzip.len() - 8];
+        miniz_oxide::inflate::decompress_to_vec(deflated)
+            .expect("build.rs compresses every asset whole")
+    }
+}
+
+/// Whether a request whose `Accept-Encoding` is `accept_encoding` takes a gzip body: gzip (or
+/// `x-gzip`, or else `*`) is listed with a quality above zero. Without the field the answer is
+/// no, although HTTP would allow gzip then: a client that sends none (curl without
+/// `--compressed`, a script) would otherwise be handed bytes it does not expect.
+pub(crate) fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
+    let mut gzip = None;
+    let mut any = None;
+    for item in accept_encoding.unwrap_or("").split(',') {
+        let mut parts = item.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or("");
+        let quality = parts
+            .find_map(|p| {
+                let (name, value) = p.split_once('=')?;
+                name.trim().eq_ignore_ascii_case("q").then(|| value.trim())
+            })
+            .is_none_or(|q| q.parse::<f64>().is_ok_and(|q| q > 0.0));
+        if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            gzip = Some(quality);
+        } else if coding == "*" {
+            any = Some(quality);
+        }
+    }
+    gzip.or(any).unwrap_or(false)
 }
 
 /// The Content-Security-Policy header value sent with every page asset. Only the relay's own
@@ -25,13 +61,14 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 const SVG: &str = "image/svg+xml";
 
-/// One row of `ASSETS`: the served path, the file under `assets/`, its content type.
+/// One row of `ASSETS`: the served path, the file under `assets/` (embedded as `build.rs`
+/// compressed it), its content type.
 macro_rules! embed {
     ($path:literal, $file:literal, $content_type:expr) => {
         (
             $path,
             Asset {
-                body: include_bytes!(concat!("../assets/", $file)),
+                gzip: include_bytes!(concat!(env!("OUT_DIR"), "/assets/", $file, ".gz")),
                 content_type: $content_type,
             },
         )
@@ -90,9 +127,60 @@ pub(crate) fn paths() -> impl Iterator<Item = &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
-    fn text(path: &str) -> &'static str {
-        std::str::from_utf8(asset(path).expect(path).body).expect("assets are UTF-8")
+    fn text(path: &str) -> String {
+        String::from_utf8(asset(path).expect(path).inflated()).expect("assets are UTF-8")
+    }
+
+    #[test]
+    fn every_asset_inflates_to_its_file() {
+        for path in paths() {
+            let file = match path {
+                "/" => "index.html",
+                "/favicon.ico" => "favicon.svg",
+                _ => path.strip_prefix("/assets/").expect(path),
+            };
+            let on_disk = std::fs::read(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("assets")
+                    .join(file),
+            )
+            .expect(file);
+            let asset = asset(path).expect(path);
+            assert_eq!(asset.inflated(), on_disk, "{path}");
+            assert!(
+                asset.gzip.len() < on_disk.len().max(200),
+                "{path} is compressed"
+            );
+        }
+    }
+
+    #[test]
+    fn gzip_is_sent_only_to_clients_that_take_it() {
+        for yes in [
+            "gzip",
+            "gzip, deflate, br, zstd",
+            "br;q=1.0, GZIP;q=0.5",
+            "x-gzip",
+            "*",
+            "deflate, *;q=0.1",
+        ] {
+            assert!(accepts_gzip(Some(yes)), "{yes}");
+        }
+        for no in [
+            "",
+            "identity",
+            "deflate, br",
+            "gzip;q=0",
+            "gzip; q=0.000, deflate",
+            "*;q=0",
+            "gzip;q=0, *",
+            "gzip;q=nonsense",
+        ] {
+            assert!(!accepts_gzip(Some(no)), "{no}");
+        }
+        assert!(!accepts_gzip(None), "no field: plain bytes");
     }
 
     /// The files written for this project: held to the strict rule that they name no address
@@ -193,8 +281,8 @@ mod tests {
     #[test]
     fn page_references_only_embedded_files() {
         let html = text("/");
-        let mut refs: Vec<&str> = attribute_values(html, "src");
-        refs.extend(attribute_values(html, "href"));
+        let mut refs: Vec<&str> = attribute_values(&html, "src");
+        refs.extend(attribute_values(&html, "href"));
         assert!(
             refs.len() >= 5,
             "the page loads its scripts and styles: {refs:?}"

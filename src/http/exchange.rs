@@ -201,10 +201,15 @@ impl Reply {
 
     /// A fixed body with its content type.
     pub(crate) fn bytes(status: u16, content_type: &str, body: &[u8]) -> Reply {
+        Reply::owned(status, content_type, body.to_vec())
+    }
+
+    /// A body made for this reply, with its content type.
+    pub(crate) fn owned(status: u16, content_type: &str, body: Vec<u8>) -> Reply {
         Reply::Full {
             status,
             headers: vec![("Content-Type".into(), content_type.into())],
-            body: body.to_vec(),
+            body,
         }
     }
 

@@ -131,7 +131,14 @@ pub(crate) fn route(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Re
         (_, "/docs" | "/openapi.json") => not_allowed("GET, HEAD"),
         (_, path) => match ui::asset(path) {
             Some(asset) if matches!(method, "GET" | "HEAD") => {
-                Ok(Reply::bytes(200, asset.content_type, asset.body)
+                let reply = if ui::accepts_gzip(rq.header("accept-encoding")) {
+                    Reply::bytes(200, asset.content_type, asset.gzip)
+                        .with_header("Content-Encoding", "gzip")
+                } else {
+                    Reply::owned(200, asset.content_type, asset.inflated())
+                };
+                Ok(reply
+                    .with_header("Vary", "Accept-Encoding")
                     .with_header("Content-Security-Policy", ui::CONTENT_SECURITY_POLICY)
                     .with_header("Cache-Control", "no-cache"))
             }

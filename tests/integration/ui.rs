@@ -4,6 +4,7 @@
 //! `tests/browser/`; what the files may contain is checked by the unit tests in `src/ui.rs`.)
 
 use crate::common::*;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The page's files in the repository, as (served path, file, content type): every HTML file,
@@ -132,5 +133,56 @@ fn everything_the_page_refers_to_is_served() {
         assert!(r.starts_with('/') && !r.starts_with("//"), "{r}");
         let reply = get(&relay.url(&r));
         assert_eq!(reply.status, 200, "{r}");
+    }
+}
+
+/// A browser that takes gzip gets each file compressed (a real gzip stream: `gzip -d` restores
+/// the file), with `Vary: Accept-Encoding`; a client that does not gets the file as it is.
+#[test]
+fn the_page_is_sent_gzipped_to_clients_that_take_it() {
+    let relay = Relay::memory();
+    for (path, file, content_type) in page_files() {
+        let on_disk = std::fs::read(&file).unwrap();
+        let reply = agent()
+            .get(&relay.url(&path))
+            .header("Accept-Encoding", "gzip, deflate, br, zstd")
+            .call()
+            .expect("GET");
+        let header = |name: &str| {
+            reply
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        assert_eq!(
+            header("content-encoding").as_deref(),
+            Some("gzip"),
+            "{path}"
+        );
+        assert_eq!(header("vary").as_deref(), Some("Accept-Encoding"), "{path}");
+        assert_eq!(
+            header("content-type").as_deref(),
+            Some(content_type),
+            "{path}"
+        );
+        let gzipped = reply.into_body().read_to_vec().unwrap();
+        let mut gunzip = std::process::Command::new("gzip")
+            .arg("-dc")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("gzip is installed");
+        let mut stdin = gunzip.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || stdin.write_all(&gzipped));
+        let out = gunzip.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(out.status.success(), "{path}");
+        assert_eq!(out.stdout, on_disk, "{path}");
+
+        let plain = get_with(&relay.url(&path), &[("Accept-Encoding", "identity")]);
+        assert_eq!(plain.header("content-encoding"), None, "{path}");
+        assert_eq!(plain.header("vary"), Some("Accept-Encoding"), "{path}");
+        assert_eq!(plain.body.as_bytes(), on_disk, "{path}");
     }
 }

@@ -1,0 +1,69 @@
+//! Compresses the web page's files for the binary: every file under `assets/` that `src/ui.rs`
+//! embeds (HTML, scripts, styles, the icon) is written gzip-compressed to `OUT_DIR/assets/`,
+//! where `ui.rs` includes it. The page is then carried and sent to browsers at about a third of
+//! its size; `ui.rs` inflates it for the rare client that does not take gzip. The gzip framing
+//! (a fixed header without name or time, the CRC-32 and length after the data) is written here
+//! around the deflate stream, so the output depends only on the input.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// The kinds of file the page is made of.
+const EMBEDDED: &[&str] = &["html", "js", "css", "svg"];
+
+fn main() {
+    println!("cargo:rerun-if-changed=assets");
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    compress_dir(Path::new("assets"), &out.join("assets"));
+}
+
+/// Writes `FILE.gz` under `to` for every embedded file under `from`, keeping the folders.
+fn compress_dir(from: &Path, to: &Path) {
+    let mut entries: Vec<_> = fs::read_dir(from)
+        .expect("read assets/")
+        .map(|e| e.expect("read assets/").path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let name = path.file_name().expect("a file name");
+        if path.is_dir() {
+            compress_dir(&path, &to.join(name));
+        } else if path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| EMBEDDED.contains(&e))
+        {
+            fs::create_dir_all(to).expect("create the compressed assets' folder");
+            let data = fs::read(&path).expect("read an asset");
+            let mut gz_name = name.to_owned();
+            gz_name.push(".gz");
+            fs::write(to.join(gz_name), gzip(&data)).expect("write a compressed asset");
+        }
+    }
+}
+
+/// `data` as a gzip member (RFC 1952) at the best compression.
+fn gzip(data: &[u8]) -> Vec<u8> {
+    // Magic, deflate, no flags, no time, best compression, unknown system.
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, 0xff];
+    out.extend(miniz_oxide::deflate::compress_to_vec(data, 10));
+    out.extend(crc32(data).to_le_bytes());
+    out.extend((data.len() as u32).to_le_bytes());
+    out
+}
+
+/// CRC-32 (IEEE, reflected), bit by bit: slow, and fast enough for a few hundred kilobytes.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
