@@ -12,7 +12,8 @@ use crate::error::Error;
 use crate::message::{Encoded, Message};
 use flexi_logger::writers::{FileLogWriter, LogWriter};
 use flexi_logger::{DeferredNow, FileSpec};
-use serde_json::{json, Value};
+use serde::Serialize;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -20,6 +21,9 @@ use std::sync::Mutex;
 pub(crate) struct Logs {
     tool: RotatingFile,
     archive: RotatingFile,
+    /// The tool log's last timestamp to the second (`2026-11-24 18:00:00`) and that second:
+    /// made once a second, not for every line.
+    second: Mutex<(i64, String)>,
 }
 
 impl Logs {
@@ -39,13 +43,39 @@ impl Logs {
                 config.channel_log_max_bytes,
                 config.channel_log_backup_count,
             )?,
+            second: Mutex::new((i64::MIN, String::new())),
         })
     }
 
-    /// Writes one tool-log line: `event` followed by its JSON payload.
-    pub(crate) fn tool(&self, event: &str, payload: Value) {
-        self.tool
-            .write(&tool_line(log::Level::Info, &format!("{event} {payload}")));
+    /// Writes one tool-log line: timestamp, level, `event` and its JSON payload
+    /// (`2026-11-24 18:00:00,123 INFO post_message {...}`).
+    pub(crate) fn tool(&self, event: &str, payload: &impl Serialize) {
+        let mut line = self.timestamp();
+        line.push_str(" INFO ");
+        line.push_str(event);
+        line.push(' ');
+        // A String is a valid `io::Write` target only as bytes; serde_json writes UTF-8.
+        let mut bytes = line.into_bytes();
+        let _ = serde_json::to_writer(&mut bytes, payload);
+        let line = String::from_utf8(bytes).unwrap_or_default();
+        self.tool.write_pieces(&[&line]);
+    }
+
+    /// Now as `2026-11-24 18:00:00,123`, local time.
+    fn timestamp(&self) -> String {
+        let mut now = DeferredNow::new();
+        let (second, millis) = (now.now().timestamp(), now.now().timestamp_subsec_millis());
+        let mut line = String::with_capacity(160);
+        {
+            let mut cached = self.second.lock().unwrap_or_else(|p| p.into_inner());
+            if cached.0 != second {
+                *cached = (second, now.format("%Y-%m-%d %H:%M:%S").to_string());
+            }
+            line.push_str(&cached.1);
+        }
+        // A leap second reads as 1000 ms and more; the line keeps three digits.
+        let _ = write!(line, ",{:03}", millis.min(999));
+        line
     }
 
     /// Records a new message: its archive line and its `post_message` tool-log line.
@@ -67,9 +97,24 @@ impl Logs {
     fn record(&self, m: &Message, text: &str, source: &str) {
         let [head, tail] = archive_line(m, source);
         self.archive.write_pieces(&[&head, text, &tail]);
+        /// The line's payload, its keys in sorted order as the tool log has always had them.
+        #[derive(Serialize)]
+        struct Posted<'a> {
+            id: u64,
+            sender: &'a str,
+            source: &'a str,
+            target: &'a str,
+            text_len: usize,
+        }
         self.tool(
             "post_message",
-            json!({"id": m.id, "target": m.target, "sender": m.sender, "text_len": m.text.chars().count(), "source": source}),
+            &Posted {
+                id: m.id,
+                sender: &m.sender,
+                source,
+                target: &m.target,
+                text_len: m.text.chars().count(),
+            },
         );
     }
 
@@ -122,11 +167,6 @@ impl RotatingFile {
             writer,
             size: Mutex::new(size),
         })
-    }
-
-    /// Appends one line, rotating first if it would take the file to its limit.
-    fn write(&self, line: &str) {
-        self.write_pieces(&[line]);
     }
 
     /// Appends one line given in pieces, like `write`: a large piece (a message's text) goes
@@ -186,7 +226,6 @@ fn backup(path: &Path, n: usize) -> PathBuf {
 /// of those fields (keys sorted, as in a `Value`; separators not escaped), as what comes before
 /// the text's JSON string and what comes after it.
 fn archive_line(m: &Message, source: &str) -> [String; 2] {
-    use std::fmt::Write as _;
     let string = |s: &str| serde_json::to_string(s).unwrap_or_default();
     let mut head = String::with_capacity(m.target.len() + m.sender.len() + 80);
     let _ = write!(head, "{{\"id\":{},\"sender\":", m.id);
@@ -209,12 +248,6 @@ impl std::fmt::Display for Pieces<'_> {
     }
 }
 
-/// `2026-11-24 18:00:00,123 INFO post_message {...}`: timestamp and level first.
-fn tool_line(level: log::Level, text: &str) -> String {
-    let mut now = DeferredNow::new();
-    format!("{} {level} {text}", now.format("%Y-%m-%d %H:%M:%S,%3f"))
-}
-
 /// Lines are formatted before they reach the writer, so their length is known for rotation.
 fn as_given(
     w: &mut dyn std::io::Write,
@@ -227,6 +260,38 @@ fn as_given(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tool_lines_start_with_the_local_time_to_the_millisecond_and_the_level() {
+        let dir = std::env::temp_dir().join(format!("relay-logs-{}", std::process::id()));
+        let config = Config {
+            log_path: dir.join("tool.log"),
+            channel_log_path: dir.join("archive.log"),
+            ..Config::default()
+        };
+        let logs = Logs::open(&config).unwrap();
+        let payload = json!({"b": 1, "a": "x"});
+        for _ in 0..3 {
+            logs.tool("fetch_messages", &payload);
+        }
+        logs.flush();
+        let text = std::fs::read_to_string(dir.join("tool.log")).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        for line in lines {
+            let (stamp, rest) = line.split_at(23);
+            let digits: String = stamp.chars().filter(char::is_ascii_digit).collect();
+            let shape: String = stamp
+                .chars()
+                .map(|c| if c.is_ascii_digit() { 'd' } else { c })
+                .collect();
+            assert_eq!(shape, "dddd-dd-dd dd:dd:dd,ddd", "{line}");
+            assert_eq!(digits.len(), 17);
+            assert_eq!(rest, r#" INFO fetch_messages {"a":"x","b":1}"#);
+        }
+    }
 
     #[test]
     fn the_archive_line_is_the_bytes_of_the_serde_tree() {

@@ -361,11 +361,28 @@ fn fetch_messages(
         .last()
         .and_then(|(json, _)| wire_id(json))
         .unwrap_or(since_id);
-    let mut logged = json!({"target": query.target, "since_id": since_id, "limit": limit, "returned": messages.len(), "latest_id": latest_id});
-    if let Some(reader) = &query.reader {
-        logged["reader"] = json!(reader);
+    /// The tool-log line's payload, its keys in sorted order as the log has always had them.
+    #[derive(Serialize)]
+    struct Fetched<'a> {
+        latest_id: u64,
+        limit: usize,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reader: Option<&'a str>,
+        returned: usize,
+        since_id: u64,
+        target: &'a str,
     }
-    cx.logs.tool("fetch_messages", logged);
+    cx.logs.tool(
+        "fetch_messages",
+        &Fetched {
+            latest_id,
+            limit,
+            reader: query.reader.as_deref(),
+            returned: messages.len(),
+            since_id,
+            target: &query.target,
+        },
+    );
     // `{"messages":[...],"latest_id":N,"head_id":N,"more":B}`, as serde writes the fields.
     Ok(Structured {
         head: r#"{"messages":["#,
