@@ -130,6 +130,21 @@ impl Cache {
         Some(held.clone())
     }
 
+    /// What a reader of wire JSON needs of message `id`: its JSON (and escaped JSON) when
+    /// held, else the `Message` to make it from; marked used like `get`.
+    pub(crate) fn get_for_json(&mut self, id: u64) -> Option<Held> {
+        let (held, used) = self.held.get_mut(&id)?;
+        *used = true;
+        Some(match &held.json {
+            Some(json) => Held {
+                message: None,
+                json: Some(Arc::clone(json)),
+                escaped: held.escaped.clone(),
+            },
+            None => held.clone(),
+        })
+    }
+
     /// Holds `m` as a `Message` (beside its JSON, if held), forgetting others to stay within
     /// the limit.
     pub(crate) fn put(&mut self, m: Arc<Message>) {
@@ -232,6 +247,21 @@ mod tests {
     /// What the cache holds, counted from scratch.
     fn counted(cache: &Cache) -> usize {
         cache.held.values().map(|(h, _)| h.cost()).sum()
+    }
+
+    #[test]
+    fn a_json_reader_takes_the_json_alone_when_it_is_held() {
+        let mut cache = Cache::new(1 << 20);
+        let (a, b) = (message(1, 10), message(2, 10));
+        cache.put_with_json(Arc::clone(&a), crate::message::wire_json(&a));
+        cache.put(Arc::clone(&b));
+        let held = cache.get_for_json(1).unwrap();
+        assert!(held.message.is_none());
+        assert_eq!(held.json, Some(crate::message::wire_json(&a)));
+        let held = cache.get_for_json(2).unwrap();
+        assert_eq!(held.message.as_deref(), Some(&*b));
+        assert!(held.json.is_none());
+        assert!(cache.get_for_json(3).is_none());
     }
 
     #[test]

@@ -180,7 +180,7 @@ impl UnreadPage {
                 end += 1;
             }
             let (batch, _) = read_json(
-                &Taken {
+                Taken {
                     entries: t.entries[start..end].to_vec(),
                     cached: t.cached[start..end].to_vec(),
                     file: t.file.clone(),
@@ -866,7 +866,7 @@ impl Store {
     fn page_wire(&self, page: UnreadPage, escape: bool) -> Vec<Wire> {
         let TextsToRead { taken, target, .. } = page.0;
         let escape = escape && taken.file.is_some();
-        let (found, made) = read_json(&taken, escape);
+        let (found, made) = read_json(taken, escape);
         if !made.is_empty() {
             let mut state = lock(&self.state);
             for (id, wire) in made {
@@ -994,7 +994,7 @@ impl Store {
     }
 
     /// The entries of the page `query` asks for (waiting as `fetch` does), with what the cache
-    /// had of them; their texts are not read yet.
+    /// had of them for writing their wire JSON; their texts are not read yet.
     fn take_page(&self, query: &Fetch, deadline: Option<Instant>) -> TextsToRead {
         let mut state = lock(&self.state);
         loop {
@@ -1024,7 +1024,7 @@ impl Store {
                         more,
                     } = slice;
                     return TextsToRead {
-                        taken: state.take(entries),
+                        taken: state.take_for_json(entries),
                         target: query.target.clone(),
                         head_id,
                         more,
@@ -1403,6 +1403,19 @@ impl State {
         }
     }
 
+    /// Like `take`, for a reader of wire JSON: of a message whose JSON is cached, only that
+    /// is taken (see `Cache::get_for_json`).
+    fn take_for_json(&mut self, entries: Vec<Entry>) -> Taken {
+        Taken {
+            cached: entries
+                .iter()
+                .map(|e| self.texts.get_for_json(e.id).unwrap_or_default())
+                .collect(),
+            entries,
+            file: self.file.clone(),
+        }
+    }
+
     /// Up to `limit` entries with an id below `below`, newest first, of channel `target` or
     /// of every channel.
     fn newest_below(&self, target: Option<&str>, below: u64, limit: usize) -> Vec<Entry> {
@@ -1692,13 +1705,20 @@ struct Wire {
 /// The wire JSON of the messages `taken` names (escaped too, when `escape`), from the cache or
 /// else made from the `Message` held or read from the file; with those made (or completed), by
 /// id, to cache. A message that cannot be read is logged and left out.
-fn read_json(taken: &Taken, escape: bool) -> (Vec<Wire>, Vec<(u64, Wire)>) {
+fn read_json(taken: Taken, escape: bool) -> (Vec<Wire>, Vec<(u64, Wire)>) {
     let mut found = Vec::with_capacity(taken.entries.len());
     let mut made = Vec::new();
-    for (e, held) in taken.entries.iter().zip(&taken.cached) {
-        let json = match (&held.json, &held.message, taken.file.as_deref()) {
-            (Some(json), ..) => Arc::clone(json),
-            (None, Some(m), _) => wire_json(m),
+    let file = taken.file.as_deref();
+    for (e, held) in taken.entries.iter().zip(taken.cached) {
+        let Held {
+            message,
+            json,
+            escaped,
+        } = held;
+        let cached = json.is_some();
+        let json = match (json, message, file) {
+            (Some(json), ..) => json,
+            (None, Some(m), _) => wire_json(&m),
             // Without a journal, a message missing from memory was deleted or dropped by
             // retention since it was taken from the index: it is left out, as it would be a
             // moment later.
@@ -1718,13 +1738,14 @@ fn read_json(taken: &Taken, escape: bool) -> (Vec<Wire>, Vec<(u64, Wire)>) {
                 }
             },
         };
-        let escaped = match &held.escaped {
-            Some(escaped) => Some(Arc::clone(escaped)),
+        let escaped_now = escape && escaped.is_none();
+        let escaped = match escaped {
+            Some(escaped) => Some(escaped),
             None if escape => Some(Arc::new(json_string::escaped(&json))),
             None => None,
         };
         let wire = Wire { json, escaped };
-        if held.json.is_none() || (escape && held.escaped.is_none()) {
+        if !cached || escaped_now {
             made.push((e.id, wire.clone()));
         }
         found.push(wire);
