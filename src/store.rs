@@ -1393,23 +1393,25 @@ impl State {
 
     /// `entries` with the file their places point into, to read once the lock is let go.
     fn take(&mut self, entries: Vec<Entry>) -> Taken {
-        Taken {
-            cached: entries
-                .iter()
-                .map(|e| self.texts.get_held(e.id).unwrap_or_default())
-                .collect(),
-            entries,
-            file: self.file.clone(),
-        }
+        self.take_with(entries, Cache::get_held)
     }
 
     /// Like `take`, for a reader of wire JSON: of a message whose JSON is cached, only that
     /// is taken (see `Cache::get_for_json`).
     fn take_for_json(&mut self, entries: Vec<Entry>) -> Taken {
+        self.take_with(entries, Cache::get_for_json)
+    }
+
+    /// `entries` with what `get` takes of each from the cache.
+    fn take_with(
+        &mut self,
+        entries: Vec<Entry>,
+        get: fn(&mut Cache, u64) -> Option<Held>,
+    ) -> Taken {
         Taken {
             cached: entries
                 .iter()
-                .map(|e| self.texts.get_for_json(e.id).unwrap_or_default())
+                .map(|e| get(&mut self.texts, e.id).unwrap_or_default())
                 .collect(),
             entries,
             file: self.file.clone(),
