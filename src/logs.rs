@@ -50,32 +50,25 @@ impl Logs {
     /// Writes one tool-log line: timestamp, level, `event` and its JSON payload
     /// (`2026-11-24 18:00:00,123 INFO post_message {...}`).
     pub(crate) fn tool(&self, event: &str, payload: &impl Serialize) {
-        let mut line = self.timestamp();
-        line.push_str(" INFO ");
-        line.push_str(event);
-        line.push(' ');
-        // A String is a valid `io::Write` target only as bytes; serde_json writes UTF-8.
-        let mut bytes = line.into_bytes();
-        let _ = serde_json::to_writer(&mut bytes, payload);
-        let line = String::from_utf8(bytes).unwrap_or_default();
-        self.tool.write_pieces(&[&line]);
+        let payload = serde_json::to_string(payload).unwrap_or_default();
+        self.tool
+            .write_pieces(&[&self.timestamp(), " INFO ", event, " ", &payload]);
     }
 
     /// Now as `2026-11-24 18:00:00,123`, local time.
     fn timestamp(&self) -> String {
         let mut now = DeferredNow::new();
         let (second, millis) = (now.now().timestamp(), now.now().timestamp_subsec_millis());
-        let mut line = String::with_capacity(160);
-        {
+        let mut stamp = {
             let mut cached = self.second.lock().unwrap_or_else(|p| p.into_inner());
             if cached.0 != second {
                 *cached = (second, now.format("%Y-%m-%d %H:%M:%S").to_string());
             }
-            line.push_str(&cached.1);
-        }
+            cached.1.clone()
+        };
         // A leap second reads as 1000 ms and more; the line keeps three digits.
-        let _ = write!(line, ",{:03}", millis.min(999));
-        line
+        let _ = write!(stamp, ",{:03}", millis.min(999));
+        stamp
     }
 
     /// Records a new message: its archive line and its `post_message` tool-log line.
