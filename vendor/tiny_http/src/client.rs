@@ -2,7 +2,7 @@ use ascii::AsciiString;
 
 use std::io::Error as IoError;
 use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, ErrorKind, Read};
+use std::io::{BufRead, BufReader, BufWriter, ErrorKind};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -81,10 +81,8 @@ impl ClientConnection {
         }
     }
 
-    /// PATCH(bounded-heads): reads the next line of a request head, without its `CRLF`: at most
-    /// `max` bytes (else `Refused(too_long)`), within the head's budget of `left` bytes (else
-    /// `Refused(431)`) and its deadline (else `Refused(408)`), in ASCII (else `Refused(400)`).
-    /// The first byte of a request line marks the connection busy.
+    /// PATCH(bounded-heads): reads the next line of a request head (`read_head_line`); the
+    /// first byte of a request line marks the connection busy.
     fn read_next_line(
         &mut self,
         max: usize,
@@ -92,48 +90,19 @@ impl ClientConnection {
         left: &mut usize,
         request_line: bool,
     ) -> Result<AsciiString, ReadError> {
-        let mut buf = Vec::new();
-        let mut prev_byte_was_cr = false;
-
-        loop {
-            let byte = self.next_header_source.by_ref().bytes().next();
-            let began = !(request_line && buf.is_empty());
-
-            let byte = match byte {
-                Some(Ok(b)) => b,
-                // the client went away, or never began a request before falling idle
-                None => return Err(ReadError::NoRequest),
-                Some(Err(_)) if !began => return Err(ReadError::NoRequest),
-                Some(Err(e)) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
-                    return Err(ReadError::Refused(408))
-                }
-                Some(Err(e)) => return Err(ReadError::ReadIoError(e)),
-            };
-
-            if !began {
-                self.began = Instant::now();
-                let conn = self.ticket.conn();
-                if conn.is_closing() || !conn.begin_request(self.first) {
-                    return Err(ReadError::NoRequest);
-                }
-            }
-
-            if byte == b'\n' && prev_byte_was_cr {
-                buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf).map_err(|_| ReadError::Refused(400));
-            }
-
-            prev_byte_was_cr = byte == b'\r';
-
-            buf.push(byte);
-            if *left == 0 {
-                return Err(ReadError::Refused(431));
-            }
-            *left -= 1;
-            if buf.len() > max + 1 {
-                return Err(ReadError::Refused(too_long));
-            }
-        }
+        let (began, ticket, first) = (&mut self.began, &self.ticket, self.first);
+        let begin = || {
+            *began = Instant::now();
+            let conn = ticket.conn();
+            !conn.is_closing() && conn.begin_request(first)
+        };
+        read_head_line(
+            &mut self.next_header_source,
+            max,
+            too_long,
+            left,
+            request_line.then_some(begin),
+        )
     }
 
     /// Reads a request from the stream.
@@ -313,6 +282,88 @@ impl Iterator for ClientConnection {
 }
 
 /// Parses a "HTTP/1.1" string.
+/// PATCH(bounded-heads): reads the next line of a request head from `source`, without its
+/// `CRLF`: at most `max` bytes (else `Refused(too_long)`), within the head's budget of `left`
+/// bytes (else `Refused(431)`) and its deadline (else `Refused(408)`), in ASCII (else
+/// `Refused(400)`). For a request line, `begin` is called when its first byte arrives and
+/// refuses the request by answering `false`. PATCH(line-reads): the line is taken from the
+/// read buffer a chunk at a time, into one allocation when it arrived whole; a bare `LF` stays
+/// part of the line, as 0.12.0's byte-by-byte reader kept it.
+fn read_head_line<B: BufRead>(
+    source: &mut B,
+    max: usize,
+    too_long: u16,
+    left: &mut usize,
+    mut begin: Option<impl FnMut() -> bool>,
+) -> Result<AsciiString, ReadError> {
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        let began = begin.is_none() || !buf.is_empty();
+        let chunk = match source.fill_buf() {
+            // the client went away, or never began a request before falling idle
+            Ok([]) => return Err(ReadError::NoRequest),
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) if !began => return Err(ReadError::NoRequest),
+            Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
+                return Err(ReadError::Refused(408))
+            }
+            Err(e) => return Err(ReadError::ReadIoError(e)),
+        };
+        if !began {
+            if let Some(begin) = begin.as_mut() {
+                if !begin() {
+                    return Err(ReadError::NoRequest);
+                }
+            }
+        }
+
+        // The line ends at the first LF whose byte before (here, or the last one kept) is CR.
+        let end = line_end(chunk, buf.last() == Some(&b'\r'));
+        let kept = end.unwrap_or(chunk.len());
+        // Each byte kept (the CR too, removed at the end) spends one of `left` and may not take
+        // the line past `max + 1`: the first byte to break a bound is refused, the head's
+        // budget checked first.
+        let over_budget = (*left < kept).then_some(*left + 1);
+        let over_max = (buf.len() + kept > max + 1).then(|| max + 2 - buf.len());
+        match (over_budget, over_max) {
+            (Some(a), Some(b)) if a <= b => return Err(ReadError::Refused(431)),
+            (Some(_), None) => return Err(ReadError::Refused(431)),
+            (_, Some(_)) => return Err(ReadError::Refused(too_long)),
+            (None, None) => {}
+        }
+        buf.extend_from_slice(&chunk[..kept]);
+        *left -= kept;
+        match end {
+            Some(end) => {
+                source.consume(end + 1);
+                buf.pop(); // removing the '\r'
+                return AsciiString::from_ascii(buf).map_err(|_| ReadError::Refused(400));
+            }
+            None => source.consume(kept),
+        }
+    }
+}
+
+/// PATCH(line-reads): where in `chunk` a head line ends: the index of the first `LF` that
+/// follows a `CR`, the `CR` before `chunk` counting when `after_cr` says the line so far ends
+/// with one.
+fn line_end(chunk: &[u8], after_cr: bool) -> Option<usize> {
+    let mut from = 0;
+    while let Some(at) = chunk[from..].iter().position(|&b| b == b'\n') {
+        let at = from + at;
+        let cr_before = match at {
+            0 => after_cr,
+            _ => chunk[at - 1] == b'\r',
+        };
+        if cr_before {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
 fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
     let (major, minor) = match version {
         "HTTP/0.9" => (0, 9),
@@ -352,5 +403,82 @@ mod test {
 
         assert!(super::parse_request_line("GET /hello").is_err());
         assert!(super::parse_request_line("qsd qsd qsd").is_err());
+    }
+
+    /// Reads `pieces`, one per call, as a network delivers a head in packets.
+    struct Pieces(std::collections::VecDeque<&'static [u8]>);
+
+    impl std::io::Read for Pieces {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let Some(piece) = self.0.pop_front() else {
+                return Ok(0);
+            };
+            buf[..piece.len()].copy_from_slice(piece);
+            Ok(piece.len())
+        }
+    }
+
+    /// The lines read from `pieces` with the given bounds, until the first error.
+    fn lines(pieces: &[&'static [u8]], max: usize, mut left: usize) -> (Vec<String>, u16) {
+        let mut source = std::io::BufReader::new(Pieces(pieces.iter().copied().collect()));
+        let mut lines = Vec::new();
+        loop {
+            let no_begin: Option<fn() -> bool> = None;
+            match super::read_head_line(&mut source, max, 414, &mut left, no_begin) {
+                Ok(line) => lines.push(line.to_string()),
+                Err(super::ReadError::Refused(status)) => return (lines, status),
+                Err(super::ReadError::NoRequest) => return (lines, 0),
+                Err(e) => panic!("{:?}", e),
+            }
+        }
+    }
+
+    #[test]
+    fn a_head_line_split_anywhere_reads_the_same() {
+        let head: &'static [u8] = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+        for split in 1..head.len() {
+            let (lines, end) = lines(&[&head[..split], &head[split..]], 100, 1000);
+            assert_eq!(
+                lines,
+                ["GET /a HTTP/1.1", "Host: x", ""],
+                "split at {split}"
+            );
+            assert_eq!(end, 0);
+        }
+        // a bare LF stays in its line; raw non-ASCII is refused
+        assert_eq!(lines(&[b"a\nb\r\n"], 100, 1000), (vec!["a\nb".into()], 0));
+        assert_eq!(lines(&["\u{e9}\r\n".as_bytes()], 100, 1000), (vec![], 400));
+    }
+
+    #[test]
+    fn a_head_line_keeps_its_bounds_in_any_pieces() {
+        // max 4: "abcd" is read, "abcde" is too long, however it arrives
+        assert_eq!(lines(&[b"abcd\r\n"], 4, 1000), (vec!["abcd".into()], 0));
+        assert_eq!(lines(&[b"abcde\r\n"], 4, 1000), (vec![], 414));
+        assert_eq!(lines(&[b"ab", b"cd", b"e\r\n"], 4, 1000), (vec![], 414));
+        // each byte and CR spends the head's budget: "ab" and its CR take 3
+        assert_eq!(lines(&[b"ab\r\n"], 100, 3), (vec!["ab".into()], 0));
+        assert_eq!(lines(&[b"ab\r\n"], 100, 2), (vec![], 431));
+        assert_eq!(
+            lines(&[b"ab\r\n", b"c\r\n"], 100, 4),
+            (vec!["ab".into()], 431)
+        );
+        // both bounds broken by the same byte: the budget is named
+        assert_eq!(lines(&[b"abcdef\r\n"], 4, 5), (vec![], 431));
+        assert_eq!(lines(&[b"abcdef\r\n"], 4, 6), (vec![], 414));
+    }
+
+    #[test]
+    fn a_line_ends_at_the_first_lf_after_a_cr() {
+        use super::line_end;
+        assert_eq!(line_end(b"GET / HTTP/1.1\r\nHost: a\r\n", false), Some(15));
+        // a bare LF is part of the line
+        assert_eq!(line_end(b"a\nb\r\n", false), Some(4));
+        assert_eq!(line_end(b"a\nb", false), None);
+        // the CR may have come in the chunk before
+        assert_eq!(line_end(b"\nrest", true), Some(0));
+        assert_eq!(line_end(b"\nrest", false), None);
+        assert_eq!(line_end(b"abc\r", false), None);
+        assert_eq!(line_end(b"", true), None);
     }
 }
