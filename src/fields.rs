@@ -3,6 +3,7 @@
 //! also accepted as strings, since models often send them that way.
 
 use crate::error::Error;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// A yes/no field; `"true"`/`"false"` strings are accepted too, since models send them.
@@ -27,16 +28,14 @@ pub(crate) fn optional_string(
     }
 }
 
-/// A string field that may be absent (or null), taken out of `args` rather than copied, for
-/// fields as large as a message's text.
-pub(crate) fn take_string(
-    args: &mut Map<String, Value>,
-    key: &str,
-) -> Result<Option<String>, Error> {
-    match args.remove(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(Error::BadRequest(format!("{key} must be a string"))),
+/// A string field that may be absent (or null), given as the JSON it was sent as: decoded
+/// once, from the caller's bytes, for fields as large as a message's text.
+pub(crate) fn raw_string(raw: Option<&RawValue>, key: &str) -> Result<Option<String>, Error> {
+    match raw.map(RawValue::get) {
+        None | Some("null") => Ok(None),
+        Some(json) => serde_json::from_str(json)
+            .map(Some)
+            .map_err(|_| Error::BadRequest(format!("{key} must be a string"))),
     }
 }
 
@@ -135,6 +134,19 @@ mod tests {
             message(number(&f, "neg").unwrap_err()),
             "neg must be a number of seconds, 0 or more"
         );
+        let raw = |json: &str| RawValue::from_string(json.into()).unwrap();
+        assert_eq!(raw_string(None, "r").unwrap(), None);
+        assert_eq!(raw_string(Some(&raw("null")), "r").unwrap(), None);
+        assert_eq!(
+            raw_string(Some(&raw(r#""a\n\u00e9""#)), "r").unwrap(),
+            Some("a\né".into())
+        );
+        for bad in ["1", "[\"x\"]", "{}", "true"] {
+            assert_eq!(
+                message(raw_string(Some(&raw(bad)), "r").unwrap_err()),
+                "r must be a string"
+            );
+        }
         assert_eq!(boolean(&f, "t").unwrap(), Some(true));
         assert_eq!(boolean(&f, "b").unwrap(), Some(false));
         assert_eq!(boolean(&f, "null").unwrap(), None);

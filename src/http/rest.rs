@@ -12,12 +12,15 @@ use crate::agent;
 use crate::app::App;
 use crate::capacity::MAX_WAIT_SECONDS;
 use crate::error::Error;
-use crate::fields::{optional_string, take_string};
+use crate::fields::raw_string;
 use crate::http::exchange::{Incoming, JsonParts, Reply};
 use crate::http::guard::Caller;
 use crate::message::escape_separators;
 use crate::presence::{detail, Kind};
 use crate::store::{Draft, Fetch, Posted};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::error::Category;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::io;
@@ -145,28 +148,41 @@ fn flag(rq: &Incoming, key: &str) -> Result<Option<bool>, Error> {
 /// `"reply_to"`, the id of the message answered; `"idempotency_key"`, also taken from the
 /// `Idempotency-Key` header). A retry of a post already made answers 200 with that message.
 pub(crate) fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
-    let body: Value = serde_json::from_slice(&rq.body)
-        .map_err(|e| Error::BadRequest(format!("body is not valid JSON: {e}")))?;
-    let Value::Object(mut fields) = body else {
-        return Err(Error::BadRequest(
-            "body must be a JSON object with target, sender and text".into(),
-        ));
-    };
-    let sender = agent::sender(optional_string(&fields, "sender")?, caller.agent.as_deref())?;
+    let fields: PostFields = serde_json::from_slice(&rq.body).map_err(|e| match e.classify() {
+        Category::Data => {
+            Error::BadRequest("body must be a JSON object with target, sender and text".into())
+        }
+        _ => Error::BadRequest(format!("body is not valid JSON: {e}")),
+    })?;
+    let sender = agent::sender(
+        raw_string(fields.sender, "sender")?,
+        caller.agent.as_deref(),
+    )?;
+    let text = raw_string(fields.text, "text")?
+        .ok_or_else(|| Error::BadRequest("text is required".into()))?;
     let draft = Draft {
-        target: optional_string(&fields, "target")?
+        target: raw_string(fields.target, "target")?
             .ok_or_else(|| Error::BadRequest("target is required".into()))?,
         sender,
-        text: take_string(&mut fields, "text")?
-            .ok_or_else(|| Error::BadRequest("text is required".into()))?,
-        reply_to: match fields.get("reply_to") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(v.as_u64().filter(|id| *id > 0).ok_or_else(|| {
-                Error::BadRequest("reply_to must be the id of a message (a whole number)".into())
-            })?),
+        text,
+        reply_to: match fields
+            .reply_to
+            .map(|raw| serde_json::from_str::<Value>(raw.get()))
+        {
+            None | Some(Ok(Value::Null)) => None,
+            Some(v) => Some(
+                v.ok()
+                    .and_then(|v| v.as_u64())
+                    .filter(|id| *id > 0)
+                    .ok_or_else(|| {
+                        Error::BadRequest(
+                            "reply_to must be the id of a message (a whole number)".into(),
+                        )
+                    })?,
+            ),
         },
         idempotency_key: match (
-            optional_string(&fields, "idempotency_key")?,
+            raw_string(fields.idempotency_key, "idempotency_key")?,
             rq.header("idempotency-key"),
         ) {
             (Some(body), Some(header)) if body.trim() != header.trim() => {
@@ -178,7 +194,7 @@ pub(crate) fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<
             (None, header) => header.map(str::to_string),
         },
     };
-    let source = match optional_string(&fields, "source")? {
+    let source = match raw_string(fields.source, "source")? {
         Some(s)
             if !s.is_empty()
                 && s.len() <= 32
@@ -194,9 +210,9 @@ pub(crate) fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<
         }
         None => "rest".into(),
     };
-    // A short text is escaped faster than the body can be looked at again.
-    let text_json = match rq.body.len() {
-        len if len >= TEXT_JSON_MIN_BODY => text_json(&rq.body),
+    // A short text is escaped faster than its JSON string can be copied and checked.
+    let text_json = match (rq.body.len(), fields.text) {
+        (len, Some(raw)) if len >= TEXT_JSON_MIN_BODY => Some(raw.get().to_string()),
         _ => None,
     };
     let posted = app.store.post_with_text_json(draft, text_json)?;
@@ -214,17 +230,63 @@ pub(crate) fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<
 /// The smallest body whose text's JSON string is taken from it rather than made again.
 const TEXT_JSON_MIN_BODY: usize = 4096;
 
-/// The text's JSON string as the body holds it (quoted, escapes as sent), for the message's
-/// JSON to copy if it is in the form the relay writes. A second look at the body, which only
-/// finds where the text lies; `None` when it cannot say (say, for a duplicate key).
-fn text_json(body: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Text<'a> {
-        #[serde(borrow)]
-        text: Option<&'a RawValue>,
+/// The fields of a post's body, each the JSON it was sent as, borrowed from the body: the body
+/// is parsed once, and only the fields the relay takes are decoded. Other fields are skipped; a
+/// field given twice counts as given last, as in any JSON object.
+#[derive(Default)]
+struct PostFields<'a> {
+    target: Option<&'a RawValue>,
+    sender: Option<&'a RawValue>,
+    text: Option<&'a RawValue>,
+    reply_to: Option<&'a RawValue>,
+    idempotency_key: Option<&'a RawValue>,
+    source: Option<&'a RawValue>,
+}
+
+impl<'de> Deserialize<'de> for PostFields<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(field_identifier, rename_all = "snake_case")]
+        enum Name {
+            Target,
+            Sender,
+            Text,
+            ReplyTo,
+            IdempotencyKey,
+            Source,
+            #[serde(other)]
+            Other,
+        }
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = PostFields<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields = PostFields::default();
+                while let Some(key) = map.next_key::<Name>()? {
+                    let field = match key {
+                        Name::Target => &mut fields.target,
+                        Name::Sender => &mut fields.sender,
+                        Name::Text => &mut fields.text,
+                        Name::ReplyTo => &mut fields.reply_to,
+                        Name::IdempotencyKey => &mut fields.idempotency_key,
+                        Name::Source => &mut fields.source,
+                        Name::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *field = Some(map.next_value()?);
+                }
+                Ok(fields)
+            }
+        }
+        deserializer.deserialize_map(Fields)
     }
-    let found: Text = serde_json::from_slice(body).ok()?;
-    found.text.map(|raw| raw.get().to_string())
 }
 
 /// The answer to a post: `{"message":M,"ok":true,"posted":ID}` and `"repeated":true` for a

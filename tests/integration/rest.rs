@@ -122,6 +122,25 @@ fn bad_input_gets_a_4xx_that_names_the_problem() {
         ("invalid JSON", b"{nope".to_vec(), 400, "not valid JSON"),
         ("a list", b"[1,2]".to_vec(), 400, "JSON object"),
         ("a string", b"\"hi\"".to_vec(), 400, "JSON object"),
+        ("null", b"null".to_vec(), 400, "JSON object"),
+        (
+            "an object and more",
+            b"{} {}".to_vec(),
+            400,
+            "not valid JSON",
+        ),
+        (
+            "text given as a number",
+            br#"{"target":"t","sender":"s","text":5}"#.to_vec(),
+            400,
+            "text must be a string",
+        ),
+        (
+            "reply_to given as text",
+            br#"{"target":"t","sender":"s","text":"x","reply_to":"one"}"#.to_vec(),
+            400,
+            "reply_to must be the id of a message",
+        ),
         (
             "missing text",
             br#"{"target":"t","sender":"s"}"#.to_vec(),
