@@ -16,7 +16,7 @@ pub(crate) struct App {
     pub config: Config,
     pub store: Arc<Store>,
     pub sessions: Arc<Sessions>,
-    pub logs: Logs,
+    pub logs: Arc<Logs>,
     pub long_requests: LongRequests,
     pub legacy_tool_calls: Slots,
     /// Who is waiting on which channel.

@@ -1518,6 +1518,7 @@ mod tests {
             text: text.into(),
             reply_to: None,
             idempotency_key: None,
+            ..Draft::default()
         };
         let dir = TempDir::new();
         let (mut j, replay) = open(&dir);
@@ -1782,6 +1783,7 @@ mod tests {
                 text: text.into(),
                 reply_to: None,
                 idempotency_key: Some(format!("key-{text}")),
+                ..Draft::default()
             };
             store.post(draft).unwrap();
         }
@@ -1808,6 +1810,7 @@ mod tests {
                 text: text.into(),
                 reply_to: None,
                 idempotency_key: None,
+                ..Draft::default()
             };
             store.post(draft).unwrap();
         }

@@ -1,7 +1,8 @@
 //! The two files the relay writes for people: the tool log (one line per tool call, post and
 //! fetch: timestamp, level, event name and a JSON payload) and the channel archive (one JSON line
-//! per message with where it came from). Each is a plain file at exactly its configured path,
-//! written through flexi_logger and rotated by size here the way Python's
+//! per message with where it came from). A post's lines are written as the store commits it,
+//! a batch of posts at a time and in id order. Each is a plain file at exactly its configured
+//! path, written through flexi_logger and rotated by size here the way Python's
 //! `RotatingFileHandler` does it: the full file becomes `NAME.1`, older backups shift up to
 //! `NAME.N` and the oldest beyond the configured count is dropped. They are owned by the running
 //! relay, not installed as the process's global logger, so several relays can live in one
@@ -9,10 +10,12 @@
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::message::{Encoded, Message};
+use crate::message::Message;
+use crate::store::Recorded;
 use flexi_logger::writers::{FileLogWriter, LogWriter};
 use flexi_logger::{DeferredNow, FileSpec};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -52,7 +55,7 @@ impl Logs {
     pub(crate) fn tool(&self, event: &str, payload: &impl Serialize) {
         let payload = serde_json::to_string(payload).unwrap_or_default();
         self.tool
-            .write_pieces(&[&self.timestamp(), " INFO ", event, " ", &payload]);
+            .write_lines(&[[&self.timestamp(), " INFO ", event, " ", &payload]]);
     }
 
     /// Now as `2026-11-24 18:00:00,123`, local time.
@@ -71,26 +74,12 @@ impl Logs {
         stamp
     }
 
-    /// Records a new message: its archive line and its `post_message` tool-log line.
-    pub(crate) fn posted(&self, m: &Message, source: &str) {
-        let text = serde_json::to_string(&m.text).unwrap_or_default();
-        self.record(m, &text, source);
-    }
-
-    /// Records a new message like `posted`, copying its text's JSON string from `encoded`
-    /// rather than escaping the text again.
-    pub(crate) fn posted_encoded(&self, m: &Message, encoded: &Encoded, source: &str) {
-        match encoded.raw_text() {
-            Some(text) => self.record(m, text, source),
-            None => self.posted(m, source),
-        }
-    }
-
-    /// Writes the lines of `posted`, given the text's JSON string as `serde_json` writes it.
-    fn record(&self, m: &Message, text: &str, source: &str) {
-        let [head, tail] = archive_line(m, source);
-        self.archive.write_pieces(&[&head, text, &tail]);
-        /// The line's payload, its keys in sorted order as the tool log has always had them.
+    /// Records a batch of new messages, in the order given: an archive line each (the text's
+    /// JSON string copied from its wire JSON, not made again) and a `post_message` tool-log
+    /// line each, the lines of each file written together.
+    pub(crate) fn posted(&self, batch: &[Recorded]) {
+        /// A tool-log line's payload, its keys in sorted order as the tool log has always had
+        /// them.
         #[derive(Serialize)]
         struct Posted<'a> {
             id: u64,
@@ -99,16 +88,35 @@ impl Logs {
             target: &'a str,
             text_len: usize,
         }
-        self.tool(
-            "post_message",
-            &Posted {
+        let mut archive = Vec::with_capacity(batch.len());
+        let mut tool = Vec::with_capacity(batch.len());
+        let stamp = self.timestamp();
+        for r in batch {
+            let m = r.message;
+            let text =
+                r.encoded.raw_text().map(Cow::Borrowed).unwrap_or_else(|| {
+                    Cow::Owned(serde_json::to_string(&m.text).unwrap_or_default())
+                });
+            archive.push((archive_line(m, r.source), text));
+            let payload = Posted {
                 id: m.id,
                 sender: &m.sender,
-                source,
+                source: r.source,
                 target: &m.target,
                 text_len: m.text.chars().count(),
-            },
-        );
+            };
+            tool.push(serde_json::to_string(&payload).unwrap_or_default());
+        }
+        let archive: Vec<[&str; 3]> = archive
+            .iter()
+            .map(|([head, tail], text)| [head.as_str(), text, tail.as_str()])
+            .collect();
+        self.archive.write_lines(&archive);
+        let tool: Vec<[&str; 3]> = tool
+            .iter()
+            .map(|payload| [stamp.as_str(), " INFO post_message ", payload.as_str()])
+            .collect();
+        self.tool.write_lines(&tool);
     }
 
     /// Pushes buffered lines to the files.
@@ -162,28 +170,44 @@ impl RotatingFile {
         })
     }
 
-    /// Appends one line given in pieces, like `write`: a large piece (a message's text) goes
-    /// to the file without being copied into a whole line first.
-    fn write_pieces(&self, pieces: &[&str]) {
+    /// Appends lines, each given in pieces: a large piece (a message's text) goes to the file
+    /// without being copied into a whole line first, and lines that fit before the next
+    /// rotation go out in one write. The file is rotated before a line that would take it to
+    /// its size limit, as Python's `RotatingFileHandler` does.
+    fn write_lines<const N: usize>(&self, lines: &[[&str; N]]) {
         let mut size = self.size.lock().unwrap_or_else(|p| p.into_inner());
-        let len = pieces.iter().map(|p| p.len() as u64).sum::<u64>() + 1;
-        if *size > 0 && *size + len >= self.max_bytes {
-            match self.rotate() {
-                Ok(()) => *size = 0,
-                Err(e) => log::warn!("cannot rotate {}: {e}", self.path.display()),
+        let len = |line: &[&str; N]| line.iter().map(|p| p.len() as u64).sum::<u64>() + 1;
+        let mut rest = lines;
+        while !rest.is_empty() {
+            if *size > 0 && *size + len(&rest[0]) >= self.max_bytes {
+                match self.rotate() {
+                    Ok(()) => *size = 0,
+                    Err(e) => log::warn!("cannot rotate {}: {e}", self.path.display()),
+                }
             }
-        }
-        let written = self.writer.write(
-            &mut DeferredNow::new(),
-            &log::Record::builder()
-                .args(format_args!("{}", Pieces(pieces)))
-                .level(log::Level::Info)
-                .target("relay")
-                .build(),
-        );
-        match written {
-            Ok(()) => *size += len,
-            Err(e) => log::warn!("cannot write a log line to {}: {e}", self.path.display()),
+            // The first line always goes; the next ones while they fit in the file.
+            let mut group = len(&rest[0]);
+            let mut count = 1;
+            while let Some(line) = rest.get(count) {
+                if *size + group + len(line) >= self.max_bytes {
+                    break;
+                }
+                group += len(line);
+                count += 1;
+            }
+            let written = self.writer.write(
+                &mut DeferredNow::new(),
+                &log::Record::builder()
+                    .args(format_args!("{}", Lines(&rest[..count])))
+                    .level(log::Level::Info)
+                    .target("relay")
+                    .build(),
+            );
+            match written {
+                Ok(()) => *size += group,
+                Err(e) => log::warn!("cannot write a log line to {}: {e}", self.path.display()),
+            }
+            rest = &rest[count..];
         }
     }
 
@@ -232,12 +256,19 @@ fn archive_line(m: &Message, source: &str) -> [String; 2] {
     [head, format!(",\"ts\":{ts}}}")]
 }
 
-/// A line's pieces, written one after another.
-struct Pieces<'a>(&'a [&'a str]);
+/// Lines given in pieces, written one after another with a newline between them (the writer
+/// ends the last).
+struct Lines<'a, const N: usize>(&'a [[&'a str; N]]);
 
-impl std::fmt::Display for Pieces<'_> {
+impl<const N: usize> std::fmt::Display for Lines<'_, N> {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        self.0.iter().try_for_each(|piece| f.write_str(piece))
+        for (at, line) in self.0.iter().enumerate() {
+            if at > 0 {
+                f.write_str("\n")?;
+            }
+            line.iter().try_for_each(|piece| f.write_str(piece))?;
+        }
+        Ok(())
     }
 }
 
@@ -253,6 +284,7 @@ fn as_given(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::Encoded;
     use serde_json::json;
 
     #[test]

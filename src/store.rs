@@ -2,7 +2,8 @@
 //! each channel. A post is made durable by the journal before anyone can see it; concurrent
 //! posts share one journal write (and one fsync) by group commit: whoever holds the commit lock
 //! writes every post queued so far; the idempotency keys are checked there too, so two retries
-//! racing each other still make one message. Retention and deletion drop messages from memory
+//! racing each other still make one message; the recorder (the channel archive) hears of each
+//! batch as it is written, so its lines follow id order. Retention and deletion drop messages from memory
 //! at once and from the journal by a compaction written in the background. Readers' positions
 //! (how far each named reader has read each channel) live here and in the journal. With a
 //! journal, memory holds only an index of the kept messages (id, time, where the line is) and
@@ -28,7 +29,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs::File;
 use std::mem;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -48,7 +49,20 @@ pub(crate) struct Draft {
     pub reply_to: Option<u64>,
     /// A retry with the same key (from the same sender, within a day) is the same post.
     pub idempotency_key: Option<String>,
+    /// Where the post came from (`rest`, `mcp`, `web-ui`, `cli`, ...), for the recorder.
+    pub source: String,
 }
+
+/// A new message as the recorder is told of it: with its JSON and where it came from.
+pub(crate) struct Recorded<'a> {
+    pub message: &'a Message,
+    pub encoded: &'a Encoded,
+    pub source: &'a str,
+}
+
+/// The function told of each batch of new messages as soon as it is written, before any poster
+/// hears back and before the next batch: the channel archive, whose lines follow id order.
+pub(crate) type Recorder = Box<dyn Fn(&[Recorded]) + Send + Sync>;
 
 /// What a post made: the message, and whether an earlier post with the same idempotency key
 /// had made it already.
@@ -247,6 +261,8 @@ pub(crate) struct Store {
     /// commit lock and calls them after, so the next batch is written meanwhile and yet every
     /// hook hears of messages in id order.
     hooks: Mutex<Vec<Hook>>,
+    /// Called with each batch written, under the commit lock.
+    recorder: OnceLock<Recorder>,
     /// The highest id published, readable without waiting for a batch being written.
     published_id: AtomicU64,
     limits: Limits,
@@ -333,6 +349,7 @@ struct Fresh {
     key: Option<String>,
     /// `idempotency::digest` of what was posted, with a key (0 without: never compared).
     digest: u64,
+    source: String,
 }
 
 /// A queued post and, once its batch is written, its outcome.
@@ -403,6 +420,7 @@ impl Store {
             }),
             queue: Mutex::new(Vec::new()),
             hooks: Mutex::new(Vec::new()),
+            recorder: OnceLock::new(),
             published_id: AtomicU64::new(top),
             limits,
         }
@@ -416,6 +434,12 @@ impl Store {
     /// Registers a function told of every new message, after it is durable and visible.
     pub(crate) fn on_publish(&self, hook: Hook) {
         lock(&self.hooks).push(hook);
+    }
+
+    /// Sets the function told of every batch of new messages as it is written, in id order
+    /// and before the posters hear back; a second one is refused (returned).
+    pub(crate) fn on_record(&self, recorder: Recorder) -> Result<(), Recorder> {
+        self.recorder.set(recorder)
     }
 
     /// Checks a draft, makes it durable and visible, and returns the stored message. Fails with
@@ -487,6 +511,7 @@ impl Store {
                     text,
                     reply_to,
                     idempotency_key: key,
+                    source,
                 },
                 text_json,
             ) = lock(&slot.draft).take().unwrap_or_default();
@@ -530,6 +555,7 @@ impl Store {
                 message,
                 key,
                 digest,
+                source,
             });
         }
         let written = match committer.journal.as_mut() {
@@ -558,6 +584,17 @@ impl Store {
                 return Vec::new();
             }
         };
+        if let Some(record) = self.recorder.get().filter(|_| !fresh.is_empty()) {
+            let recorded: Vec<Recorded> = fresh
+                .iter()
+                .map(|f| Recorded {
+                    message: &f.message,
+                    encoded: &f.encoded,
+                    source: &f.source,
+                })
+                .collect();
+            record(&recorded);
+        }
         committer.last_id += fresh.len() as u64;
         committer.since_compaction += fresh.len();
         let mut published = Vec::with_capacity(fresh.len());
@@ -922,6 +959,7 @@ impl Store {
             text: draft.text,
             reply_to: draft.reply_to,
             idempotency_key,
+            source: draft.source,
         })
     }
 

@@ -160,6 +160,22 @@ pub(crate) fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<
     )?;
     let text = raw_string(fields.text, "text")?
         .ok_or_else(|| Error::BadRequest("text is required".into()))?;
+    let source = match raw_string(fields.source, "source")? {
+        Some(s)
+            if !s.is_empty()
+                && s.len() <= 32
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            s
+        }
+        Some(_) => {
+            return Err(Error::BadRequest(
+                "source must be 1 to 32 letters, digits, - or _".into(),
+            ))
+        }
+        None => "rest".into(),
+    };
     let draft = Draft {
         target: raw_string(fields.target, "target")?
             .ok_or_else(|| Error::BadRequest("target is required".into()))?,
@@ -193,22 +209,7 @@ pub(crate) fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<
             (Some(key), _) => Some(key),
             (None, header) => header.map(str::to_string),
         },
-    };
-    let source = match raw_string(fields.source, "source")? {
-        Some(s)
-            if !s.is_empty()
-                && s.len() <= 32
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
-        {
-            s
-        }
-        Some(_) => {
-            return Err(Error::BadRequest(
-                "source must be 1 to 32 letters, digits, - or _".into(),
-            ))
-        }
-        None => "rest".into(),
+        source,
     };
     // A short text is escaped faster than its JSON string can be copied and checked.
     let text_json = match (rq.body.len(), fields.text) {
@@ -216,10 +217,6 @@ pub(crate) fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<
         _ => None,
     };
     let posted = app.store.post_with_text_json(draft, text_json)?;
-    if !posted.repeated {
-        app.logs
-            .posted_encoded(&posted.message, &posted.encoded, &source);
-    }
     Ok(Reply::Full {
         status: if posted.repeated { 200 } else { 201 },
         headers: vec![("Content-Type".into(), "application/json".into())],

@@ -272,6 +272,7 @@ fn post_message(cx: &Context, args: &Map<String, Value>) -> Result<Outgoing, Err
         text: string(args, "text")?,
         reply_to: integer(args, "reply_to")?,
         idempotency_key: optional_string(args, "idempotency_key")?,
+        source: "mcp".into(),
     };
     let posted = cx.store.post(draft)?;
     if posted.repeated {
@@ -279,7 +280,6 @@ fn post_message(cx: &Context, args: &Map<String, Value>) -> Result<Outgoing, Err
             &json!({"ok": true, "posted": posted.message.id, "repeated": true}),
         ));
     }
-    cx.logs.posted(&posted.message, "mcp");
     Ok(jsonrpc::outgoing(
         &json!({"ok": true, "posted": posted.message.id}),
     ))

@@ -117,6 +117,75 @@ fn rotation_loses_no_line() {
     assert_eq!(ids, (1..=200).collect(), "every line is somewhere");
 }
 
+/// The lines of `current` and its backups, oldest first, each parsed by `parse`.
+fn lines_in_order<T>(current: &Path, parse: impl Fn(&str) -> Option<T>) -> Vec<T> {
+    let mut files = rotation_set(current);
+    files.reverse();
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .filter_map(|line| parse(&line))
+        .collect()
+}
+
+#[test]
+fn posts_from_many_clients_are_logged_in_id_order_across_rotations() {
+    let mut relay = Relay::with(|c| {
+        c.channel_log_max_bytes = 3000;
+        c.channel_log_backup_count = 1000;
+        c.log_max_bytes = 3000;
+        c.log_backup_count = 1000;
+    });
+    let url = relay.url("/api/messages");
+    let (threads, each) = (8, 40);
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let url = &url;
+            s.spawn(move || {
+                for i in 0..each {
+                    let body = json!({"target": "order", "sender": format!("s{t}"), "text": format!("{t}-{i} {}", "y".repeat(40))});
+                    let reply = post_raw(url, &[("Content-Type", "application/json")], body.to_string().as_bytes());
+                    assert_eq!(reply.status, 201, "{}", reply.body);
+                }
+            });
+        }
+    });
+    relay.stop();
+    let all: Vec<u64> = (1..=(threads * each) as u64).collect();
+    let archive = lines_in_order(&relay.dir.path("log/channel_messages.log"), |line| {
+        Some(
+            serde_json::from_str::<Value>(line).unwrap()["id"]
+                .as_u64()
+                .unwrap(),
+        )
+    });
+    assert_eq!(archive, all, "every message once, in id order");
+    let tool = lines_in_order(&relay.dir.path("log/claude_codex.log"), |line| {
+        let payload = line.split_once(" post_message ")?.1;
+        Some(
+            serde_json::from_str::<Value>(payload).unwrap()["id"]
+                .as_u64()
+                .unwrap(),
+        )
+    });
+    assert_eq!(tool, all, "a post_message line each, in id order");
+    for log in ["log/channel_messages.log", "log/claude_codex.log"] {
+        for f in rotation_set(&relay.dir.path(log)) {
+            let len = std::fs::metadata(&f).unwrap().len();
+            assert!(
+                len < 3000,
+                "{f:?} is rotated before a line would take it to the limit: {len}"
+            );
+        }
+    }
+}
+
 #[test]
 fn rotation_keeps_the_configured_number_of_backups() {
     let mut relay = Relay::with(|c| {
