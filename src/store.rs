@@ -1,19 +1,18 @@
-//! The message store: one global id sequence, a per-channel index, and the waiters parked on
-//! each channel. A post is made durable by the journal before anyone can see it; concurrent
-//! posts share one journal write (and one fsync) by group commit: whoever holds the commit lock
-//! writes every post queued so far; the idempotency keys are checked there too, so two retries
-//! racing each other still make one message; the recorder (the channel archive) hears of each
-//! batch as it is written, so its lines follow id order. Retention and deletion drop messages from memory
-//! at once and from the journal by a compaction written in the background. Readers' positions
-//! (how far each named reader has read each channel) live here and in the journal. With a
-//! journal, memory holds only an index of the kept messages (id, time, where the line is) and
-//! texts are read back from the file on demand through a cache bounded in bytes, so memory does
-//! not grow with history (a page sent as JSON takes each message's wire JSON from there, made
-//! once; a new message's is made at commit, with the one pass over its text that its journal
-//! line and the poster's reply copy from); the index and the file handle its places point into
-//! are swapped together when a compaction replaces the file. Without a journal the cache is
-//! unbounded and is where the messages live. Search scans the texts the same way. Knows
-//! nothing of HTTP or JSON-RPC.
+//! The message store: one global id sequence, a per-channel index, and the waiters parked on each
+//! channel. A post is made durable by the journal before anyone can see it; concurrent posts share
+//! one journal write (and one fsync) by group commit: whoever holds the commit lock writes every
+//! post queued so far; the idempotency keys are checked there too, so two retries racing each other
+//! still make one message; the recorder (the channel archive) hears of each batch as it is written,
+//! so its lines follow id order. Retention and deletion drop messages from memory at once and from
+//! the journal by a compaction written in the background. Readers' positions (how far each named
+//! reader has read each channel) live here and in the journal. With a journal, memory holds only an
+//! index of the kept messages (id, time, where the line is) and texts are read back from the file
+//! on demand through a cache bounded in bytes, so memory does not grow with history (a page sent as
+//! JSON takes each message's wire JSON from there, made once; a new message's is made at commit,
+//! with the one pass over its text that its journal line and the poster's reply copy from); the
+//! index and the file handle its places point into are swapped together when a compaction replaces
+//! the file. Without a journal the cache is unbounded and is where the messages live. Search scans
+//! the texts the same way. Knows nothing of HTTP or JSON-RPC.
 
 use crate::cache::{Cache, Held};
 use crate::error::Error;
