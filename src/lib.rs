@@ -132,7 +132,7 @@ pub fn start(mut config: Config) -> Result<Running, Error> {
     store.on_publish(Box::new(move |m| notify.published(m)));
     let logs = Arc::new(logs);
     let archive = Arc::clone(&logs);
-    let _ = store.on_record(Box::new(move |batch| archive.posted(batch)));
+    store.on_record(Box::new(move |batch| archive.posted(batch)));
     let idle = Duration::from_secs(config.idle_timeout_secs);
     let listener = bind(&config.bind_address(), idle)?;
     let addr = listener.local_addr()?;

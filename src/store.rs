@@ -2,7 +2,7 @@
 //! channel. A post is made durable by the journal before anyone can see it; concurrent posts share
 //! one journal write (and one fsync) by group commit: whoever holds the commit lock writes every
 //! post queued so far; the idempotency keys are checked there too, so two retries racing each other
-//! still make one message; the recorder (the channel archive) hears of each batch as it is written,
+//! still make one message; the recorder (the channel archive) hears of each batch once written,
 //! so its lines follow id order. Retention and deletion drop messages from memory at once and from
 //! the journal by a compaction written in the background. Readers' positions (how far each named
 //! reader has read each channel) live here and in the journal. With a journal, memory holds only an
@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs::File;
 use std::mem;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -59,9 +59,16 @@ pub(crate) struct Recorded<'a> {
     pub source: &'a str,
 }
 
-/// The function told of each batch of new messages as soon as it is written, before any poster
-/// hears back and before the next batch: the channel archive, whose lines follow id order.
+/// The function told of each batch of new messages once it is written, by the poster that wrote
+/// it, batch after batch: the channel archive, whose lines follow id order.
 pub(crate) type Recorder = Box<dyn Fn(&[Recorded]) + Send + Sync>;
+
+/// A message a batch made, for the hooks and the recorder.
+struct Made {
+    message: Arc<Message>,
+    encoded: Encoded,
+    source: String,
+}
 
 /// What a post made: the message, and whether an earlier post with the same idempotency key
 /// had made it already.
@@ -260,8 +267,10 @@ pub(crate) struct Store {
     /// commit lock and calls them after, so the next batch is written meanwhile and yet every
     /// hook hears of messages in id order.
     hooks: Mutex<Vec<Hook>>,
-    /// Called with each batch written, under the commit lock.
-    recorder: OnceLock<Recorder>,
+    /// Called with each batch written. Its lock is taken before the hooks' is let go, as the
+    /// hooks' before the commit lock, so that the next batch is written meanwhile and yet the
+    /// batches are recorded in id order.
+    recorder: Mutex<Option<Recorder>>,
     /// The highest id published, readable without waiting for a batch being written.
     published_id: AtomicU64,
     limits: Limits,
@@ -419,7 +428,7 @@ impl Store {
             }),
             queue: Mutex::new(Vec::new()),
             hooks: Mutex::new(Vec::new()),
-            recorder: OnceLock::new(),
+            recorder: Mutex::new(None),
             published_id: AtomicU64::new(top),
             limits,
         }
@@ -435,10 +444,9 @@ impl Store {
         lock(&self.hooks).push(hook);
     }
 
-    /// Sets the function told of every batch of new messages as it is written, in id order
-    /// and before the posters hear back; a second one is refused (returned).
-    pub(crate) fn on_record(&self, recorder: Recorder) -> Result<(), Recorder> {
-        self.recorder.set(recorder)
+    /// Sets the function told of every batch of new messages once it is written, in id order.
+    pub(crate) fn on_record(&self, recorder: Recorder) {
+        *lock(&self.recorder) = Some(recorder);
     }
 
     /// Checks a draft, makes it durable and visible, and returns the stored message. Fails with
@@ -478,12 +486,25 @@ impl Store {
         };
         let hooks = lock(&self.hooks);
         drop(committer);
-        for m in &published {
+        for made in &published {
             for hook in hooks.iter() {
-                hook(m);
+                hook(&made.message);
             }
         }
+        let recorder = lock(&self.recorder);
         drop(hooks);
+        if let Some(record) = recorder.as_ref().filter(|_| !published.is_empty()) {
+            let recorded: Vec<Recorded> = published
+                .iter()
+                .map(|made| Recorded {
+                    message: &made.message,
+                    encoded: &made.encoded,
+                    source: &made.source,
+                })
+                .collect();
+            record(&recorded);
+        }
+        drop(recorder);
         let outcome = lock(&slot.outcome).take();
         outcome.unwrap_or_else(|| {
             Err(Error::Storage(
@@ -495,7 +516,7 @@ impl Store {
     /// Writes a batch of queued posts as one journal append and publishes them in id order. A
     /// post whose idempotency key is known (from before, or earlier in the batch) gets the
     /// message that key made, or a conflict, and no id. Returns the new messages, for the hooks.
-    fn commit_batch(&self, committer: &mut Committer, batch: &[Arc<Slot>]) -> Vec<Arc<Message>> {
+    fn commit_batch(&self, committer: &mut Committer, batch: &[Arc<Slot>]) -> Vec<Made> {
         self.finish_compaction(committer, false);
         let ts = now();
         committer.keys.expire(ts);
@@ -583,17 +604,6 @@ impl Store {
                 return Vec::new();
             }
         };
-        if let Some(record) = self.recorder.get().filter(|_| !fresh.is_empty()) {
-            let recorded: Vec<Recorded> = fresh
-                .iter()
-                .map(|f| Recorded {
-                    message: &f.message,
-                    encoded: &f.encoded,
-                    source: &f.source,
-                })
-                .collect();
-            record(&recorded);
-        }
         committer.last_id += fresh.len() as u64;
         committer.since_compaction += fresh.len();
         let mut published = Vec::with_capacity(fresh.len());
@@ -613,12 +623,12 @@ impl Store {
                 ts: f.message.ts,
                 place,
             });
-            published.push((f.at, Arc::new(f.message), f.encoded));
+            published.push((f.at, Arc::new(f.message), f.encoded, f.source));
         }
         {
             let journaled = committer.journal.is_some();
             let mut state = lock(&self.state);
-            for ((_, m, encoded), entry) in published.iter().zip(entries) {
+            for ((_, m, encoded, _), entry) in published.iter().zip(entries) {
                 // Without a journal the cache is the only place the text is, and holding every
                 // JSON too would double what memory holds; with one, the cache is bounded and a
                 // fresh message is the likeliest read next.
@@ -635,8 +645,12 @@ impl Store {
         self.published_id
             .store(committer.last_id, Ordering::Release);
         let mut new = Vec::with_capacity(published.len());
-        for (at, message, encoded) in published {
-            new.push(Arc::clone(&message));
+        for (at, message, encoded, source) in published {
+            new.push(Made {
+                message: Arc::clone(&message),
+                encoded: encoded.clone(),
+                source,
+            });
             *lock(&batch[at].outcome) = Some(Ok(Posted {
                 message,
                 encoded,
