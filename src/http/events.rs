@@ -81,7 +81,7 @@ pub(crate) fn message_stream(
             Some(reader) => app.store.position(reader, &target),
             None => app.store.last_id(),
         });
-    let place = app.long_requests.take(&caller.client, None)?;
+    let place = app.long_requests.take(&caller.client(), None)?;
     let here = app.presence.arrive(
         std::slice::from_ref(&target),
         Kind::Stream,

@@ -3,6 +3,8 @@
 //! must be one of those too, a cross-site request without `Origin` may not open a stream or an
 //! MCP exchange, and when tokens are configured the bearer token decides who the caller is.
 
+use std::net::IpAddr;
+
 use crate::config::Config;
 use crate::error::Error;
 use crate::http::exchange::Incoming;
@@ -16,9 +18,20 @@ pub(crate) struct Caller {
     /// The name of the credential presented (empty when none is required): a session may only
     /// be used with the credential that created it. Never the token itself.
     pub owner: String,
+    /// The address the request came from, when known.
+    pub peer: Option<IpAddr>,
+}
+
+impl Caller {
     /// Whom the per-client quotas count this request against: the agent when its token was
     /// presented, else the client's address.
-    pub client: String,
+    pub(crate) fn client(&self) -> String {
+        match (&self.agent, self.peer) {
+            (Some(agent), _) => format!("agent {agent}"),
+            (None, Some(peer)) => peer.to_string(),
+            (None, None) => String::new(),
+        }
+    }
 }
 
 /// Routes that open an event stream or an MCP exchange: a browser must say where it comes from.
@@ -39,7 +52,7 @@ pub(crate) fn check(config: &Config, rq: &Incoming) -> Result<Caller, Error> {
         ));
     }
     if let Some(host) = rq.header("host") {
-        if parse_host(&host.trim().to_ascii_lowercase()).is_none() {
+        if parse_host(host.trim()).is_none() {
             return Err(Error::BadRequest(format!("Host {host:?} is malformed")));
         }
         if !host_allowed(config, host) {
@@ -64,29 +77,26 @@ pub(crate) fn check(config: &Config, rq: &Incoming) -> Result<Caller, Error> {
             "cross-site requests may not open streams or MCP sessions".into(),
         ));
     }
-    let mut caller = authenticate(config, rq)?;
-    caller.client = match (&caller.agent, rq.peer) {
-        (Some(agent), _) => format!("agent {agent}"),
-        (None, Some(peer)) => peer.to_string(),
-        (None, None) => String::new(),
-    };
-    Ok(caller)
+    Ok(Caller {
+        peer: rq.peer,
+        ..authenticate(config, rq)?
+    })
 }
 
 /// Whether a `Host` header value names this relay: a loopback name on any port, an
 /// `allowed_hosts` name on any port, or an `allowed_hosts` `name:port` exactly.
 pub(crate) fn host_allowed(config: &Config, host: &str) -> bool {
-    let host = host.trim().to_ascii_lowercase();
-    let Some((name, _)) = parse_host(&host) else {
+    let host = host.trim();
+    let Some((name, _)) = parse_host(host) else {
         return false;
     };
-    LOOPBACK.contains(&name)
+    LOOPBACK.iter().any(|l| l.eq_ignore_ascii_case(name))
         || config.allowed_hosts.iter().any(|entry| {
-            let entry = entry.trim().to_ascii_lowercase();
-            if has_port(&entry) {
-                entry == host
+            let entry = entry.trim();
+            if has_port(entry) {
+                entry.eq_ignore_ascii_case(host)
             } else {
-                entry == name
+                entry.eq_ignore_ascii_case(name)
             }
         })
 }
@@ -96,7 +106,7 @@ fn origin_allowed(config: &Config, origin: &str) -> bool {
     let Some((scheme, rest)) = origin.trim().split_once("://") else {
         return false;
     };
-    matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https")
+    (scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https"))
         && !rest.is_empty()
         && !rest.contains('/')
         && host_allowed(config, rest)
@@ -255,6 +265,36 @@ mod tests {
         assert!(host_allowed(&c, "relay.lan:8010"));
         assert!(!host_allowed(&c, "relay.lan:8011"));
         assert!(!host_allowed(&c, "relay.lan"));
+    }
+
+    #[test]
+    fn host_names_and_schemes_match_in_any_case() {
+        let c = config(&["Relay.LAN:8010", "box.lan"]);
+        assert!(host_allowed(&c, "relay.lan:8010"));
+        assert!(host_allowed(&c, "RELAY.lan:8010"));
+        assert!(host_allowed(&c, "BOX.LAN:1"));
+        assert!(host_allowed(&c, "[::1]"));
+        assert!(!host_allowed(&c, "RELAY.LAN:8011"));
+        assert!(origin_allowed(&c, "HTTPS://Box.Lan"));
+        assert!(origin_allowed(&c, "Http://LOCALHOST:3000"));
+        assert!(!origin_allowed(&c, "FILE://localhost"));
+    }
+
+    #[test]
+    fn a_caller_is_counted_as_its_agent_else_its_address() {
+        let peer = Some(IpAddr::from([10, 0, 0, 7]));
+        let agent = Caller {
+            agent: Some("codex".into()),
+            peer,
+            ..Caller::default()
+        };
+        assert_eq!(agent.client(), "agent codex");
+        let anonymous = Caller {
+            peer,
+            ..Caller::default()
+        };
+        assert_eq!(anonymous.client(), "10.0.0.7");
+        assert_eq!(Caller::default().client(), "");
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub(crate) fn open(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Rep
     let session = app
         .sessions
         .create(Transport::Legacy, DEFAULT_VERSION, owner(rq, caller))?;
-    let place = match app.long_requests.take(&caller.client, Some(&session.id)) {
+    let place = match app.long_requests.take(&caller.client(), Some(&session.id)) {
         Ok(place) => place,
         Err(e) => {
             app.sessions.end(&session.id);

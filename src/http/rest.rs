@@ -72,7 +72,7 @@ pub(crate) fn list_messages(app: &App, rq: &Incoming, caller: &Caller) -> Result
         max_text_bytes: None,
     };
     let page = if wait > 0.0 {
-        let _place = app.long_requests.take(&caller.client, None)?;
+        let _place = app.long_requests.take(&caller.client(), None)?;
         let _here = app.presence.arrive(
             std::slice::from_ref(&query.target),
             Kind::Fetch,

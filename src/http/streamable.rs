@@ -75,7 +75,7 @@ pub(crate) fn context<'a>(app: &'a App, caller: &'a Caller, name: Option<String>
         long_requests: &app.long_requests,
         sessions: &app.sessions,
         agent: caller.agent.as_deref(),
-        client: &caller.client,
+        client: caller.client(),
         presence: &app.presence,
         name,
     }
@@ -190,7 +190,9 @@ pub(crate) fn get(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Repl
             app.sessions.set_listen(&session, listen);
         }
     }
-    let place = app.long_requests.take(&caller.client, Some(&session.id))?;
+    let place = app
+        .long_requests
+        .take(&caller.client(), Some(&session.id))?;
     let here = session.listen().map(|l| {
         app.presence
             .arrive(&l.channels, Kind::Session, l.name.as_deref())

@@ -19,7 +19,7 @@ pub(crate) struct Context<'a> {
     /// The agent whose token made the call: it may only post under this name.
     pub agent: Option<&'a str>,
     /// Whom the per-client quotas count the call against.
-    pub client: &'a str,
+    pub client: String,
     pub presence: &'a Arc<Presence>,
     /// The name the caller gives for presence (`X-Relay-Agent`, `?as=`), else its agent's.
     pub name: Option<String>,

@@ -342,7 +342,7 @@ fn fetch_messages(
         max_text_bytes: Some(FETCH_MAX_TEXT_BYTES),
     };
     let page = if wait > 0.0 {
-        let _place = cx.long_requests.take(cx.client, Some(session))?;
+        let _place = cx.long_requests.take(&cx.client, Some(session))?;
         let _here = cx.presence.arrive(
             std::slice::from_ref(&query.target),
             Kind::Fetch,
