@@ -5,6 +5,7 @@
 use crate::error::Error;
 use crate::message::WireJson;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
 
@@ -55,19 +56,22 @@ impl Incoming {
 /// Writes one stream to its socket; returns when the stream ends or the peer goes away.
 pub(crate) type StreamBody = Box<dyn FnOnce(&mut dyn Write) -> io::Result<()> + Send>;
 
+/// A reply's headers, as (name, value): most are fixed text, which is not copied.
+pub(crate) type Headers = Vec<(Cow<'static, str>, Cow<'static, str>)>;
+
 /// What a handler answers.
 pub(crate) enum Reply {
     /// A complete response.
     Full {
         status: u16,
-        headers: Vec<(String, String)>,
+        headers: Headers,
         body: Vec<u8>,
     },
     /// A complete JSON response made of parts serialised before, sent without being copied into
     /// one buffer first.
     Parts {
         status: u16,
-        headers: Vec<(String, String)>,
+        headers: Headers,
         body: JsonParts,
     },
     /// A body written as it is made (an event stream, or a page too large to hold whole): the
@@ -75,7 +79,7 @@ pub(crate) enum Reply {
     /// done, and the connection closes, which marks the body's end.
     Stream {
         status: u16,
-        headers: Vec<(String, String)>,
+        headers: Headers,
         body: StreamBody,
     },
 }
@@ -200,12 +204,12 @@ impl Reply {
     }
 
     /// A fixed body with its content type.
-    pub(crate) fn bytes(status: u16, content_type: &str, body: &[u8]) -> Reply {
+    pub(crate) fn bytes(status: u16, content_type: &'static str, body: &[u8]) -> Reply {
         Reply::owned(status, content_type, body.to_vec())
     }
 
     /// A body made for this reply, with its content type.
-    pub(crate) fn owned(status: u16, content_type: &str, body: Vec<u8>) -> Reply {
+    pub(crate) fn owned(status: u16, content_type: &'static str, body: Vec<u8>) -> Reply {
         Reply::Full {
             status,
             headers: vec![("Content-Type".into(), content_type.into())],
@@ -219,7 +223,7 @@ impl Reply {
             status: 200,
             headers: EVENT_STREAM_HEADERS
                 .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .map(|&(n, v)| (n.into(), v.into()))
                 .collect(),
             body,
         }
@@ -237,7 +241,11 @@ impl Reply {
     }
 
     /// Adds a header.
-    pub(crate) fn with_header(mut self, name: &str, value: &str) -> Reply {
+    pub(crate) fn with_header(
+        mut self,
+        name: &'static str,
+        value: impl Into<Cow<'static, str>>,
+    ) -> Reply {
         match &mut self {
             Reply::Full { headers, .. }
             | Reply::Parts { headers, .. }
@@ -260,9 +268,9 @@ pub(crate) fn error_reply(e: &Error) -> Reply {
 /// Adds the header an error calls for, if any: `Allow` to a 405, `Retry-After` to a 503.
 pub(crate) fn with_error_headers(reply: Reply, e: &Error) -> Reply {
     match e {
-        Error::MethodNotAllowed { allow } => reply.with_header("Allow", allow),
+        Error::MethodNotAllowed { allow } => reply.with_header("Allow", *allow),
         Error::Unavailable { retry_after, .. } => {
-            reply.with_header("Retry-After", &retry_after.to_string())
+            reply.with_header("Retry-After", retry_after.to_string())
         }
         _ => reply,
     }
@@ -298,6 +306,10 @@ pub(crate) fn split_target(target: &str) -> Result<(String, Vec<(String, String)
 /// Decodes `%XX` escapes (and `+` as a space in a query), refusing text that is not UTF-8.
 fn percent_decode(s: &str, plus_is_space: bool) -> Result<String, Error> {
     let bytes = s.as_bytes();
+    let plain = |b: &u8| *b != b'%' && !(plus_is_space && *b == b'+');
+    if bytes.iter().all(plain) {
+        return Ok(s.to_string());
+    }
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -335,6 +347,27 @@ fn percent_decode(s: &str, plus_is_space: bool) -> Result<String, Error> {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn a_target_is_split_and_decoded_whether_or_not_it_has_escapes() {
+        let pairs = |q: &[(&str, &str)]| -> Vec<(String, String)> {
+            q.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let (path, query) = split_target("/api/messages?target=proj-x&limit=35&&flag").unwrap();
+        assert_eq!(path, "/api/messages");
+        assert_eq!(
+            query,
+            pairs(&[("target", "proj-x"), ("limit", "35"), ("flag", "")])
+        );
+        let (path, query) = split_target("/a+b%2F?t=a+b%20c&%C3%A9=%2B").unwrap();
+        assert_eq!(path, "/a+b/", "a `+` in the path is itself");
+        assert_eq!(query, pairs(&[("t", "a b c"), ("\u{e9}", "+")]));
+        for bad in ["/?t=%ZZ", "/?t=%4", "/?t=%+1", "/%FF", "/?t=%C3"] {
+            assert!(split_target(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn a_body_of_parts_reads_as_its_parts_joined_by_commas_in_reads_of_any_size() {

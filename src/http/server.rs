@@ -9,7 +9,7 @@
 use crate::app::App;
 use crate::config::Config;
 use crate::error::Error;
-use crate::http::exchange::{redact_tokens, split_target, Incoming, Reply};
+use crate::http::exchange::{redact_tokens, split_target, Headers, Incoming, Reply};
 use crate::http::router;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io::{ErrorKind, Read, Write};
@@ -229,10 +229,10 @@ fn header(name: &str, value: &str) -> Header {
 }
 
 /// Sends a complete response with `headers`.
-fn respond<R: Read>(request: Request, mut response: Response<R>, headers: &[(String, String)]) {
+fn respond<R: Read>(request: Request, mut response: Response<R>, headers: &Headers) {
     for (name, value) in headers
         .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .map(|(n, v)| (n.as_ref(), v.as_ref()))
         .chain([("X-Content-Type-Options", "nosniff")])
     {
         if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
@@ -282,7 +282,7 @@ fn write(request: Request, reply: Reply) {
             let mut head = format!("HTTP/1.1 {status} {reason}\r\n");
             for (name, value) in headers
                 .iter()
-                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .map(|(n, v)| (n.as_ref(), v.as_ref()))
                 .chain([
                     ("X-Content-Type-Options", "nosniff"),
                     ("Connection", "close"),

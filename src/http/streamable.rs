@@ -162,7 +162,7 @@ pub(crate) fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, E
                 app.sessions.set_listen(&session, listen);
             }
             let result = jsonrpc::result(id, jsonrpc::outgoing(&result));
-            return Ok(json_reply(200, result).with_header("Mcp-Session-Id", &session.id));
+            return Ok(json_reply(200, result).with_header("Mcp-Session-Id", session.id.clone()));
         }
     }
     let session = session(app, rq, caller, version)?;
