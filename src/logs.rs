@@ -17,6 +17,7 @@ use flexi_logger::{DeferredNow, FileSpec};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -243,17 +244,19 @@ fn backup(path: &Path, n: usize) -> PathBuf {
 /// of those fields (keys sorted, as in a `Value`; separators not escaped), as what comes before
 /// the text's JSON string and what comes after it.
 fn archive_line(m: &Message, source: &str) -> [String; 2] {
-    let string = |s: &str| serde_json::to_string(s).unwrap_or_default();
-    let mut head = String::with_capacity(m.target.len() + m.sender.len() + 80);
+    // Writing to memory cannot fail, and serde_json writes UTF-8 only.
+    let mut head = Vec::with_capacity(m.target.len() + m.sender.len() + 80);
     let _ = write!(head, "{{\"id\":{},\"sender\":", m.id);
-    head.push_str(&string(&m.sender));
-    head.push_str(",\"source\":");
-    head.push_str(&string(source));
-    head.push_str(",\"target\":");
-    head.push_str(&string(&m.target));
-    head.push_str(",\"text\":");
-    let ts = serde_json::to_string(&m.ts).unwrap_or_default();
-    [head, format!(",\"ts\":{ts}}}")]
+    let _ = serde_json::to_writer(&mut head, &m.sender);
+    head.extend_from_slice(b",\"source\":");
+    let _ = serde_json::to_writer(&mut head, source);
+    head.extend_from_slice(b",\"target\":");
+    let _ = serde_json::to_writer(&mut head, &m.target);
+    head.extend_from_slice(b",\"text\":");
+    let mut tail = b",\"ts\":".to_vec();
+    let _ = serde_json::to_writer(&mut tail, &m.ts);
+    tail.push(b'}');
+    [head, tail].map(|bytes| String::from_utf8(bytes).unwrap_or_default())
 }
 
 /// Lines given in pieces, written one after another with a newline between them (the writer

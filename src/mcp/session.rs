@@ -441,19 +441,24 @@ impl Sessions {
     /// Tells the sessions about a new message: listeners that want it get it as a channel
     /// event, then subscribers of its channel hear that the resource changed.
     pub(crate) fn published(&self, m: &Message) {
-        let listening: Vec<Arc<Session>> = {
+        let (listening, subscriptions): (Vec<Arc<Session>>, bool) = {
             let live = lock(&self.live);
-            live.listeners
+            let listening = live
+                .listeners
                 .iter()
                 .filter_map(|id| live.sessions.get(id))
                 .filter(|s| lock(&s.state).listen.as_ref().is_some_and(|l| l.wants(m)))
                 .cloned()
-                .collect()
+                .collect();
+            (listening, !live.subscribers.is_empty())
         };
         for s in listening {
             s.send(jsonrpc::notification(CHANNEL_METHOD, channel_event(m)));
         }
-        self.resource_updated(&channel_uri::uri(&m.target));
+        // A channel's URI is made only when some session is subscribed to something.
+        if subscriptions {
+            self.resource_updated(&channel_uri::uri(&m.target));
+        }
     }
 
     /// Tells every session subscribed to `uri` that the resource changed; no other session is
