@@ -173,8 +173,8 @@ impl RotatingFile {
 
     /// Appends lines, each given in pieces: a large piece (a message's text) goes to the file
     /// without being copied into a whole line first, and lines that fit before the next
-    /// rotation go out in one write. The file is rotated before a line that would take it to
-    /// its size limit, as Python's `RotatingFileHandler` does.
+    /// rotation share a write (see [`next_write`]). The file is rotated before a line that
+    /// would take it to its size limit, as Python's `RotatingFileHandler` does.
     fn write_lines<const N: usize>(&self, lines: &[[&str; N]]) {
         let mut size = self.size.lock().unwrap_or_else(|p| p.into_inner());
         let len = |line: &[&str; N]| line.iter().map(|p| p.len() as u64).sum::<u64>() + 1;
@@ -186,16 +186,7 @@ impl RotatingFile {
                     Err(e) => log::warn!("cannot rotate {}: {e}", self.path.display()),
                 }
             }
-            // The first line always goes; the next ones while they fit in the file.
-            let mut group = len(&rest[0]);
-            let mut count = 1;
-            while let Some(line) = rest.get(count) {
-                if *size + group + len(line) >= self.max_bytes {
-                    break;
-                }
-                group += len(line);
-                count += 1;
-            }
+            let (count, group) = next_write(rest.iter().map(len), *size, self.max_bytes);
             let written = self.writer.write(
                 &mut DeferredNow::new(),
                 &log::Record::builder()
@@ -231,6 +222,29 @@ impl RotatingFile {
             .reopen_outputfile()
             .map_err(|e| std::io::Error::other(e.to_string()))
     }
+}
+
+/// The most bytes of lines given to the writer at once. It formats each write in a buffer its
+/// thread keeps for as long as the thread lives, so grouping large lines (a batch of 1 MiB
+/// messages) would leave every connection thread that wrote one holding that much.
+const GROUP_BYTES: u64 = 64 * 1024;
+
+/// How many of the lines (of the given lengths, newline included) go out in the next write to a
+/// file of `size` bytes whose limit is `max_bytes`, and their bytes: the first always, then the
+/// next ones while they fit in the file and the write stays within [`GROUP_BYTES`].
+fn next_write(mut lens: impl Iterator<Item = u64>, size: u64, max_bytes: u64) -> (usize, u64) {
+    let Some(first) = lens.next() else {
+        return (0, 0);
+    };
+    let (mut count, mut group) = (1, first);
+    for len in lens {
+        if size + group + len >= max_bytes || group + len > GROUP_BYTES {
+            break;
+        }
+        group += len;
+        count += 1;
+    }
+    (count, group)
 }
 
 /// The path of backup `n`: the file's name with `.n` appended.
@@ -319,6 +333,28 @@ mod tests {
             assert_eq!(digits.len(), 17);
             assert_eq!(rest, r#" INFO fetch_messages {"a":"x","b":1}"#);
         }
+    }
+
+    #[test]
+    fn small_lines_share_a_write_and_large_ones_go_alone() {
+        let big = 1024 * 1024;
+        assert_eq!(next_write([100, 100, 100].into_iter(), 0, 1000), (3, 300));
+        assert_eq!(
+            next_write([100, 100, 100].into_iter(), 750, 1000),
+            (2, 200),
+            "the file's limit ends a write"
+        );
+        assert_eq!(next_write([big, 100].into_iter(), 0, u64::MAX), (1, big));
+        assert_eq!(
+            next_write([100, big, 100].into_iter(), 0, u64::MAX),
+            (1, 100)
+        );
+        assert_eq!(
+            next_write(std::iter::repeat_n(1000, 100), 0, u64::MAX),
+            (65, 65_000),
+            "a write stays within GROUP_BYTES"
+        );
+        assert_eq!(next_write(std::iter::empty(), 0, 10), (0, 0));
     }
 
     #[test]
