@@ -93,16 +93,16 @@ impl Logs {
         let mut tool = Vec::with_capacity(batch.len());
         let stamp = self.timestamp();
         for r in batch {
-            let m = r.message;
+            let m = &r.message;
             let text =
                 r.encoded.raw_text().map(Cow::Borrowed).unwrap_or_else(|| {
                     Cow::Owned(serde_json::to_string(&m.text).unwrap_or_default())
                 });
-            archive.push((archive_line(m, r.source), text));
+            archive.push((archive_line(m, &r.source), text));
             let payload = Posted {
                 id: m.id,
                 sender: &m.sender,
-                source: r.source,
+                source: &r.source,
                 target: &m.target,
                 text_len: m.text.chars().count(),
             };

@@ -52,23 +52,17 @@ pub(crate) struct Draft {
     pub source: String,
 }
 
-/// A new message as the recorder is told of it: with its JSON and where it came from.
-pub(crate) struct Recorded<'a> {
-    pub message: &'a Message,
-    pub encoded: &'a Encoded,
-    pub source: &'a str,
+/// A new message as a batch made it, for the hooks and the recorder: with its JSON and where it
+/// came from.
+pub(crate) struct Recorded {
+    pub message: Arc<Message>,
+    pub encoded: Encoded,
+    pub source: String,
 }
 
 /// The function told of each batch of new messages once it is written, by the poster that wrote
 /// it, batch after batch: the channel archive, whose lines follow id order.
 pub(crate) type Recorder = Box<dyn Fn(&[Recorded]) + Send + Sync>;
-
-/// A message a batch made, for the hooks and the recorder.
-struct Made {
-    message: Arc<Message>,
-    encoded: Encoded,
-    source: String,
-}
 
 /// What a post made: the message, and whether an earlier post with the same idempotency key
 /// had made it already.
@@ -486,23 +480,15 @@ impl Store {
         };
         let hooks = lock(&self.hooks);
         drop(committer);
-        for made in &published {
+        for recorded in &published {
             for hook in hooks.iter() {
-                hook(&made.message);
+                hook(&recorded.message);
             }
         }
         let recorder = lock(&self.recorder);
         drop(hooks);
         if let Some(record) = recorder.as_ref().filter(|_| !published.is_empty()) {
-            let recorded: Vec<Recorded> = published
-                .iter()
-                .map(|made| Recorded {
-                    message: &made.message,
-                    encoded: &made.encoded,
-                    source: &made.source,
-                })
-                .collect();
-            record(&recorded);
+            record(&published);
         }
         drop(recorder);
         let outcome = lock(&slot.outcome).take();
@@ -515,8 +501,9 @@ impl Store {
 
     /// Writes a batch of queued posts as one journal append and publishes them in id order. A
     /// post whose idempotency key is known (from before, or earlier in the batch) gets the
-    /// message that key made, or a conflict, and no id. Returns the new messages, for the hooks.
-    fn commit_batch(&self, committer: &mut Committer, batch: &[Arc<Slot>]) -> Vec<Made> {
+    /// message that key made, or a conflict, and no id. Returns the new messages, for the hooks and
+    /// the recorder.
+    fn commit_batch(&self, committer: &mut Committer, batch: &[Arc<Slot>]) -> Vec<Recorded> {
         self.finish_compaction(committer, false);
         let ts = now();
         committer.keys.expire(ts);
@@ -646,7 +633,7 @@ impl Store {
             .store(committer.last_id, Ordering::Release);
         let mut new = Vec::with_capacity(published.len());
         for (at, message, encoded, source) in published {
-            new.push(Made {
+            new.push(Recorded {
                 message: Arc::clone(&message),
                 encoded: encoded.clone(),
                 source,
