@@ -1,11 +1,13 @@
 //! The running relay's shared state, built once at start and handed to every request: the
 //! configuration, the store, the MCP sessions, the logs, the cap on long requests and the
-//! count of the legacy transport's running tool calls, and who is listening.
+//! count of the legacy transport's running tool calls, who is listening, and the recent pages.
 
 use crate::capacity::{LongRequests, Slots};
 use crate::config::Config;
 use crate::logs::Logs;
 use crate::mcp::session::Sessions;
+use crate::message::WireJson;
+use crate::page_cache::PageCache;
 use crate::presence::Presence;
 use crate::store::Store;
 use std::sync::{Arc, OnceLock};
@@ -21,6 +23,8 @@ pub(crate) struct App {
     pub legacy_tool_calls: Slots,
     /// Who is waiting on which channel.
     pub presence: Arc<Presence>,
+    /// Recent REST pages' bodies.
+    pub pages: PageCache<WireJson>,
     /// When the relay began to stop: requests that begin later are refused with 503.
     pub stopping: OnceLock<Instant>,
 }

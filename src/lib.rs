@@ -1,13 +1,14 @@
 //! claude-codex-relay: a message relay for coding agents. Agents and people post messages to
 //! named channels and read them back over MCP (Streamable HTTP and the legacy HTTP+SSE
 //! transport), a REST API, server-sent events and a web page. The layers point one way:
-//! `main` → `start` (this file) → `http` → {`mcp`, `ui`} → {`store`, `presence`, `logs`,
-//! `capacity`} → {`journal` (and its replay `checkpoint`), `cache`, `idempotency`} → `index`
-//! (where each message's line lies, shared by replay, checkpoint and store); `config`,
-//! `error`, `message`, `json_string` (strings written into JSON by hand), `listen`, `fields` (a
-//! caller's JSON fields) and `agent` (what an agent's token binds) are shared vocabulary,
-//! `open_files` fits the connection limits to the process's open-file limit at start, and
-//! `app` is the state the HTTP layer hands to every request. The HTTP library itself is `vendor/tiny_http`, reached only from `http::server`.
+//! `main` → `start` (this file) → `http` → {`mcp`, `ui`} → {`store`, `page_cache` (recent
+//! pages whole), `presence`, `logs`, `capacity`} → {`journal` (and its replay `checkpoint`),
+//! `cache`, `idempotency`} → `index` (where each message's line lies, shared by replay,
+//! checkpoint and store); `config`, `error`, `message`, `json_string` (strings written into
+//! JSON by hand), `listen`, `fields` (a caller's JSON fields) and `agent` (what an agent's token
+//! binds) are shared vocabulary, `open_files` fits the connection limits to the process's
+//! open-file limit at start, and `app` is the state the HTTP layer hands to every request. The
+//! HTTP library itself is `vendor/tiny_http`, reached only from `http::server`.
 //! `client` is the other side: the `post`, `fetch`, `channels`, `watch`, `delete`, `export`,
 //! `mcp` (the stdio bridge) and `setup` commands, which talk to a relay over HTTP and share
 //! only `message` and `listen`.
@@ -41,6 +42,7 @@ mod logs;
 mod mcp;
 mod message;
 mod open_files;
+mod page_cache;
 mod presence;
 mod store;
 mod ui;
@@ -145,6 +147,7 @@ pub fn start(mut config: Config) -> Result<Running, Error> {
         sessions,
         logs,
         presence: Arc::default(),
+        pages: page_cache::PageCache::default(),
         stopping: OnceLock::new(),
     });
     let http = HttpServer::start(listener, &app)?;

@@ -147,6 +147,8 @@ struct TextsToRead {
     target: String,
     head_id: u64,
     more: bool,
+    /// The channel's version when the page was taken (0 for a channel that does not exist).
+    version: u64,
 }
 
 /// A page whose texts are read as it is written out (see `Store::fetch_unread`).
@@ -164,6 +166,12 @@ impl UnreadPage {
     /// Whether messages follow the page, as in `Page`.
     pub(crate) fn more(&self) -> bool {
         self.0.more
+    }
+
+    /// The channel's version as the page was taken: while `Store::version` says the same, the
+    /// same question gets the same page.
+    pub(crate) fn version(&self) -> u64 {
+        self.0.version
     }
 
     /// The bytes of text the page holds, known without reading any.
@@ -285,6 +293,8 @@ struct State {
     /// Recently read messages; without a journal, every message. Under the index's lock, so
     /// a page served from it takes no other lock.
     texts: Cache,
+    /// The last version given to a channel that changed.
+    version: u64,
 }
 
 #[derive(Default)]
@@ -297,6 +307,9 @@ struct Channel {
     /// The latest deletions here, for open streams to pass on; `deletions` counts them all.
     deleted: VecDeque<Deletion>,
     deletions: usize,
+    /// Changed whenever a page of this channel could read differently: a new value from the
+    /// store's one sequence, so no two states of any channel share one.
+    version: u64,
 }
 
 /// Deletions remembered per channel for streams that are behind; one further behind reloads.
@@ -384,6 +397,7 @@ impl Store {
             } else {
                 Cache::unbounded()
             },
+            version: 0,
         };
         let mut top = replay.last_id;
         for m in replay.messages {
@@ -1003,6 +1017,15 @@ impl Store {
         }
     }
 
+    /// Channel `target`'s version (0 for a channel that does not exist): it changes whenever
+    /// a page of it could read differently, and never comes back to an earlier value.
+    pub(crate) fn version(&self, target: &str) -> u64 {
+        lock(&self.state)
+            .channels
+            .get(target)
+            .map_or(0, |c| c.version)
+    }
+
     /// Where `reader` stands on `target`: the last id it was given (0 if none).
     pub(crate) fn position(&self, reader: &str, target: &str) -> u64 {
         lock(&self.state).position(reader, target)
@@ -1066,6 +1089,7 @@ impl Store {
                         target: query.target.clone(),
                         head_id,
                         more,
+                        version: state.channels.get(&query.target).map_or(0, |c| c.version),
                     };
                 }
             }
@@ -1415,9 +1439,12 @@ impl State {
         if !self.channels.contains_key(target) {
             self.created.notify_all();
         }
+        self.version += 1;
+        let version = self.version;
         let channel = self.channel(target);
         channel.messages.push_back(entry);
         channel.seen = true;
+        channel.version = version;
         channel.changed.notify_all();
         self.count += 1;
     }
@@ -1601,6 +1628,8 @@ impl State {
         }
         c.deleted.push_back(deletion);
         c.deletions += 1;
+        self.version += 1;
+        c.version = self.version;
         c.changed.notify_all();
     }
 
@@ -1618,6 +1647,10 @@ impl State {
             let n = over.max(old);
             for m in c.messages.drain(..n) {
                 self.texts.remove(m.id);
+            }
+            if n > 0 {
+                self.version += 1;
+                c.version = self.version;
             }
             dropped += n;
         }
@@ -2152,6 +2185,64 @@ mod tests {
         let replayed: Vec<u64> = replay.messages.iter().map(|m| m.id).collect();
         assert_eq!(replayed, vec![3, 4]);
         assert_eq!(replay.last_id, 4);
+    }
+
+    #[test]
+    fn a_channels_version_changes_with_what_its_pages_show_and_never_repeats() {
+        let dir = TempDir::new();
+        let limits = Limits {
+            retention_max_messages: 2,
+            ..Limits::default()
+        };
+        let store = dir.store(limits);
+        let mut seen = vec![store.version("a")];
+        let mut changed = |store: &Store, what: &str| {
+            let v = store.version("a");
+            assert!(
+                !seen.contains(&v),
+                "{what} gave version {v} again: {seen:?}"
+            );
+            seen.push(v);
+        };
+        let first = post(&store, "a", "one");
+        changed(&store, "a post");
+        let page = |store: &Store| {
+            let query = Fetch {
+                target: "a".into(),
+                since_id: 0,
+                limit: 10,
+                newest: true,
+                reader: None,
+                max_text_bytes: None,
+            };
+            store.fetch_unread(&query, None).version()
+        };
+        assert_eq!(page(&store), store.version("a"), "a page says its version");
+        post(&store, "b", "elsewhere");
+        assert_eq!(page(&store), store.version("a"), "another channel's post");
+        // Retention runs every few posts: post until the channel holds more than it keeps.
+        for i in 0.. {
+            assert!(i < 10, "retention ran at every post");
+            post(&store, "a", &format!("more {i}"));
+            changed(&store, "a post");
+            if all(&store, "a").len() > 2 {
+                break;
+            }
+        }
+        store.compact_now().expect("the journal compacts");
+        assert_eq!(all(&store, "a").len(), 2, "retention dropped the oldest");
+        assert!(store.find("a", first).is_none());
+        changed(&store, "retention");
+        let kept = store.version("a");
+        store.compact_now().expect("the journal compacts");
+        assert_eq!(store.version("a"), kept, "a compaction changes no page");
+        let last = all(&store, "a").last().expect("a message is kept").id;
+        store.delete_message(last).expect("the message is deleted");
+        changed(&store, "a deletion");
+        store.delete_channel("a").expect("the channel is emptied");
+        changed(&store, "emptying the channel");
+        post(&store, "a", "again");
+        changed(&store, "a post to the emptied channel");
     }
 
     #[test]

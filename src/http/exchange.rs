@@ -116,6 +116,20 @@ impl JsonParts {
         }
     }
 
+    /// The body in one piece.
+    pub(crate) fn joined(&self) -> String {
+        let mut body = String::with_capacity(self.len());
+        body.push_str(&self.head);
+        for (n, item) in self.items.iter().enumerate() {
+            if n > 0 {
+                body.push(',');
+            }
+            body.push_str(item);
+        }
+        body.push_str(&self.tail);
+        body
+    }
+
     /// A reader of the body.
     pub(crate) fn into_reader(self) -> PartsReader {
         PartsReader {
@@ -201,6 +215,19 @@ impl Reply {
             headers: vec![("Content-Type".into(), "application/json".into())],
             body,
         }
+    }
+
+    /// A JSON response whose body was made before and is shared (with U+2028 and U+2029
+    /// escaped as in `json`).
+    pub(crate) fn json_shared(status: u16, body: WireJson) -> Reply {
+        Reply::json_parts(
+            status,
+            JsonParts {
+                head: String::new(),
+                items: vec![body],
+                tail: String::new(),
+            },
+        )
     }
 
     /// A fixed body with its content type.

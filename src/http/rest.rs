@@ -16,6 +16,7 @@ use crate::fields::raw_string;
 use crate::http::exchange::{Incoming, JsonParts, Reply};
 use crate::http::guard::Caller;
 use crate::message::escape_separators;
+use crate::page_cache::{self, Asked};
 use crate::presence::{detail, Kind};
 use crate::store::{Draft, Fetch, Posted};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -26,6 +27,7 @@ use serde_json::{json, Value};
 use std::io;
 use std::mem;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Default and largest page of `GET /api/messages`.
@@ -71,6 +73,19 @@ pub(crate) fn list_messages(app: &App, rq: &Incoming, caller: &Caller) -> Result
         // REST pages are streamed when large, so only `limit` bounds them.
         max_text_bytes: None,
     };
+    // A page that neither waits nor moves a reader is the same for everyone while its channel
+    // is unchanged, so it is made once.
+    let asked = (query.reader.is_none() && wait == 0.0).then_some(Asked {
+        since_id: query.since_id,
+        limit,
+        newest: query.newest,
+    });
+    if let Some(asked) = asked {
+        let version = app.store.version(&query.target);
+        if let Some(body) = app.pages.get(&query.target, asked, version) {
+            return Ok(Reply::json_shared(200, body));
+        }
+    }
     let page = if wait > 0.0 {
         let _place = app.long_requests.take(&caller.client(), None)?;
         let _here = app.presence.arrive(
@@ -106,8 +121,18 @@ pub(crate) fn list_messages(app: &App, rq: &Incoming, caller: &Caller) -> Result
             }),
         ));
     }
+    let version = page.version();
     let items = app.store.page_json(page);
-    Ok(Reply::json_parts(200, JsonParts { head, items, tail }))
+    let parts = JsonParts { head, items, tail };
+    match asked {
+        Some(asked) if parts.len() <= page_cache::MAX_PAGE_BYTES => {
+            let body = Arc::new(parts.joined());
+            app.pages
+                .put(&query.target, asked, version, Arc::clone(&body), body.len());
+            Ok(Reply::json_shared(200, body))
+        }
+        _ => Ok(Reply::json_parts(200, parts)),
+    }
 }
 
 /// What a page of `GET /api/messages` holds before and after its messages:

@@ -1,6 +1,7 @@
 //! The REST API: shapes of the original relay, the since_id page, and every error case.
 
 use crate::common::*;
+use claude_codex_relay::config::Config;
 use serde_json::json;
 
 #[test]
@@ -622,4 +623,82 @@ fn a_text_sent_with_other_escapes_or_twice_is_written_as_the_relay_escapes_it() 
         };
         assert_eq!(*line, serde_json::to_string(&expected).unwrap());
     }
+}
+
+/// Pages asked again and again are made once while their channel is unchanged; every change
+/// to the channel (a post, a deletion, retention, emptying it) shows in the very next read,
+/// other channels' posts change nothing, and a restart serves what the journal holds.
+#[test]
+fn a_page_read_again_shows_every_change_to_its_channel_at_once() {
+    let dir = TempDir::new("pages");
+    let config = Config {
+        retention_max_messages: 3,
+        ..config_in(&dir)
+    };
+    let mut relay = Relay::start_in(dir, config.clone());
+    let newest = |relay: &Relay| get(&relay.url("/api/messages?target=p&limit=500"));
+    let oldest = |relay: &Relay| get(&relay.url("/api/messages?target=p&since_id=0&limit=2"));
+    let ids = |reply: &Reply| -> Vec<u64> {
+        reply.json()["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_u64().unwrap())
+            .collect()
+    };
+    // What the relay holds of `p`, from the channel listing, which pages do not make.
+    let held = |relay: &Relay| -> (u64, u64) {
+        let listing = get_json(&relay.url("/api/channels?detail=1"));
+        let p = listing["detail"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "p")
+            .cloned()
+            .unwrap_or_default();
+        (
+            p["messages"].as_u64().unwrap_or(0),
+            p["newest_id"].as_u64().unwrap_or(0),
+        )
+    };
+    let check = |relay: &Relay, what: &str| -> Vec<u64> {
+        let first = newest(relay);
+        assert_eq!(first.status, 200, "{what}: {}", first.body);
+        let again = newest(relay);
+        assert_eq!(again.body, first.body, "{what}: read twice, the same bytes");
+        let page = ids(&first);
+        let (count, last) = held(relay);
+        assert_eq!(page.len() as u64, count, "{what}: {page:?}");
+        assert_eq!(page.last().copied().unwrap_or(0), last, "{what}: {page:?}");
+        assert_eq!(first.json()["head_id"].as_u64(), Some(last), "{what}");
+        assert_eq!(ids(&oldest(relay)), page[..page.len().min(2)], "{what}");
+        page
+    };
+    let one = relay.post("p", "s", "one");
+    let two = relay.post("p", "s", "two");
+    assert_eq!(check(&relay, "two posts"), [one, two]);
+    let before = newest(&relay).body;
+    relay.post("q", "s", "elsewhere");
+    assert_eq!(newest(&relay).body, before, "another channel's post");
+    let three = relay.post("p", "s", "three");
+    assert_eq!(check(&relay, "a third post"), [one, two, three]);
+    let r = delete(&relay.url(&format!("/api/messages/{two}")), &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(check(&relay, "a deletion"), [one, three]);
+    // Retention keeps 3 and runs every few posts: every page in between is right.
+    let mut posted = vec![one, three];
+    for i in 0..8 {
+        posted.push(relay.post("p", "s", &format!("more {i}")));
+        let page = check(&relay, &format!("post {i}"));
+        assert_eq!(page[..], posted[posted.len() - page.len()..], "post {i}");
+    }
+    assert!(!check(&relay, "retention").contains(&one), "retention ran");
+    relay.restart(config);
+    // A start applies retention at once.
+    assert_eq!(check(&relay, "a restart"), posted[posted.len() - 3..]);
+    let r = delete(&relay.url("/api/channels/p"), &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(check(&relay, "the channel emptied"), Vec::<u64>::new());
+    let again = relay.post("p", "s", "again");
+    assert_eq!(check(&relay, "a post to the emptied channel"), [again]);
 }
