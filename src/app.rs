@@ -6,6 +6,7 @@ use crate::capacity::{LongRequests, Slots};
 use crate::config::Config;
 use crate::logs::Logs;
 use crate::mcp::session::Sessions;
+use crate::mcp::tools::MadeFetch;
 use crate::message::WireJson;
 use crate::page_cache::PageCache;
 use crate::presence::Presence;
@@ -25,6 +26,8 @@ pub(crate) struct App {
     pub presence: Arc<Presence>,
     /// Recent REST pages' bodies.
     pub pages: PageCache<WireJson>,
+    /// Recent MCP `fetch_messages` results.
+    pub fetches: PageCache<Arc<MadeFetch>>,
     /// When the relay began to stop: requests that begin later are refused with 503.
     pub stopping: OnceLock<Instant>,
 }

@@ -148,6 +148,7 @@ pub fn start(mut config: Config) -> Result<Running, Error> {
         logs,
         presence: Arc::default(),
         pages: page_cache::PageCache::default(),
+        fetches: page_cache::PageCache::default(),
         stopping: OnceLock::new(),
     });
     let http = HttpServer::start(listener, &app)?;

@@ -77,6 +77,7 @@ pub(crate) fn context<'a>(app: &'a App, caller: &'a Caller, name: Option<String>
         agent: caller.agent.as_deref(),
         client: caller.client(),
         presence: &app.presence,
+        fetches: &app.fetches,
         name,
     }
 }

@@ -1,11 +1,13 @@
 //! What an MCP method may use while it runs: the relay's store, logs, sessions, cap on long
-//! requests and presence, and who is calling. The HTTP transport that carried the call builds
+//! requests, presence and recent fetch results, and who is calling. The HTTP transport that carried the call builds
 //! one per call; the dispatch (`handler`), the tools and the resources only read it, so they
 //! depend on this type and never on each other's.
 
 use crate::capacity::LongRequests;
 use crate::logs::Logs;
 use crate::mcp::session::Sessions;
+use crate::mcp::tools::MadeFetch;
+use crate::page_cache::PageCache;
 use crate::presence::Presence;
 use crate::store::Store;
 use std::sync::Arc;
@@ -21,6 +23,8 @@ pub(crate) struct Context<'a> {
     /// Whom the per-client quotas count the call against.
     pub client: String,
     pub presence: &'a Arc<Presence>,
+    /// Recent `fetch_messages` results.
+    pub fetches: &'a PageCache<Arc<MadeFetch>>,
     /// The name the caller gives for presence (`X-Relay-Agent`, `?as=`), else its agent's.
     pub name: Option<String>,
 }

@@ -13,6 +13,7 @@ use crate::json_string;
 use crate::mcp::context::Context;
 use crate::mcp::jsonrpc::{self, Outgoing, RpcError, INVALID_PARAMS};
 use crate::message::{wire_id, Message, WireJson};
+use crate::page_cache::{self, Asked};
 use crate::presence::{detail, Kind};
 use crate::store::{Draft, Fetch};
 use serde::Serialize;
@@ -175,7 +176,15 @@ pub(crate) fn call(
     };
     let outcome = match name {
         "post_message" => post_message(cx, args).map(Structured::from),
-        "fetch_messages" => fetch_messages(cx, session, args),
+        "fetch_messages" => match fetch_messages(cx, session, args) {
+            Ok(Fetched::Made(made)) => {
+                return Ok(jsonrpc::result_with(id, made.result.len(), |out| {
+                    out.push_str(&made.result)
+                }))
+            }
+            Ok(Fetched::Page(page)) => Ok(page),
+            Err(e) => Err(e),
+        },
         "list_channels" => Ok(Structured::from(jsonrpc::outgoing(&json!({
             "channels": cx.store.channels(),
             "detail": detail(cx.store, cx.presence),
@@ -313,11 +322,27 @@ fn search_messages(cx: &Context, args: &Map<String, Value>) -> Result<Outgoing, 
     Ok(jsonrpc::outgoing(&Answer { messages: &hits }))
 }
 
+/// A `fetch_messages` result made once for a page that neither waits nor moves a reader,
+/// given again while its channel is unchanged (see `page_cache`), with what the tool log says
+/// of it.
+pub(crate) struct MadeFetch {
+    /// The `tools/call` result's JSON.
+    result: String,
+    latest_id: u64,
+    returned: usize,
+}
+
+/// A `fetch_messages` answer: made before, or a page to write out.
+enum Fetched {
+    Made(Arc<MadeFetch>),
+    Page(Structured),
+}
+
 fn fetch_messages(
     cx: &Context,
     session: &str,
     args: &Map<String, Value>,
-) -> Result<Structured, Error> {
+) -> Result<Fetched, Error> {
     let target = crate::store::name("target", &string(args, "target")?)?;
     let reader = optional_string(args, "reader")?
         .map(|r| crate::store::name("reader", &r))
@@ -341,6 +366,18 @@ fn fetch_messages(
         // Cut in the store, so a reader's position moves past only what is returned.
         max_text_bytes: Some(FETCH_MAX_TEXT_BYTES),
     };
+    let asked = (query.reader.is_none() && wait == 0.0).then_some(Asked {
+        since_id,
+        limit,
+        newest: query.newest,
+    });
+    if let Some(asked) = asked {
+        let version = cx.store.version(&query.target);
+        if let Some(made) = cx.fetches.get(&query.target, asked, version) {
+            log_fetch(cx, &query, made.latest_id, made.returned);
+            return Ok(Fetched::Made(made));
+        }
+    }
     let page = if wait > 0.0 {
         let _place = cx.long_requests.take(&cx.client, Some(session))?;
         let _here = cx.presence.arrive(
@@ -353,7 +390,7 @@ fn fetch_messages(
     } else {
         cx.store.fetch_unread(&query, None)
     };
-    let (head_id, more) = (page.head_id(), page.more());
+    let (head_id, more, version) = (page.head_id(), page.more(), page.version());
     // Each message's wire JSON (and its escaped copy) is made once and cached, and shared
     // with every other reply.
     let messages = cx.store.page_json_escaped(page);
@@ -361,9 +398,37 @@ fn fetch_messages(
         .last()
         .and_then(|(json, _)| wire_id(json))
         .unwrap_or(since_id);
-    /// The tool-log line's payload, its keys in sorted order as the log has always had them.
+    let returned = messages.len();
+    log_fetch(cx, &query, latest_id, returned);
+    // `{"messages":[...],"latest_id":N,"head_id":N,"more":B}`, as serde writes the fields.
+    let page = Structured {
+        head: r#"{"messages":["#,
+        items: messages,
+        tail: format!(r#"],"latest_id":{latest_id},"head_id":{head_id},"more":{more}}}"#),
+    };
+    match asked {
+        Some(asked) if page.result_len() <= page_cache::MAX_PAGE_BYTES => {
+            let mut result = String::with_capacity(page.result_len());
+            write_result(&mut result, &page);
+            let made = Arc::new(MadeFetch {
+                result,
+                latest_id,
+                returned,
+            });
+            let bytes = made.result.len();
+            cx.fetches
+                .put(&query.target, asked, version, Arc::clone(&made), bytes);
+            Ok(Fetched::Made(made))
+        }
+        _ => Ok(Fetched::Page(page)),
+    }
+}
+
+/// The tool-log line of a `fetch_messages` call.
+fn log_fetch(cx: &Context, query: &Fetch, latest_id: u64, returned: usize) {
+    /// The line's payload, its keys in sorted order as the log has always had them.
     #[derive(Serialize)]
-    struct Fetched<'a> {
+    struct Line<'a> {
         latest_id: u64,
         limit: usize,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -374,19 +439,13 @@ fn fetch_messages(
     }
     cx.logs.tool(
         "fetch_messages",
-        &Fetched {
+        &Line {
             latest_id,
-            limit,
+            limit: query.limit,
             reader: query.reader.as_deref(),
-            returned: messages.len(),
-            since_id,
+            returned,
+            since_id: query.since_id,
             target: &query.target,
         },
     );
-    // `{"messages":[...],"latest_id":N,"head_id":N,"more":B}`, as serde writes the fields.
-    Ok(Structured {
-        head: r#"{"messages":["#,
-        items: messages,
-        tail: format!(r#"],"latest_id":{latest_id},"head_id":{head_id},"more":{more}}}"#),
-    })
 }

@@ -681,3 +681,63 @@ fn fetch_results_of_tricky_texts_are_the_same_bytes_from_the_cache_and_from_the_
     assert_eq!(from_journal, fresh);
     assert_eq!(fetch(&relay), fresh);
 }
+
+/// A `fetch_messages` call asked again is answered with the same result (its id aside) while
+/// the channel is unchanged, shows every post and deletion at once, and is logged every time.
+#[test]
+fn a_fetch_asked_again_shows_every_change_at_once_and_is_logged_each_time() {
+    let mut relay = Relay::start();
+    let mut mcp = Mcp::connect(&relay, "2025-06-18");
+    let fetch = |mcp: &mut Mcp| -> (Value, Vec<u64>) {
+        let result = mcp.call(
+            "fetch_messages",
+            json!({"target": "p", "since_id": 0, "limit": 10}),
+        );
+        assert_eq!(result["isError"], false, "{result}");
+        let text: Value =
+            serde_json::from_str(result["content"][0]["text"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            text, result["structuredContent"],
+            "the text block is the same page"
+        );
+        let ids = text["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_u64().unwrap())
+            .collect();
+        (result, ids)
+    };
+    let one = relay.post("p", "s", "one");
+    let two = relay.post("p", "s", "two \"quoted\"\nline ✓");
+    let (first, ids) = fetch(&mut mcp);
+    assert_eq!(ids, [one, two]);
+    assert_eq!(fetch(&mut mcp).0, first, "asked again, the same result");
+    relay.post("q", "s", "elsewhere");
+    assert_eq!(fetch(&mut mcp).0, first, "another channel's post");
+    let three = relay.post("p", "s", "three");
+    let (after_post, ids) = fetch(&mut mcp);
+    assert_eq!(ids, [one, two, three]);
+    assert_eq!(after_post["structuredContent"]["latest_id"], three);
+    let r = delete(&relay.url(&format!("/api/messages/{two}")), &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(fetch(&mut mcp).1, [one, three]);
+    relay.stop();
+    let tool = std::fs::read_to_string(relay.dir.path("log/claude_codex.log")).unwrap();
+    let returned: Vec<(u64, u64)> = tool
+        .lines()
+        .filter_map(|l| l.split_once(" fetch_messages "))
+        .map(|(_, payload)| {
+            let v: Value = serde_json::from_str(payload).unwrap();
+            (
+                v["returned"].as_u64().unwrap(),
+                v["latest_id"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        returned,
+        [(2, two), (2, two), (2, two), (3, three), (2, three)],
+        "one line per call, cached or not"
+    );
+}
