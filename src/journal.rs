@@ -22,7 +22,6 @@ use crate::idempotency::{self, Keys};
 use crate::index::{Indexed, Place, Position};
 use crate::message::{escape_separators, now, wire_json, Message, WireJson};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use std::borrow::{Borrow, Cow};
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions, TryLockError};
@@ -130,9 +129,9 @@ struct MessageIn<'a> {
     text: Cow<'a, str>,
 }
 
-/// A message line as read for its wire JSON: the text stays as the line writes it.
+/// The fields of a message line before its text, as read for its wire JSON.
 #[derive(Deserialize)]
-struct MessageRaw<'a> {
+struct MessageHead<'a> {
     id: u64,
     ts: f64,
     #[serde(borrow)]
@@ -143,8 +142,6 @@ struct MessageRaw<'a> {
     reply_to: Option<u64>,
     #[serde(default, borrow)]
     key: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    text: &'a RawValue,
 }
 
 /// Every line that is not a message, as read: exactly one field is set.
@@ -947,8 +944,31 @@ pub(crate) fn read_message(file: &File, place: Place) -> io::Result<Message> {
 /// is passed on with its text as it lies in the file, never unescaped or escaped again. Any
 /// other line (an older writer's field order or escaping) is parsed and serialised again.
 pub(crate) fn read_wire_json(file: &File, place: Place) -> io::Result<(u64, WireJson)> {
-    let line = read_line(file, place)?;
-    let m: MessageRaw = serde_json::from_slice(&line).map_err(|e| not_a_message(place, &e))?;
+    // Checked as UTF-8 once, here: parsing a `str` does not check it again.
+    let line = String::from_utf8(read_line(file, place)?)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let Some((id, json)) = as_written(&line) else {
+        let m = parse_message(line.as_bytes(), place)?;
+        return Ok((m.id, wire_json(&m)));
+    };
+    let json = match json {
+        Some(json) => json,
+        None => line,
+    };
+    Ok((id, Arc::new(escape_separators(json))))
+}
+
+/// Of a message line as this journal writes it (the wire JSON, its text last and escaped as
+/// replies escape it, the idempotency key before the text), its id and its wire JSON: `None`
+/// for the line itself, or the line without its key. The text is checked in one pass and not
+/// parsed; only the fields before it are. `None` for any other line.
+fn as_written(line: &str) -> Option<(u64, Option<String>)> {
+    let (before, text) = split_text(line)?;
+    if !is_string_as_written(text) {
+        return None;
+    }
+    let fields = format!("{before}\"\"}}");
+    let m: MessageHead = serde_json::from_str(&fields).ok()?;
     let head = |key| {
         MessageOut {
             id: m.id,
@@ -961,29 +981,105 @@ pub(crate) fn read_wire_json(file: &File, place: Place) -> io::Result<(u64, Wire
         }
         .before_text()
     };
-    let written = head(m.key.as_deref());
-    let text = m.text.get();
-    let as_written = line.starts_with(written.as_bytes())
-        && line.get(written.len()..).map(<[u8]>::as_ptr) == Some(text.as_ptr())
-        && written.len() + text.len() + 1 == line.len()
-        && line.ends_with(b"}")
-        && text.starts_with('"')
-        && escaped_as_written(text);
-    if !as_written {
-        return Ok((m.id, wire_json(&parse_message(&line, place)?)));
+    if head(m.key.as_deref()) != before {
+        return None;
     }
-    let id = m.id;
-    let json = if m.key.is_none() {
-        // Valid UTF-8: it parsed as JSON.
-        String::from_utf8(line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
-    } else {
+    let json = m.key.is_some().then(|| {
         let mut json = head(None);
         json.reserve(text.len() + 1);
         json.push_str(text);
         json.push('}');
         json
-    };
-    Ok((id, Arc::new(escape_separators(json))))
+    });
+    Some((m.id, json))
+}
+
+/// A line `{...,"text":T}` split into `{...,"text":` and `T`, where `"text"` is the object's
+/// last key, found by reading only the keys and values before it; `None` when the line is not
+/// an object of strings and plain values with `text` last.
+fn split_text(line: &str) -> Option<(&str, &str)> {
+    let b = line.as_bytes();
+    if b.first() != Some(&b'{') || b.last() != Some(&b'}') {
+        return None;
+    }
+    let mut at = 1;
+    loop {
+        let key = at;
+        at = string_end(b, at)?;
+        let is_text = &b[key..at] == b"\"text\"";
+        if b.get(at) != Some(&b':') {
+            return None;
+        }
+        at += 1;
+        if is_text {
+            return Some((&line[..at], &line[at..line.len() - 1]));
+        }
+        if b.get(at) == Some(&b'"') {
+            at = string_end(b, at)?;
+        } else {
+            while !matches!(b.get(at)?, b',' | b'}' | b'"') {
+                at += 1;
+            }
+        }
+        if b.get(at) != Some(&b',') {
+            return None;
+        }
+        at += 1;
+    }
+}
+
+/// Just past the end of the JSON string that starts at `start` in `b`.
+fn string_end(b: &[u8], start: usize) -> Option<usize> {
+    if b.get(start) != Some(&b'"') {
+        return None;
+    }
+    let mut at = start + 1;
+    loop {
+        match b.get(at)? {
+            b'"' => return Some(at + 1),
+            b'\\' => at += 2,
+            _ => at += 1,
+        }
+    }
+}
+
+/// Whether `raw` (valid UTF-8) is one whole JSON string, escaped as `serde_json` escapes it
+/// (see `escaped_as_written`): quotes around it, and inside no control character, no quote
+/// that is not escaped, and only the escapes serde writes.
+pub(crate) fn is_string_as_written(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    if b.len() < 2 || b[0] != b'"' || b[b.len() - 1] != b'"' {
+        return false;
+    }
+    let inner = &b[1..b.len() - 1];
+    let mut at = 0;
+    while let Some(found) = next_special(&inner[at..]) {
+        let escape = at + found;
+        if inner[escape] != b'\\' {
+            return false;
+        }
+        match escape_len(&inner[escape + 1..]) {
+            Some(len) => at = escape + 1 + len,
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Where the first byte a JSON string cannot hold as it is (a control character, a quote or a
+/// backslash) lies in `bytes`. Blocks are tested whole first, a loop without an early exit that
+/// the compiler turns into vector instructions.
+fn next_special(bytes: &[u8]) -> Option<usize> {
+    const BLOCK: usize = 64;
+    let special = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
+    let mut start = 0;
+    for block in bytes.chunks(BLOCK) {
+        if block.iter().fold(false, |any, &b| any | special(b)) {
+            return block.iter().position(|&b| special(b)).map(|p| start + p);
+        }
+        start += block.len();
+    }
+    None
 }
 
 /// Whether every escape in the JSON string `raw` is the one `serde_json` writes: `\"`, `\\`,
@@ -991,24 +1087,28 @@ pub(crate) fn read_wire_json(file: &File, place: Place) -> io::Result<(u64, Wire
 /// below U+0020. Another writer may escape `/` or any character as `\uXXXX`, which reads the
 /// same but is not the bytes a reply sends.
 pub(crate) fn escaped_as_written(raw: &str) -> bool {
-    let mut rest = raw;
-    // `find` of one ASCII character is a memchr: a text without escapes costs one pass.
-    while let Some(at) = rest.find('\\') {
-        let escape = &rest.as_bytes()[at + 1..];
-        let len = match escape {
-            [b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't', ..] => 1,
-            [b'u', b'0', b'0', hi @ (b'0' | b'1'), lo, ..] => {
-                let short = matches!((*hi, *lo), (b'0', b'8' | b'9' | b'a' | b'c' | b'd'));
-                if short || !matches!(lo, b'0'..=b'9' | b'a'..=b'f') {
-                    return false;
-                }
-                5
-            }
-            _ => return false,
-        };
-        rest = &rest[at + 1 + len..];
+    let mut rest = raw.as_bytes();
+    // A text without escapes costs one vectorised pass.
+    while let Some(at) = memchr::memchr(b'\\', rest) {
+        match escape_len(&rest[at + 1..]) {
+            Some(len) => rest = &rest[at + 1 + len..],
+            None => return false,
+        }
     }
     true
+}
+
+/// The length of the escape `escape` starts with (what follows its backslash), if it is one
+/// `serde_json` writes.
+fn escape_len(escape: &[u8]) -> Option<usize> {
+    match escape {
+        [b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't', ..] => Some(1),
+        [b'u', b'0', b'0', hi @ (b'0' | b'1'), lo, ..] => {
+            let short = matches!((*hi, *lo), (b'0', b'8' | b'9' | b'a' | b'c' | b'd'));
+            (!short && matches!(lo, b'0'..=b'9' | b'a'..=b'f')).then_some(5)
+        }
+        _ => None,
+    }
 }
 
 /// The line at `place`, without its newline.
@@ -1866,6 +1966,64 @@ mod tests {
             assert_eq!(id, m.id);
             assert_eq!(json, wire_json(m), "message {}", m.id);
         }
+    }
+
+    #[test]
+    fn a_line_this_journal_writes_is_passed_on_unparsed_and_a_damaged_one_is_not() {
+        let m = Message {
+            text: "q\"uote\\ \n \u{1} é 🎉 \"text\":\"".into(),
+            target: "a\"text\":\\".into(),
+            sender: "\"text\":\"x".into(),
+            reply_to: Some(3),
+            ..msg(7, "t")
+        };
+        for key in [None, Some("k\"text\":")] {
+            let line = serde_json::to_string(&MessageOut::of(&m, key)).unwrap();
+            let (id, json) = as_written(&line).expect("the line is passed on as written");
+            assert_eq!(id, 7);
+            assert_eq!(
+                json.unwrap_or_else(|| line.clone()),
+                *wire_json(&m),
+                "{key:?}"
+            );
+        }
+        let line = serde_json::to_string(&MessageOut::of(&m, None)).unwrap();
+        let text = r#"q\"uote"#;
+        assert!(line.contains(text), "{line}");
+        let damaged = [
+            line.replacen(text, "q\"uote", 1),
+            line.replacen(text, "q\u{1}uote", 1),
+            line.replacen(text, "q\u{7f}\\/uote", 1),
+            line.replacen(text, r#"q\u0022uote"#, 1),
+            line.replacen(",\"text\":", ",\"text\" :", 1),
+            line.replacen(",\"text\":", ",\"txt\":", 1),
+            format!("{}}}", &line[..line.len() - 2]),
+            line[..line.len() - 1].to_string(),
+        ];
+        for damaged in damaged {
+            assert!(as_written(&damaged).is_none(), "{damaged}");
+        }
+    }
+
+    #[test]
+    fn a_string_is_checked_whole_wherever_its_escapes_fall() {
+        for at in [0, 1, 62, 63, 64, 65, 127, 128, 199] {
+            let with = |piece: &str| {
+                let mut inner = "x".repeat(200);
+                inner.insert_str(at, piece);
+                format!("\"{inner}\"")
+            };
+            for good in ["\\n", "\\\"", "\\\\", "\\u001f", "é", "\u{7f}"] {
+                assert!(is_string_as_written(&with(good)), "{good:?} at {at}");
+            }
+            for bad in ["\"", "\n", "\u{1f}", "\\/", "\\u001F", "\\u0041", "\\"] {
+                assert!(!is_string_as_written(&with(bad)), "{bad:?} at {at}");
+            }
+        }
+        for whole in ["", "\"", "x", "\"x", "x\""] {
+            assert!(!is_string_as_written(whole), "{whole:?}");
+        }
+        assert!(is_string_as_written("\"\""));
     }
 
     #[test]
