@@ -8,6 +8,7 @@
 //! position, or that waited, are not cached. It is bounded in bytes and in pages per channel:
 //! past either, whole channels are forgotten until it fits.
 
+use crate::store::Fetch;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -32,6 +33,18 @@ pub(crate) struct Asked {
     pub since_id: u64,
     pub limit: usize,
     pub newest: bool,
+}
+
+impl Asked {
+    /// What `query` asks, when its page may be cached: when it neither waits nor moves a
+    /// reader, it is the same for everyone while its channel is unchanged.
+    pub(crate) fn of(query: &Fetch, waits: bool) -> Option<Asked> {
+        (query.reader.is_none() && !waits).then_some(Asked {
+            since_id: query.since_id,
+            limit: query.limit,
+            newest: query.newest,
+        })
+    }
 }
 
 /// One held answer.

@@ -1020,10 +1020,7 @@ impl Store {
     /// Channel `target`'s version (0 for a channel that does not exist): it changes whenever
     /// a page of it could read differently, and never comes back to an earlier value.
     pub(crate) fn version(&self, target: &str) -> u64 {
-        lock(&self.state)
-            .channels
-            .get(target)
-            .map_or(0, |c| c.version)
+        lock(&self.state).version_of(target)
     }
 
     /// Where `reader` stands on `target`: the last id it was given (0 if none).
@@ -1089,7 +1086,7 @@ impl Store {
                         target: query.target.clone(),
                         head_id,
                         more,
-                        version: state.channels.get(&query.target).map_or(0, |c| c.version),
+                        version: state.version_of(&query.target),
                     };
                 }
             }
@@ -1427,7 +1424,18 @@ impl Store {
     }
 }
 
+/// The next value of the store's version sequence (see `Channel::version`).
+fn next_version(last: &mut u64) -> u64 {
+    *last += 1;
+    *last
+}
+
 impl State {
+    /// Channel `target`'s version, 0 for a channel that does not exist.
+    fn version_of(&self, target: &str) -> u64 {
+        self.channels.get(target).map_or(0, |c| c.version)
+    }
+
     fn channel(&mut self, name: &str) -> &mut Channel {
         if !self.channels.contains_key(name) {
             self.channels.insert(name.to_string(), Channel::default());
@@ -1439,8 +1447,7 @@ impl State {
         if !self.channels.contains_key(target) {
             self.created.notify_all();
         }
-        self.version += 1;
-        let version = self.version;
+        let version = next_version(&mut self.version);
         let channel = self.channel(target);
         channel.messages.push_back(entry);
         channel.seen = true;
@@ -1628,8 +1635,7 @@ impl State {
         }
         c.deleted.push_back(deletion);
         c.deletions += 1;
-        self.version += 1;
-        c.version = self.version;
+        c.version = next_version(&mut self.version);
         c.changed.notify_all();
     }
 
@@ -1649,8 +1655,7 @@ impl State {
                 self.texts.remove(m.id);
             }
             if n > 0 {
-                self.version += 1;
-                c.version = self.version;
+                c.version = next_version(&mut self.version);
             }
             dropped += n;
         }

@@ -73,13 +73,7 @@ pub(crate) fn list_messages(app: &App, rq: &Incoming, caller: &Caller) -> Result
         // REST pages are streamed when large, so only `limit` bounds them.
         max_text_bytes: None,
     };
-    // A page that neither waits nor moves a reader is the same for everyone while its channel
-    // is unchanged, so it is made once.
-    let asked = (query.reader.is_none() && wait == 0.0).then_some(Asked {
-        since_id: query.since_id,
-        limit,
-        newest: query.newest,
-    });
+    let asked = Asked::of(&query, wait > 0.0);
     if let Some(asked) = asked {
         let version = app.store.version(&query.target);
         if let Some(body) = app.pages.get(&query.target, asked, version) {

@@ -366,11 +366,7 @@ fn fetch_messages(
         // Cut in the store, so a reader's position moves past only what is returned.
         max_text_bytes: Some(FETCH_MAX_TEXT_BYTES),
     };
-    let asked = (query.reader.is_none() && wait == 0.0).then_some(Asked {
-        since_id,
-        limit,
-        newest: query.newest,
-    });
+    let asked = Asked::of(&query, wait > 0.0);
     if let Some(asked) = asked {
         let version = cx.store.version(&query.target);
         if let Some(made) = cx.fetches.get(&query.target, asked, version) {
