@@ -38,6 +38,7 @@ mod index;
 mod journal;
 mod json_string;
 mod listen;
+mod log_file;
 mod logs;
 mod mcp;
 mod message;

@@ -1,30 +1,34 @@
 //! The two files the relay writes for people: the tool log (one line per tool call, post and
 //! fetch: timestamp, level, event name and a JSON payload) and the channel archive (one JSON line
-//! per message with where it came from). A post's lines are written as the store commits it,
-//! a batch of posts at a time and in id order. Each is a plain file at exactly its configured
-//! path, written through flexi_logger and rotated by size here the way Python's
-//! `RotatingFileHandler` does it: the full file becomes `NAME.1`, older backups shift up to
-//! `NAME.N` and the oldest beyond the configured count is dropped. They are owned by the running
+//! per message with where it came from): what their lines say. A post's archive lines are
+//! written as the store commits it, a batch of posts at a time and in id order; tool-log lines
+//! are gathered and written together, at the latest [`TOOL_LOG_DELAY`] after they were made, so
+//! a busy relay makes a few writes a second for them instead of one per call. Each is a
+//! [`LogFile`] at exactly its configured path, rotated by size. They are owned by the running
 //! relay, not installed as the process's global logger, so several relays can live in one
 //! process (the tests do).
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::log_file::{LogFile, Writes};
 use crate::message::Message;
 use crate::store::Recorded;
-use flexi_logger::writers::{FileLogWriter, LogWriter};
-use flexi_logger::{DeferredNow, FileSpec};
+use flexi_logger::DeferredNow;
 use serde::Serialize;
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
+
+/// The longest a tool-log line waits in memory before it is written: short enough that
+/// `tail -f` shows a call as it happens.
+pub(crate) const TOOL_LOG_DELAY: Duration = Duration::from_millis(100);
 
 /// The tool log and the channel archive.
 pub(crate) struct Logs {
-    tool: RotatingFile,
-    archive: RotatingFile,
+    tool: LogFile,
+    archive: LogFile,
     /// The tool log's last timestamp to the second (`2026-11-24 18:00:00`) and that second:
     /// made once a second, not for every line.
     second: Mutex<(i64, String)>,
@@ -35,17 +39,19 @@ impl Logs {
     /// that cannot be written is a configuration error naming its path.
     pub(crate) fn open(config: &Config) -> Result<Logs, Error> {
         Ok(Logs {
-            tool: RotatingFile::open(
+            tool: LogFile::open(
                 "log_path",
                 &config.log_path,
                 config.log_max_bytes,
                 config.log_backup_count,
+                Writes::Within(TOOL_LOG_DELAY),
             )?,
-            archive: RotatingFile::open(
+            archive: LogFile::open(
                 "channel_log_path",
                 &config.channel_log_path,
                 config.channel_log_max_bytes,
                 config.channel_log_backup_count,
+                Writes::AtOnce,
             )?,
             second: Mutex::new((i64::MIN, String::new())),
         })
@@ -122,136 +128,9 @@ impl Logs {
 
     /// Pushes buffered lines to the files.
     pub(crate) fn flush(&self) {
-        let _ = self.tool.writer.flush();
-        let _ = self.archive.writer.flush();
+        self.tool.flush();
+        self.archive.flush();
     }
-}
-
-/// One log file at a fixed path with numbered backups beside it.
-struct RotatingFile {
-    path: PathBuf,
-    max_bytes: u64,
-    backups: usize,
-    writer: FileLogWriter,
-    /// Bytes in the current file; the lock also keeps a rotation and a write from interleaving.
-    size: Mutex<u64>,
-}
-
-impl RotatingFile {
-    fn open(key: &str, path: &Path, max_bytes: u64, backups: usize) -> Result<RotatingFile, Error> {
-        let bad = |e: &dyn std::fmt::Display| Error::Config {
-            source: path.display().to_string(),
-            key: key.to_string(),
-            message: format!("cannot write the log file: {e}"),
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| bad(&e))?;
-        }
-        // Opening for append here, not at the first line, is what turns an unwritable folder
-        // into a start-up error instead of every later line being lost.
-        let size = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .and_then(|f| f.metadata())
-            .map_err(|e| bad(&e))?
-            .len();
-        let spec = FileSpec::try_from(path).map_err(|e| bad(&e))?;
-        let writer = FileLogWriter::builder(spec)
-            .format(as_given)
-            .append()
-            .try_build()
-            .map_err(|e| bad(&e))?;
-        Ok(RotatingFile {
-            path: path.to_path_buf(),
-            max_bytes,
-            backups,
-            writer,
-            size: Mutex::new(size),
-        })
-    }
-
-    /// Appends lines, each given in pieces: a large piece (a message's text) goes to the file
-    /// without being copied into a whole line first, and lines that fit before the next
-    /// rotation share a write (see [`next_write`]). The file is rotated before a line that
-    /// would take it to its size limit, as Python's `RotatingFileHandler` does.
-    fn write_lines<const N: usize>(&self, lines: &[[&str; N]]) {
-        let mut size = self.size.lock().unwrap_or_else(|p| p.into_inner());
-        let len = |line: &[&str; N]| line.iter().map(|p| p.len() as u64).sum::<u64>() + 1;
-        let mut rest = lines;
-        while !rest.is_empty() {
-            if *size > 0 && *size + len(&rest[0]) >= self.max_bytes {
-                match self.rotate() {
-                    Ok(()) => *size = 0,
-                    Err(e) => log::warn!("cannot rotate {}: {e}", self.path.display()),
-                }
-            }
-            let (count, group) = next_write(rest.iter().map(len), *size, self.max_bytes);
-            let written = self.writer.write(
-                &mut DeferredNow::new(),
-                &log::Record::builder()
-                    .args(format_args!("{}", Lines(&rest[..count])))
-                    .level(log::Level::Info)
-                    .target("relay")
-                    .build(),
-            );
-            match written {
-                Ok(()) => *size += group,
-                Err(e) => log::warn!("cannot write a log line to {}: {e}", self.path.display()),
-            }
-            rest = &rest[count..];
-        }
-    }
-
-    /// `NAME.(N-1)` → `NAME.N`, …, `NAME` → `NAME.1`, then a fresh `NAME`. With no backups the
-    /// file starts over empty.
-    fn rotate(&self) -> std::io::Result<()> {
-        self.writer.flush()?;
-        if self.backups == 0 {
-            std::fs::File::create(&self.path)?;
-        } else {
-            for n in (1..self.backups).rev() {
-                let from = backup(&self.path, n);
-                if from.exists() {
-                    std::fs::rename(&from, backup(&self.path, n + 1))?;
-                }
-            }
-            std::fs::rename(&self.path, backup(&self.path, 1))?;
-        }
-        self.writer
-            .reopen_outputfile()
-            .map_err(|e| std::io::Error::other(e.to_string()))
-    }
-}
-
-/// The most bytes of lines given to the writer at once. It formats each write in a buffer its
-/// thread keeps for as long as the thread lives, so grouping large lines (a batch of 1 MiB
-/// messages) would leave every connection thread that wrote one holding that much.
-const GROUP_BYTES: u64 = 64 * 1024;
-
-/// How many of the lines (of the given lengths, newline included) go out in the next write to a
-/// file of `size` bytes whose limit is `max_bytes`, and their bytes: the first always, then the
-/// next ones while they fit in the file and the write stays within [`GROUP_BYTES`].
-fn next_write(mut lens: impl Iterator<Item = u64>, size: u64, max_bytes: u64) -> (usize, u64) {
-    let Some(first) = lens.next() else {
-        return (0, 0);
-    };
-    let (mut count, mut group) = (1, first);
-    for len in lens {
-        if size + group + len >= max_bytes || group + len > GROUP_BYTES {
-            break;
-        }
-        group += len;
-        count += 1;
-    }
-    (count, group)
-}
-
-/// The path of backup `n`: the file's name with `.n` appended.
-fn backup(path: &Path, n: usize) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(format!(".{n}"));
-    PathBuf::from(name)
 }
 
 /// `{"id":…,"sender":…,"source":…,"target":…,"text":…,"ts":…}`: the bytes serde gives the object
@@ -271,31 +150,6 @@ fn archive_line(m: &Message, source: &str) -> [String; 2] {
     let _ = serde_json::to_writer(&mut tail, &m.ts);
     tail.push(b'}');
     [head, tail].map(|bytes| String::from_utf8(bytes).unwrap_or_default())
-}
-
-/// Lines given in pieces, written one after another with a newline between them (the writer
-/// ends the last).
-struct Lines<'a, const N: usize>(&'a [[&'a str; N]]);
-
-impl<const N: usize> std::fmt::Display for Lines<'_, N> {
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        for (at, line) in self.0.iter().enumerate() {
-            if at > 0 {
-                f.write_str("\n")?;
-            }
-            line.iter().try_for_each(|piece| f.write_str(piece))?;
-        }
-        Ok(())
-    }
-}
-
-/// Lines are formatted before they reach the writer, so their length is known for rotation.
-fn as_given(
-    w: &mut dyn std::io::Write,
-    _now: &mut DeferredNow,
-    record: &log::Record,
-) -> std::io::Result<()> {
-    write!(w, "{}", record.args())
 }
 
 #[cfg(test)]
@@ -333,28 +187,6 @@ mod tests {
             assert_eq!(digits.len(), 17);
             assert_eq!(rest, r#" INFO fetch_messages {"a":"x","b":1}"#);
         }
-    }
-
-    #[test]
-    fn small_lines_share_a_write_and_large_ones_go_alone() {
-        let big = 1024 * 1024;
-        assert_eq!(next_write([100, 100, 100].into_iter(), 0, 1000), (3, 300));
-        assert_eq!(
-            next_write([100, 100, 100].into_iter(), 750, 1000),
-            (2, 200),
-            "the file's limit ends a write"
-        );
-        assert_eq!(next_write([big, 100].into_iter(), 0, u64::MAX), (1, big));
-        assert_eq!(
-            next_write([100, big, 100].into_iter(), 0, u64::MAX),
-            (1, 100)
-        );
-        assert_eq!(
-            next_write(std::iter::repeat_n(1000, 100), 0, u64::MAX),
-            (65, 65_000),
-            "a write stays within GROUP_BYTES"
-        );
-        assert_eq!(next_write(std::iter::empty(), 0, 10), (0, 0));
     }
 
     #[test]

@@ -495,6 +495,9 @@ fn sigterm_lets_a_request_in_flight_finish_ends_streams_and_exits_0() {
     assert_eq!(exit.code(), Some(0));
     let journal = std::fs::read_to_string(dir.path("data/messages.jsonl")).unwrap();
     assert!(journal.contains("sent while the relay stops"));
+    // Tool-log lines still waiting in memory are written before the relay exits.
+    let tool = std::fs::read_to_string(dir.path("log/claude_codex.log")).unwrap();
+    assert!(tool.contains(" post_message "), "{tool}");
 }
 
 #[test]

@@ -237,6 +237,16 @@ fn default_relative_log_paths_are_real_files_readable_after_rotation() {
         );
         assert_eq!(status, 201);
     }
+    // Tool-log lines reach the file by themselves shortly after their calls.
+    let tool_lines = || {
+        std::fs::read_to_string(dir.path("log/claude_codex.log"))
+            .unwrap_or_default()
+            .matches(" post_message ")
+            .count()
+    };
+    wait_until("12 post_message lines in the tool log", || {
+        tool_lines() == 12
+    });
     relay.kill();
     for name in ["log/claude_codex.log", "log/channel_messages.log"] {
         let meta = std::fs::symlink_metadata(dir.path(name)).unwrap();
@@ -250,8 +260,7 @@ fn default_relative_log_paths_are_real_files_readable_after_rotation() {
         !backup.is_empty() && !backup.contains("\"id\":12,"),
         "the rotated lines are in NAME.1: {backup}"
     );
-    let tool = std::fs::read_to_string(dir.path("log/claude_codex.log")).unwrap();
-    assert_eq!(tool.matches(" post_message ").count(), 12, "{tool}");
+    assert_eq!(tool_lines(), 12);
 }
 
 #[test]

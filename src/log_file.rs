@@ -1,0 +1,467 @@
+//! One log file at a fixed path with numbered backups beside it: how lines reach it. Lines are
+//! appended through flexi_logger's file writer, and the file is rotated by size the way
+//! Python's `RotatingFileHandler` does it: the full file becomes `NAME.1`, older backups shift
+//! up to `NAME.N` and the oldest beyond the configured count is dropped. A file opened with
+//! [`Writes::Within`] gathers its lines in memory and writes them together, at the latest that
+//! long after the first of them (or at once when 64 KiB have gathered), from a thread of its
+//! own that sleeps while nothing waits; stopping, dropping or [`LogFile::flush`] writes them
+//! out. A file opened with [`Writes::AtOnce`] writes every call's lines before it returns.
+
+use crate::error::Error;
+use flexi_logger::writers::{FileLogWriter, LogWriter};
+use flexi_logger::{DeferredNow, FileSpec};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// When a file's lines are written.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Writes {
+    /// Before the call that gives them returns.
+    AtOnce,
+    /// Together with the lines given around them, at the latest this long after they were given.
+    Within(Duration),
+}
+
+/// A size-rotated log file.
+pub(crate) struct LogFile {
+    file: Arc<Shared>,
+    /// The thread that writes gathered lines, for a file that gathers them.
+    writer_thread: Option<JoinHandle<()>>,
+}
+
+/// What a file's callers and its writing thread share.
+struct Shared {
+    path: PathBuf,
+    max_bytes: u64,
+    backups: usize,
+    writer: FileLogWriter,
+    /// Whether lines are gathered; the lock also keeps a rotation and a write from interleaving.
+    state: Mutex<State>,
+    /// Wakes the writing thread when the first line gathers, and when the file closes.
+    gathered: Condvar,
+}
+
+struct State {
+    /// Bytes in the current file, counting lines gathered but not yet written.
+    size: u64,
+    /// Lines gathered, joined by newlines (the writer ends the last).
+    waiting: String,
+    /// Whether lines are gathered at all: false for [`Writes::AtOnce`], and when no thread
+    /// could be started to write them.
+    gathers: bool,
+    closed: bool,
+}
+
+/// The most bytes of lines given to the writer at once, and the most gathered before they are
+/// written. The writer formats each write in a buffer its thread keeps for as long as the
+/// thread lives, so grouping large lines (a batch of 1 MiB messages) would leave every
+/// connection thread that wrote one holding that much.
+const GROUP_BYTES: u64 = 64 * 1024;
+
+impl LogFile {
+    /// Opens (creating directories as needed) the file at `path` for appending. A file that
+    /// cannot be written is a configuration error naming its path and the setting `key`.
+    pub(crate) fn open(
+        key: &str,
+        path: &Path,
+        max_bytes: u64,
+        backups: usize,
+        writes: Writes,
+    ) -> Result<LogFile, Error> {
+        let bad = |e: &dyn std::fmt::Display| Error::Config {
+            source: path.display().to_string(),
+            key: key.to_string(),
+            message: format!("cannot write the log file: {e}"),
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| bad(&e))?;
+        }
+        // Opening for append here, not at the first line, is what turns an unwritable folder
+        // into a start-up error instead of every later line being lost.
+        let size = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|f| f.metadata())
+            .map_err(|e| bad(&e))?
+            .len();
+        let spec = FileSpec::try_from(path).map_err(|e| bad(&e))?;
+        let writer = FileLogWriter::builder(spec)
+            .format(as_given)
+            .append()
+            .try_build()
+            .map_err(|e| bad(&e))?;
+        let file = Arc::new(Shared {
+            path: path.to_path_buf(),
+            max_bytes,
+            backups,
+            writer,
+            state: Mutex::new(State {
+                size,
+                waiting: String::new(),
+                gathers: false,
+                closed: false,
+            }),
+            gathered: Condvar::new(),
+        });
+        let writer_thread = match writes {
+            Writes::AtOnce => None,
+            Writes::Within(delay) => {
+                let shared = Arc::clone(&file);
+                let name = format!("log {}", path.display());
+                match std::thread::Builder::new()
+                    .name(name)
+                    .spawn(move || shared.write_gathered(delay))
+                {
+                    Ok(thread) => {
+                        file.lock().gathers = true;
+                        Some(thread)
+                    }
+                    Err(e) => {
+                        log::warn!("{} is written line by line: {e}", path.display());
+                        None
+                    }
+                }
+            }
+        };
+        Ok(LogFile {
+            file,
+            writer_thread,
+        })
+    }
+
+    /// Appends lines, each given in pieces: a large piece (a message's text) goes to the file
+    /// without being copied into a whole line first, and lines that fit before the next
+    /// rotation share a write (see [`next_write`]). The file is rotated before a line that
+    /// would take it to its size limit, as Python's `RotatingFileHandler` does.
+    pub(crate) fn write_lines<const N: usize>(&self, lines: &[[&str; N]]) {
+        let file = &self.file;
+        let mut state = file.lock();
+        let was_empty = state.waiting.is_empty();
+        let len = |line: &[&str; N]| line.iter().map(|p| p.len() as u64).sum::<u64>() + 1;
+        let mut rest = lines;
+        while !rest.is_empty() {
+            if state.size > 0 && state.size + len(&rest[0]) >= file.max_bytes {
+                match file.rotate(&mut state) {
+                    Ok(()) => state.size = 0,
+                    Err(e) => log::warn!("cannot rotate {}: {e}", file.path.display()),
+                }
+            }
+            let (count, group) = next_write(rest.iter().map(len), state.size, file.max_bytes);
+            let lines = Lines(&rest[..count]);
+            if state.gathers && group < GROUP_BYTES {
+                if !state.waiting.is_empty() {
+                    state.waiting.push('\n');
+                }
+                let _ = write!(state.waiting, "{lines}");
+                state.size += group;
+                if state.waiting.len() as u64 >= GROUP_BYTES {
+                    file.write_waiting(&mut state);
+                }
+            } else {
+                file.write_waiting(&mut state);
+                if file.write(lines) {
+                    state.size += group;
+                }
+            }
+            rest = &rest[count..];
+        }
+        if was_empty && !state.waiting.is_empty() {
+            file.gathered.notify_one();
+        }
+    }
+
+    /// Writes the lines gathered so far and flushes the writer.
+    pub(crate) fn flush(&self) {
+        let mut state = self.file.lock();
+        self.file.write_waiting(&mut state);
+        let _ = self.file.writer.flush();
+    }
+}
+
+impl Drop for LogFile {
+    fn drop(&mut self) {
+        self.file.lock().closed = true;
+        self.file.gathered.notify_one();
+        if let Some(thread) = self.writer_thread.take() {
+            let _ = thread.join();
+        }
+        self.flush();
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The writing thread: waits for a first gathered line, lets `delay` pass (or the file
+    /// close), writes what gathered, and waits again.
+    fn write_gathered(&self, delay: Duration) {
+        let mut state = self.lock();
+        loop {
+            while state.waiting.is_empty() && !state.closed {
+                state = self.gathered.wait(state).unwrap_or_else(|p| p.into_inner());
+            }
+            let due = Instant::now() + delay;
+            while !state.closed {
+                let left = due.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                state = self
+                    .gathered
+                    .wait_timeout(state, left)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+            self.write_waiting(&mut state);
+            if state.closed {
+                return;
+            }
+        }
+    }
+
+    /// Writes the gathered lines, if any.
+    fn write_waiting(&self, state: &mut State) {
+        if state.waiting.is_empty() {
+            return;
+        }
+        if !self.write(format_args!("{}", state.waiting)) {
+            state.size = state.size.saturating_sub(state.waiting.len() as u64 + 1);
+        }
+        state.waiting.clear();
+        if state.waiting.capacity() as u64 > 2 * GROUP_BYTES {
+            state.waiting.shrink_to(GROUP_BYTES as usize);
+        }
+    }
+
+    /// Writes `lines` (the writer adds the last newline); false, logged, when it fails.
+    fn write(&self, lines: impl std::fmt::Display) -> bool {
+        let written = self.writer.write(
+            &mut DeferredNow::new(),
+            &log::Record::builder()
+                .args(format_args!("{lines}"))
+                .level(log::Level::Info)
+                .target("relay")
+                .build(),
+        );
+        match written {
+            Ok(()) => true,
+            Err(e) => {
+                log::warn!("cannot write a log line to {}: {e}", self.path.display());
+                false
+            }
+        }
+    }
+
+    /// `NAME.(N-1)` → `NAME.N`, …, `NAME` → `NAME.1`, then a fresh `NAME`, after the gathered
+    /// lines went to the old one. With no backups the file starts over empty.
+    fn rotate(&self, state: &mut State) -> std::io::Result<()> {
+        self.write_waiting(state);
+        self.writer.flush()?;
+        if self.backups == 0 {
+            std::fs::File::create(&self.path)?;
+        } else {
+            for n in (1..self.backups).rev() {
+                let from = backup(&self.path, n);
+                if from.exists() {
+                    std::fs::rename(&from, backup(&self.path, n + 1))?;
+                }
+            }
+            std::fs::rename(&self.path, backup(&self.path, 1))?;
+        }
+        self.writer
+            .reopen_outputfile()
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+}
+
+/// How many of the lines (of the given lengths, newline included) go out in the next write to a
+/// file of `size` bytes whose limit is `max_bytes`, and their bytes: the first always, then the
+/// next ones while they fit in the file and the write stays within [`GROUP_BYTES`].
+fn next_write(mut lens: impl Iterator<Item = u64>, size: u64, max_bytes: u64) -> (usize, u64) {
+    let Some(first) = lens.next() else {
+        return (0, 0);
+    };
+    let (mut count, mut group) = (1, first);
+    for len in lens {
+        if size + group + len >= max_bytes || group + len > GROUP_BYTES {
+            break;
+        }
+        group += len;
+        count += 1;
+    }
+    (count, group)
+}
+
+/// The path of backup `n`: the file's name with `.n` appended.
+fn backup(path: &Path, n: usize) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
+
+/// Lines given in pieces, written one after another with a newline between them (the writer
+/// ends the last).
+struct Lines<'a, const N: usize>(&'a [[&'a str; N]]);
+
+impl<const N: usize> std::fmt::Display for Lines<'_, N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        for (at, line) in self.0.iter().enumerate() {
+            if at > 0 {
+                f.write_str("\n")?;
+            }
+            line.iter().try_for_each(|piece| f.write_str(piece))?;
+        }
+        Ok(())
+    }
+}
+
+/// Lines are formatted before they reach the writer, so their length is known for rotation.
+fn as_given(
+    w: &mut dyn std::io::Write,
+    _now: &mut DeferredNow,
+    record: &log::Record,
+) -> std::io::Result<()> {
+    write!(w, "{}", record.args())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh directory per test, removed when the test ends.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let dir =
+                std::env::temp_dir().join(format!("relay-log-file-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn read(path: &Path) -> String {
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+
+    const AN_HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn gathered_lines_wait_in_memory_and_are_all_written_in_order_when_the_file_closes() {
+        let dir = TempDir::new("close");
+        let path = dir.0.join("tool.log");
+        let file = LogFile::open("log_path", &path, u64::MAX, 1, Writes::Within(AN_HOUR)).unwrap();
+        file.write_lines(&[["a", "1"], ["b", "2"]]);
+        file.write_lines(&[["c", "3"]]);
+        assert_eq!(read(&path), "", "nothing is written before the delay");
+        drop(file);
+        assert_eq!(read(&path), "a1\nb2\nc3\n");
+    }
+
+    #[test]
+    fn flush_writes_what_gathered_and_64_kib_gathered_are_written_at_once() {
+        let dir = TempDir::new("flush");
+        let path = dir.0.join("tool.log");
+        let file = LogFile::open("log_path", &path, u64::MAX, 1, Writes::Within(AN_HOUR)).unwrap();
+        file.write_lines(&[["first"]]);
+        file.flush();
+        assert_eq!(read(&path), "first\n");
+        let line = "x".repeat(999);
+        for _ in 0..66 {
+            file.write_lines(&[[line.as_str()]]);
+        }
+        let written = read(&path);
+        assert_eq!(
+            written.len() as u64,
+            6 + 66 * 1000,
+            "66 lines of 1,000 bytes are over 64 KiB and go out together"
+        );
+        file.write_lines(&[["last"]]);
+        assert_eq!(read(&path).len(), written.len(), "a new line waits again");
+        drop(file);
+        assert!(read(&path).ends_with(&format!("{line}\nlast\n")));
+    }
+
+    #[test]
+    fn gathered_lines_reach_the_file_by_themselves() {
+        let dir = TempDir::new("delay");
+        let path = dir.0.join("tool.log");
+        let file = LogFile::open(
+            "log_path",
+            &path,
+            u64::MAX,
+            1,
+            Writes::Within(Duration::from_millis(10)),
+        )
+        .unwrap();
+        for round in 0..3 {
+            let line = format!("line {round}");
+            file.write_lines(&[[line.as_str()]]);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !read(&path).contains(&line) {
+                assert!(Instant::now() < deadline, "{line} never reached the file");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        assert_eq!(read(&path), "line 0\nline 1\nline 2\n");
+    }
+
+    #[test]
+    fn a_rotation_writes_the_gathered_lines_to_the_old_file_first() {
+        let dir = TempDir::new("rotate");
+        let path = dir.0.join("tool.log");
+        let file = LogFile::open("log_path", &path, 20, 2, Writes::Within(AN_HOUR)).unwrap();
+        for line in [
+            "one", "two", "three", "four", "five", "six", "seven", "eight",
+        ] {
+            file.write_lines(&[[line]]);
+        }
+        drop(file);
+        assert_eq!(read(&backup(&path, 2)), "one\ntwo\nthree\nfour\n");
+        assert_eq!(read(&backup(&path, 1)), "five\nsix\nseven\n");
+        assert_eq!(read(&path), "eight\n");
+    }
+
+    #[test]
+    fn lines_written_at_once_are_in_the_file_when_the_call_returns() {
+        let dir = TempDir::new("at-once");
+        let path = dir.0.join("archive.log");
+        let file = LogFile::open("channel_log_path", &path, u64::MAX, 1, Writes::AtOnce).unwrap();
+        file.write_lines(&[["a"], ["b"]]);
+        assert_eq!(read(&path), "a\nb\n");
+    }
+
+    #[test]
+    fn small_lines_share_a_write_and_large_ones_go_alone() {
+        let big = 1024 * 1024;
+        assert_eq!(next_write([100, 100, 100].into_iter(), 0, 1000), (3, 300));
+        assert_eq!(
+            next_write([100, 100, 100].into_iter(), 750, 1000),
+            (2, 200),
+            "the file's limit ends a write"
+        );
+        assert_eq!(next_write([big, 100].into_iter(), 0, u64::MAX), (1, big));
+        assert_eq!(
+            next_write([100, big, 100].into_iter(), 0, u64::MAX),
+            (1, 100)
+        );
+        assert_eq!(
+            next_write(std::iter::repeat_n(1000, 100), 0, u64::MAX),
+            (65, 65_000),
+            "a write stays within GROUP_BYTES"
+        );
+        assert_eq!(next_write(std::iter::empty(), 0, 10), (0, 0));
+    }
+}
