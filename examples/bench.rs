@@ -832,7 +832,7 @@ fn ceiling_section(binary: &Path, quick: bool, row: &mut Row) {
             row(
                 format!("{}: relay / {label}", figure.name),
                 format!(
-                    "{ratio:.2}x (goal >= {}x: {})  relay {relay_rate:.0}, {label} {their_rate:.0} {unit}",
+                    "{ratio:.3}x (goal >= {}x: {})  relay {relay_rate:.0}, {label} {their_rate:.0} {unit}",
                     figure.goal,
                     met(ratio >= figure.goal)
                 ),
@@ -848,7 +848,7 @@ fn ceiling_section(binary: &Path, quick: bool, row: &mut Row) {
                 row(
                     format!("server CPU per request, {}: relay / {label}", figure.name),
                     format!(
-                        "{cpu_ratio:.2}x (goal <= {goal}x: {})  relay {relay_cpu:.1} us, {label} {their_cpu:.1} us",
+                        "{cpu_ratio:.3}x (goal <= {goal}x: {})  relay {relay_cpu:.1} us, {label} {their_cpu:.1} us",
                         met(cpu_ratio <= goal)
                     ),
                     &format!("ceiling_cpu_{}_vs_{label}", figure.key),
