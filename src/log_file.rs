@@ -38,7 +38,8 @@ struct Shared {
     max_bytes: u64,
     backups: usize,
     writer: FileLogWriter,
-    /// Whether lines are gathered; the lock also keeps a rotation and a write from interleaving.
+    /// The file's size and the lines waiting; the lock also keeps a rotation and a write from
+    /// interleaving.
     state: Mutex<State>,
     /// Wakes the writing thread when the first line gathers, and when the file closes.
     gathered: Condvar,
