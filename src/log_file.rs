@@ -28,7 +28,8 @@ pub(crate) enum Writes {
 /// A size-rotated log file.
 pub(crate) struct LogFile {
     file: Arc<Shared>,
-    /// The thread that writes gathered lines, for a file that gathers them.
+    /// The thread that writes gathered lines, for a file that gathers them (none for
+    /// [`Writes::AtOnce`], or when no thread could be started: then lines are written at once).
     writer_thread: Option<JoinHandle<()>>,
 }
 
@@ -50,9 +51,6 @@ struct State {
     size: u64,
     /// Lines gathered, joined by newlines (the writer ends the last).
     waiting: String,
-    /// Whether lines are gathered at all: false for [`Writes::AtOnce`], and when no thread
-    /// could be started to write them.
-    gathers: bool,
     closed: bool,
 }
 
@@ -103,7 +101,6 @@ impl LogFile {
             state: Mutex::new(State {
                 size,
                 waiting: String::new(),
-                gathers: false,
                 closed: false,
             }),
             gathered: Condvar::new(),
@@ -112,20 +109,11 @@ impl LogFile {
             Writes::AtOnce => None,
             Writes::Within(delay) => {
                 let shared = Arc::clone(&file);
-                let name = format!("log {}", path.display());
-                match std::thread::Builder::new()
-                    .name(name)
+                std::thread::Builder::new()
+                    .name(format!("log {}", path.display()))
                     .spawn(move || shared.write_gathered(delay))
-                {
-                    Ok(thread) => {
-                        file.lock().gathers = true;
-                        Some(thread)
-                    }
-                    Err(e) => {
-                        log::warn!("{} is written line by line: {e}", path.display());
-                        None
-                    }
-                }
+                    .map_err(|e| log::warn!("{} is written line by line: {e}", path.display()))
+                    .ok()
             }
         };
         Ok(LogFile {
@@ -140,6 +128,7 @@ impl LogFile {
     /// would take it to its size limit, as Python's `RotatingFileHandler` does.
     pub(crate) fn write_lines<const N: usize>(&self, lines: &[[&str; N]]) {
         let file = &self.file;
+        let gathers = self.writer_thread.is_some();
         let mut state = file.lock();
         let was_empty = state.waiting.is_empty();
         let len = |line: &[&str; N]| line.iter().map(|p| p.len() as u64).sum::<u64>() + 1;
@@ -153,7 +142,7 @@ impl LogFile {
             }
             let (count, group) = next_write(rest.iter().map(len), state.size, file.max_bytes);
             let lines = Lines(&rest[..count]);
-            if state.gathers && group < GROUP_BYTES {
+            if gathers && group < GROUP_BYTES {
                 if !state.waiting.is_empty() {
                     state.waiting.push('\n');
                 }
