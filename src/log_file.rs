@@ -224,9 +224,6 @@ impl Shared {
             state.size = state.size.saturating_sub(state.waiting.len() as u64 + 1);
         }
         state.waiting.clear();
-        if state.waiting.capacity() as u64 > 2 * GROUP_BYTES {
-            state.waiting.shrink_to(GROUP_BYTES as usize);
-        }
     }
 
     /// Writes `lines` (the writer adds the last newline); false, logged, when it fails.
