@@ -5,11 +5,12 @@
 
 use crate::config::Config;
 use crate::store::Store;
+use crate::test_dir::TempDir;
 use crate::{start, Running};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -19,29 +20,6 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 fn deadline() -> Instant {
     Instant::now() + PATIENCE
-}
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new() -> Dir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "relay-unit-compaction-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn agent() -> ureq::Agent {
@@ -62,13 +40,14 @@ fn post_json(url: &str, body: &Value) -> (u16, Value) {
 /// A relay on port 0 whose files all live in its own directory.
 struct Relay {
     running: Option<Running>,
-    dir: Dir,
+    dir: TempDir,
     base: String,
 }
 
 impl Relay {
     fn with(change: impl Fn(&mut Config)) -> Relay {
-        let dir = Dir::new();
+        let dir = TempDir::new();
+        std::fs::create_dir_all(&dir.0).unwrap();
         let mut relay = Relay {
             running: None,
             dir,

@@ -1152,29 +1152,12 @@ fn io_context(what: &str, path: &Path, e: io::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// A fresh directory per test, removed when the test ends.
-    struct TempDir(PathBuf);
+    use crate::test_dir::TempDir;
+    use std::sync::atomic::Ordering;
 
     impl TempDir {
-        fn new() -> TempDir {
-            static COUNTER: AtomicUsize = AtomicUsize::new(0);
-            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let path =
-                std::env::temp_dir().join(format!("relay-journal-test-{}-{n}", std::process::id()));
-            let _ = fs::remove_dir_all(&path);
-            TempDir(path)
-        }
-
         fn journal(&self) -> PathBuf {
             self.0.join(JOURNAL_FILE)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
         }
     }
 

@@ -3,8 +3,9 @@
 //! transport), a REST API, server-sent events and a web page. The layers point one way:
 //! `main` → `start` (this file) → `http` → {`mcp`, `ui`} → {`store`, `page_cache` (recent
 //! pages whole), `presence`, `logs`, `capacity`} → {`journal` (and its replay `checkpoint`),
-//! `cache`, `idempotency`, `log_file` (a size-rotated file the logs write to)} → `index` (where each message's line lies, shared by replay,
-//! checkpoint and store); `config`, `error`, `message`, `json_string` (strings written into
+//! `cache`, `idempotency`, `log_file` (a size-rotated file the logs write to)} → `index` (where
+//! each message's line lies, shared by replay, checkpoint and store); `test_dir` is the unit
+//! tests' scratch directory; `config`, `error`, `message`, `json_string` (strings written into
 //! JSON by hand), `listen`, `fields` (a caller's JSON fields) and `agent` (what an agent's token
 //! binds) are shared vocabulary, `open_files` fits the connection limits to the process's
 //! open-file limit at start, and `app` is the state the HTTP layer hands to every request. The
@@ -50,6 +51,8 @@ mod ui;
 
 #[cfg(test)]
 mod compaction_tests;
+#[cfg(test)]
+mod test_dir;
 
 use crate::app::App;
 use crate::capacity::{LongRequests, Slots, LEGACY_TOOL_CALLS};

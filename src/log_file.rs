@@ -320,24 +320,7 @@ fn as_given(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A fresh directory per test, removed when the test ends.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> TempDir {
-            let dir =
-                std::env::temp_dir().join(format!("relay-log-file-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            TempDir(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::test_dir::TempDir;
 
     fn read(path: &Path) -> String {
         std::fs::read_to_string(path).unwrap_or_default()
@@ -347,7 +330,7 @@ mod tests {
 
     #[test]
     fn gathered_lines_wait_in_memory_and_are_all_written_in_order_when_the_file_closes() {
-        let dir = TempDir::new("close");
+        let dir = TempDir::new();
         let path = dir.0.join("tool.log");
         let file = LogFile::open("log_path", &path, u64::MAX, 1, Writes::Within(AN_HOUR)).unwrap();
         file.write_lines(&[["a", "1"], ["b", "2"]]);
@@ -359,7 +342,7 @@ mod tests {
 
     #[test]
     fn flush_writes_what_gathered_and_64_kib_gathered_are_written_at_once() {
-        let dir = TempDir::new("flush");
+        let dir = TempDir::new();
         let path = dir.0.join("tool.log");
         let file = LogFile::open("log_path", &path, u64::MAX, 1, Writes::Within(AN_HOUR)).unwrap();
         file.write_lines(&[["first"]]);
@@ -383,7 +366,7 @@ mod tests {
 
     #[test]
     fn gathered_lines_reach_the_file_by_themselves() {
-        let dir = TempDir::new("delay");
+        let dir = TempDir::new();
         let path = dir.0.join("tool.log");
         let file = LogFile::open(
             "log_path",
@@ -407,7 +390,7 @@ mod tests {
 
     #[test]
     fn a_rotation_writes_the_gathered_lines_to_the_old_file_first() {
-        let dir = TempDir::new("rotate");
+        let dir = TempDir::new();
         let path = dir.0.join("tool.log");
         let file = LogFile::open("log_path", &path, 20, 2, Writes::Within(AN_HOUR)).unwrap();
         for line in [
@@ -423,7 +406,7 @@ mod tests {
 
     #[test]
     fn lines_written_at_once_are_in_the_file_when_the_call_returns() {
-        let dir = TempDir::new("at-once");
+        let dir = TempDir::new();
         let path = dir.0.join("archive.log");
         let file = LogFile::open("channel_log_path", &path, u64::MAX, 1, Writes::AtOnce).unwrap();
         file.write_lines(&[["a"], ["b"]]);

@@ -1922,34 +1922,22 @@ pub(crate) fn idempotency_key(raw: &str) -> Result<String, Error> {
 mod tests {
     use super::*;
     use crate::config::Fsync;
-    use std::path::PathBuf;
-    use std::sync::atomic::{AtomicBool, AtomicUsize};
+    use crate::test_dir::TempDir;
+    use std::sync::atomic::AtomicBool;
     use std::sync::mpsc;
     use std::time::Duration;
 
     /// How long a test waits for something that should happen at once before it fails.
     const PATIENCE: Duration = Duration::from_secs(60);
 
-    /// A fresh data directory per test, removed when the test ends.
-    struct TempDir(PathBuf);
-
     impl TempDir {
-        fn new() -> TempDir {
-            static COUNTER: AtomicUsize = AtomicUsize::new(0);
-            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let path =
-                std::env::temp_dir().join(format!("relay-store-test-{}-{n}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&path);
-            TempDir(path)
-        }
-
         /// The store over this directory's journal, with what the journal holds.
         fn store(&self, limits: Limits) -> Store {
-            let (journal, replay) = self.journal();
+            let (journal, replay) = self.open_journal();
             Store::new(Some(journal), replay, &[], limits)
         }
 
-        fn journal(&self) -> (Journal, Replay) {
+        fn open_journal(&self) -> (Journal, Replay) {
             match Journal::open(&self.0, Fsync::Always) {
                 Ok(opened) => opened,
                 Err(e) => panic!("cannot open the journal: {e}"),
@@ -1960,12 +1948,6 @@ mod tests {
         fn journal_text(&self) -> String {
             std::fs::read_to_string(self.0.join(crate::journal::JOURNAL_FILE))
                 .expect("the journal file is readable")
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
         }
     }
 
@@ -2070,7 +2052,7 @@ mod tests {
         store.close();
         drop(store);
 
-        let (journal, replay) = dir.journal();
+        let (journal, replay) = dir.open_journal();
         assert_eq!(replay.last_id, 800);
         let replayed: Vec<u64> = replay.messages.iter().map(|m| m.id).collect();
         assert_eq!(replayed, (1..=800).collect::<Vec<u64>>());
@@ -2152,7 +2134,7 @@ mod tests {
     fn retention_by_age_drops_old_messages_from_memory_and_the_journal() {
         let dir = TempDir::new();
         {
-            let (mut journal, _) = dir.journal();
+            let (mut journal, _) = dir.open_journal();
             let m = |id, age: f64, text: &str| Message {
                 id,
                 ts: now() - age,
@@ -2186,7 +2168,7 @@ mod tests {
             !text.contains("old one") && !text.contains("old two"),
             "{text}"
         );
-        let (_, replay) = dir.journal();
+        let (_, replay) = dir.open_journal();
         let replayed: Vec<u64> = replay.messages.iter().map(|m| m.id).collect();
         assert_eq!(replayed, vec![3, 4]);
         assert_eq!(replay.last_id, 4);
@@ -2298,7 +2280,7 @@ mod tests {
         store.close();
         drop(store);
 
-        let (journal, replay) = dir.journal();
+        let (journal, replay) = dir.open_journal();
         let replayed: Vec<u64> = replay.messages.iter().map(|m| m.id).collect();
         assert_eq!(replayed, (2..=105).collect::<Vec<u64>>());
         check(&Store::new(Some(journal), replay, &[], limits));
