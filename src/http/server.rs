@@ -255,7 +255,7 @@ fn write(request: Request, reply: Reply) {
             headers,
             body,
         } => {
-            let response = Response::from_data(body).with_status_code(status);
+            let response = Response::from_pieces(body).with_status_code(status);
             respond(request, response, &headers);
         }
         Reply::Parts {
@@ -263,14 +263,7 @@ fn write(request: Request, reply: Reply) {
             headers,
             body,
         } => {
-            let len = body.len();
-            let response = Response::new(
-                status.into(),
-                Vec::new(),
-                body.into_reader(),
-                Some(len),
-                None,
-            );
+            let response = Response::from_pieces(body).with_status_code(status);
             respond(request, response, &headers);
         }
         Reply::Stream {

@@ -2,6 +2,7 @@ use crate::common::{HTTPVersion, Header, StatusCode};
 use httpdate::HttpDate;
 use std::cmp::Ordering;
 use std::sync::mpsc::Receiver;
+use std::sync::Arc;
 
 use std::io::Result as IoResult;
 use std::io::{self, Cursor, Read, Write};
@@ -43,6 +44,24 @@ pub struct Response<R> {
     headers: Vec<Header>,
     data_length: Option<usize>,
     chunked_threshold: Option<usize>,
+    /// PATCH(lent-bodies): a body already in memory (`from_pieces`), sent from there instead
+    /// of from `reader`.
+    pieces: Option<Arc<dyn Pieces>>,
+}
+
+/// PATCH(lent-bodies): a response body that is already in memory, in one or more pieces.
+/// The response is written from the pieces themselves: small ones are gathered into one
+/// write with the head, and one of 64 KiB or more goes to the socket as it is, never copied
+/// through a buffer first (as a body read through `Read` must be).
+pub trait Pieces: Send + Sync {
+    /// Hands each piece of the body to `each`, in order, until `each` fails.
+    fn for_each_piece(&self, each: &mut dyn FnMut(&[u8]) -> IoResult<()>) -> IoResult<()>;
+}
+
+impl Pieces for Vec<u8> {
+    fn for_each_piece(&self, each: &mut dyn FnMut(&[u8]) -> IoResult<()>) -> IoResult<()> {
+        each(self)
+    }
 }
 
 /// A `Response` without a template parameter.
@@ -155,6 +174,31 @@ fn write_whole<W: Write>(
     }
 }
 
+/// PATCH(lent-bodies): writes `head` and then the pieces of `body`, gathering pieces smaller
+/// than `WHOLE_WRITE` with the head into writes of up to that size and passing larger ones to
+/// `writer` as they are.
+fn write_pieces<W: Write>(
+    writer: &mut W,
+    head: &[u8],
+    body: &dyn Pieces,
+    length: usize,
+) -> IoResult<()> {
+    let mut out = io::BufWriter::with_capacity(WHOLE_WRITE.min(head.len() + length), writer);
+    out.write_all(head)?;
+    body.for_each_piece(&mut |piece| out.write_all(piece))?;
+    out.flush()
+}
+
+/// The length of the body `pieces` holds.
+fn length_of(pieces: &dyn Pieces) -> usize {
+    let mut length = 0;
+    let _ = pieces.for_each_piece(&mut |piece| {
+        length += piece.len();
+        Ok(())
+    });
+    length
+}
+
 fn choose_transfer_encoding(
     status_code: StatusCode,
     request_headers: &[Header],
@@ -250,6 +294,7 @@ where
             headers: Vec::with_capacity(16),
             data_length,
             chunked_threshold: None,
+            pieces: None,
         };
 
         for h in headers {
@@ -370,6 +415,7 @@ where
             status_code: self.status_code,
             data_length,
             chunked_threshold: self.chunked_threshold,
+            pieces: None,
         }
     }
 
@@ -481,14 +527,24 @@ where
 
                     writer.write_all(&head)?;
                     let mut writer = Encoder::new(writer);
-                    io::copy(&mut reader, &mut writer)?;
+                    match &self.pieces {
+                        Some(pieces) => {
+                            pieces.for_each_piece(&mut |piece| writer.write_all(piece))?
+                        }
+                        None => {
+                            io::copy(&mut reader, &mut writer)?;
+                        }
+                    }
                 }
 
                 Some(TransferEncoding::Identity) => {
                     assert!(data_length.is_some());
                     let data_length = data_length.unwrap();
 
-                    write_whole(&mut writer, head, &mut reader, data_length)?;
+                    match &self.pieces {
+                        Some(pieces) => write_pieces(&mut writer, &head, &**pieces, data_length)?,
+                        None => write_whole(&mut writer, head, &mut reader, data_length)?,
+                    }
                 }
 
                 _ => writer.write_all(&head)?,
@@ -528,6 +584,7 @@ where
             headers: self.headers,
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
+            pieces: self.pieces,
         }
     }
 }
@@ -588,6 +645,16 @@ impl Response<Cursor<Vec<u8>>> {
 }
 
 impl Response<io::Empty> {
+    /// PATCH(lent-bodies): a `200` response whose body is `pieces`, already in memory and
+    /// written from there (see `Pieces`); its reader is empty.
+    pub fn from_pieces(pieces: impl Pieces + 'static) -> Response<io::Empty> {
+        let length = length_of(&pieces);
+        let mut response =
+            Response::new(StatusCode(200), Vec::new(), io::empty(), Some(length), None);
+        response.pieces = Some(Arc::new(pieces));
+        response
+    }
+
     /// Builds an empty `Response` with the given status code.
     pub fn empty<S>(status_code: S) -> Response<io::Empty>
     where
@@ -616,6 +683,7 @@ impl Clone for Response<io::Empty> {
             headers: self.headers.clone(),
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
+            pieces: self.pieces.clone(),
         }
     }
 }
@@ -724,6 +792,89 @@ mod tests {
         let sent = writes.0.concat();
         assert!(sent.ends_with(b"\r\n\r\nabc"));
         assert_eq!(writes.0.len(), 1);
+    }
+
+    /// A body of several pieces in memory.
+    struct Parts(Vec<Vec<u8>>);
+
+    impl Pieces for Parts {
+        fn for_each_piece(&self, each: &mut dyn FnMut(&[u8]) -> IoResult<()>) -> IoResult<()> {
+            self.0.iter().try_for_each(|piece| each(piece))
+        }
+    }
+
+    /// PATCH(lent-bodies): a body of pieces goes out with its `Content-Length`, every byte in
+    /// order; small pieces are gathered with the head into one write and a large piece is
+    /// written in one write of its own, straight from where it lies.
+    #[test]
+    fn pieces_are_sent_whole_and_a_large_one_as_it_lies() {
+        let big: Vec<u8> = (0..1_048_576).map(|i| (i % 249) as u8).collect();
+        let parts = vec![b"{\"a\":[".to_vec(), big.clone(), b"]}".to_vec()];
+        let body = parts.concat();
+        let mut writes = Writes::default();
+        Response::from_pieces(Parts(parts))
+            .raw_print(&mut writes, HTTPVersion(1, 1), &[], false, None)
+            .unwrap();
+        let sent = writes.0.concat();
+        let head_end = sent.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8_lossy(&sent[..head_end]).to_string();
+        assert!(head.contains(&format!("Content-Length: {}\r\n", body.len())));
+        assert_eq!(&sent[head_end..], &body[..]);
+        assert_eq!(
+            writes.0.len(),
+            3,
+            "the head and opening, the big piece, the close"
+        );
+        assert!(writes.0[0].ends_with(b"\r\n\r\n{\"a\":["));
+        assert_eq!(writes.0[1], big);
+
+        // Small pieces only: the whole response in one write.
+        let mut writes = Writes::default();
+        Response::from_pieces(Parts(vec![b"ab".to_vec(), vec![], b"cd".to_vec()]))
+            .with_status_code(201)
+            .raw_print(&mut writes, HTTPVersion(1, 1), &[], false, None)
+            .unwrap();
+        assert_eq!(writes.0.len(), 1);
+        let sent = String::from_utf8(writes.0.concat()).unwrap();
+        assert!(sent.starts_with("HTTP/1.1 201 "), "{}", sent);
+        assert!(sent.contains("Content-Length: 4\r\n"), "{}", sent);
+        assert!(sent.ends_with("\r\n\r\nabcd"), "{}", sent);
+    }
+
+    /// PATCH(lent-bodies): pieces are chunked when the request asks for it, sent without a
+    /// body to `HEAD`, and a clone of the response carries them too.
+    #[test]
+    fn pieces_are_chunked_when_asked_and_kept_by_a_clone() {
+        let te: Header = "TE: chunked".parse().unwrap();
+        let mut writes = Writes::default();
+        Response::from_pieces(Parts(vec![b"abc".to_vec(), b"de".to_vec()]))
+            .raw_print(&mut writes, HTTPVersion(1, 1), &[te], false, None)
+            .unwrap();
+        let sent = String::from_utf8(writes.0.concat()).unwrap();
+        assert!(sent.contains("Transfer-Encoding: chunked\r\n"), "{}", sent);
+        assert!(
+            sent.ends_with("\r\n\r\n5\r\nabcde\r\n0\r\n\r\n"),
+            "{}",
+            sent
+        );
+
+        let response = Response::from_pieces(b"xyz".to_vec());
+        let mut writes = Writes::default();
+        response
+            .clone()
+            .raw_print(&mut writes, HTTPVersion(1, 1), &[], false, None)
+            .unwrap();
+        assert!(
+            writes.0.concat().ends_with(b"\r\n\r\nxyz"),
+            "the clone's body"
+        );
+        let mut writes = Writes::default();
+        response
+            .raw_print(&mut writes, HTTPVersion(1, 1), &[], true, None)
+            .unwrap();
+        let sent = String::from_utf8(writes.0.concat()).unwrap();
+        assert!(sent.contains("Content-Length: 3\r\n"), "{}", sent);
+        assert!(sent.ends_with("\r\n\r\n"), "no body to HEAD: {}", sent);
     }
 
     /// A body of unknown length is still chunked.
