@@ -10,12 +10,12 @@
 mod canned;
 
 use socket2::{Domain, Protocol, Socket, Type};
-use std::io::{Cursor, Write};
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tiny_http::{Header, Limits, Request, Response, Server, StatusCode};
+use tiny_http::{Header, Limits, Pieces, Request, Response, Server};
 
 /// A canned response ready to send: parsed headers and a body shared by every answer.
 struct Prepared {
@@ -77,6 +77,15 @@ fn bind() -> TcpListener {
     socket.into()
 }
 
+/// A canned body, sent from where it lies as the relay sends its own (`tiny_http::Pieces`).
+struct Shared(Arc<[u8]>);
+
+impl Pieces for Shared {
+    fn for_each_piece(&self, each: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+        each(&self.0)
+    }
+}
+
 /// Reads and drops the body, then writes the first canned response that answers the request.
 fn answer(responses: &[Prepared], mut rq: Request) {
     let declared = rq.body_length().unwrap_or(0);
@@ -85,13 +94,14 @@ fn answer(responses: &[Prepared], mut rq: Request) {
         .iter()
         .find(|r| r.canned.answers(rq.method().as_str(), rq.url(), declared));
     let _ = match found {
-        Some(r) => rq.respond(Response::new(
-            StatusCode(r.canned.status),
-            r.headers.clone(),
-            Cursor::new(Arc::clone(&r.body)),
-            Some(r.body.len()),
-            None,
-        )),
+        Some(r) => {
+            let mut response = Response::from_pieces(Shared(Arc::clone(&r.body)))
+                .with_status_code(r.canned.status);
+            for h in &r.headers {
+                response.add_header(h.clone());
+            }
+            rq.respond(response)
+        }
         None => rq.respond(Response::from_string("no canned response").with_status_code(404)),
     };
 }
