@@ -702,3 +702,64 @@ fn a_page_read_again_shows_every_change_to_its_channel_at_once() {
     let again = relay.post("p", "s", "again");
     assert_eq!(check(&relay, "a post to the emptied channel"), [again]);
 }
+
+/// Reads one response from `s`: its status and the body its `Content-Length` announces.
+fn read_response(s: &mut std::io::BufReader<std::net::TcpStream>) -> (u16, Vec<u8>) {
+    use std::io::{BufRead, Read};
+    let mut status_line = String::new();
+    s.read_line(&mut status_line).unwrap();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut length = None;
+    loop {
+        let mut line = String::new();
+        s.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = Some(value.trim().parse::<usize>().unwrap());
+            }
+        }
+    }
+    let mut body = vec![0; length.expect("a Content-Length")];
+    s.read_exact(&mut body).unwrap();
+    (status, body)
+}
+
+#[test]
+fn a_page_of_a_mib_text_is_sent_whole_and_the_connection_goes_on() {
+    use std::io::Write;
+    let relay = Relay::start();
+    let text = "0123456789abcdef\"\\ é".repeat(45_000);
+    relay.post("big", "s", &text);
+    relay.post("big", "s", "a short one after it");
+    let page = "/api/messages?target=big&since_id=0&limit=10";
+    let expected = get(&relay.url(page)).body;
+    let stream = std::net::TcpStream::connect(relay.addr()).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    let host = relay.addr().to_string();
+    // The large page, a short answer and the large page again on one keep-alive connection:
+    // each answer ends where its Content-Length says, so the next is read whole.
+    for path in [page, "/healthz", page] {
+        write!(writer, "GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+        let (status, body) = read_response(&mut reader);
+        assert_eq!(status, 200, "{path}");
+        let body = String::from_utf8(body).unwrap();
+        if path == page {
+            assert_eq!(body, expected);
+        }
+    }
+    let page: serde_json::Value = serde_json::from_str(&expected).unwrap();
+    assert_eq!(page["messages"][0]["text"], json!(text));
+    assert_eq!(page["messages"][1]["text"], json!("a short one after it"));
+}
