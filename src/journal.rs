@@ -323,6 +323,11 @@ impl Journal {
         ))
     }
 
+    /// Whether every append waits for the disk (`Fsync::Always`).
+    pub(crate) fn syncs(&self) -> bool {
+        self.fsync == Fsync::Always
+    }
+
     /// Appends `batch` as one write (and one fsync with `Fsync::Always`). On failure nothing
     /// of the batch remains in the file.
     #[cfg(test)]

@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs::File;
 use std::mem;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -275,6 +275,10 @@ pub(crate) struct Store {
     recorder: Mutex<Option<Recorder>>,
     /// The highest id published, readable without waiting for a batch being written.
     published_id: AtomicU64,
+    /// How many times a post whose batch another thread is writing yields its processor before
+    /// it sleeps on the commit lock (see `Store::turn`): `COMMIT_YIELDS`, or none when every
+    /// batch waits for the disk.
+    commit_yields: u32,
     limits: Limits,
 }
 
@@ -375,6 +379,30 @@ struct Slot {
     outcome: Mutex<Option<Result<Posted, Error>>>,
 }
 
+/// What a queued post gets: the commit lock, to write the queue's batch itself, or its outcome,
+/// when another thread's batch held it.
+enum Turn<'a> {
+    Commit(MutexGuard<'a, Committer>),
+    Done(Result<Posted, Error>),
+}
+
+impl<'a> Turn<'a> {
+    /// With the commit lock held: the post's outcome if a batch already held it, else the lock.
+    fn of(committer: MutexGuard<'a, Committer>, slot: &Slot) -> Turn<'a> {
+        match lock(&slot.outcome).take() {
+            Some(outcome) => Turn::Done(outcome),
+            None => Turn::Commit(committer),
+        }
+    }
+}
+
+/// How many times a post whose batch another thread is writing gives up its processor before it
+/// sleeps on the commit lock instead (see `Store::turn`), when batches are not synced to disk. A
+/// synced batch takes a millisecond or more, past any useful number of yields, which would only
+/// burn processor time the posts queueing for the next batch need: with them, 16 connections
+/// posting at fsync=always get about 9% fewer posts through; without fsync, a third more.
+const COMMIT_YIELDS: u32 = 64;
+
 impl Store {
     /// A store over `journal` (or memory only), holding what `replay` found and knowing
     /// `channels` from the start. Its `last_id` continues the sequence.
@@ -421,6 +449,10 @@ impl Store {
             state.move_position(&p.reader, &p.target, p.id);
         }
         let stale = state.retain(limits.retention_max_messages, limits.age_cutoff()) > 0;
+        let commit_yields = match &journal {
+            Some(journal) if journal.syncs() => 0,
+            _ => COMMIT_YIELDS,
+        };
         Store {
             state: Mutex::new(state),
             commit: Mutex::new(Committer {
@@ -438,6 +470,7 @@ impl Store {
             hooks: Mutex::new(Vec::new()),
             recorder: Mutex::new(None),
             published_id: AtomicU64::new(top),
+            commit_yields,
             limits,
         }
     }
@@ -478,10 +511,10 @@ impl Store {
             outcome: Mutex::new(None),
         });
         lock(&self.queue).push(Arc::clone(&slot));
-        let mut committer = lock(&self.commit);
-        if let Some(outcome) = lock(&slot.outcome).take() {
-            return outcome;
-        }
+        let mut committer = match self.turn(&slot) {
+            Turn::Commit(committer) => committer,
+            Turn::Done(outcome) => return outcome,
+        };
         let batch = mem::take(&mut *lock(&self.queue));
         let published = if self.is_closed() {
             for slot in &batch {
@@ -511,6 +544,26 @@ impl Store {
                 "the post was lost before it was written".into(),
             ))
         })
+    }
+
+    /// Waits for the queued post `slot` to be written: by this thread, which then holds the
+    /// commit lock, or by the thread writing a batch that holds it. While another thread holds
+    /// the lock this one yields its processor (often to that very writer) and looks for its
+    /// outcome, up to `commit_yields` times, before it sleeps on the lock: under many posts at
+    /// once, most are answered without a sleep, a wake-up and a thread switch each.
+    fn turn(&self, slot: &Slot) -> Turn<'_> {
+        for _ in 0..self.commit_yields {
+            match self.commit.try_lock() {
+                Ok(committer) => return Turn::of(committer, slot),
+                Err(TryLockError::Poisoned(p)) => return Turn::of(p.into_inner(), slot),
+                Err(TryLockError::WouldBlock) => {}
+            }
+            if let Some(outcome) = lock(&slot.outcome).take() {
+                return Turn::Done(outcome);
+            }
+            thread::yield_now();
+        }
+        Turn::of(lock(&self.commit), slot)
     }
 
     /// Writes a batch of queued posts as one journal append and publishes them in id order. A
@@ -2534,6 +2587,36 @@ mod tests {
             vec![1, 2],
             "hooks hear of messages in id order"
         );
+    }
+
+    #[test]
+    fn a_post_in_another_threads_batch_is_answered_without_the_commit_lock() {
+        let mut store = Store::in_memory(&[], Limits::default());
+        // The poster yields for as long as it takes: only the batch below can answer it.
+        store.commit_yields = u32::MAX;
+        let store = Arc::new(store);
+        let mut writing = lock(&store.commit);
+        let (sent, got) = mpsc::channel();
+        let poster = {
+            let store = Arc::clone(&store);
+            thread::spawn(move || sent.send(store.post(draft("c", "queued")).map(|p| p.message.id)))
+        };
+        let deadline = Instant::now() + PATIENCE;
+        while lock(&store.queue).is_empty() {
+            assert!(Instant::now() < deadline, "the post was not queued");
+            thread::yield_now();
+        }
+        let batch = mem::take(&mut *lock(&store.queue));
+        assert_eq!(store.commit_batch(&mut writing, &batch).len(), 1);
+        let answer = got.recv_timeout(Duration::from_secs(10));
+        drop(writing);
+        poster.join().expect("the poster finishes").ok();
+        assert_eq!(
+            answer.map(Result::ok),
+            Ok(Some(1)),
+            "answered while this thread held the commit lock"
+        );
+        assert_eq!(ids(&all(&store, "c")), vec![1]);
     }
 
     #[test]
