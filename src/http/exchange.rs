@@ -94,39 +94,28 @@ pub(crate) struct JsonParts {
 }
 
 impl JsonParts {
-    /// The body's length in bytes.
-    pub(crate) fn len(&self) -> usize {
-        let items: usize = self.items.iter().map(|j| j.len()).sum();
-        self.head.len() + items + self.items.len().saturating_sub(1) + self.tail.len()
+    /// The body in order: the head, then a comma before every item but the first and the
+    /// item, then the tail.
+    fn pieces(&self) -> impl Iterator<Item = &str> {
+        let items = self
+            .items
+            .iter()
+            .enumerate()
+            .flat_map(|(n, item)| [if n == 0 { "" } else { "," }, item.as_str()]);
+        std::iter::once(self.head.as_str())
+            .chain(items)
+            .chain(std::iter::once(self.tail.as_str()))
     }
 
-    /// The body's `n`-th piece: the head, then a comma before every item but the first and
-    /// the item, then the tail.
-    fn piece(&self, n: usize) -> Option<&[u8]> {
-        if n == 0 {
-            return Some(self.head.as_bytes());
-        }
-        let item = (n - 1) / 2;
-        match (item < self.items.len(), n % 2) {
-            (true, 1) if item == 0 => Some(b""),
-            (true, 1) => Some(b","),
-            (true, _) => Some(self.items[item].as_bytes()),
-            (false, _) if n == 2 * self.items.len() + 1 => Some(self.tail.as_bytes()),
-            (false, _) => None,
-        }
+    /// The body's length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.pieces().map(str::len).sum()
     }
 
     /// The body in one piece.
     pub(crate) fn joined(&self) -> String {
         let mut body = String::with_capacity(self.len());
-        body.push_str(&self.head);
-        for (n, item) in self.items.iter().enumerate() {
-            if n > 0 {
-                body.push(',');
-            }
-            body.push_str(item);
-        }
-        body.push_str(&self.tail);
+        body.extend(self.pieces());
         body
     }
 }
@@ -135,7 +124,7 @@ impl JsonParts {
 /// being copied into a buffer first.
 impl tiny_http::Pieces for JsonParts {
     fn for_each_piece(&self, each: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
-        (0..).map_while(|n| self.piece(n)).try_for_each(each)
+        self.pieces().try_for_each(|piece| each(piece.as_bytes()))
     }
 }
 
