@@ -15,11 +15,10 @@ use crate::message::Message;
 use crate::store::Recorded;
 use flexi_logger::DeferredNow;
 use serde::Serialize;
-use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The longest a tool-log line waits in memory before it is written: short enough that
 /// `tail -f` shows a call as it happens.
@@ -65,13 +64,18 @@ impl Logs {
             .write_lines(&[[&self.timestamp(), " INFO ", event, " ", &payload]]);
     }
 
-    /// Now as `2026-11-24 18:00:00,123`, local time.
+    /// Now as `2026-11-24 18:00:00,123`, local time. The clock is read as a count of
+    /// milliseconds; only in a new second is it turned into a local date and time.
     fn timestamp(&self) -> String {
-        let mut now = DeferredNow::new();
-        let (second, millis) = (now.now().timestamp(), now.now().timestamp_subsec_millis());
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let (mut second, mut millis) = (since_epoch.as_secs() as i64, since_epoch.subsec_millis());
         let mut stamp = {
             let mut cached = self.second.lock().unwrap_or_else(|p| p.into_inner());
             if cached.0 != second {
+                let mut now = DeferredNow::new();
+                (second, millis) = (now.now().timestamp(), now.now().timestamp_subsec_millis());
                 *cached = (second, now.format("%Y-%m-%d %H:%M:%S").to_string());
             }
             cached.1.clone()
@@ -83,45 +87,46 @@ impl Logs {
 
     /// Records a batch of new messages, in the order given: an archive line each (the text's
     /// JSON string copied from its wire JSON, not made again) and a `post_message` tool-log
-    /// line each, the lines of each file written together.
+    /// line each, the lines of each file written together. What the lines say around the texts
+    /// is written into one buffer for the whole batch, and each line is pieces of it.
     pub(crate) fn posted(&self, batch: &[Recorded]) {
-        /// A tool-log line's payload, its keys in sorted order as the tool log has always had
-        /// them.
-        #[derive(Serialize)]
-        struct Posted<'a> {
-            id: u64,
-            sender: &'a str,
-            source: &'a str,
-            target: &'a str,
-            text_len: usize,
-        }
-        let mut archive = Vec::with_capacity(batch.len());
-        let mut tool = Vec::with_capacity(batch.len());
         let stamp = self.timestamp();
+        let mut own = Vec::with_capacity(batch.len() * 256);
+        let mut spans = Vec::with_capacity(batch.len());
         for r in batch {
             let m = &r.message;
-            let text =
-                r.encoded.raw_text().map(Cow::Borrowed).unwrap_or_else(|| {
-                    Cow::Owned(serde_json::to_string(&m.text).unwrap_or_default())
-                });
-            archive.push((archive_line(m, &r.source), text));
-            let payload = Posted {
-                id: m.id,
-                sender: &m.sender,
-                source: &r.source,
-                target: &m.target,
-                text_len: m.text.chars().count(),
+            let start = own.len();
+            archive_head(&mut own, m, &r.source);
+            let head = start..own.len();
+            let text = match r.encoded.raw_text() {
+                Some(text) => Err(text),
+                None => {
+                    let start = own.len();
+                    let _ = serde_json::to_writer(&mut own, &m.text);
+                    Ok(start..own.len())
+                }
             };
-            tool.push(serde_json::to_string(&payload).unwrap_or_default());
+            let start = own.len();
+            archive_tail(&mut own, m);
+            let tail = start..own.len();
+            let start = own.len();
+            tool_payload(&mut own, m, &r.source);
+            spans.push((head, text, tail, start..own.len()));
         }
-        let archive: Vec<[&str; 3]> = archive
+        // Only serde_json and formatted numbers wrote to the buffer: it is UTF-8.
+        let own = String::from_utf8(own).unwrap_or_default();
+        let piece = |span: &std::ops::Range<usize>| own.get(span.clone()).unwrap_or_default();
+        let archive: Vec<[&str; 3]> = spans
             .iter()
-            .map(|([head, tail], text)| [head.as_str(), text, tail.as_str()])
+            .map(|(head, text, tail, _)| {
+                let text = text.as_ref().map_or_else(|lent| *lent, piece);
+                [piece(head), text, piece(tail)]
+            })
             .collect();
         self.archive.write_lines(&archive);
-        let tool: Vec<[&str; 3]> = tool
+        let tool: Vec<[&str; 3]> = spans
             .iter()
-            .map(|payload| [stamp.as_str(), " INFO post_message ", payload.as_str()])
+            .map(|(.., payload)| [stamp.as_str(), " INFO post_message ", piece(payload)])
             .collect();
         self.tool.write_lines(&tool);
     }
@@ -133,23 +138,46 @@ impl Logs {
     }
 }
 
-/// `{"id":…,"sender":…,"source":…,"target":…,"text":…,"ts":…}`: the bytes serde gives the object
-/// of those fields (keys sorted, as in a `Value`; separators not escaped), as what comes before
-/// the text's JSON string and what comes after it.
-fn archive_line(m: &Message, source: &str) -> [String; 2] {
-    // Writing to memory cannot fail, and serde_json writes UTF-8 only.
-    let mut head = Vec::with_capacity(m.target.len() + m.sender.len() + 80);
-    let _ = write!(head, "{{\"id\":{},\"sender\":", m.id);
-    let _ = serde_json::to_writer(&mut head, &m.sender);
-    head.extend_from_slice(b",\"source\":");
-    let _ = serde_json::to_writer(&mut head, source);
-    head.extend_from_slice(b",\"target\":");
-    let _ = serde_json::to_writer(&mut head, &m.target);
-    head.extend_from_slice(b",\"text\":");
-    let mut tail = b",\"ts\":".to_vec();
-    let _ = serde_json::to_writer(&mut tail, &m.ts);
-    tail.push(b'}');
-    [head, tail].map(|bytes| String::from_utf8(bytes).unwrap_or_default())
+/// `{"id":…,"sender":…,"source":…,"target":…,"text":…,"ts":…}`, the bytes serde gives the
+/// object of those fields (keys sorted, as in a `Value`; separators not escaped), is an archive
+/// line: this is what comes before the text's JSON string.
+fn archive_head(out: &mut Vec<u8>, m: &Message, source: &str) {
+    // Writing to memory cannot fail.
+    let _ = write!(out, "{{\"id\":{},\"sender\":", m.id);
+    let _ = serde_json::to_writer(&mut *out, &m.sender);
+    out.extend_from_slice(b",\"source\":");
+    let _ = serde_json::to_writer(&mut *out, source);
+    out.extend_from_slice(b",\"target\":");
+    let _ = serde_json::to_writer(&mut *out, &m.target);
+    out.extend_from_slice(b",\"text\":");
+}
+
+/// What comes after the text's JSON string in an archive line.
+fn archive_tail(out: &mut Vec<u8>, m: &Message) {
+    out.extend_from_slice(b",\"ts\":");
+    let _ = serde_json::to_writer(&mut *out, &m.ts);
+    out.push(b'}');
+}
+
+/// A `post_message` tool-log line's payload, its keys in sorted order as the tool log has
+/// always had them: `{"id","sender","source","target","text_len"}`.
+fn tool_payload(out: &mut Vec<u8>, m: &Message, source: &str) {
+    #[derive(Serialize)]
+    struct Posted<'a> {
+        id: u64,
+        sender: &'a str,
+        source: &'a str,
+        target: &'a str,
+        text_len: usize,
+    }
+    let payload = Posted {
+        id: m.id,
+        sender: &m.sender,
+        source,
+        target: &m.target,
+        text_len: m.text.chars().count(),
+    };
+    let _ = serde_json::to_writer(out, &payload);
 }
 
 #[cfg(test)]
@@ -190,6 +218,62 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_writes_each_message_s_archive_line_and_tool_line_in_order() {
+        let dir = crate::test_dir::TempDir::new();
+        let config = Config {
+            log_path: dir.0.join("tool.log"),
+            channel_log_path: dir.0.join("archive.log"),
+            ..Config::default()
+        };
+        let logs = Logs::open(&config).unwrap();
+        // The second text holds separators: its archive string is made again, not lent.
+        let texts = ["plain \" é", "sep\u{2028}and\u{2029}", "😀 last"];
+        let batch: Vec<Recorded> = texts
+            .iter()
+            .enumerate()
+            .map(|(at, text)| {
+                let message = Message {
+                    id: at as u64 + 7,
+                    ts: 1_764_000_000.25,
+                    target: format!("chan-{at}"),
+                    sender: "codex".into(),
+                    reply_to: None,
+                    text: (*text).into(),
+                };
+                Recorded {
+                    encoded: Encoded::new(&message),
+                    message: std::sync::Arc::new(message),
+                    source: if at == 1 {
+                        "web-ui".into()
+                    } else {
+                        "rest".into()
+                    },
+                }
+            })
+            .collect();
+        assert!(batch[1].encoded.raw_text().is_none());
+        logs.posted(&batch);
+        logs.flush();
+        let archive = std::fs::read_to_string(dir.0.join("archive.log")).unwrap();
+        let tool = std::fs::read_to_string(dir.0.join("tool.log")).unwrap();
+        let archive: Vec<&str> = archive.lines().collect();
+        let tool: Vec<&str> = tool.lines().collect();
+        assert_eq!((archive.len(), tool.len()), (3, 3));
+        for (r, (archived, logged)) in batch.iter().zip(archive.iter().zip(&tool)) {
+            let m = &r.message;
+            let tree = json!({"id": m.id, "ts": m.ts, "target": m.target, "sender": m.sender,
+                              "text": m.text, "source": r.source});
+            assert_eq!(*archived, tree.to_string());
+            let payload = json!({"id": m.id, "sender": m.sender, "source": r.source,
+                                 "target": m.target, "text_len": m.text.chars().count()});
+            assert_eq!(
+                logged.split_at(23).1,
+                format!(" INFO post_message {payload}")
+            );
+        }
+    }
+
+    #[test]
     fn the_archive_line_is_the_bytes_of_the_serde_tree() {
         for text in ["plain", "q \" b \\ \u{1} é 😀", "sep\u{2028}and\u{2029}"] {
             let m = Message {
@@ -204,8 +288,11 @@ mod tests {
             let encoded = Encoded::new(&m);
             let text_json = serde_json::to_string(&m.text).unwrap();
             let raw = encoded.raw_text().unwrap_or(&text_json);
-            let [head, tail] = archive_line(&m, "web-ui");
-            assert_eq!(format!("{head}{raw}{tail}"), tree.to_string());
+            let (mut head, mut tail) = (Vec::new(), Vec::new());
+            archive_head(&mut head, &m, "web-ui");
+            archive_tail(&mut tail, &m);
+            let line = [head, raw.as_bytes().to_vec(), tail].concat();
+            assert_eq!(String::from_utf8(line).unwrap(), tree.to_string());
         }
     }
 }

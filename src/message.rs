@@ -76,23 +76,23 @@ impl Encoded {
             reply_to: m.reply_to,
             text: "",
         };
+        // Room for the head, the text's JSON string (more only if it has escapes) and `}`.
+        let text_room = text_json.map_or(m.text.len() + 2, str::len) + 1;
+        let mut bytes = Vec::with_capacity(HEAD_ROOM + m.target.len() + m.sender.len() + text_room);
         // A `Message` always serialises: every field is a number or a string.
+        let _ = serde_json::to_writer(&mut bytes, &head);
         // `{...,"text":""}` without its last three bytes: all that comes before the text.
-        let mut head = serde_json::to_string(&head).unwrap_or_default();
-        head.truncate(head.len().saturating_sub(3));
-        let mut json = escape_separators(head);
+        bytes.truncate(bytes.len().saturating_sub(3));
+        // serde_json writes UTF-8; the check is one quick pass over the head.
+        let mut json = escape_separators(String::from_utf8(bytes).unwrap_or_default());
+        json.reserve(text_room);
         let text_at = json.len();
         match text_json {
-            Some(text) => {
-                json.reserve(text.len() + 1);
-                json.push_str(text);
-            }
+            Some(text) => json.push_str(text),
             None => {
                 let mut bytes = json.into_bytes();
-                // Written straight after the head, into room made once: no second copy.
-                bytes.reserve(m.text.len() + 3);
+                // Written straight after the head: no second copy.
                 let _ = serde_json::to_writer(&mut bytes, &m.text);
-                // serde_json writes UTF-8; the check is one quick pass, with no copy.
                 json = String::from_utf8(bytes).unwrap_or_default();
             }
         }
@@ -145,6 +145,9 @@ pub(crate) fn escape_separators(json: String) -> String {
 
 /// The first byte of U+2028 and U+2029 in UTF-8.
 pub(crate) const SEPARATOR_LEAD: u8 = 0xE2;
+
+/// Room for a message's JSON beyond its names and text: the keys, the id, the time and a reply.
+const HEAD_ROOM: usize = 96;
 
 /// Whether `json` holds U+2028 or U+2029. Both start with the byte 0xE2, which a byte search
 /// (memchr) rules out quickly; searching for the characters themselves decodes every one, and

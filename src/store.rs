@@ -997,8 +997,8 @@ impl Store {
     }
 
     fn validate(&self, draft: Draft) -> Result<Draft, Error> {
-        let target = name("target", &draft.target)?;
-        let sender = name("sender", &draft.sender)?;
+        let target = owned_name("target", draft.target)?;
+        let sender = owned_name("sender", draft.sender)?;
         if draft.text.trim().is_empty() {
             return Err(Error::BadRequest("text must not be blank".into()));
         }
@@ -1722,6 +1722,20 @@ impl State {
 /// (Unicode format characters, such as bidi overrides and zero-width marks, and line and
 /// paragraph separators).
 pub(crate) fn name(field: &str, raw: &str) -> Result<String, Error> {
+    checked_name(field, raw).map(str::to_string)
+}
+
+/// [`name`] of a name given as its own `String`, which is kept when there was nothing to trim.
+fn owned_name(field: &str, raw: String) -> Result<String, Error> {
+    let trimmed = checked_name(field, &raw)?;
+    Ok(match trimmed.len() == raw.len() {
+        true => raw,
+        false => trimmed.to_string(),
+    })
+}
+
+/// The name `raw` is, trimmed, if it is one (see [`name`]).
+fn checked_name<'a>(field: &str, raw: &'a str) -> Result<&'a str, Error> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
         return Err(Error::BadRequest(format!("{field} must not be empty")));
@@ -1742,7 +1756,7 @@ pub(crate) fn name(field: &str, raw: &str) -> Result<String, Error> {
             u32::from(c)
         )));
     }
-    Ok(trimmed.to_string())
+    Ok(trimmed)
 }
 
 /// The Unicode 15 characters of general category Cf (format), as inclusive ranges.
@@ -2056,6 +2070,37 @@ mod tests {
             .into_iter()
             .map(|h| h.join().expect("a posting thread panicked"))
             .collect()
+    }
+
+    #[test]
+    fn names_are_stored_trimmed_and_a_name_with_nothing_to_trim_as_given() {
+        let store = Store::in_memory(&[], Limits::default());
+        for (target, sender) in [(" proj-x\t", "\u{3000}codex "), ("proj-x", "codex")] {
+            let posted = store
+                .post(Draft {
+                    sender: sender.into(),
+                    ..draft(target, "hello")
+                })
+                .unwrap();
+            assert_eq!(
+                (
+                    posted.message.target.as_str(),
+                    posted.message.sender.as_str()
+                ),
+                ("proj-x", "codex")
+            );
+        }
+        let blank = store.post(draft(" \n ", "hello"));
+        assert!(matches!(blank, Err(Error::BadRequest(m)) if m == "target must not be empty"));
+        let page = store.fetch(
+            &Fetch {
+                target: "proj-x".into(),
+                limit: 10,
+                ..Fetch::default()
+            },
+            None,
+        );
+        assert_eq!(page.messages.len(), 2);
     }
 
     #[test]

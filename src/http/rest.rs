@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::fields::raw_string;
 use crate::http::exchange::{Incoming, JsonParts, Reply};
 use crate::http::guard::Caller;
-use crate::message::escape_separators;
+use crate::message::{escape_separators, has_separators};
 use crate::page_cache::{self, Asked};
 use crate::presence::{detail, Kind};
 use crate::store::{Draft, Fetch, Posted};
@@ -239,7 +239,7 @@ pub(crate) fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<
     Ok(Reply::Full {
         status: if posted.repeated { 200 } else { 201 },
         headers: vec![("Content-Type".into(), "application/json".into())],
-        body: posted_body(&posted).into_bytes(),
+        body: posted_body(&posted),
     })
 }
 
@@ -308,30 +308,42 @@ impl<'de> Deserialize<'de> for PostFields<'de> {
 /// The answer to a post: `{"message":M,"ok":true,"posted":ID}` and `"repeated":true` for a
 /// retry, the bytes serde gives that object (keys sorted, as in a `Value`, also within the
 /// message; separators escaped), with the text copied from the message's JSON, not made again.
-fn posted_body(posted: &Posted) -> String {
-    use std::fmt::Write as _;
+fn posted_body(posted: &Posted) -> Vec<u8> {
+    use std::io::Write as _;
     let m = &posted.message;
-    let string = |s: &str| escape_separators(serde_json::to_string(s).unwrap_or_default());
     let text = posted.encoded.text();
-    let mut body = String::with_capacity(text.len() + m.target.len() + m.sender.len() + 160);
+    let mut body = Vec::with_capacity(text.len() + m.target.len() + m.sender.len() + 160);
+    // Writing to memory cannot fail.
     let _ = write!(body, "{{\"message\":{{\"id\":{}", m.id);
     if let Some(reply_to) = m.reply_to {
         let _ = write!(body, ",\"reply_to\":{reply_to}");
     }
-    body.push_str(",\"sender\":");
-    body.push_str(&string(&m.sender));
-    body.push_str(",\"target\":");
-    body.push_str(&string(&m.target));
-    body.push_str(",\"text\":");
-    body.push_str(text);
-    body.push_str(",\"ts\":");
-    body.push_str(&serde_json::to_string(&m.ts).unwrap_or_default());
+    body.extend_from_slice(b",\"sender\":");
+    push_string(&mut body, &m.sender);
+    body.extend_from_slice(b",\"target\":");
+    push_string(&mut body, &m.target);
+    body.extend_from_slice(b",\"text\":");
+    body.extend_from_slice(text.as_bytes());
+    body.extend_from_slice(b",\"ts\":");
+    let _ = serde_json::to_writer(&mut body, &m.ts);
     let _ = write!(body, "}},\"ok\":true,\"posted\":{}", m.id);
     if posted.repeated {
-        body.push_str(",\"repeated\":true");
+        body.extend_from_slice(b",\"repeated\":true");
     }
-    body.push('}');
+    body.push(b'}');
     body
+}
+
+/// Appends the JSON string of `s`, separators escaped.
+fn push_string(out: &mut Vec<u8>, s: &str) {
+    match has_separators(s) {
+        true => out.extend_from_slice(
+            escape_separators(serde_json::to_string(s).unwrap_or_default()).as_bytes(),
+        ),
+        false => {
+            let _ = serde_json::to_writer(out, s);
+        }
+    }
 }
 
 /// `GET /api/unread?reader=R`: for every channel, how many messages lie past R's position.
@@ -521,13 +533,13 @@ mod tests {
     #[test]
     fn the_posted_body_is_the_bytes_of_the_serde_tree() {
         for text in ["plain", "q \" b \\ \u{1} é 😀", "sep\u{2028}and\u{2029}"] {
-            for reply_to in [None, Some(7)] {
+            for (reply_to, names) in [None, Some(7)].into_iter().zip([0, 1]) {
                 for repeated in [false, true] {
                     let message = Arc::new(Message {
                         id: 42,
                         ts: 1_764_000_000.000_001,
-                        target: "chan\u{2029}\"x\"".into(),
-                        sender: "codex\u{2028}".into(),
+                        target: ["chan\u{2029}\"x\"", "chan"][names].into(),
+                        sender: ["codex\u{2028}", "codex"][names].into(),
                         reply_to,
                         text: text.into(),
                     });
@@ -542,7 +554,7 @@ mod tests {
                         message,
                         repeated,
                     };
-                    assert_eq!(posted_body(&posted), expected);
+                    assert_eq!(String::from_utf8(posted_body(&posted)).unwrap(), expected);
                 }
             }
         }
