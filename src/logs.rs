@@ -15,7 +15,6 @@ use crate::message::Message;
 use crate::store::Recorded;
 use flexi_logger::DeferredNow;
 use serde::Serialize;
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -81,7 +80,11 @@ impl Logs {
             cached.1.clone()
         };
         // A leap second reads as 1000 ms and more; the line keeps three digits.
-        let _ = write!(stamp, ",{:03}", millis.min(999));
+        let millis = millis.min(999);
+        stamp.push(',');
+        for digit in [millis / 100, millis / 10 % 10, millis % 10] {
+            stamp.push(char::from(b'0' + digit as u8));
+        }
         stamp
     }
 
