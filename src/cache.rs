@@ -165,15 +165,6 @@ impl Cache {
         });
     }
 
-    /// Holds `m` both as a `Message` and as its wire JSON, like `put` and `put_json` together.
-    pub(crate) fn put_with_json(&mut self, m: Arc<Message>, json: WireJson) {
-        let id = m.id;
-        self.add(id, |h| {
-            h.message = Some(m);
-            h.json = Some(json);
-        });
-    }
-
     /// Holds what `change` makes of what is held of `id`. A message whose forms together are
     /// larger than the whole limit is not held (what was held of it stays).
     fn add(&mut self, id: u64, change: impl FnOnce(&mut Held)) {
@@ -253,7 +244,8 @@ mod tests {
     fn a_json_reader_takes_the_json_alone_when_it_is_held() {
         let mut cache = Cache::new(1 << 20);
         let (a, b) = (message(1, 10), message(2, 10));
-        cache.put_with_json(Arc::clone(&a), crate::message::wire_json(&a));
+        cache.put(Arc::clone(&a));
+        cache.put_json(1, crate::message::wire_json(&a));
         cache.put(Arc::clone(&b));
         let held = cache.get_for_json(1).unwrap();
         assert!(held.message.is_none());
@@ -361,11 +353,12 @@ mod tests {
     }
 
     #[test]
-    fn a_message_put_with_its_json_is_held_and_counted_as_both() {
+    fn a_message_held_in_both_forms_is_counted_as_both() {
         let m = message(1, 1000);
         let json = crate::message::wire_json(&m);
         let mut cache = Cache::new(2 * (Cache::cost(&m) + json.len()));
-        cache.put_with_json(Arc::clone(&m), Arc::clone(&json));
+        cache.put(Arc::clone(&m));
+        cache.put_json(1, Arc::clone(&json));
         assert_eq!(cache.used(), Cache::cost(&m) + json.len());
         let held = cache.get_held(1).unwrap();
         assert_eq!(held.json.as_deref(), Some(&*json));
@@ -374,7 +367,8 @@ mod tests {
         for id in 2..=3 {
             let m = message(id, 1000);
             let json = crate::message::wire_json(&m);
-            cache.put_with_json(m, json);
+            cache.put_json(id, json);
+            cache.put(m);
         }
         assert_eq!(cache.len(), 2);
         assert_eq!(cache.used(), counted(&cache));

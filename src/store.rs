@@ -324,7 +324,8 @@ const SEARCH_CHUNK: usize = 512;
 /// What changed on a channel since a stream last looked.
 #[derive(Debug, Default)]
 pub(crate) struct Changes {
-    pub messages: Vec<Arc<Message>>,
+    /// The new messages' wire JSON, in id order.
+    pub messages: Vec<WireJson>,
     pub deleted: Vec<Deletion>,
     /// The channel's deletion count, to pass back next time.
     pub deletions: usize,
@@ -684,12 +685,11 @@ impl Store {
             let mut state = lock(&self.state);
             for ((_, m, encoded, _), entry) in published.iter().zip(entries) {
                 // Without a journal the cache is the only place the text is, and holding every
-                // JSON too would double what memory holds; with one, the cache is bounded and a
-                // fresh message is the likeliest read next.
+                // JSON too would double what memory holds. With one, the cache is bounded and a
+                // fresh message is the likeliest read next, by a page or a stream, which send
+                // its JSON: that is held, and a reader of its fields makes them from it once.
                 if journaled {
-                    state
-                        .texts
-                        .put_with_json(Arc::clone(m), Arc::clone(&encoded.json));
+                    state.texts.put_json(m.id, Arc::clone(&encoded.json));
                 } else {
                     state.texts.put(Arc::clone(m));
                 }
@@ -969,13 +969,19 @@ impl Store {
     /// and those only when they may be cached.
     fn page_wire(&self, page: UnreadPage, escape: bool) -> Vec<Wire> {
         let TextsToRead { taken, target, .. } = page.0;
+        self.wires(taken, &target, escape)
+    }
+
+    /// The wire JSON of the messages of channel `target` that `taken` names, like `page_wire`;
+    /// those made are cached.
+    fn wires(&self, taken: Taken, target: &str, escape: bool) -> Vec<Wire> {
         let escape = escape && taken.file.is_some();
         let (found, made) = read_json(taken, escape);
         if !made.is_empty() {
             let mut state = lock(&self.state);
             for (id, wire) in made {
                 // Not if it was dropped meanwhile: its text would linger in memory.
-                if state.find(&target, id).is_some() {
+                if state.find(target, id).is_some() {
                     match wire.escaped {
                         Some(escaped) => state.texts.put_escaped(id, wire.json, escaped),
                         None => state.texts.put_json(id, wire.json),
@@ -1301,9 +1307,13 @@ impl Store {
             }
             let now = Instant::now();
             if !found.is_empty() || !changes.deleted.is_empty() || state.closed || now >= deadline {
-                let taken = state.take(found);
+                let taken = state.take_for_json(found);
                 drop(state);
-                changes.messages = self.resolve(taken, true);
+                changes.messages = self
+                    .wires(taken, target, false)
+                    .into_iter()
+                    .map(|w| w.json)
+                    .collect();
                 return changes;
             }
             state = wait_for_change(state, target, deadline - now);

@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::http::exchange::{Incoming, Reply};
 use crate::http::guard::Caller;
 use crate::http::rest::listener_name;
+use crate::message::wire_id;
 use crate::presence::Kind;
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -111,17 +112,15 @@ pub(crate) fn message_stream(
                 let data = serde_json::to_string(d).unwrap_or_default();
                 event(w, None, Some("deleted"), &data)?;
             }
-            let batch = changes.messages;
-            for m in &batch {
-                let data = serde_json::to_string(m.as_ref())
-                    .map(crate::message::escape_separators)
-                    .unwrap_or_default();
-                event(w, Some(&m.id.to_string()), Some("message"), &data)?;
-                last = m.id;
+            for json in &changes.messages {
+                // A wire JSON always starts with its id.
+                let id = wire_id(json).unwrap_or(last);
+                event(w, Some(&id.to_string()), Some("message"), json)?;
+                last = id;
             }
-            if let (Some(reader), Some(m)) = (&reader, batch.last()) {
+            if let (Some(reader), false) = (&reader, changes.messages.is_empty()) {
                 // Written (and flushed) to the peer, so counted as read.
-                app.store.mark_read(reader, &target, m.id);
+                app.store.mark_read(reader, &target, last);
             }
         }
     })))

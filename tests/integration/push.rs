@@ -100,6 +100,53 @@ fn the_event_stream_sends_the_backlog_then_live_messages_and_resumes() {
     );
 }
 
+/// A stream sends each message as the bytes a page of it holds (separators escaped), on a
+/// relay with a journal: messages just posted, held in memory, and after a restart read from
+/// disk; its reader's position follows what was sent.
+#[test]
+fn the_event_stream_sends_each_message_as_the_bytes_of_its_page() {
+    let mut relay = Relay::start();
+    let mut texts: Vec<String> = [
+        "plain",
+        "line\u{2028}and paragraph\u{2029}",
+        "q \" b \\ é 😀",
+    ]
+    .map(String::from)
+    .to_vec();
+    for text in &texts {
+        relay.post("proj-x", "codex", text);
+    }
+    for round in 0..2 {
+        if round == 1 {
+            relay.restart(config_in(&relay.dir));
+        }
+        let page = get(&relay.url("/api/messages?target=proj-x&limit=50")).body;
+        let reader = format!("watcher-{round}");
+        let path = format!("/api/stream?target=proj-x&reader={reader}");
+        let mut sse = Sse::open(relay.addr(), &path, &[]);
+        relay.wait_for_long_requests(1);
+        let live_text = format!("live {round}\u{2029}");
+        let live = relay.post("proj-x", "claude", &live_text);
+        texts.push(live_text);
+        for (at, text) in texts.iter().enumerate() {
+            let e = sse
+                .next_message(deadline())
+                .expect("each message within the deadline");
+            assert!(!e.data.contains(['\u{2028}', '\u{2029}']), "{}", e.data);
+            let m: Value = serde_json::from_str(&e.data).unwrap();
+            assert_eq!(m["text"], text.as_str());
+            assert_eq!(e.id, Some(m["id"].to_string()));
+            if at + 1 < texts.len() {
+                assert!(page.contains(&e.data), "{} is not in {page}", e.data);
+            }
+        }
+        let unread = format!("/api/unread?reader={reader}");
+        wait_until("the reader's position is the live message", || {
+            get_json(&relay.url(&unread))["channels"][0]["position"] == live
+        });
+    }
+}
+
 #[test]
 fn a_thousand_posts_from_eight_threads_arrive_in_order_exactly_once() {
     let relay = Relay::memory();
