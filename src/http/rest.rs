@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::fields::raw_string;
 use crate::http::exchange::{Incoming, JsonParts, Reply};
 use crate::http::guard::Caller;
-use crate::message::{escape_separators, has_separators};
+use crate::message::escape_separators;
 use crate::page_cache::{self, Asked};
 use crate::presence::{detail, Kind};
 use crate::store::{Draft, Fetch, Posted};
@@ -236,11 +236,8 @@ pub(crate) fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<
         _ => None,
     };
     let posted = app.store.post_with_text_json(draft, text_json)?;
-    Ok(Reply::Full {
-        status: if posted.repeated { 200 } else { 201 },
-        headers: vec![("Content-Type".into(), "application/json".into())],
-        body: posted_body(&posted),
-    })
+    let status = if posted.repeated { 200 } else { 201 };
+    Ok(Reply::json_parts(status, posted_body(&posted)))
 }
 
 /// The smallest body whose text's JSON string is taken from it rather than made again.
@@ -305,44 +302,22 @@ impl<'de> Deserialize<'de> for PostFields<'de> {
     }
 }
 
-/// The answer to a post: `{"message":M,"ok":true,"posted":ID}` and `"repeated":true` for a
-/// retry, the bytes serde gives that object (keys sorted, as in a `Value`, also within the
-/// message; separators escaped), with the text copied from the message's JSON, not made again.
-fn posted_body(posted: &Posted) -> Vec<u8> {
-    use std::io::Write as _;
-    let m = &posted.message;
-    let text = posted.encoded.text();
-    let mut body = Vec::with_capacity(text.len() + m.target.len() + m.sender.len() + 160);
-    // Writing to memory cannot fail.
-    let _ = write!(body, "{{\"message\":{{\"id\":{}", m.id);
-    if let Some(reply_to) = m.reply_to {
-        let _ = write!(body, ",\"reply_to\":{reply_to}");
-    }
-    body.extend_from_slice(b",\"sender\":");
-    push_string(&mut body, &m.sender);
-    body.extend_from_slice(b",\"target\":");
-    push_string(&mut body, &m.target);
-    body.extend_from_slice(b",\"text\":");
-    body.extend_from_slice(text.as_bytes());
-    body.extend_from_slice(b",\"ts\":");
-    let _ = serde_json::to_writer(&mut body, &m.ts);
-    let _ = write!(body, "}},\"ok\":true,\"posted\":{}", m.id);
-    if posted.repeated {
-        body.extend_from_slice(b",\"repeated\":true");
-    }
-    body.push(b'}');
-    body
-}
-
-/// Appends the JSON string of `s`, separators escaped.
-fn push_string(out: &mut Vec<u8>, s: &str) {
-    match has_separators(s) {
-        true => out.extend_from_slice(
-            escape_separators(serde_json::to_string(s).unwrap_or_default()).as_bytes(),
+/// The answer to a post: `{"ok":true,"posted":ID,"message":M}`, with `"repeated":true` after
+/// the id for a retry, where M is the message's wire JSON as pages and streams send it, shared,
+/// not copied.
+fn posted_body(posted: &Posted) -> JsonParts {
+    let repeated = if posted.repeated {
+        ",\"repeated\":true"
+    } else {
+        ""
+    };
+    JsonParts {
+        head: format!(
+            "{{\"ok\":true,\"posted\":{}{repeated},\"message\":",
+            posted.message.id
         ),
-        false => {
-            let _ = serde_json::to_writer(out, s);
-        }
+        items: vec![Arc::clone(&posted.encoded.json)],
+        tail: "}".into(),
     }
 }
 
@@ -531,7 +506,7 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
-    fn the_posted_body_is_the_bytes_of_the_serde_tree() {
+    fn the_posted_body_holds_the_message_as_pages_send_it() {
         for text in ["plain", "q \" b \\ \u{1} é 😀", "sep\u{2028}and\u{2029}"] {
             for (reply_to, names) in [None, Some(7)].into_iter().zip([0, 1]) {
                 for repeated in [false, true] {
@@ -543,18 +518,24 @@ mod tests {
                         reply_to,
                         text: text.into(),
                     });
-                    let mut tree =
-                        json!({"ok": true, "posted": message.id, "message": message.as_ref()});
-                    if repeated {
-                        tree["repeated"] = json!(true);
-                    }
-                    let expected = escape_separators(serde_json::to_string(&tree).unwrap());
                     let posted = Posted {
                         encoded: Encoded::new(&message),
-                        message,
+                        message: Arc::clone(&message),
                         repeated,
                     };
-                    assert_eq!(String::from_utf8(posted_body(&posted)).unwrap(), expected);
+                    let body = posted_body(&posted).joined();
+                    let wire = crate::message::wire_json(&message);
+                    let retry = if repeated { ",\"repeated\":true" } else { "" };
+                    let expected =
+                        format!("{{\"ok\":true,\"posted\":42{retry},\"message\":{wire}}}");
+                    assert_eq!(body, expected);
+                    assert!(!body.contains(['\u{2028}', '\u{2029}']), "{body}");
+                    let tree: Value = serde_json::from_str(&body).unwrap();
+                    let mut want = json!({"ok": true, "posted": 42, "message": message.as_ref()});
+                    if repeated {
+                        want["repeated"] = json!(true);
+                    }
+                    assert_eq!(tree, want);
                 }
             }
         }

@@ -500,6 +500,25 @@ struct JournalLine<'a> {
     text: &'a str,
 }
 
+/// A post's 201 body: the message as pages send it (its journal line's fields without the
+/// key), after the id.
+#[derive(serde::Serialize)]
+struct Created<'a> {
+    ok: bool,
+    posted: u64,
+    message: JournalLine<'a>,
+}
+
+impl Created<'_> {
+    /// The bytes of the serialisation, separators escaped as every reply escapes them.
+    fn body(&self) -> String {
+        serde_json::to_string(self)
+            .unwrap()
+            .replace('\u{2028}', "\\u2028")
+            .replace('\u{2029}', "\\u2029")
+    }
+}
+
 #[test]
 fn a_text_escaped_once_gives_the_201_journal_and_archive_bytes_of_a_serialisation_each() {
     let mut relay = Relay::start();
@@ -530,16 +549,21 @@ fn a_text_escaped_once_gives_the_201_journal_and_archive_bytes_of_a_serialisatio
         assert_eq!(m["text"], json!(text));
         let ts = m["ts"].as_f64().unwrap();
         let id = m["id"].as_u64().unwrap();
-        let mut message =
-            json!({"id": id, "ts": ts, "target": "proj-x", "sender": "codex", "text": text});
-        if let Some(reply_to) = reply_to {
-            message["reply_to"] = json!(reply_to);
-        }
-        let expected = json!({"ok": true, "posted": id, "message": message}).to_string();
-        let expected = expected
-            .replace('\u{2028}', "\\u2028")
-            .replace('\u{2029}', "\\u2029");
-        assert_eq!(reply.body, expected, "the 201 of text {n}");
+        let message = JournalLine {
+            id,
+            ts,
+            target: "proj-x",
+            sender: "codex",
+            reply_to,
+            key: None,
+            text,
+        };
+        let expected = Created {
+            ok: true,
+            posted: id,
+            message,
+        };
+        assert_eq!(reply.body, expected.body(), "the 201 of text {n}");
         posted.push((id, ts, reply_to, key));
     }
     relay.stop();
@@ -599,12 +623,21 @@ fn a_text_sent_with_other_escapes_or_twice_is_written_as_the_relay_escapes_it() 
         assert_eq!(reply.status, 201, "{}", reply.body);
         let m = reply.json()["message"].clone();
         let (id, ts) = (m["id"].as_u64().unwrap(), m["ts"].as_f64().unwrap());
-        let message =
-            json!({"id": id, "ts": ts, "target": "proj-x", "sender": "codex", "text": &text});
-        let expected = json!({"ok": true, "posted": id, "message": message})
-            .to_string()
-            .replace('\u{2028}', "\\u2028");
-        assert_eq!(reply.body, expected, "the 201 of {body}");
+        let message = JournalLine {
+            id,
+            ts,
+            target: "proj-x",
+            sender: "codex",
+            reply_to: None,
+            key: None,
+            text: &text,
+        };
+        let expected = Created {
+            ok: true,
+            posted: id,
+            message,
+        };
+        assert_eq!(reply.body, expected.body(), "the 201 of {body}");
         posted.push((id, ts, text));
     }
     relay.stop();
