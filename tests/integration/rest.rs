@@ -500,6 +500,21 @@ struct JournalLine<'a> {
     text: &'a str,
 }
 
+impl<'a> JournalLine<'a> {
+    /// The line of a message `codex` posted to `proj-x`, answering none, with no key.
+    fn plain(id: u64, ts: f64, text: &'a str) -> JournalLine<'a> {
+        JournalLine {
+            id,
+            ts,
+            target: "proj-x",
+            sender: "codex",
+            reply_to: None,
+            key: None,
+            text,
+        }
+    }
+}
+
 /// A post's 201 body: the message as pages send it (its journal line's fields without the
 /// key), after the id.
 #[derive(serde::Serialize)]
@@ -623,19 +638,10 @@ fn a_text_sent_with_other_escapes_or_twice_is_written_as_the_relay_escapes_it() 
         assert_eq!(reply.status, 201, "{}", reply.body);
         let m = reply.json()["message"].clone();
         let (id, ts) = (m["id"].as_u64().unwrap(), m["ts"].as_f64().unwrap());
-        let message = JournalLine {
-            id,
-            ts,
-            target: "proj-x",
-            sender: "codex",
-            reply_to: None,
-            key: None,
-            text: &text,
-        };
         let expected = Created {
             ok: true,
             posted: id,
-            message,
+            message: JournalLine::plain(id, ts, &text),
         };
         assert_eq!(reply.body, expected.body(), "the 201 of {body}");
         posted.push((id, ts, text));
@@ -645,15 +651,7 @@ fn a_text_sent_with_other_escapes_or_twice_is_written_as_the_relay_escapes_it() 
     let lines: Vec<&str> = journal.lines().collect();
     assert_eq!(lines.len(), posted.len());
     for (line, (id, ts, text)) in lines.iter().zip(posted) {
-        let expected = JournalLine {
-            id,
-            ts,
-            target: "proj-x",
-            sender: "codex",
-            reply_to: None,
-            key: None,
-            text: &text,
-        };
+        let expected = JournalLine::plain(id, ts, &text);
         assert_eq!(*line, serde_json::to_string(&expected).unwrap());
     }
 }
