@@ -101,28 +101,31 @@ impl Logs {
             let start = own.len();
             archive_head(&mut own, m, &r.source);
             let head = start..own.len();
-            let text = match r.encoded.raw_text() {
-                Some(text) => Err(text),
-                None => {
-                    let start = own.len();
-                    let _ = serde_json::to_writer(&mut own, &m.text);
-                    Ok(start..own.len())
-                }
-            };
+            // The text's JSON string is lent from the message's JSON unless that escapes
+            // separators, which an archive line does not.
+            let made_text = r.encoded.raw_text().is_none().then(|| {
+                let start = own.len();
+                let _ = serde_json::to_writer(&mut own, &m.text);
+                start..own.len()
+            });
             let start = own.len();
             archive_tail(&mut own, m);
             let tail = start..own.len();
             let start = own.len();
             tool_payload(&mut own, m, &r.source);
-            spans.push((head, text, tail, start..own.len()));
+            spans.push((head, made_text, tail, start..own.len()));
         }
         // Only serde_json and formatted numbers wrote to the buffer: it is UTF-8.
         let own = String::from_utf8(own).unwrap_or_default();
         let piece = |span: &std::ops::Range<usize>| own.get(span.clone()).unwrap_or_default();
-        let archive: Vec<[&str; 3]> = spans
+        let archive: Vec<[&str; 3]> = batch
             .iter()
-            .map(|(head, text, tail, _)| {
-                let text = text.as_ref().map_or_else(|lent| *lent, piece);
+            .zip(&spans)
+            .map(|(r, (head, made_text, tail, _))| {
+                let text = match made_text {
+                    Some(span) => piece(span),
+                    None => r.encoded.raw_text().unwrap_or_default(),
+                };
                 [piece(head), text, piece(tail)]
             })
             .collect();

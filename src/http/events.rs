@@ -118,9 +118,12 @@ pub(crate) fn message_stream(
                 event(w, Some(&id.to_string()), Some("message"), json)?;
                 last = id;
             }
-            if let (Some(reader), false) = (&reader, changes.messages.is_empty()) {
+            match &reader {
                 // Written (and flushed) to the peer, so counted as read.
-                app.store.mark_read(reader, &target, last);
+                Some(reader) if !changes.messages.is_empty() => {
+                    app.store.mark_read(reader, &target, last)
+                }
+                _ => {}
             }
         }
     })))
