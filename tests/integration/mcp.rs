@@ -646,7 +646,7 @@ fn fetch_results_of_tricky_texts_are_the_same_bytes_from_the_cache_and_from_the_
         assert_eq!(r.status, 200, "{}", r.body);
         r.body
     };
-    // Posted just now, then made from the cached message and cached as wire JSON.
+    // Posted just now: made from the messages' cached wire JSON, then given again as made.
     let fresh = fetch(&relay);
     let cached = fetch(&relay);
     assert_eq!(cached, fresh);
