@@ -58,6 +58,9 @@ struct Borrowed<'a> {
     text: &'a str,
 }
 
+/// Room for a message's JSON beyond its names and text: the keys, the id, the time and a reply.
+const HEAD_ROOM: usize = 96;
+
 impl Encoded {
     /// Makes the wire JSON of `m` (the bytes `wire_json` makes) and remembers where its text is.
     pub(crate) fn new(m: &Message) -> Encoded {
@@ -145,9 +148,6 @@ pub(crate) fn escape_separators(json: String) -> String {
 
 /// The first byte of U+2028 and U+2029 in UTF-8.
 pub(crate) const SEPARATOR_LEAD: u8 = 0xE2;
-
-/// Room for a message's JSON beyond its names and text: the keys, the id, the time and a reply.
-const HEAD_ROOM: usize = 96;
 
 /// Whether `json` holds U+2028 or U+2029. Both start with the byte 0xE2, which a byte search
 /// (memchr) rules out quickly; searching for the characters themselves decodes every one, and
