@@ -7,12 +7,23 @@
 
 use crate::error::Error;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Longest wait of a blocking fetch, in seconds (REST `wait`, MCP `wait_seconds`): below the
 /// 60 s tool timeout of common MCP clients, so a waiting call ends before its client gives up.
 pub(crate) const MAX_WAIT_SECONDS: f64 = 50.0;
+
+/// Whom the per-client quotas count a request against: the agent when its token was presented,
+/// else the address the request came from.
+pub(crate) fn client_of(agent: Option<&str>, peer: Option<IpAddr>) -> String {
+    match (agent, peer) {
+        (Some(agent), _) => format!("agent {agent}"),
+        (None, Some(peer)) => peer.to_string(),
+        (None, None) => String::new(),
+    }
+}
 
 /// Legacy-transport tool calls running at once.
 pub(crate) const LEGACY_TOOL_CALLS: usize = 256;

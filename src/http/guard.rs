@@ -26,11 +26,7 @@ impl Caller {
     /// Whom the per-client quotas count this request against: the agent when its token was
     /// presented, else the client's address.
     pub(crate) fn client(&self) -> String {
-        match (&self.agent, self.peer) {
-            (Some(agent), _) => format!("agent {agent}"),
-            (None, Some(peer)) => peer.to_string(),
-            (None, None) => String::new(),
-        }
+        crate::capacity::client_of(self.agent.as_deref(), self.peer)
     }
 }
 

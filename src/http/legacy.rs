@@ -73,7 +73,7 @@ pub(crate) fn post(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Rep
         }
         single => vec![single],
     };
-    for item in &items {
+    for item in items {
         match RpcMessage::parse(item) {
             Ok(RpcMessage::Request { id, method, params }) if method == "tools/call" => {
                 let Some(running) = app.legacy_tool_calls.take() else {

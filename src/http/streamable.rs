@@ -75,7 +75,7 @@ pub(crate) fn context<'a>(app: &'a App, caller: &'a Caller, name: Option<String>
         long_requests: &app.long_requests,
         sessions: &app.sessions,
         agent: caller.agent.as_deref(),
-        client: caller.client(),
+        peer: caller.peer,
         presence: &app.presence,
         fetches: &app.fetches,
         name,
@@ -102,10 +102,11 @@ pub(crate) fn parse(body: &[u8]) -> Result<Value, Error> {
 /// `POST /mcp`.
 pub(crate) fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
     let content_type = rq.header("content-type").unwrap_or("");
+    let json = "application/json";
     if !content_type
         .trim()
-        .to_ascii_lowercase()
-        .starts_with("application/json")
+        .get(..json.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(json))
     {
         return Err(Error::UnsupportedMediaType(
             "Unsupported Media Type: Content-Type must be application/json".into(),
@@ -114,40 +115,11 @@ pub(crate) fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, E
     let version = protocol_version(rq)?;
     let body = parse(&rq.body)?;
     let cx = context(app, caller, crate::http::rest::listener_name(rq, caller));
-    if let Value::Array(items) = &body {
-        if items
-            .iter()
-            .any(|m| m.get("method").and_then(Value::as_str) == Some("initialize"))
-        {
-            return Err(Error::BadRequest(
-                "initialize must not be part of a batch".into(),
-            ));
-        }
-        let session = session(app, rq, caller, version)?;
-        if session.version() != "2025-03-26" {
-            return Err(Error::BadRequest(
-                "batches are only supported on 2025-03-26 sessions".into(),
-            ));
-        }
-        if items.is_empty() {
-            return Err(Error::BadRequest(
-                "an empty batch is not a valid request".into(),
-            ));
-        }
-        let mut answers = Vec::new();
-        for item in items {
-            match RpcMessage::parse(item) {
-                Ok(m) => answers.extend(handler::handle(&cx, &session, &m)),
-                Err((id, e)) => answers.push(jsonrpc::error(id.as_ref(), &e)),
-            }
-        }
-        return Ok(if answers.is_empty() {
-            Reply::empty(202)
-        } else {
-            json_reply(200, jsonrpc::batch(&answers))
-        });
-    }
-    let message = match RpcMessage::parse(&body) {
+    let body = match body {
+        Value::Array(items) => return batch(app, rq, caller, version, &cx, items),
+        single => single,
+    };
+    let message = match RpcMessage::parse(body) {
         Ok(m) => m,
         Err((id, e)) => return Ok(json_reply(400, jsonrpc::error(id.as_ref(), &e))),
     };
@@ -170,6 +142,49 @@ pub(crate) fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, E
     Ok(match handler::handle(&cx, &session, &message) {
         Some(answer) => json_reply(200, answer),
         None => Reply::empty(202),
+    })
+}
+
+/// A batch of JSON-RPC messages (2025-03-26 sessions only): each is answered in turn, and the
+/// answers go back together.
+fn batch(
+    app: &App,
+    rq: &Incoming,
+    caller: &Caller,
+    version: Option<&str>,
+    cx: &Context,
+    items: Vec<Value>,
+) -> Result<Reply, Error> {
+    if items
+        .iter()
+        .any(|m| m.get("method").and_then(Value::as_str) == Some("initialize"))
+    {
+        return Err(Error::BadRequest(
+            "initialize must not be part of a batch".into(),
+        ));
+    }
+    let session = session(app, rq, caller, version)?;
+    if session.version() != "2025-03-26" {
+        return Err(Error::BadRequest(
+            "batches are only supported on 2025-03-26 sessions".into(),
+        ));
+    }
+    if items.is_empty() {
+        return Err(Error::BadRequest(
+            "an empty batch is not a valid request".into(),
+        ));
+    }
+    let mut answers = Vec::new();
+    for item in items {
+        match RpcMessage::parse(item) {
+            Ok(m) => answers.extend(handler::handle(cx, &session, &m)),
+            Err((id, e)) => answers.push(jsonrpc::error(id.as_ref(), &e)),
+        }
+    }
+    Ok(if answers.is_empty() {
+        Reply::empty(202)
+    } else {
+        json_reply(200, jsonrpc::batch(&answers))
     })
 }
 

@@ -10,6 +10,7 @@ use crate::mcp::tools::MadeFetch;
 use crate::page_cache::PageCache;
 use crate::presence::Presence;
 use crate::store::Store;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// The relay's parts and the caller, for one MCP call.
@@ -20,8 +21,9 @@ pub(crate) struct Context<'a> {
     pub sessions: &'a Sessions,
     /// The agent whose token made the call: it may only post under this name.
     pub agent: Option<&'a str>,
-    /// Whom the per-client quotas count the call against.
-    pub client: String,
+    /// The address the call came from, when known: with `agent`, whom the per-client quotas
+    /// count the call against (`capacity::client_of`).
+    pub peer: Option<IpAddr>,
     pub presence: &'a Arc<Presence>,
     /// Recent `fetch_messages` results.
     pub fetches: &'a PageCache<Arc<MadeFetch>>,

@@ -77,52 +77,45 @@ pub(crate) enum RpcMessage {
 }
 
 impl RpcMessage {
-    /// Reads the envelope of one message. `params` that are missing or null become `{}`.
-    pub(crate) fn parse(value: &Value) -> Result<RpcMessage, (Option<Value>, RpcError)> {
-        let Value::Object(obj) = value else {
+    /// Reads the envelope of one message, taking its parts without copying them. `params`
+    /// that are missing or null become `{}`.
+    pub(crate) fn parse(value: Value) -> Result<RpcMessage, (Option<Value>, RpcError)> {
+        let Value::Object(mut obj) = value else {
             return Err((
                 None,
                 RpcError::new(INVALID_REQUEST, "a JSON-RPC message must be an object"),
             ));
         };
-        let id = obj.get("id").cloned();
+        let id = obj.remove("id");
         let valid_id = matches!(&id, Some(Value::String(_)))
             || id.as_ref().is_some_and(|v| v.is_i64() || v.is_u64());
-        let fail = |message: &str| {
+        let fail = |id: Option<Value>, message: &str| {
             Err((
-                id.clone().filter(|_| valid_id),
+                id.filter(|_| valid_id),
                 RpcError::new(INVALID_REQUEST, message),
             ))
         };
-        if obj.get("jsonrpc") != Some(&Value::String("2.0".into())) {
-            return fail("jsonrpc must be \"2.0\"");
+        if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+            return fail(id, "jsonrpc must be \"2.0\"");
         }
-        match obj.get("method") {
+        match obj.remove("method") {
             Some(Value::String(method)) => {
-                let params = match obj.get("params") {
+                let params = match obj.remove("params") {
                     None | Some(Value::Null) => Value::Object(Map::new()),
-                    Some(p @ Value::Object(_)) => p.clone(),
-                    Some(Value::Array(_)) => return fail("params must be an object"),
-                    Some(_) => return fail("params must be an object"),
+                    Some(p @ Value::Object(_)) => p,
+                    Some(_) => return fail(id, "params must be an object"),
                 };
                 match id {
-                    None => Ok(RpcMessage::Notification {
-                        method: method.clone(),
-                        params,
-                    }),
-                    Some(_) if valid_id => Ok(RpcMessage::Request {
-                        id: id.clone().unwrap_or(Value::Null),
-                        method: method.clone(),
-                        params,
-                    }),
-                    Some(_) => fail("id must be a string or an integer"),
+                    None => Ok(RpcMessage::Notification { method, params }),
+                    Some(id) if valid_id => Ok(RpcMessage::Request { id, method, params }),
+                    Some(_) => fail(None, "id must be a string or an integer"),
                 }
             }
-            Some(_) => fail("method must be a string"),
+            Some(_) => fail(id, "method must be a string"),
             None if obj.contains_key("result") || obj.contains_key("error") => {
                 Ok(RpcMessage::Response)
             }
-            None => fail("a request needs a method"),
+            None => fail(id, "a request needs a method"),
         }
     }
 }
@@ -249,7 +242,7 @@ mod tests {
 
     #[test]
     fn ids_keep_their_type_and_params_default_to_an_object() {
-        let m = RpcMessage::parse(&json!({"jsonrpc":"2.0","id":"a","method":"ping"})).unwrap();
+        let m = RpcMessage::parse(json!({"jsonrpc":"2.0","id":"a","method":"ping"})).unwrap();
         assert_eq!(
             m,
             RpcMessage::Request {
@@ -258,7 +251,7 @@ mod tests {
                 params: json!({})
             }
         );
-        let m = RpcMessage::parse(&json!({"jsonrpc":"2.0","id":7,"method":"ping","params":null}))
+        let m = RpcMessage::parse(json!({"jsonrpc":"2.0","id":7,"method":"ping","params":null}))
             .unwrap();
         assert_eq!(
             m,
@@ -300,20 +293,36 @@ mod tests {
             json!({"jsonrpc":"2.0","id":1,"method":"ping","params":[1]}),
             json!({"jsonrpc":"2.0","id":1}),
         ] {
-            let (_, e) = RpcMessage::parse(&bad).unwrap_err();
+            let (_, e) = RpcMessage::parse(bad.clone()).unwrap_err();
             assert_eq!(e.code, INVALID_REQUEST, "{bad}");
+        }
+        // The error answers the request's id when it is one.
+        for (bad, id) in [
+            (
+                json!({"jsonrpc":"2.0","id":"a","method":"ping","params":[1]}),
+                Some(json!("a")),
+            ),
+            (
+                json!({"jsonrpc":"1.0","id":7,"method":"ping"}),
+                Some(json!(7)),
+            ),
+            (json!({"jsonrpc":"2.0","id":7,"method":5}), Some(json!(7))),
+            (json!({"jsonrpc":"2.0","id":1.5,"method":"ping"}), None),
+            (json!({"jsonrpc":"2.0","id":[1],"method":"ping"}), None),
+        ] {
+            assert_eq!(RpcMessage::parse(bad.clone()).unwrap_err().0, id, "{bad}");
         }
     }
 
     #[test]
     fn notifications_and_responses_are_told_apart() {
         assert!(matches!(
-            RpcMessage::parse(&json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
+            RpcMessage::parse(json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
                 .unwrap(),
             RpcMessage::Notification { .. }
         ));
         assert_eq!(
-            RpcMessage::parse(&json!({"jsonrpc":"2.0","id":1,"result":{}})).unwrap(),
+            RpcMessage::parse(json!({"jsonrpc":"2.0","id":1,"result":{}})).unwrap(),
             RpcMessage::Response
         );
     }

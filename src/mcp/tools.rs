@@ -6,7 +6,7 @@
 //! model can correct itself; an unknown tool is a protocol error.
 
 use crate::agent;
-use crate::capacity::MAX_WAIT_SECONDS;
+use crate::capacity::{client_of, MAX_WAIT_SECONDS};
 use crate::error::Error;
 use crate::fields::{boolean, integer, number, optional_string, string};
 use crate::json_string;
@@ -375,7 +375,9 @@ fn fetch_messages(
         }
     }
     let page = if wait > 0.0 {
-        let _place = cx.long_requests.take(&cx.client, Some(session))?;
+        let _place = cx
+            .long_requests
+            .take(&client_of(cx.agent, cx.peer), Some(session))?;
         let _here = cx.presence.arrive(
             std::slice::from_ref(&query.target),
             Kind::Fetch,

@@ -412,8 +412,14 @@ fn accept_headers_are_read_leniently_and_replies_are_json() {
             .unwrap()
             .starts_with("application/json"));
     }
-    let wrong_type = post_raw(&relay.url("/mcp"), &[("Content-Type", "text/plain")], init);
-    assert_eq!(wrong_type.status, 415);
+    for content_type in [" Application/JSON; charset=utf-8", "application/json"] {
+        let r = post_raw(&relay.url("/mcp"), &[("Content-Type", content_type)], init);
+        assert_eq!(r.status, 200, "{content_type:?}");
+    }
+    for content_type in ["text/plain", "application/jso", "", "application/ json"] {
+        let r = post_raw(&relay.url("/mcp"), &[("Content-Type", content_type)], init);
+        assert_eq!(r.status, 415, "{content_type:?}");
+    }
 }
 
 #[test]
