@@ -10,7 +10,6 @@
 use crate::error::Error;
 use flexi_logger::writers::{FileLogWriter, LogWriter};
 use flexi_logger::{DeferredNow, FileSpec};
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -146,7 +145,7 @@ impl LogFile {
                 if !state.waiting.is_empty() {
                     state.waiting.push('\n');
                 }
-                let _ = write!(state.waiting, "{lines}");
+                lines.push_onto(&mut state.waiting);
                 state.size += group;
                 if state.waiting.len() as u64 >= GROUP_BYTES {
                     file.write_waiting(&mut state);
@@ -296,15 +295,26 @@ fn backup(path: &Path, n: usize) -> PathBuf {
 /// ends the last).
 struct Lines<'a, const N: usize>(&'a [[&'a str; N]]);
 
+impl<const N: usize> Lines<'_, N> {
+    /// The pieces in order, with the newline between lines.
+    fn pieces(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().enumerate().flat_map(|(at, line)| {
+            (at > 0)
+                .then_some("\n")
+                .into_iter()
+                .chain(line.iter().copied())
+        })
+    }
+
+    /// Appends the lines to `out`, as `Display` writes them.
+    fn push_onto(&self, out: &mut String) {
+        self.pieces().for_each(|piece| out.push_str(piece));
+    }
+}
+
 impl<const N: usize> std::fmt::Display for Lines<'_, N> {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        for (at, line) in self.0.iter().enumerate() {
-            if at > 0 {
-                f.write_str("\n")?;
-            }
-            line.iter().try_for_each(|piece| f.write_str(piece))?;
-        }
-        Ok(())
+        self.pieces().try_for_each(|piece| f.write_str(piece))
     }
 }
 

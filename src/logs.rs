@@ -56,36 +56,41 @@ impl Logs {
     }
 
     /// Writes one tool-log line: timestamp, level, `event` and its JSON payload
-    /// (`2026-11-24 18:00:00,123 INFO post_message {...}`).
+    /// (`2026-11-24 18:00:00,123 INFO post_message {...}`), made in one buffer.
     pub(crate) fn tool(&self, event: &str, payload: &impl Serialize) {
-        let payload = serde_json::to_string(payload).unwrap_or_default();
-        self.tool
-            .write_lines(&[[&self.timestamp(), " INFO ", event, " ", &payload]]);
+        let mut line = Vec::with_capacity(160);
+        self.stamp(&mut line);
+        line.extend_from_slice(b" INFO ");
+        line.extend_from_slice(event.as_bytes());
+        line.push(b' ');
+        // Writing to memory cannot fail; serde_json writes UTF-8.
+        let _ = serde_json::to_writer(&mut line, payload);
+        let line = String::from_utf8(line).unwrap_or_default();
+        self.tool.write_lines(&[[line.as_str()]]);
     }
 
-    /// Now as `2026-11-24 18:00:00,123`, local time. The clock is read as a count of
+    /// Appends now as `2026-11-24 18:00:00,123`, local time. The clock is read as a count of
     /// milliseconds; only in a new second is it turned into a local date and time.
-    fn timestamp(&self) -> String {
+    fn stamp(&self, out: &mut Vec<u8>) {
         let since_epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         let (mut second, mut millis) = (since_epoch.as_secs() as i64, since_epoch.subsec_millis());
-        let mut stamp = {
+        {
             let mut cached = self.second.lock().unwrap_or_else(|p| p.into_inner());
             if cached.0 != second {
                 let mut now = DeferredNow::new();
                 (second, millis) = (now.now().timestamp(), now.now().timestamp_subsec_millis());
                 *cached = (second, now.format("%Y-%m-%d %H:%M:%S").to_string());
             }
-            cached.1.clone()
-        };
+            out.extend_from_slice(cached.1.as_bytes());
+        }
         // A leap second reads as 1000 ms and more; the line keeps three digits.
         let millis = millis.min(999);
-        stamp.push(',');
+        out.push(b',');
         for digit in [millis / 100, millis / 10 % 10, millis % 10] {
-            stamp.push(char::from(b'0' + digit as u8));
+            out.push(b'0' + digit as u8);
         }
-        stamp
     }
 
     /// Records a batch of new messages, in the order given: an archive line each (the text's
@@ -93,8 +98,10 @@ impl Logs {
     /// line each, the lines of each file written together. What the lines say around the texts
     /// is written into one buffer for the whole batch, and each line is pieces of it.
     pub(crate) fn posted(&self, batch: &[Recorded]) {
-        let stamp = self.timestamp();
-        let mut own = Vec::with_capacity(batch.len() * 256);
+        let mut own = Vec::with_capacity(batch.len() * 256 + 32);
+        self.stamp(&mut own);
+        own.extend_from_slice(b" INFO post_message ");
+        let tool_head = 0..own.len();
         let mut spans = Vec::with_capacity(batch.len());
         for r in batch {
             let m = &r.message;
@@ -130,9 +137,9 @@ impl Logs {
             })
             .collect();
         self.archive.write_lines(&archive);
-        let tool: Vec<[&str; 3]> = spans
+        let tool: Vec<[&str; 2]> = spans
             .iter()
-            .map(|(.., payload)| [stamp.as_str(), " INFO post_message ", piece(payload)])
+            .map(|(.., payload)| [piece(&tool_head), piece(payload)])
             .collect();
         self.tool.write_lines(&tool);
     }
