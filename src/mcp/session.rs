@@ -342,9 +342,7 @@ impl Sessions {
         owner: Owner,
         fallback_version: Option<&str>,
     ) -> Lookup {
-        if lock(&self.ended).ids.contains(id) {
-            return Lookup::Ended;
-        }
+        // An ended id is never live: `end` takes it out of both under the same lock as here.
         let mut live = lock(&self.live);
         if let Some(s) = live.sessions.get(id) {
             if s.transport != transport || s.owner != owner.credential {
@@ -352,6 +350,9 @@ impl Sessions {
             }
             *lock(&s.last_used) = Instant::now();
             return Lookup::Live(Arc::clone(s));
+        }
+        if lock(&self.ended).ids.contains(id) {
+            return Lookup::Ended;
         }
         if transport == Transport::Streamable && self.ids.verify(id, owner.credential) {
             if live
@@ -416,19 +417,25 @@ impl Sessions {
     }
 
     /// Ends a session for good: later requests with its id get 404.
+    /// The id leaves the live sessions and joins the ended ones under one hold of the live
+    /// lock, so a `find` running meanwhile cannot restore it.
     pub(crate) fn end(&self, id: &str) {
-        let removed = lock(&self.live).remove(id);
-        if let Some(s) = removed {
-            s.end();
-        }
-        let mut ended = lock(&self.ended);
-        if ended.ids.insert(id.to_string()) {
-            ended.order.push_back(id.to_string());
-            if ended.order.len() > ENDED_LIMIT {
-                if let Some(oldest) = ended.order.pop_front() {
-                    ended.ids.remove(&oldest);
+        let removed = {
+            let mut live = lock(&self.live);
+            let removed = live.remove(id);
+            let mut ended = lock(&self.ended);
+            if ended.ids.insert(id.to_string()) {
+                ended.order.push_back(id.to_string());
+                if ended.order.len() > ENDED_LIMIT {
+                    if let Some(oldest) = ended.order.pop_front() {
+                        ended.ids.remove(&oldest);
+                    }
                 }
             }
+            removed
+        };
+        if let Some(s) = removed {
+            s.end();
         }
     }
 
