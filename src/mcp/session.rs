@@ -551,4 +551,31 @@ mod tests {
             Lookup::Ended
         ));
     }
+
+    #[test]
+    fn a_session_ended_while_it_is_being_found_is_never_live_again() {
+        let sessions = Arc::new(Sessions::new(None, SessionLimits::default()));
+        let me = Owner::default();
+        for _ in 0..2000 {
+            let id = sessions
+                .create(Transport::Streamable, "2025-06-18", me)
+                .unwrap()
+                .id
+                .clone();
+            let finder = {
+                let (sessions, id) = (Arc::clone(&sessions), id.clone());
+                std::thread::spawn(move || {
+                    while !matches!(
+                        sessions.find(&id, Transport::Streamable, me, None),
+                        Lookup::Ended
+                    ) {}
+                })
+            };
+            // Forgotten for idleness, so a find restores it unless it has ended.
+            lock(&sessions.live).forget_idle(Duration::ZERO);
+            sessions.end(&id);
+            finder.join().unwrap();
+            assert!(!lock(&sessions.live).sessions.contains_key(&id));
+        }
+    }
 }
