@@ -118,7 +118,9 @@ impl Logs {
             let start = own.len();
             archive_tail(&mut own, m);
             let tail = start..own.len();
+            // A tool-log line is whole in the buffer: the batch's head, then its payload.
             let start = own.len();
+            own.extend_from_within(tool_head.clone());
             tool_payload(&mut own, m, &r.source);
             spans.push((head, made_text, tail, start..own.len()));
         }
@@ -137,10 +139,7 @@ impl Logs {
             })
             .collect();
         self.archive.write_lines(&archive);
-        let tool: Vec<[&str; 2]> = spans
-            .iter()
-            .map(|(.., payload)| [piece(&tool_head), piece(payload)])
-            .collect();
+        let tool: Vec<[&str; 1]> = spans.iter().map(|(.., line)| [piece(line)]).collect();
         self.tool.write_lines(&tool);
     }
 
