@@ -342,7 +342,8 @@ impl Sessions {
         owner: Owner,
         fallback_version: Option<&str>,
     ) -> Lookup {
-        // An ended id is never live: `end` takes it out of both under the same lock as here.
+        // An ended id is never live: `end` moves it from the live sessions to the ended ones
+        // while it holds this same lock.
         let mut live = lock(&self.live);
         if let Some(s) = live.sessions.get(id) {
             if s.transport != transport || s.owner != owner.credential {
@@ -565,10 +566,16 @@ mod tests {
             let finder = {
                 let (sessions, id) = (Arc::clone(&sessions), id.clone());
                 std::thread::spawn(move || {
+                    let deadline = Instant::now() + Duration::from_secs(10);
                     while !matches!(
                         sessions.find(&id, Transport::Streamable, me, None),
                         Lookup::Ended
-                    ) {}
+                    ) {
+                        assert!(
+                            Instant::now() < deadline,
+                            "the ended session was never seen"
+                        );
+                    }
                 })
             };
             // Forgotten for idleness, so a find restores it unless it has ended.
