@@ -1738,9 +1738,10 @@ pub(crate) fn name(field: &str, raw: &str) -> Result<String, Error> {
 /// [`name`] of a name given as its own `String`, which is kept when there was nothing to trim.
 fn owned_name(field: &str, raw: String) -> Result<String, Error> {
     let trimmed = checked_name(field, &raw)?;
-    Ok(match trimmed.len() == raw.len() {
-        true => raw,
-        false => trimmed.to_string(),
+    Ok(if trimmed.len() == raw.len() {
+        raw
+    } else {
+        trimmed.to_string()
     })
 }
 
