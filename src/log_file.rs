@@ -1,15 +1,18 @@
 //! One log file at a fixed path with numbered backups beside it: how lines reach it. Lines are
-//! appended through flexi_logger's file writer, and the file is rotated by size the way
-//! Python's `RotatingFileHandler` does it: the full file becomes `NAME.1`, older backups shift
-//! up to `NAME.N` and the oldest beyond the configured count is dropped. A file opened with
-//! [`Writes::Within`] gathers its lines in memory and writes them together, at the latest that
-//! long after the first of them (or at once when 64 KiB have gathered), from a thread of its
-//! own that sleeps while nothing waits; stopping, dropping or [`LogFile::flush`] writes them
-//! out. A file opened with [`Writes::AtOnce`] writes every call's lines before it returns.
+//! appended through flexi_logger's file writer as plain bytes (never formatted in the writer's
+//! per-thread buffer, which would keep the largest line ever written in every thread that wrote
+//! one), and the file is rotated by size the way Python's `RotatingFileHandler` does it: the
+//! full file becomes `NAME.1`, older backups shift up to `NAME.N` and the oldest beyond the
+//! configured count is dropped. A file opened with [`Writes::Within`] gathers its lines in
+//! memory and writes them together, at the latest that long after the first of them (or at once
+//! when 64 KiB have gathered), from a thread of its own that sleeps while nothing waits;
+//! stopping, dropping or [`LogFile::flush`] writes them out. A file opened with
+//! [`Writes::AtOnce`] writes every call's lines before it returns.
 
 use crate::error::Error;
-use flexi_logger::writers::{FileLogWriter, LogWriter};
-use flexi_logger::{DeferredNow, FileSpec};
+use flexi_logger::writers::{ArcFileLogWriter, FileLogWriter, FileLogWriterHandle};
+use flexi_logger::FileSpec;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -37,27 +40,31 @@ struct Shared {
     path: PathBuf,
     max_bytes: u64,
     backups: usize,
-    writer: FileLogWriter,
-    /// The file's size and the lines waiting; the lock also keeps a rotation and a write from
-    /// interleaving.
+    /// The file's size, the lines waiting and the writer; the lock also keeps a rotation and a
+    /// write from interleaving.
     state: Mutex<State>,
     /// Wakes the writing thread when the first line gathers, and when the file closes.
     gathered: Condvar,
+    /// Keeps the writer open for as long as the file is (dropping it closes the writer).
+    _open: FileLogWriterHandle,
 }
 
 struct State {
     /// Bytes in the current file, counting lines gathered but not yet written.
     size: u64,
-    /// Lines gathered, joined by newlines (the writer ends the last).
+    /// Lines gathered, joined by newlines (a write adds the last); also where the small pieces
+    /// of a large line are joined.
     waiting: String,
+    writer: ArcFileLogWriter,
     closed: bool,
 }
 
-/// The most bytes of lines given to the writer at once, and the most gathered before they are
-/// written. The writer formats each write in a buffer its thread keeps for as long as the
-/// thread lives, so grouping large lines (a batch of 1 MiB messages) would leave every
-/// connection thread that wrote one holding that much.
+/// The most bytes of lines written together, and the most gathered before they are written.
+/// A line this long or longer goes out alone, its large pieces from where they lie.
 const GROUP_BYTES: u64 = 64 * 1024;
+/// A piece of a large line this long or longer is written from where it lies; shorter ones are
+/// joined first, so a line costs a few writes, not one per piece.
+const DIRECT_PIECE: usize = 16 * 1024;
 
 impl LogFile {
     /// Opens (creating directories as needed) the file at `path` for appending. A file that
@@ -87,22 +94,22 @@ impl LogFile {
             .map_err(|e| bad(&e))?
             .len();
         let spec = FileSpec::try_from(path).map_err(|e| bad(&e))?;
-        let writer = FileLogWriter::builder(spec)
-            .format(as_given)
+        let (writer, open) = FileLogWriter::builder(spec)
             .append()
-            .try_build()
+            .try_build_with_handle()
             .map_err(|e| bad(&e))?;
         let file = Arc::new(Shared {
             path: path.to_path_buf(),
             max_bytes,
             backups,
-            writer,
             state: Mutex::new(State {
                 size,
                 waiting: String::new(),
+                writer,
                 closed: false,
             }),
             gathered: Condvar::new(),
+            _open: open,
         });
         let writer_thread = match writes {
             Writes::AtOnce => None,
@@ -141,18 +148,18 @@ impl LogFile {
             }
             let (count, group) = next_write(rest.iter().map(len), state.size, file.max_bytes);
             let lines = Lines(&rest[..count]);
-            if gathers && group < GROUP_BYTES {
+            if group < GROUP_BYTES {
                 if !state.waiting.is_empty() {
                     state.waiting.push('\n');
                 }
                 lines.push_onto(&mut state.waiting);
                 state.size += group;
-                if state.waiting.len() as u64 >= GROUP_BYTES {
+                if !gathers || state.waiting.len() as u64 >= GROUP_BYTES {
                     file.write_waiting(&mut state);
                 }
             } else {
                 file.write_waiting(&mut state);
-                if file.write(lines) {
+                if file.write_large(&mut state, lines.pieces()) {
                     state.size += group;
                 }
             }
@@ -167,7 +174,7 @@ impl LogFile {
     pub(crate) fn flush(&self) {
         let mut state = self.file.lock();
         self.file.write_waiting(&mut state);
-        let _ = self.file.writer.flush();
+        let _ = state.writer.flush();
     }
 }
 
@@ -214,41 +221,59 @@ impl Shared {
         }
     }
 
-    /// Writes the gathered lines, if any.
+    /// Writes the gathered lines, if any, and the newline that ends the last.
     fn write_waiting(&self, state: &mut State) {
         if state.waiting.is_empty() {
             return;
         }
-        if !self.write(format_args!("{}", state.waiting)) {
-            state.size = state.size.saturating_sub(state.waiting.len() as u64 + 1);
+        state.waiting.push('\n');
+        let State {
+            waiting, writer, ..
+        } = state;
+        let written = writer.write_all(waiting.as_bytes());
+        let lost = waiting.len() as u64;
+        waiting.clear();
+        if !self.written(written) {
+            state.size = state.size.saturating_sub(lost);
         }
-        state.waiting.clear();
     }
 
-    /// Writes `lines` (the writer adds the last newline); false, logged, when it fails.
-    fn write(&self, lines: impl std::fmt::Display) -> bool {
-        let written = self.writer.write(
-            &mut DeferredNow::new(),
-            &log::Record::builder()
-                .args(format_args!("{lines}"))
-                .level(log::Level::Info)
-                .target("relay")
-                .build(),
-        );
-        match written {
-            Ok(()) => true,
-            Err(e) => {
-                log::warn!("cannot write a log line to {}: {e}", self.path.display());
-                false
+    /// Writes one large line given in pieces, and its newline: runs of small pieces are joined
+    /// (in `waiting`, empty here) and each large piece is written from where it lies. False,
+    /// logged, when it fails.
+    fn write_large<'p>(&self, state: &mut State, pieces: impl Iterator<Item = &'p str>) -> bool {
+        let State {
+            waiting, writer, ..
+        } = state;
+        let mut written = Ok(());
+        for piece in pieces {
+            if piece.len() < DIRECT_PIECE {
+                waiting.push_str(piece);
+                continue;
             }
+            written = written
+                .and_then(|()| writer.write_all(waiting.as_bytes()))
+                .and_then(|()| writer.write_all(piece.as_bytes()));
+            waiting.clear();
         }
+        waiting.push('\n');
+        written = written.and_then(|()| writer.write_all(waiting.as_bytes()));
+        waiting.clear();
+        self.written(written)
+    }
+
+    /// Whether a write succeeded; a failure is logged.
+    fn written(&self, result: std::io::Result<()>) -> bool {
+        result
+            .map_err(|e| log::warn!("cannot write a log line to {}: {e}", self.path.display()))
+            .is_ok()
     }
 
     /// `NAME.(N-1)` → `NAME.N`, …, `NAME` → `NAME.1`, then a fresh `NAME`, after the gathered
     /// lines went to the old one. With no backups the file starts over empty.
     fn rotate(&self, state: &mut State) -> std::io::Result<()> {
         self.write_waiting(state);
-        self.writer.flush()?;
+        state.writer.flush()?;
         if self.backups == 0 {
             std::fs::File::create(&self.path)?;
         } else {
@@ -260,7 +285,8 @@ impl Shared {
             }
             std::fs::rename(&self.path, backup(&self.path, 1))?;
         }
-        self.writer
+        state
+            .writer
             .reopen_outputfile()
             .map_err(|e| std::io::Error::other(e.to_string()))
     }
@@ -291,8 +317,8 @@ fn backup(path: &Path, n: usize) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Lines given in pieces, written one after another with a newline between them (the writer
-/// ends the last).
+/// Lines given in pieces, written one after another with a newline between them (the write
+/// adds the last).
 struct Lines<'a, const N: usize>(&'a [[&'a str; N]]);
 
 impl<const N: usize> Lines<'_, N> {
@@ -306,25 +332,10 @@ impl<const N: usize> Lines<'_, N> {
         })
     }
 
-    /// Appends the lines to `out`, as `Display` writes them.
+    /// Appends the lines to `out`, joined by newlines.
     fn push_onto(&self, out: &mut String) {
         self.pieces().for_each(|piece| out.push_str(piece));
     }
-}
-
-impl<const N: usize> std::fmt::Display for Lines<'_, N> {
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        self.pieces().try_for_each(|piece| f.write_str(piece))
-    }
-}
-
-/// Lines are formatted before they reach the writer, so their length is known for rotation.
-fn as_given(
-    w: &mut dyn std::io::Write,
-    _now: &mut DeferredNow,
-    record: &log::Record,
-) -> std::io::Result<()> {
-    write!(w, "{}", record.args())
 }
 
 #[cfg(test)]
@@ -421,6 +432,38 @@ mod tests {
         let file = LogFile::open("channel_log_path", &path, u64::MAX, 1, Writes::AtOnce).unwrap();
         file.write_lines(&[["a"], ["b"]]);
         assert_eq!(read(&path), "a\nb\n");
+    }
+
+    #[test]
+    fn a_line_past_the_group_size_goes_out_whole_from_its_pieces_in_order() {
+        let big = "x".repeat(GROUP_BYTES as usize);
+        let large = [r#"{"text":""#, big.as_str(), r#""}"#];
+        let whole = format!("{{\"text\":\"{big}\"}}\n");
+        for writes in [Writes::AtOnce, Writes::Within(AN_HOUR)] {
+            let dir = TempDir::new();
+            let path = dir.0.join("archive.log");
+            let file = LogFile::open("channel_log_path", &path, u64::MAX, 1, writes).unwrap();
+            file.write_lines(&[["{\"a\":", "1", "}"]]);
+            file.write_lines(&[large, ["{\"b\":", "2", "}"]]);
+            let so_far = format!("{{\"a\":1}}\n{whole}");
+            match writes {
+                Writes::AtOnce => assert_eq!(read(&path), format!("{so_far}{{\"b\":2}}\n")),
+                Writes::Within(_) => assert_eq!(read(&path), so_far, "{writes:?}"),
+            }
+            drop(file);
+            assert_eq!(read(&path), format!("{so_far}{{\"b\":2}}\n"), "{writes:?}");
+        }
+        // The large line counts towards the file's size: the lines on either side of it go to
+        // files of their own.
+        let dir = TempDir::new();
+        let path = dir.0.join("archive.log");
+        let limit = big.len() as u64 + 4;
+        let file = LogFile::open("channel_log_path", &path, limit, 2, Writes::AtOnce).unwrap();
+        file.write_lines(&[["before"], [big.as_str()], ["after"]]);
+        drop(file);
+        assert_eq!(read(&backup(&path, 2)), "before\n");
+        assert_eq!(read(&backup(&path, 1)), format!("{big}\n"));
+        assert_eq!(read(&path), "after\n");
     }
 
     #[test]
