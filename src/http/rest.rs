@@ -166,7 +166,7 @@ fn flag(rq: &Incoming, key: &str) -> Result<Option<bool>, Error> {
 /// `"source"`, which the archive records: `rest` by default, `web-ui` from the page;
 /// `"reply_to"`, the id of the message answered; `"idempotency_key"`, also taken from the
 /// `Idempotency-Key` header). A retry of a post already made answers 200 with that message.
-pub(crate) fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
+pub(crate) fn post_message(app: &App, rq: &mut Incoming, caller: &Caller) -> Result<Reply, Error> {
     let fields: PostFields = serde_json::from_slice(&rq.body).map_err(|e| match e.classify() {
         Category::Data => {
             Error::BadRequest("body must be a JSON object with target, sender and text".into())
@@ -230,11 +230,22 @@ pub(crate) fn post_message(app: &App, rq: &Incoming, caller: &Caller) -> Result<
         },
         source,
     };
-    // A short text is escaped faster than its JSON string can be copied and checked.
-    let text_json = match (rq.body.len(), fields.text) {
-        (len, Some(raw)) if len >= TEXT_JSON_MIN_BODY => Some(raw.get().to_string()),
+    // A short text is escaped faster than its JSON string can be copied and checked. A long
+    // one is moved to the front of the body, which then becomes it: no second buffer.
+    let text_at = match (rq.body.len(), fields.text) {
+        (len, Some(raw)) if len >= TEXT_JSON_MIN_BODY => {
+            let at = (raw.get().as_ptr() as usize).checked_sub(rq.body.as_ptr() as usize);
+            at.map(|at| at..at + raw.get().len())
+                .filter(|span| span.end <= rq.body.len())
+        }
         _ => None,
     };
+    let text_json = text_at.and_then(|span| {
+        let mut body = std::mem::take(&mut rq.body);
+        body.copy_within(span.clone(), 0);
+        body.truncate(span.len());
+        String::from_utf8(body).ok()
+    });
     let posted = app.store.post_with_text_json(draft, text_json)?;
     let status = if posted.repeated { 200 } else { 201 };
     Ok(Reply::json_parts(status, posted_body(&posted)))

@@ -78,8 +78,8 @@ pub(crate) fn failure(rq: &Incoming, e: Error) -> Reply {
     }
 }
 
-/// The one match from method and path to handler.
-pub(crate) fn route(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
+/// The one match from method and path to handler. A handler may take the request's body.
+pub(crate) fn route(app: &Arc<App>, rq: &mut Incoming, caller: &Caller) -> Result<Reply, Error> {
     let method = rq.method.as_str();
     let path = rq.path.as_str();
     let not_allowed = |allow: &'static str| Err(Error::MethodNotAllowed { allow });

@@ -159,7 +159,7 @@ fn answer(app: &Arc<App>, request: &mut Request) -> Reply {
             Err(e) => return router::failure(&rq, e),
         }
     }
-    router::route(app, &rq, &caller).unwrap_or_else(|e| router::failure(&rq, e))
+    router::route(app, &mut rq, &caller).unwrap_or_else(|e| router::failure(&rq, e))
 }
 
 /// The request's method, path, query and headers (names in lower case).
