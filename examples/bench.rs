@@ -899,20 +899,36 @@ fn profile(server: &Loaded, figure: &Figure, dir: &Path) {
     });
 }
 
-/// Memory held after 744 posts of a 1 MiB text each (fsync never): with texts read back from
-/// the journal it stays near the idle figure; one such message read back at c=16.
+/// Memory held after 744 posts of a 1 MiB text each (fsync never), from 4 and from 16
+/// connections at once: with texts read back from the journal it stays near the idle figure
+/// plus what the allocator keeps of the posts in flight; one such message read back at c=16.
 fn big_posts_section(binary: &Path, row: &mut Row) {
-    let dir = fresh_dir("big-posts");
-    let relay = Relay::start(binary, &dir, &["--fsync", "never"]);
     let text = "x".repeat(1024 * 1024);
     let body = json!({"target": "big", "sender": "bench", "text": text}).to_string();
-    spread(relay.addr, 4, 744, move |conn, _| {
-        let (status, reply) = conn.call("POST", "/api/messages", "", &body);
-        assert_eq!(status, 201, "{reply}");
-    });
+    let posted = |conns: usize| {
+        let dir = fresh_dir("big-posts");
+        let relay = Relay::start(binary, &dir, &["--fsync", "never"]);
+        let body = body.clone();
+        spread(relay.addr, conns, 744, move |conn, _| {
+            let (status, reply) = conn.call("POST", "/api/messages", "", &body);
+            assert_eq!(status, 201, "{reply}");
+        });
+        (relay, dir)
+    };
+    let (relay, dir) = posted(4);
     let rss = relay.rss_mib();
     row(
-        "RSS after 744 posts of 1 MiB".into(),
+        "RSS after 744 posts of 1 MiB, c=4".into(),
+        format!("{rss:.1} MiB"),
+        "rss_after_744_1mib_posts_c4_mib",
+        json!(rss),
+    );
+    drop(relay);
+    let _ = std::fs::remove_dir_all(&dir);
+    let (relay, dir) = posted(16);
+    let rss = relay.rss_mib();
+    row(
+        "RSS after 744 posts of 1 MiB, c=16".into(),
         format!("{rss:.1} MiB"),
         "rss_after_744_1mib_posts_mib",
         json!(rss),
