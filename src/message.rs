@@ -68,9 +68,10 @@ impl Encoded {
     }
 
     /// Like `new`, taking the text's JSON string from `text_json` when given: it must be the
-    /// bytes `serde_json` writes for `m.text` (as a post's body often holds them), which are
-    /// then copied instead of made.
-    pub(crate) fn with_text(m: &Message, text_json: Option<&str>) -> Encoded {
+    /// bytes `serde_json` writes for `m.text` (as a post's body often holds them). The JSON is
+    /// then made in that string's own buffer, the head moved in before the text: a large text is
+    /// neither escaped again nor copied into a second buffer.
+    pub(crate) fn with_text(m: &Message, text_json: Option<String>) -> Encoded {
         let head = Borrowed {
             id: m.id,
             ts: m.ts,
@@ -79,26 +80,32 @@ impl Encoded {
             reply_to: m.reply_to,
             text: "",
         };
-        // Room for the head, the text's JSON string (more only if it has escapes) and `}`.
-        let text_room = text_json.map_or(m.text.len() + 2, str::len) + 1;
+        // Room for the head and, when the text is escaped here, its JSON string (more only if
+        // it has escapes) and `}`.
+        let text_room = text_json.as_ref().map_or(m.text.len() + 3, |_| 0);
         let mut bytes = Vec::with_capacity(HEAD_ROOM + m.target.len() + m.sender.len() + text_room);
         // A `Message` always serialises: every field is a number or a string.
         let _ = serde_json::to_writer(&mut bytes, &head);
         // `{...,"text":""}` without its last three bytes: all that comes before the text.
         bytes.truncate(bytes.len().saturating_sub(3));
         // serde_json writes UTF-8; the check is one quick pass over the head.
-        let mut json = escape_separators(String::from_utf8(bytes).unwrap_or_default());
-        json.reserve(text_room);
-        let text_at = json.len();
-        match text_json {
-            Some(text) => json.push_str(text),
+        let head = escape_separators(String::from_utf8(bytes).unwrap_or_default());
+        let text_at = head.len();
+        let mut json = match text_json {
+            Some(mut text) => {
+                // Exactly the room needed (usually there already), not a doubled buffer.
+                text.reserve_exact(head.len() + 1);
+                text.insert_str(0, &head);
+                text
+            }
             None => {
-                let mut bytes = json.into_bytes();
+                let mut bytes = head.into_bytes();
+                bytes.reserve(text_room);
                 // Written straight after the head: no second copy.
                 let _ = serde_json::to_writer(&mut bytes, &m.text);
-                json = String::from_utf8(bytes).unwrap_or_default();
+                String::from_utf8(bytes).unwrap_or_default()
             }
-        }
+        };
         json.push('}');
         let separators = json.get(text_at..).is_some_and(has_separators);
         if separators {
@@ -195,6 +202,28 @@ mod tests {
     }
 
     #[test]
+    fn a_given_text_json_with_room_becomes_the_message_json_in_its_own_buffer() {
+        let m = Message {
+            id: 7,
+            ts: 1_764_000_000.5,
+            target: "proj-x".into(),
+            sender: "codex".into(),
+            reply_to: Some(3),
+            text: "y".repeat(100_000),
+        };
+        let mut text_json = String::with_capacity(m.text.len() + 256);
+        text_json.push_str(&serde_json::to_string(&m.text).unwrap());
+        let buffer = text_json.as_ptr();
+        let encoded = Encoded::with_text(&m, Some(text_json));
+        assert_eq!(*encoded.json, serde_json::to_string(&m).unwrap());
+        assert_eq!(
+            encoded.json.as_ptr(),
+            buffer,
+            "the JSON was made in a new buffer"
+        );
+    }
+
+    #[test]
     fn encoded_json_is_the_wire_json_and_finds_its_text() {
         let texts = [
             "",
@@ -217,7 +246,7 @@ mod tests {
                 let whole = escape_separators(serde_json::to_string(&m).unwrap());
                 assert_eq!(*encoded.json, whole);
                 let text_json = serde_json::to_string(&m.text).unwrap();
-                let given = Encoded::with_text(&m, Some(&text_json));
+                let given = Encoded::with_text(&m, Some(text_json.clone()));
                 assert_eq!(*given.json, whole);
                 assert_eq!(
                     (given.text(), given.raw_text()),

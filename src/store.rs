@@ -621,9 +621,7 @@ impl Store {
             next += 1;
             // Another writer's escapes (`\/`, `\u0041`) read the same but are not the bytes
             // this relay writes: such a text is escaped here instead.
-            let text_json = text_json
-                .as_deref()
-                .filter(|raw| raw.starts_with('"') && escaped_as_written(raw));
+            let text_json = text_json.filter(|raw| raw.starts_with('"') && escaped_as_written(raw));
             fresh.push(Fresh {
                 at,
                 encoded: Encoded::with_text(&message, text_json),

@@ -231,7 +231,8 @@ pub(crate) fn post_message(app: &App, rq: &mut Incoming, caller: &Caller) -> Res
         source,
     };
     // A short text is escaped faster than its JSON string can be copied and checked. A long
-    // one is moved to the front of the body, which then becomes it: no second buffer.
+    // one is moved to the front of the body, which then becomes it, and then the message's
+    // JSON (`Encoded::with_text`): no second buffer.
     let text_at = match (rq.body.len(), fields.text) {
         (len, Some(raw)) if len >= TEXT_JSON_MIN_BODY => {
             let at = (raw.get().as_ptr() as usize).checked_sub(rq.body.as_ptr() as usize);

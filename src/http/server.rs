@@ -186,6 +186,10 @@ fn decode(request: &Request) -> Result<Incoming, Error> {
     })
 }
 
+/// Bytes of room a declared body is given beyond its length: what a message's JSON adds to the
+/// post it came in (its id, time and keys), so that JSON is made in the body's own buffer.
+const BODY_SPARE: usize = 256;
+
 /// Reads the body, refusing one over `limit` bytes. The HTTP library bounds the time the body
 /// may take and discards (or, when long, closes the connection on) whatever is left unread.
 fn read_body(request: &mut Request, limit: usize) -> Result<Vec<u8>, Error> {
@@ -196,8 +200,9 @@ fn read_body(request: &mut Request, limit: usize) -> Result<Vec<u8>, Error> {
     }
     // Room for the declared length (within the limit) at once, so a large body is read into
     // place rather than copied each time a growing buffer moves; a large allocation's pages
-    // take memory only as the bytes arrive. A body sent in chunks grows as it comes.
-    let mut body = Vec::with_capacity(declared.unwrap_or(0));
+    // take memory only as the bytes arrive. A body sent in chunks grows as it comes. The spare
+    // room lets a post's body become its message's JSON in place (`rest::post_message`).
+    let mut body = Vec::with_capacity(declared.map_or(0, |declared| declared + BODY_SPARE));
     request
         .as_reader()
         .take(limit as u64 + 1)
