@@ -915,24 +915,26 @@ fn big_posts_section(binary: &Path, row: &mut Row) {
         });
         (relay, dir)
     };
-    let (relay, dir) = posted(4);
-    let rss = relay.rss_mib();
-    row(
-        "RSS after 744 posts of 1 MiB, c=4".into(),
-        format!("{rss:.1} MiB"),
-        "rss_after_744_1mib_posts_c4_mib",
-        json!(rss),
-    );
-    drop(relay);
-    let _ = std::fs::remove_dir_all(&dir);
-    let (relay, dir) = posted(16);
-    let rss = relay.rss_mib();
-    row(
-        "RSS after 744 posts of 1 MiB, c=16".into(),
-        format!("{rss:.1} MiB"),
-        "rss_after_744_1mib_posts_mib",
-        json!(rss),
-    );
+    let mut held = None;
+    for (conns, key) in [
+        (4, "rss_after_744_1mib_posts_c4_mib"),
+        (16, "rss_after_744_1mib_posts_mib"),
+    ] {
+        if let Some((relay, dir)) = held.take() {
+            drop(relay);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        let (relay, dir) = posted(conns);
+        let rss = relay.rss_mib();
+        row(
+            format!("RSS after 744 posts of 1 MiB, c={conns}"),
+            format!("{rss:.1} MiB"),
+            key,
+            json!(rss),
+        );
+        held = Some((relay, dir));
+    }
+    let (relay, dir) = held.expect("a relay after the posts");
     let mut l = load(relay.addr, 16, Duration::from_secs(2), |conn, i| {
         let path = format!("/api/messages?target=big&since_id={}&limit=1", i % 744);
         let (status, _) = conn.call("GET", &path, "", "");
