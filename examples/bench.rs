@@ -905,7 +905,7 @@ fn profile(server: &Loaded, figure: &Figure, dir: &Path) {
 fn big_posts_section(binary: &Path, row: &mut Row) {
     let text = "x".repeat(1024 * 1024);
     let body = json!({"target": "big", "sender": "bench", "text": text}).to_string();
-    let posted = |conns: usize| {
+    let posted = |conns: usize, key: &str, row: &mut Row| {
         let dir = fresh_dir("big-posts");
         let relay = Relay::start(binary, &dir, &["--fsync", "never"]);
         let body = body.clone();
@@ -913,18 +913,6 @@ fn big_posts_section(binary: &Path, row: &mut Row) {
             let (status, reply) = conn.call("POST", "/api/messages", "", &body);
             assert_eq!(status, 201, "{reply}");
         });
-        (relay, dir)
-    };
-    let mut held = None;
-    for (conns, key) in [
-        (4, "rss_after_744_1mib_posts_c4_mib"),
-        (16, "rss_after_744_1mib_posts_mib"),
-    ] {
-        if let Some((relay, dir)) = held.take() {
-            drop(relay);
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        let (relay, dir) = posted(conns);
         let rss = relay.rss_mib();
         row(
             format!("RSS after 744 posts of 1 MiB, c={conns}"),
@@ -932,9 +920,12 @@ fn big_posts_section(binary: &Path, row: &mut Row) {
             key,
             json!(rss),
         );
-        held = Some((relay, dir));
-    }
-    let (relay, dir) = held.expect("a relay after the posts");
+        (relay, dir)
+    };
+    let (relay, dir) = posted(4, "rss_after_744_1mib_posts_c4_mib", row);
+    drop(relay);
+    let _ = std::fs::remove_dir_all(&dir);
+    let (relay, dir) = posted(16, "rss_after_744_1mib_posts_mib", row);
     let mut l = load(relay.addr, 16, Duration::from_secs(2), |conn, i| {
         let path = format!("/api/messages?target=big&since_id={}&limit=1", i % 744);
         let (status, _) = conn.call("GET", &path, "", "");

@@ -159,7 +159,7 @@ impl LogFile {
                 }
             } else {
                 file.write_waiting(&mut state);
-                if file.write_large(&mut state, lines.pieces()) {
+                if file.write_out(&mut state, lines.pieces()) {
                     state.size += group;
                 }
             }
@@ -226,22 +226,16 @@ impl Shared {
         if state.waiting.is_empty() {
             return;
         }
-        state.waiting.push('\n');
-        let State {
-            waiting, writer, ..
-        } = state;
-        let written = writer.write_all(waiting.as_bytes());
-        let lost = waiting.len() as u64;
-        waiting.clear();
-        if !self.written(written) {
+        let lost = state.waiting.len() as u64 + 1;
+        if !self.write_out(state, std::iter::empty()) {
             state.size = state.size.saturating_sub(lost);
         }
     }
 
-    /// Writes one large line given in pieces, and its newline: runs of small pieces are joined
-    /// (in `waiting`, empty here) and each large piece is written from where it lies. False,
-    /// logged, when it fails.
-    fn write_large<'p>(&self, state: &mut State, pieces: impl Iterator<Item = &'p str>) -> bool {
+    /// Writes what `waiting` holds, then `pieces`, then a newline: runs of small pieces are
+    /// joined in `waiting` and each large piece (a message's text) is written from where it
+    /// lies. False, logged, when it fails.
+    fn write_out<'p>(&self, state: &mut State, pieces: impl Iterator<Item = &'p str>) -> bool {
         let State {
             waiting, writer, ..
         } = state;
