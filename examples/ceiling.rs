@@ -68,10 +68,6 @@ fn bind() -> TcpListener {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("a socket");
     socket.set_reuse_address(true).expect("SO_REUSEADDR");
     socket.set_tcp_nodelay(true).expect("TCP_NODELAY");
-    socket.set_read_timeout(Some(IDLE)).expect("a read timeout");
-    socket
-        .set_write_timeout(Some(IDLE))
-        .expect("a write timeout");
     socket.bind(&addr.into()).expect("bind 127.0.0.1:0");
     socket.listen(1024).expect("listen");
     socket.into()

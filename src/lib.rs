@@ -139,8 +139,7 @@ pub fn start(mut config: Config) -> Result<Running, Error> {
     let logs = Arc::new(logs);
     let archive = Arc::clone(&logs);
     store.on_record(Box::new(move |batch| archive.posted(batch)));
-    let idle = Duration::from_secs(config.idle_timeout_secs);
-    let listener = bind(&config.bind_address(), idle)?;
+    let listener = bind(&config.bind_address())?;
     let addr = listener.local_addr()?;
     let handle = listener.try_clone()?;
     let app = Arc::new(App {

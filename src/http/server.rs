@@ -19,9 +19,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tiny_http::{Header, Request, Response};
 
-/// Binds `address` (host:port) with the socket options the relay needs; connections silent for
-/// `idle` (or not reading for as long) are closed.
-pub(crate) fn bind(address: &str, idle: Duration) -> Result<TcpListener, Error> {
+/// Binds `address` (host:port) with the socket options the relay needs. The listener itself has
+/// no timeouts: on Linux a receive timeout on a listening socket bounds `accept`, which would
+/// then fail every time no client came for that long. Idle connections are closed by the
+/// connection limits (`limits`) instead.
+pub(crate) fn bind(address: &str) -> Result<TcpListener, Error> {
     let addr: SocketAddr = address
         .to_socket_addrs()
         .map_err(|e| {
@@ -39,8 +41,6 @@ pub(crate) fn bind(address: &str, idle: Duration) -> Result<TcpListener, Error> 
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_tcp_nodelay(true)?;
-    socket.set_read_timeout(Some(idle))?;
-    socket.set_write_timeout(Some(idle))?;
     socket.bind(&addr.into()).map_err(|e| {
         Error::Io(std::io::Error::new(
             e.kind(),
@@ -302,5 +302,20 @@ fn write(request: Request, reply: Reply) {
                 log::debug!("stream ended: {e}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bind;
+    use socket2::SockRef;
+
+    #[test]
+    fn the_listener_has_no_timeout_for_accept_to_run_into() {
+        let listener = bind("127.0.0.1:0").unwrap();
+        let socket = SockRef::from(&listener);
+        assert_eq!(socket.read_timeout().unwrap(), None);
+        assert_eq!(socket.write_timeout().unwrap(), None);
+        assert!(socket.tcp_nodelay().unwrap());
     }
 }

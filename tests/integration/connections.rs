@@ -1,6 +1,6 @@
 //! Connections that misbehave: hundreds left idle do not keep `/healthz` from answering, a
 //! silent connection is closed after `idle_timeout_secs`, and a client that stops mid-request
-//! is let go.
+//! is let go. A relay no client visits for a while is not in error either.
 
 use crate::common::*;
 use std::io::{Read, Write};
@@ -76,4 +76,18 @@ fn silent_and_stalled_connections_are_closed_after_the_idle_timeout() {
         assert!(closed.is_some(), "the {what} connection was never closed");
     }
     assert_eq!(get(&relay.url("/healthz")).status, 200);
+}
+
+#[test]
+fn a_relay_no_client_visits_for_several_idle_timeouts_logs_no_error() {
+    let dir = TempDir::new("idle-listener");
+    let relay = RelayChild::start(&dir, &["--idle-timeout-secs", "1", "--store", "memory"]);
+    // What is under test is time passing with no connection at all, so the test lets it pass:
+    // three idle timeouts.
+    std::thread::sleep(Duration::from_millis(3200));
+    assert_eq!(get(&relay.url("/healthz")).status, 200);
+    let (stdout, stderr) = relay.kill();
+    let output = format!("{stdout}{stderr}");
+    assert!(!output.contains("ERROR"), "{output}");
+    assert!(!output.contains("cannot accept"), "{output}");
 }
