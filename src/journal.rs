@@ -108,7 +108,7 @@ impl<'a> MessageOut<'a> {
     }
 
     /// All of the line before its text: `{...,"text":""}` without its last three bytes, the
-    /// same whatever the text.
+    /// same whatever the text. The line is this, the text's JSON string, then `AFTER_TEXT`.
     fn before_text(self) -> String {
         // Every field is a number or a string: this always serialises.
         let mut head = serde_json::to_string(&MessageOut { text: "", ..self }).unwrap_or_default();
@@ -116,6 +116,9 @@ impl<'a> MessageOut<'a> {
         head
     }
 }
+
+/// What ends a message line after its text's JSON string (see `MessageOut::before_text`).
+const AFTER_TEXT: &[u8] = b"}";
 
 /// A message line as read: the wire shape plus the optional key. Strings without escapes are
 /// borrowed from the line, so replay allocates nothing for most of them.
@@ -209,7 +212,7 @@ impl Line<'_> {
                 let head = MessageOut::of(m, key).before_text();
                 out.write_all(head.as_bytes())
                     .and_then(|()| out.write_all(text.as_bytes()))
-                    .and_then(|()| out.write_all(b"}"))
+                    .and_then(|()| out.write_all(AFTER_TEXT))
                     .map_err(serde_json::Error::io)
             }
             Line::Read(p) => serde_json::to_writer(
@@ -379,7 +382,7 @@ impl Journal {
                     self.buf.extend_from_slice(head.as_bytes());
                     lent.push((self.buf.len(), text));
                     lent_bytes += text.len();
-                    self.buf.push(b'}');
+                    self.buf.extend_from_slice(AFTER_TEXT);
                 }
                 _ => line
                     .write(&mut self.buf)

@@ -253,12 +253,7 @@ impl Shared {
         waiting.push('\n');
         written = written.and_then(|()| writer.write_all(waiting.as_bytes()));
         waiting.clear();
-        self.written(written)
-    }
-
-    /// Whether a write succeeded; a failure is logged.
-    fn written(&self, result: std::io::Result<()>) -> bool {
-        result
+        written
             .map_err(|e| log::warn!("cannot write a log line to {}: {e}", self.path.display()))
             .is_ok()
     }
