@@ -3,17 +3,20 @@
 //! HTTP library used the same way (the patched tiny_http, `Server::serve` with the handler on
 //! the connection's thread, `TCP_NODELAY` on the listener). Each request's body is read in full
 //! and dropped, then the canned answer is written. It does no other work, so the relay's
-//! throughput over the ceiling's is the share the relay's own work leaves. It prints
+//! throughput over the ceiling's is the share the relay's own work leaves. With `--keep FILE`
+//! it also appends each body to FILE before answering (one write of the whole body, under a lock,
+//! as a journal appends): the least a server that keeps what it is sent must add. It prints
 //! `ceiling listening on http://ADDR` first and serves until it is killed.
 
 #[path = "support/canned.rs"]
 mod canned;
 
 use socket2::{Domain, Protocol, Socket, Type};
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tiny_http::{Header, Limits, Pieces, Request, Response, Server};
 
@@ -28,11 +31,21 @@ struct Prepared {
 const IDLE: Duration = Duration::from_secs(30);
 
 fn main() {
-    let path = PathBuf::from(
-        std::env::args()
-            .nth(1)
-            .expect("usage: ceiling <canned responses.json>"),
-    );
+    let usage = "usage: ceiling <canned responses.json> [--keep FILE]";
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (path, keep) = match &args[..] {
+        [path] => (PathBuf::from(path), None),
+        [path, flag, file] if flag == "--keep" => {
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(file)
+                .expect("open the --keep file");
+            (PathBuf::from(path), Some(Mutex::new(file)))
+        }
+        _ => panic!("{usage}"),
+    };
+    let keep = Arc::new(keep);
     let responses: Arc<Vec<Prepared>> = Arc::new(
         canned::load(&path)
             .into_iter()
@@ -53,8 +66,10 @@ fn main() {
         idle_timeout: Some(IDLE),
         ..Limits::default()
     };
-    let _server = Server::serve(listener, limits, move |rq| answer(&responses, rq))
-        .expect("serve on the listener");
+    let _server = Server::serve(listener, limits, move |rq| {
+        answer(&responses, keep.as_ref().as_ref(), rq)
+    })
+    .expect("serve on the listener");
     println!("ceiling listening on http://{addr}");
     std::io::stdout().flush().ok();
     loop {
@@ -82,10 +97,22 @@ impl Pieces for Shared {
     }
 }
 
-/// Reads and drops the body, then writes the first canned response that answers the request.
-fn answer(responses: &[Prepared], mut rq: Request) {
+/// Reads the body and drops it (or, given a file to keep bodies in, appends it there first),
+/// then writes the first canned response that answers the request.
+fn answer(responses: &[Prepared], keep: Option<&Mutex<File>>, mut rq: Request) {
     let declared = rq.body_length().unwrap_or(0);
-    let _ = std::io::copy(rq.as_reader(), &mut std::io::sink());
+    match keep {
+        None => {
+            let _ = std::io::copy(rq.as_reader(), &mut std::io::sink());
+        }
+        Some(file) => {
+            let mut body = Vec::with_capacity(declared);
+            if rq.as_reader().read_to_end(&mut body).is_ok() && !body.is_empty() {
+                let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
+                file.write_all(&body).expect("append to the --keep file");
+            }
+        }
+    }
     let found = responses
         .iter()
         .find(|r| r.canned.answers(rq.method().as_str(), rq.url(), declared));

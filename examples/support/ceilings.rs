@@ -1,5 +1,6 @@
 //! The ceilings the benchmark holds the relay against, as running processes: the `ceiling`
-//! example (the same HTTP library as the relay, serving the relay's recorded responses) and,
+//! example (the same HTTP library as the relay, serving the relay's recorded responses; also as
+//! `ceiling-file`, which appends each body it is sent to a file before answering) and,
 //! where `nginx` is on the PATH, nginx serving the same bytes from files under a generated
 //! configuration. Also the CPU time a set of processes has used, from /proc.
 
@@ -53,12 +54,17 @@ fn ceiling_binary() -> PathBuf {
         .join("ceiling")
 }
 
-/// Starts the `ceiling` example serving `responses` (saved under `dir`).
-pub fn start_ceiling(dir: &Path, responses: &[Canned]) -> Ceiling {
+/// Starts the `ceiling` example serving `responses` (saved under `dir`). With `keep` it also
+/// appends every request body to a file under `dir` (labelled `ceiling-file`).
+pub fn start_ceiling(dir: &Path, responses: &[Canned], keep: bool) -> Ceiling {
     let file = dir.join("canned.json");
     canned::save(&file, responses);
-    let mut child = Command::new(ceiling_binary())
-        .arg(&file)
+    let mut command = Command::new(ceiling_binary());
+    command.arg(&file);
+    if keep {
+        command.arg("--keep").arg(dir.join("kept-bodies"));
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -75,7 +81,7 @@ pub fn start_ceiling(dir: &Path, responses: &[Canned]) -> Ceiling {
         .unwrap_or_else(|| panic!("no address in {line:?}"));
     let pid = child.id();
     Ceiling {
-        label: "ceiling",
+        label: if keep { "ceiling-file" } else { "ceiling" },
         addr,
         child,
         pids: vec![pid],
