@@ -657,7 +657,7 @@ fn write_checkpoint(dir: &Path, path: &Path, file: &File, len: u64) -> Result<()
             Progress::default()
         }
     };
-    let progress = scan(path, file, len, progress)?;
+    let progress = scan(path, file, len, progress, Torn::Refuse)?;
     checkpoint::save(dir, file, &progress).map_err(|e| {
         Error::Storage(format!(
             "cannot write {}: {e}",
@@ -724,24 +724,56 @@ fn replay(path: &Path, file: &File) -> Result<(Replay, u64), Error> {
             Progress::default()
         }
     };
-    let progress = scan(path, file, size, progress)?;
+    let progress = scan(path, file, size, progress, Torn::Cut)?;
     let offset = progress.offset;
     Ok((finish(progress), offset))
 }
 
-/// Reads the journal's lines from `progress.offset` up to `size` into `progress`, cutting a
-/// torn last line off the file.
-fn scan(path: &Path, file: &File, size: u64, mut progress: Progress) -> Result<Progress, Error> {
+/// Reads `file` from `at` on by position (`pread`), leaving the handle's file offset alone.
+struct ReadAt<'a> {
+    file: &'a File,
+    at: u64,
+}
+
+impl Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+/// What `scan` does with a last line that has no newline.
+#[derive(Clone, Copy, PartialEq)]
+enum Torn {
+    /// Cuts it off the file: at start-up, where it can only be a write a crash interrupted.
+    Cut,
+    /// Stops with an error and leaves the file alone: while the relay runs, where the scanned
+    /// length ends on a line boundary and the file is being appended to.
+    Refuse,
+}
+
+/// Reads the journal's lines from `progress.offset` up to `size` into `progress`; a torn last
+/// line is cut off the file or refused, as `torn` says. The lines are read by position, never
+/// through the handle's file offset: a handle cloned from the appender shares that offset, and
+/// every append moves it to the end of the file.
+fn scan(
+    path: &Path,
+    file: &File,
+    size: u64,
+    mut progress: Progress,
+    torn: Torn,
+) -> Result<Progress, Error> {
     let shown = path.display().to_string();
     let damage = |line: usize, message: String| Error::Journal {
         path: shown.clone(),
         line,
         message,
     };
-    let mut source = file;
-    source
-        .seek(SeekFrom::Start(progress.offset))
-        .map_err(|e| io_context("cannot read", path, e))?;
+    let source = ReadAt {
+        file,
+        at: progress.offset,
+    };
     let rest = size.saturating_sub(progress.offset);
     let mut reader = BufReader::with_capacity(READ_BUFFER, source.take(rest));
     let mut channel_of: HashMap<String, u32> = progress
@@ -775,6 +807,12 @@ fn scan(path: &Path, file: &File, size: u64, mut progress: Progress) -> Result<P
         *number += 1;
         let number = *number;
         if line.last() != Some(&b'\n') {
+            if torn == Torn::Refuse {
+                return Err(damage(
+                    number,
+                    format!("the line ends without a newline {n} bytes before byte {size}"),
+                ));
+            }
             // A torn last line: the write that made it never completed, so no one was told
             // it succeeded. Cut it so the next append starts on a line boundary.
             log::warn!(
@@ -2020,6 +2058,51 @@ mod tests {
         assert_eq!(with, without);
         let texts: Vec<&str> = with.0.iter().map(|m| m.4.text.as_str()).collect();
         assert_eq!(texts, ["one", "three"]);
+    }
+
+    #[test]
+    fn a_checkpoint_written_while_messages_are_appended_reads_its_lines_and_cuts_nothing() {
+        let dir = TempDir::new();
+        let (mut j, _) = open(&dir);
+        // Several of the scan's read blocks, so appends land between its reads.
+        let big: Vec<Message> = (1..=40)
+            .map(|id| Message {
+                text: format!("{id} {}", "x".repeat(100_000)),
+                ..msg(id, "a")
+            })
+            .collect();
+        j.append(&big).unwrap();
+        let job = j.checkpoint_job();
+        let covered = j.mark();
+        let scanning = std::thread::spawn(job);
+        let mut id = 41;
+        // Each append moves the file offset the checkpoint's handle shares with the appender.
+        while !scanning.is_finished() {
+            j.append(&[msg(id, "b")]).unwrap();
+            id += 1;
+        }
+        let checkpointed = scanning.join().unwrap();
+        assert!(checkpointed.is_ok(), "{checkpointed:?}");
+        let len = j.mark();
+        assert_eq!(fs::metadata(dir.journal()).unwrap().len(), len);
+        assert!(matches!(load_checkpoint(&dir), Ok(Some(p)) if p.offset == covered));
+        drop(j);
+        let (j, replay) = open(&dir);
+        let ids: Vec<u64> = messages(&j, &replay).iter().map(|m| m.id).collect();
+        assert_eq!(ids, (1..id).collect::<Vec<u64>>());
+    }
+
+    #[test]
+    fn a_checkpoint_never_cuts_a_line_without_its_newline_off_the_journal() {
+        let dir = TempDir::new();
+        let (mut j, _) = open(&dir);
+        j.append(&[msg(1, "a")]).unwrap();
+        let whole = fs::metadata(dir.journal()).unwrap().len();
+        let reader = j.reader();
+        // A length that ends inside the line, as a scan whose reads went wrong would see.
+        let written = write_checkpoint(&dir.0, &dir.journal(), &reader, whole - 3);
+        assert!(written.is_err());
+        assert_eq!(fs::metadata(dir.journal()).unwrap().len(), whole);
     }
 
     #[test]
