@@ -410,7 +410,8 @@ pub(crate) fn delete_channel(
     name: &str,
 ) -> Result<Reply, Error> {
     may_delete(app, rq, caller)?;
-    let name = crate::store::name("channel", &percent_decode(name)?)?;
+    // The path is percent-decoded once, with the request (`exchange`): `name` is the name.
+    let name = crate::store::name("channel", name)?;
     let n = app.store.delete_channel(&name)?;
     Ok(Reply::json(
         200,
@@ -449,25 +450,6 @@ fn is_loopback(ip: IpAddr) -> bool {
             v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
         }
     }
-}
-
-/// Decodes `%XX` escapes in a path segment (a channel name may hold any printable character).
-fn percent_decode(raw: &str) -> Result<String, Error> {
-    let bad = || Error::BadRequest(format!("{raw:?} is not a well-formed path segment"));
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = raw.get(i + 1..i + 3).ok_or_else(bad)?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| bad())
 }
 
 /// Largest page of `GET /api/channels`.

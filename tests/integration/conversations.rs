@@ -506,6 +506,35 @@ fn deleting_a_channel_removes_its_messages_and_needs_the_main_token() {
 }
 
 #[test]
+fn a_channel_is_deleted_by_its_name_escaped_once_whatever_it_holds() {
+    let relay = Relay::start();
+    let names = ["B", "%42", "100%", "a/b", "é x"];
+    let escaped = |name: &str| -> String {
+        name.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => char::from(b).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    for name in names {
+        relay.post(name, "s", &format!("in {name}"));
+    }
+    for (n, name) in names.iter().enumerate().rev() {
+        let r = delete(&relay.url(&format!("/api/channels/{}", escaped(name))), &[]);
+        assert_eq!(r.status, 200, "{name}: {}", r.body);
+        assert_eq!(r.json()["deleted_channel"], *name);
+        assert_eq!(r.json()["messages"], 1, "{name}");
+        // The channels before it in the list are all still there, with their message.
+        for kept in &names[..n] {
+            let target = escaped(kept);
+            let page = get_with(&relay.url(&format!("/api/messages?target={target}")), &[]).json();
+            assert_eq!(page["messages"][0]["text"], format!("in {kept}"), "{name}");
+        }
+    }
+}
+
+#[test]
 fn a_journal_written_before_replies_keys_and_positions_existed_reads_the_same() {
     let dir = TempDir::new("old-journal");
     let config = config_in(&dir);
