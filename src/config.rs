@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Prefix of every environment variable the relay reads.
-pub(crate) const ENV_PREFIX: &str = "CLAUDE_CODEX_";
+pub const ENV_PREFIX: &str = "CLAUDE_CODEX_";
 /// Variables with the prefix that are not settings: the configuration file, and the client
 /// commands' relay and token (often set in the same shell as a relay is started from).
 const ENV_NOT_SETTINGS: [&str; 3] = ["CONFIG", "URL", "TOKEN"];

@@ -4,7 +4,7 @@
 //! exit codes its usage lists). Errors become exit codes here: 2 for a configuration or usage
 //! error, 1 when the relay cannot start. Every command has its own `--help`.
 
-use claude_codex_relay::config::{settings_help, Args, Config, StoreKind};
+use claude_codex_relay::config::{settings_help, Args, Config, StoreKind, ENV_PREFIX};
 use claude_codex_relay::error::Error;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -36,8 +36,13 @@ Every setting:
 ";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let (args, env) = match text_args_and_env() {
+        Ok(both) => both,
+        Err(message) => {
+            eprintln!("claude-codex-relay: {message}");
+            return ExitCode::from(2);
+        }
+    };
     match args.first().map(String::as_str) {
         Some("--help" | "-h" | "help") => {
             print!(
@@ -71,6 +76,39 @@ fn main() -> ExitCode {
         }
         _ => serve(&args, &env),
     }
+}
+
+/// The arguments and the environment as text. Every argument the relay takes is text, so one
+/// that is not UTF-8 is a usage error; a variable that is not is left out, unless it is one of
+/// the relay's own (`CLAUDE_CODEX_...`), which is a configuration error.
+fn text_args_and_env() -> Result<(Vec<String>, BTreeMap<String, String>), String> {
+    let args = std::env::args_os()
+        .skip(1)
+        .map(|arg| {
+            arg.into_string()
+                .map_err(|arg| format!("the argument {arg:?} is not UTF-8"))
+        })
+        .collect::<Result<Vec<String>, String>>()?;
+    let mut env = BTreeMap::new();
+    for (name, value) in std::env::vars_os() {
+        match (name.into_string(), value.into_string()) {
+            (Ok(name), Ok(value)) => {
+                env.insert(name, value);
+            }
+            (Ok(name), Err(_)) if name.starts_with(ENV_PREFIX) => {
+                return Err(format!(
+                    "configuration error: environment: {name}: the value is not UTF-8"
+                ))
+            }
+            (Err(name), _) if name.to_string_lossy().starts_with(ENV_PREFIX) => {
+                return Err(format!(
+                    "configuration error: environment: {name:?}: the name is not UTF-8"
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok((args, env))
 }
 
 fn serve(args: &[String], env: &BTreeMap<String, String>) -> ExitCode {

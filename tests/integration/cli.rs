@@ -140,3 +140,57 @@ fn an_unwritable_address_file_stops_start_up_with_exit_2_naming_it() {
         "{err}"
     );
 }
+
+#[test]
+fn bytes_that_are_not_utf8_in_the_environment_or_the_arguments_get_an_answer_not_a_panic() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let not_utf8 = OsStr::from_bytes(b"x\xff");
+    let run = |env: (&OsStr, &OsStr), args: &[&OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+            .env(env.0, env.1)
+            .args(args)
+            .output()
+            .expect("run the binary")
+    };
+    // Someone else's variable is none of the relay's business.
+    let other = run(
+        (OsStr::new("SOME_OTHER"), not_utf8),
+        &[OsStr::new("--help")],
+    );
+    assert_eq!(other.status.code(), Some(0), "{other:?}");
+    assert!(String::from_utf8_lossy(&other.stdout).contains("Usage:"));
+    let relay = Relay::memory();
+    let listed = run(
+        (OsStr::new("SOME_OTHER"), not_utf8),
+        &["channels", "--url", relay.base.as_str()].map(OsStr::new),
+    );
+    assert_eq!(listed.status.code(), Some(0), "{listed:?}");
+    // The relay's own, or an argument, is a usage or configuration error naming it.
+    for (env, args, named) in [
+        (
+            (OsStr::new("CLAUDE_CODEX_HOST"), not_utf8),
+            vec![OsStr::new("--port"), OsStr::new("0")],
+            "CLAUDE_CODEX_HOST",
+        ),
+        (
+            (OsStr::from_bytes(b"CLAUDE_CODEX_\xff"), OsStr::new("1")),
+            vec![OsStr::new("--help")],
+            "CLAUDE_CODEX_",
+        ),
+        (
+            (OsStr::new("SOME_OTHER"), OsStr::new("1")),
+            vec![OsStr::new("--data-dir"), not_utf8],
+            "argument",
+        ),
+    ] {
+        let out = run(env, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{named}: {stderr}");
+        assert!(
+            stderr.contains(named) && stderr.contains("UTF-8"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
