@@ -217,7 +217,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("channel_log_backup_count", Kind::Integer, Some("10"), "rotated channel archives to keep",
         |c, v| { c.channel_log_backup_count = integer(v)? as usize; Ok(()) }),
     key("channels", Kind::List, Some("proj-x,codex,claude"), "channels listed from the start",
-        |c, v| { c.channels = list(v)?; Ok(()) }),
+        |c, v| { c.channels = channel_names(v)?; Ok(()) }),
     key("allowed_hosts", Kind::List, Some(""), "extra Host values accepted, name or name:port",
         |c, v| { c.allowed_hosts = list(v)?; Ok(()) }),
     key("data_dir", Kind::Text, Some("data"), "directory of the journal and the session key",
@@ -624,6 +624,14 @@ fn megabytes(v: &Value) -> Result<u64, String> {
     Ok(bytes)
 }
 
+/// A list of channel names, each one a post could name (see `store::name`).
+fn channel_names(v: &Value) -> Result<Vec<String>, String> {
+    list(v)?
+        .iter()
+        .map(|raw| crate::store::name("each channel", raw).map_err(|e| format!("{raw:?}: {e}")))
+        .collect()
+}
+
 fn list(v: &Value) -> Result<Vec<String>, String> {
     match v {
         Value::Array(items) => items
@@ -867,6 +875,10 @@ mod tests {
             (
                 r#"{"channels": [""]}"#,
                 "channels: entries must not be empty",
+            ),
+            (
+                r#"{"channels": ["ok", "a\u2028b"]}"#,
+                "channels: \"a\\u{2028}b\": each channel must not contain invisible format characters (found U+2028)",
             ),
             (
                 r#"{"channels": [1]}"#,
