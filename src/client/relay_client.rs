@@ -79,6 +79,25 @@ impl RelayClient {
                 "--url must look like http://127.0.0.1:8010, not {url:?}"
             )));
         }
+        let authority = base["http://".len()..]
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        // The port follows the last `:` outside an IPv6 address's brackets.
+        if let Some((_, port)) = authority.rsplit_once(':').filter(|(_, p)| !p.contains(']')) {
+            if port.parse::<u16>().map_or(true, |p| p == 0) {
+                return Err(Error::Usage(format!(
+                    "--url {url:?}: {port:?} is not a port (1 to 65535)"
+                )));
+            }
+        }
+        if let Some(t) = &token {
+            if t.chars().any(char::is_control) {
+                return Err(Error::Usage(
+                    "the token must not contain control characters (a line break, a tab...)".into(),
+                ));
+            }
+        }
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             // The relay is reached directly: a proxy from the environment would see the token
