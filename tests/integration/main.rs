@@ -11,6 +11,7 @@ mod connections;
 mod conversations;
 mod docs;
 mod durable;
+mod framing;
 mod guard;
 mod hostile;
 mod listening;

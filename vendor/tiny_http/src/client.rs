@@ -54,6 +54,9 @@ enum ReadError {
     Refused(u16),
     /// PATCH(bounded-heads): no request began before the connection ended or fell idle.
     NoRequest,
+    /// PATCH(content-length): where the body ends cannot be told from the headers; answered
+    /// with this status and reason, then closed.
+    BadFraming(HTTPVersion, u16, String),
 }
 
 impl ClientConnection {
@@ -175,6 +178,9 @@ impl ClientConnection {
                 request::RequestCreationError::ExpectationFailed => {
                     ReadError::ExpectationFailed(version)
                 }
+                request::RequestCreationError::BadFraming(status, reason) => {
+                    ReadError::BadFraming(version, status, reason)
+                }
             }
         })?;
 
@@ -188,6 +194,16 @@ impl ClientConnection {
         use crate::{Header, Response, StatusCode};
         let writer = self.sink.next().unwrap();
         let response = Response::new_empty(StatusCode(status))
+            .with_header(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap());
+        response.raw_print(writer, version, &[], false, None).ok();
+    }
+
+    /// PATCH(content-length): the same with `reason`, a line of plain text, as the body.
+    fn refuse_saying(&mut self, status: u16, version: HTTPVersion, reason: &str) {
+        use crate::{Header, Response};
+        let writer = self.sink.next().unwrap();
+        let response = Response::from_string(format!("{}\n", reason))
+            .with_status_code(status)
             .with_header(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap());
         response.raw_print(writer, version, &[], false, None).ok();
     }
@@ -233,6 +249,11 @@ impl Iterator for ClientConnection {
 
             Err(ReadError::Refused(status)) => {
                 self.refuse(status, HTTPVersion(1, 1));
+                return None;
+            }
+
+            Err(ReadError::BadFraming(ver, status, reason)) => {
+                self.refuse_saying(status, ver, &reason);
                 return None;
             }
 

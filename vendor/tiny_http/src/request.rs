@@ -3,7 +3,6 @@ use std::io::{self, Cursor, ErrorKind, Read, Write};
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::str::FromStr;
 
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
@@ -116,6 +115,11 @@ pub enum RequestCreationError {
 
     /// Error while reading data from the socket during the creation of the `Request`.
     CreationIoError(IoError),
+
+    /// PATCH(content-length): where the request's body ends cannot be told from its headers.
+    /// Answered with this status and the reason, then the connection closes, since where the
+    /// next request would begin is unknown.
+    BadFraming(u16, String),
 }
 
 impl From<IoError> for RequestCreationError {
@@ -149,22 +153,22 @@ where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
-    // finding the transfer-encoding header
-    let transfer_encoding = headers
-        .iter()
-        .find(|h: &&Header| h.field.equiv("Transfer-Encoding"))
-        .map(|h| h.value.clone());
-
-    // finding the content-length header
-    let content_length = if transfer_encoding.is_some() {
-        // if transfer-encoding is specified, the Content-Length
-        // header must be ignored (RFC2616 #4.4)
-        None
-    } else {
-        headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Content-Length"))
-            .and_then(|h| FromStr::from_str(h.value.as_str()).ok())
+    // PATCH(content-length): the body's framing, from every `Transfer-Encoding` and
+    // `Content-Length` header (0.12.0 read the first of each and took a `Content-Length` it
+    // could not parse for no body at all).
+    let (transfer_encoding, content_length) = match framing(&headers)? {
+        Framing::Chunked { content_length } => {
+            // RFC 9112 §6.1: the Transfer-Encoding wins, and the connection closes after the
+            // response, since a peer that went by the Content-Length sees another request here.
+            if content_length {
+                if let Some(conn) = &conn {
+                    conn.close_after_response();
+                }
+            }
+            (true, None)
+        }
+        Framing::Length(length) => (false, Some(length)),
+        Framing::None => (false, None),
     };
 
     // true if the client sent a `Expect: 100-continue` header
@@ -238,7 +242,7 @@ where
                 None => Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>,
             }
         }
-    } else if transfer_encoding.is_some() {
+    } else if transfer_encoding {
         let decoder = ChunkedDecoder::new(source_data);
         match &conn {
             Some(conn) => Box::new(Body::new(decoder, Arc::clone(conn), None))
@@ -264,6 +268,80 @@ where
         notify_when_responded: None,
         conn,
         began: Instant::now(),
+    })
+}
+
+/// PATCH(content-length): how a request's body is delimited (RFC 9112 §6.3).
+#[derive(Debug, PartialEq, Eq)]
+enum Framing {
+    /// `Transfer-Encoding: chunked`; `content_length` says a `Content-Length` came too.
+    Chunked { content_length: bool },
+    /// A `Content-Length`.
+    Length(usize),
+    /// Neither: a request without either has no body.
+    None,
+}
+
+/// Longest part of a header's value quoted back in a refusal.
+const QUOTED: usize = 64;
+
+/// `value` in double quotes, escaped, and cut short when long.
+fn quoted(value: &str) -> String {
+    match value.char_indices().nth(QUOTED) {
+        Some((end, _)) => format!("{:?}...", &value[..end]),
+        None => format!("{:?}", value),
+    }
+}
+
+/// PATCH(content-length): the framing `headers` give a request's body, or why they give none.
+/// Every `Content-Length` must be decimal digits, each one (and each element of a list, such as
+/// `5, 5`) the same length; anything else is a 400, because a peer that read the headers
+/// differently would find another request in this one's body.
+fn framing(headers: &[Header]) -> Result<Framing, RequestCreationError> {
+    let bad = |reason: String| Err(RequestCreationError::BadFraming(400, reason));
+    let content_length = headers.iter().filter(|h| h.field.equiv("Content-Length"));
+    if headers.iter().any(|h| h.field.equiv("Transfer-Encoding")) {
+        return Ok(Framing::Chunked {
+            content_length: content_length.count() > 0,
+        });
+    }
+    let mut length: Option<(usize, &str)> = None;
+    for header in content_length {
+        let value = header.value.as_str();
+        for element in value.split(',') {
+            let element = element.trim_matches(|c| c == ' ' || c == '\t');
+            if element.is_empty() || !element.bytes().all(|b| b.is_ascii_digit()) {
+                return bad(format!(
+                    "the Content-Length header {} is not a length: it must be a decimal number of bytes",
+                    quoted(value)
+                ));
+            }
+            // all digits: only a number past `usize::MAX` fails to parse
+            let n = match element.parse::<usize>() {
+                Ok(n) => n,
+                Err(_) => {
+                    return bad(format!(
+                        "the Content-Length header {} is too large a length",
+                        quoted(value)
+                    ))
+                }
+            };
+            match length {
+                Some((first, first_text)) if first != n => {
+                    return bad(format!(
+                        "the Content-Length headers disagree: {} and {}",
+                        quoted(first_text),
+                        quoted(element)
+                    ))
+                }
+                Some(_) => {}
+                None => length = Some((n, element)),
+            }
+        }
+    }
+    Ok(match length {
+        Some((n, _)) => Framing::Length(n),
+        None => Framing::None,
     })
 }
 
@@ -570,7 +648,85 @@ impl<T> ReadWrite for T where T: Read + Write {}
 
 #[cfg(test)]
 mod tests {
-    use super::Request;
+    use super::{framing, Framing, Request, RequestCreationError};
+    use crate::Header;
+
+    /// The framing of a request with `headers` (`name: value` each), or the refusal's status and
+    /// reason.
+    fn framed(headers: &[&str]) -> Result<Framing, (u16, String)> {
+        let headers: Vec<Header> = headers.iter().map(|h| h.parse().unwrap()).collect();
+        framing(&headers).map_err(|e| match e {
+            RequestCreationError::BadFraming(status, reason) => (status, reason),
+            e => panic!("{:?}", e),
+        })
+    }
+
+    #[test]
+    fn a_content_length_is_decimal_digits_and_one_length() {
+        assert_eq!(framed(&[]), Ok(Framing::None));
+        assert_eq!(framed(&["Content-Length: 0"]), Ok(Framing::Length(0)));
+        assert_eq!(framed(&["Content-Length: 007"]), Ok(Framing::Length(7)));
+        assert_eq!(framed(&["Content-Length: 5, 5"]), Ok(Framing::Length(5)));
+        assert_eq!(
+            framed(&["Content-Length: 5", "content-length: 5,5"]),
+            Ok(Framing::Length(5))
+        );
+        for value in [
+            "abc", "-1", "+5", "0x10", "", "5 5", "5,", ",5", "1e3", "5;",
+        ] {
+            let (status, reason) = framed(&[&format!("Content-Length: {}", value)]).unwrap_err();
+            assert_eq!(status, 400, "{:?}", value);
+            assert_eq!(
+                reason,
+                format!(
+                    "the Content-Length header {:?} is not a length: it must be a decimal number of bytes",
+                    value
+                )
+            );
+        }
+        assert_eq!(
+            framed(&["Content-Length: 99999999999999999999999"]),
+            Err((
+                400,
+                "the Content-Length header \"99999999999999999999999\" is too large a length"
+                    .into()
+            ))
+        );
+        let disagree = Err((
+            400,
+            "the Content-Length headers disagree: \"42\" and \"5\"".into(),
+        ));
+        assert_eq!(
+            framed(&["Content-Length: 42", "Content-Length: 5"]),
+            disagree
+        );
+        assert_eq!(framed(&["Content-Length: 42, 5"]), disagree);
+        // a long value is quoted in part
+        let long = format!("Content-Length: {}", "x".repeat(1000));
+        let (_, reason) = framed(&[&long]).unwrap_err();
+        assert!(reason.len() < 200, "{}", reason);
+    }
+
+    #[test]
+    fn a_transfer_encoding_wins_over_a_content_length() {
+        assert_eq!(
+            framed(&["Transfer-Encoding: chunked"]),
+            Ok(Framing::Chunked {
+                content_length: false
+            })
+        );
+        for headers in [
+            ["Transfer-Encoding: chunked", "Content-Length: 5"],
+            ["Content-Length: abc", "Transfer-Encoding: chunked"],
+        ] {
+            assert_eq!(
+                framed(&headers),
+                Ok(Framing::Chunked {
+                    content_length: true
+                })
+            );
+        }
+    }
 
     #[test]
     fn must_be_send() {

@@ -1,0 +1,199 @@
+//! Where a request's body ends: `Content-Length`, `Transfer-Encoding` and `Connection: Upgrade`
+//! sent over a real socket. A request whose body cannot be delimited is refused with a status
+//! that says why and the connection closes, so whatever follows it is never read as a request
+//! of its own (request smuggling); a request that can be delimited is answered as usual.
+
+use crate::common::*;
+use serde_json::json;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+
+/// One response read off a connection.
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Response {
+    fn says_close(&self) -> bool {
+        self.head
+            .lines()
+            .any(|l| l.eq_ignore_ascii_case("connection: close"))
+    }
+}
+
+/// Everything the server answered to `request`, read until it closed the connection (a reset
+/// counts as closing), each response cut by its `Content-Length`.
+fn exchange(addr: SocketAddr, request: &[u8]) -> Vec<Response> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    // A hang guard, not a measure: every exchange here ends with the server closing.
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let _ = s.write_all(request);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the server neither answered nor closed: {e}"),
+        }
+    }
+    let mut responses = Vec::new();
+    let mut rest = &got[..];
+    while let Some(end) = rest.windows(4).position(|w| w == b"\r\n\r\n") {
+        let head = String::from_utf8_lossy(&rest[..end]).to_string();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let length = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse::<usize>().ok())?
+            })
+            .unwrap_or(0);
+        let body_end = (end + 4 + length).min(rest.len());
+        let body = String::from_utf8_lossy(&rest[end + 4..body_end]).to_string();
+        responses.push(Response { status, head, body });
+        rest = &rest[body_end..];
+    }
+    responses
+}
+
+/// A `GET /healthz` that ends its connection: the request a smuggler hides in a body.
+const SMUGGLED: &str = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+
+fn post_head(headers: &str) -> String {
+    format!(
+        "POST /api/messages HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{headers}\r\n"
+    )
+}
+
+fn message(text: &str) -> String {
+    json!({"target": "framing", "sender": "s", "text": text}).to_string()
+}
+
+fn texts(relay: &Relay) -> Vec<String> {
+    get_json(&relay.url("/api/messages?target=framing"))["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `request` gets exactly one answer, `status` with `Connection: close`, whose body names the
+/// header and contains `says`; then the connection closes, and the relay serves on.
+fn refused_once(relay: &Relay, what: &str, request: &[u8], status: u16, says: &[&str]) {
+    let answers = exchange(relay.addr(), request);
+    assert_eq!(answers.len(), 1, "{what}: {answers:#?}");
+    let a = &answers[0];
+    assert_eq!(a.status, status, "{what}: {a:#?}");
+    assert!(a.says_close(), "{what}: {a:#?}");
+    for s in says {
+        assert!(a.body.contains(s), "{what}: the body says {s:?}: {a:#?}");
+    }
+    assert_eq!(get(&relay.url("/healthz")).body, "ok", "{what}");
+}
+
+#[test]
+fn an_invalid_content_length_is_400_and_nothing_after_it_is_read_as_a_request() {
+    let relay = Relay::memory();
+    for value in [
+        "abc",
+        "-1",
+        "99999999999999999999999",
+        "0x10",
+        "",
+        "+5",
+        "5 5",
+        "5,",
+        "1.0",
+    ] {
+        let rq = format!(
+            "{}{SMUGGLED}",
+            post_head(&format!("Content-Length: {value}\r\n"))
+        );
+        refused_once(
+            &relay,
+            &format!("Content-Length: {value:?}"),
+            rq.as_bytes(),
+            400,
+            &["Content-Length", &format!("{value:?}")],
+        );
+    }
+    assert_eq!(texts(&relay), Vec::<String>::new());
+}
+
+#[test]
+fn differing_content_lengths_are_400_and_identical_ones_are_one_length() {
+    let relay = Relay::memory();
+    let body = message("hello");
+    let n = body.len();
+    for (what, headers) in [
+        (
+            "two headers",
+            format!("Content-Length: {}\r\nContent-Length: {n}\r\n", n + 37),
+        ),
+        ("a list", format!("Content-Length: {n}, {}\r\n", n + 37)),
+        (
+            "the second smaller",
+            format!("Content-Length: {n}\r\nContent-Length: 5\r\n"),
+        ),
+    ] {
+        let rq = format!("{}{body}{SMUGGLED}", post_head(&headers));
+        refused_once(
+            &relay,
+            what,
+            rq.as_bytes(),
+            400,
+            &["Content-Length", &format!("\"{n}\"")],
+        );
+    }
+    assert_eq!(texts(&relay), Vec::<String>::new());
+
+    // The same length repeated is that length: the message is posted, the connection goes on.
+    for (i, repeated) in ["{n}, {n}", "{n}\r\nContent-Length: {n}", "{n} ,\t0{n}"]
+        .iter()
+        .enumerate()
+    {
+        let body = message(&format!("same {i}"));
+        let n = body.len().to_string();
+        let headers = format!("Content-Length: {}\r\n", repeated.replace("{n}", &n));
+        let rq = format!("{}{body}{SMUGGLED}", post_head(&headers));
+        let answers = exchange(relay.addr(), rq.as_bytes());
+        let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+        assert_eq!(statuses, [201, 200], "{headers:?}: {answers:#?}");
+    }
+    assert_eq!(texts(&relay), ["same 0", "same 1", "same 2"]);
+}
+
+#[test]
+fn transfer_encoding_wins_over_content_length_and_the_connection_then_closes() {
+    let relay = Relay::memory();
+    let body = message("chunked wins");
+    // The Content-Length would end the body after "2e\r\n{"; the chunks end it after "0\r\n\r\n".
+    for headers in [
+        "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+        "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+        "Content-Length: abc\r\nTransfer-Encoding: chunked\r\n",
+    ] {
+        let rq = format!(
+            "{}{:x}\r\n{body}\r\n0\r\n\r\n{SMUGGLED}",
+            post_head(headers),
+            body.len()
+        );
+        let answers = exchange(relay.addr(), rq.as_bytes());
+        assert_eq!(answers.len(), 1, "{headers:?}: {answers:#?}");
+        assert_eq!(answers[0].status, 201, "{headers:?}: {answers:#?}");
+        assert!(answers[0].says_close(), "{headers:?}: {answers:#?}");
+    }
+    assert_eq!(texts(&relay), ["chunked wins"; 3]);
+}
