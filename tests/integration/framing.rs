@@ -197,3 +197,27 @@ fn transfer_encoding_wins_over_content_length_and_the_connection_then_closes() {
     }
     assert_eq!(texts(&relay), ["chunked wins"; 3]);
 }
+
+#[test]
+fn a_request_asking_to_upgrade_is_framed_and_answered_like_any_other() {
+    // The relay upgrades to nothing: `Connection: Upgrade` and `Upgrade` are ignored, the body
+    // ends where its length (or last chunk) says, and the connection goes on in HTTP/1.1.
+    let relay = Relay::memory();
+    let by_length = message("upgrade by length");
+    let chunked = message("upgrade chunked");
+    let rq = format!(
+        "{}{by_length}{}{:x}\r\n{chunked}\r\n0\r\n\r\n{}{SMUGGLED}",
+        post_head(&format!(
+            "Connection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: {}\r\n",
+            by_length.len()
+        )),
+        post_head("Connection: keep-alive, Upgrade\r\nUpgrade: h2c\r\nTransfer-Encoding: chunked\r\n"),
+        chunked.len(),
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    );
+    let answers = exchange(relay.addr(), rq.as_bytes());
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [201, 201, 200, 200], "{answers:#?}");
+    assert!(answers[..3].iter().all(|a| !a.says_close()), "{answers:#?}");
+    assert_eq!(texts(&relay), ["upgrade by length", "upgrade chunked"]);
+}

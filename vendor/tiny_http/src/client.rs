@@ -287,7 +287,8 @@ impl Iterator for ClientConnection {
 
         match lowercase {
             Some(ref val) if val.contains("close") => self.no_more_requests = true,
-            Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
+            // PATCH(no-upgrade): 0.12.0 ended the connection after a `Connection: upgrade`
+            // request, whose body ran to its end; nothing upgrades here, so HTTP/1.1 goes on.
             Some(ref val)
                 if !val.contains("keep-alive") && *rq.http_version() == HTTPVersion(1, 0) =>
             {

@@ -32,9 +32,11 @@ use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 ///    body of the request in a buffer ; if the body is too big, tiny-http will avoid doing that)
 ///  - A request sends a `Expect: 100-continue` header (which means that the client waits to
 ///    know whether its body will be processed before sending it)
-///  - A request sends a `Connection: close` header or `Connection: upgrade` header (used for
-///    websockets), which indicates that this is the last request that will be received on this
-///    connection
+///  - A request sends a `Connection: close` header, which indicates that this is the last
+///    request that will be received on this connection
+///
+/// PATCH(no-upgrade): a `Connection: upgrade` request is framed and answered like any other;
+/// this copy has no `Request::upgrade`.
 ///
 /// # Automatic cleanup
 ///
@@ -184,26 +186,13 @@ where
         }
     };
 
-    // true if the client sent a `Connection: upgrade` header
-    let connection_upgrade = {
-        match headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Connection"))
-            .map(|h| h.value.as_str())
-        {
-            Some(v) if v.to_ascii_lowercase().contains("upgrade") => true,
-            _ => false,
-        }
-    };
-
     // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
     // content-length headers
     // PATCH(bounded-drain, deadlines, bounded-chunks): a body on a served connection is read
     // through `Body` (its deadline, and a bounded drain when it is dropped unread) and a chunked
-    // one through the bounded `ChunkedDecoder`.
-    let reader = if connection_upgrade {
-        Box::new(source_data) as Box<dyn Read + Send + 'static>
-    } else if let Some(content_length) = content_length {
+    // one through the bounded `ChunkedDecoder`. PATCH(no-upgrade): a `Connection: upgrade`
+    // request's body is framed like any other (0.12.0 ran it to the end of the connection).
+    let reader = if let Some(content_length) = content_length {
         if content_length == 0 {
             Box::new(io::empty()) as Box<dyn Read + Send + 'static>
         } else if content_length <= 1024 && !expects_continue {
@@ -409,46 +398,6 @@ impl Request {
         self.remote_addr.as_ref()
     }
 
-    /// Sends a response with a `Connection: upgrade` header, then turns the `Request` into a `Stream`.
-    ///
-    /// The main purpose of this function is to support websockets.
-    /// If you detect that the request wants to use some kind of protocol upgrade, you can
-    ///  call this function to obtain full control of the socket stream.
-    ///
-    /// If you call this on a non-websocket request, tiny-http will wait until this `Stream` object
-    ///  is destroyed before continuing to read or write on the socket. Therefore you should always
-    ///  destroy it as soon as possible.
-    pub fn upgrade<R: Read>(
-        mut self,
-        protocol: &str,
-        response: Response<R>,
-    ) -> Box<dyn ReadWrite + Send> {
-        use crate::util::CustomStream;
-
-        response
-            .raw_print(
-                self.response_writer.as_mut().unwrap().by_ref(),
-                self.http_version.clone(),
-                &self.headers,
-                false,
-                Some(protocol),
-            )
-            .ok(); // TODO: unused result
-
-        self.response_writer.as_mut().unwrap().flush().ok(); // TODO: unused result
-
-        let stream = CustomStream::new(self.extract_reader_impl(), self.extract_writer_impl());
-        if let Some(sender) = self.notify_when_responded.take() {
-            let stream = NotifyOnDrop {
-                sender,
-                inner: stream,
-            };
-            Box::new(stream) as Box<dyn ReadWrite + Send>
-        } else {
-            Box::new(stream) as Box<dyn ReadWrite + Send>
-        }
-    }
-
     /// Allows to read the body of the request.
     ///
     /// # Example
@@ -531,19 +480,6 @@ impl Request {
         let mut writer = None;
         mem::swap(&mut self.response_writer, &mut writer);
         writer.unwrap()
-    }
-
-    /// Extract the body `Reader` object from the Request.
-    ///
-    /// This may only be called once on a single request.
-    fn extract_reader_impl(&mut self) -> Box<dyn Read + Send + 'static> {
-        use std::mem;
-
-        assert!(self.data_reader.is_some());
-
-        let mut reader = None;
-        mem::swap(&mut self.data_reader, &mut reader);
-        reader.unwrap()
     }
 
     /// Sends a response to this request.
@@ -639,12 +575,6 @@ impl Drop for Request {
         }
     }
 }
-
-/// Dummy trait that regroups the `Read` and `Write` traits.
-///
-/// Automatically implemented on all types that implement both `Read` and `Write`.
-pub trait ReadWrite: Read + Write {}
-impl<T> ReadWrite for T where T: Read + Write {}
 
 #[cfg(test)]
 mod tests {

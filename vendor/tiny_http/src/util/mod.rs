@@ -1,7 +1,6 @@
 pub(crate) use self::body::Body;
 pub(crate) use self::chunked_decoder::ChunkedDecoder;
 pub(crate) use self::connection_table::{Conn, ConnectionTable, Ticket};
-pub use self::custom_stream::CustomStream;
 pub use self::equal_reader::EqualReader;
 pub use self::fused_reader::FusedReader;
 pub use self::messages_queue::MessagesQueue;
@@ -15,7 +14,6 @@ use std::str::FromStr;
 mod body;
 mod chunked_decoder;
 pub(crate) mod connection_table;
-mod custom_stream;
 mod equal_reader;
 mod fused_reader;
 mod messages_queue;
