@@ -221,3 +221,107 @@ fn a_request_asking_to_upgrade_is_framed_and_answered_like_any_other() {
     assert!(answers[..3].iter().all(|a| !a.says_close()), "{answers:#?}");
     assert_eq!(texts(&relay), ["upgrade by length", "upgrade chunked"]);
 }
+
+#[test]
+fn a_transfer_coding_other_than_chunked_is_501_at_once_and_closes() {
+    let relay = Relay::memory();
+    let body = message("compressed, they say");
+    for te in [
+        "gzip",
+        "GZIP",
+        "identity",
+        "gzip, chunked",
+        "chunked, gzip",
+        "chunked;ext=1",
+    ] {
+        let rq = format!(
+            "{}{body}{SMUGGLED}",
+            post_head(&format!(
+                "Transfer-Encoding: {te}\r\nContent-Length: {}\r\n",
+                body.len()
+            ))
+        );
+        refused_once(
+            &relay,
+            te,
+            rq.as_bytes(),
+            501,
+            &["Transfer-Encoding", &format!("{te:?}"), "only chunked"],
+        );
+    }
+    // Bytes that do not look like chunks, and no end: answered at once, not at the body timeout.
+    let rq = format!(
+        "{}\u{1f}gzipped bytes",
+        post_head("Transfer-Encoding: gzip\r\n")
+    );
+    refused_once(&relay, "gzip alone", rq.as_bytes(), 501, &["\"gzip\""]);
+    // Two headers make one list.
+    let rq = format!(
+        "{}{body}{SMUGGLED}",
+        post_head("Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n")
+    );
+    refused_once(&relay, "two headers", rq.as_bytes(), 501, &["\"gzip\""]);
+    assert_eq!(texts(&relay), Vec::<String>::new());
+}
+
+#[test]
+fn chunked_applied_twice_an_empty_transfer_encoding_or_one_in_http_1_0_is_400() {
+    let relay = Relay::memory();
+    let body = message("never posted");
+    let chunk = format!("{:x}\r\n{body}\r\n0\r\n\r\n", body.len());
+    for (what, head, says) in [
+        (
+            "chunked twice",
+            post_head("Transfer-Encoding: chunked, chunked\r\n"),
+            "more than once",
+        ),
+        (
+            "chunked in two headers",
+            post_head("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"),
+            "more than once",
+        ),
+        ("empty", post_head("Transfer-Encoding: \r\n"), "empty"),
+        (
+            "a list of nothing",
+            post_head("Transfer-Encoding: ,\r\n"),
+            "empty",
+        ),
+        (
+            "HTTP/1.0",
+            post_head("Transfer-Encoding: chunked\r\n").replace("HTTP/1.1", "HTTP/1.0"),
+            "HTTP/1.0",
+        ),
+    ] {
+        let rq = format!("{head}{chunk}{SMUGGLED}");
+        refused_once(
+            &relay,
+            what,
+            rq.as_bytes(),
+            400,
+            &["Transfer-Encoding", says],
+        );
+    }
+    assert_eq!(texts(&relay), Vec::<String>::new());
+}
+
+#[test]
+fn chunked_in_any_case_is_read_and_the_connection_goes_on() {
+    let relay = Relay::memory();
+    let mut rq = String::new();
+    for te in ["chunked", "Chunked", "CHUNKED", "chunked, ", " ,chunked"] {
+        let body = message(te);
+        rq += &format!(
+            "{}{:x}\r\n{body}\r\n0\r\n\r\n",
+            post_head(&format!("Transfer-Encoding: {te}\r\n")),
+            body.len()
+        );
+    }
+    rq += SMUGGLED;
+    let answers = exchange(relay.addr(), rq.as_bytes());
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [201, 201, 201, 201, 201, 200], "{answers:#?}");
+    assert_eq!(
+        texts(&relay),
+        ["chunked", "Chunked", "CHUNKED", "chunked, ", " ,chunked"]
+    );
+}

@@ -158,7 +158,7 @@ where
     // PATCH(content-length): the body's framing, from every `Transfer-Encoding` and
     // `Content-Length` header (0.12.0 read the first of each and took a `Content-Length` it
     // could not parse for no body at all).
-    let (transfer_encoding, content_length) = match framing(&headers)? {
+    let (transfer_encoding, content_length) = match framing(&version, &headers)? {
         Framing::Chunked { content_length } => {
             // RFC 9112 §6.1: the Transfer-Encoding wins, and the connection closes after the
             // response, since a peer that went by the Content-Length sees another request here.
@@ -286,13 +286,52 @@ fn quoted(value: &str) -> String {
 /// Every `Content-Length` must be decimal digits, each one (and each element of a list, such as
 /// `5, 5`) the same length; anything else is a 400, because a peer that read the headers
 /// differently would find another request in this one's body.
-fn framing(headers: &[Header]) -> Result<Framing, RequestCreationError> {
+///
+/// PATCH(transfer-codings): every `Transfer-Encoding` header together must name `chunked` once
+/// and nothing else (empty list elements aside): any other coding is a 501, since this server
+/// implements none (RFC 9112 §6.1); `chunked` twice, an empty list, or a `Transfer-Encoding` in
+/// an HTTP/1.0 request (whose framing RFC 9112 §6.1 says to treat as faulty) is a 400.
+fn framing(version: &HTTPVersion, headers: &[Header]) -> Result<Framing, RequestCreationError> {
     let bad = |reason: String| Err(RequestCreationError::BadFraming(400, reason));
     let content_length = headers.iter().filter(|h| h.field.equiv("Content-Length"));
-    if headers.iter().any(|h| h.field.equiv("Transfer-Encoding")) {
-        return Ok(Framing::Chunked {
-            content_length: content_length.count() > 0,
-        });
+    let transfer_encoding: Vec<&str> = headers
+        .iter()
+        .filter(|h| h.field.equiv("Transfer-Encoding"))
+        .map(|h| h.value.as_str())
+        .collect();
+    if !transfer_encoding.is_empty() {
+        if *version < (1, 1) {
+            return bad(format!(
+                "Transfer-Encoding is not allowed in an HTTP/{} request",
+                version
+            ));
+        }
+        let list = transfer_encoding.join(", ");
+        let codings: Vec<&str> = list
+            .split(',')
+            .map(|c| c.trim_matches(|c| c == ' ' || c == '\t'))
+            .filter(|c| !c.is_empty())
+            .collect();
+        if let Some(coding) = codings.iter().find(|c| !c.eq_ignore_ascii_case("chunked")) {
+            return Err(RequestCreationError::BadFraming(
+                501,
+                format!(
+                    "the Transfer-Encoding header {} names the transfer coding {}, which is not implemented: only chunked is",
+                    quoted(&list),
+                    quoted(coding)
+                ),
+            ));
+        }
+        return match codings.len() {
+            0 => bad("the Transfer-Encoding header is empty".into()),
+            1 => Ok(Framing::Chunked {
+                content_length: content_length.count() > 0,
+            }),
+            _ => bad(format!(
+                "the Transfer-Encoding header {} applies chunked more than once",
+                quoted(&list)
+            )),
+        };
     }
     let mut length: Option<(usize, &str)> = None;
     for header in content_length {
@@ -579,13 +618,17 @@ impl Drop for Request {
 #[cfg(test)]
 mod tests {
     use super::{framing, Framing, Request, RequestCreationError};
-    use crate::Header;
+    use crate::{HTTPVersion, Header};
 
     /// The framing of a request with `headers` (`name: value` each), or the refusal's status and
     /// reason.
     fn framed(headers: &[&str]) -> Result<Framing, (u16, String)> {
+        framed_in(HTTPVersion(1, 1), headers)
+    }
+
+    fn framed_in(version: HTTPVersion, headers: &[&str]) -> Result<Framing, (u16, String)> {
         let headers: Vec<Header> = headers.iter().map(|h| h.parse().unwrap()).collect();
-        framing(&headers).map_err(|e| match e {
+        framing(&version, &headers).map_err(|e| match e {
             RequestCreationError::BadFraming(status, reason) => (status, reason),
             e => panic!("{:?}", e),
         })
@@ -656,6 +699,62 @@ mod tests {
                 })
             );
         }
+    }
+
+    #[test]
+    fn only_chunked_once_is_a_transfer_encoding() {
+        let chunked = Ok(Framing::Chunked {
+            content_length: false,
+        });
+        for list in ["chunked", "CHUNKED", "chunked, ", ", chunked,,"] {
+            assert_eq!(framed(&[&format!("Transfer-Encoding: {}", list)]), chunked);
+        }
+        let not_implemented = |list: &str, coding: &str| {
+            Err((
+                501,
+                format!(
+                    "the Transfer-Encoding header {:?} names the transfer coding {:?}, which is not implemented: only chunked is",
+                    list, coding
+                ),
+            ))
+        };
+        for (list, coding) in [
+            ("gzip", "gzip"),
+            ("identity", "identity"),
+            ("gzip, chunked", "gzip"),
+            ("chunked, gzip", "gzip"),
+            ("chunked;x=1", "chunked;x=1"),
+        ] {
+            assert_eq!(
+                framed(&[&format!("Transfer-Encoding: {}", list)]),
+                not_implemented(list, coding)
+            );
+        }
+        assert_eq!(
+            framed(&["Transfer-Encoding: deflate", "Transfer-Encoding: chunked"]),
+            not_implemented("deflate, chunked", "deflate")
+        );
+        assert_eq!(
+            framed(&["Transfer-Encoding: chunked", "Transfer-Encoding: chunked"]),
+            Err((
+                400,
+                "the Transfer-Encoding header \"chunked, chunked\" applies chunked more than once"
+                    .into()
+            ))
+        );
+        for list in ["", " , "] {
+            assert_eq!(
+                framed(&[&format!("Transfer-Encoding: {}", list)]),
+                Err((400, "the Transfer-Encoding header is empty".into()))
+            );
+        }
+        assert_eq!(
+            framed_in(HTTPVersion(1, 0), &["Transfer-Encoding: chunked"]),
+            Err((
+                400,
+                "Transfer-Encoding is not allowed in an HTTP/1.0 request".into()
+            ))
+        );
     }
 
     #[test]
