@@ -325,3 +325,33 @@ fn chunked_in_any_case_is_read_and_the_connection_goes_on() {
         ["chunked", "Chunked", "CHUNKED", "chunked, ", " ,chunked"]
     );
 }
+
+#[test]
+fn a_chunk_size_that_is_not_bare_hex_digits_is_400_and_closes() {
+    let relay = Relay::memory();
+    let body = message("signed chunk");
+    for size in [
+        format!("+{:x}", body.len()),
+        format!(" {:x}", body.len()),
+        format!("0x{:x}", body.len()),
+        String::new(),
+    ] {
+        let rq = format!(
+            "{}{size}\r\n{body}\r\n0\r\n\r\n{SMUGGLED}",
+            post_head("Transfer-Encoding: chunked\r\n")
+        );
+        refused_once(&relay, &size, rq.as_bytes(), 400, &["chunk size"]);
+    }
+    // Spaces after the size, before an extension, are allowed (RFC 9112 §7.1.1).
+    let rq = format!(
+        "{}{:x} ;ext=1\r\n{body}\r\n0\r\n\r\n{SMUGGLED}",
+        post_head("Transfer-Encoding: chunked\r\n"),
+        body.len()
+    );
+    let statuses: Vec<u16> = exchange(relay.addr(), rq.as_bytes())
+        .iter()
+        .map(|a| a.status)
+        .collect();
+    assert_eq!(statuses, [201, 200]);
+    assert_eq!(texts(&relay), ["signed chunk"]);
+}

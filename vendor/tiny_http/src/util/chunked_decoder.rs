@@ -66,11 +66,21 @@ impl<R: Read> ChunkedDecoder<R> {
         }
     }
 
+    /// PATCH(chunk-size): a chunk size is hex digits only, then optional spaces or tabs before
+    /// an extension (RFC 9112 §7.1); `from_str_radix` alone also took a sign (`+5`) and spaces
+    /// before it, where a peer reading the grammar would see the body end elsewhere.
     fn chunk_size(&mut self) -> IoResult<u64> {
         let line = self.line(MAX_SIZE_LINE)?;
         let size = line.split(|&b| b == b';').next().unwrap_or_default();
-        let size = std::str::from_utf8(size).map_err(|_| malformed("chunk size"))?;
-        u64::from_str_radix(size.trim(), 16).map_err(|_| malformed("chunk size"))
+        let digits = match size.iter().rposition(|&b| b != b' ' && b != b'\t') {
+            Some(last) => &size[..=last],
+            None => &[][..],
+        };
+        if digits.is_empty() || !digits.iter().all(u8::is_ascii_hexdigit) {
+            return Err(malformed("chunk size"));
+        }
+        let digits = std::str::from_utf8(digits).map_err(|_| malformed("chunk size"))?;
+        u64::from_str_radix(digits, 16).map_err(|_| malformed("chunk size"))
     }
 }
 
@@ -152,6 +162,29 @@ mod tests {
         assert!(decode(b"3\r\nabcd\r\n0\r\n\r\n").is_err());
         assert!(decode(b"3\r\nab").is_err());
         assert!(decode(b"ffffffffffffffffffff\r\n").is_err());
+    }
+
+    #[test]
+    fn a_chunk_size_is_bare_hex_digits() {
+        for wire in [
+            &b"+3\r\nabc\r\n0\r\n\r\n"[..],
+            b"-3\r\nabc\r\n0\r\n\r\n",
+            b" 3\r\nabc\r\n0\r\n\r\n",
+            b"0x3\r\nabc\r\n0\r\n\r\n",
+            b"\r\nabc\r\n0\r\n\r\n",
+            b";ext\r\nabc\r\n0\r\n\r\n",
+            b"3\r\nabc\r\n+0\r\n\r\n",
+        ] {
+            let err = decode(wire).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                std::io::ErrorKind::InvalidData,
+                "{:?}",
+                String::from_utf8_lossy(wire)
+            );
+        }
+        // spaces and tabs may come between the size and an extension
+        assert_eq!(decode(b"3 \t;ext=1\r\nabc\r\n0 \r\n\r\n").unwrap(), b"abc");
     }
 
     /// An endless chunk-size line fails after `MAX_SIZE_LINE` bytes instead of being collected.
