@@ -223,7 +223,7 @@ fn a_request_asking_to_upgrade_is_framed_and_answered_like_any_other() {
 }
 
 #[test]
-fn a_transfer_coding_other_than_chunked_is_501_at_once_and_closes() {
+fn a_transfer_coding_other_than_chunked_is_400_at_once_and_closes() {
     let relay = Relay::memory();
     let body = message("compressed, they say");
     for te in [
@@ -245,7 +245,7 @@ fn a_transfer_coding_other_than_chunked_is_501_at_once_and_closes() {
             &relay,
             te,
             rq.as_bytes(),
-            501,
+            400,
             &["Transfer-Encoding", &format!("{te:?}"), "only chunked"],
         );
     }
@@ -254,13 +254,13 @@ fn a_transfer_coding_other_than_chunked_is_501_at_once_and_closes() {
         "{}\u{1f}gzipped bytes",
         post_head("Transfer-Encoding: gzip\r\n")
     );
-    refused_once(&relay, "gzip alone", rq.as_bytes(), 501, &["\"gzip\""]);
+    refused_once(&relay, "gzip alone", rq.as_bytes(), 400, &["\"gzip\""]);
     // Two headers make one list.
     let rq = format!(
         "{}{body}{SMUGGLED}",
         post_head("Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n")
     );
-    refused_once(&relay, "two headers", rq.as_bytes(), 501, &["\"gzip\""]);
+    refused_once(&relay, "two headers", rq.as_bytes(), 400, &["\"gzip\""]);
     assert_eq!(texts(&relay), Vec::<String>::new());
 }
 

@@ -288,8 +288,9 @@ fn quoted(value: &str) -> String {
 /// differently would find another request in this one's body.
 ///
 /// PATCH(transfer-codings): every `Transfer-Encoding` header together must name `chunked` once
-/// and nothing else (empty list elements aside): any other coding is a 501, since this server
-/// implements none (RFC 9112 §6.1); `chunked` twice, an empty list, or a `Transfer-Encoding` in
+/// and nothing else (empty list elements aside): any other coding is a 400, since this server
+/// implements none (RFC 9112 §6.1 suggests 501, but the relay answers no request's content with
+/// a server error); `chunked` twice, an empty list, or a `Transfer-Encoding` in
 /// an HTTP/1.0 request (whose framing RFC 9112 §6.1 says to treat as faulty) is a 400.
 fn framing(version: &HTTPVersion, headers: &[Header]) -> Result<Framing, RequestCreationError> {
     let bad = |reason: String| Err(RequestCreationError::BadFraming(400, reason));
@@ -314,7 +315,7 @@ fn framing(version: &HTTPVersion, headers: &[Header]) -> Result<Framing, Request
             .collect();
         if let Some(coding) = codings.iter().find(|c| !c.eq_ignore_ascii_case("chunked")) {
             return Err(RequestCreationError::BadFraming(
-                501,
+                400,
                 format!(
                     "the Transfer-Encoding header {} names the transfer coding {}, which is not implemented: only chunked is",
                     quoted(&list),
@@ -711,7 +712,7 @@ mod tests {
         }
         let not_implemented = |list: &str, coding: &str| {
             Err((
-                501,
+                400,
                 format!(
                     "the Transfer-Encoding header {:?} names the transfer coding {:?}, which is not implemented: only chunked is",
                     list, coding
