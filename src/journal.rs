@@ -56,6 +56,9 @@ pub(crate) struct Replay {
     pub last_id: u64,
     pub keys: Keys,
     pub positions: Vec<Position>,
+    /// The journal still holds the lines of messages since deleted (a crash came before the
+    /// compaction that removes them).
+    pub holds_deleted: bool,
 }
 
 /// What a deletion removes: one message, or a whole channel up to a message id (what is
@@ -920,6 +923,7 @@ fn finish(progress: Progress) -> Replay {
         cleared,
         ..
     } = progress;
+    let read = messages.len();
     if !deleted.is_empty() || !cleared.is_empty() {
         let channel_of: HashMap<&str, u32> = channels
             .iter()
@@ -934,6 +938,7 @@ fn finish(progress: Progress) -> Replay {
             !deleted.contains(&m.id) && cleared.get(&m.channel).is_none_or(|upto| m.id > *upto)
         });
     }
+    let holds_deleted = messages.len() < read;
     messages.shrink_to_fit();
     Replay {
         messages,
@@ -941,6 +946,7 @@ fn finish(progress: Progress) -> Replay {
         last_id,
         keys,
         positions,
+        holds_deleted,
     }
 }
 

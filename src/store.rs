@@ -261,9 +261,11 @@ impl Default for Limits {
 }
 
 pub(crate) struct Store {
-    state: Mutex<State>,
+    /// Shared with a compaction's thread, which installs what it wrote (`compact`).
+    state: Arc<Mutex<State>>,
     /// Held by the one poster that writes the queued batch; guards the journal and the sequence.
-    commit: Mutex<Committer>,
+    /// Shared with a compaction's thread, like `state`.
+    commit: Arc<Mutex<Committer>>,
     queue: Mutex<Vec<Arc<Slot>>>,
     /// The functions told of new messages. A committer takes this lock before it lets go of the
     /// commit lock and calls them after, so the next batch is written meanwhile and yet every
@@ -350,13 +352,60 @@ struct Committer {
     /// Retention dropped messages that the journal still holds.
     stale: bool,
     /// A compacted journal being written in the background.
-    compaction: Option<JoinHandle<Result<Compaction, Error>>>,
+    compaction: Option<Arc<Pending>>,
     /// Idempotency keys of recent posts.
     keys: Keys,
     /// A deletion left a text on disk that a compaction has yet to remove.
     purge: bool,
     /// The replay checkpoint of the last compacted journal being written in the background.
     checkpointing: Option<JoinHandle<()>>,
+}
+
+/// A compaction written on a thread of its own: what came of it once written, and a signal for
+/// whoever waits for that.
+#[derive(Default)]
+struct Pending {
+    outcome: Mutex<Option<Result<Compaction, Error>>>,
+    written: Condvar,
+}
+
+/// Installs the compaction being written once it is (with `wait`, waiting for it).
+fn finish_compaction(state: &Mutex<State>, committer: &mut Committer, wait: bool) {
+    let Some(pending) = committer.compaction.clone() else {
+        return;
+    };
+    let mut outcome = lock(&pending.outcome);
+    while wait && outcome.is_none() {
+        outcome = pending
+            .written
+            .wait(outcome)
+            .unwrap_or_else(|e| e.into_inner());
+    }
+    if let Some(prepared) = outcome.take() {
+        drop(outcome);
+        committer.compaction = None;
+        install(state, committer, prepared);
+    }
+}
+
+/// Installs a written compaction and moves the index to the new file with it, under the
+/// index's lock: a reader takes places and the file they point into together, so it never
+/// reads one file at the other's places.
+fn install(state: &Mutex<State>, committer: &mut Committer, prepared: Result<Compaction, Error>) {
+    let installed = prepared.and_then(|c| match committer.journal.as_mut() {
+        Some(journal) => journal.install(c).map(Some),
+        None => Ok(None),
+    });
+    match installed {
+        Ok(Some(relocation)) => {
+            lock(state).relocate(relocation);
+            Store::start_checkpoint(committer);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            log::error!("journal compaction failed; the journal keeps every message: {e}")
+        }
+    }
 }
 
 /// A post of the batch being committed that gets a new id.
@@ -454,26 +503,30 @@ impl Store {
             Some(journal) if journal.syncs() => 0,
             _ => COMMIT_YIELDS,
         };
-        Store {
-            state: Mutex::new(state),
-            commit: Mutex::new(Committer {
+        let purge = replay.holds_deleted;
+        let store = Store {
+            state: Arc::new(Mutex::new(state)),
+            commit: Arc::new(Mutex::new(Committer {
                 journal,
                 last_id: top,
                 since_compaction: 0,
                 retention_due: true,
-                stale,
+                stale: stale || purge,
                 compaction: None,
                 keys: replay.keys,
-                purge: false,
+                purge,
                 checkpointing: None,
-            }),
+            })),
             queue: Mutex::new(Vec::new()),
             hooks: Mutex::new(Vec::new()),
             recorder: Mutex::new(None),
             published_id: AtomicU64::new(top),
             commit_yields,
             limits,
-        }
+        };
+        // Deleted texts a crash left in the journal leave it now, not with some later post.
+        store.purge(&mut lock(&store.commit));
+        store
     }
 
     /// A memory-only store, as the original relay had.
@@ -572,7 +625,7 @@ impl Store {
     /// message that key made, or a conflict, and no id. Returns the new messages, for the hooks and
     /// the recorder.
     fn commit_batch(&self, committer: &mut Committer, batch: &[Arc<Slot>]) -> Vec<Recorded> {
-        self.finish_compaction(committer, false);
+        finish_compaction(&self.state, committer, false);
         let ts = now();
         committer.keys.expire(ts);
         let mut next = committer.last_id + 1;
@@ -793,7 +846,7 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn compact_now(&self) -> Result<usize, Error> {
         let mut committer = lock(&self.commit);
-        self.finish_compaction(&mut committer, true);
+        finish_compaction(&self.state, &mut committer, true);
         Ok(self.compact(&mut committer, true))
     }
 
@@ -842,55 +895,31 @@ impl Store {
             Journal::prepare(&dir, texts, &extras, last_id, mark)
         };
         if wait {
-            let prepared = prepare();
-            self.install(committer, prepared);
-        } else {
-            match thread::Builder::new()
-                .name("relay-compact".into())
-                .spawn(prepare)
-            {
-                Ok(handle) => committer.compaction = Some(handle),
-                Err(e) => log::error!("cannot start journal compaction: {e}"),
-            }
+            install(&self.state, committer, prepare());
+            return dropped;
+        }
+        let pending = Arc::new(Pending::default());
+        let written = Arc::clone(&pending);
+        let (state, commit) = (Arc::downgrade(&self.state), Arc::downgrade(&self.commit));
+        let spawned = thread::Builder::new()
+            .name("relay-compact".into())
+            .spawn(move || {
+                let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(prepare))
+                    .unwrap_or_else(|_| Err(Error::Storage("journal compaction panicked".into())));
+                *lock(&written.outcome) = Some(prepared);
+                written.written.notify_all();
+                // Installed at once, so that a relay no one posts to still replaces its journal
+                // (and a deleted text leaves the disk); a commit or a close that takes the lock
+                // first installs it instead. Not if the store is gone.
+                if let (Some(state), Some(commit)) = (state.upgrade(), commit.upgrade()) {
+                    finish_compaction(&state, &mut lock(&commit), false);
+                }
+            });
+        match spawned {
+            Ok(_) => committer.compaction = Some(pending),
+            Err(e) => log::error!("cannot start journal compaction: {e}"),
         }
         dropped
-    }
-
-    /// Installs a compaction whose temporary file is written (or, with `wait`, waits for it).
-    fn finish_compaction(&self, committer: &mut Committer, wait: bool) {
-        let ready = committer
-            .compaction
-            .as_ref()
-            .is_some_and(|h| wait || h.is_finished());
-        if !ready {
-            return;
-        }
-        if let Some(handle) = committer.compaction.take() {
-            let prepared = handle
-                .join()
-                .unwrap_or_else(|_| Err(Error::Storage("journal compaction panicked".into())));
-            self.install(committer, prepared);
-        }
-    }
-
-    /// Installs a written compaction and moves the index to the new file with it, under the
-    /// index's lock: a reader takes places and the file they point into together, so it never
-    /// reads one file at the other's places.
-    fn install(&self, committer: &mut Committer, prepared: Result<Compaction, Error>) {
-        let installed = prepared.and_then(|c| match committer.journal.as_mut() {
-            Some(journal) => journal.install(c).map(Some),
-            None => Ok(None),
-        });
-        match installed {
-            Ok(Some(relocation)) => {
-                lock(&self.state).relocate(relocation);
-                Store::start_checkpoint(committer);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                log::error!("journal compaction failed; the journal keeps every message: {e}")
-            }
-        }
     }
 
     /// Starts writing the replay checkpoint of the journal just compacted, in the background
@@ -1442,7 +1471,7 @@ impl Store {
 
     /// Starts a compaction if a deletion left a text on disk and none is running.
     fn purge(&self, committer: &mut Committer) {
-        self.finish_compaction(committer, false);
+        finish_compaction(&self.state, committer, false);
         if committer.purge && committer.compaction.is_none() && committer.journal.is_some() {
             committer.purge = false;
             self.compact(committer, false);
@@ -1461,7 +1490,7 @@ impl Store {
             state.created.notify_all();
         }
         let mut committer = lock(&self.commit);
-        self.finish_compaction(&mut committer, true);
+        finish_compaction(&self.state, &mut committer, true);
         if committer.purge {
             // A deletion's text is still on disk: remove it before letting go of the journal.
             self.compact(&mut committer, true);
@@ -2149,6 +2178,68 @@ mod tests {
             let m = store.find(target, *id).expect("every posted id is held");
             assert_eq!(&m.text, text);
         }
+    }
+
+    /// Waits (up to a deadline) until the journal file no longer holds `text`.
+    fn until_the_journal_lacks(dir: &TempDir, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while dir.journal_text().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "{text:?} is still in the journal"
+            );
+            thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn a_deleted_text_leaves_the_journal_with_no_later_post_or_stop() {
+        let dir = TempDir::new();
+        let store = dir.store(Limits::default());
+        post(&store, "c", "kept text");
+        let secret = post(&store, "c", "secret text");
+        store.delete_message(secret).unwrap();
+        // Nothing else happens: the compaction the deletion started installs itself.
+        until_the_journal_lacks(&dir, "secret text");
+        assert!(dir.journal_text().contains("kept text"));
+        let texts: Vec<String> = all(&store, "c").iter().map(|m| m.text.clone()).collect();
+        assert_eq!(texts, ["kept text"]);
+        assert_eq!(post(&store, "c", "after"), secret + 1);
+        store.close();
+        drop(store);
+        let (_, replay) = dir.open_journal();
+        assert!(!replay.holds_deleted);
+        assert_eq!(replay.messages.len(), 2);
+    }
+
+    #[test]
+    fn a_start_after_a_crash_that_kept_a_deleted_text_removes_it() {
+        let dir = TempDir::new();
+        {
+            let (mut journal, _) = dir.open_journal();
+            let m = |id: u64, text: &str| Message {
+                id,
+                ts: 1.0,
+                target: "c".into(),
+                sender: "s".into(),
+                reply_to: None,
+                text: text.into(),
+            };
+            journal
+                .append(&[m(1, "kept text"), m(2, "secret text")])
+                .unwrap();
+            // The deletion is on disk; the compaction that would remove the text never ran.
+            journal
+                .append_lines(&[Line::Delete(&Deletion::Message { id: 2 })])
+                .unwrap();
+        }
+        let (journal, replay) = dir.open_journal();
+        assert!(replay.holds_deleted);
+        let store = Store::new(Some(journal), replay, &[], Limits::default());
+        until_the_journal_lacks(&dir, "secret text");
+        let texts: Vec<String> = all(&store, "c").iter().map(|m| m.text.clone()).collect();
+        assert_eq!(texts, ["kept text"]);
+        assert_eq!(post(&store, "c", "next"), 3);
     }
 
     #[test]
