@@ -1,7 +1,8 @@
-//! Where a request's body ends: `Content-Length`, `Transfer-Encoding` and `Connection: Upgrade`
-//! sent over a real socket. A request whose body cannot be delimited is refused with a status
-//! that says why and the connection closes, so whatever follows it is never read as a request
-//! of its own (request smuggling); a request that can be delimited is answered as usual.
+//! Where a request's head lines and body end: CR, LF and NUL inside a head line,
+//! `Content-Length`, `Transfer-Encoding` and `Connection: Upgrade` sent over a real socket. A
+//! request whose lines or body cannot be delimited is refused with a status that says why and the
+//! connection closes, so whatever follows it is never read as a request of its own (request
+//! smuggling); a request that can be delimited is answered as usual.
 
 use crate::common::*;
 use serde_json::json;
@@ -354,4 +355,71 @@ fn a_chunk_size_that_is_not_bare_hex_digits_is_400_and_closes() {
         .collect();
     assert_eq!(statuses, [201, 200]);
     assert_eq!(texts(&relay), ["signed chunk"]);
+}
+
+#[test]
+fn cr_lf_or_nul_in_a_head_line_is_400_naming_the_line_and_closes() {
+    // RFC 9110 §5.5: CR, LF and NUL in a field value are invalid and dangerous. A bare LF is where
+    // a peer that ends lines at LF finds a header of its own: here a `Content-Length` the relay
+    // would not see, so the body and the request after it would be read apart differently.
+    let relay = Relay::memory();
+    let body = message("hidden length");
+    let n = body.len();
+    let line = |l: &str| format!("{l}\r\nHost: localhost\r\nContent-Length: {n}\r\n\r\n");
+    for (what, head, says) in [
+        (
+            "a bare LF in a value",
+            post_head(&format!("X-A: a\nContent-Length: {n}\r\n")),
+            ["the header \"X-A\"", "LF without a CR"],
+        ),
+        (
+            "a bare LF in the name",
+            post_head(&format!("X\nContent-Length: {n}\r\n")),
+            ["the header \"X\"", "LF without a CR"],
+        ),
+        (
+            "a bare CR in a value",
+            post_head(&format!("X-A: a\rContent-Length: {n}\r\n")),
+            ["the header \"X-A\"", "CR not followed by LF"],
+        ),
+        (
+            "a CR before the CRLF",
+            post_head(&format!("X-A: a\r\r\nContent-Length: {n}\r\n")),
+            ["the header \"X-A\"", "CR not followed by LF"],
+        ),
+        (
+            "a NUL in a value",
+            post_head(&format!("X-A: a\0b\r\nContent-Length: {n}\r\n")),
+            ["the header \"X-A\"", "NUL"],
+        ),
+        (
+            "a NUL in a name",
+            post_head(&format!("X\0A: b\r\nContent-Length: {n}\r\n")),
+            ["the header \"X\\0A\"", "NUL"],
+        ),
+        (
+            "a bare LF ending the head",
+            post_head(&format!("Content-Length: {n}\r\n")).replace("\r\n\r\n", "\r\n\n"),
+            ["the empty line that ends the head", "LF without a CR"],
+        ),
+        (
+            "a bare LF ending the request line",
+            line("POST /api/messages HTTP/1.1\n"),
+            ["the request line", "LF without a CR"],
+        ),
+        (
+            "a NUL in the target",
+            line("POST /api/messages\0 HTTP/1.1"),
+            ["the request line", "NUL"],
+        ),
+        (
+            "a bare CR in the target",
+            line("POST /api/messages\r HTTP/1.1"),
+            ["the request line", "CR not followed by LF"],
+        ),
+    ] {
+        let rq = format!("{head}{body}{SMUGGLED}");
+        refused_once(&relay, what, rq.as_bytes(), 400, &says);
+    }
+    assert_eq!(texts(&relay), Vec::<String>::new());
 }

@@ -57,6 +57,51 @@ enum ReadError {
     /// PATCH(content-length): where the body ends cannot be told from the headers; answered
     /// with this status and reason, then closed.
     BadFraming(HTTPVersion, u16, String),
+    /// PATCH(field-bytes): a head line holds a byte no line may: the line as far as it was read
+    /// (without its line end), and the byte. Answered 400 with a reason naming the line.
+    Forbidden(Vec<u8>, Forbidden),
+    /// PATCH(field-bytes): the head is refused with this 400 reason, then closed.
+    BadHead(HTTPVersion, String),
+}
+
+/// PATCH(field-bytes): a byte RFC 9110 §5.5 and RFC 9112 §2.2 forbid inside a head line: a
+/// recipient must reject the message or replace it with SP; this server rejects it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Forbidden {
+    Nul,
+    /// A CR not followed by LF.
+    BareCr,
+    /// A LF not preceded by CR: a peer that takes it for a line end sees another line here.
+    BareLf,
+}
+
+impl Forbidden {
+    fn describe(self) -> &'static str {
+        match self {
+            Forbidden::Nul => "a NUL byte",
+            Forbidden::BareCr => "a CR not followed by LF",
+            Forbidden::BareLf => "a LF without a CR before it",
+        }
+    }
+}
+
+/// PATCH(field-bytes): the reason a head line with `what` in it is refused, naming the line: the
+/// request line, or a header by its name (the text before its colon).
+fn forbidden_reason(request_line: bool, line: &[u8], what: Forbidden) -> String {
+    let line = String::from_utf8_lossy(line);
+    let place = if request_line {
+        "the request line".to_owned()
+    } else if line.is_empty() {
+        "the empty line that ends the head".to_owned()
+    } else {
+        let name = line.split(':').next().unwrap_or_default();
+        format!("the header {}", crate::request::quoted(name))
+    };
+    format!(
+        "{} has {}: CR, LF and NUL are not allowed inside a line of a request head",
+        place,
+        what.describe()
+    )
 }
 
 impl ClientConnection {
@@ -117,7 +162,15 @@ impl ClientConnection {
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line(limits.max_request_line, 414, &mut left, true)?;
+                let line = self
+                    .read_next_line(limits.max_request_line, 414, &mut left, true)
+                    .map_err(|e| match e {
+                        ReadError::Forbidden(line, what) => ReadError::BadHead(
+                            HTTPVersion(1, 1),
+                            forbidden_reason(true, &line, what),
+                        ),
+                        e => e,
+                    })?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -128,8 +181,15 @@ impl ClientConnection {
             let headers = {
                 let mut headers = Vec::new();
                 loop {
-                    let line =
-                        self.read_next_line(limits.max_header_line, 431, &mut left, false)?;
+                    let line = self
+                        .read_next_line(limits.max_header_line, 431, &mut left, false)
+                        .map_err(|e| match e {
+                            ReadError::Forbidden(line, what) => ReadError::BadHead(
+                                version.clone(),
+                                forbidden_reason(false, &line, what),
+                            ),
+                            e => e,
+                        })?;
 
                     if line.is_empty() {
                         break;
@@ -257,6 +317,18 @@ impl Iterator for ClientConnection {
                 return None;
             }
 
+            Err(ReadError::BadHead(ver, reason)) => {
+                self.refuse_saying(400, ver, &reason);
+                return None;
+            }
+
+            // PATCH(field-bytes): `read` turns each forbidden byte into `BadHead`, naming its
+            // line; should one get here, it is still a 400.
+            Err(ReadError::Forbidden(..)) => {
+                self.refuse(400, HTTPVersion(1, 1));
+                return None;
+            }
+
             Err(ReadError::ReadIoError(_)) | Err(ReadError::NoRequest) => return None,
 
             Ok(rq) => rq,
@@ -309,8 +381,10 @@ impl Iterator for ClientConnection {
 /// bytes (else `Refused(431)`) and its deadline (else `Refused(408)`), in ASCII (else
 /// `Refused(400)`). For a request line, `begin` is called when its first byte arrives and
 /// refuses the request by answering `false`. PATCH(line-reads): the line is taken from the
-/// read buffer a chunk at a time, into one allocation when it arrived whole; a bare `LF` stays
-/// part of the line, as 0.12.0's byte-by-byte reader kept it.
+/// read buffer a chunk at a time, into one allocation when it arrived whole. PATCH(field-bytes):
+/// the line ends at the first `LF`; a `LF` without a `CR` before it, a `CR` anywhere else or a
+/// `NUL` is `Forbidden`, refused as soon as it is read. (0.12.0, and `line-reads` at first, kept
+/// a bare `LF` inside the line, where a peer that ends lines at `LF` sees a header of its own.)
 fn read_head_line<B: BufRead>(
     source: &mut B,
     max: usize,
@@ -340,8 +414,8 @@ fn read_head_line<B: BufRead>(
             }
         }
 
-        // The line ends at the first LF whose byte before (here, or the last one kept) is CR.
-        let end = line_end(chunk, buf.last() == Some(&b'\r'));
+        // PATCH(field-bytes): the line ends at the first LF.
+        let end = chunk.iter().position(|&b| b == b'\n');
         let kept = end.unwrap_or(chunk.len());
         // Each byte kept (the CR too, removed at the end) spends one of `left` and may not take
         // the line past `max + 1`: the first byte to break a bound is refused, the head's
@@ -359,31 +433,22 @@ fn read_head_line<B: BufRead>(
         match end {
             Some(end) => {
                 source.consume(end + 1);
-                buf.pop(); // removing the '\r'
+                // removing the '\r'; PATCH(field-bytes): without one the LF was bare
+                if buf.pop_if(|b| *b == b'\r').is_none() {
+                    return Err(ReadError::Forbidden(buf, Forbidden::BareLf));
+                }
+                if let Some(at) = buf.iter().position(|&b| b == b'\r' || b == 0) {
+                    let what = match buf[at] {
+                        0 => Forbidden::Nul,
+                        _ => Forbidden::BareCr,
+                    };
+                    return Err(ReadError::Forbidden(buf, what));
+                }
                 return AsciiString::from_ascii(buf).map_err(|_| ReadError::Refused(400));
             }
             None => source.consume(kept),
         }
     }
-}
-
-/// PATCH(line-reads): where in `chunk` a head line ends: the index of the first `LF` that
-/// follows a `CR`, the `CR` before `chunk` counting when `after_cr` says the line so far ends
-/// with one.
-fn line_end(chunk: &[u8], after_cr: bool) -> Option<usize> {
-    let mut from = 0;
-    while let Some(at) = chunk[from..].iter().position(|&b| b == b'\n') {
-        let at = from + at;
-        let cr_before = match at {
-            0 => after_cr,
-            _ => chunk[at - 1] == b'\r',
-        };
-        if cr_before {
-            return Some(at);
-        }
-        from = at + 1;
-    }
-    None
 }
 
 fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
@@ -449,6 +514,7 @@ mod test {
             match super::read_head_line(&mut source, max, 414, &mut left, no_begin) {
                 Ok(line) => lines.push(line.to_string()),
                 Err(super::ReadError::Refused(status)) => return (lines, status),
+                Err(super::ReadError::Forbidden(..)) => return (lines, 400),
                 Err(super::ReadError::NoRequest) => return (lines, 0),
                 Err(e) => panic!("{:?}", e),
             }
@@ -467,8 +533,8 @@ mod test {
             );
             assert_eq!(end, 0);
         }
-        // a bare LF stays in its line; raw non-ASCII is refused
-        assert_eq!(lines(&[b"a\nb\r\n"], 100, 1000), (vec!["a\nb".into()], 0));
+        // PATCH(field-bytes): a bare LF is refused (it was kept in its line); so is raw non-ASCII
+        assert_eq!(lines(&[b"a\nb\r\n"], 100, 1000), (vec![], 400));
         assert_eq!(lines(&["\u{e9}\r\n".as_bytes()], 100, 1000), (vec![], 400));
     }
 
@@ -490,17 +556,85 @@ mod test {
         assert_eq!(lines(&[b"abcdef\r\n"], 4, 6), (vec![], 414));
     }
 
+    /// The first line read from `pieces`, or the forbidden byte it holds and the line so far.
+    fn first_line(pieces: &[&'static [u8]]) -> Result<String, (String, super::Forbidden)> {
+        let mut source = std::io::BufReader::new(Pieces(pieces.iter().copied().collect()));
+        let no_begin: Option<fn() -> bool> = None;
+        match super::read_head_line(&mut source, 100, 414, &mut 1000, no_begin) {
+            Ok(line) => Ok(line.to_string()),
+            Err(super::ReadError::Forbidden(line, what)) => {
+                Err((String::from_utf8(line).unwrap(), what))
+            }
+            Err(e) => panic!("{:?}", e),
+        }
+    }
+
     #[test]
-    fn a_line_ends_at_the_first_lf_after_a_cr() {
-        use super::line_end;
-        assert_eq!(line_end(b"GET / HTTP/1.1\r\nHost: a\r\n", false), Some(15));
-        // a bare LF is part of the line
-        assert_eq!(line_end(b"a\nb\r\n", false), Some(4));
-        assert_eq!(line_end(b"a\nb", false), None);
-        // the CR may have come in the chunk before
-        assert_eq!(line_end(b"\nrest", true), Some(0));
-        assert_eq!(line_end(b"\nrest", false), None);
-        assert_eq!(line_end(b"abc\r", false), None);
-        assert_eq!(line_end(b"", true), None);
+    fn a_line_ends_at_the_first_lf_and_cr_lf_or_nul_inside_it_is_forbidden() {
+        use super::Forbidden::{BareCr, BareLf, Nul};
+        assert_eq!(first_line(&[b"X-A: a\r\nrest"]), Ok("X-A: a".into()));
+        // the CR may have come in the piece before
+        assert_eq!(first_line(&[b"X-A: a\r", b"\nrest"]), Ok("X-A: a".into()));
+        // a bare LF ends the line and is refused at once, with no more bytes to come
+        for pieces in [
+            &[&b"X-A: a\nContent-Length: 5\r\n"[..]][..],
+            &[b"X-A: a\n"],
+            &[b"X-A: a", b"\nContent-Length: 5\r\n"],
+        ] {
+            assert_eq!(
+                first_line(pieces),
+                Err(("X-A: a".into(), BareLf)),
+                "{pieces:?}"
+            );
+        }
+        assert_eq!(first_line(&[b"\n"]), Err(("".into(), BareLf)));
+        // a CR not followed by LF, here or split from it, or before the CRLF
+        assert_eq!(
+            first_line(&[b"X-A: a\rb\r\n"]),
+            Err(("X-A: a\rb".into(), BareCr))
+        );
+        assert_eq!(
+            first_line(&[b"X-A: a\r", b"b\r\n"]),
+            Err(("X-A: a\rb".into(), BareCr))
+        );
+        assert_eq!(
+            first_line(&[b"X-A: a\r\r\n"]),
+            Err(("X-A: a\r".into(), BareCr))
+        );
+        // a NUL anywhere
+        assert_eq!(
+            first_line(&[b"X-A: a\0b\r\n"]),
+            Err(("X-A: a\0b".into(), Nul))
+        );
+        assert_eq!(first_line(&[b"X\0A: b\r\n"]), Err(("X\0A: b".into(), Nul)));
+        assert_eq!(
+            first_line(&[b"GET /\0 HTTP/1.1\r\n"]),
+            Err(("GET /\0 HTTP/1.1".into(), Nul))
+        );
+    }
+
+    #[test]
+    fn a_forbidden_byte_is_refused_naming_its_line() {
+        use super::{forbidden_reason, Forbidden};
+        assert_eq!(
+            forbidden_reason(false, b"X-A: a", Forbidden::BareLf),
+            "the header \"X-A\" has a LF without a CR before it: CR, LF and NUL are not allowed inside a line of a request head"
+        );
+        assert_eq!(
+            forbidden_reason(false, b"X\0A: b", Forbidden::Nul),
+            "the header \"X\\0A\" has a NUL byte: CR, LF and NUL are not allowed inside a line of a request head"
+        );
+        assert_eq!(
+            forbidden_reason(true, b"GET /\r HTTP/1.1", Forbidden::BareCr),
+            "the request line has a CR not followed by LF: CR, LF and NUL are not allowed inside a line of a request head"
+        );
+        assert_eq!(
+            forbidden_reason(false, b"", Forbidden::BareLf),
+            "the empty line that ends the head has a LF without a CR before it: CR, LF and NUL are not allowed inside a line of a request head"
+        );
+        // one line, however long the name
+        let long = format!("{}: b", "x".repeat(10_000));
+        let reason = forbidden_reason(false, long.as_bytes(), Forbidden::Nul);
+        assert!(reason.len() < 200 && !reason.contains('\n'), "{}", reason);
     }
 }

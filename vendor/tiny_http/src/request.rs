@@ -275,7 +275,7 @@ enum Framing {
 const QUOTED: usize = 64;
 
 /// `value` in double quotes, escaped, and cut short when long.
-fn quoted(value: &str) -> String {
+pub(crate) fn quoted(value: &str) -> String {
     match value.char_indices().nth(QUOTED) {
         Some((end, _)) => format!("{:?}...", &value[..end]),
         None => format!("{:?}", value),
