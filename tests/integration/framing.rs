@@ -2,7 +2,9 @@
 //! `Content-Length`, `Transfer-Encoding` and `Connection: Upgrade` sent over a real socket. A
 //! request whose lines or body cannot be delimited is refused with a status that says why and the
 //! connection closes, so whatever follows it is never read as a request of its own (request
-//! smuggling); a request that can be delimited is answered as usual.
+//! smuggling); a request that can be delimited is answered as usual. `Connection` and `Expect`
+//! are lists, read from every header of the name, that decide whether the connection goes on
+//! and whether the body is waited for.
 
 use crate::common::*;
 use serde_json::json;
@@ -422,4 +424,111 @@ fn cr_lf_or_nul_in_a_head_line_is_400_naming_the_line_and_closes() {
         refused_once(&relay, what, rq.as_bytes(), 400, &says);
     }
     assert_eq!(texts(&relay), Vec::<String>::new());
+}
+
+/// `GET /healthz` in `version` with `headers`, without `Connection: close` of its own.
+fn healthz(version: &str, headers: &str) -> String {
+    format!("GET /healthz HTTP/{version}\r\nHost: localhost\r\n{headers}\r\n")
+}
+
+#[test]
+fn connection_is_a_list_of_options_from_every_connection_header() {
+    // RFC 9110 §7.6.1: `Connection` is a comma-separated list of option names, in any case, and
+    // a request may carry it in several header lines. Whether the connection goes on depends on
+    // whole options, never on a substring of one.
+    let relay = Relay::memory();
+    let statuses = |answers: &[Response]| answers.iter().map(|a| a.status).collect::<Vec<u16>>();
+    let rq = [
+        healthz("1.1", "Connection: keep-alive, x-closed\r\n"),
+        healthz(
+            "1.1",
+            "Connection: Keep-Alive,,x-enclosed\r\nConnection: x-close-x\r\n",
+        ),
+        healthz("1.1", "Connection: keep-alive\r\nConnection: te, CLOSE\r\n"),
+        SMUGGLED.into(),
+    ]
+    .concat();
+    let answers = exchange(relay.addr(), rq.as_bytes());
+    assert_eq!(statuses(&answers), [200, 200, 200], "{answers:#?}");
+    assert!(
+        !answers[0].says_close() && !answers[1].says_close(),
+        "{answers:#?}"
+    );
+    // RFC 9112 §9.6: the response to a request that closes says so.
+    assert!(answers[2].says_close(), "{answers:#?}");
+
+    // HTTP/1.0 goes on only with a `keep-alive` option, in whichever header it comes.
+    for (headers, going_on) in [
+        ("Connection: x-keep-alive\r\n", false),
+        ("Connection: keep-alive-not\r\n", false),
+        ("Connection: foo\r\nConnection: KEEP-ALIVE\r\n", true),
+        ("Connection: keep-alive\r\nConnection: close\r\n", false),
+    ] {
+        let rq = format!("{}{SMUGGLED}", healthz("1.0", headers));
+        let answers = exchange(relay.addr(), rq.as_bytes());
+        let expected: &[u16] = if going_on { &[200, 200] } else { &[200] };
+        assert_eq!(statuses(&answers), expected, "{headers:?}: {answers:#?}");
+    }
+}
+
+#[test]
+fn every_expect_header_counts() {
+    // RFC 9110 §10.1.1: `Expect` is a list; this server meets `100-continue` and no other
+    // expectation, in whichever header it comes.
+    let relay = Relay::memory();
+    let body = message("expected");
+    let n = body.len();
+    for headers in [
+        "Expect: 100-continue\r\nExpect: magic\r\n",
+        "Expect: magic\r\nExpect: 100-continue\r\n",
+        "Expect: 100-continue, x-other=1\r\n",
+    ] {
+        let rq = format!(
+            "{}{body}{SMUGGLED}",
+            post_head(&format!("{headers}Content-Length: {n}\r\n"))
+        );
+        refused_once(&relay, headers, rq.as_bytes(), 417, &[]);
+    }
+    assert_eq!(texts(&relay), Vec::<String>::new());
+
+    // `100-continue` however often and in whatever case is one expectation; an empty `Expect`
+    // expects nothing.
+    for (i, (headers, interim)) in [
+        ("Expect: 100-continue, 100-Continue\r\n", true),
+        ("Expect: 100-CONTINUE\r\nExpect: 100-continue\r\n", true),
+        ("Expect: \r\n", false),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let body = message(&format!("expected {i}"));
+        let rq = format!(
+            "{}{body}{SMUGGLED}",
+            post_head(&format!("{headers}Content-Length: {}\r\n", body.len()))
+        );
+        let answers = exchange(relay.addr(), rq.as_bytes());
+        let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+        let expected: &[u16] = if *interim {
+            &[100, 201, 200]
+        } else {
+            &[201, 200]
+        };
+        assert_eq!(statuses, expected, "{headers:?}: {answers:#?}");
+    }
+    // An HTTP/1.0 client knows no interim response: its `100-continue` is ignored (RFC 9110
+    // §10.1.1), and the answer is the only one.
+    let body = message("expected in 1.0");
+    let rq = post_head(&format!(
+        "Expect: 100-continue\r\nContent-Length: {}\r\n",
+        body.len()
+    ))
+    .replace("HTTP/1.1", "HTTP/1.0")
+        + &body;
+    let answers = exchange(relay.addr(), rq.as_bytes());
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [201], "{answers:#?}");
+    assert_eq!(
+        texts(&relay),
+        ["expected 0", "expected 1", "expected 2", "expected in 1.0"]
+    );
 }

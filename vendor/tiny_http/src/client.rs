@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::common::{HTTPVersion, Method};
+use crate::request::list_elements;
 use crate::util::{RefinedTcpStream, Ticket};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
@@ -349,26 +350,21 @@ impl Iterator for ClientConnection {
         }
 
         // updating the status of the connection
-        let connection_header = rq
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv("Connection"))
-            .map(|h| h.value.as_str());
-
-        let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
-
-        match lowercase {
-            Some(ref val) if val.contains("close") => self.no_more_requests = true,
-            // PATCH(no-upgrade): 0.12.0 ended the connection after a `Connection: upgrade`
-            // request, whose body ran to its end; nothing upgrades here, so HTTP/1.1 goes on.
-            Some(ref val)
-                if !val.contains("keep-alive") && *rq.http_version() == HTTPVersion(1, 0) =>
-            {
-                self.no_more_requests = true
-            }
-            None if *rq.http_version() == HTTPVersion(1, 0) => self.no_more_requests = true,
-            _ => (),
+        // PATCH(connection-options): from the options of every `Connection` header, each a whole
+        // token in any case (RFC 9110 §7.6.1). 0.12.0 read the first header only and looked for
+        // substrings, so `keep-alive, x-closed` closed and a second `Connection: close` was
+        // ignored. A request that closes gets a response saying so (RFC 9112 §9.6).
+        // PATCH(no-upgrade): 0.12.0 ended the connection after a `Connection: upgrade`
+        // request, whose body ran to its end; nothing upgrades here, so HTTP/1.1 goes on.
+        let has = |option| {
+            list_elements(rq.headers(), "Connection").any(|o| o.eq_ignore_ascii_case(option))
         };
+        if has("close") {
+            self.no_more_requests = true;
+            self.ticket.conn().close_after_response();
+        } else if *rq.http_version() < (1, 1) && !has("keep-alive") {
+            self.no_more_requests = true;
+        }
 
         // returning the request
         Some(rq)

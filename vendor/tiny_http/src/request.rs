@@ -174,16 +174,19 @@ where
     };
 
     // true if the client sent a `Expect: 100-continue` header
+    // PATCH(connection-options): every expectation of every `Expect` header counts (0.12.0 read
+    // the first header only, and took `100-continue, 100-continue` for an unknown expectation);
+    // an HTTP/1.0 client's `100-continue` is ignored, as RFC 9110 §10.1.1 says, since it knows
+    // no interim response.
     let expects_continue = {
-        match headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Expect"))
-            .map(|h| h.value.as_str())
-        {
-            None => false,
-            Some(v) if v.eq_ignore_ascii_case("100-continue") => true,
-            _ => return Err(RequestCreationError::ExpectationFailed),
+        let mut expects_continue = false;
+        for expectation in list_elements(&headers, "Expect") {
+            if !expectation.eq_ignore_ascii_case("100-continue") {
+                return Err(RequestCreationError::ExpectationFailed);
+            }
+            expects_continue = true;
         }
+        expects_continue && version >= HTTPVersion(1, 1)
     };
 
     // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
@@ -269,6 +272,20 @@ enum Framing {
     Length(usize),
     /// Neither: a request without either has no body.
     None,
+}
+
+/// PATCH(connection-options): the elements of the comma-separated lists in every `field`
+/// header, without the spaces and tabs around them, empty ones left out (RFC 9110 §5.6.1).
+pub(crate) fn list_elements<'a>(
+    headers: &'a [Header],
+    field: &'static str,
+) -> impl Iterator<Item = &'a str> + 'a {
+    headers
+        .iter()
+        .filter(move |h| h.field.equiv(field))
+        .flat_map(|h| h.value.as_str().split(','))
+        .map(|e| e.trim_matches(|c| c == ' ' || c == '\t'))
+        .filter(|e| !e.is_empty())
 }
 
 /// Longest part of a header's value quoted back in a refusal.
@@ -755,6 +772,74 @@ mod tests {
                 400,
                 "Transfer-Encoding is not allowed in an HTTP/1.0 request".into()
             ))
+        );
+    }
+
+    #[test]
+    fn list_elements_come_from_every_header_of_the_name() {
+        let headers: Vec<Header> = [
+            "Connection: keep-alive, x-closed",
+            "X: close",
+            "connection: ,\tTE ,, Close",
+        ]
+        .iter()
+        .map(|h| h.parse().unwrap())
+        .collect();
+        let elements: Vec<&str> = super::list_elements(&headers, "Connection").collect();
+        assert_eq!(elements, ["keep-alive", "x-closed", "TE", "Close"]);
+        assert_eq!(super::list_elements(&headers, "Upgrade").count(), 0);
+    }
+
+    /// Whether a request with `headers` waits for `100 Continue`, or is refused with 417.
+    fn expects_continue(version: HTTPVersion, headers: &[&str]) -> Result<bool, ()> {
+        let headers: Vec<Header> = headers.iter().map(|h| h.parse().unwrap()).collect();
+        match super::new_request(
+            false,
+            crate::Method::Post,
+            "/".into(),
+            version,
+            headers,
+            None,
+            std::io::empty(),
+            std::io::sink(),
+            None,
+        ) {
+            Ok(rq) => Ok(rq.must_send_continue),
+            Err(RequestCreationError::ExpectationFailed) => Err(()),
+            Err(e) => panic!("{:?}", e),
+        }
+    }
+
+    #[test]
+    fn every_expect_header_counts() {
+        let v11 = || HTTPVersion(1, 1);
+        assert_eq!(expects_continue(v11(), &[]), Ok(false));
+        assert_eq!(expects_continue(v11(), &["Expect: 100-continue"]), Ok(true));
+        for headers in [
+            &["Expect: 100-Continue, 100-continue"][..],
+            &["Expect: 100-continue", "expect: 100-CONTINUE"],
+            &["Expect: , 100-continue"],
+        ] {
+            assert_eq!(expects_continue(v11(), headers), Ok(true), "{:?}", headers);
+        }
+        assert_eq!(expects_continue(v11(), &["Expect: "]), Ok(false));
+        for headers in [
+            &["Expect: magic"][..],
+            &["Expect: 100-continue", "Expect: magic"],
+            &["Expect: magic", "Expect: 100-continue"],
+            &["Expect: 100-continue, x=1"],
+            &["Expect: 100-continue;x=1"],
+        ] {
+            assert_eq!(expects_continue(v11(), headers), Err(()), "{:?}", headers);
+        }
+        // RFC 9110 §10.1.1: an HTTP/1.0 client's 100-continue is ignored
+        assert_eq!(
+            expects_continue(HTTPVersion(1, 0), &["Expect: 100-continue"]),
+            Ok(false)
+        );
+        assert_eq!(
+            expects_continue(HTTPVersion(1, 0), &["Expect: magic"]),
+            Err(())
         );
     }
 
