@@ -4,7 +4,8 @@
 //! connection closes, so whatever follows it is never read as a request of its own (request
 //! smuggling); a request that can be delimited is answered as usual. `Connection` and `Expect`
 //! are lists, read from every header of the name, that decide whether the connection goes on
-//! and whether the body is waited for.
+//! and whether the body is waited for. A refusal that closes reaches a client that is still
+//! sending megabytes after its request.
 
 use crate::common::*;
 use serde_json::json;
@@ -45,8 +46,13 @@ fn exchange(addr: SocketAddr, request: &[u8]) -> Vec<Response> {
             Err(e) => panic!("the server neither answered nor closed: {e}"),
         }
     }
+    parse_responses(&got)
+}
+
+/// The responses in `got`, each cut by its `Content-Length`.
+fn parse_responses(got: &[u8]) -> Vec<Response> {
     let mut responses = Vec::new();
-    let mut rest = &got[..];
+    let mut rest = got;
     while let Some(end) = rest.windows(4).position(|w| w == b"\r\n\r\n") {
         let head = String::from_utf8_lossy(&rest[..end]).to_string();
         let status = head
@@ -531,4 +537,140 @@ fn every_expect_header_counts() {
         texts(&relay),
         ["expected 0", "expected 1", "expected 2", "expected in 1.0"]
     );
+}
+
+/// Bytes a client sends after a refused request before it reads anything: more than the socket
+/// buffers of both ends hold on loopback (a few MiB), so the server refuses and closes while the
+/// client is still sending.
+const FLOOD: usize = 8 << 20;
+
+/// Sends `request` followed by `FLOOD` bytes of `x`, all before reading, as a client that reads
+/// its answer only once its request is sent; then reads until the server closes (a reset counts).
+/// Returns whether the whole request could be sent, and the responses.
+fn send_flooded(addr: SocketAddr, request: &[u8]) -> (std::io::Result<()>, Vec<Response>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    // A hang guard, not a measure.
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.set_write_timeout(Some(PATIENCE)).unwrap();
+    let mut all = request.to_vec();
+    all.resize(request.len() + FLOOD, b'x');
+    let sent = s.write_all(&all);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the server neither answered nor closed: {e}"),
+        }
+    }
+    (sent, parse_responses(&got))
+}
+
+#[test]
+fn a_refusal_that_closes_reaches_a_client_still_sending_megabytes() {
+    // A server that closes with bytes of the client's still unread resets the connection: the
+    // client's sending fails (here: "Broken pipe" in every case), and a client that stops there,
+    // as most do, never reads the refusal waiting for it; some systems' stacks drop a received
+    // response on the reset. (Linux keeps it: a raw client that ignores its failed send, as this
+    // one could, still reads the refusal; `sent` is what fails here without the fix.) Every
+    // refusal that closes reads on, boundedly, until the client has sent its request, and the
+    // client then reads the refusal whole.
+    let relay = Relay::memory();
+    let many_fields: String = (0..101).map(|i| format!("X-{i}: {i}\r\n")).collect();
+    let cases: Vec<(&str, String, u16, Vec<&str>)> = vec![
+        (
+            "an invalid Content-Length",
+            post_head("Content-Length: abc\r\n"),
+            400,
+            vec!["the Content-Length header \"abc\" is not a length"],
+        ),
+        (
+            "a bare LF in a header",
+            post_head("X-A: a\nContent-Length: 5\r\n"),
+            400,
+            vec!["the header \"X-A\" has a LF without a CR before it"],
+        ),
+        (
+            "a transfer coding other than chunked",
+            post_head("Transfer-Encoding: gzip\r\n"),
+            400,
+            vec!["only chunked is"],
+        ),
+        (
+            "an expectation other than 100-continue",
+            post_head(&format!("Expect: magic\r\nContent-Length: {FLOOD}\r\n")),
+            417,
+            vec![],
+        ),
+        (
+            "a body over the relay's limit",
+            post_head(&format!("Content-Length: {FLOOD}\r\n")),
+            413,
+            vec!["request body is over the"],
+        ),
+        (
+            "too many header fields",
+            healthz("1.1", &many_fields),
+            431,
+            vec![],
+        ),
+        (
+            "a request line over 8 KiB",
+            format!("GET /{} HTTP/1.1\r\n", "a".repeat(9000)),
+            414,
+            vec![],
+        ),
+        ("HTTP/2.0", healthz("2.0", ""), 505, vec!["1.0 and 1.1"]),
+        (
+            "a header line without a colon",
+            healthz("1.1", "X-A b\r\n"),
+            400,
+            vec![],
+        ),
+    ];
+    for (what, rq, status, says) in cases {
+        let (sent, answers) = send_flooded(relay.addr(), rq.as_bytes());
+        assert!(
+            sent.is_ok(),
+            "{what}: the request could not be sent: {sent:?}"
+        );
+        assert_eq!(answers.len(), 1, "{what}: {answers:#?}");
+        let a = &answers[0];
+        assert_eq!(a.status, status, "{what}: {a:#?}");
+        assert!(a.says_close(), "{what}: {a:#?}");
+        for s in says {
+            assert!(a.body.contains(s), "{what}: the body says {s:?}: {a:#?}");
+        }
+        let length = a
+            .head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "));
+        let length: usize = length.map_or(0, |l| l.parse().unwrap());
+        assert_eq!(a.body.len(), length, "{what}: the whole body: {a:#?}");
+    }
+    assert_eq!(get(&relay.url("/healthz")).body, "ok");
+    assert_eq!(texts(&relay), Vec::<String>::new());
+}
+
+#[test]
+fn a_client_library_sending_a_body_over_the_limit_gets_the_413() {
+    // ureq, like most clients, sends the whole body before it reads the response, and reports a
+    // failed send as the outcome: the 413 is seen only when the relay reads on until it is sent.
+    let relay = Relay::memory();
+    let body = vec![b'x'; FLOOD];
+    let reply = post_raw(
+        &relay.url("/api/messages"),
+        &[("Content-Type", "application/json")],
+        &body,
+    );
+    assert_eq!(reply.status, 413, "{}", reply.body);
+    assert!(
+        reply.body.contains("request body is over the"),
+        "{}",
+        reply.body
+    );
+    assert_eq!(texts(&relay), Vec::<String>::new());
 }

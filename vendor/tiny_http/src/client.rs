@@ -2,7 +2,7 @@ use ascii::AsciiString;
 
 use std::io::Error as IoError;
 use std::io::Result as IoResult;
-use std::io::{BufRead, BufReader, BufWriter, ErrorKind};
+use std::io::{BufRead, BufReader, BufWriter, ErrorKind, Write};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -34,6 +34,9 @@ pub struct ClientConnection {
 
     // set to true if we know that the previous request is the last one
     no_more_requests: bool,
+
+    // PATCH(linger): set once the connection has been ended (`end`).
+    ended: bool,
 
     // PATCH(connection-cap, deadlines): the connection's place in the server's table, and
     // whether the next request is the connection's first.
@@ -124,6 +127,7 @@ impl ClientConnection {
             remote_addr,
             next_header_source: first_header,
             no_more_requests: false,
+            ended: false,
             ticket,
             first: true,
             began: Instant::now(),
@@ -250,23 +254,48 @@ impl ClientConnection {
     }
 
     /// PATCH(bounded-heads): answers a request that cannot be served with `status` and
-    /// `Connection: close`.
-    fn refuse(&mut self, status: u16, version: HTTPVersion) {
+    /// `Connection: close`. PATCH(linger): then ends the connection (`end`).
+    fn refuse(&mut self, status: u16, version: HTTPVersion) -> Option<Request> {
         use crate::{Header, Response, StatusCode};
         let writer = self.sink.next().unwrap();
         let response = Response::new_empty(StatusCode(status))
             .with_header(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap());
         response.raw_print(writer, version, &[], false, None).ok();
+        self.end()
     }
 
     /// PATCH(content-length): the same with `reason`, a line of plain text, as the body.
-    fn refuse_saying(&mut self, status: u16, version: HTTPVersion, reason: &str) {
+    fn refuse_saying(
+        &mut self,
+        status: u16,
+        version: HTTPVersion,
+        reason: &str,
+    ) -> Option<Request> {
         use crate::{Header, Response};
         let writer = self.sink.next().unwrap();
         let response = Response::from_string(format!("{}\n", reason))
             .with_status_code(status)
             .with_header(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap());
         response.raw_print(writer, version, &[], false, None).ok();
+        self.end()
+    }
+
+    /// PATCH(linger): ends a connection the server closes while the client may still be
+    /// sending: what is buffered for it (the last response) is sent, then the server's side
+    /// ends and what the client still sends is read and discarded, boundedly
+    /// (`Conn::linger`). 0.12.0 closed at once, and a close with bytes unread resets the
+    /// connection: the client's sending failed before it could read its response.
+    fn end(&mut self) -> Option<Request> {
+        if !self.ended {
+            self.ended = true;
+            // Waits for the writer of the last response to be dropped, then flushes the buffer
+            // all responses share.
+            if let Some(mut writer) = self.sink.next() {
+                writer.flush().ok();
+            }
+            self.ticket.conn().linger();
+        }
+        None
     }
 }
 
@@ -281,54 +310,35 @@ impl Iterator for ClientConnection {
         // the client sent a "connection: close" header in this previous request
         //  or is using HTTP 1.0, meaning that no new request will come
         // PATCH(bounded-drain): or the previous request left the connection unusable
-        if self.no_more_requests || self.ticket.conn().is_closing() {
-            return None;
+        // PATCH(linger): and is ended so that the client gets the last response.
+        if self.no_more_requests || self.ticket.conn().is_closing() || self.ended {
+            return self.end();
         }
 
         // PATCH(bounded-heads): every refusal closes the connection, since where the next
         // request would start is unknown.
         let rq = match self.read() {
-            Err(ReadError::WrongRequestLine) => {
-                self.refuse(400, HTTPVersion(1, 1));
-                return None;
-            }
+            Err(ReadError::WrongRequestLine) => return self.refuse(400, HTTPVersion(1, 1)),
 
-            Err(ReadError::WrongHeader(ver)) => {
-                self.refuse(400, ver);
-                return None;
-            }
+            Err(ReadError::WrongHeader(ver)) => return self.refuse(400, ver),
 
             Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
-                self.refuse(408, HTTPVersion(1, 1));
-                return None;
+                return self.refuse(408, HTTPVersion(1, 1));
             }
 
-            Err(ReadError::ExpectationFailed(ver)) => {
-                self.refuse(417, ver);
-                return None;
-            }
+            Err(ReadError::ExpectationFailed(ver)) => return self.refuse(417, ver),
 
-            Err(ReadError::Refused(status)) => {
-                self.refuse(status, HTTPVersion(1, 1));
-                return None;
-            }
+            Err(ReadError::Refused(status)) => return self.refuse(status, HTTPVersion(1, 1)),
 
             Err(ReadError::BadFraming(ver, status, reason)) => {
-                self.refuse_saying(status, ver, &reason);
-                return None;
+                return self.refuse_saying(status, ver, &reason);
             }
 
-            Err(ReadError::BadHead(ver, reason)) => {
-                self.refuse_saying(400, ver, &reason);
-                return None;
-            }
+            Err(ReadError::BadHead(ver, reason)) => return self.refuse_saying(400, ver, &reason),
 
             // PATCH(field-bytes): `read` turns each forbidden byte into `BadHead`, naming its
             // line; should one get here, it is still a 400.
-            Err(ReadError::Forbidden(..)) => {
-                self.refuse(400, HTTPVersion(1, 1));
-                return None;
-            }
+            Err(ReadError::Forbidden(..)) => return self.refuse(400, HTTPVersion(1, 1)),
 
             Err(ReadError::ReadIoError(_)) | Err(ReadError::NoRequest) => return None,
 
@@ -346,7 +356,7 @@ impl Iterator for ClientConnection {
             .with_status_code(505)
             .with_header(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap());
             rq.respond(response).ok();
-            return None;
+            return self.end();
         }
 
         // updating the status of the connection

@@ -33,6 +33,14 @@ pub struct Limits {
     /// The most unread body bytes discarded to keep a connection alive; a longer remainder
     /// closes the connection instead. Default 64 KiB.
     pub drain_cap: usize,
+    /// PATCH(linger): when the server closes a connection the client may still be sending on (a
+    /// refusal, a body left unread, `Connection: close`), it ends its side of the connection,
+    /// then reads and discards what still comes until the client closes, this many bytes have
+    /// come or `linger_time` has passed: closing with bytes unread resets the connection, which
+    /// fails the client's sending before it reads its response. Default 16 MiB.
+    pub linger_bytes: usize,
+    /// PATCH(linger): the longest a closing connection reads on. Default 2 s.
+    pub linger_time: Duration,
 }
 
 impl Default for Limits {
@@ -48,6 +56,8 @@ impl Default for Limits {
             max_header_fields: 100,
             max_head: 64 * 1024,
             drain_cap: 64 * 1024,
+            linger_bytes: 16 * 1024 * 1024,
+            linger_time: Duration::from_secs(2),
         }
     }
 }

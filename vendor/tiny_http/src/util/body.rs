@@ -75,8 +75,11 @@ impl<R: Read> Drop for Body<R> {
     fn drop(&mut self) {
         let cap = self.conn.limits().drain_cap;
         let mut drained = 0;
+        // PATCH(linger): the connection closes after the response, and reads on until the
+        // client has sent what it meant to; it no longer shuts down its reading half here, which
+        // made closing with the rest unread reset the connection under the client's sending.
         if self.remaining.is_some_and(|left| left > cap as u64) {
-            self.conn.close_now();
+            self.conn.close_after_response();
             return;
         }
         let mut chunk = [0u8; DRAIN_CHUNK];
@@ -87,7 +90,7 @@ impl<R: Read> Drop for Body<R> {
             }
         }
         if !self.done {
-            self.conn.close_now();
+            self.conn.close_after_response();
         }
     }
 }

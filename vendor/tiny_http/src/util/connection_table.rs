@@ -8,7 +8,7 @@
 //! the body's), whether it must close after the current response, and how much of the current
 //! request's body is still unread.
 
-use std::io::{Error as IoError, ErrorKind};
+use std::io::{Error as IoError, ErrorKind, Read};
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -25,6 +25,8 @@ const EVICTED: u64 = u64::MAX - 1;
 const CLOSED: u64 = u64::MAX - 2;
 /// `deadline` when there is none.
 const NO_DEADLINE: u64 = 0;
+/// PATCH(linger): the most read at once from a closing connection.
+const LINGER_CHUNK: usize = 64 * 1024;
 
 /// The live connections of one server.
 pub(crate) struct ConnectionTable {
@@ -225,10 +227,41 @@ impl Conn {
         self.closing.store(true, Ordering::Release);
     }
 
-    /// The connection closes now: its reading half sees the end of the stream at once.
-    pub(crate) fn close_now(&self) {
+    /// PATCH(linger): ends the server's side of a connection it closes (the response, already
+    /// flushed, is followed by the end of the stream), then reads and discards what the client
+    /// still sends until it closes too, `linger_bytes` have come or `linger_time` has passed.
+    /// Closing a socket with bytes unread resets the connection, and the client's sending fails
+    /// before it has read its response. The connection no longer counts as busy meanwhile, and
+    /// may be evicted (which ends this at once).
+    pub(crate) fn linger(&self) {
         self.closing.store(true, Ordering::Release);
-        let _ = self.socket.shutdown(Shutdown::Read);
+        let _ = self.state.compare_exchange(
+            BUSY,
+            self.table.now_ms(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        let mut socket = self.socket.share();
+        if socket.shutdown(Shutdown::Write).is_err() {
+            return;
+        }
+        let limits = self.limits();
+        let until = Instant::now() + limits.linger_time;
+        let mut left = limits.linger_bytes;
+        let mut buf = vec![0u8; LINGER_CHUNK.min(left)];
+        while left > 0 {
+            let now = Instant::now();
+            if now >= until || socket.set_read_timeout(Some(until - now)).is_err() {
+                return;
+            }
+            let want = left.min(buf.len());
+            match socket.read(&mut buf[..want]) {
+                Ok(0) => return,
+                Ok(n) => left -= n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
     }
 
     pub(crate) fn is_closing(&self) -> bool {
