@@ -674,3 +674,82 @@ fn a_client_library_sending_a_body_over_the_limit_gets_the_413() {
     );
     assert_eq!(texts(&relay), Vec::<String>::new());
 }
+
+#[test]
+fn every_refusal_of_a_head_says_why_in_its_body() {
+    let relay = Relay::with(|c| {
+        c.store = claude_codex_relay::config::StoreKind::Memory;
+        c.header_timeout_secs = 1;
+    });
+    let many_fields = format!(
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\n{}\r\n",
+        "X-Field: 1\r\n".repeat(200)
+    );
+    let long_line = format!(
+        "GET /{} HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "a".repeat(100_000)
+    );
+    let cases: [(&str, Vec<u8>, u16, &str); 8] = [
+        (
+            "no request line",
+            b"HELLO\r\n\r\n".to_vec(),
+            400,
+            "request line",
+        ),
+        (
+            "an empty header name",
+            healthz_with(": v"),
+            400,
+            "NAME: VALUE",
+        ),
+        (
+            "a header name with @",
+            healthz_with("a@b: v"),
+            400,
+            "NAME: VALUE",
+        ),
+        (
+            "a header name with a space",
+            healthz_with("a b: v"),
+            400,
+            "NAME: VALUE",
+        ),
+        (
+            "an unknown expectation",
+            healthz_with("Expect: magic"),
+            417,
+            "100-continue",
+        ),
+        (
+            "too many header lines",
+            many_fields.into_bytes(),
+            431,
+            "header lines",
+        ),
+        (
+            "a request line too long",
+            long_line.into_bytes(),
+            414,
+            "request line",
+        ),
+        (
+            "a head that stops",
+            b"GET /healthz HTTP/1.1\r\nHo".to_vec(),
+            408,
+            "in time",
+        ),
+    ];
+    for (what, request, status, says) in cases {
+        refused_once(&relay, what, &request, status, &[says]);
+    }
+    // A name of every character a token may hold is a header like any other.
+    let answers = exchange(relay.addr(), &healthz_with("x!#$%&'*+-.^_`|~9: v"));
+    assert_eq!(answers.len(), 1, "{answers:#?}");
+    assert_eq!((answers[0].status, answers[0].body.as_str()), (200, "ok"));
+}
+
+/// A `GET /healthz` that ends its connection, with one more header line.
+fn healthz_with(line: &str) -> Vec<u8> {
+    format!("GET /healthz HTTP/1.1\r\nHost: localhost\r\n{line}\r\nConnection: close\r\n\r\n")
+        .into_bytes()
+}

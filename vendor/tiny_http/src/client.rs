@@ -255,13 +255,9 @@ impl ClientConnection {
 
     /// PATCH(bounded-heads): answers a request that cannot be served with `status` and
     /// `Connection: close`. PATCH(linger): then ends the connection (`end`).
+    /// PATCH(refusal-reasons): with a line saying why as the body (0.12.0 sent none).
     fn refuse(&mut self, status: u16, version: HTTPVersion) -> Option<Request> {
-        use crate::{Header, Response, StatusCode};
-        let writer = self.sink.next().unwrap();
-        let response = Response::new_empty(StatusCode(status))
-            .with_header(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap());
-        response.raw_print(writer, version, &[], false, None).ok();
-        self.end()
+        self.refuse_saying(status, version, refusal_reason(status))
     }
 
     /// PATCH(content-length): the same with `reason`, a line of plain text, as the body.
@@ -318,9 +314,21 @@ impl Iterator for ClientConnection {
         // PATCH(bounded-heads): every refusal closes the connection, since where the next
         // request would start is unknown.
         let rq = match self.read() {
-            Err(ReadError::WrongRequestLine) => return self.refuse(400, HTTPVersion(1, 1)),
+            Err(ReadError::WrongRequestLine) => {
+                return self.refuse_saying(
+                    400,
+                    HTTPVersion(1, 1),
+                    "the request line is not METHOD TARGET HTTP/VERSION",
+                );
+            }
 
-            Err(ReadError::WrongHeader(ver)) => return self.refuse(400, ver),
+            Err(ReadError::WrongHeader(ver)) => {
+                return self.refuse_saying(
+                    400,
+                    ver,
+                    "a header line is not NAME: VALUE, with a NAME of letters, digits and !#$%&'*+-.^_`|~",
+                );
+            }
 
             Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
                 return self.refuse(408, HTTPVersion(1, 1));
@@ -381,7 +389,17 @@ impl Iterator for ClientConnection {
     }
 }
 
-/// Parses a "HTTP/1.1" string.
+/// PATCH(refusal-reasons): what a refusal by `status` alone says.
+fn refusal_reason(status: u16) -> &'static str {
+    match status {
+        408 => "the request head did not arrive in time",
+        414 => "the request line is longer than this server reads",
+        417 => "the Expect header asks for something other than 100-continue",
+        431 => "the request head has more or longer header lines than this server reads",
+        _ => "the request head is not well-formed HTTP: it must be ASCII text in lines",
+    }
+}
+
 /// PATCH(bounded-heads): reads the next line of a request head from `source`, without its
 /// `CRLF`: at most `max` bytes (else `Refused(too_long)`), within the head's budget of `left`
 /// bytes (else `Refused(431)`) and its deadline (else `Refused(408)`), in ASCII (else

@@ -227,7 +227,10 @@ impl FromStr for HeaderField {
     type Err = ();
 
     fn from_str(s: &str) -> Result<HeaderField, ()> {
-        if s.contains(char::is_whitespace) {
+        // PATCH(refusal-reasons): a field name is a token (RFC 9110 §5.1): not empty, and only
+        // letters, digits and ``!#$%&'*+-.^_`|~`` (0.12.0 took `: v` and `a@b: v`).
+        let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        if s.is_empty() || !s.bytes().all(tchar) {
             Err(())
         } else {
             AsciiString::from_ascii(s).map(HeaderField).map_err(|_| ())
