@@ -813,7 +813,9 @@ fn scan(
             if torn == Torn::Refuse {
                 return Err(damage(
                     number,
-                    format!("the line ends without a newline {n} bytes before byte {size}"),
+                    format!(
+                        "it has no newline within the {size} bytes read ({n} bytes read of it)"
+                    ),
                 ));
             }
             // A torn last line: the write that made it never completed, so no one was told
