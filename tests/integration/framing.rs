@@ -753,3 +753,29 @@ fn healthz_with(line: &str) -> Vec<u8> {
     format!("GET /healthz HTTP/1.1\r\nHost: localhost\r\n{line}\r\nConnection: close\r\n\r\n")
         .into_bytes()
 }
+
+#[test]
+fn one_empty_line_before_a_request_line_is_ignored_and_two_are_not() {
+    let relay = Relay::memory();
+    // A client that ends a body with an extra CRLF, then sends its next request.
+    let body = message("then a CRLF");
+    let rq = format!(
+        "{}{body}\r\n{SMUGGLED}",
+        post_head(&format!("Content-Length: {}\r\n", body.len()))
+    );
+    let answers = exchange(relay.addr(), rq.as_bytes());
+    let got: Vec<(u16, &str)> = answers
+        .iter()
+        .map(|a| (a.status, a.body.as_str()))
+        .collect();
+    assert_eq!(got.len(), 2, "{answers:#?}");
+    assert_eq!((got[0].0, got[1]), (201, (200, "ok")), "{answers:#?}");
+    assert_eq!(texts(&relay), ["then a CRLF"]);
+    refused_once(
+        &relay,
+        "two empty lines",
+        format!("\r\n\r\n{SMUGGLED}").as_bytes(),
+        400,
+        &["request line"],
+    );
+}

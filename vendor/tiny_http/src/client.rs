@@ -167,15 +167,23 @@ impl ClientConnection {
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self
-                    .read_next_line(limits.max_request_line, 414, &mut left, true)
-                    .map_err(|e| match e {
-                        ReadError::Forbidden(line, what) => ReadError::BadHead(
-                            HTTPVersion(1, 1),
-                            forbidden_reason(true, &line, what),
-                        ),
-                        e => e,
-                    })?;
+                let mut request_line = |this: &mut Self, begins: bool| {
+                    this.read_next_line(limits.max_request_line, 414, &mut left, begins)
+                        .map_err(|e| match e {
+                            ReadError::Forbidden(line, what) => ReadError::BadHead(
+                                HTTPVersion(1, 1),
+                                forbidden_reason(true, &line, what),
+                            ),
+                            e => e,
+                        })
+                };
+                let mut line = request_line(self, true)?;
+                // PATCH(leading-crlf): one empty line before the request line is ignored (RFC
+                // 9112 §2.2), as a client may end a body with an extra CRLF; the request began
+                // with it (its deadline runs from there).
+                if line.is_empty() {
+                    line = request_line(self, false)?;
+                }
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
