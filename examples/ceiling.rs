@@ -45,7 +45,6 @@ fn main() {
         }
         _ => panic!("{usage}"),
     };
-    let keep = Arc::new(keep);
     let responses: Arc<Vec<Prepared>> = Arc::new(
         canned::load(&path)
             .into_iter()
@@ -67,7 +66,7 @@ fn main() {
         ..Limits::default()
     };
     let _server = Server::serve(listener, limits, move |rq| {
-        answer(&responses, keep.as_ref().as_ref(), rq)
+        answer(&responses, keep.as_ref(), rq)
     })
     .expect("serve on the listener");
     println!("ceiling listening on http://{addr}");

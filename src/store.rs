@@ -369,45 +369,6 @@ struct Pending {
     written: Condvar,
 }
 
-/// Installs the compaction being written once it is (with `wait`, waiting for it).
-fn finish_compaction(state: &Mutex<State>, committer: &mut Committer, wait: bool) {
-    let Some(pending) = committer.compaction.clone() else {
-        return;
-    };
-    let mut outcome = lock(&pending.outcome);
-    while wait && outcome.is_none() {
-        outcome = pending
-            .written
-            .wait(outcome)
-            .unwrap_or_else(|e| e.into_inner());
-    }
-    if let Some(prepared) = outcome.take() {
-        drop(outcome);
-        committer.compaction = None;
-        install(state, committer, prepared);
-    }
-}
-
-/// Installs a written compaction and moves the index to the new file with it, under the
-/// index's lock: a reader takes places and the file they point into together, so it never
-/// reads one file at the other's places.
-fn install(state: &Mutex<State>, committer: &mut Committer, prepared: Result<Compaction, Error>) {
-    let installed = prepared.and_then(|c| match committer.journal.as_mut() {
-        Some(journal) => journal.install(c).map(Some),
-        None => Ok(None),
-    });
-    match installed {
-        Ok(Some(relocation)) => {
-            lock(state).relocate(relocation);
-            Store::start_checkpoint(committer);
-        }
-        Ok(None) => {}
-        Err(e) => {
-            log::error!("journal compaction failed; the journal keeps every message: {e}")
-        }
-    }
-}
-
 /// A post of the batch being committed that gets a new id.
 struct Fresh {
     /// Its place in the batch.
@@ -633,7 +594,7 @@ impl Store {
     /// message that key made, or a conflict, and no id. Returns the new messages, for the hooks and
     /// the recorder.
     fn commit_batch(&self, committer: &mut Committer, batch: &[Arc<Slot>]) -> Vec<Recorded> {
-        finish_compaction(&self.state, committer, false);
+        Store::finish_compaction(&self.state, committer, false);
         let ts = now();
         committer.keys.expire(ts);
         let mut next = committer.last_id + 1;
@@ -854,7 +815,7 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn compact_now(&self) -> Result<usize, Error> {
         let mut committer = lock(&self.commit);
-        finish_compaction(&self.state, &mut committer, true);
+        Store::finish_compaction(&self.state, &mut committer, true);
         Ok(self.compact(&mut committer, true))
     }
 
@@ -903,7 +864,7 @@ impl Store {
             Journal::prepare(&dir, texts, &extras, last_id, mark)
         };
         if wait {
-            install(&self.state, committer, prepare());
+            Store::install(&self.state, committer, prepare());
             return dropped;
         }
         let pending = Arc::new(Pending::default());
@@ -920,7 +881,7 @@ impl Store {
                 // (and a deleted text leaves the disk); a commit or a close that takes the lock
                 // first installs it instead. Not if the store is gone.
                 if let (Some(state), Some(commit)) = (state.upgrade(), commit.upgrade()) {
-                    finish_compaction(&state, &mut lock(&commit), false);
+                    Store::finish_compaction(&state, &mut lock(&commit), false);
                 }
             });
         match spawned {
@@ -928,6 +889,49 @@ impl Store {
             Err(e) => log::error!("cannot start journal compaction: {e}"),
         }
         dropped
+    }
+
+    /// Installs the compaction being written once it is (with `wait`, waiting for it).
+    fn finish_compaction(state: &Mutex<State>, committer: &mut Committer, wait: bool) {
+        let Some(pending) = committer.compaction.clone() else {
+            return;
+        };
+        let mut outcome = lock(&pending.outcome);
+        while wait && outcome.is_none() {
+            outcome = pending
+                .written
+                .wait(outcome)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        if let Some(prepared) = outcome.take() {
+            drop(outcome);
+            committer.compaction = None;
+            Store::install(state, committer, prepared);
+        }
+    }
+
+    /// Installs a written compaction and moves the index to the new file with it, under the
+    /// index's lock: a reader takes places and the file they point into together, so it never
+    /// reads one file at the other's places.
+    fn install(
+        state: &Mutex<State>,
+        committer: &mut Committer,
+        prepared: Result<Compaction, Error>,
+    ) {
+        let installed = prepared.and_then(|c| match committer.journal.as_mut() {
+            Some(journal) => journal.install(c).map(Some),
+            None => Ok(None),
+        });
+        match installed {
+            Ok(Some(relocation)) => {
+                lock(state).relocate(relocation);
+                Store::start_checkpoint(committer);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                log::error!("journal compaction failed; the journal keeps every message: {e}")
+            }
+        }
     }
 
     /// Starts writing the replay checkpoint of the journal just compacted, in the background
@@ -1479,7 +1483,7 @@ impl Store {
 
     /// Starts a compaction if a deletion left a text on disk and none is running.
     fn purge(&self, committer: &mut Committer) {
-        finish_compaction(&self.state, committer, false);
+        Store::finish_compaction(&self.state, committer, false);
         if committer.purge && committer.compaction.is_none() && committer.journal.is_some() {
             committer.purge = false;
             self.compact(committer, false);
@@ -1498,7 +1502,7 @@ impl Store {
             state.created.notify_all();
         }
         let mut committer = lock(&self.commit);
-        finish_compaction(&self.state, &mut committer, true);
+        Store::finish_compaction(&self.state, &mut committer, true);
         if committer.purge {
             // A deletion's text is still on disk: remove it before letting go of the journal.
             self.compact(&mut committer, true);

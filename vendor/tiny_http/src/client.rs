@@ -134,14 +134,14 @@ impl ClientConnection {
         }
     }
 
-    /// PATCH(bounded-heads): reads the next line of a request head (`read_head_line`); the
-    /// first byte of a request line marks the connection busy.
+    /// PATCH(bounded-heads): reads the next line of a request head (`read_head_line`); with
+    /// `begins`, the line's first byte begins the request and marks the connection busy.
     fn read_next_line(
         &mut self,
         max: usize,
         too_long: u16,
         left: &mut usize,
-        request_line: bool,
+        begins: bool,
     ) -> Result<AsciiString, ReadError> {
         let (began, ticket, first) = (&mut self.began, &self.ticket, self.first);
         let begin = || {
@@ -154,7 +154,7 @@ impl ClientConnection {
             max,
             too_long,
             left,
-            request_line.then_some(begin),
+            begins.then_some(begin),
         )
     }
 
