@@ -4,6 +4,7 @@
 //! (`claude-codex-relay mcp --listen`) and the relay's own `/mcp?listen=` sessions, so both
 //! frame a peer's message the same way.
 
+use crate::error::Error;
 use crate::message::Message;
 use serde_json::{json, Value};
 
@@ -23,24 +24,36 @@ pub(crate) struct Listen {
 
 impl Listen {
     /// Parses comma-separated lists (`proj-x,proj-y`), trimming blanks away; None when no
-    /// channel is named.
-    pub(crate) fn parse(channels: &str, name: Option<&str>, from: &[String]) -> Option<Listen> {
-        let list = |raw: &str| -> Vec<String> {
+    /// channel is named, and an error naming the first that is not a name a post could use
+    /// (see [`crate::store::name`]).
+    pub(crate) fn parse(
+        channels: &str,
+        name: Option<&str>,
+        from: &[String],
+    ) -> Result<Option<Listen>, Error> {
+        let list = |field: &str, raw: &str| -> Result<Vec<String>, Error> {
             raw.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| crate::store::name(field, s))
                 .collect()
         };
-        let channels = list(channels);
-        (!channels.is_empty()).then(|| Listen {
+        let channels = list("listen", channels)?;
+        if channels.is_empty() {
+            return Ok(None);
+        }
+        let name = match name.filter(|n| !n.trim().is_empty()) {
+            Some(n) => Some(crate::store::name("as", n)?),
+            None => None,
+        };
+        let mut senders = Vec::new();
+        for f in from {
+            senders.extend(list("from", f)?);
+        }
+        Ok(Some(Listen {
             channels,
-            name: name
-                .map(str::trim)
-                .filter(|n| !n.is_empty())
-                .map(str::to_string),
-            from: from.iter().flat_map(|f| list(f)).collect(),
-        })
+            name,
+            from: senders,
+        }))
     }
 
     /// Whether `m` is pushed to this listener.
@@ -119,15 +132,38 @@ mod tests {
 
     #[test]
     fn a_listener_hears_others_on_its_channels_and_only_the_senders_it_names() {
-        let l = Listen::parse("proj-x, proj-y,", Some("claude"), &[]).unwrap();
+        let l = Listen::parse("proj-x, proj-y,", Some("claude"), &[])
+            .unwrap()
+            .unwrap();
         assert_eq!(l.channels, ["proj-x", "proj-y"]);
         assert!(l.wants(&message("proj-y", "codex")));
         assert!(!l.wants(&message("proj-x", "claude")), "its own message");
         assert!(!l.wants(&message("other", "codex")), "another channel");
-        let only = Listen::parse("proj-x", Some("claude"), &["codex,gemini".into()]).unwrap();
+        let only = Listen::parse("proj-x", Some("claude"), &["codex,gemini".into()])
+            .unwrap()
+            .unwrap();
         assert!(only.wants(&message("proj-x", "gemini")));
         assert!(!only.wants(&message("proj-x", "human")));
-        assert_eq!(Listen::parse(" , ", None, &[]), None);
+        assert_eq!(Listen::parse(" , ", None, &[]).unwrap(), None);
+    }
+
+    #[test]
+    fn a_listener_names_only_channels_and_senders_a_post_could_use() {
+        let long = "c".repeat(129);
+        for (channels, name, from) in [
+            ("proj-x,evil\u{202e}gnp", None, ""),
+            ("proj-x,bell\u{7}", None, ""),
+            (long.as_str(), None, ""),
+            ("proj-x", Some("zero\u{200b}width"), ""),
+            ("proj-x", None, "codex,tab\tbed"),
+        ] {
+            let from = [from.to_string()];
+            let refused = Listen::parse(channels, name, &from);
+            assert!(
+                matches!(refused, Err(Error::BadRequest(_))),
+                "{channels:?} {name:?} {from:?}: {refused:?}"
+            );
+        }
     }
 
     #[test]

@@ -47,6 +47,11 @@ pub fn usage() -> String {
     help::all()
 }
 
+/// A name the command line gave that the relay would refuse, as the usage error it is.
+fn bad_argument(e: crate::error::Error) -> Error {
+    Error::Usage(e.to_string())
+}
+
 /// Runs one client command (`post`, `fetch`, `channels`, `watch`) with its arguments (after
 /// the command name); `env` is the process environment. Returns the process exit code.
 pub fn run(command: &str, args: &[String], env: &BTreeMap<String, String>, io: &mut Io) -> i32 {
@@ -511,6 +516,7 @@ fn mcp(relay: RelayClient, p: &Parsed, io: &mut Io) -> Result<(), Error> {
     let listen = match p.get("listen") {
         Some(channels) => Some(
             crate::listen::Listen::parse(channels, p.get("as"), p.all("from"))
+                .map_err(bad_argument)?
                 .ok_or_else(|| Error::Usage("--listen needs a channel name".into()))?,
         ),
         None if p.has("as") || p.has("from") || since_id.is_some() => {

@@ -70,7 +70,10 @@ fn claude(relay: &RelayClient, p: &Parsed) -> Result<Commands, Error> {
     let remove = words(&["claude", "mcp", "remove", SERVER]);
     let add = match p.get("listen") {
         Some(listen) => {
-            if crate::listen::Listen::parse(listen, None, &[]).is_none() {
+            if crate::listen::Listen::parse(listen, None, &[])
+                .map_err(super::bad_argument)?
+                .is_none()
+            {
                 return Err(Error::Usage("--listen needs a channel name".into()));
             }
             let mut add = words(&["claude", "mcp", "add"]);

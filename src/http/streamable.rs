@@ -83,15 +83,19 @@ pub(crate) fn context<'a>(app: &'a App, caller: &'a Caller, name: Option<String>
 }
 
 /// What `?listen=C[,C...]&as=NAME[&from=S]` on the MCP URL asks for: channel events for new
-/// messages from others on those channels, on the session's `GET` stream.
-fn listen(rq: &Incoming) -> Option<Listen> {
+/// messages from others on those channels, on the session's `GET` stream. A name a post could
+/// not use is a bad request.
+fn listen(rq: &Incoming) -> Result<Option<Listen>, Error> {
     let from: Vec<String> = rq
         .query
         .iter()
         .filter(|(k, _)| k == "from")
         .map(|(_, v)| v.clone())
         .collect();
-    Listen::parse(rq.param("listen")?, rq.param("as"), &from)
+    match rq.param("listen") {
+        Some(channels) => Listen::parse(channels, rq.param("as"), &from),
+        None => Ok(None),
+    }
 }
 
 /// A request body as JSON, or a parse error.
@@ -126,11 +130,12 @@ pub(crate) fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, E
     if let RpcMessage::Request { id, method, params } = &message {
         if method == "initialize" {
             let version = handler::negotiate(params.get("protocolVersion").and_then(Value::as_str));
+            let listen = listen(rq)?;
             let session = app
                 .sessions
                 .create(Transport::Streamable, version, owner(rq, caller))?;
             let mut result = handler::initialize_result(version);
-            if let Some(listen) = listen(rq) {
+            if let Some(listen) = listen {
                 listen.declare(&mut result);
                 app.sessions.set_listen(&session, listen);
             }
@@ -202,7 +207,7 @@ pub(crate) fn get(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Repl
     let session = session(app, rq, caller, protocol_version(rq)?)?;
     if session.listen().is_none() {
         // A session restored after a restart: the URL still says what it listens to.
-        if let Some(listen) = listen(rq) {
+        if let Some(listen) = listen(rq)? {
             app.sessions.set_listen(&session, listen);
         }
     }
@@ -232,7 +237,7 @@ pub(crate) fn get(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Repl
 
 /// `DELETE /mcp`: ends the session; later requests with its id get 404.
 pub(crate) fn delete(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
-    let session = session(app, rq, caller, None)?;
+    let session = session(app, rq, caller, protocol_version(rq)?)?;
     app.sessions.end(&session.id);
     Ok(Reply::empty(204))
 }

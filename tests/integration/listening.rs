@@ -237,3 +237,42 @@ fn watch_as_a_name_is_listed_while_it_waits_and_not_after_it_ends() {
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
+
+#[test]
+fn a_listen_url_naming_what_no_post_could_use_is_refused_and_nothing_is_listed() {
+    let relay = Relay::memory();
+    let long = "L".repeat(3000);
+    for query in [
+        "listen=evil%E2%80%AEgnp.exe%07".to_string(),
+        format!("listen=proj-x,{long}&as=claude"),
+        "listen=proj-x&as=zero%E2%80%8Bwidth".to_string(),
+        "listen=proj-x&from=codex,tab%09bed".to_string(),
+    ] {
+        let r = post_raw(
+            &relay.url(&format!("/mcp?{query}")),
+            &[("Content-Type", "application/json")],
+            json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+            .to_string()
+            .as_bytes(),
+        );
+        assert_eq!(r.status, 400, "{query}: {}", r.body);
+        assert!(r.header("mcp-session-id").is_none(), "{query}");
+    }
+    // A good session's stream cannot be opened with a bad listen either.
+    let (mcp, _) = connect_at(&relay, "/mcp");
+    let r = get_with(
+        &relay.url("/mcp?listen=bell%07"),
+        &[
+            ("Mcp-Session-Id", &mcp.session),
+            ("MCP-Protocol-Version", &mcp.version),
+        ],
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    let channels = get(&relay.url("/api/channels?detail=1")).json();
+    for c in channels["detail"].as_array().unwrap() {
+        assert_eq!(c["listeners"], json!([]), "{channels}");
+        let name = c["name"].as_str().unwrap();
+        assert!(name.len() < 100 && !name.contains('\u{7}'), "{channels}");
+    }
+}

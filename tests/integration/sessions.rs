@@ -95,6 +95,23 @@ fn a_deleted_session_frees_its_subscriptions() {
 }
 
 #[test]
+fn a_delete_with_an_unsupported_protocol_version_is_refused_and_ends_nothing() {
+    let relay = Relay::memory();
+    let mut mcp = Mcp::connect(&relay, "2025-06-18");
+    let r = delete(
+        &mcp.url,
+        &[
+            ("Mcp-Session-Id", &mcp.session),
+            ("MCP-Protocol-Version", "garbage"),
+        ],
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("MCP-Protocol-Version"), "{}", r.body);
+    let ping = mcp.request("ping", json!({}));
+    assert_eq!(ping["result"], json!({}), "the session lives on");
+}
+
+#[test]
 fn idle_sessions_leave_memory_with_their_subscriptions_after_session_idle_secs() {
     let relay = Relay::with(|c| {
         c.store = claude_codex_relay::config::StoreKind::Memory;
