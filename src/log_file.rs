@@ -7,7 +7,9 @@
 //! memory and writes them together, at the latest that long after the first of them (or at once
 //! when 64 KiB have gathered), from a thread of its own that sleeps while nothing waits;
 //! stopping, dropping or [`LogFile::flush`] writes them out. A file opened with
-//! [`Writes::AtOnce`] writes every call's lines before it returns.
+//! [`Writes::AtOnce`] writes every call's lines before it returns. A file found ending without
+//! its newline (a crash between the writes of one line) or left so by a failed write gets a
+//! newline before the next line, so a torn line never swallows a whole one.
 
 use crate::error::Error;
 use flexi_logger::writers::{ArcFileLogWriter, FileLogWriter, FileLogWriterHandle};
@@ -57,6 +59,8 @@ struct State {
     waiting: String,
     writer: ArcFileLogWriter,
     closed: bool,
+    /// The file may end inside a line: the next write starts with a newline.
+    torn: bool,
 }
 
 /// The most bytes of lines written together, and the most gathered before they are written.
@@ -86,13 +90,13 @@ impl LogFile {
         }
         // Opening for append here, not at the first line, is what turns an unwritable folder
         // into a start-up error instead of every later line being lost.
-        let size = std::fs::OpenOptions::new()
+        let (size, torn) = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .read(true)
             .open(path)
-            .and_then(|f| f.metadata())
-            .map_err(|e| bad(&e))?
-            .len();
+            .and_then(|f| Ok((f.metadata()?.len(), ends_inside_a_line(&f)?)))
+            .map_err(|e| bad(&e))?;
         let spec = FileSpec::try_from(path).map_err(|e| bad(&e))?;
         let (writer, open) = FileLogWriter::builder(spec)
             .append()
@@ -107,6 +111,7 @@ impl LogFile {
                 waiting: String::new(),
                 writer,
                 closed: false,
+                torn,
             }),
             gathered: Condvar::new(),
             _open: open,
@@ -142,7 +147,7 @@ impl LogFile {
         while !rest.is_empty() {
             if state.size > 0 && state.size + len(&rest[0]) >= file.max_bytes {
                 match file.rotate(&mut state) {
-                    Ok(()) => state.size = 0,
+                    Ok(()) => (state.size, state.torn) = (0, false),
                     Err(e) => log::warn!("cannot rotate {}: {e}", file.path.display()),
                 }
             }
@@ -237,9 +242,18 @@ impl Shared {
     /// lies. False, logged, when it fails.
     fn write_out<'p>(&self, state: &mut State, pieces: impl Iterator<Item = &'p str>) -> bool {
         let State {
-            waiting, writer, ..
+            waiting,
+            writer,
+            torn,
+            size,
+            ..
         } = state;
         let mut written = Ok(());
+        if *torn {
+            written = writer.write_all(b"\n");
+            *size += 1;
+            *torn = written.is_err();
+        }
         for piece in pieces {
             if piece.len() < DIRECT_PIECE {
                 waiting.push_str(piece);
@@ -253,6 +267,8 @@ impl Shared {
         waiting.push('\n');
         written = written.and_then(|()| writer.write_all(waiting.as_bytes()));
         waiting.clear();
+        // Whatever part of the line reached the file is ended by the next write.
+        *torn |= written.is_err();
         written
             .map_err(|e| log::warn!("cannot write a log line to {}: {e}", self.path.display()))
             .is_ok()
@@ -279,6 +295,18 @@ impl Shared {
             .reopen_outputfile()
             .map_err(|e| std::io::Error::other(e.to_string()))
     }
+}
+
+/// Whether `file` is not empty and its last byte is not a newline.
+fn ends_inside_a_line(file: &std::fs::File) -> std::io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(false);
+    }
+    let mut last = [0u8];
+    file.read_exact_at(&mut last, len - 1)?;
+    Ok(last[0] != b'\n')
 }
 
 /// How many of the lines (of the given lengths, newline included) go out in the next write to a
@@ -412,6 +440,29 @@ mod tests {
         assert_eq!(read(&backup(&path, 2)), "one\ntwo\nthree\nfour\n");
         assert_eq!(read(&backup(&path, 1)), "five\nsix\nseven\n");
         assert_eq!(read(&path), "eight\n");
+    }
+
+    #[test]
+    fn a_line_torn_by_a_crash_is_ended_before_the_next_line_so_that_one_stays_whole() {
+        let dir = TempDir::new();
+        let path = dir.0.join("archive.log");
+        std::fs::create_dir_all(&dir.0).unwrap();
+        std::fs::write(&path, "{\"id\":1}\n{\"id\":2,\"text\":\"xxxx").unwrap();
+        let file = LogFile::open("archive_path", &path, u64::MAX, 1, Writes::AtOnce).unwrap();
+        file.write_lines(&[["{\"id\":3}"]]);
+        file.write_lines(&[["{\"id\":4}"]]);
+        drop(file);
+        assert_eq!(
+            read(&path),
+            "{\"id\":1}\n{\"id\":2,\"text\":\"xxxx\n{\"id\":3}\n{\"id\":4}\n"
+        );
+        let file = LogFile::open("archive_path", &path, u64::MAX, 1, Writes::AtOnce).unwrap();
+        file.write_lines(&[["{\"id\":5}"]]);
+        drop(file);
+        assert!(
+            read(&path).ends_with("{\"id\":4}\n{\"id\":5}\n"),
+            "a whole file gains no empty line"
+        );
     }
 
     #[test]
