@@ -462,7 +462,7 @@ pub(crate) const CHANNELS_MAX_LIMIT: u64 = 1000;
 pub(crate) fn channels(app: &App, rq: &Incoming) -> Result<Reply, Error> {
     let after = rq.param("after");
     let limit = rq.number_param("limit")?;
-    if matches!(rq.param("detail"), Some("1" | "true")) {
+    if flag(rq, "detail")? == Some(true) {
         return Ok(Reply::json(
             200,
             &json!({"channels": app.store.channels(), "detail": detail(&app.store, &app.presence)}),

@@ -152,6 +152,8 @@ fn table(relay: &Relay) -> Vec<Row> {
         ("10 MB body".into(), json_post("/api/messages", &[], &vec![b' '; 10 * 1024 * 1024]), 413, Then::Nothing),
         // REST: query parameters
         ("limit=abc".into(), request("GET", "/api/messages?target=t&limit=abc", &[], b""), 400, Then::Nothing),
+        ("detail=2".into(), request("GET", "/api/channels?detail=2", &[], b""), 400, Then::Nothing),
+        ("detail=yes".into(), request("GET", "/api/channels?detail=yes", &[], b""), 400, Then::Nothing),
         ("limit=-1".into(), request("GET", "/api/messages?target=t&limit=-1", &[], b""), 400, Then::Nothing),
         ("limit past u64".into(), request("GET", "/api/messages?target=t&limit=99999999999999999999", &[], b""), 400, Then::Nothing),
         ("limit=1e3".into(), request("GET", "/api/messages?target=t&limit=1e3", &[], b""), 400, Then::Nothing),
