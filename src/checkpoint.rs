@@ -26,6 +26,16 @@ const DIGESTED: u64 = 64 * 1024;
 /// Bytes of one message in the checkpoint: id, ts, channel, offset, line and text length.
 const MESSAGE_BYTES: usize = 8 + 8 + 4 + 8 + 4 + 4;
 
+/// Removes the checkpoint in `dir` of a journal found damaged after it was made, so that the
+/// next start replays the whole journal and reports the damage where replay finds it.
+pub(crate) fn discard(dir: &Path) {
+    match fs::remove_file(dir.join(CHECKPOINT_FILE)) {
+        Ok(()) => log::error!("the journal is damaged: the next start replays it in full"),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => log::error!("cannot remove the checkpoint of a damaged journal: {e}"),
+    }
+}
+
 /// What replay has gathered after reading the journal up to `offset` (line `lines`): the
 /// messages before deletions are applied, and the deletions, positions and keys seen so far.
 #[derive(Default)]

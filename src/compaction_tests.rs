@@ -491,3 +491,47 @@ fn texts_read_back_from_disk_are_byte_identical_after_compaction_retention_delet
     let id = relay.post("a", "s", "after \u{2028} all");
     assert_eq!(relay.page("a")[&id]["text"], json!("after \u{2028} all"));
 }
+
+#[test]
+fn a_compaction_never_writes_a_damaged_line_under_a_kept_messages_id() {
+    let mut relay = Relay::with(uncached);
+    let mut posted = BTreeMap::new();
+    for i in 0..400 {
+        // Texts of about 1 KB: the damage below lies far from both ends of the journal, where
+        // a start from the checkpoint looks.
+        let text = format!("message {i:03} {}", "x".repeat(1000));
+        posted.insert(relay.post("p", "s", &text), text);
+    }
+    relay.running.take().unwrap().shutdown();
+    assert!(relay.dir.0.join("data/messages.checkpoint").exists());
+    // Message 200's line comes to say it is message 100, at the same length.
+    let journal = relay.journal_text();
+    let damaged = journal.replacen("{\"id\":200,", "{\"id\":100,", 1);
+    assert_ne!(damaged, journal, "the line of message 200 was found");
+    std::fs::write(relay.journal_path(), &damaged).unwrap();
+    let config = relay.config(uncached);
+    relay.restart(config);
+
+    assert_eq!(relay.delete("/api/messages/300"), 200);
+    relay.compact();
+    assert!(
+        relay.journal_text().starts_with(&damaged),
+        "the compaction that met the damage left the journal as it was, only appended to"
+    );
+    let page = relay.page("p");
+    for (id, m) in &page {
+        assert_eq!(
+            m["text"].as_str(),
+            Some(posted[id].as_str()),
+            "message {id}"
+        );
+    }
+    relay.running.take().unwrap().shutdown();
+    let refused = start(relay.config(uncached))
+        .err()
+        .expect("the damage is found");
+    assert!(
+        refused.to_string().contains("does not follow"),
+        "a full replay names the damaged line: {refused}"
+    );
+}

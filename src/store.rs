@@ -860,7 +860,23 @@ impl Store {
         );
         let mut prepare = move || {
             kept.sort_unstable_by_key(|e| e.id);
-            let texts = kept.iter().map(|e| read_message(&file, e.place));
+            // A line that is not the message the index placed there (a journal damaged since
+            // it was read) fails the compaction: the journal is left as it is, never rewritten
+            // with the wrong text under a kept message's id.
+            let texts = kept.iter().map(|e| {
+                let m = read_message(&file, e.place)?;
+                if m.id != e.id {
+                    crate::checkpoint::discard(&dir);
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!(
+                            "the journal holds message {} where message {} was expected",
+                            m.id, e.id
+                        ),
+                    ));
+                }
+                Ok(m)
+            });
             Journal::prepare(&dir, texts, &extras, last_id, mark)
         };
         if wait {
