@@ -1207,11 +1207,17 @@ impl Store {
         }
     }
 
-    /// The newest `limit` messages of `target`, ascending.
-    pub(crate) fn latest(&self, target: &str, limit: usize) -> Vec<Arc<Message>> {
+    /// The newest `limit` messages of `target`, ascending, and of those only the newest whose
+    /// texts together fit in `max_text_bytes` (the newest one always).
+    pub(crate) fn latest(
+        &self,
+        target: &str,
+        limit: usize,
+        max_text_bytes: usize,
+    ) -> Vec<Arc<Message>> {
         let taken = {
             let mut state = lock(&self.state);
-            let entries = match state.channels.get(target) {
+            let mut entries: Vec<Entry> = match state.channels.get(target) {
                 Some(c) => c
                     .messages
                     .range(c.messages.len().saturating_sub(limit)..)
@@ -1219,6 +1225,17 @@ impl Store {
                     .collect(),
                 None => Vec::new(),
             };
+            let mut bytes = 0usize;
+            let fit = entries
+                .iter()
+                .rev()
+                .take_while(|e| {
+                    bytes += e.place.text_len as usize;
+                    bytes <= max_text_bytes
+                })
+                .count()
+                .max(1);
+            entries.drain(..entries.len().saturating_sub(fit));
             state.take(entries)
         };
         self.resolve(taken, true)

@@ -8,8 +8,11 @@ use crate::mcp::jsonrpc::{RpcError, INVALID_PARAMS, RESOURCE_NOT_FOUND};
 use crate::store;
 use serde_json::{json, Value};
 
-/// Messages returned by `resources/read`: the newest this many.
+/// Messages returned by `resources/read`: the newest this many, and of those only the newest
+/// whose texts fit in `READ_MAX_TEXT_BYTES` (the newest one always), so that one read, and one
+/// slow reader of it, costs a bounded amount.
 pub(crate) const READ_LIMIT: usize = 50;
+pub(crate) const READ_MAX_TEXT_BYTES: usize = 4 * 1024 * 1024;
 
 /// What `resources/subscribe` keeps for `uri`: the canonical URI of a channel resource, or
 /// -32602 for a `relay://` URI that does not name a valid channel. A URI of another scheme is
@@ -68,7 +71,7 @@ pub(crate) fn templates() -> Value {
         "uriTemplate": format!("{PREFIX}{{name}}"),
         "name": "channel",
         "title": "Channel",
-        "description": "The newest messages of a channel",
+        "description": "The newest messages of a channel: up to 50, and up to 4 MiB of text",
         "mimeType": "application/json"
     }]})
 }
@@ -81,7 +84,7 @@ pub(crate) fn read(cx: &Context, params: &Value) -> Result<Value, RpcError> {
         return Err(RpcError::new(RESOURCE_NOT_FOUND, "Resource not found")
             .with_data(json!({ "uri": uri })));
     };
-    let messages = cx.store.latest(&name, READ_LIMIT);
+    let messages = cx.store.latest(&name, READ_LIMIT, READ_MAX_TEXT_BYTES);
     let text = json!({"target": name, "messages": messages}).to_string();
     Ok(json!({"contents": [{"uri": uri, "mimeType": "application/json", "text": text}]}))
 }

@@ -451,3 +451,30 @@ fn resources_list_is_paginated_with_a_cursor() {
     let bad = mcp.request("resources/list", json!({"cursor": 5}));
     assert_eq!(bad["error"]["code"], -32602);
 }
+
+#[test]
+fn a_resource_read_holds_the_newest_messages_whose_texts_fit_in_4_mib() {
+    let relay = Relay::memory();
+    let mut mcp = Mcp::connect(&relay, "2025-06-18");
+    let read = |mcp: &mut Mcp, uri: &str| -> Vec<String> {
+        let result = mcp.request("resources/read", json!({ "uri": uri }))["result"].clone();
+        let content: Value =
+            serde_json::from_str(result["contents"][0]["text"].as_str().unwrap()).unwrap();
+        content["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["text"].as_str().unwrap()[..8].to_string())
+            .collect()
+    };
+    for i in 0..6 {
+        relay.post("big", "codex", &format!("{i:08}{}", "x".repeat(999_992)));
+    }
+    assert_eq!(
+        read(&mut mcp, "relay://channel/big"),
+        ["00000002", "00000003", "00000004", "00000005"],
+        "four texts of a million bytes fit in 4 MiB, five do not"
+    );
+    relay.post("small", "codex", "00000000 a short one");
+    assert_eq!(read(&mut mcp, "relay://channel/small"), ["00000000"]);
+}
