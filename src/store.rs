@@ -34,6 +34,8 @@ use std::time::{Duration, Instant};
 
 /// Longest channel or sender name, in characters.
 pub(crate) const MAX_NAME_CHARS: usize = 128;
+/// Longest text a search looks for.
+pub(crate) const MAX_QUERY_CHARS: usize = 1000;
 
 /// A function told of every message once it is durable and visible, in id order.
 pub(crate) type Hook = Box<dyn Fn(&Arc<Message>) + Send + Sync>;
@@ -1428,8 +1430,13 @@ impl Store {
         target: Option<&str>,
         sender: Option<&str>,
         limit: usize,
-    ) -> Vec<Arc<Message>> {
-        let needle = Needle::new(query);
+    ) -> Result<Vec<Arc<Message>>, Error> {
+        if query.chars().count() > MAX_QUERY_CHARS {
+            return Err(Error::BadRequest(format!(
+                "the text to search for is longer than {MAX_QUERY_CHARS} characters"
+            )));
+        }
+        let mut needle = Needle::new(query);
         let mut hits = Vec::new();
         // The index is taken a chunk at a time, newest first, and let go while the texts are
         // read and scanned, so a search of a long history holds up no post.
@@ -1453,7 +1460,7 @@ impl Store {
                 }
             }
         }
-        hits
+        Ok(hits)
     }
 
     /// Deletes message `id`: recorded in the journal first, then gone from memory, readers'
@@ -2011,11 +2018,13 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A case-insensitive substring search. ASCII queries (the common case) compare bytes without
-/// allocating; others compare lowercased copies.
+/// A case-insensitive substring search, in time linear in the text whatever the query. An
+/// ASCII query (the common case) is looked for in a copy of the text with its ASCII letters
+/// lowercased, made in one buffer reused from text to text; others in lowercased copies.
 struct Needle {
     lower: String,
     ascii: bool,
+    folded: String,
 }
 
 impl Needle {
@@ -2023,32 +2032,21 @@ impl Needle {
         Needle {
             lower: query.to_lowercase(),
             ascii: query.is_ascii(),
+            folded: String::new(),
         }
     }
 
-    fn found_in(&self, text: &str) -> bool {
-        let needle = self.lower.as_bytes();
-        if needle.is_empty() {
+    fn found_in(&mut self, text: &str) -> bool {
+        if self.lower.is_empty() {
             return true;
         }
         if !self.ascii {
             return text.to_lowercase().contains(&self.lower);
         }
-        let hay = text.as_bytes();
-        let first = needle[0];
-        let other = first.to_ascii_uppercase();
-        let mut from = 0;
-        while let Some(at) = hay[from..].iter().position(|b| *b == first || *b == other) {
-            let start = from + at;
-            if hay.len() - start < needle.len() {
-                return false;
-            }
-            if hay[start..start + needle.len()].eq_ignore_ascii_case(needle) {
-                return true;
-            }
-            from = start + 1;
-        }
-        false
+        self.folded.clear();
+        self.folded.push_str(text);
+        self.folded.make_ascii_lowercase();
+        self.folded.contains(self.lower.as_str())
     }
 }
 

@@ -380,7 +380,7 @@ pub(crate) fn search(app: &App, rq: &Incoming) -> Result<Reply, Error> {
         .clamp(1, SEARCH_MAX_LIMIT) as usize;
     let hits = app
         .store
-        .search(query, target.as_deref(), sender.as_deref(), limit);
+        .search(query, target.as_deref(), sender.as_deref(), limit)?;
     Ok(Reply::json(200, &json!({"query": query, "messages": hits})))
 }
 

@@ -134,7 +134,7 @@ pub(crate) fn list() -> Value {
             "inputSchema": {
                 "type": "object",
                 "properties": {
-                    "query": {"type": "string", "description": "Text to look for"},
+                    "query": {"type": "string", "maxLength": 1000, "description": "Text to look for (ignoring case)"},
                     "target": {"type": "string", "description": "Only this channel"},
                     "sender": {"type": "string", "description": "Only messages from this sender"},
                     "limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": 20, "description": "Most hits to return"}
@@ -314,7 +314,7 @@ fn search_messages(cx: &Context, args: &Map<String, Value>) -> Result<Outgoing, 
         .clamp(1, SEARCH_MAX_LIMIT) as usize;
     let hits = cx
         .store
-        .search(&query, target.as_deref(), sender.as_deref(), limit);
+        .search(&query, target.as_deref(), sender.as_deref(), limit)?;
     #[derive(Serialize)]
     struct Answer<'a> {
         messages: &'a [Arc<Message>],

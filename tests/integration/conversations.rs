@@ -573,3 +573,36 @@ fn an_agent_token_streams_only_with_its_own_reader_name() {
     let own = Sse::open(relay.addr(), "/api/stream?target=t&reader=codex", &as_codex);
     assert_eq!(own.status, 200);
 }
+
+#[test]
+fn a_search_matches_whole_queries_ignoring_ascii_case_and_refuses_queries_over_1000_characters() {
+    let relay = Relay::start();
+    // Long runs of one letter, the case a search that restarts its comparison at every
+    // position is slowest on, and texts that hold the query only when case is ignored.
+    let run = "a".repeat(5000);
+    relay.post("p", "s", &format!("{run}B{run}"));
+    relay.post("p", "s", &format!("{run}c"));
+    relay.post("p", "s", "Grüße aus KÖLN");
+    let query = |q: &str| -> Vec<u64> {
+        let r = get(&relay.url(&format!("/api/search?q={q}")));
+        assert_eq!(r.status, 200, "{}", r.body);
+        ids(&r.json())
+    };
+    let long_a = "a".repeat(1000);
+    assert_eq!(query(&format!("{}b", &long_a[1..])), [1]);
+    assert_eq!(query(&format!("{}C", &long_a[1..])), [2]);
+    assert_eq!(query(&format!("{}d", &long_a[1..])), Vec::<u64>::new());
+    assert_eq!(
+        query("k%C3%B6ln"),
+        [3],
+        "a query beyond ASCII ignores case too"
+    );
+    assert_eq!(query("aus%20k"), [3]);
+
+    let refused = get(&relay.url(&format!("/api/search?q={long_a}b")));
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("1000 characters"), "{}", refused.body);
+    let mut mcp = Mcp::connect(&relay, "2025-06-18");
+    let refused = mcp.call("search_messages", json!({ "query": format!("{long_a}b") }));
+    assert_eq!(refused["isError"], true, "{refused}");
+}
