@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::http::events::{self, KEEPALIVE};
 use crate::http::exchange::{Incoming, Reply};
 use crate::http::guard::Caller;
-use crate::http::streamable::{context, owner, parse};
+use crate::http::streamable::{check_batch_size, context, owner, parse};
 use crate::mcp::handler;
 use crate::mcp::jsonrpc::{self, RpcError, RpcMessage, INTERNAL_ERROR};
 use crate::mcp::session::{Lookup, Session, Transport};
@@ -73,6 +73,7 @@ pub(crate) fn post(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Rep
         }
         single => vec![single],
     };
+    check_batch_size(&items)?;
     for item in items {
         match RpcMessage::parse(item) {
             Ok(RpcMessage::Request { id, method, params }) if method == "tools/call" => {

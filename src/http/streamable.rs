@@ -7,6 +7,7 @@
 //! and its `GET` stream carries other agents' new messages there as channel events.
 
 use crate::app::App;
+use crate::capacity::MAX_WAIT_SECONDS;
 use crate::error::Error;
 use crate::http::events::{self, KEEPALIVE};
 use crate::http::exchange::{Incoming, Reply};
@@ -14,14 +15,14 @@ use crate::http::guard::Caller;
 use crate::listen::Listen;
 use crate::mcp::context::Context;
 use crate::mcp::handler;
-use crate::mcp::jsonrpc::{self, Outgoing, RpcMessage};
+use crate::mcp::jsonrpc::{self, Outgoing, RpcError, RpcMessage, NOT_RUN};
 use crate::mcp::session::{Lookup, Owner, Session, Transport};
 use crate::mcp::{is_supported, SUPPORTED_VERSIONS};
 use crate::presence::Kind;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The `MCP-Protocol-Version` header, checked against every version this relay speaks (not the
 /// session's: clients are known to send another supported one).
@@ -79,7 +80,25 @@ pub(crate) fn context<'a>(app: &'a App, caller: &'a Caller, name: Option<String>
         presence: &app.presence,
         fetches: &app.fetches,
         name,
+        wait_until: None,
     }
+}
+
+/// Most messages in one batch.
+pub(crate) const BATCH_MAX_MESSAGES: usize = 128;
+/// Bytes of answers a batch's reply may hold: a request after the answers reach this many is
+/// not run, and is answered with `NOT_RUN` instead.
+pub(crate) const BATCH_MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
+/// Refuses a batch of more than [`BATCH_MAX_MESSAGES`] messages, on either transport.
+pub(crate) fn check_batch_size(items: &[Value]) -> Result<(), Error> {
+    if items.len() > BATCH_MAX_MESSAGES {
+        return Err(Error::BadRequest(format!(
+            "a batch holds at most {BATCH_MAX_MESSAGES} messages, not {}",
+            items.len()
+        )));
+    }
+    Ok(())
 }
 
 /// What `?listen=C[,C...]&as=NAME[&from=S]` on the MCP URL asks for: channel events for new
@@ -179,11 +198,33 @@ fn batch(
             "an empty batch is not a valid request".into(),
         ));
     }
+    check_batch_size(&items)?;
+    // The batch's calls wait by turns, and all together no longer than one call may.
+    let cx = Context {
+        wait_until: Some(Instant::now() + Duration::from_secs_f64(MAX_WAIT_SECONDS)),
+        name: cx.name.clone(),
+        ..*cx
+    };
     let mut answers = Vec::new();
+    let mut answered_bytes = 0;
     for item in items {
-        match RpcMessage::parse(item) {
-            Ok(m) => answers.extend(handler::handle(cx, &session, &m)),
-            Err((id, e)) => answers.push(jsonrpc::error(id.as_ref(), &e)),
+        let answer = match RpcMessage::parse(item) {
+            Ok(RpcMessage::Request { id, .. }) if answered_bytes >= BATCH_MAX_ANSWER_BYTES => {
+                let e = RpcError::new(
+                    NOT_RUN,
+                    format!(
+                        "not run: the batch's earlier answers already hold \
+                         {BATCH_MAX_ANSWER_BYTES} bytes; send this request again on its own"
+                    ),
+                );
+                Some(jsonrpc::error(Some(&id), &e))
+            }
+            Ok(m) => handler::handle(&cx, &session, &m),
+            Err((id, e)) => Some(jsonrpc::error(id.as_ref(), &e)),
+        };
+        if let Some(answer) = answer {
+            answered_bytes += answer.get().len();
+            answers.push(answer);
         }
     }
     Ok(if answers.is_empty() {

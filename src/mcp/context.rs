@@ -12,6 +12,7 @@ use crate::presence::Presence;
 use crate::store::Store;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// The relay's parts and the caller, for one MCP call.
 pub(crate) struct Context<'a> {
@@ -29,4 +30,7 @@ pub(crate) struct Context<'a> {
     pub fetches: &'a PageCache<Arc<MadeFetch>>,
     /// The name the caller gives for presence (`X-Relay-Agent`, `?as=`), else its agent's.
     pub name: Option<String>,
+    /// The latest a wait may end, when the call shares one with others (a batch's calls wait
+    /// by turns, and all of them together at most as long as one call may).
+    pub wait_until: Option<Instant>,
 }

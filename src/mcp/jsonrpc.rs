@@ -16,6 +16,8 @@ pub(crate) const INVALID_PARAMS: i64 = -32602;
 pub(crate) const INTERNAL_ERROR: i64 = -32603;
 /// MCP: the resource named by a URI does not exist.
 pub(crate) const RESOURCE_NOT_FOUND: i64 = -32002;
+/// A request of a batch that was not run: the answers before it already reached their limit.
+pub(crate) const NOT_RUN: i64 = -32000;
 
 /// A JSON-RPC error object.
 #[derive(Debug, Clone, PartialEq)]

@@ -383,8 +383,9 @@ fn fetch_messages(
             Kind::Fetch,
             cx.name.as_deref(),
         );
-        cx.store
-            .fetch_unread(&query, Some(Instant::now() + Duration::from_secs_f64(wait)))
+        let until = Instant::now() + Duration::from_secs_f64(wait);
+        let until = cx.wait_until.map_or(until, |shared| until.min(shared));
+        cx.store.fetch_unread(&query, Some(until))
     } else {
         cx.store.fetch_unread(&query, None)
     };

@@ -747,3 +747,61 @@ fn a_fetch_asked_again_shows_every_change_at_once_and_is_logged_each_time() {
         "one line per call, cached or not"
     );
 }
+
+/// A 2025-03-26 batch sent on its own connection, read whole however large its reply.
+fn send_batch(relay: &Relay, mcp: &Mcp, batch: &Value) -> Reply {
+    let body = batch.to_string();
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Mcp-Session-Id: {}\r\nMCP-Protocol-Version: 2025-03-26\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        mcp.session,
+        body.len()
+    );
+    raw(relay.addr(), request.as_bytes())
+}
+
+#[test]
+fn a_batch_holds_at_most_128_messages_and_16_mib_of_answers() {
+    let relay = Relay::memory();
+    let mcp = Mcp::connect(&relay, "2025-03-26");
+    let pings: Vec<Value> = (0..129)
+        .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "ping"}))
+        .collect();
+    let refused = send_batch(&relay, &mcp, &Value::Array(pings.clone()));
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("at most 128"), "{}", refused.body);
+    let fine = send_batch(&relay, &mcp, &Value::Array(pings[..128].to_vec()));
+    assert_eq!(fine.status, 200);
+    assert_eq!(fine.json().as_array().unwrap().len(), 128);
+
+    for _ in 0..4 {
+        relay.post("big", "codex", &"x".repeat(1_000_000));
+    }
+    // Each read answers with the four texts, about 4 MB: five answers pass 16 MiB.
+    let mut batch: Vec<Value> = (1..=8)
+        .map(|i| {
+            json!({"jsonrpc": "2.0", "id": i, "method": "resources/read",
+            "params": {"uri": "relay://channel/big"}})
+        })
+        .collect();
+    batch.push(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    let r = send_batch(&relay, &mcp, &Value::Array(batch));
+    assert_eq!(r.status, 200);
+    let answers = r.json();
+    let answers = answers.as_array().unwrap();
+    assert_eq!(answers.len(), 8);
+    for (i, a) in answers.iter().enumerate() {
+        assert_eq!(a["id"], i + 1);
+        if i < 5 {
+            assert!(a["result"]["contents"][0]["text"].is_string(), "answer {i}");
+        } else {
+            assert_eq!(a["error"]["code"], -32000, "answer {i}");
+            assert!(a["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("not run"));
+        }
+    }
+    assert!(r.body.len() < 24_000_000, "{} bytes", r.body.len());
+}
