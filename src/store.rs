@@ -1093,6 +1093,16 @@ impl Store {
         })
     }
 
+    /// Message `id` of `target`, while the store holds it.
+    pub(crate) fn message(&self, target: &str, id: u64) -> Option<Arc<Message>> {
+        let taken = {
+            let mut state = lock(&self.state);
+            let found = state.after(target, id.saturating_sub(1), 1);
+            state.take(found)
+        };
+        self.resolve(taken, true).into_iter().find(|m| m.id == id)
+    }
+
     /// The oldest `limit` messages of `target` with an id above `since_id`, ascending.
     #[cfg(test)]
     pub(crate) fn after(&self, target: &str, since_id: u64, limit: usize) -> Vec<Arc<Message>> {

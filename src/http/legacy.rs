@@ -38,7 +38,7 @@ pub(crate) fn open(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Rep
         let endpoint = format!("/messages?sessionId={}", session.id);
         let mut outcome = events::event(w, None, Some("endpoint"), &endpoint);
         while outcome.is_ok() {
-            outcome = match session.next_message(Instant::now() + KEEPALIVE) {
+            outcome = match session.next_message(Instant::now() + KEEPALIVE, &app.store) {
                 Some(m) => events::event(w, None, Some("message"), m.get()),
                 None if session.has_ended() || app.store.is_closed() => break,
                 None => events::comment(w, "keepalive"),

@@ -267,7 +267,7 @@ pub(crate) fn get(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Repl
         w.write_all(format!("id: {}-get-{n}\nretry: 3000\ndata: \n\n", session.id).as_bytes())?;
         w.flush()?;
         loop {
-            match session.next_message(Instant::now() + KEEPALIVE) {
+            match session.next_message(Instant::now() + KEEPALIVE, &store) {
                 Some(m) => events::event(w, None, Some("message"), m.get())?,
                 None if session.has_ended() || store.is_closed() => return Ok(()),
                 None => events::comment(w, "keepalive")?,

@@ -15,7 +15,7 @@ use crate::mcp::jsonrpc::{self, Outgoing, RpcError, INVALID_PARAMS};
 use crate::mcp::session_id::SessionIds;
 use crate::mcp::DEFAULT_VERSION;
 use crate::message::Message;
-use crate::store::lock;
+use crate::store::{lock, Store};
 use serde_json::json;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
@@ -23,8 +23,10 @@ use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-/// Messages queued for a session with no stream open; the oldest are dropped past this.
+/// Messages queued for a session with no stream open; the oldest are dropped past this many,
+/// or past this many bytes (the newest is always kept).
 const OUTBOX_LIMIT: usize = 1000;
+const OUTBOX_BYTES: usize = 8 * 1024 * 1024;
 /// Channel resources one session may subscribe to.
 pub(crate) const MAX_SUBSCRIPTIONS: usize = 64;
 
@@ -44,10 +46,34 @@ pub(crate) struct Session {
     /// The address of the client that created it, for the per-client cap.
     client: Option<IpAddr>,
     state: Mutex<State>,
-    outbox: Mutex<VecDeque<Outgoing>>,
+    outbox: Mutex<Outbox>,
     queued: Condvar,
     /// When a request last named this session.
     last_used: Mutex<Instant>,
+}
+
+/// What a session's stream has yet to send, and the bytes it holds.
+#[derive(Default)]
+struct Outbox {
+    queue: VecDeque<Queued>,
+    bytes: usize,
+}
+
+/// One entry of an outbox: a message to send as it is, or a new message of a channel to send
+/// as a channel event, made from the store when the stream takes it, so that a listener's
+/// queue holds ids and not copies of texts.
+enum Queued {
+    Ready(Outgoing),
+    Event { target: String, id: u64 },
+}
+
+impl Queued {
+    fn bytes(&self) -> usize {
+        match self {
+            Queued::Ready(m) => m.get().len(),
+            Queued::Event { target, .. } => target.len() + 8,
+        }
+    }
 }
 
 struct State {
@@ -72,7 +98,7 @@ impl Session {
                 ended: false,
                 listen: None,
             }),
-            outbox: Mutex::new(VecDeque::new()),
+            outbox: Mutex::new(Outbox::default()),
             queued: Condvar::new(),
             last_used: Mutex::new(Instant::now()),
         }
@@ -98,24 +124,56 @@ impl Session {
 
     /// Queues a message for the session's stream.
     pub(crate) fn send(&self, message: Outgoing) {
+        self.queue(Queued::Ready(message));
+    }
+
+    /// Queues message `id` of `target` for the session's stream, as a channel event.
+    fn send_event(&self, target: &str, id: u64) {
+        self.queue(Queued::Event {
+            target: target.to_string(),
+            id,
+        });
+    }
+
+    fn queue(&self, entry: Queued) {
         let mut outbox = lock(&self.outbox);
-        if outbox.len() >= OUTBOX_LIMIT {
-            outbox.pop_front();
+        outbox.bytes += entry.bytes();
+        outbox.queue.push_back(entry);
+        while outbox.queue.len() > OUTBOX_LIMIT
+            || (outbox.bytes > OUTBOX_BYTES && outbox.queue.len() > 1)
+        {
+            if let Some(dropped) = outbox.queue.pop_front() {
+                outbox.bytes -= dropped.bytes();
+            }
         }
-        outbox.push_back(message);
         drop(outbox);
         self.queued.notify_one();
     }
 
     /// The next queued message, waiting until `deadline`; None at the deadline or once the
-    /// session has ended.
-    pub(crate) fn next_message(&self, deadline: Instant) -> Option<Outgoing> {
+    /// session has ended. A channel event is made from `store` now; one whose message is gone
+    /// (deleted, or dropped by retention) is skipped.
+    pub(crate) fn next_message(&self, deadline: Instant, store: &Store) -> Option<Outgoing> {
+        loop {
+            match self.next_queued(deadline)? {
+                Queued::Ready(m) => return Some(m),
+                Queued::Event { target, id } => {
+                    if let Some(m) = store.message(&target, id) {
+                        return Some(jsonrpc::notification(CHANNEL_METHOD, channel_event(&m)));
+                    }
+                }
+            }
+        }
+    }
+
+    fn next_queued(&self, deadline: Instant) -> Option<Queued> {
         let mut outbox = lock(&self.outbox);
         loop {
             if self.has_ended() {
                 return None;
             }
-            if let Some(m) = outbox.pop_front() {
+            if let Some(m) = outbox.queue.pop_front() {
+                outbox.bytes -= m.bytes();
                 return Some(m);
             }
             let now = Instant::now();
@@ -461,7 +519,7 @@ impl Sessions {
             (listening, !live.subscribers.is_empty())
         };
         for s in listening {
-            s.send(jsonrpc::notification(CHANNEL_METHOD, channel_event(m)));
+            s.send_event(&m.target, m.id);
         }
         // A channel's URI is made only when some session is subscribed to something.
         if subscriptions {
@@ -512,6 +570,87 @@ impl Sessions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{Draft, Limits};
+
+    fn post(store: &Store, text: &str) -> u64 {
+        let draft = Draft {
+            target: "c".into(),
+            sender: "codex".into(),
+            text: text.into(),
+            reply_to: None,
+            idempotency_key: None,
+            source: "test".into(),
+        };
+        store.post(draft).unwrap().message.id
+    }
+
+    #[test]
+    fn an_outbox_keeps_its_newest_messages_within_8_mib_and_listeners_queue_ids_not_texts() {
+        let store = Store::in_memory(&[], Limits::default());
+        let session = Session::new(
+            "s".into(),
+            Transport::Streamable,
+            "2025-06-18",
+            &Owner::default(),
+        );
+        let big = |n: usize| {
+            jsonrpc::notification("n", serde_json::json!({"n": n, "t": "x".repeat(1 << 20)}))
+        };
+        for n in 0..20 {
+            session.send(big(n));
+        }
+        let held = lock(&session.outbox).bytes;
+        assert!(held <= OUTBOX_BYTES, "{held} bytes held");
+        let first = session.next_message(Instant::now(), &store).unwrap();
+        assert!(
+            first
+                .get()
+                .starts_with(r#"{"jsonrpc":"2.0","method":"n","params":{"n":13,"#),
+            "the oldest went first"
+        );
+
+        let single = Session::new(
+            "t".into(),
+            Transport::Streamable,
+            "2025-06-18",
+            &Owner::default(),
+        );
+        single.send(jsonrpc::notification(
+            "n",
+            serde_json::json!({"t": "x".repeat(9 << 20)}),
+        ));
+        assert!(
+            single.next_message(Instant::now(), &store).is_some(),
+            "the newest is always kept"
+        );
+
+        let text = "y".repeat(1 << 20);
+        let ids: Vec<u64> = (0..3).map(|_| post(&store, &text)).collect();
+        for id in &ids {
+            single.send_event("c", *id);
+        }
+        assert!(
+            lock(&single.outbox).bytes < 100,
+            "events queue ids, not texts"
+        );
+        store.delete_message(ids[1]).unwrap();
+        for id in [ids[0], ids[2]] {
+            let event = single
+                .next_message(Instant::now(), &store)
+                .expect("an event");
+            let event: serde_json::Value = serde_json::from_str(event.get()).unwrap();
+            assert_eq!(event["method"], CHANNEL_METHOD);
+            assert_eq!(event["params"]["meta"]["id"], id.to_string());
+            assert!(event["params"]["content"]
+                .as_str()
+                .unwrap()
+                .ends_with(&text));
+        }
+        assert!(
+            single.next_message(Instant::now(), &store).is_none(),
+            "a deleted message's event is skipped"
+        );
+    }
 
     #[test]
     fn idle_sessions_leave_memory_and_come_back_by_their_signed_id() {
