@@ -403,28 +403,45 @@ impl Config {
     }
 }
 
-/// Fails on a `CLAUDE_CODEX_*` variable that names no setting (a typo would otherwise be
-/// silently ignored), naming the closest one.
+/// Whether `name` is in the relay's namespace: `CLAUDE_CODEX_` in any case. Only the exact
+/// upper-case names are read, so one spelt otherwise must be refused, not passed over.
+pub fn is_relay_variable(name: &str) -> bool {
+    name.get(..ENV_PREFIX.len())
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(ENV_PREFIX))
+}
+
+/// Fails on a variable in the relay's namespace that is not exactly the name of a setting or
+/// of one of `ENV_NOT_SETTINGS`: a typo, or a name in the wrong case (`CLAUDE_CODEX_Auth_Token`),
+/// would otherwise be silently ignored, and with it perhaps the token. Names the variable it
+/// should be.
 fn check_env_names(env: &BTreeMap<String, String>) -> Result<(), Error> {
-    for var in env.keys() {
-        let Some(name) = var.strip_prefix(ENV_PREFIX) else {
-            continue;
-        };
-        if ENV_NOT_SETTINGS.contains(&name) || lookup(&name.to_lowercase()).is_some() {
-            continue;
-        }
-        let closest = KEYS
-            .iter()
+    let known = || {
+        KEYS.iter()
             .map(|k| k.name.to_uppercase())
             .chain(ENV_NOT_SETTINGS.iter().map(|n| n.to_string()))
-            .min_by_key(|k| edit_distance(k, name))
-            .unwrap_or_default();
+    };
+    for var in env.keys().filter(|var| is_relay_variable(var)) {
+        let name = &var[ENV_PREFIX.len()..];
+        if var.starts_with(ENV_PREFIX) && known().any(|k| k == name) {
+            continue;
+        }
+        let upper = name.to_ascii_uppercase();
+        let message = if known().any(|k| k == upper) {
+            format!(
+                "wrong case: only the upper-case name is read; did you mean {ENV_PREFIX}{upper}?"
+            )
+        } else {
+            let closest = known()
+                .min_by_key(|k| edit_distance(k, &upper))
+                .unwrap_or_default();
+            format!(
+                "unknown variable; did you mean {ENV_PREFIX}{closest}? (`--help` lists every setting)"
+            )
+        };
         return Err(Error::Config {
             source: "environment".into(),
             key: var.clone(),
-            message: format!(
-                "unknown variable; did you mean {ENV_PREFIX}{closest}? (`--help` lists every setting)"
-            ),
+            message,
         });
     }
     Ok(())

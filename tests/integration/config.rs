@@ -238,6 +238,62 @@ fn an_unknown_environment_variable_stops_start_up_naming_the_closest_key() {
 }
 
 #[test]
+fn a_variable_in_the_wrong_case_is_refused_naming_the_spelling_it_must_have() {
+    for (var, want) in [
+        ("CLAUDE_CODEX_Auth_Token", "CLAUDE_CODEX_AUTH_TOKEN"),
+        ("CLAUDE_CODEX_port", "CLAUDE_CODEX_PORT"),
+        ("claude_codex_agents", "CLAUDE_CODEX_AGENTS"),
+        ("Claude_Codex_Config", "CLAUDE_CODEX_CONFIG"),
+        ("CLAUDE_CODEX_Token", "CLAUDE_CODEX_TOKEN"),
+        ("CLAUDE_CODEX_url", "CLAUDE_CODEX_URL"),
+    ] {
+        match Config::load(None, &env(&[(var, "a=b")]), &[]) {
+            Err(Error::Config {
+                source,
+                key,
+                message,
+            }) => {
+                assert_eq!((source.as_str(), key.as_str()), ("environment", var));
+                assert!(message.contains("wrong case"), "{var}: {message}");
+                assert!(
+                    message.contains(&format!("did you mean {want}?")),
+                    "{var}: {message}"
+                );
+            }
+            other => panic!("{var}: {other:?}"),
+        }
+    }
+    // A misspelling in the wrong case is still matched to the closest name.
+    match Config::load(None, &env(&[("claude_codex_prot", "1")]), &[]) {
+        Err(Error::Config { key, message, .. }) => {
+            assert_eq!(key, "claude_codex_prot");
+            assert!(
+                message.contains("unknown variable; did you mean CLAUDE_CODEX_PORT?"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // The binary stops before listening. Were the variable passed over, the relay would start
+    // and then stop at the addr_file it cannot write, with another message.
+    let dir = TempDir::new("config");
+    let out = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .env("CLAUDE_CODEX_Auth_Token", "secret")
+        .args(["--port", "0", "--store", "memory", "--addr-file"])
+        .arg(dir.path("missing-dir/addr"))
+        .current_dir(&dir.0)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("CLAUDE_CODEX_Auth_Token")
+            && err.contains("did you mean CLAUDE_CODEX_AUTH_TOKEN?"),
+        "{err}"
+    );
+}
+
+#[test]
 fn zero_and_negative_sizes_get_the_same_message() {
     let message =
         |key: &str, value: &str| match Config::load(None, &env(&[]), &flags(&[(key, value)])) {
