@@ -4,7 +4,7 @@
 //! exit codes its usage lists). Errors become exit codes here: 2 for a configuration or usage
 //! error, 1 when the relay cannot start. Every command has its own `--help`.
 
-use claude_codex_relay::config::{settings_help, Args, Config, StoreKind, ENV_PREFIX};
+use claude_codex_relay::config::{is_relay_variable, settings_help, Args, Config, StoreKind};
 use claude_codex_relay::error::Error;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -80,7 +80,7 @@ fn main() -> ExitCode {
 
 /// The arguments and the environment as text. Every argument the relay takes is text, so one
 /// that is not UTF-8 is a usage error; a variable that is not is left out, unless it is one of
-/// the relay's own (`CLAUDE_CODEX_...`), which is a configuration error.
+/// the relay's own (`CLAUDE_CODEX_...`, in any case), which is a configuration error.
 fn text_args_and_env() -> Result<(Vec<String>, BTreeMap<String, String>), String> {
     let args = std::env::args_os()
         .skip(1)
@@ -95,12 +95,12 @@ fn text_args_and_env() -> Result<(Vec<String>, BTreeMap<String, String>), String
             (Ok(name), Ok(value)) => {
                 env.insert(name, value);
             }
-            (Ok(name), Err(_)) if name.starts_with(ENV_PREFIX) => {
+            (Ok(name), Err(_)) if is_relay_variable(&name) => {
                 return Err(format!(
                     "configuration error: environment: {name}: the value is not UTF-8"
                 ))
             }
-            (Err(name), _) if name.to_string_lossy().starts_with(ENV_PREFIX) => {
+            (Err(name), _) if is_relay_variable(&name.to_string_lossy()) => {
                 return Err(format!(
                     "configuration error: environment: {name:?}: the name is not UTF-8"
                 ))

@@ -294,6 +294,27 @@ fn a_variable_in_the_wrong_case_is_refused_naming_the_spelling_it_must_have() {
 }
 
 #[test]
+fn a_variable_in_the_wrong_case_whose_value_is_not_utf8_is_refused_too() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    // Were it left out, the relay would start and then stop at the addr_file it cannot write.
+    let dir = TempDir::new("config");
+    let out = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .env("claude_codex_auth_token", OsStr::from_bytes(b"x\xff"))
+        .args(["--port", "0", "--store", "memory", "--addr-file"])
+        .arg(dir.path("missing-dir/addr"))
+        .current_dir(&dir.0)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("claude_codex_auth_token") && err.contains("not UTF-8"),
+        "{err}"
+    );
+}
+
+#[test]
 fn zero_and_negative_sizes_get_the_same_message() {
     let message =
         |key: &str, value: &str| match Config::load(None, &env(&[]), &flags(&[(key, value)])) {
