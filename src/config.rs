@@ -583,7 +583,38 @@ fn token_file(v: &Value) -> Result<String, String> {
     if token.is_empty() {
         return Err(format!("{path} is empty"));
     }
+    sendable_token(&token).map_err(|e| format!("the token in {path} {e}"))?;
     Ok(token)
+}
+
+/// Refuses a token no HTTP client could present: one with a character other than visible
+/// ASCII (`!` to `~`), so with a space, a control character (a second line of a token file) or
+/// anything beyond ASCII. Such a token is accepted here but every request carrying it fails,
+/// which locks the relay for good. The rule is what a header can carry, not RFC 6750's
+/// narrower `b64token` (letters, digits, `-._~+/`, then `=`s): the relay compares the
+/// credential byte for byte, and every client sends the other visible characters (`!`, `@`,
+/// `$` from password generators) unchanged, so refusing them would break working set-ups for
+/// nothing. A space is refused, as the credential is one word after `Bearer`.
+/// The message names the position and code of the first character refused, never the token.
+fn sendable_token(token: &str) -> Result<(), String> {
+    let Some((n, c)) = token
+        .chars()
+        .enumerate()
+        .find(|(_, c)| !matches!(c, '!'..='~'))
+    else {
+        return Ok(());
+    };
+    let what = match c {
+        ' ' => "a space",
+        c if c.is_ascii_control() => "a control character",
+        _ => "not ASCII",
+    };
+    Err(format!(
+        "must be visible ASCII with no spaces (what an `Authorization: Bearer` header can \
+         carry): character {} is U+{:04X}, {what}",
+        n + 1,
+        c as u32
+    ))
 }
 
 /// A token, or null for none. A blank string is refused: taken for "no token" it would leave
@@ -594,7 +625,11 @@ fn optional_token(v: &Value) -> Result<Option<String>, String> {
         Value::String(s) if s.trim().is_empty() => {
             Err("must not be blank (use null, or leave it out, for no token)".into())
         }
-        Value::String(s) => Ok(Some(s.trim().to_string())),
+        Value::String(s) => {
+            let token = s.trim();
+            sendable_token(token)?;
+            Ok(Some(token.to_string()))
+        }
         other => Err(format!(
             "must be a string or null, not {}",
             type_name(other)
@@ -683,6 +718,7 @@ fn agents(v: &Value) -> Result<BTreeMap<String, String>, String> {
     for (name, token) in map {
         match token {
             Value::String(t) if !t.trim().is_empty() && !name.trim().is_empty() => {
+                sendable_token(t.trim()).map_err(|e| format!("agent {name:?}'s token {e}"))?;
                 out.insert(name.trim().to_string(), t.trim().to_string());
             }
             _ => return Err(format!("agent {name:?} needs a non-empty token string")),
@@ -920,6 +956,14 @@ mod tests {
             (
                 r#"{"agents": {"a": ""}}"#,
                 "agents: agent \"a\" needs a non-empty token string",
+            ),
+            (
+                r#"{"auth_token": "p\u00e4ss"}"#,
+                "auth_token: must be visible ASCII with no spaces (what an `Authorization: Bearer` header can carry): character 2 is U+00E4, not ASCII",
+            ),
+            (
+                r#"{"agents": {"a": "b c"}}"#,
+                "agents: agent \"a\"'s token must be visible ASCII with no spaces (what an `Authorization: Bearer` header can carry): character 2 is U+0020, a space",
             ),
             (r#"{"addr_file": ""}"#, "addr_file: must not be empty"),
         ];

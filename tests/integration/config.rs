@@ -358,6 +358,117 @@ fn blank_or_shared_tokens_are_refused_at_start_up() {
 }
 
 #[test]
+fn a_token_no_http_client_could_send_is_refused_at_start_up_from_every_source() {
+    let dir = TempDir::new("config");
+    let file = dir.path("c.json");
+    let token_file = dir.path("token");
+    let refused = |json: &str, env_pairs: &[(&str, &str)], flag_pairs: &[(&str, &str)]| {
+        std::fs::write(&file, json).unwrap();
+        match Config::load(Some(&file), &env(env_pairs), &flags(flag_pairs)) {
+            Err(Error::Config {
+                source,
+                key,
+                message,
+            }) => (source, key, message),
+            other => panic!("{json} {env_pairs:?} {flag_pairs:?}: {other:?}"),
+        }
+    };
+    let file_name = file.display().to_string();
+    for bad in [
+        "pässwörd",
+        "two words",
+        "tab\there",
+        "bell\u{7}",
+        "nbsp\u{a0}x",
+    ] {
+        let json = serde_json::json!({ "auth_token": bad }).to_string();
+        let agents = serde_json::json!({ "agents": { "alice": bad } }).to_string();
+        let cases = [
+            (refused(&json, &[], &[]), (file_name.as_str(), "auth_token")),
+            (
+                refused("{}", &[("CLAUDE_CODEX_AUTH_TOKEN", bad)], &[]),
+                ("CLAUDE_CODEX_AUTH_TOKEN", "auth_token"),
+            ),
+            (
+                refused("{}", &[], &[("auth_token", bad)]),
+                ("--auth-token", "auth_token"),
+            ),
+            (refused(&agents, &[], &[]), (file_name.as_str(), "agents")),
+            (
+                refused(
+                    "{}",
+                    &[("CLAUDE_CODEX_AGENTS", &format!("alice={bad}"))],
+                    &[],
+                ),
+                ("CLAUDE_CODEX_AGENTS", "agents"),
+            ),
+            (
+                refused("{}", &[], &[("agents", &format!("alice={bad}"))]),
+                ("--agents", "agents"),
+            ),
+        ];
+        for ((source, key, message), want) in cases {
+            assert_eq!((source.as_str(), key.as_str()), want, "{bad:?}: {message}");
+            assert!(message.contains("visible ASCII"), "{bad:?}: {message}");
+            assert!(!message.contains(bad), "the token is not shown: {message}");
+        }
+    }
+    // A token file: a token beyond ASCII, or two lines of which a client could send only one.
+    for content in ["pässwörd\n", "first\nsecond\n"] {
+        std::fs::write(&token_file, content).unwrap();
+        let (source, key, message) = refused(
+            "{}",
+            &[],
+            &[("auth_token_file", token_file.to_str().unwrap())],
+        );
+        assert_eq!(
+            (source.as_str(), key.as_str()),
+            ("--auth-token-file", "auth_token_file")
+        );
+        assert!(
+            message.contains(&token_file.display().to_string())
+                && message.contains("visible ASCII"),
+            "{message}"
+        );
+    }
+    // What a header carries is accepted, well beyond RFC 6750's b64token.
+    std::fs::write(&token_file, "  s3cret!@$%^&*()[]{}<>\"';:,?`|#~\n").unwrap();
+    let c = Config::load(
+        None,
+        &env(&[("CLAUDE_CODEX_AGENTS", "alice=alice-token,bob=abc+/==")]),
+        &flags(&[("auth_token_file", token_file.to_str().unwrap())]),
+    )
+    .unwrap();
+    assert_eq!(
+        c.auth_token.as_deref(),
+        Some("s3cret!@$%^&*()[]{}<>\"';:,?`|#~")
+    );
+    assert_eq!(c.agents["bob"], "abc+/==");
+    // The binary stops before listening. Were the token taken, the relay would start and then
+    // stop at the addr_file it cannot write, with another message.
+    let out = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .args([
+            "--port",
+            "0",
+            "--store",
+            "memory",
+            "--auth-token",
+            "pässwörd",
+        ])
+        .arg("--addr-file")
+        .arg(dir.path("missing-dir/addr"))
+        .current_dir(&dir.0)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--auth-token: auth_token:") && err.contains("visible ASCII"),
+        "{err}"
+    );
+}
+
+#[test]
 fn session_and_quota_limits_are_settings() {
     let c = Config::load(
         None,
