@@ -535,3 +535,29 @@ fn a_compaction_never_writes_a_damaged_line_under_a_kept_messages_id() {
         "a full replay names the damaged line: {refused}"
     );
 }
+
+#[test]
+fn a_reader_asking_again_for_what_it_has_read_writes_nothing_to_the_journal() {
+    let relay = Relay::with(|_| {});
+    for text in ["one", "two", "three"] {
+        relay.post("p", "s", text);
+    }
+    let reads = |relay: &Relay| {
+        relay
+            .journal_text()
+            .lines()
+            .filter(|l| l.starts_with("{\"read\""))
+            .count()
+    };
+    for _ in 0..20 {
+        assert_eq!(relay.ids("target=p&reader=r&since_id=1"), [2, 3]);
+    }
+    assert_eq!(reads(&relay), 1, "only the first read moved the position");
+    relay.post("p", "s", "four");
+    for _ in 0..20 {
+        assert_eq!(relay.ids("target=p&reader=r&since_id=1"), [2, 3, 4]);
+    }
+    assert_eq!(reads(&relay), 2);
+    assert_eq!(relay.ids("target=p&reader=r"), Vec::<u64>::new());
+    assert_eq!(reads(&relay), 2);
+}

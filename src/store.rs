@@ -151,6 +151,8 @@ struct TextsToRead {
     more: bool,
     /// The channel's version when the page was taken (0 for a channel that does not exist).
     version: u64,
+    /// Whether the page moved its reader's position, which is then to be made durable.
+    moved: bool,
 }
 
 /// A page whose texts are read as it is written out (see `Store::fetch_unread`).
@@ -1137,8 +1139,12 @@ impl Store {
         UnreadPage(page)
     }
 
+    /// Makes the position the page moved durable; a page that moved nothing (a reader asking
+    /// again for what it has read) writes nothing.
     fn save_reader(&self, query: &Fetch, page: &TextsToRead) {
-        if let (Some(reader), Some(last)) = (&query.reader, page.taken.entries.last()) {
+        if let (Some(reader), Some(last), true) =
+            (&query.reader, page.taken.entries.last(), page.moved)
+        {
             self.save_position(reader, &query.target, last.id);
         }
     }
@@ -1154,10 +1160,12 @@ impl Store {
         lock(&self.state).position(reader, target)
     }
 
-    /// Moves `reader`'s position on `target` forward to `id` (never back) and makes it durable.
+    /// Moves `reader`'s position on `target` forward to `id` (never back) and makes it durable;
+    /// nothing is written when it stood there already.
     pub(crate) fn mark_read(&self, reader: &str, target: &str, id: u64) {
-        lock(&self.state).move_position(reader, target, id);
-        self.save_position(reader, target, id);
+        if lock(&self.state).move_position(reader, target, id) {
+            self.save_position(reader, target, id);
+        }
     }
 
     /// Makes a reader's position durable: the latest one in memory, which a concurrent fetch
@@ -1182,6 +1190,7 @@ impl Store {
     fn take_page(&self, query: &Fetch, deadline: Option<Instant>) -> TextsToRead {
         let mut state = lock(&self.state);
         loop {
+            let mut moved = false;
             let slice = match &query.reader {
                 Some(reader) => {
                     let mut q = query.clone();
@@ -1190,7 +1199,7 @@ impl Store {
                     }
                     let slice = state.page(&q);
                     if let Some(last) = slice.entries.last() {
-                        state.move_position(reader, &q.target, last.id);
+                        moved = state.move_position(reader, &q.target, last.id);
                     }
                     slice
                 }
@@ -1213,6 +1222,7 @@ impl Store {
                         head_id,
                         more,
                         version: state.version_of(&query.target),
+                        moved,
                     };
                 }
             }
@@ -1699,15 +1709,21 @@ impl State {
     }
 
     /// Moves `reader`'s position on `target` forward to `id` (never back).
-    fn move_position(&mut self, reader: &str, target: &str, id: u64) {
+    /// Moves `reader`'s position on `target` forward to `id` (never back); whether it moved.
+    fn move_position(&mut self, reader: &str, target: &str, id: u64) -> bool {
         if !self.positions.contains_key(reader) {
             self.positions.insert(reader.to_string(), BTreeMap::new());
         }
         let of_reader = self.positions.get_mut(reader).expect("inserted above");
         match of_reader.get_mut(target) {
-            Some(at) => *at = (*at).max(id),
+            Some(at) if *at >= id => false,
+            Some(at) => {
+                *at = id;
+                true
+            }
             None => {
                 of_reader.insert(target.to_string(), id);
+                true
             }
         }
     }
