@@ -24,7 +24,7 @@ use crate::journal::{
 };
 use crate::json_string;
 use crate::message::{now, wire_json, Encoded, Message, WireJson};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::fs::File;
 use std::mem;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -1659,23 +1659,30 @@ impl State {
             Some(t) => self.channels.get(t).into_iter().collect(),
             None => self.channels.values().collect(),
         };
-        // Walk every channel from its newest end at once, always taking the newest: the
-        // entries come out newest first without sorting everything.
+        // Walk every channel from its newest end at once, always taking the newest (the heap
+        // holds each channel's next entry by id): the entries come out newest first without
+        // sorting everything, at a cost of log(channels) each.
         let mut cursors: Vec<(usize, &Channel)> = channels
             .into_iter()
             .map(|c| (c.messages.partition_point(|m| m.id < below), c))
+            .filter(|(at, _)| *at > 0)
+            .collect();
+        let mut next: BinaryHeap<(u64, usize)> = cursors
+            .iter()
+            .enumerate()
+            .map(|(i, (at, c))| (c.messages[at - 1].id, i))
             .collect();
         let mut found = Vec::new();
         while found.len() < limit {
-            let Some((at, c)) = cursors
-                .iter_mut()
-                .filter(|(at, _)| *at > 0)
-                .max_by_key(|(at, c)| c.messages[*at - 1].id)
-            else {
+            let Some((_, i)) = next.pop() else {
                 break;
             };
+            let (at, c) = &mut cursors[i];
             *at -= 1;
             found.push(c.messages[*at]);
+            if *at > 0 {
+                next.push((c.messages[*at - 1].id, i));
+            }
         }
         found
     }
@@ -2377,6 +2384,35 @@ mod tests {
         assert_eq!(posted.iter().filter(|p| !p.repeated).count(), 1);
         assert_eq!(store.last_id(), 1);
         assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn a_search_of_every_channel_finds_every_hit_newest_first_across_chunks() {
+        let store = Store::in_memory(&[], Limits::default());
+        let mut hits = Vec::new();
+        for i in 0..1500usize {
+            let target = format!("c{}", (i * 7) % 37);
+            let text = if i % 3 == 0 { "a HIT here" } else { "nothing" };
+            let id = post(&store, &target, text);
+            if i % 3 == 0 {
+                hits.push(id);
+            }
+        }
+        hits.reverse();
+        let found: Vec<u64> = store
+            .search("hit", None, None, 10_000)
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(found, hits);
+        let first: Vec<u64> = store
+            .search("hit", None, None, 3)
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(first, hits[..3]);
     }
 
     #[test]
