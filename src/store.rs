@@ -1337,6 +1337,12 @@ impl Store {
         all.into_iter().collect()
     }
 
+    /// Whether `name` is one of [`Store::channels`], looked up without listing them.
+    pub(crate) fn is_listed(&self, name: &str) -> bool {
+        let state = lock(&self.state);
+        state.configured.contains(name) || state.channels.get(name).is_some_and(|c| c.seen)
+    }
+
     /// Channels held in memory, listed or not: only posts create them, never reads or waits.
     #[cfg(test)]
     pub(crate) fn channel_entries(&self) -> usize {

@@ -79,7 +79,7 @@ pub(crate) fn templates() -> Value {
 /// The `resources/read` result, or -32002 for a URI that is not a known channel.
 pub(crate) fn read(cx: &Context, params: &Value) -> Result<Value, RpcError> {
     let uri = requested_uri(params)?;
-    let known = channel(uri).filter(|c| cx.store.channels().contains(c));
+    let known = channel(uri).filter(|c| cx.store.is_listed(c));
     let Some(name) = known else {
         return Err(RpcError::new(RESOURCE_NOT_FOUND, "Resource not found")
             .with_data(json!({ "uri": uri })));
