@@ -34,6 +34,9 @@ use std::time::{Duration, Instant};
 
 /// Longest channel or sender name, in characters.
 pub(crate) const MAX_NAME_CHARS: usize = 128;
+/// Most reader positions (a reader on a channel) remembered: each costs memory and a journal
+/// line, and any client can name new readers.
+pub(crate) const MAX_POSITIONS: usize = 100_000;
 /// Longest text a search looks for.
 pub(crate) const MAX_QUERY_CHARS: usize = 1000;
 
@@ -298,6 +301,8 @@ struct State {
     count: usize,
     /// reader → channel → the id up to which the reader has been given messages.
     positions: BTreeMap<String, BTreeMap<String, u64>>,
+    /// How many (reader, channel) positions `positions` holds.
+    position_count: usize,
     /// The journal file the entries' places point into; replaced with them by a compaction.
     file: Option<Arc<File>>,
     /// Recently read messages; without a journal, every message. Under the index's lock, so
@@ -442,6 +447,7 @@ impl Store {
             closed: false,
             count: 0,
             positions: BTreeMap::new(),
+            position_count: 0,
             file: journal.as_ref().map(Journal::reader),
             texts: if journal.is_some() {
                 Cache::new(limits.cache_bytes)
@@ -1155,6 +1161,27 @@ impl Store {
         lock(&self.state).version_of(target)
     }
 
+    /// Refuses a read by `reader` of `target` that would make the store remember a new
+    /// position past [`MAX_POSITIONS`]; a reader that has one there already, or no reader, is
+    /// always let through.
+    pub(crate) fn admit_reader(&self, reader: Option<&str>, target: &str) -> Result<(), Error> {
+        let Some(reader) = reader else {
+            return Ok(());
+        };
+        let state = lock(&self.state);
+        let known = state
+            .positions
+            .get(reader)
+            .is_some_and(|of| of.contains_key(target));
+        if known || state.position_count < MAX_POSITIONS {
+            return Ok(());
+        }
+        Err(Error::BadRequest(format!(
+            "the relay remembers at most {MAX_POSITIONS} reader positions (a reader on a \
+             channel), and holds that many: read as a reader already known here, or with since_id"
+        )))
+    }
+
     /// Where `reader` stands on `target`: the last id it was given (0 if none).
     pub(crate) fn position(&self, reader: &str, target: &str) -> u64 {
         lock(&self.state).position(reader, target)
@@ -1736,6 +1763,7 @@ impl State {
             }
             None => {
                 of_reader.insert(target.to_string(), id);
+                self.position_count += 1;
                 true
             }
         }
@@ -2390,6 +2418,29 @@ mod tests {
         assert_eq!(posted.iter().filter(|p| !p.repeated).count(), 1);
         assert_eq!(store.last_id(), 1);
         assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn past_max_positions_a_new_reader_is_refused_and_a_known_one_reads_on() {
+        let store = Store::in_memory(&[], Limits::default());
+        post(&store, "c", "one");
+        for i in 0..MAX_POSITIONS {
+            assert!(store.admit_reader(Some(&format!("r{i}")), "c").is_ok());
+            store.mark_read(&format!("r{i}"), "c", 1);
+        }
+        let refused = store.admit_reader(Some("newcomer"), "c");
+        assert!(matches!(refused, Err(Error::BadRequest(_))), "{refused:?}");
+        assert!(
+            store.admit_reader(Some("r7"), "d").is_err(),
+            "a known reader on a new channel"
+        );
+        assert!(store.admit_reader(Some("r7"), "c").is_ok());
+        assert!(store.admit_reader(None, "c").is_ok());
+        store.mark_read("r7", "c", 2);
+        assert!(
+            store.admit_reader(Some("newcomer"), "c").is_err(),
+            "moving one adds none"
+        );
     }
 
     #[test]

@@ -66,6 +66,7 @@ pub(crate) fn message_stream(
         Some(raw) => {
             let reader = crate::store::name("reader", raw)?;
             crate::agent::own_reader(&reader, caller.agent.as_deref())?;
+            app.store.admit_reader(Some(&reader), &target)?;
             Some(reader)
         }
         None => None,

@@ -73,6 +73,8 @@ pub(crate) fn list_messages(app: &App, rq: &Incoming, caller: &Caller) -> Result
         // REST pages are streamed when large, so only `limit` bounds them.
         max_text_bytes: None,
     };
+    app.store
+        .admit_reader(query.reader.as_deref(), &query.target)?;
     let asked = Asked::of(&query, wait > 0.0);
     if let Some(asked) = asked {
         let version = app.store.version(&query.target);

@@ -349,6 +349,7 @@ fn fetch_messages(
         .transpose()?;
     if let Some(reader) = &reader {
         agent::own_reader(reader, cx.agent)?;
+        cx.store.admit_reader(Some(reader), &target)?;
     }
     let since_id = integer(args, "since_id")?.unwrap_or(0);
     let limit = integer(args, "limit")?
