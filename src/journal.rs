@@ -787,6 +787,7 @@ fn scan(
         .collect();
     let now = now();
     let mut line = Vec::with_capacity(1024);
+    let mut fold_at = FOLD_POSITIONS_AFTER;
     let Progress {
         offset,
         lines: number,
@@ -890,7 +891,13 @@ fn scan(
                     last_id: None,
                     read: Some(p),
                     delete: None,
-                }) => positions.push(p),
+                }) => {
+                    positions.push(p);
+                    if positions.len() >= fold_at {
+                        fold_positions(positions);
+                        fold_at = 2 * positions.len() + FOLD_POSITIONS_AFTER;
+                    }
+                }
                 Ok(RecordIn {
                     last_id: None,
                     read: None,
@@ -911,6 +918,22 @@ fn scan(
         }
     }
     Ok(progress)
+}
+
+/// Reader positions gathered by replay before they are folded (see [`fold_positions`]).
+const FOLD_POSITIONS_AFTER: usize = 4096;
+
+/// Keeps one position per reader and channel, the furthest: replay meets a line for every
+/// move of a reader, and only the last one counts.
+fn fold_positions(positions: &mut Vec<Position>) {
+    positions.sort_unstable_by(|a, b| {
+        (&a.reader, &a.target, std::cmp::Reverse(a.id)).cmp(&(
+            &b.reader,
+            &b.target,
+            std::cmp::Reverse(b.id),
+        ))
+    });
+    positions.dedup_by(|later, kept| later.reader == kept.reader && later.target == kept.target);
 }
 
 /// What replay found once every line is read: the deletions applied to the messages.
@@ -1631,6 +1654,44 @@ mod tests {
         let (_, replay) = open(&dir);
         let ids: Vec<u64> = replay.messages.iter().map(|m| m.id).collect();
         assert_eq!(ids, [1, 2, 3, 4, 5, 6, 7, 8]);
+    }
+
+    #[test]
+    fn replay_keeps_only_the_furthest_position_of_each_reader_however_many_moves_it_read() {
+        let dir = TempDir::new();
+        let (mut j, _) = open(&dir);
+        j.append_lines(&[Line::Message(&msg(1, "a"), None)])
+            .unwrap();
+        let moves: Vec<Position> = (1..=20_000u64)
+            .map(|id| Position {
+                reader: ["codex", "claude", "gemini"][id as usize % 3].into(),
+                target: ["a", "b"][id as usize % 2].into(),
+                id,
+            })
+            .collect();
+        for chunk in moves.chunks(1000) {
+            let lines: Vec<Line> = chunk.iter().map(Line::Read).collect();
+            j.append_lines(&lines).unwrap();
+        }
+        drop(j);
+        let (_, replay) = open(&dir);
+        assert!(
+            replay.positions.len() < 2 * FOLD_POSITIONS_AFTER,
+            "{}",
+            replay.positions.len()
+        );
+        let mut furthest: HashMap<(String, String), u64> = HashMap::new();
+        for p in &replay.positions {
+            let at = furthest
+                .entry((p.reader.clone(), p.target.clone()))
+                .or_default();
+            *at = (*at).max(p.id);
+        }
+        let mut want = HashMap::new();
+        for p in &moves {
+            want.insert((p.reader.clone(), p.target.clone()), p.id);
+        }
+        assert_eq!(furthest, want);
     }
 
     #[test]
