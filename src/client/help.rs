@@ -142,7 +142,9 @@ config.toml table. --listen C (Claude Code only) configures the stdio bridge wit
 C --as NAME` (default claude) and prints the line that starts Claude Code with the channel.
 --apply puts it in place and says what changed: runs `mcp remove` then `mcp add` for claude
 and gemini; for codex adds or replaces [mcp_servers.relay] in $CODEX_HOME/config.toml
-(default ~/.codex/config.toml), keeping the rest of the file.
+(default ~/.codex/config.toml), keeping the rest of the file; a file that defines the relay
+server otherwise (`relay = {...}` under [mcp_servers], dotted keys) is left alone (exit 5)
+with what to change.
 
 Example:
   claude-codex-relay setup codex --apply

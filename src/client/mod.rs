@@ -19,6 +19,7 @@ mod loop_guard;
 mod relay_client;
 mod setup;
 mod state;
+mod toml_lines;
 mod upstream;
 mod watch;
 

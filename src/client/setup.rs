@@ -2,12 +2,15 @@
 //! printed, or with `--apply` put in place. Claude Code and Gemini CLI are configured with
 //! their own `mcp add` commands (run after `mcp remove`, so running setup twice leaves the
 //! same one entry); Codex's `config.toml` is edited directly: its `[mcp_servers.relay]` table
-//! is added or replaced and everything else in the file is kept byte for byte. Only Claude Code
-//! takes pushed messages, so `--listen` configures the stdio bridge for it.
+//! is added or replaced (whatever the spelling of its header) and everything else in the file is
+//! kept byte for byte; a file that defines the server otherwise (an inline table, dotted keys),
+//! or is not TOML, is left alone with an error saying what to change. Only Claude Code takes
+//! pushed messages, so `--listen` configures the stdio bridge for it.
 
 use super::args::Parsed;
 use super::error::Error;
 use super::relay_client::RelayClient;
+use super::toml_lines::Kind;
 use super::Io;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -158,7 +161,12 @@ fn codex(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(Error::Local(format!("cannot read {}: {e}", file.display()))),
     };
-    let (new, had) = replace_table(&old, &format!("mcp_servers.{SERVER}"), &table);
+    let (new, had) = replace_table(&old, &table).map_err(|e| {
+        Error::Local(format!(
+            "cannot edit {}: {e}; nothing was changed",
+            file.display()
+        ))
+    })?;
     if new == old {
         return say(
             io,
@@ -185,36 +193,73 @@ fn codex_config(env: &BTreeMap<String, String>) -> Result<PathBuf, Error> {
     }
 }
 
-/// `text` with the TOML table `name` (and its sub-tables) replaced by `table`, or `table`
-/// appended; and whether the table was there.
-fn replace_table(text: &str, name: &str, table: &str) -> (String, bool) {
-    let header = |line: &str| -> Option<String> {
-        let l = line.trim();
-        let inner = l.strip_prefix('[')?.split(']').next()?;
-        (!l.starts_with("[[")).then(|| inner.trim().to_string())
-    };
-    let ours = |h: &str| h == name || h.starts_with(&format!("{name}."));
+/// `text` with the table `[mcp_servers.relay]` (in any spelling of its header, and with its
+/// sub-tables) replaced by `table`, or `table` appended; and whether the table was there.
+/// Comments between the table's last key and the next header stay: they are the next one's.
+/// Refused, with what to change, when the file is not TOML this can follow, or defines the
+/// server in a form a table cannot replace (an inline `relay = {...}`, dotted keys).
+fn replace_table(text: &str, table: &str) -> Result<(String, bool), String> {
+    let ours = ["mcp_servers", SERVER];
+    let starts_ours = |key: &[String]| key.len() >= 2 && key[..2] == ours;
     let mut kept = String::new();
+    let mut current: Vec<String> = Vec::new();
     let mut inside = false;
     let mut found = false;
-    for line in text.split_inclusive('\n') {
-        if let Some(h) = header(line) {
-            inside = ours(&h);
-            if inside && !found {
-                found = true;
-                kept.push_str(table);
-                kept.push('\n');
+    // Comment lines (and the blank lines among them) inside the table after its last key.
+    let mut held = String::new();
+    for s in super::toml_lines::statements(text)? {
+        match &s.kind {
+            Kind::Header { key, array } => {
+                if *array && key.len() <= 2 && key[..] == ours[..key.len()] {
+                    return Err(format!(
+                        "line {}: [[{}]] declares an array of tables where the relay's server goes; setup writes [mcp_servers.{SERVER}] and that cannot be added to it: fix that line by hand and run setup again",
+                        s.line,
+                        key.join(".")
+                    ));
+                }
+                current.clone_from(key);
+                inside = starts_ours(key);
+                // Comments before a sub-table of the relay's go with it.
+                let comments = std::mem::take(&mut held);
+                if !inside {
+                    kept.push_str(&comments);
+                }
+                if !inside {
+                    kept.push_str(s.text);
+                } else if !found {
+                    found = true;
+                    kept.push_str(table);
+                    kept.push('\n');
+                }
             }
-        }
-        if !inside {
-            kept.push_str(line);
+            Kind::Pair { .. } if inside => held.clear(),
+            Kind::Pair { key } => {
+                let full: Vec<String> = current.iter().chain(key).cloned().collect();
+                if starts_ours(&full) || full == ["mcp_servers"] {
+                    return Err(format!(
+                        "line {} defines the {SERVER} server as a key (`{}` under [{}]), which setup cannot replace without leaving the server defined twice: remove that definition, or write it as the [mcp_servers.{SERVER}] table printed above, and run setup again",
+                        s.line,
+                        key.join("."),
+                        current.join(".")
+                    ));
+                }
+                kept.push_str(s.text);
+            }
+            Kind::Comment if inside => held.push_str(s.text),
+            Kind::Blank if inside => {
+                if !held.is_empty() {
+                    held.push_str(s.text);
+                }
+            }
+            Kind::Blank | Kind::Comment => kept.push_str(s.text),
         }
     }
+    kept.push_str(&held);
     if found {
         let trimmed = kept.trim_end_matches('\n').len();
         kept.truncate(trimmed);
         kept.push('\n');
-        return (kept, true);
+        return Ok((kept, true));
     }
     if !kept.is_empty() && !kept.ends_with('\n') {
         kept.push('\n');
@@ -223,7 +268,7 @@ fn replace_table(text: &str, name: &str, table: &str) -> (String, bool) {
         kept.push('\n');
     }
     kept.push_str(table);
-    (kept, false)
+    Ok((kept, false))
 }
 
 fn write_atomically(file: &PathBuf, text: &str) -> Result<(), Error> {
@@ -321,20 +366,72 @@ mod tests {
 
     #[test]
     fn the_relay_table_is_added_or_replaced_and_the_rest_kept() {
-        let (added, had) = replace_table("model = \"o3\"\n", "mcp_servers.relay", TABLE);
+        let (added, had) = replace_table("model = \"o3\"\n", TABLE).unwrap();
         assert!(!had);
         assert_eq!(added, format!("model = \"o3\"\n\n{TABLE}"));
         let old = "a = 1\n\n[mcp_servers.relay]\nurl = \"old\"\n\n[mcp_servers.relay.env]\nX = \"1\"\n\n[mcp_servers.other]\nurl = \"o\"\n";
-        let (new, had) = replace_table(old, "mcp_servers.relay", TABLE);
+        let (new, had) = replace_table(old, TABLE).unwrap();
         assert!(had);
         assert_eq!(
             new,
             format!("a = 1\n\n{TABLE}\n[mcp_servers.other]\nurl = \"o\"\n")
         );
-        assert_eq!(replace_table(&new, "mcp_servers.relay", TABLE).0, new);
-        assert_eq!(replace_table("", "mcp_servers.relay", TABLE).0, TABLE);
-        let (at_end, _) = replace_table(&format!("x = 1\n\n{TABLE}"), "mcp_servers.relay", TABLE);
+        assert_eq!(replace_table(&new, TABLE).unwrap().0, new);
+        assert_eq!(replace_table("", TABLE).unwrap().0, TABLE);
+        let (at_end, _) = replace_table(&format!("x = 1\n\n{TABLE}"), TABLE).unwrap();
         assert_eq!(at_end, format!("x = 1\n\n{TABLE}"));
+    }
+
+    #[test]
+    fn a_table_ends_at_any_header_and_is_found_in_any_spelling() {
+        let (new, had) = replace_table(
+            "[mcp_servers.relay]\nurl = \"old\"\n\n# the hooks\n[[hooks]]\nname = \"keep-me\"\n",
+            TABLE,
+        )
+        .unwrap();
+        assert!(had);
+        assert_eq!(
+            new,
+            format!("{TABLE}\n# the hooks\n[[hooks]]\nname = \"keep-me\"\n")
+        );
+        for header in [
+            "[mcp_servers.\"relay\"]",
+            "[ mcp_servers.relay ]",
+            "['mcp_servers'.'relay']",
+        ] {
+            let old =
+                format!("a = 1\n\n{header}\nurl = \"old\"\n\n[mcp_servers.other]\nurl = \"o\"\n");
+            let (new, had) = replace_table(&old, TABLE).unwrap();
+            assert!(had, "{header}");
+            assert_eq!(
+                new,
+                format!("a = 1\n\n{TABLE}\n[mcp_servers.other]\nurl = \"o\"\n")
+            );
+        }
+        // A header-like line inside a multi-line string or array is not a header.
+        let old = "x = \"\"\"\n[mcp_servers.relay]\n\"\"\"\ny = [\n  [1],\n]\n";
+        assert_eq!(
+            replace_table(old, TABLE).unwrap(),
+            (format!("{old}\n{TABLE}"), false)
+        );
+    }
+
+    #[test]
+    fn a_server_defined_by_keys_or_a_file_that_is_not_toml_is_refused() {
+        for (old, line) in [
+            ("[mcp_servers]\nrelay = { url = \"x\" }\n", "line 2 "),
+            ("[mcp_servers]\nrelay.url = \"x\"\n", "line 2 "),
+            ("mcp_servers.relay.url = \"x\"\n", "line 1 "),
+            (
+                "model = 1\nmcp_servers = { relay = { url = \"x\" } }\n",
+                "line 2 ",
+            ),
+            ("[[mcp_servers]]\nname = 1\n", "line 1:"),
+            ("[mcp_servers.relay\nurl = 1\n", "line 1:"),
+        ] {
+            let e = replace_table(old, TABLE).unwrap_err();
+            assert!(e.starts_with(line), "{old:?}: {e}");
+        }
     }
 
     #[test]

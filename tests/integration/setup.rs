@@ -162,3 +162,84 @@ fn setup_refuses_listen_for_clients_that_cannot_take_pushes_and_unknown_clients(
         assert_eq!(out.status.code(), Some(2), "{args:?}");
     }
 }
+
+/// `setup codex --url ... --apply` with `CODEX_HOME` at `dir`.
+fn setup_codex_in(dir: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .args([
+            "setup",
+            "codex",
+            "--url",
+            "http://127.0.0.1:8999",
+            "--apply",
+        ])
+        .env("CODEX_HOME", dir)
+        .env_remove("CLAUDE_CODEX_TOKEN")
+        .env_remove("CLAUDE_CODEX_URL")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn setup_codex_apply_keeps_an_array_of_tables_after_the_relay_table_and_reads_any_spelling_of_its_header(
+) {
+    let dir = TempDir::new("setup-codex-tables");
+    let config = dir.path("config.toml");
+    let table = "[mcp_servers.relay]\nurl = \"http://127.0.0.1:8999/mcp\"\n";
+    for (old, new) in [
+        (
+            "[mcp_servers.relay]\nurl = \"http://old/mcp\"\n\n[[hooks]]\nname = \"keep-me\"\n"
+                .to_string(),
+            format!("{table}\n[[hooks]]\nname = \"keep-me\"\n"),
+        ),
+        (
+            "[mcp_servers.\"relay\"]\nurl = \"http://old/mcp\"\n".to_string(),
+            table.to_string(),
+        ),
+        (
+            "x = 1\n[ 'mcp_servers' . relay ]\nurl = \"http://old/mcp\"\n[other]\ny = 2\n"
+                .to_string(),
+            format!("x = 1\n{table}\n[other]\ny = 2\n"),
+        ),
+    ] {
+        std::fs::write(&config, &old).unwrap();
+        let out = setup_codex_in(&dir.0);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).contains("replaced [mcp_servers.relay]"),
+            "{old:?}: {}",
+            text(&out.stdout)
+        );
+        assert_eq!(std::fs::read_to_string(&config).unwrap(), new, "{old:?}");
+    }
+}
+
+#[test]
+fn setup_codex_apply_refuses_a_relay_server_it_cannot_replace_and_leaves_the_file_alone() {
+    let dir = TempDir::new("setup-codex-refused");
+    let config = dir.path("config.toml");
+    for old in [
+        "[mcp_servers]\nrelay = { url = \"http://old/mcp\" }\n",
+        "mcp_servers.relay.url = \"http://old/mcp\"\n",
+        "[mcp_servers]\nrelay.url = \"http://old/mcp\"\n",
+        "model = \"o3\"\n[mcp_servers.relay\n",
+    ] {
+        std::fs::write(&config, old).unwrap();
+        let out = setup_codex_in(&dir.0);
+        assert_eq!(out.status.code(), Some(5), "{old:?}: {}", text(&out.stdout));
+        let said = text(&out.stderr);
+        assert!(
+            said.contains("cannot edit") && said.contains("nothing was changed"),
+            "{said}"
+        );
+        assert_eq!(std::fs::read_to_string(&config).unwrap(), old);
+    }
+    let said = text(&setup_codex_in(&dir.0).stderr);
+    assert!(said.contains("line 2:"), "{said}");
+    std::fs::write(&config, "[mcp_servers]\nrelay = { url = \"x\" }\n").unwrap();
+    let said = text(&setup_codex_in(&dir.0).stderr);
+    assert!(
+        said.contains("line 2 defines the relay server as a key (`relay` under [mcp_servers])"),
+        "{said}"
+    );
+}
