@@ -58,18 +58,19 @@ pub(super) fn run(
             .spawn(move || follow_stream(&upstream, &gate, &out))
             .map_err(|e| Error::Local(format!("cannot start a thread: {e}")))?;
     }
-    let mut line = String::new();
+    // Bytes, not text: a line that is not UTF-8 is one bad message, answered like any other.
+    let mut line = Vec::new();
     loop {
         line.clear();
-        match stdin.read_line(&mut line) {
+        match stdin.read_until(b'\n', &mut line) {
             Ok(0) => return Ok(()),
             Ok(_) => {}
             Err(e) => return Err(Error::Local(format!("cannot read standard input: {e}"))),
         }
-        if line.trim().is_empty() {
+        if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let message: Value = match serde_json::from_str(&line) {
+        let message: Value = match serde_json::from_slice(&line) {
             Ok(Value::Object(m)) => Value::Object(m),
             Ok(_) => {
                 out.send(&error(

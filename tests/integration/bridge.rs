@@ -507,3 +507,19 @@ fn a_bridge_started_before_its_relay_answers_initialize_and_connects_when_the_re
     let up = bridge.call("list_channels", json!({}));
     assert_eq!(up["isError"], false, "{up}");
 }
+
+#[test]
+fn a_line_that_is_not_utf8_is_a_parse_error_and_the_bridge_reads_on() {
+    let relay = Relay::memory();
+    let (mut bridge, _) = Bridge::connected(&relay.base, &[]);
+    let stdin = bridge.stdin.as_mut().unwrap();
+    stdin
+        .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"x\":\"\xff\"}\n")
+        .unwrap();
+    stdin.flush().unwrap();
+    let answer = bridge.next(deadline()).expect("an answer to the line");
+    assert_eq!(answer["error"]["code"], -32700, "{answer}");
+    assert_eq!(answer["id"], Value::Null, "{answer}");
+    assert_eq!(bridge.request("ping", json!({}))["result"], json!({}));
+    assert!(bridge.alive());
+}
