@@ -101,10 +101,25 @@ fn handle(
     gate: &Gate,
     out: &Arc<Out>,
 ) {
-    let method = message["method"].as_str().unwrap_or("").to_string();
     let id = message.get("id").cloned();
+    let method = match message.get("method") {
+        Some(Value::String(method)) => method.clone(),
+        // A response to a server request (the relay sends none): nothing to answer.
+        None if message.get("result").is_some() || message.get("error").is_some() => return,
+        wrong => {
+            // Answered as the relay's own endpoint answers it, with the id when it is one.
+            let id = id
+                .filter(|i| i.is_string() || i.is_i64() || i.is_u64())
+                .unwrap_or(Value::Null);
+            let why = match wrong {
+                None => "a request needs a method",
+                Some(_) => "method must be a string",
+            };
+            out.send(&error(&id, INVALID_REQUEST, why));
+            return;
+        }
+    };
     match (method.as_str(), id) {
-        ("", _) => {} // a response to a server request: the relay sends none
         ("initialize", Some(id)) => {
             let params = message.get("params").cloned().unwrap_or_else(|| json!({}));
             let result = match upstream.initialize(&params) {

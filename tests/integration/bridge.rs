@@ -173,6 +173,10 @@ fn the_bridge_forwards_initialize_tools_and_a_post_fetch_round_trip() {
     let unknown = bridge.request("no/such", json!({}));
     assert_eq!(unknown["error"]["code"], -32601, "{unknown}");
     bridge.send(&json!({"not": "json-rpc"}));
+    let invalid = bridge
+        .next(deadline())
+        .expect("an answer to a message without a method");
+    assert_eq!(invalid["error"]["code"], -32600, "{invalid}");
     let stdin = bridge.stdin.as_mut().unwrap();
     stdin.write_all(b"{not json\n").unwrap();
     stdin.flush().unwrap();
@@ -522,4 +526,51 @@ fn a_line_that_is_not_utf8_is_a_parse_error_and_the_bridge_reads_on() {
     assert_eq!(answer["id"], Value::Null, "{answer}");
     assert_eq!(bridge.request("ping", json!({}))["result"], json!({}));
     assert!(bridge.alive());
+}
+
+#[test]
+fn a_message_without_a_string_method_is_an_invalid_request_and_a_response_is_not_answered() {
+    let relay = Relay::memory();
+    let (mut bridge, _) = Bridge::connected(&relay.base, &[]);
+    for (message, id, why) in [
+        (
+            json!({"jsonrpc": "2.0", "id": 3}),
+            json!(3),
+            "a request needs a method",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "id": 4, "method": 5}),
+            json!(4),
+            "method must be a string",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "id": "five"}),
+            json!("five"),
+            "a request needs a method",
+        ),
+        (
+            json!({"jsonrpc": "2.0"}),
+            Value::Null,
+            "a request needs a method",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "method": null}),
+            Value::Null,
+            "method must be a string",
+        ),
+    ] {
+        bridge.send(&message);
+        let answer = bridge.next(deadline()).expect("an answer");
+        assert_eq!(answer["error"]["code"], -32600, "{message}: {answer}");
+        assert_eq!(answer["error"]["message"], why, "{message}: {answer}");
+        assert_eq!(answer["id"], id, "{message}: {answer}");
+    }
+    // A response to a request the client was sent, and a notification, get no answer: the
+    // next line is the ping's.
+    bridge.send(&json!({"jsonrpc": "2.0", "id": 9, "result": {}}));
+    bridge.send(&json!({"jsonrpc": "2.0", "id": 10, "error": {"code": 1, "message": "x"}}));
+    bridge.send(
+        &json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}),
+    );
+    assert_eq!(bridge.request("ping", json!({}))["result"], json!({}));
 }
