@@ -574,3 +574,75 @@ fn a_message_without_a_string_method_is_an_invalid_request_and_a_response_is_not
     );
     assert_eq!(bridge.request("ping", json!({}))["result"], json!({}));
 }
+
+#[test]
+fn a_deletion_and_a_relay_restart_do_not_make_the_bridge_push_old_messages_again() {
+    let dir = TempDir::new("bridge-delete-restart");
+    let relay = ChildRelay::start(&dir, 0, "file");
+    let port = relay.port();
+    for i in 1..=3 {
+        relay.post("dup", "codex", &format!("m{i}"));
+    }
+    let (bridge, _) = Bridge::connected(&relay.base, &["--listen", "dup", "--as", "claude"]);
+    // And one asked to start beyond every id the relay has given.
+    let (beyond, _) = Bridge::connected(
+        &relay.base,
+        &["--listen", "dup", "--as", "gemini", "--since-id", "100"],
+    );
+    relay.wait_for_listener("dup", "claude");
+    relay.wait_for_listener("dup", "gemini");
+    let m4 = relay.post("dup", "codex", "m4");
+    assert_eq!(
+        bridge.events(1, deadline())[0]["meta"]["id"],
+        m4.to_string()
+    );
+    let deleted = crate::common::delete(&format!("{}/api/messages/{m4}", relay.base), &[]);
+    assert_eq!(deleted.status, 200);
+
+    relay.kill();
+    let relay = ChildRelay::start(&dir, port, "file");
+    relay.wait_for_listener("dup", "claude");
+    relay.wait_for_listener("dup", "gemini");
+    let m5 = relay.post("dup", "codex", "m5");
+    assert_eq!(
+        bridge.events(1, deadline())[0]["meta"]["id"],
+        m5.to_string(),
+        "the first event after the restart is the new message"
+    );
+    let mut last = m5;
+    while last < 101 {
+        last = relay.post("dup", "codex", "on to 101");
+    }
+    assert_eq!(beyond.events(1, deadline())[0]["meta"]["id"], "101");
+}
+
+#[test]
+fn a_relay_that_comes_back_without_its_history_is_followed_from_its_first_message() {
+    let dir = TempDir::new("bridge-lost-history");
+    let relay = ChildRelay::start(&dir, 0, "memory");
+    let port = relay.port();
+    relay.post("proj-x", "codex", "one");
+    relay.post("proj-x", "codex", "two");
+    let (bridge, _) = Bridge::connected(&relay.base, &["--listen", "proj-x", "--as", "claude"]);
+    relay.wait_for_listener("proj-x", "claude");
+
+    // Back with an empty channel: the first post is id 1, below the bridge's place.
+    relay.kill();
+    let relay = ChildRelay::start(&dir, port, "memory");
+    relay.wait_for_listener("proj-x", "claude");
+    assert_eq!(relay.post("proj-x", "codex", "after"), 1);
+    assert_eq!(bridge.events(1, deadline())[0]["meta"]["id"], "1");
+
+    // Back with messages posted whether or not the bridge is there yet.
+    relay.kill();
+    let relay = ChildRelay::start(&dir, port, "memory");
+    for i in 1..=3 {
+        assert_eq!(relay.post("proj-x", "codex", &format!("again {i}")), i);
+    }
+    let ids: Vec<Value> = bridge
+        .events(3, deadline())
+        .iter()
+        .map(|e| e["meta"]["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!("1"), json!("2"), json!("3")]);
+}
