@@ -23,7 +23,7 @@ pub(crate) struct RelayClient {
     base: String,
     token: Option<String>,
     agent: ureq::Agent,
-    /// Sent as `X-Relay-Agent` with blocking fetches, so the relay can say who is listening.
+    /// Sent as `?as=` with blocking fetches, so the relay can say who is listening.
     name: Option<String>,
 }
 
@@ -206,7 +206,8 @@ impl RelayClient {
                 .timeout_global(Some(REQUEST_TIMEOUT + Duration::from_secs_f64(wait)))
                 .build();
             if let Some(name) = &self.name {
-                rq = rq.header("X-Relay-Agent", name);
+                // As `?as=`, percent-encoded: a header could carry only ASCII.
+                rq = rq.query("as", name);
             }
         }
         let rq = match &self.token {

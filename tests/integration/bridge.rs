@@ -298,6 +298,27 @@ fn a_thousand_posts_from_another_thread_are_a_thousand_channel_events_in_order()
         .all(|(i, e)| e["content"].as_str().unwrap().ends_with(&format!("n{i}"))));
 }
 
+/// Returns once the relay at `base` lists `name` as listening on `channel`.
+fn wait_for_listener(base: &str, channel: &str, name: &str) {
+    let until = deadline();
+    loop {
+        let listing = get(&format!("{base}/api/channels?detail=1")).json();
+        let listed = listing["detail"].as_array().unwrap().iter().any(|c| {
+            c["name"] == channel
+                && c["listeners"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|l| l["name"] == name)
+        });
+        if listed {
+            return;
+        }
+        assert!(Instant::now() < until, "{name} never listened on {channel}");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 /// A relay run as a child process, so a restart is the process ending (with `kill -9`) and
 /// another starting on the same port and directory.
 struct ChildRelay {
@@ -346,23 +367,7 @@ impl ChildRelay {
 
     /// Returns once `name` is listed as listening on `channel`.
     fn wait_for_listener(&self, channel: &str, name: &str) {
-        let until = deadline();
-        loop {
-            let listing = get(&format!("{}/api/channels?detail=1", self.base)).json();
-            let listed = listing["detail"].as_array().unwrap().iter().any(|c| {
-                c["name"] == channel
-                    && c["listeners"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .any(|l| l["name"] == name)
-            });
-            if listed {
-                return;
-            }
-            assert!(Instant::now() < until, "{name} never listened on {channel}");
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
+        wait_for_listener(&self.base, channel, name);
     }
 
     fn kill(mut self) {
@@ -645,4 +650,17 @@ fn a_relay_that_comes_back_without_its_history_is_followed_from_its_first_messag
         .map(|e| e["meta"]["id"].clone())
         .collect();
     assert_eq!(ids, [json!("1"), json!("2"), json!("3")]);
+}
+
+#[test]
+fn a_bridge_listening_as_a_name_that_is_not_ascii_is_listed_and_pushes() {
+    let relay = Relay::memory();
+    let (bridge, _) = Bridge::connected(&relay.base, &["--listen", "proj-x", "--as", "jürgen"]);
+    wait_for_listener(&relay.base, "proj-x", "jürgen");
+    relay.post("proj-x", "jürgen", "my own is not pushed back");
+    let id = relay.post("proj-x", "codex", "hallo");
+    assert_eq!(
+        bridge.events(1, deadline())[0]["meta"]["id"],
+        id.to_string()
+    );
 }

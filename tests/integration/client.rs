@@ -1344,3 +1344,46 @@ fn export_writes_a_markdown_transcript_and_jsonl_that_a_relay_starts_from_identi
     );
     assert_eq!(bad.code, 2, "{}", bad.stderr);
 }
+
+#[test]
+fn watch_as_a_name_that_is_not_ascii_is_listed_while_it_waits_and_gets_the_message() {
+    let relay = Relay::start();
+    let watcher = Running::start(
+        "watch",
+        &[
+            "--url",
+            &relay.base,
+            "--target",
+            "proj-x",
+            "--as",
+            "jürgen",
+            "--count",
+            "1",
+        ],
+    );
+    crate::common::wait_until("watch --as jürgen is listed", || {
+        if let Ok(code) = watcher.code.try_recv() {
+            panic!(
+                "watch ended with {code}: {}",
+                watcher.stderr.try_iter().collect::<Vec<_>>().join("\n")
+            );
+        }
+        let listing = crate::common::get_json(&relay.url("/api/channels?detail=1"));
+        listing["detail"].as_array().unwrap().iter().any(|c| {
+            c["name"] == "proj-x"
+                && c["listeners"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|l| l["name"] == "jürgen")
+        })
+    });
+    let id = relay.post("proj-x", "claude", "hallo");
+    assert!(
+        watcher
+            .line(deadline())
+            .starts_with(&format!("#{id} [claude] hallo")),
+        "the message is printed"
+    );
+    assert_eq!(watcher.finish(deadline()), 0);
+}
