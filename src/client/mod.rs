@@ -129,8 +129,13 @@ fn dispatch(
     if p.has("help") {
         return out(io, &help::command(command));
     }
-    // `--as NAME` (watch, mcp) names the client in the relay's list of listeners.
-    let relay = connect(&p, env)?.named(p.get("as"));
+    // `--as NAME` (watch, mcp) names the client in the relay's list of listeners; a name the
+    // relay would refuse as a sender is refused here, before any request.
+    let name = match p.get("as").filter(|n| !n.trim().is_empty()) {
+        Some(n) => Some(crate::store::name("--as", n).map_err(bad_argument)?),
+        None => None,
+    };
+    let relay = connect(&p, env)?.named(name.as_deref());
     match command {
         "post" => post(&relay, &p, io),
         "fetch" => fetch(&relay, &p, io),

@@ -97,6 +97,12 @@ impl RelayClient {
                     "the token must not contain control characters (a line break, a tab...)".into(),
                 ));
             }
+            // It travels in a header, which carries printable ASCII only.
+            if let Some(c) = t.chars().find(|c| !(' '..='~').contains(c)) {
+                return Err(Error::Usage(format!(
+                    "the token cannot be sent: {c:?} is not printable ASCII, and an HTTP header carries nothing else"
+                )));
+            }
         }
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -306,10 +312,20 @@ impl RelayClient {
         Err(Error::Refused { status, message })
     }
 
-    /// A failure before a whole answer arrived.
+    /// A failure before a whole answer arrived. Only a failure to reach the relay or to hear
+    /// it out is `Unreachable` (worth a retry); a request that could not even be made is not.
     fn transport(&self, e: ureq::Error) -> Error {
         match e {
             ureq::Error::BadUri(m) => Error::Usage(format!("bad --url {}: {m}", self.base)),
+            ureq::Error::Http(e) => Error::Usage(format!(
+                "cannot make a request to {} from these arguments: {e}",
+                self.base
+            )),
+            ureq::Error::Json(e) => Error::Local(format!("cannot write the request: {e}")),
+            ureq::Error::BodyExceedsLimit(limit) => Error::Invalid(format!(
+                "{}: the answer is larger than {limit} bytes",
+                self.base
+            )),
             ureq::Error::Timeout(_) => Error::Unreachable(format!("{}: timed out", self.base)),
             ureq::Error::HostNotFound => {
                 Error::Unreachable(format!("{}: host not found", self.base))
@@ -330,5 +346,30 @@ fn excerpt(body: &str) -> String {
         Some((at, _)) => format!("{}...", &body[..at]),
         None if body.is_empty() => "(empty body)".into(),
         None => body.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_that_cannot_be_made_is_a_usage_error_not_an_unreachable_relay() {
+        let relay = RelayClient::new("http://127.0.0.1:9", None).unwrap();
+        let bad_header = ureq::http::HeaderValue::from_str("a\nb").unwrap_err();
+        let e = relay.transport(ureq::Error::Http(bad_header.into()));
+        assert!(matches!(e, Error::Usage(_)), "{e:?}");
+        assert!(!e.is_transient());
+        let e = relay.transport(ureq::Error::BodyExceedsLimit(1));
+        assert!(!e.is_transient(), "{e:?}");
+    }
+
+    #[test]
+    fn a_token_a_header_cannot_carry_is_a_usage_error() {
+        for token in ["é", "tök", "a\u{2028}b", "tab\there"] {
+            let made = RelayClient::new("http://127.0.0.1:9", Some(token.into()));
+            assert!(matches!(made, Err(Error::Usage(_))), "{token:?}");
+        }
+        assert!(RelayClient::new("http://127.0.0.1:9", Some("a b~!".into())).is_ok());
     }
 }

@@ -1387,3 +1387,34 @@ fn watch_as_a_name_that_is_not_ascii_is_listed_while_it_waits_and_gets_the_messa
     );
     assert_eq!(watcher.finish(deadline()), 0);
 }
+
+#[test]
+fn a_token_or_name_that_cannot_be_sent_is_a_usage_error_before_any_request() {
+    // Nothing listens here: a request would be exit 3, or retried.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    for (command, args) in [
+        ("channels", &["--token", "é"][..]),
+        ("fetch", &["--target", "t", "--token", "tök"]),
+        (
+            "post",
+            &["--target", "t", "--sender", "s", "--token", "é", "hi"],
+        ),
+        ("watch", &["--target", "t", "--token", "x\u{2028}y"]),
+        ("watch", &["--target", "t", "--as", "a\nb"]),
+        ("watch", &["--target", "t", "--as", "zero\u{200b}width"]),
+        ("mcp", &["--listen", "t", "--as", "bell\u{7}"]),
+    ] {
+        let mut all = vec!["--url", closed.as_str()];
+        all.extend_from_slice(args);
+        let done = run(command, &all);
+        assert_eq!(done.code, 2, "{command} {args:?}: {}", done.stderr);
+        assert!(
+            !done.stderr.contains("retrying") && !done.stderr.contains(&closed),
+            "{command} {args:?}: {}",
+            done.stderr
+        );
+    }
+}
