@@ -5,7 +5,7 @@
 //! relay starts from (`data_dir/messages.jsonl`) with the same ids, times and texts.
 
 use super::error::Error;
-use super::format::utc;
+use super::format::{json_line, utc};
 use super::relay_client::{Query, RelayClient};
 use crate::message::Message;
 use std::io::Write;
@@ -62,11 +62,7 @@ pub(super) fn export(
             }
             let text = match format {
                 Format::Markdown => markdown(m),
-                Format::Jsonl => {
-                    let mut line = serde_json::to_string(m).expect("a message serializes");
-                    line.push('\n');
-                    line
-                }
+                Format::Jsonl => json_line(m),
             };
             out.write_all(text.as_bytes()).map_err(Error::output)?;
             last = m.id;

@@ -34,10 +34,7 @@ impl Message {
     pub(crate) fn render(&self, format: Format) -> String {
         match format {
             Format::Line => format!("{}\n", self.line()),
-            Format::Json => format!(
-                "{}\n",
-                serde_json::to_string(self).expect("a message serializes")
-            ),
+            Format::Json => json_line(self),
             Format::Full => format!(
                 "#{} [{}] {}\n{}\n\n",
                 self.id,
@@ -47,6 +44,15 @@ impl Message {
             ),
         }
     }
+}
+
+/// `value` as one line of JSON, newline included, with U+2028 and U+2029 written as `\u2028`
+/// and `\u2029` (as the relay writes them), so no reader splits the line at them.
+pub(super) fn json_line(value: &impl serde::Serialize) -> String {
+    let json = serde_json::to_string(value).expect("a message or JSON value serializes");
+    let mut line = crate::message::escape_separators(json);
+    line.push('\n');
+    line
 }
 
 /// `secs` (Unix time) as `YYYY-MM-DDTHH:MM:SSZ`.
@@ -106,6 +112,15 @@ mod tests {
         let m = message("a\n\"b\"");
         let back: Message = serde_json::from_str(m.render(Format::Json).trim_end()).unwrap();
         assert_eq!(back, m);
+    }
+
+    #[test]
+    fn json_lines_write_line_and_paragraph_separators_escaped() {
+        let m = message("a\u{2028}b\u{2029}c");
+        let line = m.render(Format::Json);
+        assert!(line.contains(r"a\u2028b\u2029c"), "{line}");
+        assert!(!line.contains(['\u{2028}', '\u{2029}']), "{line}");
+        assert_eq!(serde_json::from_str::<Message>(line.trim_end()).unwrap(), m);
     }
 
     #[test]

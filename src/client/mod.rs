@@ -230,7 +230,7 @@ fn post(relay: &RelayClient, p: &Parsed, io: &mut Io) -> Result<(), Error> {
         .unwrap_or_else(|_| format!("#{} [{sender}]", answer["posted"]));
     let Some(from) = awaited else {
         if p.has("json") {
-            return out(io, &format!("{answer}\n"));
+            return out(io, &format::json_line(&answer));
         }
         return out(io, &format!("{line}\n"));
     };
@@ -366,7 +366,7 @@ fn channels(relay: &RelayClient, p: &Parsed, io: &mut Io) -> Result<(), Error> {
     p.no_words()?;
     let answer = relay.channels(p.has("detail"))?;
     if p.has("json") {
-        return out(io, &format!("{answer}\n"));
+        return out(io, &format::json_line(&answer));
     }
     if p.has("detail") {
         let lines: String = answer["detail"]
@@ -439,14 +439,14 @@ fn delete(relay: &RelayClient, p: &Parsed, io: &mut Io) -> Result<(), Error> {
         .iter()
         .map(
             |a| match (p.has("json"), a.get("deleted"), a.get("deleted_channel")) {
-                (true, ..) => format!("{a}\n"),
+                (true, ..) => format::json_line(a),
                 (false, Some(id), _) => format!("deleted #{id}\n"),
                 (false, _, Some(name)) => format!(
                     "deleted channel {} ({} messages)\n",
                     name.as_str().unwrap_or_default(),
                     a["messages"]
                 ),
-                _ => format!("{a}\n"),
+                _ => format::json_line(a),
             },
         )
         .collect();

@@ -1418,3 +1418,68 @@ fn a_token_or_name_that_cannot_be_sent_is_a_usage_error_before_any_request() {
         );
     }
 }
+
+#[test]
+fn json_output_writes_line_and_paragraph_separators_escaped() {
+    let relay = Relay::start();
+    let url = relay.base.as_str();
+    let text = "one\u{2028}two\u{2029}three";
+    let posted = run(
+        "post",
+        &[
+            "--url", url, "--target", "sep", "--sender", "claude", "--json", text,
+        ],
+    );
+    let id = relay.post("sep", "codex", text);
+    let fetched = run("fetch", &["--url", url, "--target", "sep", "--json"]);
+    let exported = run(
+        "export",
+        &["--url", url, "--target", "sep", "--format", "jsonl"],
+    );
+    let watched = run(
+        "watch",
+        &[
+            "--url",
+            url,
+            "--target",
+            "sep",
+            "--since-id",
+            "0",
+            "--count",
+            "1",
+            "--json",
+        ],
+    );
+    let deleted = run("delete", &["--url", url, "--json", &id.to_string()]);
+    for (what, done, lines) in [
+        ("post --json", &posted, 1),
+        ("fetch --json", &fetched, 2),
+        ("export --format jsonl", &exported, 2),
+        ("watch --json", &watched, 1),
+        ("delete --json", &deleted, 1),
+    ] {
+        assert_eq!(done.code, 0, "{what}: {}", done.stderr);
+        assert!(
+            !done.stdout.contains(['\u{2028}', '\u{2029}']),
+            "{what}: {:?}",
+            done.stdout
+        );
+        assert_eq!(done.stdout.lines().count(), lines, "{what}");
+        for line in done.stdout.lines() {
+            serde_json::from_str::<Value>(line).unwrap();
+        }
+    }
+    for (what, done) in [
+        ("fetch", &fetched),
+        ("export", &exported),
+        ("watch", &watched),
+    ] {
+        assert!(
+            done.stdout.contains(r"one\u2028two\u2029three"),
+            "{what}: {}",
+            done.stdout
+        );
+        let first: Value = serde_json::from_str(done.stdout.lines().next().unwrap()).unwrap();
+        assert_eq!(first["text"], text, "{what}");
+    }
+}
