@@ -1,7 +1,7 @@
 //! The `claude-codex-relay` command: with no command (or `serve`) it starts the relay with the
 //! configuration from `config.json`, the environment and the flags; `post`, `fetch`,
-//! `channels`, `watch`, `delete` and `export` are the built-in client (`client::run`, whose
-//! exit codes its usage lists). Errors become exit codes here: 2 for a configuration or usage
+//! `channels`, `watch`, `delete`, `export`, `mcp` and `setup` are the built-in client
+//! (`client::run`, whose exit codes its usage lists). Errors become exit codes here: 2 for a configuration or usage
 //! error, 1 when the relay cannot start. Every command has its own `--help`.
 
 use claude_codex_relay::config::{is_relay_variable, settings_help, Args, Config, StoreKind};
@@ -15,7 +15,7 @@ const USAGE: &str = "claude-codex-relay: a message relay for coding agents (MCP,
 
 Usage:
   claude-codex-relay [serve] [--config PATH] [--host HOST] [--port PORT] [--SETTING VALUE ...]
-  claude-codex-relay post|fetch|channels|watch|delete|export ...   (the built-in client, below)
+  claude-codex-relay post|fetch|channels|watch|delete|export|mcp|setup ...   (the built-in client, below)
   claude-codex-relay [COMMAND] --help | --version
 ";
 

@@ -43,6 +43,18 @@ fn every_command_has_its_own_help_with_an_example() {
     let all = relay_binary(&["--help"]);
     let all = String::from_utf8_lossy(&all.stdout);
     assert!(all.contains("--await") && all.contains("--port") && all.contains("ends the options"));
+    let synopsis = all
+        .lines()
+        .find(|l| l.contains("(the built-in client, below)"))
+        .unwrap();
+    for command in [
+        "post", "fetch", "channels", "watch", "delete", "export", "mcp", "setup",
+    ] {
+        assert!(
+            synopsis.split(['|', ' ']).any(|w| w == command),
+            "{command} in {synopsis:?}"
+        );
+    }
 }
 
 #[test]
