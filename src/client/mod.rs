@@ -214,7 +214,12 @@ fn post(relay: &RelayClient, p: &Parsed, io: &mut Io) -> Result<(), Error> {
     // A key of our own makes our retries safe: the relay answers a retry of a post it already
     // stored with that message instead of storing it twice.
     let key = match p.get("idempotency-key") {
-        Some(key) => key.to_string(),
+        Some(key) => crate::store::idempotency_key(key).map_err(|e| {
+            Error::Usage(
+                e.to_string()
+                    .replacen("idempotency_key", "--idempotency-key", 1),
+            )
+        })?,
         None => fresh_key(),
     };
     let post = Post {

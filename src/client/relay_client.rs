@@ -83,13 +83,23 @@ impl RelayClient {
             .split('/')
             .next()
             .unwrap_or_default();
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
         // The port follows the last `:` outside an IPv6 address's brackets.
-        if let Some((_, port)) = authority.rsplit_once(':').filter(|(_, p)| !p.contains(']')) {
-            if port.parse::<u16>().map_or(true, |p| p == 0) {
-                return Err(Error::Usage(format!(
-                    "--url {url:?}: {port:?} is not a port (1 to 65535)"
-                )));
+        let host = match host_port.rsplit_once(':').filter(|(_, p)| !p.contains(']')) {
+            Some((host, port)) => {
+                if port.parse::<u16>().map_or(true, |p| p == 0) {
+                    return Err(Error::Usage(format!(
+                        "--url {url:?}: {port:?} is not a port (1 to 65535)"
+                    )));
+                }
+                host
             }
+            None => host_port,
+        };
+        if host.is_empty() || host == "[]" {
+            return Err(Error::Usage(format!(
+                "--url {url:?} names no host (like http://127.0.0.1:8010)"
+            )));
         }
         if let Some(t) = &token {
             if t.chars().any(char::is_control) {
