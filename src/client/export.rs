@@ -33,6 +33,7 @@ impl Format {
 }
 
 /// Writes every message of `target` after `since_id` to `out` in `format`; returns how many.
+/// Nothing is written until the relay has answered once.
 pub(super) fn export(
     relay: &RelayClient,
     target: &str,
@@ -40,11 +41,9 @@ pub(super) fn export(
     format: Format,
     out: &mut dyn Write,
 ) -> Result<usize, Error> {
-    if format == Format::Markdown {
-        write!(out, "# {target}\n\n").map_err(Error::output)?;
-    }
     let mut last = since_id;
     let mut written = 0;
+    let mut headed = false;
     loop {
         let query = Query {
             since_id: Some(last),
@@ -52,6 +51,12 @@ pub(super) fn export(
             ..Query::default()
         };
         let page = relay.page(target, &query)?;
+        // The heading waits for the relay's first answer: an export that fails at once
+        // writes nothing.
+        if format == Format::Markdown && !headed {
+            write!(out, "# {target}\n\n").map_err(Error::output)?;
+            headed = true;
+        }
         for m in &page.messages {
             if m.id <= last {
                 return Err(Error::Invalid(format!(

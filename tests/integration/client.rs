@@ -1514,3 +1514,33 @@ fn json_output_writes_line_and_paragraph_separators_escaped() {
         assert_eq!(first["text"], text, "{what}");
     }
 }
+
+#[test]
+fn an_export_that_fails_before_the_relay_answers_writes_nothing_and_an_empty_channel_gets_its_heading(
+) {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    for format in ["md", "jsonl"] {
+        let failed = run(
+            "export",
+            &["--url", &closed, "--target", "proj-x", "--format", format],
+        );
+        assert_eq!(failed.code, 3, "{}", failed.stderr);
+        assert_eq!(failed.stdout, "", "{format}");
+    }
+    let relay = Relay::start();
+    let refused = run(
+        "export",
+        &["--url", &relay.base, "--target", "bad\u{7}name"],
+    );
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert_eq!(refused.stdout, "");
+    let empty = run(
+        "export",
+        &["--url", &relay.base, "--target", "nobody-posted"],
+    );
+    assert_eq!(empty.code, 0, "{}", empty.stderr);
+    assert_eq!(empty.stdout, "# nobody-posted\n\n");
+}
