@@ -15,6 +15,25 @@ fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Runs the relay with `env` and `args` (and an `--addr-file` it cannot write, so that a relay
+/// that wrongly starts stops there with another message) and returns its standard error,
+/// checking that it stopped with exit code 2 first.
+fn refused_at_start(env: &[(&str, &std::ffi::OsStr)], args: &[&str]) -> String {
+    let dir = TempDir::new("config");
+    let out = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .envs(env.iter().copied())
+        .args(["--port", "0", "--store", "memory"])
+        .args(args)
+        .arg("--addr-file")
+        .arg(dir.path("missing-dir/addr"))
+        .current_dir(&dir.0)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    err
+}
+
 fn flags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
         .iter()
@@ -276,16 +295,7 @@ fn a_variable_in_the_wrong_case_is_refused_naming_the_spelling_it_must_have() {
     }
     // The binary stops before listening. Were the variable passed over, the relay would start
     // and then stop at the addr_file it cannot write, with another message.
-    let dir = TempDir::new("config");
-    let out = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
-        .env("CLAUDE_CODEX_Auth_Token", "secret")
-        .args(["--port", "0", "--store", "memory", "--addr-file"])
-        .arg(dir.path("missing-dir/addr"))
-        .current_dir(&dir.0)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = refused_at_start(&[("CLAUDE_CODEX_Auth_Token", "secret".as_ref())], &[]);
     assert!(
         err.contains("CLAUDE_CODEX_Auth_Token")
             && err.contains("did you mean CLAUDE_CODEX_AUTH_TOKEN?"),
@@ -297,17 +307,10 @@ fn a_variable_in_the_wrong_case_is_refused_naming_the_spelling_it_must_have() {
 fn a_variable_in_the_wrong_case_whose_value_is_not_utf8_is_refused_too() {
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
-    // Were it left out, the relay would start and then stop at the addr_file it cannot write.
-    let dir = TempDir::new("config");
-    let out = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
-        .env("claude_codex_auth_token", OsStr::from_bytes(b"x\xff"))
-        .args(["--port", "0", "--store", "memory", "--addr-file"])
-        .arg(dir.path("missing-dir/addr"))
-        .current_dir(&dir.0)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = refused_at_start(
+        &[("claude_codex_auth_token", OsStr::from_bytes(b"x\xff"))],
+        &[],
+    );
     assert!(
         err.contains("claude_codex_auth_token") && err.contains("not UTF-8"),
         "{err}"
@@ -446,22 +449,7 @@ fn a_token_no_http_client_could_send_is_refused_at_start_up_from_every_source() 
     assert_eq!(c.agents["bob"], "abc+/==");
     // The binary stops before listening. Were the token taken, the relay would start and then
     // stop at the addr_file it cannot write, with another message.
-    let out = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
-        .args([
-            "--port",
-            "0",
-            "--store",
-            "memory",
-            "--auth-token",
-            "pässwörd",
-        ])
-        .arg("--addr-file")
-        .arg(dir.path("missing-dir/addr"))
-        .current_dir(&dir.0)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = refused_at_start(&[], &["--auth-token", "pässwörd"]);
     assert!(
         err.contains("--auth-token: auth_token:") && err.contains("visible ASCII"),
         "{err}"
