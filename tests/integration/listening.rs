@@ -2,21 +2,26 @@
 //! events on its GET stream (one without hears none), and the relay lists who is listening on
 //! each channel, by name, until they leave.
 
-use crate::common::{deadline, get, get_with, post_raw, Mcp, Relay, Sse};
+use crate::common::{deadline, get, get_with, post_raw, Mcp, Relay, Reply, Sse};
 use serde_json::{json, Value};
 use std::time::Instant;
 
-/// Initializes a session at `path` (with its query) and returns it with the result.
-fn connect_at(relay: &Relay, path: &str) -> (Mcp, Value) {
-    let url = relay.url(path);
-    let r = post_raw(
-        &url,
+/// Sends `initialize` to `path` (with its query).
+fn initialize_at(relay: &Relay, path: &str) -> Reply {
+    post_raw(
+        &relay.url(path),
         &[("Content-Type", "application/json")],
         json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
             "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
         .to_string()
         .as_bytes(),
-    );
+    )
+}
+
+/// Initializes a session at `path` (with its query) and returns it with the result.
+fn connect_at(relay: &Relay, path: &str) -> (Mcp, Value) {
+    let url = relay.url(path);
+    let r = initialize_at(relay, path);
     assert_eq!(r.status, 200, "{}", r.body);
     let mcp = Mcp {
         url,
@@ -248,14 +253,7 @@ fn a_listen_url_naming_what_no_post_could_use_is_refused_and_nothing_is_listed()
         "listen=proj-x&as=zero%E2%80%8Bwidth".to_string(),
         "listen=proj-x&from=codex,tab%09bed".to_string(),
     ] {
-        let r = post_raw(
-            &relay.url(&format!("/mcp?{query}")),
-            &[("Content-Type", "application/json")],
-            json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-                "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
-            .to_string()
-            .as_bytes(),
-        );
+        let r = initialize_at(&relay, &format!("/mcp?{query}"));
         assert_eq!(r.status, 400, "{query}: {}", r.body);
         assert!(r.header("mcp-session-id").is_none(), "{query}");
     }
