@@ -95,7 +95,10 @@ impl LogFile {
             .append(true)
             .read(true)
             .open(path)
-            .and_then(|f| Ok((f.metadata()?.len(), ends_inside_a_line(&f)?)))
+            .and_then(|f| {
+                let len = f.metadata()?.len();
+                Ok((len, ends_inside_a_line(&f, len)?))
+            })
             .map_err(|e| bad(&e))?;
         let spec = FileSpec::try_from(path).map_err(|e| bad(&e))?;
         let (writer, open) = FileLogWriter::builder(spec)
@@ -297,10 +300,9 @@ impl Shared {
     }
 }
 
-/// Whether `file` is not empty and its last byte is not a newline.
-fn ends_inside_a_line(file: &std::fs::File) -> std::io::Result<bool> {
+/// Whether `file`, `len` bytes long, is not empty and its last byte is not a newline.
+fn ends_inside_a_line(file: &std::fs::File, len: u64) -> std::io::Result<bool> {
     use std::os::unix::fs::FileExt;
-    let len = file.metadata()?.len();
     if len == 0 {
         return Ok(false);
     }

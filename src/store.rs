@@ -1103,16 +1103,12 @@ impl Store {
 
     /// Message `id` of `target`, while the store holds it.
     pub(crate) fn message(&self, target: &str, id: u64) -> Option<Arc<Message>> {
-        let taken = {
-            let mut state = lock(&self.state);
-            let found = state.after(target, id.saturating_sub(1), 1);
-            state.take(found)
-        };
-        self.resolve(taken, true).into_iter().find(|m| m.id == id)
+        self.after(target, id.saturating_sub(1), 1)
+            .into_iter()
+            .find(|m| m.id == id)
     }
 
     /// The oldest `limit` messages of `target` with an id above `since_id`, ascending.
-    #[cfg(test)]
     pub(crate) fn after(&self, target: &str, since_id: u64, limit: usize) -> Vec<Arc<Message>> {
         let taken = {
             let mut state = lock(&self.state);
@@ -1748,7 +1744,6 @@ impl State {
             .unwrap_or(0)
     }
 
-    /// Moves `reader`'s position on `target` forward to `id` (never back).
     /// Moves `reader`'s position on `target` forward to `id` (never back); whether it moved.
     fn move_position(&mut self, reader: &str, target: &str, id: u64) -> bool {
         if !self.positions.contains_key(reader) {
@@ -2456,20 +2451,12 @@ mod tests {
             }
         }
         hits.reverse();
-        let found: Vec<u64> = store
-            .search("hit", None, None, 10_000)
-            .unwrap()
-            .iter()
-            .map(|m| m.id)
-            .collect();
-        assert_eq!(found, hits);
-        let first: Vec<u64> = store
-            .search("hit", None, None, 3)
-            .unwrap()
-            .iter()
-            .map(|m| m.id)
-            .collect();
-        assert_eq!(first, hits[..3]);
+        let found = |limit| -> Vec<u64> {
+            let found = store.search("hit", None, None, limit).unwrap();
+            found.iter().map(|m| m.id).collect()
+        };
+        assert_eq!(found(10_000), hits);
+        assert_eq!(found(3), hits[..3]);
     }
 
     #[test]

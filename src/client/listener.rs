@@ -120,9 +120,7 @@ pub(super) fn follow(
                             out.send(&channel_notification(m));
                         }
                     }
-                    None => note(&format!(
-                        "the relay came back without its history; following {channel} from its first message"
-                    )),
+                    None => note_lost_history(channel),
                 }
                 place = Some(here);
             }
@@ -161,9 +159,7 @@ fn locate(
     if before.seen.is_some() {
         let oldest = relay.messages(channel, Some(0), Some(1), None)?.pop();
         if oldest.is_some_and(|m| before.restarted_by(&m)) {
-            note(&format!(
-                "the relay came back without its history; following {channel} from its first message"
-            ));
+            note_lost_history(channel);
             return Ok(Place::START);
         }
     }
@@ -171,6 +167,13 @@ fn locate(
         from: before.id.min(head),
         ..before
     })
+}
+
+/// Says on standard error that the relay lost its history and `channel` is followed afresh.
+fn note_lost_history(channel: &str) {
+    note(&format!(
+        "the relay came back without its history; following {channel} from its first message"
+    ));
 }
 
 #[cfg(test)]
