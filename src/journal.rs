@@ -251,7 +251,7 @@ pub(crate) struct Journal {
     /// Opened for appending: every write lands at the end of the file.
     file: Appender,
     /// A read handle on the same file, for positional reads at the places appends report.
-    reader: Arc<File>,
+    reader: Arc<Reader>,
     /// Length of the file after the last successful append; a failed append is cut back to it.
     len: u64,
     /// A failed append could not be cut back: the file holds a partial batch past `len`, which
@@ -281,7 +281,7 @@ pub(crate) struct Compaction {
 pub(crate) struct Relocation {
     /// A read handle on the new journal, which the new places point into (the old handle
     /// still reads the replaced file, whose places stay right in it).
-    pub file: Arc<File>,
+    pub file: Arc<Reader>,
     places: Vec<(u64, Place)>,
     mark: u64,
     /// Where the lines appended after `mark` start in the new file.
@@ -330,7 +330,10 @@ impl Journal {
                 path,
                 dir: dir.to_path_buf(),
                 file: Appender::new(file),
-                reader: Arc::new(reader),
+                reader: Arc::new(Reader {
+                    file: reader,
+                    dir: dir.to_path_buf(),
+                }),
                 len,
                 dirty: false,
                 fsync,
@@ -509,7 +512,10 @@ impl Journal {
         // moment where appends could go to the unlinked old file.
         self.file.file = c.file;
         self.len = c.len + copied;
-        self.reader = Arc::new(reader);
+        self.reader = Arc::new(Reader {
+            file: reader,
+            dir: self.dir.clone(),
+        });
         let relocation = Relocation {
             file: Arc::clone(&self.reader),
             places: c.places,
@@ -557,12 +563,12 @@ impl Journal {
     pub(crate) fn checkpoint_job(&self) -> impl FnOnce() -> Result<(), Error> + Send + 'static {
         let (dir, path) = (self.dir.clone(), self.path.clone());
         let (file, len) = (Arc::clone(&self.reader), self.len);
-        move || write_checkpoint(&dir, &path, &file, len)
+        move || write_checkpoint(&dir, &path, &file.file, len)
     }
 
     /// A read handle on the journal file as it is now: the places appends report (and replay
     /// found) are right in it, even after a compaction replaces the file under its name.
-    pub(crate) fn reader(&self) -> Arc<File> {
+    pub(crate) fn reader(&self) -> Arc<Reader> {
         Arc::clone(&self.reader)
     }
 
@@ -1055,17 +1061,50 @@ fn line_len(len: usize) -> Result<u32, Error> {
     u32::try_from(len).map_err(|_| Error::Storage(format!("a journal line of {len} bytes")))
 }
 
-/// Reads the message whose line is at `place` in `file` (a handle from `Journal::reader`).
-pub(crate) fn read_message(file: &File, place: Place) -> io::Result<Message> {
-    parse_message(&read_line(file, place)?, place)
+/// A read handle on one journal file, for positional reads at the places its appends report
+/// (and replay found); it stays right after a compaction replaces the file under its name. A
+/// read that does not find the message expected at a place met damage made since the file was
+/// read at start: the read fails, and the replay checkpoint is removed, so that the next start
+/// replays the whole journal and names the damaged line instead of trusting the index.
+pub(crate) struct Reader {
+    file: File,
+    /// The data directory, where the checkpoint lies.
+    dir: PathBuf,
 }
 
-/// Reads the message whose line is at `place` in `file` as its wire JSON (see
-/// `message::wire_json`), with its id. A line this journal writes is the wire JSON already but
-/// for the idempotency key, with the text last and escaped as replies escape it; such a line
-/// is passed on with its text as it lies in the file, never unescaped or escaped again. Any
-/// other line (an older writer's field order or escaping) is parsed and serialised again.
-pub(crate) fn read_wire_json(file: &File, place: Place) -> io::Result<(u64, WireJson)> {
+impl Reader {
+    /// Message `id`, whose line is at `place`.
+    pub(crate) fn message(&self, id: u64, place: Place) -> io::Result<Message> {
+        let read = read_line(&self.file, place).and_then(|line| parse_message(&line, place));
+        self.expect(id, read.map(|m| (m.id, m)))
+    }
+
+    /// Message `id`, whose line is at `place`, as its wire JSON (see `message::wire_json`). A
+    /// line this journal writes is the wire JSON already but for the idempotency key, with the
+    /// text last and escaped as replies escape it; such a line is passed on with its text as it
+    /// lies in the file, never unescaped or escaped again. Any other line (an older writer's
+    /// field order or escaping) is parsed and serialised again.
+    pub(crate) fn wire_json(&self, id: u64, place: Place) -> io::Result<WireJson> {
+        self.expect(id, wire_json_at(&self.file, place))
+    }
+
+    /// What a read found, if it is message `id`; anything else is damage.
+    fn expect<T>(&self, id: u64, read: io::Result<(u64, T)>) -> io::Result<T> {
+        let found = read.and_then(|(found, value)| match found == id {
+            true => Ok(value),
+            false => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the journal holds message {found} where message {id} was expected"),
+            )),
+        });
+        if found.is_err() {
+            checkpoint::discard(&self.dir);
+        }
+        found
+    }
+}
+
+fn wire_json_at(file: &File, place: Place) -> io::Result<(u64, WireJson)> {
     // Checked as UTF-8 once, here: parsing a `str` does not check it again.
     let line = String::from_utf8(read_line(file, place)?)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
@@ -1314,7 +1353,7 @@ mod tests {
         replay
             .messages
             .iter()
-            .map(|m| read_message(&file, m.place).unwrap())
+            .map(|m| file.message(m.id, m.place).unwrap())
             .collect()
     }
 
@@ -1596,10 +1635,10 @@ mod tests {
             .map(|(m, key, text)| Line::Encoded(m, *key, text))
             .collect();
         let places = j.append_lines(&batch).unwrap();
-        let file = File::open(dir.journal()).unwrap();
+        let file = j.reader();
         for ((m, ..), place) in lines.iter().zip(places) {
             assert_eq!(place.text_len as usize, m.text.len());
-            assert_eq!(read_message(&file, place).unwrap(), **m);
+            assert_eq!(file.message(m.id, place).unwrap(), **m);
         }
     }
 
@@ -1640,9 +1679,9 @@ mod tests {
             expected.push(b'\n');
         }
         assert_eq!(fs::read(dir.journal()).unwrap(), expected);
-        let file = File::open(dir.journal()).unwrap();
+        let file = j.reader();
         for (m, place) in first.iter().zip(places) {
-            assert_eq!(read_message(&file, place).unwrap(), *m);
+            assert_eq!(file.message(m.id, place).unwrap(), *m);
         }
         // A batch of them that fails halfway leaves nothing behind once the disk takes writes.
         let refuse = j.inject_faults();
@@ -2169,7 +2208,7 @@ mod tests {
         let whole = fs::metadata(dir.journal()).unwrap().len();
         let reader = j.reader();
         // A length that ends inside the line, as a scan whose reads went wrong would see.
-        let written = write_checkpoint(&dir.0, &dir.journal(), &reader, whole - 3);
+        let written = write_checkpoint(&dir.0, &dir.journal(), &reader.file, whole - 3);
         assert!(written.is_err());
         assert_eq!(fs::metadata(dir.journal()).unwrap().len(), whole);
     }
@@ -2203,8 +2242,7 @@ mod tests {
         let places = journal.append_lines(&lines).unwrap();
         let file = journal.reader();
         for (m, place) in messages.iter().zip(places) {
-            let (id, json) = read_wire_json(&file, place).unwrap();
-            assert_eq!(id, m.id);
+            let json = file.wire_json(m.id, place).unwrap();
             assert_eq!(json, wire_json(m), "message {}", m.id);
         }
     }
@@ -2273,15 +2311,18 @@ mod tests {
         fs::create_dir_all(&dir.0).unwrap();
         let line = br#"{"id":1,"ts":1.5,"target":"a","sender":"s","text":5}"#;
         fs::write(dir.journal(), line).unwrap();
-        let file = File::open(dir.journal()).unwrap();
+        let file = Reader {
+            file: File::open(dir.journal()).unwrap(),
+            dir: dir.0.clone(),
+        };
         let place = Place {
             offset: 0,
             line_len: line.len() as u32,
             text_len: 1,
         };
-        assert!(read_message(&file, place).is_err());
-        let wire = read_wire_json(&file, place);
-        assert!(wire.is_err(), "{:?}", wire.map(|(_, json)| json));
+        assert!(file.message(1, place).is_err());
+        let wire = file.wire_json(1, place);
+        assert!(wire.is_err(), "{wire:?}");
     }
 
     #[test]

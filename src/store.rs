@@ -19,13 +19,11 @@ use crate::error::Error;
 use crate::idempotency::{self, Keys};
 use crate::index::{Place, Position};
 use crate::journal::{
-    escaped_as_written, read_message, read_wire_json, Compaction, Deletion, Extras, Journal, Line,
-    Relocation, Replay,
+    escaped_as_written, Compaction, Deletion, Extras, Journal, Line, Reader, Relocation, Replay,
 };
 use crate::json_string;
 use crate::message::{now, wire_json, Encoded, Message, WireJson};
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
-use std::fs::File;
 use std::mem;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
@@ -229,7 +227,7 @@ impl UnreadPage {
 struct Taken {
     entries: Vec<Entry>,
     cached: Vec<Held>,
-    file: Option<Arc<File>>,
+    file: Option<Arc<Reader>>,
 }
 
 /// How the store treats posts: the size limit and retention.
@@ -304,7 +302,7 @@ struct State {
     /// How many (reader, channel) positions `positions` holds.
     position_count: usize,
     /// The journal file the entries' places point into; replaced with them by a compaction.
-    file: Option<Arc<File>>,
+    file: Option<Arc<Reader>>,
     /// Recently read messages; without a journal, every message. Under the index's lock, so
     /// a page served from it takes no other lock.
     texts: Cache,
@@ -872,21 +870,9 @@ impl Store {
             kept.sort_unstable_by_key(|e| e.id);
             // A line that is not the message the index placed there (a journal damaged since
             // it was read) fails the compaction: the journal is left as it is, never rewritten
-            // with the wrong text under a kept message's id.
-            let texts = kept.iter().map(|e| {
-                let m = read_message(&file, e.place)?;
-                if m.id != e.id {
-                    crate::checkpoint::discard(&dir);
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!(
-                            "the journal holds message {} where message {} was expected",
-                            m.id, e.id
-                        ),
-                    ));
-                }
-                Ok(m)
-            });
+            // with the wrong text under a kept message's id, and the next start replays it in
+            // full (see `Reader`).
+            let texts = kept.iter().map(|e| file.message(e.id, e.place));
             Journal::prepare(&dir, texts, &extras, last_id, mark)
         };
         if wait {
@@ -1975,17 +1961,12 @@ fn read_texts(taken: Taken) -> (Vec<Arc<Message>>, Vec<Arc<Message>>) {
             // be a moment later.
             continue;
         };
-        match read_message(file, e.place) {
-            Ok(m) if m.id == e.id => {
+        match file.message(e.id, e.place) {
+            Ok(m) => {
                 let m = Arc::new(m);
                 read.push(Arc::clone(&m));
                 *slot = Some(m);
             }
-            Ok(m) => log::error!(
-                "the journal holds message {} where message {} was expected",
-                m.id,
-                e.id
-            ),
             Err(err) => log::error!("cannot read message {} from the journal: {err}", e.id),
         }
     }
@@ -2020,15 +2001,8 @@ fn read_json(taken: Taken, escape: bool) -> (Vec<Wire>, Vec<(u64, Wire)>) {
             // retention since it was taken from the index: it is left out, as it would be a
             // moment later.
             (None, None, None) => continue,
-            (None, None, Some(file)) => match read_wire_json(file, e.place) {
-                Ok((id, json)) if id == e.id => json,
-                Ok((id, _)) => {
-                    log::error!(
-                        "the journal holds message {id} where message {} was expected",
-                        e.id
-                    );
-                    continue;
-                }
+            (None, None, Some(file)) => match file.wire_json(e.id, e.place) {
+                Ok(json) => json,
                 Err(err) => {
                     log::error!("cannot read message {} from the journal: {err}", e.id);
                     continue;

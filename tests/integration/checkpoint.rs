@@ -82,3 +82,54 @@ fn a_restart_from_the_checkpoint_serves_what_a_full_replay_serves() {
     let retry = post_keyed(&relay, "c", "after", "k-after").0;
     assert_eq!(retry, 200, "the key survived both restarts");
 }
+
+#[test]
+fn a_read_that_meets_damage_leaves_the_message_out_and_the_next_start_replays_in_full() {
+    let dir = TempDir::new("checkpoint-damage");
+    let mut config = config_in(&dir);
+    // Every read goes to the journal.
+    config.cache_bytes = 0;
+    let mut relay = Relay::start_in(dir, config.clone());
+    for i in 0..400 {
+        // Texts of about 1 KB: the damage below lies far from both ends of the journal, where
+        // a start from the checkpoint looks.
+        relay.post(
+            "a",
+            "claude",
+            &format!("message {i:03} {}", "x".repeat(1000)),
+        );
+    }
+    relay.stop();
+    let journal = relay.dir.path("data/messages.jsonl");
+    let checkpoint = relay.dir.path(CHECKPOINT);
+    assert!(checkpoint.exists(), "a clean stop writes the checkpoint");
+    // Message 200's line comes to say it is message 100, at the same length.
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let damaged = text.replacen("{\"id\":200,", "{\"id\":100,", 1);
+    assert_ne!(damaged, text, "the line of message 200 was found");
+    std::fs::write(&journal, &damaged).unwrap();
+
+    relay.restart(config.clone());
+    assert!(checkpoint.exists(), "the start used the checkpoint");
+    let page = get_json(&relay.url("/api/messages?target=a&since_id=195&limit=10"));
+    let ids: Vec<u64> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [196, 197, 198, 199, 201, 202, 203, 204, 205]);
+    assert!(!checkpoint.exists(), "the read removed the checkpoint");
+    relay.stop();
+    assert!(
+        !checkpoint.exists(),
+        "the stop could not write a checkpoint of a damaged journal"
+    );
+    let refused = claude_codex_relay::start(config)
+        .err()
+        .expect("the damage is found");
+    assert!(
+        refused.to_string().contains("does not follow"),
+        "a full replay names the damaged line: {refused}"
+    );
+}
