@@ -21,6 +21,7 @@ use crate::error::Error;
 use crate::idempotency::{self, Keys};
 use crate::index::{Indexed, Place, Position};
 use crate::message::{escape_separators, now, wire_json, Message, WireJson};
+use crate::written_pages::WrittenPages;
 use serde::{Deserialize, Serialize};
 use std::borrow::{Borrow, Cow};
 use std::collections::HashMap;
@@ -260,6 +261,8 @@ pub(crate) struct Journal {
     fsync: Fsync,
     /// Reused serialisation buffer, so an append allocates nothing in the common case.
     buf: Vec<u8>,
+    /// The file's pages let go once on disk.
+    pages: WrittenPages,
     /// The data directory, locked for as long as the journal is open; closing it releases the
     /// lock.
     _lock: File,
@@ -338,6 +341,7 @@ impl Journal {
                 dirty: false,
                 fsync,
                 buf: Vec::new(),
+                pages: WrittenPages::default(),
                 _lock: lock,
             },
             replay,
@@ -420,6 +424,7 @@ impl Journal {
         match written {
             Ok(()) => {
                 self.len += added;
+                self.pages.appended(&self.file.file, self.len);
                 Ok(places)
             }
             Err(e) => {
@@ -512,6 +517,7 @@ impl Journal {
         // moment where appends could go to the unlinked old file.
         self.file.file = c.file;
         self.len = c.len + copied;
+        self.pages = WrittenPages::default();
         self.reader = Arc::new(Reader {
             file: reader,
             dir: self.dir.clone(),
@@ -1007,6 +1013,7 @@ fn write_compacted<M: Borrow<Message>>(
         out.write_all(b"\n")?;
     }
     let mut places = Vec::new();
+    let mut pages = WrittenPages::default();
     for m in keep {
         let m = m?;
         let m = m.borrow();
@@ -1023,6 +1030,8 @@ fn write_compacted<M: Borrow<Message>>(
             },
         ));
         out.write_all(b"\n")?;
+        // Advice behind what the buffer holds, which is less than the distance it keeps.
+        pages.appended(&file, out.written);
     }
     out.inner.flush()?;
     drop(out);

@@ -3,8 +3,9 @@
 //! transport), a REST API, server-sent events and a web page. The layers point one way:
 //! `main` → `start` (this file) → `http` → {`mcp`, `ui`} → {`store`, `page_cache` (recent
 //! pages whole), `presence`, `logs`, `capacity`} → {`journal` (and its replay `checkpoint`),
-//! `cache`, `idempotency`, `log_file` (a size-rotated file the logs write to)} → `index` (where
-//! each message's line lies, shared by replay, checkpoint and store); `test_dir` is the unit
+//! `cache`, `idempotency`, `log_file` (a size-rotated file the logs write to)} → {`index` (where
+//! each message's line lies, shared by replay, checkpoint and store), `written_pages` (a
+//! write-once file's pages let go once on disk)}; `test_dir` is the unit
 //! tests' scratch directory; `config`, `error`, `message`, `json_string` (strings written into
 //! JSON by hand), `listen`, `fields` (a caller's JSON fields) and `agent` (what an agent's token
 //! binds) are shared vocabulary, `open_files` fits the connection limits to the process's
@@ -48,6 +49,7 @@ mod page_cache;
 mod presence;
 mod store;
 mod ui;
+mod written_pages;
 
 #[cfg(test)]
 mod compaction_tests;

@@ -9,11 +9,14 @@
 //! stopping, dropping or [`LogFile::flush`] writes them out. A file opened with
 //! [`Writes::AtOnce`] writes every call's lines before it returns. A file found ending without
 //! its newline (a crash between the writes of one line) or left so by a failed write gets a
-//! newline before the next line, so a torn line never swallows a whole one.
+//! newline before the next line, so a torn line never swallows a whole one. Written pages leave
+//! memory once on disk (`written_pages`), the file's own as it grows and a rotated one's whole.
 
 use crate::error::Error;
+use crate::written_pages::WrittenPages;
 use flexi_logger::writers::{ArcFileLogWriter, FileLogWriter, FileLogWriterHandle};
 use flexi_logger::FileSpec;
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -61,6 +64,10 @@ struct State {
     closed: bool,
     /// The file may end inside a line: the next write starts with a newline.
     torn: bool,
+    /// A read handle on the file, through which its pages are let go once written (none if
+    /// it could not be opened after a rotation).
+    handle: Option<File>,
+    pages: WrittenPages,
 }
 
 /// The most bytes of lines written together, and the most gathered before they are written.
@@ -90,14 +97,15 @@ impl LogFile {
         }
         // Opening for append here, not at the first line, is what turns an unwritable folder
         // into a start-up error instead of every later line being lost.
-        let (size, torn) = std::fs::OpenOptions::new()
+        let (handle, size, torn) = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .read(true)
             .open(path)
             .and_then(|f| {
                 let len = f.metadata()?.len();
-                Ok((len, ends_inside_a_line(&f, len)?))
+                let torn = ends_inside_a_line(&f, len)?;
+                Ok((f, len, torn))
             })
             .map_err(|e| bad(&e))?;
         let spec = FileSpec::try_from(path).map_err(|e| bad(&e))?;
@@ -115,6 +123,8 @@ impl LogFile {
                 writer,
                 closed: false,
                 torn,
+                handle: Some(handle),
+                pages: WrittenPages::default(),
             }),
             gathered: Condvar::new(),
             _open: open,
@@ -172,6 +182,15 @@ impl LogFile {
                 }
             }
             rest = &rest[count..];
+        }
+        let State {
+            handle,
+            pages,
+            size,
+            ..
+        } = &mut *state;
+        if let Some(handle) = handle {
+            pages.appended(handle, *size);
         }
         if was_empty && !state.waiting.is_empty() {
             file.gathered.notify_one();
@@ -296,12 +315,19 @@ impl Shared {
         state
             .writer
             .reopen_outputfile()
-            .map_err(|e| std::io::Error::other(e.to_string()))
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let new = File::open(&self.path)
+            .map_err(|e| log::warn!("{}: {e}; its pages stay in memory", self.path.display()))
+            .ok();
+        if let Some(old) = std::mem::replace(&mut state.handle, new) {
+            state.pages.replaced(old);
+        }
+        Ok(())
     }
 }
 
 /// Whether `file`, `len` bytes long, is not empty and its last byte is not a newline.
-fn ends_inside_a_line(file: &std::fs::File, len: u64) -> std::io::Result<bool> {
+fn ends_inside_a_line(file: &File, len: u64) -> std::io::Result<bool> {
     use std::os::unix::fs::FileExt;
     if len == 0 {
         return Ok(false);
