@@ -367,6 +367,14 @@ impl Journal {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        if self.file.removed() {
+            // Appends would land in a file no start can find (its directory was deleted, or
+            // the file itself): refused like a full disk, never acknowledged and then lost.
+            return Err(Error::Storage(format!(
+                "{} was removed while the relay ran; restart it to start a new journal",
+                self.path.display()
+            )));
+        }
         if self.dirty {
             // An earlier failed append left a partial batch behind; writing after it would
             // put damage in the middle of the journal, which stops the next start.
@@ -603,6 +611,12 @@ struct Appender {
 }
 
 impl Appender {
+    /// Whether the file has no name left in any directory (its last link was removed).
+    fn removed(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        self.file.metadata().is_ok_and(|m| m.nlink() == 0)
+    }
+
     fn new(file: File) -> Appender {
         Appender {
             file,
@@ -1848,6 +1862,20 @@ mod tests {
         let (_, replay) = open(&dir);
         let ids: Vec<u64> = replay.messages.iter().map(|m| m.id).collect();
         assert_eq!(ids, [1, 2]);
+    }
+
+    #[test]
+    fn a_journal_removed_while_open_refuses_appends_and_writes_nothing_to_it() {
+        let dir = TempDir::new();
+        let (mut j, _) = open(&dir);
+        j.append(&[msg(1, "a")]).unwrap();
+        let reader = j.reader();
+        fs::remove_dir_all(&dir.0).unwrap();
+        let refused = j.append(&[msg(2, "b")]).unwrap_err();
+        assert!(matches!(refused, Error::Storage(_)), "{refused}");
+        assert!(refused.to_string().contains("was removed"), "{refused}");
+        let len = reader.file.metadata().unwrap().len();
+        assert_eq!(len, j.mark(), "nothing was appended to the unlinked file");
     }
 
     /// A read-only or otherwise refusing disk under a running store: the post is refused with
