@@ -327,8 +327,10 @@ struct Channel {
 
 /// Deletions remembered per channel for streams that are behind; one further behind reloads.
 const DELETIONS_KEPT: usize = 1000;
-/// Messages a search takes from the index at a time.
+/// Messages a search takes from the index at a time, at least; of every channel, up to as many
+/// as there are channels while their texts stay within `SEARCH_CHUNK_BYTES`.
 const SEARCH_CHUNK: usize = 512;
+const SEARCH_CHUNK_BYTES: u64 = 8 << 20;
 
 /// What changed on a channel since a stream last looked.
 #[derive(Debug, Default)]
@@ -1479,7 +1481,7 @@ impl Store {
         while hits.len() < limit {
             let taken = {
                 let mut state = lock(&self.state);
-                let found = state.newest_below(target, below, SEARCH_CHUNK);
+                let found = state.newest_below(target, below, SEARCH_CHUNK, SEARCH_CHUNK_BYTES);
                 state.take(found)
             };
             let Some(last) = taken.entries.last() else {
@@ -1667,9 +1669,11 @@ impl State {
         }
     }
 
-    /// Up to `limit` entries with an id below `below`, newest first, of channel `target` or
-    /// of every channel.
-    fn newest_below(&self, target: Option<&str>, below: u64, limit: usize) -> Vec<Entry> {
+    /// Entries with an id below `below`, newest first, of channel `target` or of every
+    /// channel: `min` of them (or all there are), then more while their texts stay within
+    /// `bytes` and they number fewer than the channels walked, so that the walk's setup, a step
+    /// per channel, is paid for by at least as many entries.
+    fn newest_below(&self, target: Option<&str>, below: u64, min: usize, bytes: u64) -> Vec<Entry> {
         let channels: Vec<&Channel> = match target {
             Some(t) => self.channels.get(t).into_iter().collect(),
             None => self.channels.values().collect(),
@@ -1687,13 +1691,16 @@ impl State {
             .enumerate()
             .map(|(i, (at, c))| (c.messages[at - 1].id, i))
             .collect();
-        let mut found = Vec::new();
-        while found.len() < limit {
+        let walked = cursors.len();
+        let mut found: Vec<Entry> = Vec::new();
+        let mut text_bytes = 0;
+        while found.len() < min || (found.len() < walked && text_bytes < bytes) {
             let Some((_, i)) = next.pop() else {
                 break;
             };
             let (at, c) = &mut cursors[i];
             *at -= 1;
+            text_bytes += u64::from(c.messages[*at].place.text_len);
             found.push(c.messages[*at]);
             if *at > 0 {
                 next.push((c.messages[*at - 1].id, i));
@@ -2431,6 +2438,33 @@ mod tests {
         };
         assert_eq!(found(10_000), hits);
         assert_eq!(found(3), hits[..3]);
+    }
+
+    /// A search of many channels takes as many entries at a time as there are channels (its
+    /// setup is a step per channel), unless their texts grow too large.
+    #[test]
+    fn a_search_chunk_of_every_channel_holds_as_many_entries_as_there_are_channels() {
+        let store = Store::in_memory(&[], Limits::default());
+        let mut posted = Vec::new();
+        for i in 0..3 * SEARCH_CHUNK {
+            posted.push(post(&store, &format!("c{i}"), "text"));
+        }
+        let state = lock(&store.state);
+        let chunk = state.newest_below(None, u64::MAX, SEARCH_CHUNK, SEARCH_CHUNK_BYTES);
+        let ids: Vec<u64> = chunk.iter().map(|e| e.id).collect();
+        posted.reverse();
+        assert_eq!(
+            ids, posted,
+            "every channel's entry, newest first, in one chunk"
+        );
+        let small = state.newest_below(None, u64::MAX, SEARCH_CHUNK, 100);
+        assert_eq!(
+            small.len(),
+            SEARCH_CHUNK,
+            "texts past the bytes stop it at the minimum"
+        );
+        let one = state.newest_below(Some("c7"), u64::MAX, SEARCH_CHUNK, SEARCH_CHUNK_BYTES);
+        assert_eq!(one.len(), 1, "one channel");
     }
 
     #[test]
