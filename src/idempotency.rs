@@ -64,6 +64,21 @@ impl Keys {
         }
     }
 
+    /// Forgets the keys that name the messages `ids` (no longer kept), so that a retry of
+    /// their posts makes them anew, as it would after a restart.
+    pub(crate) fn forget(&mut self, ids: &[u64]) {
+        for id in ids {
+            // `order` is in id order.
+            let Ok(at) = self.order.binary_search_by_key(id, |(_, id, _)| *id) else {
+                continue;
+            };
+            let key = &self.order[at].2;
+            if self.by_key.get(key).is_some_and(|e| e.id == *id) {
+                self.by_key.remove(key);
+            }
+        }
+    }
+
     /// Number of keys remembered.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
@@ -133,6 +148,21 @@ mod tests {
 
     fn entry(id: u64) -> Entry {
         Entry { id, digest: id * 7 }
+    }
+
+    #[test]
+    fn a_forgotten_messages_key_names_nothing_and_the_others_stay() {
+        let mut keys = Keys::default();
+        for id in 1..=5 {
+            keys.remember("s", &format!("k{id}"), entry(id), 100.0, 100.0);
+        }
+        keys.forget(&[2, 4, 9]);
+        let named: Vec<Option<u64>> = (1..=5)
+            .map(|id| keys.get("s", &format!("k{id}")).map(|e| e.id))
+            .collect();
+        assert_eq!(named, [Some(1), None, Some(3), None, Some(5)]);
+        let restored = Keys::restore(keys.export(), 100.0);
+        assert_eq!(restored.len(), 3, "a checkpoint carries the forgetting");
     }
 
     #[test]

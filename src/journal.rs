@@ -968,7 +968,7 @@ fn finish(progress: Progress) -> Replay {
         mut messages,
         channels,
         last_id,
-        keys,
+        mut keys,
         positions,
         deleted,
         cleared,
@@ -985,9 +985,17 @@ fn finish(progress: Progress) -> Replay {
             .iter()
             .filter_map(|(target, upto)| Some((*channel_of.get(target.as_str())?, *upto)))
             .collect();
+        let mut removed = Vec::new();
         messages.retain(|m| {
-            !deleted.contains(&m.id) && cleared.get(&m.channel).is_none_or(|upto| m.id > *upto)
+            let kept =
+                !deleted.contains(&m.id) && cleared.get(&m.channel).is_none_or(|upto| m.id > *upto);
+            if !kept {
+                removed.push(m.id);
+            }
+            kept
         });
+        // As the running relay did at the deletion.
+        keys.forget(&removed);
     }
     let holds_deleted = messages.len() < read;
     messages.shrink_to_fit();
@@ -2053,8 +2061,8 @@ mod tests {
             .collect();
         assert_eq!(
             live,
-            [3, 5, 7, 8],
-            "keys of the checkpoint and after it (k2 now names 7)"
+            [5, 7, 8],
+            "keys of the checkpoint and after it, none of deleted 3 (k2 now names 7)"
         );
     }
 

@@ -477,7 +477,10 @@ impl Store {
         for p in replay.positions {
             state.move_position(&p.reader, &p.target, p.id);
         }
-        let stale = state.retain(limits.retention_max_messages, limits.age_cutoff()) > 0;
+        let dropped = state.retain(limits.retention_max_messages, limits.age_cutoff());
+        let mut keys = replay.keys;
+        keys.forget(&dropped);
+        let stale = !dropped.is_empty();
         let commit_yields = match &journal {
             Some(journal) if journal.syncs() => 0,
             _ => COMMIT_YIELDS,
@@ -492,7 +495,7 @@ impl Store {
                 retention_due: true,
                 stale: stale || purge,
                 compaction: None,
-                keys: replay.keys,
+                keys,
                 purge,
                 checkpointing: None,
             })),
@@ -840,7 +843,9 @@ impl Store {
             let mut state = lock(&self.state);
             let dropped =
                 state.retain(self.limits.retention_max_messages, self.limits.age_cutoff());
-            committer.stale |= dropped > 0;
+            committer.keys.forget(&dropped);
+            committer.stale |= !dropped.is_empty();
+            let dropped = dropped.len();
             let kept: Vec<Entry> = if committer.stale && committer.journal.is_some() {
                 state
                     .channels
@@ -1551,7 +1556,10 @@ impl Store {
         if let Some(journal) = committer.journal.as_mut() {
             journal.append_lines(&[Line::Delete(&deletion)])?;
         }
-        lock(&self.state).delete(target, deletion);
+        let removed = lock(&self.state).delete(target, deletion);
+        // A retry of a deleted message's post makes it anew, as after a restart, whose journal
+        // holds neither the message nor its key.
+        committer.keys.forget(&removed);
         committer.stale = true;
         committer.purge = true;
         self.purge(committer);
@@ -1804,10 +1812,10 @@ impl State {
     }
 
     /// Removes what `deletion` names from `target` (texts from the cache too) and tells its
-    /// waiters.
-    fn delete(&mut self, target: &str, deletion: Deletion) {
+    /// waiters; returns the ids removed.
+    fn delete(&mut self, target: &str, deletion: Deletion) -> Vec<u64> {
         let Some(c) = self.channels.get_mut(target) else {
-            return;
+            return Vec::new();
         };
         match &deletion {
             Deletion::Message { id } => self.texts.remove(*id),
@@ -1818,15 +1826,21 @@ impl State {
                 }
             }
         }
-        let before = c.messages.len();
+        let mut removed = Vec::new();
+        let mut remove = |m: &Entry, gone: bool| {
+            if gone {
+                removed.push(m.id);
+            }
+            !gone
+        };
         match &deletion {
-            Deletion::Message { id } => c.messages.retain(|m| m.id != *id),
+            Deletion::Message { id } => c.messages.retain(|m| remove(m, m.id == *id)),
             Deletion::Channel { through, .. } => {
-                c.messages.retain(|m| m.id > *through);
+                c.messages.retain(|m| remove(m, m.id <= *through));
                 c.seen = !c.messages.is_empty();
             }
         }
-        self.count -= before - c.messages.len();
+        self.count -= removed.len();
         if c.deleted.len() == DELETIONS_KEPT {
             c.deleted.pop_front();
         }
@@ -1834,12 +1848,13 @@ impl State {
         c.deletions += 1;
         c.version = next_version(&mut self.version);
         c.changed.notify_all();
+        removed
     }
 
     /// Drops the oldest messages past `per_channel` and those older than `cutoff` (texts from
-    /// the cache too); returns how many.
-    fn retain(&mut self, per_channel: usize, cutoff: f64) -> usize {
-        let mut dropped = 0;
+    /// the cache too); returns their ids.
+    fn retain(&mut self, per_channel: usize, cutoff: f64) -> Vec<u64> {
+        let mut dropped = Vec::new();
         for c in self.channels.values_mut() {
             let over = if per_channel > 0 {
                 c.messages.len().saturating_sub(per_channel)
@@ -1850,13 +1865,13 @@ impl State {
             let n = over.max(old);
             for m in c.messages.drain(..n) {
                 self.texts.remove(m.id);
+                dropped.push(m.id);
             }
             if n > 0 {
                 c.version = next_version(&mut self.version);
             }
-            dropped += n;
         }
-        self.count -= dropped;
+        self.count -= dropped.len();
         dropped
     }
 }

@@ -153,6 +153,62 @@ fn a_retry_with_the_same_idempotency_key_returns_the_original_message_also_after
     // beside the relay's start: only from inside can a test choose when the journal compacts.
 }
 
+/// A deleted message, or one retention dropped, takes its key with it: a retry of its post
+/// makes it anew, the same before a restart and after one (whose journal holds neither).
+#[test]
+fn a_retry_of_a_post_whose_message_is_gone_posts_anew_before_and_after_a_restart() {
+    let mut relay = Relay::with(|c| c.retention_max_messages = 2);
+    let keyed = |relay: &Relay, text: &str, key: &str| {
+        post_body(
+            relay,
+            json!({"target": "t", "sender": "claude", "text": text, "idempotency_key": key}),
+        )
+    };
+    let (_, first) = keyed(&relay, "deleted", "k-deleted");
+    let deleted = first["posted"].as_u64().unwrap();
+    let (_, kept) = keyed(&relay, "dropped", "k-dropped");
+    let dropped = kept["posted"].as_u64().unwrap();
+    assert_eq!(
+        delete(&relay.url(&format!("/api/messages/{deleted}")), &[]).status,
+        200
+    );
+    // Three more posts: retention drops the oldest kept one.
+    for text in ["a", "b", "c"] {
+        relay.post("t", "claude", text);
+    }
+    let ids = |relay: &Relay| -> Vec<u64> {
+        get_json(&relay.url("/api/messages?target=t&limit=50"))["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_u64().unwrap())
+            .collect()
+    };
+    assert!(
+        !ids(&relay).contains(&dropped),
+        "retention dropped it: {:?}",
+        ids(&relay)
+    );
+
+    let (status, anew) = keyed(&relay, "deleted", "k-deleted");
+    assert_eq!(status, 201, "{anew}");
+    let remade = anew["posted"].as_u64().unwrap();
+    assert!(remade > deleted);
+    let (status, anew) = keyed(&relay, "dropped", "k-dropped");
+    assert_eq!(status, 201, "{anew}");
+
+    // After a restart the key names the message made anew, as it did before.
+    let mut config = config_in(&relay.dir);
+    config.retention_max_messages = 2;
+    relay.restart(config);
+    let (status, again) = keyed(&relay, "deleted", "k-deleted");
+    assert_eq!(
+        (status, again["posted"].as_u64()),
+        (200, Some(remade)),
+        "{again}"
+    );
+}
+
 #[test]
 fn concurrent_retries_with_one_idempotency_key_make_one_message() {
     let relay = Relay::start();
