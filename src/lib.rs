@@ -129,6 +129,7 @@ pub fn start(mut config: Config) -> Result<Running, Error> {
         StoreKind::Memory => (Store::in_memory(&config.channels, limits), None),
     };
     let store = Arc::new(store);
+    Store::expire_by_age(&store);
     let sessions = Arc::new(Sessions::new(
         key_dir,
         SessionLimits {
