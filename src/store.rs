@@ -325,6 +325,18 @@ struct Channel {
     version: u64,
 }
 
+/// How long a read may wait for something to read, and for whom.
+#[derive(Clone, Copy)]
+pub(crate) struct Wait<'a> {
+    pub until: Instant,
+    /// Whether whoever waits has gone (its client closed the connection): asked every
+    /// `CLIENT_CHECK` while nothing comes, and a wait for no one ends then.
+    pub gone: &'a dyn Fn() -> bool,
+}
+
+/// How often a wait looks whether its client is still there.
+const CLIENT_CHECK: Duration = Duration::from_secs(1);
+
 /// Deletions remembered per channel for streams that are behind; one further behind reloads.
 const DELETIONS_KEPT: usize = 1000;
 /// Messages a search takes from the index at a time, at least; of every channel, up to as many
@@ -1158,7 +1170,11 @@ impl Store {
     /// reader's position stands in for a `since_id` of 0, and moves past the page returned.
     #[cfg(test)]
     pub(crate) fn fetch(&self, query: &Fetch, deadline: Option<Instant>) -> Page {
-        let page = self.take_page(query, deadline);
+        let wait = deadline.map(|until| Wait {
+            until,
+            gone: &|| false,
+        });
+        let page = self.take_page(query, wait);
         self.save_reader(query, &page);
         Page {
             messages: self.resolve(page.taken, true),
@@ -1170,8 +1186,8 @@ impl Store {
     /// Like `fetch`, but the texts are read only when the page is written out, a few at a time
     /// and past the cache, so that holding a large page for a slow reader costs its index
     /// entries, not its texts.
-    pub(crate) fn fetch_unread(&self, query: &Fetch, deadline: Option<Instant>) -> UnreadPage {
-        let page = self.take_page(query, deadline);
+    pub(crate) fn fetch_unread(&self, query: &Fetch, wait: Option<Wait>) -> UnreadPage {
+        let page = self.take_page(query, wait);
         self.save_reader(query, &page);
         UnreadPage(page)
     }
@@ -1245,7 +1261,9 @@ impl Store {
 
     /// The entries of the page `query` asks for (waiting as `fetch` does), with what the cache
     /// had of them for writing their wire JSON; their texts are not read yet.
-    fn take_page(&self, query: &Fetch, deadline: Option<Instant>) -> TextsToRead {
+    fn take_page(&self, query: &Fetch, wait: Option<Wait>) -> TextsToRead {
+        let mut deadline = wait.map(|w| w.until);
+        let mut next_check = Instant::now() + CLIENT_CHECK;
         let mut state = lock(&self.state);
         loop {
             let mut moved = false;
@@ -1265,8 +1283,17 @@ impl Store {
             };
             let now = Instant::now();
             match deadline {
-                Some(deadline) if slice.entries.is_empty() && !state.closed && now < deadline => {
-                    state = wait_for_change(state, &query.target, deadline - now);
+                Some(until) if slice.entries.is_empty() && !state.closed && now < until => {
+                    state = wait_for_change(state, &query.target, (until - now).min(CLIENT_CHECK));
+                    let now = Instant::now();
+                    if now >= next_check {
+                        next_check = now + CLIENT_CHECK;
+                        drop(state);
+                        if wait.is_some_and(|w| (w.gone)()) {
+                            deadline = Some(now);
+                        }
+                        state = lock(&self.state);
+                    }
                 }
                 _ => {
                     let Slice {

@@ -8,6 +8,7 @@ use serde::Serialize;
 use std::borrow::Cow;
 use std::io::{self, Write};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// A request, read and decoded: header names are lower-case.
 #[derive(Debug, Default, Clone)]
@@ -21,6 +22,29 @@ pub(crate) struct Incoming {
     pub query: Vec<(String, String)>,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Whether the client has gone while the request waits (for a handler that waits long).
+    pub client: ClientWatch,
+}
+
+/// Says whether a request's client has gone (closed its connection): the server fills it in
+/// from the connection; a request made any other way (a test's) never sees its client go.
+#[derive(Clone, Default)]
+pub(crate) struct ClientWatch(Option<Arc<dyn Fn() -> bool + Send + Sync>>);
+
+impl ClientWatch {
+    pub(crate) fn new(gone: impl Fn() -> bool + Send + Sync + 'static) -> ClientWatch {
+        ClientWatch(Some(Arc::new(gone)))
+    }
+
+    pub(crate) fn gone(&self) -> bool {
+        self.0.as_ref().is_some_and(|gone| gone())
+    }
+}
+
+impl std::fmt::Debug for ClientWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientWatch")
+    }
 }
 
 impl Incoming {

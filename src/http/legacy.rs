@@ -121,7 +121,9 @@ pub(crate) fn post(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Rep
 
 /// Handles one message and queues its answer, if any, on the session's stream.
 fn answer(app: &App, session: &Session, caller: &Caller, message: &RpcMessage) {
-    let cx = context(app, caller, caller.agent.clone());
+    // The answer goes to the session's stream, not to this request's connection, and a
+    // stream that ends ends its session.
+    let cx = context(app, caller, caller.agent.clone(), &|| false);
     if let Some(answer) = handler::handle(&cx, session, message) {
         session.send(answer);
     }

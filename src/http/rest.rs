@@ -18,7 +18,7 @@ use crate::http::guard::Caller;
 use crate::message::escape_separators;
 use crate::page_cache::{self, Asked};
 use crate::presence::{detail, Kind};
-use crate::store::{Draft, Fetch, Posted};
+use crate::store::{Draft, Fetch, Posted, Wait};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::error::Category;
@@ -89,8 +89,11 @@ pub(crate) fn list_messages(app: &App, rq: &Incoming, caller: &Caller) -> Result
             Kind::Fetch,
             listener_name(rq, caller).as_deref(),
         );
-        app.store
-            .fetch_unread(&query, Some(Instant::now() + Duration::from_secs_f64(wait)))
+        let wait = Wait {
+            until: Instant::now() + Duration::from_secs_f64(wait),
+            gone: &|| rq.client.gone(),
+        };
+        app.store.fetch_unread(&query, Some(wait))
     } else {
         app.store.fetch_unread(&query, None)
     };

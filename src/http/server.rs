@@ -9,7 +9,7 @@
 use crate::app::App;
 use crate::config::Config;
 use crate::error::Error;
-use crate::http::exchange::{redact_tokens, split_target, Headers, Incoming, Reply};
+use crate::http::exchange::{redact_tokens, split_target, ClientWatch, Headers, Incoming, Reply};
 use crate::http::router;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io::{ErrorKind, Read, Write};
@@ -183,6 +183,10 @@ fn decode(request: &Request) -> Result<Incoming, Error> {
         query,
         headers,
         body: Vec::new(),
+        client: {
+            let watch = request.peer_watch();
+            ClientWatch::new(move || watch.gone())
+        },
     })
 }
 

@@ -67,9 +67,15 @@ fn session(
     }
 }
 
-/// What an MCP call by `caller` may use; `name` is how presence lists the caller. Both
-/// transports build their calls' context here.
-pub(crate) fn context<'a>(app: &'a App, caller: &'a Caller, name: Option<String>) -> Context<'a> {
+/// What an MCP call by `caller` may use; `name` is how presence lists the caller, and
+/// `client_gone` says whether the connection the answer goes to has closed. Both transports
+/// build their calls' context here.
+pub(crate) fn context<'a>(
+    app: &'a App,
+    caller: &'a Caller,
+    name: Option<String>,
+    client_gone: &'a dyn Fn() -> bool,
+) -> Context<'a> {
     Context {
         store: &app.store,
         logs: &app.logs,
@@ -81,6 +87,7 @@ pub(crate) fn context<'a>(app: &'a App, caller: &'a Caller, name: Option<String>
         fetches: &app.fetches,
         name,
         wait_until: None,
+        client_gone,
     }
 }
 
@@ -137,7 +144,13 @@ pub(crate) fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, E
     }
     let version = protocol_version(rq)?;
     let body = parse(&rq.body)?;
-    let cx = context(app, caller, crate::http::rest::listener_name(rq, caller));
+    let gone = || rq.client.gone();
+    let cx = context(
+        app,
+        caller,
+        crate::http::rest::listener_name(rq, caller),
+        &gone,
+    );
     let body = match body {
         Value::Array(items) => return batch(app, rq, caller, version, &cx, items),
         single => single,

@@ -33,4 +33,6 @@ pub(crate) struct Context<'a> {
     /// The latest a wait may end, when the call shares one with others (a batch's calls wait
     /// by turns, and all of them together at most as long as one call may).
     pub wait_until: Option<Instant>,
+    /// Whether the caller has gone (closed its connection): a wait for no one ends.
+    pub client_gone: &'a dyn Fn() -> bool,
 }

@@ -15,7 +15,7 @@ use crate::mcp::jsonrpc::{self, Outgoing, RpcError, INVALID_PARAMS};
 use crate::message::{wire_id, Message, WireJson};
 use crate::page_cache::{self, Asked};
 use crate::presence::{detail, Kind};
-use crate::store::{Draft, Fetch};
+use crate::store::{Draft, Fetch, Wait};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -386,7 +386,11 @@ fn fetch_messages(
         );
         let until = Instant::now() + Duration::from_secs_f64(wait);
         let until = cx.wait_until.map_or(until, |shared| until.min(shared));
-        cx.store.fetch_unread(&query, Some(until))
+        let wait = Wait {
+            until,
+            gone: cx.client_gone,
+        };
+        cx.store.fetch_unread(&query, Some(wait))
     } else {
         cx.store.fetch_unread(&query, None)
     };

@@ -1,6 +1,6 @@
 //! Connections that misbehave: hundreds left idle do not keep `/healthz` from answering, a
-//! silent connection is closed after `idle_timeout_secs`, and a client that stops mid-request
-//! is let go. A relay no client visits for a while is not in error either.
+//! silent connection is closed after `idle_timeout_secs`, a client that stops mid-request is
+//! let go, and one that leaves a waiting fetch frees its place. A relay no client visits for a while is not in error either.
 
 use crate::common::*;
 use std::io::{Read, Write};
@@ -90,4 +90,51 @@ fn a_relay_no_client_visits_for_several_idle_timeouts_logs_no_error() {
     let output = format!("{stdout}{stderr}");
     assert!(!output.contains("ERROR"), "{output}");
     assert!(!output.contains("cannot accept"), "{output}");
+}
+
+/// A client that gives up on a waiting fetch (closes its connection) frees its place among the
+/// long requests within a second or so, not when its wait (50 s here) would
+/// have ended, over REST and MCP alike; a client still there goes on waiting.
+#[test]
+fn a_waiting_fetch_whose_client_goes_frees_its_place_long_before_its_wait_ends() {
+    use serde_json::json;
+    let relay = Relay::memory();
+    let mcp = Mcp::connect(&relay, "2025-06-18");
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "fetch_messages", "arguments": {"target": "quiet", "wait_seconds": 50}}})
+    .to_string();
+    let mcp_request = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nMcp-Session-Id: {}\r\n\
+         MCP-Protocol-Version: 2025-06-18\r\nContent-Length: {}\r\n\r\n{call}",
+        mcp.session,
+        call.len()
+    );
+    let rest_request = "GET /api/messages?target=quiet&since_id=0&wait=50 HTTP/1.1\r\n\
+                        Host: 127.0.0.1\r\nX-Relay-Agent: leaver\r\n\r\n";
+    let open = |request: &str| {
+        let mut s = TcpStream::connect(relay.addr()).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        s
+    };
+    let leaving = [open(rest_request), open(&mcp_request), open(rest_request)];
+    relay.wait_for_long_requests(3);
+    let mut staying = open(rest_request);
+    relay.wait_for_long_requests(4);
+    drop(leaving);
+    // Well short of the 50 s the waits asked for, and well past the second between looks.
+    let deadline = Instant::now() + Duration::from_secs(25);
+    while relay.load().long_requests > 1 {
+        assert!(Instant::now() < deadline, "the places were not freed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    relay.post("quiet", "s", "news");
+    let mut answer = String::new();
+    staying.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut buf = [0u8; 4096];
+    while !answer.contains("news") {
+        let n = staying.read(&mut buf).unwrap();
+        assert!(n > 0, "the waiting client got its answer: {answer}");
+        answer.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
 }

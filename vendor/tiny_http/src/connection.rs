@@ -100,6 +100,32 @@ impl Connection {
         }
     }
 
+    /// PATCH(peer-gone): whether the peer has closed or reset the connection, looked at
+    /// without blocking and without taking a byte: bytes waiting (a pipelined request) say it
+    /// is there. Only for the thread serving the connection, the one that reads it. A Unix
+    /// socket is never said to be gone (the standard library cannot peek at one).
+    pub(crate) fn peer_gone(&self) -> bool {
+        match self {
+            Self::Tcp(s) => {
+                if s.set_nonblocking(true).is_err() {
+                    return false;
+                }
+                let gone = match s.peek(&mut [0u8; 1]) {
+                    Ok(n) => n == 0,
+                    Err(e) => !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                    ),
+                };
+                // Were this to fail, a later read would fail at once and end the connection.
+                let _ = s.set_nonblocking(false);
+                gone
+            }
+            #[cfg(unix)]
+            Self::Unix(_) => false,
+        }
+    }
+
     /// Another handle on the same socket (PATCH(shared-socket)).
     pub(crate) fn share(&self) -> Self {
         match self {

@@ -120,7 +120,7 @@ use util::{ConnectionTable, MessagesQueue, RefinedTcpStream, TaskPool};
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
 pub use limits::Limits;
-pub use request::Request;
+pub use request::{PeerWatch, Request};
 pub use response::{Pieces, Response, ResponseBox};
 pub use test::TestRequest;
 

@@ -245,3 +245,43 @@ fn a_response_written_by_hand_or_saying_close_ends_the_connection() {
         assert!(content.ends_with("hi"));
     }
 }
+
+#[test]
+fn a_request_waiting_for_its_answer_sees_its_client_go() {
+    let (server, mut client) = support::new_one_server_one_client();
+    (write!(client, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")).unwrap();
+    let rq = server.recv().unwrap();
+    let watch = rq.peer_watch();
+    assert!(!watch.gone(), "the client is there");
+    drop(client);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !watch.gone() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the client's close was never seen"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+    // Answering after the client went is harmless.
+    let _ = rq.respond(tiny_http::Response::from_string("late".to_owned()));
+}
+
+#[test]
+fn a_client_sending_its_next_request_is_not_gone() {
+    let (server, mut client) = support::new_one_server_one_client();
+    (write!(client, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")).unwrap();
+    let rq = server.recv().unwrap();
+    (write!(client, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")).unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    // The pipelined request is read before the close behind it: the client is still there
+    // for the first answer, and its connection goes on to the second.
+    assert!(!rq.peer_watch().gone());
+    rq.respond(tiny_http::Response::from_string("first".to_owned()))
+        .unwrap();
+    let rq2 = server.recv().unwrap();
+    rq2.respond(tiny_http::Response::from_string("second".to_owned()))
+        .unwrap();
+    let mut content = String::new();
+    client.read_to_string(&mut content).unwrap();
+    assert!(content.contains("first") && content.contains("second"));
+}

@@ -158,6 +158,11 @@ impl Conn {
         &self.table.limits
     }
 
+    /// PATCH(peer-gone): whether the client has closed or reset the connection.
+    pub(crate) fn peer_gone(&self) -> bool {
+        self.socket.peer_gone()
+    }
+
     /// The connection waits for the first byte of its next request (and may be evicted). The
     /// first request's head deadline, set at admission, stays; later requests have none until
     /// their first byte arrives.
