@@ -116,9 +116,23 @@ struct Slice {
 }
 
 impl Slice {
-    /// Ends the page before the message that would bring its texts past `max_bytes` (the first
-    /// message always stays), and says in `more` that it was cut.
-    fn cap_text_bytes(&mut self, max_bytes: usize) {
+    /// Keeps the page's texts within `max_bytes`. A page of the newest messages keeps its
+    /// newest that fit (the newest always), leaving out older ones as `limit` does; any other
+    /// page ends before the message that would bring it past `max_bytes` (the first always
+    /// stays) and says in `more` that it was cut.
+    fn cap_text_bytes(&mut self, max_bytes: usize, newest: bool) {
+        let mut total = 0;
+        let mut past = |e: &Entry| {
+            total += e.place.text_len as usize;
+            total > max_bytes
+        };
+        if newest {
+            if let Some(i) = self.entries.iter().rposition(&mut past) {
+                let from = (i + 1).min(self.entries.len() - 1);
+                self.entries.drain(..from);
+            }
+            return;
+        }
         let mut total = 0;
         let keep = self
             .entries
@@ -1898,7 +1912,7 @@ impl State {
             more,
         };
         if let Some(max) = q.max_text_bytes {
-            slice.cap_text_bytes(max);
+            slice.cap_text_bytes(max, q.newest);
         }
         slice
     }
@@ -2897,8 +2911,13 @@ mod tests {
         );
         assert_eq!(
             fetch("a", 0, 3, true, Some(18)),
-            (a[7..9].to_vec(), head, true),
-            "a cut newest page keeps its oldest part"
+            (a[8..].to_vec(), head, false),
+            "a cut newest page keeps its newest part"
+        );
+        assert_eq!(
+            fetch("a", 0, 3, true, Some(1)),
+            (a[9..].to_vec(), head, false),
+            "the newest message always comes"
         );
         assert_eq!(fetch("nowhere", 0, 10, false, None), (vec![], 0, false));
 
