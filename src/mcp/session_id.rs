@@ -52,9 +52,11 @@ impl SessionIds {
         siphash24(self.key, &data)
     }
 
-    /// Whether `id` was minted under this key for `owner`.
+    /// Whether `id` was minted under this key for `owner`, exactly as minted: one id has one
+    /// spelling, so a session ended under it cannot come back under another.
     pub(crate) fn verify(&self, id: &str, owner: &str) -> bool {
-        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let minted_digit = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+        if id.len() != 32 || !id.bytes().all(minted_digit) {
             return false;
         }
         let (Ok(nonce), Ok(tag)) = (
@@ -182,6 +184,11 @@ mod tests {
         forged[31] = if forged[31] == b'0' { b'1' } else { b'0' };
         assert!(!ids.verify(&String::from_utf8(forged).unwrap(), ""));
         assert!(!ids.verify("not-an-id", ""));
+        let lettered = std::iter::repeat_with(|| ids.mint(""))
+            .find(|id| id.bytes().any(|b| b.is_ascii_alphabetic()))
+            .unwrap();
+        let upper = lettered.to_ascii_uppercase();
+        assert!(!ids.verify(&upper, ""), "only the spelling minted verifies");
         assert!(
             !SessionIds::open(None).verify(&id, ""),
             "another key rejects it"
