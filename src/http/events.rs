@@ -83,12 +83,11 @@ pub(crate) fn message_stream(
             Some(reader) => app.store.position(reader, &target),
             None => app.store.last_id(),
         });
+    let name = listener_name(rq, caller)?;
     let place = app.long_requests.take(&caller.client(), None)?;
-    let here = app.presence.arrive(
-        std::slice::from_ref(&target),
-        Kind::Stream,
-        listener_name(rq, caller).as_deref(),
-    );
+    let here = app
+        .presence
+        .arrive(std::slice::from_ref(&target), Kind::Stream, name.as_deref());
     let app = Arc::clone(app);
     Ok(Reply::stream(Box::new(move |w| {
         let (_place, _here) = (place, here);

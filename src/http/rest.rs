@@ -87,7 +87,7 @@ pub(crate) fn list_messages(app: &App, rq: &Incoming, caller: &Caller) -> Result
         let _here = app.presence.arrive(
             std::slice::from_ref(&query.target),
             Kind::Fetch,
-            listener_name(rq, caller).as_deref(),
+            listener_name(rq, caller)?.as_deref(),
         );
         let wait = Wait {
             until: Instant::now() + Duration::from_secs_f64(wait),
@@ -507,14 +507,18 @@ pub(crate) fn channels(app: &App, rq: &Incoming) -> Result<Reply, Error> {
 }
 
 /// The name a waiting client gives for presence: `X-Relay-Agent`, else `?as=`, else the agent
-/// its token belongs to.
-pub(crate) fn listener_name(rq: &Incoming, caller: &Caller) -> Option<String> {
-    rq.header("x-relay-agent")
-        .or_else(|| rq.param("as"))
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .map(str::to_string)
-        .or_else(|| caller.agent.clone())
+/// its token belongs to. A name given must be one a post could use (400 otherwise).
+pub(crate) fn listener_name(rq: &Incoming, caller: &Caller) -> Result<Option<String>, Error> {
+    let given = [
+        ("X-Relay-Agent", rq.header("x-relay-agent")),
+        ("as", rq.param("as")),
+    ]
+    .into_iter()
+    .find_map(|(field, raw)| Some((field, raw.filter(|n| !n.trim().is_empty())?)));
+    match given {
+        Some((field, raw)) => crate::store::name(field, raw).map(Some),
+        None => Ok(caller.agent.clone()),
+    }
 }
 
 #[cfg(test)]

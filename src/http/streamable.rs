@@ -148,7 +148,7 @@ pub(crate) fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, E
     let cx = context(
         app,
         caller,
-        crate::http::rest::listener_name(rq, caller),
+        crate::http::rest::listener_name(rq, caller)?,
         &gone,
     );
     let body = match body {

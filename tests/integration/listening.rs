@@ -274,3 +274,42 @@ fn a_listen_url_naming_what_no_post_could_use_is_refused_and_nothing_is_listed()
         assert!(name.len() < 100 && !name.contains('\u{7}'), "{channels}");
     }
 }
+
+/// A name a waiting fetch, an event stream or an MCP call gives for presence (`?as=`,
+/// `X-Relay-Agent`) is checked like a post's names: one no post could use is refused with 400
+/// and nothing is listed.
+#[test]
+fn a_presence_name_no_post_could_use_is_refused_wherever_it_is_given() {
+    let relay = Relay::memory();
+    for path in [
+        "/api/messages?target=quiet&since_id=0&wait=1&as=%E2%80%AEevil",
+        "/api/messages?target=quiet&since_id=0&wait=1&as=nul%00x",
+        "/api/stream?target=quiet&as=bell%07",
+    ] {
+        let r = get(&relay.url(path));
+        assert_eq!(r.status, 400, "{path}: {}", r.body);
+        assert!(r.body.contains("as must"), "{path}: {}", r.body);
+    }
+    let mut mcp = Mcp::connect(&relay, "2025-06-18");
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "list_channels", "arguments": {}}});
+    let r = post_raw(
+        &mcp.url,
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+            ("Mcp-Session-Id", &mcp.session),
+            ("MCP-Protocol-Version", &mcp.version),
+            ("X-Relay-Agent", "tab\tbed"),
+        ],
+        call.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("X-Relay-Agent must"), "{}", r.body);
+    // The same call with a name a post could use is answered.
+    assert!(mcp.call("list_channels", json!({}))["isError"] != true);
+    let channels = get(&relay.url("/api/channels?detail=1")).json();
+    for c in channels["detail"].as_array().unwrap() {
+        assert_eq!(c["listeners"], json!([]), "{channels}");
+    }
+}
