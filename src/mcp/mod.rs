@@ -1,10 +1,12 @@
 //! The Model Context Protocol, apart from any transport: JSON-RPC wire types (`jsonrpc`),
-//! sessions and their outgoing queues (`session`, with ids from `session_id`), what a call may
+//! sessions and their outgoing queues (`session`, with ids from `session_id`, and those ended
+//! kept in `ended_sessions`), what a call may
 //! use (`context`), the relay's tools (`tools`), one resource per channel (`resources`, named by `channel_uri`), and
 //! the method dispatch (`handler`), which alone imports the tools and the resources. The HTTP transports in `http::streamable` and `http::legacy` carry it.
 
 pub(crate) mod channel_uri;
 pub(crate) mod context;
+pub(crate) mod ended_sessions;
 pub(crate) mod handler;
 pub(crate) mod jsonrpc;
 pub(crate) mod resources;

@@ -11,6 +11,7 @@
 use crate::error::Error;
 use crate::listen::{channel_event, Listen, CHANNEL_METHOD};
 use crate::mcp::channel_uri;
+use crate::mcp::ended_sessions::EndedSessions;
 use crate::mcp::jsonrpc::{self, Outgoing, RpcError, INVALID_PARAMS};
 use crate::mcp::session_id::SessionIds;
 use crate::mcp::DEFAULT_VERSION;
@@ -241,7 +242,7 @@ impl Default for SessionLimits {
 pub(crate) struct Sessions {
     ids: SessionIds,
     live: Mutex<Live>,
-    ended: Mutex<Ended>,
+    ended: Mutex<EndedSessions>,
     limits: SessionLimits,
 }
 
@@ -345,16 +346,6 @@ impl Live {
     }
 }
 
-/// Ids ended by `DELETE`, the newest `ENDED_LIMIT` of them (an older one, if it comes back, is
-/// taken for a session from before a restart).
-#[derive(Default)]
-struct Ended {
-    ids: HashSet<String>,
-    order: VecDeque<String>,
-}
-
-/// Ended ids remembered.
-const ENDED_LIMIT: usize = 100_000;
 /// Sessions are swept for idleness at most this often, in fractions of the idle limit, so the
 /// cost of a sweep (a look at every session) is spread over many creations.
 const SWEEPS_PER_IDLE_LIMIT: u32 = 4;
@@ -365,7 +356,7 @@ impl Sessions {
         Sessions {
             ids: SessionIds::open(key_dir),
             live: Mutex::new(Live::new()),
-            ended: Mutex::new(Ended::default()),
+            ended: Mutex::new(EndedSessions::open(key_dir)),
             limits,
         }
     }
@@ -410,7 +401,7 @@ impl Sessions {
             *lock(&s.last_used) = Instant::now();
             return Lookup::Live(Arc::clone(s));
         }
-        if lock(&self.ended).ids.contains(id) {
+        if lock(&self.ended).contains(id) {
             return Lookup::Ended;
         }
         if transport == Transport::Streamable && self.ids.verify(id, owner.credential) {
@@ -482,15 +473,7 @@ impl Sessions {
         let removed = {
             let mut live = lock(&self.live);
             let removed = live.remove(id);
-            let mut ended = lock(&self.ended);
-            if ended.ids.insert(id.to_string()) {
-                ended.order.push_back(id.to_string());
-                if ended.order.len() > ENDED_LIMIT {
-                    if let Some(oldest) = ended.order.pop_front() {
-                        ended.ids.remove(&oldest);
-                    }
-                }
-            }
+            lock(&self.ended).add(id);
             removed
         };
         if let Some(s) = removed {

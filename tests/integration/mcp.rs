@@ -335,6 +335,27 @@ fn sessions_survive_a_restart_of_the_relay() {
     );
 }
 
+#[test]
+fn a_deleted_session_stays_ended_after_a_restart() {
+    let mut relay = Relay::start();
+    let mut ended = Mcp::connect(&relay, "2025-06-18");
+    let mut kept = Mcp::connect(&relay, "2025-06-18");
+    let gone = delete(&ended.url, &[("Mcp-Session-Id", &ended.session)]);
+    assert_eq!(gone.status, 204, "{}", gone.body);
+    let config = common_config(&relay);
+    relay.restart(config);
+    for mcp in [&mut ended, &mut kept] {
+        mcp.url = relay.url("/mcp");
+    }
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    assert_eq!(
+        ended.send(&ping).status,
+        404,
+        "the deleted session stays ended"
+    );
+    assert_eq!(kept.send(&ping).status, 200, "the other one lives on");
+}
+
 fn common_config(relay: &Relay) -> claude_codex_relay::config::Config {
     let mut c = config_in(&relay.dir);
     c.port = relay.addr().port();
