@@ -398,10 +398,14 @@ fn fetch_messages(
     // Each message's wire JSON (and its escaped copy) is made once and cached, and shared
     // with every other reply.
     let messages = cx.store.page_json_escaped(page);
+    // With nothing returned, where the next call starts: since_id, or the reader's position.
     let latest_id = messages
         .last()
         .and_then(|(json, _)| wire_id(json))
-        .unwrap_or(since_id);
+        .unwrap_or_else(|| match &query.reader {
+            Some(reader) if since_id == 0 => cx.store.position(reader, &query.target),
+            _ => since_id,
+        });
     let returned = messages.len();
     log_fetch(cx, &query, latest_id, returned);
     // `{"messages":[...],"latest_id":N,"head_id":N,"more":B}`, as serde writes the fields.

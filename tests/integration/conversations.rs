@@ -362,6 +362,27 @@ fn a_stream_with_a_reader_starts_at_its_position_and_moves_it() {
     assert!(ids(&page(&relay, "target=t&reader=codex")).is_empty());
 }
 
+/// `latest_id` is where the next call starts: with a reader and nothing new, the reader's
+/// position, not 0 (which would read the channel from its start).
+#[test]
+fn an_mcp_fetch_by_a_reader_that_finds_nothing_new_says_where_the_reader_stands() {
+    let relay = Relay::memory();
+    let mut mcp = Mcp::connect(&relay, "2025-06-18");
+    let ids: Vec<u64> = (0..3)
+        .map(|i| relay.post("rd", "s", &format!("m{i}")))
+        .collect();
+    let fetch = |mcp: &mut Mcp| {
+        mcp.call("fetch_messages", json!({"target": "rd", "reader": "D"}))["structuredContent"]
+            .clone()
+    };
+    let first = fetch(&mut mcp);
+    assert_eq!(first["messages"].as_array().unwrap().len(), 3, "{first}");
+    assert_eq!(first["latest_id"], ids[2]);
+    let again = fetch(&mut mcp);
+    assert_eq!(again["messages"], json!([]), "{again}");
+    assert_eq!(again["latest_id"], ids[2], "{again}");
+}
+
 #[test]
 fn mcp_fetch_with_a_reader_moves_its_position_and_an_agent_token_moves_only_its_own() {
     let relay = Relay::with(|c| {
