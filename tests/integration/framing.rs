@@ -432,6 +432,57 @@ fn cr_lf_or_nul_in_a_head_line_is_400_naming_the_line_and_closes() {
     assert_eq!(texts(&relay), Vec::<String>::new());
 }
 
+#[test]
+fn a_folded_header_line_or_whitespace_before_a_line_is_400_and_closes() {
+    // RFC 9112 §5.2: a line that begins with a space or tab continues the field before it
+    // (obsolete line folding), so a peer that unfolds it sees no `Content-Length` here, and the
+    // body and the request after it would be read apart differently. §2.2: whitespace before the
+    // first header field, or before the request line, is not a field or a request line either.
+    let relay = Relay::memory();
+    let body = message("folded length");
+    let n = body.len();
+    for (what, head) in [
+        (
+            "a field folded with a tab",
+            post_head(&format!("X-A: a\r\n\tContent-Length: {n}\r\n")),
+        ),
+        (
+            "a field folded with a space",
+            post_head(&format!("X-A: a\r\n Content-Length: {n}\r\n")),
+        ),
+        (
+            "whitespace before the first field",
+            format!(
+                "POST /api/messages HTTP/1.1\r\n Content-Length: {n}\r\nHost: localhost\r\nContent-Type: application/json\r\n\r\n"
+            ),
+        ),
+    ] {
+        let rq = format!("{head}{body}{SMUGGLED}");
+        refused_once(&relay, what, rq.as_bytes(), 400, &["space or tab", "obs-fold"]);
+    }
+    for line in [
+        "  GET /healthz HTTP/1.1",
+        " GET /healthz HTTP/1.1",
+        "\tGET /healthz HTTP/1.1",
+        " /healthz HTTP/1.1",
+    ] {
+        let rq = format!("{line}\r\nHost: localhost\r\n\r\n{SMUGGLED}");
+        refused_once(&relay, line, rq.as_bytes(), 400, &["request line"]);
+    }
+    assert_eq!(texts(&relay), Vec::<String>::new());
+    // Spaces and tabs around a value are not part of it.
+    let rq = format!(
+        "{}{body}{SMUGGLED}",
+        post_head(&format!("Content-Length: \t{n} \t\r\n"))
+    );
+    let statuses: Vec<u16> = exchange(relay.addr(), rq.as_bytes())
+        .iter()
+        .map(|a| a.status)
+        .collect();
+    assert_eq!(statuses, [201, 200]);
+    assert_eq!(texts(&relay), ["folded length"]);
+}
+
 /// `GET /healthz` in `version` with `headers`, without `Connection: close` of its own.
 fn healthz(version: &str, headers: &str) -> String {
     format!("GET /healthz HTTP/{version}\r\nHost: localhost\r\n{headers}\r\n")

@@ -185,9 +185,9 @@ impl ClientConnection {
                     line = request_line(self, false)?;
                 }
 
-                parse_request_line(
-                    line.as_str().trim(), // TODO: remove this conversion
-                )?
+                // PATCH(obs-fold): the line is parsed as it came (0.12.0 trimmed it, and served
+                // `  GET / HTTP/1.1`); RFC 9112 §2.2 has whitespace before it rejected.
+                parse_request_line(line.as_str())?
             };
 
             // getting all headers
@@ -210,8 +210,19 @@ impl ClientConnection {
                     if headers.len() == limits.max_header_fields {
                         return Err(ReadError::Refused(431));
                     }
-                    headers.push(match FromStr::from_str(line.as_str().trim()) {
-                        // TODO: remove this conversion
+                    // PATCH(obs-fold): a line that begins with a space or tab continues the one
+                    // before it (obsolete line folding) or, first, is whitespace before the first
+                    // field; RFC 9112 §5.2 and §2.2 have it rejected (or unfolded). 0.12.0 trimmed
+                    // it into a field of its own, which a peer that unfolds the line never sees:
+                    // `X-A: a` then ` Content-Length: 5` framed a body this server alone read.
+                    if line
+                        .as_bytes()
+                        .first()
+                        .is_some_and(|&b| b == b' ' || b == b'\t')
+                    {
+                        return Err(ReadError::BadHead(version, OBS_FOLD.to_owned()));
+                    }
+                    headers.push(match FromStr::from_str(line.as_str()) {
                         Ok(h) => h,
                         _ => return Err(ReadError::WrongHeader(version)),
                     });
@@ -397,6 +408,10 @@ impl Iterator for ClientConnection {
     }
 }
 
+/// PATCH(obs-fold): what the refusal of a header line that begins with a space or tab says.
+const OBS_FOLD: &str =
+    "a header line begins with a space or tab: folded header lines (obs-fold) are not accepted";
+
 /// PATCH(refusal-reasons): what a refusal by `status` alone says.
 fn refusal_reason(status: u16) -> &'static str {
     match status {
@@ -501,7 +516,11 @@ fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
 fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadError> {
     let mut parts = line.split(' ');
 
-    let method = parts.next().and_then(|w| w.parse().ok());
+    // PATCH(obs-fold): the method is a token (0.12.0 took `\tGET`, or an empty one).
+    let method = parts
+        .next()
+        .filter(|w| crate::common::is_token(w))
+        .and_then(|w| w.parse().ok());
     let path = parts.next().map(ToOwned::to_owned);
     let version = parts.next().and_then(|w| parse_http_version(w).ok());
 
@@ -522,6 +541,22 @@ mod test {
 
         assert!(super::parse_request_line("GET /hello").is_err());
         assert!(super::parse_request_line("qsd qsd qsd").is_err());
+    }
+
+    /// PATCH(obs-fold): whitespace before a request line, or a method that is not a token, is
+    /// not a request line.
+    #[test]
+    fn whitespace_before_a_request_line_is_refused() {
+        for line in [
+            " GET /hello HTTP/1.1",
+            "  GET /hello HTTP/1.1",
+            "\tGET /hello HTTP/1.1",
+            " /hello HTTP/1.1",
+            "G@T /hello HTTP/1.1",
+        ] {
+            assert!(super::parse_request_line(line).is_err(), "{:?}", line);
+        }
+        assert!(super::parse_request_line("M-SEARCH * HTTP/1.1").is_ok());
     }
 
     /// Reads `pieces`, one per call, as a network delivers a head in packets.

@@ -223,14 +223,20 @@ impl HeaderField {
     }
 }
 
+/// PATCH(refusal-reasons): whether `s` is a token (RFC 9110 §5.6.2): not empty, and only letters,
+/// digits and ``!#$%&'*+-.^_`|~``. PATCH(obs-fold): a method is one too.
+pub(crate) fn is_token(s: &str) -> bool {
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    !s.is_empty() && s.bytes().all(tchar)
+}
+
 impl FromStr for HeaderField {
     type Err = ();
 
     fn from_str(s: &str) -> Result<HeaderField, ()> {
         // PATCH(refusal-reasons): a field name is a token (RFC 9110 §5.1): not empty, and only
         // letters, digits and ``!#$%&'*+-.^_`|~`` (0.12.0 took `: v` and `a@b: v`).
-        let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-        if s.is_empty() || !s.bytes().all(tchar) {
+        if !is_token(s) {
             Err(())
         } else {
             AsciiString::from_ascii(s).map(HeaderField).map_err(|_| ())
