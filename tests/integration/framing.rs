@@ -366,6 +366,52 @@ fn a_chunk_size_that_is_not_bare_hex_digits_is_400_and_closes() {
 }
 
 #[test]
+fn a_bare_lf_in_a_chunk_line_or_a_trailer_that_is_not_a_field_is_400_and_closes() {
+    // A chunk-size or trailer line ends at CRLF, as a head line does: a peer that ends lines at a
+    // bare LF finds the body ending elsewhere. Here a bare LF in a trailer made the relay read the
+    // `GET /api/channels` after it as more trailers, where such a peer answers it.
+    let relay = Relay::memory();
+    let body = message("chunk lines");
+    let n = body.len();
+    let chunked = post_head("Transfer-Encoding: chunked\r\n");
+    let swallowed = "GET /api/channels HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    for (what, chunks, says) in [
+        (
+            "a bare LF in a trailer",
+            format!("{n:x}\r\n{body}\r\n0\r\nX: y\n\r\n{swallowed}"),
+            "LF without a CR",
+        ),
+        (
+            "a trailer that is not a field",
+            format!("{n:x}\r\n{body}\r\n0\r\nthis is not a field\r\n\r\n"),
+            "trailer line",
+        ),
+        (
+            "a bare LF in a chunk-size line",
+            format!("{n:x};x\nOTHER\r\n{body}\r\n0\r\n\r\n"),
+            "LF without a CR",
+        ),
+        (
+            "a NUL in a chunk-size line",
+            format!("{n:x};x\0\r\n{body}\r\n0\r\n\r\n"),
+            "NUL",
+        ),
+    ] {
+        let rq = format!("{chunked}{chunks}{SMUGGLED}");
+        refused_once(&relay, what, rq.as_bytes(), 400, &["chunked body", says]);
+    }
+    assert_eq!(texts(&relay), Vec::<String>::new());
+    // Trailers that are fields are read past, and the connection goes on.
+    let rq = format!("{chunked}{n:x}\r\n{body}\r\n0\r\nX-T: 1\r\nY:\r\n\r\n{SMUGGLED}");
+    let statuses: Vec<u16> = exchange(relay.addr(), rq.as_bytes())
+        .iter()
+        .map(|a| a.status)
+        .collect();
+    assert_eq!(statuses, [201, 200]);
+    assert_eq!(texts(&relay), ["chunk lines"]);
+}
+
+#[test]
 fn cr_lf_or_nul_in_a_head_line_is_400_naming_the_line_and_closes() {
     // RFC 9110 §5.5: CR, LF and NUL in a field value are invalid and dangerous. A bare LF is where
     // a peer that ends lines at LF finds a header of its own: here a `Content-Length` the relay

@@ -27,6 +27,13 @@ fn malformed(what: &str) -> IoError {
     )
 }
 
+/// PATCH(chunk-lines): whether a trailer line is a field line, `NAME ":" OWS VALUE` with a
+/// `NAME` that is a token, as a header line must be (`refusal-reasons`); 0.12.0 took any line.
+fn is_field_line(line: &[u8]) -> bool {
+    let name = line.split(|&b| b == b':').next().unwrap_or_default();
+    name.len() < line.len() && std::str::from_utf8(name).is_ok_and(crate::common::is_token)
+}
+
 impl<R: Read> ChunkedDecoder<R> {
     pub(crate) fn new(source: R) -> ChunkedDecoder<R> {
         ChunkedDecoder {
@@ -48,6 +55,9 @@ impl<R: Read> ChunkedDecoder<R> {
     }
 
     /// Reads one CRLF-terminated line of at most `max` bytes (without the CRLF).
+    /// PATCH(chunk-lines): a LF without a CR before it, a CR not followed by LF, or a NUL is
+    /// `InvalidData`, as in a head line (`field-bytes`): a peer that ends lines at a bare LF
+    /// finds the line, and so the body, ending elsewhere. 0.12.0 kept a bare LF and a NUL inside.
     fn line(&mut self, max: usize) -> IoResult<Vec<u8>> {
         let mut line = Vec::new();
         loop {
@@ -55,9 +65,11 @@ impl<R: Read> ChunkedDecoder<R> {
                 b'\r' => {
                     return match self.byte()? {
                         b'\n' => Ok(line),
-                        _ => Err(malformed("CR without LF")),
+                        _ => Err(malformed("a CR not followed by LF")),
                     }
                 }
+                b'\n' => return Err(malformed("a LF without a CR before it")),
+                0 => return Err(malformed("a NUL byte")),
                 b => line.push(b),
             }
             if line.len() > max {
@@ -103,6 +115,9 @@ impl<R: Read> Read for ChunkedDecoder<R> {
                         }
                         if trailers > MAX_TRAILERS {
                             return Err(malformed("trailers too long"));
+                        }
+                        if !is_field_line(&line) {
+                            return Err(malformed("a trailer line is not NAME: VALUE"));
                         }
                     }
                     self.done = true;
@@ -185,6 +200,41 @@ mod tests {
         }
         // spaces and tabs may come between the size and an extension
         assert_eq!(decode(b"3 \t;ext=1\r\nabc\r\n0 \r\n\r\n").unwrap(), b"abc");
+    }
+
+    /// PATCH(chunk-lines): a bare LF, a bare CR or a NUL in a chunk-size or trailer line, and a
+    /// trailer line that is not a field, are `InvalidData`.
+    #[test]
+    fn chunk_lines_end_in_crlf_and_trailers_are_fields() {
+        for wire in [
+            &b"3;x\nOTHER\r\nabc\r\n0\r\n\r\n"[..],
+            b"3\nabc\r\n0\r\n\r\n",
+            b"3;x\rOTHER\r\nabc\r\n0\r\n\r\n",
+            b"3;x\0y\r\nabc\r\n0\r\n\r\n",
+            b"3\r\nabc\n0\r\n\r\n",
+            b"0\r\nX: y\n\r\n",
+            b"0\r\nX: y\nZ: w\r\n\r\n",
+            b"0\r\nX: y\rZ: w\r\n\r\n",
+            b"0\r\nX: \0\r\n\r\n",
+            b"0\r\nthis is not a field\r\n\r\n",
+            b"0\r\n: no name\r\n\r\n",
+            b"0\r\nX y: z\r\n\r\n",
+            b"0\r\n X: folded\r\n\r\n",
+            b"0\r\nX: y\r\n\tfolded\r\n\r\n",
+            b"0\r\n\n",
+        ] {
+            let err = decode(wire).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                std::io::ErrorKind::InvalidData,
+                "{:?}",
+                String::from_utf8_lossy(wire)
+            );
+        }
+        assert_eq!(
+            decode(b"3\r\nabc\r\n0\r\nX-T: 1\r\nx!#$%&'*+-.^_`|~9:\r\nY:\t a b \r\n\r\n").unwrap(),
+            b"abc"
+        );
     }
 
     /// An endless chunk-size line fails after `MAX_SIZE_LINE` bytes instead of being collected.
