@@ -773,6 +773,56 @@ fn a_client_library_sending_a_body_over_the_limit_gets_the_413() {
 }
 
 #[test]
+fn a_chunked_body_over_the_limit_gets_a_413_that_says_the_connection_closes() {
+    // Where the rest of a chunked body ends is unknown when the 413 is sent, so the connection
+    // closes after it, and the 413 says so: the client knows the request after it is not read.
+    let relay = Relay::with(|c| {
+        c.store = claude_codex_relay::config::StoreKind::Memory;
+        c.max_body_bytes = 1000;
+    });
+    let text = "x".repeat(100_000);
+    let body = message(&text);
+    let one_chunk = format!("{:x}\r\n{body}\r\n0\r\n\r\n", body.len());
+    let many_chunks: String = body
+        .as_bytes()
+        .chunks(1000)
+        .map(|c| format!("{:x}\r\n{}\r\n", c.len(), String::from_utf8_lossy(c)))
+        .chain(["0\r\n\r\n".to_owned()])
+        .collect();
+    let small = message(&"x".repeat(2000));
+    let small = format!("{:x}\r\n{small}\r\n0\r\n\r\n", small.len());
+    for (what, chunks) in [
+        ("one chunk", one_chunk),
+        ("many chunks", many_chunks),
+        ("a little over", small),
+    ] {
+        let rq = format!(
+            "{}{chunks}{SMUGGLED}",
+            post_head("Transfer-Encoding: chunked\r\n")
+        );
+        refused_once(
+            &relay,
+            what,
+            rq.as_bytes(),
+            413,
+            &["request body is over the"],
+        );
+    }
+    assert_eq!(texts(&relay), Vec::<String>::new());
+    // A chunked body within the limit is read to its end, and the connection goes on.
+    let body = message("within");
+    let rq = format!(
+        "{}{:x}\r\n{body}\r\n0\r\n\r\n{SMUGGLED}",
+        post_head("Transfer-Encoding: chunked\r\n"),
+        body.len()
+    );
+    let answers = exchange(relay.addr(), rq.as_bytes());
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [201, 200], "{answers:#?}");
+    assert!(!answers[0].says_close(), "{answers:#?}");
+}
+
+#[test]
 fn every_refusal_of_a_head_says_why_in_its_body() {
     let relay = Relay::with(|c| {
         c.store = claude_codex_relay::config::StoreKind::Memory;

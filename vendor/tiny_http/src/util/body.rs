@@ -24,9 +24,13 @@ pub(crate) struct Body<R: Read> {
 
 impl<R: Read> Body<R> {
     /// A body of `declared` bytes (`None`: chunked); the connection's body deadline is set.
+    /// PATCH(bounded-drain): what is left of a chunked body is unknown, so until its end is read
+    /// it counts as more than `drain_cap`, and a response sent before then says
+    /// `Connection: close` (it counted as none: the connection then closed after a response
+    /// that did not say so, when the rest was over `drain_cap`).
     pub(crate) fn new(inner: R, conn: Arc<Conn>, declared: Option<u64>) -> Body<R> {
         conn.set_deadline(Some(conn.limits().body_deadline(declared)));
-        conn.set_unread_body(declared.unwrap_or(0));
+        conn.set_unread_body(declared.unwrap_or(u64::MAX));
         Body {
             inner,
             conn,

@@ -273,7 +273,8 @@ impl Conn {
         self.closing.load(Ordering::Acquire)
     }
 
-    /// Bytes of the current request's declared body not read yet.
+    /// Bytes of the current request's declared body not read yet; `u64::MAX` for a chunked
+    /// body not read to its end.
     pub(crate) fn set_unread_body(&self, bytes: u64) {
         self.unread_body.store(bytes, Ordering::Release);
     }
