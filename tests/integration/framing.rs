@@ -636,6 +636,40 @@ fn every_expect_header_counts() {
     );
 }
 
+#[test]
+fn a_100_continue_or_a_204_has_no_content_length() {
+    // RFC 9110 §8.6: a server must not send `Content-Length` in a 1xx or 204 response.
+    let relay = Relay::memory();
+    let has_length = |a: &Response| {
+        a.head
+            .lines()
+            .any(|l| l.to_ascii_lowercase().starts_with("content-length"))
+    };
+    let body = message("continued");
+    let rq = format!(
+        "{}{body}",
+        post_head(&format!(
+            "Expect: 100-continue\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        ))
+    );
+    let answers = exchange(relay.addr(), rq.as_bytes());
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [100, 201], "{answers:#?}");
+    assert!(!has_length(&answers[0]), "{answers:#?}");
+    assert!(has_length(&answers[1]), "{answers:#?}");
+
+    let mcp = Mcp::connect(&relay, "2025-06-18");
+    let rq = format!(
+        "DELETE /mcp HTTP/1.1\r\nHost: localhost\r\nMcp-Session-Id: {}\r\nMCP-Protocol-Version: {}\r\n\r\n{SMUGGLED}",
+        mcp.session, mcp.version
+    );
+    let answers = exchange(relay.addr(), rq.as_bytes());
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [204, 200], "{answers:#?}");
+    assert!(!has_length(&answers[0]), "{answers:#?}");
+}
+
 /// Bytes a client sends after a refused request before it reads anything: more than the socket
 /// buffers of both ends hold on loopback (a few MiB), so the server refuses and closes while the
 /// client is still sending.

@@ -499,6 +499,10 @@ where
                 .headers
                 .push(Header::from_bytes(&b"Transfer-Encoding"[..], &b"chunked"[..]).unwrap()),
 
+            // PATCH(no-length-without-content): a 1xx or 204 response has no content, and RFC
+            // 9110 §8.6 forbids a `Content-Length` in it (0.12.0 sent `Content-Length: 0`).
+            Some(TransferEncoding::Identity) if matches!(self.status_code.0, 100..=199 | 204) => {}
+
             Some(TransferEncoding::Identity) => {
                 assert!(data_length.is_some());
                 let data_length = data_length.unwrap();
@@ -736,6 +740,39 @@ mod tests {
                 writes.0.len()
             );
         }
+    }
+
+    /// PATCH(no-length-without-content): a 1xx or 204 response has no `Content-Length` and no
+    /// body, whatever body it was given; other statuses keep theirs, `Content-Length: 0` too.
+    #[test]
+    fn no_content_length_on_a_1xx_or_204() {
+        let head = |status: u16, body: &str, version: HTTPVersion| {
+            let mut writes = Writes::default();
+            Response::from_string(body)
+                .with_status_code(status)
+                .raw_print(&mut writes, version, &[], false, None)
+                .unwrap();
+            String::from_utf8(writes.0.concat()).unwrap()
+        };
+        for version in [HTTPVersion(1, 1), HTTPVersion(1, 0)] {
+            for (status, body) in [(100, ""), (101, ""), (204, ""), (204, "body")] {
+                let sent = head(status, body, version.clone());
+                assert!(sent.ends_with("\r\n\r\n"), "{}", sent);
+                assert!(!sent.contains("Content-Length"), "{}", sent);
+                assert!(!sent.contains("Transfer-Encoding"), "{}", sent);
+            }
+            for status in [200, 205, 404] {
+                let sent = head(status, "", version.clone());
+                assert!(sent.contains("Content-Length: 0\r\n"), "{}", sent);
+            }
+        }
+        let mut writes = Writes::default();
+        Response::new_empty(crate::StatusCode(100))
+            .raw_print(&mut writes, HTTPVersion(1, 1), &[], true, None)
+            .unwrap();
+        let sent = String::from_utf8(writes.0.concat()).unwrap();
+        assert!(sent.starts_with("HTTP/1.1 100 Continue\r\n"), "{}", sent);
+        assert!(!sent.contains("Content-Length"), "{}", sent);
     }
 
     /// A reader that gives at most `step` bytes a call.
