@@ -529,6 +529,28 @@ fn a_folded_header_line_or_whitespace_before_a_line_is_400_and_closes() {
     assert_eq!(texts(&relay), ["folded length"]);
 }
 
+#[test]
+fn a_request_line_is_method_target_version_and_only_http_1_x_is_served() {
+    // RFC 9112 §3: `method SP request-target SP HTTP-version`, and nothing after it.
+    let relay = Relay::memory();
+    for line in [
+        "GET /healthz HTTP/1.1 junk more",
+        "GET /healthz HTTP/1.1 ",
+        "GET  /healthz HTTP/1.1",
+        "GET  HTTP/1.1",
+    ] {
+        let rq = format!("{line}\r\nHost: localhost\r\n\r\n{SMUGGLED}");
+        refused_once(&relay, line, rq.as_bytes(), 400, &["request line"]);
+    }
+    // HTTP/0.9 had no status line to read: it is refused like HTTP/2.0, in an HTTP/1.1 one.
+    for version in ["0.9", "2.0"] {
+        let rq = format!("{}{SMUGGLED}", healthz(version, ""));
+        refused_once(&relay, version, rq.as_bytes(), 505, &["1.0 and 1.1"]);
+        let answers = exchange(relay.addr(), rq.as_bytes());
+        assert!(answers[0].head.starts_with("HTTP/1.1 505 "), "{answers:#?}");
+    }
+}
+
 /// `GET /healthz` in `version` with `headers`, without `Connection: close` of its own.
 fn healthz(version: &str, headers: &str) -> String {
     format!("GET /healthz HTTP/{version}\r\nHost: localhost\r\n{headers}\r\n")

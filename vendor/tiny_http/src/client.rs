@@ -54,7 +54,8 @@ enum ReadError {
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
-    /// PATCH(bounded-heads): the head broke a limit; answered with this status, then closed.
+    /// PATCH(bounded-heads): the head broke a limit, or names an HTTP version not served;
+    /// answered with this status, then closed.
     Refused(u16),
     /// PATCH(bounded-heads): no request began before the connection ended or fell idle.
     NoRequest,
@@ -189,6 +190,12 @@ impl ClientConnection {
                 // `  GET / HTTP/1.1`); RFC 9112 §2.2 has whitespace before it rejected.
                 parse_request_line(line.as_str())?
             };
+            // PATCH(bounded-heads): only HTTP/1.0 and 1.1 are served; another version is refused
+            // at once with 505, in an HTTP/1.1 status line. PATCH(request-line): HTTP/0.9 too,
+            // which 0.12.0 served with an `HTTP/0.9 200 OK` status line no such client reads.
+            if version < HTTPVersion(1, 0) || version > HTTPVersion(1, 1) {
+                return Err(ReadError::Refused(505));
+            }
 
             // getting all headers
             let headers = {
@@ -320,8 +327,6 @@ impl Iterator for ClientConnection {
     /// Blocks until the next Request is available.
     /// Returns None when no new Requests will come from the client.
     fn next(&mut self) -> Option<Request> {
-        use crate::{Header, Response};
-
         // the client sent a "connection: close" header in this previous request
         //  or is using HTTP 1.0, meaning that no new request will come
         // PATCH(bounded-drain): or the previous request left the connection unusable
@@ -372,19 +377,9 @@ impl Iterator for ClientConnection {
             Ok(rq) => rq,
         };
 
-        // checking HTTP version
-        // PATCH(bounded-heads): 0.12.0 wrote the 505 through a second writer that waited for the
-        // request's own, which deadlocked the connection's thread; it answers through the
-        // request now, and closes.
-        if *rq.http_version() > (1, 1) {
-            let response = Response::from_string(
-                "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
-            )
-            .with_status_code(505)
-            .with_header(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap());
-            rq.respond(response).ok();
-            return self.end();
-        }
+        // PATCH(bounded-heads): a version other than HTTP/1.0 and 1.1 is refused in `read`.
+        // 0.12.0 wrote its 505 here, through a second writer that waited for the request's own,
+        // which deadlocked the connection's thread.
 
         // updating the status of the connection
         // PATCH(connection-options): from the options of every `Connection` header, each a whole
@@ -419,6 +414,7 @@ fn refusal_reason(status: u16) -> &'static str {
         414 => "the request line is longer than this server reads",
         417 => "the Expect header asks for something other than 100-continue",
         431 => "the request head has more or longer header lines than this server reads",
+        505 => "this server only supports HTTP versions 1.0 and 1.1",
         _ => "the request head is not well-formed HTTP: it must be ASCII text in lines",
     }
 }
@@ -521,8 +517,16 @@ fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadE
         .next()
         .filter(|w| crate::common::is_token(w))
         .and_then(|w| w.parse().ok());
-    let path = parts.next().map(ToOwned::to_owned);
+    let path = parts
+        .next()
+        .filter(|w| !w.is_empty())
+        .map(ToOwned::to_owned);
     let version = parts.next().and_then(|w| parse_http_version(w).ok());
+    // PATCH(request-line): the line is `METHOD SP TARGET SP VERSION` and no more (RFC 9112 §3);
+    // 0.12.0 ignored whatever followed the version, and took an empty target.
+    if parts.next().is_some() {
+        return Err(ReadError::WrongRequestLine);
+    }
 
     method
         .and_then(|method| Some((method, path?, version?)))
@@ -541,6 +545,20 @@ mod test {
 
         assert!(super::parse_request_line("GET /hello").is_err());
         assert!(super::parse_request_line("qsd qsd qsd").is_err());
+    }
+
+    /// PATCH(request-line): three parts, each one there, and nothing after the version.
+    #[test]
+    fn a_request_line_is_method_target_version_and_no_more() {
+        for line in [
+            "GET /hello HTTP/1.1 junk more",
+            "GET /hello HTTP/1.1 ",
+            "GET /hello HTTP/1.1  ",
+            "GET  /hello HTTP/1.1",
+            "GET  HTTP/1.1",
+        ] {
+            assert!(super::parse_request_line(line).is_err(), "{:?}", line);
+        }
     }
 
     /// PATCH(obs-fold): whitespace before a request line, or a method that is not a token, is
