@@ -597,6 +597,55 @@ fn connection_is_a_list_of_options_from_every_connection_header() {
 }
 
 #[test]
+fn an_http_1_0_connection_that_goes_on_says_keep_alive() {
+    // RFC 9112 §9.3, Appendix C.2.2: an HTTP/1.0 client takes a response without
+    // `Connection: keep-alive` to end when the connection closes; one that asked to keep it is
+    // told it is kept, or else waits for a close that comes only when the connection falls idle.
+    let relay = Relay::memory();
+    let keep_alive = |a: &Response| {
+        a.head
+            .lines()
+            .any(|l| l.eq_ignore_ascii_case("connection: keep-alive"))
+    };
+    for (headers, going_on) in [
+        ("Connection: keep-alive\r\n", true),
+        ("Connection: foo\r\nConnection: KEEP-ALIVE\r\n", true),
+        ("", false),
+        ("Connection: keep-alive\r\nConnection: close\r\n", false),
+    ] {
+        let rq = format!("{}{}", healthz("1.0", headers), healthz("1.0", ""));
+        let answers = exchange(relay.addr(), rq.as_bytes());
+        let expected: &[u16] = if going_on { &[200, 200] } else { &[200] };
+        let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+        assert_eq!(statuses, expected, "{headers:?}: {answers:#?}");
+        assert_eq!(
+            keep_alive(&answers[0]),
+            going_on,
+            "{headers:?}: {answers:#?}"
+        );
+        assert!(answers[1..].iter().all(|a| !keep_alive(a)), "{answers:#?}");
+    }
+    // A 1.0 client reads its response as soon as it is told the connection is kept, then sends
+    // its next request on it.
+    let mut s = TcpStream::connect(relay.addr()).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut got = Vec::new();
+    for i in 0..2 {
+        s.write_all(healthz("1.0", "Connection: keep-alive\r\n").as_bytes())
+            .unwrap();
+        let mut buf = [0u8; 8192];
+        while parse_responses(&got).len() <= i || parse_responses(&got)[i].body != "ok" {
+            let n = s
+                .read(&mut buf)
+                .expect("the response, before the connection closes");
+            assert!(n > 0, "closed after {:#?}", parse_responses(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+    assert!(parse_responses(&got).iter().all(keep_alive));
+}
+
+#[test]
 fn every_expect_header_counts() {
     // RFC 9110 §10.1.1: `Expect` is a list; this server meets `100-continue` and no other
     // expectation, in whichever header it comes.

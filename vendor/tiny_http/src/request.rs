@@ -593,13 +593,21 @@ impl Request {
             if says_close {
                 conn.close_after_response();
             }
-            if conn.is_closing()
-                && !response
-                    .headers()
-                    .iter()
-                    .any(|h| h.field.equiv("Connection"))
-            {
+            let says_connection = response
+                .headers()
+                .iter()
+                .any(|h| h.field.equiv("Connection"));
+            // PATCH(connection-options): an HTTP/1.0 connection goes on only when the request
+            // asked for it, and its response says so (RFC 9112 §9.3, Appendix C.2.2): a 1.0
+            // client takes a response without `Connection: keep-alive` to end with the
+            // connection, and waited for a close that came only at the idle timeout.
+            let keep_alive = self.http_version < HTTPVersion(1, 1)
+                && list_elements(&self.headers, "Connection")
+                    .any(|o| o.eq_ignore_ascii_case("keep-alive"));
+            if conn.is_closing() && !says_connection {
                 response.add_header(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap());
+            } else if keep_alive && !conn.is_closing() && !says_connection {
+                response.say_keep_alive();
             }
         }
 

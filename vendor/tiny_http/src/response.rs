@@ -381,6 +381,13 @@ where
         self.headers.push(header);
     }
 
+    /// PATCH(connection-options): says `Connection: keep-alive`, which `add_header` drops, to
+    /// an HTTP/1.0 client whose connection goes on.
+    pub(crate) fn say_keep_alive(&mut self) {
+        self.headers
+            .push(Header::from_bytes(&b"Connection"[..], &b"keep-alive"[..]).unwrap());
+    }
+
     /// Returns the same request, but with an additional header.
     ///
     /// Some headers cannot be modified and some other have a
