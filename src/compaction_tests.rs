@@ -76,7 +76,19 @@ impl Relay {
         if let Some(r) = self.running.take() {
             r.shutdown();
         }
-        let running = start(config).expect("relay starts");
+        // Another test starting a child process at this moment holds a copy of every open
+        // descriptor, the data directory's lock among them, until the child runs its program:
+        // a start meeting that lock is tried again until the deadline.
+        let deadline = deadline();
+        let running = loop {
+            match start(config.clone()) {
+                Ok(running) => break running,
+                Err(crate::error::Error::Locked { .. }) if Instant::now() < deadline => {
+                    thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("relay starts: {e}"),
+            }
+        };
         self.base = format!("http://{}", running.addr());
         self.running = Some(running);
     }

@@ -5,7 +5,7 @@
 //! a 4xx and a usage error, the blocking fetch, and `watch --exec` across a relay restart, with
 //! its state file and its loop guard.
 
-use crate::common::{config_in, deadline, Relay, PATIENCE};
+use crate::common::{config_in, deadline, start_again, Relay, PATIENCE};
 use claude_codex_relay::client::{self, Io};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -524,7 +524,7 @@ fn watch_runs_cmd_once_per_message_through_a_relay_restart_and_resumes_from_its_
     config.port = relay.addr().port();
     relay.running.take().unwrap().shutdown();
     watcher.stderr_line_containing("relay unavailable", deadline());
-    relay.running = Some(claude_codex_relay::start(config).expect("relay restarts"));
+    relay.running = Some(start_again(config));
     let second = relay.post("proj-x", "claude", "packet two");
     assert_eq!(watcher.line(deadline()), ran(second, "packet two"));
     relay.post("proj-x", "codex", "answer two");

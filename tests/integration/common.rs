@@ -123,7 +123,7 @@ impl Relay {
         if let Some(r) = self.running.take() {
             r.shutdown();
         }
-        let running = claude_codex_relay::start(config).expect("relay restarts");
+        let running = start_again(config);
         self.base = format!("http://{}", running.addr());
         self.running = Some(running);
     }
@@ -156,6 +156,23 @@ impl Drop for Relay {
 }
 
 /// An agent that hands back every status as a value.
+/// Starts a relay on a directory a relay of this process has just let go of. Another test
+/// starting a child process at that moment holds a copy of every open descriptor, the data
+/// directory's lock among them, until the child runs its program: a start meeting that lock
+/// is tried again until the deadline.
+pub fn start_again(config: Config) -> Running {
+    let deadline = deadline();
+    loop {
+        match claude_codex_relay::start(config.clone()) {
+            Ok(running) => return running,
+            Err(claude_codex_relay::error::Error::Locked { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("relay restarts: {e}"),
+        }
+    }
+}
+
 pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
