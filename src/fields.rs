@@ -49,21 +49,30 @@ pub(crate) fn string(args: &Map<String, Value>, key: &str) -> Result<String, Err
 }
 
 /// A whole number 0 or more; integral floats and digit strings are accepted too, since models
-/// often send numbers that way.
+/// often send numbers that way. One past 2^64 - 1 counts as that (a limit is then clamped, an id
+/// lies past every message), as the original, reading any integer, answered it.
 pub(crate) fn integer(args: &Map<String, Value>, key: &str) -> Result<Option<u64>, Error> {
     let bad = || Error::BadRequest(format!("{key} must be a whole number, 0 or more"));
     match args.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match (n.as_u64(), n.as_f64()) {
             (Some(v), _) => Ok(Some(v)),
-            (None, Some(f)) if f >= 0.0 && f.fract() == 0.0 && f < u64::MAX as f64 => {
-                Ok(Some(f as u64))
-            }
+            // `as` saturates at u64::MAX.
+            (None, Some(f)) if f >= 0.0 && f.fract() == 0.0 => Ok(Some(f as u64)),
             _ => Err(bad()),
         },
-        Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| bad()),
+        Some(Value::String(s)) => whole_number(s).map(Some).ok_or_else(bad),
         Some(_) => Err(bad()),
     }
+}
+
+/// `raw`, trimmed, as a whole number if it is decimal digits; past 2^64 - 1 it is that.
+pub(crate) fn whole_number(raw: &str) -> Option<u64> {
+    let digits = raw.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(digits.parse().unwrap_or(u64::MAX))
 }
 
 /// A number of seconds, 0 or more.
@@ -103,7 +112,8 @@ mod tests {
     fn each_parser_takes_its_forms_and_names_the_field_it_refuses() {
         let f = object(json!({
             "s": "x", "n": 3, "nf": 3.0, "ns": " 4 ", "neg": -1, "frac": 1.5,
-            "t": "true", "b": false, "secs": "2.5", "null": null, "list": [1]
+            "t": "true", "b": false, "secs": "2.5", "null": null, "list": [1],
+            "huge": 1e26, "huge_s": "18446744073709551616"
         }));
         assert_eq!(string(&f, "s").unwrap(), "x");
         assert_eq!(
@@ -122,6 +132,16 @@ mod tests {
         assert_eq!(integer(&f, "nf").unwrap(), Some(3));
         assert_eq!(integer(&f, "ns").unwrap(), Some(4));
         assert_eq!(integer(&f, "missing").unwrap(), None);
+        assert_eq!(
+            integer(&f, "huge").unwrap(),
+            Some(u64::MAX),
+            "past 2^64 - 1"
+        );
+        assert_eq!(
+            integer(&f, "huge_s").unwrap(),
+            Some(u64::MAX),
+            "past 2^64 - 1"
+        );
         for bad in ["neg", "frac", "list", "s"] {
             assert_eq!(
                 message(integer(&f, bad).unwrap_err()),

@@ -68,7 +68,7 @@ impl Incoming {
     pub(crate) fn number_param(&self, key: &str) -> Result<Option<u64>, Error> {
         match self.param(key) {
             None => Ok(None),
-            Some(raw) => raw.trim().parse::<u64>().map(Some).map_err(|_| {
+            Some(raw) => crate::fields::whole_number(raw).map(Some).ok_or_else(|| {
                 Error::BadRequest(format!(
                     "{key} must be a whole number 0 or more, not {raw:?}"
                 ))

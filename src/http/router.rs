@@ -91,10 +91,10 @@ pub(crate) fn route(app: &Arc<App>, rq: &mut Incoming, caller: &Caller) -> Resul
         (_, "/api/messages") => not_allowed("GET, POST"),
         ("GET" | "HEAD", "/api/channels") => rest::channels(app, rq),
         (_, "/api/channels") => not_allowed("GET, HEAD"),
-        ("GET", "/api/unread") => rest::unread(app, rq, caller),
-        (_, "/api/unread") => not_allowed("GET"),
-        ("GET", "/api/search") => rest::search(app, rq),
-        (_, "/api/search") => not_allowed("GET"),
+        ("GET" | "HEAD", "/api/unread") => rest::unread(app, rq, caller),
+        (_, "/api/unread") => not_allowed("GET, HEAD"),
+        ("GET" | "HEAD", "/api/search") => rest::search(app, rq),
+        (_, "/api/search") => not_allowed("GET, HEAD"),
         ("DELETE", _) if path.starts_with("/api/messages/") => {
             rest::delete_message(app, rq, caller, &path["/api/messages/".len()..])
         }

@@ -225,6 +225,13 @@ fn bad_input_gets_a_4xx_that_names_the_problem() {
         json!([]),
         "nothing was stored"
     );
+    // A whole number past 2^64 - 1 is that: a limit is clamped, an id lies past every message.
+    let id = relay.post("t", "s", "kept");
+    let huge = "18446744073709551616";
+    let page = get_json(&relay.url(&format!("/api/messages?target=t&limit={huge}")));
+    assert_eq!(page["messages"][0]["id"], id, "{page}");
+    let past = get_json(&relay.url(&format!("/api/messages?target=t&since_id={huge}")));
+    assert_eq!(past["messages"], json!([]), "{past}");
 }
 
 #[test]
@@ -236,6 +243,29 @@ fn wrong_methods_get_405_with_allow_and_unknown_paths_404() {
     let r = post_raw(&relay.url("/healthz"), &[], b"");
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    // The read-only GET routes answer HEAD with the GET's headers and no body.
+    relay.post("t", "s", "findable");
+    for path in [
+        "/api/search?q=find",
+        "/api/unread?reader=r",
+        "/api/channels",
+        "/healthz",
+    ] {
+        let got = get(&relay.url(path));
+        let head = raw(
+            relay.addr(),
+            format!("HEAD {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        );
+        assert_eq!(head.status, 200, "{path}: {}", head.body);
+        assert_eq!(head.body, "", "{path}");
+        let length = got.body.len().to_string();
+        assert_eq!(
+            head.header("content-length"),
+            Some(length.as_str()),
+            "{path}"
+        );
+    }
     let r = post_raw(
         &relay.url("/sse"),
         &[("Content-Type", "application/json")],
