@@ -161,7 +161,10 @@ pub(crate) fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, E
     };
     if let RpcMessage::Request { id, method, params } = &message {
         if method == "initialize" {
-            let version = handler::negotiate(params.get("protocolVersion").and_then(Value::as_str));
+            let version = match handler::negotiate(params) {
+                Ok(version) => version,
+                Err(e) => return Ok(json_reply(200, jsonrpc::error(Some(id), &e))),
+            };
             let listen = listen(rq)?;
             let session = app
                 .sessions

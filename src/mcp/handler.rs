@@ -26,14 +26,20 @@ Post with post_message(target, sender, text); read with fetch_messages(target, s
 passing the returned latest_id as since_id next time; use wait_seconds (up to 50) to wait for a reply \
 instead of polling. list_channels shows every channel.";
 
-/// The version to answer an `initialize` asking for `requested`: the same if supported, else
-/// the newest.
-pub(crate) fn negotiate(requested: Option<&str>) -> &'static str {
-    SUPPORTED_VERSIONS
+/// The version to answer an `initialize` with `params`: the one it asks for if supported, else
+/// the newest. One that asks for none, or not as a string, is invalid.
+pub(crate) fn negotiate(params: &Value) -> Result<&'static str, RpcError> {
+    let Some(requested) = params.get("protocolVersion").and_then(Value::as_str) else {
+        return Err(RpcError::new(
+            INVALID_PARAMS,
+            "initialize needs protocolVersion, a string",
+        ));
+    };
+    Ok(SUPPORTED_VERSIONS
         .iter()
-        .find(|v| Some(**v) == requested)
+        .find(|v| **v == requested)
         .copied()
-        .unwrap_or(SUPPORTED_VERSIONS[0])
+        .unwrap_or(SUPPORTED_VERSIONS[0]))
 }
 
 /// The `initialize` result at `version`.
@@ -79,12 +85,18 @@ fn answer(
 ) -> Result<Outgoing, RpcError> {
     let result = match method {
         "initialize" => {
-            let version = negotiate(params.get("protocolVersion").and_then(Value::as_str));
+            let version = negotiate(params)?;
             session.set_version(version);
             initialize_result(version)
         }
         "ping" => json!({}),
-        "tools/list" => tools::list(),
+        "tools/list" => {
+            if params.get("cursor").is_some_and(|c| !c.is_null()) {
+                // The list is one page, so no cursor names a next one.
+                return Err(RpcError::new(INVALID_PARAMS, "unknown cursor"));
+            }
+            tools::list()
+        }
         "resources/list" => resources::list(cx, params)?,
         "resources/templates/list" => resources::templates(),
         "resources/read" => resources::read(cx, params)?,
@@ -127,10 +139,13 @@ mod tests {
 
     #[test]
     fn negotiation_echoes_supported_versions_and_offers_the_newest_otherwise() {
+        let asking = |v: Value| negotiate(&json!({"protocolVersion": v})).ok();
         for v in SUPPORTED_VERSIONS {
-            assert_eq!(negotiate(Some(v)), v);
+            assert_eq!(asking(json!(v)), Some(v));
         }
-        assert_eq!(negotiate(Some("2026-07-28")), "2025-11-25");
-        assert_eq!(negotiate(None), "2025-11-25");
+        assert_eq!(asking(json!("2026-07-28")), Some("2025-11-25"));
+        assert_eq!(asking(json!("")), Some("2025-11-25"));
+        assert_eq!(asking(json!(5)), None, "not a string");
+        assert!(negotiate(&json!({})).is_err(), "none asked for");
     }
 }

@@ -105,7 +105,10 @@ impl RpcMessage {
                 let params = match obj.remove("params") {
                     None | Some(Value::Null) => Value::Object(Map::new()),
                     Some(p @ Value::Object(_)) => p,
-                    Some(_) => return fail(id, "params must be an object"),
+                    Some(_) => {
+                        let e = RpcError::new(INVALID_PARAMS, "params must be an object");
+                        return Err((id.filter(|_| valid_id), e));
+                    }
                 };
                 match id {
                     None => Ok(RpcMessage::Notification { method, params }),
@@ -292,12 +295,15 @@ mod tests {
             json!({"jsonrpc":"2.0","id":null,"method":"ping"}),
             json!({"jsonrpc":"2.0","id":1.5,"method":"ping"}),
             json!({"jsonrpc":"2.0","id":1,"method":5}),
-            json!({"jsonrpc":"2.0","id":1,"method":"ping","params":[1]}),
             json!({"jsonrpc":"2.0","id":1}),
         ] {
             let (_, e) = RpcMessage::parse(bad.clone()).unwrap_err();
             assert_eq!(e.code, INVALID_REQUEST, "{bad}");
         }
+        // A request whose params are not an object is a request with invalid params.
+        let bad = json!({"jsonrpc":"2.0","id":1,"method":"ping","params":[1]});
+        let (_, e) = RpcMessage::parse(bad).unwrap_err();
+        assert_eq!(e.code, INVALID_PARAMS);
         // The error answers the request's id when it is one.
         for (bad, id) in [
             (

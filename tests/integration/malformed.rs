@@ -203,7 +203,7 @@ fn table(relay: &Relay) -> Vec<Row> {
         ("MCP null id".into(), json_post("/mcp", &session, br#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#), 400, Then::Rpc(-32600)),
         ("MCP fractional id".into(), json_post("/mcp", &session, br#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#), 400, Then::Rpc(-32600)),
         ("MCP numeric method".into(), json_post("/mcp", &session, br#"{"jsonrpc":"2.0","id":1,"method":7}"#), 400, Then::Rpc(-32600)),
-        ("MCP params as a list".into(), json_post("/mcp", &session, br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":[]}"#), 400, Then::Rpc(-32600)),
+        ("MCP params as a list".into(), json_post("/mcp", &session, br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":[]}"#), 400, Then::Rpc(-32602)),
         ("MCP unknown session".into(), json_post("/mcp", &[("Mcp-Session-Id", "00000000000000000000000000000000")], &rpc(json!(1), "ping", json!({}))), 404, Then::Nothing),
         ("MCP ended session".into(), json_post("/mcp", &[("Mcp-Session-Id", ended.session.as_str())], &rpc(json!(1), "ping", json!({}))), 404, Then::Nothing),
         ("MCP without a session".into(), json_post("/mcp", &[], &rpc(json!(1), "ping", json!({}))), 400, Then::Nothing),

@@ -826,3 +826,38 @@ fn a_batch_holds_at_most_128_messages_and_16_mib_of_answers() {
     }
     assert!(r.body.len() < 24_000_000, "{} bytes", r.body.len());
 }
+
+/// Params of the wrong shape are invalid params (-32602): not an object, an `initialize` with no
+/// protocolVersion string (no session is made), a cursor for the one-page tool list.
+#[test]
+fn params_of_the_wrong_shape_are_invalid_params() {
+    let relay = Relay::memory();
+    let url = relay.url("/mcp");
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+    ];
+    for version in [json!(5), json!(null)] {
+        let r = post_raw(
+            &url,
+            &headers,
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": version, "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"}}})
+            .to_string()
+            .as_bytes(),
+        );
+        assert_eq!(r.json()["error"]["code"], -32602, "{version}: {}", r.body);
+        assert!(r.header("mcp-session-id").is_none(), "{version}");
+    }
+    let mut mcp = Mcp::connect(&relay, "2025-06-18");
+    let r = mcp.send(&json!({"jsonrpc": "2.0", "id": 2, "method": "ping", "params": []}));
+    assert_eq!(r.json()["error"]["code"], -32602, "{}", r.body);
+    assert_eq!(r.json()["id"], 2, "{}", r.body);
+    let r = mcp.send(
+        &json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list", "params": {"cursor": "bogus"}}),
+    );
+    assert_eq!(r.json()["error"]["code"], -32602, "{}", r.body);
+    let listed = mcp.request("tools/list", json!({}));
+    assert!(listed["result"]["tools"].as_array().unwrap().len() >= 4);
+}
