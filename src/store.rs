@@ -382,6 +382,8 @@ struct Committer {
     last_id: u64,
     /// Messages published since the journal was last compacted, for the retention check.
     since_compaction: usize,
+    /// When the journal was last rewritten (or the store opened).
+    compacted_at: Instant,
     /// Retention is yet to look at the replayed history, which it does with the first post.
     retention_due: bool,
     /// Retention dropped messages that the journal still holds.
@@ -518,6 +520,7 @@ impl Store {
                 journal,
                 last_id: top,
                 since_compaction: 0,
+                compacted_at: Instant::now(),
                 retention_due: true,
                 stale: stale || purge,
                 compaction: None,
@@ -860,15 +863,19 @@ impl Store {
         self.compact(committer, false);
     }
 
-    /// With an age limit, starts a thread that drops messages as they pass it even while
-    /// nothing is posted (posts apply retention too): it looks every hundredth of the age
-    /// limit, at least every second and at most every minute, and ends with the store.
+    /// With an age limit, starts a thread that drops messages from memory as they pass it even
+    /// while nothing is posted (posts apply retention too): it looks every hundredth of the age
+    /// limit, at least every second and at most every minute, and ends with the store. What it
+    /// drops leaves the journal with the next rewrite, which it starts itself when none came for
+    /// the age limit or ten minutes, whichever is shorter, so expiring messages do not have the
+    /// whole journal rewritten every minute.
     pub(crate) fn expire_by_age(store: &Arc<Store>) {
         let max_age = store.limits.retention_max_age_secs;
         if max_age <= 0.0 {
             return;
         }
         let every = Duration::from_secs_f64((max_age / 100.0).clamp(1.0, 60.0));
+        let rewrite_every = Duration::from_secs_f64(max_age.min(600.0));
         let store = Arc::downgrade(store);
         let spawned = thread::Builder::new()
             .name("relay-retention".into())
@@ -877,10 +884,19 @@ impl Store {
                 let Some(store) = store.upgrade().filter(|s| !s.is_closed()) else {
                     return;
                 };
-                let cutoff = store.limits.age_cutoff();
-                if lock(&store.state).oldest_ts().is_some_and(|ts| ts < cutoff) {
-                    let mut committer = lock(&store.commit);
-                    Store::finish_compaction(&store.state, &mut committer, false);
+                let mut committer = lock(&store.commit);
+                Store::finish_compaction(&store.state, &mut committer, false);
+                let dropped = {
+                    let mut state = lock(&store.state);
+                    let cutoff = store.limits.age_cutoff();
+                    match state.oldest_ts() {
+                        Some(ts) if ts < cutoff => state.retain(0, cutoff),
+                        _ => Vec::new(),
+                    }
+                };
+                committer.keys.forget(&dropped);
+                committer.stale |= !dropped.is_empty();
+                if committer.stale && committer.compacted_at.elapsed() >= rewrite_every {
                     store.compact(&mut committer, false);
                 }
             });
@@ -932,6 +948,7 @@ impl Store {
             return dropped;
         };
         committer.stale = false;
+        committer.compacted_at = Instant::now();
         let extras = Extras {
             keys: committer.keys.by_id(),
             positions,
