@@ -329,7 +329,8 @@ struct Channel {
     messages: VecDeque<Entry>,
     /// Woken when this channel gets a message, loses one (or the store closes).
     changed: Arc<Condvar>,
-    /// Whether anything was ever posted here (listed even if retention emptied it).
+    /// Whether the channel is listed: something was posted here and neither a deletion of the
+    /// channel nor retention has emptied it since.
     seen: bool,
     /// The latest deletions here, for open streams to pass on; `deletions` counts them all.
     deleted: VecDeque<Deletion>,
@@ -1992,6 +1993,9 @@ impl State {
             }
             if n > 0 {
                 c.version = next_version(&mut self.version);
+                // Emptied, it is listed no more, as after a restart, whose journal no longer
+                // names it.
+                c.seen = !c.messages.is_empty();
             }
         }
         self.count -= dropped.len();
