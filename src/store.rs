@@ -344,8 +344,9 @@ struct Channel {
 #[derive(Clone, Copy)]
 pub(crate) struct Wait<'a> {
     pub until: Instant,
-    /// Whether whoever waits has gone (its client closed the connection): asked every
-    /// `CLIENT_CHECK` while nothing comes, and a wait for no one ends then.
+    /// Whether whoever waits has gone (its client closed the connection): asked at every
+    /// wake-up and every `CLIENT_CHECK` while nothing comes; a wait for no one ends with
+    /// nothing taken.
     pub gone: &'a dyn Fn() -> bool,
 }
 
@@ -1294,8 +1295,6 @@ impl Store {
     /// The entries of the page `query` asks for (waiting as `fetch` does), with what the cache
     /// had of them for writing their wire JSON; their texts are not read yet.
     fn take_page(&self, query: &Fetch, wait: Option<Wait>) -> TextsToRead {
-        let mut deadline = wait.map(|w| w.until);
-        let mut next_check = Instant::now() + CLIENT_CHECK;
         let mut state = lock(&self.state);
         loop {
             let mut moved = false;
@@ -1314,34 +1313,20 @@ impl Store {
                 None => state.page(query),
             };
             let now = Instant::now();
-            match deadline {
-                Some(until) if slice.entries.is_empty() && !state.closed && now < until => {
-                    state = wait_for_change(state, &query.target, (until - now).min(CLIENT_CHECK));
-                    let now = Instant::now();
-                    if now >= next_check {
-                        next_check = now + CLIENT_CHECK;
-                        drop(state);
-                        if wait.is_some_and(|w| (w.gone)()) {
-                            deadline = Some(now);
-                        }
-                        state = lock(&self.state);
+            match wait {
+                Some(w) if slice.entries.is_empty() && !state.closed && now < w.until => {
+                    state =
+                        wait_for_change(state, &query.target, (w.until - now).min(CLIENT_CHECK));
+                    // Woken by news, or a second gone by: a client that has left takes nothing,
+                    // so a reader's position does not move past what it never got.
+                    drop(state);
+                    let gone = (w.gone)();
+                    state = lock(&self.state);
+                    if gone {
+                        return state.texts_to_read(&query.target, slice, false);
                     }
                 }
-                _ => {
-                    let Slice {
-                        entries,
-                        head_id,
-                        more,
-                    } = slice;
-                    return TextsToRead {
-                        taken: state.take_for_json(entries),
-                        target: query.target.clone(),
-                        head_id,
-                        more,
-                        version: state.version_of(&query.target),
-                        moved,
-                    };
-                }
+                _ => return state.texts_to_read(&query.target, slice, moved),
             }
         }
     }
@@ -1765,6 +1750,23 @@ impl State {
             .values()
             .filter_map(|c| c.messages.front().map(|m| m.ts))
             .min_by(f64::total_cmp)
+    }
+
+    /// `slice` of `target` as a page to read the texts of once the lock is let go.
+    fn texts_to_read(&mut self, target: &str, slice: Slice, moved: bool) -> TextsToRead {
+        let Slice {
+            entries,
+            head_id,
+            more,
+        } = slice;
+        TextsToRead {
+            taken: self.take_for_json(entries),
+            target: target.to_string(),
+            head_id,
+            more,
+            version: self.version_of(target),
+            moved,
+        }
     }
 
     /// The message `id` of channel `target`, if it is kept.

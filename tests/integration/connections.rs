@@ -138,3 +138,30 @@ fn a_waiting_fetch_whose_client_goes_frees_its_place_long_before_its_wait_ends()
         answer.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
 }
+
+/// A reader whose waiting fetch's client has left takes nothing: a message posted after it
+/// left stays unread for the reader, and its position does not move.
+#[test]
+fn a_reader_whose_client_left_a_waiting_fetch_takes_nothing() {
+    let relay = Relay::memory();
+    let before = relay.post("left", "s", "read before");
+    let read = get_json(&relay.url("/api/messages?target=left&reader=R"));
+    assert_eq!(read["messages"].as_array().unwrap().len(), 1, "{read}");
+    let mut s = TcpStream::connect(relay.addr()).unwrap();
+    s.write_all(
+        b"GET /api/messages?target=left&reader=R&wait=30 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    )
+    .unwrap();
+    relay.wait_for_long_requests(1);
+    // On loopback the close has reached the relay's socket when `drop` returns.
+    drop(s);
+    relay.post("left", "s", "posted after the client left");
+    let deadline = Instant::now() + Duration::from_secs(25);
+    while relay.load().long_requests > 0 {
+        assert!(Instant::now() < deadline, "the wait did not end");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let unread = get_json(&relay.url("/api/unread?reader=R"));
+    assert_eq!(unread["channels"][0]["unread"], 1, "{unread}");
+    assert_eq!(unread["channels"][0]["position"], before, "{unread}");
+}
