@@ -353,6 +353,16 @@ pub(crate) struct Wait<'a> {
 /// How often a wait looks whether its client is still there.
 const CLIENT_CHECK: Duration = Duration::from_secs(1);
 
+impl Channel {
+    /// Gives back the index's room for messages that have left, once it holds less than a
+    /// quarter of it: an emptied channel keeps no room for what it once held.
+    fn give_back_room(&mut self) {
+        if self.messages.capacity() > 16 && self.messages.len() < self.messages.capacity() / 4 {
+            self.messages.shrink_to_fit();
+        }
+    }
+}
+
 /// Deletions remembered per channel for streams that are behind; one further behind reloads.
 const DELETIONS_KEPT: usize = 1000;
 /// Messages a search takes from the index at a time, at least; of every channel, up to as many
@@ -1966,6 +1976,7 @@ impl State {
                 c.seen = !c.messages.is_empty();
             }
         }
+        c.give_back_room();
         self.count -= removed.len();
         if c.deleted.len() == DELETIONS_KEPT {
             c.deleted.pop_front();
@@ -1998,6 +2009,7 @@ impl State {
                 // Emptied, it is listed no more, as after a restart, whose journal no longer
                 // names it.
                 c.seen = !c.messages.is_empty();
+                c.give_back_room();
             }
         }
         self.count -= dropped.len();
@@ -2609,6 +2621,37 @@ mod tests {
         );
         let one = state.newest_below(Some("c7"), u64::MAX, SEARCH_CHUNK, SEARCH_CHUNK_BYTES);
         assert_eq!(one.len(), 1, "one channel");
+    }
+
+    #[test]
+    fn a_channel_emptied_or_thinned_gives_back_its_room() {
+        let limits = Limits {
+            retention_max_age_secs: 3600.0,
+            ..Limits::default()
+        };
+        let store = Store::in_memory(&[], limits);
+        for _ in 0..1000 {
+            post(&store, "gone", "x");
+            post(&store, "aged", "x");
+        }
+        let room = |store: &Store, c: &str| lock(&store.state).channels[c].messages.capacity();
+        assert!(room(&store, "gone") >= 1000);
+        store.delete_channel("gone").unwrap();
+        assert!(room(&store, "gone") <= 16, "{}", room(&store, "gone"));
+        // Age retention thins a channel to its newest ten.
+        for m in lock(&store.state)
+            .channels
+            .get_mut("aged")
+            .unwrap()
+            .messages
+            .iter_mut()
+            .take(990)
+        {
+            m.ts -= 7200.0;
+        }
+        store.compact_now().unwrap();
+        assert_eq!(all(&store, "aged").len(), 10);
+        assert!(room(&store, "aged") <= 16, "{}", room(&store, "aged"));
     }
 
     #[test]
