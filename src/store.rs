@@ -410,6 +410,16 @@ struct Committer {
     checkpointing: Option<JoinHandle<()>>,
 }
 
+impl Committer {
+    /// Retention dropped messages `ids` from memory: their keys go with them (a retry of their
+    /// posts makes them anew, as after a restart) and the journal, which still holds them, is
+    /// to be rewritten.
+    fn dropped(&mut self, ids: &[u64]) {
+        self.keys.forget(ids);
+        self.stale |= !ids.is_empty();
+    }
+}
+
 /// A compaction written on a thread of its own: what came of it once written, and a signal for
 /// whoever waits for that.
 #[derive(Default)]
@@ -777,8 +787,7 @@ impl Store {
                 for (_, m, ..) in &published {
                     state.keep_newest(&m.target, per_channel, &mut dropped);
                 }
-                committer.keys.forget(&dropped);
-                committer.stale |= !dropped.is_empty();
+                committer.dropped(&dropped);
             }
         }
         self.published_id
@@ -906,8 +915,7 @@ impl Store {
                         _ => Vec::new(),
                     }
                 };
-                committer.keys.forget(&dropped);
-                committer.stale |= !dropped.is_empty();
+                committer.dropped(&dropped);
                 if committer.stale && committer.compacted_at.elapsed() >= rewrite_every {
                     store.compact(&mut committer, false);
                 }
@@ -939,8 +947,7 @@ impl Store {
             let mut state = lock(&self.state);
             let dropped =
                 state.retain(self.limits.retention_max_messages, self.limits.age_cutoff());
-            committer.keys.forget(&dropped);
-            committer.stale |= !dropped.is_empty();
+            committer.dropped(&dropped);
             let dropped = dropped.len();
             let kept: Vec<Entry> = if committer.stale && committer.journal.is_some() {
                 state
