@@ -33,9 +33,10 @@ pub(crate) fn optional_string(
 pub(crate) fn raw_string(raw: Option<&RawValue>, key: &str) -> Result<Option<String>, Error> {
     match raw.map(RawValue::get) {
         None | Some("null") => Ok(None),
-        Some(json) => serde_json::from_str(json)
+        Some(json) if json.starts_with('"') => serde_json::from_str(json)
             .map(Some)
-            .map_err(|_| Error::BadRequest(format!("{key} must be a string"))),
+            .map_err(|e| Error::BadRequest(format!("{key} is not a valid JSON string: {e}"))),
+        Some(_) => Err(Error::BadRequest(format!("{key} must be a string"))),
     }
 }
 
@@ -167,6 +168,9 @@ mod tests {
                 "r must be a string"
             );
         }
+        // A string JSON takes but cannot decode says so, not that it is no string.
+        let lone = message(raw_string(Some(&raw(r#""\ud800""#)), "r").unwrap_err());
+        assert!(lone.starts_with("r is not a valid JSON string: "), "{lone}");
         assert_eq!(boolean(&f, "t").unwrap(), Some(true));
         assert_eq!(boolean(&f, "b").unwrap(), Some(false));
         assert_eq!(boolean(&f, "null").unwrap(), None);
