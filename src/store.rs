@@ -121,16 +121,8 @@ impl Slice {
     /// page ends before the message that would bring it past `max_bytes` (the first always
     /// stays) and says in `more` that it was cut.
     fn cap_text_bytes(&mut self, max_bytes: usize, newest: bool) {
-        let mut total = 0;
-        let mut past = |e: &Entry| {
-            total += e.place.text_len as usize;
-            total > max_bytes
-        };
         if newest {
-            if let Some(i) = self.entries.iter().rposition(&mut past) {
-                let from = (i + 1).min(self.entries.len() - 1);
-                self.entries.drain(..from);
-            }
+            keep_newest_within(&mut self.entries, max_bytes);
             return;
         }
         let mut total = 0;
@@ -147,6 +139,22 @@ impl Slice {
             self.more = true;
         }
     }
+}
+
+/// Leaves out the oldest of `entries` (ascending by id) until their texts fit in `max_bytes`;
+/// the newest always stays.
+fn keep_newest_within(entries: &mut Vec<Entry>, max_bytes: usize) {
+    let mut total = 0usize;
+    let fit = entries
+        .iter()
+        .rev()
+        .take_while(|e| {
+            total += e.place.text_len as usize;
+            total <= max_bytes
+        })
+        .count()
+        .max(1);
+    entries.drain(..entries.len().saturating_sub(fit));
 }
 
 /// A kept message as the index holds it: its text is at `place` in the journal (and perhaps
@@ -354,6 +362,14 @@ pub(crate) struct Wait<'a> {
 const CLIENT_CHECK: Duration = Duration::from_secs(1);
 
 impl Channel {
+    /// Drops the oldest `n` messages (texts from `texts` too), adding their ids to `dropped`.
+    fn drop_oldest(&mut self, n: usize, texts: &mut Cache, dropped: &mut Vec<u64>) {
+        for m in self.messages.drain(..n) {
+            texts.remove(m.id);
+            dropped.push(m.id);
+        }
+    }
+
     /// Gives back the index's room for messages that have left, once it holds less than a
     /// quarter of it: an emptied channel keeps no room for what it once held.
     fn give_back_room(&mut self) {
@@ -528,9 +544,6 @@ impl Store {
             state.move_position(&p.reader, &p.target, p.id);
         }
         let dropped = state.retain(limits.retention_max_messages, limits.age_cutoff());
-        let mut keys = replay.keys;
-        keys.forget(&dropped);
-        let stale = !dropped.is_empty();
         let commit_yields = match &journal {
             Some(journal) if journal.syncs() => 0,
             _ => COMMIT_YIELDS,
@@ -544,9 +557,9 @@ impl Store {
                 since_compaction: 0,
                 compacted_at: Instant::now(),
                 retention_due: true,
-                stale: stale || purge,
+                stale: purge,
                 compaction: None,
-                keys,
+                keys: replay.keys,
                 purge,
                 checkpointing: None,
             })),
@@ -557,8 +570,12 @@ impl Store {
             commit_yields,
             limits,
         };
-        // Deleted texts a crash left in the journal leave it now, not with some later post.
-        store.purge(&mut lock(&store.commit));
+        {
+            let mut committer = lock(&store.commit);
+            committer.dropped(&dropped);
+            // Deleted texts a crash left in the journal leave it now, not with some later post.
+            store.purge(&mut committer);
+        }
         store
     }
 
@@ -1366,17 +1383,7 @@ impl Store {
                     .collect(),
                 None => Vec::new(),
             };
-            let mut bytes = 0usize;
-            let fit = entries
-                .iter()
-                .rev()
-                .take_while(|e| {
-                    bytes += e.place.text_len as usize;
-                    bytes <= max_text_bytes
-                })
-                .count()
-                .max(1);
-            entries.drain(..entries.len().saturating_sub(fit));
+            keep_newest_within(&mut entries, max_text_bytes);
             state.take(entries)
         };
         self.resolve(taken, true)
@@ -1754,10 +1761,7 @@ impl State {
             return;
         };
         let over = c.messages.len().saturating_sub(per_channel);
-        for m in c.messages.drain(..over) {
-            self.texts.remove(m.id);
-            dropped.push(m.id);
-        }
+        c.drop_oldest(over, &mut self.texts, dropped);
         self.count -= over;
     }
 
@@ -2007,10 +2011,7 @@ impl State {
             };
             let old = c.messages.partition_point(|m| m.ts < cutoff);
             let n = over.max(old);
-            for m in c.messages.drain(..n) {
-                self.texts.remove(m.id);
-                dropped.push(m.id);
-            }
+            c.drop_oldest(n, &mut self.texts, &mut dropped);
             if n > 0 {
                 c.version = next_version(&mut self.version);
                 // Emptied, it is listed no more, as after a restart, whose journal no longer
