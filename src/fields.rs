@@ -29,10 +29,17 @@ pub(crate) fn optional_string(
 }
 
 /// A string field that may be absent (or null), given as the JSON it was sent as: decoded
-/// once, from the caller's bytes, for fields as large as a message's text.
+/// once, from the caller's bytes, for fields as large as a message's text. A string without a
+/// backslash is its bytes between the quotes (a `RawValue` is valid JSON, so they hold no
+/// control character): one vectorised search and a copy instead of a second parse.
 pub(crate) fn raw_string(raw: Option<&RawValue>, key: &str) -> Result<Option<String>, Error> {
     match raw.map(RawValue::get) {
         None | Some("null") => Ok(None),
+        Some(json) if json.starts_with('"') && memchr::memchr(b'\\', json.as_bytes()).is_none() => {
+            Ok(json
+                .get(1..json.len().saturating_sub(1))
+                .map(str::to_string))
+        }
         Some(json) if json.starts_with('"') => serde_json::from_str(json)
             .map(Some)
             .map_err(|e| Error::BadRequest(format!("{key} is not a valid JSON string: {e}"))),
@@ -171,6 +178,21 @@ mod tests {
         // A string JSON takes but cannot decode says so, not that it is no string.
         let lone = message(raw_string(Some(&raw(r#""\ud800""#)), "r").unwrap_err());
         assert!(lone.starts_with("r is not a valid JSON string: "), "{lone}");
+        // Strings with and without escapes decode as serde_json decodes them.
+        for text in [
+            "",
+            "plain",
+            "é → \u{2028} 😀",
+            "quote \" and \\ slash",
+            "a\u{1}b",
+        ] {
+            let json = serde_json::to_string(text).unwrap();
+            assert_eq!(
+                raw_string(Some(&raw(&json)), "r").unwrap().as_deref(),
+                Some(text),
+                "{json}"
+            );
+        }
         assert_eq!(boolean(&f, "t").unwrap(), Some(true));
         assert_eq!(boolean(&f, "b").unwrap(), Some(false));
         assert_eq!(boolean(&f, "null").unwrap(), None);
