@@ -5,9 +5,11 @@
 //! slower than reusing one, most of all on a virtual machine that hands its free memory back to
 //! the host (there, appending reuses pages at several times the speed of taking fresh ones).
 //! So each time a mebibyte boundary is passed, the file's pages some way behind its end are
-//! advised away in two passes: `START_BEHIND` the end, the advice starts their writeback;
-//! `DROP_BEHIND` the end, it drops them, written back by then. Pages still being written are
-//! skipped and left to the kernel. A file replaced by a new one (a rotated log) is let go of
+//! advised away in three passes: `START_BEHIND` the end, the advice starts their writeback;
+//! `DROP_BEHIND` the end, it drops them, written back by then; `SWEEP_BEHIND` the end, it drops
+//! again those that were still being written at the second pass (a disk slower than the
+//! appends leaves a tenth of them there, which would otherwise stay in memory until the kernel
+//! needs it). A file replaced by a new one (a rotated log) is let go of
 //! whole in the same two passes: its writeback is started when it is replaced, and its pages
 //! dropped when the next one is. Nothing here waits for the disk, and the advice changes no byte
 //! of a file: a read of a page let go reads it from disk again.
@@ -23,13 +25,16 @@ const CHUNK: u64 = 1 << 20;
 const START_BEHIND: u64 = 8 * CHUNK;
 /// How far behind the end pages are dropped.
 const DROP_BEHIND: u64 = 32 * CHUNK;
+/// How far behind the end pages still being written at `DROP_BEHIND` are dropped.
+const SWEEP_BEHIND: u64 = 256 * CHUNK;
 
 /// How much of a file has been advised away; a new file starts at 0, so its first appends let
 /// go of everything already there but its last `DROP_BEHIND` bytes.
 #[derive(Debug, Default)]
 pub(crate) struct WrittenPages {
     /// The chunk boundary the advice has reached: bytes before `advised - START_BEHIND` have
-    /// had their writeback started, bytes before `advised - DROP_BEHIND` were dropped.
+    /// had their writeback started, bytes before `advised - DROP_BEHIND` were dropped, and
+    /// bytes before `advised - SWEEP_BEHIND` dropped again.
     advised: u64,
     /// The file the current one replaced, whose pages are dropped when it is replaced in turn.
     replaced: Option<File>,
@@ -66,11 +71,12 @@ impl WrittenPages {
     }
 
     /// The byte ranges to advise away now that the file is `len` bytes long: the pages newly
-    /// `START_BEHIND` the last whole chunk's end, then those newly `DROP_BEHIND` it.
-    fn advise(&mut self, len: u64) -> [Range<u64>; 2] {
+    /// `START_BEHIND` the last whole chunk's end, then those newly `DROP_BEHIND` and
+    /// `SWEEP_BEHIND` it.
+    fn advise(&mut self, len: u64) -> [Range<u64>; 3] {
         let to = (len / CHUNK * CHUNK).max(self.advised);
         let from = std::mem::replace(&mut self.advised, to);
-        [START_BEHIND, DROP_BEHIND]
+        [START_BEHIND, DROP_BEHIND, SWEEP_BEHIND]
             .map(|behind| from.saturating_sub(behind)..to.saturating_sub(behind))
     }
 }
@@ -86,7 +92,7 @@ mod tests {
     #[test]
     fn each_pass_covers_the_file_once_in_order_and_stays_its_distance_behind_the_end() {
         let mut pages = WrittenPages::default();
-        let mut reached = [0, 0];
+        let mut reached = [0, 0, 0];
         let mut len = 0;
         let sizes = [
             1,
@@ -101,8 +107,10 @@ mod tests {
         for size in sizes.iter().cycle().take(40) {
             len += size;
             let ranges = pages.advise(len);
-            for (pass, (range, behind)) in
-                ranges.iter().zip([START_BEHIND, DROP_BEHIND]).enumerate()
+            for (pass, (range, behind)) in ranges
+                .iter()
+                .zip([START_BEHIND, DROP_BEHIND, SWEEP_BEHIND])
+                .enumerate()
             {
                 assert_eq!(
                     range.start, reached[pass],
@@ -120,8 +128,8 @@ mod tests {
             }
         }
         assert!(
-            reached[1] < reached[0],
-            "pages are dropped after their writeback started"
+            reached[2] < reached[1] && reached[1] < reached[0],
+            "pages are dropped after their writeback started, and swept after that"
         );
     }
 
