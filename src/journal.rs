@@ -20,6 +20,7 @@ use crate::config::Fsync;
 use crate::error::Error;
 use crate::idempotency::{self, Keys};
 use crate::index::{Indexed, Place, Position};
+use crate::json_string;
 use crate::message::{escape_separators, now, wire_json, Message, WireJson};
 use crate::written_pages::WrittenPages;
 use serde::{Deserialize, Serialize};
@@ -1156,7 +1157,7 @@ fn wire_json_at(file: &File, place: Place) -> io::Result<(u64, WireJson)> {
 /// parsed; only the fields before it are. `None` for any other line.
 fn as_written(line: &str) -> Option<(u64, Option<String>)> {
     let (before, text) = split_text(line)?;
-    if !is_string_as_written(text) {
+    if !json_string::is_string_as_written(text) {
         return None;
     }
     let fields = format!("{before}\"\"}}");
@@ -1232,74 +1233,6 @@ fn string_end(b: &[u8], start: usize) -> Option<usize> {
             b'\\' => at += 2,
             _ => at += 1,
         }
-    }
-}
-
-/// Whether `raw` (valid UTF-8) is one whole JSON string, escaped as `serde_json` escapes it
-/// (see `escaped_as_written`): quotes around it, and inside no control character, no quote
-/// that is not escaped, and only the escapes serde writes.
-pub(crate) fn is_string_as_written(raw: &str) -> bool {
-    let b = raw.as_bytes();
-    if b.len() < 2 || b[0] != b'"' || b[b.len() - 1] != b'"' {
-        return false;
-    }
-    let inner = &b[1..b.len() - 1];
-    let mut at = 0;
-    while let Some(found) = next_special(&inner[at..]) {
-        let escape = at + found;
-        if inner[escape] != b'\\' {
-            return false;
-        }
-        match escape_len(&inner[escape + 1..]) {
-            Some(len) => at = escape + 1 + len,
-            None => return false,
-        }
-    }
-    true
-}
-
-/// Where the first byte a JSON string cannot hold as it is (a control character, a quote or a
-/// backslash) lies in `bytes`. Blocks are tested whole first, a loop without an early exit that
-/// the compiler turns into vector instructions.
-fn next_special(bytes: &[u8]) -> Option<usize> {
-    const BLOCK: usize = 64;
-    let special = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
-    let mut start = 0;
-    for block in bytes.chunks(BLOCK) {
-        if block.iter().fold(false, |any, &b| any | special(b)) {
-            return block.iter().position(|&b| special(b)).map(|p| start + p);
-        }
-        start += block.len();
-    }
-    None
-}
-
-/// Whether every escape in the JSON string `raw` is the one `serde_json` writes: `\"`, `\\`,
-/// the short forms of five control characters and `\u00xx` (lower-case) for the other ones
-/// below U+0020. Another writer may escape `/` or any character as `\uXXXX`, which reads the
-/// same but is not the bytes a reply sends.
-pub(crate) fn escaped_as_written(raw: &str) -> bool {
-    let mut rest = raw.as_bytes();
-    // A text without escapes costs one vectorised pass.
-    while let Some(at) = memchr::memchr(b'\\', rest) {
-        match escape_len(&rest[at + 1..]) {
-            Some(len) => rest = &rest[at + 1 + len..],
-            None => return false,
-        }
-    }
-    true
-}
-
-/// The length of the escape `escape` starts with (what follows its backslash), if it is one
-/// `serde_json` writes.
-fn escape_len(escape: &[u8]) -> Option<usize> {
-    match escape {
-        [b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't', ..] => Some(1),
-        [b'u', b'0', b'0', hi @ (b'0' | b'1'), lo, ..] => {
-            let short = matches!((*hi, *lo), (b'0', b'8' | b'9' | b'a' | b'c' | b'd'));
-            (!short && matches!(lo, b'0'..=b'9' | b'a'..=b'f')).then_some(5)
-        }
-        _ => None,
     }
 }
 
@@ -2330,27 +2263,6 @@ mod tests {
     }
 
     #[test]
-    fn a_string_is_checked_whole_wherever_its_escapes_fall() {
-        for at in [0, 1, 62, 63, 64, 65, 127, 128, 199] {
-            let with = |piece: &str| {
-                let mut inner = "x".repeat(200);
-                inner.insert_str(at, piece);
-                format!("\"{inner}\"")
-            };
-            for good in ["\\n", "\\\"", "\\\\", "\\u001f", "é", "\u{7f}"] {
-                assert!(is_string_as_written(&with(good)), "{good:?} at {at}");
-            }
-            for bad in ["\"", "\n", "\u{1f}", "\\/", "\\u001F", "\\u0041", "\\"] {
-                assert!(!is_string_as_written(&with(bad)), "{bad:?} at {at}");
-            }
-        }
-        for whole in ["", "\"", "x", "\"x", "x\""] {
-            assert!(!is_string_as_written(whole), "{whole:?}");
-        }
-        assert!(is_string_as_written("\"\""));
-    }
-
-    #[test]
     fn a_line_whose_text_is_not_a_string_is_no_message_read_either_way() {
         let dir = TempDir::new();
         fs::create_dir_all(&dir.0).unwrap();
@@ -2368,29 +2280,5 @@ mod tests {
         assert!(file.message(1, place).is_err());
         let wire = file.wire_json(1, place);
         assert!(wire.is_err(), "{wire:?}");
-    }
-
-    #[test]
-    fn only_the_escapes_serde_json_writes_count_as_written() {
-        let written: String = (0u32..0x100).filter_map(char::from_u32).collect();
-        for c in written.chars() {
-            let raw = serde_json::to_string(&c.to_string()).unwrap();
-            assert!(escaped_as_written(&raw), "{raw}");
-        }
-        assert!(escaped_as_written(
-            &serde_json::to_string(&written).unwrap()
-        ));
-        for raw in [
-            r#""\/""#,
-            r#""caf\u00e9""#,
-            r#""\u000a""#,
-            r#""\u0008""#,
-            r#""\u001F""#,
-            r#""\u0041""#,
-            r#""\ud83c\udf89""#,
-            r#""\u2028""#,
-        ] {
-            assert!(!escaped_as_written(raw), "{raw}");
-        }
     }
 }

@@ -18,9 +18,7 @@ use crate::cache::{Cache, Held};
 use crate::error::Error;
 use crate::idempotency::{self, Keys};
 use crate::index::{Place, Position};
-use crate::journal::{
-    escaped_as_written, Compaction, Deletion, Extras, Journal, Line, Reader, Relocation, Replay,
-};
+use crate::journal::{Compaction, Deletion, Extras, Journal, Line, Reader, Relocation, Replay};
 use crate::json_string;
 use crate::message::{now, wire_json, Encoded, Message, WireJson};
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
@@ -607,8 +605,9 @@ impl Store {
     }
 
     /// Posts like `post`, given the text's JSON string as the caller received it (a post's
-    /// body holds one): when it is in the form `serde_json` writes, the message's JSON copies
-    /// it instead of escaping the text again.
+    /// body holds one) when that is in the form `serde_json` writes
+    /// (`json_string::escaped_as_written`): the message's JSON copies it instead of escaping the
+    /// text again.
     pub(crate) fn post_with_text_json(
         &self,
         draft: Draft,
@@ -732,9 +731,7 @@ impl Store {
                 text,
             };
             next += 1;
-            // Another writer's escapes (`\/`, `\u0041`) read the same but are not the bytes
-            // this relay writes: such a text is escaped here instead.
-            let text_json = text_json.filter(|raw| raw.starts_with('"') && escaped_as_written(raw));
+            let text_json = text_json.filter(|raw| raw.starts_with('"'));
             fresh.push(Fresh {
                 at,
                 encoded: Encoded::with_text(&message, text_json),

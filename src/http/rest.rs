@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::fields::raw_string;
 use crate::http::exchange::{Incoming, JsonParts, Reply};
 use crate::http::guard::Caller;
+use crate::json_string::escaped_as_written;
 use crate::message::escape_separators;
 use crate::page_cache::{self, Asked};
 use crate::presence::{detail, Kind};
@@ -237,9 +238,10 @@ pub(crate) fn post_message(app: &App, rq: &mut Incoming, caller: &Caller) -> Res
     };
     // A short text is escaped faster than its JSON string can be copied and checked. A long
     // one is moved to the front of the body, which then becomes it, and then the message's
-    // JSON (`Encoded::with_text`): no second buffer.
+    // JSON (`Encoded::with_text`): no second buffer. Another writer's escapes (`\/`, `\u0041`)
+    // read the same but are not the bytes this relay writes: such a text is escaped anew.
     let text_at = match (rq.body.len(), fields.text) {
-        (len, Some(raw)) if len >= TEXT_JSON_MIN_BODY => {
+        (len, Some(raw)) if len >= TEXT_JSON_MIN_BODY && escaped_as_written(raw.get()) => {
             let at = (raw.get().as_ptr() as usize).checked_sub(rq.body.as_ptr() as usize);
             at.map(|at| at..at + raw.get().len())
                 .filter(|span| span.end <= rq.body.len())
