@@ -121,7 +121,7 @@ impl Logs {
             // A tool-log line is whole in the buffer: the batch's head, then its payload.
             let start = own.len();
             own.extend_from_within(tool_head.clone());
-            tool_payload(&mut own, m, &r.source);
+            tool_payload(&mut own, r);
             spans.push((head, made_text, tail, start..own.len()));
         }
         // Only serde_json and formatted numbers wrote to the buffer: it is UTF-8.
@@ -173,7 +173,7 @@ fn archive_tail(out: &mut Vec<u8>, m: &Message) {
 
 /// A `post_message` tool-log line's payload, its keys in sorted order as the tool log has
 /// always had them: `{"id","sender","source","target","text_len"}`.
-fn tool_payload(out: &mut Vec<u8>, m: &Message, source: &str) {
+fn tool_payload(out: &mut Vec<u8>, r: &Recorded) {
     #[derive(Serialize)]
     struct Posted<'a> {
         id: u64,
@@ -182,12 +182,13 @@ fn tool_payload(out: &mut Vec<u8>, m: &Message, source: &str) {
         target: &'a str,
         text_len: usize,
     }
+    let m = &r.message;
     let payload = Posted {
         id: m.id,
         sender: &m.sender,
-        source,
+        source: &r.source,
         target: &m.target,
-        text_len: m.text.chars().count(),
+        text_len: r.text_chars,
     };
     let _ = serde_json::to_writer(out, &payload);
 }
@@ -253,6 +254,7 @@ mod tests {
                     text: (*text).into(),
                 };
                 Recorded {
+                    text_chars: text.chars().count(),
                     encoded: Encoded::new(&message),
                     message: std::sync::Arc::new(message),
                     source: if at == 1 {
