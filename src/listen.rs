@@ -7,6 +7,7 @@
 use crate::error::Error;
 use crate::message::Message;
 use serde_json::{json, Value};
+use std::collections::HashSet;
 
 /// The JSON-RPC method of a pushed message, and the experimental capability that announces it.
 pub(crate) const CHANNEL_METHOD: &str = "notifications/claude/channel";
@@ -23,34 +24,40 @@ pub(crate) struct Listen {
 }
 
 impl Listen {
-    /// Parses comma-separated lists (`proj-x,proj-y`), trimming blanks away; None when no
-    /// channel is named, and an error naming the first that is not a name a post could use
-    /// (see [`crate::store::name`]).
+    /// Parses comma-separated lists (`proj-x,proj-y`), trimming blanks away and keeping each
+    /// name once (the first time it is given), so a channel named twice is listened to once;
+    /// None when no channel is named, and an error naming the first that is not a name a post
+    /// could use (see [`crate::store::name`]).
     pub(crate) fn parse(
         channels: &str,
         name: Option<&str>,
         from: &[String],
     ) -> Result<Option<Listen>, Error> {
-        let list = |field: &str, raw: &str| -> Result<Vec<String>, Error> {
-            raw.split(',')
-                .filter(|s| !s.trim().is_empty())
-                .map(|s| crate::store::name(field, s))
-                .collect()
+        // A set beside each list: a `?listen=` URL may name thousands.
+        let add = |field: &str, raw: &str, names: &mut Vec<String>, seen: &mut HashSet<String>| {
+            for s in raw.split(',').filter(|s| !s.trim().is_empty()) {
+                let name = crate::store::name(field, s)?;
+                if seen.insert(name.clone()) {
+                    names.push(name);
+                }
+            }
+            Ok::<(), Error>(())
         };
-        let channels = list("listen", channels)?;
-        if channels.is_empty() {
+        let mut listened = Vec::new();
+        add("listen", channels, &mut listened, &mut HashSet::new())?;
+        if listened.is_empty() {
             return Ok(None);
         }
         let name = match name.filter(|n| !n.trim().is_empty()) {
             Some(n) => Some(crate::store::name("as", n)?),
             None => None,
         };
-        let mut senders = Vec::new();
+        let (mut senders, mut seen) = (Vec::new(), HashSet::new());
         for f in from {
-            senders.extend(list("from", f)?);
+            add("from", f, &mut senders, &mut seen)?;
         }
         Ok(Some(Listen {
-            channels,
+            channels: listened,
             name,
             from: senders,
         }))
@@ -145,6 +152,19 @@ mod tests {
         assert!(only.wants(&message("proj-x", "gemini")));
         assert!(!only.wants(&message("proj-x", "human")));
         assert_eq!(Listen::parse(" , ", None, &[]).unwrap(), None);
+    }
+
+    #[test]
+    fn a_channel_or_sender_named_twice_is_kept_once_in_the_order_first_given() {
+        let l = Listen::parse(
+            "dup,dup, dup,other,dup",
+            Some("me"),
+            &["codex, codex".into(), "human,codex".into()],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(l.channels, ["dup", "other"]);
+        assert_eq!(l.from, ["codex", "human"]);
     }
 
     #[test]

@@ -268,6 +268,29 @@ fn from_and_since_id_choose_which_messages_are_pushed() {
 }
 
 #[test]
+fn a_channel_named_twice_in_listen_is_listened_to_and_pushed_once() {
+    let relay = Relay::memory();
+    let first = relay.post("dup", "codex", "one");
+    // From the start of the channel, so every listener the bridge runs pushes `first`.
+    let (bridge, init) = Bridge::connected(
+        &relay.base,
+        &["--listen", "dup,dup, dup", "--as", "me", "--since-id", "0"],
+    );
+    let instructions = init["instructions"].as_str().unwrap();
+    assert!(instructions.contains(" on dup arrive "), "{instructions}");
+    assert_eq!(
+        bridge.events(1, deadline())[0]["meta"]["id"],
+        first.to_string()
+    );
+    let second = relay.post("dup", "codex", "two");
+    assert_eq!(
+        bridge.events(1, deadline())[0]["meta"]["id"],
+        second.to_string(),
+        "the next event is the next message, not the first one again"
+    );
+}
+
+#[test]
 fn a_thousand_posts_from_another_thread_are_a_thousand_channel_events_in_order() {
     let relay = Relay::memory();
     let (bridge, _) = Bridge::connected(&relay.base, &["--listen", "proj-x", "--as", "claude"]);
