@@ -3,16 +3,17 @@
 //! `/mcp` (see `upstream`); the relay's answers go back one per line on standard output,
 //! unchanged, and nothing else is ever written there (notes go to standard error). The bridge
 //! answers `initialize` even while the relay is down, answers a tool call it cannot forward
-//! with an `isError` result, and ends only when standard input does. With `--listen` it also
-//! pushes other agents' messages on those channels as `notifications/claude/channel` events
-//! (see `listener`). Threads: the caller's for standard input, one per forwarded request (a
+//! with an `isError` result, and ends only when standard input does; what a relay that answers
+//! refuses (a bad `initialize`, a wrong token) is refused to the client too. With `--listen`
+//! it also pushes other agents' messages on those channels as `notifications/claude/channel`
+//! events (see `listener`). Threads: the caller's for standard input, one per forwarded request (a
 //! `fetch_messages` may wait 50 s), one for the session's stream, one per listened channel.
 
 use super::bridge_io::{note, Backoff, Gate, Out};
 use super::error::Error;
 use super::listener;
 use super::relay_client::RelayClient;
-use super::upstream::{Down, Upstream};
+use super::upstream::{Failure, Upstream};
 use crate::listen::Listen;
 use serde_json::{json, Value};
 use std::io::BufRead;
@@ -124,9 +125,13 @@ fn handle(
             let params = message.get("params").cloned().unwrap_or_else(|| json!({}));
             let result = match upstream.initialize(&params) {
                 Ok(result) => result,
-                Err(Down(why)) => {
+                Err(Failure::Down(why)) => {
                     note(&format!("{why}; answering initialize without the relay"));
                     offline_initialize(&params)
+                }
+                Err(Failure::Refused(error)) => {
+                    out.send(&json!({"jsonrpc": "2.0", "id": id, "error": error}));
+                    return;
                 }
             };
             let mut result = result;
@@ -154,13 +159,19 @@ fn forward(message: &Value, id: Option<Value>, method: &str, upstream: &Upstream
     match (upstream.send(message), id) {
         (Ok(Some(answer)), Some(_)) => out.line(&answer),
         (Ok(_), _) => {}
-        (Err(Down(why)), Some(id)) if method == "tools/call" => {
+        (Err(Failure::Refused(error)), Some(id)) => {
+            out.send(&json!({"jsonrpc": "2.0", "id": id, "error": error}));
+        }
+        (Err(Failure::Refused(error)), None) => {
+            note(&format!("{method} refused: {}", error["message"]));
+        }
+        (Err(Failure::Down(why)), Some(id)) if method == "tools/call" => {
             note(&why);
             let text = format!("The relay is unreachable right now ({why}); nothing was done. Try again in a moment.");
             out.send(&json!({"jsonrpc": "2.0", "id": id, "result": {
                 "content": [{"type": "text", "text": text}], "isError": true}}));
         }
-        (Err(Down(why)), Some(id)) => {
+        (Err(Failure::Down(why)), Some(id)) => {
             note(&why);
             out.send(&error(
                 &id,
@@ -168,7 +179,7 @@ fn forward(message: &Value, id: Option<Value>, method: &str, upstream: &Upstream
                 &format!("the relay is unreachable: {why}"),
             ));
         }
-        (Err(Down(why)), None) => note(&format!("{method} not forwarded: {why}")),
+        (Err(Failure::Down(why)), None) => note(&format!("{method} not forwarded: {why}")),
     }
 }
 
@@ -186,7 +197,8 @@ fn follow_stream(upstream: &Upstream, gate: &Gate, out: &Out) {
         });
         match outcome {
             Ok(()) => backoff.reset(),
-            Err(Down(why)) => log_once(&why),
+            Err(Failure::Down(why)) => log_once(&why),
+            Err(Failure::Refused(error)) => log_once(error["message"].as_str().unwrap_or_default()),
         }
         backoff.sleep();
     }

@@ -3,7 +3,10 @@
 //! whenever the relay has forgotten it (404) or could not be reached. Requests are sent with
 //! whichever session is current; the session's `GET /mcp` stream is read by one thread that
 //! hands every server message on unchanged. Channel subscriptions are remembered and made
-//! again on every new stream, since a relay that restarts forgets them.
+//! again on every new stream, since a relay that restarts forgets them. A relay that cannot be
+//! reached (or fails with a server error) is `Down`, and the bridge answers for it meanwhile; a
+//! relay that answers and refuses (a JSON-RPC error, a token it does not take) has `Refused`,
+//! and its word goes to the client.
 
 use super::relay_client::RelayClient;
 use serde_json::{json, Value};
@@ -18,9 +21,22 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The protocol version asked for when the client has not initialized yet.
 const FALLBACK_VERSION: &str = "2025-06-18";
 
-/// Why a message could not be forwarded.
+/// Why a message got no answer from the relay.
 #[derive(Debug)]
-pub(super) struct Down(pub String);
+pub(super) enum Failure {
+    /// The relay could not be reached (no connection, a timeout, a connection cut off) or
+    /// failed with a server error: it may be restarting, so it is asked again later.
+    Down(String),
+    /// The relay answered and refused: the JSON-RPC error object (`code`, `message`) the
+    /// client gets for its request.
+    Refused(Value),
+}
+
+use Failure::{Down, Refused};
+
+/// The code of a refusal the relay gave without a JSON-RPC error of its own (an
+/// implementation-defined server error).
+const REFUSED: i64 = -32001;
 
 /// The relay, as one MCP session.
 pub(super) struct Upstream {
@@ -78,7 +94,7 @@ impl Upstream {
     }
 
     /// Opens a session with the client's `initialize` params and returns the relay's result.
-    pub(super) fn initialize(&self, params: &Value) -> Result<Value, Down> {
+    pub(super) fn initialize(&self, params: &Value) -> Result<Value, Failure> {
         let mut state = self.state();
         state.init = Some(params.clone());
         state.session = None;
@@ -89,7 +105,7 @@ impl Upstream {
 
     /// Sends one client message (request or notification) in the current session, opening a
     /// new one first if the relay forgot it. Returns the relay's answer as it came, if any.
-    pub(super) fn send(&self, message: &Value) -> Result<Option<String>, Down> {
+    pub(super) fn send(&self, message: &Value) -> Result<Option<String>, Failure> {
         let mut last = Down("the relay did not answer".into());
         for _ in 0..2 {
             let session = self.session()?;
@@ -114,7 +130,7 @@ impl Upstream {
 
     /// Reads the session's `GET /mcp` stream, handing each server message to `deliver`, until
     /// the stream ends. Subscriptions are made again first.
-    pub(super) fn stream(&self, deliver: &dyn Fn(&str)) -> Result<(), Down> {
+    pub(super) fn stream(&self, deliver: &dyn Fn(&str)) -> Result<(), Failure> {
         let session = self.session()?;
         let uris: Vec<String> = self.state().subscriptions.iter().cloned().collect();
         for (n, uri) in uris.iter().enumerate() {
@@ -132,14 +148,17 @@ impl Upstream {
             Some(t) => rq.header("Authorization", format!("Bearer {t}")),
             None => rq,
         };
-        let response = rq.call().map_err(|e| self.down(e))?;
+        let mut response = rq.call().map_err(|e| self.down(e))?;
         match response.status().as_u16() {
             200 => {}
             404 => {
                 self.forget(&session.id);
                 return Err(Down("the relay forgot the session".into()));
             }
-            status => return Err(Down(format!("{} answered {status} to GET", self.url))),
+            status => {
+                let body = response.body_mut().read_to_string().unwrap_or_default();
+                return Err(self.failure(status, &body, "GET"));
+            }
         }
         let mut data = String::new();
         for line in BufReader::new(response.into_body().into_reader()).lines() {
@@ -158,8 +177,9 @@ impl Upstream {
         Ok(())
     }
 
-    /// The current session, opening one if there is none.
-    fn session(&self) -> Result<Session, Down> {
+    /// The current session, opening one if there is none. A refusal says that it came while
+    /// opening a session, since the client's request is not what the relay refused.
+    fn session(&self) -> Result<Session, Failure> {
         let mut state = self.state();
         if let Some(s) = &state.session {
             return Ok(s.clone());
@@ -168,7 +188,14 @@ impl Upstream {
             json!({"protocolVersion": FALLBACK_VERSION, "capabilities": {},
                 "clientInfo": {"name": "claude-codex-relay-mcp", "version": env!("CARGO_PKG_VERSION")}})
         });
-        let (session, _) = self.open(&params)?;
+        let (session, _) = self.open(&params).map_err(|failure| match failure {
+            Refused(mut error) => {
+                let why = error["message"].as_str().unwrap_or_default();
+                error["message"] = format!("cannot open an MCP session: {why}").into();
+                Refused(error)
+            }
+            down => down,
+        })?;
         state.session = Some(session.clone());
         Ok(session)
     }
@@ -196,27 +223,25 @@ impl Upstream {
     }
 
     /// `initialize` then `notifications/initialized`: a new session and the relay's result.
-    fn open(&self, params: &Value) -> Result<(Session, Value), Down> {
+    fn open(&self, params: &Value) -> Result<(Session, Value), Failure> {
         let init = json!({"jsonrpc": "2.0", "id": "bridge-initialize", "method": "initialize", "params": params});
-        let rq = self
+        let mut response = self
             .request(None)
-            .header("Accept", "application/json, text/event-stream");
-        let mut response = rq.send_json(&init).map_err(|e| self.down(e))?;
+            .send_json(&init)
+            .map_err(|e| self.down(e))?;
         let id = response
             .headers()
             .get("mcp-session-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let status = response.status().as_u16();
-        let body: Value = response
+        let text = response
             .body_mut()
-            .read_json()
-            .map_err(|e| Down(format!("{}: initialize answer unreadable: {e}", self.url)))?;
+            .read_to_string()
+            .map_err(|e| self.down(e))?;
+        let body = serde_json::from_str::<Value>(&text).unwrap_or_default();
         let (Some(id), 200, Some(result)) = (id, status, body.get("result")) else {
-            return Err(Down(format!(
-                "{} refused initialize ({status}): {body}",
-                self.url
-            )));
+            return Err(self.failure(status, &text, "initialize"));
         };
         let session = Session {
             id,
@@ -250,7 +275,7 @@ impl Upstream {
     }
 
     /// One `POST /mcp`.
-    fn post(&self, session: Option<&Session>, message: &Value) -> Result<Posted, Down> {
+    fn post(&self, session: Option<&Session>, message: &Value) -> Result<Posted, Failure> {
         let mut response = self
             .request(session)
             .send_json(message)
@@ -266,8 +291,11 @@ impl Upstream {
         if status == 202 || (body.trim().is_empty() && (200..300).contains(&status)) {
             return Ok(Posted::Accepted);
         }
+        if matches!(status, 401 | 403) {
+            return Err(self.failure(status, &body, "a request"));
+        }
         match serde_json::from_str::<Value>(&body) {
-            // A JSON-RPC answer, even with a 4xx (a refused token, a bad request), is the
+            // A JSON-RPC answer, even with a 4xx (a bad request, a body too large), is the
             // relay's own word and goes to the client as it is (with the client's id).
             Ok(answer) if answer.get("jsonrpc").is_some() => {
                 if answer.get("id").is_some_and(|i| i.is_null()) && message.get("id").is_some() {
@@ -277,16 +305,47 @@ impl Upstream {
                 }
                 Ok(Posted::Answer(body))
             }
-            _ if status >= 500 => Err(Down(format!("{} answered {status}", self.url))),
-            _ => Err(Down(format!(
-                "{} answered {status} with something that is not JSON-RPC",
-                self.url
-            ))),
+            _ => Err(self.failure(status, &body, "a request")),
         }
     }
 
-    fn down(&self, e: ureq::Error) -> Down {
+    fn down(&self, e: ureq::Error) -> Failure {
         Down(format!("cannot reach {}: {e}", self.url))
+    }
+
+    /// What an answer other than the one hoped for means: `body` is what the relay sent with
+    /// `status` in reply to `what`. A refused token is said to be one, with how to give
+    /// another; a JSON-RPC error is the relay's own refusal; a server error without one is the
+    /// relay being down; anything else is a refusal saying what came back.
+    fn failure(&self, status: u16, body: &str, what: &str) -> Failure {
+        let answer = serde_json::from_str::<Value>(body).unwrap_or_default();
+        let error = answer.get("error").filter(|e| e["message"].is_string());
+        let said = error
+            .and_then(|e| e["message"].as_str())
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
+        let code = error.and_then(|e| e["code"].as_i64()).unwrap_or(REFUSED);
+        let refused = |message: String| Refused(json!({"code": code, "message": message}));
+        match (status, error) {
+            (401, _) if self.token.is_some() => refused(format!(
+                "the relay at {} refused the token (401{said}); give the relay's token with --token, --token-file or CLAUDE_CODEX_TOKEN",
+                self.url
+            )),
+            (401, _) => refused(format!(
+                "the relay at {} wants a token (401{said}); give it with --token, --token-file or CLAUDE_CODEX_TOKEN",
+                self.url
+            )),
+            (403, _) => refused(format!(
+                "the relay at {} refused the bridge's {what} (403{said})",
+                self.url
+            )),
+            (_, Some(error)) => Refused(error.clone()),
+            (500.., None) => Down(format!("{} answered {status} to {what}", self.url)),
+            (_, None) => refused(format!(
+                "{} answered {status} to {what} with something that is not a JSON-RPC answer: is it a relay?",
+                self.url
+            )),
+        }
     }
 }
 

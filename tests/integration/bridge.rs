@@ -541,6 +541,69 @@ fn a_bridge_started_before_its_relay_answers_initialize_and_connects_when_the_re
 }
 
 #[test]
+fn an_initialize_the_relay_refuses_is_refused_to_the_client_with_the_relays_error() {
+    let relay = Relay::memory();
+    let mut bridge = Bridge::start(&relay.base, &[]);
+    let refused = bridge.request("initialize", json!({"capabilities": {}}));
+    assert!(refused.get("result").is_none(), "{refused}");
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    assert_eq!(
+        refused["error"]["message"], "initialize needs protocolVersion, a string",
+        "the relay's own words: {refused}"
+    );
+    // A request sent anyway is refused for the same reason, not as if the relay were away.
+    let call = bridge.request(
+        "tools/call",
+        json!({"name": "list_channels", "arguments": {}}),
+    );
+    assert_eq!(call["error"]["code"], -32602, "{call}");
+    let why = call["error"]["message"].as_str().unwrap();
+    assert!(why.contains("initialize needs protocolVersion"), "{call}");
+    // The same bridge initialized properly works.
+    let init = bridge.request(
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {}}),
+    );
+    assert_eq!(init["result"]["serverInfo"]["name"], "claude-codex-relay");
+    let listed = bridge.call("list_channels", json!({}));
+    assert_eq!(listed["isError"], false, "{listed}");
+}
+
+#[test]
+fn a_token_the_relay_refuses_is_said_to_be_refused_not_unreachable() {
+    let relay = Relay::with(|c| c.auth_token = Some("sekrit".into()));
+    let params = json!({"protocolVersion": "2025-06-18", "capabilities": {}});
+    for (args, said) in [
+        (&["--token", "wrong"][..], "refused the token"),
+        (&[][..], "wants a token"),
+    ] {
+        let mut bridge = Bridge::start(&relay.base, args);
+        let refused = bridge.request("initialize", params.clone());
+        assert!(refused.get("result").is_none(), "{args:?}: {refused}");
+        let why = refused["error"]["message"].as_str().unwrap();
+        assert!(
+            why.contains(said) && why.contains("401"),
+            "{args:?}: {refused}"
+        );
+        assert!(
+            why.contains("--token"),
+            "it says how to give one: {refused}"
+        );
+        bridge.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        let call = bridge.request(
+            "tools/call",
+            json!({"name": "list_channels", "arguments": {}}),
+        );
+        let why = call["error"]["message"].as_str().unwrap_or_default();
+        assert!(why.contains(said), "{args:?}: {call}");
+        assert!(!call.to_string().contains("unreachable"), "{call}");
+    }
+    let (mut bridge, init) = Bridge::connected(&relay.base, &["--token", "sekrit"]);
+    assert_eq!(init["serverInfo"]["name"], "claude-codex-relay");
+    assert_eq!(bridge.call("list_channels", json!({}))["isError"], false);
+}
+
+#[test]
 fn a_line_that_is_not_utf8_is_a_parse_error_and_the_bridge_reads_on() {
     let relay = Relay::memory();
     let (mut bridge, _) = Bridge::connected(&relay.base, &[]);
