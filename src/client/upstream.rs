@@ -296,9 +296,13 @@ impl Upstream {
         }
         match serde_json::from_str::<Value>(&body) {
             // A JSON-RPC answer, even with a 4xx (a bad request, a body too large), is the
-            // relay's own word and goes to the client as it is (with the client's id).
+            // relay's own word and goes to the client as it is, with the client's id when the
+            // relay refused the request before reading it. An id that is not one (an object, a
+            // fraction) stays null, as JSON-RPC answers an invalid id.
             Ok(answer) if answer.get("jsonrpc").is_some() => {
-                if answer.get("id").is_some_and(|i| i.is_null()) && message.get("id").is_some() {
+                let id = message.get("id");
+                let valid = id.is_some_and(|i| i.is_string() || i.is_i64() || i.is_u64());
+                if answer.get("id").is_some_and(|i| i.is_null()) && valid {
                     let mut answer = answer;
                     answer["id"] = message["id"].clone();
                     return Ok(Posted::Answer(answer.to_string()));

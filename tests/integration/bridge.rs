@@ -604,6 +604,20 @@ fn a_token_the_relay_refuses_is_said_to_be_refused_not_unreachable() {
 }
 
 #[test]
+fn a_request_whose_id_is_not_a_string_or_an_integer_is_answered_with_a_null_id() {
+    let relay = Relay::memory();
+    let (mut bridge, _) = Bridge::connected(&relay.base, &[]);
+    for id in [json!({"a": 1}), json!([1]), json!(1.5), json!(true)] {
+        let request = json!({"jsonrpc": "2.0", "id": id, "method": "tools/list"});
+        bridge.send(&request);
+        let answer = bridge.next(deadline()).expect("an answer");
+        assert_eq!(answer["error"]["code"], -32600, "{request}: {answer}");
+        assert_eq!(answer["id"], Value::Null, "{request}: {answer}");
+    }
+    assert_eq!(bridge.request("ping", json!({}))["result"], json!({}));
+}
+
+#[test]
 fn a_line_that_is_not_utf8_is_a_parse_error_and_the_bridge_reads_on() {
     let relay = Relay::memory();
     let (mut bridge, _) = Bridge::connected(&relay.base, &[]);
