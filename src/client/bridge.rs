@@ -15,6 +15,7 @@ use super::listener;
 use super::relay_client::RelayClient;
 use super::upstream::{Failure, Upstream};
 use crate::listen::Listen;
+use crate::mcp::jsonrpc::RpcMessage;
 use serde_json::{json, Value};
 use std::io::BufRead;
 use std::sync::{Arc, Mutex};
@@ -102,27 +103,26 @@ fn handle(
     gate: &Gate,
     out: &Arc<Out>,
 ) {
-    let id = message.get("id").cloned();
-    let method = match message.get("method") {
-        Some(Value::String(method)) => method.clone(),
+    // The envelope is read by the relay's own reader, so a message the bridge answers itself
+    // (`initialize`, `ping`, a malformed one) is refused exactly as the relay's endpoint
+    // refuses it: `jsonrpc` must be "2.0", an id a string or an integer (else the answer's id
+    // is null), `params` an object.
+    let (id, method, params) = match RpcMessage::parse(message.clone()) {
+        Ok(RpcMessage::Request { id, method, params }) => (Some(id), method, params),
+        Ok(RpcMessage::Notification { method, params }) => (None, method, params),
         // A response to a server request (the relay sends none): nothing to answer.
-        None if message.get("result").is_some() || message.get("error").is_some() => return,
-        wrong => {
-            // Answered as the relay's own endpoint answers it, with the id when it is one.
-            let id = id
-                .filter(|i| i.is_string() || i.is_i64() || i.is_u64())
-                .unwrap_or(Value::Null);
-            let why = match wrong {
-                None => "a request needs a method",
-                Some(_) => "method must be a string",
-            };
-            out.send(&error(&id, INVALID_REQUEST, why));
+        Ok(RpcMessage::Response) => return,
+        Err((id, e)) => {
+            let mut answer = error(&id.unwrap_or(Value::Null), e.code, &e.message);
+            if let Some(data) = e.data {
+                answer["error"]["data"] = data;
+            }
+            out.send(&answer);
             return;
         }
     };
     match (method.as_str(), id) {
         ("initialize", Some(id)) => {
-            let params = message.get("params").cloned().unwrap_or_else(|| json!({}));
             let result = match upstream.initialize(&params) {
                 Ok(result) => result,
                 Err(Failure::Down(why)) => {

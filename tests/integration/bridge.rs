@@ -2,7 +2,7 @@
 //! standard input and output, a real relay behind it, restarts of that relay in the middle, and
 //! the channel events it pushes.
 
-use crate::common::{deadline, get, post_json, Relay, TempDir};
+use crate::common::{deadline, get, post_json, post_raw, Relay, TempDir};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -613,6 +613,39 @@ fn a_request_whose_id_is_not_a_string_or_an_integer_is_answered_with_a_null_id()
         let answer = bridge.next(deadline()).expect("an answer");
         assert_eq!(answer["error"]["code"], -32600, "{request}: {answer}");
         assert_eq!(answer["id"], Value::Null, "{request}: {answer}");
+    }
+    assert_eq!(bridge.request("ping", json!({}))["result"], json!({}));
+}
+
+#[test]
+fn a_ping_or_initialize_with_a_bad_envelope_is_refused_as_the_relay_refuses_it() {
+    let relay = Relay::memory();
+    let (mut bridge, _) = Bridge::connected(&relay.base, &[]);
+    for message in [
+        json!({"jsonrpc": "2.0", "id": 1.5, "method": "ping"}),
+        json!({"jsonrpc": "2.0", "id": true, "method": "ping"}),
+        json!({"jsonrpc": "2.0", "id": null, "method": "ping"}),
+        json!({"jsonrpc": "1.0", "id": 1, "method": "ping"}),
+        json!({"id": 2, "method": "ping"}),
+        json!({"jsonrpc": "2.0", "id": 3, "method": "ping", "params": [1]}),
+        json!({"jsonrpc": "2.0", "id": {"a": 1}, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}}}),
+        json!({"jsonrpc": "1.0", "id": 4, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}}}),
+    ] {
+        let direct = post_raw(
+            &relay.url("/mcp"),
+            &[("Content-Type", "application/json")],
+            message.to_string().as_bytes(),
+        );
+        let expected = direct.json();
+        assert!(
+            expected["error"]["code"].is_i64(),
+            "the relay refuses {message}"
+        );
+        bridge.send(&message);
+        let answer = bridge.next(deadline()).expect("an answer");
+        assert_eq!(answer, expected, "{message}");
     }
     assert_eq!(bridge.request("ping", json!({}))["result"], json!({}));
 }
