@@ -4,8 +4,9 @@
 //! same one entry); Codex's `config.toml` is edited directly: its `[mcp_servers.relay]` table
 //! is added or replaced (whatever the spelling of its header) and everything else in the file is
 //! kept byte for byte; a file that defines the server otherwise (an inline table, dotted keys),
-//! or is not TOML, is left alone with an error saying what to change. Only Claude Code takes
-//! pushed messages, so `--listen` configures the stdio bridge for it.
+//! or is not TOML, is left alone with an error saying what to change. The file is replaced
+//! whole, through a symbolic link to its target, with its permission bits kept. Only Claude
+//! Code takes pushed messages, so `--listen` configures the stdio bridge for it.
 
 use super::args::Parsed;
 use super::error::Error;
@@ -13,7 +14,9 @@ use super::relay_client::RelayClient;
 use super::toml_lines::Kind;
 use super::Io;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The name the relay's server gets in every client.
@@ -271,14 +274,72 @@ fn replace_table(text: &str, table: &str) -> Result<(String, bool), String> {
     Ok((kept, false))
 }
 
-fn write_atomically(file: &PathBuf, text: &str) -> Result<(), Error> {
+/// Writes `text` to `file` whole: into a temporary file beside the file `file` finally names,
+/// then renamed over it, so a reader never sees half a file. A symbolic link (a config kept in
+/// a dotfiles repository) is followed, so the link stays and its target gets the text. The file
+/// keeps its permission bits, which matters for a config holding a secret (often mode 600); the
+/// temporary file is never more open than that while the text goes in. A new file gets the
+/// mode the umask leaves, as any editor would create it.
+fn write_atomically(file: &Path, text: &str) -> Result<(), Error> {
     let fail = |e: std::io::Error| Error::Local(format!("cannot write {}: {e}", file.display()));
-    if let Some(dir) = file.parent() {
+    let target = final_target(file).map_err(fail)?;
+    if let Some(dir) = target.parent() {
         std::fs::create_dir_all(dir).map_err(fail)?;
     }
-    let tmp = file.with_extension("toml.relay-setup");
-    std::fs::write(&tmp, text).map_err(fail)?;
-    std::fs::rename(&tmp, file).map_err(fail)
+    let kept = match std::fs::metadata(&target) {
+        Ok(meta) => Some(meta.permissions()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(fail(e)),
+    };
+    let mut name = target.file_name().unwrap_or_default().to_os_string();
+    name.push(".relay-setup");
+    let tmp = target.with_file_name(name);
+    // Left by a run that was interrupted: it holds nothing the file does not.
+    let _ = std::fs::remove_file(&tmp);
+    let written = (|| {
+        let mut open = std::fs::OpenOptions::new();
+        open.write(true).create_new(true);
+        if kept.is_some() {
+            open.mode(0o600);
+        }
+        let mut out = open.open(&tmp)?;
+        if let Some(permissions) = kept {
+            out.set_permissions(permissions)?;
+        }
+        out.write_all(text.as_bytes())?;
+        out.sync_all()?;
+        std::fs::rename(&tmp, &target)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(fail)
+}
+
+/// The file `path` names once every symbolic link on the way is followed (a link's relative
+/// target is read from the link's own directory); `path` itself when it is no link or does
+/// not exist yet. A target that does not exist yet is where the file will be created.
+fn final_target(path: &Path) -> std::io::Result<PathBuf> {
+    let mut at = path.to_path_buf();
+    // As many links as the kernel follows before it gives up (ELOOP).
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&at) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let link = std::fs::read_link(&at)?;
+                at = match at.parent() {
+                    Some(dir) => dir.join(link),
+                    None => link,
+                };
+            }
+            Ok(_) => return Ok(at),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(at),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other(format!(
+        "too many levels of symbolic links from {}",
+        path.display()
+    )))
 }
 
 /// Runs `remove` (a failure means there was nothing to remove), then `add`.

@@ -163,6 +163,93 @@ fn setup_refuses_listen_for_clients_that_cannot_take_pushes_and_unknown_clients(
     }
 }
 
+/// The permission bits of `path`'s file (following links).
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn setup_codex_apply_writes_through_a_link_and_keeps_the_file_mode() {
+    use std::os::unix::fs::symlink;
+    let dir = TempDir::new("setup-codex-link");
+    let apply = || {
+        setup(
+            &dir,
+            &["codex", "--url", "http://127.0.0.1:8999", "--apply"],
+        )
+    };
+    let table = "[mcp_servers.relay]\nurl = \"http://127.0.0.1:8999/mcp\"\n";
+    let secret = "[mcp_servers.other]\nenv = { KEY = \"s3cret\" }\n";
+
+    // A config kept in a dotfiles folder, linked (by a relative link) from ~/.codex.
+    let dotfile = dir.path("dotfiles/codex/config.toml");
+    std::fs::create_dir_all(dotfile.parent().unwrap()).unwrap();
+    std::fs::write(&dotfile, secret).unwrap();
+    std::fs::set_permissions(&dotfile, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let link = dir.path("home/.codex/config.toml");
+    std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+    symlink("../../dotfiles/codex/config.toml", &link).unwrap();
+    let out = apply();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the link stays a link"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&dotfile).unwrap(),
+        format!("{secret}\n{table}"),
+        "the link's target gets the table"
+    );
+    assert_eq!(mode(&dotfile), 0o600, "a secret stays unreadable to others");
+    let mut beside: Vec<_> = std::fs::read_dir(dotfile.parent().unwrap())
+        .unwrap()
+        .chain(std::fs::read_dir(link.parent().unwrap()).unwrap())
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    beside.sort();
+    assert_eq!(
+        beside,
+        ["config.toml", "config.toml"],
+        "no file left behind"
+    );
+
+    // A plain file keeps its mode, whatever it is.
+    std::fs::remove_file(&link).unwrap();
+    for kept in [0o600, 0o640, 0o604] {
+        std::fs::write(&link, secret).unwrap();
+        std::fs::set_permissions(&link, std::fs::Permissions::from_mode(kept)).unwrap();
+        let out = apply();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(
+            std::fs::read_to_string(&link).unwrap(),
+            format!("{secret}\n{table}")
+        );
+        assert_eq!(mode(&link), kept, "{kept:o}");
+        std::fs::remove_file(&link).unwrap();
+    }
+
+    // A new file, also one a dangling link names, is created as any program creates one.
+    let usual = dir.path("usual");
+    std::fs::write(&usual, "").unwrap();
+    let out = apply();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(mode(&link), mode(&usual));
+    std::fs::remove_file(&link).unwrap();
+    std::fs::remove_file(&dotfile).unwrap();
+    symlink("../../dotfiles/codex/config.toml", &link).unwrap();
+    let out = apply();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read_to_string(&dotfile).unwrap(), table);
+    assert_eq!(mode(&dotfile), mode(&usual));
+}
+
 /// `setup codex --url ... --apply` with `CODEX_HOME` at `dir`.
 fn setup_codex_in(dir: &std::path::Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
