@@ -6,7 +6,7 @@
 //! kept byte for byte; a file that defines the server otherwise (an inline table, dotted keys),
 //! or is not TOML, is left alone with an error saying what to change. The file is replaced
 //! whole, through a symbolic link to its target, with its permission bits kept. Only Claude
-//! Code takes pushed messages, so `--listen` configures the stdio bridge for it.
+//! Code takes pushed messages, so `--listen` (and its `--as`) configures the stdio bridge for it.
 
 use super::args::Parsed;
 use super::error::Error;
@@ -74,14 +74,25 @@ type Commands = Vec<(Vec<String>, Vec<String>)>;
 
 fn claude(relay: &RelayClient, p: &Parsed) -> Result<Commands, Error> {
     let remove = words(&["claude", "mcp", "remove", SERVER]);
+    if p.has("as") && !p.has("listen") {
+        return Err(Error::Usage(
+            "--as names the listener of --listen: give --listen CHANNELS too, or leave --as out"
+                .into(),
+        ));
+    }
+    if p.get("as").is_some_and(|n| n.trim().is_empty()) {
+        return Err(Error::Usage(
+            "--as needs a name; leave it out for the default, claude".into(),
+        ));
+    }
     let add = match p.get("listen") {
         Some(listen) => {
-            if crate::listen::Listen::parse(listen, None, &[])
+            // The name must be one a post's sender could be: the bridge skips the messages
+            // stored under it and the relay lists the listener by it.
+            let listener = crate::listen::Listen::parse(listen, p.get("as"), &[])
                 .map_err(super::bad_argument)?
-                .is_none()
-            {
-                return Err(Error::Usage("--listen needs a channel name".into()));
-            }
+                .ok_or_else(|| Error::Usage("--listen needs a channel name".into()))?;
+            let name = listener.name.as_deref().unwrap_or("claude");
             let mut add = words(&["claude", "mcp", "add"]);
             if let Some(token) = relay.token() {
                 add.extend(words(&["-e", &format!("CLAUDE_CODEX_TOKEN={token}")]));
@@ -94,12 +105,7 @@ fn claude(relay: &RelayClient, p: &Parsed) -> Result<Commands, Error> {
                 "--url",
                 relay.url(),
             ]));
-            add.extend(words(&[
-                "--listen",
-                listen,
-                "--as",
-                p.get("as").unwrap_or("claude"),
-            ]));
+            add.extend(words(&["--listen", listen, "--as", name]));
             add
         }
         None => {

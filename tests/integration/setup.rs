@@ -163,6 +163,53 @@ fn setup_refuses_listen_for_clients_that_cannot_take_pushes_and_unknown_clients(
     }
 }
 
+#[test]
+fn setup_claude_refuses_as_without_listen_and_an_as_that_is_no_name() {
+    let dir = TempDir::new("setup-claude-as");
+    fake_client(&dir, "claude");
+    let long = "b".repeat(200);
+    for (args, said) in [
+        (
+            &["claude", "--as", "bob"][..],
+            "--as names the listener of --listen",
+        ),
+        (
+            &["claude", "--as", "bob", "--apply"],
+            "--as names the listener of --listen",
+        ),
+        (
+            &["claude", "--listen", "a", "--as", ""],
+            "--as needs a name",
+        ),
+        (
+            &["claude", "--listen", "a", "--as", " ", "--apply"],
+            "--as needs a name",
+        ),
+        (
+            &["claude", "--listen", "a", "--as", &long],
+            "longer than 128 characters",
+        ),
+        (
+            &["claude", "--listen", "a", "--as", "b\u{7}ob"],
+            "control characters",
+        ),
+    ] {
+        let out = setup(&dir, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(said),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(out.stdout.is_empty(), "{args:?}: nothing is printed");
+    }
+    assert!(!dir.path("claude.log").exists(), "nothing was run");
+    let named = setup(&dir, &["claude", "--listen", "a", "--as", " bob "]);
+    assert!(named.status.success(), "{}", text(&named.stderr));
+    let first_line = text(&named.stdout).lines().next().unwrap().to_string();
+    assert!(first_line.ends_with(" --listen a --as bob"), "{first_line}");
+}
+
 /// The permission bits of `path`'s file (following links).
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
