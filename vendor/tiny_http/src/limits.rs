@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-/// The bounds a server applies to its connections and their requests.
+/// The bounds a server applies to its connections and their requests. A timeout may be of any
+/// length: one too long to count in milliseconds, up to `Duration::MAX`, never passes.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Connections served at once. A new connection beyond it takes the place of the connection
@@ -66,6 +67,8 @@ impl Limits {
     /// How long a body of `declared` bytes (`None`: chunked, unknown) may take to arrive.
     pub(crate) fn body_deadline(&self, declared: Option<u64>) -> Duration {
         let rate = self.body_min_rate.max(1);
-        self.body_timeout + Duration::from_secs(declared.unwrap_or(0) / rate)
+        // PATCH(long-timeouts): a `body_timeout` near `Duration::MAX` stays there.
+        self.body_timeout
+            .saturating_add(Duration::from_secs(declared.unwrap_or(0) / rate))
     }
 }

@@ -85,6 +85,15 @@ impl ConnectionTable {
         self.epoch.elapsed().as_millis() as u64 + 1
     }
 
+    /// PATCH(long-timeouts): the deadline `within` from now, in milliseconds since the epoch. A
+    /// timeout too long to count in milliseconds (`Duration::MAX`, or seconds near `u64::MAX`)
+    /// gives the last millisecond there is, which never comes, rather than a sum that wraps
+    /// into the past (every request then 408) or overflows.
+    fn deadline_after(&self, within: Duration) -> u64 {
+        let within = within.as_millis().min(u128::from(u64::MAX)) as u64;
+        self.now_ms().saturating_add(within)
+    }
+
     /// Takes a place for a new connection, making room by closing the connection that has waited
     /// longest for a request when the table is full; `None` when every connection is busy. The
     /// first request's head must arrive within the header timeout from now.
@@ -94,12 +103,11 @@ impl ConnectionTable {
             return None;
         }
         self.live.fetch_add(1, Ordering::AcqRel);
-        let now = self.now_ms();
         let conn = Arc::new(Conn {
             table: Arc::clone(self),
             socket: socket.share(),
-            state: AtomicU64::new(now),
-            deadline: AtomicU64::new(now + self.limits.header_timeout.as_millis() as u64),
+            state: AtomicU64::new(self.now_ms()),
+            deadline: AtomicU64::new(self.deadline_after(self.limits.header_timeout)),
             closing: AtomicBool::new(false),
             unread_body: AtomicU64::new(0),
         });
@@ -199,7 +207,7 @@ impl Conn {
     /// Sets (or clears) the deadline the next reads must meet, counted from now.
     pub(crate) fn set_deadline(&self, within: Option<Duration>) {
         let at = match within {
-            Some(d) => self.table.now_ms() + d.as_millis() as u64,
+            Some(d) => self.table.deadline_after(d),
             None => NO_DEADLINE,
         };
         self.deadline.store(at, Ordering::Release);
@@ -251,12 +259,19 @@ impl Conn {
             return;
         }
         let limits = self.limits();
-        let until = Instant::now() + limits.linger_time;
+        // PATCH(long-timeouts): a `linger_time` past the end of time leaves no time limit.
+        let until = Instant::now().checked_add(limits.linger_time);
         let mut left = limits.linger_bytes;
         let mut buf = vec![0u8; LINGER_CHUNK.min(left)];
         while left > 0 {
-            let now = Instant::now();
-            if now >= until || socket.set_read_timeout(Some(until - now)).is_err() {
+            let wait = match until {
+                Some(until) => match until.checked_duration_since(Instant::now()) {
+                    Some(wait) if !wait.is_zero() => Some(wait),
+                    _ => return,
+                },
+                None => None,
+            };
+            if socket.set_read_timeout(wait).is_err() {
                 return;
             }
             let want = left.min(buf.len());
