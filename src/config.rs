@@ -16,6 +16,16 @@ pub const ENV_PREFIX: &str = "CLAUDE_CODEX_";
 /// commands' relay and token (often set in the same shell as a relay is started from).
 const ENV_NOT_SETTINGS: [&str; 3] = ["CONFIG", "URL", "TOKEN"];
 const MB: u64 = 1024 * 1024;
+/// The most seconds any timeout setting takes: 2^32 - 1, 136 years, which is never in practice
+/// and still leaves every sum of an instant and a timeout far from overflowing.
+const MAX_SECS: u64 = u32::MAX as u64;
+/// The largest request body and message text, 1 GiB: a body is held in memory whole, and the
+/// journal's lengths assume texts far below 4 GiB.
+const MAX_BODY_BYTES: u64 = 1 << 30;
+/// The most rotated logs kept: each rotation renames the backups one by one.
+const MAX_BACKUPS: u64 = 10_000;
+/// The most megabytes a size setting takes: as many bytes as a `u64` holds.
+const MAX_MB: u64 = u64::MAX / MB;
 
 /// Where messages live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,17 +215,17 @@ pub(crate) const KEYS: &[Key] = &[
     key("log_max_mb", Kind::Number, Some("25"), "rotate the tool log after N MB",
         |c, v| { c.log_max_bytes = megabytes(v)?; Ok(()) }),
     key("log_max_bytes", Kind::Integer, None, "rotate the tool log after N bytes (legacy)",
-        |c, v| { c.log_max_bytes = positive(v)?; Ok(()) }),
+        |c, v| { c.log_max_bytes = whole(v, 1, u64::MAX)?; Ok(()) }),
     key("log_backup_count", Kind::Integer, Some("10"), "rotated tool logs to keep",
-        |c, v| { c.log_backup_count = integer(v)? as usize; Ok(()) }),
+        |c, v| { c.log_backup_count = whole(v, 0, MAX_BACKUPS)? as usize; Ok(()) }),
     key("channel_log_path", Kind::Text, Some("log/channel_messages.log"), "channel archive file",
         |c, v| { c.channel_log_path = nonempty_text(v)?.into(); Ok(()) }),
     key("channel_log_max_mb", Kind::Number, Some("25"), "rotate the channel archive after N MB",
         |c, v| { c.channel_log_max_bytes = megabytes(v)?; Ok(()) }),
     key("channel_log_max_bytes", Kind::Integer, None, "rotate the channel archive after N bytes (legacy)",
-        |c, v| { c.channel_log_max_bytes = positive(v)?; Ok(()) }),
+        |c, v| { c.channel_log_max_bytes = whole(v, 1, u64::MAX)?; Ok(()) }),
     key("channel_log_backup_count", Kind::Integer, Some("10"), "rotated channel archives to keep",
-        |c, v| { c.channel_log_backup_count = integer(v)? as usize; Ok(()) }),
+        |c, v| { c.channel_log_backup_count = whole(v, 0, MAX_BACKUPS)? as usize; Ok(()) }),
     key("channels", Kind::List, Some("proj-x,codex,claude"), "channels listed from the start",
         |c, v| { c.channels = channel_names(v)?; Ok(()) }),
     key("allowed_hosts", Kind::List, Some(""), "extra Host values accepted, name or name:port",
@@ -227,29 +237,29 @@ pub(crate) const KEYS: &[Key] = &[
     key("fsync", Kind::Text, Some("always"), "always (acknowledged means on disk) or never",
         |c, v| { c.fsync = one_of(v, &[("always", Fsync::Always), ("never", Fsync::Never)])?; Ok(()) }),
     key("max_body_bytes", Kind::Integer, Some("4194304"), "largest request body",
-        |c, v| { c.max_body_bytes = positive(v)? as usize; Ok(()) }),
+        |c, v| { c.max_body_bytes = whole(v, 1, MAX_BODY_BYTES)? as usize; Ok(()) }),
     key("max_message_bytes", Kind::Integer, Some("1048576"), "largest message text",
-        |c, v| { c.max_message_bytes = positive(v)? as usize; Ok(()) }),
+        |c, v| { c.max_message_bytes = whole(v, 1, MAX_BODY_BYTES)? as usize; Ok(()) }),
     key("max_streams", Kind::Integer, Some("512"), "open event streams plus waiting requests",
-        |c, v| { c.max_streams = positive(v)? as usize; Ok(()) }),
+        |c, v| { c.max_streams = count(v, 1)?; Ok(()) }),
     key("max_streams_per_client", Kind::Integer, Some("128"), "of those, the most one client may hold",
-        |c, v| { c.max_streams_per_client = positive(v)? as usize; Ok(()) }),
+        |c, v| { c.max_streams_per_client = count(v, 1)?; Ok(()) }),
     key("max_sessions_per_client", Kind::Integer, Some("256"), "MCP sessions one client address keeps in memory",
-        |c, v| { c.max_sessions_per_client = positive(v)? as usize; Ok(()) }),
+        |c, v| { c.max_sessions_per_client = count(v, 1)?; Ok(()) }),
     key("session_idle_secs", Kind::Integer, Some("600"), "an unused MCP session leaves memory after N s",
-        |c, v| { c.session_idle_secs = positive(v)?; Ok(()) }),
+        |c, v| { c.session_idle_secs = whole(v, 1, MAX_SECS)?; Ok(()) }),
     key("idle_timeout_secs", Kind::Integer, Some("30"), "close connections silent this long",
-        |c, v| { c.idle_timeout_secs = positive(v)?; Ok(()) }),
+        |c, v| { c.idle_timeout_secs = whole(v, 1, MAX_SECS)?; Ok(()) }),
     key("max_connections", Kind::Integer, Some("1024"), "connections served at once, within the open-file limit",
-        |c, v| { c.max_connections = positive(v)? as usize; Ok(()) }),
+        |c, v| { c.max_connections = count(v, 1)?; Ok(()) }),
     key("header_timeout_secs", Kind::Integer, Some("10"), "seconds a request head may take (408)",
-        |c, v| { c.header_timeout_secs = positive(v)?; Ok(()) }),
+        |c, v| { c.header_timeout_secs = whole(v, 1, MAX_SECS)?; Ok(()) }),
     key("body_timeout_secs", Kind::Integer, Some("10"), "seconds a request body may take, +1 per 64 KiB (408)",
-        |c, v| { c.body_timeout_secs = positive(v)?; Ok(()) }),
+        |c, v| { c.body_timeout_secs = whole(v, 1, MAX_SECS)?; Ok(()) }),
     key("cache_mb", Kind::Number, Some("8"), "messages read from the journal kept in memory, in MB",
         |c, v| { c.cache_bytes = megabytes(v)?; Ok(()) }),
     key("retention_max_messages", Kind::Integer, Some("0"), "messages kept per channel, 0 = all",
-        |c, v| { c.retention_max_messages = integer(v)? as usize; Ok(()) }),
+        |c, v| { c.retention_max_messages = count(v, 0)?; Ok(()) }),
     key("retention_max_age_days", Kind::Number, Some("0"), "drop messages older than N days, 0 = never",
         |c, v| { c.retention_max_age_days = number(v)?; Ok(()) }),
     key("auth_token", Kind::Text, None, "bearer token required on every route but /healthz",
@@ -483,6 +493,9 @@ fn read_file(path: &Path) -> Result<Vec<Setting>, Error> {
     let Value::Object(map) = value else {
         return Err(fail("(file)", "must be a JSON object".into()));
     };
+    if let Some(name) = agent_named_twice(&text) {
+        return Err(fail("agents", twice(&name)));
+    }
     let mut out = Vec::new();
     for (key, value) in map {
         let known = lookup(&key).ok_or_else(|| fail(&key, "unknown key".into()))?;
@@ -499,9 +512,9 @@ fn read_file(path: &Path) -> Result<Vec<Setting>, Error> {
 fn from_text(source: &str, key: &'static Key, raw: &str) -> Result<Setting, Error> {
     let value = match key.kind {
         Kind::Text => Value::String(raw.to_string()),
-        Kind::Integer => match raw.trim().parse::<i64>() {
-            Ok(n) => Value::from(n),
-            Err(_) => {
+        Kind::Integer => match whole_text(raw) {
+            Some(n) => n,
+            None => {
                 return Err(Error::Config {
                     source: source.into(),
                     key: key.name.into(),
@@ -536,10 +549,14 @@ fn from_text(source: &str, key: &'static Key, raw: &str) -> Result<Setting, Erro
                         message: format!("{pair:?} is not name=token"),
                     });
                 };
-                map.insert(
-                    name.trim().to_string(),
-                    Value::String(token.trim().to_string()),
-                );
+                let token = Value::String(token.trim().to_string());
+                if map.insert(name.trim().to_string(), token).is_some() {
+                    return Err(Error::Config {
+                        source: source.into(),
+                        key: key.name.into(),
+                        message: twice(name.trim()),
+                    });
+                }
             }
             Value::Object(map)
         }
@@ -551,6 +568,23 @@ fn from_text(source: &str, key: &'static Key, raw: &str) -> Result<Setting, Erro
     })
 }
 
+/// A whole number written in decimal, as JSON would hold it: beyond `u64` (and below `i64`)
+/// as a float, so that the setting's check can say it is too large rather than not a number.
+fn whole_text(raw: &str) -> Option<Value> {
+    let raw = raw.trim();
+    if let Ok(n) = raw.parse::<u64>() {
+        return Some(Value::from(n));
+    }
+    if let Ok(n) = raw.parse::<i64>() {
+        return Some(Value::from(n));
+    }
+    let digits = raw.strip_prefix(['-', '+']).unwrap_or(raw);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    raw.parse::<f64>().ok().map(Value::from)
+}
+
 fn nonempty_text(v: &Value) -> Result<String, String> {
     match v {
         Value::String(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
@@ -560,7 +594,11 @@ fn nonempty_text(v: &Value) -> Result<String, String> {
 }
 
 fn port(v: &Value) -> Result<u16, String> {
-    u16::try_from(integer(v)?).map_err(|_| "must be a port number from 0 to 65535".into())
+    match whole(v, 0, u16::MAX.into()) {
+        Ok(port) => Ok(port as u16),
+        Err(e) if e.starts_with("too large") => Err("must be a port number from 0 to 65535".into()),
+        Err(e) => Err(e),
+    }
 }
 
 /// One of the named choices.
@@ -637,23 +675,37 @@ fn optional_token(v: &Value) -> Result<Option<String>, String> {
     }
 }
 
-fn integer(v: &Value) -> Result<u64, String> {
-    v.as_u64().ok_or_else(|| match v {
-        Value::Number(_) => "must be a whole number, 0 or more".to_string(),
-        other => format!("must be a number, not {}", type_name(other)),
-    })
+/// A whole number from `least` (0 or 1) to `most`. One message for every number below
+/// `least` or not whole (0, -5, 1.5), so that neither suggests another one that is also refused;
+/// a whole number above `most`, however large, is told the largest accepted.
+fn whole(v: &Value, least: u64, most: u64) -> Result<u64, String> {
+    let Value::Number(n) = v else {
+        return Err(format!("must be a number, not {}", type_name(v)));
+    };
+    let refused = || {
+        if least == 0 {
+            "must be a whole number, 0 or more".to_string()
+        } else {
+            "must be a whole number greater than 0".to_string()
+        }
+    };
+    // Beyond `u64`, JSON (and `from_text`) hold a whole number as a float.
+    let too_large = n.as_u64().map_or_else(
+        || {
+            n.as_f64()
+                .is_some_and(|f| f.fract() == 0.0 && (f >= u64::MAX as f64 || f > most as f64))
+        },
+        |n| n > most,
+    );
+    if too_large {
+        return Err(format!("too large (at most {most})"));
+    }
+    n.as_u64().filter(|n| *n >= least).ok_or_else(refused)
 }
 
-/// One message for every number that is not a whole number above 0 (0, -5, 1.5), so that
-/// neither suggests another one that is also refused.
-fn positive(v: &Value) -> Result<u64, String> {
-    match v {
-        Value::Number(n) => n
-            .as_u64()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| "must be a whole number greater than 0".to_string()),
-        other => Err(format!("must be a number, not {}", type_name(other))),
-    }
+/// A count of things held in memory (`usize`), from `least`.
+fn count(v: &Value, least: u64) -> Result<usize, String> {
+    Ok(whole(v, least, usize::MAX as u64)? as usize)
 }
 
 fn number(v: &Value) -> Result<f64, String> {
@@ -664,11 +716,14 @@ fn number(v: &Value) -> Result<f64, String> {
     }
 }
 
-/// Like `positive`, one message for 0 and negative sizes alike.
+/// Like `whole`, one message for 0 and negative sizes alike, and one naming the largest.
 fn megabytes(v: &Value) -> Result<u64, String> {
     let mb = v
         .as_f64()
         .ok_or_else(|| format!("must be a number, not {}", type_name(v)))?;
+    if mb > MAX_MB as f64 {
+        return Err(format!("too large (at most {MAX_MB})"));
+    }
     let bytes = (mb * MB as f64) as u64;
     if !mb.is_finite() || bytes == 0 {
         return Err("must be a number of megabytes greater than 0".into());
@@ -707,6 +762,9 @@ fn list(v: &Value) -> Result<Vec<String>, String> {
     }
 }
 
+/// The per-agent tokens. An agent's name is checked as a post's sender is (`store::name`),
+/// since a token can only post under its agent's name; a name given twice (also once with and
+/// once without spaces around it) is refused, as one of its tokens would be dropped.
 fn agents(v: &Value) -> Result<BTreeMap<String, String>, String> {
     let Value::Object(map) = v else {
         return Err(format!(
@@ -715,16 +773,59 @@ fn agents(v: &Value) -> Result<BTreeMap<String, String>, String> {
         ));
     };
     let mut out = BTreeMap::new();
-    for (name, token) in map {
-        match token {
-            Value::String(t) if !t.trim().is_empty() && !name.trim().is_empty() => {
-                sendable_token(t.trim()).map_err(|e| format!("agent {name:?}'s token {e}"))?;
-                out.insert(name.trim().to_string(), t.trim().to_string());
-            }
+    for (raw, token) in map {
+        let name = crate::store::name("an agent's name", raw)
+            .map_err(|e| format!("agent {raw:?}: {e}"))?;
+        let token = match token {
+            Value::String(t) if !t.trim().is_empty() => t.trim(),
             _ => return Err(format!("agent {name:?} needs a non-empty token string")),
+        };
+        sendable_token(token).map_err(|e| format!("agent {name:?}'s token {e}"))?;
+        if out.insert(name.clone(), token.to_string()).is_some() {
+            return Err(twice(&name));
         }
     }
     Ok(out)
+}
+
+fn twice(name: &str) -> String {
+    format!("agent {name:?} is named twice; each agent has one token")
+}
+
+/// The first name given twice in the `agents` object of a configuration file's text. A JSON
+/// object with a key twice is read (by serde_json as by most parsers) as holding the last
+/// value, which would drop one of the agent's tokens without a word. Anything else, including
+/// text that is not JSON, is for the ordinary reading to report.
+fn agent_named_twice(text: &str) -> Option<String> {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    struct Names(Option<String>);
+    impl<'de> serde::Deserialize<'de> for Names {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Names, D::Error> {
+            d.deserialize_any(Names(None))
+        }
+    }
+    impl<'de> Visitor<'de> for Names {
+        type Value = Names;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Names, A::Error> {
+            let mut seen = std::collections::BTreeSet::new();
+            let mut twice = None;
+            while let Some(name) = map.next_key::<String>()? {
+                map.next_value::<IgnoredAny>()?;
+                if !seen.insert(name.clone()) && twice.is_none() {
+                    twice = Some(name);
+                }
+            }
+            Ok(Names(twice))
+        }
+    }
+    #[derive(serde::Deserialize)]
+    struct File {
+        agents: Option<Names>,
+    }
+    serde_json::from_str::<File>(text).ok()?.agents?.0
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -872,6 +973,120 @@ mod tests {
             "unexpected argument \"serve\""
         );
         assert_eq!(parse(&["--port"]).unwrap_err(), "--port needs a value");
+    }
+
+    #[test]
+    fn a_whole_number_too_large_for_its_setting_is_refused_naming_the_largest() {
+        let huge = "18446744073709551615";
+        for (key, value, most) in [
+            ("header_timeout_secs", "9223372036854775807", "4294967295"),
+            ("header_timeout_secs", huge, "4294967295"),
+            ("body_timeout_secs", "4294967296", "4294967295"),
+            ("idle_timeout_secs", "1e30", "4294967295"),
+            ("session_idle_secs", "99999999999999999999999", "4294967295"),
+            ("max_body_bytes", "1073741825", "1073741824"),
+            ("max_message_bytes", huge, "1073741824"),
+            ("log_backup_count", "10001", "10000"),
+            ("channel_log_backup_count", huge, "10000"),
+            ("log_max_mb", "1e300", "17592186044415"),
+            ("cache_mb", "17592186044416", "17592186044415"),
+            ("max_streams", "18446744073709551616", huge),
+            ("retention_max_messages", "1e20", huge),
+            ("log_max_bytes", "1e20", huge),
+        ] {
+            let want = format!("too large (at most {most})");
+            let flag = format!("--{}: {key}: {want}", key.replace('_', "-"));
+            if !value.contains('e') {
+                assert_eq!(refusal("{}", &[], &[(key, value)]), flag, "{key}={value}");
+            }
+            let got = refusal(&format!("{{\"{key}\": {value}}}"), &[], &[]);
+            assert!(got.ends_with(&format!(".json: {key}: {want}")), "{got}");
+        }
+        // The largest is accepted, and a number that is not whole is still not one.
+        let c = load("{}", &[], &[("header_timeout_secs", "4294967295")]).unwrap();
+        assert_eq!(c.header_timeout_secs, 4294967295);
+        let c = load(
+            r#"{"retention_max_messages": 18446744073709551615}"#,
+            &[],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.retention_max_messages, usize::MAX);
+        assert!(load("{}", &[], &[("max_body_bytes", "1073741824")]).is_ok());
+        assert_eq!(
+            refusal("{}", &[], &[("port", huge)]),
+            "--port: port: must be a port number from 0 to 65535"
+        );
+        assert_eq!(
+            refusal("{}", &[], &[("max_streams", "-99999999999999999999")]),
+            "--max-streams: max_streams: must be a whole number greater than 0"
+        );
+        assert_eq!(
+            refusal(r#"{"max_streams": 2.5}"#, &[], &[])
+                .split_once(".json: ")
+                .unwrap()
+                .1,
+            "max_streams: must be a whole number greater than 0"
+        );
+        assert_eq!(
+            refusal(r#"{"port": 80.0}"#, &[], &[])
+                .split_once(".json: ")
+                .unwrap()
+                .1,
+            "port: must be a whole number, 0 or more"
+        );
+    }
+
+    #[test]
+    fn an_agent_is_named_once_with_a_name_a_post_could_carry() {
+        for (flag, want) in [
+            (
+                "a=x,a=y",
+                "agent \"a\" is named twice; each agent has one token",
+            ),
+            (
+                "a=x, a =y",
+                "agent \"a\" is named twice; each agent has one token",
+            ),
+            ("=x", "agent \"\": an agent's name must not be empty"),
+            (" =x", "agent \"\": an agent's name must not be empty"),
+            (
+                "a\u{7}=x",
+                "agent \"a\\u{7}\": an agent's name must not contain control characters",
+            ),
+        ] {
+            assert_eq!(
+                refusal("{}", &[], &[("agents", flag)]),
+                format!("--agents: agents: {want}"),
+                "{flag}"
+            );
+        }
+        let long = "n".repeat(129);
+        let got = refusal("{}", &[], &[("agents", &format!("{long}=x"))]);
+        assert!(
+            got.ends_with(": an agent's name is longer than 128 characters"),
+            "{got}"
+        );
+        for json in [
+            r#"{"agents": {"a": "x", "a": "y"}}"#,
+            r#"{"agents": {"a": "x", " a": "y"}}"#,
+        ] {
+            let got = refusal(json, &[], &[]);
+            assert!(
+                got.ends_with(
+                    ".json: agents: agent \"a\" is named twice; each agent has one token"
+                ),
+                "{json}: {got}"
+            );
+        }
+        let c = load(
+            "{}",
+            &[],
+            &[("agents", &format!("{},b=y", "n".repeat(128) + "=x"))],
+        )
+        .unwrap();
+        assert_eq!(c.agents.len(), 2);
+        assert_eq!(c.agents["b"], "y");
     }
 
     #[test]
