@@ -8,7 +8,7 @@ use claude_codex_relay::config::{is_relay_variable, settings_help, Args, Config,
 use claude_codex_relay::error::Error;
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const USAGE: &str = "claude-codex-relay: a message relay for coding agents (MCP, REST, web page)
@@ -193,18 +193,31 @@ fn serve(args: &[String], env: &BTreeMap<String, String>) -> ExitCode {
     } else {
         (format!("http://{addr}"), String::new())
     };
+    let cannot_write = |path: &Path, e: std::io::Error| {
+        eprintln!(
+            "claude-codex-relay: cannot start: {}: addr_file: cannot write: {e}",
+            path.display()
+        );
+        ExitCode::from(2)
+    };
+    // Written before the start line, so that a file that cannot be written stops start-up
+    // before anything says the relay listens; put in place after it, so that whoever sees the
+    // file finds the line written too.
+    let addr_file = match addr_file {
+        Some(path) => match prepare_addr_file(&path, &url) {
+            Ok(tmp) => Some((path, tmp)),
+            Err(e) => return cannot_write(&path, e),
+        },
+        None => None,
+    };
     // Written, not printed: a closed standard output must not stop the relay.
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "claude-codex-relay listening on {url}{bound} (MCP {url}/mcp, web {url}/); logs: {logs}; data: {data}");
     let _ = stdout.flush();
-    // After the start line, so whoever sees the file finds the line written too.
-    if let Some(path) = &addr_file {
-        if let Err(e) = write_addr_file(path, &url) {
-            eprintln!(
-                "claude-codex-relay: cannot start: {}: addr_file: cannot write: {e}",
-                path.display()
-            );
-            return ExitCode::from(2);
+    if let Some((path, tmp)) = addr_file {
+        if let Err(e) = std::fs::rename(&tmp, &path) {
+            let _ = std::fs::remove_file(&tmp);
+            return cannot_write(&path, e);
         }
     }
     running.serve_until(signals);
@@ -219,11 +232,15 @@ fn absolute(path: &Path) -> String {
         .to_string()
 }
 
-/// Writes `url` and a newline to `path` whole: written beside it and renamed into place, so a
-/// script polling for the file never reads half an address.
-fn write_addr_file(path: &Path, url: &str) -> std::io::Result<()> {
+/// Writes `url` and a newline beside `path` (creating its folder, as the log folders are
+/// created), for a rename to put in place: a script polling for the file never reads half an
+/// address. Returns the file written.
+fn prepare_addr_file(path: &Path, url: &str) -> std::io::Result<PathBuf> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     std::fs::write(&tmp, format!("{url}\n"))?;
-    std::fs::rename(&tmp, path)
+    Ok(tmp.into())
 }

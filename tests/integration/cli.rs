@@ -4,6 +4,7 @@
 
 use crate::common::*;
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 fn relay_binary(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
@@ -151,6 +152,40 @@ fn an_unwritable_address_file_stops_start_up_with_exit_2_naming_it() {
         err.contains("/proc/self/relay.addr: addr_file: cannot write"),
         "{err}"
     );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("listening"),
+        "a relay that stops at start-up never says it listens"
+    );
+}
+
+#[test]
+fn an_address_file_in_a_missing_folder_gets_its_folder() {
+    let dir = TempDir::new("cli-addr-folder");
+    let addr_file = dir.path("run/relay/addr");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .args(["--port", "0", "--store", "memory"])
+        .arg("--addr-file")
+        .arg(&addr_file)
+        .current_dir(&dir.0)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = deadline();
+    let base = loop {
+        if let Ok(text) = std::fs::read_to_string(&addr_file) {
+            break text.trim().to_string();
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the relay stopped ({status}) instead of writing {addr_file:?}");
+        }
+        assert!(Instant::now() < until, "the relay never wrote its address");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let healthz = get(&format!("{base}/healthz"));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(healthz.status, 200, "{base}");
 }
 
 #[test]

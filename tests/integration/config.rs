@@ -20,12 +20,14 @@ fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 /// checking that it stopped with exit code 2 first.
 fn refused_at_start(env: &[(&str, &std::ffi::OsStr)], args: &[&str]) -> String {
     let dir = TempDir::new("config");
+    // A file where the address file's folder would be: no folder can be made there.
+    std::fs::write(dir.path("a-file"), "").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
         .envs(env.iter().copied())
         .args(["--port", "0", "--store", "memory"])
         .args(args)
         .arg("--addr-file")
-        .arg(dir.path("missing-dir/addr"))
+        .arg(dir.path("a-file/addr"))
         .current_dir(&dir.0)
         .output()
         .unwrap();
