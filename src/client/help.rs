@@ -60,8 +60,10 @@ Usage: claude-codex-relay delete [--json] (ID... | --target NAME)
 Deletes the messages ID..., or with --target the whole channel NAME. Deleted messages leave
 every page, search and open stream, and the relay's journal on disk; the channel archive log
 keeps them. Needs the relay's main token, or with no token configured, a relay on this
-machine. Prints `deleted #ID` (or the channel and how many messages went); --json prints the
-relay's answers.
+machine. Every ID is checked before anything is deleted: one that is not a number deletes
+nothing (exit 2). Prints `deleted #ID` for each message as it goes (or the channel and how many
+messages went), so when one fails (an unknown id: exit 1) those before it are still listed;
+--json prints the relay's answers.
 
 Example:
   claude-codex-relay delete --target scratch

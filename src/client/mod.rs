@@ -419,43 +419,53 @@ fn detail_line(channel: &Value) -> String {
     )
 }
 
-/// `delete ID...` deletes messages; `delete --target NAME` a whole channel.
+/// `delete ID...` deletes messages; `delete --target NAME` a whole channel. Every id is
+/// checked before the first deletion, so a typo deletes nothing; each deletion is reported as
+/// soon as the relay confirms it, so one that fails later leaves the earlier ones said.
 fn delete(relay: &RelayClient, p: &Parsed, io: &mut Io) -> Result<(), Error> {
-    let answers = match (p.get("target"), p.words.as_slice()) {
-        (Some(target), []) => vec![relay.delete_channel(target)?],
-        (None, ids) if !ids.is_empty() => {
-            let mut answers = Vec::new();
-            for raw in ids {
-                let id = raw
-                    .trim()
-                    .parse::<u64>()
-                    .map_err(|_| Error::Usage(format!("{raw:?} is not a message id")))?;
-                answers.push(relay.delete_message(id)?);
+    match (p.get("target"), p.words.as_slice()) {
+        (Some(_), [_, ..]) => Err(Error::Usage(
+            "give message ids or --target NAME, not both: --target deletes the whole channel"
+                .into(),
+        )),
+        (Some(_), []) => {
+            let answer = relay.delete_channel(p.required("target")?)?;
+            out(io, &deleted(p.has("json"), &answer))
+        }
+        (None, []) => Err(Error::Usage(
+            "delete needs message ids, or --target NAME for a whole channel".into(),
+        )),
+        (None, raw_ids) => {
+            let ids = raw_ids
+                .iter()
+                .map(|raw| {
+                    raw.trim()
+                        .parse::<u64>()
+                        .map_err(|_| Error::Usage(format!("{raw:?} is not a message id")))
+                })
+                .collect::<Result<Vec<u64>, Error>>()?;
+            for id in ids {
+                let answer = relay.delete_message(id)?;
+                out(io, &deleted(p.has("json"), &answer))?;
             }
-            answers
+            Ok(())
         }
-        _ => {
-            return Err(Error::Usage(
-                "delete needs message ids, or --target NAME for a whole channel".into(),
-            ))
-        }
-    };
-    let text: String = answers
-        .iter()
-        .map(
-            |a| match (p.has("json"), a.get("deleted"), a.get("deleted_channel")) {
-                (true, ..) => format::json_line(a),
-                (false, Some(id), _) => format!("deleted #{id}\n"),
-                (false, _, Some(name)) => format!(
-                    "deleted channel {} ({} messages)\n",
-                    name.as_str().unwrap_or_default(),
-                    a["messages"]
-                ),
-                _ => format::json_line(a),
-            },
-        )
-        .collect();
-    out(io, &text)
+    }
+}
+
+/// The line that reports one deletion: the relay's answer with `--json`, else `deleted #ID` or
+/// `deleted channel NAME (N messages)`.
+fn deleted(json: bool, answer: &Value) -> String {
+    match (json, answer.get("deleted"), answer.get("deleted_channel")) {
+        (true, ..) => format::json_line(answer),
+        (false, Some(id), _) => format!("deleted #{id}\n"),
+        (false, _, Some(name)) => format!(
+            "deleted channel {} ({} messages)\n",
+            name.as_str().unwrap_or_default(),
+            answer["messages"]
+        ),
+        _ => format::json_line(answer),
+    }
 }
 
 fn watch(

@@ -1544,3 +1544,35 @@ fn an_export_that_fails_before_the_relay_answers_writes_nothing_and_an_empty_cha
     assert_eq!(empty.code, 0, "{}", empty.stderr);
     assert_eq!(empty.stdout, "# nobody-posted\n\n");
 }
+
+#[test]
+fn delete_checks_every_id_first_and_reports_each_deletion_before_a_failure() {
+    let relay = Relay::start();
+    let url = relay.base.clone();
+    let first = relay.post("t", "claude", "one");
+    let second = relay.post("t", "claude", "two");
+
+    let typo = run("delete", &["--url", &url, &first.to_string(), "abc"]);
+    assert_eq!(typo.code, 2, "{}", typo.stderr);
+    assert!(
+        typo.stderr.contains("\"abc\" is not a message id"),
+        "{}",
+        typo.stderr
+    );
+    assert_eq!(typo.stdout, "");
+    assert_eq!(relay.held_messages(), 2, "a bad id deletes nothing");
+
+    let missing = run("delete", &["--url", &url, &first.to_string(), "999999"]);
+    assert_eq!(missing.code, 1, "{}", missing.stderr);
+    assert_eq!(missing.stdout, format!("deleted #{first}\n"));
+    assert!(missing.stderr.contains("404"), "{}", missing.stderr);
+    assert_eq!(relay.held_messages(), 1);
+
+    let both = run(
+        "delete",
+        &["--url", &url, "--target", "t", &second.to_string()],
+    );
+    assert_eq!(both.code, 2, "{}", both.stderr);
+    assert!(both.stderr.contains("not both"), "{}", both.stderr);
+    assert_eq!(relay.held_messages(), 1);
+}
