@@ -158,10 +158,14 @@ fn dispatch(
 /// The relay named by `--url`/`CLAUDE_CODEX_URL`, with the token from `--token`,
 /// `--token-file` or `CLAUDE_CODEX_TOKEN`.
 fn connect(p: &Parsed, env: &BTreeMap<String, String>) -> Result<RelayClient, Error> {
+    // A blank `--url` is a mistake to say; a blank variable is one set to nothing, as if unset.
     let url = p
         .get("url")
-        .or_else(|| env.get("CLAUDE_CODEX_URL").map(String::as_str))
-        .filter(|u| !u.trim().is_empty())
+        .or_else(|| {
+            env.get("CLAUDE_CODEX_URL")
+                .map(String::as_str)
+                .filter(|u| !u.trim().is_empty())
+        })
         .unwrap_or(DEFAULT_URL);
     let token = match (p.get("token"), p.get("token-file")) {
         (Some(_), Some(_)) => {
@@ -170,10 +174,18 @@ fn connect(p: &Parsed, env: &BTreeMap<String, String>) -> Result<RelayClient, Er
             ))
         }
         (Some(t), None) => Some(t.to_string()),
-        (None, Some(file)) => Some(
-            std::fs::read_to_string(file)
-                .map_err(|e| Error::Usage(format!("cannot read --token-file {file}: {e}")))?,
-        ),
+        (None, Some(file)) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| Error::Usage(format!("cannot read --token-file {file}: {e}")))?;
+            // A file named for the token that holds none is a mistake, not a wish to send no
+            // token: the relay refuses an empty auth_token_file the same way.
+            if text.trim().is_empty() {
+                return Err(Error::Usage(format!(
+                    "--token-file {file} is empty: it must hold the token"
+                )));
+            }
+            Some(text)
+        }
         (None, None) => env.get("CLAUDE_CODEX_TOKEN").cloned(),
     };
     let token = token

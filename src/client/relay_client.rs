@@ -64,7 +64,15 @@ pub(crate) struct Page {
 impl RelayClient {
     /// A client for the relay at `url` (`http://host:port`, optionally with a path prefix).
     pub(crate) fn new(url: &str, token: Option<String>) -> Result<RelayClient, Error> {
-        let mut base = url.trim().trim_end_matches('/').to_string();
+        let trimmed = url.trim();
+        if trimmed.is_empty() {
+            return Err(Error::Usage(
+                "--url must not be blank (like http://127.0.0.1:8010)".into(),
+            ));
+        }
+        // The scheme is looked at before trailing slashes go: `http://` is a URL without a
+        // host, not the host `http:`.
+        let mut base = trimmed.to_string();
         if !base.contains("://") {
             // `--url 127.0.0.1:8010` is what people type; the relay only speaks http.
             base = format!("http://{base}");
@@ -74,9 +82,15 @@ impl RelayClient {
                 "{base}: https is not built in; reach the relay over http (a TLS proxy in front of it can keep https for browsers)"
             )));
         }
-        if !base.starts_with("http://") || base.len() <= "http://".len() {
+        if !base.starts_with("http://") {
             return Err(Error::Usage(format!(
                 "--url must look like http://127.0.0.1:8010, not {url:?}"
+            )));
+        }
+        let base = base.trim_end_matches('/').to_string();
+        if base.len() <= "http://".len() {
+            return Err(Error::Usage(format!(
+                "--url {url:?} names no host (like http://127.0.0.1:8010)"
             )));
         }
         let authority = base["http://".len()..]

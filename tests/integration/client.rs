@@ -1576,3 +1576,23 @@ fn delete_checks_every_id_first_and_reports_each_deletion_before_a_failure() {
     assert!(both.stderr.contains("not both"), "{}", both.stderr);
     assert_eq!(relay.held_messages(), 1);
 }
+
+#[test]
+fn a_url_without_a_host_a_blank_url_and_an_empty_token_file_are_usage_errors() {
+    let relay = Relay::start();
+    let empty = relay.dir.path("empty-token");
+    std::fs::write(&empty, "\n").unwrap();
+    let empty = empty.to_str().unwrap();
+    for (args, said) in [
+        (&["--url", "http://"][..], "names no host"),
+        (&["--url", "http:///"], "names no host"),
+        (&["--url", " "], "must not be blank"),
+        (&["--url", ""], "must not be blank"),
+        (&["--url", &relay.base, "--token-file", empty], "is empty"),
+    ] {
+        let done = run("channels", args);
+        assert_eq!(done.code, 2, "{args:?}: {}", done.stderr);
+        assert!(done.stderr.contains(said), "{args:?}: {}", done.stderr);
+        assert_eq!(done.stdout, "", "{args:?}");
+    }
+}
