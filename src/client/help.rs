@@ -37,7 +37,8 @@ until one arrives or S seconds pass. --reader R (your own name) lets the relay r
 where R is: each fetch gives the oldest --limit messages R has not been given yet (--wait
 works too), so nothing needs to be kept between calls. --json: one JSON object
 {id,ts,target,sender,text,reply_to?} per line; --full: a header line, then the whole text, then an empty line. When messages after
-the page exist, a line on standard error says so and names the --since-id to read on with.
+the page exist, a line on standard error says so and names the --since-id to read on with
+(with --reader: the same command reads on). A blank --reader is a usage error.
 
 Example:
   claude-codex-relay fetch --target proj-x --since-id 41 --json

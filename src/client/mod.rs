@@ -350,7 +350,11 @@ fn fetch(relay: &RelayClient, p: &Parsed, io: &mut Io) -> Result<(), Error> {
         }
     }
     let format = format(p)?;
-    let reader = p.get("reader").map(str::to_string);
+    // A reader name the relay would refuse is refused here, like a blank --target.
+    let reader = match p.get("reader") {
+        Some(r) => Some(crate::store::name("--reader", r).map_err(bad_argument)?),
+        None => None,
+    };
     if reader.is_some() && since_id.is_some() {
         return Err(Error::Usage(
             "give --reader or --since-id, not both: the reader's position is where it starts"
@@ -368,11 +372,17 @@ fn fetch(relay: &RelayClient, p: &Parsed, io: &mut Io) -> Result<(), Error> {
     let text: String = page.messages.iter().map(|m| m.render(format)).collect();
     out(io, &text)?;
     if let (true, Some(last), Some(head)) = (page.more, page.messages.last(), page.head_id) {
+        // A reader's position has moved past the page, so the same command reads on;
+        // --since-id cannot go with --reader.
+        let read_on = match &query.reader {
+            Some(r) => format!("read on with the same --reader {r}"),
+            None => format!("read on with --since-id {}", last.id),
+        };
         // On standard error, so the messages on standard output keep their format.
         writeln!(
             io.stderr,
-            "more after #{}: the channel's newest is #{head}; read on with --since-id {}",
-            last.id, last.id
+            "more after #{}: the channel's newest is #{head}; {read_on}",
+            last.id
         )
         .map_err(Error::output)?;
     }

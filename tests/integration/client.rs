@@ -1596,3 +1596,37 @@ fn a_url_without_a_host_a_blank_url_and_an_empty_token_file_are_usage_errors() {
         assert_eq!(done.stdout, "", "{args:?}");
     }
 }
+
+#[test]
+fn fetch_with_a_reader_says_to_read_on_with_the_reader_and_a_blank_reader_is_a_usage_error() {
+    let relay = Relay::start();
+    let url = relay.base.clone();
+    let first = relay.post("t", "claude", "one");
+    let second = relay.post("t", "claude", "two");
+    let fetch = |reader: &str| {
+        run(
+            "fetch",
+            &[
+                "--url", &url, "--target", "t", "--reader", reader, "--limit", "1",
+            ],
+        )
+    };
+    let page = fetch("codex");
+    assert_eq!(page.code, 0, "{}", page.stderr);
+    assert_eq!(page.stdout, format!("#{first} [claude] one\n"));
+    assert!(
+        page.stderr.contains("read on with the same --reader codex")
+            && !page.stderr.contains("--since-id"),
+        "{}",
+        page.stderr
+    );
+    // The hint is right: the same command gives the next message.
+    let next = fetch("codex");
+    assert_eq!(next.stdout, format!("#{second} [claude] two\n"));
+
+    for blank in ["", "  "] {
+        let done = fetch(blank);
+        assert_eq!(done.code, 2, "{blank:?}: {}", done.stderr);
+        assert!(done.stderr.contains("--reader"), "{}", done.stderr);
+    }
+}
