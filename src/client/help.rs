@@ -102,7 +102,8 @@ standard error. A failing CMD is reported and its message still counts as handle
   --as NAME          tell the relay that NAME is listening on T (shown by `channels
                      --detail`, the web page and list_channels)
   --count N          exit 0 after handling N messages
-  --timeout S        exit 6 if --count messages were not handled within S seconds
+  --timeout S        stop after S seconds: exit 0 if the --count messages were handled by
+                     then (without --count: if any message was), else exit 6
   --max-runs N --per S
                      loop guard: CMD runs at most N times in any S seconds [default 20 per
                      600]; the next one stops watch with exit 4 before running it, so a

@@ -522,7 +522,7 @@ fn watch(
         answering: None,
         ignore: p.all("ignore-sender").to_vec(),
         exec,
-        state: p.get("state").map(StateFile::new),
+        state: p.get("state").map(StateFile::from_arg).transpose()?,
         since_id: p.number("since-id", "a message id (0 or more)")?,
         count,
         guard: LoopGuard::new(max_runs, Duration::from_secs(per)),

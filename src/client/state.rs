@@ -18,6 +18,22 @@ impl StateFile {
         StateFile { path: path.into() }
     }
 
+    /// The state file `--state` names: a blank name, or one of a folder, is a usage error
+    /// now rather than a failed write after the watch has begun.
+    pub(super) fn from_arg(arg: &str) -> Result<StateFile, Error> {
+        if arg.trim().is_empty() {
+            return Err(Error::Usage("--state needs a file name".into()));
+        }
+        let path = Path::new(arg);
+        if arg.ends_with('/') || path.file_name().is_none() || path.is_dir() {
+            return Err(Error::Usage(format!(
+                "--state {arg:?} names a folder; give a file in it, like {}",
+                path.join("last_id").display()
+            )));
+        }
+        Ok(StateFile::new(path))
+    }
+
     pub(super) fn path(&self) -> &Path {
         &self.path
     }
@@ -110,6 +126,19 @@ mod tests {
         fs::write(state.path(), "forty\n").unwrap();
         assert!(matches!(state.read(), Err(Error::BadState(_))));
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_blank_name_or_a_folder_is_a_usage_error() {
+        let dir = std::env::temp_dir();
+        let dir = dir.to_str().unwrap();
+        for bad in ["", " ", "/", "..", "some/folder/", dir] {
+            assert!(
+                matches!(StateFile::from_arg(bad), Err(Error::Usage(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(StateFile::from_arg(".codex/last_id").is_ok());
     }
 
     #[test]

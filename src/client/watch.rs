@@ -51,7 +51,8 @@ pub(super) struct Options {
     pub count: Option<u64>,
     pub guard: LoopGuard,
     pub format: Format,
-    /// Give up with `TimedOut` if `count` messages were not handled by then.
+    /// Stop then: done if `count` messages (without a count, any message) were handled,
+    /// else `TimedOut`.
     pub deadline: Option<Instant>,
 }
 
@@ -112,14 +113,7 @@ pub(super) fn watch(
             Some(deadline) if deadline > asked => WAIT_SECS.min((deadline - asked).as_secs_f64()),
             Some(_) => {
                 save(&opts.state, last)?;
-                return Err(Error::TimedOut(format!(
-                    "timed out: no message{} on {} after #{last} within --timeout",
-                    match opts.from.as_slice() {
-                        [] => String::new(),
-                        from => format!(" from {}", from.join(" or ")),
-                    },
-                    opts.target
-                )));
+                return timed_out(&opts, handled, last);
             }
         };
         let page = backoff.retry(io, || {
@@ -185,6 +179,30 @@ pub(super) fn watch(
             kept = last;
         }
     }
+}
+
+/// The end of a watch at its deadline: done when it handled what it was asked to (`count`
+/// messages, or without a count, any), else `TimedOut` saying how far it got.
+fn timed_out(opts: &Options, handled: u64, last: u64) -> Result<(), Error> {
+    let wanted = opts.count.unwrap_or(1);
+    if handled >= wanted {
+        return Ok(());
+    }
+    let from = match opts.from.as_slice() {
+        [] => String::new(),
+        from => format!(" from {}", from.join(" or ")),
+    };
+    Err(Error::TimedOut(if handled == 0 {
+        format!(
+            "timed out: no message{from} on {} after #{last} within --timeout",
+            opts.target
+        )
+    } else {
+        format!(
+            "timed out: {handled} of the {wanted} messages{from} on {} handled within --timeout (the last #{last})",
+            opts.target
+        )
+    }))
 }
 
 /// Runs CMD for one message, with status lines around it on stderr.

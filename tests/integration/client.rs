@@ -1630,3 +1630,37 @@ fn fetch_with_a_reader_says_to_read_on_with_the_reader_and_a_blank_reader_is_a_u
         assert!(done.stderr.contains("--reader"), "{}", done.stderr);
     }
 }
+
+#[test]
+fn watch_timeout_ends_the_watch_exit_0_when_it_handled_its_messages_and_6_when_not() {
+    let relay = Relay::start();
+    let url = relay.base.clone();
+    let first = relay.post("tw", "claude", "one");
+    // From before the message, so it is handled at once; each watch then waits out its time.
+    let watch = |extra: &[&str]| {
+        let mut args = vec!["--url", &url, "--target", "tw", "--timeout", "3"];
+        args.extend_from_slice(extra);
+        let args: Vec<String> = strings(&args);
+        thread::spawn(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run("watch", &args)
+        })
+    };
+    let any = watch(&["--since-id", "0"]);
+    let short = watch(&["--since-id", "0", "--count", "2"]);
+    let none = watch(&["--since-id", &first.to_string()]);
+
+    let any = any.join().unwrap();
+    assert_eq!(any.code, 0, "{}", any.stderr);
+    assert_eq!(any.stdout, format!("#{first} [claude] one\n"));
+    let short = short.join().unwrap();
+    assert_eq!(short.code, 6, "{}", short.stderr);
+    assert!(short.stderr.contains("1 of the 2"), "{}", short.stderr);
+    let none = none.join().unwrap();
+    assert_eq!(none.code, 6, "{}", none.stderr);
+    assert!(none.stderr.contains("no message on tw"), "{}", none.stderr);
+
+    let blank = run("watch", &["--url", &url, "--target", "tw", "--state", ""]);
+    assert_eq!(blank.code, 2, "{}", blank.stderr);
+    assert!(blank.stderr.contains("--state"), "{}", blank.stderr);
+}
