@@ -109,7 +109,9 @@ standard error. A failing CMD is reported and its message still counts as handle
                      600]; the next one stops watch with exit 4 before running it, so a
                      restart handles that message first. --max-runs 0 turns the guard off.
 A relay that is down, restarting or busy is retried with a delay doubling from 0.25 s to
-10 s. SIGINT or SIGTERM ends watch at once (exit status 130 or 143 from the shell) and sends
+10 s. One that comes back without its history (a memory store: ids start again at 1) is
+followed from its first message, saying so; a FILE or --since-id beyond the channel's newest
+id is said at start, and watch goes on after the newest message. SIGINT or SIGTERM ends watch at once (exit status 130 or 143 from the shell) and sends
 SIGTERM to a CMD that is running; the state file is never torn, and the interrupted message
 is run again at the next start.
 

@@ -3,7 +3,11 @@
 //! handles each new message exactly once: prints it, or runs CMD for it. The place is kept in
 //! the state file after every message. A relay that is down, restarting or busy is retried
 //! with a doubling delay; an answer that retrying cannot fix (a refused token, a wrong route)
-//! ends the watch.
+//! ends the watch. A relay that comes back without its history (a memory store) is followed
+//! from its first message: it is recognised, as the bridge's listener recognises it, by a
+//! message at or below one seen before but posted after it, looked for whenever the relay may
+//! have restarted. A start position beyond the channel's newest id is said and moved down to it,
+//! since no message to come can have an id below the newest.
 //!
 //! Signals: the watcher installs no handler (the crate forbids `unsafe`, and needs none), so
 //! SIGINT and SIGTERM end it with the default action wherever it is. That is clean by
@@ -16,7 +20,7 @@ use super::child;
 use super::error::Error;
 use super::format::{now_utc, Format};
 use super::loop_guard::LoopGuard;
-use super::relay_client::RelayClient;
+use super::relay_client::{Page, Query, RelayClient};
 use super::state::StateFile;
 use super::Io;
 use crate::message::Message;
@@ -67,6 +71,130 @@ impl Options {
     }
 }
 
+/// Where the watch stands on its channel.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Place {
+    /// Messages up to this id are handled, or came before the start.
+    last: u64,
+    /// The id and time of the newest message at or below `last` the relay was seen to hold.
+    seen: Option<(u64, f64)>,
+    /// The `since_id` of the next fetch: `last`, or the channel's newest id when that is lower
+    /// (after deletions), so that any new post wakes the fetch, even one with a lower id than
+    /// `last` from a relay that lost its history.
+    from: u64,
+    /// The channel's newest id, as the last answer gave it.
+    head: u64,
+    /// Set when the relay may have been restarted since it was last heard (a failed request,
+    /// an answer that came back early, a newest id that went down): the next fetch first
+    /// asks whether it still holds its history.
+    unsure: bool,
+    /// Set when the relay was found to have lost its history, until that is said.
+    lost: bool,
+}
+
+impl Place {
+    /// The place after `start`, with `newest` the channel's newest message then.
+    fn at(start: u64, head: u64, newest: Option<&Message>) -> Place {
+        Place {
+            last: start,
+            seen: newest.filter(|m| m.id <= start).map(|m| (m.id, m.ts)),
+            from: start.min(head),
+            head,
+            unsure: false,
+            lost: false,
+        }
+    }
+
+    /// Whether `m` shows that the relay's ids started again: it is at or below a message seen
+    /// before, and was posted after it. Deletion and retention never do that: they only take
+    /// messages away.
+    fn restarted_by(&self, m: &Message) -> bool {
+        self.seen.is_some_and(|(id, ts)| m.id <= id && m.ts > ts)
+    }
+
+    /// Follows a relay that lost its history from its first message.
+    fn start_again(&mut self) {
+        *self = Place {
+            lost: true,
+            ..Place::at(0, 0, None)
+        };
+    }
+
+    /// The next page after `from`, waiting up to `wait` seconds; first, when the relay may
+    /// have been restarted, asks for the channel's newest and oldest messages to tell.
+    fn fetch(&mut self, relay: &RelayClient, target: &str, wait: f64) -> Result<Page, Error> {
+        if self.unsure {
+            let newest = relay.page(target, &NEWEST)?;
+            let mut lost = newest.messages.iter().any(|m| self.restarted_by(m));
+            if !lost && self.seen.is_some() {
+                let oldest = relay.page(target, &OLDEST)?;
+                lost = oldest.messages.iter().any(|m| self.restarted_by(m));
+            }
+            if lost {
+                self.start_again();
+            } else if let Some(head) = newest.head_id {
+                self.head = head;
+                self.from = self.from.min(head);
+            }
+            self.unsure = false;
+        }
+        let query = Query {
+            since_id: Some(self.from),
+            limit: Some(PAGE),
+            wait: Some(wait),
+            ..Query::default()
+        };
+        relay
+            .page(target, &query)
+            .inspect_err(|_| self.unsure = true)
+    }
+
+    /// Takes in a message at or below `last` that was not news: the next fetch goes past it.
+    fn pass(&mut self, m: &Message) {
+        self.from = self.from.max(m.id);
+        if self.seen.is_none_or(|(id, _)| id < m.id) {
+            self.seen = Some((m.id, m.ts));
+        }
+    }
+
+    /// Takes in a message handled (or passed over by the filters).
+    fn handled(&mut self, m: &Message) {
+        self.last = m.id;
+        self.seen = Some((m.id, m.ts));
+        self.from = self.from.max(m.id);
+    }
+
+    /// Takes in where the channel stands after a page: a newest id below the place is where
+    /// the next fetch waits from, and one that went down calls for a check of the history.
+    fn stands_at(&mut self, head: Option<u64>) {
+        if let Some(head) = head {
+            if head < self.head {
+                self.unsure = true;
+            }
+            self.head = head;
+            self.from = self.from.min(head);
+        }
+    }
+}
+
+/// The channel's newest message (and its newest id).
+const NEWEST: Query = Query {
+    since_id: None,
+    limit: Some(1),
+    wait: None,
+    newest: false,
+    reader: None,
+};
+
+/// The channel's oldest message.
+const OLDEST: Query = Query {
+    since_id: Some(0),
+    limit: Some(1),
+    wait: None,
+    newest: false,
+    reader: None,
+};
+
 /// Runs the watch until `count` messages were handled or an error ends it.
 pub(super) fn watch(
     relay: &RelayClient,
@@ -79,15 +207,30 @@ pub(super) fn watch(
         Some(s) => s.read()?,
         None => None,
     };
-    let start = match (saved, opts.since_id) {
-        (Some(id), _) | (None, Some(id)) => id,
-        (None, None) => {
-            let newest = backoff.retry(io, || relay.messages(&opts.target, None, Some(1), None))?;
-            newest.last().map_or(0, |m| m.id)
+    let newest = backoff.retry(io, || relay.page(&opts.target, &NEWEST))?;
+    let head = newest
+        .head_id
+        .or(newest.messages.last().map(|m| m.id))
+        .unwrap_or(0);
+    let mut start = saved.or(opts.since_id).unwrap_or(head);
+    if start > head {
+        // Handled ids are never reused, so every message to come is after the newest: going
+        // on from there misses none and runs none again, whether the relay lost its history
+        // or the newest messages were deleted.
+        say(
+            io,
+            &format!(
+                "the newest message on {} is #{head}, below #{start}: the relay lost its history \
+                 (a memory store restarted) or its newest messages were deleted; going on after #{head}",
+                opts.target
+            ),
+        )?;
+        start = head;
+    }
+    if let Some(state) = &opts.state {
+        if saved != Some(start) {
+            state.write(start)?;
         }
-    };
-    if let (Some(state), None) = (&opts.state, saved) {
-        state.write(start)?;
     }
     say(
         io,
@@ -105,43 +248,60 @@ pub(super) fn watch(
                 .unwrap_or_default(),
         ),
     )?;
-    let (mut last, mut kept, mut handled) = (start, start, 0u64);
+    let mut place = Place::at(start, head, newest.messages.last());
+    let (mut kept, mut handled) = (start, 0u64);
     loop {
         let asked = Instant::now();
         let wait = match opts.deadline {
             None => WAIT_SECS,
             Some(deadline) if deadline > asked => WAIT_SECS.min((deadline - asked).as_secs_f64()),
             Some(_) => {
-                save(&opts.state, last)?;
-                return timed_out(&opts, handled, last);
+                save(&opts.state, place.last)?;
+                return timed_out(&opts, handled, place.last);
             }
         };
-        let page = backoff.retry(io, || {
-            relay.messages(&opts.target, Some(last), Some(PAGE), Some(wait))
-        })?;
-        if page.is_empty() {
+        let page = backoff.retry(io, || place.fetch(relay, &opts.target, wait));
+        if place.lost {
+            kept = lost_history(&opts, &mut place, io)?;
+        }
+        let page = page?;
+        let asked_from = place.from;
+        if page.messages.is_empty() {
             // An empty answer long before the deadline comes from a relay that is shutting
-            // down (or one that cannot wait): pause rather than spin.
+            // down (or one that cannot wait): pause rather than spin, and make sure of the
+            // relay's history before the next wait.
             if asked.elapsed() < Duration::from_secs_f64(wait / 2.0) {
                 backoff.pause();
+                place.unsure = true;
             } else {
                 backoff.reset();
             }
+            place.stands_at(page.head_id);
             continue;
         }
         backoff.reset();
-        if page.iter().all(|m| m.id <= last) {
+        if page
+            .messages
+            .iter()
+            .any(|m| m.id <= place.last && place.restarted_by(m))
+        {
+            place.start_again();
+            kept = lost_history(&opts, &mut place, io)?;
+            continue;
+        }
+        if page.messages.iter().all(|m| m.id <= asked_from) {
             return Err(Error::Invalid(format!(
-                "{} answered messages older than since_id={last}: it does not support since_id; upgrade the relay",
+                "{} answered messages older than since_id={asked_from}: it does not support since_id; upgrade the relay",
                 relay.url()
             )));
         }
-        for m in page {
-            if m.id <= last {
+        for m in &page.messages {
+            if m.id <= place.last {
+                place.pass(m);
                 continue;
             }
-            if !opts.wanted(&m) {
-                last = m.id;
+            if !opts.wanted(m) {
+                place.handled(m);
                 continue;
             }
             match &opts.exec {
@@ -153,7 +313,7 @@ pub(super) fn watch(
                 }
                 Some(cmd) => {
                     if !opts.guard.admit(Instant::now()) {
-                        save(&opts.state, last)?;
+                        save(&opts.state, place.last)?;
                         return Err(Error::LoopGuard(format!(
                             "loop guard: CMD already ran {} (--max-runs/--per); stopping before #{}. \
                              Check the channel for agents answering each other, then start watch \
@@ -163,22 +323,38 @@ pub(super) fn watch(
                             m.id
                         )));
                     }
-                    run(cmd, &m, relay, env, io)?;
+                    run(cmd, m, relay, env, io)?;
                 }
             }
-            last = m.id;
-            save(&opts.state, last)?;
-            kept = last;
+            place.handled(m);
+            save(&opts.state, place.last)?;
+            kept = place.last;
             handled += 1;
             if opts.count.is_some_and(|n| handled >= n) {
                 return Ok(());
             }
         }
-        if last != kept {
-            save(&opts.state, last)?;
-            kept = last;
+        place.stands_at(page.head_id);
+        if place.last != kept {
+            save(&opts.state, place.last)?;
+            kept = place.last;
         }
     }
+}
+
+/// Says on standard error that the relay lost its history and the channel is followed afresh
+/// from its first message, and keeps that place in the state file; returns the id kept.
+fn lost_history(opts: &Options, place: &mut Place, io: &mut Io) -> Result<u64, Error> {
+    place.lost = false;
+    say(
+        io,
+        &format!(
+            "the relay came back without its history (its ids started again); following {} from its first message",
+            opts.target
+        ),
+    )?;
+    save(&opts.state, place.last)?;
+    Ok(place.last)
 }
 
 /// The end of a watch at its deadline: done when it handled what it was asked to (`count`
@@ -315,5 +491,51 @@ impl Backoff {
 
     fn reset(&mut self) {
         self.next = BACKOFF_FIRST;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(id: u64, ts: f64) -> Message {
+        Message {
+            id,
+            ts,
+            target: "c".into(),
+            sender: "s".into(),
+            reply_to: None,
+            text: String::new(),
+        }
+    }
+
+    #[test]
+    fn only_a_message_at_or_below_one_seen_but_posted_after_it_shows_a_restart() {
+        let place = Place::at(7, 7, Some(&message(7, 70.0)));
+        assert!(place.restarted_by(&message(1, 80.0)));
+        assert!(place.restarted_by(&message(7, 80.0)));
+        // Older messages, and newer ids, are what a relay that kept its history serves.
+        assert!(!place.restarted_by(&message(3, 30.0)));
+        assert!(!place.restarted_by(&message(8, 80.0)));
+        // Nothing seen yet: nothing to tell a restart by.
+        assert!(!Place::at(0, 0, None).restarted_by(&message(1, 1.0)));
+    }
+
+    #[test]
+    fn a_newest_id_that_goes_down_is_waited_from_and_calls_for_a_check() {
+        let mut place = Place::at(7, 7, Some(&message(7, 70.0)));
+        place.stands_at(Some(7));
+        assert!(!place.unsure);
+        place.stands_at(Some(5));
+        assert!(place.unsure, "deleted, or a relay that started again");
+        assert_eq!((place.last, place.from, place.head), (7, 5, 5));
+        place.handled(&message(9, 90.0));
+        assert_eq!(
+            (place.last, place.from, place.seen),
+            (9, 9, Some((9, 90.0)))
+        );
+        place.start_again();
+        assert!(place.lost);
+        assert_eq!((place.last, place.from, place.seen), (0, 0, None));
     }
 }

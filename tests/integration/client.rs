@@ -1664,3 +1664,99 @@ fn watch_timeout_ends_the_watch_exit_0_when_it_handled_its_messages_and_6_when_n
     assert_eq!(blank.code, 2, "{}", blank.stderr);
     assert!(blank.stderr.contains("--state"), "{}", blank.stderr);
 }
+
+#[test]
+fn watch_follows_a_memory_relay_that_restarts_from_its_first_message() {
+    use claude_codex_relay::config::StoreKind;
+    let mut relay = Relay::memory();
+    let url = relay.base.clone();
+    for text in ["one", "two", "three"] {
+        relay.post("m", "claude", text);
+    }
+    let watcher = Running::start("watch", &["--url", &url, "--target", "m"]);
+    watcher.stderr_line_containing("watching m", deadline());
+
+    // The relay goes away until the watcher has noticed, and comes back on the same port
+    // with nothing: its ids start again at 1, below the watcher's #3.
+    let mut config = config_in(&relay.dir);
+    config.store = StoreKind::Memory;
+    config.port = relay.addr().port();
+    relay.running.take().unwrap().shutdown();
+    watcher.stderr_line_containing("relay unavailable", deadline());
+    relay.running = Some(start_again(config));
+    let first = relay.post("m", "claude", "after the restart");
+    assert_eq!(first, 1);
+    assert_eq!(watcher.line(deadline()), "#1 [claude] after the restart");
+    watcher.stderr_line_containing("without its history", deadline());
+    let second = relay.post("m", "claude", "and on");
+    assert_eq!(
+        watcher.line(deadline()),
+        format!("#{second} [claude] and on")
+    );
+}
+
+#[test]
+fn watch_from_a_state_or_since_id_past_the_newest_message_says_so_and_shows_new_messages() {
+    let relay = Relay::memory();
+    let url = relay.base.clone();
+    relay.post("m", "claude", "one");
+    let state = relay.dir.path("last_id");
+    std::fs::write(&state, "50\n").unwrap();
+    let state_arg = state.to_str().unwrap();
+    let from_state = Running::start(
+        "watch",
+        &[
+            "--url", &url, "--target", "m", "--state", state_arg, "--count", "1",
+        ],
+    );
+    from_state.stderr_line_containing("below #50", deadline());
+    from_state.stderr_line_containing("watching m", deadline());
+    let from_since = Running::start(
+        "watch",
+        &[
+            "--url",
+            &url,
+            "--target",
+            "m",
+            "--since-id",
+            "70",
+            "--count",
+            "1",
+        ],
+    );
+    from_since.stderr_line_containing("below #70", deadline());
+    from_since.stderr_line_containing("watching m", deadline());
+    let posted = relay.post("m", "claude", "two");
+    for watcher in [&from_state, &from_since] {
+        assert_eq!(watcher.line(deadline()), format!("#{posted} [claude] two"));
+        assert_eq!(watcher.finish(deadline()), 0, "{}", watcher.stderr());
+    }
+    assert_eq!(
+        std::fs::read_to_string(&state).unwrap(),
+        format!("{posted}\n")
+    );
+}
+
+#[test]
+fn watch_goes_on_after_its_newest_messages_are_deleted_without_showing_older_ones_again() {
+    let relay = Relay::memory();
+    let url = relay.base.clone();
+    relay.post("m", "claude", "one");
+    let watcher = Running::start(
+        "watch",
+        &["--url", &url, "--target", "m", "--since-id", "0"],
+    );
+    assert_eq!(watcher.line(deadline()), "#1 [claude] one");
+    let second = relay.post("m", "claude", "two");
+    assert_eq!(watcher.line(deadline()), format!("#{second} [claude] two"));
+    let deleted = run("delete", &["--url", &url, &second.to_string()]);
+    assert_eq!(deleted.code, 0, "{}", deleted.stderr);
+    let third = relay.post("m", "claude", "three");
+    assert_eq!(watcher.line(deadline()), format!("#{third} [claude] three"));
+    let fourth = relay.post("m", "claude", "four");
+    assert_eq!(watcher.line(deadline()), format!("#{fourth} [claude] four"));
+    assert!(
+        !watcher.stderr().contains("without its history"),
+        "a deletion is not a restart"
+    );
+}
