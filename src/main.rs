@@ -1,7 +1,8 @@
 //! The `claude-codex-relay` command: with no command (or `serve`) it starts the relay with the
 //! configuration from `config.json`, the environment and the flags; `post`, `fetch`,
 //! `channels`, `watch`, `delete`, `export`, `mcp` and `setup` are the built-in client
-//! (`client::run`, whose exit codes its usage lists). Errors become exit codes here: 2 for a configuration or usage
+//! (`client::run`, whose exit codes its usage lists); a first word that is no command is
+//! refused naming the closest one. Errors become exit codes here: 2 for a configuration or usage
 //! error, 1 when the relay cannot start. Every command has its own `--help`.
 
 use claude_codex_relay::config::{is_relay_variable, settings_help, Args, Config, StoreKind};
@@ -52,10 +53,7 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Some("--version" | "-V") => {
-            println!("claude-codex-relay {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
-        }
+        Some("--version" | "-V") => version(),
         Some("serve") => serve(&args[1..], &env),
         Some(
             command @ ("post" | "fetch" | "channels" | "watch" | "mcp" | "setup" | "delete"
@@ -74,8 +72,23 @@ fn main() -> ExitCode {
             );
             ExitCode::from(code as u8)
         }
+        // A first word that is not an option can only be a command: `fecth` is a typo to
+        // point out, not an argument to the relay's settings.
+        Some(word) if !word.starts_with('-') => {
+            eprintln!(
+                "claude-codex-relay: {}",
+                claude_codex_relay::client::unknown_command(word)
+            );
+            ExitCode::from(2)
+        }
         _ => serve(&args, &env),
     }
+}
+
+/// Prints the version, for `--version` alone or among the relay's settings.
+fn version() -> ExitCode {
+    println!("claude-codex-relay {}", env!("CARGO_PKG_VERSION"));
+    ExitCode::SUCCESS
 }
 
 /// The arguments and the environment as text. Every argument the relay takes is text, so one
@@ -115,6 +128,9 @@ fn serve(args: &[String], env: &BTreeMap<String, String>) -> ExitCode {
     if args.iter().any(|a| a == "--help" || a == "-h") {
         print!("{SERVE_USAGE}{}", settings_help());
         return ExitCode::SUCCESS;
+    }
+    if args.iter().any(|a| a == "--version" || a == "-V") {
+        return version();
     }
     let args = match Args::parse(args) {
         Ok(parsed) => parsed,

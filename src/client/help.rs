@@ -188,6 +188,57 @@ const COMMANDS: [(&str, &str); 8] = [
     ("export", EXPORT),
 ];
 
+/// Every command of the binary: the relay itself, then the client's.
+const ALL_COMMANDS: [&str; 9] = [
+    "serve", "post", "fetch", "channels", "watch", "delete", "export", "mcp", "setup",
+];
+
+/// Whether `name` is a client command, with a help section of its own.
+pub(super) fn is_command(name: &str) -> bool {
+    COMMANDS.iter().any(|(n, _)| *n == name)
+}
+
+/// What to say of a command the binary does not know: the closest known one when it is
+/// likely a typo (`fecth`), and the list of commands.
+pub(super) fn unknown_command(word: &str) -> String {
+    let closest = ALL_COMMANDS
+        .iter()
+        .map(|c| (edit_distance(word, c), *c))
+        .min()
+        .filter(|(d, _)| *d <= 2 && *d < word.chars().count())
+        .map_or_else(|| ".".to_string(), |(_, c)| format!("; did you mean {c}?"));
+    format!(
+        "unknown command {word:?}{closest} The commands are {} (`claude-codex-relay --help` shows them all)",
+        ALL_COMMANDS.join(", ")
+    )
+}
+
+/// The edits (insert, delete, replace, swap two neighbours) that turn `a` into `b`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    // d[i][j]: the distance between the first i characters of a and the first j of b.
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
 /// Help for one command, then the options every command takes and the exit codes.
 pub(super) fn command(name: &str) -> String {
     let section = COMMANDS
@@ -208,4 +259,26 @@ pub(super) fn all() -> String {
     }
     text.push_str(COMMON);
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mistyped_command_gets_the_closest_and_the_list() {
+        for (typo, meant) in [
+            ("fecth", "fetch"),
+            ("wacth", "watch"),
+            ("chanels", "channels"),
+            ("serv", "serve"),
+        ] {
+            let said = unknown_command(typo);
+            assert!(said.contains(&format!("did you mean {meant}?")), "{said}");
+            assert!(said.contains("post, fetch, channels"), "{said}");
+        }
+        let far = unknown_command("teleport");
+        assert!(!far.contains("did you mean"), "{far}");
+        assert!(far.contains("serve, post"), "{far}");
+    }
 }

@@ -48,6 +48,11 @@ pub fn usage() -> String {
     help::all()
 }
 
+/// What to say of a first argument that is no command: the closest command, and the list.
+pub fn unknown_command(word: &str) -> String {
+    help::unknown_command(word)
+}
+
 /// A name the command line gave that the relay would refuse, as the usage error it is.
 fn bad_argument(e: crate::error::Error) -> Error {
     Error::Usage(e.to_string())
@@ -60,7 +65,7 @@ pub fn run(command: &str, args: &[String], env: &BTreeMap<String, String>, io: &
         Ok(()) => 0,
         Err(Error::Closed) => 0,
         Err(e) => {
-            let hint = if matches!(e, Error::Usage(_)) {
+            let hint = if matches!(e, Error::Usage(_)) && help::is_command(command) {
                 format!("\nTry `claude-codex-relay {command} --help`.")
             } else {
                 String::new()
@@ -123,7 +128,7 @@ fn dispatch(
             value("since-id"),
         ],
         "setup" => &[value("listen"), value("as"), switch("apply")],
-        other => return Err(Error::Usage(format!("unknown command {other:?}"))),
+        other => return Err(Error::Usage(help::unknown_command(other))),
     };
     let p = Parsed::new(args, flags)?;
     if p.has("help") {

@@ -241,3 +241,38 @@ fn bytes_that_are_not_utf8_in_the_environment_or_the_arguments_get_an_answer_not
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+#[test]
+fn a_mistyped_command_names_the_closest_and_the_list() {
+    let typo = relay_binary(&["fecth", "--target", "x"]);
+    let said = String::from_utf8_lossy(&typo.stderr);
+    assert_eq!(typo.status.code(), Some(2), "{said}");
+    assert!(said.contains("did you mean fetch?"), "{said}");
+    assert!(
+        said.contains("serve, post, fetch, channels, watch"),
+        "{said}"
+    );
+    assert!(!said.contains("serve --help"), "{said}");
+}
+
+#[test]
+fn serve_and_the_relay_settings_take_version_as_the_binary_does() {
+    let version = relay_binary(&["--version"]);
+    assert_eq!(version.status.code(), Some(0));
+    let version = String::from_utf8_lossy(&version.stdout).into_owned();
+    assert!(version.starts_with("claude-codex-relay "), "{version}");
+    for args in [
+        &["serve", "--version"][..],
+        &["serve", "-V"],
+        &["--port", "0", "--version"],
+    ] {
+        let out = relay_binary(args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), version, "{args:?}");
+    }
+}
