@@ -1636,9 +1636,10 @@ fn watch_timeout_ends_the_watch_exit_0_when_it_handled_its_messages_and_6_when_n
     let relay = Relay::start();
     let url = relay.base.clone();
     let first = relay.post("tw", "claude", "one");
-    // From before the message, so it is handled at once; each watch then waits out its time.
+    // From before the message, so it is handled at once; each watch then waits out its time,
+    // long enough that a busy machine still starts it and hands it the message well within.
     let watch = |extra: &[&str]| {
-        let mut args = vec!["--url", &url, "--target", "tw", "--timeout", "3"];
+        let mut args = vec!["--url", &url, "--target", "tw", "--timeout", "8"];
         args.extend_from_slice(extra);
         let args: Vec<String> = strings(&args);
         thread::spawn(move || {
