@@ -121,7 +121,7 @@ impl Logs {
             // A tool-log line is whole in the buffer: the batch's head, then its payload.
             let start = own.len();
             own.extend_from_within(tool_head.clone());
-            tool_payload(&mut own, r);
+            tool_payload(&mut own, m, &r.source);
             spans.push((head, made_text, tail, start..own.len()));
         }
         // Only serde_json and formatted numbers wrote to the buffer: it is UTF-8.
@@ -173,7 +173,7 @@ fn archive_tail(out: &mut Vec<u8>, m: &Message) {
 
 /// A `post_message` tool-log line's payload, its keys in sorted order as the tool log has
 /// always had them: `{"id","sender","source","target","text_len"}`.
-fn tool_payload(out: &mut Vec<u8>, r: &Recorded) {
+fn tool_payload(out: &mut Vec<u8>, m: &Message, source: &str) {
     #[derive(Serialize)]
     struct Posted<'a> {
         id: u64,
@@ -182,13 +182,12 @@ fn tool_payload(out: &mut Vec<u8>, r: &Recorded) {
         target: &'a str,
         text_len: usize,
     }
-    let m = &r.message;
     let payload = Posted {
         id: m.id,
         sender: &m.sender,
-        source: &r.source,
+        source,
         target: &m.target,
-        text_len: r.text_chars,
+        text_len: m.text.chars().count(),
     };
     let _ = serde_json::to_writer(out, &payload);
 }
@@ -254,7 +253,6 @@ mod tests {
                     text: (*text).into(),
                 };
                 Recorded {
-                    text_chars: text.chars().count(),
                     encoded: Encoded::new(&message),
                     message: std::sync::Arc::new(message),
                     source: if at == 1 {

@@ -59,9 +59,6 @@ pub(crate) struct Recorded {
     pub message: Arc<Message>,
     pub encoded: Encoded,
     pub source: String,
-    /// The text's length in characters (the tool log's `text_len`), counted as the post
-    /// arrived, while a large text was still in the processor's cache.
-    pub text_chars: usize,
 }
 
 /// The function told of each batch of new messages once it is written, by the poster that wrote
@@ -456,14 +453,13 @@ struct Fresh {
     /// `idempotency::digest` of what was posted, with a key (0 without: never compared).
     digest: u64,
     source: String,
-    text_chars: usize,
 }
 
 /// A queued post and, once its batch is written, its outcome.
 struct Slot {
     /// Taken (not copied) into the message when the batch is written, with the text's JSON
-    /// string as the poster received it, if it gave one, and the text's length in characters.
-    draft: Mutex<Option<(Draft, Option<String>, usize)>>,
+    /// string as the poster received it, if it gave one.
+    draft: Mutex<Option<(Draft, Option<String>)>>,
     outcome: Mutex<Option<Result<Posted, Error>>>,
 }
 
@@ -623,9 +619,8 @@ impl Store {
             len if len >= YIELDS_UP_TO_TEXT => 0,
             _ => self.commit_yields,
         };
-        let text_chars = draft.text.chars().count();
         let slot = Arc::new(Slot {
-            draft: Mutex::new(Some((draft, text_json, text_chars))),
+            draft: Mutex::new(Some((draft, text_json))),
             outcome: Mutex::new(None),
         });
         lock(&self.queue).push(Arc::clone(&slot));
@@ -706,7 +701,6 @@ impl Store {
                     source,
                 },
                 text_json,
-                text_chars,
             ) = lock(&slot.draft).take().unwrap_or_default();
             // Only a post with a key is ever compared, and hashing a large text is not free.
             let digest = match &key {
@@ -745,7 +739,6 @@ impl Store {
                 key,
                 digest,
                 source,
-                text_chars,
             });
         }
         let written = match committer.journal.as_mut() {
@@ -793,12 +786,12 @@ impl Store {
                 ts: f.message.ts,
                 place,
             });
-            published.push((f.at, Arc::new(f.message), f.encoded, f.source, f.text_chars));
+            published.push((f.at, Arc::new(f.message), f.encoded, f.source));
         }
         {
             let journaled = committer.journal.is_some();
             let mut state = lock(&self.state);
-            for ((_, m, encoded, _, _), entry) in published.iter().zip(entries) {
+            for ((_, m, encoded, _), entry) in published.iter().zip(entries) {
                 // Without a journal the cache is the only place the text is, and holding every
                 // JSON too would double what memory holds. With one, the cache is bounded and a
                 // fresh message is the likeliest read next, by a page or a stream, which send
@@ -824,12 +817,11 @@ impl Store {
         self.published_id
             .store(committer.last_id, Ordering::Release);
         let mut new = Vec::with_capacity(published.len());
-        for (at, message, encoded, source, text_chars) in published {
+        for (at, message, encoded, source) in published {
             new.push(Recorded {
                 message: Arc::clone(&message),
                 encoded: encoded.clone(),
                 source,
-                text_chars,
             });
             *lock(&batch[at].outcome) = Some(Ok(Posted {
                 message,
