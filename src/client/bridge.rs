@@ -3,13 +3,15 @@
 //! `/mcp` (see `upstream`); the relay's answers go back one per line on standard output,
 //! unchanged, and nothing else is ever written there (notes go to standard error). The bridge
 //! answers `initialize` even while the relay is down, answers a tool call it cannot forward
-//! with an `isError` result, and ends only when standard input does; what a relay that answers
-//! refuses (a bad `initialize`, a wrong token) is refused to the client too. With `--listen`
-//! it also pushes other agents' messages on those channels as `notifications/claude/channel`
-//! events (see `listener`). Threads: the caller's for standard input, one per forwarded request (a
-//! `fetch_messages` may wait 50 s), one for the session's stream, one per listened channel.
+//! with an `isError` result; what a relay that answers refuses (a bad `initialize`, a wrong
+//! token) is refused to the client too. With `--listen` it also pushes other agents' messages
+//! on those channels as `notifications/claude/channel` events (see `listener`). When standard
+//! input ends the bridge reads no more and pushes nothing more, and ends once every request it
+//! has read is answered (or at once if standard output is closed). Threads: the caller's for
+//! standard input, one per forwarded request (a `fetch_messages` may wait 50 s), one for the
+//! session's stream, one per listened channel.
 
-use super::bridge_io::{note, Backoff, Gate, Out};
+use super::bridge_io::{note, Backoff, Gate, InFlight, Out};
 use super::error::Error;
 use super::listener;
 use super::relay_client::RelayClient;
@@ -27,7 +29,7 @@ const INVALID_REQUEST: i64 = -32600;
 /// The relay could not be reached (an implementation-defined server error).
 const RELAY_DOWN: i64 = -32000;
 
-/// Runs the bridge until `stdin` ends.
+/// Runs the bridge until `stdin` ends and every request read from it is answered.
 pub(super) fn run(
     relay: RelayClient,
     listen: Option<Listen>,
@@ -60,6 +62,24 @@ pub(super) fn run(
             .spawn(move || follow_stream(&upstream, &gate, &out))
             .map_err(|e| Error::Local(format!("cannot start a thread: {e}")))?;
     }
+    let in_flight = Arc::new(InFlight::default());
+    let read = read_messages(stdin, &upstream, listen.as_ref(), &gate, &in_flight, &out);
+    // The client has said all it will: nothing more is pushed, and the requests it sent are
+    // answered before the bridge ends (the listeners and the stream end with the process).
+    out.answers_only();
+    in_flight.wait(&out);
+    read
+}
+
+/// Reads and handles one message per line of `stdin` until it ends.
+fn read_messages(
+    stdin: &mut dyn BufRead,
+    upstream: &Arc<Upstream>,
+    listen: Option<&Listen>,
+    gate: &Gate,
+    in_flight: &Arc<InFlight>,
+    out: &Arc<Out>,
+) -> Result<(), Error> {
     // Bytes, not text: a line that is not UTF-8 is one bad message, answered like any other.
     let mut line = Vec::new();
     loop {
@@ -91,7 +111,7 @@ pub(super) fn run(
                 continue;
             }
         };
-        handle(message, &upstream, listen.as_ref(), &gate, &out);
+        handle(message, upstream, listen, gate, in_flight, out);
     }
 }
 
@@ -101,6 +121,7 @@ fn handle(
     upstream: &Arc<Upstream>,
     listen: Option<&Listen>,
     gate: &Gate,
+    in_flight: &Arc<InFlight>,
     out: &Arc<Out>,
 ) {
     // The envelope is read by the relay's own reader, so a message the bridge answers itself
@@ -145,9 +166,13 @@ fn handle(
         ("ping", Some(id)) => out.send(&json!({"jsonrpc": "2.0", "id": id, "result": {}})),
         (_, id) => {
             let (upstream, out) = (Arc::clone(upstream), Arc::clone(out));
+            let forwarding = in_flight.start();
             let spawned = thread::Builder::new()
                 .name("forward".into())
-                .spawn(move || forward(&message, id, &method, &upstream, &out));
+                .spawn(move || {
+                    forward(&message, id, &method, &upstream, &out);
+                    drop(forwarding);
+                });
             if let Err(e) = spawned {
                 note(&format!("cannot start a thread: {e}"));
             }
@@ -157,7 +182,7 @@ fn handle(
 
 fn forward(message: &Value, id: Option<Value>, method: &str, upstream: &Upstream, out: &Out) {
     match (upstream.send(message), id) {
-        (Ok(Some(answer)), Some(_)) => out.line(&answer),
+        (Ok(Some(answer)), Some(_)) => out.answer(&answer),
         (Ok(_), _) => {}
         (Err(Failure::Refused(error)), Some(id)) => {
             out.send(&json!({"jsonrpc": "2.0", "id": id, "error": error}));

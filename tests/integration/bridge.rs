@@ -1,12 +1,13 @@
 //! The stdio bridge (`claude-codex-relay mcp`) as a real child process: JSON-RPC lines on its
-//! standard input and output, a real relay behind it, restarts of that relay in the middle, and
-//! the channel events it pushes.
+//! standard input and output, a real relay behind it, restarts of that relay in the middle, the
+//! channel events it pushes, and how it ends: with every request it read answered once its
+//! standard input ends.
 
 use crate::common::{deadline, get, post_json, post_raw, Relay, TempDir};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 /// A running bridge: its stdin, and every line of its stdout parsed, in order.
@@ -121,6 +122,19 @@ impl Bridge {
             .collect()
     }
 
+    /// Every line of stdout from here to its end; fails at `until`.
+    pub fn rest(&self, until: Instant) -> Vec<Value> {
+        let mut lines = Vec::new();
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => lines.push(line),
+                Err(RecvTimeoutError::Disconnected) => return lines,
+                Err(RecvTimeoutError::Timeout) => panic!("stdout never ended: {lines:?}"),
+            }
+        }
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
@@ -197,6 +211,85 @@ fn the_bridge_ends_when_its_stdin_ends() {
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
     assert!(bridge.child.wait().unwrap().success());
+}
+
+#[test]
+fn at_the_end_of_its_stdin_the_bridge_answers_every_request_it_read_then_exits() {
+    let relay = Relay::memory();
+    let before = relay.post("later", "codex", "before");
+    let mut bridge = Bridge::start(&relay.base, &["--listen", "later", "--as", "claude"]);
+    let call = |id: u64, tool: &str, arguments: Value| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": tool, "arguments": arguments}})
+    };
+    for message in [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        // Answered when its wait is up, with nothing.
+        call(
+            2,
+            "fetch_messages",
+            json!({"target": "quiet", "wait_seconds": 2}),
+        ),
+        // Answered when the message posted below, after the end of stdin, arrives.
+        call(
+            3,
+            "fetch_messages",
+            json!({"target": "later", "since_id": before, "wait_seconds": 50}),
+        ),
+        call(4, "list_channels", json!({})),
+        json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list"}),
+        json!({"jsonrpc": "2.0", "id": 6, "method": "ping"}),
+    ] {
+        bridge.send(&message);
+    }
+    drop(bridge.stdin.take());
+
+    // Once the relay holds the waiting fetch (or the bridge is gone), its message comes.
+    let until = deadline();
+    while !fetch_waits_on(&relay.base, "later") && bridge.alive() {
+        assert!(Instant::now() < until, "the fetch never reached the relay");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let after = relay.post("later", "codex", "after");
+
+    let lines = bridge.rest(deadline());
+    let answer = |id: u64| -> &Value {
+        let mut answers = lines.iter().filter(|line| line["id"] == id);
+        let answer = answers
+            .next()
+            .unwrap_or_else(|| panic!("no answer to request {id} before stdout ended: {lines:?}"));
+        assert!(answers.next().is_none(), "one answer to {id}: {lines:?}");
+        answer
+    };
+    assert_eq!(
+        answer(1)["result"]["serverInfo"]["name"],
+        "claude-codex-relay"
+    );
+    let quiet = &answer(2)["result"];
+    assert_eq!(quiet["isError"], false, "{quiet}");
+    assert_eq!(quiet["structuredContent"]["messages"], json!([]), "{quiet}");
+    let later = &answer(3)["result"]["structuredContent"]["messages"];
+    assert_eq!(later[0]["id"], after, "{later}");
+    assert_eq!(later[0]["text"], "after", "{later}");
+    assert_eq!(answer(4)["result"]["isError"], false);
+    assert!(answer(5)["result"]["tools"].is_array());
+    assert_eq!(answer(6)["result"], json!({}));
+    assert!(bridge.child.wait().unwrap().success());
+}
+
+/// Whether a `fetch_messages` is waiting on `channel` at the relay at `base`.
+fn fetch_waits_on(base: &str, channel: &str) -> bool {
+    let listing = get(&format!("{base}/api/channels?detail=1")).json();
+    listing["detail"].as_array().unwrap().iter().any(|c| {
+        c["name"] == channel
+            && c["listeners"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|l| l["kind"] == "fetch")
+    })
 }
 
 #[test]
