@@ -126,7 +126,8 @@ Usage: claude-codex-relay mcp [--listen C[,C...] [--as NAME] [--from S]... [--si
 A stdio MCP server for clients that spawn a command: JSON-RPC lines on standard input and
 output (notes on standard error), forwarded to the relay's /mcp with the relay's tools and
 channel resources unchanged. It survives relay restarts (tool calls answer isError
-meanwhile) and ends when standard input ends.
+meanwhile; a relay that refuses the token or a request says so instead) and ends when
+standard input ends, once every request it read is answered.
   --listen C,...   push every new message on these channels as a
                    notifications/claude/channel event (capability
                    experimental[\"claude/channel\"]), once each, in order
