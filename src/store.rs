@@ -1206,7 +1206,14 @@ impl Store {
             None => None,
         };
         if let Some(id) = draft.reply_to {
-            if lock(&self.state).find(&target, id).is_none() {
+            // A retry of a post still kept is answered with it (or refused for another text,
+            // 409) even when the message it answered has gone since.
+            let retry_of_kept = || {
+                idempotency_key
+                    .as_deref()
+                    .is_some_and(|key| lock(&self.commit).keys.get(&sender, key).is_some())
+            };
+            if lock(&self.state).find(&target, id).is_none() && !retry_of_kept() {
                 return Err(Error::BadRequest(format!(
                     "reply_to: no message {id} in channel {target:?} to reply to"
                 )));
@@ -2565,6 +2572,37 @@ mod tests {
         assert_eq!(posted.iter().filter(|p| !p.repeated).count(), 1);
         assert_eq!(store.last_id(), 1);
         assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn a_retried_reply_is_answered_with_its_message_after_what_it_answered_has_gone() {
+        let store = Store::in_memory(&[], Limits::default());
+        let question = post(&store, "c", "question");
+        let reply = |text: &str| Draft {
+            reply_to: Some(question),
+            idempotency_key: Some("answer-1".into()),
+            ..draft("c", text)
+        };
+        let first = store.post(reply("answer")).expect("the reply is posted");
+        store
+            .delete_message(question)
+            .expect("the question is deleted");
+        let retry = store.post(reply("answer")).expect("the retry is answered");
+        assert!(retry.repeated);
+        assert_eq!(retry.message.id, first.message.id);
+        let other = store.post(reply("another answer"));
+        assert!(matches!(other, Err(Error::Conflict(_))), "{other:?}");
+        // Without the key, or once the reply is gone too, a reply to it is refused.
+        let unkeyed = store.post(Draft {
+            reply_to: Some(question),
+            ..draft("c", "answer")
+        });
+        assert!(matches!(unkeyed, Err(Error::BadRequest(_))), "{unkeyed:?}");
+        store
+            .delete_message(first.message.id)
+            .expect("the reply is deleted");
+        let gone = store.post(reply("answer"));
+        assert!(matches!(gone, Err(Error::BadRequest(_))), "{gone:?}");
     }
 
     #[test]
