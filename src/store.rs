@@ -2239,19 +2239,29 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A case-insensitive substring search, in time linear in the text whatever the query. An
-/// ASCII query (the common case) is looked for in a copy of the text with its ASCII letters
-/// lowercased, made in one buffer reused from text to text; others in lowercased copies.
+/// A case-insensitive substring search, in time linear in the text whatever the query. Query
+/// and text are compared with every character lowercased on its own (`char::to_lowercase`),
+/// not as words (`str::to_lowercase` makes a final capital sigma `ς` and any other `σ`), so a
+/// text holding the query as it was typed is always found. An ASCII query (the common case) is
+/// looked for in a copy of the text with its ASCII letters lowercased, made in one buffer
+/// reused from text to text, unless the text holds one of the two characters whose lowercase
+/// holds an ASCII letter (the Kelvin sign, `İ`); other texts are lowercased whole into it.
 struct Needle {
     lower: String,
     ascii: bool,
     folded: String,
 }
 
+/// The characters other than ASCII letters whose lowercase holds an ASCII letter: the Kelvin
+/// sign (`k`) and the capital I with a dot above (`i` and a combining dot).
+const FOLD_TO_ASCII: [&str; 2] = ["\u{212A}", "\u{130}"];
+
 impl Needle {
     fn new(query: &str) -> Needle {
+        let mut lower = String::new();
+        lowercase_into(&mut lower, query);
         Needle {
-            lower: query.to_lowercase(),
+            lower,
             ascii: query.is_ascii(),
             folded: String::new(),
         }
@@ -2261,14 +2271,27 @@ impl Needle {
         if self.lower.is_empty() {
             return true;
         }
-        if !self.ascii {
-            return text.to_lowercase().contains(&self.lower);
+        let bytes = text.as_bytes();
+        let plain = self.ascii
+            && (bytes.is_ascii()
+                || !FOLD_TO_ASCII
+                    .iter()
+                    .any(|c| memchr::memmem::find(bytes, c.as_bytes()).is_some()));
+        if plain {
+            self.folded.clear();
+            self.folded.push_str(text);
+            self.folded.make_ascii_lowercase();
+        } else {
+            lowercase_into(&mut self.folded, text);
         }
-        self.folded.clear();
-        self.folded.push_str(text);
-        self.folded.make_ascii_lowercase();
         self.folded.contains(self.lower.as_str())
     }
+}
+
+/// `text` with every character lowercased on its own, in `out`.
+fn lowercase_into(out: &mut String, text: &str) {
+    out.clear();
+    out.extend(text.chars().flat_map(char::to_lowercase));
 }
 
 /// Checks an idempotency key: trimmed, 1 to `MAX_KEY_CHARS` characters, none of them control
@@ -2603,6 +2626,44 @@ mod tests {
             .expect("the reply is deleted");
         let gone = store.post(reply("answer"));
         assert!(matches!(gone, Err(Error::BadRequest(_))), "{gone:?}");
+    }
+
+    #[test]
+    fn a_search_finds_every_text_holding_the_query_as_typed_or_in_another_case() {
+        let store = Store::in_memory(&[], Limits::default());
+        let texts = [
+            "ΟΔΟΣ",
+            "ΟΔΟΣΑ test",
+            "KELVIN \u{212A}",
+            "\u{130}stanbul",
+            "plain kelvin k",
+            "straße",
+        ];
+        let posted: Vec<u64> = texts.iter().map(|t| post(&store, "s", t)).collect();
+        let found = |query: &str| {
+            let mut hits = ids(&store.search(query, None, None, 50).expect("a search"));
+            hits.sort_unstable();
+            hits
+        };
+        // Each text holds itself, and each of its words, as typed.
+        for (text, id) in texts.iter().zip(&posted) {
+            for query in std::iter::once(*text).chain(text.split(' ')) {
+                assert!(found(query).contains(id), "{query:?} in {text:?}");
+            }
+        }
+        assert_eq!(found("Σ"), posted[0..2]);
+        assert_eq!(found("σ"), posted[0..2]);
+        assert_eq!(found("ΟΔΟΣ"), posted[0..2]);
+        assert_eq!(found("kelvin k"), [posted[2], posted[4]]);
+        assert_eq!(found("\u{212A}"), [posted[2], posted[4]]);
+        assert_eq!(found("İSTANBUL"), [posted[3]]);
+        assert_eq!(found("i\u{307}stanbul"), [posted[3]]);
+        assert!(
+            found("i").contains(&posted[3]),
+            "İ lowercases to i and a dot"
+        );
+        assert_eq!(found("STRASSE"), Vec::<u64>::new());
+        assert_eq!(found("STRAßE"), [posted[5]]);
     }
 
     #[test]
