@@ -551,6 +551,38 @@ fn a_request_line_is_method_target_version_and_only_http_1_x_is_served() {
     }
 }
 
+#[test]
+fn an_absolute_form_target_is_served_as_its_path_with_its_host_for_the_host_check() {
+    // RFC 9112 §3.2.2: a server must accept a target in absolute form, and an origin server
+    // goes by its host, not the Host header's.
+    let relay = Relay::memory();
+    let port = relay.addr().port();
+    let get = |target: &str, host: &str| format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    let rq = [
+        get(
+            &format!("http://127.0.0.1:{port}/api/channels"),
+            "evil.example",
+        ),
+        get(
+            "http://evil.example/api/channels",
+            &format!("127.0.0.1:{port}"),
+        ),
+        get(&format!("HTTP://localhost:{port}"), "localhost"),
+        SMUGGLED.into(),
+    ]
+    .concat();
+    let answers = exchange(relay.addr(), rq.as_bytes());
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [200, 421, 200, 200], "{answers:#?}");
+    assert!(answers[0].body.contains("\"channels\""), "{answers:#?}");
+    assert!(answers[1].body.contains("evil.example"), "{answers:#?}");
+    // A target naming no host, or a host with user information, is refused.
+    for target in ["http:///api/channels", "http://me@localhost/api/channels"] {
+        let rq = format!("{}{SMUGGLED}", get(target, "localhost"));
+        refused_once(&relay, target, rq.as_bytes(), 400, &["host"]);
+    }
+}
+
 /// `GET /healthz` in `version` with `headers`, without `Connection: close` of its own.
 fn healthz(version: &str, headers: &str) -> String {
     format!("GET /healthz HTTP/{version}\r\nHost: localhost\r\n{headers}\r\n")

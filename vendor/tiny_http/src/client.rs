@@ -238,6 +238,13 @@ impl ClientConnection {
                 headers
             };
 
+            // PATCH(absolute-form): a target naming its scheme and host is served as the path
+            // it names, with that host for the Host header.
+            let (path, headers) = match origin_form(&path, headers) {
+                Ok(served) => served,
+                Err(reason) => return Err(ReadError::BadHead(version, reason.to_owned())),
+            };
+
             (method, path, version, headers)
         };
         self.first = false;
@@ -533,8 +540,91 @@ fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadE
         .ok_or(ReadError::WrongRequestLine)
 }
 
+/// PATCH(absolute-form): the request target `target` and the `headers` as the request is served.
+/// A target in absolute form (`http://host:port/path?query`, RFC 9112 §3.2.2), which a server
+/// must accept though only proxies are sent it, becomes the path and query it names (`/` when
+/// it names none), and its host replaces every `Host` header, as RFC 9112 §3.2.2 has an origin
+/// server do. A host that is empty or carries user information is refused (RFC 9110 §4.2.1,
+/// §4.2.4). Any other target is served as it came.
+fn origin_form(
+    target: &str,
+    mut headers: Vec<crate::Header>,
+) -> Result<(String, Vec<crate::Header>), &'static str> {
+    let rest = ["http://", "https://"].iter().find_map(|scheme| {
+        target
+            .get(..scheme.len())
+            .filter(|s| s.eq_ignore_ascii_case(scheme))
+            .map(|_| &target[scheme.len()..])
+    });
+    let Some(rest) = rest else {
+        return Ok((target.to_owned(), headers));
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (host, path) = rest.split_at(end);
+    if host.is_empty() || host.contains('@') {
+        return Err("the request target names no host, or a host with user information");
+    }
+    let path = match path.as_bytes().first() {
+        Some(b'/') => path.to_owned(),
+        _ => format!("/{path}"),
+    };
+    let host = crate::Header::from_bytes("Host", host)
+        .map_err(|_| "the request target's host is not ASCII")?;
+    headers.retain(|h| !h.field.equiv("Host"));
+    headers.push(host);
+    Ok((path, headers))
+}
+
 #[cfg(test)]
 mod test {
+    /// PATCH(absolute-form): the path it names, and its host for every `Host` header.
+    #[test]
+    fn an_absolute_form_target_is_served_as_its_path_with_its_host() {
+        let header = |name: &str, value: &str| crate::Header::from_bytes(name, value).unwrap();
+        let served = |target: &str| {
+            let headers = vec![
+                header("Host", "a.example"),
+                header("X-A", "1"),
+                header("host", "b"),
+            ];
+            super::origin_form(target, headers).map(|(path, headers)| {
+                let hosts: Vec<String> = headers
+                    .iter()
+                    .filter(|h| h.field.equiv("host"))
+                    .map(|h| h.value.to_string())
+                    .collect();
+                (path, hosts, headers.len())
+            })
+        };
+        assert_eq!(
+            served("/p?q=1"),
+            Ok(("/p?q=1".into(), vec!["a.example".into(), "b".into()], 3))
+        );
+        assert_eq!(
+            served("*"),
+            Ok(("*".into(), vec!["a.example".into(), "b".into()], 3))
+        );
+        for (target, path, host) in [
+            (
+                "http://127.0.0.1:8010/api/x?y=1",
+                "/api/x?y=1",
+                "127.0.0.1:8010",
+            ),
+            ("HTTP://Relay.example", "/", "Relay.example"),
+            ("https://h?q", "/?q", "h"),
+            ("http://[::1]:80/", "/", "[::1]:80"),
+        ] {
+            assert_eq!(
+                served(target),
+                Ok((path.into(), vec![host.into()], 2)),
+                "{target}"
+            );
+        }
+        for target in ["http://", "http:///x", "http://user@h/", "http://?q"] {
+            assert!(served(target).is_err(), "{}", target);
+        }
+    }
+
     #[test]
     fn test_parse_request_line() {
         let (method, path, ver) = super::parse_request_line("GET /hello HTTP/1.1").unwrap();
