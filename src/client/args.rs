@@ -44,11 +44,12 @@ pub(super) const fn switch(name: &'static str) -> Flag {
 }
 
 /// Flags every client command accepts.
-pub(super) const COMMON: [Flag; 4] = [
+pub(super) const COMMON: [Flag; 5] = [
     value("url"),
     value("token"),
     value("token-file"),
     switch("help"),
+    switch("version"),
 ];
 
 /// A parsed command line.

@@ -134,6 +134,12 @@ fn dispatch(
     if p.has("help") {
         return out(io, &help::command(command));
     }
+    if p.has("version") {
+        return out(
+            io,
+            &format!("claude-codex-relay {}\n", env!("CARGO_PKG_VERSION")),
+        );
+    }
     // `--as NAME` (watch, mcp) names the client in the relay's list of listeners; a name the
     // relay would refuse as a sender is refused here, before any request.
     let name = match p.get("as").filter(|n| !n.trim().is_empty()) {

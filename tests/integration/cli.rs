@@ -265,6 +265,9 @@ fn serve_and_the_relay_settings_take_version_as_the_binary_does() {
         &["serve", "--version"][..],
         &["serve", "-V"],
         &["--port", "0", "--version"],
+        &["fetch", "--version"],
+        &["watch", "--target", "x", "--version"],
+        &["mcp", "--version"],
     ] {
         let out = relay_binary(args);
         assert_eq!(
