@@ -576,3 +576,57 @@ test("with a token configured the page asks for it once and keeps working", asyn
     await guarded.stop();
   }
 });
+
+/** Whether anything in the page sticks out past the right edge of the window. */
+const overflow = (page) => page.evaluate(() => {
+  const width = document.documentElement.clientWidth;
+  const out = Array.from(document.querySelectorAll("body *"))
+    .filter((e) => e.getClientRects().length && e.getBoundingClientRect().right > width + 0.5
+      && !e.closest(".visually-hidden, pre, .search-line"))
+    .map((e) => `${e.tagName.toLowerCase()}#${e.id}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`);
+  return { scroll: document.documentElement.scrollWidth - width, out };
+});
+
+test("on a narrow phone the top bar and composer fit, with no sideways scrolling", async () => {
+  for (const width of [320, 360, 480]) {
+    const { context, page } = await open(relay.url, "proj-x", { viewport: { width, height: 700 }, isMobile: true, hasTouch: true });
+    try {
+      const { scroll, out } = await overflow(page);
+      assert.equal(scroll, 0, `${width} px: sideways scroll`);
+      assert.deepEqual(out, [], `${width} px: cut off`);
+      const bar = await page.$eval(".topbar-inner", (b) => b.scrollWidth - b.clientWidth);
+      assert.equal(bar, 0, `${width} px: the top bar fits`);
+    } finally {
+      await context.close();
+    }
+  }
+});
+
+test("128-character channel and sender names wrap instead of stretching the page", async () => {
+  const channel = "long-channel-" + "x".repeat(115);
+  const sender = "long-sender-" + "y".repeat(116);
+  const m = await postMessage(relay.url, channel, sender, "hello from a long name");
+  for (const width of [1280, 360]) {
+    const { context, page } = await open(relay.url, channel, { viewport: { width, height: 800 }, isMobile: width < 640 });
+    try {
+      await page.waitForSelector(`#m${m.id}`);
+      const sizes = await page.evaluate((id) => {
+        const card = document.querySelector(`#m${id} .card`);
+        return {
+          picker: document.getElementById("channel").getBoundingClientRect().width,
+          to: document.getElementById("target").getBoundingClientRect().width,
+          card: card.scrollWidth - card.clientWidth,
+          from: document.querySelector(`#m${id} .from`).getBoundingClientRect().right - card.getBoundingClientRect().right,
+        };
+      }, m.id);
+      assert.ok(sizes.picker <= Math.min(300, width), `${width} px: channel picker ${sizes.picker} px`);
+      assert.ok(sizes.to <= Math.min(300, width * 0.7), `${width} px: To ${sizes.to} px`);
+      assert.ok(sizes.card <= 0 && sizes.from <= 0, `${width} px: the sender stays in its card ${JSON.stringify(sizes)}`);
+      const { scroll, out } = await overflow(page);
+      assert.equal(scroll, 0, `${width} px: sideways scroll`);
+      assert.deepEqual(out, [], `${width} px: cut off`);
+    } finally {
+      await context.close();
+    }
+  }
+});
