@@ -5,7 +5,7 @@
 // starts again when the reader enters a token, and keeps trying while the relay is down.
 import { refreshChannels } from "./app/channels.js";
 import { setStatus } from "./app/composer.js";
-import { pickInitialChannel, showChannel } from "./app/conversation.js";
+import { openAddress } from "./app/conversation.js";
 import "./app/footer.js";
 import { setLive } from "./app/live.js";
 import "./app/search.js";
@@ -25,7 +25,7 @@ async function start() {
     setTimeout(start, 3000);
     return;
   }
-  await showChannel(pickInitialChannel());
+  await openAddress();
 }
 
 onTokenEntered(start);

@@ -61,10 +61,9 @@ export function buildCard(msg) {
   idTag.title = "message id " + msg.id;
   head.appendChild(idTag);
   if (typeof msg.reply_to === "number") {
-    // The answered card has id "m<id>", so the browser scrolls to it; such a hash is
-    // never read as a channel name.
+    // The answered message's address, `#channel/m<id>`, which conversation.js follows.
     const answered = make("a", "reply-link", "↩ #" + msg.reply_to);
-    answered.href = "#m" + msg.reply_to;
+    answered.href = "#" + encodeURIComponent(msg.target) + "/m" + msg.reply_to;
     answered.title = "a reply to message " + msg.reply_to;
     head.appendChild(answered);
   }

@@ -1,25 +1,16 @@
 // Search: the top bar's query runs GET /api/search over every channel; each hit links to its
-// message, switching channel first when it lives elsewhere.
-import { showChannel } from "./conversation.js";
+// message's address, which shows the message (switching channel first when it lives elsewhere,
+// and fetching it when it is older than what is on screen).
+import { followLink, messageAddress } from "./conversation.js";
 import { el, make } from "./dom.js";
-import { state } from "./state.js";
 import { call } from "./token.js";
 
 const LIMIT = 50;
 
-/** Scrolls message `id` into view and flashes it, if it is on screen. */
-function reveal(id) {
-  const card = document.getElementById("m" + id);
-  if (!card) return;
-  card.scrollIntoView({ block: "center" });
-  card.classList.add("flash");
-  setTimeout(() => card.classList.remove("flash"), 1600);
-}
-
 function hitItem(msg) {
   const li = make("li", "search-hit");
   const link = make("a", "search-link");
-  link.href = "#" + encodeURIComponent(msg.target);
+  link.href = messageAddress(msg.target, msg.id);
   link.appendChild(make("span", "msg-id", "#" + msg.id));
   link.appendChild(make("span", "search-channel", msg.target));
   link.appendChild(make("strong", "from", msg.sender));
@@ -28,11 +19,7 @@ function hitItem(msg) {
   link.addEventListener("click", (ev) => {
     ev.preventDefault();
     el.searchResults.hidden = true;
-    if (msg.target === state.channel) {
-      reveal(msg.id);
-    } else {
-      showChannel(msg.target).then(() => reveal(msg.id));
-    }
+    followLink(link.getAttribute("href"));
   });
   li.appendChild(link);
   return li;

@@ -9,8 +9,10 @@ export const state = {
   channels: [],
   listening: {}, // channel name -> the listeners the relay reported
   channel: null,
-  lastId: 0, // highest message id shown for the current channel
-  shown: new Set(), // ids on screen, so a replayed event is never drawn twice
+  accepted: false, // the relay answered a page of the current channel, so its name is valid
+  lastId: 0, // newest message id the page has for the current channel; the stream goes on after it
+  shown: new Map(), // id -> message, for every message drawn (deleted ones too), so a replayed
+  // event is never drawn twice and a reset history (an id now naming another message) is noticed
   expanded: new Set(), // ids the reader expanded; survives re-renders and channel switches
   expandAll: false, // "Expand all" is on: every card, present and future, shows in full
   senders: new Set(DEFAULT_SENDERS),

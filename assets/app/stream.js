@@ -1,11 +1,80 @@
-// The live feed of the channel on screen: the /api/stream event stream from the last id shown,
-// and, when it closes for good, a REST catch-up and a new stream after a growing delay.
+// The live feed of the channel on screen: connecting (the channel's latest page over REST, then
+// the /api/stream event stream from its newest id), and, whenever the stream fails, connecting
+// again after a growing delay. A refusal (4xx) is the relay's answer, shown and not retried.
+//
+// Every connection reads the latest page, a reconnection too, rather than only what follows
+// the last id seen: deletions, retention and a relay whose history started again (a memory
+// store after a restart hands out ids from 1 again) all happen unseen while the page is away,
+// and no resumed stream reports them. The latest page is the relay's word on every id it
+// covers, so cards it no longer holds go; an id it holds as another message means the history
+// was reset, and the timeline is drawn afresh, as it is when more arrived than one page holds.
+import { setChannels } from "./channels.js";
+import { el } from "./dom.js";
 import { setLive } from "./live.js";
 import { state } from "./state.js";
-import { addMessages, removeDeleted } from "./timeline.js";
+import { addMessages, clearTimeline, forgetMessages, removeDeleted } from "./timeline.js";
 import { call } from "./token.js";
 
 export const PAGE_LIMIT = 200;
+
+function sameMessage(a, b) {
+  return a.target === b.target && a.sender === b.sender && a.text === b.text && a.ts === b.ts;
+}
+
+/**
+ * Loads the latest page of the channel on screen and shows it: drawn afresh when nothing is
+ * shown yet (or what is shown no longer fits the relay's history), otherwise merged with what
+ * is shown. Afterwards `state.lastId` is the channel's newest id, where the stream goes on.
+ * Resolves to false when the channel changed (`gen`) meanwhile; rejects with the ApiError.
+ */
+async function loadLatest(gen) {
+  const url = "/api/messages?target=" + encodeURIComponent(state.channel) + "&limit=" + PAGE_LIMIT;
+  const data = await call("GET", url);
+  if (gen !== state.generation) return false;
+  if (!state.accepted) {
+    state.accepted = true;
+    if (!state.channels.includes(state.channel)) setChannels(state.channels);
+  }
+  const list = ((data && data.messages) || []).filter((m) => m && typeof m.id === "number");
+  const newest = list.length ? list[list.length - 1].id : 0;
+  const head = typeof (data && data.head_id) === "number" ? Math.max(data.head_id, newest) : newest;
+  const full = list.length >= PAGE_LIMIT;
+  const reset = list.some((m) => state.shown.has(m.id) && !sameMessage(state.shown.get(m.id), m));
+  // A full page that starts after the newest id shown may leave messages out between the two.
+  const gap = full && state.lastId > 0 && list[0].id > state.lastId + 1;
+  if (state.shown.size === 0 || reset || gap) {
+    drawPage(list);
+  } else {
+    // Every id from the page's first (from 0 when the page holds the whole channel) is the
+    // relay's: a card in that range that the page lacks was deleted or dropped meanwhile.
+    const from = full ? list[0].id : 0;
+    const present = new Set(list.map((m) => m.id));
+    const gone = [];
+    state.shown.forEach((msg, id) => {
+      if (id >= from && !present.has(id)) gone.push(id);
+    });
+    forgetMessages(gone);
+    addMessages(list);
+    if (!el.messages.firstElementChild) showEmpty();
+  }
+  state.lastId = head;
+  return true;
+}
+
+function drawPage(list) {
+  clearTimeline();
+  addMessages(list, { initial: true, forceBottom: true });
+  if (list.length >= PAGE_LIMIT) {
+    el.notice.textContent = "Showing the latest " + PAGE_LIMIT + " messages of " + state.channel + ".";
+    el.notice.hidden = false;
+  }
+  if (!list.length) showEmpty();
+}
+
+function showEmpty() {
+  el.empty.textContent = "No messages on " + state.channel + " yet. Anything posted here appears at once.";
+  el.empty.hidden = false;
+}
 
 export function closeStream() {
   if (state.stream) {
@@ -22,7 +91,38 @@ function streamUrl() {
   return "/api/stream?" + q;
 }
 
-export function openStream() {
+/**
+ * Shows the channel on screen and follows it: loads the latest page, then opens the stream.
+ * Resolves once the page is shown or the attempt failed (and another is scheduled, unless the
+ * relay refused the channel or wants a token), unless the channel changed (`gen`) meanwhile.
+ */
+export async function connect(gen) {
+  try {
+    if (!(await loadLatest(gen))) return;
+  } catch (err) {
+    if (gen !== state.generation) return;
+    // On 401 the token dialog is up, and submitting it starts everything afresh.
+    if (err.status === 401) return;
+    if (err.status >= 400 && err.status < 500) {
+      setLive("offline", "Refused");
+      el.empty.textContent = "The relay refused " + state.channel + ": " + err.message;
+      el.empty.hidden = false;
+      return;
+    }
+    if (state.shown.size) {
+      setLive("reconnecting", "Reconnecting");
+    } else {
+      setLive("offline", "Offline");
+      el.empty.textContent = "Could not load " + state.channel + ": " + err.message;
+      el.empty.hidden = false;
+    }
+    scheduleReconnect(gen);
+    return;
+  }
+  openStream();
+}
+
+function openStream() {
   closeStream();
   const gen = state.generation;
   const es = new EventSource(streamUrl());
@@ -52,46 +152,21 @@ export function openStream() {
   });
   es.addEventListener("error", () => {
     if (gen !== state.generation) return;
-    if (es.readyState === EventSource.CONNECTING) {
-      // The browser reconnects by itself and sends Last-Event-ID: nothing is missed.
-      setLive("reconnecting", "Reconnecting");
-      return;
-    }
-    // Closed for good (an HTTP error, or the relay went away while connecting): find out
-    // whether a token is needed, otherwise try again later from the last id shown.
+    // The browser would reconnect by itself with Last-Event-ID, but that only brings what
+    // follows the last id; connecting afresh also settles what changed before it.
     es.close();
-    state.stream = null;
+    if (state.stream === es) state.stream = null;
     setLive("reconnecting", "Reconnecting");
     scheduleReconnect(gen);
   });
 }
 
-/** Catches up and reopens the stream later, unless the channel changed (`gen`) meanwhile. */
-export function scheduleReconnect(gen) {
+/** Connects again later, unless the channel changed (`gen`) meanwhile. */
+function scheduleReconnect(gen) {
   clearTimeout(state.retryTimer);
   const delay = state.retryDelay;
   state.retryDelay = Math.min(state.retryDelay * 2, 15000);
   state.retryTimer = setTimeout(() => {
-    if (gen !== state.generation) return;
-    // Catch up over REST first: it also tells a 401 apart from a relay that is down.
-    catchUp(gen).then(() => {
-      if (gen === state.generation) openStream();
-    }, (err) => {
-      if (gen !== state.generation) return;
-      // On 401 the token dialog is up, and submitting it starts everything afresh.
-      if (err && err.status === 401) return;
-      scheduleReconnect(gen);
-    });
+    if (gen === state.generation) connect(gen);
   }, delay);
-}
-
-// Fetches everything after the last id shown, a page at a time.
-async function catchUp(gen) {
-  const url = "/api/messages?target=" + encodeURIComponent(state.channel) +
-    "&since_id=" + state.lastId + "&limit=" + PAGE_LIMIT;
-  const data = await call("GET", url);
-  if (gen !== state.generation) return;
-  const list = (data && data.messages) || [];
-  addMessages(list);
-  if (list.length >= PAGE_LIMIT) return catchUp(gen);
 }

@@ -1,6 +1,7 @@
 // The conversation on screen: adds messages in id order without duplicates, folds long cards,
 // follows the newest while the reader is at the bottom (else counts them on the "new messages"
-// button), and drops deleted ones.
+// button), drops deleted ones (or, after a reconnect, the ones the relay no longer has), and
+// outlines the one the address names.
 import { buildCard } from "./card.js";
 import { el, make } from "./dom.js";
 import { noteSender } from "./senders.js";
@@ -69,7 +70,7 @@ function scrollToBottom() {
 /** Empties the timeline for a newly chosen channel. */
 export function clearTimeline() {
   state.lastId = 0;
-  state.shown = new Set();
+  state.shown = new Map();
   state.unseen = 0;
   el.jump.hidden = true;
   el.messages.textContent = "";
@@ -79,16 +80,19 @@ export function clearTimeline() {
 
 /**
  * Adds messages (ascending, possibly overlapping what is shown) to the timeline. `opts.initial`:
- * the channel's first page (nothing is counted as new); `opts.forceBottom`: scroll to the end.
+ * the channel's first page (nothing is counted as new); `opts.older`: messages from before the
+ * newest shown, fetched on request (neither counted nor followed); `opts.forceBottom`: scroll to
+ * the end.
  */
 export function addMessages(list, opts) {
-  const follow = (opts && opts.forceBottom) || isAtBottom();
+  const older = Boolean(opts && opts.older);
+  const follow = (opts && opts.forceBottom) || (!older && isAtBottom());
   const fresh = [];
   const frag = document.createDocumentFragment();
   for (const msg of list) {
     if (!msg || typeof msg.id !== "number" || state.shown.has(msg.id)) continue;
     if (msg.target !== state.channel) continue;
-    state.shown.add(msg.id);
+    state.shown.set(msg.id, msg);
     if (msg.id > state.lastId) state.lastId = msg.id;
     noteSender(msg.sender);
     const li = buildCard(msg);
@@ -108,7 +112,7 @@ export function addMessages(list, opts) {
   el.empty.hidden = true;
   if (follow) {
     scrollToBottom();
-  } else if (!(opts && opts.initial)) {
+  } else if (!(opts && opts.initial) && !older) {
     state.unseen += fresh.length;
     el.jump.textContent = state.unseen === 1 ? "1 new message ↓" : state.unseen + " new messages ↓";
     el.jump.hidden = false;
@@ -122,18 +126,47 @@ export function removeDeleted(deletion) {
   if (typeof deletion.id === "number") {
     gone = [deletion.id];
   } else if (deletion.target === state.channel && typeof deletion.through === "number") {
-    state.shown.forEach((id) => {
+    state.shown.forEach((msg, id) => {
       if (id <= deletion.through) gone.push(id);
     });
   }
-  for (const id of gone) {
-    const li = document.getElementById("m" + id);
-    if (li && li.parentNode === el.messages) li.remove();
+  removeCards(gone);
+}
+
+/**
+ * Takes the cards of `ids` off the screen and forgets them, so that the same ids may be drawn
+ * again (for messages the relay holds under them now).
+ */
+export function forgetMessages(ids) {
+  removeCards(ids);
+  for (const id of ids) state.shown.delete(id);
+}
+
+function removeCards(ids) {
+  for (const id of ids) {
+    const li = cardOf(id);
+    if (li) li.remove();
   }
-  if (!el.messages.firstElementChild) {
+  if (ids.length && !el.messages.firstElementChild) {
     el.empty.textContent = "No messages on " + state.channel + ".";
     el.empty.hidden = false;
   }
+}
+
+/** The card of message `id` in the timeline, or null. */
+export function cardOf(id) {
+  const li = document.getElementById("m" + id);
+  return li && li.parentNode === el.messages ? li : null;
+}
+
+/** Scrolls message `id` into view and outlines it (the message the address names), if shown. */
+export function outline(id) {
+  const card = cardOf(id);
+  if (!card) return false;
+  el.messages.querySelectorAll(".entry.spotlit").forEach((li) => li.classList.remove("spotlit"));
+  card.classList.add("spotlit");
+  card.scrollIntoView({ block: "center" });
+  return true;
 }
 
 function insertInOrder(li) {

@@ -211,13 +211,15 @@ test("Reply answers a message, links to it, search finds it, and a deletion drop
     const id = Number(/#(\d+)/.exec(await page.textContent("#status"))[1]);
     assert.equal(await page.isHidden("#replying"), true, "the reply is done");
     await page.waitForSelector(`#m${id} .reply-link`);
-    assert.equal(await page.getAttribute(`#m${id} .reply-link`, "href"), `#m${packet.id}`);
+    const address = `#${encodeURIComponent(channel)}/m${packet.id}`;
+    assert.equal(await page.getAttribute(`#m${id} .reply-link`, "href"), address);
     const fetched = await mcpCall(relay.url, "fetch_messages", { target: channel });
     assert.equal(fetched.structuredContent.messages.find((m) => m.id === id).reply_to, packet.id);
-    // Following the link keeps the channel and marks the answered card.
+    // Following the link keeps the channel, in the address too, and marks the answered card.
     await page.click(`#m${id} .reply-link`);
-    await page.waitForSelector(`#m${packet.id}:target`);
+    await page.waitForSelector(`#m${packet.id}.spotlit`);
     assert.equal(await page.inputValue("#channel"), channel);
+    assert.equal(new URL(page.url()).hash, address);
 
     await page.fill("#search-input", "TOKENIZER");
     await page.press("#search-input", "Enter");
@@ -574,6 +576,162 @@ test("with a token configured the page asks for it once and keeps working", asyn
     }
   } finally {
     await guarded.stop();
+  }
+});
+
+/** POST /api/messages with any fields (`reply_to` included); resolves to the stored message. */
+async function postBody(base, body) {
+  const res = await fetch(`${base}/api/messages`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const answer = await res.json();
+  if (res.status !== 201) throw new Error(`POST /api/messages: ${res.status} ${JSON.stringify(answer)}`);
+  return answer.message;
+}
+
+async function remove(base, path) {
+  const res = await fetch(`${base}${path}`, { method: "DELETE" });
+  assert.equal(res.status, 200, `DELETE ${path}`);
+}
+
+/** The ids of the cards on screen, in order. */
+const shownIds = (page) => page.$$eval("#messages .entry", (es) => es.map((e) => Number(e.dataset.id)));
+
+/** Cuts `line` and waits until the page notices. */
+async function cutOff(page, line) {
+  line.down = true;
+  line.cut();
+  await page.waitForSelector("#live:not([data-state=live])", { timeout: 3000 });
+}
+
+test("deletions made while the page is cut off are applied when it reconnects", async () => {
+  const channel = `away-${Date.now()}`;
+  const posted = [];
+  for (let i = 0; i < 6; i++) posted.push(await postMessage(relay.url, channel, "claude", `kept ${i}`));
+  const line = await cuttableLine(relay.port);
+  const { context, page } = await open(line.url, channel);
+  try {
+    await page.waitForSelector(`#m${posted[5].id}`);
+    await cutOff(page, line);
+    await remove(relay.url, `/api/messages/${posted[2].id}`);
+    const later = await postMessage(relay.url, channel, "codex", "posted while away");
+    line.down = false;
+    await page.waitForSelector(`#m${later.id}`, { timeout: 20_000 });
+    const expected = posted.filter((m, i) => i !== 2).map((m) => m.id).concat([later.id]);
+    assert.deepEqual(await shownIds(page), expected, "the deleted message is gone, the new one is there");
+
+    // A whole channel deleted while away empties the page.
+    await live(page);
+    await cutOff(page, line);
+    await remove(relay.url, `/api/channels/${encodeURIComponent(channel)}`);
+    line.down = false;
+    await live(page, 20_000);
+    assert.deepEqual(await shownIds(page), [], "the deleted channel's messages are gone");
+    assert.ok(await page.isVisible("#empty"));
+  } finally {
+    await context.close();
+    await line.close();
+  }
+});
+
+test("a relay restarted with a new history (ids from 1 again) is shown as it is now", async () => {
+  const first = await startRelay();
+  const line = await cuttableLine(first.port);
+  let second;
+  const { context, page } = await open(line.url, null);
+  try {
+    for (let i = 0; i < 5; i++) await postMessage(first.url, "c", "claude", `old ${i}`);
+    await page.goto(`${line.url}/#c`);
+    await live(page);
+    await page.waitForSelector("#m5");
+    await cutOff(page, line);
+    await first.stop();
+    second = await startRelay();
+    for (let i = 0; i < 5; i++) await postMessage(second.url, "c", "codex", `new ${i}`);
+    line.target = second.port;
+    line.down = false;
+    const texts = () => page.$$eval("#messages .card-body", (bs) => bs.map((b) => b.textContent.trim()));
+    await page.waitForFunction(() => /new 4/.test(document.getElementById("messages").textContent), null, { timeout: 20_000 });
+    assert.deepEqual(await texts(), ["new 0", "new 1", "new 2", "new 3", "new 4"]);
+    // And the stream goes on from the new history.
+    await live(page);
+    const next = await postMessage(second.url, "c", "codex", "new 5");
+    await page.waitForSelector(`#m${next.id} >> text=new 5`, { timeout: 2000 });
+  } finally {
+    await context.close();
+    await line.close();
+    await first.stop();
+    if (second) await second.stop();
+  }
+});
+
+test("a first load that fails once is retried as a first load: the latest page, not everything", async () => {
+  const channel = `many-${Date.now()}`;
+  let last;
+  for (let i = 0; i < 230; i++) last = await postMessage(relay.url, channel, "claude", `message ${i}`);
+  const { context, page } = await open(relay.url, null);
+  try {
+    let failed = 0;
+    await page.route((url) => url.pathname === "/api/messages" && url.searchParams.get("target") === channel, (route) => {
+      if (failed++ === 0) return route.abort("connectionrefused");
+      return route.continue();
+    });
+    await page.goto(`${relay.url}/#${channel}`);
+    await live(page, 10_000);
+    await page.waitForSelector(`#m${last.id}`);
+    assert.ok(failed >= 2, "the first load failed and was retried");
+    assert.equal((await shownIds(page)).length, 200, "the latest page, as a first load shows");
+    assert.match(await page.textContent("#notice"), /latest 200/);
+  } finally {
+    await context.close();
+  }
+});
+
+test("message addresses keep the channel, fetch what is not loaded, and say what is gone", async () => {
+  const channel = `addr-${Date.now()}`;
+  const oldest = await postMessage(relay.url, channel, "claude", "the very first packet, needle-7f3a");
+  const doomed = await postMessage(relay.url, channel, "claude", "to be deleted");
+  for (let i = 0; i < 200; i++) await postMessage(relay.url, channel, "codex", `filler ${i}`);
+  const reply = await postBody(relay.url, { target: channel, sender: "codex", text: "answering the first", reply_to: oldest.id });
+  const orphan = await postBody(relay.url, { target: channel, sender: "codex", text: "answering a gone one", reply_to: doomed.id });
+  await remove(relay.url, `/api/messages/${doomed.id}`);
+  const { context, page } = await open(relay.url, channel);
+  try {
+    await page.waitForSelector(`#m${reply.id}`);
+    assert.equal(await page.$(`#m${oldest.id}`), null, "older than the latest page");
+    await page.click(`#m${reply.id} .reply-link`);
+    await page.waitForSelector(`#m${oldest.id}.spotlit`, { timeout: 3000 });
+    assert.equal(new URL(page.url()).hash, `#${channel}/m${oldest.id}`);
+    // A reload opens the same channel and message.
+    await page.reload();
+    await live(page);
+    assert.equal(await page.inputValue("#channel"), channel);
+    await page.waitForSelector(`#m${oldest.id}.spotlit`, { timeout: 3000 });
+    // A reply to a deleted message says so.
+    await page.click(`#m${orphan.id} .reply-link`);
+    await page.waitForFunction((id) => document.getElementById("status").textContent.includes(`#${id}`), doomed.id);
+    assert.match(await page.textContent("#status"), /no message/);
+
+    // A search hit for a message that is not loaded shows it.
+    await page.selectOption("#channel", "proj-x");
+    await live(page);
+    await page.fill("#search-input", "needle-7f3a");
+    await page.press("#search-input", "Enter");
+    await page.click("#search-list .search-link");
+    await page.waitForSelector(`#m${oldest.id}.spotlit`, { timeout: 5000 });
+    assert.equal(await page.inputValue("#channel"), channel);
+
+    // A channel named like a message address is a channel.
+    const odd = `m${Date.now()}`;
+    const m = await postMessage(relay.url, odd, "claude", "in a channel named m-digits");
+    await page.goto(`${relay.url}/#${odd}`);
+    await live(page);
+    await page.waitForSelector(`#m${m.id}`);
+    assert.equal(await page.inputValue("#channel"), odd);
+  } finally {
+    await context.close();
   }
 });
 

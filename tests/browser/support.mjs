@@ -153,18 +153,20 @@ export async function mcpCall(base, name, args, headers = {}) {
 
 /** A TCP relay in front of the relay that a test can cut, as a dropped Wi-Fi or a restarting
  *  relay would: `cut()` resets every open connection, and while `down` is true new connections
- *  are reset as soon as they arrive. The browser talks to `url`; nothing else is changed. */
+ *  are reset as soon as they arrive. The browser talks to `url`; nothing else is changed. New
+ *  connections go to port `target`, which a test may change to put another relay behind the
+ *  same address (a relay restarted with a new history). */
 export async function cuttableLine(targetPort) {
   const net = await import("node:net");
   const open = new Set();
-  const line = { down: false, url: "", connections: 0 };
+  const line = { down: false, url: "", connections: 0, target: targetPort };
   const server = net.createServer((client) => {
     if (line.down) {
       client.resetAndDestroy();
       return;
     }
     line.connections++;
-    const upstream = net.connect(targetPort, "127.0.0.1");
+    const upstream = net.connect(line.target, "127.0.0.1");
     const pair = { client, upstream };
     open.add(pair);
     const drop = () => {
