@@ -5,26 +5,38 @@ import { setListening, showListening } from "./presence.js";
 import { state } from "./state.js";
 import { call } from "./token.js";
 
-function fillSelect(select, values, selected) {
-  const keep = selected !== undefined ? selected : select.value;
-  select.textContent = "";
-  for (const v of values) {
-    const opt = document.createElement("option");
-    opt.value = v;
-    opt.textContent = v;
-    select.appendChild(opt);
+// Lists `values` in `select`, plus `keep` (the option to leave chosen) when the relay no longer
+// lists it: a channel chosen as the composer's "To" stays chosen after it is deleted (posting
+// to it makes it again) rather than the choice moving silently to another channel. The options
+// are only rebuilt when the list changed, so a picker with thousands of channels costs nothing
+// each time the reader opens it.
+function fillSelect(select, values, keep) {
+  const wanted = keep && !values.includes(keep) ? values.concat([keep]).sort() : values;
+  const options = select.options;
+  let same = options.length === wanted.length;
+  for (let i = 0; same && i < wanted.length; i++) same = options[i].value === wanted[i];
+  if (!same) {
+    select.textContent = "";
+    for (const v of wanted) {
+      const opt = document.createElement("option");
+      opt.value = v;
+      opt.textContent = v;
+      select.appendChild(opt);
+    }
   }
-  if (keep && values.includes(keep)) select.value = keep;
+  if (keep) select.value = keep;
 }
 
-/** Shows `channels` (plus the current channel, even before anything is posted to it). */
+/** Shows `channels` (plus the current channel once the relay accepted it, even before anything
+ *  is posted to it). */
 export function setChannels(channels) {
   const list = channels.slice();
-  if (state.channel && !list.includes(state.channel)) list.push(state.channel);
+  const current = state.accepted ? state.channel : null;
+  if (current && !list.includes(current)) list.push(current);
   list.sort();
   state.channels = list;
-  fillSelect(el.channel, list, state.channel || undefined);
-  fillSelect(el.target, list, el.target.value || state.channel || undefined);
+  fillSelect(el.channel, list, current);
+  fillSelect(el.target, list, el.target.value || current);
 }
 
 export async function refreshChannels() {

@@ -1,5 +1,6 @@
 // The composer: posts the text as the chosen sender to the chosen channel (as a reply when one
-// is being written), shows the result on the status line, and keys Ctrl/⌘+Enter to send.
+// is being written, and only to that message's channel), shows the result on the status line,
+// and keys Ctrl/⌘+Enter to send (Enter alone never does).
 import { refreshChannels } from "./channels.js";
 import { el } from "./dom.js";
 import { stopReply } from "./replies.js";
@@ -34,13 +35,18 @@ async function send() {
     setStatus("Choose who it is from and where it goes.", "error");
     return;
   }
+  if (state.replyTo && state.replyTo.target !== target) {
+    setStatus("Not sent: this answers #" + state.replyTo.id + " on " + state.replyTo.target +
+      "; send it there or cancel the reply.", "error");
+    return;
+  }
   sending = true;
   el.send.disabled = true;
   el.send.textContent = "Sending…";
   setStatus("Sending…", "");
   writeStorage(SENDER_KEY, sender);
   const body = { target, sender, text, source: "web-ui" };
-  if (state.replyTo && state.replyTo.target === target) body.reply_to = state.replyTo.id;
+  if (state.replyTo) body.reply_to = state.replyTo.id;
   try {
     const data = await call("POST", "/api/messages", body);
     el.text.value = "";
@@ -72,3 +78,16 @@ el.text.addEventListener("keydown", (ev) => {
   }
 });
 el.sender.addEventListener("change", () => writeStorage(SENDER_KEY, el.sender.value));
+// Enter in the one-line "From" field would submit the form; only Ctrl/⌘+Enter sends, so Enter
+// moves on to the message instead.
+el.sender.addEventListener("keydown", (ev) => {
+  if (ev.key === "Enter" && !ev.isComposing) {
+    ev.preventDefault();
+    if (ev.ctrlKey || ev.metaKey) send();
+    else el.text.focus();
+  }
+});
+// Choosing another channel to send to leaves the reply, which belongs to its own channel.
+el.target.addEventListener("change", () => {
+  if (state.replyTo && state.replyTo.target !== el.target.value) stopReply();
+});

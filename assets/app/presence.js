@@ -22,7 +22,9 @@ export function setListening(detail) {
 export function showListening() {
   for (const opt of el.channel.options) {
     const names = listeningNames(opt.value);
-    opt.textContent = names.length ? opt.value + " · " + names.join(", ") + " listening" : opt.value;
+    const text = names.length ? opt.value + " · " + names.join(", ") + " listening" : opt.value;
+    // Written only when it changes: the picker may list thousands of channels.
+    if (opt.textContent !== text) opt.textContent = text;
   }
   const here = listeningNames(state.channel);
   el.listening.textContent = here.length

@@ -689,6 +689,57 @@ test("a first load that fails once is retried as a first load: the latest page, 
   }
 });
 
+test("the composer keeps the channel chosen in To when it is deleted", async () => {
+  const stamp = Date.now();
+  const chosen = `zz-chosen-${stamp}`;
+  await postMessage(relay.url, `aa-first-${stamp}`, "claude", "first");
+  await postMessage(relay.url, chosen, "claude", "chosen");
+  const { context, page } = await open(relay.url, "proj-x");
+  try {
+    await page.focus("#target");
+    await page.waitForSelector(`#target option[value="${chosen}"]`, { state: "attached" });
+    await page.selectOption("#target", chosen);
+    await remove(relay.url, `/api/channels/${chosen}`);
+    // The pickers are refreshed when the reader is about to choose.
+    await page.focus("#channel");
+    await page.waitForFunction((c) => !Array.from(document.getElementById("channel").options).some((o) => o.value === c), chosen);
+    assert.equal(await page.inputValue("#target"), chosen, "To still names the chosen channel");
+    await page.fill("#text", "to the channel I chose");
+    await page.press("#text", "Control+Enter");
+    await page.waitForFunction(() => /^Sent #\d+/.test(document.getElementById("status").textContent));
+    assert.match(await page.textContent("#status"), new RegExp(` to ${chosen}$`));
+    const res = await (await fetch(`${relay.url}/api/messages?target=${chosen}`)).json();
+    assert.deepEqual(res.messages.map((m) => m.text), ["to the channel I chose"]);
+  } finally {
+    await context.close();
+  }
+});
+
+test("a reply is cancelled by switching channel, and never sent without its reply_to", async () => {
+  const channel = `reply-a-${Date.now()}`;
+  const other = `reply-b-${Date.now()}`;
+  const packet = await postMessage(relay.url, channel, "claude", "answer me");
+  await postMessage(relay.url, other, "claude", "elsewhere");
+  const { context, page } = await open(relay.url, channel);
+  try {
+    await page.hover(`#m${packet.id} .card`);
+    await page.click(`#m${packet.id} .reply-button`);
+    assert.ok(await page.isVisible("#replying"));
+    await page.selectOption("#channel", other);
+    await live(page);
+    assert.ok(await page.isHidden("#replying"), "switching channel cancels the reply");
+    // Choosing another To while replying cancels it too, visibly.
+    await page.selectOption("#channel", channel);
+    await live(page);
+    await page.hover(`#m${packet.id} .card`);
+    await page.click(`#m${packet.id} .reply-button`);
+    await page.selectOption("#target", other);
+    assert.ok(await page.isHidden("#replying"), "choosing another To cancels the reply");
+  } finally {
+    await context.close();
+  }
+});
+
 test("message addresses keep the channel, fetch what is not loaded, and say what is gone", async () => {
   const channel = `addr-${Date.now()}`;
   const oldest = await postMessage(relay.url, channel, "claude", "the very first packet, needle-7f3a");
@@ -786,5 +837,64 @@ test("128-character channel and sender names wrap instead of stretching the page
     } finally {
       await context.close();
     }
+  }
+});
+
+test("a channel name the relay refuses shows the relay's error and joins no picker", async () => {
+  const { context, page } = await open(relay.url, null);
+  try {
+    await page.goto(`${relay.url}/#bad%07name`);
+    await page.waitForSelector("#live[data-state=offline]");
+    await page.waitForFunction(() => !document.getElementById("empty").hidden);
+    assert.equal(await page.textContent("#live-text"), "Refused");
+    assert.match(await page.textContent("#empty"), /refused bad\u0007name: .*target/);
+    for (const picker of ["#channel", "#target"]) {
+      const values = await page.$$eval(`${picker} option`, (os) => os.map((o) => o.value));
+      assert.ok(!values.includes("bad\u0007name"), `${picker}: ${JSON.stringify(values)}`);
+    }
+  } finally {
+    await context.close();
+  }
+});
+
+test("Enter in the From field does not send", async () => {
+  const channel = `enter-${Date.now()}`;
+  const { context, page } = await open(relay.url, channel);
+  try {
+    await page.fill("#text", "not yet");
+    await page.fill("#sender", "someone");
+    await page.press("#sender", "Enter");
+    assert.equal(await page.textContent("#status"), "", "nothing was sent");
+    assert.equal(await page.inputValue("#text"), "not yet");
+    assert.equal(await page.evaluate(() => document.activeElement.id), "text", "Enter moves on to the message");
+    await page.press("#text", "Control+Enter");
+    await page.waitForFunction(() => /^Sent #\d+/.test(document.getElementById("status").textContent));
+    const res = await (await fetch(`${relay.url}/api/messages?target=${channel}`)).json();
+    assert.deepEqual(res.messages.map((m) => [m.sender, m.text]), [["someone", "not yet"]]);
+  } finally {
+    await context.close();
+  }
+});
+
+test("opening a picker leaves its options alone when the channel list has not changed", async () => {
+  const channel = `pickers-${Date.now()}`;
+  const { context, page } = await open(relay.url, channel);
+  const listener = new AbortController();
+  try {
+    await page.evaluate(() => {
+      window.__rebuilt = 0;
+      const count = new MutationObserver((records) => { window.__rebuilt += records.length; });
+      for (const id of ["channel", "target"]) count.observe(document.getElementById(id), { childList: true });
+    });
+    // An agent starts listening, so the refresh below has something to show when it is done.
+    const res = await fetch(`${relay.url}/api/stream?target=${channel}&as=watcher`, { signal: listener.signal });
+    assert.equal(res.status, 200);
+    await page.focus("#channel");
+    await page.waitForSelector("#listening:not([hidden])");
+    assert.match(await page.textContent("#listening"), /watcher/);
+    assert.equal(await page.evaluate(() => window.__rebuilt), 0, "no option was rebuilt");
+  } finally {
+    listener.abort();
+    await context.close();
   }
 });
