@@ -356,8 +356,8 @@ pub(crate) struct Wait<'a> {
     pub gone: &'a dyn Fn() -> bool,
 }
 
-/// How often a wait looks whether its client is still there.
-const CLIENT_CHECK: Duration = Duration::from_secs(1);
+/// How often a wait (or a stream with nothing to send) looks whether its client is still there.
+pub(crate) const CLIENT_CHECK: Duration = Duration::from_secs(1);
 
 impl Channel {
     /// Drops the oldest `n` messages (texts from `texts` too), adding their ids to `dropped`.

@@ -4,7 +4,9 @@
 //! it is posted (with `reader`, the backlog starts at that reader's position, which moves past
 //! each message sent), and a `deleted` event (`{"id":N}`, or `{"target":T,"through":N}` for a whole
 //! channel) for each deletion, so a page can drop what is gone. An open message stream is listed as
-//! listening on its channel.
+//! listening on its channel, until its client goes: a stream with nothing to send looks every
+//! second whether the connection is still there, so a departed client's place among the open
+//! streams is freed within about a second, not at the first keep-alive that fails to be written.
 
 use crate::app::App;
 use crate::error::Error;
@@ -13,6 +15,7 @@ use crate::http::guard::Caller;
 use crate::http::rest::listener_name;
 use crate::message::wire_id;
 use crate::presence::Kind;
+use crate::store::CLIENT_CHECK;
 use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -89,6 +92,7 @@ pub(crate) fn message_stream(
         .presence
         .arrive(std::slice::from_ref(&target), Kind::Stream, name.as_deref());
     let app = Arc::clone(app);
+    let client = rq.client.clone();
     Ok(Reply::stream(Box::new(move |w| {
         let (_place, _here) = (place, here);
         // Browsers reconnect after `retry` milliseconds (3 s by default).
@@ -96,16 +100,24 @@ pub(crate) fn message_stream(
         comment(w, "stream open")?;
         let mut last = since;
         let mut deletions = app.store.deletions(&target);
+        let mut keepalive = Instant::now() + KEEPALIVE;
         loop {
-            let changes =
-                app.store
-                    .wait_changes(&target, last, deletions, BATCH, Instant::now() + KEEPALIVE);
+            let until = keepalive.min(Instant::now() + CLIENT_CHECK);
+            let changes = app
+                .store
+                .wait_changes(&target, last, deletions, BATCH, until);
             if app.store.is_closed() {
                 return Ok(());
             }
             deletions = changes.deletions;
             if changes.messages.is_empty() && changes.deleted.is_empty() {
-                comment(w, "keepalive")?;
+                if client.gone() {
+                    return Ok(());
+                }
+                if Instant::now() >= keepalive {
+                    comment(w, "keepalive")?;
+                    keepalive = Instant::now() + KEEPALIVE;
+                }
                 continue;
             }
             for d in &changes.deleted {
@@ -125,6 +137,7 @@ pub(crate) fn message_stream(
                 }
                 _ => {}
             }
+            keepalive = Instant::now() + KEEPALIVE;
         }
     })))
 }

@@ -100,6 +100,36 @@ fn the_event_stream_sends_the_backlog_then_live_messages_and_resumes() {
     );
 }
 
+#[test]
+fn a_stream_whose_client_goes_leaves_the_listeners_well_before_a_keepalive_is_due() {
+    let relay = Relay::memory();
+    let listed = |relay: &Relay| {
+        let listing = get_json(&relay.url("/api/channels?detail=1"));
+        listing["detail"].as_array().unwrap().iter().any(|c| {
+            c["name"] == "proj-x"
+                && c["listeners"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|l| l["name"] == "gone-soon")
+        })
+    };
+    let sse = Sse::open(relay.addr(), "/api/stream?target=proj-x&as=gone-soon", &[]);
+    assert_eq!(sse.status, 200);
+    wait_until("the stream is listed", || listed(&relay));
+    let closed = Instant::now();
+    drop(sse);
+    // The first keep-alive, whose failed write would also end the stream, is due 15 s after
+    // the stream opened: leaving before 10 s have passed shows the stream saw its client go.
+    while listed(&relay) {
+        assert!(
+            closed.elapsed() < Duration::from_secs(10),
+            "still listed 10 s after its client went"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// A stream sends each message as the bytes a page of it holds (separators escaped), on a
 /// relay with a journal: messages just posted, held in memory, and after a restart read from
 /// disk; its reader's position follows what was sent.
