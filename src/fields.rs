@@ -3,6 +3,7 @@
 //! also accepted as strings, since models often send them that way.
 
 use crate::error::Error;
+use crate::json_string;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -29,20 +30,18 @@ pub(crate) fn optional_string(
 }
 
 /// A string field that may be absent (or null), given as the JSON it was sent as: decoded
-/// once, from the caller's bytes, for fields as large as a message's text. A string without a
-/// backslash is its bytes between the quotes (a `RawValue` is valid JSON, so they hold no
-/// control character): one vectorised search and a copy instead of a second parse.
+/// once, from the caller's bytes, straight into a buffer of its size (`json_string::decode`),
+/// for fields as large as a message's text. A string `serde_json` refuses to decode (a lone
+/// surrogate escape) is refused with its words.
 pub(crate) fn raw_string(raw: Option<&RawValue>, key: &str) -> Result<Option<String>, Error> {
     match raw.map(RawValue::get) {
         None | Some("null") => Ok(None),
-        Some(json) if json.starts_with('"') && memchr::memchr(b'\\', json.as_bytes()).is_none() => {
-            Ok(json
-                .get(1..json.len().saturating_sub(1))
-                .map(str::to_string))
-        }
-        Some(json) if json.starts_with('"') => serde_json::from_str(json)
-            .map(Some)
-            .map_err(|e| Error::BadRequest(format!("{key} is not a valid JSON string: {e}"))),
+        Some(json) if json.starts_with('"') => match json_string::decode(json) {
+            Some(text) => Ok(Some(text)),
+            None => serde_json::from_str(json)
+                .map(Some)
+                .map_err(|e| Error::BadRequest(format!("{key} is not a valid JSON string: {e}"))),
+        },
         Some(_) => Err(Error::BadRequest(format!("{key} must be a string"))),
     }
 }
