@@ -34,12 +34,21 @@ pub(crate) fn optional_string(
 /// for fields as large as a message's text. A string `serde_json` refuses to decode (a lone
 /// surrogate escape) is refused with its words.
 pub(crate) fn raw_string(raw: Option<&RawValue>, key: &str) -> Result<Option<String>, Error> {
+    Ok(raw_string_as_sent(raw, key)?.map(|(text, _)| text))
+}
+
+/// `raw_string`, and whether the JSON it was sent as is in the form `serde_json` writes
+/// (`json_string::decode`), seen in the same pass.
+pub(crate) fn raw_string_as_sent(
+    raw: Option<&RawValue>,
+    key: &str,
+) -> Result<Option<(String, bool)>, Error> {
     match raw.map(RawValue::get) {
         None | Some("null") => Ok(None),
         Some(json) if json.starts_with('"') => match json_string::decode(json) {
-            Some(text) => Ok(Some(text)),
+            Some(decoded) => Ok(Some(decoded)),
             None => serde_json::from_str(json)
-                .map(Some)
+                .map(|text| Some((text, false)))
                 .map_err(|e| Error::BadRequest(format!("{key} is not a valid JSON string: {e}"))),
         },
         Some(_) => Err(Error::BadRequest(format!("{key} must be a string"))),

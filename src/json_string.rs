@@ -112,7 +112,7 @@ pub(crate) fn escaped(json: &str) -> String {
 }
 
 /// Whether `raw` (valid UTF-8) is one whole JSON string, escaped as `serde_json` escapes it
-/// (see `escaped_as_written`): quotes around it, and inside no control character, no quote
+/// (see `decode`): quotes around it, and inside no control character, no quote
 /// that is not escaped, and only the escapes serde writes.
 pub(crate) fn is_string_as_written(raw: &str) -> bool {
     let b = raw.as_bytes();
@@ -150,22 +150,6 @@ fn next_special(bytes: &[u8]) -> Option<usize> {
     None
 }
 
-/// Whether every escape in the JSON string `raw` is the one `serde_json` writes: `\"`, `\\`,
-/// the short forms of five control characters and `\u00xx` (lower-case) for the other ones
-/// below U+0020. Another writer may escape `/` or any character as `\uXXXX`, which reads the
-/// same but is not the bytes a reply sends.
-pub(crate) fn escaped_as_written(raw: &str) -> bool {
-    let mut rest = raw.as_bytes();
-    // A text without escapes costs one vectorised pass.
-    while let Some(at) = memchr::memchr(b'\\', rest) {
-        match escape_len(&rest[at + 1..]) {
-            Some(len) => rest = &rest[at + 1 + len..],
-            None => return false,
-        }
-    }
-    true
-}
-
 /// The length of the escape `escape` starts with (what follows its backslash), if it is one
 /// `serde_json` writes.
 fn escape_len(escape: &[u8]) -> Option<usize> {
@@ -184,13 +168,18 @@ fn escape_len(escape: &[u8]) -> Option<usize> {
 /// a buffer of the right size; `None` for an escape that names no character (a lone surrogate).
 /// `serde_json` decodes such a string into a scratch buffer that grows as it goes and then
 /// copies it out: for a text of a mebibyte with an escape on every line, three buffers the size
-/// of the text instead of one.
-pub(crate) fn decode(raw: &str) -> Option<String> {
+/// of the text instead of one. Also says whether every escape is one `serde_json` writes
+/// (`\"`, `\\`, the short forms of five control characters and `\u00xx`, lower-case, for the
+/// other ones below U+0020; another writer may escape `/` or any character as `\uXXXX`, which
+/// reads the same but is not the bytes a reply sends), which the same pass sees.
+pub(crate) fn decode(raw: &str) -> Option<(String, bool)> {
     let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
     let mut out = String::with_capacity(inner.len());
     let mut rest = inner;
+    let mut as_written = true;
     while let Some(at) = memchr::memchr(b'\\', rest.as_bytes()) {
         out.push_str(&rest[..at]);
+        as_written = as_written && escape_len(&rest.as_bytes()[at + 1..]).is_some();
         let escape = rest.as_bytes().get(at + 1)?;
         rest = &rest[at + 2..];
         let c = match escape {
@@ -225,7 +214,7 @@ pub(crate) fn decode(raw: &str) -> Option<String> {
         out.push(c);
     }
     out.push_str(rest);
-    Some(out)
+    Some((out, as_written))
 }
 
 /// The four hex digits `rest` starts with, as a UTF-16 unit, and what follows them.
@@ -324,11 +313,9 @@ pub(crate) mod tests {
         let written: String = (0u32..0x100).filter_map(char::from_u32).collect();
         for c in written.chars() {
             let raw = serde_json::to_string(&c.to_string()).unwrap();
-            assert!(escaped_as_written(&raw), "{raw}");
+            assert!(decode(&raw).unwrap().1, "{raw}");
         }
-        assert!(escaped_as_written(
-            &serde_json::to_string(&written).unwrap()
-        ));
+        assert!(decode(&serde_json::to_string(&written).unwrap()).unwrap().1);
         for raw in [
             r#""\/""#,
             r#""caf\u00e9""#,
@@ -339,7 +326,11 @@ pub(crate) mod tests {
             r#""\ud83c\udf89""#,
             r#""\u2028""#,
         ] {
-            assert!(!escaped_as_written(raw), "{raw}");
+            assert_eq!(
+                decode(raw).map(|(_, as_written)| as_written),
+                Some(false),
+                "{raw}"
+            );
         }
     }
 
@@ -361,7 +352,9 @@ pub(crate) mod tests {
         );
         for raw in &raws {
             let serde: String = serde_json::from_str(raw).unwrap();
-            assert_eq!(decode(raw).as_deref(), Some(serde.as_str()), "{raw}");
+            let (text, as_written) = decode(raw).unwrap();
+            assert_eq!(text, serde, "{raw}");
+            assert_eq!(as_written, is_string_as_written(raw), "{raw}");
         }
         // Escapes serde_json refuses (a lone or reversed surrogate) decode to nothing.
         for raw in [
@@ -372,7 +365,7 @@ pub(crate) mod tests {
             r#""\udc00\ud800""#,
         ] {
             assert!(serde_json::from_str::<String>(raw).is_err(), "{raw}");
-            assert_eq!(decode(raw), None, "{raw}");
+            assert!(decode(raw).is_none(), "{raw}");
         }
     }
 }

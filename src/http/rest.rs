@@ -12,10 +12,9 @@ use crate::agent;
 use crate::app::App;
 use crate::capacity::MAX_WAIT_SECONDS;
 use crate::error::Error;
-use crate::fields::raw_string;
+use crate::fields::{raw_string, raw_string_as_sent};
 use crate::http::exchange::{Incoming, JsonParts, Reply};
 use crate::http::guard::Caller;
-use crate::json_string::escaped_as_written;
 use crate::message::escape_separators;
 use crate::page_cache::{self, Asked};
 use crate::presence::{detail, Kind};
@@ -183,7 +182,7 @@ pub(crate) fn post_message(app: &App, rq: &mut Incoming, caller: &Caller) -> Res
         raw_string(fields.sender, "sender")?,
         caller.agent.as_deref(),
     )?;
-    let text = raw_string(fields.text, "text")?
+    let (text, as_written) = raw_string_as_sent(fields.text, "text")?
         .ok_or_else(|| Error::BadRequest("text is required".into()))?;
     let source = match raw_string(fields.source, "source")? {
         Some(s)
@@ -241,7 +240,7 @@ pub(crate) fn post_message(app: &App, rq: &mut Incoming, caller: &Caller) -> Res
     // JSON (`Encoded::with_text`): no second buffer. Another writer's escapes (`\/`, `\u0041`)
     // read the same but are not the bytes this relay writes: such a text is escaped anew.
     let text_at = match (rq.body.len(), fields.text) {
-        (len, Some(raw)) if len >= TEXT_JSON_MIN_BODY && escaped_as_written(raw.get()) => {
+        (len, Some(raw)) if len >= TEXT_JSON_MIN_BODY && as_written => {
             let at = (raw.get().as_ptr() as usize).checked_sub(rq.body.as_ptr() as usize);
             at.map(|at| at..at + raw.get().len())
                 .filter(|span| span.end <= rq.body.len())
