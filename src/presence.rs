@@ -3,8 +3,9 @@
 //! chose to give (`X-Relay-Agent`, `?as=`, a per-agent token) or else only by its kind. A
 //! client that fetches in a loop is away between two fetches for an instant; its entry outlives
 //! its last wait by `LINGER`, so it neither flickers nor resets its "since", and one that has
-//! really gone is dropped soon after. A client that vanishes mid-wait is noticed when the wait
-//! ends (a message arrives or its time is up) or a stream's next write fails (a message or the
+//! really gone is dropped soon after. A client that vanishes mid-wait is noticed within about a
+//! second by a blocking fetch and an MCP session's stream, which look at their connections that
+//! often; a message stream (`/api/stream`) notices when its next write fails (a message or the
 //! keep-alive), since a waiting request does not read its socket.
 
 use crate::message::now;

@@ -1,15 +1,16 @@
 //! The legacy MCP HTTP+SSE transport (protocol 2024-11-05), for clients configured with
 //! `--transport sse`: `GET /sse` opens a session whose first event names the endpoint to POST
 //! to (`/messages?sessionId=...`); each POST there is answered 202 and its response travels on
-//! the stream, as do resource updates. The session ends when its stream closes. Tool calls run
-//! on threads of their own, counted under a cap.
+//! the stream, as do resource updates. The session ends when its stream closes, which the stream
+//! notices within about a second of its client leaving. Tool calls run on threads of their own,
+//! counted under a cap.
 
 use crate::app::App;
 use crate::error::Error;
-use crate::http::events::{self, KEEPALIVE};
+use crate::http::events;
 use crate::http::exchange::{Incoming, Reply};
 use crate::http::guard::Caller;
-use crate::http::streamable::{check_batch_size, context, owner, parse};
+use crate::http::streamable::{check_batch_size, context, owner, parse, send_queued};
 use crate::mcp::handler;
 use crate::mcp::jsonrpc::{self, RpcError, RpcMessage, INTERNAL_ERROR};
 use crate::mcp::session::{Lookup, Session, Transport};
@@ -18,7 +19,6 @@ use serde_json::Value;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread;
-use std::time::Instant;
 
 /// `GET /sse`.
 pub(crate) fn open(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
@@ -33,17 +33,12 @@ pub(crate) fn open(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Rep
         }
     };
     let app = Arc::clone(app);
+    let client = rq.client.clone();
     Ok(Reply::stream(Box::new(move |w| {
         let _place = place;
         let endpoint = format!("/messages?sessionId={}", session.id);
-        let mut outcome = events::event(w, None, Some("endpoint"), &endpoint);
-        while outcome.is_ok() {
-            outcome = match session.next_message(Instant::now() + KEEPALIVE, &app.store) {
-                Some(m) => events::event(w, None, Some("message"), m.get()),
-                None if session.has_ended() || app.store.is_closed() => break,
-                None => events::comment(w, "keepalive"),
-            };
-        }
+        let outcome = events::event(w, None, Some("endpoint"), &endpoint)
+            .and_then(|()| send_queued(w, &session, &app.store, &client));
         app.sessions.end(&session.id);
         outcome
     })))

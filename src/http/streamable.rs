@@ -10,7 +10,7 @@ use crate::app::App;
 use crate::capacity::MAX_WAIT_SECONDS;
 use crate::error::Error;
 use crate::http::events::{self, KEEPALIVE};
-use crate::http::exchange::{Incoming, Reply};
+use crate::http::exchange::{ClientWatch, Incoming, Reply};
 use crate::http::guard::Caller;
 use crate::listen::Listen;
 use crate::mcp::context::Context;
@@ -19,7 +19,9 @@ use crate::mcp::jsonrpc::{self, Outgoing, RpcError, RpcMessage, NOT_RUN};
 use crate::mcp::session::{Lookup, Owner, Session, Transport};
 use crate::mcp::{is_supported, SUPPORTED_VERSIONS};
 use crate::presence::Kind;
+use crate::store::Store;
 use serde_json::Value;
+use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -278,18 +280,52 @@ pub(crate) fn get(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Repl
     static STREAMS: AtomicU64 = AtomicU64::new(0);
     let n = STREAMS.fetch_add(1, Ordering::Relaxed) + 1;
     let store = Arc::clone(&app.store);
+    let client = rq.client.clone();
     Ok(Reply::stream(Box::new(move |w| {
         let (_place, _here) = (place, here);
         w.write_all(format!("id: {}-get-{n}\nretry: 3000\ndata: \n\n", session.id).as_bytes())?;
         w.flush()?;
-        loop {
-            match session.next_message(Instant::now() + KEEPALIVE, &store) {
-                Some(m) => events::event(w, None, Some("message"), m.get())?,
-                None if session.has_ended() || store.is_closed() => return Ok(()),
-                None => events::comment(w, "keepalive")?,
-            }
-        }
+        send_queued(w, &session, &store, &client)
     })))
+}
+
+/// How often a session's stream looks whether its client is still there, as REST waits do.
+const CLIENT_CHECK: Duration = Duration::from_secs(1);
+
+/// Writes `session`'s queued messages to its stream `w` as they come, with a keep-alive comment
+/// after `KEEPALIVE` without one, until the session ends, the relay stops, a write fails or the
+/// client goes. A stream waits most of its life, and a write to a departed client may succeed
+/// for a while, so the connection is looked at every `CLIENT_CHECK`: the stream's place, its
+/// presence and (on the legacy transport) its session are freed within about a second of the
+/// client leaving. Only the thread serving the connection may look, so the look is made here.
+pub(crate) fn send_queued(
+    w: &mut dyn Write,
+    session: &Session,
+    store: &Store,
+    client: &ClientWatch,
+) -> io::Result<()> {
+    let mut keepalive = Instant::now() + KEEPALIVE;
+    let mut check = Instant::now() + CLIENT_CHECK;
+    loop {
+        if Instant::now() >= check {
+            if client.gone() {
+                return Ok(());
+            }
+            check = Instant::now() + CLIENT_CHECK;
+        }
+        match session.next_message(keepalive.min(check), store) {
+            Some(m) => {
+                events::event(w, None, Some("message"), m.get())?;
+                keepalive = Instant::now() + KEEPALIVE;
+            }
+            None if session.has_ended() || store.is_closed() => return Ok(()),
+            None if Instant::now() >= keepalive => {
+                events::comment(w, "keepalive")?;
+                keepalive = Instant::now() + KEEPALIVE;
+            }
+            None => {}
+        }
+    }
 }
 
 /// `DELETE /mcp`: ends the session; later requests with its id get 404.

@@ -14,6 +14,7 @@ mod durable;
 mod framing;
 mod guard;
 mod hostile;
+mod leaving;
 mod listening;
 mod logs;
 mod malformed;

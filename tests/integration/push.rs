@@ -389,8 +389,8 @@ fn the_legacy_sse_transport_carries_every_method() {
         404
     );
     drop(sse);
-    // The session ends with its stream; the relay notices when it next writes (a keep-alive at
-    // the latest), so poll with a deadline.
+    // The session ends with its stream, once the relay notices the client has gone (within
+    // about a second), so poll with a deadline.
     wait_until("the session ended with its stream", || {
         send(json!({"jsonrpc": "2.0", "id": 9, "method": "ping"})).status == 404
     });

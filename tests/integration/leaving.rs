@@ -1,0 +1,118 @@
+//! MCP clients that leave or give up: a session's stream (legacy `/sse`, `GET /mcp`) whose
+//! client disconnects frees its place, its presence and (legacy) its session within about a
+//! second; a legacy tool call waiting for a client whose stream is gone ends and takes nothing;
+//! a call the client cancels (`notifications/cancelled`) ends, takes nothing and gets no
+//! response.
+
+use crate::common::*;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// Shorter than the keep-alive interval (15 s): a stream that noticed a departed client only
+/// when a keep-alive write failed could not meet it, so meeting it shows the stream looked at its
+/// connection. Still ten times what the look takes, for a loaded machine.
+const BEFORE_A_KEEPALIVE: Duration = Duration::from_secs(10);
+
+/// Polls `done` until it holds; fails naming `what` once `within` has passed.
+fn within(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let until = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < until, "not within {within:?}: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The listeners of `channel` in `GET /api/channels?detail=1`, as (kind, name).
+fn listeners(relay: &Relay, channel: &str) -> Vec<(String, String)> {
+    let listing = get(&relay.url("/api/channels?detail=1")).json();
+    let detail = listing["detail"].as_array().expect("a detail list").clone();
+    detail
+        .iter()
+        .filter(|c| c["name"] == channel)
+        .flat_map(|c| c["listeners"].as_array().unwrap().clone())
+        .map(|l| {
+            (
+                l["kind"].as_str().unwrap().to_string(),
+                l["name"].as_str().unwrap_or("-").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A legacy session: its stream, and the URL its messages are POSTed to.
+fn legacy(relay: &Relay) -> (Sse, String) {
+    let mut sse = Sse::open(relay.addr(), "/sse", &[]);
+    assert_eq!(sse.status, 200);
+    let endpoint = sse.next(deadline()).expect("the endpoint event");
+    assert_eq!(endpoint.event.as_deref(), Some("endpoint"));
+    (sse, relay.url(&endpoint.data))
+}
+
+fn send(url: &str, message: &Value) -> u16 {
+    post_raw(
+        url,
+        &[("Content-Type", "application/json")],
+        message.to_string().as_bytes(),
+    )
+    .status
+}
+
+#[test]
+fn a_closed_legacy_stream_ends_its_session_and_frees_its_place_within_a_second_or_so() {
+    let relay = Relay::memory();
+    let (mut sse, url) = legacy(&relay);
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    assert_eq!(send(&url, &init), 202);
+    sse.next(deadline()).expect("the initialize result");
+    assert_eq!(relay.load().long_requests, 1);
+    drop(sse);
+    // A notification is answered 202 while the session lives, and nothing is written to its
+    // stream (a request's answer would be, and a write could find the client gone).
+    let notification = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    within(
+        BEFORE_A_KEEPALIVE,
+        "the session ended with its stream",
+        || send(&url, &notification) == 404,
+    );
+    within(BEFORE_A_KEEPALIVE, "the stream's place is free", || {
+        relay.load().long_requests == 0
+    });
+}
+
+#[test]
+fn a_closed_get_stream_stops_listening_and_frees_its_place_within_a_second_or_so() {
+    let relay = Relay::memory();
+    let path = "/mcp?listen=lst&as=bob";
+    let init = post_raw(
+        &relay.url(path),
+        &[("Content-Type", "application/json")],
+        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+        .to_string()
+        .as_bytes(),
+    );
+    assert_eq!(init.status, 200, "{}", init.body);
+    let session = init.header("mcp-session-id").unwrap().to_string();
+    let mut stream = Sse::open(
+        relay.addr(),
+        path,
+        &[
+            ("Mcp-Session-Id", &session),
+            ("MCP-Protocol-Version", "2025-06-18"),
+        ],
+    );
+    assert_eq!(stream.status, 200);
+    stream.next(deadline()).expect("the priming event");
+    let bob = ("session".to_string(), "bob".to_string());
+    wait_until("bob is listed as listening", || {
+        listeners(&relay, "lst") == [bob.clone()]
+    });
+    drop(stream);
+    within(BEFORE_A_KEEPALIVE, "bob is no longer listening", || {
+        listeners(&relay, "lst").is_empty()
+    });
+    within(BEFORE_A_KEEPALIVE, "the stream's place is free", || {
+        relay.load().long_requests == 0
+    });
+}
