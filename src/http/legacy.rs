@@ -116,9 +116,11 @@ pub(crate) fn post(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Rep
 
 /// Handles one message and queues its answer, if any, on the session's stream.
 fn answer(app: &App, session: &Session, caller: &Caller, message: &RpcMessage) {
-    // The answer goes to the session's stream, not to this request's connection, and a
-    // stream that ends ends its session.
-    let cx = context(app, caller, caller.agent.clone(), &|| false);
+    // The answer goes to the session's stream, not to this request's connection: the client
+    // has gone once that stream has, which ends the session. A wait looks at the session, never
+    // at the stream's socket, which only the stream's own thread may look at.
+    let gone = || session.has_ended();
+    let cx = context(app, caller, caller.agent.clone(), &gone);
     if let Some(answer) = handler::handle(&cx, session, message) {
         session.send(answer);
     }

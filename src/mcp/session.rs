@@ -467,18 +467,15 @@ impl Sessions {
     }
 
     /// Ends a session for good: later requests with its id get 404.
-    /// The id leaves the live sessions and joins the ended ones under one hold of the live
-    /// lock, so a `find` running meanwhile cannot restore it.
+    /// The id leaves the live sessions and joins the ended ones, and the session is marked
+    /// ended, under one hold of the live lock: a `find` running meanwhile cannot restore it, and
+    /// once a request gets 404 every call still running in the session sees it has ended.
     pub(crate) fn end(&self, id: &str) {
-        let removed = {
-            let mut live = lock(&self.live);
-            let removed = live.remove(id);
-            lock(&self.ended).add(id);
-            removed
-        };
-        if let Some(s) = removed {
+        let mut live = lock(&self.live);
+        if let Some(s) = live.remove(id) {
             s.end();
         }
+        lock(&self.ended).add(id);
     }
 
     /// Makes `session` hear every new message from others on the channels of `listen`.

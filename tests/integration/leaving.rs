@@ -116,3 +116,54 @@ fn a_closed_get_stream_stops_listening_and_frees_its_place_within_a_second_or_so
         relay.load().long_requests == 0
     });
 }
+
+fn unread(relay: &Relay, reader: &str) -> u64 {
+    get(&relay.url(&format!("/api/unread?reader={reader}"))).json()["total"]
+        .as_u64()
+        .unwrap()
+}
+
+/// Opens a legacy session, starts `fetch_messages` waiting 50 s on `target` as `reader`, and
+/// closes the session's stream once the fetch waits; returns once the session has ended.
+fn a_legacy_fetch_left_waiting(relay: &Relay, target: &str, reader: &str) {
+    let (mut sse, url) = legacy(relay);
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    assert_eq!(send(&url, &init), 202);
+    sse.next(deadline()).expect("the initialize result");
+    let fetch = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "fetch_messages",
+        "arguments": {"target": target, "reader": reader, "wait_seconds": 50}}});
+    assert_eq!(send(&url, &fetch), 202);
+    relay.wait_for_long_requests(2);
+    drop(sse);
+    let notification = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    within(
+        BEFORE_A_KEEPALIVE,
+        "the session ended with its stream",
+        || send(&url, &notification) == 404,
+    );
+}
+
+#[test]
+fn a_legacy_fetch_whose_stream_has_gone_takes_nothing_posted_after() {
+    let relay = Relay::memory();
+    relay.post("rd", "bob", "read before");
+    get(&relay.url("/api/messages?target=rd&reader=alice"));
+    assert_eq!(unread(&relay, "alice"), 0);
+    a_legacy_fetch_left_waiting(&relay, "rd", "alice");
+    // The answer could reach alice only on the stream that is gone: the message stays unread.
+    relay.post("rd", "bob", "nobody received this");
+    wait_until("the fetch ended", || relay.load().long_requests == 0);
+    assert_eq!(unread(&relay, "alice"), 1);
+}
+
+#[test]
+fn a_legacy_fetch_whose_stream_has_gone_stops_waiting_long_before_its_time() {
+    let relay = Relay::memory();
+    a_legacy_fetch_left_waiting(&relay, "quiet", "alice");
+    // Its wait is 50 s; it ends within about a second of the session's.
+    within(BEFORE_A_KEEPALIVE, "the fetch stopped waiting", || {
+        relay.load().long_requests == 0 && listeners(&relay, "quiet").is_empty()
+    });
+}
