@@ -139,6 +139,8 @@ pub fn start(mut config: Config) -> Result<Running, Error> {
     ));
     let notify = Arc::clone(&sessions);
     store.on_publish(Box::new(move |m| notify.published(m)));
+    let notify = Arc::clone(&sessions);
+    store.on_removal(Box::new(move |target| notify.channel_changed(target)));
     let logs = Arc::new(logs);
     let archive = Arc::clone(&logs);
     store.on_record(Box::new(move |batch| archive.posted(batch)));

@@ -39,6 +39,11 @@ pub(crate) const MAX_QUERY_CHARS: usize = 1000;
 /// A function told of every message once it is durable and visible, in id order.
 pub(crate) type Hook = Box<dyn Fn(&Arc<Message>) + Send + Sync>;
 
+/// A function told the name of a channel once a deletion or retention has removed messages
+/// from it: once per deletion (of a message or a whole channel) or retention pass, not per
+/// message.
+pub(crate) type RemovalHook = Box<dyn Fn(&str) + Send + Sync>;
+
 /// What a caller asks to post, before validation.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Draft {
@@ -296,6 +301,8 @@ pub(crate) struct Store {
     /// commit lock and calls them after, so the next batch is written meanwhile and yet every
     /// hook hears of messages in id order.
     hooks: Mutex<Vec<Hook>>,
+    /// The functions told of channels that lost messages to a deletion or retention.
+    removal_hooks: Mutex<Vec<RemovalHook>>,
     /// Called with each batch written. Its lock is taken before the hooks' is let go, as the
     /// hooks' before the commit lock, so that the next batch is written meanwhile and yet the
     /// batches are recorded in id order.
@@ -546,7 +553,11 @@ impl Store {
         for p in replay.positions {
             state.move_position(&p.reader, &p.target, p.id);
         }
-        let dropped = state.retain(limits.retention_max_messages, limits.age_cutoff());
+        let dropped = state.retain(
+            limits.retention_max_messages,
+            limits.age_cutoff(),
+            &mut Vec::new(),
+        );
         let commit_yields = match &journal {
             Some(journal) if journal.syncs() => 0,
             _ => COMMIT_YIELDS,
@@ -568,6 +579,7 @@ impl Store {
             })),
             queue: Mutex::new(Vec::new()),
             hooks: Mutex::new(Vec::new()),
+            removal_hooks: Mutex::new(Vec::new()),
             recorder: Mutex::new(None),
             published_id: AtomicU64::new(top),
             commit_yields,
@@ -590,6 +602,25 @@ impl Store {
     /// Registers a function told of every new message, after it is durable and visible.
     pub(crate) fn on_publish(&self, hook: Hook) {
         lock(&self.hooks).push(hook);
+    }
+
+    /// Registers a function told of every channel that loses messages to a deletion or
+    /// retention, once the change is visible. It is called with the commit lock held, so it
+    /// must not post or delete.
+    pub(crate) fn on_removal(&self, hook: RemovalHook) {
+        lock(&self.removal_hooks).push(hook);
+    }
+
+    /// Tells the removal hooks that `channels` lost messages.
+    fn removed_from(&self, channels: &[String]) {
+        if channels.is_empty() {
+            return;
+        }
+        for hook in lock(&self.removal_hooks).iter() {
+            for channel in channels {
+                hook(channel);
+            }
+        }
     }
 
     /// Sets the function told of every batch of new messages once it is written, in id order.
@@ -931,15 +962,17 @@ impl Store {
                 };
                 let mut committer = lock(&store.commit);
                 Store::finish_compaction(&store.state, &mut committer, false);
+                let mut thinned = Vec::new();
                 let dropped = {
                     let mut state = lock(&store.state);
                     let cutoff = store.limits.age_cutoff();
                     match state.oldest_ts() {
-                        Some(ts) if ts < cutoff => state.retain(0, cutoff),
+                        Some(ts) if ts < cutoff => state.retain(0, cutoff, &mut thinned),
                         _ => Vec::new(),
                     }
                 };
                 committer.dropped(&dropped);
+                store.removed_from(&thinned);
                 if committer.stale && committer.compacted_at.elapsed() >= rewrite_every {
                     store.compact(&mut committer, false);
                 }
@@ -967,10 +1000,14 @@ impl Store {
         if committer.compaction.is_some() {
             return 0;
         }
+        let mut thinned = Vec::new();
         let (dropped, mut kept, file, positions) = {
             let mut state = lock(&self.state);
-            let dropped =
-                state.retain(self.limits.retention_max_messages, self.limits.age_cutoff());
+            let dropped = state.retain(
+                self.limits.retention_max_messages,
+                self.limits.age_cutoff(),
+                &mut thinned,
+            );
             committer.dropped(&dropped);
             let dropped = dropped.len();
             let kept: Vec<Entry> = if committer.stale && committer.journal.is_some() {
@@ -984,6 +1021,7 @@ impl Store {
             };
             (dropped, kept, state.file.clone(), state.position_list())
         };
+        self.removed_from(&thinned);
         let Some(journal) = committer.journal.as_ref().filter(|_| committer.stale) else {
             return dropped;
         };
@@ -1681,6 +1719,9 @@ impl Store {
             journal.append_lines(&[Line::Delete(&deletion)])?;
         }
         let removed = lock(&self.state).delete(target, deletion);
+        if !removed.is_empty() {
+            self.removed_from(&[target.to_string()]);
+        }
         // A retry of a deleted message's post makes it anew, as after a restart, whose journal
         // holds neither the message nor its key.
         committer.keys.forget(&removed);
@@ -2014,10 +2055,11 @@ impl State {
     }
 
     /// Drops the oldest messages past `per_channel` and those older than `cutoff` (texts from
-    /// the cache too); returns their ids.
-    fn retain(&mut self, per_channel: usize, cutoff: f64) -> Vec<u64> {
+    /// the cache too); returns their ids, and adds the names of the channels they left to
+    /// `thinned`.
+    fn retain(&mut self, per_channel: usize, cutoff: f64, thinned: &mut Vec<String>) -> Vec<u64> {
         let mut dropped = Vec::new();
-        for c in self.channels.values_mut() {
+        for (name, c) in self.channels.iter_mut() {
             let over = if per_channel > 0 {
                 c.messages.len().saturating_sub(per_channel)
             } else {
@@ -2027,6 +2069,7 @@ impl State {
             let n = over.max(old);
             c.drop_oldest(n, &mut self.texts, &mut dropped);
             if n > 0 {
+                thinned.push(name.clone());
                 c.version = next_version(&mut self.version);
                 // Emptied, it is listed no more, as after a restart, whose journal no longer
                 // names it.

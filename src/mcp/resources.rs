@@ -1,6 +1,7 @@
 //! One MCP resource per channel, `relay://channel/<name>` (the name percent-encoded): listed,
 //! read as the channel's recent messages in JSON, and subscribable so a client hears
-//! `notifications/resources/updated` when the channel gets a message.
+//! `notifications/resources/updated` when the channel gets a message or loses some (a deletion
+//! of a message or of the channel, or retention dropping old ones).
 
 use crate::mcp::channel_uri::{self, channel, PREFIX};
 use crate::mcp::context::Context;

@@ -485,7 +485,8 @@ impl Sessions {
     }
 
     /// Tells the sessions about a new message: listeners that want it get it as a channel
-    /// event, then subscribers of its channel hear that the resource changed.
+    /// event, then subscribers of its channel hear that the resource changed. A channel's URI
+    /// is made only when some session is subscribed to something.
     pub(crate) fn published(&self, m: &Message) {
         let (listening, subscriptions): (Vec<Arc<Session>>, bool) = {
             let live = lock(&self.live);
@@ -501,9 +502,17 @@ impl Sessions {
         for s in listening {
             s.send_event(&m.target, m.id);
         }
-        // A channel's URI is made only when some session is subscribed to something.
         if subscriptions {
             self.resource_updated(&channel_uri::uri(&m.target));
+        }
+    }
+
+    /// Tells the sessions subscribed to channel `target` that it changed other than by a new
+    /// message (a deletion, or retention dropping messages).
+    pub(crate) fn channel_changed(&self, target: &str) {
+        // A channel's URI is made only when some session is subscribed to something.
+        if !lock(&self.live).subscribers.is_empty() {
+            self.resource_updated(&channel_uri::uri(target));
         }
     }
 

@@ -508,3 +508,85 @@ fn a_resource_read_holds_the_newest_messages_whose_texts_fit_in_4_mib() {
     relay.post("small", "codex", "00000000 a short one");
     assert_eq!(read(&mut mcp, "relay://channel/small"), ["00000000"]);
 }
+
+/// A session subscribed to `uris`, with its `GET` stream open past the priming event.
+fn subscribed(relay: &Relay, uris: &[&str]) -> (Mcp, Sse) {
+    let mut mcp = Mcp::connect(relay, "2025-11-25");
+    for uri in uris {
+        let r = mcp.request("resources/subscribe", json!({ "uri": uri }));
+        assert_eq!(r["result"], json!({}), "{r}");
+    }
+    let mut stream = Sse::open(
+        relay.addr(),
+        "/mcp",
+        &[
+            ("Mcp-Session-Id", &mcp.session),
+            ("MCP-Protocol-Version", "2025-11-25"),
+        ],
+    );
+    assert_eq!(stream.status, 200);
+    stream.next(deadline()).expect("a priming event");
+    (mcp, stream)
+}
+
+/// The URI of the next `notifications/resources/updated` on `stream`.
+fn next_update(stream: &mut Sse) -> String {
+    let e = stream.next_message(deadline()).expect("an update");
+    let n: Value = serde_json::from_str(&e.data).unwrap();
+    assert_eq!(n["method"], "notifications/resources/updated", "{n}");
+    n["params"]["uri"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn subscribers_hear_once_of_each_deletion_on_their_channel() {
+    let relay = Relay::memory();
+    let (proj, marker) = ("relay://channel/proj-x", "relay://channel/marker");
+    let (_mcp, mut stream) = subscribed(&relay, &[proj, marker]);
+    let first = relay.post("proj-x", "s", "one");
+    relay.post("proj-x", "s", "two");
+    relay.post("proj-x", "s", "three");
+    for _ in 0..3 {
+        assert_eq!(next_update(&mut stream), proj);
+    }
+    // Updates go out in the order of the changes, so a marker's update posted after each
+    // deletion shows how many the deletion sent.
+    let r = delete(&relay.url(&format!("/api/messages/{first}")), &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    relay.post("marker", "s", "after the message's deletion");
+    assert_eq!(next_update(&mut stream), proj, "the deletion of a message");
+    assert_eq!(next_update(&mut stream), marker);
+    let r = delete(&relay.url("/api/channels/proj-x"), &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    relay.post("marker", "s", "after the channel's deletion");
+    assert_eq!(
+        next_update(&mut stream),
+        proj,
+        "the deletion of the channel"
+    );
+    assert_eq!(
+        next_update(&mut stream),
+        marker,
+        "one update for the channel's two messages"
+    );
+}
+
+#[test]
+fn subscribers_hear_when_retention_drops_messages_of_their_channel() {
+    let relay = Relay::with(|c| {
+        c.store = claude_codex_relay::config::StoreKind::Memory;
+        c.retention_max_age_days = 2.0 / 86_400.0;
+    });
+    let (aged, marker) = ("relay://channel/aged", "relay://channel/marker");
+    let (_mcp, mut stream) = subscribed(&relay, &[aged, marker]);
+    relay.post("aged", "s", "soon too old");
+    assert_eq!(next_update(&mut stream), aged, "the post");
+    wait_until("the message passes the age limit", || {
+        get_json(&relay.url("/api/messages?target=aged"))["messages"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    });
+    relay.post("marker", "s", "after the message left");
+    assert_eq!(next_update(&mut stream), aged, "retention dropped it");
+    assert_eq!(next_update(&mut stream), marker);
+}
