@@ -11,7 +11,7 @@ use crate::http::events;
 use crate::http::exchange::{Incoming, Reply};
 use crate::http::guard::Caller;
 use crate::http::streamable::{check_batch_size, context, owner, parse, send_queued};
-use crate::mcp::handler;
+use crate::mcp::handler::{self, Handled};
 use crate::mcp::jsonrpc::{self, RpcError, RpcMessage, INTERNAL_ERROR};
 use crate::mcp::session::{Lookup, Session, Transport};
 use crate::mcp::DEFAULT_VERSION;
@@ -121,7 +121,8 @@ fn answer(app: &App, session: &Session, caller: &Caller, message: &RpcMessage) {
     // at the stream's socket, which only the stream's own thread may look at.
     let gone = || session.has_ended();
     let cx = context(app, caller, caller.agent.clone(), &gone);
-    if let Some(answer) = handler::handle(&cx, session, message) {
+    // A call the client cancelled gets no answer.
+    if let Handled::Answer(answer) = handler::handle(&cx, session, message) {
         session.send(answer);
     }
 }

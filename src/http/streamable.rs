@@ -1,6 +1,7 @@
 //! MCP Streamable HTTP at `/mcp`. `POST` carries client messages: `initialize` starts a session
 //! (its id goes out in `Mcp-Session-Id`), notifications and responses get 202, requests get one
-//! JSON reply (a batch only on 2025-03-26 sessions). `GET` opens the session's stream of server
+//! JSON reply (a batch only on 2025-03-26 sessions), or, when the client cancelled them while
+//! they ran, an event stream that ends without a response. `GET` opens the session's stream of server
 //! messages (resource updates), answered at once with 400 when there is no session. `DELETE`
 //! ends a session. The Accept header is read leniently and replies are always JSON. With
 //! `?listen=proj-x&as=claude` on the URL, the session declares the `claude/channel` capability
@@ -14,7 +15,7 @@ use crate::http::exchange::{ClientWatch, Incoming, Reply};
 use crate::http::guard::Caller;
 use crate::listen::Listen;
 use crate::mcp::context::Context;
-use crate::mcp::handler;
+use crate::mcp::handler::{self, Handled};
 use crate::mcp::jsonrpc::{self, Outgoing, RpcError, RpcMessage, NOT_RUN};
 use crate::mcp::session::{Lookup, Owner, Session, Transport};
 use crate::mcp::{is_supported, SUPPORTED_VERSIONS};
@@ -182,9 +183,18 @@ pub(crate) fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, E
     }
     let session = session(app, rq, caller, version)?;
     Ok(match handler::handle(&cx, &session, &message) {
-        Some(answer) => json_reply(200, answer),
-        None => Reply::empty(202),
+        Handled::Answer(answer) => json_reply(200, answer),
+        Handled::Nothing => Reply::empty(202),
+        Handled::Cancelled => cancelled_reply(),
     })
+}
+
+/// The reply to a POST whose requests were all cancelled while they ran. A request must be
+/// answered with JSON or with an event stream, and a cancelled request gets no response: so an
+/// event stream that ends at once, without one. (The client that cancelled ignores whatever
+/// comes; a JSON-RPC error would be a response all the same.)
+fn cancelled_reply() -> Reply {
+    Reply::stream(Box::new(|_| Ok(())))
 }
 
 /// A batch of JSON-RPC messages (2025-03-26 sessions only): each is answered in turn, and the
@@ -225,6 +235,7 @@ fn batch(
     };
     let mut answers = Vec::new();
     let mut answered_bytes = 0;
+    let mut cancelled = false;
     for item in items {
         let answer = match RpcMessage::parse(item) {
             Ok(RpcMessage::Request { id, .. }) if answered_bytes >= BATCH_MAX_ANSWER_BYTES => {
@@ -237,7 +248,14 @@ fn batch(
                 );
                 Some(jsonrpc::error(Some(&id), &e))
             }
-            Ok(m) => handler::handle(&cx, &session, &m),
+            Ok(m) => match handler::handle(&cx, &session, &m) {
+                Handled::Answer(answer) => Some(answer),
+                Handled::Nothing => None,
+                Handled::Cancelled => {
+                    cancelled = true;
+                    None
+                }
+            },
             Err((id, e)) => Some(jsonrpc::error(id.as_ref(), &e)),
         };
         if let Some(answer) = answer {
@@ -245,7 +263,9 @@ fn batch(
             answers.push(answer);
         }
     }
-    Ok(if answers.is_empty() {
+    Ok(if answers.is_empty() && cancelled {
+        cancelled_reply()
+    } else if answers.is_empty() {
         Reply::empty(202)
     } else {
         json_reply(200, jsonrpc::batch(&answers))

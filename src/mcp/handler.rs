@@ -1,13 +1,15 @@
 //! MCP method dispatch: one match from method name to what answers it. `initialize` negotiates
 //! the version and states the capabilities actually implemented (tools, channel resources with
 //! subscriptions, logging); every other request is answered within its session. Notifications
-//! never get an answer.
+//! never get an answer; `notifications/cancelled` stops a tool call of the session still waiting,
+//! which then takes nothing and gets no answer either.
 
 use crate::mcp::context::Context;
 use crate::mcp::jsonrpc::{self, Outgoing, RpcError, RpcMessage, INVALID_PARAMS, METHOD_NOT_FOUND};
 use crate::mcp::session::Session;
 use crate::mcp::{resources, tools, SUPPORTED_VERSIONS};
 use serde_json::{json, Value};
+use std::cell::Cell;
 
 /// Log levels of `logging/setLevel`, least to most severe.
 const LOG_LEVELS: [&str; 8] = [
@@ -56,23 +58,60 @@ pub(crate) fn initialize_result(version: &str) -> Value {
     })
 }
 
-/// Handles one message in `session`; the response for a request, None for anything else.
-pub(crate) fn handle(cx: &Context, session: &Session, message: &RpcMessage) -> Option<Outgoing> {
+/// What handling one message comes to.
+pub(crate) enum Handled {
+    /// The response to a request.
+    Answer(Outgoing),
+    /// Nothing to send: the message was a notification or a response.
+    Nothing,
+    /// A tool call the client cancelled while it waited: it took nothing, and (as MCP asks of
+    /// a cancelled request) gets no response.
+    Cancelled,
+}
+
+/// Handles one message in `session`.
+pub(crate) fn handle(cx: &Context, session: &Session, message: &RpcMessage) -> Handled {
     match message {
-        // A tool result is written whole, envelope and all: it carries its content twice, as
-        // JSON and as text, and may be large.
-        RpcMessage::Request { id, method, params } if method == "tools/call" => Some(
-            tools::call(cx, &session.id, id, params)
-                .unwrap_or_else(|e| jsonrpc::error(Some(id), &e)),
-        ),
+        RpcMessage::Request { id, method, params } if method == "tools/call" => {
+            let call = session.start_call(id);
+            // Only a wait asks whether its caller has gone, and a wait that hears yes ends
+            // taking nothing: the answer is left out only then. A cancellation that comes too
+            // late to stop the call (what it took is in the answer) is ignored, as MCP allows.
+            let stopped = Cell::new(false);
+            let gone = || {
+                let cancelled = call.cancelled();
+                stopped.set(stopped.get() || cancelled);
+                cancelled || (cx.client_gone)()
+            };
+            let cx = Context {
+                client_gone: &gone,
+                name: cx.name.clone(),
+                ..*cx
+            };
+            // A tool result is written whole, envelope and all: it carries its content twice,
+            // as JSON and as text, and may be large.
+            let answer = tools::call(&cx, &session.id, id, params)
+                .unwrap_or_else(|e| jsonrpc::error(Some(id), &e));
+            if stopped.get() {
+                Handled::Cancelled
+            } else {
+                Handled::Answer(answer)
+            }
+        }
         RpcMessage::Request { id, method, params } => {
-            Some(match answer(cx, session, method, params) {
+            Handled::Answer(match answer(cx, session, method, params) {
                 Ok(result) => jsonrpc::result(id, result),
                 Err(e) => jsonrpc::error(Some(id), &e),
             })
         }
+        RpcMessage::Notification { method, params } if method == "notifications/cancelled" => {
+            if let Some(id) = params.get("requestId") {
+                session.cancel(id);
+            }
+            Handled::Nothing
+        }
         // `notifications/initialized` included: nothing the relay sends waits for it.
-        RpcMessage::Notification { .. } | RpcMessage::Response => None,
+        RpcMessage::Notification { .. } | RpcMessage::Response => Handled::Nothing,
     }
 }
 

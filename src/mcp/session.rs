@@ -1,7 +1,8 @@
 //! MCP sessions: what each client negotiated, which channel resources it subscribed to (also
-//! indexed by channel, so a post reaches its subscribers without visiting anyone else), and
+//! indexed by channel, so a post reaches its subscribers without visiting anyone else),
 //! the queue of messages the server sends it on its stream (a `GET /mcp` stream, or the legacy
-//! `/sse` stream, which also carries responses). A session belongs to the credential that
+//! `/sse` stream, which also carries responses), and the tool calls running in it, so that a
+//! `notifications/cancelled` can stop one. A session belongs to the credential that
 //! created it and answers to no other. Streamable-HTTP sessions idle for a while leave memory
 //! but are restored from their signed id (after a restart too); only a `DELETE` ends one.
 //! Legacy sessions live exactly as long as their stream. Each client address keeps a bounded
@@ -17,10 +18,11 @@ use crate::mcp::session_id::SessionIds;
 use crate::mcp::DEFAULT_VERSION;
 use crate::message::Message;
 use crate::store::{lock, Store};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,6 +53,28 @@ pub(crate) struct Session {
     queued: Condvar,
     /// When a request last named this session.
     last_used: Mutex<Instant>,
+    /// The tool calls running now, by request id, each with the flag a cancellation sets.
+    calls: Mutex<Vec<(Value, Arc<AtomicBool>)>>,
+}
+
+/// A tool call of a session, registered as running while this lives, so that a
+/// `notifications/cancelled` naming its request id can stop it.
+pub(crate) struct Call<'a> {
+    session: &'a Session,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl Call<'_> {
+    /// Whether the client has cancelled the call.
+    pub(crate) fn cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Call<'_> {
+    fn drop(&mut self) {
+        lock(&self.session.calls).retain(|(_, flag)| !Arc::ptr_eq(flag, &self.cancelled));
+    }
 }
 
 /// What a session's stream has yet to send, and the bytes it holds.
@@ -102,6 +126,7 @@ impl Session {
             outbox: Mutex::new(Outbox::default()),
             queued: Condvar::new(),
             last_used: Mutex::new(Instant::now()),
+            calls: Mutex::new(Vec::new()),
         }
     }
 
@@ -121,6 +146,25 @@ impl Session {
 
     pub(crate) fn listen(&self) -> Option<Listen> {
         lock(&self.state).listen.clone()
+    }
+
+    /// Registers a tool call with request `id` as running until the returned guard is dropped.
+    pub(crate) fn start_call(&self, id: &Value) -> Call<'_> {
+        let cancelled = Arc::new(AtomicBool::new(false));
+        lock(&self.calls).push((id.clone(), Arc::clone(&cancelled)));
+        Call {
+            session: self,
+            cancelled,
+        }
+    }
+
+    /// Marks the running tool calls with request `id` cancelled. An id no call of this session
+    /// runs under (unknown, finished, or not a call that can be stopped) is ignored, as MCP
+    /// allows.
+    pub(crate) fn cancel(&self, id: &Value) {
+        for (_, flag) in lock(&self.calls).iter().filter(|(call, _)| call == id) {
+            flag.store(true, Ordering::Release);
+        }
     }
 
     /// Queues a message for the session's stream.

@@ -167,3 +167,84 @@ fn a_legacy_fetch_whose_stream_has_gone_stops_waiting_long_before_its_time() {
         relay.load().long_requests == 0 && listeners(&relay, "quiet").is_empty()
     });
 }
+
+/// A fetch waiting as `reader` on `rd` for 50 s, to cancel: `rd` holds one message, already
+/// read by `reader`.
+fn a_channel_read_to_its_end(relay: &Relay, reader: &str) {
+    relay.post("rd", "bob", "read before");
+    get(&relay.url(&format!("/api/messages?target=rd&reader={reader}")));
+    assert_eq!(unread(relay, reader), 0);
+}
+
+fn waiting_fetch(id: u64, reader: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+        "name": "fetch_messages",
+        "arguments": {"target": "rd", "reader": reader, "wait_seconds": 50}}})
+}
+
+fn cancellation(id: u64) -> Value {
+    json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": id, "reason": "the user gave up"}})
+}
+
+#[test]
+fn a_cancelled_waiting_fetch_ends_takes_nothing_and_its_post_gets_no_response() {
+    let relay = Relay::memory();
+    a_channel_read_to_its_end(&relay, "alice");
+    let mcp = Mcp::connect(&relay, "2025-11-25");
+    let call = {
+        let (url, session) = (mcp.url.clone(), mcp.session.clone());
+        std::thread::spawn(move || {
+            post_raw(
+                &url,
+                &[
+                    ("Content-Type", "application/json"),
+                    ("Accept", "application/json, text/event-stream"),
+                    ("Mcp-Session-Id", &session),
+                    ("MCP-Protocol-Version", "2025-11-25"),
+                ],
+                waiting_fetch(77, "alice").to_string().as_bytes(),
+            )
+        })
+    };
+    relay.wait_for_long_requests(1);
+    let r = mcp.send(&cancellation(77));
+    assert_eq!(r.status, 202, "{}", r.body);
+    // Posted once the cancellation is in: the fetch, woken by it, must not take it.
+    relay.post("rd", "bob", "after the cancellation");
+    let reply = call.join().unwrap();
+    // A request is answered with JSON or an event stream; a cancelled one gets a stream that
+    // ends without a response.
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.header("content-type"), Some("text/event-stream"));
+    assert_eq!(reply.body, "", "no response to the cancelled call");
+    assert_eq!(unread(&relay, "alice"), 1);
+    // The session goes on; a cancellation of a call no longer running is ignored.
+    assert_eq!(mcp.send(&cancellation(77)).status, 202);
+    let mut mcp = mcp;
+    assert_eq!(mcp.request("ping", json!({}))["result"], json!({}));
+}
+
+#[test]
+fn a_cancelled_waiting_fetch_on_the_legacy_transport_gets_no_response_on_the_stream() {
+    let relay = Relay::memory();
+    a_channel_read_to_its_end(&relay, "alice");
+    let (mut sse, url) = legacy(&relay);
+    assert_eq!(send(&url, &waiting_fetch(77, "alice")), 202);
+    relay.wait_for_long_requests(2);
+    assert_eq!(send(&url, &cancellation(77)), 202);
+    // Its wait is 50 s; it ends within about a second of the cancellation, with nothing new
+    // posted to wake it.
+    within(BEFORE_A_KEEPALIVE, "the fetch stopped waiting", || {
+        relay.load().long_requests == 1
+    });
+    relay.post("rd", "bob", "after the cancellation");
+    assert_eq!(unread(&relay, "alice"), 1);
+    // Answers go out in order on the stream: the next is the ping's, not the fetch's.
+    assert_eq!(
+        send(&url, &json!({"jsonrpc": "2.0", "id": 78, "method": "ping"})),
+        202
+    );
+    let next: Value = serde_json::from_str(&sse.next(deadline()).expect("an answer").data).unwrap();
+    assert_eq!(next["id"], 78, "{next}");
+}
