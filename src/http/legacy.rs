@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::http::events;
 use crate::http::exchange::{Incoming, Reply};
 use crate::http::guard::Caller;
-use crate::http::streamable::{check_batch_size, context, owner, parse, send_queued};
+use crate::http::streamable::{check_batch, context, owner, parse, send_queued};
 use crate::mcp::handler::{self, Handled};
 use crate::mcp::jsonrpc::{self, RpcError, RpcMessage, INTERNAL_ERROR};
 use crate::mcp::session::{Lookup, Session, Transport};
@@ -60,15 +60,12 @@ pub(crate) fn post(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Rep
         Lookup::Unknown | Lookup::Ended => return Err(Error::NotFound("Session not found".into())),
     };
     let items = match parse(&rq.body)? {
-        Value::Array(items) if !items.is_empty() => items,
-        Value::Array(_) => {
-            return Err(Error::BadRequest(
-                "an empty batch is not a valid request".into(),
-            ))
+        Value::Array(items) => {
+            check_batch(&session, &items)?;
+            items
         }
         single => vec![single],
     };
-    check_batch_size(&items)?;
     for item in items {
         match RpcMessage::parse(item) {
             Ok(RpcMessage::Request { id, method, params }) if method == "tools/call" => {

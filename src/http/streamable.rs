@@ -100,8 +100,35 @@ pub(crate) const BATCH_MAX_MESSAGES: usize = 128;
 /// not run, and is answered with `NOT_RUN` instead.
 pub(crate) const BATCH_MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
-/// Refuses a batch of more than [`BATCH_MAX_MESSAGES`] messages, on either transport.
-pub(crate) fn check_batch_size(items: &[Value]) -> Result<(), Error> {
+/// Refuses a batch that holds `initialize`.
+fn refuse_initialize(items: &[Value]) -> Result<(), Error> {
+    if items
+        .iter()
+        .any(|m| m.get("method").and_then(Value::as_str) == Some("initialize"))
+    {
+        return Err(Error::BadRequest(
+            "initialize must not be part of a batch".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses, on either transport, a batch that holds `initialize`, one on a session that
+/// negotiated a version without batches (all but 2025-03-26; a legacy session counts as
+/// 2025-03-26 until its `initialize`), an empty one, and one of more than
+/// [`BATCH_MAX_MESSAGES`] messages.
+pub(crate) fn check_batch(session: &Session, items: &[Value]) -> Result<(), Error> {
+    refuse_initialize(items)?;
+    if session.version() != "2025-03-26" {
+        return Err(Error::BadRequest(
+            "batches are only supported on 2025-03-26 sessions".into(),
+        ));
+    }
+    if items.is_empty() {
+        return Err(Error::BadRequest(
+            "an empty batch is not a valid request".into(),
+        ));
+    }
     if items.len() > BATCH_MAX_MESSAGES {
         return Err(Error::BadRequest(format!(
             "a batch holds at most {BATCH_MAX_MESSAGES} messages, not {}",
@@ -207,26 +234,9 @@ fn batch(
     cx: &Context,
     items: Vec<Value>,
 ) -> Result<Reply, Error> {
-    if items
-        .iter()
-        .any(|m| m.get("method").and_then(Value::as_str) == Some("initialize"))
-    {
-        return Err(Error::BadRequest(
-            "initialize must not be part of a batch".into(),
-        ));
-    }
+    refuse_initialize(&items)?;
     let session = session(app, rq, caller, version)?;
-    if session.version() != "2025-03-26" {
-        return Err(Error::BadRequest(
-            "batches are only supported on 2025-03-26 sessions".into(),
-        ));
-    }
-    if items.is_empty() {
-        return Err(Error::BadRequest(
-            "an empty batch is not a valid request".into(),
-        ));
-    }
-    check_batch_size(&items)?;
+    check_batch(&session, &items)?;
     // The batch's calls wait by turns, and all together no longer than one call may.
     let cx = Context {
         wait_until: Some(Instant::now() + Duration::from_secs_f64(MAX_WAIT_SECONDS)),

@@ -1,5 +1,6 @@
 //! MCP over Streamable HTTP: the handshake at every version, the tools, sessions, and the
-//! protocol errors: JSON-RPC codes, version headers, batches and sessions ended by DELETE.
+//! protocol errors: JSON-RPC codes, version headers, batches (on the legacy transport too) and
+//! sessions ended by DELETE.
 
 use crate::common::*;
 use serde_json::{json, Value};
@@ -280,6 +281,58 @@ fn batches_work_on_2025_03_26_sessions() {
     let init_in_batch =
         mcp.send(&json!([{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}]));
     assert_eq!(init_in_batch.status, 400);
+}
+
+/// A legacy session initialized at `version`: its stream and its endpoint's URL.
+fn legacy_at(relay: &Relay, version: &str) -> (Sse, String) {
+    let mut sse = Sse::open(relay.addr(), "/sse", &[]);
+    let url = relay.url(&sse.next(deadline()).unwrap().data);
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let r = post_raw(
+        &url,
+        &[("Content-Type", "application/json")],
+        init.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 202);
+    let answer: Value = serde_json::from_str(&sse.next(deadline()).unwrap().data).unwrap();
+    assert_eq!(answer["result"]["protocolVersion"], version);
+    (sse, url)
+}
+
+#[test]
+fn legacy_batches_are_taken_only_on_2025_03_26_sessions_as_on_mcp() {
+    let relay = Relay::memory();
+    let pings = json!([
+        {"jsonrpc": "2.0", "id": 1, "method": "ping"},
+        {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+    ])
+    .to_string();
+    let send = |url: &str, body: &str| {
+        post_raw(
+            url,
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+    };
+    for version in ["2025-11-25", "2025-06-18"] {
+        let (_sse, url) = legacy_at(&relay, version);
+        let r = send(&url, &pings);
+        assert_eq!(r.status, 400, "{version}: {}", r.body);
+        assert!(r.body.contains("2025-03-26"), "{}", r.body);
+    }
+    let (mut sse, url) = legacy_at(&relay, "2025-03-26");
+    assert_eq!(send(&url, &pings).status, 202);
+    for id in [1, 2] {
+        let answer: Value = serde_json::from_str(&sse.next(deadline()).unwrap().data).unwrap();
+        assert_eq!(
+            (answer["id"].clone(), answer["result"].clone()),
+            (json!(id), json!({}))
+        );
+    }
+    let init = r#"[{"jsonrpc":"2.0","id":3,"method":"initialize","params":{}}]"#;
+    assert_eq!(send(&url, init).status, 400, "initialize is never batched");
+    assert_eq!(send(&url, "[]").status, 400, "an empty batch");
 }
 
 #[test]
