@@ -140,8 +140,9 @@ fn answer(
         "resources/templates/list" => resources::templates(),
         "resources/read" => resources::read(cx, params)?,
         "resources/subscribe" => {
-            if let Some(uri) = resources::subscription(resources::requested_uri(params)?)? {
-                cx.sessions.subscribe(session, &uri)?;
+            let asked = resources::requested_uri(params)?;
+            if let Some(uri) = resources::subscription(asked)? {
+                cx.sessions.subscribe(session, &uri, asked)?;
             }
             json!({})
         }

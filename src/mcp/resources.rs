@@ -1,5 +1,6 @@
 //! One MCP resource per channel, `relay://channel/<name>` (the name percent-encoded): listed,
-//! read as the channel's recent messages in JSON, and subscribable so a client hears
+//! read as the channel's recent messages in JSON, and subscribable (by any spelling of its URI,
+//! which its updates then use) so a client hears
 //! `notifications/resources/updated` when the channel gets a message or loses some (a deletion
 //! of a message or of the channel, or retention dropping old ones).
 
@@ -15,16 +16,25 @@ use serde_json::{json, Value};
 pub(crate) const READ_LIMIT: usize = 50;
 pub(crate) const READ_MAX_TEXT_BYTES: usize = 4 * 1024 * 1024;
 
+/// Longest `relay://` URI a subscription takes. Every valid channel name's URI fits (a
+/// character percent-encoded is at most 12 bytes): only whitespace around a name, which is
+/// trimmed off, could make one longer. The URI is kept as the client wrote it, to name it in
+/// updates, so this bounds what a subscription costs.
+const MAX_SUBSCRIBED_URI_BYTES: usize = PREFIX.len() + 12 * store::MAX_NAME_CHARS;
+
 /// What `resources/subscribe` keeps for `uri`: the canonical URI of a channel resource, or
-/// -32602 for a `relay://` URI that does not name a valid channel. A URI of another scheme is
-/// accepted and ignored (None): nothing here can ever change it, so there is nothing to notify,
-/// and MCP clients (the conformance suite among them) subscribe to URIs they learnt elsewhere and
-/// expect success. Only valid channel names are stored, so a subscription costs a bounded amount.
+/// -32602 for a `relay://` URI that does not name a valid channel (or is longer than any such
+/// URI need be). A URI of another scheme is accepted and ignored (None): nothing here can ever
+/// change it, so there is nothing to notify, and MCP clients (the conformance suite among them)
+/// subscribe to URIs they learnt elsewhere and expect success. Only valid channel names are
+/// stored, so a subscription costs a bounded amount.
 pub(crate) fn subscription(uri: &str) -> Result<Option<String>, RpcError> {
     if !uri.starts_with("relay:") {
         return Ok(None);
     }
-    channel(uri)
+    Some(uri)
+        .filter(|uri| uri.len() <= MAX_SUBSCRIBED_URI_BYTES)
+        .and_then(channel)
         .and_then(|name| store::name("target", &name).ok())
         .map(|name| Some(channel_uri::uri(&name)))
         .ok_or_else(|| {
@@ -114,5 +124,11 @@ mod tests {
         );
         assert!(subscription("relay://channel/%E2%80%AE").is_err());
         assert!(subscription("relay://other").is_err());
+        let padded = format!("relay://channel/a{}", "%20".repeat(1000));
+        assert!(subscription(&padded).is_err(), "longer than any name needs");
+        assert_eq!(
+            subscription("relay://channel/a%20%20").unwrap().as_deref(),
+            Some("relay://channel/a")
+        );
     }
 }

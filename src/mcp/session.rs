@@ -101,10 +101,18 @@ impl Queued {
     }
 }
 
+/// A subscription to a channel resource.
+struct Subscription {
+    /// The channel's URI as the relay writes it, which the subscribers are indexed by.
+    canonical: String,
+    /// The URI as the client wrote it (percent-encoding may differ), which its updates name.
+    asked: String,
+}
+
 struct State {
     version: String,
     /// At most `MAX_SUBSCRIPTIONS`, so a list is as quick as a set and far smaller.
-    subscriptions: Vec<String>,
+    subscriptions: Vec<Subscription>,
     ended: bool,
     /// Set by `?listen=` on the MCP URL: this session hears new messages as channel events.
     listen: Option<Listen>,
@@ -328,11 +336,11 @@ impl Live {
         let session = self.sessions.remove(id)?;
         self.listeners.remove(id);
         let subscriptions = std::mem::take(&mut lock(&session.state).subscriptions);
-        for uri in subscriptions {
-            if let Some(ids) = self.subscribers.get_mut(&uri) {
+        for Subscription { canonical, .. } in subscriptions {
+            if let Some(ids) = self.subscribers.get_mut(&canonical) {
                 ids.remove(id);
                 if ids.is_empty() {
-                    self.subscribers.remove(&uri);
+                    self.subscribers.remove(&canonical);
                 }
             }
         }
@@ -467,9 +475,16 @@ impl Sessions {
         Lookup::Unknown
     }
 
-    /// Subscribes `session` to `uri`, up to `MAX_SUBSCRIPTIONS` (-32602 past it). A session no
+    /// Subscribes `session` to the channel resource whose canonical URI is `uri`, as the client
+    /// wrote it `asked` (its updates name that; a later subscription to the same resource
+    /// spelled otherwise changes it), up to `MAX_SUBSCRIPTIONS` (-32602 past it). A session no
     /// longer in memory (ended meanwhile) keeps nothing.
-    pub(crate) fn subscribe(&self, session: &Session, uri: &str) -> Result<(), RpcError> {
+    pub(crate) fn subscribe(
+        &self,
+        session: &Session,
+        uri: &str,
+        asked: &str,
+    ) -> Result<(), RpcError> {
         let mut live = lock(&self.live);
         if !live
             .sessions
@@ -480,7 +495,8 @@ impl Sessions {
         }
         {
             let mut state = lock(&session.state);
-            if state.subscriptions.iter().any(|s| s == uri) {
+            if let Some(held) = state.subscriptions.iter_mut().find(|s| s.canonical == uri) {
+                held.asked = asked.to_string();
                 return Ok(());
             }
             if state.subscriptions.len() >= MAX_SUBSCRIPTIONS {
@@ -489,7 +505,10 @@ impl Sessions {
                     format!("a session may subscribe to at most {MAX_SUBSCRIPTIONS} resources"),
                 ));
             }
-            state.subscriptions.push(uri.to_string());
+            state.subscriptions.push(Subscription {
+                canonical: uri.to_string(),
+                asked: asked.to_string(),
+            });
         }
         live.subscribers
             .entry(uri.to_string())
@@ -498,10 +517,13 @@ impl Sessions {
         Ok(())
     }
 
-    /// Ends `session`'s subscription to `uri`, if it had one.
+    /// Ends `session`'s subscription to the resource whose canonical URI is `uri`, however it
+    /// was spelled, if it had one.
     pub(crate) fn unsubscribe(&self, session: &Session, uri: &str) {
         let mut live = lock(&self.live);
-        lock(&session.state).subscriptions.retain(|s| s != uri);
+        lock(&session.state)
+            .subscriptions
+            .retain(|s| s.canonical != uri);
         if let Some(ids) = live.subscribers.get_mut(uri) {
             ids.remove(&session.id);
             if ids.is_empty() {
@@ -560,24 +582,30 @@ impl Sessions {
         }
     }
 
-    /// Tells every session subscribed to `uri` that the resource changed; no other session is
-    /// visited.
+    /// Tells every session subscribed to the resource whose canonical URI is `uri` that it
+    /// changed, naming it as that session subscribed to it; no other session is visited.
     pub(crate) fn resource_updated(&self, uri: &str) {
-        let subscribed: Vec<Arc<Session>> = {
+        let subscribed: Vec<(Arc<Session>, String)> = {
             let live = lock(&self.live);
-            match live.subscribers.get(uri) {
-                Some(ids) => ids
-                    .iter()
-                    .filter_map(|id| live.sessions.get(id))
-                    .cloned()
-                    .collect(),
-                None => return,
-            }
+            let Some(ids) = live.subscribers.get(uri) else {
+                return;
+            };
+            ids.iter()
+                .filter_map(|id| live.sessions.get(id))
+                .filter_map(|s| {
+                    let asked = lock(&s.state)
+                        .subscriptions
+                        .iter()
+                        .find(|sub| sub.canonical == uri)
+                        .map(|sub| sub.asked.clone())?;
+                    Some((Arc::clone(s), asked))
+                })
+                .collect()
         };
-        for s in subscribed {
+        for (s, asked) in subscribed {
             s.send(jsonrpc::notification(
                 "notifications/resources/updated",
-                json!({ "uri": uri }),
+                json!({ "uri": asked }),
             ));
         }
     }
@@ -697,7 +725,7 @@ mod tests {
             .unwrap();
         let id = idle.id.clone();
         sessions
-            .subscribe(&idle, "relay://channel/a")
+            .subscribe(&idle, "relay://channel/a", "relay://channel/a")
             .expect("subscribed");
         drop(idle);
         lock(&sessions.live).forget_idle(Duration::ZERO);

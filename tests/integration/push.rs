@@ -590,3 +590,20 @@ fn subscribers_hear_when_retention_drops_messages_of_their_channel() {
     assert_eq!(next_update(&mut stream), aged, "retention dropped it");
     assert_eq!(next_update(&mut stream), marker);
 }
+
+#[test]
+fn updates_name_a_resource_as_each_session_subscribed_to_it() {
+    let relay = Relay::memory();
+    let (encoded, canonical) = ("relay://channel/proj%2dx", "relay://channel/proj-x");
+    let (mut mcp, mut stream) = subscribed(&relay, &[encoded, "relay://channel/marker"]);
+    let (_other, mut other_stream) = subscribed(&relay, &[canonical]);
+    relay.post("proj-x", "s", "one");
+    assert_eq!(next_update(&mut stream), encoded);
+    assert_eq!(next_update(&mut other_stream), canonical);
+    // Any spelling names the same subscription.
+    let r = mcp.request("resources/unsubscribe", json!({ "uri": canonical }));
+    assert_eq!(r["result"], json!({}), "{r}");
+    relay.post("proj-x", "s", "two");
+    relay.post("marker", "s", "after unsubscribing");
+    assert_eq!(next_update(&mut stream), "relay://channel/marker");
+}
