@@ -20,7 +20,7 @@ use crate::mcp::jsonrpc::{self, Outgoing, RpcError, RpcMessage, NOT_RUN};
 use crate::mcp::session::{Lookup, Owner, Session, Transport};
 use crate::mcp::{is_supported, SUPPORTED_VERSIONS};
 use crate::presence::Kind;
-use crate::store::Store;
+use crate::store::{Store, CLIENT_CHECK};
 use serde_json::Value;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -318,9 +318,6 @@ pub(crate) fn get(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Repl
         send_queued(w, &session, &store, &client)
     })))
 }
-
-/// How often a session's stream looks whether its client is still there, as REST waits do.
-const CLIENT_CHECK: Duration = Duration::from_secs(1);
 
 /// Writes `session`'s queued messages to its stream `w` as they come, with a keep-alive comment
 /// after `KEEPALIVE` without one, until the session ends, the relay stops, a write fails or the
