@@ -319,8 +319,10 @@ impl Upstream {
 
     /// What an answer other than the one hoped for means: `body` is what the relay sent with
     /// `status` in reply to `what`. A refused token is said to be one, with how to give
-    /// another; a JSON-RPC error is the relay's own refusal; a server error without one is the
-    /// relay being down; anything else is a refusal saying what came back.
+    /// another; a server error (5xx, with or without a JSON-RPC error: a relay at its session
+    /// or stream limits answers 503 with one) is the relay being down for now; a JSON-RPC
+    /// error with any other status is the relay's own refusal; anything else is a refusal
+    /// saying what came back.
     fn failure(&self, status: u16, body: &str, what: &str) -> Failure {
         let answer = serde_json::from_str::<Value>(body).unwrap_or_default();
         let error = answer.get("error").filter(|e| e["message"].is_string());
@@ -343,8 +345,8 @@ impl Upstream {
                 "the relay at {} refused the bridge's {what} (403{said})",
                 self.url
             )),
+            (500.., _) => Down(format!("{} answered {status} to {what}{said}", self.url)),
             (_, Some(error)) => Refused(error.clone()),
-            (500.., None) => Down(format!("{} answered {status} to {what}", self.url)),
             (_, None) => refused(format!(
                 "{} answered {status} to {what} with something that is not a JSON-RPC answer: is it a relay?",
                 self.url

@@ -3,7 +3,7 @@
 //! channel events it pushes, and how it ends: with every request it read answered once its
 //! standard input ends, and at once when no one reads its standard output.
 
-use crate::common::{deadline, get, post_json, post_raw, Relay, TempDir};
+use crate::common::{deadline, delete, get, post_json, post_raw, Mcp, Relay, Sse, TempDir};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -713,6 +713,70 @@ fn an_initialize_the_relay_refuses_is_refused_to_the_client_with_the_relays_erro
     assert_eq!(init["result"]["serverInfo"]["name"], "claude-codex-relay");
     let listed = bridge.call("list_channels", json!({}));
     assert_eq!(listed["isError"], false, "{listed}");
+}
+
+#[test]
+fn a_relay_at_its_session_limit_is_down_for_now_not_refusing_and_the_bridge_gets_in_later() {
+    let relay = Relay::with(|c| {
+        c.store = claude_codex_relay::config::StoreKind::Memory;
+        c.max_sessions_per_client = 1;
+    });
+    // One session of this client holds a stream: the relay has no room for another.
+    let held = Mcp::connect(&relay, "2025-06-18");
+    let stream = Sse::open(
+        relay.addr(),
+        "/mcp",
+        &[
+            ("Mcp-Session-Id", &held.session),
+            ("MCP-Protocol-Version", "2025-06-18"),
+        ],
+    );
+    assert_eq!(stream.status, 200);
+    relay.wait_for_long_requests(1);
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}}});
+    let full = post_raw(
+        &relay.url("/mcp"),
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+        ],
+        initialize.to_string().as_bytes(),
+    );
+    assert_eq!(full.status, 503, "{}", full.body);
+    assert!(full.json()["error"]["message"].is_string(), "{}", full.body);
+
+    // The bridge answers initialize itself, as for a relay that is down, and a call says the
+    // relay cannot be used right now.
+    let (mut bridge, init) = Bridge::connected(&relay.base, &[]);
+    assert_eq!(init["serverInfo"]["name"], "claude-codex-relay", "{init}");
+    assert!(
+        init.get("instructions").is_none(),
+        "answered by the bridge, not the relay: {init}"
+    );
+    let refused = bridge.call("list_channels", json!({}));
+    assert_eq!(refused["isError"], true, "{refused}");
+    assert!(refused.to_string().contains("503"), "{refused}");
+
+    // Once the held session ends, the relay has room, and the bridge's next call gets in.
+    let ended = delete(
+        &relay.url("/mcp"),
+        &[
+            ("Mcp-Session-Id", &held.session),
+            ("MCP-Protocol-Version", "2025-06-18"),
+        ],
+    );
+    assert!(ended.status < 300, "{}", ended.status);
+    drop(stream);
+    let until = deadline();
+    loop {
+        let listed = bridge.call("list_channels", json!({}));
+        if listed["isError"] == false {
+            break;
+        }
+        assert!(Instant::now() < until, "the bridge never got in: {listed}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
