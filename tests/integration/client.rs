@@ -1697,6 +1697,57 @@ fn watch_follows_a_memory_relay_that_restarts_from_its_first_message() {
 }
 
 #[test]
+fn watch_follows_a_memory_relay_that_restarts_while_cmd_runs_from_its_first_message() {
+    use claude_codex_relay::config::StoreKind;
+    let mut relay = Relay::memory();
+    let url = relay.base.clone();
+    for text in ["old1", "old2", "old3"] {
+        relay.post("c", "claude", text);
+    }
+    // CMD says which message it got, then holds the watch until the test lets it go.
+    let go = relay.dir.path("go");
+    let cmd = format!(
+        r#"printf 'ran %s %s\n' "$RELAY_MESSAGE_ID" "$(head -n 1)"; until [ -e '{}' ]; do sleep 0.02; done"#,
+        go.display()
+    );
+    let watcher = Running::start(
+        "watch",
+        &[
+            "--url",
+            &url,
+            "--target",
+            "c",
+            "--since-id",
+            "2",
+            "--count",
+            "5",
+            "--exec",
+            &cmd,
+        ],
+    );
+    assert_eq!(watcher.line(deadline()), "ran 3 old3");
+
+    // While #3's CMD runs (no request open), the relay restarts on the same port with nothing,
+    // and gets as many new messages as it had, and one more.
+    let mut config = config_in(&relay.dir);
+    config.store = StoreKind::Memory;
+    config.port = relay.addr().port();
+    relay.running.take().unwrap().shutdown();
+    relay.running = Some(start_again(config));
+    for text in ["new1", "new2", "new3", "new4"] {
+        relay.post("c", "claude", text);
+    }
+    std::fs::write(&go, "").unwrap();
+
+    watcher.stderr_line_containing("without its history", deadline());
+    for id in 1..=4 {
+        assert_eq!(watcher.line(deadline()), format!("ran {id} new{id}"));
+    }
+    assert_eq!(watcher.finish(deadline()), 0, "{}", watcher.stderr());
+    assert_eq!(watcher.rest_of_stdout(), Vec::<String>::new());
+}
+
+#[test]
 fn watch_from_a_state_or_since_id_past_the_newest_message_says_so_and_shows_new_messages() {
     let relay = Relay::memory();
     let url = relay.base.clone();
