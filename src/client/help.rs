@@ -102,18 +102,20 @@ standard error. A failing CMD is reported and its message still counts as handle
   --as NAME          tell the relay that NAME is listening on T (shown by `channels
                      --detail`, the web page and list_channels)
   --count N          exit 0 after handling N messages
-  --timeout S        stop after S seconds: exit 0 if the --count messages were handled by
-                     then (without --count: if any message was), else exit 6
+  --timeout S        stop after S seconds, also while the relay cannot be reached: exit 0
+                     if the --count messages were handled by then (without --count: if any
+                     message was), else exit 6
   --max-runs N --per S
                      loop guard: CMD runs at most N times in any S seconds [default 20 per
                      600]; the next one stops watch with exit 4 before running it, so a
                      restart handles that message first. --max-runs 0 turns the guard off.
 A relay that is down, restarting or busy is retried with a delay doubling from 0.25 s to
-10 s. One that comes back without its history (a memory store: ids start again at 1) is
-followed from its first message, saying so; a FILE or --since-id beyond the channel's newest
-id is said at start, and watch goes on after the newest message. SIGINT or SIGTERM ends watch at once (exit status 130 or 143 from the shell) and sends
-SIGTERM to a CMD that is running; the state file is never torn, and the interrupted message
-is run again at the next start.
+10 s (until --timeout, if given, runs out). One that comes back without its history (a
+memory store: ids start again at 1) is followed from its first message, saying so; a FILE
+or --since-id beyond the channel's newest id is said at start, and watch goes on after the
+newest message. SIGINT or SIGTERM ends watch at once (exit status 130 or 143 from the
+shell) and sends SIGTERM to a CMD that is running; the state file is never torn, and the
+interrupted message is run again at the next start.
 
 Example:
   claude-codex-relay watch --target proj-x --from claude --state .codex/last_id \\

@@ -209,7 +209,14 @@ pub(super) fn watch(
         Some(s) => s.read()?,
         None => None,
     };
-    let newest = backoff.retry(io, || relay.page(&opts.target, &NEWEST))?;
+    let newest = match backoff.retry(io, opts.deadline, || relay.page(&opts.target, &NEWEST)) {
+        Err(Error::TimedOut(unreachable)) => {
+            return Err(Error::TimedOut(format!(
+                "timed out: the relay could not be reached within --timeout ({unreachable})"
+            )))
+        }
+        newest => newest?,
+    };
     let head = newest
         .head_id
         .or(newest.messages.last().map(|m| m.id))
@@ -253,27 +260,37 @@ pub(super) fn watch(
     let mut place = Place::at(start, head, newest.messages.last());
     let (mut kept, mut handled) = (start, 0u64);
     loop {
-        let asked = Instant::now();
-        let wait = match opts.deadline {
-            None => WAIT_SECS,
-            Some(deadline) if deadline > asked => WAIT_SECS.min((deadline - asked).as_secs_f64()),
-            Some(_) => {
-                save(&opts.state, place.last)?;
-                return timed_out(&opts, handled, place.last);
-            }
-        };
-        let page = backoff.retry(io, || place.fetch(relay, &opts.target, wait));
+        if opts.deadline.is_some_and(|d| d <= Instant::now()) {
+            save(&opts.state, place.last)?;
+            return timed_out(&opts, handled, place.last, None);
+        }
+        // Each attempt waits no longer than the deadline leaves, however long the relay was
+        // away before it.
+        let (mut asked, mut wait) = (Instant::now(), WAIT_SECS);
+        let page = backoff.retry(io, opts.deadline, || {
+            asked = Instant::now();
+            wait = opts.deadline.map_or(WAIT_SECS, |deadline| {
+                WAIT_SECS.min(deadline.saturating_duration_since(asked).as_secs_f64())
+            });
+            place.fetch(relay, &opts.target, wait)
+        });
         if place.lost {
             kept = lost_history(&opts, &mut place, io)?;
         }
-        let page = page?;
+        let page = match page {
+            Err(Error::TimedOut(unreachable)) => {
+                save(&opts.state, place.last)?;
+                return timed_out(&opts, handled, place.last, Some(&unreachable));
+            }
+            page => page?,
+        };
         let asked_from = place.from;
         if page.messages.is_empty() {
             // An empty answer long before the deadline comes from a relay that is shutting
             // down (or one that cannot wait): pause rather than spin, and make sure of the
             // relay's history before the next wait.
             if asked.elapsed() < Duration::from_secs_f64(wait / 2.0) {
-                backoff.pause();
+                backoff.pause(opts.deadline);
                 place.unsure = true;
             } else {
                 backoff.reset();
@@ -363,8 +380,14 @@ fn lost_history(opts: &Options, place: &mut Place, io: &mut Io) -> Result<u64, E
 }
 
 /// The end of a watch at its deadline: done when it handled what it was asked to (`count`
-/// messages, or without a count, any), else `TimedOut` saying how far it got.
-fn timed_out(opts: &Options, handled: u64, last: u64) -> Result<(), Error> {
+/// messages, or without a count, any), else `TimedOut` saying how far it got, and why the
+/// relay could not be reached if it could not at the end.
+fn timed_out(
+    opts: &Options,
+    handled: u64,
+    last: u64,
+    unreachable: Option<&str>,
+) -> Result<(), Error> {
     let wanted = opts.count.unwrap_or(1);
     if handled >= wanted {
         return Ok(());
@@ -373,14 +396,17 @@ fn timed_out(opts: &Options, handled: u64, last: u64) -> Result<(), Error> {
         [] => String::new(),
         from => format!(" from {}", from.join(" or ")),
     };
+    let why = unreachable
+        .map(|e| format!("; the relay could not be reached ({e})"))
+        .unwrap_or_default();
     Err(Error::TimedOut(if handled == 0 {
         format!(
-            "timed out: no message{from} on {} after #{last} within --timeout",
+            "timed out: no message{from} on {} after #{last} within --timeout{why}",
             opts.target
         )
     } else {
         format!(
-            "timed out: {handled} of the {wanted} messages{from} on {} handled within --timeout (the last #{last})",
+            "timed out: {handled} of the {wanted} messages{from} on {} handled within --timeout (the last #{last}){why}",
             opts.target
         )
     }))
@@ -451,11 +477,13 @@ impl Backoff {
         }
     }
 
-    /// Calls `attempt` until it succeeds or fails for good; says when the relay goes away
-    /// and when it is back.
+    /// Calls `attempt` until it succeeds, fails for good, or fails for want of the relay at
+    /// or after `deadline`: then `TimedOut` holding that last failure. Says when the relay
+    /// goes away and when it is back.
     fn retry<T>(
         &mut self,
         io: &mut Io,
+        deadline: Option<Instant>,
         mut attempt: impl FnMut() -> Result<T, Error>,
     ) -> Result<T, Error> {
         loop {
@@ -470,6 +498,9 @@ impl Backoff {
                     return Ok(v);
                 }
                 Err(e) if e.is_transient() => {
+                    if deadline.is_some_and(|deadline| deadline <= Instant::now()) {
+                        return Err(Error::TimedOut(e.to_string()));
+                    }
                     if self.down_since.is_none() {
                         self.down_since = Some(Instant::now());
                         say(
@@ -481,16 +512,17 @@ impl Backoff {
                             ),
                         )?;
                     }
-                    self.pause();
+                    self.pause(deadline);
                 }
                 Err(e) => return Err(e),
             }
         }
     }
 
-    /// Waits the current delay and doubles it.
-    fn pause(&mut self) {
-        thread::sleep(self.next);
+    /// Waits the current delay, or until `deadline` if that comes first, and doubles it.
+    fn pause(&mut self, deadline: Option<Instant>) {
+        let left = deadline.map_or(self.next, |d| d.saturating_duration_since(Instant::now()));
+        thread::sleep(self.next.min(left));
         self.next = (self.next * 2).min(BACKOFF_MAX);
     }
 

@@ -1667,6 +1667,43 @@ fn watch_timeout_ends_the_watch_exit_0_when_it_handled_its_messages_and_6_when_n
 }
 
 #[test]
+fn watch_timeout_ends_the_watch_while_the_relay_cannot_be_reached() {
+    // Nothing listens at this address: the watch never reaches a relay.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}", free.local_addr().unwrap());
+    drop(free);
+    let never = Running::start(
+        "watch",
+        &["--url", &nowhere, "--target", "x", "--timeout", "1"],
+    );
+    assert_eq!(never.finish(deadline()), 6, "{}", never.stderr());
+    never.stderr_line_containing("could not be reached", deadline());
+
+    // The relay goes away after the watches started: at the deadline, the one that handled a
+    // message is done, and the other says that the relay could not be reached.
+    let mut relay = Relay::start();
+    let url = relay.base.clone();
+    let first = relay.post("td", "claude", "one");
+    let watch = |extra: &[&str]| {
+        let mut args = vec!["--url", &url, "--target", "td", "--timeout", "10"];
+        args.extend_from_slice(extra);
+        Running::start("watch", &args)
+    };
+    let handled = watch(&["--since-id", "0"]);
+    let waiting = watch(&[]);
+    assert_eq!(handled.line(deadline()), format!("#{first} [claude] one"));
+    waiting.stderr_line_containing("watching td", deadline());
+    relay.running.take().unwrap().shutdown();
+    assert_eq!(handled.finish(deadline()), 0, "{}", handled.stderr());
+    assert_eq!(waiting.finish(deadline()), 6, "{}", waiting.stderr());
+    let said = waiting.stderr_line_containing("timed out", deadline());
+    assert!(
+        said.contains("no message on td") && said.contains("could not be reached"),
+        "{said}"
+    );
+}
+
+#[test]
 fn watch_follows_a_memory_relay_that_restarts_from_its_first_message() {
     use claude_codex_relay::config::StoreKind;
     let mut relay = Relay::memory();
