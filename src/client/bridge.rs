@@ -7,7 +7,9 @@
 //! token) is refused to the client too. With `--listen` it also pushes other agents' messages
 //! on those channels as `notifications/claude/channel` events (see `listener`). When standard
 //! input ends the bridge reads no more and pushes nothing more, and ends once every request it
-//! has read is answered (or at once if standard output is closed). Threads: the caller's for
+//! has read is answered, or at once when a write to standard output has failed (its reader is
+//! gone). A reader that closed standard output is noticed only by a write: until an answer is
+//! due, the bridge waits for its forwards (each within its own bound). Threads: the caller's for
 //! standard input, one per forwarded request (a `fetch_messages` may wait 50 s), one for the
 //! session's stream, one per listened channel.
 

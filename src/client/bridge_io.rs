@@ -102,9 +102,9 @@ impl InFlight {
         Forwarding(Arc::clone(self))
     }
 
-    /// Returns once every message in flight is done, or at once when `out` is closed, since
-    /// no answer can reach the client then. Each forward ends within its own bound (its
-    /// `wait_seconds` and the request timeout of `upstream`), so this does too.
+    /// Returns once every message in flight is done, or at once when `out` is closed (a write
+    /// to it failed), since no answer can reach the client then. Each forward ends within its
+    /// own bound (its `wait_seconds` and the request timeout of `upstream`), so this does too.
     pub(super) fn wait(&self, out: &Out) {
         let mut count = self.count.lock().unwrap_or_else(|p| p.into_inner());
         while *count > 0 && !out.closed() {

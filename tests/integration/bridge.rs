@@ -1,7 +1,7 @@
 //! The stdio bridge (`claude-codex-relay mcp`) as a real child process: JSON-RPC lines on its
 //! standard input and output, a real relay behind it, restarts of that relay in the middle, the
 //! channel events it pushes, and how it ends: with every request it read answered once its
-//! standard input ends, and at once when no one reads its standard output.
+//! standard input ends, and at once when a write finds no one reading its standard output.
 
 use crate::common::{deadline, delete, get, post_json, post_raw, Mcp, Relay, Sse, TempDir};
 use serde_json::{json, Value};
