@@ -7,13 +7,12 @@
 //! token) is refused to the client too. With `--listen` it also pushes other agents' messages
 //! on those channels as `notifications/claude/channel` events (see `listener`). When standard
 //! input ends the bridge reads no more and pushes nothing more, and ends once every request it
-//! has read is answered, or at once when a write to standard output has failed (its reader is
-//! gone). A reader that closed standard output is noticed only by a write: until an answer is
-//! due, the bridge waits for its forwards (each within its own bound). Threads: the caller's for
+//! has read is answered, or at once when the reader of standard output is gone (a write to it
+//! failed, or the system says that its pipe has no reader). Threads: the caller's for
 //! standard input, one per forwarded request (a `fetch_messages` may wait 50 s), one for the
 //! session's stream, one per listened channel.
 
-use super::bridge_io::{note, Backoff, Gate, InFlight, Out};
+use super::bridge_io::{note, reader_gone, Backoff, Gate, InFlight, Out};
 use super::error::Error;
 use super::listener;
 use super::relay_client::RelayClient;
@@ -22,6 +21,7 @@ use crate::listen::Listen;
 use crate::mcp::jsonrpc::RpcMessage;
 use serde_json::{json, Value};
 use std::io::BufRead;
+use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -69,8 +69,29 @@ pub(super) fn run(
     // The client has said all it will: nothing more is pushed, and the requests it sent are
     // answered before the bridge ends (the listeners and the stream end with the process).
     out.answers_only();
+    notice_a_closed_stdout(&out, &in_flight);
     in_flight.wait(&out);
     read
+}
+
+/// Closes `out` and ends the wait for answers as soon as the reader of standard output is gone,
+/// even if nothing is written to find out (the client read its answers and closed the pipe).
+fn notice_a_closed_stdout(out: &Arc<Out>, in_flight: &Arc<InFlight>) {
+    let Ok(stdout) = std::io::stdout().as_fd().try_clone_to_owned() else {
+        return;
+    };
+    let (out, in_flight) = (Arc::clone(out), Arc::clone(in_flight));
+    let watching = thread::Builder::new()
+        .name("stdout-reader".into())
+        .spawn(move || {
+            if reader_gone(stdout.as_fd()) {
+                out.close();
+                in_flight.wake();
+            }
+        });
+    if let Err(e) = watching {
+        note(&format!("cannot start a thread: {e}"));
+    }
 }
 
 /// Reads and handles one message per line of `stdin` until it ends.

@@ -4,9 +4,11 @@
 //! pushes until the client is initialized, notes on standard error, and the backoff between
 //! attempts to reach a relay that is down.
 
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::io::Errno;
 use serde_json::Value;
 use std::io::Write;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -15,7 +17,8 @@ use std::time::Duration;
 /// Standard output, shared by every thread: one whole line per message.
 pub(super) struct Out {
     sink: Mutex<Sink>,
-    /// A write failed: the client no longer reads what the bridge writes.
+    /// A write failed, or the reader was seen to be gone: the client no longer reads what the
+    /// bridge writes.
     closed: AtomicBool,
 }
 
@@ -78,9 +81,30 @@ impl Out {
             .answers_only = true;
     }
 
-    /// Whether a write has failed (the reader of standard output is gone).
+    /// Whether a write has failed or the reader of standard output was seen to be gone.
     pub(super) fn closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
+    }
+
+    /// The reader of standard output is gone: nothing written can reach it.
+    pub(super) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Returns true once the reader at the other end of `fd` (a pipe or a socket) is gone, asked
+/// of the system without writing; false if the system cannot tell. Never returns for an output
+/// that has no reader to lose (a file, `/dev/null`).
+pub(super) fn reader_gone(fd: BorrowedFd<'_>) -> bool {
+    loop {
+        // No event asked for: poll reports only an error (a pipe whose reader closed), a
+        // hang-up (a socket or terminal whose other end closed) or an fd that is not open.
+        let mut fds = [PollFd::from_borrowed_fd(fd, PollFlags::empty())];
+        match poll(&mut fds, None) {
+            Ok(_) if !fds[0].revents().is_empty() => return true,
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(_) => return false,
+        }
     }
 }
 
@@ -102,14 +126,23 @@ impl InFlight {
         Forwarding(Arc::clone(self))
     }
 
-    /// Returns once every message in flight is done, or at once when `out` is closed (a write
-    /// to it failed), since no answer can reach the client then. Each forward ends within its
-    /// own bound (its `wait_seconds` and the request timeout of `upstream`), so this does too.
+    /// Returns once every message in flight is done, or at once when `out` is closed (and
+    /// `wake` is called), since no answer can reach the client then. Each forward ends within
+    /// its own bound (its `wait_seconds` and the request timeout of `upstream`), so this does
+    /// too.
     pub(super) fn wait(&self, out: &Out) {
         let mut count = self.count.lock().unwrap_or_else(|p| p.into_inner());
         while *count > 0 && !out.closed() {
             count = self.done.wait(count).unwrap_or_else(|p| p.into_inner());
         }
+    }
+}
+
+impl InFlight {
+    /// Has a `wait` look again whether the output it was given is closed.
+    pub(super) fn wake(&self) {
+        let _count = self.count.lock().unwrap_or_else(|p| p.into_inner());
+        self.done.notify_all();
     }
 }
 
@@ -233,6 +266,13 @@ mod tests {
         assert!(out.closed());
         in_flight.wait(&out);
         drop(forwarding);
+    }
+
+    #[test]
+    fn a_pipe_whose_reader_closed_is_noticed_without_a_write() {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        assert!(reader_gone(writer.as_fd()));
     }
 
     #[test]

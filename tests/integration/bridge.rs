@@ -1,7 +1,7 @@
 //! The stdio bridge (`claude-codex-relay mcp`) as a real child process: JSON-RPC lines on its
 //! standard input and output, a real relay behind it, restarts of that relay in the middle, the
 //! channel events it pushes, and how it ends: with every request it read answered once its
-//! standard input ends, and at once when a write finds no one reading its standard output.
+//! standard input ends, and at once when no one reads its standard output.
 
 use crate::common::{deadline, delete, get, post_json, post_raw, Mcp, Relay, Sse, TempDir};
 use serde_json::{json, Value};
@@ -331,6 +331,53 @@ fn with_no_one_reading_its_stdout_the_bridge_exits_at_the_end_of_stdin_without_w
             Err(e) => panic!("{e}"),
         }
     };
+    drop(stdin);
+    let status = loop {
+        if let Some(status) = bridge.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= until {
+            let _ = bridge.kill();
+            panic!("the bridge waited for an answer no one can read");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn a_bridge_whose_stdout_was_closed_without_a_write_failing_exits_at_the_end_of_stdin() {
+    // A relay that takes connections and never answers: a request forwarded to it stays in
+    // flight for the bridge's whole request timeout, and nothing is written meanwhile.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    silent.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let mut bridge = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .args(["mcp", "--url", &url])
+        .env_remove("CLAUDE_CODEX_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the bridge starts");
+    let mut stdin = bridge.stdin.take().unwrap();
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "list_channels", "arguments": {}}});
+    writeln!(stdin, "{call}").unwrap();
+    stdin.flush().unwrap();
+    let until = deadline();
+    let _held = loop {
+        match silent.accept() {
+            Ok((connection, _)) => break connection,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(Instant::now() < until, "the call was never forwarded");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    // The client closes its end of stdout, then stdin: no write tells the bridge.
+    drop(bridge.stdout.take());
     drop(stdin);
     let status = loop {
         if let Some(status) = bridge.try_wait().unwrap() {
