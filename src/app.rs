@@ -30,6 +30,11 @@ pub(crate) struct App {
     pub fetches: PageCache<Arc<MadeFetch>>,
     /// When the relay began to stop: requests that begin later are refused with 503.
     pub stopping: OnceLock<Instant>,
+    /// Names this run of the relay (its start time and process id), sent with every page of
+    /// messages as `X-Relay-Instance`: a client that sees it change knows the relay restarted,
+    /// even one that had no request open to fail meanwhile, and can check whether the
+    /// channel's history survived (a memory store's does not).
+    pub instance: String,
 }
 
 impl App {

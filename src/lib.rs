@@ -158,6 +158,7 @@ pub fn start(mut config: Config) -> Result<Running, Error> {
         pages: page_cache::PageCache::default(),
         fetches: page_cache::PageCache::default(),
         stopping: OnceLock::new(),
+        instance: instance_name(),
     });
     let http = HttpServer::start(listener, &app)?;
     Ok(Running {
@@ -166,6 +167,15 @@ pub fn start(mut config: Config) -> Result<Running, Error> {
         http: Some(http),
         listener: handle,
     })
+}
+
+/// A name for this run of the relay, in hex: its start time in nanoseconds, with its process id
+/// mixed into the high bits.
+fn instance_name() -> String {
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    format!("{:x}", started ^ (u64::from(std::process::id()) << 40))
 }
 
 impl Running {

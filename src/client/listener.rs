@@ -1,7 +1,8 @@
 //! The bridge's push: one thread per listened channel follows it with the relay's blocking
 //! fetch and writes each new message from another agent as a `notifications/claude/channel`
 //! event, once each and in id order. The place is the id of the last message seen, kept in
-//! memory: a relay restart only makes the next fetch fail and be retried from the same place,
+//! memory: a relay restart makes the open fetch fail, or shows in the next page's
+//! `X-Relay-Instance` when it came between two fetches, and the place is then asked for again,
 //! so nothing is missed or repeated, and a channel whose newest messages were deleted (or
 //! dropped by retention) keeps its place too. Only a relay that comes back without its history
 //! (a memory store) is followed again from its first message; it is recognised by what ids can
@@ -80,6 +81,7 @@ pub(super) fn follow(
     let mut backoff = Backoff::new();
     let mut place: Option<Place> = None;
     let mut failing = false;
+    let mut instance: Option<u64> = None;
     gate.wait();
     loop {
         let mut here = match place {
@@ -112,6 +114,12 @@ pub(super) fn follow(
             ..Query::default()
         };
         match relay.page(channel, &query) {
+            Ok(page) if another_run(&mut instance, &page) => {
+                // The relay restarted while no fetch was open to fail: this page may start
+                // past a history that began again, so the place is asked for again first.
+                place = Some(here);
+                failing = true;
+            }
             Ok(page) => {
                 backoff.reset();
                 match here.take(&page) {
@@ -134,6 +142,13 @@ pub(super) fn follow(
             }
         }
     }
+}
+
+/// Whether `page` came from another run of the relay than the pages before it (which is then
+/// the one remembered in `seen`).
+fn another_run(seen: &mut Option<u64>, page: &Page) -> bool {
+    let before = std::mem::replace(seen, page.instance.or(*seen));
+    before.is_some_and(|before| page.instance.is_some_and(|now| now != before))
 }
 
 /// Where to follow `channel` from, asking the relay: on first contact `since_id` or the newest
@@ -180,6 +195,27 @@ fn note_lost_history(channel: &str) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_page_from_another_run_of_the_relay_is_told_apart() {
+        let from = |instance: Option<u64>| Page {
+            instance,
+            ..page(&[], 0)
+        };
+        let mut seen = None;
+        assert!(
+            !another_run(&mut seen, &from(Some(7))),
+            "the first run seen"
+        );
+        assert!(!another_run(&mut seen, &from(Some(7))));
+        assert!(
+            !another_run(&mut seen, &from(None)),
+            "a relay that does not say"
+        );
+        assert_eq!(seen, Some(7));
+        assert!(another_run(&mut seen, &from(Some(8))));
+        assert!(!another_run(&mut seen, &from(Some(8))), "told once");
+    }
+
     fn page(ids_and_times: &[(u64, f64)], head_id: u64) -> Page {
         Page {
             messages: ids_and_times
@@ -195,6 +231,7 @@ mod tests {
                 .collect(),
             head_id: Some(head_id),
             more: false,
+            instance: None,
         }
     }
 

@@ -59,6 +59,9 @@ pub(crate) struct Page {
     pub head_id: Option<u64>,
     #[serde(default)]
     pub more: bool,
+    /// The run of the relay that answered (its `X-Relay-Instance` header), where it says.
+    #[serde(skip)]
+    pub instance: Option<u64>,
 }
 
 impl RelayClient {
@@ -244,9 +247,15 @@ impl RelayClient {
             Some(t) => rq.header("Authorization", format!("Bearer {t}")),
             None => rq,
         };
-        let answer = self.answer(rq.call())?;
-        serde_json::from_value::<Page>(answer)
-            .map_err(|e| Error::Invalid(format!("{}: not a page of messages: {e}", self.base)))
+        let sent = rq.call();
+        let instance = sent.as_ref().ok().and_then(|answer| {
+            let value = answer.headers().get("x-relay-instance")?;
+            u64::from_str_radix(value.to_str().ok()?, 16).ok()
+        });
+        let answer = self.answer(sent)?;
+        let page = serde_json::from_value::<Page>(answer)
+            .map_err(|e| Error::Invalid(format!("{}: not a page of messages: {e}", self.base)))?;
+        Ok(Page { instance, ..page })
     }
 
     /// `GET /api/channels` (with `?detail=1` when `detail`); returns the relay's answer

@@ -92,6 +92,9 @@ struct Place {
     unsure: bool,
     /// Set when the relay was found to have lost its history, until that is said.
     lost: bool,
+    /// The run of the relay that answered last (`X-Relay-Instance`): another one answering
+    /// means a restart, seen even when no request was open to fail.
+    instance: Option<u64>,
 }
 
 impl Place {
@@ -104,6 +107,7 @@ impl Place {
             head,
             unsure: false,
             lost: false,
+            instance: None,
         }
     }
 
@@ -146,9 +150,22 @@ impl Place {
             wait: Some(wait),
             ..Query::default()
         };
-        relay
+        let page = relay
             .page(target, &query)
-            .inspect_err(|_| self.unsure = true)
+            .inspect_err(|_| self.unsure = true)?;
+        let now = page.instance.or(self.instance);
+        let before = std::mem::replace(&mut self.instance, now);
+        if before.is_some_and(|before| now != Some(before)) {
+            // Another run of the relay answered: its history is checked before its page is
+            // taken in, which may start past messages of a history that began again. The
+            // next fetch does that; this one answers as an early empty page would.
+            self.unsure = true;
+            return Ok(Page {
+                messages: Vec::new(),
+                ..page
+            });
+        }
+        Ok(page)
     }
 
     /// Takes in a message at or below `last` that was not news: the next fetch goes past it.

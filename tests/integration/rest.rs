@@ -860,3 +860,26 @@ fn a_page_of_a_mib_text_is_sent_whole_and_the_connection_goes_on() {
     assert_eq!(page["messages"][0]["text"], json!(text));
     assert_eq!(page["messages"][1]["text"], json!("a short one after it"));
 }
+
+#[test]
+fn a_page_of_messages_names_the_run_of_the_relay_that_served_it() {
+    let dir = TempDir::new("instance");
+    let config = config_in(&dir);
+    let mut relay = Relay::start_in(dir, config.clone());
+    let instance = |relay: &Relay| {
+        let page = get(&relay.url("/api/messages?target=proj-x&since_id=0"));
+        assert_eq!(page.status, 200);
+        let name = page.header("X-Relay-Instance").map(str::to_string);
+        name.expect("X-Relay-Instance on a page of messages")
+    };
+    let first = instance(&relay);
+    assert!(u64::from_str_radix(&first, 16).is_ok(), "{first}");
+    relay.post("proj-x", "codex", "one");
+    assert_eq!(instance(&relay), first, "the same run names itself alike");
+    relay.restart(config);
+    assert_ne!(
+        instance(&relay),
+        first,
+        "another run names itself otherwise"
+    );
+}
