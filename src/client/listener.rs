@@ -10,7 +10,7 @@
 
 use super::bridge_io::{note, Backoff, Gate, Out};
 use super::error::Error;
-use super::relay_client::{Page, Query, RelayClient};
+use super::relay_client::{restarted_by, Page, Query, RelayClient};
 use crate::listen::{channel_notification, Listen};
 use crate::message::Message;
 
@@ -40,10 +40,9 @@ impl Place {
         from: 0,
     };
 
-    /// Whether `m` shows that the relay's ids started again: it is at or below a message seen
-    /// before, and was posted after it.
+    /// Whether `m` shows that the relay's ids started again (`relay_client::restarted_by`).
     fn restarted_by(&self, m: &Message) -> bool {
-        self.seen.is_some_and(|(id, ts)| m.id <= id && m.ts > ts)
+        restarted_by(self.seen, m)
     }
 
     /// Takes in one page after `from`: the messages to push, in order. `None` when the page
@@ -114,7 +113,7 @@ pub(super) fn follow(
             ..Query::default()
         };
         match relay.page(channel, &query) {
-            Ok(page) if another_run(&mut instance, &page) => {
+            Ok(page) if page.is_from_another_run(&mut instance) => {
                 // The relay restarted while no fetch was open to fail: this page may start
                 // past a history that began again, so the place is asked for again first.
                 place = Some(here);
@@ -142,13 +141,6 @@ pub(super) fn follow(
             }
         }
     }
-}
-
-/// Whether `page` came from another run of the relay than the pages before it (which is then
-/// the one remembered in `seen`).
-fn another_run(seen: &mut Option<u64>, page: &Page) -> bool {
-    let before = std::mem::replace(seen, page.instance.or(*seen));
-    before.is_some_and(|before| page.instance.is_some_and(|now| now != before))
 }
 
 /// Where to follow `channel` from, asking the relay: on first contact `since_id` or the newest
@@ -194,27 +186,6 @@ fn note_lost_history(channel: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_page_from_another_run_of_the_relay_is_told_apart() {
-        let from = |instance: Option<u64>| Page {
-            instance,
-            ..page(&[], 0)
-        };
-        let mut seen = None;
-        assert!(
-            !another_run(&mut seen, &from(Some(7))),
-            "the first run seen"
-        );
-        assert!(!another_run(&mut seen, &from(Some(7))));
-        assert!(
-            !another_run(&mut seen, &from(None)),
-            "a relay that does not say"
-        );
-        assert_eq!(seen, Some(7));
-        assert!(another_run(&mut seen, &from(Some(8))));
-        assert!(!another_run(&mut seen, &from(Some(8))), "told once");
-    }
 
     fn page(ids_and_times: &[(u64, f64)], head_id: u64) -> Page {
         Page {

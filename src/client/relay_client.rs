@@ -64,6 +64,22 @@ pub(crate) struct Page {
     pub instance: Option<u64>,
 }
 
+impl Page {
+    /// Whether this page came from another run of the relay than the pages before it, `seen`
+    /// being the run that answered last (which becomes this page's, where it says).
+    pub(crate) fn is_from_another_run(&self, seen: &mut Option<u64>) -> bool {
+        let before = std::mem::replace(seen, self.instance.or(*seen));
+        before.is_some_and(|before| self.instance.is_some_and(|now| now != before))
+    }
+}
+
+/// Whether `m` shows that the relay's ids started again (a memory store that restarted): it is
+/// at or below a message seen before (`seen`: that message's id and time) and was posted after
+/// it. Deletion and retention never do that: they only take messages away.
+pub(crate) fn restarted_by(seen: Option<(u64, f64)>, m: &Message) -> bool {
+    seen.is_some_and(|(id, ts)| m.id <= id && m.ts > ts)
+}
+
 impl RelayClient {
     /// A client for the relay at `url` (`http://host:port`, optionally with a path prefix).
     pub(crate) fn new(url: &str, token: Option<String>) -> Result<RelayClient, Error> {
@@ -385,6 +401,29 @@ fn excerpt(body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_is_from_another_run_of_the_relay_is_told_apart() {
+        let from = |instance: Option<u64>| Page {
+            messages: Vec::new(),
+            head_id: None,
+            more: false,
+            instance,
+        };
+        let mut seen = None;
+        assert!(
+            !from(Some(7)).is_from_another_run(&mut seen),
+            "the first run seen"
+        );
+        assert!(!from(Some(7)).is_from_another_run(&mut seen));
+        assert!(
+            !from(None).is_from_another_run(&mut seen),
+            "a relay that does not say"
+        );
+        assert_eq!(seen, Some(7));
+        assert!(from(Some(8)).is_from_another_run(&mut seen));
+        assert!(!from(Some(8)).is_from_another_run(&mut seen), "told once");
+    }
 
     #[test]
     fn a_request_that_cannot_be_made_is_a_usage_error_not_an_unreachable_relay() {

@@ -21,7 +21,7 @@ use super::child;
 use super::error::Error;
 use super::format::{now_utc, Format};
 use super::loop_guard::LoopGuard;
-use super::relay_client::{Page, Query, RelayClient};
+use super::relay_client::{restarted_by, Page, Query, RelayClient};
 use super::state::StateFile;
 use super::Io;
 use crate::message::Message;
@@ -111,11 +111,9 @@ impl Place {
         }
     }
 
-    /// Whether `m` shows that the relay's ids started again: it is at or below a message seen
-    /// before, and was posted after it. Deletion and retention never do that: they only take
-    /// messages away.
+    /// Whether `m` shows that the relay's ids started again (`relay_client::restarted_by`).
     fn restarted_by(&self, m: &Message) -> bool {
-        self.seen.is_some_and(|(id, ts)| m.id <= id && m.ts > ts)
+        restarted_by(self.seen, m)
     }
 
     /// Follows a relay that lost its history from its first message.
@@ -153,9 +151,7 @@ impl Place {
         let page = relay
             .page(target, &query)
             .inspect_err(|_| self.unsure = true)?;
-        let now = page.instance.or(self.instance);
-        let before = std::mem::replace(&mut self.instance, now);
-        if before.is_some_and(|before| now != Some(before)) {
+        if page.is_from_another_run(&mut self.instance) {
             // Another run of the relay answered: its history is checked before its page is
             // taken in, which may start past messages of a history that began again. The
             // next fetch does that; this one answers as an early empty page would.
