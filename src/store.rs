@@ -636,9 +636,8 @@ impl Store {
     }
 
     /// Posts like `post`, given the text's JSON string as the caller received it (a post's
-    /// body holds one) when that is in the form `serde_json` writes
-    /// (`json_string::decode` says whether it is): the message's JSON copies it instead of escaping the
-    /// text again.
+    /// body holds one) when that is in the form `serde_json` writes (`json_string::decode`
+    /// says whether it is): the message's JSON copies it instead of escaping the text again.
     pub(crate) fn post_with_text_json(
         &self,
         draft: Draft,
