@@ -321,28 +321,38 @@ fn with_no_one_reading_its_stdout_the_bridge_exits_at_the_end_of_stdin_without_w
     writeln!(stdin, "{call}").unwrap();
     stdin.flush().unwrap();
     let until = deadline();
-    let _held = loop {
+    let _held = forwarded_to(&silent, until);
+    drop(stdin);
+    let status = exit_within(&mut bridge, until);
+    assert!(status.success(), "{status:?}");
+}
+
+/// The connection a forwarded call opened to `silent`, a relay that never answers.
+fn forwarded_to(silent: &std::net::TcpListener, until: Instant) -> std::net::TcpStream {
+    loop {
         match silent.accept() {
-            Ok((connection, _)) => break connection,
+            Ok((connection, _)) => return connection,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 assert!(Instant::now() < until, "the call was never forwarded");
                 std::thread::sleep(Duration::from_millis(2));
             }
             Err(e) => panic!("{e}"),
         }
-    };
-    drop(stdin);
-    let status = loop {
+    }
+}
+
+/// How `bridge` exited, which it must do before `until`.
+fn exit_within(bridge: &mut Child, until: Instant) -> std::process::ExitStatus {
+    loop {
         if let Some(status) = bridge.try_wait().unwrap() {
-            break status;
+            return status;
         }
         if Instant::now() >= until {
             let _ = bridge.kill();
             panic!("the bridge waited for an answer no one can read");
         }
         std::thread::sleep(Duration::from_millis(2));
-    };
-    assert!(status.success(), "{status:?}");
+    }
 }
 
 #[test]
@@ -366,29 +376,11 @@ fn a_bridge_whose_stdout_was_closed_without_a_write_failing_exits_at_the_end_of_
     writeln!(stdin, "{call}").unwrap();
     stdin.flush().unwrap();
     let until = deadline();
-    let _held = loop {
-        match silent.accept() {
-            Ok((connection, _)) => break connection,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                assert!(Instant::now() < until, "the call was never forwarded");
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            Err(e) => panic!("{e}"),
-        }
-    };
+    let _held = forwarded_to(&silent, until);
     // The client closes its end of stdout, then stdin: no write tells the bridge.
     drop(bridge.stdout.take());
     drop(stdin);
-    let status = loop {
-        if let Some(status) = bridge.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= until {
-            let _ = bridge.kill();
-            panic!("the bridge waited for an answer no one can read");
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
+    let status = exit_within(&mut bridge, until);
     assert!(status.success(), "{status:?}");
 }
 
