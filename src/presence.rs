@@ -4,9 +4,9 @@
 //! client that fetches in a loop is away between two fetches for an instant; its entry outlives
 //! its last wait by `LINGER`, so it neither flickers nor resets its "since", and one that has
 //! really gone is dropped soon after. A client that vanishes mid-wait is noticed within about a
-//! second by a blocking fetch and an MCP session's stream, which look at their connections that
-//! often; a message stream (`/api/stream`) notices when its next write fails (a message or the
-//! keep-alive), since a waiting request does not read its socket.
+//! second by a blocking fetch, a message stream (`/api/stream`) and an MCP session's stream,
+//! which look at their connections that often. The listing of channels with who listens on
+//! each (`?detail=1`, `list_channels`) is made here, whole or a page at a time.
 
 use crate::message::now;
 use crate::store::{lock, Store};
@@ -133,6 +133,51 @@ pub(crate) struct ChannelDetail {
     pub newest_id: u64,
     pub messages: usize,
     pub listeners: Vec<Listener>,
+}
+
+/// Largest page of the channel listing.
+pub(crate) const LISTING_MAX_LIMIT: u64 = 1000;
+
+/// The channel listing (`GET /api/channels`, `list_channels`): `{"channels": [...]}`, with
+/// `with_detail` also `"detail"` (`detail`), whole; or with `after` (a name) or `limit` (1 to
+/// `LISTING_MAX_LIMIT`, the default), one page of the listed channels, `"next"` to pass as
+/// `after` when more follow, and the detail of the channels in the same span of names (those
+/// only listened on included).
+pub(crate) fn listing(
+    store: &Store,
+    presence: &Presence,
+    after: Option<&str>,
+    limit: Option<u64>,
+    with_detail: bool,
+) -> serde_json::Value {
+    if after.is_none() && limit.is_none() {
+        let mut all = serde_json::json!({"channels": store.channels()});
+        if with_detail {
+            all["detail"] = serde_json::json!(detail(store, presence));
+        }
+        return all;
+    }
+    let limit = limit
+        .unwrap_or(LISTING_MAX_LIMIT)
+        .clamp(1, LISTING_MAX_LIMIT) as usize;
+    let (names, more) = store.channels_page(after, limit);
+    let mut body = serde_json::json!({"channels": names});
+    if with_detail {
+        // Through the page's last name while more follow; to the end on the last page.
+        let through = names.last().filter(|_| more).map(String::as_str);
+        let within = |name: &str| {
+            after.is_none_or(|after| name > after) && through.is_none_or(|last| name <= last)
+        };
+        let span: Vec<ChannelDetail> = detail(store, presence)
+            .into_iter()
+            .filter(|d| within(&d.name))
+            .collect();
+        body["detail"] = serde_json::json!(span);
+    }
+    if more {
+        body["next"] = serde_json::json!(names.last());
+    }
+    body
 }
 
 /// The detailed listing of every channel, and of every channel someone listens on before

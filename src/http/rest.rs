@@ -17,7 +17,7 @@ use crate::http::exchange::{Incoming, JsonParts, Reply};
 use crate::http::guard::Caller;
 use crate::message::escape_separators;
 use crate::page_cache::{self, Asked};
-use crate::presence::{detail, Kind};
+use crate::presence::{listing, Kind};
 use crate::store::{Draft, Fetch, Posted, Wait};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -477,34 +477,19 @@ fn is_loopback(ip: IpAddr) -> bool {
     }
 }
 
-/// Largest page of `GET /api/channels`.
-pub(crate) const CHANNELS_MAX_LIMIT: u64 = 1000;
-
 /// `GET /api/channels[?limit=N][&after=NAME][&detail=1]`: every channel, as the original
 /// answered; with `limit` or `after`, one page of them (at most `limit`, default and largest
 /// 1000, after the name `after`), and `next` to pass as `after` when more follow. `detail=1`
-/// adds each channel's newest id, message count and listeners under `detail`.
+/// adds each channel's newest id, message count and listeners under `detail` (of the page's
+/// channels, when paged).
 pub(crate) fn channels(app: &App, rq: &Incoming) -> Result<Reply, Error> {
     let after = rq.param("after");
     let limit = rq.number_param("limit")?;
-    if flag(rq, "detail")? == Some(true) {
-        return Ok(Reply::json(
-            200,
-            &json!({"channels": app.store.channels(), "detail": detail(&app.store, &app.presence)}),
-        ));
-    }
-    if after.is_none() && limit.is_none() {
-        return Ok(Reply::json(200, &json!({"channels": app.store.channels()})));
-    }
-    let limit = limit
-        .unwrap_or(CHANNELS_MAX_LIMIT)
-        .clamp(1, CHANNELS_MAX_LIMIT) as usize;
-    let (page, more) = app.store.channels_page(after, limit);
-    let mut body = json!({"channels": page});
-    if more {
-        body["next"] = json!(page.last());
-    }
-    Ok(Reply::json(200, &body))
+    let with_detail = flag(rq, "detail")? == Some(true);
+    Ok(Reply::json(
+        200,
+        &listing(&app.store, &app.presence, after, limit, with_detail),
+    ))
 }
 
 /// The name a waiting client gives for presence: `X-Relay-Agent`, else `?as=`, else the agent

@@ -14,7 +14,7 @@ use crate::mcp::context::Context;
 use crate::mcp::jsonrpc::{self, Outgoing, RpcError, INVALID_PARAMS};
 use crate::message::{wire_id, Message, WireJson};
 use crate::page_cache::{self, Asked};
-use crate::presence::{detail, Kind};
+use crate::presence::{listing, Kind, LISTING_MAX_LIMIT};
 use crate::store::{Draft, Fetch, Wait};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -97,8 +97,14 @@ pub(crate) fn list() -> Value {
         {
             "name": "list_channels",
             "title": "List channels",
-            "description": "List every channel: the configured ones and every channel that has been posted to. detail gives each channel's newest id, message count, and who is listening right now (e.g. whether codex's reviewer is waiting for a message), by name where the listener gave one.",
-            "inputSchema": {"type": "object", "properties": {}},
+            "description": "List every channel: the configured ones and every channel that has been posted to. detail gives each channel's newest id, message count, and who is listening right now (e.g. whether codex's reviewer is waiting for a message), by name where the listener gave one. On a relay with very many channels, pass limit (and then after=next) to list them a page at a time.",
+            "inputSchema": {
+                "type": "object",
+                "properties": {
+                    "limit": {"type": "integer", "minimum": 1, "maximum": LISTING_MAX_LIMIT, "description": "List at most this many channels, in name order, and say next when more follow"},
+                    "after": {"type": "string", "description": "List the channels after this name: the next of the page before"}
+                }
+            },
             "outputSchema": {
                 "type": "object",
                 "properties": {
@@ -121,7 +127,8 @@ pub(crate) fn list() -> Value {
                             }}
                         },
                         "required": ["name", "newest_id", "messages", "listeners"]
-                    }}
+                    }},
+                    "next": {"type": "string", "description": "With limit: more channels follow; pass this as after"}
                 },
                 "required": ["channels"]
             },
@@ -185,10 +192,7 @@ pub(crate) fn call(
             Ok(Fetched::Page(page)) => Ok(page),
             Err(e) => Err(e),
         },
-        "list_channels" => Ok(Structured::from(jsonrpc::outgoing(&json!({
-            "channels": cx.store.channels(),
-            "detail": detail(cx.store, cx.presence),
-        })))),
+        "list_channels" => list_channels(cx, args).map(Structured::from),
         "search_messages" => search_messages(cx, args).map(Structured::from),
         other => {
             return Err(
@@ -297,6 +301,19 @@ fn post_message(cx: &Context, args: &Map<String, Value>) -> Result<Outgoing, Err
 /// Default and largest number of `search_messages` hits.
 pub(crate) const SEARCH_DEFAULT_LIMIT: u64 = 20;
 pub(crate) const SEARCH_MAX_LIMIT: u64 = 200;
+
+/// `list_channels`: every channel with its detail, or with `limit` or `after` one page of them.
+fn list_channels(cx: &Context, args: &Map<String, Value>) -> Result<Outgoing, Error> {
+    let after = optional_string(args, "after")?;
+    let limit = integer(args, "limit")?;
+    Ok(jsonrpc::outgoing(&listing(
+        cx.store,
+        cx.presence,
+        after.as_deref(),
+        limit,
+        true,
+    )))
+}
 
 fn search_messages(cx: &Context, args: &Map<String, Value>) -> Result<Outgoing, Error> {
     let query = string(args, "query")?;

@@ -2,7 +2,8 @@
 
 use crate::common::*;
 use claude_codex_relay::config::Config;
-use serde_json::json;
+use serde_json::{json, Value};
+use std::thread;
 
 #[test]
 fn post_then_read_back_in_the_original_shapes() {
@@ -513,6 +514,83 @@ fn channel_listings_are_paginated_on_request() {
         json!({"channels": ["d", "e"]})
     );
     assert_eq!(get(&relay.url("/api/channels?limit=x")).status, 400);
+}
+
+/// The detailed listing (REST `?detail=1`, MCP `list_channels`) page by page holds what it holds
+/// whole: every channel once, in order, with the detail of each (a channel only listened on
+/// included) on the page whose span of names holds it.
+#[test]
+fn the_detailed_listing_page_by_page_holds_what_it_holds_whole() {
+    let relay = Relay::with(|c| {
+        c.store = claude_codex_relay::config::StoreKind::Memory;
+        c.channels = vec!["b".into(), "d".into()];
+    });
+    for name in ["a", "c", "d", "e", "f"] {
+        relay.post(name, "s", "x");
+    }
+    // Someone waits on a channel nothing was posted to: it is in the detail only.
+    let waiting = {
+        let url = relay.url("/api/messages?target=dd&since_id=0&wait=50&as=w");
+        thread::spawn(move || get(&url))
+    };
+    wait_until("the wait on dd is listed", || {
+        let whole = get_json(&relay.url("/api/channels?detail=1"));
+        whole["detail"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["name"] == "dd")
+    });
+    let whole = get_json(&relay.url("/api/channels?detail=1"));
+    let mut mcp = Mcp::connect(&relay, "2025-06-18");
+    let by_tool = mcp.call("list_channels", json!({}))["structuredContent"].clone();
+    assert_eq!(by_tool["channels"], whole["channels"]);
+    let names = |v: &Value, key: &str| -> Vec<String> {
+        v[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.get("name").unwrap_or(d).as_str().unwrap().to_string())
+            .collect()
+    };
+    for limit in [1, 2, 3] {
+        for via_tool in [false, true] {
+            let (mut channels, mut detail) = (Vec::new(), Vec::new());
+            let mut after: Option<String> = None;
+            loop {
+                let page = if via_tool {
+                    let mut args = json!({"limit": limit});
+                    if let Some(a) = &after {
+                        args["after"] = json!(a);
+                    }
+                    mcp.call("list_channels", args)["structuredContent"].clone()
+                } else {
+                    let after = after
+                        .as_deref()
+                        .map_or(String::new(), |a| format!("&after={a}"));
+                    get_json(&relay.url(&format!("/api/channels?detail=1&limit={limit}{after}")))
+                };
+                let here = names(&page, "channels");
+                assert!(here.len() <= limit, "{page}");
+                for d in names(&page, "detail") {
+                    assert!(after.as_ref().is_none_or(|a| &d > a), "{d} after {after:?}");
+                    if page.get("next").is_some() {
+                        assert!(&d <= here.last().unwrap(), "{d} within the page: {page}");
+                    }
+                }
+                channels.extend(here);
+                detail.extend(page["detail"].as_array().unwrap().iter().cloned());
+                match page.get("next") {
+                    Some(next) => after = Some(next.as_str().unwrap().to_string()),
+                    None => break,
+                }
+            }
+            assert_eq!(channels, names(&whole, "channels"), "limit {limit}");
+            assert_eq!(json!(detail), whole["detail"], "limit {limit}");
+        }
+    }
+    relay.post("dd", "s", "the wait ends");
+    assert_eq!(waiting.join().unwrap().status, 200);
 }
 
 /// A message line of the journal as it has always been written: the message's fields, the
