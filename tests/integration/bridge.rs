@@ -296,17 +296,7 @@ fn fetch_waits_on(base: &str, channel: &str) -> bool {
 fn with_no_one_reading_its_stdout_the_bridge_exits_at_the_end_of_stdin_without_waiting() {
     // A relay that takes connections and never answers: a request forwarded to it stays in
     // flight for the bridge's whole request timeout.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    silent.set_nonblocking(true).unwrap();
-    let url = format!("http://{}", silent.local_addr().unwrap());
-    let mut bridge = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
-        .args(["mcp", "--url", &url])
-        .env_remove("CLAUDE_CODEX_TOKEN")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the bridge starts");
+    let (silent, mut bridge) = bridge_to_a_silent_relay();
     drop(bridge.stdout.take());
     let mut stdin = bridge.stdin.take().unwrap();
     // The ping's answer finds standard output closed (not a signal that ends the bridge).
@@ -325,6 +315,23 @@ fn with_no_one_reading_its_stdout_the_bridge_exits_at_the_end_of_stdin_without_w
     drop(stdin);
     let status = exit_within(&mut bridge, until);
     assert!(status.success(), "{status:?}");
+}
+
+/// A relay that takes connections and never answers (accepting without blocking), and a
+/// bridge forwarding to it.
+fn bridge_to_a_silent_relay() -> (std::net::TcpListener, Child) {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    silent.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let bridge = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .args(["mcp", "--url", &url])
+        .env_remove("CLAUDE_CODEX_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the bridge starts");
+    (silent, bridge)
 }
 
 /// The connection a forwarded call opened to `silent`, a relay that never answers.
@@ -359,17 +366,7 @@ fn exit_within(bridge: &mut Child, until: Instant) -> std::process::ExitStatus {
 fn a_bridge_whose_stdout_was_closed_without_a_write_failing_exits_at_the_end_of_stdin() {
     // A relay that takes connections and never answers: a request forwarded to it stays in
     // flight for the bridge's whole request timeout, and nothing is written meanwhile.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    silent.set_nonblocking(true).unwrap();
-    let url = format!("http://{}", silent.local_addr().unwrap());
-    let mut bridge = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
-        .args(["mcp", "--url", &url])
-        .env_remove("CLAUDE_CODEX_TOKEN")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the bridge starts");
+    let (silent, mut bridge) = bridge_to_a_silent_relay();
     let mut stdin = bridge.stdin.take().unwrap();
     let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
         "params": {"name": "list_channels", "arguments": {}}});

@@ -48,6 +48,14 @@ fn legacy(relay: &Relay) -> (Sse, String) {
     (sse, relay.url(&endpoint.data))
 }
 
+/// Initializes the legacy session whose stream is `sse` and whose messages go to `url`.
+fn initialize(sse: &mut Sse, url: &str) {
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    assert_eq!(send(url, &init), 202);
+    sse.next(deadline()).expect("the initialize result");
+}
+
 fn send(url: &str, message: &Value) -> u16 {
     post_raw(
         url,
@@ -61,10 +69,7 @@ fn send(url: &str, message: &Value) -> u16 {
 fn a_closed_legacy_stream_ends_its_session_and_frees_its_place_within_a_second_or_so() {
     let relay = Relay::memory();
     let (mut sse, url) = legacy(&relay);
-    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
-    assert_eq!(send(&url, &init), 202);
-    sse.next(deadline()).expect("the initialize result");
+    initialize(&mut sse, &url);
     assert_eq!(relay.load().long_requests, 1);
     drop(sse);
     // A notification is answered 202 while the session lives, and nothing is written to its
@@ -127,10 +132,7 @@ fn unread(relay: &Relay, reader: &str) -> u64 {
 /// closes the session's stream once the fetch waits; returns once the session has ended.
 fn a_legacy_fetch_left_waiting(relay: &Relay, target: &str, reader: &str) {
     let (mut sse, url) = legacy(relay);
-    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
-    assert_eq!(send(&url, &init), 202);
-    sse.next(deadline()).expect("the initialize result");
+    initialize(&mut sse, &url);
     let fetch = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
         "name": "fetch_messages",
         "arguments": {"target": target, "reader": reader, "wait_seconds": 50}}});
