@@ -151,9 +151,10 @@ pub(crate) fn listing(
     with_detail: bool,
 ) -> serde_json::Value {
     if after.is_none() && limit.is_none() {
-        let mut all = serde_json::json!({"channels": store.channels()});
+        let names = store.channels();
+        let mut all = serde_json::json!({"channels": names});
         if with_detail {
-            all["detail"] = serde_json::json!(detail(store, presence));
+            all["detail"] = serde_json::json!(detail(store, presence, names, |_| true));
         }
         return all;
     }
@@ -161,31 +162,33 @@ pub(crate) fn listing(
         .unwrap_or(LISTING_MAX_LIMIT)
         .clamp(1, LISTING_MAX_LIMIT) as usize;
     let (names, more) = store.channels_page(after, limit);
+    let next = names.last().filter(|_| more).cloned();
     let mut body = serde_json::json!({"channels": names});
     if with_detail {
         // Through the page's last name while more follow; to the end on the last page.
-        let through = names.last().filter(|_| more).map(String::as_str);
         let within = |name: &str| {
-            after.is_none_or(|after| name > after) && through.is_none_or(|last| name <= last)
+            after.is_none_or(|after| name > after)
+                && next.as_deref().is_none_or(|last| name <= last)
         };
-        let span: Vec<ChannelDetail> = detail(store, presence)
-            .into_iter()
-            .filter(|d| within(&d.name))
-            .collect();
-        body["detail"] = serde_json::json!(span);
+        body["detail"] = serde_json::json!(detail(store, presence, names, within));
     }
-    if more {
-        body["next"] = serde_json::json!(names.last());
+    if let Some(next) = next {
+        body["next"] = serde_json::json!(next);
     }
     body
 }
 
-/// The detailed listing of every channel, and of every channel someone listens on before
-/// anything was posted there, by name.
-pub(crate) fn detail(store: &Store, presence: &Presence) -> Vec<ChannelDetail> {
+/// The detailed listing of the listed channels `names`, and of every channel someone listens on
+/// before anything was posted there whose name is `within` the span listed, by name.
+fn detail(
+    store: &Store,
+    presence: &Presence,
+    names: Vec<String>,
+    within: impl Fn(&str) -> bool,
+) -> Vec<ChannelDetail> {
     let mut listening = presence.listeners();
     let mut all: Vec<ChannelDetail> = store
-        .summaries()
+        .summaries_of(names)
         .into_iter()
         .map(|(name, newest_id, messages)| ChannelDetail {
             listeners: listening.remove(&name).unwrap_or_default(),
@@ -197,6 +200,7 @@ pub(crate) fn detail(store: &Store, presence: &Presence) -> Vec<ChannelDetail> {
     all.extend(
         listening
             .into_iter()
+            .filter(|(name, _)| within(name))
             .map(|(name, listeners)| ChannelDetail {
                 name,
                 newest_id: 0,

@@ -1528,8 +1528,14 @@ impl Store {
 
     /// Every channel `channels` lists, with its newest id (0 when it holds none) and how many
     /// messages it holds.
+    #[cfg(test)]
     pub(crate) fn summaries(&self) -> Vec<(String, u64, usize)> {
-        let names = self.channels();
+        self.summaries_of(self.channels())
+    }
+
+    /// The channels `names`, each with its newest id (0 when it holds none) and how many
+    /// messages it holds.
+    pub(crate) fn summaries_of(&self, names: Vec<String>) -> Vec<(String, u64, usize)> {
         let state = lock(&self.state);
         names
             .into_iter()
