@@ -10,7 +10,7 @@
 
 use crate::app::App;
 use crate::error::Error;
-use crate::http::exchange::{Incoming, Reply};
+use crate::http::exchange::{ClientWatch, Incoming, Reply};
 use crate::http::guard::Caller;
 use crate::http::rest::listener_name;
 use crate::message::wire_id;
@@ -48,6 +48,45 @@ pub(crate) fn event(
     out.push('\n');
     w.write_all(out.as_bytes())?;
     w.flush()
+}
+
+/// When a stream with nothing to send writes a keep-alive comment (`KEEPALIVE` after it last
+/// wrote) and looks whether its client is still there (at every wait that brought nothing, and
+/// so at least every `CLIENT_CHECK`): a stream waits most of its life, and a write to a departed
+/// client may succeed for a while.
+pub(crate) struct Pacing {
+    keepalive: Instant,
+}
+
+impl Pacing {
+    pub(crate) fn new() -> Pacing {
+        Pacing {
+            keepalive: Instant::now() + KEEPALIVE,
+        }
+    }
+
+    /// How long the stream may wait for something to send.
+    pub(crate) fn wait_until(&self) -> Instant {
+        self.keepalive.min(Instant::now() + CLIENT_CHECK)
+    }
+
+    /// After a wait that brought nothing: false once the client has gone; otherwise writes the
+    /// keep-alive when it is due.
+    pub(crate) fn idle(&mut self, w: &mut dyn Write, client: &ClientWatch) -> io::Result<bool> {
+        if client.gone() {
+            return Ok(false);
+        }
+        if Instant::now() >= self.keepalive {
+            comment(w, "keepalive")?;
+            self.sent();
+        }
+        Ok(true)
+    }
+
+    /// After something was written: the next keep-alive is due `KEEPALIVE` from now.
+    pub(crate) fn sent(&mut self) {
+        self.keepalive = Instant::now() + KEEPALIVE;
+    }
 }
 
 /// Writes a comment line, which clients ignore and proxies see as traffic.
@@ -100,23 +139,18 @@ pub(crate) fn message_stream(
         comment(w, "stream open")?;
         let mut last = since;
         let mut deletions = app.store.deletions(&target);
-        let mut keepalive = Instant::now() + KEEPALIVE;
+        let mut pacing = Pacing::new();
         loop {
-            let until = keepalive.min(Instant::now() + CLIENT_CHECK);
-            let changes = app
-                .store
-                .wait_changes(&target, last, deletions, BATCH, until);
+            let changes =
+                app.store
+                    .wait_changes(&target, last, deletions, BATCH, pacing.wait_until());
             if app.store.is_closed() {
                 return Ok(());
             }
             deletions = changes.deletions;
             if changes.messages.is_empty() && changes.deleted.is_empty() {
-                if client.gone() {
+                if !pacing.idle(w, &client)? {
                     return Ok(());
-                }
-                if Instant::now() >= keepalive {
-                    comment(w, "keepalive")?;
-                    keepalive = Instant::now() + KEEPALIVE;
                 }
                 continue;
             }
@@ -137,7 +171,7 @@ pub(crate) fn message_stream(
                 }
                 _ => {}
             }
-            keepalive = Instant::now() + KEEPALIVE;
+            pacing.sent();
         }
     })))
 }

@@ -10,7 +10,7 @@
 use crate::app::App;
 use crate::capacity::MAX_WAIT_SECONDS;
 use crate::error::Error;
-use crate::http::events::{self, KEEPALIVE};
+use crate::http::events::{self, Pacing};
 use crate::http::exchange::{ClientWatch, Incoming, Reply};
 use crate::http::guard::Caller;
 use crate::listen::Listen;
@@ -20,7 +20,7 @@ use crate::mcp::jsonrpc::{self, Outgoing, RpcError, RpcMessage, NOT_RUN};
 use crate::mcp::session::{Lookup, Owner, Session, Transport};
 use crate::mcp::{is_supported, SUPPORTED_VERSIONS};
 use crate::presence::Kind;
-use crate::store::{Store, CLIENT_CHECK};
+use crate::store::Store;
 use serde_json::Value;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -319,38 +319,30 @@ pub(crate) fn get(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Repl
     })))
 }
 
-/// Writes `session`'s queued messages to its stream `w` as they come, with a keep-alive comment
-/// after `KEEPALIVE` without one, until the session ends, the relay stops, a write fails or the
-/// client goes. A stream waits most of its life, and a write to a departed client may succeed
-/// for a while, so the connection is looked at every `CLIENT_CHECK`: the stream's place, its
-/// presence and (on the legacy transport) its session are freed within about a second of the
-/// client leaving. Only the thread serving the connection may look, so the look is made here.
+/// Writes `session`'s queued messages to its stream `w` as they come, with keep-alives and a
+/// look at the connection while none come (`events::Pacing`), until the session ends, the relay
+/// stops, a write fails or the client goes: the stream's place, its presence and (on the legacy
+/// transport) its session are freed within about a second of the client leaving. Only the
+/// thread serving the connection may look at it, so the look is made here.
 pub(crate) fn send_queued(
     w: &mut dyn Write,
     session: &Session,
     store: &Store,
     client: &ClientWatch,
 ) -> io::Result<()> {
-    let mut keepalive = Instant::now() + KEEPALIVE;
-    let mut check = Instant::now() + CLIENT_CHECK;
+    let mut pacing = Pacing::new();
     loop {
-        if Instant::now() >= check {
-            if client.gone() {
-                return Ok(());
-            }
-            check = Instant::now() + CLIENT_CHECK;
-        }
-        match session.next_message(keepalive.min(check), store) {
+        match session.next_message(pacing.wait_until(), store) {
             Some(m) => {
                 events::event(w, None, Some("message"), m.get())?;
-                keepalive = Instant::now() + KEEPALIVE;
+                pacing.sent();
             }
             None if session.has_ended() || store.is_closed() => return Ok(()),
-            None if Instant::now() >= keepalive => {
-                events::comment(w, "keepalive")?;
-                keepalive = Instant::now() + KEEPALIVE;
+            None => {
+                if !pacing.idle(w, client)? {
+                    return Ok(());
+                }
             }
-            None => {}
         }
     }
 }
