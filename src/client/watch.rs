@@ -6,8 +6,9 @@
 //! ends the watch. A relay that comes back without its history (a memory store) is followed
 //! from its first message: it is recognised, as the bridge's listener recognises it, by a
 //! message at or below one seen before but posted after it, looked for whenever the relay may
-//! have restarted (a request failed, or CMD ran: no request is open meanwhile, so a restart
-//! then fails none). A start position beyond the channel's newest id is said and moved down to it,
+//! have restarted (a request failed, or a page came from another run of the relay, its
+//! `X-Relay-Instance`, as after a restart while CMD ran and no request was open to fail). A
+//! start position beyond the channel's newest id is said and moved down to it,
 //! since no message to come can have an id below the newest.
 //!
 //! Signals: the watcher installs no handler (the crate forbids `unsafe`, and needs none), so
@@ -86,9 +87,8 @@ struct Place {
     /// The channel's newest id, as the last answer gave it.
     head: u64,
     /// Set when the relay may have been restarted since it was last heard (a failed request,
-    /// an answer that came back early, a newest id that went down, a run of CMD, during which
-    /// no request is open to fail): the next fetch first asks whether it still holds its
-    /// history.
+    /// an answer that came back early, a newest id that went down, a page from another run of
+    /// the relay): the next fetch first asks whether it still holds its history.
     unsure: bool,
     /// Set when the relay was found to have lost its history, until that is said.
     lost: bool,
@@ -356,9 +356,6 @@ pub(super) fn watch(
                         )));
                     }
                     run(cmd, m, relay, env, io)?;
-                    // No request was open while CMD ran, so a relay that restarted meanwhile
-                    // failed none: its history is checked before the next page is taken in.
-                    place.unsure = true;
                 }
             }
             place.handled(m);
