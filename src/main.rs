@@ -45,14 +45,11 @@ fn main() -> ExitCode {
         }
     };
     match args.first().map(String::as_str) {
-        Some("--help" | "-h" | "help") => {
-            print!(
-                "{USAGE}\n{SERVE_USAGE}{}\n{}",
-                settings_help(),
-                claude_codex_relay::client::usage()
-            );
-            ExitCode::SUCCESS
-        }
+        Some("--help" | "-h" | "help") => print_out(&format!(
+            "{USAGE}\n{SERVE_USAGE}{}\n{}",
+            settings_help(),
+            claude_codex_relay::client::usage()
+        )),
         Some("--version" | "-V") => version(),
         Some("serve") => serve(&args[1..], &env),
         Some(
@@ -87,7 +84,20 @@ fn main() -> ExitCode {
 
 /// Prints the version, for `--version` alone or among the relay's settings.
 fn version() -> ExitCode {
-    println!("claude-codex-relay {}", env!("CARGO_PKG_VERSION"));
+    print_out(&format!(
+        "claude-codex-relay {}\n",
+        env!("CARGO_PKG_VERSION")
+    ))
+}
+
+/// Writes a help or version text to standard output. A reader that stops early (`| head`)
+/// closes the pipe: that ends the output quietly, as for any other command line tool, where
+/// `print!` would panic.
+fn print_out(text: &str) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
     ExitCode::SUCCESS
 }
 
@@ -126,8 +136,7 @@ fn text_args_and_env() -> Result<(Vec<String>, BTreeMap<String, String>), String
 
 fn serve(args: &[String], env: &BTreeMap<String, String>) -> ExitCode {
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        print!("{SERVE_USAGE}{}", settings_help());
-        return ExitCode::SUCCESS;
+        return print_out(&format!("{SERVE_USAGE}{}", settings_help()));
     }
     if args.iter().any(|a| a == "--version" || a == "-V") {
         return version();

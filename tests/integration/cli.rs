@@ -279,3 +279,24 @@ fn serve_and_the_relay_settings_take_version_as_the_binary_does() {
         assert_eq!(String::from_utf8_lossy(&out.stdout), version, "{args:?}");
     }
 }
+
+#[test]
+fn help_and_version_into_a_closed_pipe_end_quietly_as_for_any_command() {
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["--version"],
+        &["fetch", "--help"],
+    ] {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+            .args(args)
+            .stdout(writer)
+            .output()
+            .expect("run the binary");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {said}");
+        assert!(said.is_empty(), "{args:?}: {said}");
+    }
+}
