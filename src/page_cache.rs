@@ -31,6 +31,7 @@ fn cost(target: &str, bytes: usize) -> usize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Asked {
     pub since_id: u64,
+    pub before_id: Option<u64>,
     pub limit: usize,
     pub newest: bool,
 }
@@ -41,6 +42,7 @@ impl Asked {
     pub(crate) fn of(query: &Fetch, waits: bool) -> Option<Asked> {
         (query.reader.is_none() && !waits).then_some(Asked {
             since_id: query.since_id,
+            before_id: query.before_id,
             limit: query.limit,
             newest: query.newest,
         })
@@ -149,6 +151,7 @@ mod tests {
     fn asked(since_id: u64) -> Asked {
         Asked {
             since_id,
+            before_id: None,
             limit: 10,
             newest: false,
         }
@@ -167,6 +170,11 @@ mod tests {
             ..asked(0)
         };
         assert_eq!(cache.get("c", newest, 5), None);
+        let older = Asked {
+            before_id: Some(9),
+            ..asked(0)
+        };
+        assert_eq!(cache.get("c", older, 5), None);
     }
 
     #[test]

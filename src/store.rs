@@ -87,6 +87,8 @@ pub(crate) struct Fetch {
     pub target: String,
     /// Only messages with a larger id.
     pub since_id: u64,
+    /// Only messages with a smaller id: a page of older history.
+    pub before_id: Option<u64>,
     /// Most messages returned.
     pub limit: usize,
     /// The newest `limit` messages after `since_id` instead of the oldest.
@@ -1999,13 +2001,21 @@ impl State {
             return Slice::default();
         };
         let head_id = c.messages.back().map_or(0, |m| m.id);
-        let start = c.messages.partition_point(|m| m.id <= q.since_id);
+        let end = q.before_id.map_or(c.messages.len(), |id| {
+            c.messages.partition_point(|m| m.id < id)
+        });
+        let start = c.messages.partition_point(|m| m.id <= q.since_id).min(end);
         let start = if q.newest {
-            start.max(c.messages.len().saturating_sub(q.limit))
+            start.max(end.saturating_sub(q.limit))
         } else {
             start
         };
-        let entries: Vec<Entry> = c.messages.range(start..).take(q.limit).copied().collect();
+        let entries: Vec<Entry> = c
+            .messages
+            .range(start..end)
+            .take(q.limit)
+            .copied()
+            .collect();
         let more = entries.last().is_some_and(|m| m.id < head_id);
         let mut slice = Slice {
             entries,
@@ -2919,6 +2929,7 @@ mod tests {
             let query = Fetch {
                 target: "a".into(),
                 since_id: 0,
+                before_id: None,
                 limit: 10,
                 newest: true,
                 reader: None,
@@ -3014,6 +3025,7 @@ mod tests {
                 let q = Fetch {
                     target: "a".into(),
                     since_id: head,
+                    before_id: None,
                     limit: 10,
                     ..Fetch::default()
                 };
@@ -3092,6 +3104,7 @@ mod tests {
             let q = Fetch {
                 target: target.into(),
                 since_id,
+                before_id: None,
                 limit,
                 newest,
                 reader: None,
@@ -3148,6 +3161,27 @@ mod tests {
             "the newest message always comes"
         );
         assert_eq!(fetch("nowhere", 0, 10, false, None), (vec![], 0, false));
+
+        // Older history: the page before an id, newest or oldest part, within `since_id`.
+        let before = |since_id, before_id, limit, newest| {
+            let q = Fetch {
+                target: "a".into(),
+                since_id,
+                before_id: Some(before_id),
+                limit,
+                newest,
+                ..Fetch::default()
+            };
+            let page = store.fetch(&q, None);
+            (ids(&page.messages), page.head_id, page.more)
+        };
+        assert_eq!(before(0, a[7], 3, true), (a[4..7].to_vec(), head, true));
+        assert_eq!(before(0, a[7], 3, false), (a[..3].to_vec(), head, true));
+        assert_eq!(before(0, a[2], 5, true), (a[..2].to_vec(), head, true));
+        assert_eq!(before(a[3], a[7], 9, true), (a[4..7].to_vec(), head, true));
+        assert_eq!(before(a[5], a[4], 9, true), (vec![], head, false));
+        assert_eq!(before(0, a[0], 9, true), (vec![], head, false));
+        assert_eq!(before(0, head + 1, 2, true), (a[8..].to_vec(), head, false));
 
         // A reader's position stands in for `since_id` and moves past each page.
         let read = |limit| {

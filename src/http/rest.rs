@@ -62,9 +62,16 @@ pub(crate) fn list_messages(app: &App, rq: &Incoming, caller: &Caller) -> Result
             "wait needs since_id (the id to wait beyond) or reader".into(),
         ));
     }
+    let before_id = rq.number_param("before_id")?;
+    if before_id.is_some() && (reader.is_some() || wait > 0.0) {
+        return Err(Error::BadRequest(
+            "before_id reads older history: it takes neither reader nor wait".into(),
+        ));
+    }
     let query = Fetch {
         target,
         since_id: since_id.unwrap_or(0),
+        before_id,
         limit,
         // Without since_id the newest page is the original's answer; with it, or for a
         // reader catching up, the oldest.

@@ -378,6 +378,7 @@ fn fetch_messages(
     let query = Fetch {
         target,
         since_id,
+        before_id: None,
         limit,
         newest: boolean(args, "newest")?.unwrap_or(false),
         reader,

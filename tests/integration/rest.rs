@@ -400,6 +400,44 @@ fn pages_carry_head_id_and_more_and_newest_picks_the_end_after_since_id() {
 }
 
 #[test]
+fn before_id_pages_back_through_older_history_in_a_file_store() {
+    let relay = Relay::start();
+    for i in 1..=7 {
+        relay.post("proj-x", "s", &format!("m{i}"));
+        relay.post("other", "s", "between");
+    }
+    let page = |query: &str| {
+        let v = get(&relay.url(&format!("/api/messages?target=proj-x&{query}"))).json();
+        let texts: Vec<String> = v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["text"].as_str().unwrap().to_string())
+            .collect();
+        (texts, v["messages"][0]["id"].as_u64())
+    };
+    // The web page's walk: the latest page, then the page before its first id, and on.
+    let (latest, mut first) = page("limit=3");
+    assert_eq!(latest, ["m5", "m6", "m7"]);
+    let mut walked = latest;
+    while let Some(id) = first {
+        let (older, next) = page(&format!("limit=3&before_id={id}"));
+        assert!(older.len() <= 3, "{older:?}");
+        walked.splice(0..0, older);
+        first = next;
+    }
+    assert_eq!(walked, ["m1", "m2", "m3", "m4", "m5", "m6", "m7"]);
+    assert_eq!(page("before_id=7&newest=0&limit=2").0, ["m1", "m2"]);
+    for refused in ["before_id=5&reader=codex", "before_id=5&since_id=1&wait=1"] {
+        let answer = get(&relay.url(&format!("/api/messages?target=proj-x&{refused}")));
+        assert_eq!(answer.status, 400, "{refused}");
+        assert!(answer.body.contains("before_id"), "{}", answer.body);
+    }
+    let bad = get(&relay.url("/api/messages?target=proj-x&before_id=soon"));
+    assert_eq!(bad.status, 400);
+}
+
+#[test]
 fn names_with_invisible_format_characters_are_refused() {
     let relay = Relay::memory();
     for (target, sender) in [
