@@ -91,6 +91,7 @@ const ASSETS: &[(&str, Asset)] = &[
     embed!("/assets/app/footer.js", "app/footer.js", JS),
     embed!("/assets/app/live.js", "app/live.js", JS),
     embed!("/assets/app/markdown.js", "app/markdown.js", JS),
+    embed!("/assets/app/older.js", "app/older.js", JS),
     embed!("/assets/app/presence.js", "app/presence.js", JS),
     embed!("/assets/app/replies.js", "app/replies.js", JS),
     embed!("/assets/app/search.js", "app/search.js", JS),

@@ -14,6 +14,8 @@ export const el = {
   messages: byId("messages"),
   empty: byId("empty"),
   notice: byId("notice"),
+  noticeText: byId("notice-text"),
+  older: byId("older"),
   jump: byId("jump"),
   composer: byId("composer"),
   sender: byId("sender"),

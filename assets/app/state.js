@@ -11,6 +11,7 @@ export const state = {
   channel: null,
   accepted: false, // the relay answered a page of the current channel, so its name is valid
   lastId: 0, // newest message id the page has for the current channel; the stream goes on after it
+  pagedFrom: 0, // first id of the pages loaded whole (the latest and older ones); older load before it
   shown: new Map(), // id -> message, for every message drawn (deleted ones too), so a replayed
   // event is never drawn twice and a reset history (an id now naming another message) is noticed
   expanded: new Set(), // ids the reader expanded; survives re-renders and channel switches

@@ -11,11 +11,10 @@
 import { setChannels } from "./channels.js";
 import { el } from "./dom.js";
 import { setLive } from "./live.js";
+import { offerOlder, PAGE_LIMIT } from "./older.js";
 import { state } from "./state.js";
 import { addMessages, clearTimeline, forgetMessages, removeDeleted } from "./timeline.js";
 import { call } from "./token.js";
-
-export const PAGE_LIMIT = 200;
 
 function sameMessage(a, b) {
   return a.target === b.target && a.sender === b.sender && a.text === b.text && a.ts === b.ts;
@@ -55,6 +54,7 @@ async function loadLatest(gen) {
     });
     forgetMessages(gone);
     addMessages(list);
+    if (!full) offerOlder(false, 0);
     if (!el.messages.firstElementChild) showEmpty();
   }
   state.lastId = head;
@@ -64,10 +64,7 @@ async function loadLatest(gen) {
 function drawPage(list) {
   clearTimeline();
   addMessages(list, { initial: true, forceBottom: true });
-  if (list.length >= PAGE_LIMIT) {
-    el.notice.textContent = "Showing the latest " + PAGE_LIMIT + " messages of " + state.channel + ".";
-    el.notice.hidden = false;
-  }
+  offerOlder(list.length >= PAGE_LIMIT, list.length ? list[0].id : 0);
   if (!list.length) showEmpty();
 }
 

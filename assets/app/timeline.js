@@ -102,8 +102,12 @@ export function addMessages(list, opts) {
   if (!fresh.length) return;
   // Events arrive in id order; should one ever be older than what is shown, put it in place.
   const firstId = Number(fresh[0].getAttribute("data-id"));
+  const lastId = Number(fresh[fresh.length - 1].getAttribute("data-id"));
+  const first = el.messages.firstElementChild;
   const last = el.messages.lastElementChild;
-  if (last && Number(last.getAttribute("data-id")) > firstId) {
+  if (first && Number(first.getAttribute("data-id")) > lastId) {
+    el.messages.insertBefore(frag, first); // a page of older history
+  } else if (last && Number(last.getAttribute("data-id")) > firstId) {
     fresh.forEach(insertInOrder);
   } else {
     el.messages.appendChild(frag);

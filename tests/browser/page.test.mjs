@@ -689,6 +689,41 @@ test("a first load that fails once is retried as a first load: the latest page, 
   }
 });
 
+test("Load older messages walks back to the channel's first message, keeping the reader's place", async () => {
+  const channel = `history-${Date.now()}`;
+  const posted = [];
+  for (let i = 0; i < 450; i++) {
+    posted.push((await postMessage(relay.url, channel, "claude", `history ${i}`)).id);
+    if (i % 50 === 0) await postMessage(relay.url, "elsewhere", "codex", "between");
+  }
+  const { context, page, seen } = await open(relay.url, channel);
+  try {
+    await page.waitForSelector(`#m${posted[449]}`);
+    assert.deepEqual(await shownIds(page), posted.slice(250), "opens at the latest page");
+    assert.match(await page.textContent("#notice"), /latest 200 messages/);
+    // The reader scrolls to the top and asks for more: the card they were reading stays put.
+    await page.$eval("#scroller", (s) => { s.scrollTop = 0; });
+    const top = () => page.$eval(`#m${posted[250]}`, (e) => Math.round(e.getBoundingClientRect().top));
+    const before = await top();
+    await page.click("#older");
+    await page.waitForSelector(`#m${posted[50]}`);
+    assert.equal(await top(), before, "the first card stays where it was on screen");
+    assert.deepEqual(await shownIds(page), posted.slice(50), "the page before the first, in order");
+    assert.match(await page.textContent("#notice"), /latest 400 messages/);
+    await page.click("#older");
+    await page.waitForSelector(`#m${posted[0]}`);
+    assert.deepEqual(await shownIds(page), posted, "every message once, in order");
+    assert.ok(await page.isHidden("#notice"), "nothing older is offered at the start");
+    // A new message still arrives at the end.
+    const fresh = await postMessage(relay.url, channel, "codex", "after the walk");
+    await page.waitForSelector(`#m${fresh.id}`);
+    assertQuiet(seen);
+    assertStayedHome(seen, relay.url);
+  } finally {
+    await context.close();
+  }
+});
+
 test("the composer keeps the channel chosen in To when it is deleted", async () => {
   const stamp = Date.now();
   const chosen = `zz-chosen-${stamp}`;
