@@ -62,6 +62,12 @@ pub(crate) fn list_messages(app: &App, rq: &Incoming, caller: &Caller) -> Result
             "wait needs since_id (the id to wait beyond) or reader".into(),
         ));
     }
+    if rq.method == "HEAD" && (reader.is_some() || wait > 0.0) {
+        return Err(Error::BadRequest(
+            "HEAD takes neither reader nor wait: it must not move a reader or hold a request"
+                .into(),
+        ));
+    }
     let before_id = rq.number_param("before_id")?;
     if before_id.is_some() && (reader.is_some() || wait > 0.0) {
         return Err(Error::BadRequest(

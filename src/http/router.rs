@@ -86,10 +86,10 @@ pub(crate) fn route(app: &Arc<App>, rq: &mut Incoming, caller: &Caller) -> Resul
     match (method, path) {
         ("GET" | "HEAD", "/healthz") => Ok(Reply::text(200, "ok")),
         (_, "/healthz") => not_allowed("GET, HEAD"),
-        ("GET", "/api/messages") => rest::list_messages(app, rq, caller)
+        ("GET" | "HEAD", "/api/messages") => rest::list_messages(app, rq, caller)
             .map(|page| page.with_header("X-Relay-Instance", app.instance.clone())),
         ("POST", "/api/messages") => rest::post_message(app, rq, caller),
-        (_, "/api/messages") => not_allowed("GET, POST"),
+        (_, "/api/messages") => not_allowed("GET, HEAD, POST"),
         ("GET" | "HEAD", "/api/channels") => rest::channels(app, rq),
         (_, "/api/channels") => not_allowed("GET, HEAD"),
         ("GET" | "HEAD", "/api/unread") => rest::unread(app, rq, caller),

@@ -295,12 +295,14 @@ fn write(request: Request, reply: Reply) {
             head.push_str("\r\n");
             // The library's writer passes each write to the socket in 1 KiB pieces; a page goes
             // out in larger ones. Event writers flush after every event, which passes through.
+            // A HEAD request gets the headers a GET would, and no body.
+            let head_only = *request.method() == tiny_http::Method::Head;
             let mut writer =
                 std::io::BufWriter::with_capacity(STREAM_BUFFER, request.into_writer());
             let outcome = writer
                 .write_all(head.as_bytes())
                 .and_then(|_| writer.flush())
-                .and_then(|_| body(&mut writer))
+                .and_then(|_| if head_only { Ok(()) } else { body(&mut writer) })
                 .and_then(|_| writer.flush());
             if let Err(e) = outcome {
                 log::debug!("stream ended: {e}");

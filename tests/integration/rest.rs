@@ -240,7 +240,7 @@ fn wrong_methods_get_405_with_allow_and_unknown_paths_404() {
     let relay = Relay::memory();
     let r = delete(&relay.url("/api/messages"), &[]);
     assert_eq!(r.status, 405);
-    assert_eq!(r.header("allow"), Some("GET, POST"));
+    assert_eq!(r.header("allow"), Some("GET, HEAD, POST"));
     let r = post_raw(&relay.url("/healthz"), &[], b"");
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("GET, HEAD"));
@@ -251,6 +251,8 @@ fn wrong_methods_get_405_with_allow_and_unknown_paths_404() {
         "/api/unread?reader=r",
         "/api/channels",
         "/healthz",
+        "/api/messages?target=t",
+        "/api/messages?target=t&since_id=0&limit=1",
     ] {
         let got = get(&relay.url(path));
         let head = raw(
@@ -267,6 +269,26 @@ fn wrong_methods_get_405_with_allow_and_unknown_paths_404() {
             "{path}"
         );
     }
+    // A page large enough to be streamed as it is written is not written to HEAD either.
+    let long = "x".repeat(600 * 1024);
+    relay.post("long", "s", &long);
+    relay.post("long", "s", &long);
+    let head = raw(
+        relay.addr(),
+        b"HEAD /api/messages?target=long HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!((head.status, head.body.len()), (200, 0));
+    // HEAD is safe: it neither moves a reader nor waits.
+    for query in ["reader=r", "since_id=1&wait=5"] {
+        let head = raw(
+            relay.addr(),
+            format!("HEAD /api/messages?target=t&{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        );
+        assert_eq!(head.status, 400, "{query}");
+    }
+    let unread = get_json(&relay.url("/api/unread?reader=r"));
+    assert_eq!(unread["total"], 3, "no HEAD moved the reader: {unread}");
     let r = post_raw(
         &relay.url("/sse"),
         &[("Content-Type", "application/json")],
