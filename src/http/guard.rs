@@ -1,7 +1,8 @@
 //! The checks every request passes before routing: `Host` must be one well-formed header naming
 //! this relay (loopback or an `allowed_hosts` entry) against DNS rebinding, a browser `Origin`
 //! must be one of those too, a cross-site request without `Origin` may not open a stream or an
-//! MCP exchange, and when tokens are configured the bearer token decides who the caller is.
+//! MCP exchange or move a reader, and when tokens are configured the bearer token decides who
+//! the caller is.
 
 use std::net::IpAddr;
 
@@ -33,6 +34,12 @@ impl Caller {
 /// Routes that open an event stream or an MCP exchange: a browser must say where it comes from.
 const CROSS_SITE_GUARDED: [&str; 3] = ["/sse", "/mcp", "/api/stream"];
 
+/// A page read with `reader` moves that reader past what it returns: an `<img>` on any site
+/// could otherwise mark an agent's messages as read.
+fn moves_a_reader(rq: &Incoming) -> bool {
+    rq.path == "/api/messages" && rq.param("reader").is_some()
+}
+
 const LOOPBACK: [&str; 3] = ["127.0.0.1", "localhost", "[::1]"];
 
 /// Runs every check in order: Host (400 when missing on HTTP/1.1, repeated or malformed; 421
@@ -63,14 +70,14 @@ pub(crate) fn check(config: &Config, rq: &Incoming) -> Result<Caller, Error> {
                 "Origin {origin:?} is not allowed"
             )));
         }
-    } else if CROSS_SITE_GUARDED.contains(&rq.path.as_str())
+    } else if (CROSS_SITE_GUARDED.contains(&rq.path.as_str()) || moves_a_reader(rq))
         && rq
             .header("sec-fetch-site")
             .is_some_and(|site| site.trim().eq_ignore_ascii_case("cross-site"))
     {
         // A no-cors request from another site carries no Origin but still reaches us.
         return Err(Error::Forbidden(
-            "cross-site requests may not open streams or MCP sessions".into(),
+            "cross-site requests may not open streams or MCP sessions, or move a reader".into(),
         ));
     }
     Ok(Caller {

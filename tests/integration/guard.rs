@@ -301,13 +301,15 @@ fn missing_repeated_or_malformed_hosts_are_400() {
 }
 
 #[test]
-fn cross_site_requests_without_origin_cannot_open_streams_or_mcp() {
+fn cross_site_requests_without_origin_cannot_open_streams_or_mcp_or_move_a_reader() {
     let relay = Relay::memory();
+    relay.post("t", "s", "still unread");
     let host = format!("Host: 127.0.0.1:{}\r\n", relay.addr().port());
     for (method, path) in [
         ("GET", "/sse"),
         ("POST", "/mcp"),
         ("GET", "/api/stream?target=t"),
+        ("GET", "/api/messages?target=t&reader=codex"),
     ] {
         let r = request(
             &relay,
@@ -324,6 +326,15 @@ fn cross_site_requests_without_origin_cannot_open_streams_or_mcp() {
         &format!("{host}Sec-Fetch-Site: cross-site\r\n"),
     );
     assert_eq!(same.status, 200, "plain reads are not streams");
+    let page = request(
+        &relay,
+        "GET",
+        "/api/messages?target=t",
+        &format!("{host}Sec-Fetch-Site: cross-site\r\n"),
+    );
+    assert_eq!(page.status, 200, "nor is a page read without a reader");
+    let unread = get_json(&relay.url("/api/unread?reader=codex"));
+    assert_eq!(unread["total"], 1, "{unread}");
 }
 
 #[test]
