@@ -176,7 +176,8 @@ fn decode(request: &Request) -> Result<Incoming, Error> {
         })
         .collect();
     Ok(Incoming {
-        method: request.method().as_str().to_ascii_uppercase(),
+        // Methods are case-sensitive (RFC 9110 §9.1): `delete` is not DELETE.
+        method: request.method().as_str().to_string(),
         http_version: (request.http_version().0, request.http_version().1),
         peer: request.remote_addr().map(|a| a.ip()),
         path,

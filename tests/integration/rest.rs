@@ -278,6 +278,23 @@ fn wrong_methods_get_405_with_allow_and_unknown_paths_404() {
         b"HEAD /api/messages?target=long HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
     );
     assert_eq!((head.status, head.body.len()), (200, 0));
+    // Methods are case-sensitive: `delete` and `post` are not DELETE and POST.
+    let doomed = relay.post("keep", "s", "not deleted by a lower-case method");
+    for request in [
+        format!("delete /api/messages/{doomed} HTTP/1.1\r\n"),
+        "delete /api/channels/keep HTTP/1.1\r\n".to_string(),
+        "post /api/messages HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 40\r\n"
+            .to_string(),
+    ] {
+        let body = r#"{"target":"keep","sender":"s","text":"x"}"#;
+        let answer = raw(
+            relay.addr(),
+            format!("{request}Host: 127.0.0.1\r\nConnection: close\r\n\r\n{body}").as_bytes(),
+        );
+        assert_eq!(answer.status, 405, "{request}");
+    }
+    let kept = get_json(&relay.url("/api/messages?target=keep"));
+    assert_eq!(kept["messages"].as_array().map(Vec::len), Some(1), "{kept}");
     // HEAD is safe: it neither moves a reader nor waits.
     for query in ["reader=r", "since_id=1&wait=5"] {
         let head = raw(
@@ -288,7 +305,14 @@ fn wrong_methods_get_405_with_allow_and_unknown_paths_404() {
         assert_eq!(head.status, 400, "{query}");
     }
     let unread = get_json(&relay.url("/api/unread?reader=r"));
-    assert_eq!(unread["total"], 3, "no HEAD moved the reader: {unread}");
+    let on_t = unread["channels"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["target"] == "t"));
+    assert_eq!(
+        on_t.map(|c| &c["position"]),
+        Some(&json!(0)),
+        "no HEAD moved the reader: {unread}"
+    );
     let r = post_raw(
         &relay.url("/sse"),
         &[("Content-Type", "application/json")],
