@@ -286,23 +286,15 @@ pub(crate) fn with_error_headers(reply: Reply, e: &Error) -> Reply {
     }
 }
 
-/// A request target fit for a log: the value of every `token` query parameter is replaced.
-pub(crate) fn redact_tokens(target: &str) -> String {
-    let Some((path, query)) = target.split_once('?') else {
-        return target.to_string();
-    };
-    let pairs: Vec<String> = query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((key, _)) if key.eq_ignore_ascii_case("token") => format!("{key}=[redacted]"),
-            _ => pair.to_string(),
-        })
-        .collect();
-    format!("{path}?{}", pairs.join("&"))
-}
-
 /// Splits a request target into its path and its percent-decoded query pairs.
 pub(crate) fn split_target(target: &str) -> Result<(String, Vec<(String, String)>), Error> {
+    // A control character or a space cannot be in a target (RFC 9112 §3.2); sent escaped, it
+    // can.
+    if target.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(Error::BadRequest(
+            "the request target holds a control character; escape it as %XX".into(),
+        ));
+    }
     let (raw_path, raw_query) = target.split_once('?').unwrap_or((target, ""));
     let path = percent_decode(raw_path, false)?;
     let mut query = Vec::new();

@@ -430,9 +430,8 @@ pub(crate) fn delete_message(
     id: &str,
 ) -> Result<Reply, Error> {
     may_delete(app, rq, caller)?;
-    let id = id
-        .parse::<u64>()
-        .map_err(|_| Error::BadRequest(format!("{id:?} is not a message id")))?;
+    let id = crate::fields::whole_number(id)
+        .ok_or_else(|| Error::BadRequest(format!("{id:?} is not a message id")))?;
     let m = app.store.delete_message(id)?;
     Ok(Reply::json(
         200,

@@ -9,7 +9,7 @@
 use crate::app::App;
 use crate::config::Config;
 use crate::error::Error;
-use crate::http::exchange::{redact_tokens, split_target, ClientWatch, Headers, Incoming, Reply};
+use crate::http::exchange::{split_target, ClientWatch, Headers, Incoming, Reply};
 use crate::http::router;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io::{ErrorKind, Read, Write};
@@ -141,9 +141,15 @@ fn answer(app: &Arc<App>, request: &mut Request) -> Reply {
     let mut rq = match decode(request) {
         Ok(rq) => rq,
         Err(e) => {
+            // The path as sent, without the query that could not be read: an MCP endpoint
+            // still answers in JSON-RPC.
+            let url = request.url();
             let raw = Incoming {
                 method: request.method().as_str().to_string(),
-                path: redact_tokens(request.url()),
+                path: url
+                    .split_once('?')
+                    .map_or(url, |(path, _)| path)
+                    .to_string(),
                 ..Incoming::default()
             };
             return router::failure(&raw, e);

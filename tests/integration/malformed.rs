@@ -166,6 +166,8 @@ fn table(relay: &Relay) -> Vec<Row> {
         ("NUL in target".into(), request("GET", "/api/messages?target=a%00b", &[], b""), 400, Then::Nothing),
         ("bad percent-escape".into(), request("GET", "/api/messages?target=%ZZ", &[], b""), 400, Then::Nothing),
         ("escape that is not UTF-8".into(), request("GET", "/api/messages?target=%FF", &[], b""), 400, Then::Nothing),
+        ("a control character in the request target".into(), b"GET /healthz\x01 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".to_vec(), 400, Then::Nothing),
+        ("a message id with a sign".into(), request("DELETE", "/api/messages/+1", &[], b""), 400, Then::Nothing),
         ("overlong target in query".into(), request("GET", &format!("/api/messages?target={long}"), &[], b""), 400, Then::Nothing),
         // the event stream
         ("stream without target".into(), request("GET", "/api/stream", &[], b""), 400, Then::Nothing),
@@ -195,6 +197,7 @@ fn table(relay: &Relay) -> Vec<Row> {
         // MCP over Streamable HTTP
         ("MCP without Content-Type".into(), request("POST", "/mcp", &[], &rpc(json!(1), "ping", json!({}))), 415, Then::Nothing),
         ("MCP as text/plain".into(), request("POST", "/mcp", &[("Content-Type", "text/plain")], &rpc(json!(1), "ping", json!({}))), 415, Then::Nothing),
+        ("MCP with a bad percent-escape in its query".into(), json_post("/mcp?x=%zz", &session, &rpc(json!(1), "ping", json!({}))), 400, Then::Rpc(-32600)),
         ("MCP invalid JSON".into(), json_post("/mcp", &session, b"{oops"), 400, Then::Rpc(-32700)),
         ("MCP empty body".into(), json_post("/mcp", &session, b""), 400, Then::Rpc(-32700)),
         ("MCP nesting 100,000 deep".into(), json_post("/mcp", &session, &nested(100_000)), 400, Then::Rpc(-32700)),
