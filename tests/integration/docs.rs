@@ -1,7 +1,10 @@
 //! The documentation's commands run as written: `scripts/docs-recipes.sh` takes the README's
 //! quick start and every shell command of docs/unattended.md, runs them against the relay
-//! binary with a fake `codex` on PATH, and checks each does what the text says.
+//! binary with a fake `codex` on PATH, and checks each does what the text says. The client
+//! guides name every tool the relay serves.
 
+use crate::common::*;
+use serde_json::json;
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -55,4 +58,31 @@ fn the_readme_quick_start_and_the_unattended_recipes_run_as_written() {
         stdout.contains("docs-recipes: all ") && stdout.contains("commands ran as written"),
         "{stdout}"
     );
+}
+
+#[test]
+fn each_client_guide_names_every_tool_the_relay_serves() {
+    let relay = Relay::memory();
+    let mut mcp = Mcp::connect(&relay, "2025-06-18");
+    let tools = mcp.request("tools/list", json!({}))["result"]["tools"].clone();
+    let names: Vec<String> = tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(names.len() >= 4, "{names:?}");
+    for guide in ["claude.md", "codex.md", "gemini.md"] {
+        let path = format!("{}/docs/{guide}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        for name in &names {
+            assert!(
+                text.contains(&format!("`{name}`")),
+                "{guide} never names {name}"
+            );
+        }
+        for count in ["two tools", "three tools", "five tools"] {
+            assert!(!text.contains(count), "{guide} says {count}");
+        }
+    }
 }
