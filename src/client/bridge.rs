@@ -213,6 +213,12 @@ fn forward(message: &Value, id: Option<Value>, method: &str, upstream: &Upstream
         (Err(Failure::Refused(error)), None) => {
             note(&format!("{method} refused: {}", error["message"]));
         }
+        // The tools are this build's, fixed for the session (`listChanged` is false): a client
+        // that lists them once, before the relay is up, must still get them all.
+        (Err(Failure::Down(why)), Some(id)) if method == "tools/list" => {
+            note(&format!("{why}; listing the tools without the relay"));
+            out.send(&json!({"jsonrpc": "2.0", "id": id, "result": crate::mcp::tools::list()}));
+        }
         (Err(Failure::Down(why)), Some(id)) if method == "tools/call" => {
             note(&why);
             let text = format!("The relay is unreachable right now ({why}); nothing was done. Try again in a moment.");
