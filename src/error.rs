@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::io;
+use std::path::Path;
 
 /// Everything that can go wrong in the relay.
 #[derive(Debug)]
@@ -115,5 +116,43 @@ impl std::error::Error for Error {}
 impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {
         Error::Io(e)
+    }
+}
+
+/// Why a folder on the way to `path` could not be made, for a start-up message: a part of the
+/// path that is a file names itself ("File exists" alone does not say which part), else the
+/// system's reason stands.
+pub fn folder_failure(path: &Path, e: &io::Error) -> String {
+    let in_the_way = path
+        .ancestors()
+        .skip(1)
+        .find(|part| part.exists())
+        .filter(|part| !part.is_dir());
+    match in_the_way {
+        Some(file) => format!("{} is a file, not a folder", file.display()),
+        None => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_dir::TempDir;
+
+    #[test]
+    fn a_file_in_the_way_of_a_folder_is_named() {
+        let dir = TempDir::new();
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let file = dir.0.join("afile");
+        std::fs::write(&file, "").unwrap();
+        let wanted = file.join("sub/x.log");
+        let e = std::fs::create_dir_all(wanted.parent().unwrap()).unwrap_err();
+        assert_eq!(
+            folder_failure(&wanted, &e),
+            format!("{} is a file, not a folder", file.display())
+        );
+        let elsewhere = dir.0.join("fine/x.log");
+        let other = io::Error::other("no room");
+        assert_eq!(folder_failure(&elsewhere, &other), "no room");
     }
 }

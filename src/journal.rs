@@ -311,7 +311,17 @@ impl Relocation {
 impl Journal {
     /// Opens (creating) the journal in `dir`, takes the directory's lock and replays it.
     pub(crate) fn open(dir: &Path, fsync: Fsync) -> Result<(Journal, Replay), Error> {
-        fs::create_dir_all(dir).map_err(|e| io_context("cannot create", dir, e))?;
+        fs::create_dir_all(dir).map_err(|e| Error::Config {
+            source: std::path::absolute(dir)
+                .unwrap_or_else(|_| dir.to_path_buf())
+                .display()
+                .to_string(),
+            key: "data_dir".into(),
+            message: format!(
+                "cannot create the folder: {}",
+                crate::error::folder_failure(&dir.join("messages.jsonl"), &e)
+            ),
+        })?;
         let lock = lock_dir(dir)?;
         let path = dir.join(JOURNAL_FILE);
         let existed = path.exists();
@@ -765,6 +775,7 @@ fn replay(path: &Path, file: &File) -> Result<(Replay, u64), Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let now = now();
     let progress = match checkpoint::load(dir, file, size, now) {
+        Ok(Some(progress)) if size == 0 => progress,
         Ok(Some(progress)) => {
             log::info!(
                 "{}: starting from the checkpoint of its first {} bytes ({} messages); \

@@ -112,6 +112,9 @@ pub struct Running {
 
 /// Opens the store (replaying the journal), binds the listener and starts serving.
 pub fn start(mut config: Config) -> Result<Running, Error> {
+    // Bound first: a port that is taken or a host that names nothing stops start-up before a
+    // folder is made or a journal read.
+    let listener = bind(&config.bind_address())?;
     open_files::fit(&mut config, open_files::raise());
     let logs = Logs::open(&config)?;
     let limits = Limits {
@@ -144,7 +147,6 @@ pub fn start(mut config: Config) -> Result<Running, Error> {
     let logs = Arc::new(logs);
     let archive = Arc::clone(&logs);
     store.on_record(Box::new(move |batch| archive.posted(batch)));
-    let listener = bind(&config.bind_address())?;
     let addr = listener.local_addr()?;
     let handle = listener.try_clone()?;
     let app = Arc::new(App {
@@ -250,6 +252,10 @@ impl Running {
         self.app.begin_stopping();
         self.app.store.close();
         self.app.sessions.end_all();
+        // Told first, the accept loop takes the closed listener's error for the stop it is.
+        if let Some(http) = &self.http {
+            http.stop_accepting();
+        }
         self.close_listener();
         drop(self.http.take());
         self.app.logs.flush();

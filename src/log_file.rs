@@ -87,13 +87,18 @@ impl LogFile {
         backups: usize,
         writes: Writes,
     ) -> Result<LogFile, Error> {
+        // Named absolute: a relative path does not say where it was looked for.
         let bad = |e: &dyn std::fmt::Display| Error::Config {
-            source: path.display().to_string(),
+            source: std::path::absolute(path)
+                .unwrap_or_else(|_| path.to_path_buf())
+                .display()
+                .to_string(),
             key: key.to_string(),
             message: format!("cannot write the log file: {e}"),
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| bad(&e))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| bad(&crate::error::folder_failure(path, &e)))?;
         }
         // Opening for append here, not at the first line, is what turns an unwritable folder
         // into a start-up error instead of every later line being lost.

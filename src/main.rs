@@ -165,12 +165,8 @@ fn serve(args: &[String], env: &BTreeMap<String, String>) -> ExitCode {
         eprintln!("claude-codex-relay: cannot start logging: {e}");
     }
     let loopback = ["127.0.0.1", "localhost", "::1", "[::1]"].contains(&config.host.as_str());
-    if !loopback && config.auth_token.is_none() && config.agents.is_empty() {
-        log::warn!(
-            "listening on {} without a token: anyone who can reach it can read and post; set auth_token",
-            config.host
-        );
-    }
+    let open_to_all = !loopback && config.auth_token.is_none() && config.agents.is_empty();
+    let host = config.host.clone();
     let data = match config.store {
         StoreKind::File => absolute(&config.data_dir.join("messages.jsonl")),
         StoreKind::Memory => "memory only".into(),
@@ -206,6 +202,11 @@ fn serve(args: &[String], env: &BTreeMap<String, String>) -> ExitCode {
             });
         }
     };
+    if open_to_all {
+        log::warn!(
+            "listening on {host} without a token: anyone who can reach it can read and post; set auth_token",
+        );
+    }
     let addr = running.addr();
     let (url, bound) = if addr.ip().is_unspecified() {
         // 0.0.0.0 (or ::) is where it listens, not an address a client can use: name the
@@ -262,7 +263,10 @@ fn absolute(path: &Path) -> String {
 /// address. Returns the file written.
 fn prepare_addr_file(path: &Path, url: &str) -> std::io::Result<PathBuf> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            let why = claude_codex_relay::error::folder_failure(path, &e);
+            std::io::Error::new(e.kind(), why)
+        })?;
     }
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");

@@ -24,20 +24,17 @@ use tiny_http::{Header, Request, Response};
 /// then fail every time no client came for that long. Idle connections are closed by the
 /// connection limits (`limits`) instead.
 pub(crate) fn bind(address: &str) -> Result<TcpListener, Error> {
+    // A host that names no address is a setting to correct, not a failure to start.
+    let unresolved = |why: String| Error::Config {
+        source: address.to_string(),
+        key: "host".into(),
+        message: why,
+    };
     let addr: SocketAddr = address
         .to_socket_addrs()
-        .map_err(|e| {
-            Error::Io(std::io::Error::new(
-                e.kind(),
-                format!("cannot resolve {address}: {e}"),
-            ))
-        })?
+        .map_err(|e| unresolved(format!("cannot resolve it: {e}")))?
         .next()
-        .ok_or_else(|| {
-            Error::Io(std::io::Error::other(format!(
-                "{address} resolves to nothing"
-            )))
-        })?;
+        .ok_or_else(|| unresolved("it resolves to no address".into()))?;
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_tcp_nodelay(true)?;

@@ -106,21 +106,70 @@ fn the_start_line_shows_absolute_paths_and_a_usable_address_for_0_0_0_0() {
 }
 
 #[test]
-fn a_port_in_use_suggests_another_port_and_a_running_relay() {
+fn a_port_in_use_suggests_another_port_and_a_running_relay_and_leaves_no_folders() {
     let relay = Relay::memory();
     let dir = TempDir::new("cli-in-use");
     let port = relay.addr().port().to_string();
+    for store in ["memory", "file"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+            .args(["--port", &port, "--store", store])
+            .current_dir(&dir.0)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--port") && err.contains("already running"),
+            "{err}"
+        );
+        let made: Vec<_> = std::fs::read_dir(&dir.0).unwrap().collect();
+        assert!(made.is_empty(), "a relay that never listened made {made:?}");
+    }
+}
+
+#[test]
+fn a_host_that_names_nothing_is_a_configuration_error_with_no_warning_that_it_listens() {
+    let dir = TempDir::new("cli-bad-host");
     let out = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
-        .args(["--port", &port, "--store", "memory"])
+        .args(["--port", "0", "--host", "999.1.1.1"])
         .current_dir(&dir.0)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("--port") && err.contains("already running"),
-        "{err}"
-    );
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("999.1.1.1") && err.contains("host"), "{err}");
+    assert!(!err.contains("listening on"), "{err}");
+}
+
+#[test]
+fn a_file_where_a_folder_must_be_is_named_with_the_path_made_absolute() {
+    let dir = TempDir::new("cli-file-in-the-way");
+    std::fs::write(dir.path("afile"), "").unwrap();
+    for setting in [
+        "--log-path",
+        "--channel-log-path",
+        "--data-dir",
+        "--addr-file",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+            .args(["--port", "0", setting, "afile/inside/x"])
+            .current_dir(&dir.0)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{setting}: {err}");
+        assert!(
+            err.contains("afile is a file, not a folder"),
+            "{setting}: {err}"
+        );
+        if setting != "--addr-file" {
+            let absolute = dir.path("afile/inside/x");
+            assert!(
+                err.contains(&*absolute.to_string_lossy()),
+                "{setting}: {err}"
+            );
+        }
+    }
 }
 
 #[test]
