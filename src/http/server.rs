@@ -292,6 +292,10 @@ fn write(request: Request, reply: Reply) {
                 .chain([
                     ("X-Content-Type-Options", "nosniff"),
                     ("Connection", "close"),
+                    (
+                        "Date",
+                        &httpdate::fmt_http_date(std::time::SystemTime::now()),
+                    ),
                 ])
             {
                 head.push_str(&format!("{name}: {value}\r\n"));

@@ -278,6 +278,9 @@ fn wrong_methods_get_405_with_allow_and_unknown_paths_404() {
         b"HEAD /api/messages?target=long HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
     );
     assert_eq!((head.status, head.body.len()), (200, 0));
+    // Its head is written by the relay, with the Date every response carries.
+    let date = head.header("date").map(httpdate::parse_http_date);
+    assert!(matches!(date, Some(Ok(_))), "{:?}", head.header("date"));
     // Methods are case-sensitive: `delete` and `post` are not DELETE and POST.
     let doomed = relay.post("keep", "s", "not deleted by a lower-case method");
     for request in [
