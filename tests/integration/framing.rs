@@ -959,6 +959,52 @@ fn a_chunked_body_over_the_limit_gets_a_413_that_says_the_connection_closes() {
     assert!(!answers[0].says_close(), "{answers:#?}");
 }
 
+/// Sends `request`, then shuts down the sending side, as a client that has sent all it means
+/// to; returns what the server answered before closing (a reset counts as closing).
+fn sent_then_shut_down(addr: SocketAddr, request: &[u8]) -> Vec<Response> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    // A hang guard, not a measure: every exchange here ends with the server closing.
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(request).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    match s.read_to_end(&mut got) {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("the server neither answered nor closed: {e}"),
+    }
+    parse_responses(&got)
+}
+
+#[test]
+fn a_body_cut_short_is_400_and_nothing_is_stored() {
+    // A client that shuts down its sending side before its body is complete has sent a body
+    // shorter than it declared: that is not the body, and it is refused, never stored. The
+    // client can still read the answer.
+    let relay = Relay::memory();
+    let body = message("cut short");
+    let chunked = format!("{:x}\r\n{body}\r\n", body.len() + 10);
+    for (what, rq) in [
+        (
+            "a Content-Length over 1 KiB",
+            format!("{}{body}", post_head("Content-Length: 2000\r\n")),
+        ),
+        (
+            "chunks",
+            format!("{}{chunked}", post_head("Transfer-Encoding: chunked\r\n")),
+        ),
+    ] {
+        let answers = sent_then_shut_down(relay.addr(), rq.as_bytes());
+        assert_eq!(answers.len(), 1, "{what}: {answers:#?}");
+        let a = &answers[0];
+        assert_eq!(a.status, 400, "{what}: {a:#?}");
+        assert!(a.body.contains("cut short"), "{what}: {a:#?}");
+        assert!(a.says_close(), "{what}: {a:#?}");
+    }
+    assert_eq!(texts(&relay), Vec::<String>::new());
+    assert_eq!(get(&relay.url("/healthz")).body, "ok");
+}
+
 #[test]
 fn every_refusal_of_a_head_says_why_in_its_body() {
     let relay = Relay::with(|c| {

@@ -1,0 +1,65 @@
+//! How a request body that does not come as its head announced is met over a real connection.
+//! PATCH(body-cut-short): a body that ends before its `Content-Length` is an `UnexpectedEof`
+//! error for the application reading it, never a shorter body.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+use tiny_http::{Limits, Request, Response, Server};
+
+/// A hang guard, not a measure.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A server answering each request with `handler` on its connection's thread.
+fn serve(limits: Limits, handler: fn(Request)) -> (Server, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::serve(listener, limits, handler).unwrap();
+    (server, addr)
+}
+
+/// Answers with the body read, or the kind and text of the error that ended the reading.
+fn echo_body(mut rq: Request) {
+    let mut body = Vec::new();
+    let answer = match rq.as_reader().read_to_end(&mut body) {
+        Ok(_) => String::from_utf8_lossy(&body).into_owned(),
+        Err(e) => format!("{:?}: {}", e.kind(), e),
+    };
+    let _ = rq.respond(Response::from_string(answer));
+}
+
+/// Sends `request`, shuts down the sending side, and returns everything the server sent until
+/// it ended the connection.
+fn sent_then_shut_down(addr: SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(request).unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    match s.read_to_end(&mut got) {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("the server neither answered nor ended: {}", e),
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[test]
+fn a_long_body_cut_short_is_unexpected_eof_and_the_connection_closes() {
+    let (_server, addr) = serve(Limits::default(), echo_body);
+    let mut rq = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n".to_vec();
+    rq.extend_from_slice(&[b'a'; 70]);
+    let answer = sent_then_shut_down(addr, &rq);
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{}", answer);
+    assert!(answer.contains("\r\nConnection: close\r\n"), "{}", answer);
+    assert!(
+        answer.ends_with("\r\n\r\nUnexpectedEof: body cut short: 70 of its 2000 bytes arrived"),
+        "{}",
+        answer
+    );
+    // The whole body is the body.
+    let mut rq = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n".to_vec();
+    rq.extend_from_slice(&[b'a'; 2000]);
+    let answer = sent_then_shut_down(addr, &rq);
+    assert!(answer.ends_with(&"a".repeat(2000)), "{}", answer);
+}
