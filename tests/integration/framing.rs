@@ -990,6 +990,14 @@ fn a_body_cut_short_is_400_and_nothing_is_stored() {
             format!("{}{body}", post_head("Content-Length: 2000\r\n")),
         ),
         (
+            "a Content-Length of 1 KiB or less",
+            format!("{}{body}", post_head("Content-Length: 100\r\n")),
+        ),
+        (
+            "a body on a route that reads none",
+            format!("{}abc", healthz("1.1", "Content-Length: 100\r\n")),
+        ),
+        (
             "chunks",
             format!("{}{chunked}", post_head("Transfer-Encoding: chunked\r\n")),
         ),

@@ -67,6 +67,9 @@ enum ReadError {
     Forbidden(Vec<u8>, Forbidden),
     /// PATCH(field-bytes): the head is refused with this 400 reason, then closed.
     BadHead(HTTPVersion, String),
+    /// PATCH(small-body-cut-short): reading a body of 1 KiB or less, which is read with its
+    /// head, failed.
+    BodyIoError(HTTPVersion, IoError),
 }
 
 /// PATCH(field-bytes): a byte RFC 9110 §5.5 and RFC 9112 §2.2 forbid inside a head line: a
@@ -272,7 +275,9 @@ impl ClientConnection {
         .map_err(|e| {
             use crate::request;
             match e {
-                request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),
+                request::RequestCreationError::CreationIoError(e) => {
+                    ReadError::BodyIoError(version, e)
+                }
                 request::RequestCreationError::ExpectationFailed => {
                     ReadError::ExpectationFailed(version)
                 }
@@ -379,7 +384,21 @@ impl Iterator for ClientConnection {
             // line; should one get here, it is still a 400.
             Err(ReadError::Forbidden(..)) => return self.refuse(400, HTTPVersion(1, 1)),
 
-            Err(ReadError::ReadIoError(_)) | Err(ReadError::NoRequest) => return None,
+            // PATCH(small-body-cut-short): a body that ended before its length is refused, as
+            // the application refuses a longer one (`body-cut-short`): the client has shut down
+            // its sending side, and may still read the answer. 0.12.0 closed without a word.
+            Err(ReadError::BodyIoError(ver, e)) if e.kind() == ErrorKind::UnexpectedEof => {
+                let reason = format!("cannot read the request body: {}", e);
+                return self.refuse_saying(400, ver, &reason);
+            }
+
+            Err(ReadError::BodyIoError(_, ref err)) if err.kind() == ErrorKind::TimedOut => {
+                return self.refuse(408, HTTPVersion(1, 1));
+            }
+
+            Err(ReadError::ReadIoError(_))
+            | Err(ReadError::BodyIoError(..))
+            | Err(ReadError::NoRequest) => return None,
 
             Ok(rq) => rq,
         };

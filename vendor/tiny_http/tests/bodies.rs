@@ -1,6 +1,7 @@
 //! How a request body that does not come as its head announced is met over a real connection.
 //! PATCH(body-cut-short): a body that ends before its `Content-Length` is an `UnexpectedEof`
-//! error for the application reading it, never a shorter body.
+//! error for the application reading it, never a shorter body. PATCH(small-body-cut-short): a
+//! body of 1 KiB or less, read with its head, that ends before its length is answered 400.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -62,4 +63,55 @@ fn a_long_body_cut_short_is_unexpected_eof_and_the_connection_closes() {
     rq.extend_from_slice(&[b'a'; 2000]);
     let answer = sent_then_shut_down(addr, &rq);
     assert!(answer.ends_with(&"a".repeat(2000)), "{}", answer);
+}
+
+/// Answers "served": whoever gets it was handed the request.
+fn served(rq: Request) {
+    let _ = rq.respond(Response::from_string("served"));
+}
+
+#[test]
+fn a_small_body_cut_short_is_400_and_never_handed_on() {
+    let (_server, addr) = serve(Limits::default(), served);
+    for (head, got, declared) in [
+        (
+            "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n",
+            3,
+            100,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1024\r\n\r\n",
+            1023,
+            1024,
+        ),
+        ("POST / HTTP/1.0\r\nContent-Length: 1\r\n\r\n", 0, 1),
+    ] {
+        let mut rq = head.as_bytes().to_vec();
+        rq.resize(rq.len() + got, b'a');
+        let answer = sent_then_shut_down(addr, &rq);
+        assert_eq!(
+            answer.split(' ').nth(1),
+            Some("400"),
+            "{}: {}",
+            head,
+            answer
+        );
+        assert!(
+            answer.contains("\r\nConnection: close\r\n"),
+            "{}: {}",
+            head,
+            answer
+        );
+        let reason = format!(
+            "\r\n\r\ncannot read the request body: body cut short: {} of its {} bytes arrived\n",
+            got, declared
+        );
+        assert!(answer.ends_with(&reason), "{}: {}", head, answer);
+    }
+    // The whole body is a request like any other.
+    let mut rq = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n".to_vec();
+    rq.resize(rq.len() + 100, b'a');
+    let answer = sent_then_shut_down(addr, &rq);
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{}", answer);
+    assert!(answer.ends_with("served"), "{}", answer);
 }
