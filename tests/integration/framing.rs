@@ -1014,6 +1014,34 @@ fn a_body_cut_short_is_400_and_nothing_is_stored() {
 }
 
 #[test]
+fn a_body_that_stalls_is_408_saying_the_body_was_late_whatever_its_length() {
+    // A body of 1 KiB or less is read with its head, a longer one by the relay: either way a
+    // body that stops coming is late as a body, never as a head.
+    let relay = Relay::with(|c| {
+        c.store = claude_codex_relay::config::StoreKind::Memory;
+        c.body_timeout_secs = 1;
+    });
+    let body = message("stalled");
+    for length in [100, 1024, 1025, 2000] {
+        let rq = format!(
+            "{}{body}",
+            post_head(&format!("Content-Length: {length}\r\n"))
+        );
+        let answers = exchange(relay.addr(), rq.as_bytes());
+        assert_eq!(answers.len(), 1, "{length}: {answers:#?}");
+        let a = &answers[0];
+        assert_eq!(a.status, 408, "{length}: {a:#?}");
+        assert!(
+            a.body.contains("the request body did not arrive in time"),
+            "{length}: {a:#?}"
+        );
+        assert!(a.says_close(), "{length}: {a:#?}");
+    }
+    assert_eq!(texts(&relay), Vec::<String>::new());
+    assert_eq!(get(&relay.url("/healthz")).body, "ok");
+}
+
+#[test]
 fn every_refusal_of_a_head_says_why_in_its_body() {
     let relay = Relay::with(|c| {
         c.store = claude_codex_relay::config::StoreKind::Memory;

@@ -392,8 +392,13 @@ impl Iterator for ClientConnection {
                 return self.refuse_saying(400, ver, &reason);
             }
 
-            Err(ReadError::BodyIoError(_, ref err)) if err.kind() == ErrorKind::TimedOut => {
-                return self.refuse(408, HTTPVersion(1, 1));
+            // PATCH(small-body-late): a body of 1 KiB or less late past the body's deadline is
+            // refused as late, like a longer one the application reads; it was refused as a
+            // late head.
+            Err(ReadError::BodyIoError(ver, ref err))
+                if matches!(err.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) =>
+            {
+                return self.refuse_saying(408, ver, BODY_LATE);
             }
 
             Err(ReadError::ReadIoError(_))
@@ -432,6 +437,9 @@ impl Iterator for ClientConnection {
 /// PATCH(obs-fold): what the refusal of a header line that begins with a space or tab says.
 const OBS_FOLD: &str =
     "a header line begins with a space or tab: folded header lines (obs-fold) are not accepted";
+
+/// PATCH(small-body-late): what the refusal of a body that did not arrive by its deadline says.
+const BODY_LATE: &str = "the request body did not arrive in time";
 
 /// PATCH(refusal-reasons): what a refusal by `status` alone says.
 fn refusal_reason(status: u16) -> &'static str {

@@ -2,6 +2,7 @@
 //! PATCH(body-cut-short): a body that ends before its `Content-Length` is an `UnexpectedEof`
 //! error for the application reading it, never a shorter body. PATCH(small-body-cut-short): a
 //! body of 1 KiB or less, read with its head, that ends before its length is answered 400.
+//! PATCH(small-body-late): one that is late is answered 408 as a late body.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -114,4 +115,32 @@ fn a_small_body_cut_short_is_400_and_never_handed_on() {
     let answer = sent_then_shut_down(addr, &rq);
     assert!(answer.starts_with("HTTP/1.1 200 "), "{}", answer);
     assert!(answer.ends_with("served"), "{}", answer);
+}
+
+#[test]
+fn a_small_body_that_stalls_is_408_as_a_late_body() {
+    let limits = Limits {
+        body_timeout: Duration::from_millis(100),
+        ..Limits::default()
+    };
+    let (_server, addr) = serve(limits, served);
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
+        .unwrap();
+    // The client neither sends more nor closes: the server answers once the body is late.
+    let mut got = Vec::new();
+    match s.read_to_end(&mut got) {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("the server neither answered nor ended: {}", e),
+    }
+    let answer = String::from_utf8_lossy(&got);
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{}", answer);
+    assert!(answer.contains("\r\nConnection: close\r\n"), "{}", answer);
+    assert!(
+        answer.ends_with("\r\n\r\nthe request body did not arrive in time\n"),
+        "{}",
+        answer
+    );
 }
