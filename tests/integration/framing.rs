@@ -773,6 +773,76 @@ fn a_100_continue_or_a_204_has_no_content_length() {
     assert!(!has_length(&answers[0]), "{answers:#?}");
 }
 
+/// Reads off `s`, into `got`, until `n` responses have come whole; fails if the connection
+/// closes first.
+fn read_answers(s: &mut TcpStream, got: &mut Vec<u8>, n: usize) -> Vec<Response> {
+    let whole = |a: &Response| {
+        let length = a.head.lines().find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        });
+        a.body.len() == length.unwrap_or(0)
+    };
+    let mut buf = [0u8; 8192];
+    loop {
+        let answers = parse_responses(got);
+        if answers.len() >= n && whole(&answers[n - 1]) {
+            return answers;
+        }
+        let read = s
+            .read(&mut buf)
+            .expect("the response, before the connection closes");
+        assert!(read > 0, "closed after {answers:#?}");
+        got.extend_from_slice(&buf[..read]);
+    }
+}
+
+#[test]
+fn a_refusal_before_the_100_continue_closes_so_the_next_request_is_never_read_as_the_body() {
+    // RFC 9110 §10.1.1: a client that sent `Expect: 100-continue` may send its body or not once
+    // it has a final response instead; where its next request begins is unknown, so the relay's
+    // refusal (421, the body never asked for) says `Connection: close` and the connection ends.
+    let relay = Relay::memory();
+    let body = message("held back");
+    let expecting = |host: &str| {
+        format!(
+            "POST /api/messages HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+            body.len()
+        )
+    };
+    let mut s = TcpStream::connect(relay.addr()).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(expecting("evil.example").as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let answers = read_answers(&mut s, &mut got, 1);
+    assert_eq!(answers[0].status, 421, "{answers:#?}");
+    assert!(answers[0].says_close(), "{answers:#?}");
+    // The client goes on as if the connection were kept: nothing more is answered.
+    let _ = s.write_all(healthz("1.1", "").as_bytes());
+    let mut rest = Vec::new();
+    match s.read_to_end(&mut rest) {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("the server neither answered nor closed: {e}"),
+    }
+    assert_eq!(String::from_utf8_lossy(&rest), "");
+
+    // A body asked for with `100 Continue` and sent is posted, and the connection goes on.
+    let mut s = TcpStream::connect(relay.addr()).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(expecting("localhost").as_bytes()).unwrap();
+    let mut got = Vec::new();
+    assert_eq!(read_answers(&mut s, &mut got, 1)[0].status, 100);
+    s.write_all(body.as_bytes()).unwrap();
+    s.write_all(healthz("1.1", "").as_bytes()).unwrap();
+    let answers = read_answers(&mut s, &mut got, 3);
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [100, 201, 200], "{answers:#?}");
+    assert!(!answers[1].says_close(), "{answers:#?}");
+    assert_eq!(texts(&relay), ["held back"]);
+}
+
 /// Bytes a client sends after a refused request before it reads anything: more than the socket
 /// buffers of both ends hold on loopback (a few MiB), so the server refuses and closes while the
 /// client is still sending.

@@ -74,6 +74,11 @@ pub struct Request {
     // true if a `100 Continue` response must be sent when `as_reader()` is called
     must_send_continue: bool,
 
+    /// PATCH(continue-unsent): whether the request has a body (a `Content-Length` over 0, or
+    /// chunks): with `must_send_continue` still set when the response goes out, that body was
+    /// never asked for.
+    has_body: bool,
+
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
 
@@ -262,6 +267,7 @@ where
         headers,
         body_length: content_length,
         must_send_continue: expects_continue,
+        has_body: transfer_encoding || content_length.is_some_and(|n| n > 0),
         notify_when_responded: None,
         conn,
         began: Instant::now(),
@@ -578,6 +584,14 @@ impl Request {
         let mut response = response;
         if let Some(conn) = &self.conn {
             if conn.unread_body() > conn.limits().drain_cap as u64 {
+                conn.close_after_response();
+            }
+            // PATCH(continue-unsent): a final response to a request whose `100 Continue` was
+            // never sent leaves it unknown whether the client will send the body it held back
+            // (RFC 9110 §10.1.1): the connection closes after it, and the response says so.
+            // 0.12.0 kept the connection and discarded, as the body, the first bytes the client
+            // sent next: its next request, whose rest was then refused as a bad request line.
+            if self.must_send_continue && self.has_body {
                 conn.close_after_response();
             }
             // PATCH(close-after-raw): a response that says `Connection: close` closes it too.

@@ -3,6 +3,8 @@
 //! error for the application reading it, never a shorter body. PATCH(small-body-cut-short): a
 //! body of 1 KiB or less, read with its head, that ends before its length is answered 400.
 //! PATCH(small-body-late): one that is late is answered 408 as a late body.
+//! PATCH(continue-unsent): a response sent before the `100 Continue` a body waits for closes
+//! the connection, and says so.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -143,4 +145,93 @@ fn a_small_body_that_stalls_is_408_as_a_late_body() {
         "{}",
         answer
     );
+}
+
+/// Reads one response off `s`, by its `Content-Length`: its head and its body.
+fn read_response(s: &mut TcpStream) -> (String, String) {
+    let mut got = Vec::new();
+    let mut byte = [0u8];
+    while !got.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).expect("a response head");
+        got.push(byte[0]);
+    }
+    let head = String::from_utf8(got).unwrap();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .map_or(0, |l| l.parse().unwrap());
+    let mut body = vec![0; length];
+    s.read_exact(&mut body).expect("a response body");
+    (head, String::from_utf8(body).unwrap())
+}
+
+/// Whether the server has ended the connection: nothing more comes before its end.
+fn ends(s: &mut TcpStream) -> bool {
+    let mut rest = Vec::new();
+    match s.read_to_end(&mut rest) {
+        Ok(_) => rest.is_empty(),
+        Err(e) => e.kind() == ErrorKind::ConnectionReset,
+    }
+}
+
+#[test]
+fn a_response_before_the_100_continue_a_body_waits_for_closes_the_connection() {
+    let (_server, addr) = serve(Limits::default(), served);
+    for expecting in [
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 30\r\nExpect: 100-continue\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n",
+    ] {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        s.write_all(expecting.as_bytes()).unwrap();
+        let (head, body) = read_response(&mut s);
+        assert!(head.starts_with("HTTP/1.1 200 "), "{}", head);
+        assert!(head.contains("\r\nConnection: close\r\n"), "{}", head);
+        assert_eq!(body, "served");
+        // The next request is never read as the body held back, nor as a request.
+        let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(ends(&mut s), "{}", expecting);
+    }
+}
+
+/// Reads the body of a request to `/read` (`echo_body`), and no other (`served`).
+fn echo_on_read(rq: Request) {
+    if rq.url() == "/read" {
+        echo_body(rq)
+    } else {
+        served(rq)
+    }
+}
+
+#[test]
+fn a_body_read_after_its_100_continue_or_none_at_all_keeps_the_connection() {
+    let (_server, addr) = serve(Limits::default(), echo_on_read);
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    // The body is asked for, sent and read.
+    s.write_all(
+        b"POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
+    let (head, _) = read_response(&mut s);
+    assert!(head.starts_with("HTTP/1.1 100 "), "{}", head);
+    s.write_all(b"hello").unwrap();
+    let (head, body) = read_response(&mut s);
+    assert!(head.starts_with("HTTP/1.1 200 "), "{}", head);
+    assert!(!head.contains("Connection: close"), "{}", head);
+    assert_eq!(body, "hello");
+    // No body to wait for: answered unread, nothing is held back.
+    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nExpect: 100-continue\r\n\r\n")
+        .unwrap();
+    let (head, body) = read_response(&mut s);
+    assert!(head.starts_with("HTTP/1.1 200 "), "{}", head);
+    assert!(!head.contains("Connection: close"), "{}", head);
+    assert_eq!(body, "served");
+    // The connection goes on.
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (head, body) = read_response(&mut s);
+    assert!(head.starts_with("HTTP/1.1 200 "), "{}", head);
+    assert_eq!(body, "served");
+    assert!(ends(&mut s));
 }
