@@ -43,7 +43,8 @@ fn moves_a_reader(rq: &Incoming) -> bool {
 const LOOPBACK: [&str; 3] = ["127.0.0.1", "localhost", "[::1]"];
 
 /// Runs every check in order: Host (400 when missing on HTTP/1.1, repeated or malformed; 421
-/// when foreign), Origin (403), cross-site fetch metadata (403), token (401).
+/// when foreign), Origin (400 when repeated, 403 when foreign), cross-site fetch metadata (403),
+/// token (401).
 pub(crate) fn check(config: &Config, rq: &Incoming) -> Result<Caller, Error> {
     let hosts = rq.headers.iter().filter(|(k, _)| k == "host").count();
     if hosts > 1 {
@@ -63,6 +64,9 @@ pub(crate) fn check(config: &Config, rq: &Incoming) -> Result<Caller, Error> {
                 "Host {host:?} is not served here; add it to allowed_hosts to accept it"
             )));
         }
+    }
+    if rq.headers.iter().filter(|(k, _)| k == "origin").count() > 1 {
+        return Err(Error::BadRequest("more than one Origin header".into()));
     }
     if let Some(origin) = rq.header("origin") {
         if !origin_allowed(config, origin) {

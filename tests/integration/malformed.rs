@@ -189,6 +189,7 @@ fn table(relay: &Relay) -> Vec<Row> {
         // the request itself
         ("a foreign Host".into(), request("GET", "/healthz", &[("Host", "evil.example")], b""), 421, Then::Nothing),
         ("a foreign Origin".into(), request("GET", "/api/channels", &[("Origin", "http://evil.example")], b""), 403, Then::Nothing),
+        ("two Origin headers".into(), request("GET", "/api/channels", &[("Origin", "http://127.0.0.1"), ("Origin", "http://evil.example")], b""), 400, Then::Nothing),
         ("a null Origin".into(), json_post("/mcp", &[("Origin", "null")], b"{}"), 403, Then::Nothing),
         ("garbage request line".into(), b"HELLO\r\n\r\n".to_vec(), 400, Then::Nothing),
         ("header without a colon".into(), b"GET /healthz HTTP/1.1\r\nHost 127.0.0.1\r\n\r\n".to_vec(), 400, Then::Nothing),
