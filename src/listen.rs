@@ -24,27 +24,15 @@ pub(crate) struct Listen {
 }
 
 impl Listen {
-    /// Parses comma-separated lists (`proj-x,proj-y`), trimming blanks away and keeping each
-    /// name once (the first time it is given), so a channel named twice is listened to once;
-    /// None when no channel is named, and an error naming the first that is not a name a post
-    /// could use (see [`crate::store::name`]).
+    /// Parses comma-separated lists (`proj-x,proj-y`) with [`names`], so a channel named twice
+    /// is listened to once; None when no channel is named, and an error naming the first that
+    /// is not a name a post could use (see [`crate::store::name`]).
     pub(crate) fn parse(
         channels: &str,
         name: Option<&str>,
         from: &[String],
     ) -> Result<Option<Listen>, Error> {
-        // A set beside each list: a `?listen=` URL may name thousands.
-        let add = |field: &str, raw: &str, names: &mut Vec<String>, seen: &mut HashSet<String>| {
-            for s in raw.split(',').filter(|s| !s.trim().is_empty()) {
-                let name = crate::store::name(field, s)?;
-                if seen.insert(name.clone()) {
-                    names.push(name);
-                }
-            }
-            Ok::<(), Error>(())
-        };
-        let mut listened = Vec::new();
-        add("listen", channels, &mut listened, &mut HashSet::new())?;
+        let listened = names("listen", [channels])?;
         if listened.is_empty() {
             return Ok(None);
         }
@@ -52,14 +40,10 @@ impl Listen {
             Some(n) => Some(crate::store::name("as", n)?),
             None => None,
         };
-        let (mut senders, mut seen) = (Vec::new(), HashSet::new());
-        for f in from {
-            add("from", f, &mut senders, &mut seen)?;
-        }
         Ok(Some(Listen {
             channels: listened,
             name,
-            from: senders,
+            from: names("from", from.iter().map(String::as_str))?,
         }))
     }
 
@@ -98,6 +82,27 @@ post_message(target=<channel>, sender=\"{me}\", text=...) when an answer is want
             self.channels.join(", ")
         )
     }
+}
+
+/// The names in one or more comma-separated lists (`codex,gemini`, as a repeated option or a
+/// query parameter gives them): blanks trimmed away, each name kept once, in the order first
+/// given; an error naming `field` for the first that is not a name a post could use (see
+/// [`crate::store::name`]).
+pub(crate) fn names<'a>(
+    field: &str,
+    lists: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<String>, Error> {
+    // A set beside the list: a `?listen=` URL may name thousands.
+    let (mut names, mut seen) = (Vec::new(), HashSet::new());
+    for list in lists {
+        for raw in list.split(',').filter(|s| !s.trim().is_empty()) {
+            let name = crate::store::name(field, raw)?;
+            if seen.insert(name.clone()) {
+                names.push(name);
+            }
+        }
+    }
+    Ok(names)
 }
 
 /// The whole `notifications/claude/channel` notification for `m`.

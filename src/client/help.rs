@@ -93,8 +93,8 @@ order: prints it (like fetch), or with --exec runs `sh -c CMD` with the text on 
 input and RELAY_MESSAGE_ID, RELAY_SENDER, RELAY_TARGET, RELAY_URL (and CLAUDE_CODEX_URL,
 CLAUDE_CODEX_TOKEN) in its environment; CMD's output passes through and status lines go to
 standard error. A failing CMD is reported and its message still counts as handled.
-  --from S           only messages from S (repeatable)
-  --ignore-sender S  never messages from S, e.g. your own (repeatable)
+  --from S           only messages from S (repeatable, or comma-separated: --from a,b)
+  --ignore-sender S  never messages from S, e.g. your own (repeatable, or comma-separated)
   --state FILE       keeps the last handled id, replaced atomically after every message; a
                      restart resumes right after it
   --since-id N       where to start when FILE does not exist yet [default: after the newest

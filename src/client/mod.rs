@@ -529,9 +529,9 @@ fn watch(
     };
     let opts = watch::Options {
         target: p.required("target")?.to_string(),
-        from: p.all("from").to_vec(),
+        from: senders(p, "from")?,
         answering: None,
-        ignore: p.all("ignore-sender").to_vec(),
+        ignore: senders(p, "ignore-sender")?,
         exec,
         state: p.get("state").map(StateFile::from_arg).transpose()?,
         since_id: p.number("since-id", "a message id (0 or more)")?,
@@ -541,6 +541,16 @@ fn watch(
         deadline: deadline(p)?,
     };
     watch::watch(relay, opts, env, io)
+}
+
+/// The senders a repeatable option names, each given alone or in a comma-separated list
+/// (`--from claude,codex`), as `mcp --from` takes them.
+fn senders(p: &Parsed, option: &str) -> Result<Vec<String>, Error> {
+    crate::listen::names(
+        &format!("--{option}"),
+        p.all(option).iter().map(String::as_str),
+    )
+    .map_err(bad_argument)
 }
 
 /// The output format chosen by `--json` or `--full`.

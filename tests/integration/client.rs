@@ -630,6 +630,60 @@ fn watch_prints_new_messages_from_the_newest_on_and_filters_by_sender() {
 }
 
 #[test]
+fn watch_from_and_ignore_sender_take_comma_separated_lists_and_repeats() {
+    let relay = Relay::start();
+    let url = relay.base.clone();
+    let claude = relay.post("proj-x", "claude", "from claude");
+    relay.post("proj-x", "x", "from x");
+    relay.post("proj-x", "a", "from a");
+    let b = relay.post("proj-x", "b", "from b");
+    // The messages are there before the watch starts: --timeout only ends a watch that
+    // passes one of them over.
+    let done = run(
+        "watch",
+        &[
+            "--url",
+            &url,
+            "--target",
+            "proj-x",
+            "--since-id",
+            "0",
+            "--from",
+            "claude, a",
+            "--from",
+            "b",
+            "--ignore-sender",
+            "a,z",
+            "--json",
+            "--count",
+            "2",
+            "--timeout",
+            "30",
+        ],
+    );
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let ids: Vec<Value> = json_lines(&done.stdout)
+        .iter()
+        .map(|m| m["id"].clone())
+        .collect();
+    assert_eq!(ids, [claude, b]);
+    // A name in the list that no post could have is a usage error, like mcp's.
+    let bad = run(
+        "watch",
+        &[
+            "--url",
+            &url,
+            "--target",
+            "proj-x",
+            "--from",
+            "claude,bell\u{7}",
+        ],
+    );
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("--from"), "{}", bad.stderr);
+}
+
+#[test]
 fn a_garbled_state_file_is_a_usage_error_not_a_replay() {
     let relay = Relay::start();
     let state = relay.dir.path("bad.last_id");
