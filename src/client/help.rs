@@ -147,7 +147,8 @@ Usage: claude-codex-relay setup claude|codex|gemini [--listen C[,C...] [--as NAM
 
 Prints the exact configuration that connects a client to the relay (--url, --token): the
 `claude mcp add` / `gemini mcp add` line, or for Codex the `codex mcp add` line and its
-config.toml table. --listen C (Claude Code only) configures the stdio bridge with `--listen
+config.toml table (with a token, both name CLAUDE_CODEX_TOKEN, the variable Codex reads the
+token from). --listen C (Claude Code only) configures the stdio bridge with `--listen
 C --as NAME` (default claude) and prints the line that starts Claude Code with the channel.
 --apply puts it in place and says what changed: runs `mcp remove` then `mcp add` for claude
 and gemini; for codex adds or replaces [mcp_servers.relay] in $CODEX_HOME/config.toml

@@ -22,6 +22,9 @@ use std::process::Command;
 /// The name the relay's server gets in every client.
 const SERVER: &str = "relay";
 
+/// The environment variable Codex reads the relay's token from.
+const CODEX_TOKEN_VAR: &str = "CLAUDE_CODEX_TOKEN";
+
 /// Runs `setup` for the client named by the first word.
 pub(super) fn run(
     relay: &RelayClient,
@@ -145,21 +148,21 @@ fn codex(
 ) -> Result<(), Error> {
     let url = format!("{}/mcp", relay.url());
     let mut table = format!("[mcp_servers.{SERVER}]\nurl = {}\n", toml_string(&url));
+    let mut add = words(&["codex", "mcp", "add", SERVER, "--url", &url]);
     if relay.token().is_some() {
-        // Codex takes a bearer token only from an environment variable.
-        table.push_str("bearer_token_env_var = \"CLAUDE_CODEX_TOKEN\"\n");
+        // Codex takes a bearer token only from an environment variable, named by the table's
+        // key or by the `mcp add` flag that writes it.
+        table.push_str(&format!("bearer_token_env_var = \"{CODEX_TOKEN_VAR}\"\n"));
+        add.extend(words(&["--bearer-token-env-var", CODEX_TOKEN_VAR]));
     }
     let file = codex_config(env)?;
-    say(
-        io,
-        &shell_line(&words(&["codex", "mcp", "add", SERVER, "--url", &url])),
-    )?;
+    say(io, &shell_line(&add))?;
     say(io, &format!("# or in {}:", file.display()))?;
     out(io, &table)?;
     if relay.token().is_some() {
         say(
             io,
-            "# and before starting Codex: export CLAUDE_CODEX_TOKEN=<the token>",
+            &format!("# and before starting Codex: export {CODEX_TOKEN_VAR}=<the token>"),
         )?;
     }
     if !p.has("apply") {

@@ -155,6 +155,40 @@ fn setup_codex_apply_writes_its_table_once_and_keeps_the_rest_of_the_file() {
 }
 
 #[test]
+fn setup_codex_with_a_token_prints_a_codex_mcp_add_line_that_names_its_variable() {
+    let dir = TempDir::new("setup-codex-token");
+    let with = setup(
+        &dir,
+        &[
+            "codex",
+            "--url",
+            "http://127.0.0.1:8999",
+            "--token",
+            "s3cret",
+        ],
+    );
+    assert!(with.status.success(), "{}", text(&with.stderr));
+    let printed = text(&with.stdout);
+    assert_eq!(
+        printed.lines().next(),
+        Some("codex mcp add relay --url http://127.0.0.1:8999/mcp --bearer-token-env-var CLAUDE_CODEX_TOKEN"),
+        "{printed}"
+    );
+    assert!(printed.contains("bearer_token_env_var = \"CLAUDE_CODEX_TOKEN\"\n"));
+    assert!(printed.contains("export CLAUDE_CODEX_TOKEN="), "{printed}");
+    assert!(
+        !printed.contains("s3cret"),
+        "the token itself is not printed"
+    );
+    let without = setup(&dir, &["codex", "--url", "http://127.0.0.1:8999"]);
+    assert_eq!(
+        text(&without.stdout).lines().next(),
+        Some("codex mcp add relay --url http://127.0.0.1:8999/mcp")
+    );
+    assert!(!text(&without.stdout).contains("CLAUDE_CODEX_TOKEN"));
+}
+
+#[test]
 fn setup_refuses_listen_for_clients_that_cannot_take_pushes_and_unknown_clients() {
     let dir = TempDir::new("setup-usage");
     for args in [&["codex", "--listen", "proj-x"][..], &["vim"], &[]] {
