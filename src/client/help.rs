@@ -151,10 +151,13 @@ config.toml table (with a token, both name CLAUDE_CODEX_TOKEN, the variable Code
 token from). --listen C (Claude Code only) configures the stdio bridge with `--listen
 C --as NAME` (default claude) and prints the line that starts Claude Code with the channel.
 --apply puts it in place and says what changed: runs `mcp remove` then `mcp add` for claude
-and gemini; for codex adds or replaces [mcp_servers.relay] in $CODEX_HOME/config.toml
-(default ~/.codex/config.toml), keeping the rest of the file; a file that defines the relay
-server otherwise (`relay = {...}` under [mcp_servers], dotted keys) is left alone (exit 5)
-with what to change.
+and gemini; for codex adds [mcp_servers.relay] to $CODEX_HOME/config.toml (default
+~/.codex/config.toml), or sets url (and with a token bearer_token_env_var) in the table
+there, keeping its other keys and sub-tables (a timeout, [mcp_servers.relay.env]) and the
+rest of the file; a table that starts the server as a command loses command, args, env,
+env_vars and cwd, which Codex refuses beside url. A file that defines the relay server
+otherwise (`relay = {...}` under [mcp_servers], dotted keys) is left alone (exit 5) with
+what to change.
 
 Example:
   claude-codex-relay setup codex --apply

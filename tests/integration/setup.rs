@@ -109,7 +109,7 @@ fn setup_codex_apply_writes_its_table_once_and_keeps_the_rest_of_the_file() {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).contains("replaced [mcp_servers.relay]"),
+        text(&out.stdout).contains("updated [mcp_servers.relay]"),
         "{}",
         text(&out.stdout)
     );
@@ -349,8 +349,8 @@ fn setup_codex_in(dir: &std::path::Path) -> Output {
 }
 
 #[test]
-fn setup_codex_apply_keeps_an_array_of_tables_after_the_relay_table_and_reads_any_spelling_of_its_header(
-) {
+fn setup_codex_apply_keeps_an_array_of_tables_after_the_relay_table_and_any_spelling_of_its_header()
+{
     let dir = TempDir::new("setup-codex-tables");
     let config = dir.path("config.toml");
     let table = "[mcp_servers.relay]\nurl = \"http://127.0.0.1:8999/mcp\"\n";
@@ -362,24 +362,95 @@ fn setup_codex_apply_keeps_an_array_of_tables_after_the_relay_table_and_reads_an
         ),
         (
             "[mcp_servers.\"relay\"]\nurl = \"http://old/mcp\"\n".to_string(),
-            table.to_string(),
+            table.replace("[mcp_servers.relay]", "[mcp_servers.\"relay\"]"),
         ),
         (
             "x = 1\n[ 'mcp_servers' . relay ]\nurl = \"http://old/mcp\"\n[other]\ny = 2\n"
                 .to_string(),
-            format!("x = 1\n{table}\n[other]\ny = 2\n"),
+            format!(
+                "x = 1\n{}[other]\ny = 2\n",
+                table.replace("[mcp_servers.relay]", "[ 'mcp_servers' . relay ]")
+            ),
         ),
     ] {
         std::fs::write(&config, &old).unwrap();
         let out = setup_codex_in(&dir.0);
         assert!(out.status.success(), "{}", text(&out.stderr));
         assert!(
-            text(&out.stdout).contains("replaced [mcp_servers.relay]"),
+            text(&out.stdout).contains("updated [mcp_servers.relay]"),
             "{old:?}: {}",
             text(&out.stdout)
         );
         assert_eq!(std::fs::read_to_string(&config).unwrap(), new, "{old:?}");
     }
+}
+
+#[test]
+fn setup_codex_apply_sets_its_keys_keeps_the_users_own_and_says_what_it_changed() {
+    let dir = TempDir::new("setup-codex-own-keys");
+    let config = dir.path("home/.codex/config.toml");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    let old = "[mcp_servers.relay]\nurl = \"http://old/mcp\"\ntool_timeout_sec = 120\n\n[mcp_servers.relay.env]\nFOO = \"bar\"\n";
+    std::fs::write(&config, old).unwrap();
+    let args = [
+        "codex",
+        "--url",
+        "http://127.0.0.1:8999",
+        "--token",
+        "t",
+        "--apply",
+    ];
+    let out = setup(&dir, &args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        "[mcp_servers.relay]\nurl = \"http://127.0.0.1:8999/mcp\"\nbearer_token_env_var = \"CLAUDE_CODEX_TOKEN\"\ntool_timeout_sec = 120\n\n[mcp_servers.relay.env]\nFOO = \"bar\"\n"
+    );
+    let said = text(&out.stdout);
+    let report: Vec<&str> = said
+        .lines()
+        .skip_while(|l| !l.starts_with("updated "))
+        .collect();
+    assert_eq!(
+        report,
+        [
+            format!("updated [mcp_servers.relay] in {}:", config.display()).as_str(),
+            "  url = \"http://127.0.0.1:8999/mcp\" (was \"http://old/mcp\")",
+            "  bearer_token_env_var = \"CLAUDE_CODEX_TOKEN\" (added)",
+            "  kept tool_timeout_sec, [mcp_servers.relay.env]",
+            "  note: Codex refuses env in a server with a url: kept as found, for you to remove",
+        ],
+        "{said}"
+    );
+    let again = setup(&dir, &args);
+    assert!(
+        text(&again.stdout).contains("unchanged"),
+        "{}",
+        text(&again.stdout)
+    );
+
+    // A server that Codex started as a command becomes one at the url: the keys of the
+    // command go, and say so; the others stay.
+    std::fs::write(
+        &config,
+        "[mcp_servers.relay]\ncommand = \"claude-codex-relay\"\nargs = [\"mcp\"]\nstartup_timeout_sec = 20\n\n[mcp_servers.relay.env]\nFOO = \"bar\"\n",
+    )
+    .unwrap();
+    let out = setup(
+        &dir,
+        &["codex", "--url", "http://127.0.0.1:8999", "--apply"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        "[mcp_servers.relay]\nurl = \"http://127.0.0.1:8999/mcp\"\nstartup_timeout_sec = 20\n"
+    );
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("  url = \"http://127.0.0.1:8999/mcp\" (added)\n  removed command, args, [mcp_servers.relay.env]: ")
+            && said.contains("  kept startup_timeout_sec\n"),
+        "{said}"
+    );
 }
 
 #[test]
