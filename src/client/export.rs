@@ -1,6 +1,8 @@
 //! `export`: a channel written out whole, oldest first, read from the relay a page at a time.
-//! As Markdown, a transcript for people: a heading per message with its id, sender and time, a
-//! line naming the message it answers, and the text as it was written (code blocks intact).
+//! As Markdown, a transcript for people: a heading per message with its id, sender and time,
+//! under an anchor of its own (`<a id="m8"></a>`, which GitHub and VS Code both link to), a
+//! line naming the message it answers (a link to that anchor when the message is in the
+//! transcript), and the text as it was written (code blocks intact).
 //! As JSON lines, one message per line in the journal's own shape, so the file is a journal a
 //! relay starts from (`data_dir/messages.jsonl`) with the same ids, times and texts.
 
@@ -8,6 +10,7 @@ use super::error::Error;
 use super::format::{json_line, utc};
 use super::relay_client::{Query, RelayClient};
 use crate::message::Message;
+use std::collections::HashSet;
 use std::io::Write;
 
 /// Messages asked for per request: the relay's largest page.
@@ -44,6 +47,9 @@ pub(super) fn export(
     let mut last = since_id;
     let mut written = 0;
     let mut headed = false;
+    // The ids written so far: a reply links to its message only when that is one of them
+    // (a message is answered only by later ones).
+    let mut exported = HashSet::new();
     loop {
         let query = Query {
             since_id: Some(last),
@@ -66,7 +72,11 @@ pub(super) fn export(
                 )));
             }
             let text = match format {
-                Format::Markdown => markdown(m),
+                Format::Markdown => {
+                    let linked = m.reply_to.is_some_and(|id| exported.contains(&id));
+                    exported.insert(m.id);
+                    markdown(m, linked)
+                }
                 Format::Jsonl => json_line(m),
             };
             out.write_all(text.as_bytes()).map_err(Error::output)?;
@@ -81,12 +91,29 @@ pub(super) fn export(
     Ok(written)
 }
 
-/// One message of the transcript. The text is written as it is: a fence it opens is its own,
-/// and the rule after it closes the entry.
-fn markdown(m: &Message) -> String {
-    let mut entry = format!("## #{} · {} · {}\n\n", m.id, m.sender, utc(m.ts));
-    if let Some(answered) = m.reply_to {
-        entry.push_str(&format!("*In reply to [#{answered}](#{answered}).*\n\n"));
+/// The id of a message's anchor in the transcript.
+fn anchor(id: u64) -> String {
+    format!("m{id}")
+}
+
+/// One message of the transcript: its anchor, its heading, the message it answers (`linked`:
+/// by a link to that message's anchor, as it is in the transcript too) and its text. The text
+/// is written as it is: a fence it opens is its own, and the rule after it closes the entry.
+fn markdown(m: &Message, linked: bool) -> String {
+    let mut entry = format!(
+        "<a id=\"{}\"></a>\n\n## #{} · {} · {}\n\n",
+        anchor(m.id),
+        m.id,
+        m.sender,
+        utc(m.ts)
+    );
+    match m.reply_to {
+        Some(answered) if linked => entry.push_str(&format!(
+            "*In reply to [#{answered}](#{}).*\n\n",
+            anchor(answered)
+        )),
+        Some(answered) => entry.push_str(&format!("*In reply to #{answered}.*\n\n")),
+        None => {}
     }
     entry.push_str(m.text.trim_end_matches('\n'));
     entry.push_str("\n\n---\n\n");

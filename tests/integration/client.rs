@@ -1369,7 +1369,8 @@ fn export_writes_a_markdown_transcript_and_jsonl_that_a_relay_starts_from_identi
     let md = run("export", &["--url", &url, "--target", "proj-x"]);
     assert_eq!(md.code, 0, "{}", md.stderr);
     assert!(
-        md.stdout.starts_with("# proj-x\n\n## #1 · claude · "),
+        md.stdout
+            .starts_with("# proj-x\n\n<a id=\"m1\"></a>\n\n## #1 · claude · "),
         "{}",
         &md.stdout[..80]
     );
@@ -1377,8 +1378,8 @@ fn export_writes_a_markdown_transcript_and_jsonl_that_a_relay_starts_from_identi
         md.stdout.contains("```diff\n-old\n+new\n```"),
         "code block intact"
     );
-    assert!(md.stdout.contains("## #3 · codex · "));
-    assert!(md.stdout.contains("*In reply to [#1](#1).*\n\napproved"));
+    assert!(md.stdout.contains("<a id=\"m3\"></a>\n\n## #3 · codex · "));
+    assert!(md.stdout.contains("*In reply to [#1](#m1).*\n\napproved"));
     assert!(!md.stdout.contains("elsewhere"));
     assert!(md.stdout.contains("filler 599"), "every page was read");
 
@@ -1428,6 +1429,65 @@ fn export_writes_a_markdown_transcript_and_jsonl_that_a_relay_starts_from_identi
         &["--url", &url, "--target", "proj-x", "--format", "pdf"],
     );
     assert_eq!(bad.code, 2, "{}", bad.stderr);
+}
+
+#[test]
+fn export_links_a_reply_to_its_messages_anchor_only_when_that_message_is_exported() {
+    let relay = Relay::start();
+    let url = relay.base.clone();
+    let reply = |to: u64, text: &str| {
+        let (status, body) = crate::common::post_json(
+            &format!("{url}/api/messages"),
+            &serde_json::json!({"target": "proj-x", "sender": "codex", "text": text, "reply_to": to}),
+        );
+        assert_eq!(status, 201, "{body}");
+    };
+    let first = relay.post("proj-x", "claude", "first");
+    let second = relay.post("proj-x", "claude", "second");
+    reply(first, "to the first");
+    reply(second, "to the second");
+    let export = |since: &str| {
+        let done = run(
+            "export",
+            &["--url", &url, "--target", "proj-x", "--since-id", since],
+        );
+        assert_eq!(done.code, 0, "{}", done.stderr);
+        done.stdout
+    };
+    let all = export("0");
+    for id in 1..=4 {
+        assert_eq!(
+            all.matches(&format!("<a id=\"m{id}\"></a>\n\n## #{id} · "))
+                .count(),
+            1,
+            "{all}"
+        );
+    }
+    assert!(
+        all.contains("*In reply to [#1](#m1).*\n\nto the first"),
+        "{all}"
+    );
+    assert!(
+        all.contains("*In reply to [#2](#m2).*\n\nto the second"),
+        "{all}"
+    );
+    // #1 is before --since-id: its reply names it without a link to an anchor not written.
+    let later = export("1");
+    assert!(!later.contains("id=\"m1\""), "{later}");
+    assert!(
+        later.contains("*In reply to #1.*\n\nto the first"),
+        "{later}"
+    );
+    assert!(later.contains("*In reply to [#2](#m2).*"), "{later}");
+    // A deleted message has no anchor either.
+    let deleted = run("delete", &["--url", &url, &second.to_string()]);
+    assert_eq!(deleted.code, 0, "{}", deleted.stderr);
+    let without = export("0");
+    assert!(
+        without.contains("*In reply to #2.*\n\nto the second"),
+        "{without}"
+    );
+    assert!(without.contains("*In reply to [#1](#m1).*"), "{without}");
 }
 
 #[test]
