@@ -24,6 +24,9 @@ use std::process::Command;
 /// The name the relay's server gets in every client.
 const SERVER: &str = "relay";
 
+/// The clients setup configures.
+const CLIENTS: [&str; 3] = ["claude", "codex", "gemini"];
+
 /// The environment variable Codex reads the relay's token from.
 const CODEX_TOKEN_VAR: &str = "CLAUDE_CODEX_TOKEN";
 
@@ -35,17 +38,26 @@ pub(super) fn run(
     io: &mut Io,
 ) -> Result<(), Error> {
     let client = match p.words.as_slice() {
-        [c] if ["claude", "codex", "gemini"].contains(&c.as_str()) => c.as_str(),
+        [c] if CLIENTS.contains(&c.as_str()) => c.as_str(),
+        [c] => {
+            return Err(Error::Usage(format!(
+                "unknown client {c:?}: setup configures claude, codex or gemini"
+            )))
+        }
         _ => {
             return Err(Error::Usage(
                 "setup needs one client: claude, codex or gemini".into(),
             ))
         }
     };
-    if client != "claude" && (p.has("listen") || p.has("as")) {
-        return Err(Error::Usage(format!(
-            "--listen is for Claude Code, the one client that takes pushed messages; {client} can be woken with `watch --exec`"
-        )));
+    if client != "claude" {
+        // Named as given: --as alone is as much a mistake here as --listen.
+        let given = ["listen", "as"].into_iter().find(|o| p.has(o));
+        if let Some(option) = given {
+            return Err(Error::Usage(format!(
+                "--{option} is for Claude Code (--listen C --as NAME), the one client that takes pushed messages; {client} can be woken with `watch --exec`"
+            )));
+        }
     }
     match client {
         "codex" => codex(relay, p, env, io),

@@ -191,9 +191,26 @@ fn setup_codex_with_a_token_prints_a_codex_mcp_add_line_that_names_its_variable(
 #[test]
 fn setup_refuses_listen_for_clients_that_cannot_take_pushes_and_unknown_clients() {
     let dir = TempDir::new("setup-usage");
-    for args in [&["codex", "--listen", "proj-x"][..], &["vim"], &[]] {
+    for (args, said) in [
+        (
+            &["codex", "--listen", "proj-x"][..],
+            "--listen is for Claude Code",
+        ),
+        (&["gemini", "--as", "bob"], "--as is for Claude Code"),
+        (
+            &["vim"],
+            "unknown client \"vim\": setup configures claude, codex or gemini",
+        ),
+        (&[], "setup needs one client: claude, codex or gemini"),
+        (
+            &["claude", "codex"],
+            "setup needs one client: claude, codex or gemini",
+        ),
+    ] {
         let out = setup(&dir, args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains(said), "{args:?}: {err}");
     }
 }
 
