@@ -3,7 +3,8 @@
 //! `channels`, `watch`, `delete`, `export`, `mcp` and `setup` are the built-in client
 //! (`client::run`, whose exit codes its usage lists); a first word that is no command is
 //! refused naming the closest one. Errors become exit codes here: 2 for a configuration or usage
-//! error, 1 when the relay cannot start. Every command has its own `--help`.
+//! error, 1 when the relay cannot start. Every command has its own `--help`, which `help COMMAND`
+//! prints too.
 
 use claude_codex_relay::config::{is_relay_variable, settings_help, Args, Config, StoreKind};
 use claude_codex_relay::error::Error;
@@ -17,7 +18,7 @@ const USAGE: &str = "claude-codex-relay: a message relay for coding agents (MCP,
 Usage:
   claude-codex-relay [serve] [--config PATH] [--host HOST] [--port PORT] [--SETTING VALUE ...]
   claude-codex-relay post|fetch|channels|watch|delete|export|mcp|setup ...   (the built-in client, below)
-  claude-codex-relay [COMMAND] --help | --version
+  claude-codex-relay [COMMAND] --help | help [COMMAND] | --version
 ";
 
 const SERVE_USAGE: &str = "\
@@ -45,11 +46,8 @@ fn main() -> ExitCode {
         }
     };
     match args.first().map(String::as_str) {
-        Some("--help" | "-h" | "help") => print_out(&format!(
-            "{USAGE}\n{SERVE_USAGE}{}\n{}",
-            settings_help(),
-            claude_codex_relay::client::usage()
-        )),
+        Some("--help" | "-h") => print_out(&full_help()),
+        Some("help") => help(&args[1..]),
         Some("--version" | "-V") => version(),
         Some("serve") => serve(&args[1..], &env),
         Some(
@@ -79,6 +77,39 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         _ => serve(&args, &env),
+    }
+}
+
+/// Every command's help, and the relay's settings.
+fn full_help() -> String {
+    format!(
+        "{USAGE}\n{SERVE_USAGE}{}\n{}",
+        settings_help(),
+        claude_codex_relay::client::usage()
+    )
+}
+
+/// `help [COMMAND]`: that command's help, as `COMMAND --help` prints it; without one, all.
+fn help(args: &[String]) -> ExitCode {
+    match args {
+        [] => print_out(&full_help()),
+        [serve] if serve == "serve" => print_out(&format!("{SERVE_USAGE}{}", settings_help())),
+        [command] => match claude_codex_relay::client::help(command) {
+            Some(text) => print_out(&text),
+            None => {
+                eprintln!(
+                    "claude-codex-relay help: {}",
+                    claude_codex_relay::client::unknown_command(command)
+                );
+                ExitCode::from(2)
+            }
+        },
+        [_, extra, ..] => {
+            eprintln!(
+                "claude-codex-relay help: unexpected argument {extra:?}: help takes one command"
+            );
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -48,6 +48,12 @@ pub fn usage() -> String {
     help::all()
 }
 
+/// The help of one client command, as `COMMAND --help` prints it; None for a word that is no
+/// client command.
+pub fn help(command: &str) -> Option<String> {
+    help::is_command(command).then(|| help::command(command))
+}
+
 /// What to say of a first argument that is no command: the closest command, and the list.
 pub fn unknown_command(word: &str) -> String {
     help::unknown_command(word)

@@ -292,6 +292,35 @@ fn bytes_that_are_not_utf8_in_the_environment_or_the_arguments_get_an_answer_not
 }
 
 #[test]
+fn help_command_prints_what_command_help_prints() {
+    for command in [
+        "serve", "post", "fetch", "channels", "watch", "delete", "export", "mcp", "setup",
+    ] {
+        let asked = relay_binary(&["help", command]);
+        assert_eq!(asked.status.code(), Some(0), "help {command}");
+        let flag = relay_binary(&[command, "--help"]);
+        assert_eq!(
+            String::from_utf8_lossy(&asked.stdout),
+            String::from_utf8_lossy(&flag.stdout),
+            "help {command}"
+        );
+    }
+    let all = relay_binary(&["help"]);
+    assert_eq!(all.status.code(), Some(0));
+    assert_eq!(all.stdout, relay_binary(&["--help"]).stdout);
+    let typo = relay_binary(&["help", "fecth"]);
+    assert_eq!(typo.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&typo.stderr).contains("did you mean fetch?"),
+        "{:?}",
+        typo.stderr
+    );
+    let two = relay_binary(&["help", "post", "fetch"]);
+    assert_eq!(two.status.code(), Some(2));
+    assert!(two.stdout.is_empty());
+}
+
+#[test]
 fn a_mistyped_command_names_the_closest_and_the_list() {
     let typo = relay_binary(&["fecth", "--target", "x"]);
     let said = String::from_utf8_lossy(&typo.stderr);
