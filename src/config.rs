@@ -359,10 +359,15 @@ impl Config {
         }
         for (name, raw) in flags {
             let flag = format!("--{}", name.replace('_', "-"));
-            let key = lookup(name).ok_or_else(|| Error::Config {
-                source: flag.clone(),
-                key: name.clone(),
-                message: "unknown option".into(),
+            let key = lookup(name).ok_or_else(|| {
+                let names = KEYS.iter().map(|k| k.name).chain(["config"]);
+                let meant = crate::suggest::closest(name, names)
+                    .map(|m| format!("--{}", m.replace('_', "-")));
+                Error::Config {
+                    source: flag.clone(),
+                    key: name.clone(),
+                    message: unknown("option", meant),
+                }
             })?;
             settings.push(from_text(&flag, key, raw)?);
         }
@@ -441,12 +446,10 @@ fn check_env_names(env: &BTreeMap<String, String>) -> Result<(), Error> {
                 "wrong case: only the upper-case name is read; did you mean {ENV_PREFIX}{upper}?"
             )
         } else {
-            let closest = known()
-                .min_by_key(|k| edit_distance(k, &upper))
-                .unwrap_or_default();
-            format!(
-                "unknown variable; did you mean {ENV_PREFIX}{closest}? (`--help` lists every setting)"
-            )
+            let names: Vec<String> = known().collect();
+            let meant = crate::suggest::closest(&upper, names.iter().map(String::as_str))
+                .map(|m| format!("{ENV_PREFIX}{m}"));
+            unknown("variable", meant)
         };
         return Err(Error::Config {
             source: "environment".into(),
@@ -457,22 +460,13 @@ fn check_env_names(env: &BTreeMap<String, String>) -> Result<(), Error> {
     Ok(())
 }
 
-/// The Levenshtein distance between two names.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (diagonal + usize::from(ca != *cb))
-                .min(above + 1)
-                .min(row[j] + 1);
-            diagonal = above;
-        }
+/// What to say of a setting's name that is none (`what`: key, option or variable): the one
+/// `meant` when one is close, and where every setting is listed.
+fn unknown(what: &str, meant: Option<String>) -> String {
+    match meant {
+        Some(m) => format!("unknown {what}; did you mean {m}? (`--help` lists every setting)"),
+        None => format!("unknown {what} (`--help` lists every setting)"),
     }
-    row[b.len()]
 }
 
 fn lookup(name: &str) -> Option<&'static Key> {
@@ -498,7 +492,10 @@ fn read_file(path: &Path) -> Result<Vec<Setting>, Error> {
     }
     let mut out = Vec::new();
     for (key, value) in map {
-        let known = lookup(&key).ok_or_else(|| fail(&key, "unknown key".into()))?;
+        let known = lookup(&key).ok_or_else(|| {
+            let meant = crate::suggest::closest(&key, KEYS.iter().map(|k| k.name));
+            fail(&key, unknown("key", meant.map(str::to_string)))
+        })?;
         out.push(Setting {
             source: source.clone(),
             key: known,
@@ -1099,7 +1096,8 @@ mod tests {
                 "{",
                 "(file): not valid JSON: EOF while parsing an object at line 1 column 1",
             ),
-            (r#"{"prot": 1}"#, "prot: unknown key"),
+            (r#"{"prot": 1}"#, "prot: unknown key; did you mean port? (`--help` lists every setting)"),
+            (r#"{"teleport": 1}"#, "teleport: unknown key (`--help` lists every setting)"),
             (r#"{"host": ""}"#, "host: must not be empty"),
             (r#"{"host": 5}"#, "host: must be a string, not a number"),
             (
@@ -1195,7 +1193,9 @@ mod tests {
             (&[("CLAUDE_CODEX_PORT", "x")], &[], "CLAUDE_CODEX_PORT: port: \"x\" is not a whole number".into()),
             (&[("CLAUDE_CODEX_LOG_MAX_MB", "inf")], &[], "CLAUDE_CODEX_LOG_MAX_MB: log_max_mb: \"inf\" is not a number".into()),
             (&[("CLAUDE_CODEX_AGENTS", "alice")], &[], "CLAUDE_CODEX_AGENTS: agents: \"alice\" is not name=token".into()),
-            (&[], &[("prot", "1")], "--prot: prot: unknown option".into()),
+            (&[], &[("prot", "1")], "--prot: prot: unknown option; did you mean --port? (`--help` lists every setting)".into()),
+            (&[], &[("auth_tokn", "1")], "--auth-tokn: auth_tokn: unknown option; did you mean --auth-token? (`--help` lists every setting)".into()),
+            (&[("CLAUDE_CODEX_TELEPORT", "1")], &[], "environment: CLAUDE_CODEX_TELEPORT: unknown variable (`--help` lists every setting)".into()),
             (&[], &[("idle_timeout_secs", "0")], "--idle-timeout-secs: idle_timeout_secs: must be a whole number greater than 0".into()),
             (&[], &[("auth_token_file", &token_path)], format!("--auth-token-file: auth_token_file: {token_path} is empty")),
             (&[], &[("auth_token_file", missing.to_str().unwrap())], format!("--auth-token-file: auth_token_file: cannot read {}: No such file or directory (os error 2)", missing.display())),

@@ -48,6 +48,7 @@ mod open_files;
 mod page_cache;
 mod presence;
 mod store;
+mod suggest;
 mod ui;
 mod written_pages;
 

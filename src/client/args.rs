@@ -85,11 +85,13 @@ impl Parsed {
                 Some((n, v)) => (n, Some(v.to_string())),
                 None => (body, None),
             };
-            let flag = flags
-                .iter()
-                .chain(COMMON.iter())
-                .find(|f| f.name == name)
-                .ok_or_else(|| Error::Usage(format!("unknown option --{name}")))?;
+            let known = || flags.iter().chain(COMMON.iter());
+            let flag = known().find(|f| f.name == name).ok_or_else(|| {
+                let meant = crate::suggest::closest(name, known().map(|f| f.name))
+                    .map(|m| format!("; did you mean --{m}?"))
+                    .unwrap_or_default();
+                Error::Usage(format!("unknown option --{name}{meant}"))
+            })?;
             let given = match (flag.value, inline) {
                 (true, Some(v)) => v,
                 (true, None) => rest

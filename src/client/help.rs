@@ -210,42 +210,12 @@ pub(super) fn is_command(name: &str) -> bool {
 /// What to say of a command the binary does not know: the closest known one when it is
 /// likely a typo (`fecth`), and the list of commands.
 pub(super) fn unknown_command(word: &str) -> String {
-    let closest = ALL_COMMANDS
-        .iter()
-        .map(|c| (edit_distance(word, c), *c))
-        .min()
-        .filter(|(d, _)| *d <= 2 && *d < word.chars().count())
-        .map_or_else(|| ".".to_string(), |(_, c)| format!("; did you mean {c}?"));
+    let closest = crate::suggest::closest(word, ALL_COMMANDS)
+        .map_or_else(|| ".".to_string(), |c| format!("; did you mean {c}?"));
     format!(
         "unknown command {word:?}{closest} The commands are {} (`claude-codex-relay --help` shows them all)",
         ALL_COMMANDS.join(", ")
     )
-}
-
-/// The edits (insert, delete, replace, swap two neighbours) that turn `a` into `b`.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    // d[i][j]: the distance between the first i characters of a and the first j of b.
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
-        }
-    }
-    d[a.len()][b.len()]
 }
 
 /// Help for one command, then the options every command takes and the exit codes.

@@ -334,6 +334,32 @@ fn a_mistyped_command_names_the_closest_and_the_list() {
 }
 
 #[test]
+fn a_mistyped_option_of_a_client_command_names_the_closest() {
+    for (args, said) in [
+        (
+            &["post", "--targt", "x", "--sender", "s", "hi"][..],
+            "unknown option --targt; did you mean --target?",
+        ),
+        (
+            &["fetch", "--limt", "5", "--target", "x"],
+            "unknown option --limt; did you mean --limit?",
+        ),
+        (
+            &["watch", "--tokn", "t", "--target", "x"],
+            "unknown option --tokn; did you mean --token?",
+        ),
+    ] {
+        let out = relay_binary(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(said), "{args:?}: {err}");
+    }
+    let far = relay_binary(&["channels", "--teleport"]);
+    let err = String::from_utf8_lossy(&far.stderr);
+    assert!(err.contains("unknown option --teleport\n"), "{err}");
+}
+
+#[test]
 fn serve_and_the_relay_settings_take_version_as_the_binary_does() {
     let version = relay_binary(&["--version"]);
     assert_eq!(version.status.code(), Some(0));

@@ -117,6 +117,36 @@ fn legacy_byte_keys_still_work() {
 }
 
 #[test]
+fn a_mistyped_key_or_flag_names_the_setting_meant_as_a_mistyped_variable_does() {
+    let dir = TempDir::new("config-typo");
+    let file = dir.path("config.json");
+    std::fs::write(&file, r#"{"prot": 8011}"#).unwrap();
+    let err = refused_at_start(&[], &["--config", file.to_str().unwrap()]);
+    assert!(
+        err.contains("prot: unknown key; did you mean port? (`--help` lists every setting)"),
+        "{err}"
+    );
+    let err = refused_at_start(&[], &["--prot", "8011"]);
+    assert!(
+        err.contains(
+            "--prot: prot: unknown option; did you mean --port? (`--help` lists every setting)"
+        ),
+        "{err}"
+    );
+    let err = refused_at_start(&[("CLAUDE_CODEX_PROT", "8011".as_ref())], &[]);
+    assert!(
+        err.contains("CLAUDE_CODEX_PROT: unknown variable; did you mean CLAUDE_CODEX_PORT?"),
+        "{err}"
+    );
+    // A name far from every setting gets no guess.
+    let err = refused_at_start(&[], &["--teleport", "1"]);
+    assert!(
+        err.contains("--teleport: teleport: unknown option (`--help` lists every setting)"),
+        "{err}"
+    );
+}
+
+#[test]
 fn every_mistake_names_its_source_and_key() {
     let dir = TempDir::new("config");
     let cases: Vec<(&str, &str, &str)> = vec![
