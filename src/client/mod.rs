@@ -275,6 +275,7 @@ fn post(relay: &RelayClient, p: &Parsed, io: &mut Io) -> Result<(), Error> {
         .and_then(|()| io.stderr.flush())
         .map_err(Error::output)?;
     let opts = watch::Options {
+        command: "post",
         target: target.to_string(),
         from: vec![from.to_string()],
         answering: Some(posted),
@@ -534,6 +535,7 @@ fn watch(
         other => other.map(str::to_string),
     };
     let opts = watch::Options {
+        command: "watch",
         target: p.required("target")?.to_string(),
         from: senders(p, "from")?,
         answering: None,

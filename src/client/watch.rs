@@ -40,6 +40,8 @@ pub(super) const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 /// What `watch` was asked to do.
 pub(super) struct Options {
+    /// The command the user ran, which names the status lines: `watch`, or `post` (`--await`).
+    pub command: &'static str,
     pub target: String,
     /// Only messages from these senders (all when empty).
     pub from: Vec<String>,
@@ -217,7 +219,7 @@ pub(super) fn watch(
     env: &BTreeMap<String, String>,
     io: &mut Io,
 ) -> Result<(), Error> {
-    let mut backoff = Backoff::new();
+    let mut backoff = Backoff::new(opts.command);
     let saved = match &opts.state {
         Some(s) => s.read()?,
         None => None,
@@ -241,6 +243,7 @@ pub(super) fn watch(
         // or the newest messages were deleted.
         say(
             io,
+            opts.command,
             &format!(
                 "the newest message on {} is #{head}, below #{start}: the relay lost its history \
                  (a memory store restarted) or its newest messages were deleted; going on after #{head}",
@@ -256,6 +259,7 @@ pub(super) fn watch(
     }
     say(
         io,
+        opts.command,
         &format!(
             "watching {} on {} after #{start}{}{}",
             opts.target,
@@ -355,7 +359,7 @@ pub(super) fn watch(
                             m.id
                         )));
                     }
-                    run(cmd, m, relay, env, io)?;
+                    run(cmd, m, relay, env, io, opts.command)?;
                 }
             }
             place.handled(m);
@@ -380,6 +384,7 @@ fn lost_history(opts: &Options, place: &mut Place, io: &mut Io) -> Result<u64, E
     place.lost = false;
     say(
         io,
+        opts.command,
         &format!(
             "the relay came back without its history (its ids started again); following {} from its first message",
             opts.target
@@ -429,8 +434,9 @@ fn run(
     relay: &RelayClient,
     env: &BTreeMap<String, String>,
     io: &mut Io,
+    who: &str,
 ) -> Result<(), Error> {
-    say(io, &format!("{} -> running CMD", m.line()))?;
+    say(io, who, &format!("{} -> running CMD", m.line()))?;
     let mut extra = vec![
         ("RELAY_MESSAGE_ID", m.id.to_string()),
         ("RELAY_SENDER", m.sender.clone()),
@@ -456,7 +462,7 @@ fn run(
             m.id
         ),
     };
-    say(io, &verdict)
+    say(io, who, &verdict)
 }
 
 fn save(state: &Option<StateFile>, id: u64) -> Result<(), Error> {
@@ -466,9 +472,9 @@ fn save(state: &Option<StateFile>, id: u64) -> Result<(), Error> {
     }
 }
 
-/// A status line on stderr: `TIME watch: TEXT`.
-fn say(io: &mut Io, text: &str) -> Result<(), Error> {
-    writeln!(io.stderr, "{} watch: {text}", now_utc())
+/// A status line on stderr: `TIME COMMAND: TEXT`, `who` being the command that watches.
+fn say(io: &mut Io, who: &str, text: &str) -> Result<(), Error> {
+    writeln!(io.stderr, "{} {who}: {text}", now_utc())
         .and_then(|()| io.stderr.flush())
         .map_err(Error::output)
 }
@@ -477,13 +483,16 @@ fn say(io: &mut Io, text: &str) -> Result<(), Error> {
 struct Backoff {
     next: Duration,
     down_since: Option<Instant>,
+    /// The command that watches, for its status lines.
+    who: &'static str,
 }
 
 impl Backoff {
-    fn new() -> Backoff {
+    fn new(who: &'static str) -> Backoff {
         Backoff {
             next: BACKOFF_FIRST,
             down_since: None,
+            who,
         }
     }
 
@@ -502,6 +511,7 @@ impl Backoff {
                     if let Some(since) = self.down_since.take() {
                         say(
                             io,
+                            self.who,
                             &format!("relay is back after {:.1} s", since.elapsed().as_secs_f64()),
                         )?;
                     }
@@ -515,6 +525,7 @@ impl Backoff {
                         self.down_since = Some(Instant::now());
                         say(
                             io,
+                            self.who,
                             &format!(
                                 "relay unavailable ({e}); retrying every {:.2} s up to every {} s",
                                 self.next.as_secs_f64(),

@@ -1131,6 +1131,25 @@ fn post_await_times_out_with_exit_6_and_json_gives_the_reply_as_an_object() {
 }
 
 #[test]
+fn post_await_names_post_in_its_status_lines() {
+    let relay = Relay::start();
+    let url = relay.base.clone();
+    let waiter = Running::start(
+        "post",
+        &[
+            "--url", &url, "--target", "proj-x", "--sender", "claude", "--await", "codex", "hi",
+        ],
+    );
+    let started = waiter.stderr_line_containing("watching proj-x", deadline());
+    assert!(started.contains(" post: watching proj-x on "), "{started}");
+    relay.post("proj-x", "codex", "ok");
+    assert!(waiter.line(deadline()).starts_with("#2 [codex]"));
+    assert_eq!(waiter.finish(deadline()), 0);
+    let rest = waiter.stderr();
+    assert!(!rest.contains("watch"), "{rest}");
+}
+
+#[test]
 fn fetch_newest_reads_the_end_and_says_when_more_follow() {
     let relay = Relay::memory();
     for i in 1..=5 {
