@@ -350,9 +350,13 @@ fn fetch(relay: &RelayClient, p: &Parsed, io: &mut Io) -> Result<(), Error> {
     p.no_words()?;
     let target = p.required("target")?;
     let since_id = p.number::<u64>("since-id", "a message id (0 or more)")?;
-    let limit = p.number::<u64>("limit", "a number from 1 to 500")?;
-    if limit == Some(0) {
-        return Err(Error::Usage("--limit must be 1 or more".into()));
+    // The relay's largest page: a larger --limit would quietly get fewer messages.
+    let most = crate::http::rest::LIST_MAX_LIMIT;
+    let limit = p.number::<u64>("limit", &format!("a number from 1 to {most}"))?;
+    if let Some(n) = limit.filter(|n| !(1..=most).contains(n)) {
+        return Err(Error::Usage(format!(
+            "--limit must be a number from 1 to {most}, not {n}"
+        )));
     }
     let wait = p.number::<f64>("wait", "seconds, 0 to 50")?;
     if let Some(w) = wait {

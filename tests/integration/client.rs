@@ -444,6 +444,34 @@ fn exit_codes_for_a_4xx_a_refused_connection_and_usage_errors() {
 }
 
 #[test]
+fn fetch_limit_beyond_the_relays_largest_page_is_a_usage_error() {
+    let relay = Relay::start();
+    relay.post("t", "s", "one");
+    for (limit, said) in [
+        ("501", "--limit must be a number from 1 to 500, not 501"),
+        ("0", "--limit must be a number from 1 to 500, not 0"),
+        (
+            "many",
+            "--limit must be a number from 1 to 500, not \"many\"",
+        ),
+    ] {
+        let bad = run(
+            "fetch",
+            &["--url", &relay.base, "--target", "t", "--limit", limit],
+        );
+        assert_eq!(bad.code, 2, "{limit}: {}", bad.stderr);
+        assert!(bad.stderr.contains(said), "{limit}: {}", bad.stderr);
+        assert!(bad.stdout.is_empty());
+    }
+    let most = run(
+        "fetch",
+        &["--url", &relay.base, "--target", "t", "--limit", "500"],
+    );
+    assert_eq!(most.code, 0, "{}", most.stderr);
+    assert_eq!(most.stdout, "#1 [s] one\n");
+}
+
+#[test]
 fn fetch_wait_returns_as_soon_as_a_message_arrives() {
     let relay = Relay::start();
     let url = relay.base.clone();
