@@ -153,7 +153,7 @@ config.toml table (with a token, both name CLAUDE_CODEX_TOKEN, the variable Code
 token from). --listen C (Claude Code only) configures the stdio bridge with `--listen
 C --as NAME` (default claude) and prints the line that starts Claude Code with the channel.
 --apply puts it in place and says what changed: runs `mcp remove` then `mcp add` for claude
-and gemini; for codex adds [mcp_servers.relay] to $CODEX_HOME/config.toml (default
+and gemini (their entry named relay is replaced whole); for codex adds [mcp_servers.relay] to $CODEX_HOME/config.toml (default
 ~/.codex/config.toml), or sets url (and with a token bearer_token_env_var) in the table
 there, keeping its other keys and sub-tables (a timeout, [mcp_servers.relay.env]) and the
 rest of the file; a table that starts the server as a command loses command, args, env,
