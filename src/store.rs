@@ -24,7 +24,7 @@ use crate::message::{now, wire_json, Encoded, Message, WireJson};
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::mem;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -293,7 +293,7 @@ impl Default for Limits {
 }
 
 pub(crate) struct Store {
-    /// Shared with a compaction's thread, which installs what it wrote (`compact`).
+    /// Shared with a compaction's thread, which installs what it wrote (`Compactor::compact`).
     state: Arc<Mutex<State>>,
     /// Held by the one poster that writes the queued batch; guards the journal and the sequence.
     /// Shared with a compaction's thread, like `state`.
@@ -303,8 +303,11 @@ pub(crate) struct Store {
     /// commit lock and calls them after, so the next batch is written meanwhile and yet every
     /// hook hears of messages in id order.
     hooks: Mutex<Vec<Hook>>,
-    /// The functions told of channels that lost messages to a deletion or retention.
-    removal_hooks: Mutex<Vec<RemovalHook>>,
+    /// The functions told of channels that lost messages to a deletion or retention. Shared
+    /// with a compaction's thread, like `state`.
+    removal_hooks: Arc<Mutex<Vec<RemovalHook>>>,
+    /// Starts and installs compactions, here and on their threads.
+    compactor: Compactor,
     /// Called with each batch written. Its lock is taken before the hooks' is let go, as the
     /// hooks' before the commit lock, so that the next batch is written meanwhile and yet the
     /// batches are recorded in id order.
@@ -503,7 +506,7 @@ const YIELDS_UP_TO_TEXT: usize = 64 * 1024;
 
 impl Drop for Store {
     /// Lets go of the journal, and with it the data directory's lock, as the store goes: a
-    /// compaction's thread may still hold the committer for a moment (`compact`).
+    /// compaction's thread may still hold the committer for a moment (`Compactor::compact`).
     fn drop(&mut self) {
         lock(&self.commit).journal = None;
     }
@@ -565,23 +568,33 @@ impl Store {
             _ => COMMIT_YIELDS,
         };
         let purge = replay.holds_deleted;
+        let state = Arc::new(Mutex::new(state));
+        let commit = Arc::new(Mutex::new(Committer {
+            journal,
+            last_id: top,
+            since_compaction: 0,
+            compacted_at: Instant::now(),
+            retention_due: true,
+            stale: purge,
+            compaction: None,
+            keys: replay.keys,
+            purge,
+            checkpointing: None,
+        }));
+        let removal_hooks = Arc::new(Mutex::new(Vec::new()));
+        let compactor = Compactor {
+            state: Arc::downgrade(&state),
+            commit: Arc::downgrade(&commit),
+            removal_hooks: Arc::downgrade(&removal_hooks),
+            limits,
+        };
         let store = Store {
-            state: Arc::new(Mutex::new(state)),
-            commit: Arc::new(Mutex::new(Committer {
-                journal,
-                last_id: top,
-                since_compaction: 0,
-                compacted_at: Instant::now(),
-                retention_due: true,
-                stale: purge,
-                compaction: None,
-                keys: replay.keys,
-                purge,
-                checkpointing: None,
-            })),
+            state,
+            commit,
             queue: Mutex::new(Vec::new()),
             hooks: Mutex::new(Vec::new()),
-            removal_hooks: Mutex::new(Vec::new()),
+            removal_hooks,
+            compactor,
             recorder: Mutex::new(None),
             published_id: AtomicU64::new(top),
             commit_yields,
@@ -615,14 +628,7 @@ impl Store {
 
     /// Tells the removal hooks that `channels` lost messages.
     fn removed_from(&self, channels: &[String]) {
-        if channels.is_empty() {
-            return;
-        }
-        for hook in lock(&self.removal_hooks).iter() {
-            for channel in channels {
-                hook(channel);
-            }
-        }
+        tell_removed(&self.removal_hooks, channels);
     }
 
     /// Sets the function told of every batch of new messages once it is written, in id order.
@@ -716,7 +722,7 @@ impl Store {
     /// message that key made, or a conflict, and no id. Returns the new messages, for the hooks and
     /// the recorder.
     fn commit_batch(&self, committer: &mut Committer, batch: &[Arc<Slot>]) -> Vec<Recorded> {
-        Store::finish_compaction(&self.state, committer, false);
+        self.finish_compaction(committer, false);
         let ts = now();
         committer.keys.expire(ts);
         let mut next = committer.last_id + 1;
@@ -962,7 +968,7 @@ impl Store {
                     return;
                 };
                 let mut committer = lock(&store.commit);
-                Store::finish_compaction(&store.state, &mut committer, false);
+                store.finish_compaction(&mut committer, false);
                 let mut thinned = Vec::new();
                 let dropped = {
                     let mut state = lock(&store.state);
@@ -990,163 +996,29 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn compact_now(&self) -> Result<usize, Error> {
         let mut committer = lock(&self.commit);
-        Store::finish_compaction(&self.state, &mut committer, true);
+        self.settle(&mut committer);
         Ok(self.compact(&mut committer, true))
     }
 
-    /// Drops what retention says from memory, then has the journal rewritten to match: the
-    /// kept messages go to a temporary file on a thread of their own while posts go on, and a
-    /// later commit installs it, carrying over what was appended meanwhile (`finish_compaction`).
+    /// Drops what retention says from memory, then has the journal rewritten to match (see
+    /// `Compactor::compact`).
     fn compact(&self, committer: &mut Committer, wait: bool) -> usize {
-        if committer.compaction.is_some() {
-            return 0;
-        }
-        let mut thinned = Vec::new();
-        let (dropped, mut kept, file, positions) = {
-            let mut state = lock(&self.state);
-            let dropped = state.retain(
-                self.limits.retention_max_messages,
-                self.limits.age_cutoff(),
-                &mut thinned,
-            );
-            committer.dropped(&dropped);
-            let dropped = dropped.len();
-            let kept: Vec<Entry> = if committer.stale && committer.journal.is_some() {
-                state
-                    .channels
-                    .values()
-                    .flat_map(|c| c.messages.iter().copied())
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            (dropped, kept, state.file.clone(), state.position_list())
-        };
-        self.removed_from(&thinned);
-        let Some(journal) = committer.journal.as_ref().filter(|_| committer.stale) else {
-            return dropped;
-        };
-        let Some(file) = file else {
-            return dropped;
-        };
-        committer.stale = false;
-        committer.compacted_at = Instant::now();
-        let extras = Extras {
-            keys: committer.keys.by_id(),
-            positions,
-        };
-        let (dir, mark, last_id) = (
-            journal.dir().to_path_buf(),
-            journal.mark(),
-            committer.last_id,
-        );
-        let mut prepare = move || {
-            kept.sort_unstable_by_key(|e| e.id);
-            // A line that is not the message the index placed there (a journal damaged since
-            // it was read) fails the compaction: the journal is left as it is, never rewritten
-            // with the wrong text under a kept message's id, and the next start replays it in
-            // full (see `Reader`).
-            let texts = kept.iter().map(|e| file.message(e.id, e.place));
-            Journal::prepare(&dir, texts, &extras, last_id, mark)
-        };
-        if wait {
-            Store::install(&self.state, committer, prepare());
-            return dropped;
-        }
-        let pending = Arc::new(Pending::default());
-        let written = Arc::clone(&pending);
-        let (state, commit) = (Arc::downgrade(&self.state), Arc::downgrade(&self.commit));
-        let spawned = thread::Builder::new()
-            .name("relay-compact".into())
-            .spawn(move || {
-                let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(prepare))
-                    .unwrap_or_else(|_| Err(Error::Storage("journal compaction panicked".into())));
-                *lock(&written.outcome) = Some(prepared);
-                written.written.notify_all();
-                // Installed at once, so that a relay no one posts to still replaces its journal
-                // (and a deleted text leaves the disk); a commit or a close that takes the lock
-                // first installs it instead. Not if the store is gone.
-                if let (Some(state), Some(commit)) = (state.upgrade(), commit.upgrade()) {
-                    Store::finish_compaction(&state, &mut lock(&commit), false);
-                }
-            });
-        match spawned {
-            Ok(_) => committer.compaction = Some(pending),
-            Err(e) => log::error!("cannot start journal compaction: {e}"),
-        }
-        dropped
+        self.compactor.compact(&self.state, committer, wait)
     }
 
-    /// Installs the compaction being written once it is (with `wait`, waiting for it).
-    fn finish_compaction(state: &Mutex<State>, committer: &mut Committer, wait: bool) {
-        let Some(pending) = committer.compaction.clone() else {
-            return;
-        };
-        let mut outcome = lock(&pending.outcome);
-        while wait && outcome.is_none() {
-            outcome = pending
-                .written
-                .wait(outcome)
-                .unwrap_or_else(|e| e.into_inner());
-        }
-        if let Some(prepared) = outcome.take() {
-            drop(outcome);
-            committer.compaction = None;
-            Store::install(state, committer, prepared);
-        }
+    /// Installs the compaction being written once it is (with `wait`, waiting for it), and
+    /// starts the one a deletion made meanwhile is waiting for.
+    fn finish_compaction(&self, committer: &mut Committer, wait: bool) {
+        self.compactor.finish(&self.state, committer, wait);
     }
 
-    /// Installs a written compaction and moves the index to the new file with it, under the
-    /// index's lock: a reader takes places and the file they point into together, so it never
-    /// reads one file at the other's places.
-    fn install(
-        state: &Mutex<State>,
-        committer: &mut Committer,
-        prepared: Result<Compaction, Error>,
-    ) {
-        let installed = prepared.and_then(|c| match committer.journal.as_mut() {
-            Some(journal) => journal.install(c).map(Some),
-            None => Ok(None),
-        });
-        match installed {
-            Ok(Some(relocation)) => {
-                lock(state).relocate(relocation);
-                Store::start_checkpoint(committer);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                log::error!("journal compaction failed; the journal keeps every message: {e}")
-            }
+    /// Waits until no compaction is being written, installing each (and any a deletion made
+    /// meanwhile started) as it is written.
+    fn settle(&self, committer: &mut Committer) {
+        while committer.compaction.is_some() {
+            self.finish_compaction(committer, true);
         }
     }
-
-    /// Starts writing the replay checkpoint of the journal just compacted, in the background
-    /// (it reads the whole new file), unless one is still being written.
-    fn start_checkpoint(committer: &mut Committer) {
-        if committer
-            .checkpointing
-            .as_ref()
-            .is_some_and(|h| !h.is_finished())
-        {
-            return;
-        }
-        let Some(journal) = committer.journal.as_ref() else {
-            return;
-        };
-        let job = journal.checkpoint_job();
-        let spawned = thread::Builder::new()
-            .name("relay-checkpoint".into())
-            .spawn(move || {
-                if let Err(e) = job() {
-                    log::warn!("{e}; a start after a crash replays the whole journal");
-                }
-            });
-        match spawned {
-            Ok(handle) => committer.checkpointing = Some(handle),
-            Err(e) => log::warn!("cannot start writing the replay checkpoint: {e}"),
-        }
-    }
-
     /// The messages `taken` names, from the cache or else read from its file; read ones are
     /// cached when `remember` says so. A message that cannot be read is logged and left out.
     fn resolve(&self, taken: Taken, remember: bool) -> Vec<Arc<Message>> {
@@ -1740,9 +1612,8 @@ impl Store {
 
     /// Starts a compaction if a deletion left a text on disk and none is running.
     fn purge(&self, committer: &mut Committer) {
-        Store::finish_compaction(&self.state, committer, false);
+        self.finish_compaction(committer, false);
         if committer.purge && committer.compaction.is_none() && committer.journal.is_some() {
-            committer.purge = false;
             self.compact(committer, false);
         }
     }
@@ -1759,7 +1630,7 @@ impl Store {
             state.created.notify_all();
         }
         let mut committer = lock(&self.commit);
-        Store::finish_compaction(&self.state, &mut committer, true);
+        self.settle(&mut committer);
         if committer.purge {
             // A deletion's text is still on disk: remove it before letting go of the journal.
             self.compact(&mut committer, true);
@@ -1780,6 +1651,202 @@ impl Store {
     /// Whether `close` was called.
     pub(crate) fn is_closed(&self) -> bool {
         lock(&self.state).closed
+    }
+}
+
+/// What compacting the journal needs of a store, held weakly so that the threads writing
+/// compactions can install them and start the next one without keeping a dropped store alive.
+#[derive(Clone)]
+struct Compactor {
+    state: Weak<Mutex<State>>,
+    commit: Weak<Mutex<Committer>>,
+    removal_hooks: Weak<Mutex<Vec<RemovalHook>>>,
+    limits: Limits,
+}
+
+impl Compactor {
+    /// Tells the removal hooks that `channels` lost messages (see `Store::removed_from`).
+    fn removed_from(&self, channels: &[String]) {
+        if let Some(hooks) = self.removal_hooks.upgrade() {
+            tell_removed(&hooks, channels);
+        }
+    }
+
+    /// Drops what retention says from memory, then has the journal rewritten to match: the
+    /// kept messages go to a temporary file on a thread of their own while posts go on, and
+    /// that thread (or a commit or close that comes first) installs it, carrying over what was
+    /// appended meanwhile (`finish`). With `wait`, the rewrite is done and installed here.
+    fn compact(&self, state: &Mutex<State>, committer: &mut Committer, wait: bool) -> usize {
+        if committer.compaction.is_some() {
+            return 0;
+        }
+        let mut thinned = Vec::new();
+        let (dropped, mut kept, file, positions) = {
+            let mut state = lock(state);
+            let dropped = state.retain(
+                self.limits.retention_max_messages,
+                self.limits.age_cutoff(),
+                &mut thinned,
+            );
+            committer.dropped(&dropped);
+            let dropped = dropped.len();
+            let kept: Vec<Entry> = if committer.stale && committer.journal.is_some() {
+                state
+                    .channels
+                    .values()
+                    .flat_map(|c| c.messages.iter().copied())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            (dropped, kept, state.file.clone(), state.position_list())
+        };
+        self.removed_from(&thinned);
+        let Some(journal) = committer.journal.as_ref().filter(|_| committer.stale) else {
+            return dropped;
+        };
+        let Some(file) = file else {
+            return dropped;
+        };
+        committer.stale = false;
+        // Every deletion made so far is in what this compaction keeps out.
+        committer.purge = false;
+        committer.compacted_at = Instant::now();
+        let extras = Extras {
+            keys: committer.keys.by_id(),
+            positions,
+        };
+        let (dir, mark, last_id) = (
+            journal.dir().to_path_buf(),
+            journal.mark(),
+            committer.last_id,
+        );
+        let mut prepare = move || {
+            kept.sort_unstable_by_key(|e| e.id);
+            // A line that is not the message the index placed there (a journal damaged since
+            // it was read) fails the compaction: the journal is left as it is, never rewritten
+            // with the wrong text under a kept message's id, and the next start replays it in
+            // full (see `Reader`).
+            let texts = kept.iter().map(|e| file.message(e.id, e.place));
+            Journal::prepare(&dir, texts, &extras, last_id, mark)
+        };
+        if wait {
+            self.install(state, committer, prepare());
+            return dropped;
+        }
+        let pending = Arc::new(Pending::default());
+        let written = Arc::clone(&pending);
+        let compactor = self.clone();
+        let spawned = thread::Builder::new()
+            .name("relay-compact".into())
+            .spawn(move || {
+                let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(prepare))
+                    .unwrap_or_else(|_| Err(Error::Storage("journal compaction panicked".into())));
+                *lock(&written.outcome) = Some(prepared);
+                written.written.notify_all();
+                // Installed at once, so that a relay no one posts to still replaces its journal
+                // (and a deleted text leaves the disk); a commit or a close that takes the lock
+                // first installs it instead. Not if the store is gone.
+                if let (Some(state), Some(commit)) =
+                    (compactor.state.upgrade(), compactor.commit.upgrade())
+                {
+                    compactor.finish(&state, &mut lock(&commit), false);
+                }
+            });
+        match spawned {
+            Ok(_) => committer.compaction = Some(pending),
+            Err(e) => log::error!("cannot start journal compaction: {e}"),
+        }
+        dropped
+    }
+
+    /// Installs the compaction being written once it is (with `wait`, waiting for it). A
+    /// deletion made while it was written left its text out of it: the compaction that
+    /// removes that text starts now.
+    fn finish(&self, state: &Mutex<State>, committer: &mut Committer, wait: bool) {
+        let Some(pending) = committer.compaction.clone() else {
+            return;
+        };
+        let mut outcome = lock(&pending.outcome);
+        while wait && outcome.is_none() {
+            outcome = pending
+                .written
+                .wait(outcome)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        let Some(prepared) = outcome.take() else {
+            return;
+        };
+        drop(outcome);
+        committer.compaction = None;
+        self.install(state, committer, prepared);
+        if committer.purge {
+            self.compact(state, committer, false);
+        }
+    }
+
+    /// Installs a written compaction and moves the index to the new file with it, under the
+    /// index's lock: a reader takes places and the file they point into together, so it never
+    /// reads one file at the other's places.
+    fn install(
+        &self,
+        state: &Mutex<State>,
+        committer: &mut Committer,
+        prepared: Result<Compaction, Error>,
+    ) {
+        let installed = prepared.and_then(|c| match committer.journal.as_mut() {
+            Some(journal) => journal.install(c).map(Some),
+            None => Ok(None),
+        });
+        match installed {
+            Ok(Some(relocation)) => {
+                lock(state).relocate(relocation);
+                Compactor::start_checkpoint(committer);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                log::error!("journal compaction failed; the journal keeps every message: {e}")
+            }
+        }
+    }
+
+    /// Starts writing the replay checkpoint of the journal just compacted, in the background
+    /// (it reads the whole new file), unless one is still being written.
+    fn start_checkpoint(committer: &mut Committer) {
+        if committer
+            .checkpointing
+            .as_ref()
+            .is_some_and(|h| !h.is_finished())
+        {
+            return;
+        }
+        let Some(journal) = committer.journal.as_ref() else {
+            return;
+        };
+        let job = journal.checkpoint_job();
+        let spawned = thread::Builder::new()
+            .name("relay-checkpoint".into())
+            .spawn(move || {
+                if let Err(e) = job() {
+                    log::warn!("{e}; a start after a crash replays the whole journal");
+                }
+            });
+        match spawned {
+            Ok(handle) => committer.checkpointing = Some(handle),
+            Err(e) => log::warn!("cannot start writing the replay checkpoint: {e}"),
+        }
+    }
+}
+
+/// Tells each of `hooks` that `channels` lost messages.
+fn tell_removed(hooks: &Mutex<Vec<RemovalHook>>, channels: &[String]) {
+    if channels.is_empty() {
+        return;
+    }
+    for hook in lock(hooks).iter() {
+        for channel in channels {
+            hook(channel);
+        }
     }
 }
 
@@ -2555,6 +2622,42 @@ mod tests {
         let (_, replay) = dir.open_journal();
         assert!(!replay.holds_deleted);
         assert_eq!(replay.messages.len(), 2);
+    }
+
+    #[test]
+    fn a_deletion_made_while_a_compaction_is_written_leaves_the_journal_once_it_is_installed() {
+        let dir = TempDir::new();
+        let store = dir.store(Limits::default());
+        for i in 1..=5 {
+            post(&store, "proj-x", &format!("text {i}"));
+        }
+        {
+            let mut committer = lock(&store.commit);
+            store
+                .delete(&mut committer, "proj-x", Deletion::Message { id: 1 })
+                .unwrap();
+            // The compaction the first deletion started cannot be installed while the commit
+            // lock is held here; the second deletion arrives while it is still being written.
+            let first = committer
+                .compaction
+                .replace(Arc::new(Pending::default()))
+                .expect("the first deletion started a compaction");
+            store
+                .delete(&mut committer, "proj-x", Deletion::Message { id: 2 })
+                .unwrap();
+            committer.compaction = Some(first);
+        }
+        // Nothing else happens: once the first compaction is installed, the second starts.
+        until_the_journal_lacks(&dir, "text 1");
+        until_the_journal_lacks(&dir, "text 2");
+        let texts: Vec<String> = all(&store, "proj-x")
+            .iter()
+            .map(|m| m.text.clone())
+            .collect();
+        assert_eq!(texts, ["text 3", "text 4", "text 5"]);
+        let journal = dir.journal_text();
+        assert!(!journal.contains("\"id\":2,"), "{journal}");
+        assert!(!journal.contains("\"delete\""), "{journal}");
     }
 
     #[test]
