@@ -4,8 +4,9 @@
 //! post queued so far; the idempotency keys are checked there too, so two retries racing each other
 //! still make one message; the recorder (the channel archive) hears of each batch once written,
 //! so its lines follow id order. Retention and deletion drop messages from memory at once and from
-//! the journal by a compaction written in the background. Readers' positions (how far each named
-//! reader has read each channel) live here and in the journal. With a journal, memory holds only an
+//! the journal by a compaction written in the background (one that fails is tried again after a
+//! back-off). Readers' positions (how far each named reader has read each channel) live here and
+//! in the journal. With a journal, memory holds only an
 //! index of the kept messages (id, time, where the line is) and texts are read back from the file
 //! on demand through a cache bounded in bytes, so memory does not grow with history (a page sent as
 //! JSON takes each message's wire JSON from there, made once; a new message's is made at commit,
@@ -424,14 +425,23 @@ struct Committer {
     compacted_at: Instant,
     /// Retention is yet to look at the replayed history, which it does with the first post.
     retention_due: bool,
-    /// Retention dropped messages that the journal still holds.
+    /// Retention or a deletion removed messages that the journal still holds (a compaction
+    /// that failed leaves this set, as it found it).
     stale: bool,
     /// A compacted journal being written in the background.
     compaction: Option<Arc<Pending>>,
     /// Idempotency keys of recent posts.
     keys: Keys,
-    /// A deletion left a text on disk that a compaction has yet to remove.
+    /// A deletion left a text on disk that a compaction has yet to remove (set again when the
+    /// compaction that was to remove it fails).
     purge: bool,
+    /// Compactions that failed since one was last installed.
+    failures: u32,
+    /// While a failed compaction's back-off runs, until when: no post or retention starts one
+    /// before then (a deletion does). `None` once one is installed.
+    retry_at: Option<Instant>,
+    /// Whether a thread waits to try a failed compaction again when its back-off ends.
+    retrying: bool,
     /// The replay checkpoint of the last compacted journal being written in the background.
     checkpointing: Option<JoinHandle<()>>,
 }
@@ -452,7 +462,14 @@ impl Committer {
 struct Pending {
     outcome: Mutex<Option<Result<Compaction, Error>>>,
     written: Condvar,
+    /// Whether it removes deleted texts: if it fails, they are still to be removed.
+    purge: bool,
 }
+
+/// How long after a compaction fails it is tried again, at first; each failure in a row
+/// doubles it, up to `RETRY_AT_MOST`, so a full disk is not rewritten to again and again.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_AT_MOST: Duration = Duration::from_secs(60);
 
 /// A post of the batch being committed that gets a new id.
 struct Fresh {
@@ -579,6 +596,9 @@ impl Store {
             compaction: None,
             keys: replay.keys,
             purge,
+            failures: 0,
+            retry_at: None,
+            retrying: false,
             checkpointing: None,
         }));
         let removal_hooks = Arc::new(Mutex::new(Vec::new()));
@@ -1606,11 +1626,14 @@ impl Store {
         committer.keys.forget(&removed);
         committer.stale = true;
         committer.purge = true;
+        // At once, even while a failed compaction's back-off runs.
+        committer.retry_at = None;
         self.purge(committer);
         Ok(())
     }
 
-    /// Starts a compaction if a deletion left a text on disk and none is running.
+    /// Starts a compaction if a deletion left a text on disk, none is running and no failed
+    /// one's back-off runs.
     fn purge(&self, committer: &mut Committer) {
         self.finish_compaction(committer, false);
         if committer.purge && committer.compaction.is_none() && committer.journal.is_some() {
@@ -1632,7 +1655,8 @@ impl Store {
         let mut committer = lock(&self.commit);
         self.settle(&mut committer);
         if committer.purge {
-            // A deletion's text is still on disk: remove it before letting go of the journal.
+            // A deletion's text is still on disk (its compaction failed, or was to start
+            // after a back-off): remove it before letting go of the journal.
             self.compact(&mut committer, true);
         }
         if let Some(handle) = committer.checkpointing.take() {
@@ -1708,9 +1732,13 @@ impl Compactor {
         let Some(file) = file else {
             return dropped;
         };
+        if !wait && committer.retry_at.is_some_and(|at| Instant::now() < at) {
+            // A compaction failed a moment ago: it is tried again when its back-off ends.
+            return dropped;
+        }
         committer.stale = false;
         // Every deletion made so far is in what this compaction keeps out.
-        committer.purge = false;
+        let purge = mem::take(&mut committer.purge);
         committer.compacted_at = Instant::now();
         let extras = Extras {
             keys: committer.keys.by_id(),
@@ -1731,10 +1759,13 @@ impl Compactor {
             Journal::prepare(&dir, texts, &extras, last_id, mark)
         };
         if wait {
-            self.install(state, committer, prepare());
+            self.install(state, committer, prepare(), purge);
             return dropped;
         }
-        let pending = Arc::new(Pending::default());
+        let pending = Arc::new(Pending {
+            purge,
+            ..Pending::default()
+        });
         let written = Arc::clone(&pending);
         let compactor = self.clone();
         let spawned = thread::Builder::new()
@@ -1779,7 +1810,7 @@ impl Compactor {
         };
         drop(outcome);
         committer.compaction = None;
-        self.install(state, committer, prepared);
+        self.install(state, committer, prepared, pending.purge);
         if committer.purge {
             self.compact(state, committer, false);
         }
@@ -1787,12 +1818,14 @@ impl Compactor {
 
     /// Installs a written compaction and moves the index to the new file with it, under the
     /// index's lock: a reader takes places and the file they point into together, so it never
-    /// reads one file at the other's places.
+    /// reads one file at the other's places. A compaction that failed leaves its work to do
+    /// (`purge`: it was to remove deleted texts), tried again when its back-off ends.
     fn install(
         &self,
         state: &Mutex<State>,
         committer: &mut Committer,
         prepared: Result<Compaction, Error>,
+        purge: bool,
     ) {
         let installed = prepared.and_then(|c| match committer.journal.as_mut() {
             Some(journal) => journal.install(c).map(Some),
@@ -1800,13 +1833,90 @@ impl Compactor {
         });
         match installed {
             Ok(Some(relocation)) => {
+                committer.failures = 0;
+                committer.retry_at = None;
                 lock(state).relocate(relocation);
                 Compactor::start_checkpoint(committer);
             }
             Ok(None) => {}
             Err(e) => {
-                log::error!("journal compaction failed; the journal keeps every message: {e}")
+                committer.stale = true;
+                committer.purge |= purge;
+                committer.failures = committer.failures.saturating_add(1);
+                let back_off = RETRY_FIRST
+                    .saturating_mul(1 << committer.failures.min(16).saturating_sub(1))
+                    .min(RETRY_AT_MOST);
+                committer.retry_at = Some(Instant::now() + back_off);
+                if lock(state).closed {
+                    log::error!(
+                        "journal compaction failed as the relay stops; the journal keeps every \
+                         message until a later start compacts it: {e}"
+                    );
+                } else {
+                    log::error!(
+                        "journal compaction failed; the journal keeps every message, and the \
+                         compaction is tried again in {}s: {e}",
+                        back_off.as_secs()
+                    );
+                    self.start_retrying(committer);
+                }
             }
+        }
+    }
+
+    /// Starts the thread that tries a failed compaction again when its back-off ends, whether
+    /// or not anything is posted meanwhile, unless one is waiting already.
+    fn start_retrying(&self, committer: &mut Committer) {
+        if committer.retrying {
+            return;
+        }
+        let compactor = self.clone();
+        let spawned = thread::Builder::new()
+            .name("relay-compact-retry".into())
+            .spawn(move || compactor.retry());
+        match spawned {
+            Ok(_) => committer.retrying = true,
+            Err(e) => log::error!(
+                "cannot start the thread that tries the compaction again; the next post or \
+                 deletion does: {e}"
+            ),
+        }
+    }
+
+    /// Waits for the back-off of a failed compaction to end, then starts it again, unless a
+    /// post or deletion did meanwhile or the store closed or went. Holds none of the store
+    /// while it waits.
+    fn retry(&self) {
+        loop {
+            let Some(commit) = self.commit.upgrade() else {
+                return;
+            };
+            let mut committer = lock(&commit);
+            let at = match committer.retry_at {
+                Some(at) if committer.journal.is_some() => at,
+                _ => {
+                    committer.retrying = false;
+                    return;
+                }
+            };
+            let now = Instant::now();
+            if now < at {
+                drop(committer);
+                drop(commit);
+                // Looks again at least this often, so a store gone meanwhile is let go of.
+                thread::sleep((at - now).min(RETRY_AT_MOST));
+                continue;
+            }
+            committer.retrying = false;
+            let Some(state) = self.state.upgrade() else {
+                return;
+            };
+            // One running already (a post's or a deletion's) tries it; its failure, if it
+            // fails, starts a new wait.
+            if committer.compaction.is_none() {
+                self.compact(&state, &mut committer, false);
+            }
+            return;
         }
     }
 
@@ -2658,6 +2768,84 @@ mod tests {
         let journal = dir.journal_text();
         assert!(!journal.contains("\"id\":2,"), "{journal}");
         assert!(!journal.contains("\"delete\""), "{journal}");
+    }
+
+    /// Makes every compaction in `dir` fail until the returned path is removed: where a
+    /// compaction writes its temporary file stands a directory, which no one, root included,
+    /// can open as a file.
+    fn block_compactions(dir: &TempDir) -> std::path::PathBuf {
+        let obstacle = dir.0.join(format!("{}.tmp", crate::journal::JOURNAL_FILE));
+        std::fs::create_dir(&obstacle).expect("the obstacle is made");
+        obstacle
+    }
+
+    /// Waits (up to a deadline) until the store has tried a compaction and none is running,
+    /// and returns the commit lock then held.
+    fn until_a_compaction_failed(store: &Store) -> MutexGuard<'_, Committer> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let committer = lock(&store.commit);
+            if committer.compaction.is_none() {
+                return committer;
+            }
+            drop(committer);
+            assert!(Instant::now() < deadline, "the compaction never ended");
+            thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn a_deletion_whose_compaction_failed_leaves_the_journal_when_the_store_closes() {
+        let dir = TempDir::new();
+        let store = dir.store(Limits::default());
+        post(&store, "c", "kept text");
+        let secret = post(&store, "c", "secret text");
+        let obstacle = block_compactions(&dir);
+        store.delete_message(secret).unwrap();
+        drop(until_a_compaction_failed(&store));
+        assert!(dir.journal_text().contains("secret text"));
+        std::fs::remove_dir(&obstacle).unwrap();
+        store.close();
+        assert!(!dir.journal_text().contains("secret text"));
+        assert!(dir.journal_text().contains("kept text"));
+    }
+
+    #[test]
+    fn a_failed_compaction_is_tried_again_by_a_post_once_its_back_off_has_passed() {
+        let dir = TempDir::new();
+        let store = dir.store(Limits::default());
+        post(&store, "c", "kept text");
+        let secret = post(&store, "c", "secret text");
+        let obstacle = block_compactions(&dir);
+        store.delete_message(secret).unwrap();
+        {
+            let mut committer = until_a_compaction_failed(&store);
+            assert!(committer.failures > 0 && committer.purge && committer.stale);
+            // A back-off far longer than the test: whatever starts a compaction below is a post.
+            committer.retry_at = Some(Instant::now() + Duration::from_secs(3600));
+        }
+        post(&store, "c", "within the back-off");
+        {
+            let committer = lock(&store.commit);
+            assert!(
+                committer.compaction.is_none(),
+                "no post starts one before then"
+            );
+            assert!(committer.purge, "the deleted text is still to be removed");
+        }
+        std::fs::remove_dir(&obstacle).unwrap();
+        lock(&store.commit).retry_at = Some(Instant::now());
+        post(&store, "c", "after the back-off");
+        {
+            let committer = lock(&store.commit);
+            assert!(
+                committer.compaction.is_some() || !dir.journal_text().contains("secret text"),
+                "the post started the compaction"
+            );
+        }
+        until_the_journal_lacks(&dir, "secret text");
+        let committer = lock(&store.commit);
+        assert_eq!((committer.failures, committer.retry_at), (0, None));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! and increasing, and the sequence and the channels must survive. Also: the lock that keeps a
 //! second relay off a data directory, and a full disk answered with 507.
 
-use crate::common::{agent, get_json, RelayChild, TempDir};
+use crate::common::{agent, get_json, wait_until, RelayChild, TempDir};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -347,6 +347,45 @@ fn full_disk_answers_507_and_keeps_serving_reads() {
             .expect("a channels array")
             .contains(&json!("full-disk")),
         "{channels}"
+    );
+}
+
+#[test]
+fn a_deleted_text_whose_compaction_failed_leaves_the_disk_when_it_is_tried_again_unasked() {
+    let dir = TempDir::new("durable-compaction-fails");
+    let relay = start(&dir);
+    let agent = agent();
+    for i in 1..=5 {
+        let (status, body) =
+            post(&agent, &relay.base, "proj-x", &format!("text {i}")).expect("post");
+        assert_eq!(status, 201, "{body}");
+    }
+    // The compaction's temporary file is /dev/full, which cannot be written (nor cut to
+    // nothing, for root too). The failed compaction removes what it could not write.
+    let tmp = dir.path("data/messages.jsonl.tmp");
+    std::os::unix::fs::symlink("/dev/full", &tmp).expect("symlink the temporary file");
+    let deleted = agent
+        .delete(relay.url("/api/messages/2"))
+        .call()
+        .expect("DELETE");
+    assert_eq!(deleted.status(), 200);
+    wait_until("the compaction was tried", || {
+        fs::symlink_metadata(&tmp).is_err()
+    });
+    // Nothing more is asked of the relay: the compaction is tried again by itself.
+    let journal = dir.path("data/messages.jsonl");
+    wait_until("the deleted text left the journal", || {
+        !fs::read_to_string(&journal).unwrap().contains("text 2")
+    });
+    let kept = fs::read_to_string(&journal).unwrap();
+    for i in [1, 3, 4, 5] {
+        assert!(kept.contains(&format!("text {i}")), "{kept}");
+    }
+    let (_, stderr) = relay.kill();
+    assert_eq!(
+        stderr.matches("journal compaction failed").count(),
+        1,
+        "one failure, logged once: {stderr}"
     );
 }
 
