@@ -42,7 +42,7 @@ pub enum Error {
         key: String,
         message: String,
     },
-    /// The journal is damaged somewhere other than a torn last line.
+    /// The journal is damaged somewhere other than a torn last line (which replay cuts off).
     Journal {
         path: String,
         line: usize,

@@ -11,9 +11,11 @@
 //! leave the disk. Journals written before replies, keys, positions and deletions existed are
 //! plain message lines and read the same. The directory itself is held under an exclusive
 //! lock, so no removal of a file inside it can let a second relay in; `relay.lock` only names
-//! the pid holding it. Replay repairs exactly one kind of damage, a torn last line (a crash
-//! mid-write, never acknowledged); anything else stops start-up with the file and line, because
-//! silently dropping a message is worse than not starting.
+//! the pid holding it. Replay repairs exactly one kind of damage, a last line without its
+//! newline: cut off if it does not parse (torn by a crash mid-write, never acknowledged), kept
+//! and given its newline if it does (whole: no proper prefix of a JSON object is one); anything
+//! else stops start-up with the file and line, because silently dropping a message is worse
+//! than not starting.
 
 use crate::checkpoint::{self, Progress, CHECKPOINT_FILE};
 use crate::config::Fsync;
@@ -762,9 +764,9 @@ fn lock_dir(dir: &Path) -> Result<File, Error> {
     Ok(locked)
 }
 
-/// Reads the journal, cutting a torn last line off the file: from the end of a checkpoint
-/// that matches it, or else from the start. Returns what was found and the file's length
-/// afterwards.
+/// Reads the journal, cutting a torn last line off the file (or ending a whole one that lacks
+/// its newline with one): from the end of a checkpoint that matches it, or else from the start.
+/// Returns what was found and the file's length afterwards.
 fn replay(path: &Path, file: &File) -> Result<(Replay, u64), Error> {
     // Read no more than the length at open: the lock keeps writers out, and a device such as
     // /dev/full would otherwise never end.
@@ -818,15 +820,16 @@ impl Read for ReadAt<'_> {
 /// What `scan` does with a last line that has no newline.
 #[derive(Clone, Copy, PartialEq)]
 enum Torn {
-    /// Cuts it off the file: at start-up, where it can only be a write a crash interrupted.
+    /// At start-up: cuts it off the file if it does not parse, a write a crash interrupted;
+    /// else it is whole, and is read and given its newline.
     Cut,
     /// Stops with an error and leaves the file alone: while the relay runs, where the scanned
     /// length ends on a line boundary and the file is being appended to.
     Refuse,
 }
 
-/// Reads the journal's lines from `progress.offset` up to `size` into `progress`; a torn last
-/// line is cut off the file or refused, as `torn` says. The lines are read by position, never
+/// Reads the journal's lines from `progress.offset` up to `size` into `progress`; a last line
+/// without its newline is cut off, kept or refused, as `torn` says. The lines are read by position, never
 /// through the handle's file offset: a handle cloned from the appender shares that offset, and
 /// every append moves it to the end of the file.
 fn scan(
@@ -879,7 +882,8 @@ fn scan(
         }
         *number += 1;
         let number = *number;
-        if line.last() != Some(&b'\n') {
+        let unterminated = line.last() != Some(&b'\n');
+        if unterminated {
             if torn == Torn::Refuse {
                 return Err(damage(
                     number,
@@ -888,16 +892,23 @@ fn scan(
                     ),
                 ));
             }
-            // A torn last line: the write that made it never completed, so no one was told
-            // it succeeded. Cut it so the next append starts on a line boundary.
-            log::warn!(
-                "{shown}: line {number}: cutting off a torn last line ({n} bytes) left by a \
-                 crash mid-write; it was never acknowledged"
-            );
-            file.set_len(*offset)
-                .map_err(|e| io_context("cannot cut the torn last line of", path, e))?;
-            break;
+            if serde_json::from_slice::<serde::de::IgnoredAny>(&line).is_err() {
+                // A torn last line: the write that made it never completed, so no one was
+                // told it succeeded. Cut it so the next append starts on a line boundary.
+                log::warn!(
+                    "{shown}: line {number}: cutting off a torn last line ({n} bytes) left by \
+                     a crash mid-write; it was never acknowledged"
+                );
+                file.set_len(*offset)
+                    .map_err(|e| io_context("cannot cut the torn last line of", path, e))?;
+                break;
+            }
+            // Whole JSON, which no proper prefix of a line's object is: the line is complete
+            // (its write may have been acknowledged, or another writer left it so) and only
+            // its newline is missing. Read as if it were there; added once the line is read.
+            line.push(b'\n');
         }
+        let n = line.len();
         let start = *offset;
         *offset += n as u64;
         let body = &line[..n - 1];
@@ -984,6 +995,17 @@ fn scan(
                 }
                 _ => return Err(damage(number, format!("not a message: {e}"))),
             },
+        }
+        if unterminated {
+            log::warn!(
+                "{shown}: line {number}: adding the newline the last line lacks; the line is \
+                 whole and kept"
+            );
+            let mut out = file;
+            out.write_all(b"\n")
+                .and_then(|()| file.sync_data())
+                .map_err(|e| io_context("cannot add the missing newline to", path, e))?;
+            break;
         }
     }
     Ok(progress)
@@ -1426,6 +1448,50 @@ mod tests {
         let (j, replay) = open(&dir);
         assert_eq!(replay.messages.len(), 3);
         assert_eq!(messages(&j, &replay)[2], msg(3, "a"));
+    }
+
+    #[test]
+    fn a_whole_last_line_without_its_newline_is_kept_and_given_one() {
+        let dir = TempDir::new();
+        fs::create_dir_all(&dir.0).unwrap();
+        let complete = line_of(&msg(1, "a")) + &line_of(&msg(2, "b")) + &line_of(&msg(3, "a"));
+        fs::write(dir.journal(), complete.trim_end_matches('\n')).unwrap();
+        let (mut j, replay) = open(&dir);
+        assert_eq!(replay.last_id, 3);
+        assert_eq!(
+            messages(&j, &replay),
+            vec![msg(1, "a"), msg(2, "b"), msg(3, "a")]
+        );
+        assert_eq!(fs::read_to_string(dir.journal()).unwrap(), complete);
+        // The next append starts on a line boundary, and every line reads back.
+        j.append(&[msg(4, "b")]).unwrap();
+        drop(j);
+        let (j, replay) = open(&dir);
+        assert_eq!(
+            messages(&j, &replay),
+            vec![msg(1, "a"), msg(2, "b"), msg(3, "a"), msg(4, "b")]
+        );
+    }
+
+    #[test]
+    fn a_whole_last_line_of_any_known_kind_is_kept_and_one_of_no_known_kind_stops_start_up() {
+        let dir = TempDir::new();
+        fs::create_dir_all(&dir.0).unwrap();
+        let head = line_of(&msg(1, "a")) + &line_of(&msg(2, "a"));
+        fs::write(dir.journal(), head.clone() + r#"{"delete":{"id":1}}"#).unwrap();
+        let (_, replay) = open(&dir);
+        let ids: Vec<u64> = replay.messages.iter().map(|m| m.id).collect();
+        assert_eq!(ids, [2], "the deletion on the last line counts");
+        let kept = head.clone() + "{\"delete\":{\"id\":1}}\n";
+        assert_eq!(fs::read_to_string(dir.journal()).unwrap(), kept);
+
+        let unknown = head + r#"{"retract":{"id":1}}"#;
+        fs::write(dir.journal(), &unknown).unwrap();
+        match open_err(&dir) {
+            Error::Journal { line, .. } => assert_eq!(line, 3),
+            e => panic!("expected a journal error, got {e}"),
+        }
+        assert_eq!(fs::read_to_string(dir.journal()).unwrap(), unknown);
     }
 
     #[test]

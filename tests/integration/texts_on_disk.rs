@@ -191,3 +191,33 @@ fn journal_lines_in_another_field_order_or_escaping_are_sent_as_this_build_write
         assert_eq!(page_bytes(&relay, "a"), expected, "again");
     }
 }
+
+#[test]
+fn a_journal_whose_last_line_lacks_its_newline_is_served_whole_and_kept_so() {
+    let dir = TempDir::new("no-final-newline");
+    std::fs::create_dir_all(dir.path("data")).unwrap();
+    // A journal made by hand (or by an export), its last line whole but without a newline.
+    let made = [
+        r#"{"id":1,"ts":1700000000.5,"target":"a","sender":"old","text":"first"}"#,
+        r#"{"id":2,"ts":1700000001.5,"target":"a","sender":"old","text":"last, \"quoted\""}"#,
+    ]
+    .join("\n");
+    let journal = dir.path("data/messages.jsonl");
+    std::fs::write(&journal, &made).unwrap();
+    let config = uncached(&dir, |_| {});
+    let mut relay = Relay::start_in(dir, config.clone());
+    let texts = |relay: &Relay| -> Vec<String> {
+        page(relay, "a")
+            .values()
+            .map(|m| m["text"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(texts(&relay), ["first", "last, \"quoted\""]);
+    assert_eq!(
+        std::fs::read_to_string(&journal).unwrap(),
+        made.clone() + "\n"
+    );
+    assert_eq!(relay.post("a", "new", "after"), 3);
+    relay.restart(config);
+    assert_eq!(texts(&relay), ["first", "last, \"quoted\"", "after"]);
+}
