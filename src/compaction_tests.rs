@@ -552,6 +552,49 @@ fn a_compaction_never_writes_a_damaged_line_under_a_kept_messages_id() {
 }
 
 #[test]
+fn a_compaction_never_keeps_a_message_under_a_channel_its_line_no_longer_names() {
+    let mut relay = Relay::with(uncached);
+    let mut posted = BTreeMap::new();
+    for i in 0..400 {
+        // Texts of about 1 KB: the damage below lies far from both ends of the journal, where
+        // a start from the checkpoint looks.
+        let text = format!("message {i:03} {}", "x".repeat(1000));
+        posted.insert(relay.post("p", "s", &text), text);
+    }
+    relay.running.take().unwrap().shutdown();
+    assert!(relay.dir.0.join("data/messages.checkpoint").exists());
+    // Message 200's line comes to name channel q, at the same length.
+    let journal = relay.journal_text();
+    let line = journal
+        .lines()
+        .find(|l| l.starts_with("{\"id\":200,"))
+        .unwrap();
+    let moved = line.replacen("\"target\":\"p\"", "\"target\":\"q\"", 1);
+    assert_ne!(moved, line, "the line of message 200 was found");
+    let damaged = journal.replacen(line, &moved, 1);
+    std::fs::write(relay.journal_path(), &damaged).unwrap();
+    let config = relay.config(uncached);
+    relay.restart(config);
+
+    assert_eq!(relay.delete("/api/messages/300"), 200);
+    relay.compact();
+    assert!(
+        relay.journal_text().starts_with(&damaged),
+        "the compaction that met the damage left the journal as it was, only appended to"
+    );
+    let page = relay.page("p");
+    assert!(!page.contains_key(&200), "the moved line is left out of p");
+    for (id, m) in &page {
+        assert_eq!(m["target"], "p", "message {id}");
+        assert_eq!(
+            m["text"].as_str(),
+            Some(posted[id].as_str()),
+            "message {id}"
+        );
+    }
+}
+
+#[test]
 fn a_reader_asking_again_for_what_it_has_read_writes_nothing_to_the_journal() {
     let relay = Relay::with(|_| {});
     for text in ["one", "two", "three"] {

@@ -1159,67 +1159,105 @@ fn line_len(len: usize) -> Result<u32, Error> {
 
 /// A read handle on one journal file, for positional reads at the places its appends report
 /// (and replay found); it stays right after a compaction replaces the file under its name. A
-/// read that does not find the message expected at a place met damage made since the file was
-/// read at start: the read fails, and the replay checkpoint is removed, so that the next start
-/// replays the whole journal and names the damaged line instead of trusting the index.
+/// read that does not find the message expected at a place (its id, channel and time, as the
+/// index holds them) met damage made since the file was read at start: the read fails, and the
+/// replay checkpoint is removed, so that the next start replays the whole journal and names the
+/// damaged line (or places a changed whole line where it says) instead of trusting the index.
 pub(crate) struct Reader {
     file: File,
     /// The data directory, where the checkpoint lies.
     dir: PathBuf,
 }
 
-impl Reader {
-    /// Message `id`, whose line is at `place`.
-    pub(crate) fn message(&self, id: u64, place: Place) -> io::Result<Message> {
-        let read = read_line(&self.file, place).and_then(|line| parse_message(&line, place));
-        self.expect(id, read.map(|m| (m.id, m)))
-    }
+/// What the index knows of a message whose line it placed, all of which a read of the line
+/// checks: its id, time and channel.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Expected<'a> {
+    pub id: u64,
+    pub ts: f64,
+    pub target: &'a str,
+}
 
-    /// Message `id`, whose line is at `place`, as its wire JSON (see `message::wire_json`). A
-    /// line this journal writes is the wire JSON already but for the idempotency key, with the
-    /// text last and escaped as replies escape it; such a line is passed on with its text as it
-    /// lies in the file, never unescaped or escaped again. Any other line (an older writer's
-    /// field order or escaping) is parsed and serialised again.
-    pub(crate) fn wire_json(&self, id: u64, place: Place) -> io::Result<WireJson> {
-        self.expect(id, wire_json_at(&self.file, place))
-    }
-
-    /// What a read found, if it is message `id`; anything else is damage.
-    fn expect<T>(&self, id: u64, read: io::Result<(u64, T)>) -> io::Result<T> {
-        let found = read.and_then(|(found, value)| match found == id {
-            true => Ok(value),
-            false => Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("the journal holds message {found} where message {id} was expected"),
-            )),
-        });
-        if found.is_err() {
-            checkpoint::discard(&self.dir);
-        }
-        found
+impl Expected<'_> {
+    /// Whether a line holding message `id` of `target` at time `ts` is this message; if not,
+    /// the line was changed since it was placed, which is damage.
+    fn check(&self, id: u64, ts: f64, target: &str) -> io::Result<()> {
+        let differs = if id != self.id {
+            format!("message {id}")
+        } else if target != self.target {
+            format!("message {id} of channel {target:?}")
+        } else if ts.to_bits() != self.ts.to_bits() {
+            format!("message {id} at time {ts}")
+        } else {
+            return Ok(());
+        };
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "the journal holds {differs} where message {} of channel {:?} at time {} was \
+                 expected",
+                self.id, self.target, self.ts
+            ),
+        ))
     }
 }
 
-fn wire_json_at(file: &File, place: Place) -> io::Result<(u64, WireJson)> {
+impl Reader {
+    /// The message `expected` names, whose line is at `place`.
+    pub(crate) fn message(&self, expected: Expected, place: Place) -> io::Result<Message> {
+        let read = read_line(&self.file, place)
+            .and_then(|line| parse_message(&line, place))
+            .and_then(|m| expected.check(m.id, m.ts, &m.target).map(|()| m));
+        self.damage_seen(read)
+    }
+
+    /// The message `expected` names, whose line is at `place`, as its wire JSON (see
+    /// `message::wire_json`). A line this journal writes is the wire JSON already but for the
+    /// idempotency key, with the text last and escaped as replies escape it; such a line is
+    /// passed on with its text as it lies in the file, never unescaped or escaped again. Any
+    /// other line (an older writer's field order or escaping) is parsed and serialised again.
+    pub(crate) fn wire_json(&self, expected: Expected, place: Place) -> io::Result<WireJson> {
+        self.damage_seen(wire_json_at(&self.file, place, expected))
+    }
+
+    /// A read that failed met damage: the next start is to replay the whole journal.
+    fn damage_seen<T>(&self, read: io::Result<T>) -> io::Result<T> {
+        if read.is_err() {
+            checkpoint::discard(&self.dir);
+        }
+        read
+    }
+}
+
+fn wire_json_at(file: &File, place: Place, expected: Expected) -> io::Result<WireJson> {
     // Checked as UTF-8 once, here: parsing a `str` does not check it again.
     let line = String::from_utf8(read_line(file, place)?)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    let Some((id, json)) = as_written(&line) else {
+    let Some((head, json)) = as_written(&line) else {
         let m = parse_message(line.as_bytes(), place)?;
-        return Ok((m.id, wire_json(&m)));
+        expected.check(m.id, m.ts, &m.target)?;
+        return Ok(wire_json(&m));
     };
+    expected.check(head.id, head.ts, &head.target)?;
     let json = match json {
         Some(json) => json,
         None => line,
     };
-    Ok((id, Arc::new(escape_separators(json))))
+    Ok(Arc::new(escape_separators(json)))
+}
+
+/// What `as_written` read of a message line besides its wire JSON: what a read checks.
+struct Head {
+    id: u64,
+    ts: f64,
+    target: String,
 }
 
 /// Of a message line as this journal writes it (the wire JSON, its text last and escaped as
-/// replies escape it, the idempotency key before the text), its id and its wire JSON: `None`
-/// for the line itself, or the line without its key. The text is checked in one pass and not
-/// parsed; only the fields before it are. `None` for any other line.
-fn as_written(line: &str) -> Option<(u64, Option<String>)> {
+/// replies escape it, the idempotency key before the text), its id, time and channel and its
+/// wire JSON: `None` for the line itself, or the line without its key. The text is checked in
+/// one pass and not parsed; only the fields before it are. `None` for any other line.
+fn as_written(line: &str) -> Option<(Head, Option<String>)> {
     let (before, text) = split_text(line)?;
     if !json_string::is_string_as_written(text) {
         return None;
@@ -1248,7 +1286,12 @@ fn as_written(line: &str) -> Option<(u64, Option<String>)> {
         json.push('}');
         json
     });
-    Some((m.id, json))
+    let found = Head {
+        id: m.id,
+        ts: m.ts,
+        target: m.target.into_owned(),
+    };
+    Some((found, json))
 }
 
 /// A line `{...,"text":T}` split into `{...,"text":` and `T`, where `"text"` is the object's
@@ -1381,8 +1424,25 @@ mod tests {
         replay
             .messages
             .iter()
-            .map(|m| file.message(m.id, m.place).unwrap())
+            .map(|m| {
+                let target = &replay.channels[m.channel as usize];
+                let expected = Expected {
+                    id: m.id,
+                    ts: m.ts,
+                    target,
+                };
+                file.message(expected, m.place).unwrap()
+            })
             .collect()
+    }
+
+    /// What the index knows of `m`.
+    fn indexed_as(m: &Message) -> Expected<'_> {
+        Expected {
+            id: m.id,
+            ts: m.ts,
+            target: &m.target,
+        }
     }
 
     fn line_of(m: &Message) -> String {
@@ -1710,7 +1770,7 @@ mod tests {
         let file = j.reader();
         for ((m, ..), place) in lines.iter().zip(places) {
             assert_eq!(place.text_len as usize, m.text.len());
-            assert_eq!(file.message(m.id, place).unwrap(), **m);
+            assert_eq!(file.message(indexed_as(m), place).unwrap(), **m);
         }
     }
 
@@ -1753,7 +1813,7 @@ mod tests {
         assert_eq!(fs::read(dir.journal()).unwrap(), expected);
         let file = j.reader();
         for (m, place) in first.iter().zip(places) {
-            assert_eq!(file.message(m.id, place).unwrap(), *m);
+            assert_eq!(file.message(indexed_as(m), place).unwrap(), *m);
         }
         // A batch of them that fails halfway leaves nothing behind once the disk takes writes.
         let refuse = j.inject_faults();
@@ -2356,7 +2416,7 @@ mod tests {
         let places = journal.append_lines(&lines).unwrap();
         let file = journal.reader();
         for (m, place) in messages.iter().zip(places) {
-            let json = file.wire_json(m.id, place).unwrap();
+            let json = file.wire_json(indexed_as(m), place).unwrap();
             assert_eq!(json, wire_json(m), "message {}", m.id);
         }
     }
@@ -2372,8 +2432,11 @@ mod tests {
         };
         for key in [None, Some("k\"text\":")] {
             let line = serde_json::to_string(&MessageOut::of(&m, key)).unwrap();
-            let (id, json) = as_written(&line).expect("the line is passed on as written");
-            assert_eq!(id, 7);
+            let (head, json) = as_written(&line).expect("the line is passed on as written");
+            assert_eq!(
+                (head.id, head.ts, head.target.as_str()),
+                (7, m.ts, "a\"text\":\\")
+            );
             assert_eq!(
                 json.unwrap_or_else(|| line.clone()),
                 *wire_json(&m),
@@ -2413,8 +2476,13 @@ mod tests {
             line_len: line.len() as u32,
             text_len: 1,
         };
-        assert!(file.message(1, place).is_err());
-        let wire = file.wire_json(1, place);
+        let expected = Expected {
+            id: 1,
+            ts: 1.5,
+            target: "a",
+        };
+        assert!(file.message(expected, place).is_err());
+        let wire = file.wire_json(expected, place);
         assert!(wire.is_err(), "{wire:?}");
     }
 }

@@ -19,7 +19,9 @@ use crate::cache::{Cache, Held};
 use crate::error::Error;
 use crate::idempotency::{self, Keys};
 use crate::index::{Place, Position};
-use crate::journal::{Compaction, Deletion, Extras, Journal, Line, Reader, Relocation, Replay};
+use crate::journal::{
+    Compaction, Deletion, Expected, Extras, Journal, Line, Reader, Relocation, Replay,
+};
 use crate::json_string;
 use crate::message::{now, wire_json, Encoded, Message, WireJson};
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
@@ -172,6 +174,17 @@ struct Entry {
     place: Place,
 }
 
+impl Entry {
+    /// What a line read for this entry of channel `target` must hold.
+    fn expected<'a>(&self, target: &'a str) -> Expected<'a> {
+        Expected {
+            id: self.id,
+            ts: self.ts,
+            target,
+        }
+    }
+}
+
 /// A page of channel `target` taken from the index whose texts are still to be read.
 struct TextsToRead {
     taken: Taken,
@@ -237,6 +250,7 @@ impl UnreadPage {
             let (batch, _) = read_json(
                 Taken {
                     entries: t.entries[start..end].to_vec(),
+                    targets: t.targets[start..end].to_vec(),
                     cached: t.cached[start..end].to_vec(),
                     file: t.file.clone(),
                 },
@@ -250,10 +264,12 @@ impl UnreadPage {
     }
 }
 
-/// Entries taken from the index with what the cache had of them and the journal file their
-/// places point into, to read the rest after the index is let go.
+/// Entries taken from the index with their channels, what the cache had of them and the
+/// journal file their places point into, to read the rest after the index is let go.
 struct Taken {
     entries: Vec<Entry>,
+    /// Each entry's channel, which a line read for it must name.
+    targets: Vec<Arc<str>>,
     cached: Vec<Held>,
     file: Option<Arc<Reader>>,
 }
@@ -1114,7 +1130,7 @@ impl Store {
         let taken = {
             let mut state = lock(&self.state);
             let found = state.find(target, id).into_iter().collect();
-            state.take(found)
+            state.take(target, found)
         };
         self.resolve(taken, true).pop()
     }
@@ -1172,7 +1188,7 @@ impl Store {
         let taken = {
             let mut state = lock(&self.state);
             let found = state.after(target, since_id, limit);
-            state.take(found)
+            state.take(target, found)
         };
         self.resolve(taken, true)
     }
@@ -1329,7 +1345,7 @@ impl Store {
                 None => Vec::new(),
             };
             keep_newest_within(&mut entries, max_text_bytes);
-            state.take(entries)
+            state.take(target, entries)
         };
         self.resolve(taken, true)
     }
@@ -1349,7 +1365,7 @@ impl Store {
             let found = state.after(target, since_id, limit);
             let now = Instant::now();
             if !found.is_empty() || state.closed || now >= deadline {
-                let taken = state.take(found);
+                let taken = state.take(target, found);
                 drop(state);
                 return self.resolve(taken, true);
             }
@@ -1484,7 +1500,7 @@ impl Store {
             }
             let now = Instant::now();
             if !found.is_empty() || !changes.deleted.is_empty() || state.closed || now >= deadline {
-                let taken = state.take_for_json(found);
+                let taken = state.take_for_json(target, found);
                 drop(state);
                 changes.messages = self
                     .wires(taken, target, false)
@@ -1548,7 +1564,7 @@ impl Store {
             let taken = {
                 let mut state = lock(&self.state);
                 let found = state.newest_below(target, below, SEARCH_CHUNK, SEARCH_CHUNK_BYTES);
-                state.take(found)
+                state.take_each(found)
             };
             let Some(last) = taken.entries.last() else {
                 break;
@@ -1705,7 +1721,7 @@ impl Compactor {
             return 0;
         }
         let mut thinned = Vec::new();
-        let (dropped, mut kept, file, positions) = {
+        let (dropped, mut kept, names, file, positions) = {
             let mut state = lock(state);
             let dropped = state.retain(
                 self.limits.retention_max_messages,
@@ -1714,16 +1730,22 @@ impl Compactor {
             );
             committer.dropped(&dropped);
             let dropped = dropped.len();
-            let kept: Vec<Entry> = if committer.stale && committer.journal.is_some() {
-                state
+            // Each kept entry with its channel's place in `names`.
+            let mut kept: Vec<(usize, Entry)> = Vec::new();
+            let mut names: Vec<String> = Vec::new();
+            if committer.stale && committer.journal.is_some() {
+                for (name, c) in state
                     .channels
-                    .values()
-                    .flat_map(|c| c.messages.iter().copied())
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            (dropped, kept, state.file.clone(), state.position_list())
+                    .iter()
+                    .filter(|(_, c)| !c.messages.is_empty())
+                {
+                    let at = names.len();
+                    names.push(name.clone());
+                    kept.extend(c.messages.iter().map(|e| (at, *e)));
+                }
+            }
+            let (file, positions) = (state.file.clone(), state.position_list());
+            (dropped, kept, names, file, positions)
         };
         self.removed_from(&thinned);
         let Some(journal) = committer.journal.as_ref().filter(|_| committer.stale) else {
@@ -1750,12 +1772,14 @@ impl Compactor {
             committer.last_id,
         );
         let mut prepare = move || {
-            kept.sort_unstable_by_key(|e| e.id);
+            kept.sort_unstable_by_key(|(_, e)| e.id);
             // A line that is not the message the index placed there (a journal damaged since
-            // it was read) fails the compaction: the journal is left as it is, never rewritten
-            // with the wrong text under a kept message's id, and the next start replays it in
-            // full (see `Reader`).
-            let texts = kept.iter().map(|e| file.message(e.id, e.place));
+            // it was read: another id, channel or time) fails the compaction: the journal is
+            // left as it is, never rewritten with the wrong text or channel under a kept
+            // message's id, and the next start replays it in full (see `Reader`).
+            let texts = kept
+                .iter()
+                .map(|(at, e)| file.message(e.expected(&names[*at]), e.place));
             Journal::prepare(&dir, texts, &extras, last_id, mark)
         };
         if wait {
@@ -2020,7 +2044,7 @@ impl State {
             more,
         } = slice;
         TextsToRead {
-            taken: self.take_for_json(entries),
+            taken: self.take_for_json(target, entries),
             target: target.to_string(),
             head_id,
             more,
@@ -2036,21 +2060,31 @@ impl State {
         c.messages.get(at).filter(|m| m.id == id).copied()
     }
 
-    /// `entries` with the file their places point into, to read once the lock is let go.
-    fn take(&mut self, entries: Vec<Entry>) -> Taken {
-        self.take_with(entries, Cache::get_held)
+    /// `entries` of channel `target` with the file their places point into, to read once the
+    /// lock is let go.
+    fn take(&mut self, target: &str, entries: Vec<Entry>) -> Taken {
+        let targets = vec![Arc::from(target); entries.len()];
+        self.take_with(entries, targets, Cache::get_held)
+    }
+
+    /// Like `take`, for entries of any channels, each with its channel.
+    fn take_each(&mut self, found: Vec<(Arc<str>, Entry)>) -> Taken {
+        let (targets, entries) = found.into_iter().unzip();
+        self.take_with(entries, targets, Cache::get_held)
     }
 
     /// Like `take`, for a reader of wire JSON: of a message whose JSON is cached, only that
     /// is taken (see `Cache::get_for_json`).
-    fn take_for_json(&mut self, entries: Vec<Entry>) -> Taken {
-        self.take_with(entries, Cache::get_for_json)
+    fn take_for_json(&mut self, target: &str, entries: Vec<Entry>) -> Taken {
+        let targets = vec![Arc::from(target); entries.len()];
+        self.take_with(entries, targets, Cache::get_for_json)
     }
 
-    /// `entries` with what `get` takes of each from the cache.
+    /// `entries` (of channels `targets`) with what `get` takes of each from the cache.
     fn take_with(
         &mut self,
         entries: Vec<Entry>,
+        targets: Vec<Arc<str>>,
         get: fn(&mut Cache, u64) -> Option<Held>,
     ) -> Taken {
         Taken {
@@ -2059,6 +2093,7 @@ impl State {
                 .map(|e| get(&mut self.texts, e.id).unwrap_or_default())
                 .collect(),
             entries,
+            targets,
             file: self.file.clone(),
         }
     }
@@ -2066,36 +2101,44 @@ impl State {
     /// Entries with an id below `below`, newest first, of channel `target` or of every
     /// channel: `min` of them (or all there are), then more while their texts stay within
     /// `bytes` and they number fewer than the channels walked, so that the walk's setup, a step
-    /// per channel, is paid for by at least as many entries.
-    fn newest_below(&self, target: Option<&str>, below: u64, min: usize, bytes: u64) -> Vec<Entry> {
-        let channels: Vec<&Channel> = match target {
-            Some(t) => self.channels.get(t).into_iter().collect(),
-            None => self.channels.values().collect(),
+    /// per channel, is paid for by at least as many entries. Each comes with its channel.
+    fn newest_below(
+        &self,
+        target: Option<&str>,
+        below: u64,
+        min: usize,
+        bytes: u64,
+    ) -> Vec<(Arc<str>, Entry)> {
+        let channels: Vec<(&String, &Channel)> = match target {
+            Some(t) => self.channels.get_key_value(t).into_iter().collect(),
+            None => self.channels.iter().collect(),
         };
         // Walk every channel from its newest end at once, always taking the newest (the heap
         // holds each channel's next entry by id): the entries come out newest first without
-        // sorting everything, at a cost of log(channels) each.
-        let mut cursors: Vec<(usize, &Channel)> = channels
+        // sorting everything, at a cost of log(channels) each. A channel's name is shared by
+        // its entries, made once one is taken.
+        let mut cursors: Vec<(usize, &Channel, &String, Option<Arc<str>>)> = channels
             .into_iter()
-            .map(|c| (c.messages.partition_point(|m| m.id < below), c))
-            .filter(|(at, _)| *at > 0)
+            .map(|(name, c)| (c.messages.partition_point(|m| m.id < below), c, name, None))
+            .filter(|(at, ..)| *at > 0)
             .collect();
         let mut next: BinaryHeap<(u64, usize)> = cursors
             .iter()
             .enumerate()
-            .map(|(i, (at, c))| (c.messages[at - 1].id, i))
+            .map(|(i, (at, c, ..))| (c.messages[at - 1].id, i))
             .collect();
         let walked = cursors.len();
-        let mut found: Vec<Entry> = Vec::new();
+        let mut found = Vec::new();
         let mut text_bytes = 0;
         while found.len() < min || (found.len() < walked && text_bytes < bytes) {
             let Some((_, i)) = next.pop() else {
                 break;
             };
-            let (at, c) = &mut cursors[i];
+            let (at, c, name, shared) = &mut cursors[i];
             *at -= 1;
             text_bytes += u64::from(c.messages[*at].place.text_len);
-            found.push(c.messages[*at]);
+            let name = shared.get_or_insert_with(|| Arc::from(name.as_str()));
+            found.push((Arc::clone(name), c.messages[*at]));
             if *at > 0 {
                 next.push((c.messages[*at - 1].id, i));
             }
@@ -2357,6 +2400,7 @@ fn is_invisible(c: char) -> bool {
 fn read_texts(taken: Taken) -> (Vec<Arc<Message>>, Vec<Arc<Message>>) {
     let Taken {
         entries,
+        targets,
         cached,
         file,
     } = taken;
@@ -2365,7 +2409,7 @@ fn read_texts(taken: Taken) -> (Vec<Arc<Message>>, Vec<Arc<Message>>) {
         return (found.into_iter().flatten().collect(), Vec::new());
     }
     let mut read = Vec::new();
-    for ((slot, e), held) in found.iter_mut().zip(&entries).zip(&cached) {
+    for (((slot, e), held), target) in found.iter_mut().zip(&entries).zip(&cached).zip(&targets) {
         if slot.is_some() {
             continue;
         }
@@ -2381,7 +2425,7 @@ fn read_texts(taken: Taken) -> (Vec<Arc<Message>>, Vec<Arc<Message>>) {
             // be a moment later.
             continue;
         };
-        match file.message(e.id, e.place) {
+        match file.message(e.expected(target), e.place) {
             Ok(m) => {
                 let m = Arc::new(m);
                 read.push(Arc::clone(&m));
@@ -2407,7 +2451,7 @@ fn read_json(taken: Taken, escape: bool) -> (Vec<Wire>, Vec<(u64, Wire)>) {
     let mut found = Vec::with_capacity(taken.entries.len());
     let mut made = Vec::new();
     let file = taken.file.as_deref();
-    for (e, held) in taken.entries.iter().zip(taken.cached) {
+    for ((e, held), target) in taken.entries.iter().zip(taken.cached).zip(&taken.targets) {
         let Held {
             message,
             json,
@@ -2421,7 +2465,7 @@ fn read_json(taken: Taken, escape: bool) -> (Vec<Wire>, Vec<(u64, Wire)>) {
             // retention since it was taken from the index: it is left out, as it would be a
             // moment later.
             (None, None, None) => continue,
-            (None, None, Some(file)) => match file.wire_json(e.id, e.place) {
+            (None, None, Some(file)) => match file.wire_json(e.expected(target), e.place) {
                 Ok(json) => json,
                 Err(err) => {
                     log::error!("cannot read message {} from the journal: {err}", e.id);
@@ -3070,7 +3114,7 @@ mod tests {
         }
         let state = lock(&store.state);
         let chunk = state.newest_below(None, u64::MAX, SEARCH_CHUNK, SEARCH_CHUNK_BYTES);
-        let ids: Vec<u64> = chunk.iter().map(|e| e.id).collect();
+        let ids: Vec<u64> = chunk.iter().map(|(_, e)| e.id).collect();
         posted.reverse();
         assert_eq!(
             ids, posted,

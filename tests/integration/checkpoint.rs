@@ -133,3 +133,92 @@ fn a_read_that_meets_damage_leaves_the_message_out_and_the_next_start_replays_in
         "a full replay names the damaged line: {refused}"
     );
 }
+
+#[test]
+fn a_line_given_another_channel_or_time_since_the_checkpoint_is_left_out_until_a_full_replay() {
+    let dir = TempDir::new("checkpoint-moved");
+    let mut config = config_in(&dir);
+    // Every read goes to the journal.
+    config.cache_bytes = 0;
+    let mut relay = Relay::start_in(dir, config.clone());
+    for i in 0..400 {
+        // Texts of about 1 KB: the edits below lie far from both ends of the journal, where a
+        // start from the checkpoint looks.
+        let text = format!("message {i:03} {}", "x".repeat(1000));
+        relay.post("proj-x", "claude", &text);
+    }
+    relay.stop();
+    let journal = relay.dir.path("data/messages.jsonl");
+    let checkpoint = relay.dir.path(CHECKPOINT);
+    assert!(checkpoint.exists(), "a clean stop writes the checkpoint");
+    // At the same lengths, message 201's line comes to name channel proj-y, and message 150's
+    // time changes (its first digit, from 1 to 2).
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let edited: Vec<String> = text
+        .lines()
+        .map(|line| {
+            if line.starts_with("{\"id\":201,") {
+                line.replacen("\"target\":\"proj-x\"", "\"target\":\"proj-y\"", 1)
+            } else if line.starts_with("{\"id\":150,\"ts\":1") {
+                line.replacen("\"ts\":1", "\"ts\":2", 1)
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    let edited = edited.join("\n") + "\n";
+    assert_eq!(edited.len(), text.len());
+    assert_eq!(
+        text.lines()
+            .zip(edited.lines())
+            .filter(|(a, b)| a != b)
+            .count(),
+        2,
+        "both lines were found"
+    );
+    std::fs::write(&journal, &edited).unwrap();
+
+    relay.restart(config.clone());
+    assert!(checkpoint.exists(), "the start used the checkpoint");
+    let page = |relay: &Relay, target: &str, since: u64| -> Vec<(u64, String)> {
+        let page = get_json(&relay.url(&format!(
+            "/api/messages?target={target}&since_id={since}&limit=10"
+        )));
+        page["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let target = m["target"].as_str().unwrap().to_string();
+                (m["id"].as_u64().unwrap(), target)
+            })
+            .collect()
+    };
+    let ids = |page: &[(u64, String)]| -> Vec<u64> { page.iter().map(|(id, _)| *id).collect() };
+    let near_201 = page(&relay, "proj-x", 197);
+    assert_eq!(
+        ids(&near_201),
+        [198, 199, 200, 202, 203, 204, 205, 206, 207]
+    );
+    assert!(near_201.iter().all(|(_, t)| t == "proj-x"), "{near_201:?}");
+    assert_eq!(
+        ids(&page(&relay, "proj-x", 146)),
+        [147, 148, 149, 151, 152, 153, 154, 155, 156]
+    );
+    assert!(!checkpoint.exists(), "the read removed the checkpoint");
+
+    // The edited lines are whole lines of a journal: a full replay places them where they
+    // say, and so does every start after it, from a checkpoint or not.
+    for _ in 0..2 {
+        relay.restart(config.clone());
+        assert_eq!(page(&relay, "proj-y", 0), [(201, "proj-y".to_string())]);
+        assert_eq!(
+            ids(&page(&relay, "proj-x", 197)),
+            [198, 199, 200, 202, 203, 204, 205, 206, 207, 208]
+        );
+        assert_eq!(
+            ids(&page(&relay, "proj-x", 146)),
+            [147, 148, 149, 150, 151, 152, 153, 154, 155, 156]
+        );
+    }
+}
