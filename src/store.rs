@@ -470,6 +470,11 @@ impl Committer {
         self.keys.forget(ids);
         self.stale |= !ids.is_empty();
     }
+
+    /// Whether a failed compaction's back-off still runs.
+    fn held_off(&self) -> bool {
+        self.retry_at.is_some_and(|at| Instant::now() < at)
+    }
 }
 
 /// A compaction written on a thread of its own: what came of it once written, and a signal for
@@ -1652,7 +1657,11 @@ impl Store {
     /// one's back-off runs.
     fn purge(&self, committer: &mut Committer) {
         self.finish_compaction(committer, false);
-        if committer.purge && committer.compaction.is_none() && committer.journal.is_some() {
+        if committer.purge
+            && committer.compaction.is_none()
+            && committer.journal.is_some()
+            && !committer.held_off()
+        {
             self.compact(committer, false);
         }
     }
@@ -1720,6 +1729,9 @@ impl Compactor {
         if committer.compaction.is_some() {
             return 0;
         }
+        // A compaction failed a moment ago: it is tried again when its back-off ends, and
+        // until then only memory is thinned.
+        let held_off = !wait && committer.held_off();
         let mut thinned = Vec::new();
         let (dropped, mut kept, names, file, positions) = {
             let mut state = lock(state);
@@ -1733,7 +1745,7 @@ impl Compactor {
             // Each kept entry with its channel's place in `names`.
             let mut kept: Vec<(usize, Entry)> = Vec::new();
             let mut names: Vec<String> = Vec::new();
-            if committer.stale && committer.journal.is_some() {
+            if committer.stale && committer.journal.is_some() && !held_off {
                 for (name, c) in state
                     .channels
                     .iter()
@@ -1748,16 +1760,16 @@ impl Compactor {
             (dropped, kept, names, file, positions)
         };
         self.removed_from(&thinned);
-        let Some(journal) = committer.journal.as_ref().filter(|_| committer.stale) else {
+        let Some(journal) = committer
+            .journal
+            .as_ref()
+            .filter(|_| committer.stale && !held_off)
+        else {
             return dropped;
         };
         let Some(file) = file else {
             return dropped;
         };
-        if !wait && committer.retry_at.is_some_and(|at| Instant::now() < at) {
-            // A compaction failed a moment ago: it is tried again when its back-off ends.
-            return dropped;
-        }
         committer.stale = false;
         // Every deletion made so far is in what this compaction keeps out.
         let purge = mem::take(&mut committer.purge);
