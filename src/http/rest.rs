@@ -80,8 +80,9 @@ pub(crate) fn list_messages(app: &App, rq: &Incoming, caller: &Caller) -> Result
         before_id,
         limit,
         // Without since_id the newest page is the original's answer; with it, or for a
-        // reader catching up, the oldest.
-        newest: flag(rq, "newest")?.unwrap_or(since_id.is_none() && reader.is_none()),
+        // reader catching up, the oldest. A page of older history is the newest before its id.
+        newest: flag(rq, "newest")?
+            .unwrap_or((since_id.is_none() || before_id.is_some()) && reader.is_none()),
         reader,
         // REST pages are streamed when large, so only `limit` bounds them.
         max_text_bytes: None,

@@ -451,10 +451,12 @@ fn pages_carry_head_id_and_more_and_newest_picks_the_end_after_since_id() {
 #[test]
 fn before_id_pages_back_through_older_history_in_a_file_store() {
     let relay = Relay::start();
-    for i in 1..=7 {
-        relay.post("proj-x", "s", &format!("m{i}"));
-        relay.post("other", "s", "between");
-    }
+    let ids: Vec<u64> = (1..=7)
+        .map(|i| {
+            relay.post("other", "s", "between");
+            relay.post("proj-x", "s", &format!("m{i}"))
+        })
+        .collect();
     let page = |query: &str| {
         let v = get(&relay.url(&format!("/api/messages?target=proj-x&{query}"))).json();
         let texts: Vec<String> = v["messages"]
@@ -477,6 +479,9 @@ fn before_id_pages_back_through_older_history_in_a_file_store() {
     }
     assert_eq!(walked, ["m1", "m2", "m3", "m4", "m5", "m6", "m7"]);
     assert_eq!(page("before_id=7&newest=0&limit=2").0, ["m1", "m2"]);
+    // A lower bound keeps the page the newest below before_id.
+    let (bounded, _) = page(&format!("before_id={}&since_id={}&limit=2", ids[5], ids[0]));
+    assert_eq!(bounded, ["m4", "m5"]);
     for refused in ["before_id=5&reader=codex", "before_id=5&since_id=1&wait=1"] {
         let answer = get(&relay.url(&format!("/api/messages?target=proj-x&{refused}")));
         assert_eq!(answer.status, 400, "{refused}");
