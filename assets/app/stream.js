@@ -11,14 +11,10 @@
 import { setChannels } from "./channels.js";
 import { el } from "./dom.js";
 import { setLive } from "./live.js";
-import { offerOlder, PAGE_LIMIT } from "./older.js";
+import { checkOlder, offerOlder, pageOf, PAGE_LIMIT } from "./older.js";
 import { state } from "./state.js";
-import { addMessages, clearTimeline, forgetMessages, removeDeleted } from "./timeline.js";
+import { addMessages, clearTimeline, forgetMessages, removeDeleted, sameMessage } from "./timeline.js";
 import { call } from "./token.js";
-
-function sameMessage(a, b) {
-  return a.target === b.target && a.sender === b.sender && a.text === b.text && a.ts === b.ts;
-}
 
 /**
  * Loads the latest page of the channel on screen and shows it: drawn afresh when nothing is
@@ -27,26 +23,28 @@ function sameMessage(a, b) {
  * Resolves to false when the channel changed (`gen`) meanwhile; rejects with the ApiError.
  */
 async function loadLatest(gen) {
-  const url = "/api/messages?target=" + encodeURIComponent(state.channel) + "&limit=" + PAGE_LIMIT;
+  const url = "/api/messages?target=" + encodeURIComponent(state.channel) + "&limit=" + (PAGE_LIMIT + 1);
   const data = await call("GET", url);
   if (gen !== state.generation) return false;
   if (!state.accepted) {
     state.accepted = true;
     if (!state.channels.includes(state.channel)) setChannels(state.channels);
   }
-  const list = ((data && data.messages) || []).filter((m) => m && typeof m.id === "number");
+  // `older`: the page does not reach the channel's first message.
+  const { list, older } = pageOf(data);
   const newest = list.length ? list[list.length - 1].id : 0;
   const head = typeof (data && data.head_id) === "number" ? Math.max(data.head_id, newest) : newest;
-  const full = list.length >= PAGE_LIMIT;
   const reset = list.some((m) => state.shown.has(m.id) && !sameMessage(state.shown.get(m.id), m));
-  // A full page that starts after the newest id shown may leave messages out between the two.
-  const gap = full && state.lastId > 0 && list[0].id > state.lastId + 1;
+  // A page with older messages before it that starts after the newest id shown may leave
+  // messages out between the two.
+  const gap = older && state.lastId > 0 && list[0].id > state.lastId + 1;
   if (state.shown.size === 0 || reset || gap) {
-    drawPage(list);
+    drawPage(list, older);
   } else {
     // Every id from the page's first (from 0 when the page holds the whole channel) is the
     // relay's: a card in that range that the page lacks was deleted or dropped meanwhile.
-    const from = full ? list[0].id : 0;
+    // The cards below it (older pages, and what was the latest page) are checked too.
+    const from = older ? list[0].id : 0;
     const present = new Set(list.map((m) => m.id));
     const gone = [];
     state.shown.forEach((msg, id) => {
@@ -54,17 +52,24 @@ async function loadLatest(gen) {
     });
     forgetMessages(gone);
     addMessages(list);
-    if (!full) offerOlder(false, 0);
+    if (older && state.pagedFrom < from) {
+      const same = await checkOlder(gen, from);
+      if (gen !== state.generation) return false;
+      if (!same) drawPage(list, older);
+      else if (!el.notice.hidden) offerOlder(true, state.pagedFrom);
+    } else {
+      offerOlder(older, older ? list[0].id : 0);
+    }
     if (!el.messages.firstElementChild) showEmpty();
   }
   state.lastId = head;
   return true;
 }
 
-function drawPage(list) {
+function drawPage(list, older) {
   clearTimeline();
   addMessages(list, { initial: true, forceBottom: true });
-  offerOlder(list.length >= PAGE_LIMIT, list.length ? list[0].id : 0);
+  offerOlder(older, list.length ? list[0].id : 0);
   if (!list.length) showEmpty();
 }
 

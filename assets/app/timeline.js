@@ -123,6 +123,11 @@ export function addMessages(list, opts) {
   }
 }
 
+/** Whether `a` and `b` are the same message (a relay whose history started again reuses ids). */
+export function sameMessage(a, b) {
+  return a.target === b.target && a.sender === b.sender && a.text === b.text && a.ts === b.ts;
+}
+
 /** Drops what a `deleted` event names from the timeline. */
 export function removeDeleted(deletion) {
   if (!deletion) return;

@@ -724,6 +724,42 @@ test("Load older messages walks back to the channel's first message, keeping the
   }
 });
 
+test("older pages shown are checked on a reconnect, and a channel of exactly one page offers nothing older", async () => {
+  const channel = `older-away-${Date.now()}`;
+  const posted = [];
+  for (let i = 0; i < 260; i++) posted.push((await postMessage(relay.url, channel, "claude", `m ${i}`)).id);
+  const line = await cuttableLine(relay.port);
+  const { context, page } = await open(line.url, channel);
+  try {
+    await page.waitForSelector(`#m${posted[259]}`);
+    await page.click("#older");
+    await page.waitForSelector(`#m${posted[0]}`);
+    assert.ok(await page.isHidden("#notice"), "all 260 are shown");
+    await cutOff(page, line);
+    // Gone while away: one message of the older page, one of the latest.
+    await remove(relay.url, `/api/messages/${posted[10]}`);
+    await remove(relay.url, `/api/messages/${posted[200]}`);
+    const later = await postMessage(relay.url, channel, "codex", "posted while away");
+    line.down = false;
+    await page.waitForSelector(`#m${later.id}`, { timeout: 20_000 });
+    await page.waitForSelector(`#m${posted[10]}`, { state: "detached", timeout: 5000 });
+    const expected = posted.filter((id, i) => i !== 10 && i !== 200).concat([later.id]);
+    assert.deepEqual(await shownIds(page), expected, "every card is one the relay holds, in order");
+  } finally {
+    await context.close();
+    await line.close();
+  }
+  const exact = `exact-${Date.now()}`;
+  for (let i = 0; i < 200; i++) await postMessage(relay.url, exact, "claude", `e ${i}`);
+  const second = await open(relay.url, exact);
+  try {
+    assert.equal((await shownIds(second.page)).length, 200);
+    assert.ok(await second.page.isHidden("#notice"), "the whole channel is shown: nothing older to offer");
+  } finally {
+    await second.context.close();
+  }
+});
+
 test("the composer keeps the channel chosen in To when it is deleted", async () => {
   const stamp = Date.now();
   const chosen = `zz-chosen-${stamp}`;
