@@ -2,7 +2,8 @@
 //! messages are never pushed back to it) and, optionally, the only senders it wants; and the
 //! `notifications/claude/channel` event a message becomes for it. Shared by the stdio bridge
 //! (`claude-codex-relay mcp --listen`) and the relay's own `/mcp?listen=` sessions, so both
-//! frame a peer's message the same way.
+//! frame a peer's message the same way. Also the reading of name lists (`a,b`, repeated) that
+//! these and `watch --from` take.
 
 use crate::error::Error;
 use crate::message::Message;
@@ -43,7 +44,7 @@ impl Listen {
         Ok(Some(Listen {
             channels: listened,
             name,
-            from: names("from", from.iter().map(String::as_str))?,
+            from: given_names("from", from.iter().map(String::as_str))?,
         }))
     }
 
@@ -103,6 +104,23 @@ pub(crate) fn names<'a>(
         }
     }
     Ok(names)
+}
+
+/// [`names`] of an option that may be left out: left out, none (everyone); given, it must
+/// name someone, for a blank value (`--from ""`, from a variable that was not set) meaning
+/// "everyone" would let through exactly what it was given to keep out.
+pub(crate) fn given_names<'a>(
+    field: &str,
+    lists: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<String>, Error> {
+    let mut given = false;
+    let found = names(field, lists.into_iter().inspect(|_| given = true))?;
+    if given && found.is_empty() {
+        return Err(Error::BadRequest(format!(
+            "{field} names no one; leave it out to mean everyone"
+        )));
+    }
+    Ok(found)
 }
 
 /// The whole `notifications/claude/channel` notification for `m`.

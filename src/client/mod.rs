@@ -558,7 +558,7 @@ fn watch(
 /// The senders a repeatable option names, each given alone or in a comma-separated list
 /// (`--from claude,codex`), as `mcp --from` takes them.
 fn senders(p: &Parsed, option: &str) -> Result<Vec<String>, Error> {
-    crate::listen::names(
+    crate::listen::given_names(
         &format!("--{option}"),
         p.all(option).iter().map(String::as_str),
     )

@@ -709,6 +709,24 @@ fn watch_from_and_ignore_sender_take_comma_separated_lists_and_repeats() {
     );
     assert_eq!(bad.code, 2, "{}", bad.stderr);
     assert!(bad.stderr.contains("--from"), "{}", bad.stderr);
+    // Given blank (an unset "$PEER"), it names no one: a usage error, never "everyone".
+    for (option, blank) in [("--from", ""), ("--from", ","), ("--ignore-sender", " ")] {
+        let blank = run(
+            "watch",
+            &[
+                "--url",
+                &url,
+                "--target",
+                "proj-x",
+                "--timeout",
+                "1",
+                option,
+                blank,
+            ],
+        );
+        assert_eq!(blank.code, 2, "{option}: {}", blank.stderr);
+        assert!(blank.stderr.contains("names no one"), "{}", blank.stderr);
+    }
 }
 
 #[test]

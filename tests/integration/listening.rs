@@ -252,6 +252,8 @@ fn a_listen_url_naming_what_no_post_could_use_is_refused_and_nothing_is_listed()
         format!("listen=proj-x,{long}&as=claude"),
         "listen=proj-x&as=zero%E2%80%8Bwidth".to_string(),
         "listen=proj-x&from=codex,tab%09bed".to_string(),
+        "listen=proj-x&from=".to_string(),
+        "listen=proj-x&from=%2C".to_string(),
     ] {
         let r = initialize_at(&relay, &format!("/mcp?{query}"));
         assert_eq!(r.status, 400, "{query}: {}", r.body);
