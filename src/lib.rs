@@ -61,7 +61,7 @@ use crate::app::App;
 use crate::capacity::{LongRequests, Slots, LEGACY_TOOL_CALLS};
 use crate::config::{Config, StoreKind};
 use crate::error::Error;
-use crate::http::server::{bind, HttpServer};
+use crate::http::server::{bind, listen, HttpServer};
 use crate::journal::Journal;
 use crate::logs::Logs;
 use crate::mcp::session::{SessionLimits, Sessions};
@@ -111,11 +111,12 @@ pub struct Running {
     listener: std::net::TcpListener,
 }
 
-/// Opens the store (replaying the journal), binds the listener and starts serving.
+/// Binds the listening address, opens the logs and the store (replaying the journal), then
+/// listens and starts serving.
 pub fn start(mut config: Config) -> Result<Running, Error> {
     // Bound first: a port that is taken or a host that names nothing stops start-up before a
-    // folder is made or a journal read.
-    let listener = bind(&config.bind_address())?;
+    // folder is made or a journal read. Clients are let in (`listen`) once the store is open.
+    let socket = bind(&config.bind_address())?;
     open_files::fit(&mut config, open_files::raise());
     let logs = Logs::open(&config)?;
     let limits = Limits {
@@ -148,6 +149,7 @@ pub fn start(mut config: Config) -> Result<Running, Error> {
     let logs = Arc::new(logs);
     let archive = Arc::clone(&logs);
     store.on_record(Box::new(move |batch| archive.posted(batch)));
+    let listener = listen(socket)?;
     let addr = listener.local_addr()?;
     let handle = listener.try_clone()?;
     let app = Arc::new(App {

@@ -19,11 +19,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tiny_http::{Header, Request, Response};
 
-/// Binds `address` (host:port) with the socket options the relay needs. The listener itself has
-/// no timeouts: on Linux a receive timeout on a listening socket bounds `accept`, which would
-/// then fail every time no client came for that long. Idle connections are closed by the
-/// connection limits (`limits`) instead.
-pub(crate) fn bind(address: &str) -> Result<TcpListener, Error> {
+/// Binds `address` (host:port) with the socket options the relay needs, without listening yet:
+/// a port that is taken is found now, while no client is let in before the relay can answer
+/// (`listen`). The listener itself has no timeouts: on Linux a receive timeout on a listening
+/// socket bounds `accept`, which would then fail every time no client came for that long. Idle
+/// connections are closed by the connection limits (`limits`) instead.
+pub(crate) fn bind(address: &str) -> Result<Socket, Error> {
     // A host that names no address is a setting to correct, not a failure to start.
     let unresolved = |why: String| Error::Config {
         source: address.to_string(),
@@ -44,7 +45,20 @@ pub(crate) fn bind(address: &str) -> Result<TcpListener, Error> {
             format!("cannot listen on {address}: {e}"),
         ))
     })?;
-    socket.listen(1024)?;
+    Ok(socket)
+}
+
+/// Starts listening on a socket from `bind`: from here on, clients are let in.
+pub(crate) fn listen(socket: Socket) -> Result<TcpListener, Error> {
+    // Another relay bound to the same port meanwhile and listened first.
+    socket.listen(1024).map_err(|e| {
+        let at = socket.local_addr().ok().and_then(|a| a.as_socket());
+        let at = at.map_or_else(|| "its address".to_string(), |a| a.to_string());
+        Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("cannot listen on {at}: {e}"),
+        ))
+    })?;
     Ok(socket.into())
 }
 
@@ -321,15 +335,27 @@ fn write(request: Request, reply: Reply) {
 
 #[cfg(test)]
 mod tests {
-    use super::bind;
+    use super::{bind, listen};
     use socket2::SockRef;
 
     #[test]
     fn the_listener_has_no_timeout_for_accept_to_run_into() {
-        let listener = bind("127.0.0.1:0").unwrap();
+        let listener = listen(bind("127.0.0.1:0").unwrap()).unwrap();
         let socket = SockRef::from(&listener);
         assert_eq!(socket.read_timeout().unwrap(), None);
         assert_eq!(socket.write_timeout().unwrap(), None);
         assert!(socket.tcp_nodelay().unwrap());
+    }
+
+    #[test]
+    fn a_bound_address_refuses_clients_until_it_listens_and_a_taken_one_fails_to_bind() {
+        let bound = bind("127.0.0.1:0").unwrap();
+        let addr = bound.local_addr().unwrap().as_socket().unwrap();
+        let refused = std::net::TcpStream::connect(addr).unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+        let listener = listen(bound).unwrap();
+        assert!(bind(&addr.to_string()).is_err(), "the port is taken");
+        assert!(std::net::TcpStream::connect(addr).is_ok());
+        drop(listener);
     }
 }
