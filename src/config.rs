@@ -418,6 +418,15 @@ impl Config {
     }
 }
 
+/// `path` as start-up messages name it: made absolute against the working directory, against
+/// which the relay resolves a relative path, so the message says where it was looked for.
+pub fn absolute(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
 /// Whether `name` is in the relay's namespace: `CLAUDE_CODEX_` in any case. Only the exact
 /// upper-case names are read, so one spelt otherwise must be refused, not passed over.
 pub fn is_relay_variable(name: &str) -> bool {

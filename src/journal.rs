@@ -314,10 +314,7 @@ impl Journal {
     /// Opens (creating) the journal in `dir`, takes the directory's lock and replays it.
     pub(crate) fn open(dir: &Path, fsync: Fsync) -> Result<(Journal, Replay), Error> {
         fs::create_dir_all(dir).map_err(|e| Error::Config {
-            source: std::path::absolute(dir)
-                .unwrap_or_else(|_| dir.to_path_buf())
-                .display()
-                .to_string(),
+            source: crate::config::absolute(dir),
             key: "data_dir".into(),
             message: format!(
                 "cannot create the folder: {}",

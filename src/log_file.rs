@@ -87,12 +87,8 @@ impl LogFile {
         backups: usize,
         writes: Writes,
     ) -> Result<LogFile, Error> {
-        // Named absolute: a relative path does not say where it was looked for.
         let bad = |e: &dyn std::fmt::Display| Error::Config {
-            source: std::path::absolute(path)
-                .unwrap_or_else(|_| path.to_path_buf())
-                .display()
-                .to_string(),
+            source: crate::config::absolute(path),
             key: key.to_string(),
             message: format!("cannot write the log file: {e}"),
         };

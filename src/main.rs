@@ -6,7 +6,9 @@
 //! error, 1 when the relay cannot start. Every command has its own `--help`, which `help COMMAND`
 //! prints too.
 
-use claude_codex_relay::config::{is_relay_variable, settings_help, Args, Config, StoreKind};
+use claude_codex_relay::config::{
+    absolute, is_relay_variable, settings_help, Args, Config, StoreKind,
+};
 use claude_codex_relay::error::Error;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -226,11 +228,16 @@ fn serve(args: &[String], env: &BTreeMap<String, String>) -> ExitCode {
                 ),
                 _ => String::new(),
             };
-            eprintln!("claude-codex-relay: cannot start: {e}{hint}");
-            return ExitCode::from(match e {
-                Error::Config { .. } => 2,
-                _ => 1,
-            });
+            return match e {
+                Error::Config { .. } => {
+                    eprintln!("claude-codex-relay: configuration error: {e}");
+                    ExitCode::from(2)
+                }
+                _ => {
+                    eprintln!("claude-codex-relay: cannot start: {e}{hint}");
+                    ExitCode::from(1)
+                }
+            };
         }
     };
     if open_to_all {
@@ -252,8 +259,8 @@ fn serve(args: &[String], env: &BTreeMap<String, String>) -> ExitCode {
     };
     let cannot_write = |path: &Path, e: std::io::Error| {
         eprintln!(
-            "claude-codex-relay: cannot start: {}: addr_file: cannot write: {e}",
-            path.display()
+            "claude-codex-relay: configuration error: {}: addr_file: cannot write: {e}",
+            absolute(path)
         );
         ExitCode::from(2)
     };
@@ -281,18 +288,13 @@ fn serve(args: &[String], env: &BTreeMap<String, String>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `path` made absolute against the working directory, for the start line.
-fn absolute(path: &Path) -> String {
-    std::path::absolute(path)
-        .unwrap_or_else(|_| path.to_path_buf())
-        .display()
-        .to_string()
-}
-
 /// Writes `url` and a newline beside `path` (creating its folder, as the log folders are
 /// created), for a rename to put in place: a script polling for the file never reads half an
 /// address. Returns the file written.
 fn prepare_addr_file(path: &Path, url: &str) -> std::io::Result<PathBuf> {
+    if path.is_dir() {
+        return Err(std::io::Error::other("it is a folder"));
+    }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| {
             let why = claude_codex_relay::error::folder_failure(path, &e);

@@ -162,14 +162,24 @@ fn a_file_where_a_folder_must_be_is_named_with_the_path_made_absolute() {
             err.contains("afile is a file, not a folder"),
             "{setting}: {err}"
         );
-        if setting != "--addr-file" {
-            let absolute = dir.path("afile/inside/x");
-            assert!(
-                err.contains(&*absolute.to_string_lossy()),
-                "{setting}: {err}"
-            );
-        }
+        assert!(err.contains("configuration error"), "{setting}: {err}");
+        let absolute = dir.path("afile/inside/x");
+        assert!(
+            err.contains(&*absolute.to_string_lossy()),
+            "{setting}: {err}"
+        );
     }
+    // An address file that is a folder stops start-up before the start line says it listens.
+    std::fs::create_dir(dir.path("ad")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .args(["--port", "0", "--store", "memory", "--addr-file", "ad"])
+        .current_dir(&dir.0)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("it is a folder"), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"));
 }
 
 #[test]
