@@ -95,7 +95,8 @@ fn full_help() -> String {
 fn help(args: &[String]) -> ExitCode {
     match args {
         [] => print_out(&full_help()),
-        [serve] if serve == "serve" => print_out(&format!("{SERVE_USAGE}{}", settings_help())),
+        [flag] if flag == "--help" || flag == "-h" => print_out(&full_help()),
+        [serve] if serve == "serve" => print_out(&serve_help()),
         [command] => match claude_codex_relay::client::help(command) {
             Some(text) => print_out(&text),
             None => {
@@ -115,6 +116,11 @@ fn help(args: &[String]) -> ExitCode {
     }
 }
 
+/// What `serve --help` and `help serve` print.
+fn serve_help() -> String {
+    format!("{SERVE_USAGE}{}", settings_help())
+}
+
 /// Prints the version, for `--version` alone or among the relay's settings.
 fn version() -> ExitCode {
     print_out(&format!(
@@ -125,13 +131,19 @@ fn version() -> ExitCode {
 
 /// Writes a help or version text to standard output. A reader that stops early (`| head`)
 /// closes the pipe: that ends the output quietly, as for any other command line tool, where
-/// `print!` would panic.
+/// `print!` would panic; any other failure to write (a full disk) is said, with exit code 1.
 fn print_out(text: &str) -> ExitCode {
     let mut stdout = std::io::stdout().lock();
-    let _ = stdout
+    match stdout
         .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush());
-    ExitCode::SUCCESS
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("claude-codex-relay: cannot write to standard output: {e}");
+            ExitCode::from(1)
+        }
+        _ => ExitCode::SUCCESS,
+    }
 }
 
 /// The arguments and the environment as text. Every argument the relay takes is text, so one
@@ -169,7 +181,7 @@ fn text_args_and_env() -> Result<(Vec<String>, BTreeMap<String, String>), String
 
 fn serve(args: &[String], env: &BTreeMap<String, String>) -> ExitCode {
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        return print_out(&format!("{SERVE_USAGE}{}", settings_help()));
+        return print_out(&serve_help());
     }
     if args.iter().any(|a| a == "--version" || a == "-V") {
         return version();

@@ -318,6 +318,11 @@ fn help_command_prints_what_command_help_prints() {
     let all = relay_binary(&["help"]);
     assert_eq!(all.status.code(), Some(0));
     assert_eq!(all.stdout, relay_binary(&["--help"]).stdout);
+    for flag in ["--help", "-h"] {
+        let asked = relay_binary(&["help", flag]);
+        assert_eq!(asked.status.code(), Some(0), "help {flag}");
+        assert_eq!(asked.stdout, all.stdout, "help {flag}");
+    }
     let typo = relay_binary(&["help", "fecth"]);
     assert_eq!(typo.status.code(), Some(2));
     assert!(
@@ -413,4 +418,16 @@ fn help_and_version_into_a_closed_pipe_end_quietly_as_for_any_command() {
         assert_eq!(out.status.code(), Some(0), "{args:?}: {said}");
         assert!(said.is_empty(), "{args:?}: {said}");
     }
+    // Any other failure to write is said.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let out = Command::new(env!("CARGO_BIN_EXE_claude-codex-relay"))
+        .arg("--help")
+        .stdout(full)
+        .output()
+        .expect("run the binary");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot write"));
 }
