@@ -36,9 +36,10 @@ Prints messages of channel T, one line each: `#id [sender] first line`. Without
 until one arrives or S seconds pass. --reader R (your own name) lets the relay remember
 where R is: each fetch gives the oldest --limit messages R has not been given yet (--wait
 works too), so nothing needs to be kept between calls. --json: one JSON object
-{id,ts,target,sender,text,reply_to?} per line; --full: a header line, then the whole text, then an empty line. When messages after
-the page exist, a line on standard error says so and names the --since-id to read on with
-(with --reader: the same command reads on). A blank --reader is a usage error.
+{id,ts,target,sender,text,reply_to?} per line; --full: a header line, then the whole text,
+then an empty line. When messages after the page exist, a line on standard error says so
+and names the --since-id to read on with (with --reader: the same command reads on). A
+blank --reader is a usage error.
 
 Example:
   claude-codex-relay fetch --target proj-x --since-id 41 --json
@@ -77,9 +78,9 @@ Writes channel T (the messages after N, or all), oldest first, to standard outpu
 default): a Markdown transcript, a heading `#id · sender · time` per message under its own
 anchor (`<a id=\"m8\"></a>` for #8), a line naming the message it replies to (a link to its
 anchor; plain `#N` when that message is not in the export: before N, or deleted), and the
-text as written, code blocks intact. jsonl: one message
-per line in the relay's journal shape; saved as messages.jsonl in an empty data_dir, a relay
-starts with exactly these messages.
+text as written, code blocks intact. jsonl: one message per line in the relay's journal
+shape; saved as messages.jsonl in an empty data_dir, a relay starts with exactly these
+messages.
 
 Example:
   claude-codex-relay export --target proj-x > proj-x.md
@@ -153,13 +154,13 @@ config.toml table (with a token, both name CLAUDE_CODEX_TOKEN, the variable Code
 token from). --listen C (Claude Code only) configures the stdio bridge with `--listen
 C --as NAME` (default claude) and prints the line that starts Claude Code with the channel.
 --apply puts it in place and says what changed: runs `mcp remove` then `mcp add` for claude
-and gemini (their entry named relay is replaced whole); for codex adds [mcp_servers.relay] to $CODEX_HOME/config.toml (default
-~/.codex/config.toml), or sets url (and with a token bearer_token_env_var) in the table
-there, keeping its other keys and sub-tables (a timeout, [mcp_servers.relay.env]) and the
-rest of the file; a table that starts the server as a command loses command, args, env,
-env_vars and cwd, which Codex refuses beside url. A file that defines the relay server
-otherwise (`relay = {...}` under [mcp_servers], dotted keys) is left alone (exit 5) with
-what to change.
+and gemini (their entry named relay is replaced whole); for codex adds [mcp_servers.relay]
+to $CODEX_HOME/config.toml (default ~/.codex/config.toml), or sets url (and with a token
+bearer_token_env_var) in the table there, keeping its other keys and sub-tables (a timeout,
+[mcp_servers.relay.env]) and the rest of the file; a table that starts the server as a
+command loses command, args, env, env_vars and cwd, which Codex refuses beside url. A file
+that defines the relay server otherwise (`relay = {...}` under [mcp_servers], dotted keys)
+is left alone (exit 5) with what to change.
 
 Example:
   claude-codex-relay setup codex --apply

@@ -41,6 +41,15 @@ fn every_command_has_its_own_help_with_an_example() {
     }
     seen.dedup();
     assert_eq!(seen.len(), 5, "five different helps");
+    // Every help fits a terminal's width, wrapped as written.
+    for command in [
+        "serve", "post", "fetch", "channels", "watch", "delete", "export", "mcp", "setup",
+    ] {
+        let text = relay_binary(&[command, "--help"]).stdout;
+        for line in String::from_utf8_lossy(&text).lines() {
+            assert!(line.chars().count() <= 100, "{command} --help: {line}");
+        }
+    }
     let all = relay_binary(&["--help"]);
     let all = String::from_utf8_lossy(&all.stdout);
     assert!(all.contains("--await") && all.contains("--port") && all.contains("ends the options"));
