@@ -1,6 +1,7 @@
 //! The relay's one error type. Every failure a request can meet is a variant here, and
 //! `status()` is the only place where an error becomes an HTTP status; start-up failures
-//! (configuration, journal, lock) carry what the operator needs to fix them.
+//! (configuration, journal, lock) carry what the operator needs to fix them, down to the part
+//! of a path that is a file where a folder must be (`folder_failure`).
 
 use std::fmt;
 use std::io;

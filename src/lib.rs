@@ -7,20 +7,22 @@
 //! each message's line lies, shared by replay, checkpoint and store), `written_pages` (a
 //! write-once file's pages let go once on disk)}; `test_dir` is the unit
 //! tests' scratch directory; `config`, `error`, `message`, `json_string` (strings written into
-//! JSON by hand), `listen`, `fields` (a caller's JSON fields) and `agent` (what an agent's token
-//! binds) are shared vocabulary, `open_files` fits the connection limits to the process's
+//! JSON by hand), `listen`, `fields` (a caller's JSON fields), `agent` (what an agent's token
+//! binds) and `suggest` are shared vocabulary, `open_files` fits the connection limits to the process's
 //! open-file limit at start, and `app` is the state the HTTP layer hands to every request. The
 //! HTTP library itself is `vendor/tiny_http`, reached only from `http::server`.
 //! `client` is the other side: the `post`, `fetch`, `channels`, `watch`, `delete`, `export`,
 //! `mcp` (the stdio bridge) and `setup` commands, which talk to a relay over HTTP and share
-//! only `message` and `listen`.
+//! only `message`, `listen`, `suggest` ("did you mean", for every name the binary refuses) and
+//! `mcp::tools` (the tools the bridge lists while its relay is down).
 //!
 //! The public surface is what a program embedding the relay needs, and all that the binary,
 //! the integration tests and the benchmarks use: `start` a relay from a `config::Config` (its
 //! `StoreKind` and `Fsync`; `Config::load` reads it from a file, the environment and the
 //! `config::Args` of a command line, `config::settings_help` describes it), hold the
 //! `Running` relay (its address and `Load`; `drain`, `serve_until` with `StopSignals`, or
-//! `shutdown`), `error::Error`, and the client commands `client::run` with its `client::Io`
+//! `shutdown`), `error::Error` (and `error::folder_failure` and `config::absolute`, which
+//! start-up messages use to name a path), and the client commands `client::run` with its `client::Io`
 //! and `client::usage`. Every other module is private to the crate.
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]

@@ -1,12 +1,17 @@
 //! The message: the one record the relay stores, serves and archives. Its JSON shape is the
 //! original relay's wire contract (`id`, `ts`, `target`, `sender`, `text`), so it is shared by
-//! the store, the journal, REST, MCP and the event streams; `reply_to` is the one optional
-//! addition, absent when unset, so readers of the original shape are not disturbed. JSON sent out passes through
-//! `escape_separators`, since texts may hold characters that break JavaScript readers.
+//! the store, the journal, REST, MCP, the event streams and the client; `reply_to` is the one
+//! optional addition, absent when unset, so readers of the original shape are not disturbed.
+//! JSON sent out passes through `escape_separators`, since texts may hold characters that
+//! break JavaScript readers. The size of a REST page of messages is part of that contract too.
 
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Default and largest page of `GET /api/messages` (the client's `fetch --limit` too).
+pub(crate) const LIST_DEFAULT_LIMIT: u64 = 200;
+pub(crate) const LIST_MAX_LIMIT: u64 = 500;
 
 /// One posted message. `id` is a single sequence shared by every channel, starting at 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

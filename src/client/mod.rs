@@ -351,7 +351,7 @@ fn fetch(relay: &RelayClient, p: &Parsed, io: &mut Io) -> Result<(), Error> {
     let target = p.required("target")?;
     let since_id = p.number::<u64>("since-id", "a message id (0 or more)")?;
     // The relay's largest page: a larger --limit would quietly get fewer messages.
-    let most = crate::http::rest::LIST_MAX_LIMIT;
+    let most = crate::message::LIST_MAX_LIMIT;
     let limit = p.number::<u64>("limit", &format!("a number from 1 to {most}"))?;
     if let Some(n) = limit.filter(|n| !(1..=most).contains(n)) {
         return Err(Error::Usage(format!(

@@ -1,7 +1,8 @@
 //! The REST API: the original relay's `GET /api/messages` (newest page, or the oldest page
 //! after `since_id`, optionally waiting for one; `newest` picks either, and every page says the
 //! channel's `head_id` and whether `more` follows it; with `reader`, what that reader has not
-//! seen), `POST /api/messages` (optionally a reply, optionally with an idempotency key),
+//! seen; with `before_id`, a page of older history; HEAD too, when it neither waits nor moves a
+//! reader), `POST /api/messages` (optionally a reply, optionally with an idempotency key),
 //! `GET /api/channels` and `GET /healthz`; and the conversation routes `GET /api/unread`,
 //! `GET /api/search`, `DELETE /api/messages/{id}` and `DELETE /api/channels/{name}`. Shapes are
 //! the original's where it had them (`?detail=1` on channels adds a key); every bad input is a
@@ -16,6 +17,7 @@ use crate::fields::{raw_string, raw_string_as_sent};
 use crate::http::exchange::{Incoming, JsonParts, Reply};
 use crate::http::guard::Caller;
 use crate::message::escape_separators;
+use crate::message::{LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT};
 use crate::page_cache::{self, Asked};
 use crate::presence::{listing, Kind};
 use crate::store::{Draft, Fetch, Posted, Wait};
@@ -30,14 +32,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Default and largest page of `GET /api/messages`.
-pub(crate) const LIST_DEFAULT_LIMIT: u64 = 200;
-pub(crate) const LIST_MAX_LIMIT: u64 = 500;
 /// Pages whose texts add up to more than this are serialised straight to the socket instead of
 /// into memory first, so a slow reader of a large page costs a buffer, not the page.
 pub(crate) const STREAMED_PAGE_BYTES: usize = 1024 * 1024;
 
-/// `GET /api/messages?target=T[&limit=N][&since_id=N][&wait=S][&newest=1][&reader=R]`.
+/// `GET /api/messages?target=T[&limit=N][&since_id=N][&before_id=N][&wait=S][&newest=1]
+/// [&reader=R]`, and HEAD.
 pub(crate) fn list_messages(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
     let target = crate::store::name("target", rq.param("target").unwrap_or(""))?;
     let reader = reader(rq, caller)?;
