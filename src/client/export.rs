@@ -2,7 +2,7 @@
 //! As Markdown, a transcript for people: a heading per message with its id, sender and time,
 //! under an anchor of its own (`<a id="m8"></a>`, which GitHub and VS Code both link to), a
 //! line naming the message it answers (a link to that anchor when the message is in the
-//! transcript), and the text as it was written (code blocks intact).
+//! transcript), and the text as it was written (code blocks intact, one left open closed).
 //! As JSON lines, one message per line in the journal's own shape, so the file is a journal a
 //! relay starts from (`data_dir/messages.jsonl`) with the same ids, times and texts.
 
@@ -96,15 +96,16 @@ fn anchor(id: u64) -> String {
     format!("m{id}")
 }
 
-/// One message of the transcript: its anchor, its heading, the message it answers (`linked`:
-/// by a link to that message's anchor, as it is in the transcript too) and its text. The text
-/// is written as it is: a fence it opens is its own, and the rule after it closes the entry.
+/// One message of the transcript: its anchor, its heading (the sender's name as plain text,
+/// never markup), the message it answers (`linked`: by a link to that message's anchor, as it
+/// is in the transcript too) and its text. The text is written as it is, but a code fence it
+/// leaves open is closed, so the rule after it ends the entry and the next heading is one.
 fn markdown(m: &Message, linked: bool) -> String {
     let mut entry = format!(
         "<a id=\"{}\"></a>\n\n## #{} · {} · {}\n\n",
         anchor(m.id),
         m.id,
-        m.sender,
+        plain(&m.sender),
         utc(m.ts)
     );
     match m.reply_to {
@@ -115,7 +116,94 @@ fn markdown(m: &Message, linked: bool) -> String {
         Some(answered) => entry.push_str(&format!("*In reply to #{answered}.*\n\n")),
         None => {}
     }
-    entry.push_str(m.text.trim_end_matches('\n'));
+    let text = m.text.trim_end_matches('\n');
+    entry.push_str(text);
+    if let Some(fence) = open_fence(text) {
+        entry.push('\n');
+        entry.push_str(&fence);
+    }
     entry.push_str("\n\n---\n\n");
     entry
+}
+
+/// `text` as Markdown shows it literally: HTML and inline markup characters escaped.
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '#' | '~' | '|' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The fence that closes a code block `text` opens and leaves open (CommonMark: a line of three
+/// or more backticks or tildes, indented at most three spaces, closed by a line of at least as
+/// many of the same), or None when every block it opens is closed.
+fn open_fence(text: &str) -> Option<String> {
+    let mut open: Option<(char, usize)> = None;
+    for line in text.lines() {
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        if indent > 3 {
+            continue;
+        }
+        let rest = &line[indent..];
+        let Some(mark) = rest.chars().next().filter(|c| *c == '`' || *c == '~') else {
+            continue;
+        };
+        let run = rest.chars().take_while(|c| *c == mark).count();
+        if run < 3 {
+            continue;
+        }
+        let after = &rest[run..];
+        open = match open {
+            None if mark == '~' || !after.contains('`') => Some((mark, run)),
+            Some((c, len)) if c == mark && run >= len && after.trim().is_empty() => None,
+            other => other,
+        };
+    }
+    open.map(|(c, len)| c.to_string().repeat(len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fence_left_open_is_closed_with_its_own_kind_and_length() {
+        assert_eq!(open_fence("```unterminated"), Some("```".into()));
+        assert_eq!(open_fence("````rust\ncode\n```"), Some("````".into()));
+        assert_eq!(open_fence("~~~\n```\nstill code"), Some("~~~".into()));
+        assert_eq!(open_fence("```\ncode\n```"), None);
+        assert_eq!(open_fence("  ```\ncode\n   ````  "), None);
+        assert_eq!(open_fence("    ```\nindented four: not a fence"), None);
+        assert_eq!(open_fence("inline ``` is no fence"), None);
+        assert_eq!(open_fence("``` a`b\nnot an opening"), None);
+        assert_eq!(open_fence("no code at all"), None);
+    }
+
+    #[test]
+    fn an_entry_ends_outside_any_code_block_and_a_senders_markup_is_shown_as_text() {
+        let m = Message {
+            id: 7,
+            ts: 0.0,
+            target: "t".into(),
+            sender: "c<script>*x*".into(),
+            text: "```diff\n+ half a diff".into(),
+            reply_to: None,
+        };
+        let entry = markdown(&m, false);
+        assert!(
+            entry.contains("## #7 · c&lt;script&gt;\\*x\\* · "),
+            "{entry}"
+        );
+        assert!(entry.ends_with("+ half a diff\n```\n\n---\n\n"), "{entry}");
+    }
 }

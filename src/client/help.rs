@@ -78,9 +78,9 @@ Writes channel T (the messages after N, or all), oldest first, to standard outpu
 default): a Markdown transcript, a heading `#id · sender · time` per message under its own
 anchor (`<a id=\"m8\"></a>` for #8), a line naming the message it replies to (a link to its
 anchor; plain `#N` when that message is not in the export: before N, or deleted), and the
-text as written, code blocks intact. jsonl: one message per line in the relay's journal
-shape; saved as messages.jsonl in an empty data_dir, a relay starts with exactly these
-messages.
+text as written, code blocks intact (one it leaves open is closed). jsonl: one message per
+line in the relay's journal shape; saved as messages.jsonl in an empty data_dir, a relay
+starts with exactly these messages.
 
 Example:
   claude-codex-relay export --target proj-x > proj-x.md
