@@ -385,7 +385,7 @@ fn set_keys(text: &str, keys: &[(&str, String)]) -> Result<Edit, String> {
                 let name = &key[0];
                 if let Some((set, _)) = keys.iter().find(|(k, _)| *k == name.as_str()) {
                     if key.len() == 1 {
-                        let value = s.text.split_once('=').map_or("", |(_, v)| v.trim());
+                        let value = s.value.unwrap_or_default();
                         edit.was.push((set.to_string(), value.to_string()));
                     }
                 } else if owned(name) {
@@ -637,6 +637,13 @@ mod tests {
         );
         assert!(edit.removed.is_empty());
         assert_eq!(set_keys(&edit.text, &keys).unwrap().text, edit.text);
+        // A comment after a value is not part of what the key held.
+        let commented = "[mcp_servers.relay]\nurl = \"http://h/mcp\" # the relay\n";
+        let edit = set_keys(commented, &keys[..1]).unwrap();
+        assert_eq!(
+            edit.was,
+            [("url".to_string(), "\"http://h/mcp\"".to_string())]
+        );
         // Without a token, setup writes no bearer_token_env_var, and one that is there stays.
         let (kept, _) = replace_table(old).unwrap();
         assert!(kept.contains("bearer_token_env_var = \"MINE\"\n"), "{kept}");

@@ -13,6 +13,8 @@ pub(super) struct Statement<'a> {
     /// The line it starts on, from 1.
     pub line: usize,
     pub kind: Kind,
+    /// A pair's value as written, without the comment after it.
+    pub value: Option<&'a str>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -45,6 +47,7 @@ pub(super) fn statements(text: &str) -> Result<Vec<Statement<'_>>, String> {
     while r.pos < text.len() {
         let start = if out.is_empty() { 0 } else { r.pos };
         let line = r.line;
+        let mut value = None;
         r.spaces();
         let kind = match r.peek() {
             None | Some(b'\n' | b'\r') => Kind::Blank,
@@ -63,7 +66,9 @@ pub(super) fn statements(text: &str) -> Result<Vec<Statement<'_>>, String> {
                 if !r.eat("=") {
                     return r.fail("expected `=` after a key");
                 }
-                r.value()?;
+                r.spaces();
+                let from = r.pos;
+                value = Some(&text[from..r.value()?]);
                 Kind::Pair { key }
             }
         };
@@ -72,6 +77,7 @@ pub(super) fn statements(text: &str) -> Result<Vec<Statement<'_>>, String> {
             text: &text[start..r.pos],
             line,
             kind,
+            value,
         });
     }
     Ok(out)
@@ -269,23 +275,30 @@ impl Reader<'_> {
         }
     }
 
-    /// A value, up to the end of the line it ends on (not included).
-    fn value(&mut self) -> Result<(), String> {
+    /// A value, up to the end of the line it ends on (not included); returns where the value
+    /// itself ends, before the comment and the spaces after it.
+    fn value(&mut self) -> Result<usize, String> {
         self.spaces();
         if matches!(self.peek(), None | Some(b'\n' | b'\r' | b'#')) {
             return self.fail("a key has no value");
         }
         let mut depth = 0usize;
+        let mut comment_at = None;
         loop {
             match self.peek() {
-                None if depth == 0 => return Ok(()),
+                None if depth == 0 => break,
                 None => return self.fail("an array or inline table is not closed"),
-                Some(b'\n') if depth == 0 => return Ok(()),
+                Some(b'\n') if depth == 0 => break,
                 Some(b'\n') => {
                     self.line += 1;
                     self.pos += 1;
                 }
-                Some(b'#') => self.comment(),
+                Some(b'#') => {
+                    if depth == 0 {
+                        comment_at = Some(self.pos);
+                    }
+                    self.comment()
+                }
                 Some(q @ (b'"' | b'\'')) if self.at(if q == b'"' { "\"\"\"" } else { "'''" }) => {
                     self.multi_line_string(q)?
                 }
@@ -307,6 +320,8 @@ impl Reader<'_> {
                 Some(_) => self.pos += 1,
             }
         }
+        let end = comment_at.unwrap_or(self.pos);
+        Ok(self.text[..end].trim_end().len())
     }
 }
 
@@ -368,6 +383,20 @@ mod tests {
         );
         let lines: Vec<usize> = statements(text).unwrap().iter().map(|s| s.line).collect();
         assert_eq!(lines, [1, 5, 8, 9, 10]);
+    }
+
+    #[test]
+    fn a_pairs_value_is_as_written_without_the_comment_after_it() {
+        let text = "url = \"http://h/mcp\" # the relay\nn = [1, # one\n 2] \t# two\r\ns = 'a#b'\n";
+        let values: Vec<Option<&str>> = statements(text).unwrap().iter().map(|s| s.value).collect();
+        assert_eq!(
+            values,
+            [
+                Some("\"http://h/mcp\""),
+                Some("[1, # one\n 2]"),
+                Some("'a#b'")
+            ]
+        );
     }
 
     #[test]
