@@ -1,15 +1,16 @@
-//! Compresses the web page's files for the binary: every file under `assets/` that `src/ui.rs`
-//! embeds (HTML, scripts, styles, the icon) is written gzip-compressed to `OUT_DIR/assets/`,
-//! where `ui.rs` includes it. The page is then carried and sent to browsers at about a third of
-//! its size; `ui.rs` inflates it for the rare client that does not take gzip. The gzip framing
+//! Compresses the files the binary embeds: every file under `assets/` that it carries (the web
+//! page's HTML, scripts, styles and icon; the OpenAPI document and the MCP tool list, JSON) is
+//! written gzip-compressed to `OUT_DIR/assets/`, where `src/embedded.rs` includes it. They are
+//! then carried, and sent to clients that take gzip, at about a third of their size;
+//! `src/embedded.rs` inflates them for the rare client that does not, and when they are read. The gzip framing
 //! (a fixed header without name or time, the CRC-32 and length after the data) is written here
 //! around the deflate stream, so the output depends only on the input.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// The kinds of file the page is made of.
-const EMBEDDED: &[&str] = &["html", "js", "css", "svg"];
+/// The kinds of file embedded.
+const EMBEDDED: &[&str] = &["html", "js", "css", "svg", "json"];
 
 fn main() {
     println!("cargo:rerun-if-changed=assets");

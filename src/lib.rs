@@ -8,7 +8,8 @@
 //! write-once file's pages let go once on disk)}; `test_dir` is the unit
 //! tests' scratch directory; `config`, `error`, `message`, `json_string` (strings written into
 //! JSON by hand), `listen`, `fields` (a caller's JSON fields), `agent` (what an agent's token
-//! binds) and `suggest` are shared vocabulary, `open_files` fits the connection limits to the process's
+//! binds), `suggest` and `embedded` (the files under `assets/` compiled in compressed) are shared
+//! vocabulary, `open_files` fits the connection limits to the process's
 //! open-file limit at start, and `app` is the state the HTTP layer hands to every request. The
 //! HTTP library itself is `vendor/tiny_http`, reached only from `http::server`.
 //! `client` is the other side: the `post`, `fetch`, `channels`, `watch`, `delete`, `export`,
@@ -34,6 +35,7 @@ mod capacity;
 mod checkpoint;
 pub mod client;
 pub mod config;
+mod embedded;
 pub mod error;
 mod fields;
 mod http;

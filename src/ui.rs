@@ -3,8 +3,8 @@
 //! at `/assets/app.js`), and the favicon. The relay runs on air-gapped hosts, so
 //! the page and its markdown, highlighting and sanitizing libraries (vendored from npm under
 //! `assets/vendor/`, see `VERSIONS.md` there) are embedded here and nothing is ever fetched
-//! from elsewhere. Each is embedded gzip-compressed (`build.rs` compresses them), sent so to a
-//! browser that takes gzip and inflated for a client that does not. Lookup is by exact path: no
+//! from elsewhere. Each is embedded gzip-compressed (`embedded`), sent so to a browser that
+//! takes gzip and inflated for a client that does not. Lookup is by exact path: no
 //! directory walking, no path normalisation, so no request can reach a file that is not in the
 //! table. This file also owns the Content-Security-Policy the router sends with every page
 //! asset, and the tests that keep the assets from referring to anything outside the relay.
@@ -14,16 +14,6 @@
 pub(crate) struct Asset {
     pub gzip: &'static [u8],
     pub content_type: &'static str,
-}
-
-impl Asset {
-    /// The file as it is under `assets/`.
-    pub(crate) fn inflated(&self) -> Vec<u8> {
-        // `build.rs` writes a ten-byte header and an eight-byte trailer around the deflate data.
-        let deflated = &self.gzip[10..self.gzip.len() - 8];
-        miniz_oxide::inflate::decompress_to_vec(deflated)
-            .expect("build.rs compresses every asset whole")
-    }
 }
 
 /// Whether a request whose `Accept-Encoding` is `accept_encoding` takes a gzip body: gzip (or
@@ -68,7 +58,7 @@ macro_rules! embed {
         (
             $path,
             Asset {
-                gzip: include_bytes!(concat!(env!("OUT_DIR"), "/assets/", $file, ".gz")),
+                gzip: crate::embedded::embedded!($file),
                 content_type: $content_type,
             },
         )
@@ -131,7 +121,8 @@ mod tests {
     use std::path::Path;
 
     fn text(path: &str) -> String {
-        String::from_utf8(asset(path).expect(path).inflated()).expect("assets are UTF-8")
+        String::from_utf8(crate::embedded::inflate(asset(path).expect(path).gzip))
+            .expect("assets are UTF-8")
     }
 
     #[test]
@@ -149,7 +140,7 @@ mod tests {
             )
             .expect(file);
             let asset = asset(path).expect(path);
-            assert_eq!(asset.inflated(), on_disk, "{path}");
+            assert_eq!(crate::embedded::inflate(asset.gzip), on_disk, "{path}");
             assert!(
                 asset.gzip.len() < on_disk.len().max(200),
                 "{path} is compressed"

@@ -1,15 +1,20 @@
-//! The API's description: the OpenAPI 3.1 document served at `/openapi.json` (embedded from
-//! `assets/api/openapi.json`) and the human page at `/docs`, rendered from that same document
+//! The API's description: the OpenAPI 3.1 document served at `/openapi.json` (embedded
+//! compressed from `assets/api/openapi.json`) and the human page at `/docs`, rendered from that same document
 //! so the two cannot disagree.
 
 use serde_json::Value;
 
-/// The OpenAPI document, as served.
-pub(crate) const OPENAPI: &str = include_str!("../../assets/api/openapi.json");
+/// The OpenAPI document, gzip-compressed: sent so to a client that takes gzip.
+pub(crate) const OPENAPI: &[u8] = crate::embedded::embedded!("api/openapi.json");
+
+/// The OpenAPI document as JSON.
+fn document() -> Value {
+    serde_json::from_slice(&crate::embedded::inflate(OPENAPI)).unwrap_or(Value::Null)
+}
 
 /// The `/docs` page.
 pub(crate) fn page() -> String {
-    let doc: Value = serde_json::from_str(OPENAPI).unwrap_or(Value::Null);
+    let doc = document();
     let mut body = String::new();
     body.push_str(&format!(
         "<h1>{}</h1><p>{}</p><p>Machine-readable: <a href=\"/openapi.json\">/openapi.json</a>.</p>",
@@ -100,7 +105,7 @@ mod tests {
 
     /// The route paths the document describes, as (method, path).
     fn documented_routes() -> Vec<(String, String)> {
-        let doc: Value = serde_json::from_str(OPENAPI).unwrap_or(Value::Null);
+        let doc = document();
         let mut out = Vec::new();
         for (path, ops) in doc["paths"].as_object().into_iter().flatten() {
             for method in ops.as_object().into_iter().flatten().map(|(m, _)| m) {

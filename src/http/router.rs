@@ -78,6 +78,17 @@ pub(crate) fn failure(rq: &Incoming, e: Error) -> Reply {
     }
 }
 
+/// An embedded file (`gzip`, as `build.rs` compressed it): sent compressed to a client that
+/// takes gzip, inflated for one that does not.
+fn compressed(rq: &Incoming, content_type: &'static str, gzip: &'static [u8]) -> Reply {
+    let reply = if ui::accepts_gzip(rq.header("accept-encoding")) {
+        Reply::bytes(200, content_type, gzip).with_header("Content-Encoding", "gzip")
+    } else {
+        Reply::owned(200, content_type, crate::embedded::inflate(gzip))
+    };
+    reply.with_header("Vary", "Accept-Encoding")
+}
+
 /// The one match from method and path to handler. A handler may take the request's body.
 pub(crate) fn route(app: &Arc<App>, rq: &mut Incoming, caller: &Caller) -> Result<Reply, Error> {
     let method = rq.method.as_str();
@@ -124,22 +135,13 @@ pub(crate) fn route(app: &Arc<App>, rq: &mut Incoming, caller: &Caller) -> Resul
                     ),
             )
         }
-        ("GET" | "HEAD", "/openapi.json") => Ok(Reply::bytes(
-            200,
-            "application/json",
-            apidoc::OPENAPI.as_bytes(),
-        )),
+        ("GET" | "HEAD", "/openapi.json") => {
+            Ok(compressed(rq, "application/json", apidoc::OPENAPI))
+        }
         (_, "/docs" | "/openapi.json") => not_allowed("GET, HEAD"),
         (_, path) => match ui::asset(path) {
             Some(asset) if matches!(method, "GET" | "HEAD") => {
-                let reply = if ui::accepts_gzip(rq.header("accept-encoding")) {
-                    Reply::bytes(200, asset.content_type, asset.gzip)
-                        .with_header("Content-Encoding", "gzip")
-                } else {
-                    Reply::owned(200, asset.content_type, asset.inflated())
-                };
-                Ok(reply
-                    .with_header("Vary", "Accept-Encoding")
+                Ok(compressed(rq, asset.content_type, asset.gzip)
                     .with_header("Content-Security-Policy", ui::CONTENT_SECURITY_POLICY)
                     .with_header("Cache-Control", "no-cache"))
             }

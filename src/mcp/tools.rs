@@ -1,9 +1,10 @@
 //! The relay's MCP tools, `post_message`, `fetch_messages`, `list_channels` and
-//! `search_messages`: their descriptions and schemas for `tools/list`, and their execution for
-//! `tools/call`. Replies, idempotency keys and reading positions are optional arguments of the
-//! first two rather than tools of their own, since a model pays for every tool description. A tool that
-//! fails on its input answers an `isError` result whose text says which field is wrong, so the
-//! model can correct itself; an unknown tool is a protocol error.
+//! `search_messages`: their descriptions and schemas for `tools/list` (assets/api/tools.json),
+//! and their execution for `tools/call`. Replies, idempotency keys and reading positions are
+//! optional arguments of the first two rather than tools of their own, since a model pays for
+//! every tool description. A tool that fails on its input answers an `isError` result whose
+//! text says which field is wrong, so the model can correct itself; an unknown tool is a
+//! protocol error.
 
 use crate::agent;
 use crate::capacity::{client_of, MAX_WAIT_SECONDS};
@@ -14,7 +15,7 @@ use crate::mcp::context::Context;
 use crate::mcp::jsonrpc::{self, Outgoing, RpcError, INVALID_PARAMS};
 use crate::message::{wire_id, Message, WireJson};
 use crate::page_cache::{self, Asked};
-use crate::presence::{listing, Kind, LISTING_MAX_LIMIT};
+use crate::presence::{listing, Kind};
 use crate::store::{Draft, Fetch, Wait};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -29,133 +30,14 @@ pub(crate) const FETCH_MAX_LIMIT: u64 = 200;
 /// so this bounds what one call, and one slow reader of it, can cost.
 pub(crate) const FETCH_MAX_TEXT_BYTES: usize = 4 * 1024 * 1024;
 
+/// The tools' descriptions and schemas, as `tools/list` answers them: a text a model reads
+/// every word of, kept as a file (embedded compressed), not as code that builds it.
+const TOOLS: &[u8] = crate::embedded::embedded!("api/tools.json");
+
 /// The `tools/list` result.
 pub(crate) fn list() -> Value {
-    let message = json!({
-        "type": "object",
-        "properties": {
-            "id": {"type": "integer"},
-            "ts": {"type": "number", "description": "Unix time in seconds"},
-            "target": {"type": "string"},
-            "sender": {"type": "string"},
-            "reply_to": {"type": "integer", "description": "Id of the message this one answers"},
-            "text": {"type": "string"}
-        },
-        "required": ["id", "ts", "target", "sender", "text"]
-    });
-    json!({"tools": [
-        {
-            "name": "post_message",
-            "title": "Post a message",
-            "description": "Post a message to a channel (for example a review packet: summary, a ```diff block and questions; or review feedback). Returns the new message id. To answer a message, pass its id as reply_to. If you may retry a post (after a timeout or error), pass an idempotency_key of your choosing: a retry with the same key returns the first message instead of posting twice.",
-            "inputSchema": {
-                "type": "object",
-                "properties": {
-                    "target": {"type": "string", "description": "Channel name, e.g. proj-x"},
-                    "sender": {"type": "string", "description": "Who is posting, e.g. claude or codex"},
-                    "text": {"type": "string", "description": "Message body (markdown)"},
-                    "reply_to": {"type": "integer", "minimum": 1, "description": "Id of the message (in the same channel) this one answers"},
-                    "idempotency_key": {"type": "string", "description": "Any unique string; a retry with the same key and text within 24 h does not post again"}
-                },
-                "required": ["target", "sender", "text"]
-            },
-            "outputSchema": {
-                "type": "object",
-                "properties": {"ok": {"type": "boolean"}, "posted": {"type": "integer"}, "repeated": {"type": "boolean", "description": "true when an earlier post with this idempotency_key made the message"}},
-                "required": ["ok", "posted"]
-            },
-            "annotations": {"title": "Post a message", "readOnlyHint": false, "destructiveHint": false, "idempotentHint": false, "openWorldHint": false}
-        },
-        {
-            "name": "fetch_messages",
-            "title": "Fetch messages",
-            "description": "Read messages of a channel, in ascending id order. By default this returns the OLDEST `limit` messages with an id above since_id (since_id 0 = from the very beginning), so on a channel with history a first call shows old messages. To catch up on a channel, pass newest=true: you get the newest `limit` messages after since_id instead. Every result says where the channel stands: head_id is the channel's newest id, and more=true means messages after the returned page exist (call again with since_id=latest_id to read on; a page also ends early once it holds about 4 MB of text; with newest=true it holds the newest messages that fit). latest_id is the id of the last message returned (if none: since_id, or with reader the reader's position): pass it as since_id next time to get only new messages. With wait_seconds (up to 50), when nothing is newer than since_id, the call waits until a message arrives instead of returning an empty list at once. Easiest: pass reader=<your own name> and no since_id. The relay then remembers how far you have read: you get the oldest messages you have not seen yet, and the next call with the same reader continues after them, even after your context or session was reset. You need not carry any id. With reader and newest=true (or a since_id past your position), your position moves to the last message returned: messages skipped over count as read.",
-            "inputSchema": {
-                "type": "object",
-                "properties": {
-                    "target": {"type": "string", "description": "Channel name"},
-                    "since_id": {"type": "integer", "minimum": 0, "default": 0, "description": "Only messages with a larger id"},
-                    "limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50, "description": "Most messages to return"},
-                    "newest": {"type": "boolean", "default": false, "description": "true: the newest `limit` messages after since_id; false: the oldest"},
-                    "wait_seconds": {"type": "number", "minimum": 0, "maximum": 50, "default": 0, "description": "Wait up to this long for a new message"},
-                    "reader": {"type": "string", "description": "Your own name, e.g. codex: returns what you have not read yet and remembers it as read"}
-                },
-                "required": ["target"]
-            },
-            "outputSchema": {
-                "type": "object",
-                "properties": {
-                    "messages": {"type": "array", "items": message},
-                    "latest_id": {"type": "integer", "description": "Id of the last message returned, or since_id; the since_id of the next call"},
-                    "head_id": {"type": "integer", "description": "The channel's newest id (0 when empty)"},
-                    "more": {"type": "boolean", "description": "Messages after the returned page exist"}
-                },
-                "required": ["messages", "latest_id", "head_id", "more"]
-            },
-            "annotations": {"title": "Fetch messages", "readOnlyHint": true, "openWorldHint": false}
-        },
-        {
-            "name": "list_channels",
-            "title": "List channels",
-            "description": "List every channel: the configured ones and every channel that has been posted to. detail gives each channel's newest id, message count, and who is listening right now (e.g. whether codex's reviewer is waiting for a message), by name where the listener gave one. On a relay with very many channels, pass limit (and then after=next) to list them a page at a time.",
-            "inputSchema": {
-                "type": "object",
-                "properties": {
-                    "limit": {"type": "integer", "minimum": 1, "maximum": LISTING_MAX_LIMIT, "description": "List at most this many channels, in name order, and say next when more follow"},
-                    "after": {"type": "string", "description": "List the channels after this name: the next of the page before"}
-                }
-            },
-            "outputSchema": {
-                "type": "object",
-                "properties": {
-                    "channels": {"type": "array", "items": {"type": "string"}},
-                    "detail": {"type": "array", "items": {
-                        "type": "object",
-                        "properties": {
-                            "name": {"type": "string"},
-                            "newest_id": {"type": "integer"},
-                            "messages": {"type": "integer"},
-                            "listeners": {"type": "array", "items": {
-                                "type": "object",
-                                "properties": {
-                                    "kind": {"type": "string", "enum": ["fetch", "stream", "session"]},
-                                    "name": {"type": "string"},
-                                    "since": {"type": "number", "description": "Unix time in seconds"},
-                                    "count": {"type": "integer"}
-                                },
-                                "required": ["kind", "since", "count"]
-                            }}
-                        },
-                        "required": ["name", "newest_id", "messages", "listeners"]
-                    }},
-                    "next": {"type": "string", "description": "With limit: more channels follow; pass this as after"}
-                },
-                "required": ["channels"]
-            },
-            "annotations": {"title": "List channels", "readOnlyHint": true, "openWorldHint": false}
-        },
-        {
-            "name": "search_messages",
-            "title": "Search messages",
-            "description": "Find messages whose text contains query (ignoring case), newest first, in every channel or one. Each hit has its channel (target) and id.",
-            "inputSchema": {
-                "type": "object",
-                "properties": {
-                    "query": {"type": "string", "maxLength": 1000, "description": "Text to look for (ignoring case)"},
-                    "target": {"type": "string", "description": "Only this channel"},
-                    "sender": {"type": "string", "description": "Only messages from this sender"},
-                    "limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": 20, "description": "Most hits to return"}
-                },
-                "required": ["query"]
-            },
-            "outputSchema": {
-                "type": "object",
-                "properties": {"messages": {"type": "array", "items": message}},
-                "required": ["messages"]
-            },
-            "annotations": {"title": "Search messages", "readOnlyHint": true, "openWorldHint": false}
-        }
-    ]})
+    serde_json::from_slice(&crate::embedded::inflate(TOOLS))
+        .expect("assets/api/tools.json is JSON (a unit test reads it)")
 }
 
 /// Runs `tools/call` request `id`: the whole response, a result (possibly with `isError`), or
@@ -474,4 +356,49 @@ fn log_fetch(cx: &Context, query: &Fetch, latest_id: u64, returned: usize) {
             target: &query.target,
         },
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capacity::MAX_WAIT_SECONDS;
+    use crate::presence::LISTING_MAX_LIMIT;
+
+    /// The schema of argument `arg` of tool `name` in the list.
+    fn argument(name: &str, arg: &str) -> Value {
+        let tools = list()["tools"].as_array().unwrap().clone();
+        let tool = tools.iter().find(|t| t["name"] == name).unwrap();
+        tool["inputSchema"]["properties"][arg].clone()
+    }
+
+    #[test]
+    fn the_listed_bounds_are_the_ones_the_tools_keep() {
+        let names: Vec<Value> = list()["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].clone())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "post_message",
+                "fetch_messages",
+                "list_channels",
+                "search_messages"
+            ]
+        );
+        let fetch = argument("fetch_messages", "limit");
+        assert_eq!(fetch["maximum"], FETCH_MAX_LIMIT);
+        assert_eq!(fetch["default"], FETCH_DEFAULT_LIMIT);
+        let wait = argument("fetch_messages", "wait_seconds");
+        assert_eq!(wait["maximum"].as_f64(), Some(MAX_WAIT_SECONDS));
+        assert_eq!(
+            argument("list_channels", "limit")["maximum"],
+            LISTING_MAX_LIMIT
+        );
+        let search = argument("search_messages", "limit");
+        assert_eq!(search["maximum"], SEARCH_MAX_LIMIT);
+        assert_eq!(search["default"], SEARCH_DEFAULT_LIMIT);
+    }
 }

@@ -101,6 +101,20 @@ fn healthz_docs_openapi_and_page_answer() {
     assert!(docs.body.contains("/api/messages") && docs.body.contains("since_id"));
     let api = get(&relay.url("/openapi.json"));
     assert_eq!(api.json()["openapi"], "3.1.0");
+    let on_disk = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/api/openapi.json"
+    ))
+    .unwrap();
+    assert_eq!(api.body, on_disk, "inflated for a client without gzip");
+    let compressed = get_with(&relay.url("/openapi.json"), &[("Accept-Encoding", "gzip")]);
+    assert_eq!(compressed.header("content-encoding"), Some("gzip"));
+    let length: usize = compressed
+        .header("content-length")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(length < on_disk.len() / 2, "{length} of {}", on_disk.len());
     let page = get(&relay.url("/"));
     assert_eq!(page.status, 200);
     assert!(page
