@@ -507,18 +507,24 @@ fn texts_read_back_from_disk_are_byte_identical_after_compaction_retention_delet
     assert_eq!(relay.page("a")[&id]["text"], json!("after \u{2028} all"));
 }
 
-#[test]
-fn a_compaction_never_writes_a_damaged_line_under_a_kept_messages_id() {
+/// A relay stopped after 400 posts of about 1 KB each on channel `p` (ids to texts), with the
+/// checkpoint written at its stop: damage made in the middle of its journal lies far from both
+/// ends, where a start from the checkpoint looks.
+fn stopped_with_400_long_messages() -> (Relay, BTreeMap<u64, String>) {
     let mut relay = Relay::with(uncached);
     let mut posted = BTreeMap::new();
     for i in 0..400 {
-        // Texts of about 1 KB: the damage below lies far from both ends of the journal, where
-        // a start from the checkpoint looks.
         let text = format!("message {i:03} {}", "x".repeat(1000));
         posted.insert(relay.post("p", "s", &text), text);
     }
     relay.running.take().unwrap().shutdown();
     assert!(relay.dir.0.join("data/messages.checkpoint").exists());
+    (relay, posted)
+}
+
+#[test]
+fn a_compaction_never_writes_a_damaged_line_under_a_kept_messages_id() {
+    let (mut relay, posted) = stopped_with_400_long_messages();
     // Message 200's line comes to say it is message 100, at the same length.
     let journal = relay.journal_text();
     let damaged = journal.replacen("{\"id\":200,", "{\"id\":100,", 1);
@@ -553,16 +559,7 @@ fn a_compaction_never_writes_a_damaged_line_under_a_kept_messages_id() {
 
 #[test]
 fn a_compaction_never_keeps_a_message_under_a_channel_its_line_no_longer_names() {
-    let mut relay = Relay::with(uncached);
-    let mut posted = BTreeMap::new();
-    for i in 0..400 {
-        // Texts of about 1 KB: the damage below lies far from both ends of the journal, where
-        // a start from the checkpoint looks.
-        let text = format!("message {i:03} {}", "x".repeat(1000));
-        posted.insert(relay.post("p", "s", &text), text);
-    }
-    relay.running.take().unwrap().shutdown();
-    assert!(relay.dir.0.join("data/messages.checkpoint").exists());
+    let (mut relay, posted) = stopped_with_400_long_messages();
     // Message 200's line comes to name channel q, at the same length.
     let journal = relay.journal_text();
     let line = journal
