@@ -46,7 +46,8 @@ const LOOPBACK: [&str; 3] = ["127.0.0.1", "localhost", "[::1]"];
 /// when foreign), Origin (400 when repeated, 403 when foreign), cross-site fetch metadata (403),
 /// token (401).
 pub(crate) fn check(config: &Config, rq: &Incoming) -> Result<Caller, Error> {
-    let hosts = rq.headers.iter().filter(|(k, _)| k == "host").count();
+    let named = |name: &str| rq.headers.iter().filter(|(k, _)| k == name).count();
+    let hosts = named("host");
     if hosts > 1 {
         return Err(Error::BadRequest("more than one Host header".into()));
     }
@@ -65,7 +66,7 @@ pub(crate) fn check(config: &Config, rq: &Incoming) -> Result<Caller, Error> {
             )));
         }
     }
-    if rq.headers.iter().filter(|(k, _)| k == "origin").count() > 1 {
+    if named("origin") > 1 {
         return Err(Error::BadRequest("more than one Origin header".into()));
     }
     if let Some(origin) = rq.header("origin") {
