@@ -522,6 +522,20 @@ fn stopped_with_400_long_messages() -> (Relay, BTreeMap<u64, String>) {
     (relay, posted)
 }
 
+/// Writes `damaged` as `relay`'s journal, starts it again, and has a deletion compact the
+/// journal: the compaction meets the damage and leaves the journal as it was, only appended to.
+fn compacted_over(relay: &mut Relay, damaged: &str) {
+    std::fs::write(relay.journal_path(), damaged).unwrap();
+    let config = relay.config(uncached);
+    relay.restart(config);
+    assert_eq!(relay.delete("/api/messages/300"), 200);
+    relay.compact();
+    assert!(
+        relay.journal_text().starts_with(damaged),
+        "the compaction that met the damage left the journal as it was, only appended to"
+    );
+}
+
 #[test]
 fn a_compaction_never_writes_a_damaged_line_under_a_kept_messages_id() {
     let (mut relay, posted) = stopped_with_400_long_messages();
@@ -529,16 +543,7 @@ fn a_compaction_never_writes_a_damaged_line_under_a_kept_messages_id() {
     let journal = relay.journal_text();
     let damaged = journal.replacen("{\"id\":200,", "{\"id\":100,", 1);
     assert_ne!(damaged, journal, "the line of message 200 was found");
-    std::fs::write(relay.journal_path(), &damaged).unwrap();
-    let config = relay.config(uncached);
-    relay.restart(config);
-
-    assert_eq!(relay.delete("/api/messages/300"), 200);
-    relay.compact();
-    assert!(
-        relay.journal_text().starts_with(&damaged),
-        "the compaction that met the damage left the journal as it was, only appended to"
-    );
+    compacted_over(&mut relay, &damaged);
     let page = relay.page("p");
     for (id, m) in &page {
         assert_eq!(
@@ -569,16 +574,7 @@ fn a_compaction_never_keeps_a_message_under_a_channel_its_line_no_longer_names()
     let moved = line.replacen("\"target\":\"p\"", "\"target\":\"q\"", 1);
     assert_ne!(moved, line, "the line of message 200 was found");
     let damaged = journal.replacen(line, &moved, 1);
-    std::fs::write(relay.journal_path(), &damaged).unwrap();
-    let config = relay.config(uncached);
-    relay.restart(config);
-
-    assert_eq!(relay.delete("/api/messages/300"), 200);
-    relay.compact();
-    assert!(
-        relay.journal_text().starts_with(&damaged),
-        "the compaction that met the damage left the journal as it was, only appended to"
-    );
+    compacted_over(&mut relay, &damaged);
     let page = relay.page("p");
     assert!(!page.contains_key(&200), "the moved line is left out of p");
     for (id, m) in &page {

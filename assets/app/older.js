@@ -16,9 +16,14 @@ const CHECK_LIMIT = 500; // the relay's largest page, for checking what is shown
  * newest) and whether older ones exist.
  */
 export function pageOf(data) {
-  const list = ((data && data.messages) || []).filter((m) => m && typeof m.id === "number");
+  const list = messagesOf(data);
   const older = list.length > PAGE_LIMIT;
   return { list: older ? list.slice(list.length - PAGE_LIMIT) : list, older };
+}
+
+/** The messages of a page the relay answered, each with a numeric id. */
+function messagesOf(data) {
+  return ((data && data.messages) || []).filter((m) => m && typeof m.id === "number");
 }
 
 /** Offers older messages when `older`; `from` is the first id of the pages shown whole. */
@@ -47,7 +52,7 @@ export async function checkOlder(gen, upTo) {
       "&before_id=" + upTo + "&newest=0&limit=" + CHECK_LIMIT;
     const data = await call("GET", url);
     if (gen !== state.generation) return true;
-    const list = ((data && data.messages) || []).filter((m) => m && typeof m.id === "number");
+    const list = messagesOf(data);
     if (list.some((m) => state.shown.has(m.id) && !sameMessage(state.shown.get(m.id), m))) return false;
     held.push(...list);
     if (list.length < CHECK_LIMIT) break;
