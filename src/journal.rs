@@ -722,8 +722,9 @@ fn write_checkpoint(dir: &Path, path: &Path, file: &File, len: u64) -> Result<()
     let progress = match checkpoint::load(dir, file, len, now) {
         Ok(Some(progress)) => progress,
         Ok(None) => Progress::default(),
+        // Routine after a compaction, which replaces the journal the checkpoint covered.
         Err(why) => {
-            log::info!("{}: replacing {CHECKPOINT_FILE} ({why})", dir.display());
+            log::debug!("{}: replacing {CHECKPOINT_FILE} ({why})", dir.display());
             Progress::default()
         }
     };
