@@ -737,11 +737,11 @@ fn megabytes(v: &Value) -> Result<u64, String> {
     Ok(bytes)
 }
 
-/// A list of channel names, each one a post could name (see `store::name`).
+/// A list of channel names, each one a post could name (see `names::check`).
 fn channel_names(v: &Value) -> Result<Vec<String>, String> {
     list(v)?
         .iter()
-        .map(|raw| crate::store::name("each channel", raw).map_err(|e| format!("{raw:?}: {e}")))
+        .map(|raw| crate::names::check("each channel", raw).map_err(|e| format!("{raw:?}: {e}")))
         .collect()
 }
 
@@ -768,7 +768,7 @@ fn list(v: &Value) -> Result<Vec<String>, String> {
     }
 }
 
-/// The per-agent tokens. An agent's name is checked as a post's sender is (`store::name`),
+/// The per-agent tokens. An agent's name is checked as a post's sender is (`names::check`),
 /// since a token can only post under its agent's name; a name given twice (also once with and
 /// once without spaces around it) is refused, as one of its tokens would be dropped.
 fn agents(v: &Value) -> Result<BTreeMap<String, String>, String> {
@@ -780,7 +780,7 @@ fn agents(v: &Value) -> Result<BTreeMap<String, String>, String> {
     };
     let mut out = BTreeMap::new();
     for (raw, token) in map {
-        let name = crate::store::name("an agent's name", raw)
+        let name = crate::names::check("an agent's name", raw)
             .map_err(|e| format!("agent {raw:?}: {e}"))?;
         let token = match token {
             Value::String(t) if !t.trim().is_empty() => t.trim(),

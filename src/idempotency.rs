@@ -10,12 +10,27 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use crate::error::Error;
+
 /// How long a key names its message: a retry later than this posts anew.
 pub(crate) const WINDOW_SECS: f64 = 24.0 * 3600.0;
 /// Most keys remembered; past this the oldest are forgotten before their window ends.
 pub(crate) const MAX_KEYS: usize = 100_000;
 /// Longest key, in characters.
 pub(crate) const MAX_KEY_CHARS: usize = 128;
+
+/// Checks an idempotency key: trimmed, 1 to `MAX_KEY_CHARS` characters, none of them control
+/// characters.
+pub(crate) fn check_key(raw: &str) -> Result<String, Error> {
+    let key = raw.trim();
+    if key.is_empty() || key.chars().count() > MAX_KEY_CHARS || key.chars().any(char::is_control) {
+        return Err(Error::BadRequest(format!(
+            "idempotency_key must be 1 to {} characters, none of them control characters",
+            MAX_KEY_CHARS
+        )));
+    }
+    Ok(key.to_string())
+}
 
 /// What a key names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

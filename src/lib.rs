@@ -6,7 +6,8 @@
 //! `cache`, `idempotency`, `log_file` (a size-rotated file the logs write to)} → {`index` (where
 //! each message's line lies, shared by replay, checkpoint and store), `written_pages` (a
 //! write-once file's pages let go once on disk)}; `test_dir` is the unit
-//! tests' scratch directory; `config`, `error`, `message`, `json_string` (strings written into
+//! tests' scratch directory; `config`, `error`, `message`, `names` (what a channel, sender or
+//! reader name may be), `json_string` (strings written into
 //! JSON by hand), `listen`, `fields` (a caller's JSON fields), `agent` (what an agent's token
 //! binds), `suggest` and `embedded` (the files under `assets/` compiled in compressed) are shared
 //! vocabulary, `open_files` fits the connection limits to the process's
@@ -14,8 +15,9 @@
 //! HTTP library itself is `vendor/tiny_http`, reached only from `http::server`.
 //! `client` is the other side: the `post`, `fetch`, `channels`, `watch`, `delete`, `export`,
 //! `mcp` (the stdio bridge) and `setup` commands, which talk to a relay over HTTP and share
-//! only `message`, `listen`, `suggest` ("did you mean", for every name the binary refuses) and
-//! `mcp::tools` (the tools the bridge lists while its relay is down).
+//! only `message`, `listen`, `names`, `idempotency::check_key`, `suggest` ("did you mean", for
+//! every name the binary refuses) and `mcp::tools` (the tools the bridge lists while its relay is
+//! down).
 //!
 //! The public surface is what a program embedding the relay needs, and all that the binary,
 //! the integration tests and the benchmarks use: `start` a relay from a `config::Config` (its
@@ -48,6 +50,7 @@ mod log_file;
 mod logs;
 mod mcp;
 mod message;
+mod names;
 mod open_files;
 mod page_cache;
 mod presence;

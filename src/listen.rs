@@ -27,7 +27,7 @@ pub(crate) struct Listen {
 impl Listen {
     /// Parses comma-separated lists (`proj-x,proj-y`) with [`names`], so a channel named twice
     /// is listened to once; None when no channel is named, and an error naming the first that
-    /// is not a name a post could use (see [`crate::store::name`]).
+    /// is not a name a post could use (see [`crate::names::check`]).
     pub(crate) fn parse(
         channels: &str,
         name: Option<&str>,
@@ -38,7 +38,7 @@ impl Listen {
             return Ok(None);
         }
         let name = match name.filter(|n| !n.trim().is_empty()) {
-            Some(n) => Some(crate::store::name("as", n)?),
+            Some(n) => Some(crate::names::check("as", n)?),
             None => None,
         };
         Ok(Some(Listen {
@@ -88,7 +88,7 @@ post_message(target=<channel>, sender=\"{me}\", text=...) when an answer is want
 /// The names in one or more comma-separated lists (`codex,gemini`, as a repeated option or a
 /// query parameter gives them): blanks trimmed away, each name kept once, in the order first
 /// given; an error naming `field` for the first that is not a name a post could use (see
-/// [`crate::store::name`]).
+/// [`crate::names::check`]).
 pub(crate) fn names<'a>(
     field: &str,
     lists: impl IntoIterator<Item = &'a str>,
@@ -97,7 +97,7 @@ pub(crate) fn names<'a>(
     let (mut names, mut seen) = (Vec::new(), HashSet::new());
     for list in lists {
         for raw in list.split(',').filter(|s| !s.trim().is_empty()) {
-            let name = crate::store::name(field, raw)?;
+            let name = crate::names::check(field, raw)?;
             if seen.insert(name.clone()) {
                 names.push(name);
             }

@@ -78,7 +78,7 @@ impl Presence {
         let name = name
             .map(str::trim)
             .filter(|n| !n.is_empty())
-            .map(|n| n.chars().take(crate::store::MAX_NAME_CHARS).collect());
+            .map(|n| n.chars().take(crate::names::MAX_CHARS).collect());
         let keys: Vec<Key> = channels
             .iter()
             .map(|channel| Key {

@@ -32,15 +32,12 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 mod compactor;
+mod search;
 use compactor::{tell_removed, Compactor, Pending};
 
-/// Longest channel or sender name, in characters.
-pub(crate) const MAX_NAME_CHARS: usize = 128;
 /// Most reader positions (a reader on a channel) remembered: each costs memory and a journal
 /// line, and any client can name new readers.
 pub(crate) const MAX_POSITIONS: usize = 100_000;
-/// Longest text a search looks for.
-pub(crate) const MAX_QUERY_CHARS: usize = 1000;
 
 /// A function told of every message once it is durable and visible, in id order.
 pub(crate) type Hook = Box<dyn Fn(&Arc<Message>) + Send + Sync>;
@@ -411,10 +408,6 @@ impl Channel {
 
 /// Deletions remembered per channel for streams that are behind; one further behind reloads.
 const DELETIONS_KEPT: usize = 1000;
-/// Messages a search takes from the index at a time, at least; of every channel, up to as many
-/// as there are channels while their texts stay within `SEARCH_CHUNK_BYTES`.
-const SEARCH_CHUNK: usize = 512;
-const SEARCH_CHUNK_BYTES: u64 = 8 << 20;
 
 /// What changed on a channel since a stream last looked.
 #[derive(Debug, Default)]
@@ -1124,8 +1117,8 @@ impl Store {
     }
 
     fn validate(&self, draft: Draft) -> Result<Draft, Error> {
-        let target = owned_name("target", draft.target)?;
-        let sender = owned_name("sender", draft.sender)?;
+        let target = crate::names::check_owned("target", draft.target)?;
+        let sender = crate::names::check_owned("sender", draft.sender)?;
         if draft.text.trim().is_empty() {
             return Err(Error::BadRequest("text must not be blank".into()));
         }
@@ -1137,7 +1130,7 @@ impl Store {
             )));
         }
         let idempotency_key = match draft.idempotency_key {
-            Some(key) => Some(idempotency_key(&key)?),
+            Some(key) => Some(idempotency::check_key(&key)?),
             None => None,
         };
         if let Some(id) = draft.reply_to {
@@ -1527,47 +1520,6 @@ impl Store {
                 }
             })
             .collect()
-    }
-
-    /// Up to `limit` messages whose text contains `query` (ignoring case), newest first,
-    /// optionally only of channel `target` and sender `sender`.
-    pub(crate) fn search(
-        &self,
-        query: &str,
-        target: Option<&str>,
-        sender: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<Arc<Message>>, Error> {
-        if query.chars().count() > MAX_QUERY_CHARS {
-            return Err(Error::BadRequest(format!(
-                "the text to search for is longer than {MAX_QUERY_CHARS} characters"
-            )));
-        }
-        let mut needle = Needle::new(query);
-        let mut hits = Vec::new();
-        // The index is taken a chunk at a time, newest first, and let go while the texts are
-        // read and scanned, so a search of a long history holds up no post.
-        let mut below = u64::MAX;
-        while hits.len() < limit {
-            let taken = {
-                let mut state = lock(&self.state);
-                let found = state.newest_below(target, below, SEARCH_CHUNK, SEARCH_CHUNK_BYTES);
-                state.take_each(found)
-            };
-            let Some(last) = taken.entries.last() else {
-                break;
-            };
-            below = last.id;
-            for m in self.resolve(taken, false) {
-                if hits.len() < limit
-                    && sender.is_none_or(|s| m.sender == s)
-                    && needle.found_in(&m.text)
-                {
-                    hits.push(m);
-                }
-            }
-        }
-        Ok(hits)
     }
 
     /// Deletes message `id`: recorded in the journal first, then gone from memory, readers'
@@ -2019,84 +1971,6 @@ impl State {
     }
 }
 
-/// Trims a channel or sender name and checks it: not empty, not too long, no control
-/// characters, and none of the invisible characters that make a name read as another on screen
-/// (Unicode format characters, such as bidi overrides and zero-width marks, and line and
-/// paragraph separators).
-pub(crate) fn name(field: &str, raw: &str) -> Result<String, Error> {
-    checked_name(field, raw).map(str::to_string)
-}
-
-/// [`name`] of a name given as its own `String`, which is kept when there was nothing to trim.
-fn owned_name(field: &str, raw: String) -> Result<String, Error> {
-    let trimmed = checked_name(field, &raw)?;
-    Ok(if trimmed.len() == raw.len() {
-        raw
-    } else {
-        trimmed.to_string()
-    })
-}
-
-/// The name `raw` is, trimmed, if it is one (see [`name`]).
-fn checked_name<'a>(field: &str, raw: &'a str) -> Result<&'a str, Error> {
-    let trimmed = raw.trim();
-    if trimmed.is_empty() {
-        return Err(Error::BadRequest(format!("{field} must not be empty")));
-    }
-    if trimmed.chars().count() > MAX_NAME_CHARS {
-        return Err(Error::BadRequest(format!(
-            "{field} is longer than {MAX_NAME_CHARS} characters"
-        )));
-    }
-    if trimmed.chars().any(char::is_control) {
-        return Err(Error::BadRequest(format!(
-            "{field} must not contain control characters"
-        )));
-    }
-    if let Some(c) = trimmed.chars().find(|c| is_invisible(*c)) {
-        return Err(Error::BadRequest(format!(
-            "{field} must not contain invisible format characters (found U+{:04X})",
-            u32::from(c)
-        )));
-    }
-    Ok(trimmed)
-}
-
-/// The Unicode 15 characters of general category Cf (format), as inclusive ranges.
-const FORMAT_CHARACTERS: [(u32, u32); 21] = [
-    (0x00AD, 0x00AD),
-    (0x0600, 0x0605),
-    (0x061C, 0x061C),
-    (0x06DD, 0x06DD),
-    (0x070F, 0x070F),
-    (0x0890, 0x0891),
-    (0x08E2, 0x08E2),
-    (0x180E, 0x180E),
-    (0x200B, 0x200F),
-    (0x202A, 0x202E),
-    (0x2060, 0x2064),
-    (0x2066, 0x206F),
-    (0xFEFF, 0xFEFF),
-    (0xFFF9, 0xFFFB),
-    (0x110BD, 0x110BD),
-    (0x110CD, 0x110CD),
-    (0x13430, 0x1343F),
-    (0x1BCA0, 0x1BCA3),
-    (0x1D173, 0x1D17A),
-    (0xE0001, 0xE0001),
-    (0xE0020, 0xE007F),
-];
-
-/// Whether `c` is a format character (Cf) or a line or paragraph separator (Zl, Zp).
-fn is_invisible(c: char) -> bool {
-    let c = u32::from(c);
-    c == 0x2028
-        || c == 0x2029
-        || FORMAT_CHARACTERS
-            .iter()
-            .any(|&(low, high)| (low..=high).contains(&c))
-}
-
 /// Reads the texts `taken` did not find in the cache: the messages, and those of them read
 /// from the journal. A message that cannot be read is logged and left out.
 fn read_texts(taken: Taken) -> (Vec<Arc<Message>>, Vec<Arc<Message>>) {
@@ -2220,77 +2094,6 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A case-insensitive substring search, in time linear in the text whatever the query. Query
-/// and text are compared with every character lowercased on its own (`char::to_lowercase`),
-/// not as words (`str::to_lowercase` makes a final capital sigma `ς` and any other `σ`), so a
-/// text holding the query as it was typed is always found. An ASCII query (the common case) is
-/// looked for in a copy of the text with its ASCII letters lowercased, made in one buffer
-/// reused from text to text, unless the text holds one of the two characters whose lowercase
-/// holds an ASCII letter (the Kelvin sign, `İ`); other texts are lowercased whole into it.
-struct Needle {
-    lower: String,
-    ascii: bool,
-    folded: String,
-}
-
-/// The characters other than ASCII letters whose lowercase holds an ASCII letter: the Kelvin
-/// sign (`k`) and the capital I with a dot above (`i` and a combining dot).
-const FOLD_TO_ASCII: [&str; 2] = ["\u{212A}", "\u{130}"];
-
-impl Needle {
-    fn new(query: &str) -> Needle {
-        let mut lower = String::new();
-        lowercase_into(&mut lower, query);
-        Needle {
-            lower,
-            ascii: query.is_ascii(),
-            folded: String::new(),
-        }
-    }
-
-    fn found_in(&mut self, text: &str) -> bool {
-        if self.lower.is_empty() {
-            return true;
-        }
-        let bytes = text.as_bytes();
-        let plain = self.ascii
-            && (bytes.is_ascii()
-                || !FOLD_TO_ASCII
-                    .iter()
-                    .any(|c| memchr::memmem::find(bytes, c.as_bytes()).is_some()));
-        if plain {
-            self.folded.clear();
-            self.folded.push_str(text);
-            self.folded.make_ascii_lowercase();
-        } else {
-            lowercase_into(&mut self.folded, text);
-        }
-        self.folded.contains(self.lower.as_str())
-    }
-}
-
-/// `text` with every character lowercased on its own, in `out`.
-fn lowercase_into(out: &mut String, text: &str) {
-    out.clear();
-    out.extend(text.chars().flat_map(char::to_lowercase));
-}
-
-/// Checks an idempotency key: trimmed, 1 to `MAX_KEY_CHARS` characters, none of them control
-/// characters.
-pub(crate) fn idempotency_key(raw: &str) -> Result<String, Error> {
-    let key = raw.trim();
-    if key.is_empty()
-        || key.chars().count() > idempotency::MAX_KEY_CHARS
-        || key.chars().any(char::is_control)
-    {
-        return Err(Error::BadRequest(format!(
-            "idempotency_key must be 1 to {} characters, none of them control characters",
-            idempotency::MAX_KEY_CHARS
-        )));
-    }
-    Ok(key.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2333,14 +2136,14 @@ mod tests {
         }
     }
 
-    fn post(store: &Store, target: &str, text: &str) -> u64 {
+    pub(super) fn post(store: &Store, target: &str, text: &str) -> u64 {
         match store.post(draft(target, text)) {
             Ok(posted) => posted.message.id,
             Err(e) => panic!("post to {target} failed: {e}"),
         }
     }
 
-    fn ids(messages: &[Arc<Message>]) -> Vec<u64> {
+    pub(super) fn ids(messages: &[Arc<Message>]) -> Vec<u64> {
         messages.iter().map(|m| m.id).collect()
     }
 
@@ -2724,44 +2527,6 @@ mod tests {
     }
 
     #[test]
-    fn a_search_finds_every_text_holding_the_query_as_typed_or_in_another_case() {
-        let store = Store::in_memory(&[], Limits::default());
-        let texts = [
-            "ΟΔΟΣ",
-            "ΟΔΟΣΑ test",
-            "KELVIN \u{212A}",
-            "\u{130}stanbul",
-            "plain kelvin k",
-            "straße",
-        ];
-        let posted: Vec<u64> = texts.iter().map(|t| post(&store, "s", t)).collect();
-        let found = |query: &str| {
-            let mut hits = ids(&store.search(query, None, None, 50).expect("a search"));
-            hits.sort_unstable();
-            hits
-        };
-        // Each text holds itself, and each of its words, as typed.
-        for (text, id) in texts.iter().zip(&posted) {
-            for query in std::iter::once(*text).chain(text.split(' ')) {
-                assert!(found(query).contains(id), "{query:?} in {text:?}");
-            }
-        }
-        assert_eq!(found("Σ"), posted[0..2]);
-        assert_eq!(found("σ"), posted[0..2]);
-        assert_eq!(found("ΟΔΟΣ"), posted[0..2]);
-        assert_eq!(found("kelvin k"), [posted[2], posted[4]]);
-        assert_eq!(found("\u{212A}"), [posted[2], posted[4]]);
-        assert_eq!(found("İSTANBUL"), [posted[3]]);
-        assert_eq!(found("i\u{307}stanbul"), [posted[3]]);
-        assert!(
-            found("i").contains(&posted[3]),
-            "İ lowercases to i and a dot"
-        );
-        assert_eq!(found("STRASSE"), Vec::<u64>::new());
-        assert_eq!(found("STRAßE"), [posted[5]]);
-    }
-
-    #[test]
     fn past_max_positions_a_new_reader_is_refused_and_a_known_one_reads_on() {
         let store = Store::in_memory(&[], Limits::default());
         post(&store, "c", "one");
@@ -2782,54 +2547,6 @@ mod tests {
             store.admit_reader(Some("newcomer"), "c").is_err(),
             "moving one adds none"
         );
-    }
-
-    #[test]
-    fn a_search_of_every_channel_finds_every_hit_newest_first_across_chunks() {
-        let store = Store::in_memory(&[], Limits::default());
-        let mut hits = Vec::new();
-        for i in 0..1500usize {
-            let target = format!("c{}", (i * 7) % 37);
-            let text = if i % 3 == 0 { "a HIT here" } else { "nothing" };
-            let id = post(&store, &target, text);
-            if i % 3 == 0 {
-                hits.push(id);
-            }
-        }
-        hits.reverse();
-        let found = |limit| -> Vec<u64> {
-            let found = store.search("hit", None, None, limit).unwrap();
-            found.iter().map(|m| m.id).collect()
-        };
-        assert_eq!(found(10_000), hits);
-        assert_eq!(found(3), hits[..3]);
-    }
-
-    /// A search of many channels takes as many entries at a time as there are channels (its
-    /// setup is a step per channel), unless their texts grow too large.
-    #[test]
-    fn a_search_chunk_of_every_channel_holds_as_many_entries_as_there_are_channels() {
-        let store = Store::in_memory(&[], Limits::default());
-        let mut posted = Vec::new();
-        for i in 0..3 * SEARCH_CHUNK {
-            posted.push(post(&store, &format!("c{i}"), "text"));
-        }
-        let state = lock(&store.state);
-        let chunk = state.newest_below(None, u64::MAX, SEARCH_CHUNK, SEARCH_CHUNK_BYTES);
-        let ids: Vec<u64> = chunk.iter().map(|(_, e)| e.id).collect();
-        posted.reverse();
-        assert_eq!(
-            ids, posted,
-            "every channel's entry, newest first, in one chunk"
-        );
-        let small = state.newest_below(None, u64::MAX, SEARCH_CHUNK, 100);
-        assert_eq!(
-            small.len(),
-            SEARCH_CHUNK,
-            "texts past the bytes stop it at the minimum"
-        );
-        let one = state.newest_below(Some("c7"), u64::MAX, SEARCH_CHUNK, SEARCH_CHUNK_BYTES);
-        assert_eq!(one.len(), 1, "one channel");
     }
 
     #[test]

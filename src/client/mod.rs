@@ -149,7 +149,7 @@ fn dispatch(
     // `--as NAME` (watch, mcp) names the client in the relay's list of listeners; a name the
     // relay would refuse as a sender is refused here, before any request.
     let name = match p.get("as").filter(|n| !n.trim().is_empty()) {
-        Some(n) => Some(crate::store::name("--as", n).map_err(bad_argument)?),
+        Some(n) => Some(crate::names::check("--as", n).map_err(bad_argument)?),
         None => None,
     };
     let relay = connect(&p, env)?.named(name.as_deref());
@@ -243,7 +243,7 @@ fn post(relay: &RelayClient, p: &Parsed, io: &mut Io) -> Result<(), Error> {
     // A key of our own makes our retries safe: the relay answers a retry of a post it already
     // stored with that message instead of storing it twice.
     let key = match p.get("idempotency-key") {
-        Some(key) => crate::store::idempotency_key(key).map_err(|e| {
+        Some(key) => crate::idempotency::check_key(key).map_err(|e| {
             Error::Usage(
                 e.to_string()
                     .replacen("idempotency_key", "--idempotency-key", 1),
@@ -374,7 +374,7 @@ fn fetch(relay: &RelayClient, p: &Parsed, io: &mut Io) -> Result<(), Error> {
     let format = format(p)?;
     // A reader name the relay would refuse is refused here, like a blank --target.
     let reader = match p.get("reader") {
-        Some(r) => Some(crate::store::name("--reader", r).map_err(bad_argument)?),
+        Some(r) => Some(crate::names::check("--reader", r).map_err(bad_argument)?),
         None => None,
     };
     if reader.is_some() && since_id.is_some() {

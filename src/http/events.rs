@@ -103,10 +103,10 @@ pub(crate) fn message_stream(
     rq: &Incoming,
     caller: &Caller,
 ) -> Result<Reply, Error> {
-    let target = crate::store::name("target", rq.param("target").unwrap_or(""))?;
+    let target = crate::names::check("target", rq.param("target").unwrap_or(""))?;
     let reader = match rq.param("reader") {
         Some(raw) => {
-            let reader = crate::store::name("reader", raw)?;
+            let reader = crate::names::check("reader", raw)?;
             crate::agent::own_reader(&reader, caller.agent.as_deref())?;
             app.store.admit_reader(Some(&reader), &target)?;
             Some(reader)

@@ -39,7 +39,7 @@ pub(crate) const STREAMED_PAGE_BYTES: usize = 1024 * 1024;
 /// `GET /api/messages?target=T[&limit=N][&since_id=N][&before_id=N][&wait=S][&newest=1]
 /// [&reader=R]`, and HEAD.
 pub(crate) fn list_messages(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
-    let target = crate::store::name("target", rq.param("target").unwrap_or(""))?;
+    let target = crate::names::check("target", rq.param("target").unwrap_or(""))?;
     let reader = reader(rq, caller)?;
     let limit = rq
         .number_param("limit")?
@@ -164,7 +164,7 @@ fn reader(rq: &Incoming, caller: &Caller) -> Result<Option<String>, Error> {
     let Some(raw) = rq.param("reader") else {
         return Ok(None);
     };
-    let reader = crate::store::name("reader", raw)?;
+    let reader = crate::names::check("reader", raw)?;
     agent::own_reader(&reader, caller.agent.as_deref())?;
     Ok(Some(reader))
 }
@@ -407,11 +407,11 @@ pub(crate) fn search(app: &App, rq: &Incoming) -> Result<Reply, Error> {
     }
     let target = rq
         .param("target")
-        .map(|t| crate::store::name("target", t))
+        .map(|t| crate::names::check("target", t))
         .transpose()?;
     let sender = rq
         .param("sender")
-        .map(|s| crate::store::name("sender", s))
+        .map(|s| crate::names::check("sender", s))
         .transpose()?;
     let limit = rq
         .number_param("limit")?
@@ -449,7 +449,7 @@ pub(crate) fn delete_channel(
 ) -> Result<Reply, Error> {
     may_delete(app, rq, caller)?;
     // The path is percent-decoded once, with the request (`exchange`): `name` is the name.
-    let name = crate::store::name("channel", name)?;
+    let name = crate::names::check("channel", name)?;
     let n = app.store.delete_channel(&name)?;
     Ok(Reply::json(
         200,
@@ -515,7 +515,7 @@ pub(crate) fn listener_name(rq: &Incoming, caller: &Caller) -> Result<Option<Str
     .into_iter()
     .find_map(|(field, raw)| Some((field, raw.filter(|n| !n.trim().is_empty())?)));
     match given {
-        Some((field, raw)) => crate::store::name(field, raw).map(Some),
+        Some((field, raw)) => crate::names::check(field, raw).map(Some),
         None => Ok(caller.agent.clone()),
     }
 }

@@ -7,7 +7,6 @@
 use crate::mcp::channel_uri::{self, channel, PREFIX};
 use crate::mcp::context::Context;
 use crate::mcp::jsonrpc::{RpcError, INVALID_PARAMS, RESOURCE_NOT_FOUND};
-use crate::store;
 use serde_json::{json, Value};
 
 /// Messages returned by `resources/read`: the newest this many, and of those only the newest
@@ -20,7 +19,7 @@ pub(crate) const READ_MAX_TEXT_BYTES: usize = 4 * 1024 * 1024;
 /// character percent-encoded is at most 12 bytes): only whitespace around a name, which is
 /// trimmed off, could make one longer. The URI is kept as the client wrote it, to name it in
 /// updates, so this bounds what a subscription costs.
-const MAX_SUBSCRIBED_URI_BYTES: usize = PREFIX.len() + 12 * store::MAX_NAME_CHARS;
+const MAX_SUBSCRIBED_URI_BYTES: usize = PREFIX.len() + 12 * crate::names::MAX_CHARS;
 
 /// What `resources/subscribe` keeps for `uri`: the canonical URI of a channel resource, or
 /// -32602 for a `relay://` URI that does not name a valid channel (or is longer than any such
@@ -35,7 +34,7 @@ pub(crate) fn subscription(uri: &str) -> Result<Option<String>, RpcError> {
     Some(uri)
         .filter(|uri| uri.len() <= MAX_SUBSCRIBED_URI_BYTES)
         .and_then(channel)
-        .and_then(|name| store::name("target", &name).ok())
+        .and_then(|name| crate::names::check("target", &name).ok())
         .map(|name| Some(channel_uri::uri(&name)))
         .ok_or_else(|| {
             RpcError::new(

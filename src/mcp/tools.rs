@@ -203,10 +203,10 @@ fn search_messages(cx: &Context, args: &Map<String, Value>) -> Result<Outgoing, 
         return Err(Error::BadRequest("query must not be blank".into()));
     }
     let target = optional_string(args, "target")?
-        .map(|t| crate::store::name("target", &t))
+        .map(|t| crate::names::check("target", &t))
         .transpose()?;
     let sender = optional_string(args, "sender")?
-        .map(|s| crate::store::name("sender", &s))
+        .map(|s| crate::names::check("sender", &s))
         .transpose()?;
     let limit = integer(args, "limit")?
         .unwrap_or(SEARCH_DEFAULT_LIMIT)
@@ -242,9 +242,9 @@ fn fetch_messages(
     session: &str,
     args: &Map<String, Value>,
 ) -> Result<Fetched, Error> {
-    let target = crate::store::name("target", &string(args, "target")?)?;
+    let target = crate::names::check("target", &string(args, "target")?)?;
     let reader = optional_string(args, "reader")?
-        .map(|r| crate::store::name("reader", &r))
+        .map(|r| crate::names::check("reader", &r))
         .transpose()?;
     if let Some(reader) = &reader {
         agent::own_reader(reader, cx.agent)?;
