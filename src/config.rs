@@ -212,19 +212,19 @@ pub(crate) const KEYS: &[Key] = &[
         |c, v| { c.port = port(v)?; Ok(()) }),
     key("log_path", Kind::Text, Some("log/claude_codex.log"), "tool log file",
         |c, v| { c.log_path = nonempty_text(v)?.into(); Ok(()) }),
-    key("log_max_mb", Kind::Number, Some("25"), "rotate the tool log after N MB",
+    key("log_max_mb", Kind::Number, Some("25"), "rotate the tool log after N MB (0: never)",
         |c, v| { c.log_max_bytes = megabytes(v)?; Ok(()) }),
-    key("log_max_bytes", Kind::Integer, None, "rotate the tool log after N bytes (legacy)",
-        |c, v| { c.log_max_bytes = whole(v, 1, u64::MAX)?; Ok(()) }),
-    key("log_backup_count", Kind::Integer, Some("10"), "rotated tool logs to keep",
+    key("log_max_bytes", Kind::Integer, None, "rotate the tool log after N bytes (legacy; 0: never)",
+        |c, v| { c.log_max_bytes = whole(v, 0, u64::MAX)?; Ok(()) }),
+    key("log_backup_count", Kind::Integer, Some("10"), "rotated tool logs to keep (0: never rotate)",
         |c, v| { c.log_backup_count = whole(v, 0, MAX_BACKUPS)? as usize; Ok(()) }),
     key("channel_log_path", Kind::Text, Some("log/channel_messages.log"), "channel archive file",
         |c, v| { c.channel_log_path = nonempty_text(v)?.into(); Ok(()) }),
-    key("channel_log_max_mb", Kind::Number, Some("25"), "rotate the channel archive after N MB",
+    key("channel_log_max_mb", Kind::Number, Some("25"), "rotate the channel archive after N MB (0: never)",
         |c, v| { c.channel_log_max_bytes = megabytes(v)?; Ok(()) }),
-    key("channel_log_max_bytes", Kind::Integer, None, "rotate the channel archive after N bytes (legacy)",
-        |c, v| { c.channel_log_max_bytes = whole(v, 1, u64::MAX)?; Ok(()) }),
-    key("channel_log_backup_count", Kind::Integer, Some("10"), "rotated channel archives to keep",
+    key("channel_log_max_bytes", Kind::Integer, None, "rotate the channel archive after N bytes (legacy; 0: never)",
+        |c, v| { c.channel_log_max_bytes = whole(v, 0, u64::MAX)?; Ok(()) }),
+    key("channel_log_backup_count", Kind::Integer, Some("10"), "rotated channel archives to keep (0: never rotate)",
         |c, v| { c.channel_log_backup_count = whole(v, 0, MAX_BACKUPS)? as usize; Ok(()) }),
     key("channels", Kind::List, Some("proj-x,codex,claude"), "channels listed from the start",
         |c, v| { c.channels = channel_names(v)?; Ok(()) }),
@@ -257,7 +257,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("body_timeout_secs", Kind::Integer, Some("10"), "seconds a request body may take, +1 per 64 KiB (408)",
         |c, v| { c.body_timeout_secs = whole(v, 1, MAX_SECS)?; Ok(()) }),
     key("cache_mb", Kind::Number, Some("8"), "messages read from the journal kept in memory, in MB",
-        |c, v| { c.cache_bytes = megabytes(v)?; Ok(()) }),
+        |c, v| { c.cache_bytes = some_megabytes(v)?; Ok(()) }),
     key("retention_max_messages", Kind::Integer, Some("0"), "messages kept per channel, 0 = all",
         |c, v| { c.retention_max_messages = count(v, 0)?; Ok(()) }),
     key("retention_max_age_days", Kind::Number, Some("0"), "drop messages older than N days, 0 = never",
@@ -722,7 +722,8 @@ fn number(v: &Value) -> Result<f64, String> {
     }
 }
 
-/// Like `whole`, one message for 0 and negative sizes alike, and one naming the largest.
+/// A size in megabytes, as bytes; 0 (or a size under a byte) is 0, which a log takes as "never
+/// rotate", as the original's `RotatingFileHandler` did.
 fn megabytes(v: &Value) -> Result<u64, String> {
     let mb = v
         .as_f64()
@@ -730,11 +731,19 @@ fn megabytes(v: &Value) -> Result<u64, String> {
     if mb > MAX_MB as f64 {
         return Err(format!("too large (at most {MAX_MB})"));
     }
-    let bytes = (mb * MB as f64) as u64;
-    if !mb.is_finite() || bytes == 0 {
-        return Err("must be a number of megabytes greater than 0".into());
+    if !mb.is_finite() || mb < 0.0 {
+        return Err("must be a number of megabytes, 0 or more".into());
     }
-    Ok(bytes)
+    Ok((mb * MB as f64) as u64)
+}
+
+/// A size in megabytes of at least a byte: one message for 0 and negative sizes alike.
+fn some_megabytes(v: &Value) -> Result<u64, String> {
+    match megabytes(v) {
+        Ok(0) => Err("must be a number of megabytes greater than 0".into()),
+        Err(_) if v.as_f64().is_some_and(|mb| mb < 0.0) => some_megabytes(&Value::from(0)),
+        other => other,
+    }
 }
 
 /// A list of channel names, each one a post could name (see `names::check`).
@@ -1116,8 +1125,12 @@ mod tests {
             (r#"{"port": -1}"#, "port: must be a whole number, 0 or more"),
             (r#"{"port": "1"}"#, "port: must be a number, not a string"),
             (
-                r#"{"log_max_mb": 0}"#,
-                "log_max_mb: must be a number of megabytes greater than 0",
+                r#"{"log_max_mb": -1}"#,
+                "log_max_mb: must be a number of megabytes, 0 or more",
+            ),
+            (
+                r#"{"cache_mb": 0}"#,
+                "cache_mb: must be a number of megabytes greater than 0",
             ),
             (
                 r#"{"log_max_mb": true}"#,

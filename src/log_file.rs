@@ -116,7 +116,12 @@ impl LogFile {
             .map_err(|e| bad(&e))?;
         let file = Arc::new(Shared {
             path: path.to_path_buf(),
-            max_bytes,
+            // As with Python's `RotatingFileHandler`, a size limit or a backup count of 0 means
+            // the file is never rotated: it grows, and no line is dropped.
+            max_bytes: match (max_bytes, backups) {
+                (0, _) | (_, 0) => u64::MAX,
+                _ => max_bytes,
+            },
             backups,
             state: Mutex::new(State {
                 size,
@@ -298,21 +303,17 @@ impl Shared {
     }
 
     /// `NAME.(N-1)` → `NAME.N`, …, `NAME` → `NAME.1`, then a fresh `NAME`, after the gathered
-    /// lines went to the old one. With no backups the file starts over empty.
+    /// lines went to the old one. Never called for a file without backups.
     fn rotate(&self, state: &mut State) -> std::io::Result<()> {
         self.write_waiting(state);
         state.writer.flush()?;
-        if self.backups == 0 {
-            std::fs::File::create(&self.path)?;
-        } else {
-            for n in (1..self.backups).rev() {
-                let from = backup(&self.path, n);
-                if from.exists() {
-                    std::fs::rename(&from, backup(&self.path, n + 1))?;
-                }
+        for n in (1..self.backups).rev() {
+            let from = backup(&self.path, n);
+            if from.exists() {
+                std::fs::rename(&from, backup(&self.path, n + 1))?;
             }
-            std::fs::rename(&self.path, backup(&self.path, 1))?;
         }
+        std::fs::rename(&self.path, backup(&self.path, 1))?;
         state
             .writer
             .reopen_outputfile()
@@ -469,6 +470,30 @@ mod tests {
         assert_eq!(read(&backup(&path, 2)), "one\ntwo\nthree\nfour\n");
         assert_eq!(read(&backup(&path, 1)), "five\nsix\nseven\n");
         assert_eq!(read(&path), "eight\n");
+    }
+
+    /// Python's `RotatingFileHandler` never rotates when either its size limit or its backup
+    /// count is 0: the file keeps every line.
+    #[test]
+    fn a_size_limit_or_a_backup_count_of_0_keeps_every_line_in_one_file() {
+        for (max_bytes, backups) in [(20, 0), (0, 3)] {
+            let dir = TempDir::new();
+            let path = dir.0.join("tool.log");
+            let file = LogFile::open("log_path", &path, max_bytes, backups, Writes::AtOnce)
+                .expect("the log opens");
+            let lines = [
+                "one", "two", "three", "four", "five", "six", "seven", "eight",
+            ];
+            for line in lines {
+                file.write_lines(&[[line]]);
+            }
+            drop(file);
+            assert_eq!(read(&path), lines.map(|l| format!("{l}\n")).concat());
+            assert!(
+                !backup(&path, 1).exists(),
+                "{max_bytes} bytes, {backups} backups"
+            );
+        }
     }
 
     #[test]

@@ -356,13 +356,27 @@ fn zero_and_negative_sizes_get_the_same_message() {
             Err(Error::Config { message, .. }) => message,
             other => panic!("{key}={value}: {other:?}"),
         };
-    for key in ["log_max_mb", "channel_log_max_mb"] {
-        assert_eq!(message(key, "0"), message(key, "-5"), "{key}");
-        assert!(message(key, "0").contains("greater than 0"));
-    }
-    for key in ["log_max_bytes", "max_body_bytes", "idle_timeout_secs"] {
+    for key in ["cache_mb", "max_body_bytes", "idle_timeout_secs"] {
         assert_eq!(message(key, "0"), message(key, "-5"), "{key}");
         assert!(message(key, "-5").contains("greater than 0"));
+    }
+}
+
+/// As the original's `RotatingFileHandler`, which took 0 as "never rotate".
+#[test]
+fn a_log_size_of_0_is_taken_and_a_negative_one_refused() {
+    for key in [
+        "log_max_mb",
+        "channel_log_max_mb",
+        "log_max_bytes",
+        "channel_log_max_bytes",
+    ] {
+        assert!(
+            Config::load(None, &env(&[]), &flags(&[(key, "0")])).is_ok(),
+            "{key}"
+        );
+        let refused = Config::load(None, &env(&[]), &flags(&[(key, "-5")]));
+        assert!(matches!(refused, Err(Error::Config { .. })), "{key}");
     }
 }
 
