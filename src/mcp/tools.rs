@@ -188,13 +188,27 @@ pub(crate) const SEARCH_MAX_LIMIT: u64 = 200;
 fn list_channels(cx: &Context, args: &Map<String, Value>) -> Result<Outgoing, Error> {
     let after = optional_string(args, "after")?;
     let limit = integer(args, "limit")?;
-    Ok(jsonrpc::outgoing(&listing(
-        cx.store,
-        cx.presence,
-        after.as_deref(),
-        limit,
-        true,
-    )))
+    let listed = listing(cx.store, cx.presence, after.as_deref(), limit, true);
+    /// The line's payload, its keys in sorted order as every tool-log line has them.
+    #[derive(Serialize)]
+    struct Line<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        after: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        limit: Option<u64>,
+        returned: usize,
+    }
+    let returned = listed["channels"].as_array().map_or(0, Vec::len);
+    let after = after.as_deref();
+    cx.logs.tool(
+        "list_channels",
+        &Line {
+            after,
+            limit,
+            returned,
+        },
+    );
+    Ok(jsonrpc::outgoing(&listed))
 }
 
 fn search_messages(cx: &Context, args: &Map<String, Value>) -> Result<Outgoing, Error> {
@@ -214,6 +228,26 @@ fn search_messages(cx: &Context, args: &Map<String, Value>) -> Result<Outgoing, 
     let hits = cx
         .store
         .search(&query, target.as_deref(), sender.as_deref(), limit)?;
+    /// The line's payload, in sorted order; the query's length, not its words, as a post's
+    /// line has its text's.
+    #[derive(Serialize)]
+    struct Line<'a> {
+        limit: usize,
+        query_len: usize,
+        returned: usize,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sender: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        target: Option<&'a str>,
+    }
+    let line = Line {
+        limit,
+        query_len: query.chars().count(),
+        returned: hits.len(),
+        sender: sender.as_deref(),
+        target: target.as_deref(),
+    };
+    cx.logs.tool("search_messages", &line);
     #[derive(Serialize)]
     struct Answer<'a> {
         messages: &'a [Arc<Message>],

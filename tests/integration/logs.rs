@@ -44,6 +44,11 @@ fn posts_and_fetches_are_logged_in_the_original_formats() {
         "fetch_messages",
         json!({"target": "proj-x", "since_id": 0, "limit": 10}),
     );
+    mcp.call("list_channels", json!({}));
+    mcp.call(
+        "search_messages",
+        json!({"query": "HÉ", "target": "proj-x"}),
+    );
     relay.stop();
     let archive = std::fs::read_to_string(relay.dir.path("log/channel_messages.log")).unwrap();
     let lines: Vec<Value> = archive
@@ -81,6 +86,18 @@ fn posts_and_fetches_are_logged_in_the_original_formats() {
     assert_eq!(
         payload,
         json!({"target": "proj-x", "since_id": 0, "limit": 10, "returned": 2, "latest_id": 2})
+    );
+    // Every tool call has its line.
+    let payload_of = |event: &str| -> Value {
+        let marker = format!(" {event} ");
+        let line = tool.lines().find(|l| l.contains(&marker));
+        let line = line.unwrap_or_else(|| panic!("a {event} line in {tool}"));
+        serde_json::from_str(line.split_once(&marker).unwrap().1).unwrap()
+    };
+    assert_eq!(payload_of("list_channels"), json!({"returned": 3}));
+    assert_eq!(
+        payload_of("search_messages"),
+        json!({"limit": 20, "query_len": 2, "returned": 1, "target": "proj-x"})
     );
 }
 
