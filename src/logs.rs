@@ -58,13 +58,19 @@ impl Logs {
     /// Writes one tool-log line: timestamp, level, `event` and its JSON payload
     /// (`2026-11-24 18:00:00,123 INFO post_message {...}`), made in one buffer.
     pub(crate) fn tool(&self, event: &str, payload: &impl Serialize) {
-        let mut line = Vec::with_capacity(160);
+        // Writing to memory cannot fail; serde_json writes UTF-8.
+        self.tool_line(event, &serde_json::to_string(payload).unwrap_or_default());
+    }
+
+    /// `tool` of a payload already written as JSON: one copy of the line's making, whatever
+    /// the payload's type.
+    fn tool_line(&self, event: &str, payload: &str) {
+        let mut line = Vec::with_capacity(64 + payload.len());
         self.stamp(&mut line);
         line.extend_from_slice(b" INFO ");
         line.extend_from_slice(event.as_bytes());
         line.push(b' ');
-        // Writing to memory cannot fail; serde_json writes UTF-8.
-        let _ = serde_json::to_writer(&mut line, payload);
+        line.extend_from_slice(payload.as_bytes());
         let line = String::from_utf8(line).unwrap_or_default();
         self.tool.write_lines(&[[line.as_str()]]);
     }
