@@ -2,7 +2,7 @@
 //! configuration, the store, the MCP sessions, the logs, the cap on long requests and the
 //! count of the legacy transport's running tool calls, who is listening, and the recent pages.
 
-use crate::capacity::{LongRequests, Slots};
+use crate::capacity::{BodyBytes, LongRequests, Slots};
 use crate::config::Config;
 use crate::logs::Logs;
 use crate::mcp::session::Sessions;
@@ -22,6 +22,8 @@ pub(crate) struct App {
     pub logs: Arc<Logs>,
     pub long_requests: LongRequests,
     pub legacy_tool_calls: Slots,
+    /// Room for large request bodies being received and handled.
+    pub bodies: BodyBytes,
     /// Who is waiting on which channel.
     pub presence: Arc<Presence>,
     /// Recent REST pages' bodies.

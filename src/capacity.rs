@@ -2,8 +2,10 @@
 //! Past it a request is refused at once with 503 and `Retry-After`, so short requests such as
 //! `/healthz` always find a thread. Within the cap each client (an agent's token, else an
 //! address) and each MCP session has a quota of its own, so one client cannot take every place;
-//! the 503 says which limit was reached, and a wait lasts at most `MAX_WAIT_SECONDS`. Also here: the count of the legacy transport's tool
-//! calls, which run on threads of their own.
+//! the 503 says which limit was reached, and a wait lasts at most `MAX_WAIT_SECONDS`. Also here:
+//! the count of the legacy transport's tool calls, which run on threads of their own, and the
+//! bytes of large request bodies arriving at once, which would otherwise grow with the number of
+//! connections times the body limit (4 GiB at the defaults).
 
 use crate::error::Error;
 use std::collections::HashMap;
@@ -177,9 +179,94 @@ impl Drop for Slot {
     }
 }
 
+/// A body of at most this many bytes arrives without drawing on `BodyBytes`: small ones are
+/// bounded well enough by the connection cap (1,024 × 64 KiB), and never wait for large ones.
+pub(crate) const SMALL_BODY: usize = 64 * 1024;
+
+/// How many bodies of the size limit may arrive at once.
+pub(crate) const BODIES_AT_THE_LIMIT: usize = 16;
+
+/// A cap on the bytes of large request bodies being received and handled at once: as many as
+/// `BODIES_AT_THE_LIMIT` bodies of the limit, so one body of any allowed size always fits.
+pub(crate) struct BodyBytes {
+    used: Arc<Mutex<usize>>,
+    max: usize,
+}
+
+/// Room for one body, given back when dropped (with the body, once its request is answered).
+pub(crate) struct BodyRoom {
+    used: Arc<Mutex<usize>>,
+    bytes: usize,
+}
+
+impl BodyBytes {
+    pub(crate) fn new(max_body_bytes: usize) -> BodyBytes {
+        BodyBytes {
+            used: Arc::default(),
+            max: max_body_bytes.saturating_mul(BODIES_AT_THE_LIMIT),
+        }
+    }
+
+    /// Bytes of room taken now.
+    pub(crate) fn used(&self) -> usize {
+        *self.used.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Room for a body of up to `bytes`, or a 503 with `Retry-After` when large bodies already
+    /// take the cap; `None` (no room needed) for a small body.
+    pub(crate) fn take(&self, bytes: usize) -> Result<Option<BodyRoom>, Error> {
+        if bytes <= SMALL_BODY {
+            return Ok(None);
+        }
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        if used.saturating_add(bytes) > self.max {
+            return Err(Error::Unavailable {
+                retry_after: 1,
+                message: format!(
+                    "too many large request bodies are arriving at once (limit {} bytes in all)",
+                    self.max
+                ),
+            });
+        }
+        *used += bytes;
+        Ok(Some(BodyRoom {
+            used: Arc::clone(&self.used),
+            bytes,
+        }))
+    }
+}
+
+impl Drop for BodyRoom {
+    fn drop(&mut self) {
+        *self.used.lock().unwrap_or_else(|p| p.into_inner()) -= self.bytes;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_bodies_share_a_cap_that_one_body_of_the_limit_always_fits() {
+        let bodies = BodyBytes::new(1 << 20);
+        assert!(bodies.take(SMALL_BODY).unwrap().is_none(), "a small body");
+        let held: Vec<_> = (0..BODIES_AT_THE_LIMIT)
+            .map(|_| bodies.take(1 << 20).unwrap().expect("room"))
+            .collect();
+        let refused = bodies.take(SMALL_BODY + 1).err().expect("the cap is taken");
+        assert_eq!(refused.status(), 503);
+        assert!(
+            bodies.take(100).unwrap().is_none(),
+            "small bodies never wait"
+        );
+        drop(held);
+        assert!(bodies.take(1 << 20).unwrap().is_some(), "room comes back");
+        let huge = BodyBytes::new(usize::MAX);
+        assert!(
+            huge.take(usize::MAX).unwrap().is_some(),
+            "the cap saturates"
+        );
+    }
 
     #[test]
     fn quotas_bound_each_client_and_session_and_places_come_back() {

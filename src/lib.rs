@@ -65,7 +65,7 @@ mod compaction_tests;
 mod test_dir;
 
 use crate::app::App;
-use crate::capacity::{LongRequests, Slots, LEGACY_TOOL_CALLS};
+use crate::capacity::{BodyBytes, LongRequests, Slots, LEGACY_TOOL_CALLS};
 use crate::config::{Config, StoreKind};
 use crate::error::Error;
 use crate::http::server::{bind, listen, HttpServer};
@@ -107,6 +107,9 @@ pub struct Load {
     pub sessions: usize,
     /// Channel subscriptions those sessions hold.
     pub subscriptions: usize,
+    /// Bytes of room taken by large request bodies being received and handled (at most 16
+    /// bodies of `max_body_bytes`).
+    pub body_bytes: usize,
 }
 
 /// A relay that is serving.
@@ -162,6 +165,7 @@ pub fn start(mut config: Config) -> Result<Running, Error> {
     let app = Arc::new(App {
         long_requests: LongRequests::new(config.max_streams, config.max_streams_per_client),
         legacy_tool_calls: Slots::new(LEGACY_TOOL_CALLS),
+        bodies: BodyBytes::new(config.max_body_bytes),
         config,
         store,
         sessions,
@@ -203,6 +207,7 @@ impl Running {
             legacy_tool_calls: self.app.legacy_tool_calls.used(),
             sessions: self.app.sessions.len(),
             subscriptions: self.app.sessions.subscribed_uris(),
+            body_bytes: self.app.bodies.used(),
         }
     }
 

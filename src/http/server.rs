@@ -170,8 +170,17 @@ fn answer(app: &Arc<App>, request: &mut Request) -> Reply {
         Ok(caller) => caller,
         Err(e) => return router::failure(&rq, e),
     };
+    // Held until the request is answered: its body lives as long.
+    let mut _room = None;
     if matches!(rq.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") {
-        match read_body(request, app.config.max_body_bytes) {
+        let limit = app.config.max_body_bytes;
+        // A body sent in chunks may grow to the limit.
+        let bytes = request.body_length().unwrap_or(limit).min(limit);
+        match app.bodies.take(bytes) {
+            Ok(room) => _room = room,
+            Err(e) => return router::failure(&rq, e),
+        }
+        match read_body(request, limit) {
             Ok(body) => rq.body = body,
             Err(e) => return router::failure(&rq, e),
         }

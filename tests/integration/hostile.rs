@@ -247,6 +247,71 @@ fn a_dribbled_body_is_408_after_the_body_timeout() {
     healthz_ok(&relay);
 }
 
+/// Bodies arriving slowly on many connections would hold connections × the body limit; large
+/// ones share room for 16 bodies of the limit, past which a large post gets 503 at once while
+/// small posts go on.
+#[test]
+fn large_bodies_arriving_at_once_share_a_bounded_room_and_small_posts_go_on() {
+    const LIMIT: usize = 100_000;
+    let relay = Relay::with(|c| {
+        c.store = StoreKind::Memory;
+        c.max_body_bytes = LIMIT;
+    });
+    let port = relay.addr().port();
+    let head = |len: usize| {
+        format!("POST /api/messages HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n")
+    };
+    let body = |text_len: usize| {
+        format!(
+            "{{\"target\":\"big\",\"sender\":\"s\",\"text\":\"{}\"}}",
+            "x".repeat(text_len)
+        )
+    };
+    let full = body(LIMIT - 60);
+    let slow: Vec<TcpStream> = (0..16)
+        .map(|_| {
+            let mut s = TcpStream::connect(relay.addr()).unwrap();
+            s.write_all(head(full.len()).as_bytes()).unwrap();
+            s.write_all(&full.as_bytes()[..1000]).unwrap();
+            s
+        })
+        .collect();
+    wait_until("16 bodies arriving", || {
+        relay.load().body_bytes == 16 * full.len()
+    });
+    let large = post_raw(
+        &relay.url("/api/messages"),
+        &[("Content-Type", "application/json")],
+        full.as_bytes(),
+    );
+    assert_eq!(large.status, 503, "{}", large.body);
+    assert!(large.header("retry-after").is_some());
+    let small = post_raw(
+        &relay.url("/api/messages"),
+        &[("Content-Type", "application/json")],
+        body(10).as_bytes(),
+    );
+    assert_eq!(small.status, 201, "{}", small.body);
+    let mut slow = slow.into_iter();
+    let mut first = slow.next().unwrap();
+    first.write_all(&full.as_bytes()[1000..]).unwrap();
+    first
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut status = [0u8; 12];
+    first.read_exact(&mut status).unwrap();
+    assert_eq!(&status, b"HTTP/1.1 201", "the first body, whole, is stored");
+    // Bodies cut short give their room back too.
+    drop(slow);
+    wait_until("no body arriving", || relay.load().body_bytes == 0);
+    let large = post_raw(
+        &relay.url("/api/messages"),
+        &[("Content-Type", "application/json")],
+        full.as_bytes(),
+    );
+    assert_eq!(large.status, 201, "room came back: {}", large.body);
+}
+
 #[test]
 fn idle_sockets_beyond_the_cap_make_room_for_new_clients() {
     let relay = Relay::with(|c| {
