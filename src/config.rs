@@ -496,8 +496,12 @@ fn read_file(path: &Path) -> Result<Vec<Setting>, Error> {
     let Value::Object(map) = value else {
         return Err(fail("(file)", "must be a JSON object".into()));
     };
-    if let Some(name) = agent_named_twice(&text) {
-        return Err(fail("agents", twice(&name)));
+    match named_twice(&text) {
+        (Some(key), _) => {
+            return Err(fail(&key, "is given twice; give each key once".into()));
+        }
+        (None, Some(name)) => return Err(fail("agents", twice(&name))),
+        (None, None) => {}
     }
     let mut out = Vec::new();
     for (key, value) in map {
@@ -807,11 +811,12 @@ fn twice(name: &str) -> String {
     format!("agent {name:?} is named twice; each agent has one token")
 }
 
-/// The first name given twice in the `agents` object of a configuration file's text. A JSON
-/// object with a key twice is read (by serde_json as by most parsers) as holding the last
-/// value, which would drop one of the agent's tokens without a word. Anything else, including
-/// text that is not JSON, is for the ordinary reading to report.
-fn agent_named_twice(text: &str) -> Option<String> {
+/// The first key given twice in a configuration file's text, and the first agent named twice
+/// in its `agents` object. A JSON object with a key twice is read (by serde_json as by most
+/// parsers) as holding the last value, which would drop a setting, or one of an agent's tokens,
+/// without a word. Anything else, including text that is not JSON, is for the ordinary reading
+/// to report.
+fn named_twice(text: &str) -> (Option<String>, Option<String>) {
     use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
     struct Names(Option<String>);
     impl<'de> serde::Deserialize<'de> for Names {
@@ -840,7 +845,11 @@ fn agent_named_twice(text: &str) -> Option<String> {
     struct File {
         agents: Option<Names>,
     }
-    serde_json::from_str::<File>(text).ok()?.agents?.0
+    let keys = serde_json::from_str::<Names>(text).ok().and_then(|n| n.0);
+    let agents = serde_json::from_str::<File>(text)
+        .ok()
+        .and_then(|f| f.agents?.0);
+    (keys, agents)
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -1094,6 +1103,12 @@ mod tests {
                 "{json}: {got}"
             );
         }
+        // A setting given twice would lose one of its values without a word.
+        let got = refusal(r#"{"port": 1, "agents": {}, "port": 2}"#, &[], &[]);
+        assert!(
+            got.ends_with(".json: port: is given twice; give each key once"),
+            "{got}"
+        );
         let c = load(
             "{}",
             &[],
