@@ -382,13 +382,11 @@ impl Journal {
             Fsync::Always => Duration::ZERO,
             Fsync::Never => REMOVAL_CHECK_EVERY,
         };
-        if self.file.removed(every) {
+        if let Some(why) = self.file.lost(every, self.len) {
             // Appends would land in a file no start can find (its directory was deleted, or
-            // the file itself): refused like a full disk, never acknowledged and then lost.
-            return Err(Error::Storage(format!(
-                "{} was removed while the relay ran; restart it to start a new journal",
-                self.path.display()
-            )));
+            // the file itself), or after a line another program cut in two, where the next
+            // start stops: refused like a full disk, never acknowledged and then lost.
+            return Err(Error::Storage(format!("{} {why}", self.path.display())));
         }
         if self.dirty {
             // An earlier failed append left a partial batch behind; writing after it would
@@ -616,7 +614,7 @@ impl Journal {
 }
 
 /// How often, at most, appends that are not synced look up whether the journal's file was
-/// removed: a lookup per batch cost a twentieth of the processor time of small posts, and
+/// removed or cut: a lookup per batch cost a twentieth of the processor time of small posts, and
 /// without fsync an acknowledged post is not yet on disk anyway. Synced appends look every
 /// time, next to their fsync.
 const REMOVAL_CHECK_EVERY: Duration = Duration::from_millis(100);
@@ -625,10 +623,11 @@ const REMOVAL_CHECK_EVERY: Duration = Duration::from_millis(100);
 /// make them fail on demand.
 struct Appender {
     file: File,
-    /// When the file was last found to have a name, by `removed`.
-    named_at: Option<Instant>,
-    /// Set once the file was found to have none: it never gets one back.
-    unnamed: bool,
+    /// When the file was last found whole (named, and as long as written), by `lost`.
+    whole_at: Option<Instant>,
+    /// Why the file takes no appends, once found: a removed file never gets its name back,
+    /// nor a cut one its lines.
+    lost: Option<String>,
     /// While set, a write stores only the first half of what it was given and then fails, and
     /// syncs and cut-backs fail outright.
     #[cfg(test)]
@@ -636,31 +635,42 @@ struct Appender {
 }
 
 impl Appender {
-    /// Whether the file has no name left in any directory (its last link was removed), looked
-    /// up unless it was found named less than `every` ago.
-    fn removed(&mut self, every: Duration) -> bool {
+    /// Why the file must take no more appends, looked up (one `fstat`) unless it was found
+    /// whole less than `every` ago: it has no name left in any directory (its last link was
+    /// removed), or it is shorter than the `len` bytes written to it (another program cut it,
+    /// and what is appended now would follow a torn line).
+    fn lost(&mut self, every: Duration, len: u64) -> Option<&str> {
         use std::os::unix::fs::MetadataExt;
         let now = Instant::now();
-        if self.unnamed || self.named_at.is_some_and(|at| now - at < every) {
-            return self.unnamed;
+        if self.lost.is_none() && self.whole_at.is_none_or(|at| now - at >= every) {
+            self.lost = match self.file.metadata() {
+                Ok(m) if m.nlink() == 0 => Some(
+                    "was removed while the relay ran; restart it to start a new journal".into(),
+                ),
+                Ok(m) if m.len() < len => Some(format!(
+                    "was cut to {} of the {len} bytes written to it while the relay ran; \
+                     restart it to replay what is left",
+                    m.len()
+                )),
+                _ => None,
+            };
+            self.whole_at = Some(now);
         }
-        self.unnamed = self.file.metadata().is_ok_and(|m| m.nlink() == 0);
-        self.named_at = Some(now);
-        self.unnamed
+        self.lost.as_deref()
     }
 
     /// Appends go to `file` from now on (the compacted journal renamed over the old one).
     fn replace(&mut self, file: File) {
         self.file = file;
-        self.named_at = None;
-        self.unnamed = false;
+        self.whole_at = None;
+        self.lost = None;
     }
 
     fn new(file: File) -> Appender {
         Appender {
             file,
-            named_at: None,
-            unnamed: false,
+            whole_at: None,
+            lost: None,
             #[cfg(test)]
             faults: None,
         }
@@ -1983,6 +1993,31 @@ mod tests {
         assert!(refused.to_string().contains("was removed"), "{refused}");
         let len = reader.file.metadata().unwrap().len();
         assert_eq!(len, j.mark(), "nothing was appended to the unlinked file");
+    }
+
+    /// A journal cut shorter by another program (`truncate`) while open: an append would
+    /// follow the torn line it left, and the next start would stop there.
+    #[test]
+    fn a_journal_cut_while_open_refuses_appends_for_good_and_writes_nothing_to_it() {
+        let dir = TempDir::new();
+        let (mut j, _) = open(&dir);
+        j.append(&[msg(1, "a"), msg(2, "a")]).unwrap();
+        let written = j.mark();
+        let set_len = |len| {
+            File::options()
+                .write(true)
+                .open(dir.journal())
+                .and_then(|f| f.set_len(len))
+                .unwrap()
+        };
+        set_len(written - 10);
+        let refused = j.append(&[msg(3, "a")]).unwrap_err();
+        assert_eq!(refused.status(), 507, "{refused}");
+        assert!(refused.to_string().contains("was cut"), "{refused}");
+        // Grown back to its length, it still holds a torn line where a whole one was.
+        set_len(written);
+        assert!(j.append(&[msg(4, "a")]).is_err(), "refused for good");
+        assert_eq!(fs::metadata(dir.journal()).unwrap().len(), written);
     }
 
     #[test]
