@@ -1832,6 +1832,34 @@ mod tests {
         assert_eq!(page.messages.len(), 2);
     }
 
+    /// The ids end at `commit::MAX_ID`: a post past it is refused as a full disk's is, and no
+    /// id wraps around to 0 (after which the next start would stop at ids that do not
+    /// increase), not even after a journal that ends at `u64::MAX`.
+    #[test]
+    fn past_the_largest_id_a_post_is_refused_and_no_id_wraps_around() {
+        for last in [commit::MAX_ID - 1, u64::MAX] {
+            let dir = TempDir::new();
+            std::fs::create_dir_all(&dir.0).unwrap();
+            let marker = format!("{{\"last_id\":{last}}}\n");
+            std::fs::write(dir.0.join(crate::journal::JOURNAL_FILE), marker).unwrap();
+            let store = dir.store(Limits::default());
+            if last < commit::MAX_ID {
+                assert_eq!(post(&store, "a", "the last id"), commit::MAX_ID);
+            }
+            let refused = store.post(draft("a", "one too many")).unwrap_err();
+            assert_eq!(refused.status(), 507, "{refused}");
+            assert!(refused.to_string().contains("used up"), "{refused}");
+            assert!(all(&store, "a").len() <= 1, "nothing past the last id");
+            drop(store);
+            let (_, replay) = dir.open_journal();
+            assert_eq!(
+                replay.last_id,
+                last.max(commit::MAX_ID),
+                "the journal still opens"
+            );
+        }
+    }
+
     #[test]
     fn concurrent_posts_get_dense_unique_ids_published_in_order() {
         let store = Arc::new(Store::in_memory(&[], Limits::default()));

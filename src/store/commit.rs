@@ -1,9 +1,9 @@
 //! Group commit: how a post becomes a message. Each post is queued; whoever holds the commit
 //! lock writes every post queued so far as one journal append (one fsync), checks their
 //! idempotency keys (so two retries racing each other still make one message), gives them their
-//! ids in order, publishes them, and answers each poster. A poster whose batch another thread is
-//! writing yields its processor a few times before it sleeps on the lock, so under many posts at
-//! once most are answered without a sleep and a wake-up each.
+//! ids in order (none past `MAX_ID`), publishes them, and answers each poster. A poster whose
+//! batch another thread is writing yields its processor a few times before it sleeps on the
+//! lock, so under many posts at once most are answered without a sleep and a wake-up each.
 
 use super::{compactor::Pending, lock, Draft, Entry, Posted, Recorded, Store};
 use crate::error::Error;
@@ -107,6 +107,13 @@ impl<'a> Turn<'a> {
 /// posting at fsync=always get about 9% fewer posts through; without fsync, a third more.
 pub(super) const COMMIT_YIELDS: u32 = 64;
 
+/// The largest message id handed out: 2^53 - 1, the largest integer that JavaScript (the web
+/// page, and any client that reads JSON numbers as doubles) reads exactly, so that no client
+/// answers or reads on from an id other than the one it was given. At a million posts a second
+/// the ids last 285 years; past them a post is refused rather than given an id that wraps
+/// around to 0 and so breaks the order replay needs.
+pub(super) const MAX_ID: u64 = (1 << 53) - 1;
+
 /// The text length from which a post sleeps on the commit lock at once, yielding no processor
 /// first: a batch holding such texts takes a millisecond or more to write, and 16 connections
 /// posting 1 MiB texts spent a twelfth of the relay's processor time yielding.
@@ -206,7 +213,8 @@ impl Store {
         self.finish_compaction(committer, false);
         let ts = now();
         committer.keys.expire(ts);
-        let mut next = committer.last_id + 1;
+        // Saturating: a journal written by hand may end at `u64::MAX`.
+        let mut next = committer.last_id.saturating_add(1);
         let mut fresh: Vec<Fresh> = Vec::new();
         let mut repeats = Vec::new();
         for (at, slot) in batch.iter().enumerate() {
@@ -240,6 +248,16 @@ impl Store {
                     repeats.push((at, entry, digest, target));
                     continue;
                 }
+            }
+            if next > MAX_ID {
+                let reason = format!(
+                    "message not stored: the message ids are used up (the last is {}, and ids \
+                     stop at {MAX_ID})",
+                    committer.last_id
+                );
+                log::error!("{reason}");
+                *lock(&slot.outcome) = Some(Err(Error::Storage(reason)));
+                continue;
             }
             let message = Message {
                 id: next,
