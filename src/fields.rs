@@ -64,19 +64,35 @@ pub(crate) fn string(args: &Map<String, Value>, key: &str) -> Result<String, Err
     }
 }
 
-/// A whole number 0 or more; integral floats and digit strings are accepted too, since models
-/// often send numbers that way. One past 2^64 - 1 counts as that (a limit is then clamped, an id
-/// lies past every message), as the original, reading any integer, answered it.
+/// A whole number 0 or more, such as an id that names a message; integral floats and digit
+/// strings are accepted too, since models often send numbers that way. One past 2^64 - 1 counts
+/// as that (a limit is then clamped, an id lies past every message), as the original, reading
+/// any integer, answered it.
 pub(crate) fn integer(args: &Map<String, Value>, key: &str) -> Result<Option<u64>, Error> {
-    let bad = || Error::BadRequest(format!("{key} must be a whole number, 0 or more"));
+    whole(args, key, false)
+}
+
+/// A count or a bound (`limit`, `since_id`), read as `integer` reads a number except that a
+/// negative whole number counts as 0: the original clamped a limit and took every id above a
+/// since_id, so a negative one asked for as few, or for everything.
+pub(crate) fn count(args: &Map<String, Value>, key: &str) -> Result<Option<u64>, Error> {
+    whole(args, key, true)
+}
+
+fn whole(args: &Map<String, Value>, key: &str, signed: bool) -> Result<Option<u64>, Error> {
+    let bad = || {
+        let floor = if signed { "" } else { ", 0 or more" };
+        Error::BadRequest(format!("{key} must be a whole number{floor}"))
+    };
     match args.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match (n.as_u64(), n.as_f64()) {
             (Some(v), _) => Ok(Some(v)),
-            // `as` saturates at u64::MAX.
-            (None, Some(f)) if f >= 0.0 && f.fract() == 0.0 => Ok(Some(f as u64)),
+            // `as` saturates at 0 and at u64::MAX.
+            (None, Some(f)) if (signed || f >= 0.0) && f.fract() == 0.0 => Ok(Some(f as u64)),
             _ => Err(bad()),
         },
+        Some(Value::String(s)) if signed => whole_count(s).map(Some).ok_or_else(bad),
         Some(Value::String(s)) => whole_number(s).map(Some).ok_or_else(bad),
         Some(_) => Err(bad()),
     }
@@ -84,7 +100,20 @@ pub(crate) fn integer(args: &Map<String, Value>, key: &str) -> Result<Option<u64
 
 /// `raw`, trimmed, as a whole number if it is decimal digits; past 2^64 - 1 it is that.
 pub(crate) fn whole_number(raw: &str) -> Option<u64> {
-    let digits = raw.trim();
+    digits(raw.trim())
+}
+
+/// `raw`, trimmed, as a count: decimal digits after an optional sign, as Python's `int()` reads
+/// them, a negative one counting as 0; past 2^64 - 1 it is that.
+pub(crate) fn whole_count(raw: &str) -> Option<u64> {
+    let raw = raw.trim();
+    match raw.strip_prefix('-') {
+        Some(negative) => digits(negative).map(|_| 0),
+        None => digits(raw.strip_prefix('+').unwrap_or(raw)),
+    }
+}
+
+fn digits(digits: &str) -> Option<u64> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -164,6 +193,10 @@ mod tests {
                 format!("{bad} must be a whole number, 0 or more")
             );
         }
+        assert_eq!(
+            message(count(&f, "frac").unwrap_err()),
+            "frac must be a whole number"
+        );
         assert_eq!(number(&f, "secs").unwrap(), Some(2.5));
         assert_eq!(number(&f, "n").unwrap(), Some(3.0));
         assert_eq!(
@@ -208,5 +241,35 @@ mod tests {
             message(boolean(&f, "s").unwrap_err()),
             "s must be true or false"
         );
+    }
+
+    #[test]
+    fn a_negative_count_is_0_and_a_signed_id_is_refused() {
+        let f = object(json!({
+            "neg": -5, "negf": -3.0, "negs": " -7 ", "plus": "+5", "huge": -1e30,
+            "n": 4, "bare": "-", "twice": "--1", "spaced": "- 1"
+        }));
+        for (key, want) in [
+            ("neg", 0),
+            ("negf", 0),
+            ("negs", 0),
+            ("plus", 5),
+            ("huge", 0),
+            ("n", 4),
+        ] {
+            assert_eq!(count(&f, key).unwrap(), Some(want), "{key}");
+        }
+        for bad in ["bare", "twice", "spaced"] {
+            assert_eq!(
+                message(count(&f, bad).unwrap_err()),
+                format!("{bad} must be a whole number")
+            );
+        }
+        for id in ["neg", "negf", "negs", "plus"] {
+            assert!(integer(&f, id).is_err(), "{id}");
+        }
+        assert_eq!(whole_count("-18446744073709551616"), Some(0));
+        assert_eq!(whole_count("+18446744073709551616"), Some(u64::MAX));
+        assert_eq!((whole_number("+30"), whole_number("-1")), (None, None));
     }
 }

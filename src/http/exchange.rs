@@ -64,14 +64,13 @@ impl Incoming {
             .map(|(_, v)| v.as_str())
     }
 
-    /// A whole-number query parameter, or a 400 naming it.
+    /// A whole-number query parameter that counts or bounds (a limit, a since_id), a negative
+    /// one counting as 0 (`fields::whole_count`), or a 400 naming it.
     pub(crate) fn number_param(&self, key: &str) -> Result<Option<u64>, Error> {
         match self.param(key) {
             None => Ok(None),
-            Some(raw) => crate::fields::whole_number(raw).map(Some).ok_or_else(|| {
-                Error::BadRequest(format!(
-                    "{key} must be a whole number 0 or more, not {raw:?}"
-                ))
+            Some(raw) => crate::fields::whole_count(raw).map(Some).ok_or_else(|| {
+                Error::BadRequest(format!("{key} must be a whole number, not {raw:?}"))
             }),
         }
     }

@@ -9,7 +9,7 @@
 use crate::agent;
 use crate::capacity::{client_of, MAX_WAIT_SECONDS};
 use crate::error::Error;
-use crate::fields::{boolean, integer, number, optional_string, string};
+use crate::fields::{boolean, count, integer, number, optional_string, string};
 use crate::json_string;
 use crate::mcp::context::Context;
 use crate::mcp::jsonrpc::{self, Outgoing, RpcError, INVALID_PARAMS};
@@ -187,7 +187,7 @@ pub(crate) const SEARCH_MAX_LIMIT: u64 = 200;
 /// `list_channels`: every channel with its detail, or with `limit` or `after` one page of them.
 fn list_channels(cx: &Context, args: &Map<String, Value>) -> Result<Outgoing, Error> {
     let after = optional_string(args, "after")?;
-    let limit = integer(args, "limit")?;
+    let limit = count(args, "limit")?;
     let listed = listing(cx.store, cx.presence, after.as_deref(), limit, true);
     /// The line's payload, its keys in sorted order as every tool-log line has them.
     #[derive(Serialize)]
@@ -222,7 +222,7 @@ fn search_messages(cx: &Context, args: &Map<String, Value>) -> Result<Outgoing, 
     let sender = optional_string(args, "sender")?
         .map(|s| crate::names::check("sender", &s))
         .transpose()?;
-    let limit = integer(args, "limit")?
+    let limit = count(args, "limit")?
         .unwrap_or(SEARCH_DEFAULT_LIMIT)
         .clamp(1, SEARCH_MAX_LIMIT) as usize;
     let hits = cx
@@ -284,8 +284,8 @@ fn fetch_messages(
         agent::own_reader(reader, cx.agent)?;
         cx.store.admit_reader(Some(reader), &target)?;
     }
-    let since_id = integer(args, "since_id")?.unwrap_or(0);
-    let limit = integer(args, "limit")?
+    let since_id = count(args, "since_id")?.unwrap_or(0);
+    let limit = count(args, "limit")?
         .unwrap_or(FETCH_DEFAULT_LIMIT)
         .clamp(1, FETCH_MAX_LIMIT) as usize;
     let wait = number(args, "wait_seconds")?

@@ -163,6 +163,44 @@ fn tools_post_fetch_and_list_with_structured_content() {
 }
 
 #[test]
+fn a_negative_limit_or_since_id_counts_as_0_as_the_original_read_them() {
+    let relay = Relay::memory();
+    let mut mcp = Mcp::connect(&relay, "2025-06-18");
+    for i in 1..=3 {
+        relay.post("t", "s", &format!("m{i}"));
+    }
+    let ids = |r: Value| -> Vec<u64> {
+        assert_eq!(r["isError"], false, "{r}");
+        let messages = r["structuredContent"]["messages"]
+            .as_array()
+            .unwrap()
+            .clone();
+        messages.iter().map(|m| m["id"].as_u64().unwrap()).collect()
+    };
+    let fetch = |mcp: &mut Mcp, args: Value| ids(mcp.call("fetch_messages", args));
+    assert_eq!(fetch(&mut mcp, json!({"target": "t", "limit": -5})), [1]);
+    assert_eq!(fetch(&mut mcp, json!({"target": "t", "limit": "-5"})), [1]);
+    assert_eq!(
+        fetch(&mut mcp, json!({"target": "t", "limit": "+2"})),
+        [1, 2]
+    );
+    assert_eq!(
+        fetch(&mut mcp, json!({"target": "t", "since_id": -3})),
+        [1, 2, 3]
+    );
+    assert_eq!(
+        ids(mcp.call("search_messages", json!({"query": "m", "limit": -1}))),
+        [3]
+    );
+    let page = mcp.call("list_channels", json!({"limit": -1}));
+    assert_eq!(
+        page["structuredContent"]["channels"],
+        json!(["claude"]),
+        "{page}"
+    );
+}
+
+#[test]
 fn invalid_arguments_are_tool_errors_that_name_the_field() {
     let relay = Relay::memory();
     let mut mcp = Mcp::connect(&relay, "2025-11-25");
@@ -195,8 +233,13 @@ fn invalid_arguments_are_tool_errors_that_name_the_field() {
         ("fetch_messages", json!({}), "target is required"),
         (
             "fetch_messages",
-            json!({"target": "t", "since_id": -1}),
+            json!({"target": "t", "since_id": "--1"}),
             "since_id",
+        ),
+        (
+            "post_message",
+            json!({"target": "t", "sender": "s", "text": "x", "reply_to": -1}),
+            "reply_to must be a whole number, 0 or more",
         ),
         (
             "fetch_messages",

@@ -219,7 +219,7 @@ fn bad_input_gets_a_4xx_that_names_the_problem() {
     }
     for (query, needle) in [
         ("target=t&limit=abc", "limit"),
-        ("target=t&limit=-1", "limit"),
+        ("target=t&limit=--1", "limit"),
         ("target=t&since_id=1.5", "since_id"),
         ("target=t&since_id=0&wait=soon", "wait"),
         ("target=t&wait=5", "since_id"),
@@ -247,6 +247,41 @@ fn bad_input_gets_a_4xx_that_names_the_problem() {
     assert_eq!(page["messages"][0]["id"], id, "{page}");
     let past = get_json(&relay.url(&format!("/api/messages?target=t&since_id={huge}")));
     assert_eq!(past["messages"], json!([]), "{past}");
+}
+
+#[test]
+fn a_negative_count_is_0_as_the_original_read_it_but_a_negative_id_is_refused() {
+    let relay = Relay::memory();
+    for i in 1..=3 {
+        relay.post("t", "s", &format!("m{i}"));
+    }
+    let ids = |query: &str| -> Vec<u64> {
+        let page = get_json(&relay.url(query));
+        let messages = page["messages"].as_array().unwrap().clone();
+        messages.iter().map(|m| m["id"].as_u64().unwrap()).collect()
+    };
+    assert_eq!(ids("/api/messages?target=t&limit=-1"), [3]);
+    assert_eq!(ids("/api/messages?target=t&limit=%2B2"), [2, 3]);
+    assert_eq!(ids("/api/messages?target=t&since_id=-3"), [1, 2, 3]);
+    assert_eq!(ids("/api/messages?target=t&before_id=-1"), [] as [u64; 0]);
+    assert_eq!(ids("/api/search?q=m&limit=-1"), [3]);
+    let page = get_json(&relay.url("/api/channels?limit=-1"));
+    assert_eq!(page["channels"], json!(["claude"]), "{page}");
+    // An id that names a message takes no sign.
+    for id in ["-1", "+1"] {
+        let r = delete(&relay.url(&format!("/api/messages/{id}")), &[]);
+        assert_eq!(r.status, 400, "{id}: {}", r.body);
+    }
+    let (status, body) = post_json(
+        &relay.url("/api/messages"),
+        &json!({"target": "t", "sender": "s", "text": "x", "reply_to": -1}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        ids("/api/messages?target=t"),
+        [1, 2, 3],
+        "nothing was deleted"
+    );
 }
 
 #[test]
