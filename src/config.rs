@@ -376,6 +376,16 @@ impl Config {
             config.apply(setting)?;
         }
         config.check_tokens()?;
+        if config.max_message_bytes > config.max_body_bytes {
+            return Err(Error::Config {
+                source: "configuration".into(),
+                key: "max_message_bytes".into(),
+                message: format!(
+                    "{} is larger than max_body_bytes ({}), which a post's body, text and all, must fit in: raise max_body_bytes too",
+                    config.max_message_bytes, config.max_body_bytes
+                ),
+            });
+        }
         Ok(config)
     }
 
@@ -1103,6 +1113,11 @@ mod tests {
                 "{json}: {got}"
             );
         }
+        let got = refusal("{}", &[], &[("max_message_bytes", "5000000")]);
+        assert!(
+            got.contains("max_message_bytes: 5000000 is larger than max_body_bytes (4194304)"),
+            "{got}"
+        );
         // A setting given twice would lose one of its values without a word.
         let got = refusal(r#"{"port": 1, "agents": {}, "port": 2}"#, &[], &[]);
         assert!(
