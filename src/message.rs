@@ -6,6 +6,7 @@
 //! break JavaScript readers. The size of a REST page of messages is part of that contract too.
 
 use serde::{Deserialize, Serialize};
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -50,6 +51,49 @@ pub(crate) struct Encoded {
     separators: bool,
 }
 
+/// A text's JSON string where it arrived, `buf[span]`, in the form `serde_json` writes it: a
+/// post's body holds one among its other fields. The message's JSON is made in that buffer.
+pub(crate) struct TextJson {
+    pub buf: Vec<u8>,
+    pub span: Range<usize>,
+}
+
+impl TextJson {
+    /// A JSON string that is the whole of its buffer.
+    #[cfg(test)]
+    pub(crate) fn whole(json: String) -> TextJson {
+        TextJson {
+            span: 0..json.len(),
+            buf: json.into_bytes(),
+        }
+    }
+
+    /// Whether the span starts as a JSON string does.
+    pub(crate) fn is_string(&self) -> bool {
+        self.buf.get(self.span.start) == Some(&b'"')
+    }
+
+    /// The buffer made into `head` followed by the JSON string: the string is moved once, to
+    /// just after the head's room, whichever side of it the string was; the bytes around it
+    /// are dropped. `None`, with the buffer lost, if the string was not UTF-8 after all.
+    fn after(self, head: &str) -> Option<String> {
+        let TextJson { mut buf, span } = self;
+        let end = head.len() + span.len();
+        if span.end > buf.len() {
+            return None;
+        }
+        if buf.len() < end {
+            buf.resize(end, 0);
+        }
+        buf.copy_within(span, head.len());
+        buf.truncate(end);
+        buf[..head.len()].copy_from_slice(head.as_bytes());
+        // Room for the closing brace, usually there already: not a doubled buffer.
+        buf.reserve_exact(1);
+        String::from_utf8(buf).ok()
+    }
+}
+
 /// The fields of a `Message` in its own order, borrowed, to serialise its head without
 /// copying the text.
 #[derive(Serialize)]
@@ -74,9 +118,9 @@ impl Encoded {
 
     /// Like `new`, taking the text's JSON string from `text_json` when given: it must be the
     /// bytes `serde_json` writes for `m.text` (as a post's body often holds them). The JSON is
-    /// then made in that string's own buffer, the head moved in before the text: a large text is
-    /// neither escaped again nor copied into a second buffer.
-    pub(crate) fn with_text(m: &Message, text_json: Option<String>) -> Encoded {
+    /// then made in that string's own buffer, the text moved once to follow the head: a large
+    /// text is neither escaped again nor copied into a second buffer.
+    pub(crate) fn with_text(m: &Message, text_json: Option<TextJson>) -> Encoded {
         let head = Borrowed {
             id: m.id,
             ts: m.ts,
@@ -96,16 +140,12 @@ impl Encoded {
         // serde_json writes UTF-8; the check is one quick pass over the head.
         let head = escape_separators(String::from_utf8(bytes).unwrap_or_default());
         let text_at = head.len();
-        let mut json = match text_json {
-            Some(mut text) => {
-                // Exactly the room needed (usually there already), not a doubled buffer.
-                text.reserve_exact(head.len() + 1);
-                text.insert_str(0, &head);
-                text
-            }
+        let given = text_json.and_then(|text_json| text_json.after(&head));
+        let mut json = match given {
+            Some(json) => json,
             None => {
                 let mut bytes = head.into_bytes();
-                bytes.reserve(text_room);
+                bytes.reserve(m.text.len() + 3);
                 // Written straight after the head: no second copy.
                 let _ = serde_json::to_writer(&mut bytes, &m.text);
                 String::from_utf8(bytes).unwrap_or_default()
@@ -219,13 +259,52 @@ mod tests {
         let mut text_json = String::with_capacity(m.text.len() + 256);
         text_json.push_str(&serde_json::to_string(&m.text).unwrap());
         let buffer = text_json.as_ptr();
-        let encoded = Encoded::with_text(&m, Some(text_json));
+        let encoded = Encoded::with_text(&m, Some(TextJson::whole(text_json)));
         assert_eq!(*encoded.json, serde_json::to_string(&m).unwrap());
         assert_eq!(
             encoded.json.as_ptr(),
             buffer,
             "the JSON was made in a new buffer"
         );
+    }
+
+    #[test]
+    fn a_text_json_inside_a_body_becomes_the_message_json_in_the_body_buffer() {
+        let m = Message {
+            id: 12,
+            ts: 1_764_000_000.25,
+            target: "proj-x".into(),
+            sender: "claude".into(),
+            reply_to: None,
+            text: "z\"q\n".repeat(30_000),
+        };
+        let text = serde_json::to_string(&m.text).unwrap();
+        // Fields before the text both shorter and longer than the message's head, and after it.
+        for before in [
+            r#"{"sender":"claude","text":"#.to_string(),
+            format!(r#"{{"pad":"{}","text":"#, "p".repeat(500)),
+        ] {
+            let body = format!(r#"{before}{text},"target":"proj-x"}}"#);
+            let mut buf = Vec::with_capacity(body.len() + 256);
+            buf.extend_from_slice(body.as_bytes());
+            let pointer = buf.as_ptr();
+            let span = before.len()..before.len() + text.len();
+            let encoded = Encoded::with_text(&m, Some(TextJson { buf, span }));
+            assert_eq!(*encoded.json, serde_json::to_string(&m).unwrap());
+            assert_eq!(encoded.text(), text);
+            assert_eq!(
+                encoded.json.as_ptr(),
+                pointer,
+                "the JSON was made in a new buffer"
+            );
+        }
+        // A span that is not a JSON string of this text is escaped anew, not trusted past UTF-8.
+        let broken = TextJson {
+            buf: vec![b'"', 0xff, b'"'],
+            span: 0..3,
+        };
+        let encoded = Encoded::with_text(&m, Some(broken));
+        assert_eq!(*encoded.json, serde_json::to_string(&m).unwrap());
     }
 
     #[test]
@@ -251,7 +330,7 @@ mod tests {
                 let whole = escape_separators(serde_json::to_string(&m).unwrap());
                 assert_eq!(*encoded.json, whole);
                 let text_json = serde_json::to_string(&m.text).unwrap();
-                let given = Encoded::with_text(&m, Some(text_json.clone()));
+                let given = Encoded::with_text(&m, Some(TextJson::whole(text_json.clone())));
                 assert_eq!(*given.json, whole);
                 assert_eq!(
                     (given.text(), given.raw_text()),

@@ -17,7 +17,7 @@ use crate::fields::{raw_string, raw_string_as_sent};
 use crate::http::exchange::{Incoming, JsonParts, Reply};
 use crate::http::guard::Caller;
 use crate::message::escape_separators;
-use crate::message::{LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT};
+use crate::message::{TextJson, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT};
 use crate::page_cache::{self, Asked};
 use crate::presence::{listing, Kind};
 use crate::store::{Draft, Fetch, Posted, Wait};
@@ -250,22 +250,20 @@ pub(crate) fn post_message(app: &App, rq: &mut Incoming, caller: &Caller) -> Res
         source,
     };
     // A short text is escaped faster than its JSON string can be copied and checked. A long
-    // one is moved to the front of the body, which then becomes it, and then the message's
-    // JSON (`Encoded::with_text`): no second buffer. Another writer's escapes (`\/`, `\u0041`)
-    // read the same but are not the bytes this relay writes: such a text is escaped anew.
-    let text_at = match (rq.body.len(), fields.text) {
+    // one's JSON string stays where it is in the body, which then becomes the message's JSON
+    // (`Encoded::with_text`): no second buffer. Another writer's escapes (`\/`, `\u0041`) read
+    // the same but are not the bytes this relay writes: such a text is escaped anew.
+    let text_json = match (rq.body.len(), fields.text) {
         (len, Some(raw)) if len >= TEXT_JSON_MIN_BODY && as_written => {
             let at = (raw.get().as_ptr() as usize).checked_sub(rq.body.as_ptr() as usize);
             at.map(|at| at..at + raw.get().len())
                 .filter(|span| span.end <= rq.body.len())
         }
         _ => None,
-    };
-    let text_json = text_at.and_then(|span| {
-        let mut body = std::mem::take(&mut rq.body);
-        body.copy_within(span.clone(), 0);
-        body.truncate(span.len());
-        String::from_utf8(body).ok()
+    }
+    .map(|span| TextJson {
+        buf: std::mem::take(&mut rq.body),
+        span,
     });
     let posted = app.store.post_with_text_json(draft, text_json)?;
     let status = if posted.repeated { 200 } else { 201 };

@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::idempotency::{self, Keys};
 use crate::index::Place;
 use crate::journal::{Journal, Line};
-use crate::message::{now, Encoded, Message};
+use crate::message::{now, Encoded, Message, TextJson};
 use std::mem;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
@@ -79,7 +79,7 @@ struct Fresh {
 pub(super) struct Slot {
     /// Taken (not copied) into the message when the batch is written, with the text's JSON
     /// string as the poster received it, if it gave one.
-    draft: Mutex<Option<(Draft, Option<String>)>>,
+    draft: Mutex<Option<(Draft, Option<TextJson>)>>,
     outcome: Mutex<Option<Result<Posted, Error>>>,
 }
 
@@ -133,7 +133,7 @@ impl Store {
     pub(crate) fn post_with_text_json(
         &self,
         draft: Draft,
-        text_json: Option<String>,
+        text_json: Option<TextJson>,
     ) -> Result<Posted, Error> {
         let draft = self.validate(draft)?;
         // A large text's batch takes longer to write than any useful number of yields.
@@ -268,7 +268,7 @@ impl Store {
                 text,
             };
             next += 1;
-            let text_json = text_json.filter(|raw| raw.starts_with('"'));
+            let text_json = text_json.filter(TextJson::is_string);
             fresh.push(Fresh {
                 at,
                 encoded: Encoded::with_text(&message, text_json),
