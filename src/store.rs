@@ -194,8 +194,14 @@ struct TextsToRead {
     more: bool,
     /// The channel's version when the page was taken (0 for a channel that does not exist).
     version: u64,
-    /// Whether the page moved its reader's position, which is then to be made durable.
-    moved: bool,
+}
+
+/// How a page moves its reader's position: from where it stood when the page was taken to the
+/// page's last id.
+#[derive(Clone, Copy)]
+struct Step {
+    from: u64,
+    to: u64,
 }
 
 /// A page whose texts are read as it is written out (see `Store::fetch_unread`).
@@ -803,8 +809,9 @@ impl Store {
             until,
             gone: &|| false,
         });
-        let page = self.take_page(query, wait);
-        self.save_reader(query, &page);
+        let page = self
+            .take_page(query, wait)
+            .expect("a test fetch's journal takes its reader's position");
         Page {
             messages: self.resolve(page.taken, true),
             head_id: page.head_id,
@@ -814,21 +821,15 @@ impl Store {
 
     /// Like `fetch`, but the texts are read only when the page is written out, a few at a time
     /// and past the cache, so that holding a large page for a slow reader costs its index
-    /// entries, not its texts.
-    pub(crate) fn fetch_unread(&self, query: &Fetch, wait: Option<Wait>) -> UnreadPage {
-        let page = self.take_page(query, wait);
-        self.save_reader(query, &page);
-        UnreadPage(page)
-    }
-
-    /// Makes the position the page moved durable; a page that moved nothing (a reader asking
-    /// again for what it has read) writes nothing.
-    fn save_reader(&self, query: &Fetch, page: &TextsToRead) {
-        if let (Some(reader), Some(last), true) =
-            (&query.reader, page.taken.entries.last(), page.moved)
-        {
-            self.save_position(reader, &query.target, last.id);
-        }
+    /// entries, not its texts. A page that would move its reader's position is given only once
+    /// the journal holds the new position: when the journal cannot take it, the error (507)
+    /// comes back instead, and the position stays where the journal has it.
+    pub(crate) fn fetch_unread(
+        &self,
+        query: &Fetch,
+        wait: Option<Wait>,
+    ) -> Result<UnreadPage, Error> {
+        self.take_page(query, wait).map(UnreadPage)
     }
 
     /// Channel `target`'s version (0 for a channel that does not exist): it changes whenever
@@ -863,47 +864,83 @@ impl Store {
         lock(&self.state).position(reader, target)
     }
 
-    /// Moves `reader`'s position on `target` forward to `id` (never back) and makes it durable;
-    /// nothing is written when it stood there already.
-    pub(crate) fn mark_read(&self, reader: &str, target: &str, id: u64) {
-        if lock(&self.state).move_position(reader, target, id) {
-            self.save_position(reader, target, id);
+    /// Moves `reader`'s position on `target` forward to `id` (never back) once the journal
+    /// holds it; nothing is written when it stood there already. When the journal cannot take
+    /// the line, the position stays where the journal has it and the error comes back.
+    pub(crate) fn mark_read(&self, reader: &str, target: &str, id: u64) -> Result<(), Error> {
+        let mut committer = lock(&self.commit);
+        if lock(&self.state).position(reader, target) >= id {
+            return Ok(());
         }
+        self.journal_position(&mut committer, reader, target, id)
     }
 
-    /// Makes a reader's position durable: the latest one in memory, which a concurrent fetch
-    /// may have moved further still.
-    fn save_position(&self, reader: &str, target: &str, id: u64) {
-        let mut committer = lock(&self.commit);
-        let id = lock(&self.state).position(reader, target).max(id);
-        let position = Position {
-            reader: reader.to_string(),
-            target: target.to_string(),
-            id,
-        };
+    /// Writes `reader`'s new position on `target` to the journal and only then moves it in
+    /// memory, so that memory never holds a position the next start would not find. Called with
+    /// the commit lock held, under which every position moves: one read under it is still the
+    /// position when the line is written.
+    fn journal_position(
+        &self,
+        committer: &mut Committer,
+        reader: &str,
+        target: &str,
+        id: u64,
+    ) -> Result<(), Error> {
         if let Some(journal) = committer.journal.as_mut() {
+            let position = Position {
+                reader: reader.to_string(),
+                target: target.to_string(),
+                id,
+            };
             if let Err(e) = journal.append_lines(&[Line::Read(&position)]) {
                 log::error!("reader {reader:?}'s position on {target:?} is not stored: {e}");
+                return Err(e);
             }
         }
+        lock(&self.state).move_position(reader, target, id);
+        Ok(())
     }
 
     /// The entries of the page `query` asks for (waiting as `fetch` does), with what the cache
-    /// had of them for writing their wire JSON; their texts are not read yet.
-    fn take_page(&self, query: &Fetch, wait: Option<Wait>) -> TextsToRead {
+    /// had of them for writing their wire JSON; their texts are not read yet. A page that moves
+    /// its reader's position is returned once the journal holds the new position; if another
+    /// read moved that position while this one took its page, the page is taken again from
+    /// where the position stands now, so that two reads by one reader never get the same
+    /// messages.
+    fn take_page(&self, query: &Fetch, wait: Option<Wait>) -> Result<TextsToRead, Error> {
+        loop {
+            let (page, step) = self.wait_for_page(query, wait);
+            let (Some(reader), Some(step)) = (&query.reader, step) else {
+                return Ok(page);
+            };
+            let mut committer = lock(&self.commit);
+            if lock(&self.state).position(reader, &query.target) != step.from {
+                continue;
+            }
+            self.journal_position(&mut committer, reader, &query.target, step.to)?;
+            return Ok(page);
+        }
+    }
+
+    /// The page `query` asks for, waiting as `fetch` does, and how it would move its reader's
+    /// position (`None` when it moves nothing); the position itself is not moved here.
+    fn wait_for_page(&self, query: &Fetch, wait: Option<Wait>) -> (TextsToRead, Option<Step>) {
         let mut state = lock(&self.state);
         loop {
-            let mut moved = false;
+            let mut step = None;
             let slice = match &query.reader {
                 Some(reader) => {
                     let mut q = query.clone();
+                    let from = state.position(reader, &q.target);
                     if q.since_id == 0 {
-                        q.since_id = state.position(reader, &q.target);
+                        q.since_id = from;
                     }
                     let slice = state.page(&q);
-                    if let Some(last) = slice.entries.last() {
-                        moved = state.move_position(reader, &q.target, last.id);
-                    }
+                    step = slice
+                        .entries
+                        .last()
+                        .filter(|last| last.id > from)
+                        .map(|last| Step { from, to: last.id });
                     slice
                 }
                 None => state.page(query),
@@ -919,10 +956,10 @@ impl Store {
                     let gone = (w.gone)();
                     state = lock(&self.state);
                     if gone {
-                        return state.texts_to_read(&query.target, slice, false);
+                        return (state.texts_to_read(&query.target, slice), None);
                     }
                 }
-                _ => return state.texts_to_read(&query.target, slice, moved),
+                _ => return (state.texts_to_read(&query.target, slice), step),
             }
         }
     }
@@ -1311,7 +1348,7 @@ impl State {
     }
 
     /// `slice` of `target` as a page to read the texts of once the lock is let go.
-    fn texts_to_read(&mut self, target: &str, slice: Slice, moved: bool) -> TextsToRead {
+    fn texts_to_read(&mut self, target: &str, slice: Slice) -> TextsToRead {
         let Slice {
             entries,
             head_id,
@@ -1323,7 +1360,6 @@ impl State {
             head_id,
             more,
             version: self.version_of(target),
-            moved,
         }
     }
 
@@ -2174,13 +2210,90 @@ mod tests {
         assert!(matches!(gone, Err(Error::BadRequest(_))), "{gone:?}");
     }
 
+    /// A reader's page comes only once its position is in the journal: while the journal
+    /// refuses writes, a read by the reader (or a stream's mark) is refused with 507 and the
+    /// position stays; once the disk takes writes again the reader reads on from there.
+    #[test]
+    fn a_reader_position_the_journal_refuses_is_not_moved_in_memory() {
+        let dir = TempDir::new();
+        let (mut journal, replay) = dir.open_journal();
+        let refuse = journal.inject_faults();
+        let store = Store::new(Some(journal), replay, &[], Limits::default());
+        for i in 1..=3 {
+            post(&store, "c", &format!("text {i}"));
+        }
+        let query = Fetch {
+            target: "c".into(),
+            limit: 10,
+            reader: Some("r".into()),
+            ..Fetch::default()
+        };
+        refuse.store(true, Ordering::SeqCst);
+        let refused = store.fetch_unread(&query, None).err().expect("refused");
+        assert_eq!(refused.status(), 507, "{refused}");
+        let marked = store.mark_read("r", "c", 2).unwrap_err();
+        assert_eq!(marked.status(), 507, "{marked}");
+        assert_eq!(store.position("r", "c"), 0);
+        refuse.store(false, Ordering::SeqCst);
+        assert_eq!(ids(&store.fetch(&query, None).messages), [1, 2, 3]);
+        assert_eq!(store.position("r", "c"), 3);
+        drop(store);
+        let (_, replay) = dir.open_journal();
+        let positions: Vec<(String, u64)> = replay
+            .positions
+            .iter()
+            .map(|p| (p.reader.clone(), p.id))
+            .collect();
+        assert_eq!(positions, [("r".to_string(), 3)]);
+    }
+
+    /// Reads by one reader at once never get the same message twice, nor miss one: a read
+    /// whose position another moved while it took its page takes it again. Each position is
+    /// synced to the journal, so reads overlap while one waits for the disk.
+    #[test]
+    fn concurrent_reads_by_one_reader_share_its_messages_out() {
+        let dir = TempDir::new();
+        let store = Arc::new(dir.store(Limits::default()));
+        for i in 0..300 {
+            post(&store, "c", &format!("text {i}"));
+        }
+        let readers: Vec<_> = (0..4)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                thread::spawn(move || {
+                    let query = Fetch {
+                        target: "c".into(),
+                        limit: 7,
+                        reader: Some("r".into()),
+                        ..Fetch::default()
+                    };
+                    let mut got = Vec::new();
+                    loop {
+                        let page = store.fetch(&query, None);
+                        if page.messages.is_empty() {
+                            return got;
+                        }
+                        got.extend(ids(&page.messages));
+                    }
+                })
+            })
+            .collect();
+        let mut all: Vec<u64> = readers
+            .into_iter()
+            .flat_map(|h| h.join().expect("a reading thread panicked"))
+            .collect();
+        all.sort_unstable();
+        assert_eq!(all, (1..=300).collect::<Vec<u64>>());
+        assert_eq!(store.position("r", "c"), 300);
+    }
+
     #[test]
     fn past_max_positions_a_new_reader_is_refused_and_a_known_one_reads_on() {
         let store = Store::in_memory(&[], Limits::default());
         post(&store, "c", "one");
         for i in 0..MAX_POSITIONS {
             assert!(store.admit_reader(Some(&format!("r{i}")), "c").is_ok());
-            store.mark_read(&format!("r{i}"), "c", 1);
+            store.mark_read(&format!("r{i}"), "c", 1).unwrap();
         }
         let refused = store.admit_reader(Some("newcomer"), "c");
         assert!(matches!(refused, Err(Error::BadRequest(_))), "{refused:?}");
@@ -2190,7 +2303,7 @@ mod tests {
         );
         assert!(store.admit_reader(Some("r7"), "c").is_ok());
         assert!(store.admit_reader(None, "c").is_ok());
-        store.mark_read("r7", "c", 2);
+        store.mark_read("r7", "c", 2).unwrap();
         assert!(
             store.admit_reader(Some("newcomer"), "c").is_err(),
             "moving one adds none"
@@ -2337,7 +2450,7 @@ mod tests {
                 reader: None,
                 max_text_bytes: None,
             };
-            store.fetch_unread(&query, None).version()
+            store.fetch_unread(&query, None).unwrap().version()
         };
         assert_eq!(page(&store), store.version("a"), "a page says its version");
         post(&store, "b", "elsewhere");
@@ -2817,14 +2930,14 @@ mod tests {
         assert!(ids
             .iter()
             .all(|id| lock(&store.state).texts.get_held(*id).is_none()));
-        let first = store.page_json(store.fetch_unread(&q, None));
+        let first = store.page_json(store.fetch_unread(&q, None).unwrap());
         assert_eq!(first.len(), 3);
         for (id, json) in ids.iter().zip(&first) {
             let held = lock(&store.state).texts.get_held(*id);
             assert_eq!(held.and_then(|h| h.json).as_deref(), Some(&**json));
         }
         // The next read is served from those same strings, not made again.
-        let again = store.page_json(store.fetch_unread(&q, None));
+        let again = store.page_json(store.fetch_unread(&q, None).unwrap());
         assert!(first.iter().zip(&again).all(|(a, b)| Arc::ptr_eq(a, b)));
         // Readers of messages find them in the cached JSON.
         let texts: Vec<String> = all(&store, "a").iter().map(|m| m.text.clone()).collect();
@@ -2846,7 +2959,7 @@ mod tests {
             for text in texts {
                 post(store, "a", text);
             }
-            let first = store.page_json_escaped(store.fetch_unread(&q, None));
+            let first = store.page_json_escaped(store.fetch_unread(&q, None).unwrap());
             assert_eq!(first.len(), 3);
             for (json, escaped) in &first {
                 // The escaped form is the wire JSON as a string's inside: quoted, it reads back
@@ -2855,7 +2968,7 @@ mod tests {
                 let quoted: String = serde_json::from_str(&format!("\"{escaped}\"")).unwrap();
                 assert_eq!(&quoted, &**json);
             }
-            let again = store.page_json_escaped(store.fetch_unread(&q, None));
+            let again = store.page_json_escaped(store.fetch_unread(&q, None).unwrap());
             let same = first
                 .iter()
                 .zip(&again)
@@ -2867,7 +2980,7 @@ mod tests {
                 assert_eq!(same, [false; 3], "an unbounded cache keeps no second copy");
             }
             // Plain pages share the same wire JSON.
-            let plain = store.page_json(store.fetch_unread(&q, None));
+            let plain = store.page_json(store.fetch_unread(&q, None).unwrap());
             assert!(plain
                 .iter()
                 .zip(&first)

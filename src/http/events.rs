@@ -165,9 +165,11 @@ pub(crate) fn message_stream(
                 last = id;
             }
             match &reader {
-                // Written (and flushed) to the peer, so counted as read.
+                // Written (and flushed) to the peer, so counted as read. A position the
+                // journal cannot take is logged there and stays where the journal has it: the
+                // stream goes on, and its next batch tries again.
                 Some(reader) if !changes.messages.is_empty() => {
-                    app.store.mark_read(reader, &target, last)
+                    let _ = app.store.mark_read(reader, &target, last);
                 }
                 _ => {}
             }

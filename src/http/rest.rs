@@ -107,9 +107,9 @@ pub(crate) fn list_messages(app: &App, rq: &Incoming, caller: &Caller) -> Result
             until: Instant::now() + Duration::from_secs_f64(wait),
             gone: &|| rq.client.gone(),
         };
-        app.store.fetch_unread(&query, Some(wait))
+        app.store.fetch_unread(&query, Some(wait))?
     } else {
-        app.store.fetch_unread(&query, None)
+        app.store.fetch_unread(&query, None)?
     };
     // A page is written from its messages' wire JSON, each made once and cached; a large one
     // is written as its texts are read, a few at a time and past the cache.

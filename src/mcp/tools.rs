@@ -324,9 +324,9 @@ fn fetch_messages(
             until,
             gone: cx.client_gone,
         };
-        cx.store.fetch_unread(&query, Some(wait))
+        cx.store.fetch_unread(&query, Some(wait))?
     } else {
-        cx.store.fetch_unread(&query, None)
+        cx.store.fetch_unread(&query, None)?
     };
     let (head_id, more, version) = (page.head_id(), page.more(), page.version());
     // Each message's wire JSON (and its escaped copy) is made once and cached, and shared

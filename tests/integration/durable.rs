@@ -2,9 +2,10 @@
 //! is killed with SIGKILL while several threads post, and is started again on the same
 //! directory. Every message that got a 2xx must come back exactly once, ids must stay unique
 //! and increasing, and the sequence and the channels must survive. Also: the lock that keeps a
-//! second relay off a data directory, and a full disk answered with 507.
+//! second relay off a data directory, and a full disk answered with 507, for posts and for
+//! reads that would move a reader's position alike.
 
-use crate::common::{agent, get_json, wait_until, RelayChild, TempDir};
+use crate::common::{agent, config_in, get, get_json, wait_until, Mcp, Relay, RelayChild, TempDir};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -348,6 +349,61 @@ fn full_disk_answers_507_and_keeps_serving_reads() {
             .contains(&json!("full-disk")),
         "{channels}"
     );
+}
+
+/// The ids of a page's messages.
+fn page_ids(page: &Value) -> Vec<u64> {
+    page["messages"]
+        .as_array()
+        .expect("a messages array")
+        .iter()
+        .map(|m| m["id"].as_u64().expect("a numeric id"))
+        .collect()
+}
+
+#[test]
+fn a_reader_the_journal_cannot_move_reads_nothing_and_stays_where_the_journal_has_it() {
+    let mut relay = Relay::start();
+    for i in 1..=3 {
+        relay.post("proj-x", "claude", &format!("text {i}"));
+    }
+    let first = get_json(&relay.url("/api/messages?target=proj-x&reader=codex&limit=1"));
+    assert_eq!(page_ids(&first), [1], "{first}");
+    // Another program cuts the journal's last byte (the newline of the position line): the
+    // journal takes no more appends, and its lines still say the reader stands at 1.
+    let journal = relay.dir.path("data/messages.jsonl");
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .open(&journal)
+        .expect("open the journal");
+    let len = file.metadata().expect("the journal's length").len();
+    file.set_len(len - 1).expect("cut the journal");
+    let refused = get(&relay.url("/api/messages?target=proj-x&reader=codex"));
+    assert_eq!(refused.status, 507, "{}", refused.body);
+    let error = refused.json()["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(error.contains("was cut"), "{error}");
+    let mut mcp = Mcp::connect(&relay, "2025-11-25");
+    let called = mcp.call(
+        "fetch_messages",
+        json!({"target": "proj-x", "reader": "codex"}),
+    );
+    assert_eq!(called["isError"], true, "{called}");
+    // A read without a reader moves nothing and is served as before.
+    let plain = get_json(&relay.url("/api/messages?target=proj-x&since_id=0"));
+    assert_eq!(page_ids(&plain), [1, 2, 3], "{plain}");
+    let unread = get_json(&relay.url("/api/unread?reader=codex"));
+    assert_eq!(
+        unread["channels"],
+        json!([{"target": "proj-x", "unread": 2, "position": 1}]),
+        "{unread}"
+    );
+    // After a restart the reader goes on from where the journal has it, as memory said.
+    relay.restart(config_in(&relay.dir));
+    let next = get_json(&relay.url("/api/messages?target=proj-x&reader=codex"));
+    assert_eq!(page_ids(&next), [2, 3], "{next}");
 }
 
 #[test]
