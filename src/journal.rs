@@ -1042,11 +1042,16 @@ fn finish(progress: Progress) -> Replay {
         channels,
         last_id,
         mut keys,
-        positions,
+        mut positions,
         deleted,
         cleared,
         ..
     } = progress;
+    // A channel's deletion takes its readers' positions with it, as the running relay did
+    // (`State::forget_positions`): a position at or before the deletion is of the old history.
+    if !cleared.is_empty() {
+        positions.retain(|p| cleared.get(&p.target).is_none_or(|upto| p.id > *upto));
+    }
     let read = messages.len();
     if !deleted.is_empty() || !cleared.is_empty() {
         let channel_of: HashMap<&str, u32> = channels
@@ -1937,6 +1942,41 @@ mod tests {
         assert_eq!(messages(&j, &replay), vec![reply]);
         assert_eq!(replay.positions, vec![moved]);
         assert_eq!(replay.last_id, 3);
+    }
+
+    /// A channel's deletion line takes the positions on it written before it: they are of
+    /// the old history. A position written after it (past the deletion), and positions on
+    /// other channels, stay.
+    #[test]
+    fn a_channel_deletion_replays_without_its_readers_positions() {
+        let dir = TempDir::new();
+        let (mut j, _) = open(&dir);
+        let at = |reader: &str, target: &str, id| Position {
+            reader: reader.into(),
+            target: target.into(),
+            id,
+        };
+        let (old, other, new) = (
+            at("codex", "a", 1),
+            at("codex", "b", 2),
+            at("claude", "a", 3),
+        );
+        j.append_lines(&[
+            Line::Message(&msg(1, "a"), None),
+            Line::Message(&msg(2, "b"), None),
+            Line::Read(&old),
+            Line::Read(&other),
+            Line::Delete(&Deletion::Channel {
+                target: "a".into(),
+                through: 2,
+            }),
+            Line::Message(&msg(3, "a"), None),
+            Line::Read(&new),
+        ])
+        .unwrap();
+        drop(j);
+        let (_, replay) = open(&dir);
+        assert_eq!(replay.positions, vec![other, new]);
     }
 
     #[test]

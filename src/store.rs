@@ -1504,6 +1504,21 @@ impl State {
         }
     }
 
+    /// Forgets every reader's position on `target` up to `through`, as a deletion of the
+    /// channel does (and replay of its line, `journal::finish`): what is posted there later is
+    /// a new history, read from its start, and a compaction writes no position back.
+    fn forget_positions(&mut self, target: &str, through: u64) {
+        let mut forgotten = 0;
+        self.positions.retain(|_, of| {
+            if of.get(target).is_some_and(|id| *id <= through) {
+                of.remove(target);
+                forgotten += 1;
+            }
+            !of.is_empty()
+        });
+        self.position_count -= forgotten;
+    }
+
     /// Every position, for a compacted journal.
     fn position_list(&self) -> Vec<Position> {
         self.positions
@@ -1561,6 +1576,9 @@ impl State {
     /// Removes what `deletion` names from `target` (texts from the cache too) and tells its
     /// waiters; returns the ids removed.
     fn delete(&mut self, target: &str, deletion: Deletion) -> Vec<u64> {
+        if let Deletion::Channel { through, .. } = &deletion {
+            self.forget_positions(target, *through);
+        }
         let Some(c) = self.channels.get_mut(target) else {
             return Vec::new();
         };
@@ -2245,6 +2263,39 @@ mod tests {
             .map(|p| (p.reader.clone(), p.id))
             .collect();
         assert_eq!(positions, [("r".to_string(), 3)]);
+    }
+
+    /// A channel's deletion forgets its readers' positions, in memory (they no longer count
+    /// against `MAX_POSITIONS`) and on disk: the compaction the deletion starts writes them
+    /// back no more, so what is posted there next is read from its start after a restart too.
+    /// (Replay of the deletion's own line is `journal`'s test.)
+    #[test]
+    fn a_deleted_channel_takes_its_readers_positions_with_it() {
+        let dir = TempDir::new();
+        let reading = |target: &str| Fetch {
+            target: target.into(),
+            limit: 10,
+            reader: Some("r".into()),
+            ..Fetch::default()
+        };
+        let store = dir.store(Limits::default());
+        for i in 1..=3 {
+            post(&store, "gone", &format!("text {i}"));
+        }
+        post(&store, "kept", "text");
+        store.fetch(&reading("gone"), None);
+        store.fetch(&reading("kept"), None);
+        store.delete_channel("gone").unwrap();
+        assert_eq!(store.position("r", "gone"), 0);
+        assert_eq!(store.position("r", "kept"), 4);
+        assert_eq!(lock(&store.state).position_count, 1);
+        store.compact_now().unwrap();
+        drop(store);
+        let store = dir.store(Limits::default());
+        assert_eq!(store.position("r", "gone"), 0);
+        assert_eq!(store.position("r", "kept"), 4);
+        let new = post(&store, "gone", "new history");
+        assert_eq!(ids(&store.fetch(&reading("gone"), None).messages), [new]);
     }
 
     /// Reads by one reader at once never get the same message twice, nor miss one: a read

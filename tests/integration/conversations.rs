@@ -582,6 +582,69 @@ fn deleting_a_channel_removes_its_messages_and_needs_the_main_token() {
     assert!(!journal_text(&relay).contains("\"m1\""));
 }
 
+/// Reader `codex`'s entry for `target` in `GET /api/unread`, if it lists one.
+fn unread_on(relay: &Relay, target: &str) -> Option<Value> {
+    let unread = get_json(&relay.url("/api/unread?reader=codex"));
+    unread["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["target"] == target)
+        .cloned()
+}
+
+#[test]
+fn a_deleted_channel_forgets_its_readers_positions_across_a_restart_and_a_compaction() {
+    let mut relay = Relay::start();
+    for n in 1..=3 {
+        relay.post("old", "claude", &format!("m{n}"));
+    }
+    relay.post("other", "claude", "kept");
+    assert_eq!(ids(&page(&relay, "target=old&reader=codex")), [1, 2, 3]);
+    assert_eq!(ids(&page(&relay, "target=other&reader=codex")), [4]);
+    assert_eq!(delete(&relay.url("/api/channels/old"), &[]).status, 200);
+    // Neither listed nor counted: the channel is gone with its history.
+    let channels = get_json(&relay.url("/api/channels"));
+    let listed = channels["channels"].as_array().unwrap();
+    assert!(!listed.contains(&json!("old")), "{channels}");
+    assert!(listed.contains(&json!("other")), "{channels}");
+    assert_eq!(unread_on(&relay, "old"), None);
+    // The deletion's compaction rewrote the journal, and the restart reads that.
+    relay.restart(config_in(&relay.dir));
+    assert!(!journal_text(&relay).contains(r#""target":"old","id""#));
+    let new = relay.post("old", "claude", "a new history");
+    assert_eq!(
+        unread_on(&relay, "old"),
+        Some(json!({"target": "old", "unread": 1, "position": 0}))
+    );
+    assert_eq!(ids(&page(&relay, "target=old&reader=codex")), [new]);
+    assert_eq!(
+        unread_on(&relay, "other"),
+        Some(json!({"target": "other", "unread": 0, "position": 4}))
+    );
+}
+
+#[test]
+fn a_channel_deletion_replayed_from_the_journal_takes_the_positions_before_it() {
+    let dir = TempDir::new("deleted-positions");
+    let config = config_in(&dir);
+    fs::create_dir_all(&config.data_dir).unwrap();
+    // A relay stopped before the deletion's compaction ran leaves these lines.
+    let lines = concat!(
+        "{\"id\":1,\"ts\":1760000000.5,\"target\":\"old\",\"sender\":\"claude\",\"text\":\"m1\"}\n",
+        "{\"read\":{\"reader\":\"codex\",\"target\":\"old\",\"id\":1}}\n",
+        "{\"delete\":{\"target\":\"old\",\"through\":1}}\n",
+    );
+    fs::write(config.data_dir.join("messages.jsonl"), lines).unwrap();
+    let relay = Relay::start_in(dir, config);
+    let new = relay.post("old", "claude", "a new history");
+    assert_eq!(
+        unread_on(&relay, "old"),
+        Some(json!({"target": "old", "unread": 1, "position": 0}))
+    );
+    assert_eq!(ids(&page(&relay, "target=old&reader=codex")), [new]);
+}
+
 #[test]
 fn a_channel_is_deleted_by_its_name_escaped_once_whatever_it_holds() {
     let relay = Relay::start();
