@@ -228,7 +228,7 @@ pub(crate) const KEYS: &[Key] = &[
         |c, v| { c.channel_log_backup_count = whole(v, 0, MAX_BACKUPS)? as usize; Ok(()) }),
     key("channels", Kind::List, Some("proj-x,codex,claude"), "channels listed from the start",
         |c, v| { c.channels = channel_names(v)?; Ok(()) }),
-    key("allowed_hosts", Kind::List, Some(""), "extra Host values accepted, name or name:port",
+    key("allowed_hosts", Kind::List, Some(""), "extra Host values: name or name:* (any port), or name:port",
         |c, v| { c.allowed_hosts = list(v)?; Ok(()) }),
     key("data_dir", Kind::Text, Some("data"), "directory of the journal and the session key",
         |c, v| { c.data_dir = nonempty_text(v)?.into(); Ok(()) }),

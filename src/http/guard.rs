@@ -92,7 +92,8 @@ pub(crate) fn check(config: &Config, rq: &Incoming) -> Result<Caller, Error> {
 }
 
 /// Whether a `Host` header value names this relay: a loopback name on any port, an
-/// `allowed_hosts` name on any port, or an `allowed_hosts` `name:port` exactly.
+/// `allowed_hosts` name (or `name:*`, the original's spelling of what a bare name means) on any
+/// port, or an `allowed_hosts` `name:port` exactly.
 pub(crate) fn host_allowed(config: &Config, host: &str) -> bool {
     let host = host.trim();
     let Some((name, _)) = parse_host(host) else {
@@ -101,7 +102,9 @@ pub(crate) fn host_allowed(config: &Config, host: &str) -> bool {
     LOOPBACK.iter().any(|l| l.eq_ignore_ascii_case(name))
         || config.allowed_hosts.iter().any(|entry| {
             let entry = entry.trim();
-            if has_port(entry) {
+            if let Some(any_port) = entry.strip_suffix(":*") {
+                any_port.eq_ignore_ascii_case(name)
+            } else if has_port(entry) {
                 entry.eq_ignore_ascii_case(host)
             } else {
                 entry.eq_ignore_ascii_case(name)
@@ -273,6 +276,16 @@ mod tests {
         assert!(host_allowed(&c, "relay.lan:8010"));
         assert!(!host_allowed(&c, "relay.lan:8011"));
         assert!(!host_allowed(&c, "relay.lan"));
+    }
+
+    #[test]
+    fn an_allowed_host_with_the_port_wildcard_matches_any_port() {
+        let c = config(&["192.168.2.3:*", "[fe80::1]:*"]);
+        assert!(host_allowed(&c, "192.168.2.3:8010"));
+        assert!(host_allowed(&c, "192.168.2.3"));
+        assert!(host_allowed(&c, "[FE80::1]:1"));
+        assert!(!host_allowed(&c, "192.168.2.4:8010"));
+        assert!(origin_allowed(&c, "http://192.168.2.3:3000"));
     }
 
     #[test]
