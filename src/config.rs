@@ -229,7 +229,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("channels", Kind::List, Some("proj-x,codex,claude"), "channels listed from the start",
         |c, v| { c.channels = channel_names(v)?; Ok(()) }),
     key("allowed_hosts", Kind::List, Some(""), "extra Host values: name or name:* (any port), or name:port",
-        |c, v| { c.allowed_hosts = list(v)?; Ok(()) }),
+        |c, v| { c.allowed_hosts = allowed_hosts(v)?; Ok(()) }),
     key("data_dir", Kind::Text, Some("data"), "directory of the journal and the session key",
         |c, v| { c.data_dir = nonempty_text(v)?.into(); Ok(()) }),
     key("store", Kind::Text, Some("file"), "file (journal on disk) or memory",
@@ -553,15 +553,24 @@ fn from_text(source: &str, key: &'static Key, raw: &str) -> Result<Setting, Erro
             }
         },
         Kind::List => Value::Array(
-            raw.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| Value::String(s.to_string()))
+            comma_list(raw)
+                .map_err(|message| Error::Config {
+                    source: source.into(),
+                    key: key.name.into(),
+                    message,
+                })?
+                .into_iter()
+                .map(Value::String)
                 .collect(),
         ),
         Kind::Map => {
             let mut map = Map::new();
-            for pair in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let pairs = comma_list(raw).map_err(|message| Error::Config {
+                source: source.into(),
+                key: key.name.into(),
+                message,
+            })?;
+            for pair in &pairs {
                 let Some((name, token)) = pair.split_once('=') else {
                     return Err(Error::Config {
                         source: source.into(),
@@ -768,6 +777,34 @@ fn channel_names(v: &Value) -> Result<Vec<String>, String> {
         .collect()
 }
 
+/// The extra `Host` values, each one a `Host` header could match (`guard::check_allowed_host`).
+fn allowed_hosts(v: &Value) -> Result<Vec<String>, String> {
+    let hosts = list(v)?;
+    for host in &hosts {
+        crate::http::guard::check_allowed_host(host).map_err(|e| format!("{host:?}: {e}"))?;
+    }
+    Ok(hosts)
+}
+
+/// The entries of a comma-separated list (from the environment, a flag, or a string in the
+/// file), trimmed. A wholly blank list has none; an empty entry (`a,,b`, a trailing comma) is
+/// refused, as an empty string in a JSON list is, rather than dropped unseen.
+fn comma_list(raw: &str) -> Result<Vec<String>, String> {
+    if raw.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    raw.split(',')
+        .enumerate()
+        .map(|(at, entry)| match entry.trim() {
+            "" => Err(format!(
+                "{raw:?}: entry {} is empty; entries must not be empty",
+                at + 1
+            )),
+            entry => Ok(entry.to_string()),
+        })
+        .collect()
+}
+
 fn list(v: &Value) -> Result<Vec<String>, String> {
     match v {
         Value::Array(items) => items
@@ -778,12 +815,7 @@ fn list(v: &Value) -> Result<Vec<String>, String> {
                 other => Err(format!("entries must be strings, not {}", type_name(other))),
             })
             .collect(),
-        Value::String(s) => Ok(s
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect()),
+        Value::String(s) => comma_list(s),
         other => Err(format!(
             "must be a list of strings, not {}",
             type_name(other)

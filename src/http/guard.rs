@@ -162,6 +162,48 @@ fn parse_host(host: &str) -> Option<(&str, Option<&str>)> {
     }
 }
 
+/// Refuses, saying why, an `allowed_hosts` entry no `Host` header could match: one that is not
+/// a host name (letters, digits, `-`, `.`, `_`) or a bracketed IPv6 address, alone, with `:*`
+/// or with a port from 1 to 65535. Checked once at start-up, so a typo does not silently leave
+/// a machine locked out.
+pub(crate) fn check_allowed_host(entry: &str) -> Result<(), String> {
+    if entry.contains("://") {
+        return Err(
+            "is a URL, not a host name: give the host alone, as `name` or `name:port`".into(),
+        );
+    }
+    let bare = entry.strip_suffix(":*").unwrap_or(entry);
+    let (name, port) = match bare.find(']').filter(|_| bare.starts_with('[')) {
+        Some(end) => match bare[end + 1..].strip_prefix(':') {
+            Some(port) => (&bare[..=end], Some(port)),
+            None => (bare, None),
+        },
+        None => match bare.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (bare, None),
+        },
+    };
+    if parse_host(name).is_none() {
+        return Err(
+            "is not a host name (letters, digits, `-`, `.`, `_`) or a bracketed IPv6 \
+             address, alone (any port) or with `:*` or `:PORT`"
+                .into(),
+        );
+    }
+    let Some(port) = port else {
+        return Ok(());
+    };
+    if entry.len() != bare.len() {
+        return Err("`:*` stands for the port: it cannot follow one".into());
+    }
+    match port.parse::<u32>() {
+        Ok(1..=65535) if port.bytes().all(|b| b.is_ascii_digit()) => Ok(()),
+        _ => Err(format!(
+            "port {port:?} is not a whole number from 1 to 65535"
+        )),
+    }
+}
+
 fn has_port(entry: &str) -> bool {
     if entry.starts_with('[') {
         entry.contains("]:")
@@ -286,6 +328,43 @@ mod tests {
         assert!(host_allowed(&c, "[FE80::1]:1"));
         assert!(!host_allowed(&c, "192.168.2.4:8010"));
         assert!(origin_allowed(&c, "http://192.168.2.3:3000"));
+    }
+
+    #[test]
+    fn an_allowed_host_entry_no_host_could_match_is_refused_saying_why() {
+        for good in [
+            "192.168.2.3",
+            "192.168.2.3:*",
+            "relay.lan:8010",
+            "my_box-1.lan:1",
+            "x:65535",
+            "[::1]",
+            "[fe80::1]:*",
+            "[fe80::1]:8010",
+        ] {
+            assert_eq!(check_allowed_host(good), Ok(()), "{good}");
+        }
+        for (bad, why) in [
+            ("relay.lan:0", "port \"0\""),
+            ("relay.lan:65536", "port \"65536\""),
+            ("relay.lan:80a", "port \"80a\""),
+            ("relay.lan:+80", "port \"+80\""),
+            ("relay.lan:", "port \"\""),
+            ("[::1]:99999", "port \"99999\""),
+            ("relay.lan:80:*", "cannot follow"),
+            ("http://relay.lan", "is a URL"),
+            ("relay lan", "not a host name"),
+            ("relay.lan/x", "not a host name"),
+            ("*", "not a host name"),
+            ("*.lan", "not a host name"),
+            (":80", "not a host name"),
+            ("[]", "not a host name"),
+            ("[::1", "not a host name"),
+            ("rélay.lan", "not a host name"),
+        ] {
+            let refused = check_allowed_host(bad).expect_err(bad);
+            assert!(refused.contains(why), "{bad}: {refused}");
+        }
     }
 
     #[test]

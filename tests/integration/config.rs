@@ -73,7 +73,7 @@ fn flags_beat_the_environment_which_beats_the_file() {
     );
     let e = env(&[
         ("CLAUDE_CODEX_PORT", "2222"),
-        ("CLAUDE_CODEX_CHANNELS", "x, y,,z"),
+        ("CLAUDE_CODEX_CHANNELS", "x, y ,z"),
         ("CLAUDE_CODEX_ALLOWED_HOSTS", "10.0.0.1"),
     ]);
     let c = Config::load(Some(&file), &e, &[]).unwrap();
@@ -91,6 +91,85 @@ fn flags_beat_the_environment_which_beats_the_file() {
     )
     .unwrap();
     assert_eq!((c.port, c.fsync), (3333, Fsync::Never));
+}
+
+/// The configuration error `Config::load` gives, as (source, key, message).
+fn config_error(file: Option<&std::path::Path>, vars: &[(&str, &str)]) -> (String, String, String) {
+    match Config::load(file, &env(vars), &[]) {
+        Err(Error::Config {
+            source,
+            key,
+            message,
+        }) => (source, key, message),
+        other => panic!("{vars:?}: {other:?}"),
+    }
+}
+
+#[test]
+fn an_allowed_host_no_host_header_could_match_stops_start_up_naming_it() {
+    let dir = TempDir::new("config");
+    let file = dir.path("c.json");
+    for (entry, why) in [
+        (
+            "relay.lan:0",
+            "port \"0\" is not a whole number from 1 to 65535",
+        ),
+        ("relay.lan:65536", "port \"65536\""),
+        ("relay.lan:http", "port \"http\""),
+        ("http://relay.lan", "is a URL"),
+        ("*", "is not a host name"),
+    ] {
+        let text = serde_json::json!({"allowed_hosts": ["relay.lan", entry]}).to_string();
+        std::fs::write(&file, text).unwrap();
+        let (source, key, message) = config_error(Some(&file), &[]);
+        assert_eq!(
+            (source, key),
+            (file.display().to_string(), "allowed_hosts".into())
+        );
+        assert!(message.contains(&format!("{entry:?}")), "{message}");
+        assert!(message.contains(why), "{message}");
+    }
+    std::fs::write(&file, r#"{"allowed_hosts": ["relay.lan", "  "]}"#).unwrap();
+    let (_, _, message) = config_error(Some(&file), &[]);
+    assert!(message.contains("must not be empty"), "{message}");
+    // The forms the README gives are taken.
+    std::fs::write(
+        &file,
+        r#"{"allowed_hosts": ["192.168.2.3", "192.168.2.3:*", "relay.lan:8010", "[fe80::1]"]}"#,
+    )
+    .unwrap();
+    let c = Config::load(Some(&file), &env(&[]), &[]).unwrap();
+    assert_eq!(c.allowed_hosts.len(), 4);
+}
+
+#[test]
+fn a_comma_list_in_the_environment_with_an_empty_entry_is_refused_as_a_json_list_is() {
+    for (var, key) in [
+        ("CLAUDE_CODEX_ALLOWED_HOSTS", "allowed_hosts"),
+        ("CLAUDE_CODEX_CHANNELS", "channels"),
+        ("CLAUDE_CODEX_AGENTS", "agents"),
+    ] {
+        for raw in ["a,,b", "a,", ",a", "a, ,b"] {
+            let raw = if key == "agents" {
+                raw.replace('a', "a=1").replace('b', "b=2")
+            } else {
+                raw.to_string()
+            };
+            let (source, k, message) = config_error(None, &[(var, &raw)]);
+            assert_eq!((source.as_str(), k.as_str()), (var, key), "{raw}");
+            assert!(message.contains("is empty"), "{raw}: {message}");
+        }
+    }
+    // A string in the file is read the same way.
+    let dir = TempDir::new("config");
+    let file = dir.path("c.json");
+    std::fs::write(&file, r#"{"channels": "a,b,"}"#).unwrap();
+    let (_, key, message) = config_error(Some(&file), &[]);
+    assert_eq!(key, "channels");
+    assert!(message.contains("entry 3 is empty"), "{message}");
+    // A blank list is no entries at all.
+    let c = Config::load(None, &env(&[("CLAUDE_CODEX_ALLOWED_HOSTS", " ")]), &[]).unwrap();
+    assert!(c.allowed_hosts.is_empty());
 }
 
 #[test]
