@@ -43,8 +43,8 @@ fn moves_a_reader(rq: &Incoming) -> bool {
 const LOOPBACK: [&str; 3] = ["127.0.0.1", "localhost", "[::1]"];
 
 /// Runs every check in order: Host (400 when missing on HTTP/1.1, repeated or malformed; 421
-/// when foreign), Origin (400 when repeated, 403 when foreign), cross-site fetch metadata (403),
-/// token (401).
+/// when foreign), Origin (400 when repeated, 403 when foreign), a repeated Authorization (400),
+/// cross-site fetch metadata (403), token (401).
 pub(crate) fn check(config: &Config, rq: &Incoming) -> Result<Caller, Error> {
     let named = |name: &str| rq.headers.iter().filter(|(k, _)| k == name).count();
     let hosts = named("host");
@@ -68,6 +68,12 @@ pub(crate) fn check(config: &Config, rq: &Incoming) -> Result<Caller, Error> {
     }
     if named("origin") > 1 {
         return Err(Error::BadRequest("more than one Origin header".into()));
+    }
+    if named("authorization") > 1 {
+        // Which one a proxy or the relay would read is anyone's guess: neither is taken.
+        return Err(Error::BadRequest(
+            "more than one Authorization header: send the token once".into(),
+        ));
     }
     if let Some(origin) = rq.header("origin") {
         if !origin_allowed(config, origin) {

@@ -82,6 +82,43 @@ fn browser_origins_must_be_local_or_allowed() {
 }
 
 #[test]
+fn a_repeated_authorization_header_is_400_whichever_token_each_holds() {
+    let guarded = Relay::with(|c| {
+        c.auth_token = Some("s3cret".into());
+        c.agents = [("codex".to_string(), "tok-codex".to_string())].into();
+    });
+    let open = Relay::memory();
+    for relay in [&guarded, &open] {
+        let host = format!("Host: 127.0.0.1:{}\r\n", relay.addr().port());
+        for (first, second) in [
+            ("s3cret", "s3cret"),
+            ("nope", "s3cret"),
+            ("s3cret", "nope"),
+            ("tok-codex", "s3cret"),
+        ] {
+            let twice = format!(
+                "{host}Authorization: Bearer {first}\r\nAuthorization: Bearer {second}\r\n"
+            );
+            for (method, path) in [("POST", "/api/messages"), ("GET", "/api/channels")] {
+                let r = request(relay, method, path, &twice);
+                assert_eq!(
+                    r.status, 400,
+                    "{method} {path} {first} {second}: {}",
+                    r.body
+                );
+                assert!(
+                    r.body.contains("more than one Authorization header"),
+                    "{}",
+                    r.body
+                );
+            }
+        }
+    }
+    let held = get_json(&open.url("/api/messages?target=t"));
+    assert_eq!(held["messages"], json!([]), "nothing was posted: {held}");
+}
+
+#[test]
 fn a_configured_token_guards_every_route_but_healthz() {
     let relay = Relay::with(|c| c.auth_token = Some("s3cret".into()));
     let host = format!("Host: 127.0.0.1:{}\r\n", relay.addr().port());
