@@ -19,17 +19,27 @@ pub(crate) const MAX_KEYS: usize = 100_000;
 /// Longest key, in characters.
 pub(crate) const MAX_KEY_CHARS: usize = 128;
 
-/// Checks an idempotency key: trimmed, 1 to `MAX_KEY_CHARS` characters, none of them control
-/// characters.
+/// Checks an idempotency key given as the `idempotency_key` field (see `check_key_from`).
 pub(crate) fn check_key(raw: &str) -> Result<String, Error> {
+    check_key_from(raw, "idempotency_key")
+}
+
+/// Checks an idempotency key that `from` (the field or header, for the message) gave: trimmed,
+/// 1 to `MAX_KEY_CHARS` characters, none of them control characters. Each refusal says which
+/// rule the key broke.
+pub(crate) fn check_key_from(raw: &str, from: &str) -> Result<String, Error> {
     let key = raw.trim();
-    if key.is_empty() || key.chars().count() > MAX_KEY_CHARS || key.chars().any(char::is_control) {
-        return Err(Error::BadRequest(format!(
-            "idempotency_key must be 1 to {} characters, none of them control characters",
-            MAX_KEY_CHARS
-        )));
-    }
-    Ok(key.to_string())
+    let chars = key.chars().count();
+    let wrong = if key.is_empty() {
+        format!("{from} is blank: give a key of 1 to {MAX_KEY_CHARS} characters, or none")
+    } else if chars > MAX_KEY_CHARS {
+        format!("{from} is {chars} characters long; the most is {MAX_KEY_CHARS}")
+    } else if key.chars().any(char::is_control) {
+        format!("{from} holds a control character; a key may not")
+    } else {
+        return Ok(key.to_string());
+    };
+    Err(Error::BadRequest(wrong))
 }
 
 /// What a key names.

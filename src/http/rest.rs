@@ -16,6 +16,7 @@ use crate::error::Error;
 use crate::fields::{raw_string, raw_string_as_sent};
 use crate::http::exchange::{Incoming, JsonParts, Reply};
 use crate::http::guard::Caller;
+use crate::idempotency;
 use crate::message::escape_separators;
 use crate::message::{TextJson, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT};
 use crate::page_cache::{self, Asked};
@@ -245,7 +246,11 @@ pub(crate) fn post_message(app: &App, rq: &mut Incoming, caller: &Caller) -> Res
                 ))
             }
             (Some(key), _) => Some(key),
-            (None, header) => header.map(str::to_string),
+            (None, Some(header)) => Some(idempotency::check_key_from(
+                header,
+                "the Idempotency-Key header",
+            )?),
+            (None, None) => None,
         },
         source,
     };

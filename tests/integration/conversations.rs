@@ -259,6 +259,67 @@ fn a_bad_idempotency_key_is_a_400() {
 }
 
 #[test]
+fn a_blank_idempotency_key_is_refused_saying_it_is_blank() {
+    let relay = Relay::start();
+    let post = json!({"target": "t", "sender": "claude", "text": "x"});
+    for key in ["", "  ", "\t"] {
+        let mut body = post.clone();
+        body["idempotency_key"] = json!(key);
+        let (status, answer) = post_body(&relay, body);
+        assert_eq!(status, 400, "{key:?}: {answer}");
+        let error = answer["error"].as_str().unwrap();
+        assert!(
+            error.contains("idempotency_key is blank"),
+            "{key:?}: {error}"
+        );
+        let r = post_raw(
+            &relay.url("/api/messages"),
+            &[
+                ("Content-Type", "application/json"),
+                ("Idempotency-Key", key),
+            ],
+            post.to_string().as_bytes(),
+        );
+        assert_eq!(r.status, 400, "header {key:?}: {}", r.body);
+        assert!(
+            r.body.contains("the Idempotency-Key header is blank"),
+            "header {key:?}: {}",
+            r.body
+        );
+    }
+    let long = "k".repeat(129);
+    let (_, answer) = post_body(
+        &relay,
+        json!({"target": "t", "sender": "claude", "text": "x", "idempotency_key": long}),
+    );
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("129 characters long; the most is 128"),
+        "{answer}"
+    );
+    let mut mcp = Mcp::connect(&relay, "2025-11-25");
+    let r = mcp.call(
+        "post_message",
+        json!({"target": "t", "sender": "claude", "text": "x", "idempotency_key": " "}),
+    );
+    assert_eq!(r["isError"], true, "{r}");
+    assert!(
+        r["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("idempotency_key is blank"),
+        "{r}"
+    );
+    assert_eq!(
+        page(&relay, "target=t")["messages"],
+        json!([]),
+        "nothing was posted"
+    );
+}
+
+#[test]
 fn mcp_post_message_with_an_idempotency_key_posts_once_and_refuses_another_text() {
     let relay = Relay::start();
     let mut mcp = Mcp::connect(&relay, "2025-06-18");
