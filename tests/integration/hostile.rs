@@ -230,6 +230,34 @@ fn a_dribbled_head_is_408_after_the_header_timeout() {
 }
 
 #[test]
+fn a_new_connection_that_sends_nothing_is_closed_after_the_header_timeout() {
+    let relay = Relay::with(|c| {
+        c.store = StoreKind::Memory;
+        c.header_timeout_secs = 1;
+        c.idle_timeout_secs = 600;
+    });
+    let mut s = TcpStream::connect(relay.addr()).unwrap();
+    // Far past the header timeout and far short of the idle timeout: only the first closes it.
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => break e.kind() == ErrorKind::ConnectionReset,
+        }
+    };
+    let text = String::from_utf8_lossy(&got);
+    assert!(closed, "still open after 60 s: {text}");
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+    healthz_ok(&relay);
+}
+
+#[test]
 fn a_dribbled_body_is_408_after_the_body_timeout() {
     let relay = Relay::with(|c| {
         c.store = StoreKind::Memory;
