@@ -1,7 +1,9 @@
 //! `claude-codex-relay mcp`: a stdio MCP server for clients that can only spawn a command.
 //! JSON-RPC messages arrive one per line on standard input and are forwarded to the relay's
 //! `/mcp` (see `upstream`); the relay's answers go back one per line on standard output,
-//! unchanged, and nothing else is ever written there (notes go to standard error). The bridge
+//! unchanged, and nothing else is ever written there (notes go to standard error). A line may
+//! hold a batch (an array) when the client negotiated 2025-03-26, the one version that has
+//! batches; it is forwarded as one and answered with one array. The bridge
 //! answers `initialize` even while the relay is down, answers a tool call it cannot forward
 //! with an `isError` result; what a relay that answers refuses (a bad `initialize`, a wrong
 //! token) is refused to the client too. With `--listen` it also pushes other agents' messages
@@ -105,6 +107,8 @@ fn read_messages(
 ) -> Result<(), Error> {
     // Bytes, not text: a line that is not UTF-8 is one bad message, answered like any other.
     let mut line = Vec::new();
+    // The protocol version the client was answered with: it says whether batches are taken.
+    let mut negotiated: Option<String> = None;
     loop {
         line.clear();
         match stdin.read_until(b'\n', &mut line) {
@@ -117,6 +121,10 @@ fn read_messages(
         }
         let message: Value = match serde_json::from_slice(&line) {
             Ok(Value::Object(m)) => Value::Object(m),
+            Ok(Value::Array(items)) => {
+                handle_batch(items, negotiated.as_deref(), upstream, gate, in_flight, out);
+                continue;
+            }
             Ok(_) => {
                 out.send(&error(
                     &Value::Null,
@@ -134,8 +142,101 @@ fn read_messages(
                 continue;
             }
         };
-        handle(message, upstream, listen, gate, in_flight, out);
+        handle(
+            message,
+            upstream,
+            listen,
+            gate,
+            in_flight,
+            &mut negotiated,
+            out,
+        );
     }
+}
+
+/// Forwards a JSON-RPC batch (one line holding an array) to the relay as one batch, and writes
+/// the relay's answers as one array. Only a client that negotiated 2025-03-26 may send one
+/// (batches were removed in 2025-06-18, and earlier versions had none): any other batch, an
+/// empty one and one holding `initialize` are refused with one -32600 error, as the relay
+/// refuses them. While the relay is down each request of the batch is answered as it would be
+/// on its own, all in one array.
+fn handle_batch(
+    mut items: Vec<Value>,
+    negotiated: Option<&str>,
+    upstream: &Arc<Upstream>,
+    gate: &Gate,
+    in_flight: &Arc<InFlight>,
+    out: &Arc<Out>,
+) {
+    let refusal = if negotiated != Some("2025-03-26") {
+        Some("batches are only supported on 2025-03-26 sessions")
+    } else if items.is_empty() {
+        Some("an empty batch is not a valid request")
+    } else if items.iter().any(|m| m["method"] == "initialize") {
+        Some("initialize must not be part of a batch")
+    } else {
+        None
+    };
+    if let Some(why) = refusal {
+        out.send(&error(&Value::Null, INVALID_REQUEST, why));
+        return;
+    }
+    // The bridge sends its own `initialized` with every new session.
+    items.retain(|m| {
+        let initialized = m["method"] == "notifications/initialized" && m.get("id").is_none();
+        if initialized {
+            gate.open();
+        }
+        !initialized
+    });
+    if items.is_empty() {
+        return;
+    }
+    let (upstream, out) = (Arc::clone(upstream), Arc::clone(out));
+    let forwarding = in_flight.start();
+    let spawned = thread::Builder::new()
+        .name("forward-batch".into())
+        .spawn(move || {
+            let batch = Value::Array(items);
+            match upstream.send(&batch) {
+                Ok(Some(answers)) => out.answer(&answers),
+                Ok(None) => {}
+                Err(failure) => {
+                    let Value::Array(items) = batch else { return };
+                    let answers: Vec<Value> = items
+                        .into_iter()
+                        .filter_map(|item| unforwarded(item, &failure))
+                        .collect();
+                    if !answers.is_empty() {
+                        out.send(&Value::Array(answers));
+                    }
+                }
+            }
+            drop(forwarding);
+        });
+    if let Err(e) = spawned {
+        note(&format!("cannot start a thread: {e}"));
+    }
+}
+
+/// The answer to one request of a batch the relay did not answer (`failure` says why), as
+/// `forward` answers a request sent on its own; None for a notification or a response.
+fn unforwarded(item: Value, failure: &Failure) -> Option<Value> {
+    let (id, method) = match RpcMessage::parse(item) {
+        Ok(RpcMessage::Request { id, method, .. }) => (id, method),
+        Ok(_) => return None,
+        Err((id, e)) => {
+            let mut answer = error(&id.unwrap_or(Value::Null), e.code, &e.message);
+            if let Some(data) = e.data {
+                answer["error"]["data"] = data;
+            }
+            return Some(answer);
+        }
+    };
+    Some(match failure {
+        Failure::Refused(error) => json!({"jsonrpc": "2.0", "id": id, "error": error}),
+        Failure::Down(why) => answer_while_down(&id, &method, why),
+    })
 }
 
 /// Answers or forwards one client message.
@@ -145,6 +246,7 @@ fn handle(
     listen: Option<&Listen>,
     gate: &Gate,
     in_flight: &Arc<InFlight>,
+    negotiated: &mut Option<String>,
     out: &Arc<Out>,
 ) {
     // The envelope is read by the relay's own reader, so a message the bridge answers itself
@@ -179,6 +281,7 @@ fn handle(
                 }
             };
             let mut result = result;
+            *negotiated = result["protocolVersion"].as_str().map(str::to_string);
             if let Some(listen) = listen {
                 listen.declare(&mut result);
             }
@@ -213,27 +316,31 @@ fn forward(message: &Value, id: Option<Value>, method: &str, upstream: &Upstream
         (Err(Failure::Refused(error)), None) => {
             note(&format!("{method} refused: {}", error["message"]));
         }
+        (Err(Failure::Down(why)), Some(id)) => out.send(&answer_while_down(&id, method, &why)),
+        (Err(Failure::Down(why)), None) => note(&format!("{method} not forwarded: {why}")),
+    }
+}
+
+/// The bridge's own answer to request `id` for `method`, which could not reach the relay.
+fn answer_while_down(id: &Value, method: &str, why: &str) -> Value {
+    match method {
         // The tools are this build's, fixed for the session (`listChanged` is false): a client
         // that lists them once, before the relay is up, must still get them all.
-        (Err(Failure::Down(why)), Some(id)) if method == "tools/list" => {
+        "tools/list" => {
             note(&format!("{why}; listing the tools without the relay"));
-            out.send(&json!({"jsonrpc": "2.0", "id": id, "result": crate::mcp::tools::list()}));
+            json!({"jsonrpc": "2.0", "id": id, "result": crate::mcp::tools::list()})
         }
-        (Err(Failure::Down(why)), Some(id)) if method == "tools/call" => {
-            note(&why);
+        "tools/call" => {
+            note(why);
             let text = format!("The relay is unreachable right now ({why}); nothing was done. Try again in a moment.");
-            out.send(&json!({"jsonrpc": "2.0", "id": id, "result": {
-                "content": [{"type": "text", "text": text}], "isError": true}}));
+            json!({"jsonrpc": "2.0", "id": id, "result": {
+                "content": [{"type": "text", "text": text}], "isError": true}})
         }
-        (Err(Failure::Down(why)), Some(id)) => {
-            note(&why);
-            out.send(&error(
-                &id,
-                RELAY_DOWN,
-                &format!("the relay is unreachable: {why}"),
-            ));
+        "ping" => json!({"jsonrpc": "2.0", "id": id, "result": {}}),
+        _ => {
+            note(why);
+            error(id, RELAY_DOWN, &format!("the relay is unreachable: {why}"))
         }
-        (Err(Failure::Down(why)), None) => note(&format!("{method} not forwarded: {why}")),
     }
 }
 

@@ -208,8 +208,11 @@ impl Upstream {
         }
     }
 
-    /// Keeps track of subscriptions the relay accepted.
+    /// Keeps track of subscriptions the relay accepted (those of a batch too).
     fn remember(&self, message: &Value) {
+        if let Value::Array(items) = message {
+            return items.iter().for_each(|m| self.remember(m));
+        }
         let uri = message["params"]["uri"].as_str().map(str::to_string);
         match (message["method"].as_str(), uri) {
             (Some("resources/subscribe"), Some(uri)) => {
@@ -299,6 +302,8 @@ impl Upstream {
             // relay's own word and goes to the client as it is, with the client's id when the
             // relay refused the request before reading it. An id that is not one (an object, a
             // fraction) stays null, as JSON-RPC answers an invalid id.
+            // A batch's answers: one array.
+            Ok(Value::Array(_)) if message.is_array() => Ok(Posted::Answer(body)),
             Ok(answer) if answer.get("jsonrpc").is_some() => {
                 let id = message.get("id");
                 let valid = id.is_some_and(|i| i.is_string() || i.is_i64() || i.is_u64());

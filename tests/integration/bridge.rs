@@ -1054,3 +1054,90 @@ fn a_bridge_listening_as_a_name_that_is_not_ascii_is_listed_and_pushes() {
         id.to_string()
     );
 }
+
+/// A bridge initialized with `version`.
+fn bridge_on(url: &str, version: &str) -> Bridge {
+    let mut bridge = Bridge::start(url, &[]);
+    let init = bridge.request(
+        "initialize",
+        json!({"protocolVersion": version, "capabilities": {},
+            "clientInfo": {"name": "bridge-test", "version": "1"}}),
+    );
+    assert_eq!(init["result"]["protocolVersion"], version, "{init}");
+    bridge.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    bridge
+}
+
+#[test]
+fn a_batch_on_a_2025_03_26_bridge_is_forwarded_and_answered_with_one_array() {
+    let relay = Relay::memory();
+    let mut bridge = bridge_on(&relay.base, "2025-03-26");
+    bridge.send(&json!([
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "post_message",
+            "arguments": {"target": "proj-x", "sender": "claude", "text": "in a batch"}}},
+        {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 99}},
+        {"jsonrpc": "2.0", "id": "two", "method": "ping"}
+    ]));
+    let answers = bridge.next(deadline()).expect("an answer to the batch");
+    let answers = answers.as_array().expect("one array for the batch");
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    assert_eq!(answers[0]["id"], 1);
+    assert_eq!(answers[0]["result"]["isError"], false, "{answers:?}");
+    assert_eq!(answers[1]["id"], "two");
+    assert_eq!(answers[1]["result"], json!({}));
+    let fetched = bridge.call("fetch_messages", json!({"target": "proj-x"}));
+    assert_eq!(
+        fetched["structuredContent"]["messages"][0]["text"],
+        "in a batch"
+    );
+    for (batch, why) in [
+        (json!([]), "an empty batch is not a valid request"),
+        (
+            json!([{"jsonrpc": "2.0", "id": 3, "method": "initialize", "params": {}}]),
+            "initialize must not be part of a batch",
+        ),
+    ] {
+        bridge.send(&batch);
+        let refused = bridge.next(deadline()).expect("an answer");
+        assert_eq!(refused["error"]["code"], -32600, "{refused}");
+        assert_eq!(refused["error"]["message"], why, "{refused}");
+    }
+}
+
+#[test]
+fn a_batch_on_a_2025_06_18_bridge_is_refused_with_one_invalid_request_error() {
+    let relay = Relay::memory();
+    let mut bridge = bridge_on(&relay.base, "2025-06-18");
+    bridge.send(&json!([{"jsonrpc": "2.0", "id": 1, "method": "ping"}]));
+    let refused = bridge.next(deadline()).expect("an answer to the batch");
+    assert_eq!(refused["error"]["code"], -32600, "{refused}");
+    assert_eq!(refused["id"], Value::Null, "{refused}");
+    assert_eq!(
+        refused["error"]["message"],
+        "batches are only supported on 2025-03-26 sessions"
+    );
+    assert_eq!(bridge.request("ping", json!({}))["result"], json!({}));
+}
+
+#[test]
+fn a_batch_the_relay_cannot_take_now_is_answered_by_the_bridge_in_one_array() {
+    let dir = TempDir::new("bridge-batch-down");
+    let port = {
+        let relay = ChildRelay::start(&dir, 0, "memory");
+        let port = relay.port();
+        relay.kill();
+        port
+    };
+    let mut bridge = bridge_on(&format!("http://127.0.0.1:{port}"), "2025-03-26");
+    bridge.send(&json!([
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "list_channels", "arguments": {}}},
+        {"jsonrpc": "2.0", "id": 2, "method": "resources/list"}
+    ]));
+    let answers = bridge.next(deadline()).expect("an answer to the batch");
+    let answers = answers.as_array().expect("one array for the batch");
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    assert_eq!(answers[0]["result"]["isError"], true, "{answers:?}");
+    assert_eq!(answers[1]["id"], 2);
+    assert_eq!(answers[1]["error"]["code"], -32000, "{answers:?}");
+}
