@@ -11,6 +11,10 @@
 //! and the guardian sends SIGTERM to CMD's group, so no review carries on unseen after the
 //! watcher is gone and then runs a second time when it restarts. After a normal run the
 //! watcher kills the guardian itself. This needs no signal handler and no `unsafe`.
+//!
+//! A run still going at the watch's deadline (`--timeout`) is stopped the same way: the
+//! watcher closes the guardian's pipe, so CMD's group gets SIGTERM, and SIGKILL if it is still
+//! running `STOP_GRACE` later.
 
 use super::error::Error;
 use super::Io;
@@ -25,6 +29,16 @@ use std::time::{Duration, Instant};
 
 /// How long output is still copied after CMD exited while its pipes stay open.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(1);
+/// How long CMD has to end after SIGTERM at the deadline before its group gets SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// How a run ended.
+pub(super) enum Ran {
+    /// CMD exited on its own.
+    Finished(ExitStatus),
+    /// The deadline came while CMD ran: it was stopped.
+    Stopped,
+}
 
 enum Event {
     Out(Vec<u8>),
@@ -34,18 +48,19 @@ enum Event {
 }
 
 /// Runs `cmd` for `message` with exactly `env` plus `extra` as its environment; returns its
-/// exit status once it has finished.
+/// exit status once it has finished, or `Stopped` once it has been stopped at `deadline`.
 pub(super) fn run(
     cmd: &str,
     message: &Message,
     env: &BTreeMap<String, String>,
     extra: &[(&str, String)],
+    deadline: Option<Instant>,
     io: &mut Io,
-) -> Result<ExitStatus, Error> {
+) -> Result<Ran, Error> {
     // The guardian starts first and leads the process group CMD then joins, so there is no
     // moment in which CMD runs unguarded: a watcher that dies right after CMD started (even
     // before it learnt CMD's pid) still leaves a guardian to stop it.
-    let guardian = guard()?;
+    let mut guardian = guard()?;
     let spawned = Command::new("sh")
         .arg("-c")
         .arg(cmd)
@@ -84,12 +99,34 @@ pub(super) fn run(
     let (mut open, mut status) = (2, None);
     let mut exited_at: Option<Instant> = None;
     let mut failed_output = None;
+    // When CMD was sent SIGTERM at the deadline, and whether SIGKILL followed.
+    let (mut stopped_at, mut killed): (Option<Instant>, bool) = (None, false);
     loop {
-        let event = match exited_at {
+        let until = match (exited_at, stopped_at) {
+            (Some(at), _) => Some(at + DRAIN_AFTER_EXIT),
+            (None, Some(_)) if killed => None,
+            (None, Some(at)) => Some(at + STOP_GRACE),
+            (None, None) => deadline,
+        };
+        let event = match until {
             None => rx.recv().ok(),
-            Some(at) => {
-                let left = (at + DRAIN_AFTER_EXIT).saturating_duration_since(Instant::now());
-                rx.recv_timeout(left).ok()
+            Some(until) => {
+                match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                    Ok(event) => Some(event),
+                    Err(mpsc::RecvTimeoutError::Disconnected) => None,
+                    Err(mpsc::RecvTimeoutError::Timeout) if exited_at.is_some() => None,
+                    Err(mpsc::RecvTimeoutError::Timeout) if stopped_at.is_some() => {
+                        kill_group(guardian.id());
+                        killed = true;
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        // The guardian's pipe closes: it sends SIGTERM to CMD's group.
+                        drop(guardian.stdin.take());
+                        stopped_at = Some(Instant::now());
+                        continue;
+                    }
+                }
             }
         };
         let Some(event) = event else { break };
@@ -118,7 +155,8 @@ pub(super) fn run(
         return Err(Error::output(e));
     }
     match status {
-        Some(Ok(s)) => Ok(s),
+        Some(Ok(_)) if stopped_at.is_some() => Ok(Ran::Stopped),
+        Some(Ok(s)) => Ok(Ran::Finished(s)),
         Some(Err(e)) => Err(Error::Local(format!("cannot wait for sh -c {cmd:?}: {e}"))),
         None => Err(Error::Local(format!("lost track of sh -c {cmd:?}"))),
     }
@@ -145,6 +183,17 @@ fn guard() -> Result<Child, Error> {
 fn release(mut guardian: Child) {
     let _ = guardian.kill();
     let _ = guardian.wait();
+}
+
+/// Sends SIGKILL to the process group `group` (CMD's, led by the guardian): CMD did not end
+/// after SIGTERM.
+fn kill_group(group: u32) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{group}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// Copies a pipe into the channel until it closes.

@@ -105,9 +105,11 @@ standard error. A failing CMD is reported and its message still counts as handle
   --as NAME          tell the relay that NAME is listening on T (shown by `channels
                      --detail`, the web page and list_channels)
   --count N          exit 0 after handling N messages
-  --timeout S        stop after S seconds, also while the relay cannot be reached: exit 0
-                     if the --count messages were handled by then (without --count: if any
-                     message was), else exit 6
+  --timeout S        stop after S seconds, also while the relay cannot be reached or CMD
+                     runs: exit 0 if the --count messages were handled by then (without
+                     --count: if any message was), else exit 6. A CMD still running then
+                     gets SIGTERM (SIGKILL 5 s later); its message is not handled, and runs
+                     again at the next start with --state
   --max-runs N --per S
                      loop guard: CMD runs at most N times in any S seconds [default 20 per
                      600]; the next one stops watch with exit 4 before running it, so a

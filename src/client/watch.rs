@@ -16,7 +16,8 @@
 //! construction: between runs the only state is the state file, which is only ever replaced by
 //! a rename, and stdout is flushed after every line. A run in progress is not marked handled,
 //! so its message runs again at the next start, and CMD itself is ended by its guardian (see
-//! `child`) rather than left running unseen.
+//! `child`) rather than left running unseen. At the `--timeout` deadline a CMD still running is
+//! stopped the same way, and its message is not marked handled either.
 
 use super::child;
 use super::error::Error;
@@ -359,7 +360,10 @@ pub(super) fn watch(
                             m.id
                         )));
                     }
-                    run(cmd, m, relay, env, io, opts.command)?;
+                    if !run(cmd, m, relay, env, opts.deadline, io, opts.command)? {
+                        save(&opts.state, place.last)?;
+                        return timed_out(&opts, handled, place.last, None);
+                    }
                 }
             }
             place.handled(m);
@@ -427,15 +431,17 @@ fn timed_out(
     }))
 }
 
-/// Runs CMD for one message, with status lines around it on stderr.
+/// Runs CMD for one message, with status lines around it on stderr. Returns false when CMD
+/// was stopped at `deadline`: its message is not handled.
 fn run(
     cmd: &str,
     m: &Message,
     relay: &RelayClient,
     env: &BTreeMap<String, String>,
+    deadline: Option<Instant>,
     io: &mut Io,
     who: &str,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     say(io, who, &format!("{} -> running CMD", m.line()))?;
     let mut extra = vec![
         ("RELAY_MESSAGE_ID", m.id.to_string()),
@@ -449,7 +455,21 @@ fn run(
         extra.push(("CLAUDE_CODEX_TOKEN", token.to_string()));
     }
     let began = Instant::now();
-    let status = child::run(cmd, m, env, &extra, io)?;
+    let status = match child::run(cmd, m, env, &extra, deadline, io)? {
+        child::Ran::Finished(status) => status,
+        child::Ran::Stopped => {
+            let took = began.elapsed().as_secs_f64();
+            say(
+                io,
+                who,
+                &format!(
+                    "#{} CMD stopped at --timeout after {took:.1} s; the message is not handled and runs again at the next start",
+                    m.id
+                ),
+            )?;
+            return Ok(false);
+        }
+    };
     let took = began.elapsed().as_secs_f64();
     let verdict = match status.code() {
         Some(0) => format!("#{} done in {took:.1} s", m.id),
@@ -462,7 +482,8 @@ fn run(
             m.id
         ),
     };
-    say(io, who, &verdict)
+    say(io, who, &verdict)?;
+    Ok(true)
 }
 
 fn save(state: &Option<StateFile>, id: u64) -> Result<(), Error> {

@@ -2028,3 +2028,52 @@ fn watch_goes_on_after_its_newest_messages_are_deleted_without_showing_older_one
         "a deletion is not a restart"
     );
 }
+
+#[test]
+fn watch_timeout_stops_a_cmd_still_running_and_leaves_its_message_unhandled() {
+    let relay = Relay::start();
+    let url = relay.base.clone();
+    let id = relay.post("tt", "claude", "a long review");
+    // One CMD ends at SIGTERM; the other ignores it and is ended by SIGKILL after the grace.
+    let watches: Vec<(Running, std::path::PathBuf)> = [
+        ("term", "echo started; sleep 600"),
+        ("kill", "trap '' TERM; echo started; sleep 600"),
+    ]
+    .into_iter()
+    .map(|(name, cmd)| {
+        let state = relay.dir.path(&format!("{name}.last_id"));
+        let watch = Running::start(
+            "watch",
+            &[
+                "--url",
+                &url,
+                "--target",
+                "tt",
+                "--since-id",
+                "0",
+                "--state",
+                state.to_str().unwrap(),
+                "--timeout",
+                "2",
+                "--exec",
+                cmd,
+            ],
+        );
+        (watch, state)
+    })
+    .collect();
+    for (watch, state) in &watches {
+        assert_eq!(watch.line(deadline()), "started");
+        assert_eq!(watch.finish(deadline()), 6, "{}", watch.stderr());
+        let said = watch.stderr();
+        assert!(
+            said.contains(&format!("#{id} CMD stopped at --timeout")),
+            "{said}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(state).unwrap().trim(),
+            "0",
+            "the stopped message is not handled"
+        );
+    }
+}
