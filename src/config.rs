@@ -663,7 +663,7 @@ fn token_file(v: &Value) -> Result<String, String> {
 /// `$` from password generators) unchanged, so refusing them would break working set-ups for
 /// nothing. A space is refused, as the credential is one word after `Bearer`.
 /// The message names the position and code of the first character refused, never the token.
-fn sendable_token(token: &str) -> Result<(), String> {
+pub(crate) fn sendable_token(token: &str) -> Result<(), String> {
     let Some((n, c)) = token
         .chars()
         .enumerate()

@@ -172,8 +172,9 @@ const COMMON: &str = "\
 Every client command takes:
   --url URL          the relay [env CLAUDE_CODEX_URL, unless blank; default
                      http://127.0.0.1:8010]
-  --token TOKEN      bearer token [env CLAUDE_CODEX_TOKEN]; --token-file FILE reads it from
-                     a file, which must not be empty (neither shows it to `ps`)
+  --token TOKEN      bearer token [env CLAUDE_CODEX_TOKEN]: visible ASCII, no spaces;
+                     --token-file FILE reads it from a file, which must not be empty
+                     (neither shows it to `ps`)
   --help, -h         this help
   --                 ends the options; what follows are words (post's text)
 

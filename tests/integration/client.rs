@@ -1613,6 +1613,8 @@ fn a_token_or_name_that_cannot_be_sent_is_a_usage_error_before_any_request() {
             &["--target", "t", "--sender", "s", "--token", "é", "hi"],
         ),
         ("watch", &["--target", "t", "--token", "x\u{2028}y"]),
+        ("channels", &["--token", "two words"]),
+        ("mcp", &["--token", "a\u{1}b"]),
         ("watch", &["--target", "t", "--as", "a\nb"]),
         ("watch", &["--target", "t", "--as", "zero\u{200b}width"]),
         ("mcp", &["--listen", "t", "--as", "bell\u{7}"]),
