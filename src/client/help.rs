@@ -171,7 +171,7 @@ Example:
 const COMMON: &str = "\
 Every client command takes:
   --url URL          the relay [env CLAUDE_CODEX_URL, unless blank; default
-                     http://127.0.0.1:8010]
+                     http://127.0.0.1:8010]; its MCP URL (ending in /mcp) names it too
   --token TOKEN      bearer token [env CLAUDE_CODEX_TOKEN]: visible ASCII, no spaces;
                      --token-file FILE reads it from a file, which must not be empty
                      (neither shows it to `ps`)

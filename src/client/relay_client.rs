@@ -81,7 +81,8 @@ pub(crate) fn restarted_by(seen: Option<(u64, f64)>, m: &Message) -> bool {
 }
 
 impl RelayClient {
-    /// A client for the relay at `url` (`http://host:port`, optionally with a path prefix).
+    /// A client for the relay at `url` (`http://host:port`, optionally with a path prefix, or
+    /// the relay's MCP URL: the same ending in `/mcp`).
     pub(crate) fn new(url: &str, token: Option<String>) -> Result<RelayClient, Error> {
         let trimmed = url.trim();
         if trimmed.is_empty() {
@@ -106,7 +107,17 @@ impl RelayClient {
                 "--url must look like http://127.0.0.1:8010, not {url:?}"
             )));
         }
-        let base = base.trim_end_matches('/').to_string();
+        let mut base = base.trim_end_matches('/').to_string();
+        // The MCP URL a client is configured with (`http://host:port/mcp`) names the same
+        // relay: its endpoints are found from the base, so `/mcp` is not doubled.
+        let path_at = base
+            .get("http://".len()..)
+            .and_then(|rest| rest.find('/'))
+            .map(|at| at + "http://".len());
+        if path_at.is_some_and(|at| base[at..].ends_with("/mcp")) {
+            base.truncate(base.len() - "/mcp".len());
+            base.truncate(base.trim_end_matches('/').len());
+        }
         if base.len() <= "http://".len() {
             return Err(Error::Usage(format!(
                 "--url {url:?} names no host (like http://127.0.0.1:8010)"
@@ -427,6 +438,22 @@ mod tests {
         assert!(!e.is_transient());
         let e = relay.transport(ureq::Error::BodyExceedsLimit(1));
         assert!(!e.is_transient(), "{e:?}");
+    }
+
+    #[test]
+    fn a_url_ending_in_mcp_names_the_relay_at_its_base() {
+        for (given, base) in [
+            ("http://127.0.0.1:8010/mcp", "http://127.0.0.1:8010"),
+            ("http://127.0.0.1:8010/mcp/", "http://127.0.0.1:8010"),
+            ("127.0.0.1:8010/mcp", "http://127.0.0.1:8010"),
+            ("http://h/relay/mcp", "http://h/relay"),
+            ("http://mcp", "http://mcp"),
+            ("http://mcp:8010", "http://mcp:8010"),
+            ("http://h/mcpx", "http://h/mcpx"),
+        ] {
+            let relay = RelayClient::new(given, None).unwrap();
+            assert_eq!(relay.url(), base, "{given}");
+        }
     }
 
     #[test]

@@ -499,3 +499,25 @@ fn setup_codex_apply_refuses_a_relay_server_it_cannot_replace_and_leaves_the_fil
         "{said}"
     );
 }
+
+#[test]
+fn setup_with_the_relays_mcp_url_configures_that_url_not_mcp_twice() {
+    let dir = TempDir::new("setup-mcp-url");
+    for url in ["http://127.0.0.1:8999/mcp", "http://127.0.0.1:8999/mcp/"] {
+        let codex = setup(&dir, &["codex", "--url", url]);
+        assert!(codex.status.success(), "{}", text(&codex.stderr));
+        assert_eq!(
+            text(&codex.stdout).lines().next(),
+            Some("codex mcp add relay --url http://127.0.0.1:8999/mcp"),
+            "{url}"
+        );
+        let claude = setup(&dir, &["claude", "--url", url, "--listen", "proj-x"]);
+        assert!(claude.status.success(), "{}", text(&claude.stderr));
+        let printed = text(&claude.stdout);
+        assert!(
+            printed.contains(" mcp --url http://127.0.0.1:8999 --listen proj-x"),
+            "the bridge is given the relay's base: {printed}"
+        );
+        assert!(!printed.contains("/mcp/mcp"), "{printed}");
+    }
+}
