@@ -185,7 +185,8 @@ Exit codes:
   2  usage error, or a state file that does not hold a message id
   3  the relay is unreachable (connection refused, host not found, timed out)
   4  watch: the loop guard stopped it
-  5  a local failure: reading standard input, writing the state file, starting CMD
+  5  a local failure: reading standard input, a state file that cannot be read or written
+     (a folder, no permission; checked before watch begins), starting CMD
   6  post --await or watch --timeout: the time ran out before the message came
 ";
 

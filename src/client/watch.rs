@@ -222,7 +222,11 @@ pub(super) fn watch(
 ) -> Result<(), Error> {
     let mut backoff = Backoff::new(opts.command);
     let saved = match &opts.state {
-        Some(s) => s.read()?,
+        Some(s) => {
+            let saved = s.read()?;
+            s.check()?;
+            saved
+        }
         None => None,
     };
     let newest = match backoff.retry(io, opts.deadline, || relay.page(&opts.target, &NEWEST)) {

@@ -2079,3 +2079,44 @@ fn watch_timeout_stops_a_cmd_still_running_and_leaves_its_message_unhandled() {
         );
     }
 }
+
+#[test]
+fn a_state_file_that_cannot_be_kept_ends_watch_with_exit_5_before_any_cmd_runs() {
+    let relay = Relay::start();
+    relay.post("ts", "claude", "would run CMD");
+    let marker = relay.dir.path("ran");
+    let cmd = format!("touch {}", marker.display());
+    let file = relay.dir.path("a-file");
+    std::fs::write(&file, "").unwrap();
+    let folder = relay.dir.path("a-folder");
+    std::fs::create_dir_all(&folder).unwrap();
+    // A folder that is not there and cannot be made: a link to one in a missing folder.
+    let dangling = relay.dir.path("dangling");
+    std::os::unix::fs::symlink(folder.join("missing").join("sub"), &dangling).unwrap();
+    for (state, says) in [
+        (folder.clone(), "is a folder"),
+        (file.join("last_id"), "cannot read the state file"),
+        (dangling.join("last_id"), "cannot keep the state file"),
+    ] {
+        let done = run(
+            "watch",
+            &[
+                "--url",
+                &relay.base,
+                "--target",
+                "ts",
+                "--since-id",
+                "0",
+                "--count",
+                "1",
+                "--state",
+                state.to_str().unwrap(),
+                "--exec",
+                &cmd,
+            ],
+        );
+        assert_eq!(done.code, 5, "{state:?}: {}", done.stderr);
+        assert!(done.stderr.contains(says), "{state:?}: {}", done.stderr);
+        assert!(!marker.exists(), "{state:?}: CMD ran");
+    }
+}
