@@ -125,6 +125,31 @@ impl RpcMessage {
     }
 }
 
+/// Whether request ids `a` and `b` name the same request: strings by their text, numbers by
+/// their value (`1`, `1.0` and `1e0` are one id), and a string never a number.
+pub(crate) fn same_id(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (whole(x), whole(y)) {
+            (Some(x), Some(y)) => x == y,
+            _ => x.as_f64() == y.as_f64(),
+        },
+        _ => a == b,
+    }
+}
+
+/// A number's value if it is a whole number, exactly.
+fn whole(n: &serde_json::Number) -> Option<i128> {
+    if let Some(i) = n.as_i64() {
+        return Some(i.into());
+    }
+    if let Some(u) = n.as_u64() {
+        return Some(u.into());
+    }
+    // Whole floats within ±2^64 convert exactly; larger ones compare as floats.
+    let f = n.as_f64()?;
+    (f.fract() == 0.0 && f.abs() < 18_446_744_073_709_551_616.0).then_some(f as i128)
+}
+
 /// A message the server sends, already serialised: responses are built once and written as
 /// they are to a reply body or a stream. It always holds one JSON value as `serde_json` writes
 /// it, with U+2028 and U+2029 escaped: it is made by `outgoing`, or written here around parts
@@ -220,6 +245,34 @@ pub(crate) fn notification(method: &str, params: Value) -> Outgoing {
 mod tests {
     use super::*;
     use crate::json_string::tests::tricky_texts;
+
+    #[test]
+    fn ids_compare_as_json_rpc_ids() {
+        let same = |a: &str, b: &str| {
+            same_id(
+                &serde_json::from_str(a).unwrap(),
+                &serde_json::from_str(b).unwrap(),
+            )
+        };
+        for (a, b) in [
+            ("1", "1.0"),
+            ("1", "1e0"),
+            ("-3", "-3.0"),
+            ("\"a\"", "\"a\""),
+        ] {
+            assert!(same(a, b), "{a} and {b}");
+        }
+        let big = "18446744073709551615";
+        assert!(same(big, big));
+        for (a, b) in [
+            ("1", "\"1\""),
+            ("1", "1.5"),
+            ("1", "2"),
+            ("\"1.0\"", "\"1\""),
+        ] {
+            assert!(!same(a, b), "{a} and {b}");
+        }
+    }
 
     #[test]
     fn a_result_is_written_around_its_serialised_part_as_serde_writes_the_whole() {

@@ -166,11 +166,14 @@ impl Session {
         }
     }
 
-    /// Marks the running tool calls with request `id` cancelled. An id no call of this session
-    /// runs under (unknown, finished, or not a call that can be stopped) is ignored, as MCP
-    /// allows.
+    /// Marks the running tool calls with request `id` cancelled (ids compare as JSON-RPC ids:
+    /// `7.0` names the call `7`). An id no call of this session runs under (unknown, finished,
+    /// or not a call that can be stopped) is ignored, as MCP allows.
     pub(crate) fn cancel(&self, id: &Value) {
-        for (_, flag) in lock(&self.calls).iter().filter(|(call, _)| call == id) {
+        for (_, flag) in lock(&self.calls)
+            .iter()
+            .filter(|(call, _)| jsonrpc::same_id(call, id))
+        {
             flag.store(true, Ordering::Release);
         }
     }

@@ -189,26 +189,29 @@ fn cancellation(id: u64) -> Value {
         "params": {"requestId": id, "reason": "the user gave up"}})
 }
 
+/// POSTs `message` in `mcp`'s session on a thread of its own.
+fn posted_in_the_background(mcp: &Mcp, message: Value) -> std::thread::JoinHandle<Reply> {
+    let (url, session) = (mcp.url.clone(), mcp.session.clone());
+    std::thread::spawn(move || {
+        post_raw(
+            &url,
+            &[
+                ("Content-Type", "application/json"),
+                ("Accept", "application/json, text/event-stream"),
+                ("Mcp-Session-Id", &session),
+                ("MCP-Protocol-Version", "2025-11-25"),
+            ],
+            message.to_string().as_bytes(),
+        )
+    })
+}
+
 #[test]
 fn a_cancelled_waiting_fetch_ends_takes_nothing_and_its_post_gets_no_response() {
     let relay = Relay::memory();
     a_channel_read_to_its_end(&relay, "alice");
     let mcp = Mcp::connect(&relay, "2025-11-25");
-    let call = {
-        let (url, session) = (mcp.url.clone(), mcp.session.clone());
-        std::thread::spawn(move || {
-            post_raw(
-                &url,
-                &[
-                    ("Content-Type", "application/json"),
-                    ("Accept", "application/json, text/event-stream"),
-                    ("Mcp-Session-Id", &session),
-                    ("MCP-Protocol-Version", "2025-11-25"),
-                ],
-                waiting_fetch(77, "alice").to_string().as_bytes(),
-            )
-        })
-    };
+    let call = posted_in_the_background(&mcp, waiting_fetch(77, "alice"));
     relay.wait_for_long_requests(1);
     let r = mcp.send(&cancellation(77));
     assert_eq!(r.status, 202, "{}", r.body);
@@ -225,6 +228,22 @@ fn a_cancelled_waiting_fetch_ends_takes_nothing_and_its_post_gets_no_response() 
     assert_eq!(mcp.send(&cancellation(77)).status, 202);
     let mut mcp = mcp;
     assert_eq!(mcp.request("ping", json!({}))["result"], json!({}));
+}
+
+#[test]
+fn a_cancellation_naming_the_call_by_an_equal_number_stops_it() {
+    let relay = Relay::memory();
+    a_channel_read_to_its_end(&relay, "alice");
+    let mcp = Mcp::connect(&relay, "2025-11-25");
+    let call = posted_in_the_background(&mcp, waiting_fetch(77, "alice"));
+    relay.wait_for_long_requests(1);
+    // 77.0 is the number 77, the call's id.
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": 77.0}});
+    assert_eq!(mcp.send(&cancel).status, 202);
+    let reply = call.join().unwrap();
+    assert_eq!(reply.header("content-type"), Some("text/event-stream"));
+    assert_eq!(reply.body, "", "no response to the cancelled call");
 }
 
 #[test]
