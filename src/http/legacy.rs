@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::http::events;
 use crate::http::exchange::{Incoming, Reply};
 use crate::http::guard::Caller;
-use crate::http::streamable::{check_batch, context, owner, parse, send_queued};
+use crate::http::streamable::{check_batch, context, owner, parse, require_json, send_queued};
 use crate::mcp::handler::{self, Handled};
 use crate::mcp::jsonrpc::{self, RpcError, RpcMessage, INTERNAL_ERROR};
 use crate::mcp::session::{Lookup, Session, Transport};
@@ -44,7 +44,8 @@ pub(crate) fn open(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Rep
     })))
 }
 
-/// `POST /messages?sessionId=ID`: 202, with the answer sent on the session's stream. Tool calls
+/// `POST /messages?sessionId=ID`: 202, with the answer sent on the session's stream (415 unless
+/// the body is sent as `application/json`). Tool calls
 /// run on their own thread, so a waiting `fetch_messages` does not hold back the 202 or the
 /// session's other requests; past `capacity::LEGACY_TOOL_CALLS` running at once, a call is
 /// answered with an error at once.
@@ -59,6 +60,7 @@ pub(crate) fn post(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Rep
         Lookup::Live(s) => s,
         Lookup::Unknown | Lookup::Ended => return Err(Error::NotFound("Session not found".into())),
     };
+    require_json(rq)?;
     let items = match parse(&rq.body)? {
         Value::Array(items) => {
             check_batch(&session, &items)?;

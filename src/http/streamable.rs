@@ -154,6 +154,23 @@ fn listen(rq: &Incoming) -> Result<Option<Listen>, Error> {
     }
 }
 
+/// Refuses with 415 a POST to an MCP endpoint whose Content-Type is not `application/json`
+/// (parameters such as `charset=utf-8` allowed), or that has none: every MCP client sends it.
+pub(crate) fn require_json(rq: &Incoming) -> Result<(), Error> {
+    let sent = rq.header("content-type");
+    let media_type = sent.and_then(|t| t.split(';').next()).map(str::trim);
+    if media_type.is_some_and(|t| t.eq_ignore_ascii_case("application/json")) {
+        return Ok(());
+    }
+    let got = match sent {
+        Some(t) => format!("not {:?}", t.trim()),
+        None => "and none was sent".into(),
+    };
+    Err(Error::UnsupportedMediaType(format!(
+        "Unsupported Media Type: Content-Type must be application/json, {got}"
+    )))
+}
+
 /// A request body as JSON, or a parse error.
 pub(crate) fn parse(body: &[u8]) -> Result<Value, Error> {
     serde_json::from_slice(body).map_err(|e| Error::Parse(format!("Parse error: {e}")))
@@ -161,17 +178,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<Value, Error> {
 
 /// `POST /mcp`.
 pub(crate) fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
-    let content_type = rq.header("content-type").unwrap_or("");
-    let json = "application/json";
-    if !content_type
-        .trim()
-        .get(..json.len())
-        .is_some_and(|start| start.eq_ignore_ascii_case(json))
-    {
-        return Err(Error::UnsupportedMediaType(
-            "Unsupported Media Type: Content-Type must be application/json".into(),
-        ));
-    }
+    require_json(rq)?;
     let version = protocol_version(rq)?;
     let body = parse(&rq.body)?;
     let gone = || rq.client.gone();

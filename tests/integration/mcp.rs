@@ -542,10 +542,53 @@ fn accept_headers_are_read_leniently_and_replies_are_json() {
         let r = post_raw(&relay.url("/mcp"), &[("Content-Type", content_type)], init);
         assert_eq!(r.status, 200, "{content_type:?}");
     }
-    for content_type in ["text/plain", "application/jso", "", "application/ json"] {
+    for content_type in [
+        "text/plain",
+        "application/jso",
+        "",
+        "application/ json",
+        "application/jsonx",
+        "application/json-seq",
+    ] {
         let r = post_raw(&relay.url("/mcp"), &[("Content-Type", content_type)], init);
         assert_eq!(r.status, 415, "{content_type:?}");
+        assert!(r.body.contains("must be application/json"), "{}", r.body);
     }
+}
+
+#[test]
+fn a_legacy_post_must_be_sent_as_json() {
+    let relay = Relay::memory();
+    let mut sse = Sse::open(relay.addr(), "/sse", &[]);
+    let url = relay.url(&sse.next(deadline()).expect("the endpoint event").data);
+    let ping = |id: u64, headers: &[(&str, &str)]| {
+        post_raw(
+            &url,
+            headers,
+            json!({"jsonrpc": "2.0", "id": id, "method": "ping"})
+                .to_string()
+                .as_bytes(),
+        )
+    };
+    for (id, refused) in [
+        (1, Some("text/plain")),
+        (2, None),
+        (3, Some("application/jsonx")),
+    ] {
+        let headers: Vec<(&str, &str)> = refused.map(|t| ("Content-Type", t)).into_iter().collect();
+        let r = ping(id, &headers);
+        assert_eq!(r.status, 415, "{refused:?}");
+        assert!(
+            r.body.contains("Content-Type must be application/json"),
+            "{}",
+            r.body
+        );
+    }
+    let r = ping(4, &[("Content-Type", "application/json; charset=utf-8")]);
+    assert_eq!(r.status, 202, "{}", r.body);
+    let answer: Value =
+        serde_json::from_str(&sse.next(deadline()).expect("an answer").data).unwrap();
+    assert_eq!(answer["id"], 4, "the refused pings were not run: {answer}");
 }
 
 #[test]
