@@ -1,7 +1,7 @@
 //! MCP Streamable HTTP at `/mcp`. `POST` carries client messages: `initialize` starts a session
-//! (its id goes out in `Mcp-Session-Id`), notifications and responses get 202, requests get one
-//! JSON reply (a batch only on 2025-03-26 sessions), or, when the client cancelled them while
-//! they ran, an event stream that ends without a response. `GET` opens the session's stream of server
+//! (its id goes out in `Mcp-Session-Id`; one sent in a live session is refused), notifications
+//! and responses get 202, requests get one JSON reply (a batch only on 2025-03-26 sessions), or,
+//! when the client cancelled them while they ran, an event stream that ends without a response. `GET` opens the session's stream of server
 //! messages (resource updates), answered at once with 400 when there is no session. `DELETE`
 //! ends a session. The Accept header is read leniently and replies are always JSON. With
 //! `?listen=proj-x&as=claude` on the URL, the session declares the `claude/channel` capability
@@ -68,6 +68,11 @@ fn session(
         Lookup::Live(s) => Ok(s),
         Lookup::Unknown | Lookup::Ended => Err(Error::NotFound("Session not found".into())),
     }
+}
+
+/// Whether `Mcp-Session-Id` names a session `caller` may use.
+fn named_session_is_live(app: &App, rq: &Incoming, caller: &Caller, version: Option<&str>) -> bool {
+    rq.header("mcp-session-id").is_some() && session(app, rq, caller, version).is_ok()
 }
 
 /// What an MCP call by `caller` may use; `name` is how presence lists the caller, and
@@ -197,7 +202,9 @@ pub(crate) fn post(app: &App, rq: &Incoming, caller: &Caller) -> Result<Reply, E
         Err((id, e)) => return Ok(json_reply(400, jsonrpc::error(id.as_ref(), &e))),
     };
     if let RpcMessage::Request { id, method, params } = &message {
-        if method == "initialize" {
+        // An `initialize` naming a session of this client is that session's second one, which
+        // it refuses; one naming no session, or an unknown or ended one, starts a session.
+        if method == "initialize" && !named_session_is_live(app, rq, caller, version) {
             let version = match handler::negotiate(params) {
                 Ok(version) => version,
                 Err(e) => return Ok(json_reply(200, jsonrpc::error(Some(id), &e))),

@@ -1,11 +1,14 @@
 //! MCP method dispatch: one match from method name to what answers it. `initialize` negotiates
 //! the version and states the capabilities actually implemented (tools, channel resources with
-//! subscriptions, logging); every other request is answered within its session. Notifications
-//! never get an answer; `notifications/cancelled` stops a tool call of the session still waiting,
-//! which then takes nothing and gets no answer either.
+//! subscriptions, logging), once per session (a second one is refused with -32600); every other
+//! request is answered within its session. Notifications never get an answer;
+//! `notifications/cancelled` stops a tool call of the session still waiting, which then takes
+//! nothing and gets no answer either.
 
 use crate::mcp::context::Context;
-use crate::mcp::jsonrpc::{self, Outgoing, RpcError, RpcMessage, INVALID_PARAMS, METHOD_NOT_FOUND};
+use crate::mcp::jsonrpc::{
+    self, Outgoing, RpcError, RpcMessage, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND,
+};
 use crate::mcp::session::Session;
 use crate::mcp::{resources, tools, SUPPORTED_VERSIONS};
 use serde_json::{json, Value};
@@ -125,7 +128,12 @@ fn answer(
     let result = match method {
         "initialize" => {
             let version = negotiate(params)?;
-            session.set_version(version);
+            if !session.initialize(version) {
+                return Err(RpcError::new(
+                    INVALID_REQUEST,
+                    "the session is already initialized; start a new session to initialize again",
+                ));
+            }
             initialize_result(version)
         }
         "ping" => json!({}),

@@ -114,6 +114,9 @@ struct State {
     /// At most `MAX_SUBSCRIPTIONS`, so a list is as quick as a set and far smaller.
     subscriptions: Vec<Subscription>,
     ended: bool,
+    /// Whether the session has had its `initialize`: a Streamable-HTTP session is made by it,
+    /// a legacy one by its stream, before it.
+    initialized: bool,
     /// Set by `?listen=` on the MCP URL: this session hears new messages as channel events.
     listen: Option<Listen>,
 }
@@ -129,6 +132,7 @@ impl Session {
                 version: version.to_string(),
                 subscriptions: Vec::new(),
                 ended: false,
+                initialized: transport == Transport::Streamable,
                 listen: None,
             }),
             outbox: Mutex::new(Outbox::default()),
@@ -143,8 +147,16 @@ impl Session {
         lock(&self.state).version.clone()
     }
 
-    pub(crate) fn set_version(&self, version: &str) {
-        lock(&self.state).version = version.to_string();
+    /// Records the session's `initialize`, which negotiated `version`; false, changing nothing,
+    /// if it already had one.
+    pub(crate) fn initialize(&self, version: &str) -> bool {
+        let mut state = lock(&self.state);
+        if state.initialized {
+            return false;
+        }
+        state.initialized = true;
+        state.version = version.to_string();
+        true
     }
 
     /// Makes the session a listener: it hears new messages `listen` wants as channel events.

@@ -387,6 +387,62 @@ fn legacy_batches_are_taken_only_on_2025_03_26_sessions_as_on_mcp() {
     assert_eq!(send(&url, "[]").status, 400, "an empty batch");
 }
 
+fn initialize(id: u64, version: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": {
+        "protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+}
+
+#[test]
+fn a_second_initialize_in_a_session_is_refused_and_one_naming_an_ended_session_starts_one() {
+    let relay = Relay::memory();
+    let mut mcp = Mcp::connect(&relay, "2025-06-18");
+    let again = mcp.send(&initialize(5, "2025-03-26"));
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert!(again.header("mcp-session-id").is_none(), "no new session");
+    let again = again.json();
+    assert_eq!(
+        (again["id"].clone(), again["error"]["code"].clone()),
+        (json!(5), json!(-32600))
+    );
+    // The session goes on at the version it negotiated: a batch is still not taken.
+    assert_eq!(mcp.request("ping", json!({}))["result"], json!({}));
+    let batch = json!([{"jsonrpc": "2.0", "id": 6, "method": "ping"}]);
+    assert_eq!(mcp.send(&batch).status, 400);
+
+    assert_eq!(
+        delete(&mcp.url, &[("Mcp-Session-Id", &mcp.session)]).status,
+        204
+    );
+    let fresh = mcp.send(&initialize(7, "2025-06-18"));
+    assert_eq!(fresh.status, 200, "{}", fresh.body);
+    assert_eq!(fresh.json()["result"]["protocolVersion"], "2025-06-18");
+    let new_id = fresh.header("mcp-session-id").expect("a new session");
+    assert_ne!(new_id, mcp.session);
+
+    let mut sse = Sse::open(relay.addr(), "/sse", &[]);
+    let url = relay.url(&sse.next(deadline()).unwrap().data);
+    let send = |v: Value| {
+        post_raw(
+            &url,
+            &[("Content-Type", "application/json")],
+            v.to_string().as_bytes(),
+        )
+        .status
+    };
+    let mut answer =
+        || -> Value { serde_json::from_str(&sse.next(deadline()).unwrap().data).unwrap() };
+    assert_eq!(send(initialize(1, "2025-06-18")), 202);
+    assert_eq!(answer()["result"]["protocolVersion"], "2025-06-18");
+    assert_eq!(send(initialize(2, "2025-03-26")), 202);
+    let again = answer();
+    assert_eq!(
+        (again["id"].clone(), again["error"]["code"].clone()),
+        (json!(2), json!(-32600))
+    );
+    let batch = json!([{"jsonrpc": "2.0", "id": 3, "method": "ping"}]);
+    assert_eq!(send(batch), 400, "the legacy session stays at 2025-06-18");
+}
+
 #[test]
 fn sessions_are_required_checked_and_ended_by_delete() {
     let relay = Relay::memory();
