@@ -45,7 +45,8 @@ pub(crate) fn open(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Rep
 }
 
 /// `POST /messages?sessionId=ID`: 202, with the answer sent on the session's stream (415 unless
-/// the body is sent as `application/json`). Tool calls
+/// the body is sent as `application/json`; 503 while the stream has its fill of messages to
+/// send, as a response is never dropped). Tool calls
 /// run on their own thread, so a waiting `fetch_messages` does not hold back the 202 or the
 /// session's other requests; past `capacity::LEGACY_TOOL_CALLS` running at once, a call is
 /// answered with an error at once.
@@ -61,6 +62,7 @@ pub(crate) fn post(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Rep
         Lookup::Unknown | Lookup::Ended => return Err(Error::NotFound("Session not found".into())),
     };
     require_json(rq)?;
+    session.room_for_responses()?;
     let items = match parse(&rq.body)? {
         Value::Array(items) => {
             check_batch(&session, &items)?;
@@ -76,7 +78,7 @@ pub(crate) fn post(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Rep
                         INTERNAL_ERROR,
                         "too many tool calls running; try again shortly",
                     );
-                    session.send(jsonrpc::error(Some(&id), &busy));
+                    session.respond(jsonrpc::error(Some(&id), &busy));
                     continue;
                 };
                 let this_session = Arc::clone(&session);
@@ -96,18 +98,18 @@ pub(crate) fn post(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Rep
                         if ran.is_err() {
                             if let RpcMessage::Request { id, .. } = &m {
                                 let e = RpcError::new(INTERNAL_ERROR, "the tool call failed");
-                                session.send(jsonrpc::error(Some(id), &e));
+                                session.respond(jsonrpc::error(Some(id), &e));
                             }
                         }
                     });
                 if let Err(e) = spawned {
                     log::error!("cannot start a thread for a tool call: {e}");
                     let busy = RpcError::new(INTERNAL_ERROR, "the tool call could not start");
-                    this_session.send(jsonrpc::error(Some(&reply_to), &busy));
+                    this_session.respond(jsonrpc::error(Some(&reply_to), &busy));
                 }
             }
             Ok(m) => answer(app, &session, caller, &m),
-            Err((id, e)) => session.send(jsonrpc::error(id.as_ref(), &e)),
+            Err((id, e)) => session.respond(jsonrpc::error(id.as_ref(), &e)),
         }
     }
     Ok(Reply::text(202, "Accepted"))
@@ -122,6 +124,6 @@ fn answer(app: &App, session: &Session, caller: &Caller, message: &RpcMessage) {
     let cx = context(app, caller, caller.agent.clone(), &gone);
     // A call the client cancelled gets no answer.
     if let Handled::Answer(answer) = handler::handle(&cx, session, message) {
-        session.send(answer);
+        session.respond(answer);
     }
 }

@@ -26,8 +26,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-/// Messages queued for a session with no stream open; the oldest are dropped past this many,
-/// or past this many bytes (the newest is always kept).
+/// Messages queued for a session's stream: past this many, or past this many bytes, the oldest
+/// notifications are dropped (the newest entry is always kept, and a response never dropped),
+/// and a legacy session takes no more requests until its stream has sent some.
 const OUTBOX_LIMIT: usize = 1000;
 const OUTBOX_BYTES: usize = 8 * 1024 * 1024;
 /// Channel resources one session may subscribe to.
@@ -84,10 +85,38 @@ struct Outbox {
     bytes: usize,
 }
 
-/// One entry of an outbox: a message to send as it is, or a new message of a channel to send
-/// as a channel event, made from the store when the stream takes it, so that a listener's
-/// queue holds ids and not copies of texts.
+impl Outbox {
+    fn is_over_limits(&self) -> bool {
+        self.queue.len() > OUTBOX_LIMIT || self.bytes > OUTBOX_BYTES
+    }
+
+    /// Queues `entry`; past the limits, drops the oldest notifications (never a response, and
+    /// never `entry`) until the outbox is within them again or holds none to drop.
+    fn push(&mut self, entry: Queued) {
+        self.bytes += entry.bytes();
+        self.queue.push_back(entry);
+        while self.is_over_limits() {
+            let older = self.queue.len() - 1;
+            let Some(oldest) = self
+                .queue
+                .iter()
+                .take(older)
+                .position(|q| !matches!(q, Queued::Response(_)))
+            else {
+                return;
+            };
+            if let Some(dropped) = self.queue.remove(oldest) {
+                self.bytes -= dropped.bytes();
+            }
+        }
+    }
+}
+
+/// One entry of an outbox: a response (legacy transport), a notification to send as it is, or
+/// a new message of a channel to send as a channel event, made from the store when the stream
+/// takes it, so that a listener's queue holds ids and not copies of texts.
 enum Queued {
+    Response(Outgoing),
     Ready(Outgoing),
     Event { target: String, id: u64 },
 }
@@ -95,7 +124,7 @@ enum Queued {
 impl Queued {
     fn bytes(&self) -> usize {
         match self {
-            Queued::Ready(m) => m.get().len(),
+            Queued::Response(m) | Queued::Ready(m) => m.get().len(),
             Queued::Event { target, .. } => target.len() + 8,
         }
     }
@@ -190,9 +219,33 @@ impl Session {
         }
     }
 
-    /// Queues a message for the session's stream.
+    /// Queues a notification for the session's stream.
     pub(crate) fn send(&self, message: Outgoing) {
         self.queue(Queued::Ready(message));
+    }
+
+    /// Queues a response for the session's stream (legacy transport): unlike a notification, it
+    /// is never dropped, whatever the outbox holds.
+    pub(crate) fn respond(&self, response: Outgoing) {
+        self.queue(Queued::Response(response));
+    }
+
+    /// 503 when the session's stream already has its fill of messages to send (its client is
+    /// not reading it): a request taken now could only have its response queued past the limits.
+    pub(crate) fn room_for_responses(&self) -> Result<(), Error> {
+        let outbox = lock(&self.outbox);
+        if outbox.queue.len() < OUTBOX_LIMIT && outbox.bytes < OUTBOX_BYTES {
+            return Ok(());
+        }
+        Err(Error::Unavailable {
+            retry_after: 1,
+            message: format!(
+                "this session's stream has {} messages ({} bytes) waiting to be sent (limits \
+                 {OUTBOX_LIMIT} messages, {OUTBOX_BYTES} bytes); read the stream, then send again",
+                outbox.queue.len(),
+                outbox.bytes
+            ),
+        })
     }
 
     /// Queues message `id` of `target` for the session's stream, as a channel event.
@@ -204,17 +257,7 @@ impl Session {
     }
 
     fn queue(&self, entry: Queued) {
-        let mut outbox = lock(&self.outbox);
-        outbox.bytes += entry.bytes();
-        outbox.queue.push_back(entry);
-        while outbox.queue.len() > OUTBOX_LIMIT
-            || (outbox.bytes > OUTBOX_BYTES && outbox.queue.len() > 1)
-        {
-            if let Some(dropped) = outbox.queue.pop_front() {
-                outbox.bytes -= dropped.bytes();
-            }
-        }
-        drop(outbox);
+        lock(&self.outbox).push(entry);
         self.queued.notify_one();
     }
 
@@ -224,7 +267,7 @@ impl Session {
     pub(crate) fn next_message(&self, deadline: Instant, store: &Store) -> Option<Outgoing> {
         loop {
             match self.next_queued(deadline)? {
-                Queued::Ready(m) => return Some(m),
+                Queued::Response(m) | Queued::Ready(m) => return Some(m),
                 Queued::Event { target, id } => {
                     if let Some(m) = store.message(&target, id) {
                         return Some(jsonrpc::notification(CHANNEL_METHOD, channel_event(&m)));
@@ -725,6 +768,44 @@ mod tests {
         assert!(
             single.next_message(Instant::now(), &store).is_none(),
             "a deleted message's event is skipped"
+        );
+    }
+
+    #[test]
+    fn an_outbox_past_its_limits_drops_notifications_but_never_a_response() {
+        let store = Store::in_memory(&[], Limits::default());
+        let session = Session::new(
+            "s".into(),
+            Transport::Legacy,
+            "2025-06-18",
+            &Owner::default(),
+        );
+        let response = |n: usize| jsonrpc::result(&json!(n), jsonrpc::outgoing(&json!({})));
+        session.send(jsonrpc::notification("early", json!({})));
+        for n in 0..OUTBOX_LIMIT + 10 {
+            session.respond(response(n));
+        }
+        session.send(jsonrpc::notification("late", json!({})));
+        assert!(
+            session.room_for_responses().is_err(),
+            "no more requests are taken"
+        );
+        let mut sent = Vec::new();
+        while let Some(m) = session.next_message(Instant::now(), &store) {
+            sent.push(serde_json::from_str::<Value>(m.get()).unwrap());
+        }
+        assert_eq!(
+            sent.len(),
+            OUTBOX_LIMIT + 11,
+            "only the oldest notification went"
+        );
+        for (n, m) in sent.iter().take(OUTBOX_LIMIT + 10).enumerate() {
+            assert_eq!(m["id"], n, "every response, in order");
+        }
+        assert_eq!(sent.last().unwrap()["method"], "late", "the newest is kept");
+        assert!(
+            session.room_for_responses().is_ok(),
+            "drained, it takes more"
         );
     }
 

@@ -1,6 +1,7 @@
 //! The long-request places (open streams and waiting fetches) are shared fairly: one client
 //! (an agent's token, else an address) and one MCP session each have a quota, the 503 says which
-//! limit was hit, and the legacy transport's tool calls are counted.
+//! limit was hit, and the legacy transport's tool calls are counted. A legacy session whose
+//! stream is not read is refused more requests rather than losing their responses.
 
 use crate::common::*;
 use claude_codex_relay::config::StoreKind;
@@ -102,4 +103,58 @@ fn one_legacy_batch_of_waiting_fetches_takes_only_its_sessions_quota() {
     wait_until("every tool call uncounted", || {
         relay.load().legacy_tool_calls == 0
     });
+}
+
+#[test]
+fn a_legacy_session_whose_stream_is_not_read_is_refused_with_503_and_loses_no_response() {
+    let relay = Relay::memory();
+    for i in 0..5 {
+        relay.post("big", "codex", &format!("{i:08}{}", "x".repeat(999_992)));
+    }
+    let mut sse = Sse::open(relay.addr(), "/sse", &[]);
+    let url = relay.url(&sse.next(deadline()).expect("the endpoint event").data);
+    let send = |message: Value| {
+        post_raw(
+            &url,
+            &[("Content-Type", "application/json")],
+            message.to_string().as_bytes(),
+        )
+    };
+    // Each answer holds about 4 MiB. The stream is not read: its connection fills, then the
+    // session's outbox, and then requests are refused rather than their answers dropped.
+    let mut taken = Vec::new();
+    let refused = loop {
+        let id = taken.len() + 1;
+        let r = send(
+            json!({"jsonrpc": "2.0", "id": id, "method": "resources/read",
+            "params": {"uri": "relay://channel/big"}}),
+        );
+        if r.status != 202 {
+            break r;
+        }
+        taken.push(id);
+        assert!(
+            taken.len() < 40,
+            "160 MiB of answers taken and none refused"
+        );
+    };
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert!(refused.body.contains("read the stream"), "{}", refused.body);
+    for id in taken {
+        let answer = sse.next_message(deadline()).expect("an answer");
+        let answer: Value = serde_json::from_str(&answer.data).unwrap();
+        assert_eq!(
+            answer["id"], id,
+            "every request taken is answered, in order"
+        );
+    }
+    // Read, the stream takes requests again.
+    let ping = send(json!({"jsonrpc": "2.0", "id": "after", "method": "ping"}));
+    assert_eq!(ping.status, 202, "{}", ping.body);
+    let answer = sse.next_message(deadline()).expect("the ping's answer");
+    assert_eq!(
+        serde_json::from_str::<Value>(&answer.data).unwrap()["id"],
+        "after"
+    );
 }
