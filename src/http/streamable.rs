@@ -251,6 +251,23 @@ fn batch(
     refuse_initialize(&items)?;
     let session = session(app, rq, caller, version)?;
     check_batch(&session, &items)?;
+    let (answers, cancelled) = answer_batch(cx, &session, items);
+    Ok(if answers.is_empty() && cancelled {
+        cancelled_reply()
+    } else if answers.is_empty() {
+        Reply::empty(202)
+    } else {
+        json_reply(200, jsonrpc::batch(&answers))
+    })
+}
+
+/// Handles the messages of a batch checked by [`check_batch`] in turn, on either transport:
+/// their answers, and whether a call among them was cancelled (and so has none).
+pub(crate) fn answer_batch(
+    cx: &Context,
+    session: &Session,
+    items: Vec<Value>,
+) -> (Vec<Outgoing>, bool) {
     // The batch's calls wait by turns, and all together no longer than one call may.
     let cx = Context {
         wait_until: Some(Instant::now() + Duration::from_secs_f64(MAX_WAIT_SECONDS)),
@@ -272,7 +289,7 @@ fn batch(
                 );
                 Some(jsonrpc::error(Some(&id), &e))
             }
-            Ok(m) => match handler::handle(&cx, &session, &m) {
+            Ok(m) => match handler::handle(&cx, session, &m) {
                 Handled::Answer(answer) => Some(answer),
                 Handled::Nothing => None,
                 Handled::Cancelled => {
@@ -287,13 +304,7 @@ fn batch(
             answers.push(answer);
         }
     }
-    Ok(if answers.is_empty() && cancelled {
-        cancelled_reply()
-    } else if answers.is_empty() {
-        Reply::empty(202)
-    } else {
-        json_reply(200, jsonrpc::batch(&answers))
-    })
+    (answers, cancelled)
 }
 
 /// A reply whose body is `answer` as it was serialised.

@@ -374,14 +374,32 @@ fn legacy_batches_are_taken_only_on_2025_03_26_sessions_as_on_mcp() {
         assert!(r.body.contains("2025-03-26"), "{}", r.body);
     }
     let (mut sse, url) = legacy_at(&relay, "2025-03-26");
+    // A batch's answers go out as one event holding their array, tool calls (which run on a
+    // thread of their own) or not.
     assert_eq!(send(&url, &pings).status, 202);
-    for id in [1, 2] {
-        let answer: Value = serde_json::from_str(&sse.next(deadline()).unwrap().data).unwrap();
-        assert_eq!(
-            (answer["id"].clone(), answer["result"].clone()),
-            (json!(id), json!({}))
-        );
-    }
+    let answers: Value = serde_json::from_str(&sse.next(deadline()).unwrap().data).unwrap();
+    assert_eq!(
+        answers,
+        json!([{"jsonrpc": "2.0", "id": 1, "result": {}}, {"jsonrpc": "2.0", "id": 2, "result": {}}])
+    );
+    let with_a_call = json!([
+        {"jsonrpc": "2.0", "id": "c", "method": "tools/call", "params": {"name": "list_channels"}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 4, "method": "ping"}
+    ]);
+    assert_eq!(send(&url, &with_a_call.to_string()).status, 202);
+    let answers: Value = serde_json::from_str(&sse.next(deadline()).unwrap().data).unwrap();
+    let ids: Vec<&Value> = answers
+        .as_array()
+        .expect("one array")
+        .iter()
+        .map(|a| &a["id"])
+        .collect();
+    assert_eq!(ids, [&json!("c"), &json!(4)], "{answers}");
+    assert!(
+        answers[0]["result"]["structuredContent"].is_object(),
+        "{answers}"
+    );
     let init = r#"[{"jsonrpc":"2.0","id":3,"method":"initialize","params":{}}]"#;
     assert_eq!(send(&url, init).status, 400, "initialize is never batched");
     assert_eq!(send(&url, "[]").status, 400, "an empty batch");

@@ -1,6 +1,6 @@
 //! The long-request places (open streams and waiting fetches) are shared fairly: one client
 //! (an agent's token, else an address) and one MCP session each have a quota, the 503 says which
-//! limit was hit, and the legacy transport's tool calls are counted. A legacy session whose
+//! limit was hit, and the legacy transport's tool calls (a batch's in turn) are counted. A legacy session whose
 //! stream is not read is refused more requests rather than losing their responses.
 
 use crate::common::*;
@@ -44,7 +44,7 @@ fn one_agent_cannot_take_every_stream_place() {
 }
 
 #[test]
-fn one_legacy_batch_of_waiting_fetches_takes_only_its_sessions_quota() {
+fn one_legacy_batch_of_waiting_fetches_waits_in_turn_on_one_place_and_answers_as_one_array() {
     let relay = Relay::memory();
     let mut sse = Sse::open(relay.addr(), "/sse", &[]);
     let endpoint = sse.next(deadline()).unwrap().data;
@@ -60,41 +60,19 @@ fn one_legacy_batch_of_waiting_fetches_takes_only_its_sessions_quota() {
         Value::Array(batch).to_string().as_bytes(),
     );
     assert_eq!(r.status, 202);
-    // The stream holds one of the session's places; the fetches get the rest, and every other
-    // call is refused at once, naming the session's quota.
-    let mut refusal = || {
-        let e = sse.next(deadline()).expect("a refusal arrives");
-        let v: Value = serde_json::from_str(&e.data).unwrap();
-        assert_eq!(v["result"]["isError"], true, "{v}");
-        let text = v["result"]["content"][0]["text"].as_str().unwrap();
-        let quota = text
-            .split_once("per-session limit ")
-            .map(|(_, rest)| {
-                rest.chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect::<String>()
-            })
-            .and_then(|digits| digits.parse::<usize>().ok());
-        quota.unwrap_or_else(|| panic!("the refusal names the per-session limit: {text}"))
-    };
-    let per_session = refusal();
-    assert!(per_session > 1 && per_session < 20, "{per_session}");
-    let admitted = per_session - 1;
-    let mut refused = 1;
-    while refused < 20 - admitted {
-        assert_eq!(refusal(), per_session);
-        refused += 1;
-    }
-    relay.wait_for_long_requests(per_session);
+    // The stream holds one place and the batch, its fetches waiting by turns, one more.
+    relay.wait_for_long_requests(2);
+    assert_eq!(relay.load().long_requests, 2);
+    assert_eq!(relay.load().legacy_tool_calls, 1);
     let other = get(&relay.url("/api/messages?target=q&since_id=0&wait=0.01"));
     assert_eq!(other.status, 200, "other requests still get places");
-    wait_until("the refused calls finished", || {
-        relay.load().legacy_tool_calls == admitted
-    });
     relay.post("q", "s", "wake");
-    for _ in 0..admitted {
-        let e = sse.next(deadline()).expect("a result arrives");
-        let v: Value = serde_json::from_str(&e.data).unwrap();
+    let e = sse.next(deadline()).expect("the batch's answers arrive");
+    let answers: Value = serde_json::from_str(&e.data).unwrap();
+    let answers = answers.as_array().expect("one array");
+    assert_eq!(answers.len(), 20);
+    for (i, v) in answers.iter().enumerate() {
+        assert_eq!(v["id"], i, "{v}");
         assert_eq!(
             v["result"]["structuredContent"]["messages"][0]["text"],
             "wake"
