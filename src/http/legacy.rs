@@ -41,7 +41,7 @@ pub(crate) fn open(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Rep
         let _place = place;
         let endpoint = format!("/messages?sessionId={}", session.id);
         let outcome = events::event(w, None, Some("endpoint"), &endpoint)
-            .and_then(|()| send_queued(w, &session, &app.store, &client));
+            .and_then(|()| send_queued(w, &session, None, &app.store, &client));
         app.sessions.end(&session.id);
         outcome
     })))

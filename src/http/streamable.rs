@@ -1,11 +1,13 @@
 //! MCP Streamable HTTP at `/mcp`. `POST` carries client messages: `initialize` starts a session
 //! (its id goes out in `Mcp-Session-Id`; one sent in a live session is refused), notifications
 //! and responses get 202, requests get one JSON reply (a batch only on 2025-03-26 sessions), or,
-//! when the client cancelled them while they ran, an event stream that ends without a response. `GET` opens the session's stream of server
-//! messages (resource updates), answered at once with 400 when there is no session. `DELETE`
-//! ends a session. The Accept header is read leniently and replies are always JSON. With
-//! `?listen=proj-x&as=claude` on the URL, the session declares the `claude/channel` capability
-//! and its `GET` stream carries other agents' new messages there as channel events.
+//! when the client cancelled them while they ran, an event stream that ends without a response.
+//! `GET` opens a stream of the session's server messages (resource updates), answered at once
+//! with 400 when there is no session; with `Last-Event-ID` it resumes a stream, sending again
+//! what it sent after that event. `DELETE` ends a session. The Accept header is read leniently
+//! and replies are always JSON. With `?listen=proj-x&as=claude` on the URL, the session declares
+//! the `claude/channel` capability and its `GET` stream carries other agents' new messages there
+//! as channel events.
 
 use crate::app::App;
 use crate::capacity::MAX_WAIT_SECONDS;
@@ -17,7 +19,7 @@ use crate::listen::Listen;
 use crate::mcp::context::Context;
 use crate::mcp::handler::{self, Handled};
 use crate::mcp::jsonrpc::{self, Outgoing, RpcError, RpcMessage, NOT_RUN};
-use crate::mcp::session::{Lookup, Owner, Session, Transport};
+use crate::mcp::session::{GetStream, Lookup, Owner, Session, Transport};
 use crate::mcp::{is_supported, SUPPORTED_VERSIONS};
 use crate::presence::Kind;
 use crate::store::Store;
@@ -316,7 +318,11 @@ pub(crate) fn json_reply(status: u16, answer: Outgoing) -> Reply {
     }
 }
 
-/// `GET /mcp`: the session's stream of server messages.
+/// `GET /mcp`: one of the session's streams of server messages. Its events carry ids
+/// (`<session>-get-<stream>` for the priming event, `<session>-get-<stream>-<event>` after it);
+/// a `GET` whose `Last-Event-ID` is one of them resumes that stream, sending first the events it
+/// sent after that one which the session still keeps (its streams' newest 100 events, within
+/// 1 MiB). Any other `Last-Event-ID` opens a new stream, as if none were sent.
 pub(crate) fn get(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Reply, Error> {
     let session = session(app, rq, caller, protocol_version(rq)?)?;
     if session.listen().is_none() {
@@ -332,37 +338,93 @@ pub(crate) fn get(app: &Arc<App>, rq: &Incoming, caller: &Caller) -> Result<Repl
         app.presence
             .arrive(&l.channels, Kind::Session, l.name.as_deref())
     });
-    static STREAMS: AtomicU64 = AtomicU64::new(0);
-    let n = STREAMS.fetch_add(1, Ordering::Relaxed) + 1;
+    static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
+    let connection = CONNECTIONS.fetch_add(1, Ordering::Relaxed) + 1;
+    let resumed = resumed(rq, &session);
+    let stream = GetStream {
+        number: resumed.map_or(connection, |(number, _)| number),
+        connection,
+    };
     let store = Arc::clone(&app.store);
     let client = rq.client.clone();
     Ok(Reply::stream(Box::new(move |w| {
         let (_place, _here) = (place, here);
-        w.write_all(format!("id: {}-get-{n}\nretry: 3000\ndata: \n\n", session.id).as_bytes())?;
-        w.flush()?;
-        send_queued(w, &session, &store, &client)
+        let again = session.serve(stream, resumed.map(|(_, after)| after), &store);
+        let sent = || {
+            if resumed.is_none() {
+                let priming = format!(
+                    "id: {}-get-{}\nretry: 3000\ndata: \n\n",
+                    session.id, stream.number
+                );
+                w.write_all(priming.as_bytes())?;
+                w.flush()?;
+            }
+            for (event, m) in again {
+                events::event(
+                    w,
+                    Some(&event_id(&session, stream, event)),
+                    Some("message"),
+                    m.get(),
+                )?;
+            }
+            send_queued(w, &session, Some(stream), &store, &client)
+        };
+        let outcome = sent();
+        session.stop_serving(stream);
+        outcome
     })))
+}
+
+/// The stream a `GET` resumes and the number of the last event of it that its client had
+/// (0 for the priming event), from a `Last-Event-ID` that one of `session`'s streams gave out.
+fn resumed(rq: &Incoming, session: &Session) -> Option<(u64, u64)> {
+    let last = rq.header("last-event-id")?.trim();
+    let rest = last
+        .strip_prefix(session.id.as_str())?
+        .strip_prefix("-get-")?;
+    let (number, event) = rest.split_once('-').unwrap_or((rest, "0"));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(number) || !digits(event) {
+        return None;
+    }
+    Some((number.parse().ok()?, event.parse().ok()?))
+}
+
+/// The id of event `event` of `stream`.
+fn event_id(session: &Session, stream: GetStream, event: u64) -> String {
+    format!("{}-get-{}-{event}", session.id, stream.number)
 }
 
 /// Writes `session`'s queued messages to its stream `w` as they come, with keep-alives and a
 /// look at the connection while none come (`events::Pacing`), until the session ends, the relay
-/// stops, a write fails or the client goes: the stream's place, its presence and (on the legacy
-/// transport) its session are freed within about a second of the client leaving. Only the
-/// thread serving the connection may look at it, so the look is made here.
+/// stops, a write fails, the client goes or (a `GET` stream) another connection resumes the
+/// stream: the stream's place, its presence and (on the legacy transport) its session are freed
+/// within about a second of the client leaving. Only the thread serving the connection may look
+/// at it, so the look is made here. The events of a `GET` stream carry ids.
 pub(crate) fn send_queued(
     w: &mut dyn Write,
     session: &Session,
+    stream: Option<GetStream>,
     store: &Store,
     client: &ClientWatch,
 ) -> io::Result<()> {
     let mut pacing = Pacing::new();
     loop {
-        match session.next_message(pacing.wait_until(), store) {
-            Some(m) => {
-                events::event(w, None, Some("message"), m.get())?;
+        let next = match stream {
+            None => session
+                .next_message(pacing.wait_until(), store)
+                .map(|m| (None, m)),
+            Some(stream) => session
+                .next_event(stream, pacing.wait_until(), store)
+                .map(|(event, m)| (Some(event_id(session, stream, event)), m)),
+        };
+        match next {
+            Some((id, m)) => {
+                events::event(w, id.as_deref(), Some("message"), m.get())?;
                 pacing.sent();
             }
             None if session.has_ended() || store.is_closed() => return Ok(()),
+            None if stream.is_some_and(|s| !session.serves(s)) => return Ok(()),
             None => {
                 if !pacing.idle(w, client)? {
                     return Ok(());

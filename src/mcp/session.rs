@@ -1,7 +1,8 @@
 //! MCP sessions: what each client negotiated, which channel resources it subscribed to (also
 //! indexed by channel, so a post reaches its subscribers without visiting anyone else),
 //! the queue of messages the server sends it on its stream (a `GET /mcp` stream, or the legacy
-//! `/sse` stream, which also carries responses), and the tool calls running in it, so that a
+//! `/sse` stream, which also carries responses), the events its `GET` streams sent lately (for
+//! a client that resumes one with `Last-Event-ID`), and the tool calls running in it, so that a
 //! `notifications/cancelled` can stop one. A session belongs to the credential that
 //! created it and answers to no other. Streamable-HTTP sessions idle for a while leave memory
 //! but are restored from their signed id (after a restart too); only a `DELETE` ends one.
@@ -23,7 +24,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Messages queued for a session's stream: past this many, or past this many bytes, the oldest
@@ -31,6 +32,10 @@ use std::time::{Duration, Instant};
 /// and a legacy session takes no more requests until its stream has sent some.
 const OUTBOX_LIMIT: usize = 1000;
 const OUTBOX_BYTES: usize = 8 * 1024 * 1024;
+/// Events of a session's `GET` streams kept, once sent, for a client that reconnects with
+/// `Last-Event-ID`: the newest this many, within this many bytes.
+const REPLAY_EVENTS: usize = 100;
+const REPLAY_BYTES: usize = 1024 * 1024;
 /// Channel resources one session may subscribe to.
 pub(crate) const MAX_SUBSCRIPTIONS: usize = 64;
 
@@ -52,6 +57,8 @@ pub(crate) struct Session {
     state: Mutex<State>,
     outbox: Mutex<Outbox>,
     queued: Condvar,
+    /// Taken after `outbox` when both are held.
+    replay: Mutex<Replay>,
     /// When a request last named this session.
     last_used: Mutex<Instant>,
     /// The tool calls running now, by request id, each with the flag a cancellation sets.
@@ -86,6 +93,12 @@ struct Outbox {
 }
 
 impl Outbox {
+    fn pop(&mut self) -> Option<Queued> {
+        let entry = self.queue.pop_front()?;
+        self.bytes -= entry.bytes();
+        Some(entry)
+    }
+
     fn is_over_limits(&self) -> bool {
         self.queue.len() > OUTBOX_LIMIT || self.bytes > OUTBOX_BYTES
     }
@@ -112,9 +125,49 @@ impl Outbox {
     }
 }
 
+/// A `GET /mcp` stream of a session on the connection serving it: `number` names the stream in
+/// its event ids, and a stream the client resumes keeps its number on its new connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct GetStream {
+    pub number: u64,
+    pub connection: u64,
+}
+
+/// The events a session's `GET` streams sent lately, numbered in the order they were sent, and
+/// the connection serving each stream now.
+#[derive(Default)]
+struct Replay {
+    /// (stream number, event number, entry), oldest first.
+    kept: VecDeque<(u64, u64, Queued)>,
+    bytes: usize,
+    last_event: u64,
+    serving: HashMap<u64, u64>,
+}
+
+impl Replay {
+    fn serves(&self, stream: GetStream) -> bool {
+        self.serving.get(&stream.number) == Some(&stream.connection)
+    }
+
+    /// Numbers `entry`, sent on stream `number`, and keeps it within the limits.
+    fn keep(&mut self, number: u64, entry: &Queued) -> u64 {
+        self.last_event += 1;
+        self.bytes += entry.bytes();
+        self.kept
+            .push_back((number, self.last_event, entry.clone()));
+        while self.kept.len() > REPLAY_EVENTS || self.bytes > REPLAY_BYTES {
+            if let Some((_, _, dropped)) = self.kept.pop_front() {
+                self.bytes -= dropped.bytes();
+            }
+        }
+        self.last_event
+    }
+}
+
 /// One entry of an outbox: a response (legacy transport), a notification to send as it is, or
 /// a new message of a channel to send as a channel event, made from the store when the stream
 /// takes it, so that a listener's queue holds ids and not copies of texts.
+#[derive(Clone)]
 enum Queued {
     Response(Outgoing),
     Ready(Outgoing),
@@ -166,6 +219,7 @@ impl Session {
             }),
             outbox: Mutex::new(Outbox::default()),
             queued: Condvar::new(),
+            replay: Mutex::new(Replay::default()),
             last_used: Mutex::new(Instant::now()),
             calls: Mutex::new(Vec::new()),
         }
@@ -266,26 +320,89 @@ impl Session {
     /// (deleted, or dropped by retention) is skipped.
     pub(crate) fn next_message(&self, deadline: Instant, store: &Store) -> Option<Outgoing> {
         loop {
-            match self.next_queued(deadline)? {
-                Queued::Response(m) | Queued::Ready(m) => return Some(m),
-                Queued::Event { target, id } => {
-                    if let Some(m) = store.message(&target, id) {
-                        return Some(jsonrpc::notification(CHANNEL_METHOD, channel_event(&m)));
-                    }
-                }
+            let entry = self.filled_outbox(deadline)?.pop()?;
+            if let Some(m) = made(entry, store) {
+                return Some(m);
             }
         }
     }
 
-    fn next_queued(&self, deadline: Instant) -> Option<Queued> {
+    /// Starts serving `stream` on its connection, taking it over from a connection that served
+    /// it before (which then stops). A stream the client resumes after its event `after` gets
+    /// back, to send again first, the events of that stream sent after it that are still kept,
+    /// with their numbers.
+    pub(crate) fn serve(
+        &self,
+        stream: GetStream,
+        after: Option<u64>,
+        store: &Store,
+    ) -> Vec<(u64, Outgoing)> {
+        let mut replay = lock(&self.replay);
+        replay.serving.insert(stream.number, stream.connection);
+        let Some(after) = after else {
+            return Vec::new();
+        };
+        let again: Vec<(u64, Queued)> = replay
+            .kept
+            .iter()
+            .filter(|(number, event, _)| *number == stream.number && *event > after)
+            .map(|(_, event, entry)| (*event, entry.clone()))
+            .collect();
+        drop(replay);
+        again
+            .into_iter()
+            .filter_map(|(event, entry)| Some((event, made(entry, store)?)))
+            .collect()
+    }
+
+    /// Whether `stream` is still served by its connection (no other has resumed it).
+    pub(crate) fn serves(&self, stream: GetStream) -> bool {
+        lock(&self.replay).serves(stream)
+    }
+
+    /// Ends `stream` on its connection.
+    pub(crate) fn stop_serving(&self, stream: GetStream) {
+        let mut replay = lock(&self.replay);
+        if replay.serves(stream) {
+            replay.serving.remove(&stream.number);
+        }
+    }
+
+    /// The next queued message for `GET` stream `stream`, with the number of its event, which
+    /// is kept for a resumption; waiting until `deadline`. None at the deadline, once the session
+    /// has ended, or once another connection serves the stream.
+    pub(crate) fn next_event(
+        &self,
+        stream: GetStream,
+        deadline: Instant,
+        store: &Store,
+    ) -> Option<(u64, Outgoing)> {
+        loop {
+            let (event, entry) = {
+                let mut outbox = self.filled_outbox(deadline)?;
+                let mut replay = lock(&self.replay);
+                if !replay.serves(stream) {
+                    return None;
+                }
+                let entry = outbox.pop()?;
+                (replay.keep(stream.number, &entry), entry)
+            };
+            if let Some(m) = made(entry, store) {
+                return Some((event, m));
+            }
+        }
+    }
+
+    /// The outbox once it holds something, waiting until `deadline`; None at the deadline or
+    /// once the session has ended.
+    fn filled_outbox(&self, deadline: Instant) -> Option<MutexGuard<'_, Outbox>> {
         let mut outbox = lock(&self.outbox);
         loop {
             if self.has_ended() {
                 return None;
             }
-            if let Some(m) = outbox.queue.pop_front() {
-                outbox.bytes -= m.bytes();
-                return Some(m);
+            if !outbox.queue.is_empty() {
+                return Some(outbox);
             }
             let now = Instant::now();
             if now >= deadline {
@@ -308,6 +425,17 @@ impl Session {
 
     pub(crate) fn has_ended(&self) -> bool {
         lock(&self.state).ended
+    }
+}
+
+/// The message an outbox entry sends: a channel event is made from `store` now, and is None
+/// once its message is gone (deleted, or dropped by retention).
+fn made(entry: Queued, store: &Store) -> Option<Outgoing> {
+    match entry {
+        Queued::Response(m) | Queued::Ready(m) => Some(m),
+        Queued::Event { target, id } => store
+            .message(&target, id)
+            .map(|m| jsonrpc::notification(CHANNEL_METHOD, channel_event(&m))),
     }
 }
 
@@ -806,6 +934,72 @@ mod tests {
         assert!(
             session.room_for_responses().is_ok(),
             "drained, it takes more"
+        );
+    }
+
+    #[test]
+    fn a_resumed_get_stream_gets_again_its_kept_events_after_the_last_one_its_client_had() {
+        let store = Store::in_memory(&[], Limits::default());
+        let session = Session::new(
+            "s".into(),
+            Transport::Streamable,
+            "2025-06-18",
+            &Owner::default(),
+        );
+        let (first, other) = (
+            GetStream {
+                number: 1,
+                connection: 1,
+            },
+            GetStream {
+                number: 2,
+                connection: 2,
+            },
+        );
+        assert!(session.serve(first, None, &store).is_empty());
+        session.serve(other, None, &store);
+        session.send(jsonrpc::notification("other", json!({})));
+        assert_eq!(
+            session.next_event(other, Instant::now(), &store).unwrap().0,
+            1
+        );
+        for n in 0..REPLAY_EVENTS + 10 {
+            session.send(jsonrpc::notification("n", json!({ "n": n })));
+            session.next_event(first, Instant::now(), &store).unwrap();
+        }
+        assert_eq!(
+            lock(&session.replay).kept.len(),
+            REPLAY_EVENTS,
+            "kept within bounds"
+        );
+        let resumed = GetStream {
+            number: 1,
+            connection: 3,
+        };
+        let again = session.serve(resumed, Some(0), &store);
+        assert_eq!(
+            again.len(),
+            REPLAY_EVENTS,
+            "the stream's own events that are kept"
+        );
+        assert_eq!(again[0].0, 12, "the oldest ten are no longer kept");
+        let again = session.serve(resumed, Some(REPLAY_EVENTS as u64 + 9), &store);
+        assert_eq!(again.len(), 2);
+        assert!(
+            again[1].1.get().contains(r#""n":109"#),
+            "{}",
+            again[1].1.get()
+        );
+        session.send(jsonrpc::notification("late", json!({})));
+        assert!(
+            !session.serves(first),
+            "the old connection no longer serves it"
+        );
+        assert!(session.next_event(first, Instant::now(), &store).is_none());
+        let (event, m) = session.next_event(resumed, Instant::now(), &store).unwrap();
+        assert_eq!(
+            (event, m.get().contains("late")),
+            (REPLAY_EVENTS as u64 + 12, true)
         );
     }
 

@@ -1,8 +1,9 @@
 //! Listening: an MCP session opened with `?listen=` hears other agents' messages as channel
 //! events on its GET stream (one without hears none), and the relay lists who is listening on
-//! each channel, by name, until they leave.
+//! each channel, by name, until they leave. A GET stream resumed with `Last-Event-ID` sends again
+//! what it sent after that event.
 
-use crate::common::{deadline, get, get_with, post_raw, Mcp, Relay, Reply, Sse};
+use crate::common::{deadline, get, get_with, post_raw, wait_until, Mcp, Relay, Reply, Sse};
 use serde_json::{json, Value};
 use std::time::Instant;
 
@@ -314,4 +315,66 @@ fn a_presence_name_no_post_could_use_is_refused_wherever_it_is_given() {
     for c in channels["detail"].as_array().unwrap() {
         assert_eq!(c["listeners"], json!([]), "{channels}");
     }
+}
+
+#[test]
+fn a_get_stream_resumed_with_last_event_id_sends_again_what_it_sent_after_that_event() {
+    let relay = Relay::memory();
+    let path = "/mcp?listen=proj-x&as=claude";
+    let (listener, _) = connect_at(&relay, path);
+    let open = |last_event_id: Option<&str>| {
+        let mut headers = vec![
+            ("Mcp-Session-Id", listener.session.as_str()),
+            ("MCP-Protocol-Version", listener.version.as_str()),
+        ];
+        headers.extend(last_event_id.map(|id| ("Last-Event-ID", id)));
+        let sse = Sse::open(relay.addr(), path, &headers);
+        assert_eq!(sse.status, 200);
+        sse
+    };
+    let mut first = open(None);
+    let priming = first.next(deadline()).expect("the priming event");
+    let priming_id = priming.id.expect("the priming event's id");
+    assert!(priming_id.starts_with(&format!("{}-get-", listener.session)));
+    relay.post("proj-x", "codex", "one");
+    relay.post("proj-x", "codex", "two");
+    let one = first.next_message(deadline()).expect("one");
+    let two = first.next_message(deadline()).expect("two");
+    let (one_id, two_id) = (one.id.expect("an id"), two.id.expect("an id"));
+    assert!(one_id.starts_with(&format!("{priming_id}-")), "{one_id}");
+    assert_ne!(one_id, two_id);
+    // The client lost the connection having seen only `one`.
+    drop(first);
+
+    let mut resumed = open(Some(&one_id));
+    let again = resumed.next(deadline()).expect("two, sent again");
+    assert_eq!(
+        (again.id.as_deref(), &again.data),
+        (Some(two_id.as_str()), &two.data)
+    );
+    relay.post("proj-x", "codex", "three");
+    let three = resumed.next_message(deadline()).expect("three");
+    assert!(
+        three.data.contains("three"),
+        "the stream goes on: {}",
+        three.data
+    );
+
+    // Resumed from its priming event, the stream sends all three again, on the new connection
+    // only: the one that served it ends.
+    let mut from_the_start = open(Some(&priming_id));
+    for text in ["one", "two", "three"] {
+        let e = from_the_start.next(deadline()).expect("sent again");
+        assert!(e.data.contains(text), "{text}: {}", e.data);
+    }
+    wait_until("only the new connection serves the stream", || {
+        relay.load().long_requests == 1
+    });
+    assert!(resumed.next(deadline()).is_none(), "the stream moved on");
+
+    // An id no stream of the session gave out opens a new stream, sending nothing again.
+    let mut fresh = open(Some("elsewhere-get-1-1"));
+    let e = fresh.next(deadline()).expect("a priming event");
+    assert!(e.data.is_empty(), "{}", e.data);
+    assert_ne!(e.id, Some(priming_id));
 }
