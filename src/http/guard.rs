@@ -43,8 +43,8 @@ fn moves_a_reader(rq: &Incoming) -> bool {
 const LOOPBACK: [&str; 3] = ["127.0.0.1", "localhost", "[::1]"];
 
 /// Runs every check in order: Host (400 when missing on HTTP/1.1, repeated or malformed; 421
-/// when foreign), Origin (400 when repeated, 403 when foreign), a repeated Authorization (400),
-/// cross-site fetch metadata (403), token (401).
+/// when foreign), Origin (400 when repeated, 403 when foreign), a repeated Authorization or
+/// Idempotency-Key (400), cross-site fetch metadata (403), token (401).
 pub(crate) fn check(config: &Config, rq: &Incoming) -> Result<Caller, Error> {
     let named = |name: &str| rq.headers.iter().filter(|(k, _)| k == name).count();
     let hosts = named("host");
@@ -73,6 +73,12 @@ pub(crate) fn check(config: &Config, rq: &Incoming) -> Result<Caller, Error> {
         // Which one a proxy or the relay would read is anyone's guess: neither is taken.
         return Err(Error::BadRequest(
             "more than one Authorization header: send the token once".into(),
+        ));
+    }
+    if named("idempotency-key") > 1 {
+        // Two keys name two different posts, or one post twice: which is meant is unknowable.
+        return Err(Error::BadRequest(
+            "more than one Idempotency-Key header: send the key once".into(),
         ));
     }
     if let Some(origin) = rq.header("origin") {

@@ -119,6 +119,31 @@ fn a_repeated_authorization_header_is_400_whichever_token_each_holds() {
 }
 
 #[test]
+fn a_repeated_idempotency_key_header_is_400_and_posts_nothing() {
+    let relay = Relay::memory();
+    let host = format!("Host: 127.0.0.1:{}\r\n", relay.addr().port());
+    for (first, second) in [("k-1", "k-1"), ("k-1", "k-2"), ("k-1", "")] {
+        let twice = format!("{host}Idempotency-Key: {first}\r\nIdempotency-Key: {second}\r\n");
+        let r = request(&relay, "POST", "/api/messages", &twice);
+        assert_eq!(r.status, 400, "{first:?} {second:?}: {}", r.body);
+        assert!(
+            r.body.contains("more than one Idempotency-Key header"),
+            "{}",
+            r.body
+        );
+    }
+    let once = request(
+        &relay,
+        "POST",
+        "/api/messages",
+        &format!("{host}Idempotency-Key: k-1\r\n"),
+    );
+    assert_eq!(once.status, 201, "{}", once.body);
+    let held = get_json(&relay.url("/api/messages?target=t"));
+    assert_eq!(held["messages"].as_array().unwrap().len(), 1, "{held}");
+}
+
+#[test]
 fn a_configured_token_guards_every_route_but_healthz() {
     let relay = Relay::with(|c| c.auth_token = Some("s3cret".into()));
     let host = format!("Host: 127.0.0.1:{}\r\n", relay.addr().port());
