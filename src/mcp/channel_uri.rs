@@ -17,9 +17,20 @@ pub(crate) fn uri(channel: &str) -> String {
     out
 }
 
-/// The channel a resource URI names, if it is one of ours and well-formed.
+/// Whether `uri` is of the `relay` scheme, in any case (a URI's scheme is case-insensitive).
+pub(crate) fn is_relay(uri: &str) -> bool {
+    uri.get(.."relay:".len())
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("relay:"))
+}
+
+/// The channel a resource URI names, if it is one of ours and well-formed. The scheme and the
+/// host (`relay`, `channel`) match in any case, as a URI's scheme and host do; the name is read
+/// as written, after its percent-encoding.
 pub(crate) fn channel(uri: &str) -> Option<String> {
-    let encoded = uri.strip_prefix(PREFIX)?;
+    let encoded = uri
+        .get(..PREFIX.len())
+        .filter(|prefix| prefix.eq_ignore_ascii_case(PREFIX))
+        .map(|_| &uri[PREFIX.len()..])?;
     let bytes = encoded.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -54,5 +65,22 @@ mod tests {
         assert_eq!(channel("relay://channel/%zz"), None);
         assert_eq!(channel("relay://channel/"), None);
         assert_eq!(channel("relay://channel/%+F"), None);
+    }
+
+    #[test]
+    fn the_scheme_and_host_match_in_any_case_and_the_name_as_written() {
+        for spelling in ["RELAY://Channel/Proj-X", "Relay://CHANNEL/Proj%2DX"] {
+            assert_eq!(channel(spelling).as_deref(), Some("Proj-X"), "{spelling}");
+        }
+        assert_eq!(channel("relay://channel/proj-x").as_deref(), Some("proj-x"));
+        assert_eq!(channel("RELAY://CHANNEL/ü").as_deref(), Some("ü"));
+        assert_eq!(channel("relay://channe/"), None);
+        assert_eq!(
+            channel("rélay://channel/x"),
+            None,
+            "not cut inside a character"
+        );
+        assert!(is_relay("RELAY://anything") && is_relay("relay:x"));
+        assert!(!is_relay("relays://x") && !is_relay("ré"));
     }
 }

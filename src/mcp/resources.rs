@@ -28,7 +28,7 @@ const MAX_SUBSCRIBED_URI_BYTES: usize = PREFIX.len() + 12 * crate::names::MAX_CH
 /// subscribe to URIs they learnt elsewhere and expect success. Only valid channel names are
 /// stored, so a subscription costs a bounded amount.
 pub(crate) fn subscription(uri: &str) -> Result<Option<String>, RpcError> {
-    if !uri.starts_with("relay:") {
+    if !channel_uri::is_relay(uri) {
         return Ok(None);
     }
     Some(uri)
@@ -123,6 +123,12 @@ mod tests {
         );
         assert!(subscription("relay://channel/%E2%80%AE").is_err());
         assert!(subscription("relay://other").is_err());
+        assert!(subscription("RELAY://other").is_err());
+        assert_eq!(
+            subscription("RELAY://Channel/Proj-X").unwrap().as_deref(),
+            Some("relay://channel/Proj-X"),
+            "the scheme and host in any case, the name as written"
+        );
         let padded = format!("relay://channel/a{}", "%20".repeat(1000));
         assert!(subscription(&padded).is_err(), "longer than any name needs");
         assert_eq!(

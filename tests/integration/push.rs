@@ -607,3 +607,34 @@ fn updates_name_a_resource_as_each_session_subscribed_to_it() {
     relay.post("marker", "s", "after unsubscribing");
     assert_eq!(next_update(&mut stream), "relay://channel/marker");
 }
+
+#[test]
+fn the_scheme_and_host_of_a_resource_uri_match_in_any_case() {
+    let relay = Relay::memory();
+    let (shouting, marker) = ("RELAY://Channel/proj-x", "relay://channel/marker");
+    let (mut mcp, mut stream) = subscribed(&relay, &[shouting, marker]);
+    relay.post("proj-x", "s", "one");
+    relay.post("marker", "s", "after the post");
+    assert_eq!(next_update(&mut stream), shouting, "named as subscribed");
+    assert_eq!(next_update(&mut stream), marker);
+    let read = mcp.request("resources/read", json!({ "uri": shouting }));
+    let text = read["result"]["contents"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(text.contains("\"one\""), "{read}");
+    // The name keeps its case: another case is another channel.
+    let other = mcp.request("resources/read", json!({"uri": "relay://channel/PROJ-X"}));
+    assert_eq!(other["error"]["code"], -32002, "{other}");
+    let r = mcp.request(
+        "resources/unsubscribe",
+        json!({"uri": "relay://CHANNEL/proj-x"}),
+    );
+    assert_eq!(r["result"], json!({}), "{r}");
+    relay.post("proj-x", "s", "two");
+    relay.post("marker", "s", "after unsubscribing");
+    assert_eq!(
+        next_update(&mut stream),
+        marker,
+        "any spelling unsubscribes"
+    );
+}
