@@ -8,6 +8,9 @@ use crate::mcp::channel_uri::{self, channel, PREFIX};
 use crate::mcp::context::Context;
 use crate::mcp::jsonrpc::{RpcError, INVALID_PARAMS, RESOURCE_NOT_FOUND};
 use serde_json::{json, Value};
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::OnceLock;
 
 /// Messages returned by `resources/read`: the newest this many, and of those only the newest
 /// whose texts fit in `READ_MAX_TEXT_BYTES` (the newest one always), so that one read, and one
@@ -47,15 +50,21 @@ pub(crate) fn subscription(uri: &str) -> Result<Option<String>, RpcError> {
 /// Channels per page of `resources/list`.
 pub(crate) const LIST_PAGE: usize = 100;
 
-/// The `resources/list` result: a page of channels after `params.cursor` (a channel name), with
-/// `nextCursor` when more follow.
+/// The `resources/list` result: a page of channels after `params.cursor` (a `nextCursor` this
+/// run of the relay gave, or -32602), with `nextCursor` when more follow.
 pub(crate) fn list(cx: &Context, params: &Value) -> Result<Value, RpcError> {
     let after = match params.get("cursor") {
         None | Some(Value::Null) => None,
-        Some(Value::String(cursor)) => Some(cursor.as_str()),
+        Some(Value::String(cursor)) => Some(resumes_after(cursor).ok_or_else(|| {
+            RpcError::new(
+                INVALID_PARAMS,
+                "cursor is not a nextCursor this relay gave (or it has restarted since): \
+                 list again without a cursor",
+            )
+        })?),
         Some(_) => return Err(RpcError::new(INVALID_PARAMS, "cursor must be a string")),
     };
-    let (page, more) = cx.store.channels_page(after, LIST_PAGE);
+    let (page, more) = cx.store.channels_page(after.as_deref(), LIST_PAGE);
     let resources: Vec<Value> = page
         .iter()
         .map(|c| {
@@ -69,10 +78,40 @@ pub(crate) fn list(cx: &Context, params: &Value) -> Result<Value, RpcError> {
         })
         .collect();
     let mut result = json!({ "resources": resources });
-    if more {
-        result["nextCursor"] = json!(page.last());
+    if let Some(last) = page.last().filter(|_| more) {
+        result["nextCursor"] = json!(cursor(last));
     }
     Ok(result)
+}
+
+/// The key of the cursors' tags: random for each run of the relay, so that no client can make
+/// a cursor, and one from an earlier run is refused rather than read.
+fn cursor_key() -> &'static RandomState {
+    static KEY: OnceLock<RandomState> = OnceLock::new();
+    KEY.get_or_init(RandomState::new)
+}
+
+/// The cursor that resumes a listing after channel `name`: 16 hex digits of a keyed SipHash
+/// tag of the name, then the name's bytes in hex. Opaque to clients, and any change to it
+/// breaks the tag.
+fn cursor(name: &str) -> String {
+    let mut out = format!("{:016x}", cursor_key().hash_one(name));
+    for b in name.bytes() {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// The channel name a cursor resumes after, if it is one [`cursor`] made in this run, spelt
+/// exactly as made.
+fn resumes_after(given: &str) -> Option<String> {
+    let hex = given.get(16..)?.as_bytes();
+    let bytes = hex
+        .chunks(2)
+        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    let name = String::from_utf8(bytes).ok()?;
+    (cursor(&name) == given).then_some(name)
 }
 
 /// The `resources/templates/list` result.
@@ -113,6 +152,33 @@ pub(crate) fn requested_uri(params: &Value) -> Result<&str, RpcError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cursor_resumes_after_its_channel_and_an_altered_one_is_refused() {
+        for name in ["c0050", "a b", "ünï", "x"] {
+            assert_eq!(resumes_after(&cursor(name)).as_deref(), Some(name));
+        }
+        let made = cursor("c0050");
+        let flipped = |at: usize| {
+            let mut bytes = made.clone().into_bytes();
+            bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
+            String::from_utf8(bytes).unwrap()
+        };
+        for forged in [
+            String::new(),
+            "c0050".to_string(),
+            made[..16].to_string(),
+            made[..made.len() - 2].to_string(),
+            format!("{made}00"),
+            cursor("ünï").to_uppercase(),
+            flipped(0),
+            flipped(made.len() - 1),
+            format!("{}{}", &made[..16], "6330303531"),
+            format!("+{}", &made[1..]),
+        ] {
+            assert_eq!(resumes_after(&forged), None, "{forged:?}");
+        }
+    }
 
     #[test]
     fn only_valid_channel_uris_are_kept_as_subscriptions() {

@@ -483,6 +483,47 @@ fn resources_list_is_paginated_with_a_cursor() {
 }
 
 #[test]
+fn a_forged_or_altered_resources_list_cursor_is_invalid_params() {
+    let relay = Relay::with(|c| {
+        c.store = claude_codex_relay::config::StoreKind::Memory;
+        c.channels = Vec::new();
+    });
+    let mut mcp = Mcp::connect(&relay, "2025-11-25");
+    let mut total = 0;
+    let cursor = loop {
+        for _ in 0..50 {
+            relay.post(&format!("c{total:04}"), "s", "x");
+            total += 1;
+        }
+        let first = mcp.request("resources/list", json!({}))["result"].clone();
+        if let Some(cursor) = first["nextCursor"].as_str() {
+            break cursor.to_string();
+        }
+        assert!(total < 5000, "resources/list never pages");
+    };
+    let next = mcp.request("resources/list", json!({ "cursor": cursor }));
+    assert!(next["result"]["resources"].is_array(), "{next}");
+    let last = cursor.len() - 1;
+    let altered = format!(
+        "{}{}",
+        &cursor[..last],
+        if cursor.ends_with('0') { '1' } else { '0' }
+    );
+    for forged in [
+        "",
+        "c0000",
+        "zzzz",
+        altered.as_str(),
+        &format!("{cursor}00"),
+    ] {
+        let r = mcp.request("resources/list", json!({ "cursor": forged }));
+        assert_eq!(r["error"]["code"], -32602, "{forged:?}: {r}");
+        let message = r["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("cursor"), "{forged:?}: {message}");
+    }
+}
+
+#[test]
 fn a_resource_read_holds_the_newest_messages_whose_texts_fit_in_4_mib() {
     let relay = Relay::memory();
     let mut mcp = Mcp::connect(&relay, "2025-06-18");
