@@ -1049,6 +1049,58 @@ fn a_batch_holds_at_most_128_messages_and_16_mib_of_answers() {
     assert!(r.body.len() < 24_000_000, "{} bytes", r.body.len());
 }
 
+/// A request missing a parameter its method needs is invalid params (-32602), however the
+/// parameter is missing: no params at all, null params, or params without it.
+#[test]
+fn a_missing_required_parameter_is_invalid_params() {
+    let relay = Relay::memory();
+    let mcp = Mcp::connect(&relay, "2025-11-25");
+    let needs = [
+        ("tools/call", "name"),
+        ("resources/read", "uri"),
+        ("resources/subscribe", "uri"),
+        ("resources/unsubscribe", "uri"),
+        ("logging/setLevel", "level"),
+    ];
+    for (method, needed) in needs {
+        for params in [
+            None,
+            Some(json!(null)),
+            Some(json!({})),
+            Some(json!({"arguments": {}})),
+        ] {
+            let mut message = json!({"jsonrpc": "2.0", "id": 7, "method": method});
+            if let Some(params) = &params {
+                message["params"] = params.clone();
+            }
+            let r = mcp.send(&message);
+            assert_eq!(r.status, 200, "{method} {params:?}: {}", r.body);
+            let v = r.json();
+            assert_eq!(v["id"], 7, "{method} {params:?}: {v}");
+            assert_eq!(v["error"]["code"], -32602, "{method} {params:?}: {v}");
+            let text = v["error"]["message"].as_str().unwrap_or_default();
+            assert!(text.contains(needed), "{method} {params:?}: {text}");
+        }
+    }
+    let url = relay.url("/mcp");
+    for params in [None, Some(json!(null)), Some(json!({"capabilities": {}}))] {
+        let mut message = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize"});
+        if let Some(params) = &params {
+            message["params"] = params.clone();
+        }
+        let r = post_raw(
+            &url,
+            &[
+                ("Content-Type", "application/json"),
+                ("Accept", "application/json, text/event-stream"),
+            ],
+            message.to_string().as_bytes(),
+        );
+        assert_eq!(r.json()["error"]["code"], -32602, "{params:?}: {}", r.body);
+        assert!(r.header("mcp-session-id").is_none(), "{params:?}");
+    }
+}
+
 /// Params of the wrong shape are invalid params (-32602): not an object, an `initialize` with no
 /// protocolVersion string (no session is made), a cursor for the one-page tool list.
 #[test]
