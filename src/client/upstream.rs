@@ -10,7 +10,7 @@
 
 use super::relay_client::RelayClient;
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -53,7 +53,9 @@ struct State {
     session: Option<Session>,
     /// The client's `initialize` params, sent again for every new session.
     init: Option<Value>,
-    subscriptions: BTreeSet<String>,
+    /// The subscriptions the relay accepted: the resource's canonical URI → the URI as the
+    /// client last wrote it, which is subscribed again (the relay's updates name it so).
+    subscriptions: BTreeMap<String, String>,
 }
 
 #[derive(Clone)]
@@ -111,7 +113,7 @@ impl Upstream {
             let session = self.session()?;
             match self.post(Some(&session), message) {
                 Ok(Posted::Answer(body)) => {
-                    self.remember(message);
+                    self.remember(message, &serde_json::from_str(&body).unwrap_or_default());
                     return Ok(Some(body));
                 }
                 Ok(Posted::Accepted) => return Ok(None),
@@ -132,7 +134,7 @@ impl Upstream {
     /// the stream ends. Subscriptions are made again first.
     pub(super) fn stream(&self, deliver: &dyn Fn(&str)) -> Result<(), Failure> {
         let session = self.session()?;
-        let uris: Vec<String> = self.state().subscriptions.iter().cloned().collect();
+        let uris: Vec<String> = self.state().subscriptions.values().cloned().collect();
         for (n, uri) in uris.iter().enumerate() {
             let again = json!({"jsonrpc": "2.0", "id": format!("bridge-subscribe-{n}"),
                 "method": "resources/subscribe", "params": {"uri": uri}});
@@ -208,18 +210,34 @@ impl Upstream {
         }
     }
 
-    /// Keeps track of subscriptions the relay accepted (those of a batch too).
-    fn remember(&self, message: &Value) {
-        if let Value::Array(items) = message {
-            return items.iter().for_each(|m| self.remember(m));
-        }
-        let uri = message["params"]["uri"].as_str().map(str::to_string);
-        match (message["method"].as_str(), uri) {
-            (Some("resources/subscribe"), Some(uri)) => {
-                self.state().subscriptions.insert(uri);
+    /// Keeps track of the subscriptions and unsubscriptions the relay accepted, by the
+    /// `answer` it gave (a batch's answers by their ids): one refused changes nothing.
+    fn remember(&self, message: &Value, answer: &Value) {
+        if let (Value::Array(items), Value::Array(answers)) = (message, answer) {
+            for item in items {
+                let id = item.get("id").filter(|id| !id.is_null());
+                let answered = id.and_then(|id| answers.iter().find(|a| a.get("id") == Some(id)));
+                if let Some(answer) = answered {
+                    self.remember(item, answer);
+                }
             }
-            (Some("resources/unsubscribe"), Some(uri)) => {
-                self.state().subscriptions.remove(&uri);
+            return;
+        }
+        let (Some(uri), Some(_), None) = (
+            message["params"]["uri"].as_str(),
+            answer.get("result"),
+            answer.get("error"),
+        ) else {
+            return;
+        };
+        match message["method"].as_str() {
+            Some("resources/subscribe") => {
+                self.state()
+                    .subscriptions
+                    .insert(canonical(uri), uri.to_string());
+            }
+            Some("resources/unsubscribe") => {
+                self.state().subscriptions.remove(&canonical(uri));
             }
             _ => {}
         }
@@ -357,6 +375,16 @@ impl Upstream {
                 self.url
             )),
         }
+    }
+}
+
+/// The key a subscription to `uri` is kept under: the relay's own spelling of a channel
+/// resource's URI, so that one resource however spelt is one subscription; any other URI as it
+/// is written.
+fn canonical(uri: &str) -> String {
+    match crate::mcp::resources::subscription(uri) {
+        Ok(Some(canonical)) => canonical,
+        _ => uri.to_string(),
     }
 }
 

@@ -689,6 +689,102 @@ fn subscriptions_made_through_the_bridge_are_made_again_on_a_relay_that_forgot_t
     assert_eq!(fetched["structuredContent"]["messages"][0]["text"], "ping");
 }
 
+/// Posts to `channel` on `relay` until `bridge` passes on an update (its stream may not be open
+/// yet), then drains what else comes at once; returns the first update's URI.
+fn first_update_after_posting(relay: &ChildRelay, bridge: &Bridge, channel: &str) -> String {
+    let until = deadline();
+    loop {
+        relay.post(channel, "codex", "ping");
+        if let Some(line) = bridge.next(Instant::now() + Duration::from_millis(200)) {
+            assert_eq!(line["method"], "notifications/resources/updated", "{line}");
+            return line["params"]["uri"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < until, "no update");
+    }
+}
+
+/// The URI of the next update `bridge` passes on for a resource other than `skipped`.
+fn next_update_but(bridge: &Bridge, skipped: &str) -> String {
+    loop {
+        let line = bridge.next(deadline()).expect("an update");
+        assert_eq!(line["method"], "notifications/resources/updated", "{line}");
+        let uri = line["params"]["uri"].as_str().unwrap();
+        if uri != skipped {
+            return uri.to_string();
+        }
+    }
+}
+
+#[test]
+fn an_unsubscribe_through_the_bridge_in_another_spelling_lasts_past_a_relay_restart() {
+    let dir = TempDir::new("bridge-unsubscribe-spelling");
+    let relay = ChildRelay::start(&dir, 0, "memory");
+    let port = relay.port();
+    let (mut bridge, _) = Bridge::connected(&relay.base, &[]);
+    let (proj, marker, opener) = (
+        "relay://channel/proj-x",
+        "RELAY://Channel/marker",
+        "relay://channel/opener",
+    );
+    for uri in [proj, marker, opener] {
+        let r = bridge.request("resources/subscribe", json!({ "uri": uri }));
+        assert_eq!(r["result"], json!({}), "{r}");
+    }
+    let r = bridge.request(
+        "resources/unsubscribe",
+        json!({"uri": "Relay://CHANNEL/proj%2Dx"}),
+    );
+    assert_eq!(r["result"], json!({}), "{r}");
+
+    relay.kill();
+    let relay = ChildRelay::start(&dir, port, "memory");
+    assert_eq!(
+        first_update_after_posting(&relay, &bridge, "opener"),
+        opener
+    );
+    relay.post("proj-x", "codex", "not subscribed");
+    relay.post("marker", "codex", "after it");
+    assert_eq!(
+        next_update_but(&bridge, opener),
+        marker,
+        "proj-x stays unsubscribed, and marker is subscribed again as the client spelt it"
+    );
+}
+
+#[test]
+fn a_subscription_the_relay_refused_is_not_made_again_after_a_relay_restart() {
+    let dir = TempDir::new("bridge-refused-subscription");
+    let relay = ChildRelay::start(&dir, 0, "memory");
+    let port = relay.port();
+    let (mut bridge, _) = Bridge::connected(&relay.base, &[]);
+    // A session holds at most 64 subscriptions: the 65th is refused.
+    for n in 1..=64 {
+        let uri = format!("relay://channel/c{n:02}");
+        let r = bridge.request("resources/subscribe", json!({ "uri": uri }));
+        assert_eq!(r["result"], json!({}), "{uri}: {r}");
+    }
+    let refused = bridge.request("resources/subscribe", json!({"uri": "relay://channel/a00"}));
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    let invalid = bridge.request(
+        "resources/subscribe",
+        json!({"uri": "relay://channel/%E2%80%AE"}),
+    );
+    assert_eq!(invalid["error"]["code"], -32602, "{invalid}");
+
+    relay.kill();
+    let relay = ChildRelay::start(&dir, port, "memory");
+    // Were the refused ones made again first, c64 would be refused in their place.
+    assert_eq!(
+        first_update_after_posting(&relay, &bridge, "c01"),
+        "relay://channel/c01"
+    );
+    relay.post("c64", "codex", "still subscribed");
+    relay.post("c02", "codex", "after it");
+    let opener = "relay://channel/c01";
+    assert_eq!(next_update_but(&bridge, opener), "relay://channel/c64");
+    assert_eq!(next_update_but(&bridge, opener), "relay://channel/c02");
+}
+
 #[test]
 fn a_bridge_started_before_its_relay_answers_initialize_and_connects_when_the_relay_comes() {
     let dir = TempDir::new("bridge-early");
