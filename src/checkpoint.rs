@@ -115,6 +115,7 @@ pub(crate) fn load(
     if found != header.journal_digest {
         return Err("the journal no longer starts with what it covers (stale)".into());
     }
+    held_names_are_kept(&header).map_err(|e| format!("it holds {e}"))?;
     let count = usize::try_from(u64_at(body, header_end)).map_err(|_| "bad count")?;
     let messages_at = header_end + 8;
     if count.checked_mul(MESSAGE_BYTES) != Some(body.len() - messages_at) {
@@ -150,6 +151,27 @@ pub(crate) fn load(
         deleted: header.deleted.into_iter().collect(),
         cleared: header.cleared.into_iter().collect(),
     }))
+}
+
+/// Checks every name `header` holds as replay checks the journal's (`names::check_kept`): a
+/// checkpoint made from lines replay now refuses is not used, so the full replay finds them.
+fn held_names_are_kept(header: &Header) -> Result<(), String> {
+    let channels = header.channels.iter().map(|c| ("target", c.as_str()));
+    let positions = header
+        .positions
+        .iter()
+        .flat_map(|p| [("reader", p.reader.as_str()), ("target", p.target.as_str())]);
+    let cleared = header.cleared.iter().map(|(c, _)| ("target", c.as_str()));
+    // A key is kept as its sender, a newline and the key.
+    let senders = header
+        .keys
+        .iter()
+        .map(|(_, _, scoped, _)| ("sender", scoped.split_once('\n').map_or("", |(s, _)| s)));
+    for (field, name) in channels.chain(positions).chain(cleared).chain(senders) {
+        crate::names::check_kept(field, name)
+            .map_err(|e| format!("a {field} no post could give ({e})"))?;
+    }
+    Ok(())
 }
 
 /// Writes `progress`, made from the first `progress.offset` bytes of `journal`, as the

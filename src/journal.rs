@@ -853,6 +853,12 @@ fn scan(
         line,
         message,
     };
+    // A name no post could give is not the relay's writing: the line stops start-up rather
+    // than be loaded, or skipped and then lost to the next compaction.
+    let kept_name = |line: usize, field: &str, name: &str| {
+        crate::names::check_kept(field, name)
+            .map_err(|e| damage(line, format!("{e}: no post could give this {field}")))
+    };
     let source = ReadAt {
         file,
         at: progress.offset,
@@ -922,6 +928,7 @@ fn scan(
         let body = &line[..n - 1];
         match serde_json::from_slice::<MessageIn>(body) {
             Ok(m) => {
+                kept_name(number, "sender", &m.sender)?;
                 if m.id <= *prev_id {
                     return Err(damage(
                         number,
@@ -943,6 +950,7 @@ fn scan(
                 let channel = match channel_of.get(m.target.as_ref()) {
                     Some(c) => *c,
                     None => {
+                        kept_name(number, "target", &m.target)?;
                         let c = u32::try_from(channels.len())
                             .map_err(|_| damage(number, "more than 2^32 channels".into()))?;
                         channels.push(m.target.to_string());
@@ -980,6 +988,8 @@ fn scan(
                     read: Some(p),
                     delete: None,
                 }) => {
+                    kept_name(number, "reader", &p.reader)?;
+                    kept_name(number, "target", &p.target)?;
                     positions.push(p);
                     if positions.len() >= fold_at {
                         fold_positions(positions);
@@ -998,6 +1008,7 @@ fn scan(
                     read: None,
                     delete: Some(Deletion::Channel { target, through }),
                 }) => {
+                    kept_name(number, "target", &target)?;
                     let upto = cleared.entry(target).or_insert(0);
                     *upto = through.max(*upto);
                 }
@@ -1977,6 +1988,112 @@ mod tests {
         drop(j);
         let (_, replay) = open(&dir);
         assert_eq!(replay.positions, vec![other, new]);
+    }
+
+    #[test]
+    fn a_name_no_post_could_give_stops_start_up_naming_its_line() {
+        let dir = TempDir::new();
+        fs::create_dir_all(&dir.0).unwrap();
+        let sent_by = |sender: &str| Message {
+            sender: sender.into(),
+            ..msg(2, "b")
+        };
+        let read = |reader: &str, target: &str| {
+            serde_json::to_string(
+                &serde_json::json!({"read": {"reader": reader, "target": target, "id": 1}}),
+            )
+            .unwrap()
+                + "\n"
+        };
+        let head = line_of(&msg(1, "a"));
+        for (bad, field) in [
+            (line_of(&msg(2, "b\u{7}")), "target"),
+            (line_of(&msg(2, " b")), "target"),
+            (line_of(&msg(2, "b\u{202E}")), "target"),
+            (line_of(&msg(2, &"b".repeat(129))), "target"),
+            (line_of(&sent_by("")), "sender"),
+            (line_of(&sent_by("codex\u{2028}")), "sender"),
+            (line_of(&sent_by("codex ")), "sender"),
+            (read("codex\u{200B}", "a"), "reader"),
+            (read("codex", "a\n"), "target"),
+            (read("codex", ""), "target"),
+            (
+                "{\"delete\":{\"target\":\"\\t\",\"through\":1}}\n".into(),
+                "target",
+            ),
+            (
+                "{\"delete\":{\"target\":\"a \",\"through\":1}}\n".into(),
+                "target",
+            ),
+        ] {
+            let text = head.clone() + &bad + &line_of(&msg(3, "a"));
+            fs::write(dir.journal(), &text).unwrap();
+            match open_err(&dir) {
+                Error::Journal {
+                    path,
+                    line,
+                    message,
+                } => {
+                    assert_eq!(line, 2, "{bad}");
+                    assert!(path.ends_with(JOURNAL_FILE), "{path}");
+                    assert!(message.contains(field), "{bad}: {message}");
+                }
+                e => panic!("expected a journal error for {bad}, got {e}"),
+            }
+            // Nothing was skipped or dropped behind the operator's back.
+            assert_eq!(fs::read_to_string(dir.journal()).unwrap(), text);
+        }
+        // The same names, as a post gives them, are kept.
+        let good = head + &line_of(&msg(2, "b ü")) + &read("codex", "b ü");
+        fs::write(dir.journal(), good).unwrap();
+        let (_, replay) = open(&dir);
+        assert_eq!(replay.channels, ["a", "b ü"]);
+    }
+
+    #[test]
+    fn a_checkpoint_holding_a_name_no_post_could_give_is_not_used() {
+        let dir = TempDir::new();
+        fs::create_dir_all(&dir.0).unwrap();
+        let (first, bad) = (line_of(&msg(1, "a")), line_of(&msg(2, "b\u{7}")));
+        fs::write(dir.journal(), first.clone() + &bad).unwrap();
+        // What a relay that let such a line through would have checkpointed.
+        let place = |offset: usize, line: &str| Place {
+            offset: offset as u64,
+            line_len: (line.len() - 1) as u32,
+            text_len: 0,
+        };
+        let progress = Progress {
+            offset: (first.len() + bad.len()) as u64,
+            lines: 2,
+            messages: vec![
+                Indexed {
+                    id: 1,
+                    ts: msg(1, "a").ts,
+                    channel: 0,
+                    place: place(0, &first),
+                },
+                Indexed {
+                    id: 2,
+                    ts: msg(2, "a").ts,
+                    channel: 1,
+                    place: place(first.len(), &bad),
+                },
+            ],
+            channels: vec!["a".into(), "b\u{7}".into()],
+            last_id: 2,
+            prev_id: 2,
+            ..Progress::default()
+        };
+        let journal = File::open(dir.journal()).unwrap();
+        checkpoint::save(&dir.0, &journal, &progress).unwrap();
+        let refused = load_checkpoint(&dir)
+            .err()
+            .expect("the checkpoint is refused");
+        assert!(refused.contains("no post could give"), "{refused}");
+        match open_err(&dir) {
+            Error::Journal { line, .. } => assert_eq!(line, 2, "found by the full replay"),
+            e => panic!("expected a journal error, got {e}"),
+        }
     }
 
     #[test]

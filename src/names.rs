@@ -26,6 +26,18 @@ pub(crate) fn check_owned(field: &str, raw: String) -> Result<String, Error> {
     })
 }
 
+/// Checks a name read back from the relay's own files: every name the relay writes passed
+/// [`check`], so one that would not, or that has white space around it to trim, is one no post
+/// could have given.
+pub(crate) fn check_kept(field: &str, name: &str) -> Result<(), Error> {
+    if trimmed(field, name)?.len() != name.len() {
+        return Err(Error::BadRequest(format!(
+            "{field} has white space around it"
+        )));
+    }
+    Ok(())
+}
+
 /// The name `raw` is, trimmed, if it is one (see [`check`]).
 fn trimmed<'a>(field: &str, raw: &'a str) -> Result<&'a str, Error> {
     let trimmed = raw.trim();
