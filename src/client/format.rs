@@ -1,6 +1,7 @@
 //! The three ways the client prints a message (the relay's `Message`): the human line
 //! `#id [sender] first line`, one JSON object per line for scripts, and the whole text under a
-//! header for readers that need all of it.
+//! header for readers that need all of it; and the counts and times the client's other lines
+//! show.
 
 use crate::message::Message;
 
@@ -55,6 +56,22 @@ pub(super) fn json_line(value: &impl serde::Serialize) -> String {
     line
 }
 
+/// `n` and `noun`, the noun in the plural unless `n` is 1: `1 message`, `2 messages`,
+/// `2 fetches` (`es` after s, x, z, ch and sh).
+pub(super) fn counted(n: u64, noun: &str) -> String {
+    let plural = match n {
+        1 => "",
+        _ if ["s", "x", "z", "ch", "sh"]
+            .iter()
+            .any(|end| noun.ends_with(end)) =>
+        {
+            "es"
+        }
+        _ => "s",
+    };
+    format!("{n} {noun}{plural}")
+}
+
 /// `secs` (Unix time) as `YYYY-MM-DDTHH:MM:SSZ`.
 pub(super) fn utc(secs: f64) -> String {
     let secs = secs.max(0.0) as i64;
@@ -99,6 +116,16 @@ mod tests {
             reply_to: None,
             text: text.into(),
         }
+    }
+
+    #[test]
+    fn counts_are_singular_for_one_and_plural_for_any_other() {
+        assert_eq!(counted(1, "message"), "1 message");
+        assert_eq!(counted(0, "message"), "0 messages");
+        assert_eq!(counted(2, "message"), "2 messages");
+        assert_eq!(counted(1, "fetch"), "1 fetch");
+        assert_eq!(counted(3, "fetch"), "3 fetches");
+        assert_eq!(counted(2, "time"), "2 times");
     }
 
     #[test]

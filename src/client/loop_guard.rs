@@ -48,9 +48,10 @@ impl LoopGuard {
         true
     }
 
-    /// `N runs per S s`, for messages.
+    /// `N times in S s`, for messages.
     pub(super) fn describe(&self) -> String {
-        format!("{} runs per {} s", self.max, self.per.as_secs())
+        let times = super::format::counted(self.max as u64, "time");
+        format!("{times} in {} s", self.per.as_secs())
     }
 }
 

@@ -446,7 +446,7 @@ fn detail_line(channel: &Value) -> String {
             let kind = l["kind"].as_str().unwrap_or("?");
             match l["name"].as_str() {
                 Some(name) => format!("{name} ({kind})"),
-                None => format!("{} {kind}", l["count"]),
+                None => format::counted(l["count"].as_u64().unwrap_or(0), kind),
             }
         })
         .collect();
@@ -456,10 +456,10 @@ fn detail_line(channel: &Value) -> String {
         format!("listening: {}", listeners.join(", "))
     };
     format!(
-        "{} #{} ({} messages): {who}",
+        "{} #{} ({}): {who}",
         channel["name"].as_str().unwrap_or("?"),
         channel["newest_id"],
-        channel["messages"]
+        format::counted(channel["messages"].as_u64().unwrap_or(0), "message")
     )
 }
 
@@ -498,15 +498,15 @@ fn delete(relay: &RelayClient, p: &Parsed, io: &mut Io) -> Result<(), Error> {
 }
 
 /// The line that reports one deletion: the relay's answer with `--json`, else `deleted #ID` or
-/// `deleted channel NAME (N messages)`.
+/// `deleted channel NAME (1 message)`, `(N messages)`.
 fn deleted(json: bool, answer: &Value) -> String {
     match (json, answer.get("deleted"), answer.get("deleted_channel")) {
         (true, ..) => format::json_line(answer),
         (false, Some(id), _) => format!("deleted #{id}\n"),
         (false, _, Some(name)) => format!(
-            "deleted channel {} ({} messages)\n",
+            "deleted channel {} ({})\n",
             name.as_str().unwrap_or_default(),
-            answer["messages"]
+            format::counted(answer["messages"].as_u64().unwrap_or(0), "message")
         ),
         _ => format::json_line(answer),
     }

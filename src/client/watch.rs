@@ -21,7 +21,7 @@
 
 use super::child;
 use super::error::Error;
-use super::format::{now_utc, Format};
+use super::format::{counted, now_utc, Format};
 use super::loop_guard::LoopGuard;
 use super::relay_client::{restarted_by, Page, Query, RelayClient};
 use super::state::StateFile;
@@ -356,7 +356,7 @@ pub(super) fn watch(
                     if !opts.guard.admit(Instant::now()) {
                         save(&opts.state, place.last)?;
                         return Err(Error::LoopGuard(format!(
-                            "loop guard: CMD already ran {} (--max-runs/--per); stopping before #{}. \
+                            "loop guard: CMD already ran {}, the most --max-runs/--per allow; stopping before #{}. \
                              Check the channel for agents answering each other, then start watch \
                              again: #{} is handled first",
                             opts.guard.describe(),
@@ -429,7 +429,8 @@ fn timed_out(
         )
     } else {
         format!(
-            "timed out: {handled} of the {wanted} messages{from} on {} handled within --timeout (the last #{last}){why}",
+            "timed out: {handled} of the {}{from} on {} handled within --timeout (the last #{last}){why}",
+            counted(wanted, "message"),
             opts.target
         )
     }))

@@ -586,6 +586,59 @@ fn watch_runs_cmd_once_per_message_through_a_relay_restart_and_resumes_from_its_
 }
 
 #[test]
+fn counts_of_one_read_in_the_singular() {
+    let relay = Relay::memory();
+    let url = relay.base.clone();
+    relay.post("one", "claude", "only");
+    relay.post("two", "claude", "first");
+    relay.post("two", "claude", "second");
+    let detail = run("channels", &["--url", &url, "--detail"]);
+    assert_eq!(detail.code, 0, "{}", detail.stderr);
+    let lines: Vec<&str> = detail.stdout.lines().collect();
+    assert!(
+        lines.contains(&"one #1 (1 message): nobody listening"),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&"two #3 (2 messages): nobody listening"),
+        "{lines:?}"
+    );
+
+    let args = [
+        "--url",
+        &url,
+        "--target",
+        "two",
+        "--exec",
+        "true",
+        "--since-id",
+        "0",
+        "--max-runs",
+        "1",
+    ];
+    let tripped = run("watch", &args);
+    assert_eq!(tripped.code, 4, "{}", tripped.stderr);
+    assert!(
+        tripped.stderr.contains("CMD already ran 1 time in 600 s,"),
+        "{}",
+        tripped.stderr
+    );
+
+    let one = run("delete", &["--url", &url, "--target", "one"]);
+    assert_eq!(
+        one.stdout, "deleted channel one (1 message)\n",
+        "{}",
+        one.stderr
+    );
+    let two = run("delete", &["--url", &url, "--target", "two"]);
+    assert_eq!(
+        two.stdout, "deleted channel two (2 messages)\n",
+        "{}",
+        two.stderr
+    );
+}
+
+#[test]
 fn the_loop_guard_stops_watch_at_the_cap_and_a_restart_takes_up_the_next_message() {
     let relay = Relay::start();
     let url = relay.base.clone();
@@ -1345,7 +1398,7 @@ fn post_reply_to_fetch_reader_and_delete_from_the_command_line() {
     assert_eq!(deleted.stdout, "deleted #2\n");
     let channel = run("delete", &["--url", &url, "--target", "t"]);
     assert_eq!(channel.code, 0, "{}", channel.stderr);
-    assert_eq!(channel.stdout, "deleted channel t (1 messages)\n");
+    assert_eq!(channel.stdout, "deleted channel t (1 message)\n");
     assert_eq!(relay.held_messages(), 0);
     assert_eq!(run("delete", &["--url", &url]).code, 2);
 }
