@@ -831,15 +831,15 @@ mod tests {
         store.post(draft).unwrap().message.id
     }
 
+    /// A session of `transport` on 2025-06-18, with no owner.
+    fn test_session(id: &str, transport: Transport) -> Session {
+        Session::new(id.into(), transport, "2025-06-18", &Owner::default())
+    }
+
     #[test]
     fn an_outbox_keeps_its_newest_messages_within_8_mib_and_listeners_queue_ids_not_texts() {
         let store = Store::in_memory(&[], Limits::default());
-        let session = Session::new(
-            "s".into(),
-            Transport::Streamable,
-            "2025-06-18",
-            &Owner::default(),
-        );
+        let session = test_session("s", Transport::Streamable);
         let big = |n: usize| {
             jsonrpc::notification("n", serde_json::json!({"n": n, "t": "x".repeat(1 << 20)}))
         };
@@ -856,12 +856,7 @@ mod tests {
             "the oldest went first"
         );
 
-        let single = Session::new(
-            "t".into(),
-            Transport::Streamable,
-            "2025-06-18",
-            &Owner::default(),
-        );
+        let single = test_session("t", Transport::Streamable);
         single.send(jsonrpc::notification(
             "n",
             serde_json::json!({"t": "x".repeat(9 << 20)}),
@@ -902,12 +897,7 @@ mod tests {
     #[test]
     fn an_outbox_past_its_limits_drops_notifications_but_never_a_response() {
         let store = Store::in_memory(&[], Limits::default());
-        let session = Session::new(
-            "s".into(),
-            Transport::Legacy,
-            "2025-06-18",
-            &Owner::default(),
-        );
+        let session = test_session("s", Transport::Legacy);
         let response = |n: usize| jsonrpc::result(&json!(n), jsonrpc::outgoing(&json!({})));
         session.send(jsonrpc::notification("early", json!({})));
         for n in 0..OUTBOX_LIMIT + 10 {
@@ -940,12 +930,7 @@ mod tests {
     #[test]
     fn a_resumed_get_stream_gets_again_its_kept_events_after_the_last_one_its_client_had() {
         let store = Store::in_memory(&[], Limits::default());
-        let session = Session::new(
-            "s".into(),
-            Transport::Streamable,
-            "2025-06-18",
-            &Owner::default(),
-        );
+        let session = test_session("s", Transport::Streamable);
         let (first, other) = (
             GetStream {
                 number: 1,
