@@ -206,10 +206,13 @@ fn malloc_heap_cap(env: &BTreeMap<String, String>, cores: usize) -> Option<usize
 fn cap_malloc_heaps(env: &BTreeMap<String, String>) {
     const M_ARENA_MAX: std::ffi::c_int = -8;
     extern "C" {
+        fn get_nprocs() -> std::ffi::c_int;
         fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
     }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if let Some(cap) = malloc_heap_cap(env, cores) {
+    // SAFETY: get_nprocs takes nothing and only reads the system's count of online cores,
+    // the count malloc's own default is made of.
+    let cores = unsafe { get_nprocs() };
+    if let Some(cap) = malloc_heap_cap(env, usize::try_from(cores).unwrap_or(1)) {
         let cap = std::ffi::c_int::try_from(cap).unwrap_or(std::ffi::c_int::MAX);
         // SAFETY: mallopt takes any parameter and value and only sets malloc's own limit;
         // malloc reads it when a thread next needs a heap.
