@@ -186,7 +186,7 @@ fn text_args_and_env() -> Result<(Vec<String>, BTreeMap<String, String>), String
 /// eight). Each connection's thread that finds the heaps busy gets one of its own, and once a
 /// large block (a 1 MiB post) has been freed, each heap keeps up to twice that size free for
 /// reuse: after 744 posts of 1 MiB from 16 connections, 16 heaps held 54-68 MiB, four per core
-/// hold 38-44 MiB, at the same speed (`--example bench -- --memory` and `-- --ceiling`).
+/// hold 41-51 MiB, at the same speed (`--example bench -- --memory` and `-- --ceiling`).
 const MALLOC_HEAPS_PER_CORE: usize = 4;
 
 /// The cap on `malloc`'s heaps the relay sets for itself: none when its environment already
