@@ -113,7 +113,9 @@ impl Upstream {
             let session = self.session()?;
             match self.post(Some(&session), message) {
                 Ok(Posted::Answer(body)) => {
-                    self.remember(message, &serde_json::from_str(&body).unwrap_or_default());
+                    if changes_subscriptions(message) {
+                        self.remember(message, &serde_json::from_str(&body).unwrap_or_default());
+                    }
                     return Ok(Some(body));
                 }
                 Ok(Posted::Accepted) => return Ok(None),
@@ -375,6 +377,18 @@ impl Upstream {
                 self.url
             )),
         }
+    }
+}
+
+/// Whether `message` (or one message of a batch) subscribes or unsubscribes: only then is the
+/// relay's answer read, not for every tool call's result.
+fn changes_subscriptions(message: &Value) -> bool {
+    match message {
+        Value::Array(items) => items.iter().any(changes_subscriptions),
+        m => matches!(
+            m["method"].as_str(),
+            Some("resources/subscribe" | "resources/unsubscribe")
+        ),
     }
 }
 

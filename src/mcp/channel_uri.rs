@@ -19,18 +19,22 @@ pub(crate) fn uri(channel: &str) -> String {
 
 /// Whether `uri` is of the `relay` scheme, in any case (a URI's scheme is case-insensitive).
 pub(crate) fn is_relay(uri: &str) -> bool {
-    uri.get(.."relay:".len())
-        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("relay:"))
+    after_any_case(uri, "relay:").is_some()
+}
+
+/// What follows `prefix` at the start of `text`, the prefix matching in any ASCII case.
+fn after_any_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let start = text.get(..prefix.len())?;
+    start
+        .eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
 }
 
 /// The channel a resource URI names, if it is one of ours and well-formed. The scheme and the
 /// host (`relay`, `channel`) match in any case, as a URI's scheme and host do; the name is read
 /// as written, after its percent-encoding.
 pub(crate) fn channel(uri: &str) -> Option<String> {
-    let encoded = uri
-        .get(..PREFIX.len())
-        .filter(|prefix| prefix.eq_ignore_ascii_case(PREFIX))
-        .map(|_| &uri[PREFIX.len()..])?;
+    let encoded = after_any_case(uri, PREFIX)?;
     let bytes = encoded.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;

@@ -103,6 +103,11 @@ impl Outbox {
         self.queue.len() > OUTBOX_LIMIT || self.bytes > OUTBOX_BYTES
     }
 
+    /// Whether one more entry would take the outbox past its limits.
+    fn is_full(&self) -> bool {
+        self.queue.len() >= OUTBOX_LIMIT || self.bytes >= OUTBOX_BYTES
+    }
+
     /// Queues `entry`; past the limits, drops the oldest notifications (never a response, and
     /// never `entry`) until the outbox is within them again or holds none to drop.
     fn push(&mut self, entry: Queued) {
@@ -288,7 +293,7 @@ impl Session {
     /// not reading it): a request taken now could only have its response queued past the limits.
     pub(crate) fn room_for_responses(&self) -> Result<(), Error> {
         let outbox = lock(&self.outbox);
-        if outbox.queue.len() < OUTBOX_LIMIT && outbox.bytes < OUTBOX_BYTES {
+        if !outbox.is_full() {
             return Ok(());
         }
         Err(Error::Unavailable {
