@@ -18,7 +18,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tiny_http::{Header, Limits, Pieces, Request, Response, Server};
+use tiny_http::{Header, Limits, Piece, Pieces, Request, Response, Server};
 
 /// A canned response ready to send: parsed headers and a body shared by every answer.
 struct Prepared {
@@ -91,8 +91,8 @@ fn bind() -> TcpListener {
 struct Shared(Arc<[u8]>);
 
 impl Pieces for Shared {
-    fn for_each_piece(&self, each: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
-        each(&self.0)
+    fn for_each_piece(&self, each: &mut dyn FnMut(Piece<'_>) -> io::Result<()>) -> io::Result<()> {
+        each(Piece::Bytes(&self.0))
     }
 }
 

@@ -146,8 +146,12 @@ impl JsonParts {
 /// The body is sent from its pieces where they lie: a long text goes to the socket without
 /// being copied into a buffer first.
 impl tiny_http::Pieces for JsonParts {
-    fn for_each_piece(&self, each: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
-        self.pieces().try_for_each(|piece| each(piece.as_bytes()))
+    fn for_each_piece(
+        &self,
+        each: &mut dyn FnMut(tiny_http::Piece<'_>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        self.pieces()
+            .try_for_each(|piece| each(tiny_http::Piece::Bytes(piece.as_bytes())))
     }
 }
 
@@ -388,9 +392,12 @@ mod tests {
             assert_eq!(parts(items).joined(), whole);
             let mut sent = Vec::new();
             parts(items)
-                .for_each_piece(&mut |piece| {
-                    sent.extend_from_slice(piece);
-                    Ok(())
+                .for_each_piece(&mut |piece| match piece {
+                    tiny_http::Piece::Bytes(bytes) => {
+                        sent.extend_from_slice(bytes);
+                        Ok(())
+                    }
+                    tiny_http::Piece::File { .. } => panic!("a file piece"),
                 })
                 .unwrap();
             assert_eq!(String::from_utf8(sent).unwrap(), whole);

@@ -1,8 +1,11 @@
 //! Abstractions of Tcp and Unix socket types
 
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use std::os::fd::AsFd;
 #[cfg(unix)]
 use std::os::unix::net as unix_net;
 use std::{
+    fs::File,
     net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs},
     path::PathBuf,
     sync::Arc,
@@ -123,6 +126,41 @@ impl Connection {
             }
             #[cfg(unix)]
             Self::Unix(_) => false,
+        }
+    }
+
+    /// PATCH(file-pieces): sends `len` bytes of `file` from `offset` to the socket with
+    /// `sendfile(2)`, from the file to the socket in the kernel, whatever it takes: calls that
+    /// send part of it, or are interrupted, go on where they stopped. The socket's write timeout
+    /// applies as to a write, and errors are those a write would give. A file that ends first
+    /// is `UnexpectedEof`. Where there is no `sendfile`, the file is read and written.
+    ///
+    /// On a connection its peer has closed, `sendfile` raises `SIGPIPE` (where the standard
+    /// library's `send` passes `MSG_NOSIGNAL`): a Rust program ignores that signal from the
+    /// start, and the call fails with `BrokenPipe` as a write does.
+    pub(crate) fn send_file(&self, file: &File, offset: u64, len: usize) -> std::io::Result<()> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            let socket = match self {
+                Self::Tcp(s) => s.as_fd(),
+                #[cfg(unix)]
+                Self::Unix(s) => s.as_fd(),
+            };
+            let mut at = offset;
+            let mut sent = 0;
+            while sent < len {
+                match rustix::fs::sendfile(socket, file, Some(&mut at), len - sent) {
+                    Ok(0) => return Err(crate::response::file_ended(offset, len, sent)),
+                    Ok(n) => sent += n,
+                    Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(())
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        {
+            crate::response::copy_file(file, offset, len, &mut self.share())
         }
     }
 

@@ -121,7 +121,7 @@ pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
 pub use limits::Limits;
 pub use request::{PeerWatch, Request};
-pub use response::{Pieces, Response, ResponseBox};
+pub use response::{Piece, Pieces, Response, ResponseBox};
 pub use test::TestRequest;
 
 mod client;

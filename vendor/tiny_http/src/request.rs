@@ -619,15 +619,28 @@ impl Request {
             }
         }
 
-        Self::ignore_client_closing_errors(response.raw_print(
-            writer.by_ref(),
-            self.http_version.clone(),
-            &self.headers,
-            do_not_send_body,
-            None,
-        ))?;
-
-        Self::ignore_client_closing_errors(writer.flush())
+        // PATCH(file-pieces): a request with a connection writes to that connection's socket,
+        // where a file's piece of the body can be sent from the file by the kernel.
+        let socket = self.conn.as_ref().map(|conn| conn.socket());
+        let sent = response
+            .print(
+                writer.by_ref(),
+                self.http_version.clone(),
+                &self.headers,
+                do_not_send_body,
+                None,
+                socket,
+            )
+            .and_then(|()| writer.flush());
+        // PATCH(file-pieces): a response that failed on its way (a file that ended before its
+        // piece, a socket that failed or timed out) may have sent part of its body: the client
+        // cannot tell where it stopped, so the connection ends after it, never to be reused.
+        if sent.is_err() {
+            if let Some(conn) = &self.conn {
+                conn.close_after_response();
+            }
+        }
+        Self::ignore_client_closing_errors(sent)
     }
 
     fn ignore_client_closing_errors(result: io::Result<()>) -> io::Result<()> {

@@ -1,5 +1,7 @@
 use crate::common::{HTTPVersion, Header, StatusCode};
+use crate::connection::Connection;
 use httpdate::HttpDate;
+use std::cell::Cell;
 use std::cmp::Ordering;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -49,18 +51,49 @@ pub struct Response<R> {
     pieces: Option<Arc<dyn Pieces>>,
 }
 
+/// One piece of a body (`Pieces`).
+///
+/// PATCH(file-pieces): a piece is bytes in memory or a region of an open file. Written to its
+/// connection's socket with a `Content-Length`, a file's region goes from the file to the
+/// socket in the kernel (`sendfile(2)`), never through this process's memory; written anywhere
+/// else (chunked, or to another writer) it is read at its offset 64 KiB at a time. A file that
+/// ends before `offset + len` is an `UnexpectedEof` error, and the connection closes.
+pub enum Piece<'a> {
+    /// Bytes in memory.
+    Bytes(&'a [u8]),
+    /// `len` bytes of `file` from `offset`.
+    File {
+        file: &'a std::fs::File,
+        offset: u64,
+        len: usize,
+    },
+}
+
+impl Piece<'_> {
+    /// How many bytes of the body the piece holds.
+    fn len(&self) -> usize {
+        match self {
+            Piece::Bytes(bytes) => bytes.len(),
+            Piece::File { len, .. } => *len,
+        }
+    }
+}
+
 /// PATCH(lent-bodies): a response body that is already in memory, in one or more pieces.
 /// The response is written from the pieces themselves: small ones are gathered into one
 /// write with the head, and one of 64 KiB or more goes to the socket as it is, never copied
-/// through a buffer first (as a body read through `Read` must be).
+/// through a buffer first (as a body read through `Read` must be). PATCH(file-pieces): a
+/// piece may also be a region of a file (`Piece::File`).
 pub trait Pieces: Send + Sync {
-    /// Hands each piece of the body to `each`, in order, until `each` fails.
-    fn for_each_piece(&self, each: &mut dyn FnMut(&[u8]) -> IoResult<()>) -> IoResult<()>;
+    /// Hands each piece of the body to `each`, in order, until `each` fails. It must hand the
+    /// same pieces every time it is called: once to count the body's length, once for each
+    /// time the response is sent.
+    fn for_each_piece(&self, each: &mut dyn FnMut(Piece<'_>) -> IoResult<()>) -> IoResult<()>;
 }
 
 impl Pieces for Vec<u8> {
-    fn for_each_piece(&self, each: &mut dyn FnMut(&[u8]) -> IoResult<()>) -> IoResult<()> {
-        each(self)
+    fn for_each_piece(&self, each: &mut dyn FnMut(Piece<'_>) -> IoResult<()>) -> IoResult<()> {
+        each(Piece::Bytes(self))
     }
 }
 
@@ -176,17 +209,102 @@ fn write_whole<W: Write>(
 
 /// PATCH(lent-bodies): writes `head` and then the pieces of `body`, gathering pieces smaller
 /// than `WHOLE_WRITE` with the head into writes of up to that size and passing larger ones to
-/// `writer` as they are.
+/// `writer` as they are. PATCH(file-pieces): with `socket`, the socket `writer` ends in, a
+/// file's piece is sent by `sendfile` once everything before it has been written to the
+/// socket (flushing `out` flushes `writer` too, down to the socket); without, it is read and
+/// written (`copy_file`).
 fn write_pieces<W: Write>(
     writer: &mut W,
     head: &[u8],
     body: &dyn Pieces,
     length: usize,
+    socket: Option<&Connection>,
 ) -> IoResult<()> {
     let mut out = io::BufWriter::with_capacity(WHOLE_WRITE.min(head.len() + length), writer);
     out.write_all(head)?;
-    body.for_each_piece(&mut |piece| out.write_all(piece))?;
+    body.for_each_piece(&mut |piece| match (piece, socket) {
+        (Piece::Bytes(bytes), _) => out.write_all(bytes),
+        (Piece::File { file, offset, len }, Some(socket)) => {
+            out.flush()?;
+            socket.send_file(file, offset, len)
+        }
+        (Piece::File { file, offset, len }, None) => copy_file(file, offset, len, &mut out),
+    })?;
     out.flush()
+}
+
+/// PATCH(file-pieces): writes `piece` to `writer`, a file's region read at its offset.
+fn write_piece<W: Write>(writer: &mut W, piece: Piece<'_>) -> IoResult<()> {
+    match piece {
+        Piece::Bytes(bytes) => writer.write_all(bytes),
+        Piece::File { file, offset, len } => copy_file(file, offset, len, writer),
+    }
+}
+
+/// PATCH(file-pieces): the most read from a file at once.
+const FILE_READ: usize = 64 * 1024;
+
+/// PATCH(file-pieces): writes `len` bytes of `file` from `offset` to `writer`, read with
+/// positional reads (the file's own position is neither used nor moved) of up to `FILE_READ`
+/// bytes; a file that ends first is `UnexpectedEof`.
+pub(crate) fn copy_file<W: Write>(
+    file: &File,
+    offset: u64,
+    len: usize,
+    writer: &mut W,
+) -> IoResult<()> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; FILE_READ.min(len)];
+    let mut done = 0;
+    while done < len {
+        let want = (len - done).min(buf.len());
+        match file.read_at(&mut buf[..want], offset + done as u64) {
+            Ok(0) => return Err(file_ended(offset, len, done)),
+            Ok(n) => {
+                writer.write_all(&buf[..n])?;
+                done += n;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// PATCH(file-pieces): the error of a file that ended after `done` of the `len` bytes its
+/// piece takes from `offset`.
+pub(crate) fn file_ended(offset: u64, len: usize, done: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!(
+            "the file ended before the piece of the body did: {} of its {} bytes from offset {} were there",
+            done, len, offset
+        ),
+    )
+}
+
+/// PATCH(file-pieces): passes writes on to `inner` until `cut` is set, then refuses them. A
+/// chunked body whose source failed must not be ended by its last chunk as if it were whole,
+/// and the encoder writes that chunk (and whatever it holds) when it is dropped.
+struct UntilCut<'a, W> {
+    inner: W,
+    cut: &'a Cell<bool>,
+}
+
+impl<W: Write> Write for UntilCut<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
+        if self.cut.get() {
+            return Err(io::Error::other("the body was cut short"));
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> IoResult<()> {
+        if self.cut.get() {
+            return Err(io::Error::other("the body was cut short"));
+        }
+        self.inner.flush()
+    }
 }
 
 /// The length of the body `pieces` holds.
@@ -436,12 +554,34 @@ where
     ///
     /// Note: does not flush the writer.
     pub fn raw_print<W: Write>(
+        self,
+        writer: W,
+        http_version: HTTPVersion,
+        request_headers: &[Header],
+        do_not_send_body: bool,
+        upgrade: Option<&str>,
+    ) -> IoResult<()> {
+        self.print(
+            writer,
+            http_version,
+            request_headers,
+            do_not_send_body,
+            upgrade,
+            None,
+        )
+    }
+
+    /// `raw_print`. PATCH(file-pieces): with `socket`, the socket that `writer` writes to (its
+    /// buffers flushed by `writer.flush()`), a file's piece of a body sent with a
+    /// `Content-Length` goes from the file to the socket by `sendfile`.
+    pub(crate) fn print<W: Write>(
         mut self,
         mut writer: W,
         http_version: HTTPVersion,
         request_headers: &[Header],
         do_not_send_body: bool,
         upgrade: Option<&str>,
+        socket: Option<&Connection>,
     ) -> IoResult<()> {
         let mut transfer_encoding = Some(choose_transfer_encoding(
             self.status_code,
@@ -537,15 +677,21 @@ where
                     use chunked_transfer::Encoder;
 
                     writer.write_all(&head)?;
-                    let mut writer = Encoder::new(writer);
-                    match &self.pieces {
+                    // PATCH(file-pieces): a body that fails is not ended by its last chunk.
+                    let cut = Cell::new(false);
+                    let mut writer = Encoder::new(UntilCut {
+                        inner: writer,
+                        cut: &cut,
+                    });
+                    let sent = match &self.pieces {
                         Some(pieces) => {
-                            pieces.for_each_piece(&mut |piece| writer.write_all(piece))?
+                            pieces.for_each_piece(&mut |piece| write_piece(&mut writer, piece))
                         }
-                        None => {
-                            io::copy(&mut reader, &mut writer)?;
-                        }
-                    }
+                        None => io::copy(&mut reader, &mut writer).map(drop),
+                    };
+                    cut.set(sent.is_err());
+                    drop(writer);
+                    sent?;
                 }
 
                 Some(TransferEncoding::Identity) => {
@@ -553,7 +699,9 @@ where
                     let data_length = data_length.unwrap();
 
                     match &self.pieces {
-                        Some(pieces) => write_pieces(&mut writer, &head, &**pieces, data_length)?,
+                        Some(pieces) => {
+                            write_pieces(&mut writer, &head, &**pieces, data_length, socket)?
+                        }
                         None => write_whole(&mut writer, head, &mut reader, data_length)?,
                     }
                 }
@@ -842,8 +990,10 @@ mod tests {
     struct Parts(Vec<Vec<u8>>);
 
     impl Pieces for Parts {
-        fn for_each_piece(&self, each: &mut dyn FnMut(&[u8]) -> IoResult<()>) -> IoResult<()> {
-            self.0.iter().try_for_each(|piece| each(piece))
+        fn for_each_piece(&self, each: &mut dyn FnMut(Piece<'_>) -> IoResult<()>) -> IoResult<()> {
+            self.0
+                .iter()
+                .try_for_each(|piece| each(Piece::Bytes(piece)))
         }
     }
 
@@ -919,6 +1069,191 @@ mod tests {
         let sent = String::from_utf8(writes.0.concat()).unwrap();
         assert!(sent.contains("Content-Length: 3\r\n"), "{}", sent);
         assert!(sent.ends_with("\r\n\r\n"), "no body to HEAD: {}", sent);
+    }
+
+    /// An open file holding `content`, its name already removed.
+    fn file_of(name: &str, content: &[u8]) -> Arc<File> {
+        let path = std::env::temp_dir().join(format!(
+            "tiny_http-response-{}-{}",
+            std::process::id(),
+            name
+        ));
+        let _ = std::fs::remove_file(&path);
+        let mut file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        file.write_all(content).unwrap();
+        Arc::new(file)
+    }
+
+    /// Bytes, `len` bytes of a file from `offset`, bytes.
+    struct FileParts {
+        file: Arc<File>,
+        offset: u64,
+        len: usize,
+    }
+
+    impl Pieces for FileParts {
+        fn for_each_piece(&self, each: &mut dyn FnMut(Piece<'_>) -> IoResult<()>) -> IoResult<()> {
+            each(Piece::Bytes(b"<a>"))?;
+            each(Piece::File {
+                file: &self.file,
+                offset: self.offset,
+                len: self.len,
+            })?;
+            each(Piece::Bytes(b"<z>"))
+        }
+    }
+
+    /// The body of `sent`, a response, after its head.
+    fn body_of(sent: &[u8]) -> &[u8] {
+        let head_end = sent.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        &sent[head_end..]
+    }
+
+    /// PATCH(file-pieces): written to a writer that is not a socket, a file's piece is read at
+    /// its offset (the file's position untouched) and written, with a `Content-Length` or
+    /// chunked; a file that ends before its piece is `UnexpectedEof`, and a chunked body cut so
+    /// has no last chunk.
+    #[test]
+    fn file_pieces_are_read_into_any_other_writer() {
+        let content: Vec<u8> = (0..300_000).map(|i| (i % 251) as u8).collect();
+        let file = file_of("any-writer", &content);
+        let (offset, len) = (12_345, 200 * 1024);
+        let whole = [b"<a>", &content[offset..offset + len], b"<z>"].concat();
+        let response = Response::from_pieces(FileParts {
+            file: Arc::clone(&file),
+            offset: offset as u64,
+            len,
+        });
+        assert_eq!(response.data_length(), Some(whole.len()));
+
+        let mut sent = Vec::new();
+        response
+            .clone()
+            .raw_print(&mut sent, HTTPVersion(1, 1), &[], false, None)
+            .unwrap();
+        let head = String::from_utf8_lossy(&sent[..sent.len() - whole.len()]).to_string();
+        assert!(
+            head.contains(&format!("Content-Length: {}\r\n", whole.len())),
+            "{}",
+            head
+        );
+        assert!(body_of(&sent) == whole, "the body differs from the pieces");
+
+        let te: Header = "TE: chunked".parse().unwrap();
+        let mut sent = Vec::new();
+        response
+            .raw_print(
+                &mut sent,
+                HTTPVersion(1, 1),
+                std::slice::from_ref(&te),
+                false,
+                None,
+            )
+            .unwrap();
+        let mut chunks = body_of(&sent);
+        let mut body = Vec::new();
+        loop {
+            let line_end = chunks.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size = std::str::from_utf8(&chunks[..line_end]).unwrap();
+            let size = usize::from_str_radix(size, 16).unwrap();
+            body.extend_from_slice(&chunks[line_end + 2..line_end + 2 + size]);
+            chunks = &chunks[line_end + 2 + size + 2..];
+            if size == 0 {
+                break;
+            }
+        }
+        assert!(chunks.is_empty());
+        assert!(body == whole, "the chunked body differs from the pieces");
+        assert_eq!(io::Seek::stream_position(&mut &*file).unwrap(), 300_000);
+
+        // A file that ends 1 byte before the piece does.
+        let short = |headers: &[Header]| {
+            let mut sent = Vec::new();
+            let error = Response::from_pieces(FileParts {
+                file: Arc::clone(&file),
+                offset: 300_000 - 70_000,
+                len: 70_001,
+            })
+            .raw_print(&mut sent, HTTPVersion(1, 1), headers, false, None)
+            .unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+            assert_eq!(
+                error.to_string(),
+                "the file ended before the piece of the body did: 70000 of its 70001 bytes from offset 230000 were there"
+            );
+            sent
+        };
+        let sent = short(&[]);
+        assert!(body_of(&sent).len() < 3 + 70_001 + 3);
+        let sent = short(&[te]);
+        assert!(!sent.ends_with(b"0\r\n\r\n"), "no last chunk");
+    }
+
+    /// Counts the bytes written through it.
+    struct Counting<W> {
+        inner: W,
+        bytes: usize,
+    }
+
+    impl<W: Write> Write for Counting<W> {
+        fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
+            let n = self.inner.write(buf)?;
+            self.bytes += n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> IoResult<()> {
+            self.inner.flush()
+        }
+    }
+
+    /// PATCH(file-pieces): written to its socket with a `Content-Length`, a file's piece goes
+    /// from the file to the socket, none of it through the writer, after everything before it
+    /// and before everything after it.
+    #[test]
+    fn a_file_piece_goes_from_the_file_to_the_socket() {
+        use std::net::{TcpListener, TcpStream};
+        let content: Vec<u8> = (0..300_000).map(|i| (i % 251) as u8).collect();
+        let (offset, len) = (4_321, 200 * 1024);
+        let whole = [b"<a>", &content[offset..offset + len], b"<z>"].concat();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client
+            .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).map(|_| got)
+        });
+        let socket = Connection::from(listener.accept().unwrap().0);
+        let mut writer = Counting {
+            inner: io::BufWriter::new(socket.share()),
+            bytes: 0,
+        };
+        Response::from_pieces(FileParts {
+            file: file_of("socket", &content),
+            offset: offset as u64,
+            len,
+        })
+        .print(
+            &mut writer,
+            HTTPVersion(1, 1),
+            &[],
+            false,
+            None,
+            Some(&socket),
+        )
+        .unwrap();
+        writer.flush().unwrap();
+        socket.shutdown(std::net::Shutdown::Both).unwrap();
+        let got = reader.join().unwrap().unwrap();
+        assert!(body_of(&got) == whole, "the body differs from the pieces");
+        assert_eq!(writer.bytes, got.len() - len, "only the file went around");
     }
 
     /// A body of unknown length is still chunked.

@@ -166,6 +166,11 @@ impl Conn {
         &self.table.limits
     }
 
+    /// PATCH(file-pieces): the connection's socket, where a response's file pieces are sent.
+    pub(crate) fn socket(&self) -> &Connection {
+        &self.socket
+    }
+
     /// PATCH(peer-gone): whether the client has closed or reset the connection.
     pub(crate) fn peer_gone(&self) -> bool {
         self.socket.peer_gone()
