@@ -1,20 +1,25 @@
 //! The text cache: messages recently read from (or written to) the journal, by id, so hot pages
 //! are served without reading the file. A message is held as the `Message` (for whoever reads
 //! its fields), as its wire JSON (for replies that send it as it is), or both, each form counted
-//! when held. It is bounded in bytes and forgets by the clock algorithm (a message used since
+//! when held. Apart from the texts, it remembers (a set of ids, bounded in number) which long
+//! texts' journal lines may be sent as they lie in the file, so that those are sent from there
+//! once their JSON is forgotten. It is bounded in bytes and forgets by the clock algorithm (a message used since
 //! the hand last passed it gets another round), so a hit costs one hash lookup and no
 //! reordering; a store without a journal makes it unbounded, and then it is where the messages
 //! live. Ids are never reused, so an entry never goes stale: a deleted message is removed only
 //! so its text leaves memory.
 
 use crate::message::{Message, WireJson};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 /// What a cached message is counted as besides its strings: the `Message`, its `Arc`, its map
 /// entry and its place in the ring.
 const OVERHEAD: usize = 160;
+/// Most messages remembered as sendable from the journal as they lie: about 0.5 MiB of ids,
+/// and every long text of a journal of 1 GiB of them.
+const MAX_LIES_READY: usize = 16 * 1024;
 
 /// What the cache holds of one message: at least one of its forms.
 #[derive(Clone, Default)]
@@ -23,6 +28,10 @@ pub(crate) struct Held {
     pub json: Option<WireJson>,
     /// The wire JSON escaped as the inside of a JSON string; held only beside `json`.
     pub escaped: Option<WireJson>,
+    /// Whether its journal line's text may be sent as it lies in the file (a read of the whole
+    /// line found it so: see `Reader::wire_json`); remembered apart from the forms above, and
+    /// for longer.
+    pub lies_ready: bool,
 }
 
 impl Held {
@@ -71,6 +80,10 @@ pub(crate) struct Cache {
     held: HashMap<u64, (Held, bool), BuildHasherDefault<IdHasher>>,
     /// Ids in the order the hand visits them; ids removed since are skipped when met.
     ring: VecDeque<u64>,
+    /// Messages whose journal lines may be sent as they lie, at most `MAX_LIES_READY`, and
+    /// the order they came in, the oldest forgotten first (ids removed since are skipped).
+    lies_ready: HashSet<u64, BuildHasherDefault<IdHasher>>,
+    lies_ready_order: VecDeque<u64>,
 }
 
 impl Cache {
@@ -81,6 +94,8 @@ impl Cache {
             used: 0,
             held: HashMap::default(),
             ring: VecDeque::new(),
+            lies_ready: HashSet::default(),
+            lies_ready_order: VecDeque::new(),
         }
     }
 
@@ -125,23 +140,42 @@ impl Cache {
 
     /// Whatever is held of message `id`, marked used like `get`.
     pub(crate) fn get_held(&mut self, id: u64) -> Option<Held> {
-        let (held, used) = self.held.get_mut(&id)?;
+        let lies_ready = self.lies_ready.contains(&id);
+        let Some((held, used)) = self.held.get_mut(&id) else {
+            return lies_ready.then(|| Held {
+                lies_ready,
+                ..Held::default()
+            });
+        };
         *used = true;
-        Some(held.clone())
+        Some(Held {
+            lies_ready,
+            ..held.clone()
+        })
     }
 
     /// What a reader of wire JSON needs of message `id`: its JSON (and escaped JSON) when
     /// held, else the `Message` to make it from; marked used like `get`.
     pub(crate) fn get_for_json(&mut self, id: u64) -> Option<Held> {
-        let (held, used) = self.held.get_mut(&id)?;
+        let lies_ready = self.lies_ready.contains(&id);
+        let Some((held, used)) = self.held.get_mut(&id) else {
+            return lies_ready.then(|| Held {
+                lies_ready,
+                ..Held::default()
+            });
+        };
         *used = true;
         Some(match &held.json {
             Some(json) => Held {
                 message: None,
                 json: Some(Arc::clone(json)),
                 escaped: held.escaped.clone(),
+                lies_ready,
             },
-            None => held.clone(),
+            None => Held {
+                lies_ready,
+                ..held.clone()
+            },
         })
     }
 
@@ -157,12 +191,28 @@ impl Cache {
         self.add(id, |h| h.json = Some(json));
     }
 
-    /// Holds the wire JSON of message `id` and that JSON escaped, like `put_json`.
-    pub(crate) fn put_escaped(&mut self, id: u64, json: WireJson, escaped: WireJson) {
+    /// Holds the wire JSON of message `id` (and that JSON escaped, when given) as a read of its
+    /// journal line made it, and whether that line may be sent as it lies, like `put_json`.
+    pub(crate) fn put_read(
+        &mut self,
+        id: u64,
+        json: WireJson,
+        escaped: Option<WireJson>,
+        lies_ready: bool,
+    ) {
         self.add(id, |h| {
             h.json = Some(json);
-            h.escaped = Some(escaped);
+            h.escaped = escaped.or(h.escaped.take());
         });
+        if lies_ready && self.lies_ready.insert(id) {
+            self.lies_ready_order.push_back(id);
+            while self.lies_ready.len() > MAX_LIES_READY {
+                let Some(oldest) = self.lies_ready_order.pop_front() else {
+                    break;
+                };
+                self.lies_ready.remove(&oldest);
+            }
+        }
     }
 
     /// Holds what `change` makes of what is held of `id`. A message whose forms together are
@@ -208,6 +258,12 @@ impl Cache {
 
     /// Forgets message `id`.
     pub(crate) fn remove(&mut self, id: u64) {
+        if self.lies_ready.remove(&id)
+            && self.lies_ready_order.len() > 2 * self.lies_ready.len() + 64
+        {
+            let lies_ready = &self.lies_ready;
+            self.lies_ready_order.retain(|id| lies_ready.contains(id));
+        }
         if let Some((held, _)) = self.held.remove(&id) {
             self.used -= held.cost();
             // The ring keeps the id until the hand meets it; it is swept when most of it is
@@ -309,6 +365,44 @@ mod tests {
             cache.remove(id);
         }
         assert!(cache.ring.len() <= 65, "{}", cache.ring.len());
+    }
+
+    #[test]
+    fn which_lines_may_lie_is_remembered_apart_from_the_texts_and_bounded() {
+        let json = |id: u64| Arc::new(format!("{{\"id\":{id},\"text\":\"{}\"}}", "x".repeat(1000)));
+        let mut cache = Cache::new(3 * (OVERHEAD + 1020));
+        cache.put_read(1, json(1), None, true);
+        cache.put_read(2, json(2), None, false);
+        cache.put_read(3, json(3), None, true);
+        assert!(cache.lies_ready.contains(&1) && !cache.lies_ready.contains(&2));
+        // Three more push the first three out: the two whose lines may lie are still known so.
+        for id in 4..7 {
+            cache.put_read(id, json(id), None, false);
+        }
+        let one = cache.get_held(1).expect("remembered as lying ready");
+        assert!(one.lies_ready && one.json.is_none() && one.message.is_none());
+        assert!(cache
+            .get_for_json(3)
+            .is_some_and(|h| h.lies_ready && h.json.is_none()));
+        assert!(cache.get_held(2).is_none());
+        assert!(cache.used() <= 3 * (OVERHEAD + 1020));
+        // One larger than the limit is remembered as lying ready, its text not held.
+        cache.put_read(7, Arc::new("y".repeat(10_000)), None, true);
+        assert!(cache
+            .get_held(7)
+            .is_some_and(|h| h.lies_ready && h.json.is_none()));
+        // Removed, a message is forgotten.
+        cache.remove(1);
+        assert!(cache.get_held(1).is_none());
+        // At most `MAX_LIES_READY` are remembered, the oldest forgotten first.
+        let first = 100;
+        for id in first..first + MAX_LIES_READY as u64 + 1 {
+            cache.put_read(id, Arc::new("z".repeat(10_000)), None, true);
+        }
+        assert!(cache.lies_ready.len() <= MAX_LIES_READY);
+        assert!(cache.get_held(first).is_none());
+        assert!(cache.get_held(first + 1).is_some_and(|h| h.lies_ready));
+        assert!(cache.lies_ready_order.len() <= 2 * MAX_LIES_READY + 64);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::idempotency::{self, Keys};
 use crate::index::{Indexed, Place, Position};
 use crate::json_string;
-use crate::message::{escape_separators, now, wire_json, Message, WireJson};
+use crate::message::{escape_separators, has_separators, now, wire_json, Message, WireJson};
 use crate::written_pages::WrittenPages;
 use serde::{Deserialize, Serialize};
 use std::borrow::{Borrow, Cow};
@@ -1240,8 +1240,25 @@ impl Reader {
     /// idempotency key, with the text last and escaped as replies escape it; such a line is
     /// passed on with its text as it lies in the file, never unescaped or escaped again. Any
     /// other line (an older writer's field order or escaping) is parsed and serialised again.
-    pub(crate) fn wire_json(&self, expected: Expected, place: Place) -> io::Result<WireJson> {
+    /// With it, whether the line's text may be sent as it lies (`wire_json_lying`): it was
+    /// written so, and holds no U+2028 or U+2029, which replies escape.
+    pub(crate) fn wire_json(
+        &self,
+        expected: Expected,
+        place: Place,
+    ) -> io::Result<(WireJson, bool)> {
         self.damage_seen(wire_json_at(&self.file, place, expected))
+    }
+
+    /// The message `expected` names, whose line is at `place` and whose text a `wire_json` read
+    /// found may be sent as it lies, as a `LyingJson`: the fields before the text are read and
+    /// checked as every read checks them; the text is sent from the file unread.
+    pub(crate) fn wire_json_lying(
+        self: &Arc<Self>,
+        expected: Expected,
+        place: Place,
+    ) -> io::Result<LyingJson> {
+        self.damage_seen(lying_at(self, place, expected))
     }
 
     /// A read that failed met damage: the next start is to replay the whole journal.
@@ -1253,21 +1270,74 @@ impl Reader {
     }
 }
 
-fn wire_json_at(file: &File, place: Place, expected: Expected) -> io::Result<WireJson> {
+fn wire_json_at(file: &File, place: Place, expected: Expected) -> io::Result<(WireJson, bool)> {
     // Checked as UTF-8 once, here: parsing a `str` does not check it again.
     let line = String::from_utf8(read_line(file, place)?)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     let Some((head, json)) = as_written(&line) else {
         let m = parse_message(line.as_bytes(), place)?;
         expected.check(m.id, m.ts, &m.target)?;
-        return Ok(wire_json(&m));
+        return Ok((wire_json(&m), false));
     };
     expected.check(head.id, head.ts, &head.target)?;
     let json = match json {
         Some(json) => json,
         None => line,
     };
-    Ok(Arc::new(escape_separators(json)))
+    if has_separators(&json) {
+        return Ok((Arc::new(escape_separators(json)), false));
+    }
+    Ok((Arc::new(json), true))
+}
+
+/// The bytes at the start of a line read to find its fields before the text: the fields take
+/// at most about 2.5 KiB (a channel, a sender and a key of at most 128 characters each).
+const HEAD_READ: usize = 4096;
+
+/// A message's wire JSON whose text is sent as it lies in the journal: the part before the
+/// text, made in memory, and where the rest (the text and the closing brace) lies in the file,
+/// which stays open while this is held.
+pub(crate) struct LyingJson {
+    pub head: String,
+    reader: Arc<Reader>,
+    offset: u64,
+    len: usize,
+}
+
+impl LyingJson {
+    /// The file the rest lies in, where it starts and its length.
+    pub(crate) fn rest(&self) -> (&File, u64, usize) {
+        (&self.reader.file, self.offset, self.len)
+    }
+
+    /// The whole wire JSON's length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.head.len() + self.len
+    }
+}
+
+/// The wire JSON of the message line at `place` as a `LyingJson`: the line's fields before the
+/// text are read, checked against `expected` and as this journal writes them; the text is not
+/// read.
+fn lying_at(reader: &Arc<Reader>, place: Place, expected: Expected) -> io::Result<LyingJson> {
+    let mut start = vec![0; (place.line_len as usize).min(HEAD_READ)];
+    reader.file.read_exact_at(&mut start, place.offset)?;
+    let no_head = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("no message line as written at byte {}", place.offset),
+        )
+    };
+    let text_at = text_start(&start).ok_or_else(no_head)?;
+    let before = std::str::from_utf8(&start[..text_at]).map_err(|_| no_head())?;
+    let (head, wire_head) = head_as_written(before).ok_or_else(no_head)?;
+    expected.check(head.id, head.ts, &head.target)?;
+    Ok(LyingJson {
+        head: wire_head.unwrap_or_else(|| before.to_string()),
+        reader: Arc::clone(reader),
+        offset: place.offset + text_at as u64,
+        len: place.line_len as usize - text_at,
+    })
 }
 
 /// What `as_written` read of a message line besides its wire JSON: what a read checks.
@@ -1286,6 +1356,20 @@ fn as_written(line: &str) -> Option<(Head, Option<String>)> {
     if !json_string::is_string_as_written(text) {
         return None;
     }
+    let (found, wire_head) = head_as_written(before)?;
+    let json = wire_head.map(|mut json| {
+        json.reserve(text.len() + 1);
+        json.push_str(text);
+        json.push('}');
+        json
+    });
+    Some((found, json))
+}
+
+/// Of the part of a message line before its text (`{...,"text":`) as this journal writes it,
+/// the id, time and channel, and the same part of the wire JSON when it differs (the line's
+/// idempotency key left out). `None` for anything else.
+fn head_as_written(before: &str) -> Option<(Head, Option<String>)> {
     let fields = format!("{before}\"\"}}");
     let m: MessageHead = serde_json::from_str(&fields).ok()?;
     let head = |key| {
@@ -1303,27 +1387,31 @@ fn as_written(line: &str) -> Option<(Head, Option<String>)> {
     if head(m.key.as_deref()) != before {
         return None;
     }
-    let json = m.key.is_some().then(|| {
-        let mut json = head(None);
-        json.reserve(text.len() + 1);
-        json.push_str(text);
-        json.push('}');
-        json
-    });
+    let wire_head = m.key.is_some().then(|| head(None));
     let found = Head {
         id: m.id,
         ts: m.ts,
         target: m.target.into_owned(),
     };
-    Some((found, json))
+    Some((found, wire_head))
 }
 
 /// A line `{...,"text":T}` split into `{...,"text":` and `T`, where `"text"` is the object's
 /// last key, found by reading only the keys and values before it; `None` when the line is not
 /// an object of strings and plain values with `text` last.
 fn split_text(line: &str) -> Option<(&str, &str)> {
-    let b = line.as_bytes();
-    if b.first() != Some(&b'{') || b.last() != Some(&b'}') {
+    if !line.ends_with('}') {
+        return None;
+    }
+    let at = text_start(line.as_bytes())?;
+    Some((&line[..at], &line[at..line.len() - 1]))
+}
+
+/// Where the value of `"text"` starts in `b`, the start of a line `{...,"text":T}` (or the whole
+/// line), found by reading only the keys and values before it; `None` when `b` does not start
+/// as an object of strings and plain values whose keys reach `text`.
+fn text_start(b: &[u8]) -> Option<usize> {
+    if b.first() != Some(&b'{') {
         return None;
     }
     let mut at = 1;
@@ -1336,7 +1424,7 @@ fn split_text(line: &str) -> Option<(&str, &str)> {
         }
         at += 1;
         if is_text {
-            return Some((&line[..at], &line[at..line.len() - 1]));
+            return Some(at);
         }
         if b.get(at) == Some(&b'"') {
             at = string_end(b, at)?;
@@ -2606,9 +2694,53 @@ mod tests {
         let places = journal.append_lines(&lines).unwrap();
         let file = journal.reader();
         for (m, place) in messages.iter().zip(places) {
-            let json = file.wire_json(indexed_as(m), place).unwrap();
+            let (json, as_it_lies) = file.wire_json(indexed_as(m), place).unwrap();
             assert_eq!(json, wire_json(m), "message {}", m.id);
+            let separators = m.text.contains(['\u{2028}', '\u{2029}']);
+            assert_eq!(as_it_lies, !separators, "message {}", m.id);
+            // Sent as it lies, its fields from memory and its text from the file, it is the
+            // same JSON.
+            let lying = file.wire_json_lying(indexed_as(m), place).unwrap();
+            let (from, offset, len) = lying.rest();
+            let mut rest = vec![0; len];
+            from.read_exact_at(&mut rest, offset).unwrap();
+            let sent = format!("{}{}", lying.head, String::from_utf8(rest).unwrap());
+            assert_eq!(sent.len(), lying.len());
+            if !separators {
+                assert_eq!(sent, *json, "message {}", m.id);
+            }
         }
+    }
+
+    #[test]
+    fn a_line_sent_as_it_lies_is_checked_as_any_read_is() {
+        let dir = TempDir::new();
+        let (mut journal, _) = open(&dir);
+        let m = Message {
+            text: "x".repeat(100_000),
+            ..msg(7, "proj-x")
+        };
+        let place = journal.append_lines(&[Line::Message(&m, None)]).unwrap()[0];
+        let file = journal.reader();
+        assert!(file.wire_json_lying(indexed_as(&m), place).is_ok());
+        // Another message's place, another channel or time: the line is not the one expected.
+        let other = Message { id: 8, ..m.clone() };
+        let moved = Message {
+            ts: m.ts + 1.0,
+            ..m.clone()
+        };
+        for wrong in [&other, &moved, &msg(7, "proj-y")] {
+            let err = file.wire_json_lying(indexed_as(wrong), place).err();
+            assert_eq!(err.map(|e| e.kind()), Some(io::ErrorKind::InvalidData));
+        }
+        // A place inside a line: no message line starts there.
+        let inside = Place {
+            offset: place.offset + 10,
+            line_len: place.line_len - 10,
+            ..place
+        };
+        let err = file.wire_json_lying(indexed_as(&m), inside).err();
+        assert_eq!(err.map(|e| e.kind()), Some(io::ErrorKind::InvalidData));
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! named channels and read them back over MCP (Streamable HTTP and the legacy HTTP+SSE
 //! transport), a REST API, server-sent events and a web page. The layers point one way:
 //! `main` → `start` (this file) → `http` → {`mcp`, `ui`} → {`store`, `page_cache` (recent
-//! pages whole), `presence`, `logs`, `capacity`} → {`journal` (and its replay `checkpoint`),
+//! pages whole), `presence`, `logs`, `capacity`} → `sent_json` (a message's JSON as a reply
+//! sends it: in memory, or its text from the journal file) → {`journal` (and its replay
+//! `checkpoint`),
 //! `cache`, `idempotency`, `log_file` (a size-rotated file the logs write to)} → {`index` (where
 //! each message's line lies, shared by replay, checkpoint and store), `written_pages` (a
 //! write-once file's pages let go once on disk)}; `test_dir` is the unit
@@ -54,6 +56,7 @@ mod names;
 mod open_files;
 mod page_cache;
 mod presence;
+mod sent_json;
 mod store;
 mod suggest;
 mod ui;

@@ -23,6 +23,7 @@ use crate::journal::{
 };
 use crate::json_string;
 use crate::message::{now, wire_json, Encoded, Message, WireJson};
+use crate::sent_json::SentJson;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::mem;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -678,23 +679,29 @@ impl Store {
         found
     }
 
-    /// The wire JSON of every message of `page`, from the cache or else made once (from the
-    /// `Message` held, or from its journal line) and cached. A message that cannot be read is
-    /// logged and left out.
-    pub(crate) fn page_json(&self, page: UnreadPage) -> Vec<WireJson> {
-        self.page_wire(page, false)
-            .into_iter()
-            .map(|w| w.json)
-            .collect()
+    /// The wire JSON of every message of `page` as a reply sends it: from the cache, or else
+    /// made once (from the `Message` held, or from its journal line) and cached; a long text
+    /// whose journal line may be sent as it lies is sent from the file (`SentJson::Lying`),
+    /// and the cache holds only that it may be. A message that cannot be read is logged and
+    /// left out.
+    pub(crate) fn page_json(&self, page: UnreadPage) -> Vec<SentJson> {
+        let TextsToRead { taken, target, .. } = page.0;
+        let (found, made) = read_sent(taken);
+        self.cache_made(&target, made);
+        found
     }
 
-    /// Like `page_json`, with each message's wire JSON also escaped as the inside of a JSON
-    /// string (what an MCP tool result's text block holds), that too made once and cached
+    /// Like `page_json`, each message's wire JSON in memory and also escaped as the inside of a
+    /// JSON string (what an MCP tool result's text block holds), that too made once and cached
     /// beside the JSON when the cache is bounded. An unbounded cache is where a store without
     /// a journal keeps every message, and a second copy of each would double its memory, so
     /// there the escaped form is made for each read.
     pub(crate) fn page_json_escaped(&self, page: UnreadPage) -> Vec<(WireJson, WireJson)> {
-        self.page_wire(page, true)
+        let TextsToRead { taken, target, .. } = page.0;
+        let escape = taken.file.is_some();
+        let (found, made) = read_json(taken, escape);
+        self.cache_made(&target, made);
+        found
             .into_iter()
             .map(|w| {
                 let escaped = w
@@ -705,31 +712,24 @@ impl Store {
             .collect()
     }
 
-    /// What `page_json` and `page_json_escaped` read: the escaped forms only when `escape`,
-    /// and those only when they may be cached.
-    fn page_wire(&self, page: UnreadPage, escape: bool) -> Vec<Wire> {
-        let TextsToRead { taken, target, .. } = page.0;
-        self.wires(taken, &target, escape)
-    }
-
-    /// The wire JSON of the messages of channel `target` that `taken` names, like `page_wire`;
-    /// those made are cached.
-    fn wires(&self, taken: Taken, target: &str, escape: bool) -> Vec<Wire> {
-        let escape = escape && taken.file.is_some();
-        let (found, made) = read_json(taken, escape);
-        if !made.is_empty() {
-            let mut state = lock(&self.state);
-            for (id, wire) in made {
-                // Not if it was dropped meanwhile: its text would linger in memory.
-                if state.find(target, id).is_some() {
-                    match wire.escaped {
-                        Some(escaped) => state.texts.put_escaped(id, wire.json, escaped),
-                        None => state.texts.put_json(id, wire.json),
-                    }
-                }
-            }
+    /// Caches what a read of channel `target` made.
+    fn cache_made(&self, target: &str, made: Vec<(u64, ToCache)>) {
+        if made.is_empty() {
+            return;
         }
-        found
+        let mut state = lock(&self.state);
+        for (id, to_cache) in made {
+            // Not if it was dropped meanwhile: its text would linger in memory.
+            if state.find(target, id).is_none() {
+                continue;
+            }
+            let ToCache {
+                json,
+                escaped,
+                lies_ready,
+            } = to_cache;
+            state.texts.put_read(id, json, escaped, lies_ready);
+        }
     }
 
     /// Message `id` of channel `target`, if it is kept.
@@ -1140,11 +1140,9 @@ impl Store {
             if !found.is_empty() || !changes.deleted.is_empty() || state.closed || now >= deadline {
                 let taken = state.take_for_json(target, found);
                 drop(state);
-                changes.messages = self
-                    .wires(taken, target, false)
-                    .into_iter()
-                    .map(|w| w.json)
-                    .collect();
+                let (found, made) = read_json(taken, false);
+                self.cache_made(target, made);
+                changes.messages = found.into_iter().map(|w| w.json).collect();
                 return changes;
             }
             state = wait_for_change(state, target, deadline - now);
@@ -1694,48 +1692,106 @@ struct Wire {
     escaped: Option<WireJson>,
 }
 
+/// What a read leaves in the cache for one message: its wire JSON (escaped too, when made), and
+/// whether its journal line may be sent as it lies.
+struct ToCache {
+    json: WireJson,
+    escaped: Option<WireJson>,
+    lies_ready: bool,
+}
+
+/// A text this long or longer whose journal line may be sent as it lies is, by replies that
+/// can (`read_sent`), once the cache no longer holds its JSON: it is not copied from the file
+/// into memory, nor from memory to the socket.
+const LIES_FROM: usize = 64 * 1024;
+
 /// The wire JSON of the messages `taken` names (escaped too, when `escape`), from the cache or
-/// else made from the `Message` held or read from the file; with those made (or completed), by
-/// id, to cache. A message that cannot be read is logged and left out.
-fn read_json(taken: Taken, escape: bool) -> (Vec<Wire>, Vec<(u64, Wire)>) {
+/// else made from the `Message` held or read from the file; with what to cache, by id. A
+/// message that cannot be read is logged and left out.
+fn read_json(taken: Taken, escape: bool) -> (Vec<Wire>, Vec<(u64, ToCache)>) {
     let mut found = Vec::with_capacity(taken.entries.len());
     let mut made = Vec::new();
     let file = taken.file.as_deref();
     for ((e, held), target) in taken.entries.iter().zip(taken.cached).zip(&taken.targets) {
-        let Held {
-            message,
-            json,
-            escaped,
-        } = held;
-        let cached = json.is_some();
-        let json = match (json, message, file) {
-            (Some(json), ..) => json,
-            (None, Some(m), _) => wire_json(&m),
-            // Without a journal, a message missing from memory was deleted or dropped by
-            // retention since it was taken from the index: it is left out, as it would be a
-            // moment later.
-            (None, None, None) => continue,
-            (None, None, Some(file)) => match file.wire_json(e.expected(target), e.place) {
-                Ok(json) => json,
-                Err(err) => {
-                    log::error!("cannot read message {} from the journal: {err}", e.id);
-                    continue;
-                }
-            },
-        };
-        let escaped_now = escape && escaped.is_none();
-        let escaped = match escaped {
-            Some(escaped) => Some(escaped),
-            None if escape => Some(Arc::new(json_string::escaped(&json))),
-            None => None,
-        };
-        let wire = Wire { json, escaped };
-        if !cached || escaped_now {
-            made.push((e.id, wire.clone()));
+        if let Some((wire, to_cache)) = read_one(e, held, target, file, escape) {
+            made.extend(to_cache.map(|c| (e.id, c)));
+            found.push(wire);
         }
-        found.push(wire);
     }
     (found, made)
+}
+
+/// Like `read_json` without escaping, as a reply sends them: a long text whose journal line
+/// the cache says may be sent as it lies is sent from the file, its line's fields read and
+/// checked, its text not read.
+fn read_sent(taken: Taken) -> (Vec<SentJson>, Vec<(u64, ToCache)>) {
+    let mut found = Vec::with_capacity(taken.entries.len());
+    let mut made = Vec::new();
+    let file = taken.file.as_ref();
+    for ((e, held), target) in taken.entries.iter().zip(taken.cached).zip(&taken.targets) {
+        if let (true, None, Some(file)) = (held.lies_ready, &held.json, file) {
+            match file.wire_json_lying(e.expected(target), e.place) {
+                Ok(lying) => found.push(SentJson::Lying(lying)),
+                Err(err) => log::error!("cannot read message {} from the journal: {err}", e.id),
+            }
+            continue;
+        }
+        if let Some((wire, to_cache)) = read_one(e, held, target, file.map(|f| &**f), false) {
+            made.extend(to_cache.map(|c| (e.id, c)));
+            found.push(SentJson::Whole(wire.json));
+        }
+    }
+    (found, made)
+}
+
+/// The wire JSON of the message `e` of channel `target` (escaped too, when `escape`), from
+/// what the cache `held` or else made from the `Message` held or read from `file`, with what to
+/// cache of it; `None` when it cannot be read (logged) or, without a journal, is gone.
+fn read_one(
+    e: &Entry,
+    held: Held,
+    target: &str,
+    file: Option<&Reader>,
+    escape: bool,
+) -> Option<(Wire, Option<ToCache>)> {
+    let Held {
+        message,
+        json,
+        escaped,
+        ..
+    } = held;
+    let cached = json.is_some();
+    let mut may_lie = false;
+    let json = match (json, message, file) {
+        (Some(json), ..) => json,
+        (None, Some(m), _) => wire_json(&m),
+        // Without a journal, a message missing from memory was deleted or dropped by
+        // retention since it was taken from the index: it is left out, as it would be a
+        // moment later.
+        (None, None, None) => return None,
+        (None, None, Some(file)) => match file.wire_json(e.expected(target), e.place) {
+            Ok((json, as_it_lies)) => {
+                may_lie = as_it_lies && json.len() >= LIES_FROM;
+                json
+            }
+            Err(err) => {
+                log::error!("cannot read message {} from the journal: {err}", e.id);
+                return None;
+            }
+        },
+    };
+    let escaped_now = escape && escaped.is_none();
+    let escaped = match escaped {
+        Some(escaped) => Some(escaped),
+        None if escape => Some(Arc::new(json_string::escaped(&json))),
+        None => None,
+    };
+    let to_cache = (!cached || escaped_now).then(|| ToCache {
+        json: Arc::clone(&json),
+        escaped: escaped.clone(),
+        lies_ready: may_lie,
+    });
+    Some((Wire { json, escaped }, to_cache))
 }
 
 /// The message whose wire JSON the cache holds, if it is message `id`.
@@ -2985,11 +3041,14 @@ mod tests {
         assert_eq!(first.len(), 3);
         for (id, json) in ids.iter().zip(&first) {
             let held = lock(&store.state).texts.get_held(*id);
-            assert_eq!(held.and_then(|h| h.json).as_deref(), Some(&**json));
+            assert_eq!(held.and_then(|h| h.json).as_deref(), Some(&**whole(json)));
         }
         // The next read is served from those same strings, not made again.
         let again = store.page_json(store.fetch_unread(&q, None).unwrap());
-        assert!(first.iter().zip(&again).all(|(a, b)| Arc::ptr_eq(a, b)));
+        assert!(first
+            .iter()
+            .zip(&again)
+            .all(|(a, b)| Arc::ptr_eq(whole(a), whole(b))));
         // Readers of messages find them in the cached JSON.
         let texts: Vec<String> = all(&store, "a").iter().map(|m| m.text.clone()).collect();
         assert_eq!(texts, ["text 0", "text 1", "text 2"]);
@@ -3035,7 +3094,101 @@ mod tests {
             assert!(plain
                 .iter()
                 .zip(&first)
-                .all(|(a, (b, _))| Arc::ptr_eq(a, b)));
+                .all(|(a, (b, _))| Arc::ptr_eq(whole(a), b)));
+        }
+    }
+
+    /// The wire JSON of a message sent from memory.
+    fn whole(sent: &SentJson) -> &WireJson {
+        match sent {
+            SentJson::Whole(json) => json,
+            SentJson::Lying(_) => panic!("a message sent from memory"),
+        }
+    }
+
+    /// What a reply sends of `sent`, its text read from the journal if it lies there.
+    fn sent_bytes(sent: &SentJson) -> String {
+        match sent {
+            SentJson::Whole(json) => json.to_string(),
+            SentJson::Lying(lying) => {
+                use std::os::unix::fs::FileExt;
+                let (file, offset, len) = lying.rest();
+                let mut rest = vec![0; len];
+                file.read_exact_at(&mut rest, offset).unwrap();
+                format!("{}{}", lying.head, String::from_utf8(rest).unwrap())
+            }
+        }
+    }
+
+    #[test]
+    fn a_long_text_read_once_is_then_sent_from_the_journal_as_it_lies() {
+        let dir = TempDir::new();
+        let long = "long \" \\ é ".repeat(10_000);
+        let with_separator = format!("{long}\u{2028}");
+        let ids: Vec<u64> = {
+            let store = dir.store(Limits::default());
+            let plain = post(&store, "a", &long);
+            let keyed = store
+                .post(Draft {
+                    idempotency_key: Some("key-1".into()),
+                    ..draft("a", &long)
+                })
+                .unwrap()
+                .message
+                .id;
+            let separated = post(&store, "a", &with_separator);
+            let short = post(&store, "a", "short");
+            store.close();
+            vec![plain, keyed, separated, short]
+        };
+        // A cache too small for the long texts: it keeps of them only whether they may lie.
+        let small = Limits {
+            cache_bytes: 64 * 1024,
+            ..Limits::default()
+        };
+        let store = dir.store(small);
+        let q = Fetch {
+            target: "a".into(),
+            limit: 10,
+            ..Fetch::default()
+        };
+        let expected: Vec<String> = all(&store, "a")
+            .iter()
+            .map(|m| (*crate::message::wire_json(m)).clone())
+            .collect();
+        lock(&store.state).texts = Cache::new(small.cache_bytes);
+        // The first read reads every line whole and learns which long texts may lie.
+        let first = store.page_json(store.fetch_unread(&q, None).unwrap());
+        assert!(first.iter().all(|s| matches!(s, SentJson::Whole(_))));
+        let held = |id: u64| lock(&store.state).texts.get_held(id);
+        for id in &ids[..2] {
+            assert!(
+                held(*id).is_some_and(|h| h.lies_ready && h.json.is_none()),
+                "{id}"
+            );
+        }
+        assert!(
+            held(ids[2]).is_none(),
+            "a text with a separator is escaped for each read"
+        );
+        assert!(held(ids[3]).is_some_and(|h| !h.lies_ready && h.json.is_some()));
+        // The next sends the two from the journal, the same bytes.
+        let again = store.page_json(store.fetch_unread(&q, None).unwrap());
+        let lying: Vec<bool> = again
+            .iter()
+            .map(|s| matches!(s, SentJson::Lying(_)))
+            .collect();
+        assert_eq!(lying, [true, true, false, false]);
+        for (sent, want) in first.iter().chain(&again).zip(expected.iter().cycle()) {
+            assert_eq!(sent_bytes(sent), *want);
+            assert_eq!(sent.len(), want.len());
+        }
+        // After a compaction the places moved; what is sent is still each message's JSON.
+        store.compact_now().unwrap();
+        let compacted = store.page_json(store.fetch_unread(&q, None).unwrap());
+        assert_eq!(compacted.len(), 4);
+        for (sent, want) in compacted.iter().zip(&expected) {
+            assert_eq!(sent_bytes(sent), *want);
         }
     }
 }

@@ -4,11 +4,13 @@
 
 use crate::error::Error;
 use crate::message::WireJson;
+use crate::sent_json::SentJson;
 use serde::Serialize;
 use std::borrow::Cow;
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::sync::Arc;
+use tiny_http::Piece;
 
 /// A request, read and decoded: header names are lower-case.
 #[derive(Debug, Default, Clone)]
@@ -108,50 +110,59 @@ pub(crate) enum Reply {
 }
 
 /// A JSON body made of parts serialised before: `head`, the `items` separated by commas, and
-/// `tail`. Items are shared (a message's JSON is made once for every reply that sends it), so
-/// the body is read from them as it is sent.
+/// `tail`. Items are shared (a message's JSON is made once for every reply that sends it), or
+/// lie in the journal file, so the body is read from them as it is sent.
 pub(crate) struct JsonParts {
     pub head: String,
-    pub items: Vec<WireJson>,
+    pub items: Vec<SentJson>,
     pub tail: String,
 }
 
 impl JsonParts {
-    /// The body in order: the head, then a comma before every item but the first and the
-    /// item, then the tail.
-    fn pieces(&self) -> impl Iterator<Item = &str> {
-        let items = self
-            .items
-            .iter()
-            .enumerate()
-            .flat_map(|(n, item)| [if n == 0 { "" } else { "," }, item.as_str()]);
-        std::iter::once(self.head.as_str())
-            .chain(items)
-            .chain(std::iter::once(self.tail.as_str()))
-    }
-
     /// The body's length in bytes.
     pub(crate) fn len(&self) -> usize {
-        self.pieces().map(str::len).sum()
+        let items: usize = self.items.iter().map(SentJson::len).sum();
+        let commas = self.items.len().saturating_sub(1);
+        self.head.len() + items + commas + self.tail.len()
     }
 
-    /// The body in one piece.
-    pub(crate) fn joined(&self) -> String {
+    /// The body in one piece, when all of it is in memory (no text lies in the journal).
+    pub(crate) fn joined(&self) -> Option<String> {
         let mut body = String::with_capacity(self.len());
-        body.extend(self.pieces());
-        body
+        body.push_str(&self.head);
+        for (n, item) in self.items.iter().enumerate() {
+            if n > 0 {
+                body.push(',');
+            }
+            match item {
+                SentJson::Whole(json) => body.push_str(json),
+                SentJson::Lying(_) => return None,
+            }
+        }
+        body.push_str(&self.tail);
+        Some(body)
     }
 }
 
 /// The body is sent from its pieces where they lie: a long text goes to the socket without
-/// being copied into a buffer first.
+/// being copied into a buffer first, and one in the journal is sent from the file.
 impl tiny_http::Pieces for JsonParts {
-    fn for_each_piece(
-        &self,
-        each: &mut dyn FnMut(tiny_http::Piece<'_>) -> io::Result<()>,
-    ) -> io::Result<()> {
-        self.pieces()
-            .try_for_each(|piece| each(tiny_http::Piece::Bytes(piece.as_bytes())))
+    fn for_each_piece(&self, each: &mut dyn FnMut(Piece<'_>) -> io::Result<()>) -> io::Result<()> {
+        each(Piece::Bytes(self.head.as_bytes()))?;
+        for (n, item) in self.items.iter().enumerate() {
+            if n > 0 {
+                each(Piece::Bytes(b","))?;
+            }
+            match item {
+                SentJson::Whole(json) => each(Piece::Bytes(json.as_bytes()))?,
+                SentJson::Lying(lying) => {
+                    each(Piece::Bytes(lying.head.as_bytes()))?;
+                    let (file, offset, len) = lying.rest();
+                    each(Piece::File { file, offset, len })?;
+                }
+            }
+        }
+        each(Piece::Bytes(self.tail.as_bytes()))
     }
 }
 
@@ -210,7 +221,7 @@ impl Reply {
             status,
             JsonParts {
                 head: String::new(),
-                items: vec![body],
+                items: vec![body.into()],
                 tail: String::new(),
             },
         )
@@ -379,7 +390,10 @@ mod tests {
     fn a_body_of_parts_is_its_parts_joined_by_commas() {
         let parts = |items: &[&str]| JsonParts {
             head: "{\"messages\":[".into(),
-            items: items.iter().map(|i| Arc::new(i.to_string())).collect(),
+            items: items
+                .iter()
+                .map(|i| Arc::new(i.to_string()).into())
+                .collect(),
             tail: "],\"more\":false}".into(),
         };
         for items in [
@@ -389,15 +403,15 @@ mod tests {
         ] {
             let whole = format!("{{\"messages\":[{}],\"more\":false}}", items.join(","));
             assert_eq!(parts(items).len(), whole.len());
-            assert_eq!(parts(items).joined(), whole);
+            assert_eq!(parts(items).joined().as_deref(), Some(&whole[..]));
             let mut sent = Vec::new();
             parts(items)
-                .for_each_piece(&mut |piece| match piece {
-                    tiny_http::Piece::Bytes(bytes) => {
-                        sent.extend_from_slice(bytes);
-                        Ok(())
-                    }
-                    tiny_http::Piece::File { .. } => panic!("a file piece"),
+                .for_each_piece(&mut |piece| {
+                    let Piece::Bytes(bytes) = piece else {
+                        panic!("a piece in memory");
+                    };
+                    sent.extend_from_slice(bytes);
+                    Ok(())
                 })
                 .unwrap();
             assert_eq!(String::from_utf8(sent).unwrap(), whole);

@@ -138,14 +138,20 @@ pub(crate) fn list_messages(app: &App, rq: &Incoming, caller: &Caller) -> Result
     let version = page.version();
     let items = app.store.page_json(page);
     let parts = JsonParts { head, items, tail };
-    match asked {
+    // A page with a text sent from the journal is not kept whole: the journal is where it is.
+    let whole = match asked {
         Some(asked) if parts.len() <= page_cache::MAX_PAGE_BYTES => {
-            let body = Arc::new(parts.joined());
+            parts.joined().map(|body| (asked, Arc::new(body)))
+        }
+        _ => None,
+    };
+    match whole {
+        Some((asked, body)) => {
             app.pages
                 .put(&query.target, asked, version, Arc::clone(&body), body.len());
             Ok(Reply::json_shared(200, body))
         }
-        _ => Ok(Reply::json_parts(200, parts)),
+        None => Ok(Reply::json_parts(200, parts)),
     }
 }
 
@@ -351,7 +357,7 @@ fn posted_body(posted: &Posted) -> JsonParts {
             "{{\"ok\":true,\"posted\":{}{repeated},\"message\":",
             posted.message.id
         ),
-        items: vec![Arc::clone(&posted.encoded.json)],
+        items: vec![Arc::clone(&posted.encoded.json).into()],
         tail: "}".into(),
     }
 }
@@ -547,7 +553,9 @@ mod tests {
                         message: Arc::clone(&message),
                         repeated,
                     };
-                    let body = posted_body(&posted).joined();
+                    let body = posted_body(&posted)
+                        .joined()
+                        .expect("a post's answer is in memory");
                     let wire = crate::message::wire_json(&message);
                     let retry = if repeated { ",\"repeated\":true" } else { "" };
                     let expected =

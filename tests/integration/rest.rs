@@ -1081,6 +1081,73 @@ fn a_page_of_a_mib_text_is_sent_whole_and_the_connection_goes_on() {
 }
 
 #[test]
+fn a_long_text_sent_from_the_journal_file_is_the_same_page_on_every_read() {
+    use std::io::{Read, Write};
+    let dir = TempDir::new("lying");
+    let config = config_in(&dir);
+    let mut relay = Relay::start_in(dir, config.clone());
+    // Over the 256 KiB a page kept whole may hold, and with escapes.
+    let text = "0123456789abcdef\"\\ \u{e9}".repeat(15_000);
+    relay.post("big", "s", &text);
+    relay.post("big", "s", "a short one after it");
+    // Restarted, the relay holds no text in memory: the first read reads the line whole and
+    // learns that its text may be sent as it lies; the reads after it send it from the file.
+    relay.restart(config);
+    let page = "/api/messages?target=big&since_id=0&limit=10";
+    let first = get(&relay.url(page)).body;
+    let read: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(read["messages"][0]["text"], json!(text));
+    assert_eq!(read["messages"][1]["text"], json!("a short one after it"));
+    let stream = std::net::TcpStream::connect(relay.addr()).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    let host = relay.addr().to_string();
+    for path in [page, "/healthz", page, page] {
+        write!(writer, "GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+        let (status, body) = read_response(&mut reader);
+        assert_eq!(status, 200, "{path}");
+        if path == page {
+            assert_eq!(String::from_utf8(body).unwrap(), first);
+        }
+    }
+    // A HEAD gets the length and no body: the next answer on the connection is the health one.
+    write!(writer, "HEAD {page} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+    write!(writer, "GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+    let head = read_head(&mut reader);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let length = format!("content-length: {}\r\n", first.len());
+    assert!(head.to_ascii_lowercase().contains(&length), "{head}");
+    let (status, _) = read_response(&mut reader);
+    assert_eq!(status, 200);
+    // HTTP/1.0: the same body, then the connection closes.
+    write!(writer, "GET {page} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let (status, body) = read_response(&mut reader);
+    assert_eq!((status, String::from_utf8(body).unwrap()), (200, first));
+    assert_eq!(
+        reader.read(&mut [0; 1]).unwrap(),
+        0,
+        "closed after a 1.0 answer"
+    );
+}
+
+/// The head of the next response on `s`, up to its empty line.
+fn read_head(s: &mut std::io::BufReader<std::net::TcpStream>) -> String {
+    use std::io::BufRead;
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        s.read_line(&mut line).unwrap();
+        head.push_str(&line);
+        if line == "\r\n" || line.is_empty() {
+            return head;
+        }
+    }
+}
+
+#[test]
 fn a_page_of_messages_names_the_run_of_the_relay_that_served_it() {
     let dir = TempDir::new("instance");
     let config = config_in(&dir);
