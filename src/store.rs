@@ -9,7 +9,8 @@
 //! (id, time, where the line is) and texts are read back from the file on demand through a cache
 //! bounded in bytes, so memory does not grow with history (a page sent as JSON takes each
 //! message's wire JSON from there, made once; a new message's is made at commit, with the one
-//! pass over its text that its journal line and the poster's reply copy from); the index and the
+//! pass over its text that its journal line and the poster's reply copy from; a long text the
+//! cache knows may be sent as it lies goes to a REST page from the file); the index and the
 //! file handle its places point into are swapped together when a compaction replaces the file.
 //! Without a journal the cache is unbounded and is where the messages live. `search` scans the
 //! texts the same way. Knows nothing of HTTP or JSON-RPC.
