@@ -1084,7 +1084,11 @@ fn a_page_of_a_mib_text_is_sent_whole_and_the_connection_goes_on() {
 fn a_long_text_sent_from_the_journal_file_is_the_same_page_on_every_read() {
     use std::io::{Read, Write};
     let dir = TempDir::new("lying");
-    let config = config_in(&dir);
+    // A cache too small to hold the long text: once read, it is sent from the file each time.
+    let config = Config {
+        cache_bytes: 64 * 1024,
+        ..config_in(&dir)
+    };
     let mut relay = Relay::start_in(dir, config.clone());
     // Over the 256 KiB a page kept whole may hold, and with escapes.
     let text = "0123456789abcdef\"\\ \u{e9}".repeat(15_000);
@@ -1131,6 +1135,37 @@ fn a_long_text_sent_from_the_journal_file_is_the_same_page_on_every_read() {
         0,
         "closed after a 1.0 answer"
     );
+}
+
+#[test]
+fn a_reader_that_leaves_while_a_text_is_sent_from_the_journal_harms_nothing() {
+    use std::io::{Read, Write};
+    let dir = TempDir::new("lying-left");
+    let config = Config {
+        cache_bytes: 64 * 1024,
+        ..config_in(&dir)
+    };
+    let mut relay = Relay::start_in(dir, config.clone());
+    let text = "x".repeat(1024 * 1024);
+    relay.post("big", "s", &text);
+    relay.restart(config);
+    let page = "/api/messages?target=big&since_id=0&limit=1";
+    let first = get(&relay.url(page)).body;
+    // Readers that ask for the page (now sent from the file) and leave after a few bytes, or
+    // at once: their sends fail on a closed connection and the relay goes on.
+    for bytes in [0, 1, 64 * 1024] {
+        let mut stream = std::net::TcpStream::connect(relay.addr()).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let host = relay.addr();
+        write!(stream, "GET {page} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+        let mut got = vec![0; bytes];
+        stream.read_exact(&mut got).unwrap();
+        drop(stream);
+    }
+    assert_eq!(get(&relay.url("/healthz")).status, 200);
+    assert_eq!(get(&relay.url(page)).body, first);
 }
 
 /// The head of the next response on `s`, up to its empty line.
