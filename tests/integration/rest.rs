@@ -1048,6 +1048,15 @@ fn read_response(s: &mut std::io::BufReader<std::net::TcpStream>) -> (u16, Vec<u
     (status, body)
 }
 
+/// A connection to `relay`, as a writer and a buffered reader, whose reads give up after 10 s.
+fn connection(relay: &Relay) -> (std::net::TcpStream, std::io::BufReader<std::net::TcpStream>) {
+    let stream = std::net::TcpStream::connect(relay.addr()).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    (stream.try_clone().unwrap(), std::io::BufReader::new(stream))
+}
+
 #[test]
 fn a_page_of_a_mib_text_is_sent_whole_and_the_connection_goes_on() {
     use std::io::Write;
@@ -1057,12 +1066,7 @@ fn a_page_of_a_mib_text_is_sent_whole_and_the_connection_goes_on() {
     relay.post("big", "s", "a short one after it");
     let page = "/api/messages?target=big&since_id=0&limit=10";
     let expected = get(&relay.url(page)).body;
-    let stream = std::net::TcpStream::connect(relay.addr()).unwrap();
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    let mut writer = stream.try_clone().unwrap();
-    let mut reader = std::io::BufReader::new(stream);
+    let (mut writer, mut reader) = connection(&relay);
     let host = relay.addr().to_string();
     // The large page, a short answer and the large page again on one keep-alive connection:
     // each answer ends where its Content-Length says, so the next is read whole.
@@ -1083,31 +1087,17 @@ fn a_page_of_a_mib_text_is_sent_whole_and_the_connection_goes_on() {
 #[test]
 fn a_long_text_sent_from_the_journal_file_is_the_same_page_on_every_read() {
     use std::io::{Read, Write};
-    let dir = TempDir::new("lying");
-    // A cache too small to hold the long text: once read, it is sent from the file each time.
-    let config = Config {
-        cache_bytes: 64 * 1024,
-        ..config_in(&dir)
-    };
-    let mut relay = Relay::start_in(dir, config.clone());
-    // Over the 256 KiB a page kept whole may hold, and with escapes.
+    // Over the 256 KiB a page kept whole may hold, and with escapes. The first read reads the
+    // line whole and learns that its text may be sent as it lies; the reads after it send it
+    // from the file.
     let text = "0123456789abcdef\"\\ \u{e9}".repeat(15_000);
-    relay.post("big", "s", &text);
-    relay.post("big", "s", "a short one after it");
-    // Restarted, the relay holds no text in memory: the first read reads the line whole and
-    // learns that its text may be sent as it lies; the reads after it send it from the file.
-    relay.restart(config);
+    let relay = relay_with_texts_in_the_journal("lying", &[&text, "a short one after it"]);
     let page = "/api/messages?target=big&since_id=0&limit=10";
     let first = get(&relay.url(page)).body;
     let read: Value = serde_json::from_str(&first).unwrap();
     assert_eq!(read["messages"][0]["text"], json!(text));
     assert_eq!(read["messages"][1]["text"], json!("a short one after it"));
-    let stream = std::net::TcpStream::connect(relay.addr()).unwrap();
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    let mut writer = stream.try_clone().unwrap();
-    let mut reader = std::io::BufReader::new(stream);
+    let (mut writer, mut reader) = connection(&relay);
     let host = relay.addr().to_string();
     for path in [page, "/healthz", page, page] {
         write!(writer, "GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
@@ -1140,15 +1130,7 @@ fn a_long_text_sent_from_the_journal_file_is_the_same_page_on_every_read() {
 #[test]
 fn a_reader_that_leaves_while_a_text_is_sent_from_the_journal_harms_nothing() {
     use std::io::{Read, Write};
-    let dir = TempDir::new("lying-left");
-    let config = Config {
-        cache_bytes: 64 * 1024,
-        ..config_in(&dir)
-    };
-    let mut relay = Relay::start_in(dir, config.clone());
-    let text = "x".repeat(1024 * 1024);
-    relay.post("big", "s", &text);
-    relay.restart(config);
+    let relay = relay_with_texts_in_the_journal("lying-left", &[&"x".repeat(1024 * 1024)]);
     let page = "/api/messages?target=big&since_id=0&limit=1";
     let first = get(&relay.url(page)).body;
     // Readers that ask for the page (now sent from the file) and leave after a few bytes, or
@@ -1166,6 +1148,23 @@ fn a_reader_that_leaves_while_a_text_is_sent_from_the_journal_harms_nothing() {
     }
     assert_eq!(get(&relay.url("/healthz")).status, 200);
     assert_eq!(get(&relay.url(page)).body, first);
+}
+
+/// A relay whose channel `big` holds `texts`, restarted (nothing of them in memory) with a
+/// cache too small to hold a long text: once read whole, such a text is sent from the journal
+/// file every time.
+fn relay_with_texts_in_the_journal(name: &str, texts: &[&str]) -> Relay {
+    let dir = TempDir::new(name);
+    let config = Config {
+        cache_bytes: 64 * 1024,
+        ..config_in(&dir)
+    };
+    let mut relay = Relay::start_in(dir, config.clone());
+    for text in texts {
+        relay.post("big", "s", text);
+    }
+    relay.restart(config);
+    relay
 }
 
 /// The head of the next response on `s`, up to its empty line.
