@@ -682,9 +682,9 @@ impl Store {
 
     /// The wire JSON of every message of `page` as a reply sends it: from the cache, or else
     /// made once (from the `Message` held, or from its journal line) and cached; a long text
-    /// whose journal line may be sent as it lies is sent from the file (`SentJson::Lying`),
-    /// and the cache holds only that it may be. A message that cannot be read is logged and
-    /// left out.
+    /// whose journal line the cache knows may be sent as it lies, and whose JSON it no longer
+    /// holds, is sent from the file (`SentJson::Lying`). A message that cannot be read is
+    /// logged and left out.
     pub(crate) fn page_json(&self, page: UnreadPage) -> Vec<SentJson> {
         let TextsToRead { taken, target, .. } = page.0;
         let (found, made) = read_sent(taken);
@@ -1701,9 +1701,10 @@ struct ToCache {
     lies_ready: bool,
 }
 
-/// A text this long or longer whose journal line may be sent as it lies is, by replies that
-/// can (`read_sent`), once the cache no longer holds its JSON: it is not copied from the file
-/// into memory, nor from memory to the socket.
+/// A message whose wire JSON is this long or longer, and whose journal line may be sent as it
+/// lies, is sent from the file by replies that can (`read_sent`) once the cache no longer holds
+/// its JSON: its text is then not copied from the file into memory, nor from memory to the
+/// socket.
 const LIES_FROM: usize = 64 * 1024;
 
 /// The wire JSON of the messages `taken` names (escaped too, when `escape`), from the cache or
