@@ -186,13 +186,8 @@ impl Cache {
         self.add(id, |h| h.message = Some(m));
     }
 
-    /// Holds the wire JSON of message `id` (beside its `Message`, if held), like `put`.
-    pub(crate) fn put_json(&mut self, id: u64, json: WireJson) {
-        self.add(id, |h| h.json = Some(json));
-    }
-
-    /// Holds the wire JSON of message `id` (and that JSON escaped, when given) as a read of its
-    /// journal line made it, and whether that line may be sent as it lies, like `put_json`.
+    /// Holds the wire JSON of message `id` (beside its `Message`, if held; and that JSON escaped,
+    /// when given), like `put`, and whether its journal line may be sent as it lies.
     pub(crate) fn put_read(
         &mut self,
         id: u64,
@@ -301,7 +296,7 @@ mod tests {
         let mut cache = Cache::new(1 << 20);
         let (a, b) = (message(1, 10), message(2, 10));
         cache.put(Arc::clone(&a));
-        cache.put_json(1, crate::message::wire_json(&a));
+        cache.put_read(1, crate::message::wire_json(&a), None, false);
         cache.put(Arc::clone(&b));
         let held = cache.get_for_json(1).unwrap();
         assert!(held.message.is_none());
@@ -424,7 +419,7 @@ mod tests {
         let m = message(1, 1000);
         let json = crate::message::wire_json(&m);
         let mut cache = Cache::new(Cache::cost(&m) + json.len() + 10);
-        cache.put_json(1, Arc::clone(&json));
+        cache.put_read(1, Arc::clone(&json), None, false);
         assert_eq!(cache.used(), OVERHEAD + json.len());
         assert!(cache.get(1).is_none(), "only the JSON is held");
         cache.put(Arc::clone(&m));
@@ -434,13 +429,13 @@ mod tests {
         assert_eq!(held.message.as_deref(), Some(&*m));
         // Another message's JSON pushes the first out whole: both of its forms go.
         let other = crate::message::wire_json(&message(2, 1000));
-        cache.put_json(2, other);
+        cache.put_read(2, other, None, false);
         assert!(cache.get_held(1).is_none());
         assert_eq!(cache.used(), counted(&cache));
         // A JSON that would take a message past the limit is not held, and the message stays.
         let mut small = Cache::new(Cache::cost(&m) + 10);
         small.put(Arc::clone(&m));
-        small.put_json(1, json);
+        small.put_read(1, json, None, false);
         let held = small.get_held(1).unwrap();
         assert!(held.json.is_none() && held.message.is_some());
         assert_eq!(small.used(), Cache::cost(&m));
@@ -452,7 +447,7 @@ mod tests {
         let json = crate::message::wire_json(&m);
         let mut cache = Cache::new(2 * (Cache::cost(&m) + json.len()));
         cache.put(Arc::clone(&m));
-        cache.put_json(1, Arc::clone(&json));
+        cache.put_read(1, Arc::clone(&json), None, false);
         assert_eq!(cache.used(), Cache::cost(&m) + json.len());
         let held = cache.get_held(1).unwrap();
         assert_eq!(held.json.as_deref(), Some(&*json));
@@ -461,7 +456,7 @@ mod tests {
         for id in 2..=3 {
             let m = message(id, 1000);
             let json = crate::message::wire_json(&m);
-            cache.put_json(id, json);
+            cache.put_read(id, json, None, false);
             cache.put(m);
         }
         assert_eq!(cache.len(), 2);

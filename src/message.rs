@@ -49,6 +49,8 @@ pub(crate) struct Encoded {
     text_at: usize,
     /// Whether the text holds U+2028 or U+2029, escaped here but not in the journal's lines.
     separators: bool,
+    /// Whether the fields before the text hold U+2028 or U+2029, likewise.
+    head_separators: bool,
 }
 
 /// A text's JSON string where it arrived, `buf[span]`, in the form `serde_json` writes it: a
@@ -138,7 +140,9 @@ impl Encoded {
         // `{...,"text":""}` without its last three bytes: all that comes before the text.
         bytes.truncate(bytes.len().saturating_sub(3));
         // serde_json writes UTF-8; the check is one quick pass over the head.
-        let head = escape_separators(String::from_utf8(bytes).unwrap_or_default());
+        let head = String::from_utf8(bytes).unwrap_or_default();
+        let head_separators = has_separators(&head);
+        let head = escape_separators(head);
         let text_at = head.len();
         let given = text_json.and_then(|text_json| text_json.after(&head));
         let mut json = match given {
@@ -161,7 +165,14 @@ impl Encoded {
             json: Arc::new(json),
             text_at,
             separators,
+            head_separators,
         }
+    }
+
+    /// Whether the message's journal line is this JSON but for an idempotency key: it holds no
+    /// U+2028 or U+2029, which replies escape and journal lines do not.
+    pub(crate) fn is_as_journaled(&self) -> bool {
+        !self.separators && !self.head_separators
     }
 
     /// The text's JSON string as replies send it (separators escaped).
@@ -220,6 +231,21 @@ pub(crate) fn now() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_json_is_as_journaled_only_without_separators_anywhere() {
+        let m = |target: &str, text: &str| Message {
+            id: 1,
+            ts: 1.5,
+            target: target.into(),
+            sender: "s".into(),
+            reply_to: None,
+            text: text.into(),
+        };
+        assert!(Encoded::new(&m("a", "plain \" \\ \u{e9}")).is_as_journaled());
+        assert!(!Encoded::new(&m("a", "x\u{2028}")).is_as_journaled());
+        assert!(!Encoded::new(&m("a\u{2029}", "plain")).is_as_journaled());
+    }
 
     #[test]
     fn the_id_is_read_from_the_front_of_the_wire_json() {

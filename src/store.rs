@@ -3100,6 +3100,56 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_long_text_posted_is_sent_from_the_journal_once_its_json_is_not_held() {
+        let dir = TempDir::new();
+        // A cache too small for the long texts: of them, it holds only that they may lie.
+        let store = dir.store(Limits {
+            cache_bytes: 64 * 1024,
+            ..Limits::default()
+        });
+        let long = "long \" \\ \u{e9} \n".repeat(10_000);
+        let plain = post(&store, "a", &long);
+        let keyed = store
+            .post(Draft {
+                idempotency_key: Some("key-1".into()),
+                reply_to: Some(plain),
+                ..draft("a", &long)
+            })
+            .unwrap()
+            .message
+            .id;
+        post(&store, "a", &format!("{long}\u{2029}"));
+        post(&store, "a", "short");
+        let q = Fetch {
+            target: "a".into(),
+            limit: 10,
+            ..Fetch::default()
+        };
+        let expected: Vec<String> = all(&store, "a")
+            .iter()
+            .map(|m| (*crate::message::wire_json(m)).clone())
+            .collect();
+        // No line was read whole, yet the two whose lines are their JSON are sent from the
+        // file, and every message is the same bytes.
+        let sent = store.page_json(store.fetch_unread(&q, None).unwrap());
+        let lying: Vec<bool> = sent
+            .iter()
+            .map(|s| matches!(s, SentJson::Lying(_)))
+            .collect();
+        assert_eq!(lying, [true, true, false, false]);
+        assert_eq!(sent.len(), expected.len());
+        for (sent, want) in sent.iter().zip(&expected) {
+            assert_eq!(sent_bytes(sent), *want);
+        }
+        assert!(
+            store.page_json(store.fetch_unread(&q, None).unwrap())[1..2]
+                .iter()
+                .all(|s| matches!(s, SentJson::Lying(_))),
+            "message {keyed}"
+        );
+    }
+
     /// The wire JSON of a message sent from memory.
     fn whole(sent: &SentJson) -> &WireJson {
         match sent {

@@ -5,7 +5,7 @@
 //! batch another thread is writing yields its processor a few times before it sleeps on the
 //! lock, so under many posts at once most are answered without a sleep and a wake-up each.
 
-use super::{compactor::Pending, lock, Draft, Entry, Posted, Recorded, Store};
+use super::{compactor::Pending, lock, Draft, Entry, Posted, Recorded, Store, LIES_FROM};
 use crate::error::Error;
 use crate::idempotency::{self, Keys};
 use crate::index::Place;
@@ -333,8 +333,13 @@ impl Store {
                 // JSON too would double what memory holds. With one, the cache is bounded and a
                 // fresh message is the likeliest read next, by a page or a stream, which send
                 // its JSON: that is held, and a reader of its fields makes them from it once.
+                // A long text whose line is its JSON is known at once to be sendable from the
+                // journal as it lies, once the cache lets its JSON go.
                 if journaled {
-                    state.texts.put_json(m.id, Arc::clone(&encoded.json));
+                    let lies_ready = encoded.is_as_journaled() && encoded.json.len() >= LIES_FROM;
+                    state
+                        .texts
+                        .put_read(m.id, Arc::clone(&encoded.json), None, lies_ready);
                 } else {
                     state.texts.put(Arc::clone(m));
                 }
