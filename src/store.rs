@@ -3121,18 +3121,10 @@ mod tests {
             .id;
         post(&store, "a", &format!("{long}\u{2029}"));
         post(&store, "a", "short");
-        let q = Fetch {
-            target: "a".into(),
-            limit: 10,
-            ..Fetch::default()
-        };
-        let expected: Vec<String> = all(&store, "a")
-            .iter()
-            .map(|m| (*crate::message::wire_json(m)).clone())
-            .collect();
+        let expected = wire_of_all(&store, "a");
         // No line was read whole, yet the two whose lines are their JSON are sent from the
         // file, and every message is the same bytes.
-        let sent = store.page_json(store.fetch_unread(&q, None).unwrap());
+        let sent = page_of_a(&store);
         let lying: Vec<bool> = sent
             .iter()
             .map(|s| matches!(s, SentJson::Lying(_)))
@@ -3143,11 +3135,29 @@ mod tests {
             assert_eq!(sent_bytes(sent), *want);
         }
         assert!(
-            store.page_json(store.fetch_unread(&q, None).unwrap())[1..2]
+            page_of_a(&store)[1..2]
                 .iter()
                 .all(|s| matches!(s, SentJson::Lying(_))),
             "message {keyed}"
         );
+    }
+
+    /// The wire JSON of every message of `target`, as `message::wire_json` makes it.
+    fn wire_of_all(store: &Store, target: &str) -> Vec<String> {
+        all(store, target)
+            .iter()
+            .map(|m| (*crate::message::wire_json(m)).clone())
+            .collect()
+    }
+
+    /// The first ten messages of channel `a` as a REST page sends them.
+    fn page_of_a(store: &Store) -> Vec<SentJson> {
+        let q = Fetch {
+            target: "a".into(),
+            limit: 10,
+            ..Fetch::default()
+        };
+        store.page_json(store.fetch_unread(&q, None).unwrap())
     }
 
     /// The wire JSON of a message sent from memory.
@@ -3199,18 +3209,10 @@ mod tests {
             ..Limits::default()
         };
         let store = dir.store(small);
-        let q = Fetch {
-            target: "a".into(),
-            limit: 10,
-            ..Fetch::default()
-        };
-        let expected: Vec<String> = all(&store, "a")
-            .iter()
-            .map(|m| (*crate::message::wire_json(m)).clone())
-            .collect();
+        let expected = wire_of_all(&store, "a");
         lock(&store.state).texts = Cache::new(small.cache_bytes);
         // The first read reads every line whole and learns which long texts may lie.
-        let first = store.page_json(store.fetch_unread(&q, None).unwrap());
+        let first = page_of_a(&store);
         assert!(first.iter().all(|s| matches!(s, SentJson::Whole(_))));
         let held = |id: u64| lock(&store.state).texts.get_held(id);
         for id in &ids[..2] {
@@ -3225,7 +3227,7 @@ mod tests {
         );
         assert!(held(ids[3]).is_some_and(|h| !h.lies_ready && h.json.is_some()));
         // The next sends the two from the journal, the same bytes.
-        let again = store.page_json(store.fetch_unread(&q, None).unwrap());
+        let again = page_of_a(&store);
         let lying: Vec<bool> = again
             .iter()
             .map(|s| matches!(s, SentJson::Lying(_)))
@@ -3237,7 +3239,7 @@ mod tests {
         }
         // After a compaction the places moved; what is sent is still each message's JSON.
         store.compact_now().unwrap();
-        let compacted = store.page_json(store.fetch_unread(&q, None).unwrap());
+        let compacted = page_of_a(&store);
         assert_eq!(compacted.len(), 4);
         for (sent, want) in compacted.iter().zip(&expected) {
             assert_eq!(sent_bytes(sent), *want);
