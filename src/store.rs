@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 mod commit;
 mod compactor;
 mod search;
-use commit::{Committer, Slot, COMMIT_YIELDS};
+use commit::{Committer, Queue, COMMIT_YIELDS};
 use compactor::{tell_removed, Compactor};
 
 /// Most reader positions (a reader on a channel) remembered: each costs memory and a journal
@@ -324,7 +324,8 @@ pub(crate) struct Store {
     /// Held by the one poster that writes the queued batch; guards the journal and the sequence.
     /// Shared with a compaction's thread, like `state`.
     commit: Arc<Mutex<Committer>>,
-    queue: Mutex<Vec<Arc<Slot>>>,
+    /// The posts waiting for a batch (`commit`).
+    queue: Queue,
     /// The functions told of new messages. A committer takes this lock before it lets go of the
     /// commit lock and calls them after, so the next batch is written meanwhile and yet every
     /// hook hears of messages in id order.
@@ -341,7 +342,7 @@ pub(crate) struct Store {
     /// The highest id published, readable without waiting for a batch being written.
     published_id: AtomicU64,
     /// How many times a post whose batch another thread is writing yields its processor before
-    /// it sleeps on the commit lock (see `Store::turn`): `COMMIT_YIELDS`, or none when every
+    /// it sleeps (see `Store::wait_for_batch`): `COMMIT_YIELDS`, or none when every
     /// batch waits for the disk.
     commit_yields: u32,
     limits: Limits,
@@ -522,7 +523,7 @@ impl Store {
         let store = Store {
             state,
             commit,
-            queue: Mutex::new(Vec::new()),
+            queue: Queue::default(),
             hooks: Mutex::new(Vec::new()),
             removal_hooks,
             compactor,
@@ -2915,32 +2916,96 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_post_in_another_threads_batch_is_answered_without_the_commit_lock() {
-        let mut store = Store::in_memory(&[], Limits::default());
-        // The poster yields for as long as it takes: only the batch below can answer it.
-        store.commit_yields = u32::MAX;
-        let store = Arc::new(store);
-        let mut writing = lock(&store.commit);
+    /// Plays the poster writing a batch: marks the queue as being written and waits, holding
+    /// the commit lock, for a post from another thread to be queued.
+    fn queued_while_writing(store: &Arc<Store>) -> (MutexGuard<'_, Committer>, Poster) {
+        store.queue.writing.store(true, Ordering::Relaxed);
+        let writing = lock(&store.commit);
         let (sent, got) = mpsc::channel();
-        let poster = {
-            let store = Arc::clone(&store);
+        let thread = {
+            let store = Arc::clone(store);
             thread::spawn(move || sent.send(store.post(draft("c", "queued")).map(|p| p.message.id)))
         };
         let deadline = Instant::now() + PATIENCE;
-        while lock(&store.queue).is_empty() {
+        while lock(&store.queue.slots).is_empty() {
             assert!(Instant::now() < deadline, "the post was not queued");
             thread::yield_now();
         }
-        let batch = mem::take(&mut *lock(&store.queue));
-        assert_eq!(store.commit_batch(&mut writing, &batch).len(), 1);
-        let answer = got.recv_timeout(Duration::from_secs(10));
+        (writing, Poster { thread, got })
+    }
+
+    /// A post made on another thread, and where its id arrives.
+    struct Poster {
+        thread: thread::JoinHandle<Result<(), mpsc::SendError<Result<u64, Error>>>>,
+        got: mpsc::Receiver<Result<u64, Error>>,
+    }
+
+    #[test]
+    fn a_post_in_another_threads_batch_is_answered_without_the_commit_lock() {
+        for yields in [0, u32::MAX] {
+            let mut store = Store::in_memory(&[], Limits::default());
+            store.commit_yields = yields;
+            let store = Arc::new(store);
+            let (mut writing, poster) = queued_while_writing(&store);
+            let batch = mem::take(&mut *lock(&store.queue.slots));
+            assert_eq!(store.commit_batch(&mut writing, &batch).len(), 1);
+            store.hand_over(batch);
+            let answer = poster.got.recv_timeout(Duration::from_secs(10));
+            drop(writing);
+            poster.thread.join().expect("the poster finishes").ok();
+            assert_eq!(
+                answer.map(Result::ok),
+                Ok(Some(1)),
+                "answered (yielding {yields} times) while the commit lock was held"
+            );
+            assert!(
+                !store.queue.writing.load(Ordering::Relaxed),
+                "no batch is being written"
+            );
+            assert_eq!(ids(&all(&store, "c")), vec![1]);
+        }
+    }
+
+    #[test]
+    fn every_post_is_answered_when_posters_sleep_at_once_or_look_first() {
+        for yields in [0, 1, COMMIT_YIELDS] {
+            let mut store = Store::in_memory(&[], Limits::default());
+            store.commit_yields = yields;
+            let store = Arc::new(store);
+            let (sent, got) = mpsc::channel();
+            let posting = {
+                let store = Arc::clone(&store);
+                thread::spawn(move || sent.send(post_from_threads(&store, 16, 200, 3)))
+            };
+            // A poster nobody wakes would wait forever: the deadline turns that into a failure.
+            let posted = got.recv_timeout(Duration::from_secs(120));
+            let posted = posted.unwrap_or_else(|_| panic!("a post was never answered ({yields})"));
+            posting.join().expect("the posting thread finishes").ok();
+            let mut ids: Vec<u64> = posted.iter().flatten().map(|(id, ..)| *id).collect();
+            ids.sort_unstable();
+            assert_eq!(
+                ids,
+                (1..=3200).collect::<Vec<u64>>(),
+                "yielding {yields} times"
+            );
+            assert!(!store.queue.writing.load(Ordering::Relaxed));
+        }
+    }
+
+    #[test]
+    fn a_post_queued_behind_a_batch_writes_the_next_one() {
+        let store = Arc::new(Store::in_memory(&[], Limits::default()));
+        let (writing, poster) = queued_while_writing(&store);
+        // The batch being written holds nothing: the queued post is handed the next one, which
+        // it writes once the commit lock is free.
+        store.hand_over(Vec::new());
         drop(writing);
-        poster.join().expect("the poster finishes").ok();
-        assert_eq!(
-            answer.map(Result::ok),
-            Ok(Some(1)),
-            "answered while this thread held the commit lock"
+        let answer = poster.got.recv_timeout(Duration::from_secs(10));
+        poster.thread.join().expect("the poster finishes").ok();
+        assert_eq!(answer.map(Result::ok), Ok(Some(1)));
+        assert!(
+            !store.queue.writing.load(Ordering::Relaxed),
+            "no batch is being written"
         );
         assert_eq!(ids(&all(&store, "c")), vec![1]);
     }

@@ -1,9 +1,11 @@
-//! Group commit: how a post becomes a message. Each post is queued; whoever holds the commit
-//! lock writes every post queued so far as one journal append (one fsync), checks their
-//! idempotency keys (so two retries racing each other still make one message), gives them their
-//! ids in order (none past `MAX_ID`), publishes them, and answers each poster. A poster whose
-//! batch another thread is writing yields its processor a few times before it sleeps on the
-//! lock, so under many posts at once most are answered without a sleep and a wake-up each.
+//! Group commit: how a post becomes a message. Each post is queued; one poster at a time (the
+//! first to find no batch being written) takes the commit lock and writes every post queued so
+//! far as one journal append (one fsync), checks their idempotency keys (so two retries racing
+//! each other still make one message), gives them their ids in order (none past `MAX_ID`),
+//! publishes them, and answers each poster. The others yield their processor a few times while
+//! they look for their answer, then sleep until their own batch is handed over: a post is never
+//! kept waiting behind the batch after its own, and most are answered without a sleep and a
+//! wake-up each.
 
 use super::{compactor::Pending, lock, Draft, Entry, Posted, Recorded, Store, LIES_FROM};
 use crate::error::Error;
@@ -12,8 +14,8 @@ use crate::index::Place;
 use crate::journal::{Journal, Line};
 use crate::message::{now, Encoded, Message, TextJson};
 use std::mem;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
@@ -80,30 +82,104 @@ pub(super) struct Slot {
     /// Taken (not copied) into the message when the batch is written, with the text's JSON
     /// string as the poster received it, if it gave one.
     draft: Mutex<Option<(Draft, Option<TextJson>)>>,
-    outcome: Mutex<Option<Result<Posted, Error>>>,
+    /// The outcome once the batch is written, and whether the poster sleeps on `changed`.
+    standing: Mutex<Standing>,
+    changed: Condvar,
 }
 
-/// What a queued post gets: the commit lock, to write the queue's batch itself, or its outcome,
-/// when another thread's batch held it.
-enum Turn<'a> {
-    Commit(MutexGuard<'a, Committer>),
-    Done(Result<Posted, Error>),
+#[derive(Default)]
+struct Standing {
+    outcome: Option<Result<Posted, Error>>,
+    asleep: bool,
 }
 
-impl<'a> Turn<'a> {
-    /// With the commit lock held: the post's outcome if a batch already held it, else the lock.
-    fn of(committer: MutexGuard<'a, Committer>, slot: &Slot) -> Turn<'a> {
-        match lock(&slot.outcome).take() {
-            Some(outcome) => Turn::Done(outcome),
-            None => Turn::Commit(committer),
+impl Slot {
+    fn new(draft: Draft, text_json: Option<TextJson>) -> Slot {
+        Slot {
+            draft: Mutex::new(Some((draft, text_json))),
+            standing: Mutex::new(Standing::default()),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// Sets the post's outcome; its poster hears of it when the batch is handed over.
+    fn finish(&self, outcome: Result<Posted, Error>) {
+        lock(&self.standing).outcome = Some(outcome);
+    }
+
+    /// Wakes the poster if it sleeps, once `change` is made to its outcome. A poster still
+    /// looking sees the change by itself, and waking a condition variable nobody waits on
+    /// would still cost a system call.
+    fn tell(&self, change: impl FnOnce(&mut Option<Result<Posted, Error>>)) {
+        let mut standing = lock(&self.standing);
+        change(&mut standing.outcome);
+        let asleep = standing.asleep;
+        drop(standing);
+        if asleep {
+            self.changed.notify_one();
+        }
+    }
+}
+
+/// The posts waiting for a batch, and whether a poster is writing one. Any queued poster that
+/// finds no batch being written writes the next one (whichever is on a processor first, so a
+/// busy relay seldom waits for a thread to be woken); the others look for their outcome, then
+/// sleep until their own batch is written, never behind the next one. A batch handed over
+/// wakes the first post queued since, if its poster sleeps, so a queued post always has a
+/// poster on its way to writing it.
+#[derive(Default)]
+pub(super) struct Queue {
+    pub(super) slots: Mutex<Vec<Arc<Slot>>>,
+    pub(super) writing: AtomicBool,
+}
+
+impl Queue {
+    /// Whether this poster is to write the next batch: none was being written, and now it is.
+    fn lead(&self) -> bool {
+        self.writing
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+}
+
+/// Hands a written batch over when dropped (even by a panic while writing it): answers its
+/// posters, then lets the next batch be written.
+struct Handover<'a> {
+    store: &'a Store,
+    batch: Vec<Arc<Slot>>,
+}
+
+impl Store {
+    /// Answers the posters of `batch`, written, and lets the next batch be written.
+    #[cfg(test)]
+    pub(super) fn hand_over(&self, batch: Vec<Arc<Slot>>) {
+        drop(Handover { store: self, batch });
+    }
+}
+
+impl Drop for Handover<'_> {
+    fn drop(&mut self) {
+        for slot in &self.batch {
+            slot.tell(|outcome| {
+                outcome.get_or_insert_with(|| {
+                    Err(Error::Storage(
+                        "the post was lost before it was written".into(),
+                    ))
+                });
+            });
+        }
+        let queue = &self.store.queue;
+        queue.writing.store(false, Ordering::Release);
+        if let Some(first) = lock(&queue.slots).first() {
+            first.tell(|_| ());
         }
     }
 }
 
 /// How many times a post whose batch another thread is writing gives up its processor before it
-/// sleeps on the commit lock instead (see `Store::turn`), when batches are not synced to disk. A
-/// synced batch takes a millisecond or more, past any useful number of yields, which would only
-/// burn processor time the posts queueing for the next batch need: with them, 16 connections
+/// sleeps (see `Store::wait_for_batch`), when batches are not synced to disk. A synced batch
+/// takes a millisecond or more, past any useful number of yields, which would only burn
+/// processor time the posts queueing for the next batch need: with them, 16 connections
 /// posting at fsync=always get about 9% fewer posts through; without fsync, a third more.
 pub(super) const COMMIT_YIELDS: u32 = 64;
 
@@ -114,9 +190,10 @@ pub(super) const COMMIT_YIELDS: u32 = 64;
 /// around to 0 and so breaks the order replay needs.
 pub(super) const MAX_ID: u64 = (1 << 53) - 1;
 
-/// The text length from which a post sleeps on the commit lock at once, yielding no processor
-/// first: a batch holding such texts takes a millisecond or more to write, and 16 connections
-/// posting 1 MiB texts spent a twelfth of the relay's processor time yielding.
+/// The text length from which a post sleeps at once while another poster writes a batch,
+/// yielding no processor first: a batch holding such texts takes a millisecond or more to
+/// write, and 16 connections posting 1 MiB texts spent a twelfth of the relay's processor time
+/// yielding.
 const YIELDS_UP_TO_TEXT: usize = 64 * 1024;
 
 impl Store {
@@ -141,27 +218,33 @@ impl Store {
             len if len >= YIELDS_UP_TO_TEXT => 0,
             _ => self.commit_yields,
         };
-        let slot = Arc::new(Slot {
-            draft: Mutex::new(Some((draft, text_json))),
-            outcome: Mutex::new(None),
-        });
-        lock(&self.queue).push(Arc::clone(&slot));
-        let mut committer = match self.turn(&slot, yields) {
-            Turn::Commit(committer) => committer,
-            Turn::Done(outcome) => return outcome,
+        let slot = Arc::new(Slot::new(draft, text_json));
+        lock(&self.queue.slots).push(Arc::clone(&slot));
+        if let Some(outcome) = self.wait_for_batch(&slot, yields) {
+            return outcome;
+        }
+        let mut committer = lock(&self.commit);
+        let mut handover = Handover {
+            store: self,
+            batch: mem::take(&mut *lock(&self.queue.slots)),
         };
-        let batch = mem::take(&mut *lock(&self.queue));
-        let published = if self.is_closed() {
-            for slot in &batch {
-                *lock(&slot.outcome) =
-                    Some(Err(Error::Storage("the relay is shutting down".into())));
+        let published = if handover.batch.is_empty() {
+            // This post was in the batch just handed over.
+            Vec::new()
+        } else if self.is_closed() {
+            for slot in &handover.batch {
+                slot.finish(Err(Error::Storage("the relay is shutting down".into())));
             }
             Vec::new()
         } else {
-            self.commit_batch(&mut committer, &batch)
+            self.commit_batch(&mut committer, &handover.batch)
         };
         let hooks = lock(&self.hooks);
         drop(committer);
+        // The batch's posters are answered, and the next batch may be written, before the
+        // hooks and the recorder hear of this one.
+        handover.batch.retain(|s| !Arc::ptr_eq(s, &slot));
+        drop(handover);
         for recorded in &published {
             for hook in hooks.iter() {
                 hook(&recorded.message);
@@ -173,7 +256,7 @@ impl Store {
             record(&published);
         }
         drop(recorder);
-        let outcome = lock(&slot.outcome).take();
+        let outcome = lock(&slot.standing).outcome.take();
         outcome.unwrap_or_else(|| {
             Err(Error::Storage(
                 "the post was lost before it was written".into(),
@@ -181,24 +264,40 @@ impl Store {
         })
     }
 
-    /// Waits for the queued post `slot` to be written: by this thread, which then holds the
-    /// commit lock, or by the thread writing a batch that holds it. While another thread holds
-    /// the lock this one yields its processor (often to that very writer) and looks for its
-    /// outcome, up to `yields` times, before it sleeps on the lock: under many posts at once,
-    /// most are answered without a sleep, a wake-up and a thread switch each.
-    fn turn(&self, slot: &Slot, yields: u32) -> Turn<'_> {
-        for _ in 0..yields {
-            match self.commit.try_lock() {
-                Ok(committer) => return Turn::of(committer, slot),
-                Err(TryLockError::Poisoned(p)) => return Turn::of(p.into_inner(), slot),
-                Err(TryLockError::WouldBlock) => {}
+    /// Waits for the queued post `slot` to be written by another poster's batch, and returns
+    /// its outcome, or `None` when this poster is to write the next batch itself. It yields its
+    /// processor and looks again up to `yields` times before it sleeps: under many posts at
+    /// once, most are answered without a sleep, a wake-up and a thread switch each.
+    fn wait_for_batch(&self, slot: &Slot, yields: u32) -> Option<Result<Posted, Error>> {
+        let mut looks = 0;
+        let mut standing = lock(&slot.standing);
+        loop {
+            if let Some(outcome) = standing.outcome.take() {
+                return Some(outcome);
             }
-            if let Some(outcome) = lock(&slot.outcome).take() {
-                return Turn::Done(outcome);
+            if self.queue.lead() {
+                return None;
             }
-            thread::yield_now();
+            if looks < yields {
+                looks += 1;
+                drop(standing);
+                thread::yield_now();
+                standing = lock(&slot.standing);
+            } else {
+                // Asleep before the last look, under the lock a handover takes to see it: either
+                // that look finds the batch handed over, or the handover wakes this poster.
+                standing.asleep = true;
+                if self.queue.lead() {
+                    standing.asleep = false;
+                    return None;
+                }
+                standing = slot
+                    .changed
+                    .wait(standing)
+                    .unwrap_or_else(|p| p.into_inner());
+                standing.asleep = false;
+            }
         }
-        Turn::of(lock(&self.commit), slot)
     }
 
     /// Writes a batch of queued posts as one journal append and publishes them in id order. A
@@ -256,7 +355,7 @@ impl Store {
                     committer.last_id
                 );
                 log::error!("{reason}");
-                *lock(&slot.outcome) = Some(Err(Error::Storage(reason)));
+                slot.finish(Err(Error::Storage(reason)));
                 continue;
             }
             let message = Message {
@@ -365,7 +464,7 @@ impl Store {
                 encoded: encoded.clone(),
                 source,
             });
-            *lock(&batch[at].outcome) = Some(Ok(Posted {
+            batch[at].finish(Ok(Posted {
                 message,
                 encoded,
                 repeated: false,
@@ -373,7 +472,7 @@ impl Store {
         }
         // Repeats are answered once the batch is visible, since one may repeat a post of it.
         for (at, entry, digest, target) in repeats {
-            *lock(&batch[at].outcome) = Some(self.repeat(entry, digest, &target));
+            batch[at].finish(self.repeat(entry, digest, &target));
         }
         self.apply_retention(committer);
         self.purge(committer);
@@ -391,10 +490,10 @@ impl Store {
         let reason = format!("message not stored: {e}");
         log::error!("{reason}");
         for f in fresh {
-            *lock(&batch[f.at].outcome) = Some(Err(Error::Storage(reason.clone())));
+            batch[f.at].finish(Err(Error::Storage(reason.clone())));
         }
         for (at, ..) in repeats {
-            *lock(&batch[*at].outcome) = Some(Err(Error::Storage(reason.clone())));
+            batch[*at].finish(Err(Error::Storage(reason.clone())));
         }
     }
 
