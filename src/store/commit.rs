@@ -136,9 +136,12 @@ pub(super) struct Queue {
 impl Queue {
     /// Whether this poster is to write the next batch: none was being written, and now it is.
     fn lead(&self) -> bool {
-        self.writing
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
+        // Read first: a failed exchange still takes the flag's cache line from the writer.
+        !self.writing.load(Ordering::Relaxed)
+            && self
+                .writing
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
     }
 }
 
