@@ -2934,6 +2934,15 @@ mod tests {
         (writing, Poster { thread, got })
     }
 
+    /// No batch is being written, and channel `c` holds the messages `expected`.
+    fn assert_settled_with(store: &Store, expected: &[u64]) {
+        assert!(
+            !store.queue.writing.load(Ordering::Relaxed),
+            "no batch is being written"
+        );
+        assert_eq!(ids(&all(store, "c")), expected);
+    }
+
     /// A post made on another thread, and where its id arrives.
     struct Poster {
         thread: thread::JoinHandle<Result<(), mpsc::SendError<Result<u64, Error>>>>,
@@ -2958,11 +2967,7 @@ mod tests {
                 Ok(Some(1)),
                 "answered (yielding {yields} times) while the commit lock was held"
             );
-            assert!(
-                !store.queue.writing.load(Ordering::Relaxed),
-                "no batch is being written"
-            );
-            assert_eq!(ids(&all(&store, "c")), vec![1]);
+            assert_settled_with(&store, &[1]);
         }
     }
 
@@ -2993,21 +2998,34 @@ mod tests {
     }
 
     #[test]
+    fn a_post_whose_batch_ended_without_writing_it_is_answered_with_an_error() {
+        let store = Arc::new(Store::in_memory(&[], Limits::default()));
+        let (writing, poster) = queued_while_writing(&store);
+        // What a panic while writing the batch leaves: it is handed over unwritten.
+        let batch = mem::take(&mut *lock(&store.queue.slots));
+        store.hand_over(batch);
+        let answer = poster.got.recv_timeout(Duration::from_secs(10));
+        drop(writing);
+        poster.thread.join().expect("the poster finishes").ok();
+        assert!(
+            matches!(answer, Ok(Err(Error::Storage(ref why))) if why.contains("lost")),
+            "{answer:?}"
+        );
+        assert_settled_with(&store, &[]);
+    }
+
+    #[test]
     fn a_post_queued_behind_a_batch_writes_the_next_one() {
         let store = Arc::new(Store::in_memory(&[], Limits::default()));
         let (writing, poster) = queued_while_writing(&store);
-        // The batch being written holds nothing: the queued post is handed the next one, which
-        // it writes once the commit lock is free.
+        // The batch being written holds nothing: the queued post's poster, woken, writes the
+        // next one once the commit lock is free.
         store.hand_over(Vec::new());
         drop(writing);
         let answer = poster.got.recv_timeout(Duration::from_secs(10));
         poster.thread.join().expect("the poster finishes").ok();
         assert_eq!(answer.map(Result::ok), Ok(Some(1)));
-        assert!(
-            !store.queue.writing.load(Ordering::Relaxed),
-            "no batch is being written"
-        );
-        assert_eq!(ids(&all(&store, "c")), vec![1]);
+        assert_settled_with(&store, &[1]);
     }
 
     #[test]

@@ -102,7 +102,8 @@ impl Slot {
         }
     }
 
-    /// Sets the post's outcome; its poster hears of it when the batch is handed over.
+    /// Sets the post's outcome: a poster still looking sees it at once, one asleep is woken
+    /// when the batch is handed over.
     fn finish(&self, outcome: Result<Posted, Error>) {
         lock(&self.standing).outcome = Some(outcome);
     }
@@ -164,11 +165,7 @@ impl Drop for Handover<'_> {
     fn drop(&mut self) {
         for slot in &self.batch {
             slot.tell(|outcome| {
-                outcome.get_or_insert_with(|| {
-                    Err(Error::Storage(
-                        "the post was lost before it was written".into(),
-                    ))
-                });
+                outcome.get_or_insert_with(lost);
             });
         }
         let queue = &self.store.queue;
@@ -177,6 +174,13 @@ impl Drop for Handover<'_> {
             first.tell(|_| ());
         }
     }
+}
+
+/// The outcome of a post whose batch ended without giving it one (a panic while writing it).
+fn lost() -> Result<Posted, Error> {
+    Err(Error::Storage(
+        "the post was lost before it was written".into(),
+    ))
 }
 
 /// How many times a post whose batch another thread is writing gives up its processor before it
@@ -260,11 +264,7 @@ impl Store {
         }
         drop(recorder);
         let outcome = lock(&slot.standing).outcome.take();
-        outcome.unwrap_or_else(|| {
-            Err(Error::Storage(
-                "the post was lost before it was written".into(),
-            ))
-        })
+        outcome.unwrap_or_else(lost)
     }
 
     /// Waits for the queued post `slot` to be written by another poster's batch, and returns
