@@ -2958,7 +2958,7 @@ mod tests {
             let (mut writing, poster) = queued_while_writing(&store);
             let batch = mem::take(&mut *lock(&store.queue.slots));
             assert_eq!(store.commit_batch(&mut writing, &batch).len(), 1);
-            store.hand_over(batch);
+            store.queue.hand_over(batch);
             let answer = poster.got.recv_timeout(Duration::from_secs(10));
             drop(writing);
             poster.thread.join().expect("the poster finishes").ok();
@@ -3003,7 +3003,7 @@ mod tests {
         let (writing, poster) = queued_while_writing(&store);
         // What a panic while writing the batch leaves: it is handed over unwritten.
         let batch = mem::take(&mut *lock(&store.queue.slots));
-        store.hand_over(batch);
+        store.queue.hand_over(batch);
         let answer = poster.got.recv_timeout(Duration::from_secs(10));
         drop(writing);
         poster.thread.join().expect("the poster finishes").ok();
@@ -3020,7 +3020,7 @@ mod tests {
         let (writing, poster) = queued_while_writing(&store);
         // The batch being written holds nothing: the queued post's poster, woken, writes the
         // next one once the commit lock is free.
-        store.hand_over(Vec::new());
+        store.queue.hand_over(Vec::new());
         drop(writing);
         let answer = poster.got.recv_timeout(Duration::from_secs(10));
         poster.thread.join().expect("the poster finishes").ok();

@@ -146,19 +146,19 @@ impl Queue {
     }
 }
 
-/// Hands a written batch over when dropped (even by a panic while writing it): answers its
-/// posters, then lets the next batch be written.
-struct Handover<'a> {
-    store: &'a Store,
-    batch: Vec<Arc<Slot>>,
-}
-
-impl Store {
+impl Queue {
     /// Answers the posters of `batch`, written, and lets the next batch be written.
     #[cfg(test)]
     pub(super) fn hand_over(&self, batch: Vec<Arc<Slot>>) {
-        drop(Handover { store: self, batch });
+        drop(Handover { queue: self, batch });
     }
+}
+
+/// Hands a written batch over when dropped (even by a panic while writing it): answers its
+/// posters, then lets the next batch be written.
+struct Handover<'a> {
+    queue: &'a Queue,
+    batch: Vec<Arc<Slot>>,
 }
 
 impl Drop for Handover<'_> {
@@ -168,9 +168,8 @@ impl Drop for Handover<'_> {
                 outcome.get_or_insert_with(lost);
             });
         }
-        let queue = &self.store.queue;
-        queue.writing.store(false, Ordering::Release);
-        if let Some(first) = lock(&queue.slots).first() {
+        self.queue.writing.store(false, Ordering::Release);
+        if let Some(first) = lock(&self.queue.slots).first() {
             first.tell(|_| ());
         }
     }
@@ -231,8 +230,8 @@ impl Store {
             return outcome;
         }
         let mut committer = lock(&self.commit);
-        let mut handover = Handover {
-            store: self,
+        let handover = Handover {
+            queue: &self.queue,
             batch: mem::take(&mut *lock(&self.queue.slots)),
         };
         let published = if handover.batch.is_empty() {
@@ -250,7 +249,6 @@ impl Store {
         drop(committer);
         // The batch's posters are answered, and the next batch may be written, before the
         // hooks and the recorder hear of this one.
-        handover.batch.retain(|s| !Arc::ptr_eq(s, &slot));
         drop(handover);
         for recorded in &published {
             for hook in hooks.iter() {
