@@ -7,7 +7,8 @@
 //! `checkpoint`),
 //! `cache`, `idempotency`, `log_file` (a size-rotated file the logs write to)} → {`index` (where
 //! each message's line lies, shared by replay, checkpoint and store), `written_pages` (a
-//! write-once file's pages let go once on disk)}; `test_dir` is the unit
+//! write-once file's pages let go once on disk), `retired_files` (removed files closed by a
+//! thread of their own)}; `test_dir` is the unit
 //! tests' scratch directory; `config`, `error`, `message`, `names` (what a channel, sender or
 //! reader name may be), `json_string` (strings written into
 //! JSON by hand), `listen`, `fields` (a caller's JSON fields), `agent` (what an agent's token
@@ -56,6 +57,7 @@ mod names;
 mod open_files;
 mod page_cache;
 mod presence;
+mod retired_files;
 mod sent_json;
 mod store;
 mod suggest;

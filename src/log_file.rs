@@ -13,6 +13,7 @@
 //! memory once on disk (`written_pages`), the file's own as it grows and a rotated one's whole.
 
 use crate::error::Error;
+use crate::retired_files::RetiredFiles;
 use crate::written_pages::WrittenPages;
 use flexi_logger::writers::{ArcFileLogWriter, FileLogWriter, FileLogWriterHandle};
 use flexi_logger::FileSpec;
@@ -68,6 +69,8 @@ struct State {
     /// it could not be opened after a rotation).
     handle: Option<File>,
     pages: WrittenPages,
+    /// Handles on files a rotation removed, closed by a thread of their own.
+    retired: RetiredFiles,
 }
 
 /// The most bytes of lines written together, and the most gathered before they are written.
@@ -131,6 +134,7 @@ impl LogFile {
                 torn,
                 handle: Some(handle),
                 pages: WrittenPages::default(),
+                retired: RetiredFiles::default(),
             }),
             gathered: Condvar::new(),
             _open: open,
@@ -307,6 +311,9 @@ impl Shared {
     fn rotate(&self, state: &mut State) -> std::io::Result<()> {
         self.write_waiting(state);
         state.writer.flush()?;
+        // The oldest backup loses its last name below; the last handle on it is closed by
+        // another thread (`retired_files`), since that close frees its blocks.
+        let oldest = File::open(backup(&self.path, self.backups)).ok();
         for n in (1..self.backups).rev() {
             let from = backup(&self.path, n);
             if from.exists() {
@@ -322,7 +329,12 @@ impl Shared {
             .map_err(|e| log::warn!("{}: {e}; its pages stay in memory", self.path.display()))
             .ok();
         if let Some(old) = std::mem::replace(&mut state.handle, new) {
-            state.pages.replaced(old);
+            if let Some(done) = state.pages.replaced(old) {
+                state.retired.retire(done);
+            }
+        }
+        if let Some(oldest) = oldest {
+            state.retired.retire(oldest);
         }
         Ok(())
     }
@@ -470,6 +482,31 @@ mod tests {
         assert_eq!(read(&backup(&path, 2)), "one\ntwo\nthree\nfour\n");
         assert_eq!(read(&backup(&path, 1)), "five\nsix\nseven\n");
         assert_eq!(read(&path), "eight\n");
+    }
+
+    /// However many rotations, the backups hold the newest lines, and the handles on the
+    /// backups that rotations removed are all closed once the file is.
+    #[test]
+    fn the_oldest_backup_removed_by_a_rotation_is_closed_by_the_time_the_file_is() {
+        for backups in [1, 3] {
+            let dir = TempDir::new();
+            let path = dir.0.join("archive.log");
+            let file = LogFile::open("log_path", &path, 20, backups, Writes::AtOnce).unwrap();
+            for n in 0..40 {
+                file.write_lines(&[[&format!("line {n:02}")]]);
+            }
+            drop(file);
+            // Two lines of 8 bytes fill a file of 20.
+            assert_eq!(read(&path), "line 38\nline 39\n");
+            for n in 1..=backups {
+                assert_eq!(
+                    read(&backup(&path, n)),
+                    format!("line {:02}\nline {:02}\n", 38 - 2 * n, 39 - 2 * n)
+                );
+            }
+            assert!(!backup(&path, backups + 1).exists());
+            assert_eq!(dir.held_open(), Vec::<PathBuf>::new(), "{backups} backups");
+        }
     }
 
     /// Python's `RotatingFileHandler` never rotates when either its size limit or its backup

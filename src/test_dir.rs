@@ -16,6 +16,18 @@ impl TempDir {
         let _ = std::fs::remove_dir_all(&path);
         TempDir(path)
     }
+
+    /// The files under the directory this process holds open, by the names they were opened
+    /// under (which end in ` (deleted)` once removed).
+    pub(crate) fn held_open(&self) -> Vec<PathBuf> {
+        std::fs::read_dir("/proc/self/fd")
+            .map(|fds| {
+                fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+                    .filter(|target| target.starts_with(&self.0))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 impl Drop for TempDir {

@@ -50,14 +50,21 @@ impl WrittenPages {
 
     /// The file appended to is now a new one, and `old` (a handle on the one it replaced) will
     /// not be written again: `old`'s writeback is started, and the file it replaced is dropped.
-    pub(crate) fn replaced(&mut self, old: File) {
+    /// Returns the handle on that file, no longer needed here: the caller closes it, and may
+    /// want that done elsewhere if the file is removed (see `retired_files`).
+    #[must_use]
+    pub(crate) fn replaced(&mut self, old: File) -> Option<File> {
         for file in self.replaced.iter().chain([&old]) {
             let _ = fadvise(file, 0, None, Advice::DontNeed);
         }
-        *self = WrittenPages {
-            advised: 0,
-            replaced: Some(old),
-        };
+        std::mem::replace(
+            self,
+            WrittenPages {
+                advised: 0,
+                replaced: Some(old),
+            },
+        )
+        .replaced
     }
 
     /// `appended`, saying whether the kernel took the advice.
