@@ -9,7 +9,7 @@
 //! Dropping the owner closes every file still waiting before it returns.
 
 use std::fs::File;
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::mpsc::{self, SyncSender};
 use std::thread::JoinHandle;
 
 /// The most files that wait to be closed.
@@ -41,11 +41,9 @@ impl RetiredFiles {
                 }
             }
         }
+        // A file the thread does not take comes back in the error, and is closed with it here.
         if let Some((sender, _)) = &self.closer {
-            match sender.try_send(file) {
-                Ok(()) => {}
-                Err(TrySendError::Full(file) | TrySendError::Disconnected(file)) => drop(file),
-            }
+            let _ = sender.try_send(file);
         }
     }
 }
