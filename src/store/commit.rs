@@ -144,9 +144,7 @@ impl Queue {
                 .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
     }
-}
 
-impl Queue {
     /// Answers the posters of `batch`, written, and lets the next batch be written.
     #[cfg(test)]
     pub(super) fn hand_over(&self, batch: Vec<Arc<Slot>>) {
