@@ -3,7 +3,7 @@
 //! also accepted as strings, since models often send them that way.
 
 use crate::error::Error;
-use crate::json_string;
+use crate::json_string::{self, Decoded};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -34,21 +34,27 @@ pub(crate) fn optional_string(
 /// for fields as large as a message's text. A string `serde_json` refuses to decode (a lone
 /// surrogate escape) is refused with its words.
 pub(crate) fn raw_string(raw: Option<&RawValue>, key: &str) -> Result<Option<String>, Error> {
-    Ok(raw_string_as_sent(raw, key)?.map(|(text, _)| text))
+    Ok(raw_string_as_sent(raw, key)?.map(|decoded| decoded.text))
 }
 
-/// `raw_string`, and whether the JSON it was sent as is in the form `serde_json` writes
-/// (`json_string::decode`), seen in the same pass.
+/// `raw_string`, with whether the JSON it was sent as is in the form `serde_json` writes and
+/// how many characters the text holds, seen in the same pass (`json_string::decode`).
 pub(crate) fn raw_string_as_sent(
     raw: Option<&RawValue>,
     key: &str,
-) -> Result<Option<(String, bool)>, Error> {
+) -> Result<Option<Decoded>, Error> {
     match raw.map(RawValue::get) {
         None | Some("null") => Ok(None),
         Some(json) if json.starts_with('"') => match json_string::decode(json) {
             Some(decoded) => Ok(Some(decoded)),
             None => serde_json::from_str(json)
-                .map(|text| Some((text, false)))
+                .map(|text: String| {
+                    Some(Decoded {
+                        chars: text.chars().count(),
+                        text,
+                        as_written: false,
+                    })
+                })
                 .map_err(|e| Error::BadRequest(format!("{key} is not a valid JSON string: {e}"))),
         },
         Some(_) => Err(Error::BadRequest(format!("{key} must be a string"))),

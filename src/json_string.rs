@@ -163,6 +163,18 @@ fn escape_len(escape: &[u8]) -> Option<usize> {
     }
 }
 
+/// A JSON string decoded by `decode`.
+#[derive(Debug)]
+pub(crate) struct Decoded {
+    pub text: String,
+    /// Whether every escape is one `serde_json` writes.
+    pub as_written: bool,
+    /// How many characters the text holds (what `text.chars().count()` says), counted in the
+    /// same pass: the tool log records it, and counting a large text again once it has left
+    /// the processor's cache costs as much as decoding it.
+    pub chars: usize,
+}
+
 /// The text the JSON string `raw` (quotes included, as a `RawValue` holds it: valid JSON, so
 /// with no control character and only well-formed escapes) stands for, decoded in one pass into
 /// a buffer of the right size; `None` for an escape that names no character (a lone surrogate).
@@ -171,13 +183,18 @@ fn escape_len(escape: &[u8]) -> Option<usize> {
 /// of the text instead of one. Also says whether every escape is one `serde_json` writes
 /// (`\"`, `\\`, the short forms of five control characters and `\u00xx`, lower-case, for the
 /// other ones below U+0020; another writer may escape `/` or any character as `\uXXXX`, which
-/// reads the same but is not the bytes a reply sends), which the same pass sees.
-pub(crate) fn decode(raw: &str) -> Option<(String, bool)> {
+/// reads the same but is not the bytes a reply sends), and how many characters the text holds,
+/// which the same pass sees.
+pub(crate) fn decode(raw: &str) -> Option<Decoded> {
     let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
     let mut out = String::with_capacity(inner.len());
     let mut rest = inner;
     let mut as_written = true;
-    while let Some(at) = memchr::memchr(b'\\', rest.as_bytes()) {
+    let mut chars = 0;
+    loop {
+        let (backslash, run_chars) = run_to_backslash(rest.as_bytes());
+        chars += run_chars;
+        let Some(at) = backslash else { break };
         out.push_str(&rest[..at]);
         as_written = as_written && escape_len(&rest.as_bytes()[at + 1..]).is_some();
         let escape = rest.as_bytes().get(at + 1)?;
@@ -212,9 +229,44 @@ pub(crate) fn decode(raw: &str) -> Option<(String, bool)> {
             _ => return None,
         };
         out.push(c);
+        chars += 1;
     }
     out.push_str(rest);
-    Some((out, as_written))
+    Some(Decoded {
+        text: out,
+        as_written,
+        chars,
+    })
+}
+
+/// Where the first backslash in `bytes` (UTF-8) lies, if any, and how many characters come
+/// before it: the bytes that do not continue a multi-byte character. Blocks are looked through
+/// whole, a loop without an early exit that the compiler turns into vector instructions, so
+/// the count costs little beside the search.
+fn run_to_backslash(bytes: &[u8]) -> (Option<usize>, usize) {
+    const BLOCK: usize = 64;
+    let mut chars = 0;
+    for (n, block) in bytes.chunks(BLOCK).enumerate() {
+        let (backslash, count) = block.iter().fold((false, 0u8), |(any, count), &b| {
+            (any | (b == b'\\'), count + u8::from(starts_character(b)))
+        });
+        if backslash {
+            let at = block
+                .iter()
+                .position(|&b| b == b'\\')
+                .unwrap_or(block.len());
+            chars += block[..at].iter().filter(|&&b| starts_character(b)).count();
+            return (Some(n * BLOCK + at), chars);
+        }
+        chars += usize::from(count);
+    }
+    (None, chars)
+}
+
+/// Whether a UTF-8 byte starts a character: every byte but a continuation byte, 0b10xx_xxxx,
+/// which as a signed byte is below -64.
+fn starts_character(b: u8) -> bool {
+    b as i8 >= -64
 }
 
 /// The four hex digits `rest` starts with, as a UTF-16 unit, and what follows them.
@@ -313,9 +365,13 @@ pub(crate) mod tests {
         let written: String = (0u32..0x100).filter_map(char::from_u32).collect();
         for c in written.chars() {
             let raw = serde_json::to_string(&c.to_string()).unwrap();
-            assert!(decode(&raw).unwrap().1, "{raw}");
+            assert!(decode(&raw).unwrap().as_written, "{raw}");
         }
-        assert!(decode(&serde_json::to_string(&written).unwrap()).unwrap().1);
+        assert!(
+            decode(&serde_json::to_string(&written).unwrap())
+                .unwrap()
+                .as_written
+        );
         for raw in [
             r#""\/""#,
             r#""caf\u00e9""#,
@@ -326,11 +382,22 @@ pub(crate) mod tests {
             r#""\ud83c\udf89""#,
             r#""\u2028""#,
         ] {
-            assert_eq!(
-                decode(raw).map(|(_, as_written)| as_written),
-                Some(false),
-                "{raw}"
-            );
+            assert_eq!(decode(raw).map(|d| d.as_written), Some(false), "{raw}");
+        }
+    }
+
+    #[test]
+    fn characters_are_counted_across_blocks_and_escapes() {
+        // Multi-byte characters and escapes on every side of the 64-byte blocks the search
+        // looks through whole.
+        for at in [0, 1, 62, 63, 64, 65, 127, 128, 200] {
+            for piece in ["é", "漢", "🦀", "\n", "\"", "\u{1}", "\u{2028}"] {
+                let text = format!("{}{piece}{}{piece}", "a".repeat(at), "ü".repeat(at));
+                let raw = serde_json::to_string(&text).unwrap();
+                let decoded = decode(&raw).unwrap();
+                assert_eq!(decoded.text, text);
+                assert_eq!(decoded.chars, text.chars().count(), "{raw}");
+            }
         }
     }
 
@@ -352,9 +419,10 @@ pub(crate) mod tests {
         );
         for raw in &raws {
             let serde: String = serde_json::from_str(raw).unwrap();
-            let (text, as_written) = decode(raw).unwrap();
-            assert_eq!(text, serde, "{raw}");
-            assert_eq!(as_written, is_string_as_written(raw), "{raw}");
+            let decoded = decode(raw).unwrap();
+            assert_eq!(decoded.text, serde, "{raw}");
+            assert_eq!(decoded.as_written, is_string_as_written(raw), "{raw}");
+            assert_eq!(decoded.chars, serde.chars().count(), "{raw}");
         }
         // Escapes serde_json refuses (a lone or reversed surrogate) decode to nothing.
         for raw in [

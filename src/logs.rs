@@ -127,7 +127,7 @@ impl Logs {
             // A tool-log line is whole in the buffer: the batch's head, then its payload.
             let start = own.len();
             own.extend_from_within(tool_head.clone());
-            tool_payload(&mut own, m, &r.source);
+            tool_payload(&mut own, m, r.encoded.text_chars(m), &r.source);
             spans.push((head, made_text, tail, start..own.len()));
         }
         // Only serde_json and formatted numbers wrote to the buffer: it is UTF-8.
@@ -179,7 +179,7 @@ fn archive_tail(out: &mut Vec<u8>, m: &Message) {
 
 /// A `post_message` tool-log line's payload, its keys in sorted order as the tool log has
 /// always had them: `{"id","sender","source","target","text_len"}`.
-fn tool_payload(out: &mut Vec<u8>, m: &Message, source: &str) {
+fn tool_payload(out: &mut Vec<u8>, m: &Message, chars: usize, source: &str) {
     #[derive(Serialize)]
     struct Posted<'a> {
         id: u64,
@@ -193,7 +193,7 @@ fn tool_payload(out: &mut Vec<u8>, m: &Message, source: &str) {
         sender: &m.sender,
         source,
         target: &m.target,
-        text_len: m.text.chars().count(),
+        text_len: chars,
     };
     let _ = serde_json::to_writer(out, &payload);
 }

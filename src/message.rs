@@ -51,13 +51,17 @@ pub(crate) struct Encoded {
     separators: bool,
     /// Whether the fields before the text hold U+2028 or U+2029, likewise.
     head_separators: bool,
+    /// How many characters the text holds, when the text's JSON string came with the count.
+    chars: Option<usize>,
 }
 
 /// A text's JSON string where it arrived, `buf[span]`, in the form `serde_json` writes it: a
 /// post's body holds one among its other fields. The message's JSON is made in that buffer.
 pub(crate) struct TextJson {
-    pub buf: Vec<u8>,
+    pub buf: String,
     pub span: Range<usize>,
+    /// How many characters the text holds, when the pass that decoded it counted them.
+    pub chars: Option<usize>,
 }
 
 impl TextJson {
@@ -66,33 +70,31 @@ impl TextJson {
     pub(crate) fn whole(json: String) -> TextJson {
         TextJson {
             span: 0..json.len(),
-            buf: json.into_bytes(),
+            buf: json,
+            chars: None,
         }
     }
 
     /// Whether the span starts as a JSON string does.
     pub(crate) fn is_string(&self) -> bool {
-        self.buf.get(self.span.start) == Some(&b'"')
+        self.buf.as_bytes().get(self.span.start) == Some(&b'"')
     }
 
     /// The buffer made into `head` followed by the JSON string: the string is moved once, to
-    /// just after the head's room, whichever side of it the string was; the bytes around it
-    /// are dropped. `None`, with the buffer lost, if the string was not UTF-8 after all.
+    /// just after the head, whichever side of it the string was; the bytes around it are
+    /// dropped. `None`, with the buffer lost, if the span is not within it.
     fn after(self, head: &str) -> Option<String> {
-        let TextJson { mut buf, span } = self;
-        let end = head.len() + span.len();
-        if span.end > buf.len() {
+        let TextJson { mut buf, span, .. } = self;
+        if !(buf.is_char_boundary(span.start) && buf.is_char_boundary(span.end))
+            || span.start > span.end
+        {
             return None;
         }
-        if buf.len() < end {
-            buf.resize(end, 0);
-        }
-        buf.copy_within(span, head.len());
-        buf.truncate(end);
-        buf[..head.len()].copy_from_slice(head.as_bytes());
+        buf.truncate(span.end);
+        buf.replace_range(..span.start, head);
         // Room for the closing brace, usually there already: not a doubled buffer.
         buf.reserve_exact(1);
-        String::from_utf8(buf).ok()
+        Some(buf)
     }
 }
 
@@ -144,6 +146,7 @@ impl Encoded {
         let head_separators = has_separators(&head);
         let head = escape_separators(head);
         let text_at = head.len();
+        let chars = text_json.as_ref().and_then(|text_json| text_json.chars);
         let given = text_json.and_then(|text_json| text_json.after(&head));
         let mut json = match given {
             Some(json) => json,
@@ -166,6 +169,7 @@ impl Encoded {
             text_at,
             separators,
             head_separators,
+            chars,
         }
     }
 
@@ -173,6 +177,12 @@ impl Encoded {
     /// U+2028 or U+2029, which replies escape and journal lines do not.
     pub(crate) fn is_as_journaled(&self) -> bool {
         !self.separators && !self.head_separators
+    }
+
+    /// How many characters `m`'s text holds (`m` being the message this is the JSON of): the
+    /// count that came with its JSON string, else counted now.
+    pub(crate) fn text_chars(&self, m: &Message) -> usize {
+        self.chars.unwrap_or_else(|| m.text.chars().count())
     }
 
     /// The text's JSON string as replies send it (separators escaped).
@@ -311,26 +321,37 @@ mod tests {
             format!(r#"{{"pad":"{}","text":"#, "p".repeat(500)),
         ] {
             let body = format!(r#"{before}{text},"target":"proj-x"}}"#);
-            let mut buf = Vec::with_capacity(body.len() + 256);
-            buf.extend_from_slice(body.as_bytes());
+            let mut buf = String::with_capacity(body.len() + 256);
+            buf.push_str(&body);
             let pointer = buf.as_ptr();
             let span = before.len()..before.len() + text.len();
-            let encoded = Encoded::with_text(&m, Some(TextJson { buf, span }));
+            let chars = Some(120_000);
+            let encoded = Encoded::with_text(&m, Some(TextJson { buf, span, chars }));
             assert_eq!(*encoded.json, serde_json::to_string(&m).unwrap());
             assert_eq!(encoded.text(), text);
+            assert_eq!(
+                encoded.text_chars(&m),
+                120_000,
+                "the count that came with it"
+            );
             assert_eq!(
                 encoded.json.as_ptr(),
                 pointer,
                 "the JSON was made in a new buffer"
             );
         }
-        // A span that is not a JSON string of this text is escaped anew, not trusted past UTF-8.
-        let broken = TextJson {
-            buf: vec![b'"', 0xff, b'"'],
-            span: 0..3,
-        };
-        let encoded = Encoded::with_text(&m, Some(broken));
-        assert_eq!(*encoded.json, serde_json::to_string(&m).unwrap());
+        // A span that does not lie on characters of its buffer is not taken: the text is
+        // escaped anew, and its characters counted.
+        for span in [0..2, 2..4, 0..9] {
+            let broken = TextJson {
+                buf: "\"é\"".into(),
+                span,
+                chars: None,
+            };
+            let encoded = Encoded::with_text(&m, Some(broken));
+            assert_eq!(*encoded.json, serde_json::to_string(&m).unwrap());
+            assert_eq!(encoded.text_chars(&m), m.text.chars().count());
+        }
     }
 
     #[test]

@@ -193,7 +193,11 @@ fn flag(rq: &Incoming, key: &str) -> Result<Option<bool>, Error> {
 /// `"reply_to"`, the id of the message answered; `"idempotency_key"`, also taken from the
 /// `Idempotency-Key` header). A retry of a post already made answers 200 with that message.
 pub(crate) fn post_message(app: &App, rq: &mut Incoming, caller: &Caller) -> Result<Reply, Error> {
-    let fields: PostFields = serde_json::from_slice(&rq.body).map_err(|e| match e.classify() {
+    // Checked as UTF-8 whole, once: serde_json then checks none of its strings again, and a
+    // long text's JSON string can become the message's JSON with no further check.
+    let body = String::from_utf8(std::mem::take(&mut rq.body))
+        .map_err(|_| Error::BadRequest("body is not valid JSON: it is not UTF-8".into()))?;
+    let fields: PostFields = serde_json::from_str(&body).map_err(|e| match e.classify() {
         Category::Data => {
             Error::BadRequest("body must be a JSON object with target, sender and text".into())
         }
@@ -203,7 +207,7 @@ pub(crate) fn post_message(app: &App, rq: &mut Incoming, caller: &Caller) -> Res
         raw_string(fields.sender, "sender")?,
         caller.agent.as_deref(),
     )?;
-    let (text, as_written) = raw_string_as_sent(fields.text, "text")?
+    let decoded = raw_string_as_sent(fields.text, "text")?
         .ok_or_else(|| Error::BadRequest("text is required".into()))?;
     let source = match raw_string(fields.source, "source")? {
         Some(s)
@@ -225,7 +229,7 @@ pub(crate) fn post_message(app: &App, rq: &mut Incoming, caller: &Caller) -> Res
         target: raw_string(fields.target, "target")?
             .ok_or_else(|| Error::BadRequest("target is required".into()))?,
         sender,
-        text,
+        text: decoded.text,
         reply_to: match fields
             .reply_to
             .map(|raw| serde_json::from_str::<Value>(raw.get()))
@@ -264,17 +268,18 @@ pub(crate) fn post_message(app: &App, rq: &mut Incoming, caller: &Caller) -> Res
     // one's JSON string stays where it is in the body, which then becomes the message's JSON
     // (`Encoded::with_text`): no second buffer. Another writer's escapes (`\/`, `\u0041`) read
     // the same but are not the bytes this relay writes: such a text is escaped anew.
-    let text_json = match (rq.body.len(), fields.text) {
-        (len, Some(raw)) if len >= TEXT_JSON_MIN_BODY && as_written => {
-            let at = (raw.get().as_ptr() as usize).checked_sub(rq.body.as_ptr() as usize);
+    let text_json = match (body.len(), fields.text) {
+        (len, Some(raw)) if len >= TEXT_JSON_MIN_BODY && decoded.as_written => {
+            let at = (raw.get().as_ptr() as usize).checked_sub(body.as_ptr() as usize);
             at.map(|at| at..at + raw.get().len())
-                .filter(|span| span.end <= rq.body.len())
+                .filter(|span| span.end <= body.len())
         }
         _ => None,
     }
     .map(|span| TextJson {
-        buf: std::mem::take(&mut rq.body),
+        buf: body,
         span,
+        chars: Some(decoded.chars),
     });
     let posted = app.store.post_with_text_json(draft, text_json)?;
     let status = if posted.repeated { 200 } else { 201 };
