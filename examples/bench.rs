@@ -603,8 +603,9 @@ fn median(mut values: Vec<f64>) -> f64 {
 /// The relay against its ceilings. The relay is asked once for each response a figure needs;
 /// the `ceiling` example (and nginx, where installed) then serve those bytes, so the ratios
 /// measure the relay's own work. The posting figures are also held, with no goal, against
-/// `ceiling-file`, which keeps each body in a file: what keeping alone costs on this machine's
-/// page cache and disk. Rounds alternate relay, ceiling, nginx (, ceiling-file), so what other
+/// `ceiling-file`, which appends each body to two files (as the relay writes a post to its
+/// journal and its channel log) and lets their pages go as the relay does: what keeping alone
+/// costs on this machine's page cache and disk. Rounds alternate relay, ceiling, nginx (, ceiling-file), so what other
 /// processes do to the machine hits all alike; each side's median round and the median of the
 /// per-round ratios count, and CPU per request is each side's CPU time over its requests.
 /// `RELAY_BENCH_PERF=DIR` also records `perf record -g` of the relay and the ceiling under each

@@ -4,17 +4,22 @@
 //! the connection's thread, `TCP_NODELAY` on the listener). Each request's body is read in full
 //! and dropped, then the canned answer is written. It does no other work, so the relay's
 //! throughput over the ceiling's is the share the relay's own work leaves. With `--keep FILE`
-//! it also appends each body to FILE before answering (one write of the whole body, under a lock,
-//! as a journal appends): the least a server that keeps what it is sent must add. It prints
-//! `ceiling listening on http://ADDR` first and serves until it is killed.
+//! it also appends each body to FILE before answering (one write of the whole body, under the
+//! file's lock, as a journal appends), and lets the file's pages go from the page cache some way
+//! behind its end as the relay lets its journal's go: the least a server that keeps what it is
+//! sent must add. `--keep` may be given more than once, as the relay writes a post twice (its
+//! journal and its channel log). It prints `ceiling listening on http://ADDR` first and serves
+//! until it is killed.
 
 #[path = "support/canned.rs"]
 mod canned;
 
+use rustix::fs::{fadvise, Advice};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener};
+use std::num::NonZeroU64;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,20 +36,19 @@ struct Prepared {
 const IDLE: Duration = Duration::from_secs(30);
 
 fn main() {
-    let usage = "usage: ceiling <canned responses.json> [--keep FILE]";
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (path, keep) = match &args[..] {
-        [path] => (PathBuf::from(path), None),
-        [path, flag, file] if flag == "--keep" => {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(file)
-                .expect("open the --keep file");
-            (PathBuf::from(path), Some(Mutex::new(file)))
-        }
-        _ => panic!("{usage}"),
-    };
+    let usage = "usage: ceiling <canned responses.json> [--keep FILE]...";
+    let mut args = std::env::args().skip(1);
+    let path = PathBuf::from(args.next().expect(usage));
+    let mut keep = Vec::new();
+    while let Some(flag) = args.next() {
+        assert_eq!(flag, "--keep", "{usage}");
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(args.next().expect(usage))
+            .expect("open the --keep file");
+        keep.push(Mutex::new(Kept { file, len: 0 }));
+    }
     let responses: Arc<Vec<Prepared>> = Arc::new(
         canned::load(&path)
             .into_iter()
@@ -65,10 +69,8 @@ fn main() {
         idle_timeout: Some(IDLE),
         ..Limits::default()
     };
-    let _server = Server::serve(listener, limits, move |rq| {
-        answer(&responses, keep.as_ref(), rq)
-    })
-    .expect("serve on the listener");
+    let _server = Server::serve(listener, limits, move |rq| answer(&responses, &keep, rq))
+        .expect("serve on the listener");
     println!("ceiling listening on http://{addr}");
     std::io::stdout().flush().ok();
     loop {
@@ -96,19 +98,48 @@ impl Pieces for Shared {
     }
 }
 
-/// Reads the body and drops it (or, given a file to keep bodies in, appends it there first),
-/// then writes the first canned response that answers the request.
-fn answer(responses: &[Prepared], keep: Option<&Mutex<File>>, mut rq: Request) {
-    let declared = rq.body_length().unwrap_or(0);
-    match keep {
-        None => {
-            let _ = std::io::copy(rq.as_reader(), &mut std::io::sink());
+/// A file bodies are appended to, with how long it is.
+struct Kept {
+    file: File,
+    len: u64,
+}
+
+/// How far apart the page advice is given, and how far behind the end writeback is started and
+/// pages are dropped: the relay's figures for its journal (`src/written_pages.rs`).
+const CHUNK: u64 = 1 << 20;
+const START_BEHIND: u64 = 8 * CHUNK;
+const DROP_BEHIND: u64 = 32 * CHUNK;
+
+impl Kept {
+    /// Appends `body`, then, where a chunk boundary was passed, advises the pages newly
+    /// `START_BEHIND` the end to be written back and those newly `DROP_BEHIND` it dropped.
+    fn append(&mut self, body: &[u8]) {
+        self.file
+            .write_all(body)
+            .expect("append to the --keep file");
+        let from = self.len / CHUNK * CHUNK;
+        self.len += body.len() as u64;
+        let to = self.len / CHUNK * CHUNK;
+        for behind in [START_BEHIND, DROP_BEHIND] {
+            let range = from.saturating_sub(behind)..to.saturating_sub(behind);
+            if let Some(n) = NonZeroU64::new(range.end - range.start) {
+                let _ = fadvise(&self.file, range.start, Some(n), Advice::DontNeed);
+            }
         }
-        Some(file) => {
-            let mut body = Vec::with_capacity(declared);
-            if rq.as_reader().read_to_end(&mut body).is_ok() && !body.is_empty() {
-                let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
-                file.write_all(&body).expect("append to the --keep file");
+    }
+}
+
+/// Reads the body and drops it (or, given files to keep bodies in, appends it to each first),
+/// then writes the first canned response that answers the request.
+fn answer(responses: &[Prepared], keep: &[Mutex<Kept>], mut rq: Request) {
+    let declared = rq.body_length().unwrap_or(0);
+    if keep.is_empty() {
+        let _ = std::io::copy(rq.as_reader(), &mut std::io::sink());
+    } else {
+        let mut body = Vec::with_capacity(declared);
+        if rq.as_reader().read_to_end(&mut body).is_ok() && !body.is_empty() {
+            for kept in keep {
+                kept.lock().unwrap_or_else(|e| e.into_inner()).append(&body);
             }
         }
     }

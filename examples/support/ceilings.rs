@@ -1,6 +1,6 @@
 //! The ceilings the benchmark holds the relay against, as running processes: the `ceiling`
 //! example (the same HTTP library as the relay, serving the relay's recorded responses; also as
-//! `ceiling-file`, which appends each body it is sent to a file before answering) and,
+//! `ceiling-file`, which appends each body it is sent to two files before answering) and,
 //! where `nginx` is on the PATH, nginx serving the same bytes from files under a generated
 //! configuration. Also the CPU time a set of processes has used, from /proc.
 
@@ -55,14 +55,17 @@ fn ceiling_binary() -> PathBuf {
 }
 
 /// Starts the `ceiling` example serving `responses` (saved under `dir`). With `keep` it also
-/// appends every request body to a file under `dir` (labelled `ceiling-file`).
+/// appends every request body to two files under `dir`, as the relay writes a post to its
+/// journal and its channel log (labelled `ceiling-file`).
 pub fn start_ceiling(dir: &Path, responses: &[Canned], keep: bool) -> Ceiling {
     let file = dir.join("canned.json");
     canned::save(&file, responses);
     let mut command = Command::new(ceiling_binary());
     command.arg(&file);
     if keep {
-        command.arg("--keep").arg(dir.join("kept-bodies"));
+        for file in ["kept-journal", "kept-channel-log"] {
+            command.arg("--keep").arg(dir.join(file));
+        }
     }
     let mut child = command
         .stdout(Stdio::piped())
