@@ -884,6 +884,24 @@ fn ceiling_section(binary: &Path, quick: bool, row: &mut Row) {
                 );
             }
         }
+        // What keeping a body as the relay must (two appends) leaves of the bare ceiling's rate:
+        // how near the relay's goal a server that does nothing else comes.
+        let at = |label| servers.iter().position(|s| s.label == label);
+        if let (Some(bare), Some(keeping)) = (at("ceiling"), at("ceiling-file")) {
+            let ratio = median(
+                results[keeping]
+                    .iter()
+                    .zip(&results[bare])
+                    .map(|(a, b)| a.rate / b.rate)
+                    .collect(),
+            );
+            row(
+                format!("{}: ceiling-file / ceiling", figure.name),
+                format!("{ratio:.3}x (what keeping each body in two files leaves)"),
+                &format!("ceiling_{}_file_vs_ceiling", figure.key),
+                json!({"ratio": ratio, "rounds": rounds}),
+            );
+        }
         if let (Some(perf_dir), 16) = (&perf_dir, figure.concurrency) {
             for server in servers.iter().take(2) {
                 profile(server, figure, perf_dir);
