@@ -604,9 +604,9 @@ fn median(mut values: Vec<f64>) -> f64 {
 /// the `ceiling` example (and nginx, where installed) then serve those bytes, so the ratios
 /// measure the relay's own work. The posting figures are also held, with no goal, against
 /// `ceiling-file`, which appends each body to two files (as the relay writes a post to its
-/// journal and its channel log) and lets their pages go as the relay does: what keeping alone
-/// costs on this machine's page cache and disk. Rounds alternate relay, ceiling, nginx (, ceiling-file), so what other
-/// processes do to the machine hits all alike; each side's median round and the median of the
+/// journal and its channel archive) and lets their pages go as the relay does: what keeping
+/// alone costs on this machine's page cache and disk. Rounds alternate relay, ceiling, nginx (,
+/// ceiling-file), so what other processes do to the machine hits all alike; each side's median round and the median of the
 /// per-round ratios count, and CPU per request is each side's CPU time over its requests.
 /// `RELAY_BENCH_PERF=DIR` also records `perf record -g` of the relay and the ceiling under each
 /// c=16 load into DIR.

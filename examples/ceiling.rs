@@ -8,7 +8,7 @@
 //! file's lock, as a journal appends), and lets the file's pages go from the page cache some way
 //! behind its end as the relay lets its journal's go: the least a server that keeps what it is
 //! sent must add. `--keep` may be given more than once, as the relay writes a post twice (its
-//! journal and its channel log). It prints `ceiling listening on http://ADDR` first and serves
+//! journal and its channel archive). It prints `ceiling listening on http://ADDR` first and serves
 //! until it is killed.
 
 #[path = "support/canned.rs"]

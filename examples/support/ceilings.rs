@@ -56,14 +56,14 @@ fn ceiling_binary() -> PathBuf {
 
 /// Starts the `ceiling` example serving `responses` (saved under `dir`). With `keep` it also
 /// appends every request body to two files under `dir`, as the relay writes a post to its
-/// journal and its channel log (labelled `ceiling-file`).
+/// journal and its channel archive (labelled `ceiling-file`).
 pub fn start_ceiling(dir: &Path, responses: &[Canned], keep: bool) -> Ceiling {
     let file = dir.join("canned.json");
     canned::save(&file, responses);
     let mut command = Command::new(ceiling_binary());
     command.arg(&file);
     if keep {
-        for file in ["kept-journal", "kept-channel-log"] {
+        for file in ["kept-journal", "kept-channel-archive"] {
             command.arg("--keep").arg(dir.join(file));
         }
     }
