@@ -595,6 +595,11 @@ fn round(server: &Loaded, figure: &Figure, duration: Duration) -> Round {
     }
 }
 
+/// The median over rounds of `a`'s rate over `b`'s in the same round.
+fn round_ratio(a: &[Round], b: &[Round]) -> f64 {
+    median(a.iter().zip(b).map(|(a, b)| a.rate / b.rate).collect())
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
@@ -606,8 +611,9 @@ fn median(mut values: Vec<f64>) -> f64 {
 /// `ceiling-file`, which appends each body to two files (as the relay writes a post to its
 /// journal and its channel archive) and lets their pages go as the relay does: what keeping
 /// alone costs on this machine's page cache and disk. Rounds alternate relay, ceiling, nginx (,
-/// ceiling-file), so what other processes do to the machine hits all alike; each side's median round and the median of the
-/// per-round ratios count, and CPU per request is each side's CPU time over its requests.
+/// ceiling-file), so what other processes do to the machine hits all alike; each side's median
+/// round and the median of the per-round ratios count, and CPU per request is each side's CPU
+/// time over its requests.
 /// `RELAY_BENCH_PERF=DIR` also records `perf record -g` of the relay and the ceiling under each
 /// c=16 load into DIR.
 fn ceiling_section(binary: &Path, quick: bool, row: &mut Row) {
@@ -844,13 +850,7 @@ fn ceiling_section(binary: &Path, quick: bool, row: &mut Row) {
         let relay_cpu = cpu_us(&results[0]);
         for (server, theirs) in servers.iter().zip(&results).skip(1) {
             let label = server.label;
-            let ratio = median(
-                results[0]
-                    .iter()
-                    .zip(theirs)
-                    .map(|(a, b)| a.rate / b.rate)
-                    .collect(),
-            );
+            let ratio = round_ratio(&results[0], theirs);
             let their_rate = rate(theirs);
             let met = |ok: bool| if ok { "met" } else { "NOT met" };
             let goal = match server.posts_only {
@@ -888,13 +888,7 @@ fn ceiling_section(binary: &Path, quick: bool, row: &mut Row) {
         // how near the relay's goal a server that does nothing else comes.
         let at = |label| servers.iter().position(|s| s.label == label);
         if let (Some(bare), Some(keeping)) = (at("ceiling"), at("ceiling-file")) {
-            let ratio = median(
-                results[keeping]
-                    .iter()
-                    .zip(&results[bare])
-                    .map(|(a, b)| a.rate / b.rate)
-                    .collect(),
-            );
+            let ratio = round_ratio(&results[keeping], &results[bare]);
             row(
                 format!("{}: ceiling-file / ceiling", figure.name),
                 format!("{ratio:.3}x (what keeping each body in two files leaves)"),

@@ -14,12 +14,11 @@
 #[path = "support/canned.rs"]
 mod canned;
 
-use rustix::fs::{fadvise, Advice};
+use claude_codex_relay::written_pages::WrittenPages;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::num::NonZeroU64;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -47,7 +46,11 @@ fn main() {
             .append(true)
             .open(args.next().expect(usage))
             .expect("open the --keep file");
-        keep.push(Mutex::new(Kept { file, len: 0 }));
+        keep.push(Mutex::new(Kept {
+            file,
+            len: 0,
+            pages: WrittenPages::default(),
+        }));
     }
     let responses: Arc<Vec<Prepared>> = Arc::new(
         canned::load(&path)
@@ -98,34 +101,21 @@ impl Pieces for Shared {
     }
 }
 
-/// A file bodies are appended to, with how long it is.
+/// A file bodies are appended to, with how long it is and how much of it the page cache has
+/// been told to let go of: the relay's own `WrittenPages`, as its journal uses it.
 struct Kept {
     file: File,
     len: u64,
+    pages: WrittenPages,
 }
 
-/// How far apart the page advice is given, and how far behind the end writeback is started and
-/// pages are dropped: the relay's figures for its journal (`src/written_pages.rs`).
-const CHUNK: u64 = 1 << 20;
-const START_BEHIND: u64 = 8 * CHUNK;
-const DROP_BEHIND: u64 = 32 * CHUNK;
-
 impl Kept {
-    /// Appends `body`, then, where a chunk boundary was passed, advises the pages newly
-    /// `START_BEHIND` the end to be written back and those newly `DROP_BEHIND` it dropped.
     fn append(&mut self, body: &[u8]) {
         self.file
             .write_all(body)
             .expect("append to the --keep file");
-        let from = self.len / CHUNK * CHUNK;
         self.len += body.len() as u64;
-        let to = self.len / CHUNK * CHUNK;
-        for behind in [START_BEHIND, DROP_BEHIND] {
-            let range = from.saturating_sub(behind)..to.saturating_sub(behind);
-            if let Some(n) = NonZeroU64::new(range.end - range.start) {
-                let _ = fadvise(&self.file, range.start, Some(n), Advice::DontNeed);
-            }
-        }
+        self.pages.appended(&self.file, self.len);
     }
 }
 

@@ -29,7 +29,8 @@
 //! `Running` relay (its address and `Load`; `drain`, `serve_until` with `StopSignals`, or
 //! `shutdown`), `error::Error` (and `error::folder_failure` and `config::absolute`, which
 //! start-up messages use to name a path), and the client commands `client::run` with its `client::Io`
-//! and `client::usage`. Every other module is private to the crate.
+//! and `client::usage`, and `written_pages::WrittenPages`, which the benchmark's ceiling uses to
+//! let its files' pages go as the journal does. Every other module is private to the crate.
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
@@ -62,7 +63,7 @@ mod sent_json;
 mod store;
 mod suggest;
 mod ui;
-mod written_pages;
+pub mod written_pages;
 
 #[cfg(test)]
 mod compaction_tests;

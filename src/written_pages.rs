@@ -31,7 +31,7 @@ const SWEEP_BEHIND: u64 = 256 * CHUNK;
 /// How much of a file has been advised away; a new file starts at 0, so its first appends let
 /// go of everything already there but its last `DROP_BEHIND` bytes.
 #[derive(Debug, Default)]
-pub(crate) struct WrittenPages {
+pub struct WrittenPages {
     /// The chunk boundary the advice has reached: bytes before `advised - START_BEHIND` have
     /// had their writeback started, bytes before `advised - DROP_BEHIND` were dropped, and
     /// bytes before `advised - SWEEP_BEHIND` dropped again.
@@ -44,7 +44,7 @@ impl WrittenPages {
     /// Tells the pages of `file`, now `len` bytes long, to leave memory where they are far
     /// enough behind its end. Advice only: a kernel or file system that ignores it keeps the
     /// pages, as it would have anyway.
-    pub(crate) fn appended(&mut self, file: &File, len: u64) {
+    pub fn appended(&mut self, file: &File, len: u64) {
         let _ = self.let_go(file, len);
     }
 
